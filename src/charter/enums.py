@@ -1,0 +1,118 @@
+"""Closed sets shared by every stage (outcomes, rule kinds, scopes, modes); imports nothing internal."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Outcome(enum.Enum):
+    """A decision's outcome. Precedence: halt > deny > escalate > require_approval > allow."""
+
+    ALLOW = "allow"
+    REQUIRE_APPROVAL = "require_approval"
+    ESCALATE = "escalate"
+    DENY = "deny"
+    HALT = "halt"
+
+    @property
+    def rank(self) -> int:
+        """Strictness; the combining rule takes the maximum."""
+        return _RANK[self]
+
+
+_RANK = {
+    Outcome.ALLOW: 0,
+    Outcome.REQUIRE_APPROVAL: 1,
+    Outcome.ESCALATE: 2,
+    Outcome.DENY: 3,
+    Outcome.HALT: 4,
+}
+
+#: Outcomes from the loosest to the strictest.
+PRECEDENCE: tuple[Outcome, ...] = tuple(sorted(Outcome, key=lambda o: o.rank))
+
+
+def strictest(a: Outcome, b: Outcome) -> Outcome:
+    """The stricter of two outcomes (the one combining rule)."""
+    return a if a.rank >= b.rank else b
+
+
+class RuleKind(enum.Enum):
+    """The kinds of rule a policy can contain."""
+
+    PERMIT = "permit"
+    FORBID = "forbid"
+    HALT = "halt"
+    ESCALATE = "escalate"
+    APPROVAL = "require approval"
+    BUDGET = "budget"
+    RATE = "rate"
+    TRIPWIRE = "tripwire"
+    RESULT = "on result"
+
+
+class Mode(enum.Enum):
+    """Enforcement mode of a rule: shadow rules are evaluated and recorded but never decide."""
+
+    ENFORCE = "enforce"
+    SHADOW = "shadow"
+
+
+class Scope(enum.Enum):
+    """What a budget, rate, tripwire or stop is counted or applied per."""
+
+    GLOBAL = "global"
+    ORG = "org"
+    TENANT = "tenant"
+    WORKFLOW = "workflow"
+    RUN = "run"
+    AGENT = "agent"
+    ROLE = "role"
+    TOOL = "tool"
+
+
+class ActionKind(enum.Enum):
+    """The kind of action an agent asks to take."""
+
+    CALL = "call"
+    DELEGATE = "delegate"
+    MODEL = "model"
+    MESSAGE = "message"
+
+
+class Calendar(enum.Enum):
+    """Calendar windows for budgets, in the budget's time zone."""
+
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+class TriggerKind(enum.Enum):
+    """The runaway tripwires the language knows."""
+
+    REPEAT = "repeated-call"
+    DEPTH = "delegation-depth"
+    PINGPONG = "ping-pong"
+    VELOCITY = "spend-velocity"
+    FANOUT = "fan-out"
+
+
+class FailMode(enum.Enum):
+    """What a rule does when evaluating it fails (closed unless a policy says otherwise)."""
+
+    DENY = "deny"
+    HALT = "halt"
+    ESCALATE = "escalate"
+    REQUIRE_APPROVAL = "require_approval"
+    IGNORE = "ignore"  # explicit fail-open: counted and visible
+
+
+class Severity(enum.Enum):
+    """Severity of an escalation or a signal."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"

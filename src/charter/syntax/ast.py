@@ -1,0 +1,436 @@
+"""The typed, frozen AST of a policy file (pydantic); every node carries a span that equality ignores."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from charter.diagnostics import Span
+from charter.enums import ActionKind, Calendar, Mode, RuleKind, Scope, TriggerKind
+
+_NOWHERE = Span("<none>", 1, 1, 1, 1)
+
+
+class Node(BaseModel):
+    """Base of every AST node: frozen, typed, with a source span excluded from equality."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    span: Span = Field(default=_NOWHERE, repr=False, exclude=True)
+
+    def _key(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, f) for f in type(self).model_fields if f != "span")
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self._key() == other._key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._key()))
+
+
+class Name(Node):
+    """An identifier as written, with its span."""
+
+    value: str
+
+
+class Duration(Node):
+    """A duration literal such as ``2m`` or ``1h30m``."""
+
+    text: str
+    seconds: float
+
+
+class TypeRef(Node):
+    """A declared type: ``int``, ``string``, ``list of string``..."""
+
+    name: str
+    element: TypeRef | None = None
+
+
+# ---- header and declarations ----------------------------------------------------------------
+
+
+class Extends(Node):
+    """``extends PARENT for agent|workflow NAME``: this module narrows PARENT for one subject."""
+
+    parent: Name
+    subject_kind: Literal["agent", "workflow"]
+    subject: Name
+
+
+class Header(Node):
+    """``policy NAME [extends ...]``."""
+
+    name: Name
+    extends: Extends | None = None
+
+
+class Include(Node):
+    """``include "path"``: another file of the same policy."""
+
+    path: str
+
+
+class AgentsFrom(Node):
+    """``agents from "inventory.yaml"``: agents and groups from an inventory file."""
+
+    path: str
+
+
+class Units(Node):
+    """``units USD, tokens``."""
+
+    names: tuple[Name, ...]
+
+
+class Roles(Node):
+    """``roles research, risk``."""
+
+    names: tuple[Name, ...]
+
+
+class Attribute(Node):
+    """``attribute clearance: int``: an actor attribute conditions may read."""
+
+    name: Name
+    type: TypeRef
+
+
+class ContextField(Node):
+    """``context env: string``: a request context field conditions may read."""
+
+    name: Name
+    type: TypeRef
+
+
+Value = Union[str, Decimal, bool, tuple[Any, ...]]
+
+
+class AgentAttr(Node):
+    """One attribute value of a declared agent."""
+
+    name: Name
+    value: Any
+
+
+class Agent(Node):
+    """``agent NAME { role ...  parent ...  attr value }``."""
+
+    name: Name
+    roles: tuple[Name, ...] = ()
+    parent: Name | None = None
+    attrs: tuple[AgentAttr, ...] = ()
+
+
+class ToolArg(Node):
+    """``arg NAME: type [secret]``."""
+
+    name: Name
+    type: TypeRef
+    secret: bool = False
+
+
+class Tool(Node):
+    """``tool NAME { category ...  tags ...  arg ... }``."""
+
+    name: Name
+    category: Name | None = None
+    tags: tuple[Name, ...] = ()
+    args: tuple[ToolArg, ...] = ()
+
+
+class Group(Node):
+    """``group NAME { members a, b }``: approvers or operators."""
+
+    name: Name
+    members: tuple[Name, ...]
+
+
+class Signal(Node):
+    """``signal KIND { from SOURCE  [clears] }``."""
+
+    name: Name
+    source: Name | None = None
+    clears: bool = False
+
+
+class Rank(Node):
+    """``rank compliance > risk > research``: which signal sources outrank which."""
+
+    names: tuple[Name, ...]
+
+
+class Stops(Node):
+    """``stops { operators GROUP  resume requires N }``."""
+
+    operators: Name | None = None
+    resume_requires: int | None = None
+
+
+class EscalationStep(Node):
+    """``to TARGET [for DURATION]``."""
+
+    target: Name
+    timeout: Duration | None = None
+
+
+class Escalation(Node):
+    """``escalation NAME { to ... for ...  finally OUTCOME }``."""
+
+    name: Name
+    steps: tuple[EscalationStep, ...]
+    final: str | None = None
+
+
+# ---- selectors --------------------------------------------------------------------------------
+
+
+class ActorSel(Node):
+    """``actor any | role a, b | agent x, y``."""
+
+    by: Literal["any", "role", "agent"]
+    names: tuple[Name, ...] = ()
+
+
+class TargetSel(Node):
+    """What an action is aimed at: ``any``, names, ``tagged``, ``category`` or ``role``."""
+
+    by: Literal["any", "name", "tag", "category", "role"]
+    names: tuple[Name, ...] = ()
+
+
+class ActionSel(Node):
+    """``action any | call T | delegate [T] | model [T] | message [T]``."""
+
+    kind: ActionKind | None  # None: any action
+    target: TargetSel | None = None
+
+
+class EventSel(Node):
+    """An earlier event in the run: ``call T``, ``delegate [T]`` or ``labelled L``."""
+
+    by: Literal["call", "delegate", "labelled"]
+    target: TargetSel | None = None
+    labels: tuple[Name, ...] = ()
+
+
+class Within(Node):
+    """``within N steps`` or ``within DURATION``."""
+
+    steps: int | None = None
+    duration: Duration | None = None
+
+
+class OutcomeSpec(Node):
+    """A response: allow, deny, ignore, halt [scope], escalate, require approval [from G], label L."""
+
+    kind: Literal["allow", "deny", "ignore", "halt", "escalate", "require_approval", "label"]
+    scope: Scope | None = None
+    group: Name | None = None
+    labels: tuple[Name, ...] = ()
+
+
+class Trigger(Node):
+    """A runaway tripwire's trigger."""
+
+    kind: TriggerKind
+    threshold: Decimal
+    unit: Name | None = None
+    within: Duration | None = None
+
+
+class Window(Node):
+    """``per day`` (calendar) or ``per 24h`` (rolling)."""
+
+    calendar: Calendar | None = None
+    rolling: Duration | None = None
+
+
+# ---- clauses ----------------------------------------------------------------------------------
+
+
+class ActorClause(Node):
+    """``actor ...``."""
+
+    clause: Literal["actor"] = "actor"
+    selector: ActorSel
+
+
+class ActionClause(Node):
+    """``action ...``."""
+
+    clause: Literal["action"] = "action"
+    selector: ActionSel
+
+
+class ConditionClause(Node):
+    """``when CEL`` or ``unless CEL``; ``text_span`` locates the expression itself."""
+
+    clause: Literal["when", "unless"]
+    text: str
+    text_span: Span = Field(default=_NOWHERE, repr=False, exclude=True)
+
+
+class SignalClause(Node):
+    """``signal KIND [where CEL]``."""
+
+    clause: Literal["signal"] = "signal"
+    kind: Name
+    where: str | None = None
+    where_span: Span = Field(default=_NOWHERE, repr=False, exclude=True)
+
+
+class SequenceClause(Node):
+    """``after EVENT [within ...]`` or ``before EVENT``."""
+
+    clause: Literal["after", "before"]
+    event: EventSel
+    within: Within | None = None
+
+
+class ReasonClause(Node):
+    """``reason "..."``."""
+
+    clause: Literal["reason"] = "reason"
+    text: str
+
+
+class ModeClause(Node):
+    """``mode enforce|shadow``."""
+
+    clause: Literal["mode"] = "mode"
+    mode: Mode
+
+
+class OutcomeClause(Node):
+    """``on error|on timeout|on exceed|then OUTCOME``."""
+
+    clause: Literal["on error", "on timeout", "on exceed", "then"]
+    outcome: OutcomeSpec
+
+
+class NameClause(Node):
+    """``approvers G``, ``to T``, ``severity S``: one name."""
+
+    clause: Literal["approvers", "to", "severity"]
+    name: Name
+
+
+class NumberClause(Node):
+    """``quorum N``."""
+
+    clause: Literal["quorum"] = "quorum"
+    value: int
+
+
+class SwitchClause(Node):
+    """``separation of duties on|off``."""
+
+    clause: Literal["separation of duties"] = "separation of duties"
+    on: bool
+
+
+class DurationClause(Node):
+    """``expires after DURATION``."""
+
+    clause: Literal["expires after"] = "expires after"
+    duration: Duration
+
+
+class ScopeClause(Node):
+    """``scope S`` (what a budget or rate counts per) or ``stop S`` (what a halt stops)."""
+
+    clause: Literal["scope", "stop"]
+    scope: Scope
+
+
+class LimitClause(Node):
+    """``limit AMOUNT [UNIT] [per WINDOW]``."""
+
+    clause: Literal["limit"] = "limit"
+    amount: Decimal
+    unit: Name | None = None
+    window: Window | None = None
+
+
+class TimezoneClause(Node):
+    """``timezone "Europe/Paris"``."""
+
+    clause: Literal["timezone"] = "timezone"
+    tz: str
+
+
+class TriggerClause(Node):
+    """``trigger ...``."""
+
+    clause: Literal["trigger"] = "trigger"
+    trigger: Trigger
+
+
+Clause = Union[
+    ActorClause,
+    ActionClause,
+    ConditionClause,
+    SignalClause,
+    SequenceClause,
+    ReasonClause,
+    ModeClause,
+    OutcomeClause,
+    NameClause,
+    NumberClause,
+    SwitchClause,
+    DurationClause,
+    ScopeClause,
+    LimitClause,
+    TimezoneClause,
+    TriggerClause,
+]
+
+
+class Rule(Node):
+    """``KIND ID { clauses }``; clauses keep their source order."""
+
+    kind: RuleKind
+    id: Name
+    clauses: tuple[Clause, ...]
+
+
+Item = Union[
+    Header,
+    Include,
+    AgentsFrom,
+    Units,
+    Roles,
+    Attribute,
+    ContextField,
+    Agent,
+    Tool,
+    Group,
+    Signal,
+    Rank,
+    Stops,
+    Escalation,
+    Rule,
+]
+
+
+class Comment(Node):
+    """A ``#`` comment, kept for the formatter."""
+
+    text: str
+
+
+class Module(Node):
+    """One parsed policy file."""
+
+    path: str
+    items: tuple[Item, ...]
+    comments: tuple[Comment, ...] = Field(default=(), exclude=True)
+
+    def _key(self) -> tuple[Any, ...]:
+        # INVARIANT: equality of modules is equality of their items (path and comments aside),
+        # so that print -> parse round trips compare equal.
+        return (self.items,)

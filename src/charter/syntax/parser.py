@@ -1,0 +1,310 @@
+"""Parses policy text into the typed AST, turning every failure into diagnostics (never a traceback)."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import VisitError
+
+from charter.diagnostics import Code, Diagnostic, Span, did_you_mean, error
+from charter.syntax import ast
+from charter.syntax.transform import SyntaxProblem, ToAst
+
+#: Largest policy file accepted, in bytes (documented in docs/language.md).
+MAX_FILE_BYTES = 4 * 1024 * 1024
+#: Deepest bracket nesting accepted anywhere in a file.
+MAX_NESTING = 64
+#: Syntax errors reported per file before giving up.
+MAX_SYNTAX_ERRORS = 20
+
+_LOCK = threading.Lock()
+_PARSER: Lark | None = None
+
+_TOP_KEYWORDS = (
+    "policy include units roles attribute context agents agent tool group signal rank stops "
+    "escalation permit forbid halt escalate require budget rate tripwire on"
+).split()
+_TOP_LINE = re.compile(r"^(?:%s)\b" % "|".join(_TOP_KEYWORDS), re.M)
+
+_FRIENDLY = {
+    "LBRACE": "'{'", "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','",
+    "COLON": "':'", "MORETHAN": "'>'", "NAME": "a name", "STRING": "a quoted string",
+    "NUMBER": "a number", "INT": "a whole number", "DURATION": "a duration such as 5m or 4h",
+    "CEL": "a condition", "$END": "the end of the file",
+}
+
+
+def grammar_text() -> str:
+    """The grammar shipped inside the package (identical to grammar/charter.lark)."""
+    return resources.files("charter.syntax").joinpath("charter.lark").read_text("utf-8")
+
+
+def _parser() -> Lark:
+    global _PARSER
+    with _LOCK:
+        if _PARSER is None:
+            _PARSER = Lark(
+                grammar_text(),
+                parser="lalr",
+                strict=True,
+                propagate_positions=True,
+                maybe_placeholders=True,
+            )
+        return _PARSER
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """A parsed module (None when syntax errors prevented one) and the diagnostics found."""
+
+    module: ast.Module | None
+    diagnostics: tuple[Diagnostic, ...]
+    source: str
+
+
+def _friendly(term: str) -> str:
+    if term in _FRIENDLY:
+        return _FRIENDLY[term]
+    if term.startswith("__ANON") or term.startswith("_"):
+        return "a symbol"
+    return f"'{term.lower().replace('_', '-')}'"
+
+
+def _expected_list(expected: set[str]) -> str:
+    names = sorted({_friendly(t) for t in expected})
+    if len(names) > 6:
+        names = names[:6] + ["..."]
+    return ", ".join(names)
+
+
+def decode(path: str, data: bytes) -> tuple[str | None, list[Diagnostic]]:
+    """Decode file bytes as UTF-8 text, or explain why they are not a policy file."""
+    if len(data) > MAX_FILE_BYTES:
+        return None, [
+            error(
+                Code.E003_TOO_LARGE,
+                f"file is {len(data):,} bytes; the limit is {MAX_FILE_BYTES:,}",
+                Span.point(path),
+                "split the policy into several files joined with include",
+            )
+        ]
+    if b"\x00" in data:
+        offset = data.index(b"\x00")
+        line = data.count(b"\n", 0, offset) + 1
+        return None, [
+            error(
+                Code.E002_NOT_UTF8, "this is a binary file, not a policy", Span.point(path, line),
+                "policy files are UTF-8 text",
+            )
+        ]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, [
+            error(
+                Code.E002_NOT_UTF8, f"invalid UTF-8 byte 0x{data[exc.start]:02x}",
+                Span.point(path, line, col), "save the file as UTF-8",
+            )
+        ]
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text, []
+
+
+def _check_nesting(path: str, text: str) -> Diagnostic | None:
+    depth = 0
+    line, col = 1, 0
+    in_str: str | None = None
+    in_comment = False
+    escaped = False
+    for ch in text:
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+            in_comment = False
+            in_str = None
+            continue
+        if in_comment:
+            continue
+        if in_str:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == in_str:
+                in_str = None
+            continue
+        if ch in "\"'":
+            in_str = ch
+        elif ch == "#":
+            in_comment = True
+        elif ch in "([{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return error(
+                    Code.E004_TOO_DEEP,
+                    f"brackets nest more than {MAX_NESTING} levels deep",
+                    Span(path, line, col, line, col + 1),
+                    "simplify the expression or split it into several rules",
+                )
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+    return None
+
+
+def _blank(text: str) -> str:
+    return re.sub(r"[^\n]", " ", text)
+
+
+def _syntax_diag(path: str, exc: UnexpectedInput, text: str) -> Diagnostic:
+    line = getattr(exc, "line", 1) or 1
+    col = getattr(exc, "column", 1) or 1
+    if isinstance(exc, UnexpectedCharacters):
+        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        span = Span(path, line, col, line, col + 1, exc.pos_in_stream, exc.pos_in_stream + 1)
+        if ch == '"':
+            return error(
+                Code.E102_UNTERMINATED_STRING, "unterminated string", span,
+                'close the string with " on the same line',
+            )
+        allowed = _expected_list(set(exc.allowed or ()))
+        shown = repr(ch) if ch.strip() else "whitespace"
+        return error(
+            Code.E101_SYNTAX, f"unexpected character {shown}", span,
+            f"expected {allowed}" if allowed else None,
+        )
+    if isinstance(exc, UnexpectedEOF) or (
+        isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
+    ):
+        last_line = text.count("\n") + 1
+        expected = _expected_list(set(getattr(exc, "expected", ()) or ()))
+        return error(
+            Code.E103_UNEXPECTED_EOF, "the file ends in the middle of a declaration or rule",
+            Span.point(path, last_line, 1),
+            f"expected {expected}; is a closing '}}' missing?" if expected else "is a '}' missing?",
+        )
+    assert isinstance(exc, UnexpectedToken)
+    tok: Token = exc.token
+    end_col = (tok.end_column or col + 1)
+    span = Span(path, line, col, tok.end_line or line, end_col, tok.start_pos or 0, tok.end_pos or 0)
+    expected = set(exc.expected or ())
+    value = str(tok)
+    helptext = f"expected {_expected_list(expected)}"
+    if tok.type == "NAME":
+        keywords = [t.lower().replace("_", "-") for t in expected if t.isupper() and t.isalpha()]
+        hint = did_you_mean(value, keywords)
+        if hint:
+            helptext = hint
+        elif "RBRACE" in expected:
+            helptext = f"'{value}' does not start a clause here; expected {_expected_list(expected)}"
+    return error(Code.E101_SYNTAX, f"unexpected '{value}'", span, helptext)
+
+
+def parse_text(text: str, path: str = "<string>") -> ParseResult:
+    """Parse policy source text. Never raises for bad input: problems come back as diagnostics."""
+    if not text.strip():
+        return ParseResult(ast.Module(path=path, items=()), (), text)
+    deep = _check_nesting(path, text)
+    if deep is not None:
+        return ParseResult(None, (deep,), text)
+    parser = _parser()
+    diags: list[Diagnostic] = []
+    remaining = text
+    tree = None
+    for _ in range(MAX_SYNTAX_ERRORS):
+        try:
+            tree = parser.parse(remaining)
+            break
+        except UnexpectedInput as exc:
+            diags.append(_syntax_diag(path, exc, text))
+            # Recover: blank everything up to the next line that starts a declaration or rule.
+            pos = getattr(exc, "pos_in_stream", None)
+            if pos is None:
+                pos = len(remaining)
+            nxt = _TOP_LINE.search(remaining, pos + 1)
+            if nxt is None:
+                tree = None
+                break
+            remaining = _blank(remaining[: nxt.start()]) + remaining[nxt.start() :]
+            tree = None
+        except RecursionError:
+            diags.append(error(Code.E004_TOO_DEEP, "the file nests too deeply", Span.point(path)))
+            return ParseResult(None, tuple(diags), text)
+    if diags:
+        return ParseResult(None, tuple(diags), text)
+    assert tree is not None
+    try:
+        module = ToAst(path).transform(tree)
+    except VisitError as exc:
+        orig = exc.orig_exc
+        if isinstance(orig, SyntaxProblem):
+            return ParseResult(None, (error(Code(orig.code), orig.message, orig.span, orig.help),), text)
+        if isinstance(orig, RecursionError):
+            return ParseResult(
+                None, (error(Code.E004_TOO_DEEP, "the file nests too deeply", Span.point(path)),), text
+            )
+        raise
+    except RecursionError:
+        return ParseResult(
+            None, (error(Code.E004_TOO_DEEP, "the file nests too deeply", Span.point(path)),), text
+        )
+    found = [
+        ast.Comment(text=m.group(0), span=_offset_span(path, text, m.start(), m.end()))
+        for m in _iter_comments(text)
+    ]
+    module = module.model_copy(update={"comments": tuple(found)})
+    return ParseResult(module, (), text)
+
+
+def _offset_span(path: str, text: str, start: int, end: int) -> Span:
+    line = text.count("\n", 0, start) + 1
+    col = start - (text.rfind("\n", 0, start) + 1) + 1
+    return Span(path, line, col, line, col + (end - start), start, end)
+
+
+_COMMENT_SCAN = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|#[^\n]*')
+
+
+def _iter_comments(text: str) -> list[re.Match[str]]:
+    return [m for m in _COMMENT_SCAN.finditer(text) if m.group(0).startswith("#")]
+
+
+def parse_file(path: str | Path) -> ParseResult:
+    """Read and parse one policy file; unreadable, binary or oversized files give diagnostics."""
+    p = Path(path)
+    shown = str(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return ParseResult(
+                None,
+                (
+                    error(
+                        Code.E003_TOO_LARGE,
+                        f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}",
+                        Span.point(shown),
+                        "split the policy into several files joined with include",
+                    ),
+                ),
+                "",
+            )
+        data = p.read_bytes()
+    except IsADirectoryError:
+        return ParseResult(None, (error(Code.E001_UNREADABLE, "is a directory", Span.point(shown)),), "")
+    except OSError as exc:
+        return ParseResult(
+            None,
+            (error(Code.E001_UNREADABLE, f"cannot read file: {exc.strerror}", Span.point(shown)),),
+            "",
+        )
+    text, diags = decode(shown, data)
+    if text is None:
+        return ParseResult(None, tuple(diags), "")
+    return parse_text(text, shown)
