@@ -1,0 +1,178 @@
+"""Compiler stage 0 (load): reads policy files and their includes and inventories into modules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from charter.diagnostics import Code, Diagnostic, Span, error
+from charter.syntax import ast, parse_file
+
+#: File suffix of policy files found when a directory is given.
+POLICY_SUFFIX = ".charter"
+#: At most this many files in one policy (includes included).
+MAX_FILES = 2000
+
+
+@dataclass
+class Inventory:
+    """Agents and groups read from an ``agents from "file.yaml"`` inventory."""
+
+    path: str
+    agents: list[dict[str, Any]] = field(default_factory=list)
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    span: Span | None = None
+
+
+@dataclass
+class Loaded:
+    """The modules of one policy, their sources and inventories."""
+
+    modules: list[ast.Module] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+    inventories: list[Inventory] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def expand(paths: list[str | Path]) -> tuple[list[Path], list[Diagnostic]]:
+    """Files named directly, plus every ``*.charter`` file under named directories (sorted)."""
+    files: list[Path] = []
+    diags: list[Diagnostic] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(x for x in p.rglob("*" + POLICY_SUFFIX) if x.is_file())
+            if not found:
+                diags.append(
+                    error(
+                        Code.E005_NO_POLICIES,
+                        f"no policy files ({POLICY_SUFFIX}) in directory {raw}",
+                        Span.point(str(raw)),
+                        f"policy files end in {POLICY_SUFFIX}",
+                    )
+                )
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            diags.append(
+                error(Code.E204_MISSING_FILE, f"no such file: {raw}", Span.point(str(raw)))
+            )
+    return files, diags
+
+
+def _read_inventory(path: Path, shown: str, span: Span) -> tuple[Inventory | None, Diagnostic | None]:
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return None, error(Code.E204_MISSING_FILE, f"inventory file not found: {shown}", span)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return None, error(
+            Code.E205_BAD_INVENTORY, f"cannot read inventory {shown}: {str(exc).splitlines()[0]}", span
+        )
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return None, error(
+            Code.E205_BAD_INVENTORY, f"inventory {shown} must be a mapping with 'agents' and 'groups'",
+            span,
+        )
+    inv = Inventory(path=shown, span=span)
+    agents = data.get("agents", []) or []
+    groups = data.get("groups", {}) or {}
+    if not isinstance(agents, list) or not all(isinstance(a, dict) and "id" in a for a in agents):
+        return None, error(
+            Code.E205_BAD_INVENTORY, f"inventory {shown}: 'agents' must be a list of mappings with an id",
+            span, "e.g. agents: [{id: research-1, roles: [research], attributes: {clearance: 1}}]",
+        )
+    if not isinstance(groups, dict) or not all(isinstance(v, list) for v in groups.values()):
+        return None, error(
+            Code.E205_BAD_INVENTORY, f"inventory {shown}: 'groups' must map names to member lists", span
+        )
+    inv.agents = agents
+    inv.groups = {str(k): [str(m) for m in v] for k, v in groups.items()}
+    return inv, None
+
+
+def load(paths: list[str | Path]) -> Loaded:
+    """Parse the given files or directories, following includes; cycles and missing files are diagnosed."""
+    out = Loaded()
+    files, diags = expand(paths)
+    out.diagnostics.extend(diags)
+    seen: dict[Path, str] = {}
+    stack: list[Path] = []
+
+    def visit(path: Path, via: Span | None) -> None:
+        real = path.resolve()
+        if real in stack:
+            chain = " -> ".join(_display(p) for p in [*stack[stack.index(real):], real])
+            out.diagnostics.append(
+                error(
+                    Code.E203_INCLUDE_CYCLE, f"include cycle: {chain}", via or Span.point(_display(path)),
+                    "remove one of the includes",
+                )
+            )
+            return
+        if real in seen:
+            return
+        if len(seen) >= MAX_FILES:
+            out.diagnostics.append(
+                error(Code.E003_TOO_LARGE, f"more than {MAX_FILES} policy files", Span.point(_display(path)))
+            )
+            return
+        shown = _display(path)
+        seen[real] = shown
+        if not path.exists():
+            out.diagnostics.append(
+                error(
+                    Code.E204_MISSING_FILE, f"included file not found: {shown}",
+                    via or Span.point(shown), "paths in include are relative to the including file",
+                )
+            )
+            return
+        result = parse_file(path)
+        out.sources[shown] = result.source
+        out.diagnostics.extend(result.diagnostics)
+        if result.module is None:
+            return
+        module = result.module.model_copy(update={"path": shown})
+        out.modules.append(module)
+        stack.append(real)
+        for item in module.items:
+            if isinstance(item, ast.Include):
+                visit(path.parent / item.path, item.span)
+            elif isinstance(item, ast.AgentsFrom):
+                inv_path = path.parent / item.path
+                inv, diag = _read_inventory(inv_path, _display(inv_path), item.span)
+                if diag is not None:
+                    out.diagnostics.append(diag)
+                if inv is not None:
+                    out.inventories.append(inv)
+        stack.pop()
+
+    for f in files:
+        visit(f, None)
+    return out
+
+
+def load_text(text: str, path: str = "<string>") -> Loaded:
+    """Parse one policy given as text (includes are not followed)."""
+    from charter.syntax import parse_text
+
+    out = Loaded()
+    result = parse_text(text, path)
+    out.sources[path] = text
+    out.diagnostics.extend(result.diagnostics)
+    if result.module is not None:
+        out.modules.append(result.module)
+    return out

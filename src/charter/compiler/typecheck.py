@@ -1,0 +1,221 @@
+"""Compiler stage 2 (typecheck): CEL conditions checked against the declared request schema and compiled."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from charter.cel import CelCompileError, CelType, Compiled, ProblemKind, compile_condition
+from charter.compiler.resolve import RuleEntry, Symbols
+from charter.diagnostics import Code, Diagnostic, Span, did_you_mean, error
+from charter.enums import RuleKind
+from charter.syntax import ast
+
+S, I, D, B = CelType.STRING, CelType.INT, CelType.DOUBLE, CelType.BOOL
+LS = CelType.LIST(S)
+
+_TYPES: dict[str, CelType] = {
+    "int": I,
+    "double": D,
+    "number": D,
+    "string": S,
+    "bool": B,
+    "timestamp": CelType.TIMESTAMP,
+    "duration": CelType.DURATION,
+    "any": CelType.DYN,
+}
+
+_PROBLEM_CODES = {
+    ProblemKind.SYNTAX: Code.E301_CEL_SYNTAX,
+    ProblemKind.UNKNOWN_NAME: Code.E302_CEL_UNKNOWN_NAME,
+    ProblemKind.TYPE: Code.E303_CEL_TYPE,
+    ProblemKind.TOO_COMPLEX: Code.E304_CEL_TOO_COMPLEX,
+    ProblemKind.UNSUPPORTED: Code.E305_CEL_UNSUPPORTED,
+    ProblemKind.NOT_BOOL: Code.E306_CEL_NOT_BOOL,
+}
+
+SIGNAL_FIELDS: dict[str, CelType] = {
+    "source": S, "kind": S, "severity": S, "score": D, "note": S, "rank": I,
+}
+
+
+def cel_type(ref: ast.TypeRef, diags: list[Diagnostic]) -> CelType:
+    """The CEL type of a declared type, reporting unknown type names."""
+    if ref.name == "list":
+        return CelType.LIST(cel_type(ref.element, diags) if ref.element else CelType.DYN)
+    if ref.name == "map":
+        return CelType.MAP(S, cel_type(ref.element, diags) if ref.element else CelType.DYN)
+    found = _TYPES.get(ref.name)
+    if found is None:
+        diags.append(
+            error(
+                Code.E201_UNKNOWN_NAME, f"unknown type '{ref.name}'", ref.span,
+                did_you_mean(ref.name, _TYPES) or "types: " + ", ".join(sorted(_TYPES)) + ", list of T, map of T",
+            )
+        )
+        return CelType.DYN
+    return found
+
+
+@dataclass
+class Environments:
+    """The CEL declarations conditions can see, derived once from the symbol table."""
+
+    actor: CelType
+    context: CelType
+    attribute_types: dict[str, CelType]
+    context_types: dict[str, CelType]
+    tool_args: dict[str, dict[str, CelType]]
+    diags: list[Diagnostic] = field(default_factory=list)
+
+    def base(self, args: CelType) -> dict[str, CelType]:
+        """Roots every condition sees."""
+        return {
+            "actor": self.actor,
+            "action": CelType.OBJECT(
+                {
+                    "kind": S, "target": S, "args": CelType.MAP(S, CelType.DYN), "labels": LS,
+                    "arg_labels": CelType.MAP(S, LS),
+                }
+            ),
+            "args": args,
+            "tool": CelType.OBJECT({"name": S, "category": S, "tags": LS}),
+            "context": self.context,
+            "cost": CelType.MAP(S, D),
+            "signals": CelType.LIST(CelType.OBJECT(SIGNAL_FIELDS)),
+            "run": CelType.OBJECT({"steps": I, "labels": LS}),
+        }
+
+
+def environments(sym: Symbols) -> Environments:
+    """Build the declared request schema as CEL types."""
+    diags: list[Diagnostic] = []
+    attrs = {n: cel_type(a.type, diags) for n, a in sym.attributes.items()}
+    ctx = {n: cel_type(c.type, diags) for n, c in sym.context.items()}
+    actor_fields: dict[str, CelType] = {
+        "id": S, "roles": LS, "chain": LS, "depth": I, "human": S,
+    }
+    actor_fields.update(attrs)
+    context_fields: dict[str, CelType] = {
+        "workflow": S, "run": S, "tenant": S, "env": S, "time": CelType.DYN,
+    }
+    context_fields.update(ctx)
+    tool_args = {
+        name: {a.name.value: cel_type(a.type, diags) for a in tool.args}
+        for name, tool in sym.tools.items()
+    }
+    return Environments(
+        CelType.OBJECT(actor_fields), CelType.OBJECT(context_fields), attrs, ctx, tool_args, diags
+    )
+
+
+def targeted_tools(entry: RuleEntry, sym: Symbols) -> list[str] | None:
+    """The declared tools a rule can apply to, or None when it can apply to any tool."""
+    clause = entry.one("action")
+    if clause is None:
+        return None
+    sel: ast.ActionSel = clause.selector
+    if sel.kind is None or sel.kind.value != "call" or sel.target is None or sel.target.by == "any":
+        return None
+    out: list[str] = []
+    for n in sel.target.names:
+        if sel.target.by == "name":
+            out.append(n.value)
+        elif sel.target.by == "tag":
+            out.extend(sym.tags.get(n.value, []))
+        elif sel.target.by == "category":
+            out.extend(sym.categories.get(n.value, []))
+    return out
+
+
+def args_type(tools: list[str] | None, envs: Environments) -> CelType:
+    """``args`` as a closed object when every targeted tool declares its arguments."""
+    if not tools or any(not envs.tool_args.get(t) for t in tools):
+        return CelType.MAP(S, CelType.DYN)
+    fields: dict[str, CelType] = {}
+    for t in tools:
+        for name, typ in envs.tool_args[t].items():
+            fields[name] = typ if fields.get(name, typ) == typ else CelType.DYN
+    return CelType.OBJECT(fields)
+
+
+def _offset_span(span: Span, text: str, start: int, end: int) -> Span:
+    """A span inside a condition, given character offsets into its text."""
+    start = max(0, min(start, len(text)))
+    end = max(start, min(end, len(text)))
+    line = span.line + text.count("\n", 0, start)
+    if line == span.line:
+        col = span.column + start
+    else:
+        col = start - text.rfind("\n", 0, start)
+    end_line = span.line + text.count("\n", 0, end)
+    if end_line == line:
+        end_col = col + max(1, end - start)
+    else:
+        end_col = col + 1
+        end_line = line
+    return Span(span.path, line, col, end_line, end_col, span.start + start, span.start + end)
+
+
+class ConditionCompiler:
+    """Compiles conditions with a cache: identical (text, environment) pairs compile once."""
+
+    def __init__(self) -> None:
+        self.cache: dict[tuple[str, int], Compiled | CelCompileError] = {}
+        self.env_ids: dict[int, int] = {}
+        self._envs: list[Mapping[str, CelType]] = []
+
+    def _env_key(self, env: Mapping[str, CelType]) -> int:
+        for i, e in enumerate(self._envs):
+            if e is env or e == env:
+                return i
+        self._envs.append(env)
+        return len(self._envs) - 1
+
+    def compile(
+        self, text: str, env: Mapping[str, CelType], span: Span, diags: list[Diagnostic]
+    ) -> Compiled | None:
+        """Compile one condition; problems become diagnostics located inside the condition."""
+        key = (text, self._env_key(env))
+        found = self.cache.get(key)
+        if found is None:
+            try:
+                found = compile_condition(text, env)
+            except CelCompileError as exc:
+                found = exc
+            except RecursionError:
+                found = CelCompileError([])
+            self.cache[key] = found
+        if isinstance(found, CelCompileError):
+            problems = found.problems or []
+            if not problems:
+                diags.append(error(Code.E304_CEL_TOO_COMPLEX, "the condition is too complex", span))
+            for p in problems:
+                diags.append(
+                    error(
+                        _PROBLEM_CODES.get(p.kind, Code.E301_CEL_SYNTAX),
+                        p.message,
+                        _offset_span(span, text, p.start, p.end),
+                        p.help,
+                    )
+                )
+            return None
+        return found
+
+
+def rule_env(entry: RuleEntry, sym: Symbols, envs: Environments) -> dict[str, CelType]:
+    """The CEL roots visible to one rule's conditions."""
+    env = envs.base(args_type(targeted_tools(entry, sym), envs))
+    if entry.rule.kind is RuleKind.RESULT:
+        env["result"] = CelType.OBJECT(
+            {"outcome": S, "failed": B, "cost": CelType.MAP(S, D), "labels": LS}
+        )
+        env["estimate"] = CelType.MAP(S, D)
+    return env
+
+
+def signal_env(base: Mapping[str, CelType]) -> dict[str, CelType]:
+    """Roots of a ``signal KIND where ...`` condition: the signal's fields, then the rest."""
+    env = dict(base)
+    env.update(SIGNAL_FIELDS)
+    return env

@@ -1,0 +1,274 @@
+"""The compiled, immutable policy the engine runs: rules, boundaries, catalog and index (no syntax)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from charter.enums import ActionKind, Calendar, FailMode, Mode, Outcome, RuleKind, Scope, TriggerKind
+
+#: A compiled condition: activation -> value (True/False, or an error value).
+CondFn = Callable[[Mapping[str, Any]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a rule or boundary was written (for decisions and traces)."""
+
+    path: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One ``when`` (negate False) or ``unless`` (negate True) condition."""
+
+    text: str
+    negate: bool
+    fn: CondFn
+    explain: Callable[[Mapping[str, Any]], list[tuple[str, Any]]] | None = None
+    references: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class SignalCondition:
+    """``signal KIND [where CEL]``: holds when an effective (unsuppressed) signal of KIND matches."""
+
+    kind: str
+    where: Condition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceCondition:
+    """``after EVENT [within ...]`` (after=True) or ``before EVENT`` (after=False), via a run mark."""
+
+    mark: str
+    after: bool
+    within_steps: int | None = None
+    within_seconds: float | None = None
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Which action targets a rule selects; tags and categories are expanded to tool names."""
+
+    any: bool = True
+    names: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()  # delegate to an agent holding one of these roles
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """Actor x action x target selector shared by every rule-like construct."""
+
+    actor_any: bool = True
+    actor_roles: frozenset[str] = frozenset()
+    actor_agents: frozenset[str] = frozenset()
+    kind: ActionKind | None = None
+    target: Target = Target()
+    #: extra scope from ``extends ... for agent|workflow X`` (narrowing modules)
+    subject_agent: str | None = None
+    subject_workflow: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalGate:
+    """Obligation of a ``require approval`` rule."""
+
+    group: str
+    quorum: int = 1
+    separation_of_duties: bool = True
+    expires_seconds: float = 86400.0
+    on_timeout: Outcome = Outcome.DENY
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationStep:
+    """One step of an escalation chain."""
+
+    target: str
+    timeout_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationPath:
+    """Where an escalation goes: a chain of targets and a terminal fallback."""
+
+    name: str
+    steps: tuple[EscalationStep, ...]
+    fallback: Outcome = Outcome.DENY
+    severity: str = "medium"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A compiled permit / forbid / halt / escalate / require-approval rule."""
+
+    id: str
+    kind: RuleKind
+    effect: Outcome
+    reason: str
+    mode: Mode
+    fail: FailMode
+    selector: Selector
+    conditions: tuple[Condition, ...] = ()
+    signals: tuple[SignalCondition, ...] = ()
+    sequences: tuple[SequenceCondition, ...] = ()
+    approval: ApprovalGate | None = None
+    escalation: EscalationPath | None = None
+    stop_scope: Scope | None = None
+    source: Source | None = None
+    order: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A spend limit: amount per scope instance and window, in one unit."""
+
+    id: str
+    reason: str
+    scope: Scope
+    unit: str
+    limit_micros: int
+    calendar: Calendar | None
+    rolling_seconds: float | None
+    timezone: str
+    on_exceed: Outcome
+    stop_scope: Scope | None
+    selector: Selector
+    conditions: tuple[Condition, ...] = ()
+    mode: Mode = Mode.ENFORCE
+    fail: FailMode = FailMode.DENY
+    source: Source | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most ``limit`` matching actions per scope instance in a rolling window."""
+
+    id: str
+    reason: str
+    scope: Scope
+    limit: int
+    window_seconds: float
+    on_exceed: Outcome
+    stop_scope: Scope | None
+    selector: Selector
+    conditions: tuple[Condition, ...] = ()
+    mode: Mode = Mode.ENFORCE
+    fail: FailMode = FailMode.DENY
+    source: Source | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tripwire:
+    """A runaway tripwire with its response."""
+
+    id: str
+    reason: str
+    trigger: TriggerKind
+    threshold: float
+    window_seconds: float | None
+    unit: str | None
+    outcome: Outcome
+    stop_scope: Scope | None
+    escalation: EscalationPath | None
+    selector: Selector
+    conditions: tuple[Condition, ...] = ()
+    mode: Mode = Mode.ENFORCE
+    source: Source | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultCheck:
+    """A check after an action (``on result``): may halt, escalate or label the run's data."""
+
+    id: str
+    reason: str
+    outcome: Outcome | None
+    stop_scope: Scope | None
+    labels: frozenset[str]
+    escalation: EscalationPath | None
+    selector: Selector
+    conditions: tuple[Condition, ...] = ()
+    mode: Mode = Mode.ENFORCE
+    fail: FailMode = FailMode.DENY
+    source: Source | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventMark:
+    """An event matcher used by sequence conditions; an action that matches sets the mark."""
+
+    id: str
+    kind: ActionKind | None
+    target: Target
+    labels: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolInfo:
+    """A declared tool."""
+
+    name: str
+    category: str | None
+    tags: frozenset[str]
+    args: Mapping[str, str]
+    secret_args: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    """A declared agent: roles and attributes (inherited from its parent chain)."""
+
+    id: str
+    roles: frozenset[str]
+    attributes: Mapping[str, Any]
+    ancestors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StopsConfig:
+    """Who may stop and resume, and how many distinct operators a resume needs."""
+
+    operators: str | None = None
+    members: tuple[str, ...] = ()
+    resume_requires: int = 2
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    """An immutable, thread-safe compiled policy. ``revision`` is a content hash of its sources."""
+
+    revision: str
+    name: str
+    files: tuple[str, ...]
+    rules: tuple[Rule, ...]
+    budgets: tuple[Budget, ...]
+    rates: tuple[RateLimit, ...]
+    tripwires: tuple[Tripwire, ...]
+    result_checks: tuple[ResultCheck, ...]
+    marks: tuple[EventMark, ...]
+    tools: Mapping[str, ToolInfo]
+    agents: Mapping[str, AgentInfo]
+    groups: Mapping[str, tuple[str, ...]]
+    units: frozenset[str]
+    signal_clears: frozenset[str]
+    signal_source_rank: Mapping[str, int]
+    signal_kind_source: Mapping[str, str]
+    escalations: Mapping[str, EscalationPath]
+    stops: StopsConfig
+    index: Any = field(default=None, compare=False, repr=False)
+    uses_run_state: bool = False
+
+    @property
+    def stateful(self) -> bool:
+        """True when deciding needs the state store beyond stop checks."""
+        return bool(self.budgets or self.rates or self.tripwires or self.marks or self.uses_run_state)
