@@ -232,11 +232,15 @@ class _Checker:
                 )
                 return BOOL
             sel = n.args[0]
-            t = self.visit(sel.operand, scope, depth)
+            outer, self.in_path = self.in_path, True
+            try:
+                t = self.visit(sel.operand, scope, depth)
+            finally:
+                self.in_path = outer
             if t.kind == "object" and not t.open and sel.field not in (t.fields or {}):
                 self._field(sel, sel.operand, t, sel.field)
             p = self.path(sel, scope)
-            if p is not None:
+            if p is not None and not self.in_path:
                 self.refs.add(p)
             return BOOL
         if n.name == "dyn":

@@ -98,7 +98,7 @@ METHODS = frozenset(
         "getMonth", "getHours", "getMilliseconds", "getMinutes", "getSeconds",
     }
 )  # fmt: skip
-_STRING_COST = frozenset({"contains", "startsWith", "endsWith", "matches"})
+_STRING_COST = frozenset({"matches"})
 
 
 def _err(msg: str) -> CELEvalError:
