@@ -1,0 +1,256 @@
+"""The fast path: guarded Python generated from the AST, exact or else deferring to the slow path.
+
+Each generated sub-expression either yields exactly the value cel-python would (checked by
+inline ``type(x) is T`` guards on every value read from the activation) or raises; any
+exception makes the whole evaluation fall back to the exact slow evaluator. Only constructs
+that can never make cel-python raise (so &&/|| short-circuiting is safe) are compiled here.
+Source is built from the tree only: names and literals are emitted with repr() of parsed values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import celpy.celtypes as ct
+
+from charter.cel.syntax import (
+    Binary,
+    Call,
+    Cond,
+    Ident,
+    Index,
+    ListLit,
+    Lit,
+    Logic,
+    Method,
+    Node,
+    Select,
+    Unary,
+)
+
+_INT_MIN = -(2**63)
+_INT_MAX = 2**63 - 1
+_ORDERED_KINDS = frozenset({"bool", "int", "float", "str"})
+
+
+class _Fallback(Exception):
+    """Raised inside the fast path when a guard fails."""
+
+
+class _NoFast(Exception):
+    """Raised at build time when a construct has no fast form."""
+
+
+def _fb() -> Any:
+    raise _Fallback
+
+
+def _in_str(x: str, c: Any) -> bool:
+    t = type(c)
+    if t is list or t is dict or t is tuple:
+        if x in c:
+            return True
+        for e in c:
+            if type(e) is not str:
+                raise _Fallback
+        return False
+    raise _Fallback
+
+
+_SIZED = (str, list, dict, bytes, tuple)
+
+Code = tuple[str, str | None]  # (python expression, static python type name or None)
+
+
+class _Gen:
+    def __init__(self) -> None:
+        self.consts: dict[str, Any] = {}
+        self.n = 0
+
+    def const(self, v: Any) -> str:
+        name = f"_k{len(self.consts)}"
+        self.consts[name] = v
+        return name
+
+    def tmp(self) -> str:
+        self.n += 1
+        return f"_t{self.n}"
+
+    def guard(self, c: Code, kind: str, body: Callable[[str], str]) -> str:
+        """Code for body(x) where x is `c` checked to be of python type `kind`."""
+        code, k = c
+        if k == kind:
+            return body(f"({code})")
+        t = self.tmp()
+        cond = f"type({t} := {code}) is {kind}"
+        if kind == "int":
+            cond += f" and {_INT_MIN} <= {t} <= {_INT_MAX}"
+        return f"({body(t)} if {cond} else _fb())"
+
+    def gen(self, n: Node) -> Code:
+        m = getattr(self, "_" + type(n).__name__, None)
+        if m is None:
+            raise _NoFast
+        r: Code = m(n)
+        return r
+
+    def _Lit(self, n: Lit) -> Code:
+        v = n.value
+        if isinstance(v, ct.BoolType):
+            return ("True" if v else "False", "bool")
+        if isinstance(v, ct.IntType):
+            return (repr(int(v)), "int")
+        if isinstance(v, ct.DoubleType):
+            f = float(v)
+            return (repr(f) if math.isfinite(f) else self.const(f), "float")
+        if isinstance(v, ct.StringType):
+            return (repr(str(v)), "str")
+        raise _NoFast
+
+    def _Ident(self, n: Ident) -> Code:
+        return (f"act[{n.name!r}]", None)
+
+    def _Select(self, n: Select) -> Code:
+        code, kind = self.gen(n.operand)
+        if kind is not None:
+            raise _NoFast
+        return (f"{code}[{n.field!r}]", None)
+
+    def _Index(self, n: Index) -> Code:
+        code, kind = self.gen(n.operand)
+        if kind is not None or not isinstance(n.index, Lit):
+            raise _NoFast
+        v = n.index.value
+        if isinstance(v, ct.StringType):
+            t = self.tmp()
+            return (f"({t}[{str(v)!r}] if type({t} := {code}) is dict else _fb())", None)
+        if isinstance(v, ct.IntType) and not isinstance(v, ct.BoolType):
+            t = self.tmp()
+            return (f"({t}[{int(v)!r}] if type({t} := {code}) is list else _fb())", None)
+        raise _NoFast
+
+    def _bool(self, n: Node) -> str:
+        code, kind = self.gen(n)
+        if kind != "bool":
+            raise _NoFast
+        return code
+
+    def _Logic(self, n: Logic) -> Code:
+        joiner = " and " if n.op == "&&" else " or "
+        return ("(" + joiner.join(self._bool(x) for x in n.operands) + ")", "bool")
+
+    def _Unary(self, n: Unary) -> Code:
+        if n.op != "!":
+            raise _NoFast
+        return (f"(not {self._bool(n.operand)})", "bool")
+
+    def _Cond(self, n: Cond) -> Code:
+        c = self._bool(n.cond)
+        a, ka = self.gen(n.then)
+        b, kb = self.gen(n.other)
+        return (f"({a} if {c} else {b})", ka if ka == kb else None)
+
+    def _Binary(self, n: Binary) -> Code:
+        op = n.op
+        if op == "in":
+            return self._in(n)
+        if op not in ("==", "!=", "<", "<=", ">", ">="):
+            raise _NoFast
+        left = self.gen(n.left)
+        right = self.gen(n.right)
+        kind = left[1] or right[1]
+        if kind not in _ORDERED_KINDS:
+            raise _NoFast
+        return (
+            self.guard(left, kind, lambda a: self.guard(right, kind, lambda b: f"{a} {op} {b}")),
+            "bool",
+        )
+
+    def _in(self, n: Binary) -> Code:
+        left = self.gen(n.left)
+        r = n.right
+        if isinstance(r, ListLit) and r.items and all(isinstance(x, Lit) for x in r.items):
+            vals = [x.value for x in r.items if isinstance(x, Lit)]
+            if all(type(v) is ct.StringType for v in vals):
+                k = self.const(frozenset(str(v) for v in vals))
+                return (self.guard(left, "str", lambda a: f"{a} in {k}"), "bool")
+            if all(type(v) is ct.IntType for v in vals):
+                k = self.const(frozenset(int(v) for v in vals))
+                return (self.guard(left, "int", lambda a: f"{a} in {k}"), "bool")
+            raise _NoFast
+        code, kind = self.gen(r)
+        if kind is not None:
+            raise _NoFast
+        return (self.guard(left, "str", lambda a: f"_in_str({a}, {code})"), "bool")
+
+    def _sized(self, target: Node) -> Code:
+        code, kind = self.gen(target)
+        if kind not in (None, "str"):
+            raise _NoFast
+        t = self.tmp()
+        return (f"(len({t}) if type({t} := {code}) in _SIZED else _fb())", "int")
+
+    def _Call(self, n: Call) -> Code:
+        if n.name == "has" and len(n.args) == 1 and isinstance(n.args[0], Select):
+            sel = n.args[0]
+            code, kind = self.gen(sel.operand)
+            if kind is not None:
+                raise _NoFast
+            t = self.tmp()
+            return (f"({sel.field!r} in {t} if type({t} := {code}) is dict else _fb())", "bool")
+        if n.name == "size" and len(n.args) == 1:
+            return self._sized(n.args[0])
+        raise _NoFast
+
+    def _Method(self, n: Method) -> Code:
+        if n.name == "size" and not n.args:
+            return self._sized(n.target)
+        if n.name in ("startsWith", "endsWith", "contains") and len(n.args) == 1:
+            target = self.gen(n.target)
+            arg = self.gen(n.args[0])
+            py = {"startsWith": "startswith", "endsWith": "endswith"}.get(n.name)
+
+            def body(a: str) -> str:
+                if py is None:
+                    return self.guard(arg, "str", lambda b: f"({b} in {a})")
+                return self.guard(arg, "str", lambda b: f"{a}.{py}({b})")
+
+            return (self.guard(target, "str", body), "bool")
+        raise _NoFast
+
+
+def build_fast(
+    node: Node, slow: Callable[[Mapping[str, Any]], Any]
+) -> Callable[[Mapping[str, Any]], Any] | None:
+    """The fast callable for `node`, or None when it has no fast form."""
+    gen = _Gen()
+    try:
+        expr, _ = gen.gen(node)
+    except _NoFast:
+        return None
+    src = (
+        "def _fast(act):\n"
+        "    try:\n"
+        f"        return {expr}\n"
+        "    except Exception:\n"
+        "        return _slow(act)\n"
+    )
+    namespace: dict[str, Any] = {
+        "_fb": _fb,
+        "_in_str": _in_str,
+        "_SIZED": _SIZED,
+        "_slow": slow,
+        "__builtins__": {"type": type, "len": len, "str": str, "int": int, "float": float,
+                         "bool": bool, "dict": dict, "list": list, "Exception": Exception},
+        **gen.consts,
+    }  # fmt: skip
+    try:
+        code = compile(src, "<cel-fast-path>", "exec")
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return None
+    exec(code, namespace)
+    fn: Callable[[Mapping[str, Any]], Any] = namespace["_fast"]
+    fn.__doc__ = src
+    return fn

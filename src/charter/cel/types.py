@@ -1,0 +1,135 @@
+"""The CEL type model (CelType), runtime value helpers (UInt, CelError) and compile problems."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+_UINT_MAX = 2**64 - 1
+
+
+class UInt(int):
+    """A CEL ``uint`` value (0 .. 2**64-1); a plain ``int`` is a CEL ``int``."""
+
+    def __new__(cls, value: Any = 0) -> UInt:
+        v = int(value)
+        if not 0 <= v <= _UINT_MAX:
+            raise ValueError(f"uint out of range: {v}")
+        return super().__new__(cls, v)
+
+    def __repr__(self) -> str:
+        return f"UInt({int(self)})"
+
+
+@dataclass(frozen=True, slots=True)
+class CelError:
+    """An evaluation error, returned as a value (never raised at the API boundary)."""
+
+    message: str
+
+    def __repr__(self) -> str:
+        return f"CelError({self.message!r})"
+
+
+@dataclass(frozen=True)
+class CelType:
+    """A static CEL type: a primitive, LIST(elem), MAP(key, val), OBJECT(fields, open) or DYN."""
+
+    kind: str
+    elem: CelType | None = None
+    key: CelType | None = None
+    val: CelType | None = None
+    fields: Mapping[str, CelType] | None = field(default=None, hash=False, compare=False)
+    open: bool = False
+
+    INT: ClassVar[CelType]
+    UINT: ClassVar[CelType]
+    DOUBLE: ClassVar[CelType]
+    STRING: ClassVar[CelType]
+    BYTES: ClassVar[CelType]
+    BOOL: ClassVar[CelType]
+    NULL: ClassVar[CelType]
+    TIMESTAMP: ClassVar[CelType]
+    DURATION: ClassVar[CelType]
+    DYN: ClassVar[CelType]
+
+    # factory helpers for composite types
+    @staticmethod
+    def LIST(elem: CelType) -> CelType:  # noqa: N802
+        return CelType("list", elem=elem)
+
+    @staticmethod
+    def MAP(key: CelType, val: CelType) -> CelType:  # noqa: N802
+        return CelType("map", key=key, val=val)
+
+    @staticmethod
+    def OBJECT(fields: Mapping[str, CelType], open: bool = False) -> CelType:  # noqa: N802, A002
+        return CelType("object", fields=dict(fields), open=open)
+
+    def __str__(self) -> str:
+        if self.kind == "list":
+            return f"list({self.elem})"
+        if self.kind == "map":
+            return f"map({self.key}, {self.val})"
+        if self.kind == "object":
+            return "object"
+        return self.kind
+
+    @property
+    def is_dyn(self) -> bool:
+        return self.kind == "dyn"
+
+
+CelType.INT = CelType("int")
+CelType.UINT = CelType("uint")
+CelType.DOUBLE = CelType("double")
+CelType.STRING = CelType("string")
+CelType.BYTES = CelType("bytes")
+CelType.BOOL = CelType("bool")
+CelType.NULL = CelType("null_type")
+CelType.TIMESTAMP = CelType("timestamp")
+CelType.DURATION = CelType("duration")
+CelType.DYN = CelType("dyn")
+
+INT: CelType = CelType.INT
+UINT: CelType = CelType.UINT
+DOUBLE: CelType = CelType.DOUBLE
+STRING: CelType = CelType.STRING
+BYTES: CelType = CelType.BYTES
+BOOL: CelType = CelType.BOOL
+NULL: CelType = CelType.NULL
+TIMESTAMP: CelType = CelType.TIMESTAMP
+DURATION: CelType = CelType.DURATION
+DYN: CelType = CelType.DYN
+
+
+class ProblemKind(enum.Enum):
+    """What kind of compile-time problem a CEL condition has."""
+
+    SYNTAX = "syntax"
+    UNKNOWN_NAME = "unknown_name"
+    TYPE = "type"
+    TOO_COMPLEX = "too_complex"
+    UNSUPPORTED = "unsupported"
+    NOT_BOOL = "not_bool"
+
+
+@dataclass(frozen=True, slots=True)
+class CelProblem:
+    """One compile-time problem, with character offsets into the condition text."""
+
+    kind: ProblemKind
+    message: str
+    start: int
+    end: int
+    help: str | None = None
+
+
+class CelCompileError(Exception):
+    """Raised by compile_condition when the condition cannot be compiled."""
+
+    def __init__(self, problems: list[CelProblem]) -> None:
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = problems
