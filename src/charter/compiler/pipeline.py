@@ -1,0 +1,204 @@
+"""The compiler: named stages run in order (load, resolve, typecheck, analyse, index)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from charter.compiler.load import Loaded, load, load_text
+from charter.compiler.lower import Lowered, Lowerer
+from charter.compiler.resolve import Symbols, resolve
+from charter.compiler.typecheck import ConditionCompiler, Environments, environments
+from charter.diagnostics import Code, Diagnostic, Span, error, sort_key
+from charter.engine import policy as ir
+from charter.engine.index import Index
+
+#: Diagnostics reported per run before the rest are summarised.
+MAX_DIAGNOSTICS = 200
+
+STAGES = ("load", "resolve", "typecheck", "analyse", "index")
+
+
+@dataclass
+class CompileResult:
+    """What a compile produced: the policy (None on errors), diagnostics, sources and stage data."""
+
+    policy: ir.CompiledPolicy | None
+    diagnostics: list[Diagnostic]
+    sources: dict[str, str]
+    symbols: Symbols | None = None
+    lowered: Lowered | None = None
+    stage: str = "index"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        """Only the errors."""
+        return [d for d in self.diagnostics if d.is_error]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        """Only the warnings."""
+        return [d for d in self.diagnostics if not d.is_error]
+
+
+def _finish(diags: list[Diagnostic]) -> list[Diagnostic]:
+    unique = sorted(set(diags), key=sort_key)
+    if len(unique) > MAX_DIAGNOSTICS:
+        rest = len(unique) - MAX_DIAGNOSTICS
+        unique = unique[:MAX_DIAGNOSTICS] + [
+            error(Code.E901_TOO_MANY_ERRORS, f"{rest} more diagnostics not shown", Span.point(unique[-1].span.path))
+        ]
+    return unique
+
+
+def revision_of(sources: dict[str, str], inventories: list[Any]) -> str:
+    """A content hash of every source file (order-independent)."""
+    h = hashlib.sha256()
+    for path in sorted(sources):
+        h.update(path.encode())
+        h.update(b"\0")
+        h.update(sources[path].encode())
+        h.update(b"\0")
+    for inv in sorted(inventories, key=lambda i: i.path):
+        h.update(repr((inv.agents, sorted(inv.groups.items()))).encode())
+    return h.hexdigest()[:16]
+
+
+def _agents(sym: Symbols, envs: Environments) -> dict[str, ir.AgentInfo]:
+    out: dict[str, ir.AgentInfo] = {}
+    for aid, a in sym.agents.items():
+        roles = set(a.roles)
+        attrs: dict[str, Any] = {}
+        ancestors: list[str] = []
+        cur = a.parent
+        seen = {aid}
+        chain = [a]
+        while cur is not None and cur in sym.agents and cur not in seen:
+            seen.add(cur)
+            ancestors.append(cur)
+            chain.append(sym.agents[cur])
+            cur = sym.agents[cur].parent
+        for link in reversed(chain):
+            roles.update(link.roles)
+            attrs.update({k: _plain(v) for k, v in link.attrs.items()})
+        out[aid] = ir.AgentInfo(aid, frozenset(roles), attrs, tuple(ancestors))
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == int(value) and "." not in str(value) else float(value)
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def build(loaded: Loaded, stop_after: str | None = None) -> CompileResult:
+    """Run the stages over loaded modules; stop early on errors or after ``stop_after``."""
+    diags = list(loaded.diagnostics)
+    res = CompileResult(None, diags, loaded.sources, stage="load")
+    if stop_after == "load" or any(d.is_error for d in diags):
+        res.diagnostics = _finish(diags)
+        return res
+    sym, rdiags = resolve(loaded)
+    diags.extend(rdiags)
+    res.symbols, res.stage = sym, "resolve"
+    envs = environments(sym)
+    diags.extend(envs.diags)
+    if stop_after == "resolve":
+        res.diagnostics = _finish(diags)
+        return res
+    lowerer = Lowerer(sym, envs, ConditionCompiler())
+    for order, entry in enumerate(sym.rules):
+        lowerer.lower(order, entry)
+    diags.extend(lowerer.diags)
+    res.lowered, res.stage = lowerer.out, "typecheck"
+    if stop_after == "typecheck" or any(d.is_error for d in diags):
+        res.diagnostics = _finish(diags)
+        return res
+    from charter.compiler.analyse import analyse
+
+    diags.extend(analyse(sym, lowerer.out))
+    res.stage = "analyse"
+    if stop_after == "analyse":
+        res.diagnostics = _finish(diags)
+        return res
+    res.policy = assemble(loaded, sym, envs, lowerer)
+    res.stage = "index"
+    res.diagnostics = _finish(diags)
+    return res
+
+
+def assemble(loaded: Loaded, sym: Symbols, envs: Environments, lowerer: Lowerer) -> ir.CompiledPolicy:
+    """Stage 'index': the immutable compiled policy with its indexes."""
+    low = lowerer.out
+    tools = {
+        name: ir.ToolInfo(
+            name,
+            t.category.value if t.category else None,
+            frozenset(x.value for x in t.tags),
+            {a.name.value: a.type.name for a in t.args},
+            frozenset(a.name.value for a in t.args if a.secret),
+        )
+        for name, t in sym.tools.items()
+    }
+    ranks: dict[str, int] = {}
+    if sym.rank is not None:
+        n = len(sym.rank.names)
+        ranks = {name.value: n - i for i, name in enumerate(sym.rank.names)}
+    stops = ir.StopsConfig()
+    if sym.stops is not None:
+        op = sym.stops.operators.value if sym.stops.operators else None
+        stops = ir.StopsConfig(
+            op, tuple(sym.groups.get(op, ())) if op else (),
+            sym.stops.resume_requires if sym.stops.resume_requires is not None else 2,
+        )
+    names = sorted(sym.module_names) or [Path(p).stem for p in sorted(loaded.sources)][:1]
+    rules = tuple(low.rules)
+    index = {
+        "rules": Index(rules, order_key=lambda r: (-r.effect.rank, r.id)),
+        "budgets": Index(low.budgets, order_key=lambda b: b.id),
+        "rates": Index(low.rates, order_key=lambda b: b.id),
+        "tripwires": Index(low.tripwires, order_key=lambda b: b.id),
+        "results": Index(low.results, order_key=lambda b: b.id),
+    }
+    return ir.CompiledPolicy(
+        revision=revision_of(loaded.sources, loaded.inventories),
+        name=names[0] if names else "policy",
+        files=tuple(sorted(loaded.sources)),
+        rules=rules,
+        budgets=tuple(low.budgets),
+        rates=tuple(low.rates),
+        tripwires=tuple(low.tripwires),
+        result_checks=tuple(low.results),
+        marks=tuple(low.marks.values()),
+        tools=tools,
+        agents=_agents(sym, envs),
+        groups={k: tuple(v) for k, v in sym.groups.items()},
+        units=frozenset(sym.units),
+        signal_clears=frozenset(k for k, s in sym.signals.items() if s.clears),
+        signal_source_rank=ranks,
+        signal_kind_source={k: s.source.value for k, s in sym.signals.items() if s.source},
+        escalations=lowerer.escalations,
+        stops=stops,
+        index=index,
+        uses_run_state=low.uses_run_state,
+    )
+
+
+def compile_paths(paths: list[str | Path], stop_after: str | None = None) -> CompileResult:
+    """Compile files or directories."""
+    return build(load(paths), stop_after)
+
+
+def compile_text(text: str, path: str = "<string>", stop_after: str | None = None) -> CompileResult:
+    """Compile one policy given as text."""
+    return build(load_text(text, path), stop_after)
+
+
+StageFn = Callable[[Loaded], CompileResult]

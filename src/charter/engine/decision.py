@@ -1,0 +1,172 @@
+"""What the engine returns: the decision, its deciding rules, boundaries checked and obligations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from charter.enums import Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class RuleHit:
+    """A rule that matched (or failed) with the effect it contributed."""
+
+    id: str
+    kind: str
+    effect: Outcome
+    reason: str
+    source: str | None = None
+    shadow: bool = False
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        d: dict[str, Any] = {
+            "id": self.id, "kind": self.kind, "effect": self.effect.value, "reason": self.reason,
+        }
+        if self.source:
+            d["source"] = self.source
+        if self.shadow:
+            d["shadow"] = True
+        if self.error:
+            d["error"] = self.error
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class BoundaryCheck:
+    """A stateful boundary the decision consulted, with the values seen."""
+
+    kind: str  # budget | rate | tripwire | stop | sequence
+    id: str
+    ok: bool
+    scope: str | None = None
+    key: str | None = None
+    unit: str | None = None
+    used: float | None = None
+    reserved: float | None = None
+    amount: float | None = None
+    limit: float | None = None
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (fields that do not apply are left out)."""
+        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """An evaluation or state failure and the fail mode taken."""
+
+    where: str
+    error: str
+    took: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"where": self.where, "error": self.error, "took": self.took}
+
+
+@dataclass(slots=True)
+class Decision:
+    """A decision: outcome, deciding rules and reasons, boundaries, obligations, revision, timing."""
+
+    id: str
+    outcome: Outcome
+    rules: tuple[RuleHit, ...]
+    revision: str
+    boundaries: tuple[BoundaryCheck, ...] = ()
+    shadow: tuple[RuleHit, ...] = ()
+    failures: tuple[Failure, ...] = ()
+    obligations: dict[str, Any] = field(default_factory=dict)
+    elapsed_us: float = 0.0
+    default_deny: bool = False
+    hold_id: str | None = None
+    replayed: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        """True only for ``allow``."""
+        return self.outcome is Outcome.ALLOW
+
+    @property
+    def reasons(self) -> list[str]:
+        """Human-readable reasons of the deciding rules."""
+        return [r.reason for r in self.rules if r.reason]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision as JSON-ready data with stable field names (schema in docs/)."""
+        return {
+            "schema_version": 1,
+            "id": self.id,
+            "outcome": self.outcome.value,
+            "rules": [r.to_dict() for r in self.rules],
+            "default_deny": self.default_deny,
+            "boundaries": [b.to_dict() for b in self.boundaries],
+            "shadow": [r.to_dict() for r in self.shadow],
+            "failures": [f.to_dict() for f in self.failures],
+            "obligations": self.obligations,
+            "revision": self.revision,
+            "elapsed_us": round(self.elapsed_us, 2),
+            "hold_id": self.hold_id,
+            "replayed": self.replayed,
+        }
+
+
+class RuleHitModel(BaseModel):
+    """Wire form of a rule hit."""
+
+    id: str
+    kind: str
+    effect: Outcome
+    reason: str
+    source: str | None = None
+    shadow: bool = False
+    error: str | None = None
+
+
+class BoundaryModel(BaseModel):
+    """Wire form of a boundary check."""
+
+    kind: str
+    id: str
+    ok: bool
+    scope: str | None = None
+    key: str | None = None
+    unit: str | None = None
+    used: float | None = None
+    reserved: float | None = None
+    amount: float | None = None
+    limit: float | None = None
+    detail: str | None = None
+
+
+class FailureModel(BaseModel):
+    """Wire form of a failure record."""
+
+    where: str
+    error: str
+    took: str
+
+
+class DecisionModel(BaseModel):
+    """JSON Schema of a decision as returned by ``Decision.to_dict`` and the sidecar."""
+
+    schema_version: int = 1
+    id: str
+    outcome: Outcome
+    rules: list[RuleHitModel]
+    default_deny: bool
+    boundaries: list[BoundaryModel]
+    shadow: list[RuleHitModel]
+    failures: list[FailureModel]
+    obligations: dict[str, Any] = Field(
+        description="approvals (group, quorum, members, expiry), escalation (target, chain), stop"
+    )
+    revision: str
+    elapsed_us: float
+    hold_id: str | None = None
+    replayed: bool = False

@@ -1,0 +1,275 @@
+"""Stateless evaluation: match rules for a request, evaluate conditions, combine by precedence."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from charter.engine.decision import Failure, RuleHit
+from charter.engine.policy import (
+    CompiledPolicy,
+    Condition,
+    Rule,
+    SequenceCondition,
+    ToolInfo,
+)
+from charter.enums import ActionKind, FailMode, Mode, Outcome, RuleKind
+
+_FAIL_OUTCOME = {
+    FailMode.DENY: Outcome.DENY,
+    FailMode.HALT: Outcome.HALT,
+    FailMode.ESCALATE: Outcome.ESCALATE,
+    FailMode.REQUIRE_APPROVAL: Outcome.REQUIRE_APPROVAL,
+}
+
+
+class EvalError(Exception):
+    """A condition could not be evaluated (carries the message recorded in the decision)."""
+
+
+@dataclass(slots=True)
+class RunView:
+    """The run state a decision sees: step count, provenance labels, last step/time of each mark."""
+
+    steps: int = 0
+    labels: frozenset[str] = frozenset()
+    marks: Mapping[str, tuple[int, float]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class View:
+    """A request prepared for evaluation: resolved actor, target tool and (lazily) CEL activation."""
+
+    actor_id: str
+    roles: frozenset[str]
+    ancestors: tuple[str, ...]
+    attributes: Mapping[str, Any]
+    kind: ActionKind
+    target: str
+    tool: ToolInfo | None
+    args: Mapping[str, Any]
+    labels: frozenset[str]
+    arg_labels: Mapping[str, Sequence[str]]
+    context: Mapping[str, Any]
+    cost: Mapping[str, float]
+    signals: tuple[Mapping[str, Any], ...]
+    chain: tuple[str, ...]
+    human: str | None
+    now: float
+    run: RunView | None = None
+    target_roles: frozenset[str] = frozenset()
+    _activation: dict[str, Any] | None = None
+
+    def activation(self) -> dict[str, Any]:
+        """The CEL activation (built once per decision, on first use)."""
+        act = self._activation
+        if act is None:
+            actor = dict(self.attributes)
+            actor.update(
+                id=self.actor_id, roles=sorted(self.roles), chain=list(self.chain),
+                depth=len(self.chain), human=self.human or "",
+            )
+            tool = self.tool
+            run = self.run
+            act = {
+                "actor": actor,
+                "action": {
+                    "kind": self.kind.value, "target": self.target, "args": self.args,
+                    "labels": sorted(self.labels),
+                    "arg_labels": {k: list(v) for k, v in self.arg_labels.items()},
+                },
+                "args": self.args,
+                "tool": {
+                    "name": tool.name if tool else self.target,
+                    "category": (tool.category or "") if tool else "",
+                    "tags": sorted(tool.tags) if tool else [],
+                },
+                "context": self.context,
+                "cost": self.cost,
+                "signals": list(self.signals),
+                "run": {
+                    "steps": run.steps if run else 0,
+                    "labels": sorted(run.labels) if run else [],
+                },
+            }
+            self._activation = act
+        return act
+
+
+def check_condition(cond: Condition, act: Mapping[str, Any]) -> bool:
+    """True/False for one condition; raises EvalError when it does not give a boolean."""
+    try:
+        value = cond.fn(act)
+    except RecursionError:
+        raise EvalError(f"condition '{cond.text}' is too deep to evaluate") from None
+    if value is True or value is False:
+        return (not value) if cond.negate else value
+    msg = getattr(value, "message", None)
+    if msg is None:
+        msg = f"gave {type(value).__name__}, not true or false"
+    raise EvalError(f"condition '{cond.text}': {msg}")
+
+
+def check_conditions(conds: Sequence[Condition], view: View) -> bool:
+    """All conditions hold. False beats an error (commutative AND); an error otherwise raises."""
+    if not conds:
+        return True
+    act = view.activation()
+    first_error: EvalError | None = None
+    for cond in conds:
+        try:
+            if not check_condition(cond, act):
+                return False
+        except EvalError as exc:
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
+    return True
+
+
+def check_sequence(seq: SequenceCondition, view: View) -> bool:
+    """``after`` holds when the mark was set within the window; ``before`` when it never was."""
+    run = view.run
+    seen = run.marks.get(seq.mark) if run is not None else None
+    if not seq.after:
+        return seen is None
+    if seen is None:
+        return False
+    step, at = seen
+    if seq.within_steps is not None and run is not None and run.steps - step >= seq.within_steps:
+        return False
+    return not (seq.within_seconds is not None and view.now - at > seq.within_seconds)
+
+
+def rule_holds(rule: Rule, view: View) -> bool:
+    """Whether a selected rule's conditions, signals and sequences all hold (may raise EvalError)."""
+    first_error: EvalError | None = None
+    if rule.sequences:
+        for seq in rule.sequences:
+            if not check_sequence(seq, view):
+                return False
+    if rule.signals:
+        matched = False
+        for sc in rule.signals:
+            for sig in view.signals:
+                if sig["kind"] != sc.kind:
+                    continue
+                if sc.where is None:
+                    matched = True
+                    break
+                act = dict(view.activation())
+                act.update(sig)
+                try:
+                    if check_condition(sc.where, act):
+                        matched = True
+                        break
+                except EvalError as exc:
+                    first_error = first_error or exc
+            if matched:
+                break
+        if not matched:
+            if first_error is not None:
+                raise first_error
+            return False
+    return check_conditions(rule.conditions, view)
+
+
+@dataclass(slots=True)
+class Verdict:
+    """The stateless part of a decision."""
+
+    outcome: Outcome
+    deciding: list[RuleHit]
+    shadow: list[RuleHit]
+    failures: list[Failure]
+    default_deny: bool
+    approvals: list[Rule]
+    escalations: list[Rule]
+    halts: list[Rule]
+
+
+def _hit(rule: Rule, effect: Outcome, shadow: bool = False, err: str | None = None) -> RuleHit:
+    return RuleHit(
+        rule.id, rule.kind.value, effect, rule.reason,
+        str(rule.source) if rule.source else None, shadow, err,
+    )
+
+
+def evaluate(policy: CompiledPolicy, view: View, candidates: Sequence[Rule]) -> Verdict:
+    """Evaluate the candidate rules (already selected by the index) and combine them.
+
+    The outcome is the strictest contribution of the enforced rules that hold (or fail), with
+    default deny when no permit holds. Shadow rules are evaluated and recorded, never combined.
+    """
+    contributions: list[tuple[Outcome, Rule, str | None]] = []
+    shadow: list[RuleHit] = []
+    failures: list[Failure] = []
+    permitted = False
+    for rule in candidates:
+        try:
+            holds = rule_holds(rule, view)
+            err = None
+        except EvalError as exc:
+            holds = False
+            err = str(exc)
+        if rule.mode is Mode.SHADOW:
+            if holds:
+                shadow.append(_hit(rule, rule.effect, shadow=True))
+            elif err is not None:
+                took = _FAIL_OUTCOME.get(rule.fail)
+                shadow.append(_hit(rule, took or rule.effect, shadow=True, err=err))
+            continue
+        if err is not None:
+            took_outcome = _FAIL_OUTCOME.get(rule.fail)
+            failures.append(
+                Failure(f"rule {rule.id}", err, took_outcome.value if took_outcome else "ignore (fail-open)")
+            )
+            if took_outcome is not None:
+                contributions.append((took_outcome, rule, err))
+            continue
+        if holds:
+            if rule.kind is RuleKind.PERMIT:
+                permitted = True
+            contributions.append((rule.effect, rule, None))
+    if view.kind is ActionKind.CALL and view.tool is None:
+        contributions.append((Outcome.DENY, _UNKNOWN_TOOL, f"tool '{view.target}' is not declared"))
+    outcome = Outcome.ALLOW
+    for eff, _, _ in contributions:
+        if eff.rank > outcome.rank:
+            outcome = eff
+    default_deny = False
+    if not permitted and outcome.rank < Outcome.DENY.rank:
+        outcome = Outcome.DENY
+        default_deny = True
+    deciding: list[RuleHit] = []
+    approvals: list[Rule] = []
+    escalations: list[Rule] = []
+    halts: list[Rule] = []
+    if not default_deny:
+        for eff, rule, err in contributions:
+            if eff is outcome:
+                deciding.append(_hit(rule, eff, err=err if rule is not _UNKNOWN_TOOL else None))
+                if err is None:
+                    if rule.kind is RuleKind.APPROVAL:
+                        approvals.append(rule)
+                    elif rule.kind is RuleKind.ESCALATE:
+                        escalations.append(rule)
+                    elif rule.kind is RuleKind.HALT:
+                        halts.append(rule)
+        deciding.sort(key=lambda h: h.id)
+    shadow.sort(key=lambda h: h.id)
+    return Verdict(outcome, deciding, shadow, failures, default_deny, approvals, escalations, halts)
+
+
+def _unknown_tool_rule() -> Rule:
+    from charter.engine.policy import Selector
+
+    return Rule(
+        id="charter.unknown-tool", kind=RuleKind.FORBID, effect=Outcome.DENY,
+        reason="Tools the policy does not declare are denied.", mode=Mode.ENFORCE,
+        fail=FailMode.DENY, selector=Selector(),
+    )
+
+
+_UNKNOWN_TOOL = _unknown_tool_rule()

@@ -1,0 +1,92 @@
+"""The request an orchestrator sends before an action (pydantic model with a published JSON Schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from charter.enums import ActionKind
+
+#: Bounds on request size (a request is untrusted input).
+MAX_ID = 256
+MAX_ITEMS = 256
+
+
+class Actor(BaseModel):
+    """Who asks: an agent id, its roles, attributes and the delegation chain that led here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, max_length=MAX_ID, description="Agent id")
+    roles: tuple[str, ...] = Field(default=(), max_length=MAX_ITEMS)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    chain: tuple[str, ...] = Field(
+        default=(), max_length=MAX_ITEMS,
+        description="Delegation chain, oldest first: the agents that asked, in turn, for this action",
+    )
+    human: str | None = Field(default=None, max_length=MAX_ID, description="The human who launched the run")
+
+
+class Action(BaseModel):
+    """What the actor wants to do: a kind, a target (tool, agent, model, recipient) and arguments."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ActionKind = ActionKind.CALL
+    target: str = Field(min_length=1, max_length=MAX_ID)
+    args: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Provenance labels per argument, e.g. {'recipient': ['untrusted']}",
+    )
+
+
+class Context(BaseModel):
+    """Where the action happens; policies may declare more fields (``context NAME: type``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    workflow: str | None = Field(default=None, max_length=MAX_ID)
+    run: str | None = Field(default=None, max_length=MAX_ID)
+    tenant: str | None = Field(default=None, max_length=MAX_ID)
+    env: str | None = Field(default=None, max_length=MAX_ID)
+    time: datetime | None = None
+
+
+class SignalIn(BaseModel):
+    """A finding from another agent: source, kind, severity, score."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = Field(max_length=MAX_ID)
+    kind: str = Field(max_length=MAX_ID)
+    severity: str = Field(default="medium", max_length=32)
+    score: float = 0.0
+    note: str = Field(default="", max_length=4096)
+
+
+class Request(BaseModel):
+    """Everything the engine needs to decide one action."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    actor: Actor
+    action: Action
+    context: Context = Field(default_factory=Context)
+    cost: dict[str, float] = Field(
+        default_factory=dict, description="Estimated cost per declared unit, e.g. {'USD': 12.5}"
+    )
+    signals: tuple[SignalIn, ...] = Field(default=(), max_length=MAX_ITEMS)
+    approval: str | None = Field(default=None, max_length=MAX_ID, description="Approval id on resubmission")
+    idempotency_key: str | None = Field(default=None, max_length=MAX_ID)
+    trace_id: str | None = Field(default=None, max_length=128, description="W3C trace id, kept in records")
+
+    @field_validator("cost")
+    @classmethod
+    def _non_negative(cls, v: dict[str, float]) -> dict[str, float]:
+        for unit, amount in v.items():
+            if amount < 0 or amount != amount or amount in (float("inf"), float("-inf")):
+                raise ValueError(f"cost of {unit} must be a finite number >= 0")
+        return v
