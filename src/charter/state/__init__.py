@@ -1,1 +1,40 @@
-"""charter.state package."""
+"""charter.state: budgets, rate limits, run history, stops and records behind atomic operations."""
+
+from charter.state.base import StateStore, open_store
+from charter.state.types import (
+    MICRO,
+    Batch,
+    BatchResult,
+    BudgetLine,
+    CommitResult,
+    EventOp,
+    HitOp,
+    HitResult,
+    LineStatus,
+    ReserveOp,
+    ReserveResult,
+    RunState,
+    StopRecord,
+    StoreError,
+    StoreFault,
+)
+
+__all__ = [
+    "MICRO",
+    "Batch",
+    "BatchResult",
+    "BudgetLine",
+    "CommitResult",
+    "EventOp",
+    "HitOp",
+    "HitResult",
+    "LineStatus",
+    "ReserveOp",
+    "ReserveResult",
+    "RunState",
+    "StateStore",
+    "StopRecord",
+    "StoreError",
+    "StoreFault",
+    "open_store",
+]

@@ -1,0 +1,327 @@
+"""In-process state store behind one lock: the semantic reference for every backend."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from charter.state.types import (
+    BUDGET_GRACE_S,
+    EMPTY_RUN,
+    HOLD_RETAIN_S,
+    Batch,
+    BatchResult,
+    BudgetLine,
+    CommitResult,
+    HitOp,
+    HitResult,
+    LineStatus,
+    ReserveOp,
+    ReserveResult,
+    RunState,
+    StopRecord,
+    check_stop,
+)
+
+
+@dataclass
+class _Budget:
+    total: int = 0
+    rolling_s: float | None = None
+    expires_at: float | None = None
+    spends: list[tuple[float, int]] = field(default_factory=list)
+    holds: dict[str, tuple[int, float]] = field(default_factory=dict)  # hold_id -> amount, exp
+
+
+@dataclass
+class _Hold:
+    lines: tuple[BudgetLine, ...]
+    expires_at: float
+    result: ReserveResult
+    state: str = "held"
+
+
+@dataclass
+class _Run:
+    steps: int = 0
+    labels: set[str] = field(default_factory=set)
+    marks: dict[str, tuple[int, float]] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)
+    expires_at: float = float("inf")
+
+
+class MemoryStore:
+    """Dictionaries under a lock; single process only."""
+
+    backend = "memory"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._windows: dict[str, list[tuple[float, int]]] = {}
+        self._members: dict[str, dict[str, float]] = {}
+        self._budgets: dict[str, _Budget] = {}
+        self._holds: dict[str, _Hold] = {}
+        self._runs: dict[str, _Run] = {}
+        self._stops: dict[tuple[str, str], StopRecord] = {}
+        self._idem: dict[str, tuple[str, float]] = {}
+        self._records: dict[tuple[str, str], tuple[int, str, float]] = {}
+
+    # ------------------------------------------------------------------ hot path
+    def apply(self, batch: Batch) -> BatchResult:
+        now = batch.now
+        with self._lock:
+            if batch.idempotency_key is not None:
+                got = self._idem.get(batch.idempotency_key)
+                if got is not None and got[1] > now:
+                    return BatchResult(replayed_payload=got[0])
+            for sk in batch.stop_keys:
+                stop = self._stops.get(sk)
+                if stop is not None:
+                    return BatchResult(stop=stop)
+            hits = tuple(self._hit(h, now) for h in batch.hits)
+            blocked = any(h.limited or h.tripped for h in hits)
+            reserve = None
+            if batch.reserve is not None and not blocked:
+                reserve = self._reserve(batch.reserve, now)
+                blocked = not reserve.ok
+            step = None
+            run = None
+            if batch.event is not None:
+                ev = batch.event
+                r = self._run(ev.run_key, now)
+                if not blocked:
+                    r.steps += 1
+                    step = r.steps
+                    r.events.append(json.dumps(ev.event, separators=(",", ":")))
+                    r.labels.update(ev.labels)
+                    for m in ev.marks:
+                        r.marks[m] = (step, now)
+                    r.expires_at = now + ev.ttl_s
+                run = self._snapshot(r)
+            return BatchResult(hits=hits, reserve=reserve, step=step, run=run)
+
+    def _hit(self, op: HitOp, now: float) -> HitResult:
+        lo = now - op.window_s
+        limited = False
+        if op.member is not None:
+            members = self._members.setdefault(op.key, {})
+            for m in [m for m, t in members.items() if t <= lo]:
+                del members[m]
+            total = sum(1 for t in members.values() if t <= now)
+            t_old = members.get(op.member)
+            present = t_old is not None and lo < t_old <= now
+            if not present and op.limit is not None and total + 1 > op.limit:
+                limited = True
+            else:
+                members[op.member] = now
+                if not present:
+                    total += 1
+        else:
+            win = [e for e in self._windows.get(op.key, []) if e[0] > lo]
+            self._windows[op.key] = win
+            total = sum(a for t, a in win if t <= now)
+            if op.limit is not None and total + op.amount > op.limit:
+                limited = True
+            else:
+                win.append((now, op.amount))
+                total += op.amount
+        tripped = op.trip_above is not None and total > op.trip_above
+        return HitResult(op.key, total, limited, tripped)
+
+    def _budget(self, key: str, now: float) -> _Budget:
+        b = self._budgets.get(key)
+        if b is not None and b.expires_at is not None and now >= b.expires_at + BUDGET_GRACE_S:
+            b = None
+        if b is None:
+            b = self._budgets[key] = _Budget()
+        return b
+
+    @staticmethod
+    def _used_reserved(b: _Budget, now: float) -> tuple[int, int]:
+        if b.rolling_s is not None:
+            lo = now - b.rolling_s
+            b.spends = [s for s in b.spends if s[0] > lo]
+            used = sum(a for t, a in b.spends if t <= now)
+        else:
+            used = b.total
+        for hid in [h for h, (_, exp) in b.holds.items() if exp <= now]:
+            del b.holds[hid]
+        return used, sum(a for a, _ in b.holds.values())
+
+    def _reserve(self, op: ReserveOp, now: float) -> ReserveResult:
+        old = self._holds.get(op.hold_id)
+        if old is not None:
+            return ReserveResult(old.result.ok, old.result.lines, True)
+        statuses = []
+        for line in op.lines:
+            b = self._budget(line.key, now)
+            b.rolling_s = line.rolling_s
+            used, reserved = self._used_reserved(b, now)
+            ok = used + reserved + line.amount <= line.limit
+            statuses.append(LineStatus(line.key, line.limit, used, reserved, line.amount, ok))
+        result = ReserveResult(all(s.ok for s in statuses), tuple(statuses), False)
+        if result.ok:
+            exp = now + op.ttl_s
+            for line in op.lines:
+                b = self._budgets[line.key]
+                b.expires_at = line.expires_at
+                b.holds[op.hold_id] = (line.amount, exp)
+            self._holds[op.hold_id] = _Hold(op.lines, exp, result)
+        return result
+
+    def _run(self, run_key: str, now: float) -> _Run:
+        r = self._runs.get(run_key)
+        if r is None or r.expires_at <= now:
+            r = self._runs[run_key] = _Run()
+        return r
+
+    @staticmethod
+    def _snapshot(r: _Run) -> RunState:
+        return RunState(r.steps, frozenset(r.labels), dict(r.marks))
+
+    # ------------------------------------------------------------------ holds
+    def commit(self, hold_id: str, actual: int | None, *, now: float) -> CommitResult:
+        with self._lock:
+            h = self._holds.get(hold_id)
+            if h is None:
+                return CommitResult(False, False)
+            if h.state == "committed":
+                return CommitResult(True, True, self._statuses(h, None, now))
+            if h.state != "held" or h.expires_at <= now:
+                return CommitResult(False, False)
+            for line in h.lines:
+                b = self._budgets[line.key]
+                spend = line.amount if actual is None else actual
+                b.holds.pop(hold_id, None)
+                b.total += spend
+                if b.rolling_s is not None and spend:
+                    b.spends.append((now, spend))
+            h.state = "committed"
+            self._gc(now)
+            return CommitResult(True, False, self._statuses(h, actual, now))
+
+    def _statuses(self, h: _Hold, actual: int | None, now: float) -> tuple[LineStatus, ...]:
+        out = []
+        for line in h.lines:
+            used, reserved = self._used_reserved(self._budgets[line.key], now)
+            amount = line.amount if actual is None else actual
+            out.append(LineStatus(line.key, line.limit, used, reserved, amount, used <= line.limit))
+        return tuple(out)
+
+    def release(self, hold_id: str, *, now: float) -> bool:
+        with self._lock:
+            h = self._holds.get(hold_id)
+            if h is None or h.state != "held" or h.expires_at <= now:
+                return False
+            for line in h.lines:
+                self._budgets[line.key].holds.pop(hold_id, None)
+            h.state = "released"
+            return True
+
+    def _gc(self, now: float) -> None:
+        if len(self._holds) > 10_000:
+            for hid in [k for k, h in self._holds.items() if h.expires_at + HOLD_RETAIN_S <= now]:
+                del self._holds[hid]
+
+    def budget_status(self, keys: Sequence[str], *, now: float) -> dict[str, tuple[int, int]]:
+        with self._lock:
+            out = {}
+            for k in keys:
+                b = self._budgets.get(k)
+                expired = b is not None and b.expires_at is not None
+                if b is None or (expired and now >= (b.expires_at or 0) + BUDGET_GRACE_S):
+                    out[k] = (0, 0)
+                else:
+                    out[k] = self._used_reserved(b, now)
+            return out
+
+    def ledger_total(self, key: str) -> int:
+        with self._lock:
+            b = self._budgets.get(key)
+            return 0 if b is None else b.total
+
+    # ------------------------------------------------------------------ runs
+    def run_state(self, run_key: str) -> RunState:
+        with self._lock:
+            r = self._runs.get(run_key)
+            return EMPTY_RUN if r is None else self._snapshot(r)
+
+    def add_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
+        with self._lock:
+            r = self._run(run_key, now)
+            r.labels.update(labels)
+            r.expires_at = now + ttl_s
+
+    def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:
+        with self._lock:
+            r = self._runs.get(run_key)
+            events = [] if r is None else r.events[-limit:] if limit > 0 else []
+            return [json.loads(e) for e in events]
+
+    # ------------------------------------------------------------------ stops
+    def set_stop(self, rec: StopRecord) -> None:
+        check_stop(rec)
+        with self._lock:
+            self._stops[(rec.scope, rec.value)] = rec
+
+    def clear_stop(self, scope: str, value: str) -> StopRecord | None:
+        with self._lock:
+            return self._stops.pop((scope, value), None)
+
+    def list_stops(self) -> list[StopRecord]:
+        with self._lock:
+            return sorted(self._stops.values(), key=lambda s: (s.at, s.scope, s.value))
+
+    # ------------------------------------------------------------------ idempotency
+    def remember(self, key: str, payload: str, *, now: float, ttl_s: float) -> str | None:
+        with self._lock:
+            got = self._idem.get(key)
+            if got is not None and got[1] > now:
+                return got[0]
+            self._idem[key] = (payload, now + ttl_s)
+            return None
+
+    # ------------------------------------------------------------------ records
+    def put_record(
+        self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None
+    ) -> None:
+        exp = float("inf") if ttl_s is None else time.time() + ttl_s
+        with self._lock:
+            old = self._records.get((kind, id))
+            version = 1 if old is None or old[2] <= time.time() else old[0] + 1
+            self._records[(kind, id)] = (version, json.dumps(dict(doc)), exp)
+
+    def get_record(self, kind: str, id: str) -> tuple[int, dict[str, Any]] | None:
+        with self._lock:
+            got = self._records.get((kind, id))
+            if got is None or got[2] <= time.time():
+                return None
+            return got[0], json.loads(got[1])
+
+    def cas_record(self, kind: str, id: str, version: int, doc: Mapping[str, Any]) -> bool:
+        with self._lock:
+            got = self._records.get((kind, id))
+            if got is None or got[2] <= time.time() or got[0] != version:
+                return False
+            self._records[(kind, id)] = (version + 1, json.dumps(dict(doc)), got[2])
+            return True
+
+    def list_records(self, kind: str) -> list[dict[str, Any]]:
+        with self._lock:
+            t = time.time()
+            return [
+                copy.deepcopy(json.loads(d))
+                for (k, _), (_, d, exp) in sorted(self._records.items())
+                if k == kind and exp > t
+            ]
+
+    def ping(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,321 @@
+"""Lua scripts of the Redis backend: each public operation is one script (one atomic step)."""
+
+from __future__ import annotations
+
+from charter.state.types import BUDGET_GRACE_S
+
+HISTORY_CAP = 10_000
+
+# Members of sliding-window, spend and hold sorted sets are "<amount>:<unique token>".
+PRELUDE = f"""
+local GRACE = {BUDGET_GRACE_S!r}
+local function fmt(x) return string.format('%.0f', x) end
+local function num(v) if v == nil or v == false or v == '' then return nil end return tonumber(v) end
+local function sum_members(items)
+  local s = 0
+  for i = 1, #items do s = s + tonumber(string.match(items[i], '^(%-?%d+):')) end
+  return s
+end
+local function budget_expired(b, now)
+  local exp = num(redis.call('HGET', b, 'exp'))
+  return exp ~= nil and now >= exp + GRACE
+end
+local function used_reserved(b, bh, bs, now_s, now, roll)
+  local used
+  if roll then
+    local los = string.format('%.17g', now - roll)
+    redis.call('ZREMRANGEBYSCORE', bs, '-inf', los)
+    used = sum_members(redis.call('ZRANGEBYSCORE', bs, '(' .. los, now_s))
+  else
+    used = tonumber(redis.call('HGET', b, 'total') or '0')
+  end
+  redis.call('ZREMRANGEBYSCORE', bh, '-inf', now_s)
+  local reserved = sum_members(redis.call('ZRANGEBYSCORE', bh, '(' .. now_s, '+inf'))
+  return used, reserved
+end
+"""
+
+APPLY = (
+    PRELUDE
+    + """
+local now_s = ARGV[1]
+local now = tonumber(now_s)
+local a, k = 2, 1
+local function nexta() local v = ARGV[a]; a = a + 1; return v end
+local function nextk() local v = KEYS[k]; k = k + 1; return v end
+
+if nexta() == '1' then
+  local v = redis.call('GET', nextk())
+  if v then
+    local sep = string.find(v, '|', 1, true)
+    if tonumber(string.sub(v, 1, sep - 1)) > now then return {'R', string.sub(v, sep + 1)} end
+  end
+end
+local nstops = tonumber(nexta())
+if nstops > 0 then
+  local sk = nextk()
+  for i = 1, nstops do
+    local s = redis.call('HGET', sk, nexta())
+    if s then return {'S', s} end
+  end
+end
+
+local blocked = false
+local hits = {}
+local nhits = tonumber(nexta())
+for i = 1, nhits do
+  local zk = nextk()
+  local mode = nexta()
+  local lo_s = nexta()
+  local amount = tonumber(nexta())
+  local limit = num(nexta())
+  local trip = num(nexta())
+  local member = nexta()
+  local ttl_ms = nexta()
+  local limited, total = 0, 0
+  redis.call('ZREMRANGEBYSCORE', zk, '-inf', lo_s)
+  if mode == 'm' then
+    total = redis.call('ZCOUNT', zk, '(' .. lo_s, now_s)
+    local cur = num(redis.call('ZSCORE', zk, member))
+    local present = cur ~= nil and cur > tonumber(lo_s) and cur <= now
+    if (not present) and limit and total + 1 > limit then
+      limited = 1
+    else
+      redis.call('ZADD', zk, now_s, member)
+      if not present then total = total + 1 end
+    end
+  else
+    total = sum_members(redis.call('ZRANGEBYSCORE', zk, '(' .. lo_s, now_s))
+    if limit and total + amount > limit then
+      limited = 1
+    else
+      redis.call('ZADD', zk, now_s, fmt(amount) .. ':' .. member)
+      total = total + amount
+    end
+  end
+  redis.call('PEXPIRE', zk, ttl_ms)
+  local tripped = 0
+  if trip and total > trip then tripped = 1 end
+  if limited == 1 or tripped == 1 then blocked = true end
+  hits[i] = {total, limited, tripped}
+end
+
+local res = {}
+if nexta() == '1' then
+  local hk = nextk()
+  local hold_id = nexta()
+  local exp_s = nexta()
+  local hold_ttl = nexta()
+  local lines_json = nexta()
+  local n = tonumber(nexta())
+  local L = {}
+  for i = 1, n do
+    local l = {}
+    l.b = nextk(); l.bh = nextk(); l.bs = nextk()
+    l.key = nexta(); l.limit = tonumber(nexta()); l.amount = tonumber(nexta())
+    l.roll_s = nexta(); l.exp_s = nexta(); l.ttl = nexta()
+    L[i] = l
+  end
+  if not blocked then
+    local old = redis.call('HGET', hk, 'res')
+    if old then
+      res = {1, old}
+    else
+      local ok = true
+      local parts = {}
+      for i = 1, n do
+        local l = L[i]
+        if budget_expired(l.b, now) then redis.call('DEL', l.b, l.bh, l.bs) end
+        local used, reserved = used_reserved(l.b, l.bh, l.bs, now_s, now, num(l.roll_s))
+        local lok = used + reserved + l.amount <= l.limit
+        if not lok then ok = false end
+        parts[i] = '[' .. cjson.encode(l.key) .. ',' .. fmt(l.limit) .. ',' .. fmt(used) .. ','
+          .. fmt(reserved) .. ',' .. fmt(l.amount) .. ',' .. tostring(lok) .. ']'
+      end
+      local json = '[' .. tostring(ok) .. ',[' .. table.concat(parts, ',') .. ']]'
+      if ok then
+        for i = 1, n do
+          local l = L[i]
+          redis.call('ZADD', l.bh, exp_s, fmt(l.amount) .. ':' .. hold_id)
+          redis.call('HSET', l.b, 'roll', l.roll_s, 'exp', l.exp_s)
+          redis.call('HSETNX', l.b, 'total', '0')
+          redis.call('PEXPIRE', l.b, l.ttl)
+          redis.call('PEXPIRE', l.bh, l.ttl)
+          redis.call('PEXPIRE', l.bs, l.ttl)
+        end
+        redis.call('HSET', hk, 'st', 'held', 'exp', exp_s, 'lines', lines_json, 'res', json)
+        redis.call('PEXPIRE', hk, hold_ttl)
+      else
+        blocked = true
+      end
+      res = {0, json}
+    end
+  end
+end
+
+local step = -1
+local run = 0
+if nexta() == '1' then
+  local rk = nextk()
+  local rl = nextk()
+  local rm = nextk()
+  local re = nextk()
+  local ev = nexta()
+  local rexp = nexta()
+  local rttl = nexta()
+  local nl = tonumber(nexta())
+  local labels = {}
+  for i = 1, nl do labels[i] = nexta() end
+  local nm = tonumber(nexta())
+  local marks = {}
+  for i = 1, nm do marks[i] = nexta() end
+  local e = num(redis.call('HGET', rk, 'exp'))
+  if e and e <= now then redis.call('DEL', rk, rl, rm, re) end
+  if not blocked then
+    step = redis.call('HINCRBY', rk, 'steps', 1)
+    redis.call('HSET', rk, 'exp', rexp)
+    redis.call('RPUSH', re, ev)
+    redis.call('LTRIM', re, -HISTORY_CAP, -1)
+    if nl > 0 then redis.call('SADD', rl, unpack(labels)) end
+    for i = 1, nm do redis.call('HSET', rm, marks[i], step .. ':' .. now_s) end
+    for _, key in ipairs({rk, rl, rm, re}) do redis.call('PEXPIRE', key, rttl) end
+  end
+  run = {tonumber(redis.call('HGET', rk, 'steps') or '0'), redis.call('SMEMBERS', rl),
+         redis.call('HGETALL', rm)}
+end
+return {'OK', hits, res, step, run}
+""".replace("HISTORY_CAP", str(HISTORY_CAP))
+)
+
+# KEYS: hold, then b, bh, bs per line. ARGV: now, actual ('' = reserved), then token, ttl per line.
+COMMIT = (
+    PRELUDE
+    + """
+local now_s = ARGV[1]
+local now = tonumber(now_s)
+local h = redis.call('HMGET', KEYS[1], 'st', 'exp', 'lines')
+if not h[1] then return {'U'} end
+local lines = cjson.decode(h[3])
+local function statuses()
+  local out = {}
+  for i = 1, #lines do
+    local roll = lines[i][4]
+    if type(roll) ~= 'number' then roll = nil end
+    local b, bh, bs = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
+    local used, reserved = used_reserved(b, bh, bs, now_s, now, roll)
+    out[#out + 1] = used
+    out[#out + 1] = reserved
+  end
+  return out
+end
+if h[1] == 'committed' then return {'A', statuses()} end
+if h[1] ~= 'held' or tonumber(h[2]) <= now then return {'X'} end
+local actual = num(ARGV[2])
+local hold_id = ARGV[3]
+for i = 1, #lines do
+  local amount = lines[i][3]
+  local roll = lines[i][4]
+  local spend = actual or amount
+  local b, bh, bs = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
+  local token, ttl = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+  redis.call('ZREM', bh, fmt(amount) .. ':' .. hold_id)
+  redis.call('HINCRBY', b, 'total', fmt(spend))
+  if type(roll) == 'number' and spend ~= 0 then
+    redis.call('ZADD', bs, now_s, fmt(spend) .. ':' .. token)
+  end
+  redis.call('PEXPIRE', b, ttl)
+  redis.call('PEXPIRE', bh, ttl)
+  redis.call('PEXPIRE', bs, ttl)
+end
+redis.call('HSET', KEYS[1], 'st', 'committed')
+return {'C', statuses()}
+"""
+)
+
+# KEYS: hold, then bh per line. ARGV: now, hold_id.
+RELEASE = (
+    PRELUDE
+    + """
+local h = redis.call('HMGET', KEYS[1], 'st', 'exp', 'lines')
+if h[1] ~= 'held' or tonumber(h[2]) <= tonumber(ARGV[1]) then return 0 end
+local lines = cjson.decode(h[3])
+for i = 1, #lines do redis.call('ZREM', KEYS[i + 1], fmt(lines[i][3]) .. ':' .. ARGV[2]) end
+redis.call('HSET', KEYS[1], 'st', 'released')
+return 1
+"""
+)
+
+# KEYS: b, bh, bs per budget key. ARGV: now. Returns used, reserved per key.
+STATUS = (
+    PRELUDE
+    + """
+local now_s = ARGV[1]
+local now = tonumber(now_s)
+local out = {}
+for i = 1, #KEYS / 3 do
+  local b, bh, bs = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  if budget_expired(b, now) then
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+  else
+    local used, reserved = used_reserved(b, bh, bs, now_s, now, num(redis.call('HGET', b, 'roll')))
+    out[#out + 1] = used
+    out[#out + 1] = reserved
+  end
+end
+return out
+"""
+)
+
+# KEYS: r, rl, rm, re. ARGV: now, exp, ttl_ms, labels...
+ADD_LABELS = (
+    PRELUDE
+    + """
+local e = num(redis.call('HGET', KEYS[1], 'exp'))
+if e and e <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4]) end
+redis.call('HSETNX', KEYS[1], 'steps', '0')
+redis.call('HSET', KEYS[1], 'exp', ARGV[2])
+for i = 4, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+return 1
+"""
+)
+
+# KEYS: idem key. ARGV: now, exp, ttl_ms, payload. Value stored as "<exp>|<payload>".
+REMEMBER = """
+local v = redis.call('GET', KEYS[1])
+if v then
+  local sep = string.find(v, '|', 1, true)
+  if tonumber(string.sub(v, 1, sep - 1)) > tonumber(ARGV[1]) then
+    return {1, string.sub(v, sep + 1)}
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2] .. '|' .. ARGV[4], 'PX', ARGV[3])
+return {0}
+"""
+
+# KEYS: record, kind index. ARGV: doc, ttl_ms, index_ttl_ms, id.
+PUT_RECORD = """
+redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('HSET', KEYS[1], 'doc', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
+
+# KEYS: record. ARGV: expected version, doc.
+CAS_RECORD = """
+local v = redis.call('HGET', KEYS[1], 'v')
+if v ~= ARGV[1] then return 0 end
+redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('HSET', KEYS[1], 'doc', ARGV[2])
+return 1
+"""
+
+# KEYS: stops hash. ARGV: field.
+CLEAR_STOP = """
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return v
+"""

@@ -1,0 +1,388 @@
+"""Redis state store: every operation is one Lua script (EVALSHA); every key carries a TTL."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import redis.exceptions as rex
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from charter.state import redis_lua as lua
+from charter.state.base import query_params
+from charter.state.types import (
+    BUDGET_GRACE_S,
+    EMPTY_RUN,
+    HOLD_RETAIN_S,
+    LONG_TTL_S,
+    Batch,
+    BatchResult,
+    CommitResult,
+    HitResult,
+    LineStatus,
+    ReserveResult,
+    RunState,
+    StopRecord,
+    StoreError,
+    StoreFault,
+    check_stop,
+    lines_from_json,
+    stop_from_dict,
+    stop_to_dict,
+)
+
+T = TypeVar("T")
+LONG_MS = int(LONG_TTL_S * 1000)
+
+
+def map_redis_error(exc: Exception) -> StoreError:
+    msg = str(exc)
+    up = msg.upper()
+    kind = StoreFault.OTHER
+    if isinstance(exc, rex.TimeoutError):
+        kind = StoreFault.TIMEOUT
+    elif isinstance(exc, rex.ConnectionError):
+        kind = StoreFault.UNAVAILABLE
+    elif isinstance(exc, rex.ReadOnlyError) or up.startswith("READONLY"):
+        kind = StoreFault.READONLY
+    elif isinstance(exc, rex.OutOfMemoryError) or up.startswith("OOM"):
+        kind = StoreFault.OOM
+    elif isinstance(exc, rex.BusyLoadingError) or up.startswith(("BUSY", "LOADING", "TRYAGAIN")):
+        kind = StoreFault.BUSY
+    elif "WRONGTYPE" in up:
+        kind = StoreFault.WRONGTYPE
+    elif isinstance(exc, rex.NoScriptError) or "SCRIPT" in up or "USER_SCRIPT" in up:
+        kind = StoreFault.SCRIPT
+    elif isinstance(exc, rex.DataError | rex.InvalidResponse):
+        kind = StoreFault.PROTOCOL
+    elif isinstance(exc, rex.NoPermissionError | rex.AuthenticationError):
+        kind = StoreFault.UNAVAILABLE
+    elif isinstance(exc, ValueError | TypeError | IndexError | KeyError):
+        kind = StoreFault.PROTOCOL
+    return StoreError(kind, "redis", f"{type(exc).__name__}: {msg}")
+
+
+def _ms(seconds: float) -> str:
+    return str(max(1, int(seconds * 1000) + 1))
+
+
+def _f(x: float) -> str:
+    return repr(float(x))
+
+
+def _opt(x: float | int | None) -> str:
+    return "" if x is None else repr(x)
+
+
+class RedisStore:
+    """redis-py client with retries disabled: a non-idempotent script is never sent twice."""
+
+    backend = "redis"
+
+    def __init__(self, client: redis.Redis, prefix: str = "charter") -> None:
+        self._r = client
+        self.prefix = prefix
+        self._tok = f"{os.getpid():x}.{os.urandom(4).hex()}"
+        self._seq = itertools.count()
+        reg = client.register_script
+        self._apply = reg(lua.APPLY)
+        self._commit = reg(lua.COMMIT)
+        self._release = reg(lua.RELEASE)
+        self._status = reg(lua.STATUS)
+        self._add_labels = reg(lua.ADD_LABELS)
+        self._remember = reg(lua.REMEMBER)
+        self._put_record = reg(lua.PUT_RECORD)
+        self._cas_record = reg(lua.CAS_RECORD)
+        self._clear_stop = reg(lua.CLEAR_STOP)
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisStore:
+        q = query_params(url)
+        parts = urlsplit(url)
+        base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+        timeout = float(q.get("timeout", "2.0"))
+        client = redis.Redis.from_url(
+            base,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=float(q.get("connect_timeout", str(timeout))),
+            retry=Retry(NoBackoff(), 0),
+            retry_on_timeout=False,
+        )
+        return cls(client, q.get("prefix", "charter"))
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except rex.RedisError as exc:
+            raise map_redis_error(exc) from None
+        except OSError as exc:
+            raise StoreError(StoreFault.UNAVAILABLE, "redis", str(exc)) from None
+
+    def _k(self, kind: str, key: str) -> str:
+        return f"{self.prefix}:{kind}:{key}"
+
+    def _token(self) -> str:
+        return f"{self._tok}.{next(self._seq)}"
+
+    # ------------------------------------------------------------------ hot path
+    def apply(self, batch: Batch) -> BatchResult:
+        now = batch.now
+        keys: list[str] = []
+        args: list[str] = [_f(now)]
+        if batch.idempotency_key is not None:
+            args.append("1")
+            keys.append(self._k("i", batch.idempotency_key))
+        else:
+            args.append("0")
+        args.append(str(len(batch.stop_keys)))
+        if batch.stop_keys:
+            keys.append(self._k("stops", "all"))
+            args.extend(f"{s}\n{v}" for s, v in batch.stop_keys)
+        args.append(str(len(batch.hits)))
+        for h in batch.hits:
+            member = h.member is not None
+            keys.append(self._k("wm" if member else "w", h.key))
+            args += [
+                "m" if member else "c",
+                _f(now - h.window_s),
+                str(h.amount),
+                _opt(h.limit),
+                _opt(h.trip_above),
+                h.member if h.member is not None else self._token(),
+                _ms(h.window_s + 1),
+            ]
+        rv = batch.reserve
+        if rv is not None:
+            keys.append(self._k("h", rv.hold_id))
+            lines = [[x.key, x.limit, x.amount, x.rolling_s, x.expires_at] for x in rv.lines]
+            args += [
+                "1",
+                rv.hold_id,
+                _f(now + rv.ttl_s),
+                _ms(rv.ttl_s + HOLD_RETAIN_S),
+                json.dumps(lines),
+                str(len(rv.lines)),
+            ]
+            for line in rv.lines:
+                keys += [self._k("b", line.key), self._k("bh", line.key), self._k("bs", line.key)]
+                ttl = self._budget_ttl(line.rolling_s, line.expires_at, now, rv.ttl_s)
+                args += [
+                    line.key,
+                    str(line.limit),
+                    str(line.amount),
+                    _opt(line.rolling_s),
+                    _opt(line.expires_at),
+                    ttl,
+                ]
+        else:
+            args.append("0")
+        ev = batch.event
+        if ev is not None:
+            rk = ev.run_key
+            keys += [self._k("r", rk), self._k("rl", rk), self._k("rm", rk), self._k("re", rk)]
+            args += [
+                "1",
+                json.dumps(ev.event, separators=(",", ":")),
+                _f(now + ev.ttl_s),
+                _ms(ev.ttl_s),
+                str(len(ev.labels)),
+                *ev.labels,
+                str(len(ev.marks)),
+                *ev.marks,
+            ]
+        else:
+            args.append("0")
+        out = self._call(lambda: self._apply(keys=keys, args=args))
+        try:
+            return self._parse_apply(batch, out)
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            raise map_redis_error(exc) from None
+
+    @staticmethod
+    def _budget_ttl(
+        rolling_s: float | None, expires_at: float | None, now: float, hold: float
+    ) -> str:
+        if expires_at is not None:
+            ttl = expires_at + BUDGET_GRACE_S - now
+        elif rolling_s is not None:
+            ttl = rolling_s + BUDGET_GRACE_S
+        else:
+            ttl = LONG_TTL_S
+        return _ms(max(ttl, hold + 60.0))
+
+    @staticmethod
+    def _parse_apply(batch: Batch, out: list[Any]) -> BatchResult:
+        tag = out[0]
+        if tag == "R":
+            return BatchResult(replayed_payload=out[1])
+        if tag == "S":
+            return BatchResult(stop=stop_from_dict(json.loads(out[1])))
+        _, hits_raw, res_raw, step, run_raw = out
+        hits = tuple(
+            HitResult(op.key, int(t), bool(lim), bool(tr))
+            for op, (t, lim, tr) in zip(batch.hits, hits_raw, strict=True)
+        )
+        reserve = None
+        if res_raw:
+            ok, lines = json.loads(res_raw[1])
+            reserve = ReserveResult(bool(ok), lines_from_json(lines), bool(res_raw[0]))
+        run = None
+        if run_raw:
+            run = _run_state(run_raw[0], run_raw[1], run_raw[2])
+        return BatchResult(
+            hits=hits, reserve=reserve, step=None if step < 0 else int(step), run=run
+        )
+
+    # ------------------------------------------------------------------ holds
+    def _hold_lines(self, hold_id: str) -> list[list[Any]] | None:
+        raw = self._call(lambda: self._r.hget(self._k("h", hold_id), "lines"))
+        return None if raw is None else json.loads(str(raw))
+
+    def commit(self, hold_id: str, actual: int | None, *, now: float) -> CommitResult:
+        lines = self._hold_lines(hold_id)
+        if lines is None:
+            return CommitResult(False, False)
+        keys = [self._k("h", hold_id)]
+        args = [_f(now), _opt(actual), hold_id]
+        for key, _limit, _amount, rolling_s, expires_at in lines:
+            keys += [self._k("b", key), self._k("bh", key), self._k("bs", key)]
+            args += [self._token(), self._budget_ttl(rolling_s, expires_at, now, 0.0)]
+        out = self._call(lambda: self._commit(keys=keys, args=args))
+        if out[0] in ("U", "X"):
+            return CommitResult(False, False)
+        flat = out[1]
+        statuses = []
+        for i, (key, limit, amount, _r, _e) in enumerate(lines):
+            used, reserved = int(flat[2 * i]), int(flat[2 * i + 1])
+            amt = amount if actual is None or out[0] == "A" else actual
+            statuses.append(LineStatus(key, limit, used, reserved, amt, used <= limit))
+        return CommitResult(True, out[0] == "A", tuple(statuses))
+
+    def release(self, hold_id: str, *, now: float) -> bool:
+        lines = self._hold_lines(hold_id)
+        if lines is None:
+            return False
+        keys = [self._k("h", hold_id)] + [self._k("bh", ln[0]) for ln in lines]
+        return bool(self._call(lambda: self._release(keys=keys, args=[_f(now), hold_id])))
+
+    def budget_status(self, keys: Sequence[str], *, now: float) -> dict[str, tuple[int, int]]:
+        if not keys:
+            return {}
+        ks: list[str] = []
+        for k in keys:
+            ks += [self._k("b", k), self._k("bh", k), self._k("bs", k)]
+        flat = self._call(lambda: self._status(keys=ks, args=[_f(now)]))
+        return {k: (int(flat[2 * i]), int(flat[2 * i + 1])) for i, k in enumerate(keys)}
+
+    def ledger_total(self, key: str) -> int:
+        raw = self._call(lambda: self._r.hget(self._k("b", key), "total"))
+        return 0 if raw is None else int(str(raw))
+
+    # ------------------------------------------------------------------ runs
+    def run_state(self, run_key: str) -> RunState:
+        def go() -> list[Any]:
+            p = self._r.pipeline(transaction=True)
+            p.hget(self._k("r", run_key), "steps")
+            p.smembers(self._k("rl", run_key))
+            p.hgetall(self._k("rm", run_key))
+            return p.execute()
+
+        steps, labels, marks = self._call(go)
+        if steps is None and not labels:
+            return EMPTY_RUN
+        flat = [x for kv in marks.items() for x in kv]
+        return _run_state(int(steps or 0), list(labels), flat)
+
+    def add_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
+        keys = [self._k(p, run_key) for p in ("r", "rl", "rm", "re")]
+        args = [_f(now), _f(now + ttl_s), _ms(ttl_s), *sorted(labels)]
+        self._call(lambda: self._add_labels(keys=keys, args=args))
+
+    def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:
+        if limit <= 0:
+            return []
+        raw = self._call(lambda: self._r.lrange(self._k("re", run_key), -limit, -1))
+        return [json.loads(x) for x in raw]
+
+    # ------------------------------------------------------------------ stops
+    def set_stop(self, rec: StopRecord) -> None:
+        check_stop(rec)
+        key = self._k("stops", "all")
+
+        def go() -> None:
+            p = self._r.pipeline(transaction=True)
+            p.hset(key, f"{rec.scope}\n{rec.value}", json.dumps(stop_to_dict(rec)))
+            p.pexpire(key, LONG_MS)
+            p.execute()
+
+        self._call(go)
+
+    def clear_stop(self, scope: str, value: str) -> StopRecord | None:
+        key = self._k("stops", "all")
+        raw = self._call(lambda: self._clear_stop(keys=[key], args=[f"{scope}\n{value}"]))
+        return None if raw is None else stop_from_dict(json.loads(raw))
+
+    def list_stops(self) -> list[StopRecord]:
+        raw = self._call(lambda: self._r.hvals(self._k("stops", "all")))
+        recs = [stop_from_dict(json.loads(x)) for x in raw]
+        return sorted(recs, key=lambda s: (s.at, s.scope, s.value))
+
+    # ------------------------------------------------------------------ idempotency
+    def remember(self, key: str, payload: str, *, now: float, ttl_s: float) -> str | None:
+        args = [_f(now), _f(now + ttl_s), _ms(ttl_s), payload]
+        out = self._call(lambda: self._remember(keys=[self._k("i", key)], args=args))
+        return str(out[1]) if out[0] == 1 else None
+
+    # ------------------------------------------------------------------ records
+    def put_record(
+        self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None
+    ) -> None:
+        keys = [self._k("rec", f"{kind}:{id}"), self._k("reck", kind)]
+        ttl = LONG_MS if ttl_s is None else int(_ms(ttl_s))
+        args = [json.dumps(dict(doc)), str(ttl), str(LONG_MS), id]
+        self._call(lambda: self._put_record(keys=keys, args=args))
+
+    def get_record(self, kind: str, id: str) -> tuple[int, dict[str, Any]] | None:
+        v, doc = self._call(lambda: self._r.hmget(self._k("rec", f"{kind}:{id}"), ["v", "doc"]))
+        return None if v is None or doc is None else (int(v), json.loads(doc))
+
+    def cas_record(self, kind: str, id: str, version: int, doc: Mapping[str, Any]) -> bool:
+        keys = [self._k("rec", f"{kind}:{id}")]
+        args = [str(version), json.dumps(dict(doc))]
+        return bool(self._call(lambda: self._cas_record(keys=keys, args=args)))
+
+    def list_records(self, kind: str) -> list[dict[str, Any]]:
+        ids = sorted(self._call(lambda: self._r.smembers(self._k("reck", kind))))
+
+        def go() -> list[Any]:
+            p = self._r.pipeline(transaction=False)
+            for i in ids:
+                p.hget(self._k("rec", f"{kind}:{i}"), "doc")
+            return p.execute()
+
+        docs = self._call(go) if ids else []
+        return [json.loads(d) for d in docs if d is not None]
+
+    def ping(self) -> None:
+        self._call(self._r.ping)
+
+    def close(self) -> None:
+        try:
+            self._r.close()
+        except rex.RedisError as exc:
+            raise map_redis_error(exc) from None
+
+
+def _run_state(steps: Any, labels: list[str], marks_flat: list[str]) -> RunState:
+    marks: dict[str, tuple[int, float]] = {}
+    for i in range(0, len(marks_flat), 2):
+        step_s, t_s = str(marks_flat[i + 1]).split(":", 1)
+        marks[str(marks_flat[i])] = (int(step_s), float(t_s))
+    return RunState(int(steps), frozenset(labels), marks)

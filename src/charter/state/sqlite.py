@@ -1,0 +1,534 @@
+"""SQLite state store: WAL file, one BEGIN IMMEDIATE transaction per atomic operation."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from charter.state.base import query_params
+from charter.state.types import (
+    BUDGET_GRACE_S,
+    EMPTY_RUN,
+    HOLD_RETAIN_S,
+    Batch,
+    BatchResult,
+    CommitResult,
+    HitOp,
+    HitResult,
+    LineStatus,
+    ReserveOp,
+    ReserveResult,
+    RunState,
+    StopRecord,
+    StoreError,
+    StoreFault,
+    check_stop,
+    lines_from_json,
+    lines_to_json,
+    stop_from_dict,
+    stop_to_dict,
+)
+
+T = TypeVar("T")
+INF = 1e308
+#: Probability that a write also deletes the expired rows of the key it touches.
+PRUNE_P = 1 / 32
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS hits(key TEXT NOT NULL, t REAL NOT NULL, n INTEGER NOT NULL,
+  amount INTEGER NOT NULL, PRIMARY KEY(key, t, n)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS members(key TEXT NOT NULL, member TEXT NOT NULL, t REAL NOT NULL,
+  PRIMARY KEY(key, member)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS budgets(key TEXT PRIMARY KEY, total INTEGER NOT NULL,
+  rolling_s REAL, expires_at REAL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS spends(key TEXT NOT NULL, t REAL NOT NULL, n INTEGER NOT NULL,
+  amount INTEGER NOT NULL, PRIMARY KEY(key, t, n)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS holds(id TEXT PRIMARY KEY, state TEXT NOT NULL, expires_at REAL NOT NULL,
+  lines TEXT NOT NULL, result TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hold_lines(key TEXT NOT NULL, hold_id TEXT NOT NULL,
+  amount INTEGER NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY(key, hold_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs(key TEXT PRIMARY KEY, steps INTEGER NOT NULL, labels TEXT NOT NULL,
+  marks TEXT NOT NULL, expires_at REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events(run_key TEXT NOT NULL, step INTEGER NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY(run_key, step)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stops(scope TEXT NOT NULL, value TEXT NOT NULL, rec TEXT NOT NULL,
+  PRIMARY KEY(scope, value)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idem(key TEXT PRIMARY KEY, payload TEXT NOT NULL,
+  expires_at REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS records(kind TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+  doc TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY(kind, id)) WITHOUT ROWID;
+"""
+
+_CODES = {
+    5: StoreFault.BUSY,
+    6: StoreFault.BUSY,
+    7: StoreFault.OOM,
+    8: StoreFault.READONLY,
+    10: StoreFault.UNAVAILABLE,
+    11: StoreFault.CORRUPT,
+    13: StoreFault.FULL,
+    14: StoreFault.UNAVAILABLE,
+    26: StoreFault.CORRUPT,
+}
+
+
+def map_sqlite_error(exc: sqlite3.Error) -> StoreError:
+    code = getattr(exc, "sqlite_errorcode", None)
+    kind = _CODES.get(code & 0xFF, StoreFault.OTHER) if isinstance(code, int) else StoreFault.OTHER
+    if kind is StoreFault.OTHER:
+        msg = str(exc).lower()
+        for needle, k in (
+            ("locked", StoreFault.BUSY),
+            ("readonly", StoreFault.READONLY),
+            ("read-only", StoreFault.READONLY),
+            ("full", StoreFault.FULL),
+            ("not a database", StoreFault.CORRUPT),
+            ("malformed", StoreFault.CORRUPT),
+            ("unable to open", StoreFault.UNAVAILABLE),
+        ):
+            if needle in msg:
+                kind = k
+                break
+    return StoreError(kind, "sqlite", f"{type(exc).__name__}: {exc}")
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+class SQLiteStore:
+    """One connection guarded by a lock; processes coordinate through SQLite's file locks."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: str, *, busy_timeout_ms: int = 5000, readonly: bool = False) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._ops = 0
+        try:
+            if path == ":memory:":
+                self._db = sqlite3.connect(
+                    ":memory:", isolation_level=None, check_same_thread=False
+                )
+            else:
+                uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+                self._db = sqlite3.connect(
+                    uri,
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    timeout=busy_timeout_ms / 1000,
+                )
+            self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            if not readonly:
+                self._db.execute("PRAGMA journal_mode=WAL").fetchall()
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(SCHEMA)
+            else:
+                self._db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        except sqlite3.Error as exc:
+            raise map_sqlite_error(exc) from None
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        parts = urlsplit(url)
+        path = unquote(parts.path)
+        if path in ("/:memory:", ":memory:"):
+            path = ":memory:"
+        elif path.startswith("//"):
+            path = "/" + path.lstrip("/")
+        if path != ":memory:" and (not path.startswith("/") or parts.netloc):
+            raise ValueError(
+                f"sqlite URL needs an absolute path: sqlite:///abs/path.db, got {url!r}"
+            )
+        q = query_params(url)
+        return cls(
+            path,
+            busy_timeout_ms=int(q.get("busy_timeout_ms", "5000")),
+            readonly=q.get("mode") == "ro",
+        )
+
+    # ------------------------------------------------------------------ plumbing
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    with suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise map_sqlite_error(exc) from None
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            try:
+                return fn(self._db)
+            except sqlite3.Error as exc:
+                raise map_sqlite_error(exc) from None
+
+    # ------------------------------------------------------------------ hot path
+    def apply(self, batch: Batch) -> BatchResult:
+        now = batch.now
+        with self._tx() as db:
+            if batch.idempotency_key is not None:
+                row = db.execute(
+                    "SELECT payload FROM idem WHERE key=? AND expires_at>?",
+                    (batch.idempotency_key, now),
+                ).fetchone()
+                if row is not None:
+                    return BatchResult(replayed_payload=row[0])
+            for scope, value in batch.stop_keys:
+                row = db.execute(
+                    "SELECT rec FROM stops WHERE scope=? AND value=?", (scope, value)
+                ).fetchone()
+                if row is not None:
+                    return BatchResult(stop=stop_from_dict(json.loads(row[0])))
+            hits = tuple(self._hit(db, h, now) for h in batch.hits)
+            blocked = any(h.limited or h.tripped for h in hits)
+            reserve = None
+            if batch.reserve is not None and not blocked:
+                reserve = self._reserve(db, batch.reserve, now)
+                blocked = not reserve.ok
+            step = run = None
+            if batch.event is not None:
+                ev = batch.event
+                steps, labels, marks = self._load_run(db, ev.run_key, now)
+                if not blocked:
+                    steps += 1
+                    step = steps
+                    labels.update(ev.labels)
+                    for m in ev.marks:
+                        marks[m] = [step, now]
+                    db.execute(
+                        "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?)",
+                        (ev.run_key, steps, _dumps(sorted(labels)), _dumps(marks), now + ev.ttl_s),
+                    )
+                    db.execute(
+                        "INSERT OR REPLACE INTO events VALUES(?,?,?)",
+                        (ev.run_key, step, _dumps(ev.event)),
+                    )
+                run = RunState(
+                    steps, frozenset(labels), {k: (v[0], v[1]) for k, v in marks.items()}
+                )
+            self._ops += 1
+            if self._ops % 2000 == 0:
+                self._gc(db, now)
+            return BatchResult(hits=hits, reserve=reserve, step=step, run=run)
+
+    @staticmethod
+    def _hit(db: sqlite3.Connection, op: HitOp, now: float) -> HitResult:
+        lo = now - op.window_s
+        limited = False
+        prune = random.random() < PRUNE_P
+        if op.member is not None:
+            if prune:
+                db.execute("DELETE FROM members WHERE key=? AND t<=?", (op.key, lo))
+            total, present = db.execute(
+                "SELECT count(*), coalesce(max(member=?),0) FROM members "
+                "WHERE key=? AND t>? AND t<=?",
+                (op.member, op.key, lo, now),
+            ).fetchone()
+            if not present and op.limit is not None and total + 1 > op.limit:
+                limited = True
+            else:
+                db.execute("INSERT OR REPLACE INTO members VALUES(?,?,?)", (op.key, op.member, now))
+                total += 0 if present else 1
+        else:
+            if prune:
+                db.execute("DELETE FROM hits WHERE key=? AND t<=?", (op.key, lo))
+            (total,) = db.execute(
+                "SELECT coalesce(sum(amount),0) FROM hits WHERE key=? AND t>? AND t<=?",
+                (op.key, lo, now),
+            ).fetchone()
+            if op.limit is not None and total + op.amount > op.limit:
+                limited = True
+            else:
+                db.execute(
+                    "INSERT INTO hits VALUES(?,?,?,?)",
+                    (op.key, now, random.getrandbits(62), op.amount),
+                )
+                total += op.amount
+        tripped = op.trip_above is not None and total > op.trip_above
+        return HitResult(op.key, total, limited, tripped)
+
+    @staticmethod
+    def _line_state(
+        db: sqlite3.Connection, key: str, now: float, rolling_s: float | None, known: bool
+    ) -> tuple[int, int, tuple[Any, Any] | None]:
+        """(used, reserved, stored (rolling_s, expires_at) or None) for one budget key."""
+        total, r_s, exp, present, reserved = db.execute(
+            "SELECT b.total, b.rolling_s, b.expires_at, b.key IS NOT NULL, "
+            "(SELECT coalesce(sum(amount),0) FROM hold_lines WHERE key=?1 AND expires_at>?2) "
+            "FROM (SELECT 1) LEFT JOIN budgets b ON b.key=?1",
+            (key, now),
+        ).fetchone()
+        if not present:
+            return 0, reserved, None
+        if exp is not None and now >= exp + BUDGET_GRACE_S:
+            db.execute("DELETE FROM budgets WHERE key=?", (key,))
+            db.execute("DELETE FROM spends WHERE key=?", (key,))
+            db.execute("DELETE FROM hold_lines WHERE key=?", (key,))
+            return 0, 0, None
+        if random.random() < PRUNE_P:
+            db.execute("DELETE FROM hold_lines WHERE key=? AND expires_at<=?", (key, now))
+        roll = rolling_s if known else r_s
+        if roll is None:
+            return total, reserved, (r_s, exp)
+        if random.random() < PRUNE_P:
+            db.execute("DELETE FROM spends WHERE key=? AND t<=?", (key, now - roll))
+        (used,) = db.execute(
+            "SELECT coalesce(sum(amount),0) FROM spends WHERE key=? AND t>? AND t<=?",
+            (key, now - roll, now),
+        ).fetchone()
+        return used, reserved, (r_s, exp)
+
+    def _used_reserved(self, db: sqlite3.Connection, key: str, now: float) -> tuple[int, int]:
+        used, reserved, _ = self._line_state(db, key, now, None, False)
+        return used, reserved
+
+    def _reserve(self, db: sqlite3.Connection, op: ReserveOp, now: float) -> ReserveResult:
+        row = db.execute("SELECT result FROM holds WHERE id=?", (op.hold_id,)).fetchone()
+        if row is not None:
+            ok, lines = json.loads(row[0])
+            return ReserveResult(bool(ok), lines_from_json(lines), True)
+        statuses = []
+        metas = []
+        for line in op.lines:
+            used, reserved, meta = self._line_state(db, line.key, now, line.rolling_s, True)
+            metas.append(meta)
+            ok = used + reserved + line.amount <= line.limit
+            statuses.append(LineStatus(line.key, line.limit, used, reserved, line.amount, ok))
+        result = ReserveResult(all(s.ok for s in statuses), tuple(statuses), False)
+        if result.ok:
+            exp = now + op.ttl_s
+            lines = [[x.key, x.limit, x.amount, x.rolling_s, x.expires_at] for x in op.lines]
+            db.execute(
+                "INSERT INTO holds VALUES(?,?,?,?,?)",
+                (
+                    op.hold_id,
+                    "held",
+                    exp,
+                    _dumps(lines),
+                    _dumps([True, lines_to_json(result.lines)]),
+                ),
+            )
+            for line, meta in zip(op.lines, metas, strict=True):
+                db.execute(
+                    "INSERT INTO hold_lines VALUES(?,?,?,?)",
+                    (line.key, op.hold_id, line.amount, exp),
+                )
+                if meta != (line.rolling_s, line.expires_at):
+                    db.execute(
+                        "INSERT INTO budgets VALUES(?,0,?,?) ON CONFLICT(key) DO UPDATE SET "
+                        "rolling_s=excluded.rolling_s, expires_at=excluded.expires_at",
+                        (line.key, line.rolling_s, line.expires_at),
+                    )
+        return result
+
+    @staticmethod
+    def _load_run(
+        db: sqlite3.Connection, run_key: str, now: float | None
+    ) -> tuple[int, set[str], dict[str, list[Any]]]:
+        row = db.execute(
+            "SELECT steps, labels, marks, expires_at FROM runs WHERE key=?", (run_key,)
+        ).fetchone()
+        if row is None:
+            return 0, set(), {}
+        if now is not None and row[3] <= now:
+            db.execute("DELETE FROM runs WHERE key=?", (run_key,))
+            db.execute("DELETE FROM events WHERE run_key=?", (run_key,))
+            return 0, set(), {}
+        return row[0], set(json.loads(row[1])), json.loads(row[2])
+
+    def _gc(self, db: sqlite3.Connection, now: float) -> None:
+        db.execute("DELETE FROM holds WHERE expires_at<=?", (now - HOLD_RETAIN_S,))
+        db.execute("DELETE FROM hold_lines WHERE expires_at<=?", (now,))
+        db.execute("DELETE FROM idem WHERE expires_at<=?", (now,))
+        db.execute("DELETE FROM records WHERE expires_at<=?", (time.time(),))
+        db.execute(
+            "DELETE FROM events WHERE run_key IN (SELECT key FROM runs WHERE expires_at<=?)", (now,)
+        )
+        db.execute("DELETE FROM runs WHERE expires_at<=?", (now,))
+
+    # ------------------------------------------------------------------ holds
+    def commit(self, hold_id: str, actual: int | None, *, now: float) -> CommitResult:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT state, expires_at, lines FROM holds WHERE id=?", (hold_id,)
+            ).fetchone()
+            if row is None:
+                return CommitResult(False, False)
+            state, exp, lines_json = row
+            lines = json.loads(lines_json)
+            if state == "committed":
+                return CommitResult(True, True, self._statuses(db, lines, None, now))
+            if state != "held" or exp <= now:
+                return CommitResult(False, False)
+            for key, _limit, amount, rolling_s, _exp in lines:
+                spend = amount if actual is None else actual
+                db.execute("DELETE FROM hold_lines WHERE key=? AND hold_id=?", (key, hold_id))
+                db.execute("UPDATE budgets SET total=total+? WHERE key=?", (spend, key))
+                if rolling_s is not None and spend:
+                    db.execute(
+                        "INSERT INTO spends VALUES(?,?,?,?)",
+                        (key, now, random.getrandbits(62), spend),
+                    )
+            db.execute("UPDATE holds SET state='committed' WHERE id=?", (hold_id,))
+            return CommitResult(True, False, self._statuses(db, lines, actual, now))
+
+    def _statuses(
+        self, db: sqlite3.Connection, lines: list[list[Any]], actual: int | None, now: float
+    ) -> tuple[LineStatus, ...]:
+        out = []
+        for key, limit, amount, _r, _e in lines:
+            used, reserved = self._used_reserved(db, key, now)
+            amt = amount if actual is None else actual
+            out.append(LineStatus(key, limit, used, reserved, amt, used <= limit))
+        return tuple(out)
+
+    def release(self, hold_id: str, *, now: float) -> bool:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT state, expires_at FROM holds WHERE id=?", (hold_id,)
+            ).fetchone()
+            if row is None or row[0] != "held" or row[1] <= now:
+                return False
+            db.execute("DELETE FROM hold_lines WHERE hold_id=?", (hold_id,))
+            db.execute("UPDATE holds SET state='released' WHERE id=?", (hold_id,))
+            return True
+
+    def budget_status(self, keys: Sequence[str], *, now: float) -> dict[str, tuple[int, int]]:
+        with self._tx() as db:
+            return {k: self._used_reserved(db, k, now) for k in keys}
+
+    def ledger_total(self, key: str) -> int:
+        row = self._read(
+            lambda db: db.execute("SELECT total FROM budgets WHERE key=?", (key,)).fetchone()
+        )
+        return 0 if row is None else int(row[0])
+
+    # ------------------------------------------------------------------ runs
+    def run_state(self, run_key: str) -> RunState:
+        def go(db: sqlite3.Connection) -> RunState:
+            steps, labels, marks = self._load_run(db, run_key, None)
+            if not steps and not labels:
+                return EMPTY_RUN
+            return RunState(steps, frozenset(labels), {k: (v[0], v[1]) for k, v in marks.items()})
+
+        return self._read(go)
+
+    def add_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
+        with self._tx() as db:
+            steps, have, marks = self._load_run(db, run_key, now)
+            have.update(labels)
+            db.execute(
+                "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?)",
+                (run_key, steps, _dumps(sorted(have)), _dumps(marks), now + ttl_s),
+            )
+
+    def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT doc FROM events WHERE run_key=? ORDER BY step DESC LIMIT ?",
+                (run_key, max(limit, 0)),
+            ).fetchall()
+        )
+        return [json.loads(r[0]) for r in reversed(rows)]
+
+    # ------------------------------------------------------------------ stops
+    def set_stop(self, rec: StopRecord) -> None:
+        check_stop(rec)
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO stops VALUES(?,?,?)",
+                (rec.scope, rec.value, _dumps(stop_to_dict(rec))),
+            )
+
+    def clear_stop(self, scope: str, value: str) -> StopRecord | None:
+        with self._tx() as db:
+            row = db.execute(
+                "DELETE FROM stops WHERE scope=? AND value=? RETURNING rec", (scope, value)
+            ).fetchone()
+            return None if row is None else stop_from_dict(json.loads(row[0]))
+
+    def list_stops(self) -> list[StopRecord]:
+        rows = self._read(lambda db: db.execute("SELECT rec FROM stops").fetchall())
+        recs = [stop_from_dict(json.loads(r[0])) for r in rows]
+        return sorted(recs, key=lambda s: (s.at, s.scope, s.value))
+
+    # ------------------------------------------------------------------ idempotency
+    def remember(self, key: str, payload: str, *, now: float, ttl_s: float) -> str | None:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT payload FROM idem WHERE key=? AND expires_at>?", (key, now)
+            ).fetchone()
+            if row is not None:
+                return str(row[0])
+            db.execute("INSERT OR REPLACE INTO idem VALUES(?,?,?)", (key, payload, now + ttl_s))
+            return None
+
+    # ------------------------------------------------------------------ records
+    def put_record(
+        self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None
+    ) -> None:
+        t = time.time()
+        exp = INF if ttl_s is None else t + ttl_s
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO records VALUES(?,?,1,?,?) ON CONFLICT(kind, id) DO UPDATE SET "
+                "version=CASE WHEN records.expires_at>? THEN records.version+1 ELSE 1 END, "
+                "doc=excluded.doc, expires_at=excluded.expires_at",
+                (kind, id, _dumps(dict(doc)), exp, t),
+            )
+
+    def get_record(self, kind: str, id: str) -> tuple[int, dict[str, Any]] | None:
+        row = self._read(
+            lambda db: db.execute(
+                "SELECT version, doc FROM records WHERE kind=? AND id=? AND expires_at>?",
+                (kind, id, time.time()),
+            ).fetchone()
+        )
+        return None if row is None else (int(row[0]), json.loads(row[1]))
+
+    def cas_record(self, kind: str, id: str, version: int, doc: Mapping[str, Any]) -> bool:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE records SET version=version+1, doc=? "
+                "WHERE kind=? AND id=? AND version=? AND expires_at>?",
+                (_dumps(dict(doc)), kind, id, version, time.time()),
+            )
+            return cur.rowcount == 1
+
+    def list_records(self, kind: str) -> list[dict[str, Any]]:
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT doc FROM records WHERE kind=? AND expires_at>? ORDER BY id",
+                (kind, time.time()),
+            ).fetchall()
+        )
+        return [json.loads(r[0]) for r in rows]
+
+    def ping(self) -> None:
+        self._read(lambda db: db.execute("SELECT 1").fetchone())
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._db.close()
+            except sqlite3.Error as exc:
+                raise map_sqlite_error(exc) from None

@@ -1,0 +1,200 @@
+"""Value types of the state layer: atomic operations, their results and the store error."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: 1 USD expressed in integer micro-units; every amount in this package is an int.
+MICRO = 1_000_000
+
+#: Stop scopes the engine may use; "global" uses the value "*".
+STOP_SCOPES = frozenset({"global", "workflow", "agent", "tool", "run", "role", "tenant"})
+
+#: A calendar budget key stays usable (commits of straddling holds) this long past expires_at.
+BUDGET_GRACE_S = 3600.0
+#: How long a hold record is kept after it expires, so retries still replay its result.
+HOLD_RETAIN_S = 86400.0
+#: TTL used where the protocol has no expiry (stops, all-time budgets, records without ttl).
+LONG_TTL_S = 10 * 365 * 86400.0
+
+
+class StoreFault(enum.Enum):
+    """Classified store failure; the engine decides fail-open/closed from this."""
+
+    UNAVAILABLE = "unavailable"
+    TIMEOUT = "timeout"
+    READONLY = "readonly"
+    FULL = "full"
+    CORRUPT = "corrupt"
+    BUSY = "busy"
+    CONFLICT = "conflict"
+    SCRIPT = "script"
+    WRONGTYPE = "wrongtype"
+    OOM = "oom"
+    PROTOCOL = "protocol"
+    OTHER = "other"
+
+
+class StoreError(Exception):
+    """Every backend failure, mapped; raw driver exceptions never reach the engine."""
+
+    def __init__(self, kind: StoreFault, backend: str, message: str) -> None:
+        super().__init__(f"[{backend}:{kind.value}] {message}")
+        self.kind = kind
+        self.backend = backend
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class HitOp:
+    """Sliding-window counter hit: sum (or distinct members) over (now - window_s, now]."""
+
+    key: str
+    window_s: float
+    amount: int = 1
+    limit: int | None = None
+    trip_above: int | None = None
+    member: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HitResult:
+    key: str
+    total: int  # window total after this hit (unchanged when limited)
+    limited: bool
+    tripped: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLine:
+    key: str
+    limit: int
+    amount: int
+    rolling_s: float | None = None
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LineStatus:
+    key: str
+    limit: int
+    used: int
+    reserved: int
+    amount: int
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveOp:
+    hold_id: str
+    lines: tuple[BudgetLine, ...]
+    ttl_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveResult:
+    ok: bool
+    lines: tuple[LineStatus, ...]
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EventOp:
+    run_key: str
+    event: Mapping[str, Any]
+    labels: frozenset[str] = frozenset()
+    marks: frozenset[str] = frozenset()
+    ttl_s: float = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    steps: int
+    labels: frozenset[str]
+    marks: Mapping[str, tuple[int, float]] = field(default_factory=dict)
+
+
+EMPTY_RUN = RunState(0, frozenset(), {})
+
+
+@dataclass(frozen=True, slots=True)
+class StopRecord:
+    scope: str
+    value: str
+    reason: str
+    by: str
+    at: float
+    source: str = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    now: float
+    stop_keys: tuple[tuple[str, str], ...] = ()
+    hits: tuple[HitOp, ...] = ()
+    reserve: ReserveOp | None = None
+    event: EventOp | None = None
+    idempotency_key: str | None = None
+    idempotency_ttl_s: float = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    stop: StopRecord | None = None
+    hits: tuple[HitResult, ...] = ()
+    reserve: ReserveResult | None = None
+    step: int | None = None
+    run: RunState | None = None
+    replayed_payload: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """ok: the hold became spend (or already had); lines: status AFTER the commit."""
+
+    ok: bool
+    already: bool
+    lines: tuple[LineStatus, ...] = ()
+
+
+def stop_to_dict(rec: StopRecord) -> dict[str, Any]:
+    return {
+        "scope": rec.scope,
+        "value": rec.value,
+        "reason": rec.reason,
+        "by": rec.by,
+        "at": rec.at,
+        "source": rec.source,
+    }
+
+
+def stop_from_dict(d: Mapping[str, Any]) -> StopRecord:
+    return StopRecord(
+        scope=str(d["scope"]),
+        value=str(d["value"]),
+        reason=str(d["reason"]),
+        by=str(d["by"]),
+        at=float(d["at"]),
+        source=str(d.get("source", "operator")),
+    )
+
+
+def check_stop(rec: StopRecord) -> None:
+    if rec.scope not in STOP_SCOPES:
+        raise ValueError(f"unknown stop scope {rec.scope!r}; expected one of {sorted(STOP_SCOPES)}")
+    if rec.scope == "global" and rec.value != "*":
+        raise ValueError('a global stop uses the value "*"')
+
+
+def lines_to_json(lines: tuple[LineStatus, ...]) -> list[list[Any]]:
+    return [[x.key, x.limit, x.used, x.reserved, x.amount, x.ok] for x in lines]
+
+
+def lines_from_json(data: Any) -> tuple[LineStatus, ...]:
+    return tuple(
+        LineStatus(str(k), int(lim), int(u), int(r), int(a), bool(ok))
+        for k, lim, u, r, a, ok in data
+    )

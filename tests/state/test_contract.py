@@ -1,0 +1,357 @@
+"""One contract suite, run against every backend with a controllable clock (no sleeps)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from charter.state import (
+    Batch,
+    BudgetLine,
+    EventOp,
+    HitOp,
+    ReserveOp,
+    StateStore,
+    StopRecord,
+    open_store,
+)
+from charter.state.types import BUDGET_GRACE_S
+
+T0 = 1_800_000_000.0
+
+
+def hit(store: StateStore, now: float, op: HitOp) -> tuple[int, bool, bool]:
+    r = store.apply(Batch(now=now, hits=(op,))).hits[0]
+    assert r.key == op.key
+    return r.total, r.limited, r.tripped
+
+
+def reserve(store: StateStore, now: float, hold: str, *lines: BudgetLine, ttl: float = 60.0):
+    res = store.apply(Batch(now=now, reserve=ReserveOp(hold, tuple(lines), ttl))).reserve
+    assert res is not None
+    return res
+
+
+# ---------------------------------------------------------------- sliding windows
+def test_window_boundaries(store: StateStore) -> None:
+    op = HitOp("w:a", window_s=10.0, amount=2)
+    assert hit(store, T0, op) == (2, False, False)
+    assert hit(store, T0 + 5, op) == (4, False, False)
+    # at T0+10 the hit at T0 is out: the window is (now - 10, now]
+    assert hit(store, T0 + 10, op) == (4, False, False)
+    assert hit(store, T0 + 14.999, op) == (6, False, False)
+    assert hit(store, T0 + 24.5, op) == (4, False, False)  # T0+14.999 and T0+24.5
+    assert hit(store, T0 + 34.5, op) == (2, False, False)  # T0+24.5 exactly on the edge: out
+
+
+def test_window_limit_never_exceeded(store: StateStore) -> None:
+    op = HitOp("w:lim", window_s=60.0, limit=3)
+    results = [hit(store, T0 + i, op) for i in range(5)]
+    assert [r[1] for r in results] == [False, False, False, True, True]
+    assert [r[0] for r in results] == [1, 2, 3, 3, 3]
+    # limited hits recorded nothing: once the first three age out, we are back to 1
+    assert hit(store, T0 + 62.5, op) == (1, False, False)
+    big = HitOp("w:amt", window_s=60.0, amount=40, limit=100)
+    assert hit(store, T0, big)[:2] == (40, False)
+    assert hit(store, T0 + 1, big)[:2] == (80, False)
+    assert hit(store, T0 + 2, big)[:2] == (80, True)
+    small = HitOp("w:amt", window_s=60.0, amount=20, limit=100)
+    assert hit(store, T0 + 3, small)[:2] == (100, False)
+
+
+def test_distinct_members(store: StateStore) -> None:
+    def m(name: str) -> HitOp:
+        return HitOp("fan:a", window_s=100.0, limit=2, member=name)
+
+    assert hit(store, T0, m("x")) == (1, False, False)
+    assert hit(store, T0 + 1, m("y")) == (2, False, False)
+    assert hit(store, T0 + 2, m("x")) == (2, False, False)  # same member: refresh only
+    assert hit(store, T0 + 3, m("z")) == (2, True, False)  # a third distinct one: limited
+    # y (T0+1) ages out at T0+101; x was refreshed at T0+2 so it stays
+    assert hit(store, T0 + 101.5, m("z")) == (2, False, False)
+    assert hit(store, T0 + 101.6, m("y")) == (2, True, False)
+
+
+def test_trip_above(store: StateStore) -> None:
+    op = HitOp("trip:a", window_s=60.0, trip_above=2)
+    assert hit(store, T0, op) == (1, False, False)
+    assert hit(store, T0 + 1, op) == (2, False, False)
+    assert hit(store, T0 + 2, op) == (3, False, True)  # recorded, then tripped
+
+
+# ---------------------------------------------------------------- budgets
+def test_reservation_all_or_nothing(store: StateStore) -> None:
+    a = BudgetLine("b:a", limit=100, amount=60)
+    b = BudgetLine("b:b", limit=50, amount=60)
+    res = reserve(store, T0, "h1", a, b)
+    assert not res.ok and not res.replayed
+    assert [(x.key, x.ok, x.used, x.reserved, x.amount) for x in res.lines] == [
+        ("b:a", True, 0, 0, 60),
+        ("b:b", False, 0, 0, 60),
+    ]
+    assert store.budget_status(["b:a", "b:b"], now=T0) == {"b:a": (0, 0), "b:b": (0, 0)}
+    ok = reserve(store, T0, "h2", a, BudgetLine("b:b", limit=100, amount=60))
+    assert ok.ok
+    assert store.budget_status(["b:a", "b:b"], now=T0) == {"b:a": (0, 60), "b:b": (0, 60)}
+    second = reserve(store, T0 + 1, "h3", a)
+    assert not second.ok
+    assert second.lines[0].reserved == 60 and second.lines[0].limit == 100
+
+
+def test_exact_fill_then_reject(store: StateStore) -> None:
+    line = BudgetLine("b:fill", limit=100, amount=25)
+    assert all(reserve(store, T0, f"f{i}", line).ok for i in range(4))
+    assert not reserve(store, T0, "f5", line).ok
+    assert store.budget_status(["b:fill"], now=T0)["b:fill"] == (0, 100)
+
+
+def test_hold_expiry_releases(store: StateStore) -> None:
+    line = BudgetLine("b:exp", limit=100, amount=80)
+    assert reserve(store, T0, "e1", line, ttl=10).ok
+    assert not reserve(store, T0 + 9.9, "e2", line).ok
+    assert store.budget_status(["b:exp"], now=T0 + 10)["b:exp"] == (0, 0)
+    assert reserve(store, T0 + 10, "e3", line).ok
+    late = store.commit("e1", None, now=T0 + 11)
+    assert not late.ok and not late.already
+    assert store.ledger_total("b:exp") == 0
+
+
+def test_idempotent_reserve_and_commit(store: StateStore) -> None:
+    line = BudgetLine("b:idem", limit=100, amount=30)
+    first = reserve(store, T0, "i1", line)
+    again = reserve(store, T0 + 1, "i1", line)
+    assert first.ok and again.ok and again.replayed and not first.replayed
+    assert again.lines == first.lines
+    assert store.budget_status(["b:idem"], now=T0 + 1)["b:idem"] == (0, 30)
+    c1 = store.commit("i1", 20, now=T0 + 2)
+    assert c1.ok and not c1.already
+    assert c1.lines[0].used == 20 and c1.lines[0].reserved == 0
+    c2 = store.commit("i1", 20, now=T0 + 3)
+    assert c2.ok and c2.already
+    c3 = store.commit("i1", 99, now=T0 + 3)
+    assert c3.already
+    assert store.ledger_total("b:idem") == 20
+    assert store.budget_status(["b:idem"], now=T0 + 3)["b:idem"] == (20, 0)
+    # replay after commit still returns the original result and charges nothing
+    assert reserve(store, T0 + 4, "i1", line).replayed
+    assert store.budget_status(["b:idem"], now=T0 + 4)["b:idem"] == (20, 0)
+
+
+def test_commit_refund_and_charge(store: StateStore) -> None:
+    a = BudgetLine("b:rc1", limit=1_000, amount=100)
+    b = BudgetLine("b:rc2", limit=1_000, amount=200)
+    assert reserve(store, T0, "r1", a, b).ok
+    c = store.commit("r1", None, now=T0 + 1)  # reserved amounts
+    assert c.ok and [x.used for x in c.lines] == [100, 200]
+    assert reserve(store, T0 + 2, "r2", a).ok
+    assert store.commit("r2", 40, now=T0 + 3).ok  # refund 60
+    assert reserve(store, T0 + 4, "r3", a).ok
+    assert store.commit("r3", 150, now=T0 + 5).ok  # charge 50 more than reserved
+    assert store.ledger_total("b:rc1") == 100 + 40 + 150
+    assert store.ledger_total("b:rc2") == 200
+    assert store.budget_status(["b:rc1"], now=T0 + 6)["b:rc1"] == (290, 0)
+
+
+def test_unknown_hold_and_release(store: StateStore) -> None:
+    assert not store.commit("nope", 1, now=T0).ok
+    assert not store.release("nope", now=T0)
+    line = BudgetLine("b:rel", limit=100, amount=70)
+    assert reserve(store, T0, "x1", line).ok
+    assert store.release("x1", now=T0 + 1)
+    assert not store.release("x1", now=T0 + 1)
+    assert store.budget_status(["b:rel"], now=T0 + 1)["b:rel"] == (0, 0)
+    assert not store.commit("x1", None, now=T0 + 2).ok
+    assert store.ledger_total("b:rel") == 0
+
+
+def test_rolling_budget(store: StateStore) -> None:
+    line = BudgetLine("b:roll", limit=100, amount=60, rolling_s=100.0)
+    assert reserve(store, T0, "ro1", line).ok
+    assert store.commit("ro1", 60, now=T0).ok
+    assert not reserve(store, T0 + 50, "ro2", line).ok  # 60 used in (T0-50, T0+50]
+    assert store.budget_status(["b:roll"], now=T0 + 50)["b:roll"] == (60, 0)
+    assert store.budget_status(["b:roll"], now=T0 + 100)["b:roll"] == (0, 0)
+    assert reserve(store, T0 + 100, "ro3", line).ok
+    assert store.commit("ro3", 10, now=T0 + 101).ok
+    assert store.ledger_total("b:roll") == 70
+
+
+def test_calendar_key_expiry(store: StateStore) -> None:
+    end = T0 + 1000
+    line = BudgetLine("b:day:2027-01-15", limit=100, amount=100, expires_at=end)
+    assert reserve(store, T0, "c1", line).ok
+    assert store.commit("c1", None, now=T0 + 1).ok
+    assert not reserve(store, T0 + 2, "c2", line).ok
+    assert store.budget_status([line.key], now=end + 10)[line.key] == (100, 0)
+    gone = end + BUDGET_GRACE_S + 1
+    assert store.budget_status([line.key], now=gone)[line.key] == (0, 0)
+    assert reserve(store, gone, "c3", line).ok
+
+
+# ---------------------------------------------------------------- runs
+def test_events_labels_marks(store: StateStore) -> None:
+    def ev(now: float, n: int, labels: set[str] = set(), marks: set[str] = set()):  # noqa: B006
+        op = EventOp("run:1", {"n": n, "tool": "x"}, frozenset(labels), frozenset(marks), 3600)
+        return store.apply(Batch(now=now, event=op))
+
+    r1 = ev(T0, 1, {"pii"}, {"read"})
+    assert r1.step == 1 and r1.run is not None and r1.run.steps == 1
+    r2 = ev(T0 + 1, 2, {"secret"})
+    r3 = ev(T0 + 2.5, 3, set(), {"read", "write"})
+    assert (r2.step, r3.step) == (2, 3)
+    assert r3.run is not None
+    assert r3.run.labels == {"pii", "secret"}
+    assert dict(r3.run.marks) == {"read": (3, T0 + 2.5), "write": (3, T0 + 2.5)}
+    st = store.run_state("run:1")
+    assert st.steps == 3 and st.labels == {"pii", "secret"} and st.marks["read"] == (3, T0 + 2.5)
+    store.add_labels("run:1", frozenset({"result:tainted"}), now=T0 + 3, ttl_s=3600)
+    assert "result:tainted" in store.run_state("run:1").labels
+    assert [e["n"] for e in store.history("run:1")] == [1, 2, 3]
+    assert [e["n"] for e in store.history("run:1", limit=2)] == [2, 3]
+    empty = store.run_state("run:none")
+    assert empty.steps == 0 and not empty.labels and not empty.marks
+    assert store.history("run:none") == []
+    # the run expired (ttl 3600 after its last write): it starts afresh
+    fresh = ev(T0 + 3 + 3600, 1)
+    assert fresh.step == 1 and fresh.run is not None and fresh.run.labels == frozenset()
+
+
+# ---------------------------------------------------------------- stops
+def test_stops(store: StateStore) -> None:
+    rec = StopRecord("agent", "pay-1", "runaway", "alice", T0)
+    store.set_stop(rec)
+    store.set_stop(StopRecord("global", "*", "drill", "bob", T0 + 1, source="api"))
+    assert {(s.scope, s.value) for s in store.list_stops()} == {("agent", "pay-1"), ("global", "*")}
+    op = HitOp("w:stop", window_s=60)
+    line = BudgetLine("b:stop", limit=10, amount=1)
+    ev = EventOp("run:s", {"a": 1}, frozenset(), frozenset(), 60)
+    res = store.apply(
+        Batch(
+            now=T0,
+            stop_keys=(("tool", "t"), ("agent", "pay-1")),
+            hits=(op,),
+            reserve=ReserveOp("s1", (line,), 60),
+            event=ev,
+        )
+    )
+    assert res.stop == rec and res.hits == () and res.reserve is None and res.step is None
+    assert hit(store, T0, op)[0] == 1  # nothing was recorded by the stopped batch
+    assert store.budget_status(["b:stop"], now=T0)["b:stop"] == (0, 0)
+    assert store.run_state("run:s").steps == 0
+    assert store.clear_stop("agent", "pay-1") == rec
+    assert store.clear_stop("agent", "pay-1") is None
+    g = store.apply(Batch(now=T0, stop_keys=(("global", "*"),))).stop
+    assert g is not None and g.source == "api" and g.by == "bob"
+    store.clear_stop("global", "*")
+    assert store.list_stops() == []
+    with pytest.raises(ValueError):
+        store.set_stop(StopRecord("planet", "x", "r", "b", T0))
+
+
+# ---------------------------------------------------------------- batch ordering
+def test_limited_hit_blocks_reservation_and_event(store: StateStore) -> None:
+    line = BudgetLine("b:ord", limit=100, amount=10)
+    ev = EventOp("run:o", {"k": 1}, frozenset({"l"}), frozenset({"m"}), 600)
+    ok_hit = HitOp("w:ok", window_s=60)
+    lim = HitOp("w:lim1", window_s=60, limit=1)
+    first = store.apply(Batch(now=T0, hits=(lim,)))
+    assert not first.hits[0].limited
+    res = store.apply(
+        Batch(now=T0 + 1, hits=(ok_hit, lim), reserve=ReserveOp("o1", (line,), 60), event=ev)
+    )
+    assert [h.limited for h in res.hits] == [False, True]
+    assert res.reserve is None and res.step is None
+    assert res.run is not None and res.run.steps == 0 and res.run.labels == frozenset()
+    assert store.budget_status(["b:ord"], now=T0 + 1)["b:ord"] == (0, 0)
+    tripped = store.apply(
+        Batch(
+            now=T0 + 2,
+            hits=(HitOp("w:tr", window_s=60, trip_above=0),),
+            reserve=ReserveOp("o2", (line,), 60),
+            event=ev,
+        )
+    )
+    assert tripped.hits[0].tripped and tripped.reserve is None and tripped.step is None
+
+
+def test_failed_reservation_blocks_event(store: StateStore) -> None:
+    ev = EventOp("run:f", {"k": 1}, frozenset(), frozenset(), 600)
+    big = BudgetLine("b:big", limit=5, amount=10)
+    res = store.apply(Batch(now=T0, reserve=ReserveOp("f1", (big,), 60), event=ev))
+    assert res.reserve is not None and not res.reserve.ok
+    assert res.step is None and res.run is not None and res.run.steps == 0
+    good = BudgetLine("b:good", limit=50, amount=10)
+    ok = store.apply(
+        Batch(now=T0, hits=(HitOp("w:f", 60),), reserve=ReserveOp("f2", (good,), 60), event=ev)
+    )
+    assert ok.reserve is not None and ok.reserve.ok and ok.step == 1
+    assert ok.run is not None and ok.run.steps == 1
+
+
+# ---------------------------------------------------------------- idempotency
+def test_remember_and_replay(store: StateStore) -> None:
+    assert store.remember("d:1", '{"allow":true}', now=T0, ttl_s=100) is None
+    assert store.remember("d:1", '{"allow":false}', now=T0 + 1, ttl_s=100) == '{"allow":true}'
+    op = HitOp("w:idem", window_s=60)
+    res = store.apply(Batch(now=T0 + 2, hits=(op,), idempotency_key="d:1"))
+    assert res.replayed_payload == '{"allow":true}' and res.hits == ()
+    assert hit(store, T0 + 3, op)[0] == 1
+    fresh = store.apply(Batch(now=T0 + 4, hits=(op,), idempotency_key="d:2"))
+    assert fresh.replayed_payload is None and fresh.hits[0].total == 2
+    # expired after its ttl
+    assert store.remember("d:1", "new", now=T0 + 101, ttl_s=100) is None
+    assert store.remember("d:1", "newer", now=T0 + 102, ttl_s=100) == "new"
+
+
+# ---------------------------------------------------------------- records
+def test_records_cas(store: StateStore) -> None:
+    assert store.get_record("approval", "a1") is None
+    store.put_record("approval", "a1", {"state": "pending", "n": 1}, ttl_s=3600)
+    store.put_record("approval", "a2", {"state": "pending", "n": 2}, ttl_s=None)
+    store.put_record("escalation", "e1", {"state": "open"}, ttl_s=None)
+    got = store.get_record("approval", "a1")
+    assert got is not None
+    version, doc = got
+    assert doc == {"state": "pending", "n": 1}
+    assert store.cas_record("approval", "a1", version, {"state": "approved", "n": 1})
+    assert not store.cas_record("approval", "a1", version, {"state": "denied", "n": 1})
+    assert not store.cas_record("approval", "zz", 1, {"x": 1})
+    got2 = store.get_record("approval", "a1")
+    assert got2 is not None and got2[0] == version + 1 and got2[1]["state"] == "approved"
+    assert sorted(d["n"] for d in store.list_records("approval")) == [1, 2]
+    assert store.list_records("escalation") == [{"state": "open"}]
+
+
+def test_cas_exactly_one_winner(store: StateStore) -> None:
+    if store.backend == "sqlite":  # a connection per thread is exercised here too
+        pass
+    store.put_record("approval", "race", {"winner": None}, ttl_s=600)
+    got = store.get_record("approval", "race")
+    assert got is not None
+    version = got[0]
+    wins: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        if store.cas_record("approval", "race", version, {"winner": i}):
+            wins.append(i)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+    final = store.get_record("approval", "race")
+    assert final is not None and final[1] == {"winner": wins[0]}
+
+
+def test_ping(store: StateStore) -> None:
+    store.ping()
+
+
+def test_unknown_scheme() -> None:
+    with pytest.raises(ValueError, match="memory://"):
+        open_store("mongodb://localhost/x")
