@@ -1,1 +1,1 @@
-"""charter.engine package."""
+"""The decision engine: pure decision logic over a compiled policy; never imports the parser."""

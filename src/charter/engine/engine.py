@@ -1,0 +1,399 @@
+"""The in-process engine: decide (stops, rules, stateful boundaries in one atomic batch) and settle."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from charter.engine.decision import BoundaryCheck, Decision, Failure, RuleHit
+from charter.engine.evaluate import EvalError, RunView, View, check_conditions, evaluate
+from charter.engine.policy import CompiledPolicy, EscalationPath, Rule
+from charter.engine.prepare import RequestError, build_view, parse_request, scope_values, stop_keys
+from charter.engine.request import Request
+from charter.engine.stateful import (
+    MICROS,
+    depth_trips,
+    micros,
+    plan_batch,
+    read_result,
+)
+from charter.enums import Mode, Outcome, Scope
+from charter.state import Batch, StateStore, StopRecord, StoreError
+
+__all__ = ["Engine", "RequestError", "Settlement", "TraceSink"]
+
+
+class TraceSink(Protocol):
+    """Where decision records go (the trace package implements it)."""
+
+    def record_decision(self, decision: Decision, request: Request) -> None: ...
+
+    def record_event(self, kind: str, payload: Mapping[str, Any]) -> None: ...
+
+
+@dataclass(slots=True)
+class Settlement:
+    """What settling an action did: the spend committed, checks that fired, stops set."""
+
+    decision_id: str
+    committed: bool
+    checks: list[RuleHit] = field(default_factory=list)
+    outcome: Outcome | None = None
+    labels: tuple[str, ...] = ()
+    stops: list[StopRecord] = field(default_factory=list)
+    boundaries: list[BoundaryCheck] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "decision_id": self.decision_id,
+            "committed": self.committed,
+            "checks": [c.to_dict() for c in self.checks],
+            "outcome": self.outcome.value if self.outcome else None,
+            "labels": list(self.labels),
+            "stops": [s.__dict__ if hasattr(s, "__dict__") else _stop_dict(s) for s in self.stops],
+            "boundaries": [b.to_dict() for b in self.boundaries],
+            "failures": [f.to_dict() for f in self.failures],
+        }
+
+
+def _stop_dict(s: StopRecord) -> dict[str, Any]:
+    return {"scope": s.scope, "value": s.value, "reason": s.reason, "by": s.by, "at": s.at, "source": s.source}
+
+
+def _escalation_obligation(path: EscalationPath, rules: list[str]) -> dict[str, Any]:
+    first = path.steps[0] if path.steps else None
+    return {
+        "target": first.target if first else path.name,
+        "chain": [{"target": s.target, "timeout_s": s.timeout_seconds} for s in path.steps],
+        "fallback": path.fallback.value,
+        "severity": path.severity,
+        "rules": rules,
+    }
+
+
+class Engine:
+    """Decides actions against a compiled policy. Thread-safe; state lives in the store."""
+
+    def __init__(
+        self,
+        policy: CompiledPolicy,
+        store: StateStore | None = None,
+        trace: TraceSink | None = None,
+        clock: Callable[[], float] | None = None,
+    ):
+        if store is None:
+            from charter.state.memory import MemoryStore
+
+            store = MemoryStore()
+        self.policy = policy
+        self.store = store
+        self.trace = trace
+        self.clock = clock or time.time
+        self._ids = itertools.count(1)
+        self._prefix = os.urandom(6).hex()
+        self._pending: dict[str, dict[str, Any]] = {}
+
+    # ---- deciding ----------------------------------------------------------------------------
+    def _new_id(self) -> str:
+        return f"d-{self._prefix}-{next(self._ids):x}"
+
+    def decide(self, request: Request | Mapping[str, Any]) -> Decision:
+        """Decide one action. Raises RequestError for a malformed request; every other failure
+        is recorded in the decision and never yields ``allow``."""
+        t0 = time.perf_counter()
+        req = parse_request(request)
+        policy = self.policy
+        ctx_time = req.context.time
+        now = ctx_time.timestamp() if ctx_time is not None else self.clock()
+        view = build_view(policy, req, now)
+        did = self._new_id()
+        failures: list[Failure] = []
+        keys = stop_keys(req, view)
+
+        if policy.uses_run_state and req.context.run:
+            try:
+                rs = self.store.run_state(f"run:{req.context.run}")
+                view.run = RunView(rs.steps, rs.labels, rs.marks)
+            except StoreError as exc:
+                return self._failed(did, req, t0, f"state store: {exc}", failures)
+
+        sel = (view.kind, view.target, view.actor_id, view.roles, view.ancestors,
+               req.context.workflow, view.target_roles)
+        verdict = evaluate(policy, view, policy.index["rules"].select(*sel))
+        failures.extend(verdict.failures)
+        outcome = verdict.outcome
+        deciding = verdict.deciding
+        default_deny = verdict.default_deny
+        boundaries: list[BoundaryCheck] = []
+        stops_to_set: list[tuple[Scope, Any]] = []
+
+        for tw in depth_trips(policy, req, view):
+            boundaries.append(BoundaryCheck("tripwire", tw.id, False, used=float(len(view.chain)),
+                                            limit=tw.threshold, detail="delegation-depth"))
+            if tw.outcome.rank >= outcome.rank:
+                if tw.outcome.rank > outcome.rank:
+                    deciding, default_deny = [], False
+                outcome = tw.outcome
+                deciding.append(RuleHit(tw.id, "tripwire", tw.outcome, tw.reason,
+                                        str(tw.source) if tw.source else None))
+                if tw.outcome is Outcome.HALT and tw.stop_scope is not None:
+                    stops_to_set.append((tw.stop_scope, tw))
+
+        hold_id = None
+        if policy.stateful or True:
+            allow_spend = outcome is Outcome.ALLOW
+            plan = plan_batch(policy, req, view, allow_spend, keys, did)
+            failures.extend(plan.failures)
+            if plan.fail_outcome is not None and plan.fail_outcome.rank > outcome.rank:
+                outcome, deciding, default_deny = plan.fail_outcome, [], False
+                plan = plan_batch(policy, req, view, False, keys, did)
+            try:
+                res = self.store.apply(plan.batch)
+            except StoreError as exc:
+                return self._failed(did, req, t0, f"state store: {exc}", failures)
+            if res.replayed_payload is not None:
+                return self._replayed(res.replayed_payload)
+            if res.stop is not None:
+                s = res.stop
+                hit = RuleHit(f"stop:{s.scope}:{s.value}", "stop", Outcome.HALT,
+                              f"Emergency stop on {s.scope} {s.value} by {s.by}: {s.reason}")
+                boundaries.append(BoundaryCheck("stop", f"{s.scope}:{s.value}", False, scope=s.scope,
+                                                detail=s.reason))
+                return self._finish(did, req, Outcome.HALT, [hit], t0, boundaries=boundaries,
+                                    shadow=verdict.shadow, failures=failures)
+            st = read_result(plan, res, view)
+            boundaries.extend(st.checks)
+            if st.outcome.rank > outcome.rank:
+                outcome, deciding, default_deny = st.outcome, [], False
+            if st.outcome is outcome and st.deciding:
+                deciding = deciding + [
+                    RuleHit(i, k, e, r) for (k, i, e, r) in st.deciding if e is outcome
+                ]
+            stops_to_set.extend(st.stops_to_set)
+            if res.reserve is not None and res.reserve.ok and outcome is Outcome.ALLOW:
+                hold_id = plan.batch.reserve.hold_id if plan.batch.reserve else None
+            elif res.reserve is not None and res.reserve.ok and plan.batch.reserve is not None:
+                # A stricter outcome arrived after the reservation: give the money back.
+                self._release(plan.batch.reserve.hold_id, now, failures)
+
+        obligations: dict[str, Any] = {}
+        if outcome is Outcome.REQUIRE_APPROVAL and verdict.approvals:
+            obligations["approvals"] = [
+                {
+                    "rule": r.id, "group": r.approval.group, "quorum": r.approval.quorum,
+                    "members": list(r.approval.members),
+                    "separation_of_duties": r.approval.separation_of_duties,
+                    "expires_in_s": r.approval.expires_seconds,
+                    "on_timeout": r.approval.on_timeout.value,
+                }
+                for r in verdict.approvals if r.approval is not None
+            ]
+        if outcome is Outcome.ESCALATE:
+            paths = [r for r in verdict.escalations if r.escalation is not None]
+            if paths:
+                obligations["escalation"] = _escalation_obligation(
+                    paths[0].escalation, [r.id for r in verdict.escalations])  # type: ignore[arg-type]
+            elif outcome is Outcome.ESCALATE:
+                obligations["escalation"] = {"target": None, "chain": [], "fallback": "deny",
+                                             "rules": [h.id for h in deciding]}
+            if view.signals:
+                obligations.setdefault("escalation", {})["signals"] = [dict(s) for s in view.signals]
+        if outcome is Outcome.HALT:
+            for r in verdict.halts:
+                if r.stop_scope is not None:
+                    stops_to_set.append((r.stop_scope, r))
+        if outcome is Outcome.HALT and stops_to_set:
+            obligations["stops"] = self._set_stops(stops_to_set, req, view, failures)
+        if req.context.run or hold_id:
+            self._pending[did] = {
+                "hold": hold_id, "run": req.context.run, "view": view, "request": req,
+                "outcome": outcome,
+            }
+        return self._finish(
+            did, req, outcome, deciding, t0, boundaries=boundaries, shadow=verdict.shadow,
+            failures=failures, obligations=obligations, default_deny=default_deny, hold_id=hold_id,
+        )
+
+    def _release(self, hold_id: str, now: float, failures: list[Failure]) -> None:
+        try:
+            self.store.release(hold_id, now=now)
+        except StoreError as exc:
+            failures.append(Failure("state store", f"release {hold_id}: {exc}", "hold expires by TTL"))
+
+    def _set_stops(self, items: list[tuple[Scope, Any]], req: Request, view: View,
+                   failures: list[Failure]) -> list[dict[str, Any]]:
+        out = []
+        for scope, item in items:
+            values = ["*"] if scope in (Scope.GLOBAL, Scope.ORG) else scope_values(scope, req, view)
+            for value in values:
+                rec = StopRecord("global" if scope is Scope.ORG else scope.value, value,
+                                 item.reason or f"tripped {item.id}", f"policy:{item.id}", view.now, "tripwire")
+                try:
+                    self.store.set_stop(rec)
+                    out.append(_stop_dict(rec))
+                except StoreError as exc:
+                    failures.append(Failure(f"stop {scope.value}={value}", str(exc), "halt (not persisted)"))
+        return out
+
+    def _finish(self, did: str, req: Request, outcome: Outcome, deciding: list[RuleHit], t0: float,
+                **kw: Any) -> Decision:
+        shadow = kw.pop("shadow", [])
+        failures = kw.pop("failures", [])
+        boundaries = kw.pop("boundaries", [])
+        d = Decision(
+            did, outcome, tuple(deciding), self.policy.revision, tuple(boundaries), tuple(shadow),
+            tuple(failures), **kw,
+        )
+        if self.trace is not None:
+            try:
+                self.trace.record_decision(d, req)
+            except Exception as exc:  # noqa: BLE001 - a trace failure must fail closed, whatever it is
+                if d.outcome is Outcome.ALLOW or d.outcome.rank < Outcome.DENY.rank:
+                    if d.hold_id:
+                        self._release(d.hold_id, time.time(), [])
+                    d = Decision(did, Outcome.DENY, (), self.policy.revision, d.boundaries, d.shadow,
+                                 d.failures + (Failure("trace", str(exc), "deny"),))
+        d.elapsed_us = (time.perf_counter() - t0) * 1e6
+        if req.idempotency_key:
+            try:
+                self.store.remember(f"idem:{req.idempotency_key}", json.dumps(d.to_dict()),
+                                    now=self.clock(), ttl_s=86400.0)
+            except StoreError:
+                pass  # the decision stands; a retry may be decided again, still fail-closed
+        return d
+
+    def _failed(self, did: str, req: Request, t0: float, msg: str, failures: list[Failure]) -> Decision:
+        failures = failures + [Failure("state store", msg, "deny")]
+        hit = RuleHit("charter.fail-closed", "failure", Outcome.DENY,
+                      "The state store could not be consulted, so the action is denied (fail closed).")
+        return self._finish(did, req, Outcome.DENY, [hit], t0, failures=failures)
+
+    def _replayed(self, payload: str) -> Decision:
+        d = json.loads(payload)
+        return Decision(
+            d["id"], Outcome(d["outcome"]),
+            tuple(RuleHit(r["id"], r["kind"], Outcome(r["effect"]), r["reason"], r.get("source"),
+                          r.get("shadow", False), r.get("error")) for r in d["rules"]),
+            d["revision"],
+            tuple(BoundaryCheck(**b) for b in d["boundaries"]),
+            (), tuple(Failure(**f) for f in d["failures"]), d["obligations"], d["elapsed_us"],
+            d["default_deny"], d.get("hold_id"), True,
+        )
+
+    async def adecide(self, request: Request | Mapping[str, Any]) -> Decision:
+        """Async variant of :meth:`decide` (store I/O runs in a worker thread)."""
+        from charter.state.memory import MemoryStore
+
+        if isinstance(self.store, MemoryStore):
+            return self.decide(request)
+        return await asyncio.to_thread(self.decide, request)
+
+    # ---- settling ----------------------------------------------------------------------------
+    def settle(
+        self,
+        decision_id: str,
+        actual_cost: Mapping[str, float] | float | None = None,
+        outcome: str = "success",
+        labels: tuple[str, ...] | list[str] = (),
+    ) -> Settlement:
+        """Record what an action really did: commit its actual cost (refunding or charging the
+        difference), add its result labels to the run, and run the checks after an action."""
+        ctx = self._pending.pop(decision_id, None)
+        if ctx is None:
+            raise KeyError(f"unknown or already settled decision {decision_id!r}")
+        now = self.clock()
+        st = Settlement(decision_id, False, labels=tuple(labels))
+        hold = ctx["hold"]
+        req: Request = ctx["request"]
+        view: View = ctx["view"]
+        actual_map: dict[str, float] = {}
+        if isinstance(actual_cost, Mapping):
+            actual_map = dict(actual_cost)
+        elif actual_cost is not None:
+            units = list(req.cost) or sorted(self.policy.units)
+            if units:
+                actual_map = {units[0]: float(actual_cost)}
+        if hold:
+            amount = None
+            if actual_map:
+                # Holds carry one unit per line; the actual of the hold's unit is committed.
+                unit_of_hold = next(iter(req.cost), None)
+                if unit_of_hold in actual_map:
+                    amount = micros(actual_map[unit_of_hold])
+            try:
+                cr = self.store.commit(hold, amount, now=now)
+                st.committed = cr.ok
+                for ln in cr.lines:
+                    st.boundaries.append(BoundaryCheck("budget", ln.key, ln.ok, key=ln.key, used=ln.used / MICROS,
+                                                       reserved=ln.reserved / MICROS, amount=ln.amount / MICROS,
+                                                       limit=ln.limit / MICROS))
+            except StoreError as exc:
+                st.failures.append(Failure("state store", f"commit: {exc}", "hold expires by TTL"))
+        run = ctx["run"]
+        all_labels = set(labels)
+        checks = self.policy.index["results"].select(
+            view.kind, view.target, view.actor_id, view.roles, view.ancestors, req.context.workflow,
+            view.target_roles)
+        if checks:
+            act = dict(view.activation())
+            act["result"] = {"outcome": outcome, "failed": outcome not in ("success", "ok"),
+                             "cost": actual_map or dict(req.cost), "labels": sorted(labels)}
+            act["estimate"] = dict(req.cost)
+            probe = View(**{f: getattr(view, f) for f in view.__slots__ if f != "_activation"})  # type: ignore[attr-defined]
+            probe._activation = act
+            worst: Outcome | None = None
+            stops: list[tuple[Scope, Any]] = []
+            for chk in checks:
+                try:
+                    holds = check_conditions(chk.conditions, probe)
+                except EvalError as exc:
+                    st.failures.append(Failure(f"check {chk.id}", str(exc), chk.fail.value))
+                    holds = chk.fail.value != "ignore"
+                if not holds:
+                    continue
+                eff = chk.outcome or Outcome.ALLOW
+                st.checks.append(RuleHit(chk.id, "on result", eff, chk.reason,
+                                         str(chk.source) if chk.source else None, chk.mode is Mode.SHADOW))
+                if chk.mode is Mode.SHADOW:
+                    continue
+                all_labels |= chk.labels
+                if chk.outcome is not None and (worst is None or chk.outcome.rank > worst.rank):
+                    worst = chk.outcome
+                if chk.outcome is Outcome.HALT:
+                    stops.append((chk.stop_scope or Scope.AGENT, chk))
+            st.outcome = worst
+            if stops:
+                for d in self._set_stops(stops, req, view, st.failures):
+                    st.stops.append(StopRecord(**d))
+        if run and all_labels:
+            try:
+                self.store.add_labels(f"run:{run}", frozenset(all_labels), now=now, ttl_s=7 * 86400.0)
+            except StoreError as exc:
+                st.failures.append(Failure("state store", f"labels: {exc}", "labels lost"))
+        st.labels = tuple(sorted(all_labels))
+        if self.trace is not None:
+            try:
+                self.trace.record_event("settlement", st.to_dict())
+            except Exception as exc:  # noqa: BLE001
+                st.failures.append(Failure("trace", str(exc), "settlement not traced"))
+        return st
+
+    # ---- convenience -------------------------------------------------------------------------
+    def batch_size_hint(self) -> int:
+        """Rules in the policy (for reports)."""
+        return len(self.policy.rules)
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+
+_ = (Rule, Batch)

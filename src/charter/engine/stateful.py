@@ -1,0 +1,265 @@
+"""Stateful boundaries: turns budgets, rates and tripwires into one atomic store batch and back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from charter.engine.decision import BoundaryCheck, Failure
+from charter.engine.evaluate import EvalError, View, check_conditions
+from charter.engine.policy import Budget, CompiledPolicy, EventMark, RateLimit, Tripwire
+from charter.engine.prepare import scope_values
+from charter.engine.request import Request
+from charter.enums import ActionKind, Calendar, Mode, Outcome, Scope, TriggerKind
+from charter.state import Batch, BatchResult, BudgetLine, EventOp, HitOp, ReserveOp
+
+MICROS = 1_000_000
+#: Budget holds expire after this long without a settlement (a dead client's hold is released).
+HOLD_TTL_S = 900.0
+#: Run history is kept this long after the run's last event.
+RUN_TTL_S = 7 * 86400.0
+#: Ping-pong counted over this long when the tripwire gives no window.
+PINGPONG_DEFAULT_S = 86400.0
+
+
+def micros(amount: float) -> int:
+    """Integer micro-units of an amount."""
+    return int(round(amount * MICROS))
+
+
+def calendar_window(cal: Calendar, tz: str, now: float) -> tuple[str, float]:
+    """The id of the calendar window containing ``now`` in ``tz``, and when it ends (epoch s)."""
+    zone = ZoneInfo(tz)
+    t = datetime.fromtimestamp(now, zone)
+    if cal is Calendar.HOUR:
+        start = t.replace(minute=0, second=0, microsecond=0)
+        end = start + timedelta(hours=1)
+        wid = start.strftime("%Y-%m-%dT%H")
+    elif cal is Calendar.DAY:
+        start = t.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = (start + timedelta(days=1, hours=2)).replace(hour=0)
+        wid = start.strftime("%Y-%m-%d")
+    elif cal is Calendar.WEEK:
+        start = (t - timedelta(days=t.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+        end = (start + timedelta(days=7, hours=2)).replace(hour=0)
+        iso = start.isocalendar()
+        wid = f"{iso[0]}-W{iso[1]:02d}"
+    else:
+        start = t.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        nxt = (start + timedelta(days=32)).replace(day=1)
+        end = nxt
+        wid = start.strftime("%Y-%m")
+    return wid, end.timestamp()
+
+
+def call_fingerprint(view: View) -> str:
+    """A stable digest of (tool, arguments) for identical-call repetition."""
+    blob = json.dumps([view.target, view.args], sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
+
+
+@dataclass
+class Plan:
+    """The batch for one decision and how to read its result back."""
+
+    batch: Batch
+    hits: list[tuple[Any, str]] = field(default_factory=list)  # (rate|tripwire, scope value)
+    lines: list[tuple[Budget, str]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    fail_outcome: Outcome | None = None
+    shadow_budgets: list[Budget] = field(default_factory=list)
+
+
+def _applies(item: Any, view: View, plan: Plan) -> bool:
+    try:
+        return check_conditions(item.conditions, view)
+    except EvalError as exc:
+        took = getattr(item, "fail", None)
+        plan.failures.append(Failure(f"{type(item).__name__.lower()} {item.id}", str(exc), "deny"))
+        if took is None or took.value != "ignore":
+            plan.fail_outcome = Outcome.DENY
+        return False
+
+
+def plan_batch(
+    policy: CompiledPolicy, req: Request, view: View, allow_spend: bool, keys: tuple[tuple[str, str], ...],
+    decision_id: str,
+) -> Plan:
+    """Build the atomic batch: stop keys, tripwire hits, and (when allowed so far) rates, budget, event."""
+    idx = policy.index
+    sel_args = (
+        view.kind, view.target, view.actor_id, view.roles, view.ancestors,
+        req.context.workflow, view.target_roles,
+    )
+    now = view.now
+    plan = Plan(Batch(now=now))
+    hits: list[HitOp] = []
+    tw: Tripwire
+    for tw in idx["tripwires"].select(*sel_args):
+        if tw.trigger is TriggerKind.DEPTH or not _applies(tw, view, plan):
+            continue
+        op = _tripwire_hit(tw, req, view)
+        if op is not None:
+            hits.append(op)
+            plan.hits.append((tw, op.key))
+    reserve = None
+    event = None
+    if allow_spend:
+        rl: RateLimit
+        for rl in idx["rates"].select(*sel_args):
+            if not _applies(rl, view, plan):
+                continue
+            for value in scope_values(rl.scope, req, view):
+                key = f"rl:{rl.id}:{value}"
+                if rl.mode is Mode.SHADOW:
+                    # INVARIANT: a shadow rate only counts; it never limits (and never blocks a reservation)
+                    hits.append(HitOp(key, rl.window_seconds, 1))
+                else:
+                    hits.append(HitOp(key, rl.window_seconds, 1, limit=rl.limit))
+                plan.hits.append((rl, value))
+        lines: list[BudgetLine] = []
+        b: Budget
+        for b in idx["budgets"].select(*sel_args):
+            amount = req.cost.get(b.unit)
+            if amount is None or not _applies(b, view, plan):
+                continue
+            if b.mode is Mode.SHADOW:
+                plan.shadow_budgets.append(b)
+                continue
+            for value in scope_values(b.scope, req, view):
+                if b.calendar is not None:
+                    wid, end = calendar_window(b.calendar, b.timezone, now)
+                    lines.append(BudgetLine(f"b:{b.id}:{value}:{wid}", b.limit_micros, micros(amount), None, end))
+                else:
+                    lines.append(BudgetLine(f"b:{b.id}:{value}", b.limit_micros, micros(amount), b.rolling_seconds, None))
+                plan.lines.append((b, value))
+        if lines:
+            reserve = ReserveOp(f"h:{decision_id}", tuple(lines), HOLD_TTL_S)
+        run = req.context.run
+        if run and (policy.marks or policy.uses_run_state):
+            marks = frozenset(m.id for m in policy.marks if mark_matches(m, view))
+            event = EventOp(
+                f"run:{run}",
+                {"decision": decision_id, "agent": view.actor_id, "kind": view.kind.value,
+                 "target": view.target, "at": now},
+                view.labels, marks, RUN_TTL_S,
+            )
+    plan.batch = Batch(
+        now=now, stop_keys=keys, hits=tuple(hits), reserve=reserve, event=event,
+        idempotency_key=req.idempotency_key,
+    )
+    return plan
+
+
+def _tripwire_hit(tw: Tripwire, req: Request, view: View) -> HitOp | None:
+    window = tw.window_seconds
+    threshold = int(tw.threshold)
+    run = req.context.run or "-"
+    if tw.trigger is TriggerKind.REPEAT:
+        return HitOp(f"tw:{tw.id}:{view.actor_id}:{call_fingerprint(view)}", window or 60.0, 1, trip_above=threshold)
+    if tw.trigger is TriggerKind.VELOCITY:
+        amount = req.cost.get(tw.unit or "")
+        if not amount:
+            return None
+        wf = req.context.workflow or "-"
+        return HitOp(f"tw:{tw.id}:{wf}", window or 60.0, micros(amount), trip_above=micros(tw.threshold))
+    if view.kind is not ActionKind.DELEGATE:
+        return None
+    if tw.trigger is TriggerKind.PINGPONG:
+        pair = ":".join(sorted((view.actor_id, view.target)))
+        return HitOp(f"tw:{tw.id}:{run}:{pair}", window or PINGPONG_DEFAULT_S, 1, trip_above=threshold)
+    if tw.trigger is TriggerKind.FANOUT:
+        return HitOp(
+            f"tw:{tw.id}:{view.actor_id}", window or 300.0, 1, trip_above=threshold, member=view.target
+        )
+    return None
+
+
+def mark_matches(mark: EventMark, view: View) -> bool:
+    """Whether this action sets a sequence mark."""
+    if mark.labels:
+        return not mark.labels.isdisjoint(view.labels)
+    if mark.kind is not None and mark.kind is not view.kind:
+        return False
+    t = mark.target
+    return t.any or view.target in t.names or (bool(t.roles) and not t.roles.isdisjoint(view.target_roles))
+
+
+def depth_trips(policy: CompiledPolicy, req: Request, view: View) -> list[Tripwire]:
+    """Delegation-depth tripwires tripped by this request (stateless)."""
+    depth = len(view.chain)
+    out = []
+    for tw in policy.tripwires:
+        if tw.trigger is TriggerKind.DEPTH and tw.mode is Mode.ENFORCE and depth > tw.threshold:
+            out.append(tw)
+    return out
+
+
+@dataclass
+class StateOutcome:
+    """What the store said, as outcomes and boundary checks."""
+
+    outcome: Outcome = Outcome.ALLOW
+    checks: list[BoundaryCheck] = field(default_factory=list)
+    tripped: list[Tripwire] = field(default_factory=list)
+    deciding: list[tuple[str, str, Outcome, str]] = field(default_factory=list)  # (kind, id, effect, reason)
+    stops_to_set: list[tuple[Scope, Tripwire | Budget | RateLimit]] = field(default_factory=list)
+
+
+def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
+    """Interpret a batch result: tripped tripwires, limited rates, budgets that would overspend."""
+    out = StateOutcome()
+
+    def worse(o: Outcome) -> None:
+        if o.rank > out.outcome.rank:
+            out.outcome = o
+
+    for (item, key), hit in zip(plan.hits, res.hits, strict=False):
+        if isinstance(item, Tripwire):
+            enforce = item.mode is Mode.ENFORCE
+            out.checks.append(
+                BoundaryCheck("tripwire", item.id, not hit.tripped, key=key,
+                              used=hit.total / (MICROS if item.trigger is TriggerKind.VELOCITY else 1),
+                              limit=item.threshold, unit=item.unit,
+                              detail=item.trigger.value + ("" if enforce else " (shadow)"))
+            )
+            if hit.tripped and enforce:
+                worse(item.outcome)
+                out.tripped.append(item)
+                out.deciding.append(("tripwire", item.id, item.outcome, item.reason))
+                if item.outcome is Outcome.HALT and item.stop_scope is not None:
+                    out.stops_to_set.append((item.stop_scope, item))
+        else:
+            rl: RateLimit = item
+            enforce = rl.mode is Mode.ENFORCE
+            over = hit.limited or (not enforce and hit.total > rl.limit)
+            out.checks.append(
+                BoundaryCheck("rate", rl.id, not over, scope=rl.scope.value, key=key,
+                              used=float(hit.total), limit=float(rl.limit), unit="calls",
+                              detail=f"per {rl.window_seconds:g}s" + ("" if enforce else " (shadow)"))
+            )
+            if hit.limited and enforce:
+                worse(rl.on_exceed)
+                out.deciding.append(("rate", rl.id, rl.on_exceed, rl.reason))
+                if rl.on_exceed is Outcome.HALT and rl.stop_scope is not None:
+                    out.stops_to_set.append((rl.stop_scope, rl))
+    for b in plan.shadow_budgets:
+        out.checks.append(BoundaryCheck("budget", b.id, True, unit=b.unit, detail="shadow: not reserved"))
+    if res.reserve is not None:
+        for (b, value), st in zip(plan.lines, res.reserve.lines, strict=False):
+            enforce = b.mode is Mode.ENFORCE
+            out.checks.append(
+                BoundaryCheck("budget", b.id, st.ok, scope=f"{b.scope.value}={value}", key=st.key,
+                              unit=b.unit, used=st.used / MICROS, reserved=st.reserved / MICROS,
+                              amount=st.amount / MICROS, limit=st.limit / MICROS)
+            )
+            if not st.ok and enforce:
+                worse(b.on_exceed)
+                out.deciding.append(("budget", b.id, b.on_exceed, b.reason))
+                if b.on_exceed is Outcome.HALT and b.stop_scope is not None:
+                    out.stops_to_set.append((b.stop_scope, b))
+    return out
