@@ -1,1 +1,1 @@
-"""charter.cli package."""
+"""The command-line interface: thin click commands over the public API."""

@@ -267,6 +267,7 @@ class Lowerer:
                         self._mark(c.event), name == "after",
                         w.steps if w is not None else None,
                         w.duration.seconds if w is not None and w.duration is not None else None,
+                        labels=frozenset(n.value for n in c.event.labels),
                     )
                 )
                 self.out.uses_run_state = True

@@ -132,7 +132,12 @@ def check_sequence(seq: SequenceCondition, view: View) -> bool:
     """``after`` holds when the mark was set within the window; ``before`` when it never was."""
     run = view.run
     seen = run.marks.get(seq.mark) if run is not None else None
-    if not seq.after:
+    if (
+        seen is None and seq.labels and run is not None
+        and seq.within_steps is None and seq.within_seconds is None
+        and not seq.labels.isdisjoint(run.labels)
+    ):
+        return seq.after
         return seen is None
     if seen is None:
         return False

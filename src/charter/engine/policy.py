@@ -52,6 +52,8 @@ class SequenceCondition:
     within_steps: int | None = None
     within_seconds: float | None = None
     text: str = ""
+    #: for ``after labelled L`` with no window: result labels already in the run also count
+    labels: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

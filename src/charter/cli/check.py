@@ -1,0 +1,62 @@
+"""`charter check`: parse, typecheck and lint policy files; report diagnostics for people or CI."""
+
+from __future__ import annotations
+
+import click
+
+from charter.api import check as compile_check
+from charter.cli.output import echo_json, github_annotation, style_diag, use_color
+from charter.diagnostics import Diagnostic
+
+
+@click.command("check")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--format", "fmt", type=click.Choice(["pretty", "json", "github"]), default="pretty",
+    show_default=True, help="Output format.",
+)
+@click.option("--strict", is_flag=True, help="Exit 1 when there are warnings.")
+@click.pass_context
+def check_cmd(ctx: click.Context, paths: tuple[str, ...], fmt: str, strict: bool) -> None:
+    """Check policy files or directories.
+
+    Exit status: 0 clean, 1 warnings with --strict, 2 errors.
+    """
+    result = compile_check(list(paths))
+    diags: list[Diagnostic] = result.diagnostics
+    errors = [d for d in diags if d.is_error]
+    warnings = [d for d in diags if not d.is_error]
+    if fmt == "json":
+        echo_json(
+            {
+                "schema_version": 1,
+                "ok": not errors and not (strict and warnings),
+                "files": sorted(result.sources),
+                "revision": result.policy.revision if result.policy else None,
+                "errors": len(errors),
+                "warnings": len(warnings),
+                "diagnostics": [d.to_dict() for d in diags],
+            }
+        )
+    elif fmt == "github":
+        for d in diags:
+            click.echo(github_annotation(d))
+    else:
+        color = use_color(ctx)
+        for d in diags:
+            click.echo(style_diag(d, result.sources.get(d.span.path), color))
+            click.echo()
+        files = len(result.sources)
+        rules = len(result.policy.rules) + len(result.policy.budgets) + len(result.policy.rates) + len(
+            result.policy.tripwires) + len(result.policy.result_checks) if result.policy else 0
+        summary = (
+            f"{files} file{'s' if files != 1 else ''} checked: {len(errors)} error"
+            f"{'s' if len(errors) != 1 else ''}, {len(warnings)} warning{'s' if len(warnings) != 1 else ''}"
+        )
+        if result.policy is not None:
+            summary += f"; {rules} rules, revision {result.policy.revision}"
+        click.echo(summary, err=bool(errors))
+    if errors:
+        ctx.exit(2)
+    if strict and warnings:
+        ctx.exit(1)

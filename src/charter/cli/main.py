@@ -1,0 +1,34 @@
+"""The `charter` command: a click group wiring one module per subcommand."""
+
+from __future__ import annotations
+
+import click
+
+from charter import __version__
+from charter.cli.check import check_cmd
+from charter.cli.eval import eval_cmd
+
+#: Exit codes (documented in docs/cli.md).
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="charter")
+@click.option(
+    "--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+    help="Colour output (NO_COLOR in the environment also turns it off).",
+)
+@click.pass_context
+def cli(ctx: click.Context, color: str) -> None:
+    """charter: policy-as-code boundaries for orchestrated AI agents."""
+    ctx.ensure_object(dict)
+    ctx.obj["color"] = color
+
+
+cli.add_command(check_cmd)
+cli.add_command(eval_cmd)
+
+
+def main() -> None:
+    """Console-script entry point; usage errors exit 2."""
+    cli(prog_name="charter")
