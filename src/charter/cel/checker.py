@@ -261,7 +261,7 @@ class _Checker:
         if n.name in ("matches", "contains", "startsWith", "endsWith") and args:
             return self._method_type(n, n.name, args[0], n.args[0], args[1:], n.args[1:])
         if n.name == "size":
-            return self._method_type(n, "size", args[0] if args else DYN, n, args[1:], [])
+            return self._method_type(n, "size", args[0] if args else DYN, n.args[0] if n.args else n, args[1:], [])
         if len(args) != 1:
             self.problem(ProblemKind.TYPE, f"{n.name}() takes exactly one argument", n)
         return _CONVERSIONS[n.name]

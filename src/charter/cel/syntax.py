@@ -177,7 +177,8 @@ def parse(text: str, limits: Limits) -> Node:
             tree = CELParser().parse(text)
     except CELParseError as ex:
         pos = _offset(text, ex.line, ex.column)
-        if pos >= n:
+        token = getattr(ex.__context__, "token", None)
+        if pos >= n or getattr(token, "type", None) == "$END":
             msg = "the condition ends too early (something is missing at the end)"
         else:
             msg = f"unexpected {text[pos]!r} at character {pos + 1}"
