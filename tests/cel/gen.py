@@ -41,7 +41,7 @@ def expr(r: random.Random, d: int, bound: tuple[str, ...] = ()) -> str:
         return f"{f}({expr(r, d - 1, bound)})"
     if k < 0.84:
         meth = r.choice(["startsWith", "endsWith", "contains", "matches", "size"])
-        arg = "" if meth == "size" else r.choice(STRINGS + ["s", "x"])
+        arg = "" if meth == "size" else r.choice([*STRINGS, "s", "x"])
         return f"{expr(r, d - 1, bound)}.{meth}({arg})"
     macro = r.choice(["all", "exists", "exists_one", "map", "filter"])
     var = r.choice(["v", "w"])

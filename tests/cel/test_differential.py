@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from charter.cel import CelCompileError, reference_evaluate
 from charter.cel.api import compile_unchecked
+
 from .gen import activation, expr, same
 
 N_EXPRESSIONS = 10_000

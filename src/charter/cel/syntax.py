@@ -327,7 +327,8 @@ class _Builder:
             if len(kids) == 1:
                 return self.build(kids[0])
             op_tree, right = kids
-            return Binary(s, e, _REL[op_tree.data], self.build(op_tree.children[0]), self.build(right))
+            left = self.build(op_tree.children[0])
+            return Binary(s, e, _REL[op_tree.data], left, self.build(right))
         if data == "unary":
             if len(kids) == 1:
                 return self.build(kids[0])
