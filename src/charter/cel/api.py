@@ -107,7 +107,7 @@ def compile_condition(
         )
     if problems:
         raise CelCompileError(problems)
-    return Compiled(text, node, result_type if not expect_bool else result_type, refs, limits)
+    return Compiled(text, node, result_type, refs, limits)
 
 
 __all__ = ["BOOL", "Compiled", "compile_condition", "compile_unchecked"]
@@ -124,7 +124,7 @@ def compile_unchecked(text: str, *, limits: Limits = _DEFAULT_LIMITS) -> Compile
         raise CelCompileError(ex.problems) from None
     from charter.cel.types import DYN
 
-    result_type, refs, problems = check(node, text, _AnyEnv(), limits)
+    _, refs, problems = check(node, text, _AnyEnv(), limits)
     fatal = [
         p
         for p in problems

@@ -203,9 +203,12 @@ class _Checker:
     def _Index(self, n: Index, scope: Mapping[str, CelType], depth: int) -> CelType:
         t = self.visit(n.operand, scope, depth)
         it = self.visit(n.index, scope, depth)
-        if isinstance(n.index, Lit) and isinstance(n.index.value, ct.StringType):
-            if t.kind == "object":
-                return self._field(n, n.operand, t, str(n.index.value))
+        if (
+            isinstance(n.index, Lit)
+            and isinstance(n.index.value, ct.StringType)
+            and t.kind == "object"
+        ):
+            return self._field(n, n.operand, t, str(n.index.value))
         if t.kind == "list":
             if it.kind not in ("int", "dyn"):
                 self.problem(
@@ -261,7 +264,8 @@ class _Checker:
         if n.name in ("matches", "contains", "startsWith", "endsWith") and args:
             return self._method_type(n, n.name, args[0], n.args[0], args[1:], n.args[1:])
         if n.name == "size":
-            return self._method_type(n, "size", args[0] if args else DYN, n, args[1:], [])
+            target = n.args[0] if n.args else n
+            return self._method_type(n, "size", args[0] if args else DYN, target, args[1:], [])
         if len(args) != 1:
             self.problem(ProblemKind.TYPE, f"{n.name}() takes exactly one argument", n)
         return _CONVERSIONS[n.name]

@@ -11,6 +11,8 @@ class Limits:
 
     max_length: int = 4096
     """Maximum length of the condition text, in characters."""
+    max_tokens: int = 1200
+    """Maximum number of tokens (checked by a cheap scan before cel-python's parser runs)."""
     max_depth: int = 32
     """Maximum nesting depth of the expression (&&/|| chains count as one level)."""
     max_list_elements: int = 512
@@ -21,6 +23,6 @@ class Limits:
     """Maximum length of one string or bytes literal."""
     max_regex_length: int = 256
     """Maximum length of a literal regular expression given to matches()."""
-    max_cost: int = 20_000
+    max_cost: int = 5_000
     """Runtime budget per evaluation: comprehension steps (weighted by body size) plus
     characters handled by string operations. Exceeding it yields CelError("cost limit exceeded")."""

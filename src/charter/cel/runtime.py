@@ -330,10 +330,7 @@ class SlowCompiler:
         def ternary(st: State) -> Any:
             c = cond(st)
             try:
-                if c:
-                    r = then(st)
-                else:
-                    r = other(st)
+                r = then(st) if c else other(st)
             except TypeError:
                 return _err("no such overload for '?:'")
             if not isinstance(c, ct.BoolType):

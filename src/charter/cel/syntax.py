@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,11 @@ MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 _NONSTANDARD_MACROS = frozenset({"reduce", "min"})
 
 _PARSE_LOCK = threading.Lock()
+_TOKEN = re.compile(
+    r"""[rRbB]{0,2}(\'\'\'|\"\"\"|'|")(?:\\.|(?!\1).)*?\1|[A-Za-z_0-9.]+|\S""", re.S
+)
+_OPEN = frozenset("([{")
+_CLOSE = frozenset(")]}")
 
 
 @dataclass(slots=True)
@@ -170,6 +176,7 @@ def parse(text: str, limits: Limits) -> Node:
                 )
             ]
         )
+    _prescan(text, limits)
     if not text.strip():
         raise ParseFailure([CelProblem(ProblemKind.SYNTAX, "the condition is empty", 0, n)])
     try:
@@ -177,7 +184,8 @@ def parse(text: str, limits: Limits) -> Node:
             tree = CELParser().parse(text)
     except CELParseError as ex:
         pos = _offset(text, ex.line, ex.column)
-        if pos >= n:
+        token = getattr(ex.__context__, "token", None)
+        if pos >= n or getattr(token, "type", None) == "$END":
             msg = "the condition ends too early (something is missing at the end)"
         else:
             msg = f"unexpected {text[pos]!r} at character {pos + 1}"
@@ -199,6 +207,34 @@ def parse(text: str, limits: Limits) -> Node:
     if depth(node) > limits.max_depth:
         raise ParseFailure([_too_deep(limits, n)])
     return node
+
+
+def _prescan(text: str, limits: Limits) -> None:
+    """Reject token floods and deep bracket nesting before the (recursive, slow) parser runs."""
+    tokens = 0
+    level = 0
+    for m in _TOKEN.finditer(text):
+        tokens += 1
+        tok = m.group()
+        if tok in _OPEN:
+            level += 1
+            if level > limits.max_depth:
+                raise ParseFailure([_too_deep(limits, len(text))])
+        elif tok in _CLOSE:
+            level -= 1
+    if tokens > limits.max_tokens:
+        raise ParseFailure(
+            [
+                CelProblem(
+                    ProblemKind.TOO_COMPLEX,
+                    f"the condition has too many parts ({tokens} tokens; the limit is "
+                    f"{limits.max_tokens})",
+                    0,
+                    len(text),
+                    "split it into several smaller conditions",
+                )
+            ]
+        )
 
 
 def _too_deep(limits: Limits, n: int) -> CelProblem:
@@ -291,7 +327,8 @@ class _Builder:
             if len(kids) == 1:
                 return self.build(kids[0])
             op_tree, right = kids
-            return Binary(s, e, _REL[op_tree.data], self.build(op_tree.children[0]), self.build(right))
+            left = self.build(op_tree.children[0])
+            return Binary(s, e, _REL[op_tree.data], left, self.build(right))
         if data == "unary":
             if len(kids) == 1:
                 return self.build(kids[0])

@@ -57,15 +57,15 @@ class CelType:
 
     # factory helpers for composite types
     @staticmethod
-    def LIST(elem: CelType) -> CelType:  # noqa: N802
+    def LIST(elem: CelType) -> CelType:
         return CelType("list", elem=elem)
 
     @staticmethod
-    def MAP(key: CelType, val: CelType) -> CelType:  # noqa: N802
+    def MAP(key: CelType, val: CelType) -> CelType:
         return CelType("map", key=key, val=val)
 
     @staticmethod
-    def OBJECT(fields: Mapping[str, CelType], open: bool = False) -> CelType:  # noqa: N802, A002
+    def OBJECT(fields: Mapping[str, CelType], open: bool = False) -> CelType:
         return CelType("object", fields=dict(fields), open=open)
 
     def __str__(self) -> str:
