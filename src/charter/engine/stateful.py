@@ -103,6 +103,9 @@ def plan_batch(
         if tw.trigger is TriggerKind.DEPTH or not _applies(tw, view, plan):
             continue
         op = _tripwire_hit(tw, req, view)
+        if op is not None and tw.mode is Mode.SHADOW:
+            # INVARIANT: a shadow tripwire only counts; the store must not see it trip.
+            op = HitOp(op.key, op.window_s, op.amount, member=op.member)
         if op is not None:
             hits.append(op)
             plan.hits.append((tw, op.key))
@@ -221,8 +224,10 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
     for (item, key), hit in zip(plan.hits, res.hits, strict=False):
         if isinstance(item, Tripwire):
             enforce = item.mode is Mode.ENFORCE
+            scale = MICROS if item.trigger is TriggerKind.VELOCITY else 1
+            tripped = hit.tripped or (not enforce and hit.total > item.threshold * scale)
             out.checks.append(
-                BoundaryCheck("tripwire", item.id, not hit.tripped, key=key,
+                BoundaryCheck("tripwire", item.id, not tripped, key=key,
                               used=hit.total / (MICROS if item.trigger is TriggerKind.VELOCITY else 1),
                               limit=item.threshold, unit=item.unit,
                               detail=item.trigger.value + ("" if enforce else " (shadow)"))
