@@ -264,7 +264,7 @@ class Engine:
         d.elapsed_us = (time.perf_counter() - t0) * 1e6
         if req.idempotency_key:
             try:
-                self.store.remember(f"idem:{req.idempotency_key}", json.dumps(d.to_dict()),
+                self.store.remember(req.idempotency_key, json.dumps(d.to_dict()),
                                     now=self.clock(), ttl_s=86400.0)
             except StoreError:
                 pass  # the decision stands; a retry may be decided again, still fail-closed

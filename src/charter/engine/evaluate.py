@@ -138,6 +138,7 @@ def check_sequence(seq: SequenceCondition, view: View) -> bool:
         and not seq.labels.isdisjoint(run.labels)
     ):
         return seq.after
+    if not seq.after:
         return seen is None
     if seen is None:
         return False

@@ -141,7 +141,10 @@ def plan_batch(
                     lines.append(BudgetLine(f"b:{b.id}:{value}", b.limit_micros, micros(amount), b.rolling_seconds, None))
                 plan.lines.append((b, value))
         if lines:
-            reserve = ReserveOp(f"h:{decision_id}", tuple(lines), HOLD_TTL_S)
+            # INVARIANT: a retried request (same idempotency key) maps to the same hold, so even two
+            # concurrent retries are charged once.
+            hold = f"h:k:{req.idempotency_key}" if req.idempotency_key else f"h:{decision_id}"
+            reserve = ReserveOp(hold, tuple(lines), HOLD_TTL_S)
         run = req.context.run
         if run and (policy.marks or policy.uses_run_state):
             marks = frozenset(m.id for m in policy.marks if mark_matches(m, view))
