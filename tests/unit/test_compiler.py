@@ -63,7 +63,7 @@ def test_clause_not_allowed_duplicate_and_missing() -> None:
     out = rendered('permit p { reason "a"  reason "b" }\n')
     assert "E107 'reason' appears twice in rule 'p'" in out
     out = rendered('require approval a { action call pay  reason "x" }\n')
-    assert "E108 require approval rule 'a' needs a 'approvers' clause" in out
+    assert "E108 require approval rule 'a' needs an 'approvers' clause" in out
 
 
 def test_cel_unknown_field_is_located_inside_the_condition() -> None:

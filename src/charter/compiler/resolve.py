@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -287,12 +288,20 @@ class Resolver:
         for req in REQUIRED.get(rule.kind, ()):
             if req not in grouped:
                 ok = False
+                helptext = _REQUIRED_HELP.get(req)
+                for cond in grouped.get("when", []) + grouped.get("unless", []):
+                    if re.search(r"\s%s\s" % re.escape(req), " " + cond.text + " "):
+                        helptext = (
+                            f"'{req}' is inside the condition on line {cond.span.line}: a condition "
+                            f"ends at the end of its line, so start '{req}' on a new line"
+                        )
+                article = "an" if req[0] in "aeiou" else "a"
                 self.diags.append(
                     error(
                         Code.E108_MISSING_CLAUSE,
-                        f"{rule.kind.value} rule '{rule.id.value}' needs a '{req}' clause",
+                        f"{rule.kind.value} rule '{rule.id.value}' needs {article} '{req}' clause",
                         rule.id.span,
-                        _REQUIRED_HELP.get(req),
+                        helptext,
                     )
                 )
         entry = RuleEntry(rule, module, extends, grouped)

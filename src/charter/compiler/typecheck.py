@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -33,6 +34,12 @@ _PROBLEM_CODES = {
     ProblemKind.UNSUPPORTED: Code.E305_CEL_UNSUPPORTED,
     ProblemKind.NOT_BOOL: Code.E306_CEL_NOT_BOOL,
 }
+
+_CLAUSE_WORDS = (
+    "actor action when unless signal after before reason mode on approvers quorum separation "
+    "expires to severity stop scope limit timezone trigger then"
+).split()
+_SWALLOWED = re.compile(r"\s(%s)\s+(?:\"|[A-Za-z0-9_-]+\s*$|[A-Za-z0-9_-]+\s+[A-Za-z\"])" % "|".join(_CLAUSE_WORDS))
 
 SIGNAL_FIELDS: dict[str, CelType] = {
     "source": S, "kind": S, "severity": S, "score": D, "note": S, "rank": I,
@@ -188,6 +195,18 @@ class ConditionCompiler:
             self.cache[key] = found
         if isinstance(found, CelCompileError):
             problems = found.problems or []
+            swallowed = _SWALLOWED.search(text)
+            if swallowed and any(p.kind is ProblemKind.SYNTAX for p in problems):
+                kw = swallowed.group(1)
+                diags.append(
+                    error(
+                        Code.E301_CEL_SYNTAX,
+                        f"the condition runs into '{kw}': a condition ends at the end of its line",
+                        _offset_span(span, text, swallowed.start(1), swallowed.end(1)),
+                        f"start '{kw}' on a new line",
+                    )
+                )
+                return None
             if not problems:
                 diags.append(error(Code.E304_CEL_TOO_COMPLEX, "the condition is too complex", span))
             for p in problems:

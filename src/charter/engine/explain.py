@@ -59,8 +59,8 @@ def explain(decision: Decision, req: Request) -> list[str]:
         hours = gate.get("expires_in_s", 0) / 3600
         lines.append(
             f"It needs {gate['quorum']} approval{'s' if gate['quorum'] != 1 else ''} from group "
-            f"'{gate['group']}' ({who}) within {_num(hours)} hours, otherwise it is "
-            f"{gate.get('on_timeout', 'deny')}{'ed' if gate.get('on_timeout') == 'deny' else ''}."
+            f"'{gate['group']}' ({who}) within {_num(hours)} hours; if they do not, the outcome is "
+            f"{gate.get('on_timeout', 'deny')}."
             + (" The requester cannot approve it." if gate.get("separation_of_duties") else "")
         )
     esc = ob.get("escalation")
