@@ -4,7 +4,7 @@ from charter.api import Policy, check, load, loads
 from charter.diagnostics import CharterError, Diagnostic
 from charter.engine.decision import Decision
 from charter.engine.engine import Engine, Settlement
-from charter.engine.prepare import RequestError
+from charter.engine.req import RequestError
 from charter.engine.request import Request
 from charter.enums import Outcome
 

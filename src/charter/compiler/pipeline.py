@@ -144,6 +144,7 @@ def assemble(loaded: Loaded, sym: Symbols, envs: Environments, lowerer: Lowerer)
             frozenset(x.value for x in t.tags),
             {a.name.value: a.type.name for a in t.args},
             frozenset(a.name.value for a in t.args if a.secret),
+            any(a.type.name in ("double", "number", "int") for a in t.args),
         )
         for name, t in sym.tools.items()
     }

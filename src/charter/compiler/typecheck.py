@@ -35,10 +35,7 @@ _PROBLEM_CODES = {
     ProblemKind.NOT_BOOL: Code.E306_CEL_NOT_BOOL,
 }
 
-_CLAUSE_WORDS = (
-    "actor action when unless signal after before reason mode on approvers quorum separation "
-    "expires to severity stop scope limit timezone trigger then"
-).split()
+_CLAUSE_WORDS = ["actor", "action", "when", "unless", "signal", "after", "before", "reason", "mode", "on", "approvers", "quorum", "separation", "expires", "to", "severity", "stop", "scope", "limit", "timezone", "trigger", "then"]
 _SWALLOWED = re.compile(r"\s(%s)\s+(?:\"|[A-Za-z0-9_-]+\s*$|[A-Za-z0-9_-]+\s+[A-Za-z\"])" % "|".join(_CLAUSE_WORDS))
 
 SIGNAL_FIELDS: dict[str, CelType] = {

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from charter.engine.decision import BoundaryCheck, Decision, Failure, RuleHit
 from charter.engine.evaluate import EvalError, RunView, View, check_conditions, evaluate
 from charter.engine.policy import CompiledPolicy, EscalationPath, Rule
-from charter.engine.prepare import RequestError, build_view, parse_request, scope_values, stop_keys
+from charter.engine.prepare import build_view, scope_values, stop_keys
+from charter.engine.req import Req, RequestError, parse_request
 from charter.engine.request import Request
 from charter.engine.stateful import (
     MICROS,
@@ -32,7 +33,7 @@ __all__ = ["Engine", "RequestError", "Settlement", "TraceSink"]
 class TraceSink(Protocol):
     """Where decision records go (the trace package implements it)."""
 
-    def record_decision(self, decision: Decision, request: Request) -> None: ...
+    def record_decision(self, decision: Decision, request: Req) -> None: ...
 
     def record_event(self, kind: str, payload: Mapping[str, Any]) -> None: ...
 
@@ -105,28 +106,27 @@ class Engine:
     def _new_id(self) -> str:
         return f"d-{self._prefix}-{next(self._ids):x}"
 
-    def decide(self, request: Request | Mapping[str, Any]) -> Decision:
+    def decide(self, request: Request | Req | Mapping[str, Any]) -> Decision:
         """Decide one action. Raises RequestError for a malformed request; every other failure
         is recorded in the decision and never yields ``allow``."""
         t0 = time.perf_counter()
         req = parse_request(request)
         policy = self.policy
-        ctx_time = req.context.time
-        now = ctx_time.timestamp() if ctx_time is not None else self.clock()
+        now = req.time if req.time is not None else self.clock()
         view = build_view(policy, req, now)
         did = self._new_id()
         failures: list[Failure] = []
         keys = stop_keys(req, view)
 
-        if policy.uses_run_state and req.context.run:
+        if policy.uses_run_state and req.run:
             try:
-                rs = self.store.run_state(f"run:{req.context.run}")
+                rs = self.store.run_state(f"run:{req.run}")
                 view.run = RunView(rs.steps, rs.labels, rs.marks)
             except StoreError as exc:
                 return self._failed(did, req, t0, f"state store: {exc}", failures)
 
         sel = (view.kind, view.target, view.actor_id, view.roles, view.ancestors,
-               req.context.workflow, view.target_roles)
+               req.workflow, view.target_roles)
         verdict = evaluate(policy, view, policy.index["rules"].select(*sel))
         failures.extend(verdict.failures)
         outcome = verdict.outcome
@@ -212,9 +212,9 @@ class Engine:
                     stops_to_set.append((r.stop_scope, r))
         if outcome is Outcome.HALT and stops_to_set:
             obligations["stops"] = self._set_stops(stops_to_set, req, view, failures)
-        if req.context.run or hold_id:
+        if req.run or hold_id:
             self._pending[did] = {
-                "hold": hold_id, "run": req.context.run, "view": view, "request": req,
+                "hold": hold_id, "run": req.run, "view": view, "request": req,
                 "outcome": outcome,
             }
         return self._finish(
@@ -228,7 +228,7 @@ class Engine:
         except StoreError as exc:
             failures.append(Failure("state store", f"release {hold_id}: {exc}", "hold expires by TTL"))
 
-    def _set_stops(self, items: list[tuple[Scope, Any]], req: Request, view: View,
+    def _set_stops(self, items: list[tuple[Scope, Any]], req: Req, view: View,
                    failures: list[Failure]) -> list[dict[str, Any]]:
         out = []
         for scope, item in items:
@@ -243,7 +243,7 @@ class Engine:
                     failures.append(Failure(f"stop {scope.value}={value}", str(exc), "halt (not persisted)"))
         return out
 
-    def _finish(self, did: str, req: Request, outcome: Outcome, deciding: list[RuleHit], t0: float,
+    def _finish(self, did: str, req: Req, outcome: Outcome, deciding: list[RuleHit], t0: float,
                 **kw: Any) -> Decision:
         shadow = kw.pop("shadow", [])
         failures = kw.pop("failures", [])
@@ -255,7 +255,7 @@ class Engine:
         if self.trace is not None:
             try:
                 self.trace.record_decision(d, req)
-            except Exception as exc:  # noqa: BLE001 - a trace failure must fail closed, whatever it is
+            except Exception as exc:
                 if d.outcome is Outcome.ALLOW or d.outcome.rank < Outcome.DENY.rank:
                     if d.hold_id:
                         self._release(d.hold_id, time.time(), [])
@@ -270,7 +270,7 @@ class Engine:
                 pass  # the decision stands; a retry may be decided again, still fail-closed
         return d
 
-    def _failed(self, did: str, req: Request, t0: float, msg: str, failures: list[Failure]) -> Decision:
+    def _failed(self, did: str, req: Req, t0: float, msg: str, failures: list[Failure]) -> Decision:
         failures = failures + [Failure("state store", msg, "deny")]
         hit = RuleHit("charter.fail-closed", "failure", Outcome.DENY,
                       "The state store could not be consulted, so the action is denied (fail closed).")
@@ -288,7 +288,7 @@ class Engine:
             d["default_deny"], d.get("hold_id"), True,
         )
 
-    async def adecide(self, request: Request | Mapping[str, Any]) -> Decision:
+    async def adecide(self, request: Request | Req | Mapping[str, Any]) -> Decision:
         """Async variant of :meth:`decide` (store I/O runs in a worker thread)."""
         from charter.state.memory import MemoryStore
 
@@ -312,7 +312,7 @@ class Engine:
         now = self.clock()
         st = Settlement(decision_id, False, labels=tuple(labels))
         hold = ctx["hold"]
-        req: Request = ctx["request"]
+        req: Req = ctx["request"]
         view: View = ctx["view"]
         actual_map: dict[str, float] = {}
         if isinstance(actual_cost, Mapping):
@@ -340,14 +340,14 @@ class Engine:
         run = ctx["run"]
         all_labels = set(labels)
         checks = self.policy.index["results"].select(
-            view.kind, view.target, view.actor_id, view.roles, view.ancestors, req.context.workflow,
+            view.kind, view.target, view.actor_id, view.roles, view.ancestors, req.workflow,
             view.target_roles)
         if checks:
             act = dict(view.activation())
             act["result"] = {"outcome": outcome, "failed": outcome not in ("success", "ok"),
                              "cost": actual_map or dict(req.cost), "labels": sorted(labels)}
             act["estimate"] = dict(req.cost)
-            probe = View(**{f: getattr(view, f) for f in view.__slots__ if f != "_activation"})  # type: ignore[attr-defined]
+            probe = view.copy()
             probe._activation = act
             worst: Outcome | None = None
             stops: list[tuple[Scope, Any]] = []
@@ -382,7 +382,7 @@ class Engine:
         if self.trace is not None:
             try:
                 self.trace.record_event("settlement", st.to_dict())
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 st.failures.append(Failure("trace", str(exc), "settlement not traced"))
         return st
 

@@ -37,41 +37,85 @@ class RunView:
     marks: Mapping[str, tuple[int, float]] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
 class View:
     """A request prepared for evaluation: resolved actor, target tool and (lazily) CEL activation."""
 
-    actor_id: str
-    roles: frozenset[str]
-    ancestors: tuple[str, ...]
-    attributes: Mapping[str, Any]
-    kind: ActionKind
-    target: str
-    tool: ToolInfo | None
-    args: Mapping[str, Any]
-    labels: frozenset[str]
-    arg_labels: Mapping[str, Sequence[str]]
-    context: Mapping[str, Any]
-    cost: Mapping[str, float]
-    signals: tuple[Mapping[str, Any], ...]
-    chain: tuple[str, ...]
-    human: str | None
-    now: float
-    run: RunView | None = None
-    target_roles: frozenset[str] = frozenset()
-    _activation: dict[str, Any] | None = None
+    __slots__ = (
+        "_activation",
+        "actor_id",
+        "ancestors",
+        "arg_labels",
+        "args",
+        "attributes",
+        "chain",
+        "cost",
+        "human",
+        "kind",
+        "labels",
+        "now",
+        "req",
+        "roles",
+        "run",
+        "signals",
+        "target",
+        "target_roles",
+        "tool",
+    )
+
+    def __init__(
+        self, actor_id: str, roles: frozenset[str], ancestors: tuple[str, ...], attributes: Mapping[str, Any],
+        kind: ActionKind, target: str, tool: ToolInfo | None, args: Mapping[str, Any], labels: frozenset[str],
+        arg_labels: Mapping[str, Sequence[str]], req: Any, cost: Mapping[str, float],
+        signals: tuple[Mapping[str, Any], ...], chain: tuple[str, ...], human: str | None, now: float,
+        run: RunView | None = None, target_roles: frozenset[str] = frozenset(),
+    ):
+        self.actor_id = actor_id
+        self.roles = roles
+        self.ancestors = ancestors
+        self.attributes = attributes
+        self.kind = kind
+        self.target = target
+        self.tool = tool
+        self.args = args
+        self.labels = labels
+        self.arg_labels = arg_labels
+        self.req = req
+        self.cost = cost
+        self.signals = signals
+        self.chain = chain
+        self.human = human
+        self.now = now
+        self.run = run
+        self.target_roles = target_roles
+        self._activation: dict[str, Any] | None = None
+
+    def copy(self) -> View:
+        """A shallow copy without the cached activation."""
+        v = View.__new__(View)
+        for name in View.__slots__:
+            setattr(v, name, getattr(self, name))
+        v._activation = None
+        return v
 
     def activation(self) -> dict[str, Any]:
         """The CEL activation (built once per decision, on first use)."""
         act = self._activation
         if act is None:
             actor = dict(self.attributes)
-            actor.update(
-                id=self.actor_id, roles=sorted(self.roles), chain=list(self.chain),
-                depth=len(self.chain), human=self.human or "",
-            )
+            actor["id"] = self.actor_id
+            actor["roles"] = sorted(self.roles)
+            actor["chain"] = list(self.chain)
+            actor["depth"] = len(self.chain)
+            actor["human"] = self.human or ""
             tool = self.tool
             run = self.run
+            req = self.req
+            context = {
+                "workflow": req.workflow or "", "run": req.run or "", "tenant": req.tenant or "",
+                "env": req.env or "", "time": req.time,
+            }
+            if req.context_extra:
+                context.update(req.context_extra)
             act = {
                 "actor": actor,
                 "action": {
@@ -85,7 +129,7 @@ class View:
                     "category": (tool.category or "") if tool else "",
                     "tags": sorted(tool.tags) if tool else [],
                 },
-                "context": self.context,
+                "context": context,
                 "cost": self.cost,
                 "signals": list(self.signals),
                 "run": {

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from charter.engine.decision import Decision
-from charter.engine.request import Request
+from charter.engine.req import Req
 from charter.enums import ActionKind, Outcome
 
 _VERB = {
@@ -24,23 +24,22 @@ def _num(x: float | None) -> str:
     return f"{x:,.2f}".rstrip("0").rstrip(".") if x != int(x) else f"{int(x):,}"
 
 
-def describe_action(req: Request) -> str:
+def describe_action(req: Req) -> str:
     """'the call to payments.transfer (amount 12,000) by pay-1'."""
-    a = req.action
     what = {
-        ActionKind.CALL: f"the call to {a.target}",
-        ActionKind.DELEGATE: f"the hand-off to {a.target}",
-        ActionKind.MODEL: f"the model call to {a.target}",
-        ActionKind.MESSAGE: f"the message to {a.target}",
-    }[a.kind]
-    amount = a.args.get("amount") if isinstance(a.args, Mapping) else None
+        ActionKind.CALL: f"the call to {req.target}",
+        ActionKind.DELEGATE: f"the hand-off to {req.target}",
+        ActionKind.MODEL: f"the model call to {req.target}",
+        ActionKind.MESSAGE: f"the message to {req.target}",
+    }[req.kind]
+    amount = req.args.get("amount") if isinstance(req.args, Mapping) else None
     if isinstance(amount, (int, float)) and not isinstance(amount, bool):
         unit = next(iter(req.cost), "")
         what += f" of {_num(float(amount))}{(' ' + unit) if unit else ''}"
-    return f"{what} by {req.actor.id}"
+    return f"{what} by {req.actor_id}"
 
 
-def explain(decision: Decision, req: Request) -> list[str]:
+def explain(decision: Decision, req: Req) -> list[str]:
     """Sentences telling the story of a decision."""
     lines = [f"{describe_action(req)[0].upper()}{describe_action(req)[1:]} {_VERB[decision.outcome]}."]
     if decision.default_deny:

@@ -6,7 +6,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from charter.enums import ActionKind, Calendar, FailMode, Mode, Outcome, RuleKind, Scope, TriggerKind
+from charter.enums import (
+    ActionKind,
+    Calendar,
+    FailMode,
+    Mode,
+    Outcome,
+    RuleKind,
+    Scope,
+    TriggerKind,
+)
 
 #: A compiled condition: activation -> value (True/False, or an error value).
 CondFn = Callable[[Mapping[str, Any]], Any]
@@ -224,6 +233,8 @@ class ToolInfo:
     tags: frozenset[str]
     args: Mapping[str, str]
     secret_args: frozenset[str]
+    #: some argument is declared double/int, so JSON numbers are coerced to it
+    coerce: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,41 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from charter.engine.evaluate import View
 from charter.engine.policy import CompiledPolicy
-from charter.engine.request import Request
+from charter.engine.req import Req, RequestError, parse_request
 from charter.enums import ActionKind, Scope
 
-
-class RequestError(ValueError):
-    """A malformed request; the message names the offending field."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+__all__ = ["RequestError", "build_view", "effective_signals", "parse_request", "scope_values", "stop_keys"]
 
 
-def parse_request(request: Request | Mapping[str, Any]) -> Request:
-    """Validate a request given as a model or a mapping; errors name the field."""
-    if isinstance(request, Request):
-        return request
-    if not isinstance(request, Mapping):
-        raise RequestError(f"a request must be a mapping, not {type(request).__name__}")
-    try:
-        return Request.model_validate(request)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"]) or "(request)"
-        more = len(exc.errors()) - 1
-        msg = f"request field '{loc}': {first['msg']}"
-        if more:
-            msg += f" (and {more} more problem{'s' if more > 1 else ''})"
-        raise RequestError(msg, loc) from None
-
-
-def effective_signals(policy: CompiledPolicy, req: Request) -> tuple[dict[str, Any], ...]:
+def effective_signals(policy: CompiledPolicy, req: Req) -> tuple[Mapping[str, Any], ...]:
     """Signals rules can see: a concern is dropped when a higher-ranked source clears.
 
     INVARIANT: a clearing signal never suppresses a concern from a source of equal or higher
@@ -51,11 +25,11 @@ def effective_signals(policy: CompiledPolicy, req: Request) -> tuple[dict[str, A
     kind_source = policy.signal_kind_source
     sigs = []
     for s in req.signals:
-        source = kind_source.get(s.kind, s.source)
+        source = kind_source.get(s["kind"], s["source"])
         sigs.append(
             {
-                "source": source, "kind": s.kind, "severity": s.severity, "score": float(s.score),
-                "note": s.note, "rank": ranks.get(source, 0),
+                "source": source, "kind": s["kind"], "severity": s["severity"], "score": float(s["score"]),
+                "note": s["note"], "rank": ranks.get(source, 0),
             }
         )
     clears = [s for s in sigs if s["kind"] in policy.signal_clears]
@@ -76,58 +50,50 @@ def coerce(value: Any, typ: str) -> Any:
     return value
 
 
-def build_view(policy: CompiledPolicy, req: Request, now: float) -> View:
+def build_view(policy: CompiledPolicy, req: Req, now: float) -> View:
     """Resolve the actor (declared agents are authoritative) and the target, and build the view."""
-    actor = req.actor
-    declared = policy.agents.get(actor.id)
+    declared = policy.agents.get(req.actor_id)
     if declared is not None:
         roles = declared.roles
-        attrs: dict[str, Any] = dict(actor.attributes)
-        attrs.update(declared.attributes)
+        if req.attributes:
+            attrs: Mapping[str, Any] = {**req.attributes, **declared.attributes}
+        else:
+            attrs = declared.attributes
         ancestors = declared.ancestors
     else:
-        roles = frozenset(actor.roles)
-        attrs = dict(actor.attributes)
+        roles = frozenset(req.roles)
+        attrs = req.attributes
         ancestors = ()
-    action = req.action
-    tool = policy.tools.get(action.target) if action.kind is ActionKind.CALL else None
-    args: Mapping[str, Any] = action.args
-    if tool is not None and tool.args:
-        args = {k: coerce(v, tool.args[k]) if k in tool.args else v for k, v in args.items()}
+    kind = req.kind
+    tool = policy.tools.get(req.target) if kind is ActionKind.CALL else None
+    args = req.args
+    if tool is not None and tool.coerce and args:
+        types = tool.args
+        args = {k: coerce(v, types[k]) if k in types else v for k, v in args.items()}
     labels: frozenset[str] = frozenset()
-    if action.labels:
-        labels = frozenset(lab for labs in action.labels.values() for lab in labs)
+    if req.labels:
+        labels = frozenset(lab for labs in req.labels.values() for lab in labs)
     target_roles: frozenset[str] = frozenset()
-    if action.kind is ActionKind.DELEGATE:
-        tgt = policy.agents.get(action.target)
+    if kind is ActionKind.DELEGATE:
+        tgt = policy.agents.get(req.target)
         target_roles = tgt.roles if tgt is not None else frozenset()
-    ctx = req.context
-    context: dict[str, Any] = {
-        "workflow": ctx.workflow or "", "run": ctx.run or "", "tenant": ctx.tenant or "",
-        "env": ctx.env or "", "time": ctx.time,
-    }
-    if ctx.model_extra:
-        context.update(ctx.model_extra)
+    signals = effective_signals(policy, req) if req.signals else ()
     return View(
-        actor_id=actor.id, roles=roles, ancestors=ancestors, attributes=attrs,
-        kind=action.kind, target=action.target, tool=tool, args=args, labels=labels,
-        arg_labels=action.labels, context=context, cost=req.cost,
-        signals=effective_signals(policy, req), chain=actor.chain, human=actor.human, now=now,
-        target_roles=target_roles,
+        req.actor_id, roles, ancestors, attrs, kind, req.target, tool, args, labels, req.labels,
+        req, req.cost, signals, req.chain, req.human, now, None, target_roles,
     )
 
 
-def scope_values(scope: Scope, req: Request, view: View) -> list[str]:
+def scope_values(scope: Scope, req: Req, view: View) -> list[str]:
     """The instance(s) of a scope a request falls in (a missing id counts as one shared '-')."""
-    ctx = req.context
     if scope in (Scope.GLOBAL, Scope.ORG):
         return ["*"]
     if scope is Scope.TENANT:
-        return [ctx.tenant or "-"]
+        return [req.tenant or "-"]
     if scope is Scope.WORKFLOW:
-        return [ctx.workflow or "-"]
+        return [req.workflow or "-"]
     if scope is Scope.RUN:
-        return [ctx.run or "-"]
+        return [req.run or "-"]
     if scope is Scope.AGENT:
         return [view.actor_id]
     if scope is Scope.TOOL:
@@ -135,18 +101,19 @@ def scope_values(scope: Scope, req: Request, view: View) -> list[str]:
     return sorted(view.roles) or ["-"]
 
 
-def stop_keys(req: Request, view: View) -> tuple[tuple[str, str], ...]:
+def stop_keys(req: Req, view: View) -> tuple[tuple[str, str], ...]:
     """Every stop that would cover this request: global, its agent (and ancestors), workflow..."""
     keys: list[tuple[str, str]] = [("global", "*"), ("agent", view.actor_id)]
-    keys.extend(("agent", a) for a in view.ancestors)
-    keys.extend(("agent", a) for a in view.chain)
-    ctx = req.context
-    if ctx.workflow:
-        keys.append(("workflow", ctx.workflow))
-    if ctx.run:
-        keys.append(("run", ctx.run))
-    if ctx.tenant:
-        keys.append(("tenant", ctx.tenant))
+    if view.ancestors:
+        keys.extend(("agent", a) for a in view.ancestors)
+    if view.chain:
+        keys.extend(("agent", a) for a in view.chain)
+    if req.workflow:
+        keys.append(("workflow", req.workflow))
+    if req.run:
+        keys.append(("run", req.run))
+    if req.tenant:
+        keys.append(("tenant", req.tenant))
     keys.append(("tool", view.target))
     keys.extend(("role", r) for r in sorted(view.roles))
     return tuple(keys)

@@ -13,7 +13,7 @@ from charter.engine.decision import BoundaryCheck, Failure
 from charter.engine.evaluate import EvalError, View, check_conditions
 from charter.engine.policy import Budget, CompiledPolicy, EventMark, RateLimit, Tripwire
 from charter.engine.prepare import scope_values
-from charter.engine.request import Request
+from charter.engine.req import Req
 from charter.enums import ActionKind, Calendar, Mode, Outcome, Scope, TriggerKind
 from charter.state import Batch, BatchResult, BudgetLine, EventOp, HitOp, ReserveOp
 
@@ -86,14 +86,14 @@ def _applies(item: Any, view: View, plan: Plan) -> bool:
 
 
 def plan_batch(
-    policy: CompiledPolicy, req: Request, view: View, allow_spend: bool, keys: tuple[tuple[str, str], ...],
+    policy: CompiledPolicy, req: Req, view: View, allow_spend: bool, keys: tuple[tuple[str, str], ...],
     decision_id: str,
 ) -> Plan:
     """Build the atomic batch: stop keys, tripwire hits, and (when allowed so far) rates, budget, event."""
     idx = policy.index
     sel_args = (
         view.kind, view.target, view.actor_id, view.roles, view.ancestors,
-        req.context.workflow, view.target_roles,
+        req.workflow, view.target_roles,
     )
     now = view.now
     plan = Plan(Batch(now=now))
@@ -145,7 +145,7 @@ def plan_batch(
             # concurrent retries are charged once.
             hold = f"h:k:{req.idempotency_key}" if req.idempotency_key else f"h:{decision_id}"
             reserve = ReserveOp(hold, tuple(lines), HOLD_TTL_S)
-        run = req.context.run
+        run = req.run
         if run and (policy.marks or policy.uses_run_state):
             marks = frozenset(m.id for m in policy.marks if mark_matches(m, view))
             event = EventOp(
@@ -161,17 +161,17 @@ def plan_batch(
     return plan
 
 
-def _tripwire_hit(tw: Tripwire, req: Request, view: View) -> HitOp | None:
+def _tripwire_hit(tw: Tripwire, req: Req, view: View) -> HitOp | None:
     window = tw.window_seconds
     threshold = int(tw.threshold)
-    run = req.context.run or "-"
+    run = req.run or "-"
     if tw.trigger is TriggerKind.REPEAT:
         return HitOp(f"tw:{tw.id}:{view.actor_id}:{call_fingerprint(view)}", window or 60.0, 1, trip_above=threshold)
     if tw.trigger is TriggerKind.VELOCITY:
         amount = req.cost.get(tw.unit or "")
         if not amount:
             return None
-        wf = req.context.workflow or "-"
+        wf = req.workflow or "-"
         return HitOp(f"tw:{tw.id}:{wf}", window or 60.0, micros(amount), trip_above=micros(tw.threshold))
     if view.kind is not ActionKind.DELEGATE:
         return None
@@ -195,7 +195,7 @@ def mark_matches(mark: EventMark, view: View) -> bool:
     return t.any or view.target in t.names or (bool(t.roles) and not t.roles.isdisjoint(view.target_roles))
 
 
-def depth_trips(policy: CompiledPolicy, req: Request, view: View) -> list[Tripwire]:
+def depth_trips(policy: CompiledPolicy, req: Req, view: View) -> list[Tripwire]:
     """Delegation-depth tripwires tripped by this request (stateless)."""
     depth = len(view.chain)
     out = []

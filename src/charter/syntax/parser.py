@@ -25,10 +25,7 @@ MAX_SYNTAX_ERRORS = 20
 _LOCK = threading.Lock()
 _PARSER: Lark | None = None
 
-_TOP_KEYWORDS = (
-    "policy include units roles attribute context agents agent tool group signal rank stops "
-    "escalation permit forbid halt escalate require budget rate tripwire on"
-).split()
+_TOP_KEYWORDS = ["policy", "include", "units", "roles", "attribute", "context", "agents", "agent", "tool", "group", "signal", "rank", "stops", "escalation", "permit", "forbid", "halt", "escalate", "require", "budget", "rate", "tripwire", "on"]
 _TOP_LINE = re.compile(r"^(?:%s)\b" % "|".join(_TOP_KEYWORDS), re.M)
 
 _FRIENDLY = {
