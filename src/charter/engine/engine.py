@@ -89,6 +89,7 @@ class Engine:
         store: StateStore | None = None,
         trace: TraceSink | None = None,
         clock: Callable[[], float] | None = None,
+        notifier: Any = None,
     ):
         if store is None:
             from charter.state.memory import MemoryStore
@@ -101,6 +102,14 @@ class Engine:
         self._ids = itertools.count(1)
         self._prefix = os.urandom(6).hex()
         self._pending: dict[str, dict[str, Any]] = {}
+        from charter.approvals import Approvals, Escalations, Stops
+
+        #: human gates: list, get, approve, deny
+        self.approvals = Approvals(store, self.clock, notifier)
+        #: escalations: list, get, answer
+        self.escalations = Escalations(store, policy.groups, self.clock, notifier)
+        #: emergency stops: stop, resume (two-person by default), list, log
+        self.stops = Stops(store, policy.stops.members, policy.stops.resume_requires, self.clock, notifier)
 
     # ---- deciding ----------------------------------------------------------------------------
     def _new_id(self) -> str:
@@ -134,6 +143,12 @@ class Engine:
         default_deny = verdict.default_deny
         boundaries: list[BoundaryCheck] = []
         stops_to_set: list[tuple[Scope, Any]] = []
+        redeem: tuple[str, str] | None = None  # (kind, id) to use once if the action is allowed
+        pending_id: str | None = None
+        if req.approval:
+            outcome, deciding, redeem, pending_id = self._resubmission(req, outcome, deciding)
+            if redeem is not None or outcome is not verdict.outcome:
+                default_deny = False
 
         for tw in depth_trips(policy, req, view):
             boundaries.append(BoundaryCheck("tripwire", tw.id, False, used=float(len(view.chain)),
@@ -184,6 +199,21 @@ class Engine:
                 # A stricter outcome arrived after the reservation: give the money back.
                 self._release(plan.batch.reserve.hold_id, now, failures)
 
+        if redeem is not None and outcome is Outcome.ALLOW:
+            service = self.approvals if redeem[0] == "approval" else self.escalations
+            try:
+                used = service.redeem(redeem[1], did)
+            except StoreError as exc:
+                used = False
+                failures.append(Failure("state store", f"redeem {redeem[1]}: {exc}", "deny"))
+            if not used:
+                if hold_id:
+                    self._release(hold_id, now, failures)
+                    hold_id = None
+                outcome, default_deny = Outcome.DENY, False
+                deciding = [RuleHit(f"{redeem[0]}:{redeem[1]}", redeem[0], Outcome.DENY,
+                                    f"The {redeem[0]} {redeem[1]} was already used; it allows one action.")]
+
         obligations: dict[str, Any] = {}
         if outcome is Outcome.REQUIRE_APPROVAL and verdict.approvals:
             obligations["approvals"] = [
@@ -212,6 +242,14 @@ class Engine:
                     stops_to_set.append((r.stop_scope, r))
         if outcome is Outcome.HALT and stops_to_set:
             obligations["stops"] = self._set_stops(stops_to_set, req, view, failures)
+        if outcome in (Outcome.REQUIRE_APPROVAL, Outcome.ESCALATE):
+            try:
+                self._open_record(did, req, outcome, obligations, deciding, pending_id)
+            except StoreError as exc:
+                failures.append(Failure("state store", f"open {outcome.value}: {exc}", "deny"))
+                outcome, deciding, default_deny = Outcome.DENY, [RuleHit(
+                    "charter.fail-closed", "failure", Outcome.DENY,
+                    "The request for a human could not be recorded, so the action is denied (fail closed).")], False
         if req.run or hold_id:
             self._pending[did] = {
                 "hold": hold_id, "run": req.run, "view": view, "request": req,
@@ -221,6 +259,78 @@ class Engine:
             did, req, outcome, deciding, t0, boundaries=boundaries, shadow=verdict.shadow,
             failures=failures, obligations=obligations, default_deny=default_deny, hold_id=hold_id,
         )
+
+    def _resubmission(
+        self, req: Req, outcome: Outcome, deciding: list[RuleHit]
+    ) -> tuple[Outcome, list[RuleHit], tuple[str, str] | None, str | None]:
+        """An action resubmitted with an approval or escalation id: is the human answer usable?
+
+        Returns (outcome, deciding, what to redeem if allowed, pending approval id).
+        INVARIANT: the answer only stands in for the human gate it was given for; every other
+        boundary (stops, budgets, tripwires, rules that deny) is evaluated again.
+        """
+        from charter.approvals import action_digest
+
+        aid = req.approval or ""
+        kind = "escalation" if aid.startswith("es-") else "approval"
+        service = self.escalations if kind == "escalation" else self.approvals
+        try:
+            status, doc, message = service.check(aid, action_digest(req))
+        except StoreError as exc:
+            return Outcome.DENY, [RuleHit("charter.fail-closed", "failure", Outcome.DENY,
+                                          f"The {kind} could not be read ({exc}); denied (fail closed).")], None, None
+        needs = Outcome.REQUIRE_APPROVAL if kind == "approval" else Outcome.ESCALATE
+        hit_id = f"{kind}:{aid}"
+        if status in ("approved", "allowed"):
+            if outcome is needs:
+                who = ", ".join(a["by"] for a in (doc or {}).get("approvals", (doc or {}).get("answers", [])))
+                return Outcome.ALLOW, [RuleHit(hit_id, kind, Outcome.ALLOW, f"{message} by {who}")], (kind, aid), None
+            if outcome is Outcome.ALLOW:
+                return outcome, deciding, (kind, aid), None
+            return outcome, deciding, None, None
+        if status == "pending" and outcome is needs:
+            return outcome, deciding, None, aid
+        if status == "open" and outcome is needs:
+            return outcome, deciding, None, aid
+        if status in ("expired", "fallback"):
+            took = Outcome((doc or {}).get("outcome", "deny"))
+            if took.rank < Outcome.DENY.rank:
+                took = Outcome.DENY if took is Outcome.ALLOW else took
+            return (took if took.rank > outcome.rank else outcome), [RuleHit(hit_id, kind, took, message)], None, None
+        worst = Outcome.DENY if outcome.rank < Outcome.DENY.rank else outcome
+        return worst, [RuleHit(hit_id, kind, Outcome.DENY, message)] if worst is Outcome.DENY else deciding, None, None
+
+    def _open_record(self, did: str, req: Req, outcome: Outcome, obligations: dict[str, Any],
+                     deciding: list[RuleHit], pending_id: str | None) -> None:
+        """Open the approval request or escalation a decision calls for (or point at the pending one)."""
+        from charter.approvals import action_digest
+
+        summary = {"agent": req.actor_id, "kind": req.kind.value, "target": req.target,
+                   "args": {k: v for k, v in req.args.items()}, "workflow": req.workflow, "run": req.run}
+        tool = self.policy.tools.get(req.target)
+        if tool is not None and tool.secret_args:
+            summary["args"] = {k: ("[secret]" if k in tool.secret_args else v) for k, v in req.args.items()}
+        if outcome is Outcome.REQUIRE_APPROVAL and obligations.get("approvals"):
+            if pending_id:
+                obligations["approval_id"] = pending_id
+                return
+            doc = self.approvals.open(
+                decision_id=did, digest=action_digest(req), requester=req.actor_id, chain=req.chain,
+                human=req.human, gates=obligations["approvals"], revision=self.policy.revision,
+                summary=summary,
+            )
+            obligations["approval_id"] = doc["id"]
+            obligations["approval_expires_at"] = doc["expires_at"]
+        elif outcome is Outcome.ESCALATE and obligations.get("escalation"):
+            if pending_id:
+                obligations["escalation"]["id"] = pending_id
+                return
+            doc = self.escalations.open(
+                decision_id=did, digest=action_digest(req), requester=req.actor_id,
+                obligation=obligations["escalation"], reasons=[h.reason for h in deciding],
+                revision=self.policy.revision, summary=summary,
+            )
+            obligations["escalation"]["id"] = doc["id"]
 
     def _release(self, hold_id: str, now: float, failures: list[Failure]) -> None:
         try:

@@ -1,0 +1,25 @@
+"""The digest binding an approval to one exact action: canonical JSON of actor, action and context."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+
+def canonical(obj: Any) -> str:
+    """Canonical JSON: sorted keys, no spaces, UTF-8, floats as repr."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def action_digest(req: Any) -> str:
+    """SHA-256 over the actor, delegation chain, action kind, target, arguments and context ids."""
+    body = {
+        "actor": req.actor_id,
+        "chain": list(req.chain),
+        "kind": req.kind.value,
+        "target": req.target,
+        "args": req.args,
+        "context": {"workflow": req.workflow, "run": req.run, "tenant": req.tenant, "env": req.env},
+    }
+    return hashlib.sha256(canonical(body).encode()).hexdigest()

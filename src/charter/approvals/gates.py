@@ -1,0 +1,188 @@
+"""Human gates: approval requests bound to one exact action, quorum, separation of duties, expiry."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from charter.approvals.errors import HumanError
+from charter.approvals.notify import NullNotifier
+from charter.approvals.records import RECORD_TTL_S, history, update
+from charter.state import StateStore
+
+KIND = "approval"
+
+
+def _members_ok(doc: Mapping[str, Any], gate: Mapping[str, Any], who: str) -> bool:
+    members = gate.get("members") or []
+    return not members or who in members
+
+
+class Approvals:
+    """Opens, answers, expires and redeems approval requests kept in the state store."""
+
+    def __init__(self, store: StateStore, clock: Callable[[], float] = time.time, notifier: Any = None):
+        self.store = store
+        self.clock = clock
+        self.notifier = notifier or NullNotifier()
+
+    # ---- opening -----------------------------------------------------------------------------
+    def open(self, *, decision_id: str, digest: str, requester: str, chain: Sequence[str],
+             human: str | None, gates: Sequence[Mapping[str, Any]], revision: str,
+             summary: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a pending approval request for an action that needs one."""
+        now = self.clock()
+        expires = now + min(float(g.get("expires_in_s", 86400.0)) for g in gates)
+        on_timeout = "deny"
+        for g in gates:
+            if g.get("on_timeout") in ("halt", "escalate"):
+                on_timeout = g["on_timeout"]
+        doc: dict[str, Any] = {
+            "id": f"ap-{os.urandom(8).hex()}",
+            "status": "pending",
+            "digest": digest,
+            "decision_id": decision_id,
+            "requester": requester,
+            "chain": list(chain),
+            "human": human,
+            "gates": [dict(g) for g in gates],
+            "group": ", ".join(sorted({g["group"] for g in gates})),
+            "created_at": now,
+            "expires_at": expires,
+            "on_timeout": on_timeout,
+            "approvals": [],
+            "denials": [],
+            "revision": revision,
+            "action": dict(summary),
+            "history": [{"at": now, "event": "opened", "by": requester, "note": ""}],
+        }
+        self.store.put_record(KIND, doc["id"], doc, ttl_s=RECORD_TTL_S)
+        self.notifier.notify(KIND, "opened", doc)
+        return doc
+
+    # ---- reading -----------------------------------------------------------------------------
+    def _expire(self, doc: dict[str, Any]) -> dict[str, Any]:
+        now = self.clock()
+        if doc["status"] == "pending" and now >= doc["expires_at"]:
+
+            def change(d: dict[str, Any]) -> dict[str, Any]:
+                if d["status"] == "pending":
+                    d["status"] = "expired"
+                    d["outcome"] = d.get("on_timeout", "deny")
+                    history(d, now, "expired", None, f"no quorum in time: {d['outcome']}")
+                return d
+
+            doc = update(self.store, KIND, doc["id"], change)
+            self.notifier.notify(KIND, "timed out", doc)
+        return doc
+
+    def get(self, approval_id: str) -> dict[str, Any]:
+        """One approval request (expired ones show their timeout outcome)."""
+        got = self.store.get_record(KIND, approval_id)
+        if got is None:
+            raise HumanError(f"no approval with id {approval_id!r}", "unknown")
+        return self._expire(got[1])
+
+    def list(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Approval requests, newest first, optionally only one status."""
+        docs = [self._expire(d) for d in self.store.list_records(KIND)]
+        if status:
+            docs = [d for d in docs if d["status"] == status]
+        return sorted(docs, key=lambda d: d["created_at"], reverse=True)
+
+    # ---- answering ---------------------------------------------------------------------------
+    def _check_approver(self, doc: Mapping[str, Any], who: str) -> None:
+        if not any(_members_ok(doc, g, who) for g in doc["gates"]):
+            groups = ", ".join(g["group"] for g in doc["gates"])
+            raise HumanError(f"{who} is not a member of {groups}", "not-approver")
+        sod = any(g.get("separation_of_duties", True) for g in doc["gates"])
+        if sod and (who == doc["requester"] or who in doc["chain"] or (doc.get("human") and who == doc["human"])):
+            raise HumanError(
+                f"separation of duties: {who} asked for this action (or is in its delegation chain) "
+                "and cannot approve it", "self-approval",
+            )
+
+    def approve(self, approval_id: str, who: str, note: str = "") -> dict[str, Any]:
+        """Record one approval; the request is approved once every gate reaches its quorum."""
+        now = self.clock()
+        self.get(approval_id)
+
+        def change(d: dict[str, Any]) -> dict[str, Any]:
+            if d["status"] != "pending":
+                raise HumanError(f"approval {approval_id} is {d['status']}, not pending", d["status"])
+            if now >= d["expires_at"]:
+                raise HumanError(f"approval {approval_id} expired", "expired")
+            self._check_approver(d, who)
+            if any(a["by"] == who for a in d["approvals"]):
+                raise HumanError(f"{who} has already approved {approval_id}; an approver counts once",
+                                 "duplicate")
+            d["approvals"] = [*d["approvals"], {"by": who, "at": now, "note": note}]
+            history(d, now, "approved-by", who, note)
+            met = all(
+                sum(1 for a in d["approvals"] if _members_ok(d, g, a["by"])) >= int(g.get("quorum", 1))
+                for g in d["gates"]
+            )
+            if met:
+                d["status"] = "approved"
+                history(d, now, "approved", None, "quorum reached")
+            return d
+
+        doc = update(self.store, KIND, approval_id, change)
+        self.notifier.notify(KIND, "approved" if doc["status"] == "approved" else "answered", doc)
+        return doc
+
+    def deny(self, approval_id: str, who: str, note: str = "") -> dict[str, Any]:
+        """An eligible approver refuses: the request is denied."""
+        now = self.clock()
+        self.get(approval_id)
+
+        def change(d: dict[str, Any]) -> dict[str, Any]:
+            if d["status"] != "pending":
+                raise HumanError(f"approval {approval_id} is {d['status']}, not pending", d["status"])
+            self._check_approver(d, who)
+            d["denials"] = [*d["denials"], {"by": who, "at": now, "note": note}]
+            d["status"] = "denied"
+            history(d, now, "denied", who, note)
+            return d
+
+        doc = update(self.store, KIND, approval_id, change)
+        self.notifier.notify(KIND, "denied", doc)
+        return doc
+
+    # ---- redeeming (used by the engine) ------------------------------------------------------
+    def check(self, approval_id: str, digest: str) -> tuple[str, dict[str, Any] | None, str]:
+        """(status, doc, message) for a resubmitted action: 'approved' only if usable now."""
+        got = self.store.get_record(KIND, approval_id)
+        if got is None:
+            return "unknown", None, f"approval {approval_id} does not exist"
+        doc = self._expire(got[1])
+        if doc["digest"] != digest:
+            return "mismatch", doc, f"approval {approval_id} was given for a different action"
+        status = doc["status"]
+        messages = {
+            "approved": f"approval {approval_id} was granted",
+            "pending": f"approval {approval_id} is still waiting for approvers",
+            "denied": f"approval {approval_id} was denied",
+            "expired": f"approval {approval_id} expired before reaching quorum",
+            "redeemed": f"approval {approval_id} was already used",
+        }
+        return status, doc, messages.get(status, status)
+
+    def redeem(self, approval_id: str, decision_id: str) -> bool:
+        """Mark an approved request used; exactly one of many concurrent redemptions wins."""
+        got = self.store.get_record(KIND, approval_id)
+        if got is None:
+            return False
+        version, doc = got
+        if doc["status"] != "approved":
+            return False
+        now = self.clock()
+        doc["status"] = "redeemed"
+        doc["redeemed_by_decision"] = decision_id
+        history(doc, now, "redeemed", None, decision_id)
+        ok = self.store.cas_record(KIND, approval_id, version, doc)
+        if ok:
+            self.notifier.notify(KIND, "redeemed", doc)
+        return ok

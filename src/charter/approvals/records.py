@@ -1,0 +1,36 @@
+"""Compare-and-set updates of lifecycle records in the state store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from charter.approvals.errors import HumanError
+from charter.state import StateStore
+
+#: Records of gates, escalations and resumes are kept this long (seconds).
+RECORD_TTL_S = 30 * 86400.0
+
+
+def update(store: StateStore, kind: str, rid: str, change: Callable[[dict[str, Any]], dict[str, Any]],
+           attempts: int = 20) -> dict[str, Any]:
+    """Apply ``change`` to a record atomically (compare-and-set, retried on a concurrent write).
+
+    ``change`` gets a copy of the current document and returns the new one, or raises HumanError.
+    """
+    for _ in range(attempts):
+        got = store.get_record(kind, rid)
+        if got is None:
+            raise HumanError(f"no {kind} with id {rid!r}", "unknown")
+        version, doc = got
+        new = change(dict(doc))
+        if new == doc:
+            return doc
+        if store.cas_record(kind, rid, version, new):
+            return new
+    raise HumanError(f"{kind} {rid} is being changed by someone else; try again", "conflict")
+
+
+def history(doc: dict[str, Any], at: float, event: str, by: str | None = None, note: str = "") -> None:
+    """Append one entry to a record's status history."""
+    doc["history"] = [*doc.get("history", []), {"at": at, "event": event, "by": by, "note": note}]

@@ -1,0 +1,101 @@
+"""Emergency stops: who may stop, the record of every stop and resume, and two-person resume."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from charter.approvals.errors import HumanError
+from charter.approvals.notify import NullNotifier
+from charter.approvals.records import RECORD_TTL_S, update
+from charter.state import StateStore, StopRecord
+
+SCOPES = ("global", "workflow", "agent", "tool", "run", "role", "tenant")
+LOG = "stop-log"
+RESUME = "resume"
+
+
+class Stops:
+    """Stop and resume scopes; a resume needs N distinct operators (N from the policy, default 2)."""
+
+    def __init__(self, store: StateStore, operators: Sequence[str] = (), resume_requires: int = 2,
+                 clock: Callable[[], float] = time.time, notifier: Any = None):
+        self.store = store
+        self.operators = tuple(operators)
+        self.resume_requires = max(1, resume_requires)
+        self.clock = clock
+        self.notifier = notifier or NullNotifier()
+
+    def _check(self, scope: str, value: str, who: str) -> tuple[str, str]:
+        if scope not in SCOPES:
+            raise HumanError(f"unknown stop scope {scope!r}; scopes: {', '.join(SCOPES)}", "bad-scope")
+        if scope == "global":
+            value = "*"
+        if not value:
+            raise HumanError(f"a {scope} stop needs a value (which {scope})", "bad-scope")
+        if self.operators and who not in self.operators:
+            raise HumanError(f"{who} is not an operator (operators: {', '.join(self.operators)})",
+                             "not-operator")
+        return scope, value
+
+    def _log(self, event: str, scope: str, value: str, who: str, reason: str) -> dict[str, Any]:
+        now = self.clock()
+        seq = time.time_ns()
+        entry = {"id": f"{seq}-{os.urandom(3).hex()}", "event": event, "scope": scope, "value": value,
+                 "by": who, "at": now, "reason": reason, "seq": seq}
+        self.store.put_record(LOG, entry["id"], entry, ttl_s=RECORD_TTL_S * 12)
+        self.notifier.notify("stop", event, entry)
+        return entry
+
+    def stop(self, scope: str, value: str, reason: str, who: str) -> StopRecord:
+        """Stop a scope now, for every process sharing the store."""
+        if not reason.strip():
+            raise HumanError("a stop needs a reason", "no-reason")
+        scope, value = self._check(scope, value, who)
+        rec = StopRecord(scope, value, reason, who, self.clock(), "operator")
+        self.store.set_stop(rec)
+        self._log("stopped", scope, value, who, reason)
+        return rec
+
+    def list(self) -> list[StopRecord]:
+        """Active stops."""
+        return self.store.list_stops()
+
+    def log(self) -> list[dict[str, Any]]:
+        """Every stop and resume, oldest first."""
+        return sorted(self.store.list_records(LOG), key=lambda e: (e["at"], e.get("seq", 0)))
+
+    def resume(self, scope: str, value: str, who: str, reason: str = "") -> dict[str, Any]:
+        """Ask to resume; the stop is cleared once enough distinct operators asked."""
+        scope, value = self._check(scope, value, who)
+        active = {(s.scope, s.value): s for s in self.store.list_stops()}
+        stop = active.get((scope, value))
+        if stop is None:
+            raise HumanError(f"there is no active stop on {scope} {value}", "no-stop")
+        rid = f"{scope}:{value}"
+        if self.store.get_record(RESUME, rid) is None:
+            self.store.put_record(RESUME, rid, {"id": rid, "stop_at": stop.at, "operators": []},
+                                  ttl_s=RECORD_TTL_S)
+
+        def change(d: dict[str, Any]) -> dict[str, Any]:
+            if d.get("stop_at") != stop.at:
+                d = {"id": rid, "stop_at": stop.at, "operators": []}
+            if who in d["operators"]:
+                raise HumanError(f"{who} already asked to resume {scope} {value}; a second operator "
+                                 "must confirm", "duplicate")
+            d["operators"] = [*d["operators"], who]
+            return d
+
+        doc = update(self.store, RESUME, rid, change)
+        have = len(doc["operators"])
+        resumed = have >= self.resume_requires
+        if resumed:
+            self.store.clear_stop(scope, value)
+            self.store.put_record(RESUME, rid, {"id": rid, "stop_at": None, "operators": []}, ttl_s=RECORD_TTL_S)
+            self._log("resumed", scope, value, ", ".join(doc["operators"]), reason)
+        else:
+            self._log("resume-requested", scope, value, who, reason)
+        return {"scope": scope, "value": value, "resumed": resumed, "operators": doc["operators"],
+                "have": have, "need": self.resume_requires}
