@@ -83,7 +83,7 @@ def main() -> int:
         console.print(table)
         if last is not None:
             console.rule("Why was the payment escalated?")
-            for line in explain(last[0], parse_request(last[1])):
+            for line in explain(last[0].to_dict(), parse_request(last[1]).to_dict()):
                 console.print(line)
         store.close()
     return 0

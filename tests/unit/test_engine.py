@@ -236,4 +236,4 @@ def test_adecide() -> None:
 def test_decision_json_is_stable(engine: charter.Engine) -> None:
     d = engine.decide(req("research-agent", "kb.read")).to_dict()
     assert list(d) == ["schema_version", "id", "outcome", "rules", "default_deny", "boundaries", "shadow",
-                       "failures", "obligations", "revision", "elapsed_us", "hold_id", "replayed"]
+                       "failures", "obligations", "revision", "elapsed_us", "hold_id", "replayed", "evidence"]

@@ -79,7 +79,7 @@ def eval_cmd(ctx: click.Context, policy_path: str, request_spec: str, show_expla
     if fmt == "json":
         data = decision.to_dict()
         if show_explain:
-            data["explanation"] = explain(decision, req)
+            data["explanation"] = explain(decision.to_dict(), req.to_dict())
         echo_json(data)
     else:
         color = use_color(ctx)
@@ -91,7 +91,7 @@ def eval_cmd(ctx: click.Context, policy_path: str, request_spec: str, show_expla
             click.echo("  default deny: no rule permits this action")
         if show_explain:
             click.echo()
-            for line in explain(decision, req):
+            for line in explain(decision.to_dict(), req.to_dict()):
                 click.echo(line)
     store.close()
     failing = {

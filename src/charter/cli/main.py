@@ -7,6 +7,7 @@ import click
 from charter import __version__
 from charter.cli.check import check_cmd
 from charter.cli.eval import eval_cmd
+from charter.cli.trace import trace_cmd
 from charter.cli.humans import approvals_cmd, escalations_cmd, resume_cmd, stop_cmd, stops_cmd
 
 #: Exit codes (documented in docs/cli.md).
@@ -28,7 +29,7 @@ def cli(ctx: click.Context, color: str) -> None:
 
 cli.add_command(check_cmd)
 cli.add_command(eval_cmd)
-for _cmd in (approvals_cmd, escalations_cmd, stop_cmd, resume_cmd, stops_cmd):
+for _cmd in (trace_cmd, approvals_cmd, escalations_cmd, stop_cmd, resume_cmd, stops_cmd):
     cli.add_command(_cmd)
 
 

@@ -86,6 +86,8 @@ class Decision:
     default_deny: bool = False
     hold_id: str | None = None
     replayed: bool = False
+    #: values of the CEL sub-expressions of the deciding rules (filled when tracing)
+    evidence: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
 
     @property
     def allowed(self) -> bool:
@@ -113,6 +115,7 @@ class Decision:
             "elapsed_us": round(self.elapsed_us, 2),
             "hold_id": self.hold_id,
             "replayed": self.replayed,
+            "evidence": {k: [[t, v] for t, v in vals] for k, vals in self.evidence.items()},
         }
 
 

@@ -44,6 +44,7 @@ class Settlement:
 
     decision_id: str
     committed: bool
+    result: str = "success"
     checks: list[RuleHit] = field(default_factory=list)
     outcome: Outcome | None = None
     labels: tuple[str, ...] = ()
@@ -56,6 +57,7 @@ class Settlement:
         return {
             "decision_id": self.decision_id,
             "committed": self.committed,
+            "result": self.result,
             "checks": [c.to_dict() for c in self.checks],
             "outcome": self.outcome.value if self.outcome else None,
             "labels": list(self.labels),
@@ -63,6 +65,31 @@ class Settlement:
             "boundaries": [b.to_dict() for b in self.boundaries],
             "failures": [f.to_dict() for f in self.failures],
         }
+
+
+class _Both:
+    """Tells two notifiers (the user's and the trace)."""
+
+    def __init__(self, a: Any, b: Any):
+        self.a, self.b = a, b
+
+    def notify(self, kind: str, event: str, record: Mapping[str, Any]) -> None:
+        self.a.notify(kind, event, record)
+        self.b.notify(kind, event, record)
+
+
+def _plain(value: Any) -> Any:
+    """A CEL value as plain JSON (errors become their message)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    msg = getattr(value, "message", None)
+    if msg is not None:
+        return f"error: {msg}"
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
 
 
 def _stop_dict(s: StopRecord) -> dict[str, Any]:
@@ -102,7 +129,15 @@ class Engine:
         self._ids = itertools.count(1)
         self._prefix = os.urandom(6).hex()
         self._pending: dict[str, dict[str, Any]] = {}
+        self._rules = {r.id: r for r in policy.rules}
         from charter.approvals import Approvals, Escalations, Stops
+
+        if trace is not None:
+            bind = getattr(trace, "bind_policy", None)
+            if bind is not None:
+                bind(policy)
+            if hasattr(trace, "notify"):
+                notifier = _Both(notifier, trace) if notifier is not None else trace
 
         #: human gates: list, get, approve, deny
         self.approvals = Approvals(store, self.clock, notifier)
@@ -255,10 +290,28 @@ class Engine:
                 "hold": hold_id, "run": req.run, "view": view, "request": req,
                 "outcome": outcome,
             }
+        evidence = self._evidence(deciding, view) if self.trace is not None else {}
         return self._finish(
             did, req, outcome, deciding, t0, boundaries=boundaries, shadow=verdict.shadow,
             failures=failures, obligations=obligations, default_deny=default_deny, hold_id=hold_id,
+            evidence=evidence,
         )
+
+    def _evidence(self, deciding: list[RuleHit], view: View) -> dict[str, list[tuple[str, Any]]]:
+        """The values of each deciding rule's condition parts (for the trace's 'why')."""
+        out: dict[str, list[tuple[str, Any]]] = {}
+        for hit in deciding:
+            rule = self._rules.get(hit.id)
+            if rule is None or not rule.conditions:
+                continue
+            act = view.activation()
+            vals: list[tuple[str, Any]] = []
+            for cond in rule.conditions:
+                pairs = cond.explain(act) if cond.explain is not None else [(cond.text, cond.fn(act))]
+                for text, value in pairs:
+                    vals.append((("unless " if cond.negate else "") + text, _plain(value)))
+            out[hit.id] = vals
+        return out
 
     def _resubmission(
         self, req: Req, outcome: Outcome, deciding: list[RuleHit]
@@ -362,6 +415,7 @@ class Engine:
             did, outcome, tuple(deciding), self.policy.revision, tuple(boundaries), tuple(shadow),
             tuple(failures), **kw,
         )
+        d.elapsed_us = (time.perf_counter() - t0) * 1e6
         if self.trace is not None:
             try:
                 self.trace.record_decision(d, req)
@@ -371,7 +425,7 @@ class Engine:
                         self._release(d.hold_id, time.time(), [])
                     d = Decision(did, Outcome.DENY, (), self.policy.revision, d.boundaries, d.shadow,
                                  d.failures + (Failure("trace", str(exc), "deny"),))
-        d.elapsed_us = (time.perf_counter() - t0) * 1e6
+                    d.elapsed_us = (time.perf_counter() - t0) * 1e6
         if req.idempotency_key:
             try:
                 self.store.remember(req.idempotency_key, json.dumps(d.to_dict()),
@@ -420,7 +474,7 @@ class Engine:
         if ctx is None:
             raise KeyError(f"unknown or already settled decision {decision_id!r}")
         now = self.clock()
-        st = Settlement(decision_id, False, labels=tuple(labels))
+        st = Settlement(decision_id, False, outcome, labels=tuple(labels))
         hold = ctx["hold"]
         req: Req = ctx["request"]
         view: View = ctx["view"]

@@ -1,99 +1,120 @@
-"""Plain-language explanations of decisions, for people who do not read policy code."""
+"""Plain-language explanations of decisions, for people who do not read policy code.
+
+Works on the JSON-ready forms (``Decision.to_dict()``, ``Req.to_dict()``) so that a stored trace
+record explains itself exactly like a live decision.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from charter.engine.decision import Decision
-from charter.engine.req import Req
-from charter.enums import ActionKind, Outcome
-
 _VERB = {
-    Outcome.ALLOW: "was allowed",
-    Outcome.REQUIRE_APPROVAL: "needs human approval",
-    Outcome.ESCALATE: "was escalated",
-    Outcome.DENY: "was denied",
-    Outcome.HALT: "was halted",
+    "allow": "was allowed",
+    "require_approval": "needed human approval",
+    "escalate": "was escalated",
+    "deny": "was denied",
+    "halt": "was halted",
 }
+_KIND = {"call": "call to", "delegate": "hand-off to", "model": "model call to", "message": "message to"}
 
 
-def _num(x: float | None) -> str:
+def _num(x: Any) -> str:
     if x is None:
         return "?"
-    return f"{x:,.2f}".rstrip("0").rstrip(".") if x != int(x) else f"{int(x):,}"
+    x = float(x)
+    return f"{int(x):,}" if x == int(x) else f"{x:,.2f}"
 
 
-def describe_action(req: Req) -> str:
-    """'the call to payments.transfer (amount 12,000) by pay-1'."""
-    what = {
-        ActionKind.CALL: f"the call to {req.target}",
-        ActionKind.DELEGATE: f"the hand-off to {req.target}",
-        ActionKind.MODEL: f"the model call to {req.target}",
-        ActionKind.MESSAGE: f"the message to {req.target}",
-    }[req.kind]
-    amount = req.args.get("amount") if isinstance(req.args, Mapping) else None
+def _clock(t: Any) -> str:
+    try:
+        return dt.datetime.fromtimestamp(float(t), dt.UTC).strftime("%H:%M")
+    except (TypeError, ValueError, OverflowError):
+        return "?"
+
+
+def describe_action(request: Mapping[str, Any]) -> str:
+    """'the call to payments.transfer of 12,000 USD by payments-agent'."""
+    action = request.get("action", {})
+    what = f"the {_KIND.get(action.get('kind', 'call'), 'call to')} {action.get('target')}"
+    args = action.get("args") or {}
+    amount = args.get("amount") if isinstance(args, Mapping) else None
     if isinstance(amount, (int, float)) and not isinstance(amount, bool):
-        unit = next(iter(req.cost), "")
-        what += f" of {_num(float(amount))}{(' ' + unit) if unit else ''}"
-    return f"{what} by {req.actor_id}"
+        unit = next(iter(request.get("cost") or {}), "") or args.get("currency", "")
+        what += f" of {_num(amount)}{(' ' + unit) if unit else ''}"
+    return f"{what} by {request.get('actor', {}).get('id')}"
 
 
-def explain(decision: Decision, req: Req) -> list[str]:
-    """Sentences telling the story of a decision."""
-    lines = [f"{describe_action(req)[0].upper()}{describe_action(req)[1:]} {_VERB[decision.outcome]}."]
-    if decision.default_deny:
+def explain(decision: Mapping[str, Any], request: Mapping[str, Any],
+            humans: list[Mapping[str, Any]] | None = None) -> list[str]:
+    """Sentences telling the story of a decision (and of the people who answered for it)."""
+    d = decision if isinstance(decision, Mapping) else decision.to_dict()  # type: ignore[unreachable]
+    r = request if isinstance(request, Mapping) else request.to_dict()  # type: ignore[unreachable]
+    action = describe_action(r)
+    lines = [f"{action[0].upper()}{action[1:]} {_VERB.get(d['outcome'], d['outcome'])}."]
+    if d.get("default_deny"):
         lines.append("No rule permits it, and anything not permitted is denied (default deny).")
-    for hit in decision.rules:
-        because = f"because of {hit.kind} '{hit.id}'"
-        if hit.error:
-            lines.append(f"Rule '{hit.id}' could not be evaluated ({hit.error}), so it failed closed.")
-        elif hit.reason:
-            lines.append(f"This was decided {because}: {hit.reason}")
+    for hit in d.get("rules", []):
+        if hit.get("error"):
+            lines.append(f"Rule '{hit['id']}' could not be evaluated ({hit['error']}), so it failed closed.")
+        elif hit.get("reason"):
+            lines.append(f"This was decided by {hit['kind']} '{hit['id']}': {hit['reason']}")
         else:
-            lines.append(f"This was decided {because}.")
-    ob: dict[str, Any] = decision.obligations
+            lines.append(f"This was decided by {hit['kind']} '{hit['id']}'.")
+    evidence = d.get("evidence") or {}
+    for rule_id, values in evidence.items():
+        shown = "; ".join(f"{text} is {value}" for text, value in values)
+        if shown:
+            lines.append(f"In rule '{rule_id}': {shown}.")
+    ob: Mapping[str, Any] = d.get("obligations") or {}
     for gate in ob.get("approvals", []):
         who = ", ".join(gate.get("members", [])) or "its members"
-        hours = gate.get("expires_in_s", 0) / 3600
+        hours = float(gate.get("expires_in_s", 0)) / 3600
+        q = int(gate["quorum"])
         lines.append(
-            f"It needs {gate['quorum']} approval{'s' if gate['quorum'] != 1 else ''} from group "
-            f"'{gate['group']}' ({who}) within {_num(hours)} hours; if they do not, the outcome is "
-            f"{gate.get('on_timeout', 'deny')}."
-            + (" The requester cannot approve it." if gate.get("separation_of_duties") else "")
+            f"It needed {q} approval{'s' if q != 1 else ''} from {gate['group']} ({who}) within "
+            f"{_num(hours)} hours; otherwise the outcome is {gate.get('on_timeout', 'deny')}."
+            + (" The requester could not approve it." if gate.get("separation_of_duties") else "")
         )
     esc = ob.get("escalation")
     if esc:
         chain = " then ".join(
-            f"{s['target']}" + (f" (for {_num((s['timeout_s'] or 0) / 60)} min)" if s.get("timeout_s") else "")
+            f"{s['target']}" + (f" (for {_num(float(s['timeout_s']) / 60)} min)" if s.get("timeout_s") else "")
             for s in esc.get("chain", [])
         )
         if chain:
-            lines.append(f"It goes to {chain}; if nobody answers, the outcome is {esc.get('fallback', 'deny')}.")
+            lines.append(f"It went to {chain}; if nobody answers, the outcome is {esc.get('fallback', 'deny')}.")
         sigs = esc.get("signals") or []
         if sigs:
-            side = "; ".join(f"{s['source']} reports {s['kind']} (score {s['score']:g})" for s in sigs)
+            side = "; ".join(f"{s['source']} reports {s['kind']} (score {float(s.get('score', 0)):g})" for s in sigs)
             lines.append(f"Signals side by side: {side}.")
     for s in ob.get("stops", []):
         lines.append(f"A stop was set on {s['scope']} {s['value']}: {s['reason']}")
-    for b in decision.boundaries:
-        if b.kind == "budget" and b.limit is not None:
-            before = (b.used or 0) + (b.reserved or 0)
-            after = before + (b.amount or 0)
-            state = "fits" if b.ok else "would exceed it"
-            lines.append(
-                f"Budget {b.id} ({b.scope}): {_num(before)} -> {_num(after)} of {_num(b.limit)} {b.unit}; {state}."
-            )
-        elif b.kind == "rate":
-            lines.append(f"Rate {b.id}: {_num(b.used)} of {_num(b.limit)} {b.detail or ''}".rstrip() + ".")
-        elif b.kind == "tripwire":
-            state = "tripped" if not b.ok else "not tripped"
-            lines.append(f"Tripwire {b.id} ({b.detail}): {_num(b.used)} against {_num(b.limit)}, {state}.")
-        elif b.kind == "stop":
-            lines.append(f"An emergency stop covers it: {b.detail}.")
-    for s in decision.shadow:
-        lines.append(f"Shadow rule '{s.id}' would have made it {s.effect.value} (not enforced).")
-    for f in decision.failures:
-        lines.append(f"Failure in {f.where}: {f.error} (took: {f.took}).")
-    lines.append(f"Policy revision {decision.revision}; decision {decision.id}.")
+    for h in humans or []:
+        verb = {"approved-by": "approved", "denied": "denied", "answered allow": "allowed",
+                "answered deny": "denied"}.get(h.get("event", ""), h.get("event", ""))
+        if h.get("by"):
+            lines.append(f"{h['by']} {verb} it at {_clock(h.get('at'))} UTC" + (f" ({h['note']})" if h.get("note") else "") + ".")
+    for b in d.get("boundaries", []):
+        kind = b.get("kind")
+        if kind == "budget" and b.get("limit") is not None and b.get("amount") is not None:
+            before = float(b.get("used") or 0) + float(b.get("reserved") or 0)
+            after = before + float(b.get("amount") or 0)
+            state = "within the limit" if b.get("ok") else "over the limit, so nothing was reserved"
+            lines.append(f"Budget {b['id']} ({b.get('scope')}): {_num(before)} -> {_num(after)} of "
+                         f"{_num(b['limit'])} {b.get('unit')}, {state}.")
+        elif kind == "rate":
+            lines.append(f"Rate {b['id']}: {_num(b.get('used'))} of {_num(b.get('limit'))} {b.get('detail') or ''}".rstrip() + ".")
+        elif kind == "tripwire":
+            state = "tripped" if not b.get("ok") else "not tripped"
+            lines.append(f"Tripwire {b['id']} ({b.get('detail')}): {_num(b.get('used'))} against "
+                         f"{_num(b.get('limit'))}, {state}.")
+        elif kind == "stop":
+            lines.append(f"An emergency stop covered it: {b.get('detail')}.")
+    for s in d.get("shadow", []):
+        lines.append(f"Shadow rule '{s['id']}' would have made it {s['effect']} (not enforced).")
+    for f in d.get("failures", []):
+        lines.append(f"Failure in {f['where']}: {f['error']} (took: {f['took']}).")
+    lines.append(f"Policy revision {d.get('revision')}; decision {d.get('id')}.")
     return lines

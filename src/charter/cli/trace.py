@@ -1,0 +1,168 @@
+"""`charter trace list|show|explain|verify|export|checkpoint`: reading and proving the decision trace."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+
+import click
+
+from charter.cli.output import echo_json
+
+TRACE_HELP = "Trace log (SQLite file); default $CHARTER_TRACE or ./charter-trace.db."
+
+
+def _path(trace: str | None) -> str:
+    import os
+
+    from charter.trace.log import default_path
+
+    return trace or os.environ.get("CHARTER_TRACE") or default_path(None)
+
+
+def _since(text: str | None) -> float | None:
+    if not text:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[-1] in units and text[:-1].isdigit():
+        return dt.datetime.now(dt.UTC).timestamp() - int(text[:-1]) * units[text[-1]]
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter("use an ISO time (2026-11-22T10:00) or an age like 30m, 2h, 1d") from None
+    return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).timestamp()
+
+
+@click.group("trace")
+def trace_cmd() -> None:
+    """Read, explain and verify the decision trace."""
+
+
+@trace_cmd.command("list")
+@click.option("--trace", "trace_path", help=TRACE_HELP)
+@click.option("--since", help="ISO time or age (30m, 2h, 1d).")
+@click.option("--outcome", type=click.Choice(["allow", "require_approval", "escalate", "deny", "halt"]))
+@click.option("--agent")
+@click.option("--rule")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty", show_default=True)
+def trace_list(trace_path: str | None, since: str | None, outcome: str | None, agent: str | None,
+               rule: str | None, limit: int, fmt: str) -> None:
+    """Decisions, newest first."""
+    from charter.trace.log import query
+
+    try:
+        recs = query(_path(trace_path), since=_since(since), outcome=outcome, agent=agent, rule=rule, limit=limit)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    if fmt == "json":
+        echo_json({"schema_version": 1, "records": recs})
+        return
+    for r in recs:
+        when = dt.datetime.fromtimestamp(r["at"], dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        a = r["request"]["action"]
+        rules = ",".join(h["id"] for h in r["rules"]) or ("default-deny" if r.get("default_deny") else "")
+        click.echo(f"{when}  {r['id']}  {r['outcome']:16s} {r['agent']:18s} {a['kind']} {a['target']}  {rules}")
+    if not recs:
+        click.echo("no matching decisions")
+
+
+@trace_cmd.command("show")
+@click.argument("record_id")
+@click.option("--trace", "trace_path", help=TRACE_HELP)
+def trace_show(record_id: str, trace_path: str | None) -> None:
+    """One record as JSON, with the records that refer to it."""
+    from charter.trace.log import get
+
+    try:
+        rec, related = get(_path(trace_path), record_id)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    if rec is None:
+        raise click.ClickException(f"no record {record_id}")
+    echo_json({"record": rec, "related": related})
+
+
+@trace_cmd.command("explain")
+@click.argument("record_id")
+@click.option("--trace", "trace_path", help=TRACE_HELP)
+@click.option("--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty", show_default=True)
+def trace_explain(record_id: str, trace_path: str | None, fmt: str) -> None:
+    """The story of a decision in plain words."""
+    from charter.trace.story import story
+
+    try:
+        rec, lines = story(_path(trace_path), record_id)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    if rec is None:
+        raise click.ClickException(f"no record {record_id}")
+    if fmt == "json":
+        echo_json({"id": record_id, "outcome": rec["outcome"], "explanation": lines})
+    else:
+        click.echo("\n".join(lines))
+
+
+@trace_cmd.command("verify")
+@click.option("--trace", "trace_path", help=TRACE_HELP)
+@click.option("--checkpoint", "cp_files", multiple=True, type=click.Path(exists=True),
+              help="Exported checkpoint JSON kept elsewhere (repeatable).")
+@click.option("--public-key", help="Trusted Ed25519 public key (base64) for the checkpoints.")
+@click.option("--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty", show_default=True)
+@click.pass_context
+def trace_verify(ctx: click.Context, trace_path: str | None, cp_files: tuple[str, ...], public_key: str | None,
+                 fmt: str) -> None:
+    """Prove the trace was not edited, cut, reordered or extended in the middle. Exit 1 if it was."""
+    from charter.trace.verify import verify_log
+
+    cps = [json.load(open(f, encoding="utf-8")) for f in cp_files]
+    try:
+        rep = verify_log(_path(trace_path), cps, public_key)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    if fmt == "json":
+        echo_json(rep.to_dict())
+    elif rep.ok:
+        click.echo(f"OK: {rep.records} records, chain intact, {rep.checkpoints} checkpoint(s) valid "
+                   f"({rep.per_s:,.0f} records/s)")
+    else:
+        click.echo(f"TAMPERED: {rep.records} records checked")
+        for p in rep.problems:
+            click.echo(f"  - {p}")
+    ctx.exit(0 if rep.ok else 1)
+
+
+@trace_cmd.command("checkpoint")
+@click.option("--trace", "trace_path", help=TRACE_HELP)
+@click.option("--out", type=click.Path(), help="Also write the checkpoint JSON here (keep it elsewhere).")
+def trace_checkpoint(trace_path: str | None, out: str | None) -> None:
+    """Sign the current length and head of the chain (Ed25519)."""
+    from charter.trace.log import TraceLog
+
+    log = TraceLog(_path(trace_path))
+    cp = log.checkpoint()
+    log.close()
+    if out:
+        with open(out, "w", encoding="utf-8") as f:
+            json.dump(cp, f, indent=2)
+    echo_json(cp)
+
+
+@trace_cmd.command("export")
+@click.option("--trace", "trace_path", help=TRACE_HELP)
+@click.option("--jsonl", "out", type=click.Path(), default="-", show_default=True)
+def trace_export(trace_path: str | None, out: str) -> None:
+    """Every record as JSON lines (seq, prev, hash, body)."""
+    from charter.trace.log import export_jsonl
+
+    fh = sys.stdout if out == "-" else open(out, "w", encoding="utf-8")
+    try:
+        n = export_jsonl(_path(trace_path), fh)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if fh is not sys.stdout:
+            fh.close()
+    if out != "-":
+        click.echo(f"{n} records written to {out}", err=True)

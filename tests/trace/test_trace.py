@@ -1,0 +1,209 @@
+"""The decision trace: records, hash chain, tamper detection, checkpoints, reading, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import charter
+from charter import Outcome
+from charter.cli.main import cli
+from charter.trace import TraceLog, verify_log, verify_rows
+from charter.trace.record import canonical
+
+POLICY = """
+units USD
+tool pay { arg amount: double  arg memo: string secret }
+group treasury { members alice, bob }
+permit p { action call pay  reason "ok" }
+require approval big { action call pay
+  when args.amount > 100.0
+  approvers treasury  quorum 2  reason "big" }
+budget b { scope agent  limit 1000 USD  reason "b" }
+"""
+
+
+def _engine(tmp_path: Path, **kw: Any) -> tuple[charter.Engine, TraceLog]:
+    log = TraceLog(tmp_path / "trace.db", **kw)
+    return charter.Engine(charter.loads(POLICY), trace=log), log
+
+
+def req(amount: float, **kw: Any) -> dict[str, Any]:
+    return {"actor": {"id": "a1"}, "action": {"target": "pay", "args": {"amount": amount, "memo": "s3cret"}},
+            "cost": {"USD": amount}, **kw}
+
+
+def test_records_hold_the_why_and_redact_secrets(tmp_path: Path) -> None:
+    e, log = _engine(tmp_path)
+    d = e.decide(req(50.0))
+    e.settle(d.id, actual_cost={"USD": 40.0})
+    log.close()
+    from charter.trace.log import get
+
+    rec, related = get(tmp_path / "trace.db", d.id)
+    assert rec is not None
+    assert rec["request"]["action"]["args"]["memo"] == "[redacted]"
+    assert rec["outcome"] == "allow" and rec["rules"][0]["id"] == "p"
+    budget = rec["boundaries"][0]
+    assert (budget["before"], budget["after"], budget["limit"]) == (0.0, 50.0, 1000.0)
+    assert rec["revision"] and rec["latency_us"] > 0
+    assert [r["kind"] for r in related] == ["settlement"]
+    text = (tmp_path / "trace.db").read_bytes()
+    assert b"s3cret" not in text
+    assert "object at 0x" not in canonical(rec)
+
+
+def test_evidence_values_of_conditions(tmp_path: Path) -> None:
+    e, log = _engine(tmp_path)
+    d = e.decide(req(500.0))
+    assert d.outcome is Outcome.REQUIRE_APPROVAL
+    assert d.evidence == {"big": [("args.amount > 100.0", True)]}
+
+
+def test_nothing_lost_on_clean_shutdown(tmp_path: Path) -> None:
+    e, log = _engine(tmp_path, batch=10_000, flush_s=60)
+    for _ in range(300):
+        e.decide(req(1.0))
+    log.close()
+    n = sqlite3.connect(tmp_path / "trace.db").execute("select count(*) from trace").fetchone()[0]
+    assert n == 300
+    assert verify_log(tmp_path / "trace.db").ok
+
+
+def test_trace_write_failure_fails_closed(tmp_path: Path) -> None:
+    e, log = _engine(tmp_path, durable=True)
+    assert e.decide(req(1.0)).outcome is Outcome.ALLOW
+    log._conn.close()  # the disk is gone
+    d = e.decide(req(1.0))
+    assert d.outcome is Outcome.DENY and d.failures[-1].where == "trace"
+    d = e.decide(req(1.0))
+    assert d.outcome is Outcome.DENY
+
+
+def _rows(n: int) -> list[tuple[int, str, str, str]]:
+    from charter.trace.record import GENESIS, link
+
+    rows = []
+    prev = GENESIS
+    for i in range(1, n + 1):
+        body = canonical({"kind": "decision", "id": f"d-{i}", "outcome": "allow", "prev": prev, "seq": i,
+                          "request": {"actor": {"id": f"a{i % 7}"}}})
+        h = link(prev, body)
+        rows.append((i, prev, h, body))
+        prev = h
+    return rows
+
+
+def test_ten_thousand_records_every_tampering_detected() -> None:
+    from charter.trace.keys import sign_checkpoint
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    rows = _rows(10_000)
+    key = Ed25519PrivateKey.generate()
+    cp = sign_checkpoint(key, len(rows), rows[-1][2], 1.0)
+    clean = verify_rows(rows, [cp])
+    assert clean.ok and clean.records == 10_000
+    assert clean.per_s >= 50_000, f"verification runs at {clean.per_s:,.0f} records/s"
+    rng = random.Random(7)
+    detected = {"edit": 0, "delete": 0, "insert": 0, "reorder": 0, "truncate": 0}
+    for _ in range(1000):
+        i = rng.randrange(len(rows))
+        # edit: change one character of the content of one record
+        seq, prev, h, body = rows[i]
+        pos = body.index('"outcome":"allow"') + len('"outcome":"')
+        edited = rows[:i] + [(seq, prev, h, body[:pos] + "deny!" + body[pos + 5:])] + rows[i + 1:]
+        detected["edit"] += not verify_rows(edited, [cp]).ok
+        detected["delete"] += not verify_rows(rows[:i] + rows[i + 1:], [cp]).ok
+        fake = (rows[i][0], rows[i][1], rows[i][2], rows[i][3])
+        detected["insert"] += not verify_rows(rows[:i] + [fake] + rows[i:], [cp]).ok
+        j = rng.randrange(len(rows) - 1)
+        swapped = rows[:j] + [rows[j + 1], rows[j]] + rows[j + 2:]
+        detected["reorder"] += not verify_rows(swapped, [cp]).ok
+        cut = rng.randrange(1, len(rows))
+        detected["truncate"] += not verify_rows(rows[:cut], [cp]).ok
+    assert detected == {k: 1000 for k in detected}
+
+
+def test_forged_checkpoint_is_rejected(tmp_path: Path) -> None:
+    e, log = _engine(tmp_path)
+    for _ in range(5):
+        e.decide(req(1.0))
+    cp = log.checkpoint()
+    log.close()
+    forged = dict(cp, length=cp["length"] + 3)
+    rep = verify_log(tmp_path / "trace.db", [forged])
+    assert not rep.ok and rep.problems == [f"checkpoint at length {cp['length'] + 3} has an invalid signature"]
+
+
+def test_truncation_after_checkpoint_on_disk(tmp_path: Path) -> None:
+    e, log = _engine(tmp_path)
+    for _ in range(20):
+        e.decide(req(1.0))
+    cp = log.checkpoint()
+    log.close()
+    db = sqlite3.connect(tmp_path / "trace.db")
+    db.execute("DELETE FROM trace WHERE seq > 15")
+    db.commit()
+    db.close()
+    rep = verify_log(tmp_path / "trace.db")
+    assert not rep.ok and "truncated" in rep.problems[0]
+    out = tmp_path / "cp.json"
+    out.write_text(json.dumps(cp))
+    res = CliRunner().invoke(cli, ["trace", "verify", "--trace", str(tmp_path / "trace.db"),
+                                   "--checkpoint", str(out)])
+    assert res.exit_code == 1 and "TAMPERED" in res.output
+
+
+def test_cli_list_show_explain_export(tmp_path: Path) -> None:
+    e, log = _engine(tmp_path)
+    d = e.decide(req(500.0))
+    aid = d.obligations["approval_id"]
+    e.approvals.approve(aid, "alice")
+    e.approvals.approve(aid, "bob")
+    d2 = e.decide(req(500.0, approval=aid))
+    assert d2.outcome is Outcome.ALLOW
+    log.close()
+    t = str(tmp_path / "trace.db")
+    r = CliRunner()
+    out = r.invoke(cli, ["trace", "list", "--trace", t, "--outcome", "require_approval"]).output
+    assert d.id in out and d2.id not in out
+    out = r.invoke(cli, ["trace", "explain", d.id, "--trace", t]).output
+    assert "needed human approval" in out and "It needed 2 approvals from treasury (alice, bob)" in out
+    assert "alice approved it at" in out and "bob approved it at" in out
+    out = r.invoke(cli, ["trace", "explain", d2.id, "--trace", t, "--format", "json"]).output
+    assert json.loads(out)["outcome"] == "allow"
+    res = r.invoke(cli, ["trace", "verify", "--trace", t])
+    assert res.exit_code == 0 and res.output.startswith("OK: ")
+    exported = r.invoke(cli, ["trace", "export", "--trace", t]).output.splitlines()
+    assert len(exported) >= 6 and json.loads(exported[0])["seq"] == 1
+    res = r.invoke(cli, ["trace", "show", "nope", "--trace", t])
+    assert res.exit_code == 1 and "no record nope" in res.output
+
+
+def test_missing_trace_file_is_a_clear_error(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["trace", "list", "--trace", str(tmp_path / "none.db")])
+    assert res.exit_code == 1 and "no trace log at" in res.output
+
+
+def test_append_cost_is_small(tmp_path: Path) -> None:
+    """Not a timed target (see bench/), only a guard that appends stay off the hot path."""
+    e, log = _engine(tmp_path)
+    d = e.decide(req(1.0))
+    from charter.engine.req import parse_request
+
+    r = parse_request(req(1.0))
+    t0 = time.perf_counter()
+    for _ in range(2000):
+        log.record_decision(d, r)
+    per = (time.perf_counter() - t0) / 2000 * 1e6
+    log.close()
+    assert per < 500
+    assert os.path.exists(tmp_path / "trace.db")
