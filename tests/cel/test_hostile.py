@@ -55,18 +55,18 @@ def _warm_parser() -> None:
 @pytest.mark.parametrize("text", HOSTILE, ids=[f"h{i}" for i in range(len(HOSTILE))])
 def test_hostile_is_bounded(text: str) -> None:
     act = {"x": 1, "s": "a" * 5000 + "b", "l": list(range(1000))}
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     try:
         c = compile_condition(text, ENV)
     except CelCompileError as ex:
         assert ex.problems and all(isinstance(p.kind, ProblemKind) for p in ex.problems)
-        assert time.perf_counter() - t0 < COMPILE_BUDGET_S
+        assert time.thread_time() - t0 < COMPILE_BUDGET_S
         return
-    assert time.perf_counter() - t0 < COMPILE_BUDGET_S
-    t1 = time.perf_counter()
+    assert time.thread_time() - t0 < COMPILE_BUDGET_S
+    t1 = time.thread_time()
     v = c.evaluate(act)
     f = c.fn(act)
-    elapsed = (time.perf_counter() - t1) / 2
+    elapsed = (time.thread_time() - t1) / 2
     assert type(v) is type(f)
     assert isinstance(v, (bool, CelError))
     assert elapsed < EVAL_BUDGET_S, f"{elapsed * 1000:.1f} ms"
