@@ -10,7 +10,10 @@ HISTORY_CAP = 10_000
 PRELUDE = f"""
 local GRACE = {BUDGET_GRACE_S!r}
 local function fmt(x) return string.format('%.0f', x) end
-local function num(v) if v == nil or v == false or v == '' then return nil end return tonumber(v) end
+local function num(v)
+  if v == nil or v == false or v == '' then return nil end
+  return tonumber(v)
+end
 local function sum_members(items)
   local s = 0
   for i = 1, #items do s = s + tonumber(string.match(items[i], '^(%-?%d+):')) end

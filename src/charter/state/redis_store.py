@@ -359,7 +359,7 @@ class RedisStore:
         return bool(self._call(lambda: self._cas_record(keys=keys, args=args)))
 
     def list_records(self, kind: str) -> list[dict[str, Any]]:
-        ids = sorted(self._call(lambda: self._r.smembers(self._k("reck", kind))))
+        ids = sorted(str(i) for i in self._call(lambda: self._r.smembers(self._k("reck", kind))))
 
         def go() -> list[Any]:
             p = self._r.pipeline(transaction=False)

@@ -404,11 +404,12 @@ class SQLiteStore:
     def release(self, hold_id: str, *, now: float) -> bool:
         with self._tx() as db:
             row = db.execute(
-                "SELECT state, expires_at FROM holds WHERE id=?", (hold_id,)
+                "SELECT state, expires_at, lines FROM holds WHERE id=?", (hold_id,)
             ).fetchone()
             if row is None or row[0] != "held" or row[1] <= now:
                 return False
-            db.execute("DELETE FROM hold_lines WHERE hold_id=?", (hold_id,))
+            for line in json.loads(row[2]):
+                db.execute("DELETE FROM hold_lines WHERE key=? AND hold_id=?", (line[0], hold_id))
             db.execute("UPDATE holds SET state='released' WHERE id=?", (hold_id,))
             return True
 
