@@ -149,6 +149,7 @@ class PostgresStore:
                 {
                     "key": h.key,
                     "lo": batch.now - h.window_s,
+                    "w": h.window_s,
                     "amount": h.amount,
                     "limit": h.limit,
                     "trip": h.trip_above,

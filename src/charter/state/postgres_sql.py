@@ -54,10 +54,10 @@ BEGIN
       used := bt;
     ELSE
       IF reset AND random() < 0.03 THEN
-        DELETE FROM {s}.spends WHERE key = k AND t <= now_ - roll;
+        DELETE FROM {s}.spends WHERE key = k AND t <= now_ - 2 * roll;
       END IF;
       SELECT coalesce(sum(amount), 0) INTO used FROM {s}.spends
-        WHERE key = k AND t > now_ - roll AND t <= now_;
+        WHERE key = k AND t > now_ - roll;
     END IF;
   END IF;
   IF reset AND random() < 0.03 THEN
@@ -97,10 +97,10 @@ BEGIN
     limited := false;
     IF h->>'member' IS NOT NULL THEN
       IF random() < 0.03 THEN
-        DELETE FROM {s}.members WHERE key = h->>'key' AND t <= lo;
+        DELETE FROM {s}.members WHERE key = h->>'key' AND t <= lo - (h->>'w')::float8;
       END IF;
       SELECT count(*), coalesce(bool_or(member = h->>'member'), false) INTO total, present
-        FROM {s}.members WHERE key = h->>'key' AND t > lo AND t <= now_;
+        FROM {s}.members WHERE key = h->>'key' AND t > lo;
       IF NOT present AND lim IS NOT NULL AND total + 1 > lim THEN
         limited := true;
       ELSE
@@ -110,10 +110,10 @@ BEGIN
       END IF;
     ELSE
       IF random() < 0.03 THEN
-        DELETE FROM {s}.hits WHERE key = h->>'key' AND t <= lo;
+        DELETE FROM {s}.hits WHERE key = h->>'key' AND t <= lo - (h->>'w')::float8;
       END IF;
       SELECT coalesce(sum(amount), 0) INTO total FROM {s}.hits
-        WHERE key = h->>'key' AND t > lo AND t <= now_;
+        WHERE key = h->>'key' AND t > lo;
       IF lim IS NOT NULL AND total + amt > lim THEN
         limited := true;
       ELSE

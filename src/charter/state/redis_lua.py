@@ -27,8 +27,8 @@ local function used_reserved(b, bh, bs, now_s, now, roll)
   local used
   if roll then
     local los = string.format('%.17g', now - roll)
-    redis.call('ZREMRANGEBYSCORE', bs, '-inf', los)
-    used = sum_members(redis.call('ZRANGEBYSCORE', bs, '(' .. los, now_s))
+    redis.call('ZREMRANGEBYSCORE', bs, '-inf', string.format('%.17g', now - 2 * roll))
+    used = sum_members(redis.call('ZRANGEBYSCORE', bs, '(' .. los, '+inf'))
   else
     used = tonumber(redis.call('HGET', b, 'total') or '0')
   end
@@ -70,17 +70,18 @@ for i = 1, nhits do
   local zk = nextk()
   local mode = nexta()
   local lo_s = nexta()
+  local prune_s = nexta()
   local amount = tonumber(nexta())
   local limit = num(nexta())
   local trip = num(nexta())
   local member = nexta()
   local ttl_ms = nexta()
   local limited, total = 0, 0
-  redis.call('ZREMRANGEBYSCORE', zk, '-inf', lo_s)
+  redis.call('ZREMRANGEBYSCORE', zk, '-inf', prune_s)
   if mode == 'm' then
-    total = redis.call('ZCOUNT', zk, '(' .. lo_s, now_s)
+    total = redis.call('ZCOUNT', zk, '(' .. lo_s, '+inf')
     local cur = num(redis.call('ZSCORE', zk, member))
-    local present = cur ~= nil and cur > tonumber(lo_s) and cur <= now
+    local present = cur ~= nil and cur > tonumber(lo_s)
     if (not present) and limit and total + 1 > limit then
       limited = 1
     else
@@ -88,7 +89,7 @@ for i = 1, nhits do
       if not present then total = total + 1 end
     end
   else
-    total = sum_members(redis.call('ZRANGEBYSCORE', zk, '(' .. lo_s, now_s))
+    total = sum_members(redis.call('ZRANGEBYSCORE', zk, '(' .. lo_s, '+inf'))
     if limit and total + amount > limit then
       limited = 1
     else

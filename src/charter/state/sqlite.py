@@ -237,11 +237,10 @@ class SQLiteStore:
         prune = random.random() < PRUNE_P
         if op.member is not None:
             if prune:
-                db.execute("DELETE FROM members WHERE key=? AND t<=?", (op.key, lo))
+                db.execute("DELETE FROM members WHERE key=? AND t<=?", (op.key, lo - op.window_s))
             total, present = db.execute(
-                "SELECT count(*), coalesce(max(member=?),0) FROM members "
-                "WHERE key=? AND t>? AND t<=?",
-                (op.member, op.key, lo, now),
+                "SELECT count(*), coalesce(max(member=?),0) FROM members WHERE key=? AND t>?",
+                (op.member, op.key, lo),
             ).fetchone()
             if not present and op.limit is not None and total + 1 > op.limit:
                 limited = True
@@ -250,10 +249,10 @@ class SQLiteStore:
                 total += 0 if present else 1
         else:
             if prune:
-                db.execute("DELETE FROM hits WHERE key=? AND t<=?", (op.key, lo))
+                db.execute("DELETE FROM hits WHERE key=? AND t<=?", (op.key, lo - op.window_s))
             (total,) = db.execute(
-                "SELECT coalesce(sum(amount),0) FROM hits WHERE key=? AND t>? AND t<=?",
-                (op.key, lo, now),
+                "SELECT coalesce(sum(amount),0) FROM hits WHERE key=? AND t>?",
+                (op.key, lo),
             ).fetchone()
             if op.limit is not None and total + op.amount > op.limit:
                 limited = True
@@ -290,10 +289,10 @@ class SQLiteStore:
         if roll is None:
             return total, reserved, (r_s, exp)
         if random.random() < PRUNE_P:
-            db.execute("DELETE FROM spends WHERE key=? AND t<=?", (key, now - roll))
+            db.execute("DELETE FROM spends WHERE key=? AND t<=?", (key, now - 2 * roll))
         (used,) = db.execute(
-            "SELECT coalesce(sum(amount),0) FROM spends WHERE key=? AND t>? AND t<=?",
-            (key, now - roll, now),
+            "SELECT coalesce(sum(amount),0) FROM spends WHERE key=? AND t>?",
+            (key, now - roll),
         ).fetchone()
         return used, reserved, (r_s, exp)
 

@@ -50,7 +50,12 @@ class StoreError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class HitOp:
-    """Sliding-window counter hit: sum (or distinct members) over (now - window_s, now]."""
+    """Sliding-window counter hit: sum (or distinct members) of entries newer than now - window_s.
+
+    With a monotonic clock that is exactly (now - window_s, now]. Entries stamped after `now`
+    (a caller whose clock lags, or a call delayed between reading the clock and arriving) are
+    counted too, so the limit holds for every window even when calls arrive out of order.
+    """
 
     key: str
     window_s: float
