@@ -135,20 +135,24 @@ class RedisStore:
     def apply(self, batch: Batch) -> BatchResult:
         now = batch.now
         keys: list[str] = []
-        args: list[str] = [_f(now)]
+        codes: list[str] = []  # expected type of each key, checked before anything is written
+        args: list[str] = [_f(now), ""]
         if batch.idempotency_key is not None:
             args.append("1")
             keys.append(self._k("i", batch.idempotency_key))
+            codes.append("s")
         else:
             args.append("0")
         args.append(str(len(batch.stop_keys)))
         if batch.stop_keys:
             keys.append(self._k("stops", "all"))
+            codes.append("h")
             args.extend(f"{s}\n{v}" for s, v in batch.stop_keys)
         args.append(str(len(batch.hits)))
         for h in batch.hits:
             member = h.member is not None
             keys.append(self._k("wm" if member else "w", h.key))
+            codes.append("z")
             args += [
                 "m" if member else "c",
                 _f(now - h.window_s),
@@ -162,6 +166,7 @@ class RedisStore:
         rv = batch.reserve
         if rv is not None:
             keys.append(self._k("h", rv.hold_id))
+            codes.append("h")
             lines = [[x.key, x.limit, x.amount, x.rolling_s, x.expires_at] for x in rv.lines]
             args += [
                 "1",
@@ -173,6 +178,7 @@ class RedisStore:
             ]
             for line in rv.lines:
                 keys += [self._k("b", line.key), self._k("bh", line.key), self._k("bs", line.key)]
+                codes += ["h", "z", "z"]
                 ttl = self._budget_ttl(line.rolling_s, line.expires_at, now, rv.ttl_s)
                 args += [
                     line.key,
@@ -188,6 +194,7 @@ class RedisStore:
         if ev is not None:
             rk = ev.run_key
             keys += [self._k("r", rk), self._k("rl", rk), self._k("rm", rk), self._k("re", rk)]
+            codes += ["h", "S", "h", "l"]
             args += [
                 "1",
                 json.dumps(ev.event, separators=(",", ":")),
@@ -200,6 +207,7 @@ class RedisStore:
             ]
         else:
             args.append("0")
+        args[1] = "".join(codes)
         out = self._call(lambda: self._apply(keys=keys, args=args))
         try:
             return self._parse_apply(batch, out)

@@ -165,7 +165,9 @@ class SQLiteStore:
                 try:
                     yield db
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    if db.in_transaction:  # SQLite may already have rolled back (FULL, IOERR)
+                        with suppress(sqlite3.Error):
+                            db.execute("ROLLBACK")
                     raise
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
