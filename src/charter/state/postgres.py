@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -100,7 +100,9 @@ class PostgresStore:
         q = dict(parse_qsl(parts.query))
         schema = q.pop("schema", "charter")
         timeout = float(q.pop("connect_timeout", "5"))
-        dsn = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(q), ""))
+        dsn = urlunsplit(
+            ("postgresql", parts.netloc, parts.path, urlencode(q, quote_via=quote), "")
+        )
         return cls(dsn, schema, connect_timeout=timeout)
 
     # ------------------------------------------------------------------ plumbing
