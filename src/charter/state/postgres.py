@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import threading
 import time
@@ -92,6 +93,7 @@ class PostgresStore:
         self._timeout = connect_timeout
         self._lock = threading.RLock()
         self._conn: psycopg.Connection[Any] | None = None
+        self._pid = os.getpid()
         self._call(self._setup)
 
     @classmethod
@@ -107,9 +109,12 @@ class PostgresStore:
 
     # ------------------------------------------------------------------ plumbing
     def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is not None and self._pid != os.getpid():
+            self._conn = None  # forked: the parent's socket is not ours to use or close
         if self._conn is None or self._conn.closed or self._conn.broken:
             if self._conn is not None:
                 self._conn.close()
+            self._pid = os.getpid()
             self._conn = psycopg.connect(
                 self.dsn, autocommit=True, connect_timeout=max(1, int(self._timeout))
             )

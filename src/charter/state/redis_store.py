@@ -88,7 +88,8 @@ class RedisStore:
     def __init__(self, client: redis.Redis, prefix: str = "charter") -> None:
         self._r = client
         self.prefix = prefix
-        self._tok = f"{os.getpid():x}.{os.urandom(4).hex()}"
+        self._tok_pid = -1
+        self._tok = ""
         self._seq = itertools.count()
         reg = client.register_script
         self._apply = reg(lua.APPLY)
@@ -129,6 +130,10 @@ class RedisStore:
         return f"{self.prefix}:{kind}:{key}"
 
     def _token(self) -> str:
+        """Unique member suffix; re-drawn after fork so parent and child never collide."""
+        if self._tok_pid != os.getpid():
+            self._tok_pid = os.getpid()
+            self._tok = f"{self._tok_pid:x}.{os.urandom(6).hex()}"
         return f"{self._tok}.{next(self._seq)}"
 
     # ------------------------------------------------------------------ hot path

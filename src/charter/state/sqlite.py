@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
 import threading
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from charter.state.base import query_params
+from charter.state.sqlite_schema import SCHEMA, map_sqlite_error
 from charter.state.types import (
     BUDGET_GRACE_S,
     EMPTY_RUN,
@@ -27,8 +29,6 @@ from charter.state.types import (
     ReserveResult,
     RunState,
     StopRecord,
-    StoreError,
-    StoreFault,
     check_stop,
     lines_from_json,
     lines_to_json,
@@ -40,63 +40,6 @@ T = TypeVar("T")
 INF = 1e308
 #: Probability that a write also deletes the expired rows of the key it touches.
 PRUNE_P = 1 / 32
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS hits(key TEXT NOT NULL, t REAL NOT NULL, n INTEGER NOT NULL,
-  amount INTEGER NOT NULL, PRIMARY KEY(key, t, n)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS members(key TEXT NOT NULL, member TEXT NOT NULL, t REAL NOT NULL,
-  PRIMARY KEY(key, member)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS budgets(key TEXT PRIMARY KEY, total INTEGER NOT NULL,
-  rolling_s REAL, expires_at REAL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS spends(key TEXT NOT NULL, t REAL NOT NULL, n INTEGER NOT NULL,
-  amount INTEGER NOT NULL, PRIMARY KEY(key, t, n)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS holds(id TEXT PRIMARY KEY, state TEXT NOT NULL, expires_at REAL NOT NULL,
-  lines TEXT NOT NULL, result TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS hold_lines(key TEXT NOT NULL, hold_id TEXT NOT NULL,
-  amount INTEGER NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY(key, hold_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS runs(key TEXT PRIMARY KEY, steps INTEGER NOT NULL, labels TEXT NOT NULL,
-  marks TEXT NOT NULL, expires_at REAL NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events(run_key TEXT NOT NULL, step INTEGER NOT NULL, doc TEXT NOT NULL,
-  PRIMARY KEY(run_key, step)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS stops(scope TEXT NOT NULL, value TEXT NOT NULL, rec TEXT NOT NULL,
-  PRIMARY KEY(scope, value)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS idem(key TEXT PRIMARY KEY, payload TEXT NOT NULL,
-  expires_at REAL NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS records(kind TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
-  doc TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY(kind, id)) WITHOUT ROWID;
-"""
-
-_CODES = {
-    5: StoreFault.BUSY,
-    6: StoreFault.BUSY,
-    7: StoreFault.OOM,
-    8: StoreFault.READONLY,
-    10: StoreFault.UNAVAILABLE,
-    11: StoreFault.CORRUPT,
-    13: StoreFault.FULL,
-    14: StoreFault.UNAVAILABLE,
-    26: StoreFault.CORRUPT,
-}
-
-
-def map_sqlite_error(exc: sqlite3.Error) -> StoreError:
-    code = getattr(exc, "sqlite_errorcode", None)
-    kind = _CODES.get(code & 0xFF, StoreFault.OTHER) if isinstance(code, int) else StoreFault.OTHER
-    if kind is StoreFault.OTHER:
-        msg = str(exc).lower()
-        for needle, k in (
-            ("locked", StoreFault.BUSY),
-            ("readonly", StoreFault.READONLY),
-            ("read-only", StoreFault.READONLY),
-            ("full", StoreFault.FULL),
-            ("not a database", StoreFault.CORRUPT),
-            ("malformed", StoreFault.CORRUPT),
-            ("unable to open", StoreFault.UNAVAILABLE),
-        ):
-            if needle in msg:
-                kind = k
-                break
-    return StoreError(kind, "sqlite", f"{type(exc).__name__}: {exc}")
 
 
 def _dumps(obj: Any) -> str:
@@ -110,31 +53,42 @@ class SQLiteStore:
 
     def __init__(self, path: str, *, busy_timeout_ms: int = 5000, readonly: bool = False) -> None:
         self.path = path
+        self._busy_ms = int(busy_timeout_ms)
+        self._readonly = readonly
         self._lock = threading.RLock()
         self._ops = 0
+        self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        self._pid = os.getpid()
         try:
-            if path == ":memory:":
-                self._db = sqlite3.connect(
-                    ":memory:", isolation_level=None, check_same_thread=False
-                )
+            if self.path == ":memory:":
+                db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             else:
-                uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
-                self._db = sqlite3.connect(
+                uri = f"file:{self.path}?mode=ro" if self._readonly else f"file:{self.path}"
+                db = sqlite3.connect(
                     uri,
                     uri=True,
                     isolation_level=None,
                     check_same_thread=False,
-                    timeout=busy_timeout_ms / 1000,
+                    timeout=self._busy_ms / 1000,
                 )
-            self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            if not readonly:
-                self._db.execute("PRAGMA journal_mode=WAL").fetchall()
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.executescript(SCHEMA)
+            db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            if not self._readonly:
+                db.execute("PRAGMA journal_mode=WAL").fetchall()
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(SCHEMA)
             else:
-                self._db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+                db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            return db
         except sqlite3.Error as exc:
             raise map_sqlite_error(exc) from None
+
+    def _conn(self) -> sqlite3.Connection:
+        """The connection; a forked child gets its own (never share one across fork)."""
+        if self._pid != os.getpid():
+            self._db = self._open()
+        return self._db
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -159,7 +113,7 @@ class SQLiteStore:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            db = self._db
+            db = self._conn()
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
@@ -179,7 +133,7 @@ class SQLiteStore:
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
             try:
-                return fn(self._db)
+                return fn(self._conn())
             except sqlite3.Error as exc:
                 raise map_sqlite_error(exc) from None
 
