@@ -26,6 +26,7 @@ from charter.state.types import (
     RunState,
     StopRecord,
     check_stop,
+    dumps,
 )
 
 
@@ -97,7 +98,7 @@ class MemoryStore:
                 if not blocked:
                     r.steps += 1
                     step = r.steps
-                    r.events.append(json.dumps(ev.event, separators=(",", ":")))
+                    r.events.append(dumps(ev.event))
                     r.labels.update(ev.labels)
                     for m in ev.marks:
                         r.marks[m] = (step, now)
@@ -294,7 +295,7 @@ class MemoryStore:
         with self._lock:
             old = self._records.get((kind, id))
             version = 1 if old is None or old[2] <= time.time() else old[0] + 1
-            self._records[(kind, id)] = (version, json.dumps(dict(doc)), exp)
+            self._records[(kind, id)] = (version, dumps(dict(doc)), exp)
 
     def get_record(self, kind: str, id: str) -> tuple[int, dict[str, Any]] | None:
         with self._lock:
@@ -308,7 +309,7 @@ class MemoryStore:
             got = self._records.get((kind, id))
             if got is None or got[2] <= time.time() or got[0] != version:
                 return False
-            self._records[(kind, id)] = (version + 1, json.dumps(dict(doc)), got[2])
+            self._records[(kind, id)] = (version + 1, dumps(dict(doc)), got[2])
             return True
 
     def list_records(self, kind: str) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ from charter.state.types import (
     StoreError,
     StoreFault,
     check_stop,
+    dumps,
     lines_from_json,
     stop_from_dict,
     stop_to_dict,
@@ -178,7 +179,7 @@ class RedisStore:
                 rv.hold_id,
                 _f(now + rv.ttl_s),
                 _ms(rv.ttl_s + HOLD_RETAIN_S),
-                json.dumps(lines),
+                dumps(lines),
                 str(len(rv.lines)),
             ]
             for line in rv.lines:
@@ -202,7 +203,7 @@ class RedisStore:
             codes += ["h", "S", "h", "l"]
             args += [
                 "1",
-                json.dumps(ev.event, separators=(",", ":")),
+                dumps(ev.event),
                 _f(now + ev.ttl_s),
                 _ms(ev.ttl_s),
                 str(len(ev.labels)),
@@ -332,7 +333,7 @@ class RedisStore:
 
         def go() -> None:
             p = self._r.pipeline(transaction=True)
-            p.hset(key, f"{rec.scope}\n{rec.value}", json.dumps(stop_to_dict(rec)))
+            p.hset(key, f"{rec.scope}\n{rec.value}", dumps(stop_to_dict(rec)))
             p.pexpire(key, LONG_MS)
             p.execute()
 
@@ -360,7 +361,7 @@ class RedisStore:
     ) -> None:
         keys = [self._k("rec", f"{kind}:{id}"), self._k("reck", kind)]
         ttl = LONG_MS if ttl_s is None else int(_ms(ttl_s))
-        args = [json.dumps(dict(doc)), str(ttl), str(LONG_MS), id]
+        args = [dumps(dict(doc)), str(ttl), str(LONG_MS), id]
         self._call(lambda: self._put_record(keys=keys, args=args))
 
     def get_record(self, kind: str, id: str) -> tuple[int, dict[str, Any]] | None:
@@ -369,7 +370,7 @@ class RedisStore:
 
     def cas_record(self, kind: str, id: str, version: int, doc: Mapping[str, Any]) -> bool:
         keys = [self._k("rec", f"{kind}:{id}")]
-        args = [str(version), json.dumps(dict(doc))]
+        args = [str(version), dumps(dict(doc))]
         return bool(self._call(lambda: self._cas_record(keys=keys, args=args)))
 
     def list_records(self, kind: str) -> list[dict[str, Any]]:

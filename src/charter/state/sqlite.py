@@ -30,6 +30,7 @@ from charter.state.types import (
     RunState,
     StopRecord,
     check_stop,
+    dumps,
     lines_from_json,
     lines_to_json,
     stop_from_dict,
@@ -42,8 +43,7 @@ INF = 1e308
 PRUNE_P = 1 / 32
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
+_dumps = dumps
 
 
 class SQLiteStore:

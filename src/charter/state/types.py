@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 #: 1 USD expressed in integer micro-units; every amount in this package is an int.
 MICRO = 1_000_000
+
+#: Compact JSON encoder (json.dumps with arguments builds a new encoder on every call).
+dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 #: Stop scopes the engine may use; "global" uses the value "*".
 STOP_SCOPES = frozenset({"global", "workflow", "agent", "tool", "run", "role", "tenant"})
