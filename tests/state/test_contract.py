@@ -60,6 +60,17 @@ def test_window_limit_never_exceeded(store: StateStore) -> None:
     assert hit(store, T0 + 3, small)[:2] == (100, False)
 
 
+def test_out_of_order_hit_counts_later_entries(store: StateStore) -> None:
+    op = HitOp("w:skew", window_s=10.0, limit=2)
+    assert hit(store, T0 + 5, op)[:2] == (1, False)
+    assert hit(store, T0 + 6, op)[:2] == (2, False)
+    # a caller whose clock lags by 2 s: the two later entries still count against it
+    assert hit(store, T0 + 4, op)[:2] == (2, True)
+    m = HitOp("fan:skew", window_s=10.0, limit=1, member="a")
+    assert hit(store, T0 + 5, m)[:2] == (1, False)
+    assert hit(store, T0 + 4, HitOp("fan:skew", window_s=10.0, limit=1, member="b"))[1]
+
+
 def test_distinct_members(store: StateStore) -> None:
     def m(name: str) -> HitOp:
         return HitOp("fan:a", window_s=100.0, limit=2, member=name)

@@ -26,6 +26,7 @@ from charter.state.types import (
     RunState,
     StopRecord,
     check_stop,
+    dumps,
 )
 
 
@@ -97,7 +98,7 @@ class MemoryStore:
                 if not blocked:
                     r.steps += 1
                     step = r.steps
-                    r.events.append(json.dumps(ev.event, separators=(",", ":")))
+                    r.events.append(dumps(ev.event))
                     r.labels.update(ev.labels)
                     for m in ev.marks:
                         r.marks[m] = (step, now)
@@ -110,11 +111,11 @@ class MemoryStore:
         limited = False
         if op.member is not None:
             members = self._members.setdefault(op.key, {})
-            for m in [m for m, t in members.items() if t <= lo]:
+            for m in [m for m, t in members.items() if t <= lo - op.window_s]:
                 del members[m]
-            total = sum(1 for t in members.values() if t <= now)
+            total = sum(1 for t in members.values() if t > lo)
             t_old = members.get(op.member)
-            present = t_old is not None and lo < t_old <= now
+            present = t_old is not None and t_old > lo
             if not present and op.limit is not None and total + 1 > op.limit:
                 limited = True
             else:
@@ -122,9 +123,9 @@ class MemoryStore:
                 if not present:
                     total += 1
         else:
-            win = [e for e in self._windows.get(op.key, []) if e[0] > lo]
+            win = [e for e in self._windows.get(op.key, []) if e[0] > lo - op.window_s]
             self._windows[op.key] = win
-            total = sum(a for t, a in win if t <= now)
+            total = sum(a for t, a in win if t > lo)
             if op.limit is not None and total + op.amount > op.limit:
                 limited = True
             else:
@@ -145,8 +146,8 @@ class MemoryStore:
     def _used_reserved(b: _Budget, now: float) -> tuple[int, int]:
         if b.rolling_s is not None:
             lo = now - b.rolling_s
-            b.spends = [s for s in b.spends if s[0] > lo]
-            used = sum(a for t, a in b.spends if t <= now)
+            b.spends = [s for s in b.spends if s[0] > lo - b.rolling_s]
+            used = sum(a for t, a in b.spends if t > lo)
         else:
             used = b.total
         for hid in [h for h, (_, exp) in b.holds.items() if exp <= now]:
@@ -294,7 +295,7 @@ class MemoryStore:
         with self._lock:
             old = self._records.get((kind, id))
             version = 1 if old is None or old[2] <= time.time() else old[0] + 1
-            self._records[(kind, id)] = (version, json.dumps(dict(doc)), exp)
+            self._records[(kind, id)] = (version, dumps(dict(doc)), exp)
 
     def get_record(self, kind: str, id: str) -> tuple[int, dict[str, Any]] | None:
         with self._lock:
@@ -308,7 +309,7 @@ class MemoryStore:
             got = self._records.get((kind, id))
             if got is None or got[2] <= time.time() or got[0] != version:
                 return False
-            self._records[(kind, id)] = (version + 1, json.dumps(dict(doc)), got[2])
+            self._records[(kind, id)] = (version + 1, dumps(dict(doc)), got[2])
             return True
 
     def list_records(self, kind: str) -> list[dict[str, Any]]:

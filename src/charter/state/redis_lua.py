@@ -7,10 +7,17 @@ from charter.state.types import BUDGET_GRACE_S
 HISTORY_CAP = 10_000
 
 # Members of sliding-window, spend and hold sorted sets are "<amount>:<unique token>".
-PRELUDE = f"""
+# "#!lua" (Redis >= 7): a write script is refused up front when out of memory or on a read-only
+# replica, instead of failing at its first write (Redis does not roll a script back).
+SHEBANG = "#!lua\n"
+
+PRELUDE = f"""{SHEBANG}
 local GRACE = {BUDGET_GRACE_S!r}
 local function fmt(x) return string.format('%.0f', x) end
-local function num(v) if v == nil or v == false or v == '' then return nil end return tonumber(v) end
+local function num(v)
+  if v == nil or v == false or v == '' then return nil end
+  return tonumber(v)
+end
 local function sum_members(items)
   local s = 0
   for i = 1, #items do s = s + tonumber(string.match(items[i], '^(%-?%d+):')) end
@@ -24,8 +31,8 @@ local function used_reserved(b, bh, bs, now_s, now, roll)
   local used
   if roll then
     local los = string.format('%.17g', now - roll)
-    redis.call('ZREMRANGEBYSCORE', bs, '-inf', los)
-    used = sum_members(redis.call('ZRANGEBYSCORE', bs, '(' .. los, now_s))
+    redis.call('ZREMRANGEBYSCORE', bs, '-inf', string.format('%.17g', now - 2 * roll))
+    used = sum_members(redis.call('ZRANGEBYSCORE', bs, '(' .. los, '+inf'))
   else
     used = tonumber(redis.call('HGET', b, 'total') or '0')
   end
@@ -40,7 +47,16 @@ APPLY = (
     + """
 local now_s = ARGV[1]
 local now = tonumber(now_s)
-local a, k = 2, 1
+local a, k = 3, 1
+-- Check every key's type first: a script that fails half-way is not rolled back.
+local TYPES = {s = 'string', h = 'hash', z = 'zset', S = 'set', l = 'list'}
+local codes = ARGV[2]
+for i = 1, #KEYS do
+  local t = redis.call('TYPE', KEYS[i])['ok']
+  if t ~= 'none' and t ~= TYPES[string.sub(codes, i, i)] then
+    return redis.error_reply('WRONGTYPE key ' .. KEYS[i] .. ' holds a ' .. t)
+  end
+end
 local function nexta() local v = ARGV[a]; a = a + 1; return v end
 local function nextk() local v = KEYS[k]; k = k + 1; return v end
 
@@ -67,17 +83,18 @@ for i = 1, nhits do
   local zk = nextk()
   local mode = nexta()
   local lo_s = nexta()
+  local prune_s = nexta()
   local amount = tonumber(nexta())
   local limit = num(nexta())
   local trip = num(nexta())
   local member = nexta()
   local ttl_ms = nexta()
   local limited, total = 0, 0
-  redis.call('ZREMRANGEBYSCORE', zk, '-inf', lo_s)
+  redis.call('ZREMRANGEBYSCORE', zk, '-inf', prune_s)
   if mode == 'm' then
-    total = redis.call('ZCOUNT', zk, '(' .. lo_s, now_s)
+    total = redis.call('ZCOUNT', zk, '(' .. lo_s, '+inf')
     local cur = num(redis.call('ZSCORE', zk, member))
-    local present = cur ~= nil and cur > tonumber(lo_s) and cur <= now
+    local present = cur ~= nil and cur > tonumber(lo_s)
     if (not present) and limit and total + 1 > limit then
       limited = 1
     else
@@ -85,7 +102,7 @@ for i = 1, nhits do
       if not present then total = total + 1 end
     end
   else
-    total = sum_members(redis.call('ZRANGEBYSCORE', zk, '(' .. lo_s, now_s))
+    total = sum_members(redis.call('ZRANGEBYSCORE', zk, '(' .. lo_s, '+inf'))
     if limit and total + amount > limit then
       limited = 1
     else
@@ -282,7 +299,9 @@ return 1
 )
 
 # KEYS: idem key. ARGV: now, exp, ttl_ms, payload. Value stored as "<exp>|<payload>".
-REMEMBER = """
+REMEMBER = (
+    SHEBANG
+    + """
 local v = redis.call('GET', KEYS[1])
 if v then
   local sep = string.find(v, '|', 1, true)
@@ -293,9 +312,12 @@ end
 redis.call('SET', KEYS[1], ARGV[2] .. '|' .. ARGV[4], 'PX', ARGV[3])
 return {0}
 """
+)
 
 # KEYS: record, kind index. ARGV: doc, ttl_ms, index_ttl_ms, id.
-PUT_RECORD = """
+PUT_RECORD = (
+    SHEBANG
+    + """
 redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('HSET', KEYS[1], 'doc', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -303,19 +325,26 @@ redis.call('SADD', KEYS[2], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return 1
 """
+)
 
 # KEYS: record. ARGV: expected version, doc.
-CAS_RECORD = """
+CAS_RECORD = (
+    SHEBANG
+    + """
 local v = redis.call('HGET', KEYS[1], 'v')
 if v ~= ARGV[1] then return 0 end
 redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('HSET', KEYS[1], 'doc', ARGV[2])
 return 1
 """
+)
 
 # KEYS: stops hash. ARGV: field.
-CLEAR_STOP = """
+CLEAR_STOP = (
+    SHEBANG
+    + """
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v then redis.call('HDEL', KEYS[1], ARGV[1]) end
 return v
 """
+)

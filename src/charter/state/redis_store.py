@@ -32,6 +32,7 @@ from charter.state.types import (
     StoreError,
     StoreFault,
     check_stop,
+    dumps,
     lines_from_json,
     stop_from_dict,
     stop_to_dict,
@@ -88,7 +89,8 @@ class RedisStore:
     def __init__(self, client: redis.Redis, prefix: str = "charter") -> None:
         self._r = client
         self.prefix = prefix
-        self._tok = f"{os.getpid():x}.{os.urandom(4).hex()}"
+        self._tok_pid = -1
+        self._tok = ""
         self._seq = itertools.count()
         reg = client.register_script
         self._apply = reg(lua.APPLY)
@@ -129,49 +131,60 @@ class RedisStore:
         return f"{self.prefix}:{kind}:{key}"
 
     def _token(self) -> str:
+        """Unique member suffix; re-drawn after fork so parent and child never collide."""
+        if self._tok_pid != os.getpid():
+            self._tok_pid = os.getpid()
+            self._tok = f"{self._tok_pid:x}.{os.urandom(6).hex()}"
         return f"{self._tok}.{next(self._seq)}"
 
     # ------------------------------------------------------------------ hot path
     def apply(self, batch: Batch) -> BatchResult:
         now = batch.now
         keys: list[str] = []
-        args: list[str] = [_f(now)]
+        codes: list[str] = []  # expected type of each key, checked before anything is written
+        args: list[str] = [_f(now), ""]
         if batch.idempotency_key is not None:
             args.append("1")
             keys.append(self._k("i", batch.idempotency_key))
+            codes.append("s")
         else:
             args.append("0")
         args.append(str(len(batch.stop_keys)))
         if batch.stop_keys:
             keys.append(self._k("stops", "all"))
+            codes.append("h")
             args.extend(f"{s}\n{v}" for s, v in batch.stop_keys)
         args.append(str(len(batch.hits)))
         for h in batch.hits:
             member = h.member is not None
             keys.append(self._k("wm" if member else "w", h.key))
+            codes.append("z")
             args += [
                 "m" if member else "c",
                 _f(now - h.window_s),
+                _f(now - 2 * h.window_s),
                 str(h.amount),
                 _opt(h.limit),
                 _opt(h.trip_above),
                 h.member if h.member is not None else self._token(),
-                _ms(h.window_s + 1),
+                _ms(2 * h.window_s + 1),
             ]
         rv = batch.reserve
         if rv is not None:
             keys.append(self._k("h", rv.hold_id))
+            codes.append("h")
             lines = [[x.key, x.limit, x.amount, x.rolling_s, x.expires_at] for x in rv.lines]
             args += [
                 "1",
                 rv.hold_id,
                 _f(now + rv.ttl_s),
                 _ms(rv.ttl_s + HOLD_RETAIN_S),
-                json.dumps(lines),
+                dumps(lines),
                 str(len(rv.lines)),
             ]
             for line in rv.lines:
                 keys += [self._k("b", line.key), self._k("bh", line.key), self._k("bs", line.key)]
+                codes += ["h", "z", "z"]
                 ttl = self._budget_ttl(line.rolling_s, line.expires_at, now, rv.ttl_s)
                 args += [
                     line.key,
@@ -187,9 +200,10 @@ class RedisStore:
         if ev is not None:
             rk = ev.run_key
             keys += [self._k("r", rk), self._k("rl", rk), self._k("rm", rk), self._k("re", rk)]
+            codes += ["h", "S", "h", "l"]
             args += [
                 "1",
-                json.dumps(ev.event, separators=(",", ":")),
+                dumps(ev.event),
                 _f(now + ev.ttl_s),
                 _ms(ev.ttl_s),
                 str(len(ev.labels)),
@@ -199,6 +213,7 @@ class RedisStore:
             ]
         else:
             args.append("0")
+        args[1] = "".join(codes)
         out = self._call(lambda: self._apply(keys=keys, args=args))
         try:
             return self._parse_apply(batch, out)
@@ -318,7 +333,7 @@ class RedisStore:
 
         def go() -> None:
             p = self._r.pipeline(transaction=True)
-            p.hset(key, f"{rec.scope}\n{rec.value}", json.dumps(stop_to_dict(rec)))
+            p.hset(key, f"{rec.scope}\n{rec.value}", dumps(stop_to_dict(rec)))
             p.pexpire(key, LONG_MS)
             p.execute()
 
@@ -346,7 +361,7 @@ class RedisStore:
     ) -> None:
         keys = [self._k("rec", f"{kind}:{id}"), self._k("reck", kind)]
         ttl = LONG_MS if ttl_s is None else int(_ms(ttl_s))
-        args = [json.dumps(dict(doc)), str(ttl), str(LONG_MS), id]
+        args = [dumps(dict(doc)), str(ttl), str(LONG_MS), id]
         self._call(lambda: self._put_record(keys=keys, args=args))
 
     def get_record(self, kind: str, id: str) -> tuple[int, dict[str, Any]] | None:
@@ -355,11 +370,11 @@ class RedisStore:
 
     def cas_record(self, kind: str, id: str, version: int, doc: Mapping[str, Any]) -> bool:
         keys = [self._k("rec", f"{kind}:{id}")]
-        args = [str(version), json.dumps(dict(doc))]
+        args = [str(version), dumps(dict(doc))]
         return bool(self._call(lambda: self._cas_record(keys=keys, args=args)))
 
     def list_records(self, kind: str) -> list[dict[str, Any]]:
-        ids = sorted(self._call(lambda: self._r.smembers(self._k("reck", kind))))
+        ids = sorted(str(i) for i in self._call(lambda: self._r.smembers(self._k("reck", kind))))
 
         def go() -> list[Any]:
             p = self._r.pipeline(transaction=False)

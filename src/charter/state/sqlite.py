@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
 import threading
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from charter.state.base import query_params
+from charter.state.sqlite_schema import SCHEMA, map_sqlite_error
 from charter.state.types import (
     BUDGET_GRACE_S,
     EMPTY_RUN,
@@ -27,9 +29,8 @@ from charter.state.types import (
     ReserveResult,
     RunState,
     StopRecord,
-    StoreError,
-    StoreFault,
     check_stop,
+    dumps,
     lines_from_json,
     lines_to_json,
     stop_from_dict,
@@ -41,66 +42,8 @@ INF = 1e308
 #: Probability that a write also deletes the expired rows of the key it touches.
 PRUNE_P = 1 / 32
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS hits(key TEXT NOT NULL, t REAL NOT NULL, n INTEGER NOT NULL,
-  amount INTEGER NOT NULL, PRIMARY KEY(key, t, n)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS members(key TEXT NOT NULL, member TEXT NOT NULL, t REAL NOT NULL,
-  PRIMARY KEY(key, member)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS budgets(key TEXT PRIMARY KEY, total INTEGER NOT NULL,
-  rolling_s REAL, expires_at REAL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS spends(key TEXT NOT NULL, t REAL NOT NULL, n INTEGER NOT NULL,
-  amount INTEGER NOT NULL, PRIMARY KEY(key, t, n)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS holds(id TEXT PRIMARY KEY, state TEXT NOT NULL, expires_at REAL NOT NULL,
-  lines TEXT NOT NULL, result TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS hold_lines(key TEXT NOT NULL, hold_id TEXT NOT NULL,
-  amount INTEGER NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY(key, hold_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS runs(key TEXT PRIMARY KEY, steps INTEGER NOT NULL, labels TEXT NOT NULL,
-  marks TEXT NOT NULL, expires_at REAL NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events(run_key TEXT NOT NULL, step INTEGER NOT NULL, doc TEXT NOT NULL,
-  PRIMARY KEY(run_key, step)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS stops(scope TEXT NOT NULL, value TEXT NOT NULL, rec TEXT NOT NULL,
-  PRIMARY KEY(scope, value)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS idem(key TEXT PRIMARY KEY, payload TEXT NOT NULL,
-  expires_at REAL NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS records(kind TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
-  doc TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY(kind, id)) WITHOUT ROWID;
-"""
 
-_CODES = {
-    5: StoreFault.BUSY,
-    6: StoreFault.BUSY,
-    7: StoreFault.OOM,
-    8: StoreFault.READONLY,
-    10: StoreFault.UNAVAILABLE,
-    11: StoreFault.CORRUPT,
-    13: StoreFault.FULL,
-    14: StoreFault.UNAVAILABLE,
-    26: StoreFault.CORRUPT,
-}
-
-
-def map_sqlite_error(exc: sqlite3.Error) -> StoreError:
-    code = getattr(exc, "sqlite_errorcode", None)
-    kind = _CODES.get(code & 0xFF, StoreFault.OTHER) if isinstance(code, int) else StoreFault.OTHER
-    if kind is StoreFault.OTHER:
-        msg = str(exc).lower()
-        for needle, k in (
-            ("locked", StoreFault.BUSY),
-            ("readonly", StoreFault.READONLY),
-            ("read-only", StoreFault.READONLY),
-            ("full", StoreFault.FULL),
-            ("not a database", StoreFault.CORRUPT),
-            ("malformed", StoreFault.CORRUPT),
-            ("unable to open", StoreFault.UNAVAILABLE),
-        ):
-            if needle in msg:
-                kind = k
-                break
-    return StoreError(kind, "sqlite", f"{type(exc).__name__}: {exc}")
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
+_dumps = dumps
 
 
 class SQLiteStore:
@@ -110,31 +53,42 @@ class SQLiteStore:
 
     def __init__(self, path: str, *, busy_timeout_ms: int = 5000, readonly: bool = False) -> None:
         self.path = path
+        self._busy_ms = int(busy_timeout_ms)
+        self._readonly = readonly
         self._lock = threading.RLock()
         self._ops = 0
+        self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        self._pid = os.getpid()
         try:
-            if path == ":memory:":
-                self._db = sqlite3.connect(
-                    ":memory:", isolation_level=None, check_same_thread=False
-                )
+            if self.path == ":memory:":
+                db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             else:
-                uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
-                self._db = sqlite3.connect(
+                uri = f"file:{self.path}?mode=ro" if self._readonly else f"file:{self.path}"
+                db = sqlite3.connect(
                     uri,
                     uri=True,
                     isolation_level=None,
                     check_same_thread=False,
-                    timeout=busy_timeout_ms / 1000,
+                    timeout=self._busy_ms / 1000,
                 )
-            self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            if not readonly:
-                self._db.execute("PRAGMA journal_mode=WAL").fetchall()
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.executescript(SCHEMA)
+            db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            if not self._readonly:
+                db.execute("PRAGMA journal_mode=WAL").fetchall()
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(SCHEMA)
             else:
-                self._db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+                db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            return db
         except sqlite3.Error as exc:
             raise map_sqlite_error(exc) from None
+
+    def _conn(self) -> sqlite3.Connection:
+        """The connection; a forked child gets its own (never share one across fork)."""
+        if self._pid != os.getpid():
+            self._db = self._open()
+        return self._db
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -159,13 +113,15 @@ class SQLiteStore:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            db = self._db
+            db = self._conn()
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     yield db
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    if db.in_transaction:  # SQLite may already have rolled back (FULL, IOERR)
+                        with suppress(sqlite3.Error):
+                            db.execute("ROLLBACK")
                     raise
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -177,7 +133,7 @@ class SQLiteStore:
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
             try:
-                return fn(self._db)
+                return fn(self._conn())
             except sqlite3.Error as exc:
                 raise map_sqlite_error(exc) from None
 
@@ -237,11 +193,10 @@ class SQLiteStore:
         prune = random.random() < PRUNE_P
         if op.member is not None:
             if prune:
-                db.execute("DELETE FROM members WHERE key=? AND t<=?", (op.key, lo))
+                db.execute("DELETE FROM members WHERE key=? AND t<=?", (op.key, lo - op.window_s))
             total, present = db.execute(
-                "SELECT count(*), coalesce(max(member=?),0) FROM members "
-                "WHERE key=? AND t>? AND t<=?",
-                (op.member, op.key, lo, now),
+                "SELECT count(*), coalesce(max(member=?),0) FROM members WHERE key=? AND t>?",
+                (op.member, op.key, lo),
             ).fetchone()
             if not present and op.limit is not None and total + 1 > op.limit:
                 limited = True
@@ -250,10 +205,10 @@ class SQLiteStore:
                 total += 0 if present else 1
         else:
             if prune:
-                db.execute("DELETE FROM hits WHERE key=? AND t<=?", (op.key, lo))
+                db.execute("DELETE FROM hits WHERE key=? AND t<=?", (op.key, lo - op.window_s))
             (total,) = db.execute(
-                "SELECT coalesce(sum(amount),0) FROM hits WHERE key=? AND t>? AND t<=?",
-                (op.key, lo, now),
+                "SELECT coalesce(sum(amount),0) FROM hits WHERE key=? AND t>?",
+                (op.key, lo),
             ).fetchone()
             if op.limit is not None and total + op.amount > op.limit:
                 limited = True
@@ -290,10 +245,10 @@ class SQLiteStore:
         if roll is None:
             return total, reserved, (r_s, exp)
         if random.random() < PRUNE_P:
-            db.execute("DELETE FROM spends WHERE key=? AND t<=?", (key, now - roll))
+            db.execute("DELETE FROM spends WHERE key=? AND t<=?", (key, now - 2 * roll))
         (used,) = db.execute(
-            "SELECT coalesce(sum(amount),0) FROM spends WHERE key=? AND t>? AND t<=?",
-            (key, now - roll, now),
+            "SELECT coalesce(sum(amount),0) FROM spends WHERE key=? AND t>?",
+            (key, now - roll),
         ).fetchone()
         return used, reserved, (r_s, exp)
 
@@ -404,11 +359,12 @@ class SQLiteStore:
     def release(self, hold_id: str, *, now: float) -> bool:
         with self._tx() as db:
             row = db.execute(
-                "SELECT state, expires_at FROM holds WHERE id=?", (hold_id,)
+                "SELECT state, expires_at, lines FROM holds WHERE id=?", (hold_id,)
             ).fetchone()
             if row is None or row[0] != "held" or row[1] <= now:
                 return False
-            db.execute("DELETE FROM hold_lines WHERE hold_id=?", (hold_id,))
+            for line in json.loads(row[2]):
+                db.execute("DELETE FROM hold_lines WHERE key=? AND hold_id=?", (line[0], hold_id))
             db.execute("UPDATE holds SET state='released' WHERE id=?", (hold_id,))
             return True
 

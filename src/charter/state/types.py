@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 #: 1 USD expressed in integer micro-units; every amount in this package is an int.
 MICRO = 1_000_000
+
+#: Compact JSON encoder (json.dumps with arguments builds a new encoder on every call).
+dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 #: Stop scopes the engine may use; "global" uses the value "*".
 STOP_SCOPES = frozenset({"global", "workflow", "agent", "tool", "run", "role", "tenant"})
@@ -50,7 +54,12 @@ class StoreError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class HitOp:
-    """Sliding-window counter hit: sum (or distinct members) over (now - window_s, now]."""
+    """Sliding-window counter hit: sum (or distinct members) of entries newer than now - window_s.
+
+    With a monotonic clock that is exactly (now - window_s, now]. Entries stamped after `now`
+    (a caller whose clock lags, or a call delayed between reading the clock and arriving) are
+    counted too, so the limit holds for every window even when calls arrive out of order.
+    """
 
     key: str
     window_s: float

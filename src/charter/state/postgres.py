@@ -1,0 +1,442 @@
+"""PostgreSQL state store: each operation is one statement (a PL/pgSQL call) = one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from charter.state import postgres_sql as ddl
+from charter.state.types import (
+    EMPTY_RUN,
+    Batch,
+    BatchResult,
+    CommitResult,
+    HitResult,
+    LineStatus,
+    ReserveResult,
+    RunState,
+    StopRecord,
+    StoreError,
+    StoreFault,
+    check_stop,
+    lines_from_json,
+    stop_from_dict,
+    stop_to_dict,
+)
+
+T = TypeVar("T")
+INF = 1e308
+#: Attempts for a transaction that failed with a serialization failure or a deadlock.
+RETRIES = 3
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+_STATES: list[tuple[str, StoreFault]] = [
+    ("40001", StoreFault.CONFLICT),
+    ("40P01", StoreFault.CONFLICT),
+    ("57014", StoreFault.TIMEOUT),
+    ("55P03", StoreFault.BUSY),
+    ("25006", StoreFault.READONLY),
+    ("53100", StoreFault.FULL),
+    ("53200", StoreFault.OOM),
+    ("XX001", StoreFault.CORRUPT),
+    ("XX002", StoreFault.CORRUPT),
+    ("P0001", StoreFault.SCRIPT),
+    ("08", StoreFault.UNAVAILABLE),
+    ("57P", StoreFault.UNAVAILABLE),
+    ("53300", StoreFault.UNAVAILABLE),
+    ("42", StoreFault.PROTOCOL),
+]
+
+
+def map_pg_error(exc: Exception) -> StoreError:
+    state = getattr(exc, "sqlstate", None) or ""
+    kind = StoreFault.OTHER
+    for prefix, k in _STATES:
+        if state.startswith(prefix):
+            kind = k
+            break
+    else:
+        if isinstance(exc, psycopg.errors.ConnectionTimeout):
+            kind = StoreFault.TIMEOUT
+        elif isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            kind = StoreFault.UNAVAILABLE
+        elif isinstance(exc, psycopg.DataError):
+            kind = StoreFault.PROTOCOL
+    return StoreError(kind, "postgresql", f"{type(exc).__name__} [{state}]: {exc}")
+
+
+def _lock_id(schema: str, kind: str, key: str) -> int:
+    d = hashlib.blake2b(f"{schema}|{kind}|{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(d, "big", signed=True)
+
+
+class PostgresStore:
+    """One autocommit connection (reconnected after a drop); serialization is by advisory locks."""
+
+    backend = "postgresql"
+
+    def __init__(self, dsn: str, schema: str = "charter", *, connect_timeout: float = 5.0) -> None:
+        if not _IDENT.match(schema):
+            raise ValueError(f"invalid PostgreSQL schema name {schema!r}")
+        self.dsn = dsn
+        self.schema = schema
+        self._s = f'"{schema}"'
+        self._timeout = connect_timeout
+        self._lock = threading.RLock()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._pid = os.getpid()
+        self._call(self._setup)
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresStore:
+        parts = urlsplit(url)
+        q = dict(parse_qsl(parts.query))
+        schema = q.pop("schema", "charter")
+        timeout = float(q.pop("connect_timeout", "5"))
+        dsn = urlunsplit(
+            ("postgresql", parts.netloc, parts.path, urlencode(q, quote_via=quote), "")
+        )
+        return cls(dsn, schema, connect_timeout=timeout)
+
+    # ------------------------------------------------------------------ plumbing
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is not None and self._pid != os.getpid():
+            self._conn = None  # forked: the parent's socket is not ours to use or close
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            if self._conn is not None:
+                self._conn.close()
+            self._pid = os.getpid()
+            self._conn = psycopg.connect(
+                self.dsn, autocommit=True, connect_timeout=max(1, int(self._timeout))
+            )
+        return self._conn
+
+    def _setup(self) -> None:
+        conn = self._connection()
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(self.schema, "ddl", ""),))
+            conn.execute(ddl.TABLES.format(s=self._s))
+            conn.execute(ddl.FUNCTIONS.format(s=self._s))
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run fn under the lock; retry whole transactions that lost a serialization race."""
+        with self._lock:
+            for attempt in range(RETRIES):
+                try:
+                    return fn()
+                except psycopg.Error as exc:
+                    err = map_pg_error(exc)
+                    if err.kind is StoreFault.CONFLICT and attempt + 1 < RETRIES:
+                        time.sleep(0.001 * (attempt + 1))
+                        continue
+                    raise err from None
+            raise AssertionError("unreachable")
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self._call(lambda: self._connection().execute(sql, params).fetchone())
+        return None if row is None else row[0]
+
+    # ------------------------------------------------------------------ hot path
+    def apply(self, batch: Batch) -> BatchResult:
+        sch = self.schema
+        locks: set[int] = set()
+        hits = []
+        for h in batch.hits:
+            locks.add(_lock_id(sch, "w", h.key))
+            hits.append(
+                {
+                    "key": h.key,
+                    "lo": batch.now - h.window_s,
+                    "w": h.window_s,
+                    "amount": h.amount,
+                    "limit": h.limit,
+                    "trip": h.trip_above,
+                    "member": h.member,
+                }
+            )
+        body: dict[str, Any] = {
+            "now": batch.now,
+            "idem": batch.idempotency_key,
+            "stops": [list(k) for k in batch.stop_keys],
+            "hits": hits,
+        }
+        rv = batch.reserve
+        if rv is not None:
+            body["reserve"] = {
+                "id": rv.hold_id,
+                "exp": batch.now + rv.ttl_s,
+                "lines": [
+                    {
+                        "key": x.key,
+                        "limit": x.limit,
+                        "amount": x.amount,
+                        "roll": x.rolling_s,
+                        "exp": x.expires_at,
+                    }
+                    for x in rv.lines
+                ],
+            }
+            locks.update(_lock_id(sch, "b", x.key) for x in rv.lines)
+        ev = batch.event
+        if ev is not None:
+            body["event"] = {
+                "run": ev.run_key,
+                "doc": ev.event,
+                "labels": sorted(ev.labels),
+                "marks": sorted(ev.marks),
+                "exp": batch.now + ev.ttl_s,
+            }
+            locks.add(_lock_id(sch, "r", ev.run_key))
+        body["locks"] = sorted(locks)
+        out = self._one(f"SELECT {self._s}.apply(%s)", (Jsonb(body),))
+        try:
+            return self._parse(batch, out)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise StoreError(StoreFault.PROTOCOL, "postgresql", repr(exc)) from None
+
+    @staticmethod
+    def _parse(batch: Batch, out: dict[str, Any]) -> BatchResult:
+        if "replayed" in out:
+            return BatchResult(replayed_payload=str(out["replayed"]))
+        if "stop" in out:
+            return BatchResult(stop=stop_from_dict(out["stop"]))
+        hits = tuple(
+            HitResult(op.key, int(t), bool(lim), bool(tr))
+            for op, (t, lim, tr) in zip(batch.hits, out["hits"], strict=True)
+        )
+        reserve = None
+        if out["reserve"] is not None:
+            replayed, (ok, lines) = out["reserve"]
+            reserve = ReserveResult(bool(ok), lines_from_json(lines), bool(replayed))
+        run = None
+        if out["run"] is not None:
+            steps, labels, marks = out["run"]
+            run = RunState(
+                int(steps),
+                frozenset(labels),
+                {k: (int(v[0]), float(v[1])) for k, v in marks.items()},
+            )
+        step = out["step"]
+        return BatchResult(
+            hits=hits, reserve=reserve, step=None if step is None else int(step), run=run
+        )
+
+    # ------------------------------------------------------------------ holds
+    def _hold_locks(self, hold_id: str) -> tuple[list[Any], list[int]] | None:
+        lines = self._one(f"SELECT lines FROM {self._s}.holds WHERE id = %s", (hold_id,))
+        if lines is None:
+            return None
+        locks = {_lock_id(self.schema, "h", hold_id)}
+        locks.update(_lock_id(self.schema, "b", x["key"]) for x in lines)
+        return lines, sorted(locks)
+
+    def commit(self, hold_id: str, actual: int | None, *, now: float) -> CommitResult:
+        got = self._hold_locks(hold_id)
+        if got is None:
+            return CommitResult(False, False)
+        out = self._one(f"SELECT {self._s}.commit(%s, %s, %s, %s)", (hold_id, actual, now, got[1]))
+        tag = out[0]
+        if tag in ("U", "X"):
+            return CommitResult(False, False)
+        statuses = []
+        for (used, reserved), x in zip(out[1], out[2], strict=True):
+            amt = x["amount"] if actual is None or tag == "A" else actual
+            statuses.append(
+                LineStatus(x["key"], x["limit"], used, reserved, amt, used <= x["limit"])
+            )
+        return CommitResult(True, tag == "A", tuple(statuses))
+
+    def release(self, hold_id: str, *, now: float) -> bool:
+        got = self._hold_locks(hold_id)
+        if got is None:
+            return False
+        return bool(self._one(f"SELECT {self._s}.release(%s, %s, %s)", (hold_id, now, got[1])))
+
+    def budget_status(self, keys: Sequence[str], *, now: float) -> dict[str, tuple[int, int]]:
+        rows = self._call(
+            lambda: (
+                self._connection()
+                .execute(
+                    f"SELECT k, (s).used, (s).reserved FROM (SELECT k, "
+                    f"{self._s}.line_state(k, %s, NULL, false, false) AS s "
+                    "FROM unnest(%s::text[]) k) q",
+                    (now, list(keys)),
+                )
+                .fetchall()
+            )
+        )
+        return {k: (int(u), int(r)) for k, u, r in rows}
+
+    def ledger_total(self, key: str) -> int:
+        got = self._one(f"SELECT total FROM {self._s}.budgets WHERE key = %s", (key,))
+        return 0 if got is None else int(got)
+
+    # ------------------------------------------------------------------ runs
+    def run_state(self, run_key: str) -> RunState:
+        row = self._call(
+            lambda: (
+                self._connection()
+                .execute(
+                    f"SELECT steps, labels, marks FROM {self._s}.runs WHERE key = %s",
+                    (run_key,),
+                )
+                .fetchone()
+            )
+        )
+        if row is None:
+            return EMPTY_RUN
+        marks = {k: (int(v[0]), float(v[1])) for k, v in row[2].items()}
+        return RunState(int(row[0]), frozenset(row[1]), marks)
+
+    def add_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
+        s = self._s
+        sql = (
+            f"WITH old AS (DELETE FROM {s}.events WHERE run_key = %(k)s AND EXISTS "
+            f"(SELECT 1 FROM {s}.runs WHERE key = %(k)s AND expires_at <= %(now)s)) "
+            f"INSERT INTO {s}.runs AS r VALUES (%(k)s, 0, %(l)s, '{{}}', %(exp)s) "
+            "ON CONFLICT (key) DO UPDATE SET "
+            "steps = CASE WHEN r.expires_at <= %(now)s THEN 0 ELSE r.steps END, "
+            "marks = CASE WHEN r.expires_at <= %(now)s THEN '{}'::jsonb ELSE r.marks END, "
+            "labels = ARRAY(SELECT DISTINCT x FROM unnest(CASE WHEN r.expires_at <= %(now)s "
+            "THEN '{}'::text[] ELSE r.labels END || excluded.labels) x ORDER BY 1), "
+            "expires_at = excluded.expires_at"
+        )
+        params = {"k": run_key, "l": sorted(labels), "now": now, "exp": now + ttl_s}
+        self._call(lambda: self._connection().execute(sql, params))
+
+    def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._call(
+            lambda: (
+                self._connection()
+                .execute(
+                    f"SELECT doc FROM {self._s}.events WHERE run_key = %s "
+                    "ORDER BY step DESC LIMIT %s",
+                    (run_key, max(limit, 0)),
+                )
+                .fetchall()
+            )
+        )
+        return [r[0] for r in reversed(rows)]
+
+    # ------------------------------------------------------------------ stops
+    def set_stop(self, rec: StopRecord) -> None:
+        check_stop(rec)
+        self._call(
+            lambda: self._connection().execute(
+                f"INSERT INTO {self._s}.stops VALUES (%s, %s, %s) "
+                "ON CONFLICT (scope, value) DO UPDATE SET rec = excluded.rec",
+                (rec.scope, rec.value, Jsonb(stop_to_dict(rec))),
+            )
+        )
+
+    def clear_stop(self, scope: str, value: str) -> StopRecord | None:
+        got = self._one(
+            f"DELETE FROM {self._s}.stops WHERE scope = %s AND value = %s RETURNING rec",
+            (scope, value),
+        )
+        return None if got is None else stop_from_dict(got)
+
+    def list_stops(self) -> list[StopRecord]:
+        rows = self._call(
+            lambda: self._connection().execute(f"SELECT rec FROM {self._s}.stops").fetchall()
+        )
+        return sorted((stop_from_dict(r[0]) for r in rows), key=lambda s: (s.at, s.scope, s.value))
+
+    # ------------------------------------------------------------------ idempotency
+    def remember(self, key: str, payload: str, *, now: float, ttl_s: float) -> str | None:
+        s = self._s
+        # The upsert only overwrites an expired row; RETURNING tells which payload won.
+        sql = (
+            f"WITH prev AS (SELECT payload FROM {s}.idem "
+            "WHERE key = %(k)s AND expires_at > %(n)s), "
+            f"ins AS (INSERT INTO {s}.idem AS i VALUES (%(k)s, %(p)s, %(e)s) "
+            "ON CONFLICT (key) DO UPDATE SET payload = excluded.payload, "
+            "expires_at = excluded.expires_at WHERE i.expires_at <= %(n)s RETURNING 1) "
+            f"SELECT (SELECT payload FROM {s}.idem WHERE key = %(k)s), "
+            "(SELECT count(*) FROM ins), (SELECT payload FROM prev)"
+        )
+        params = {"k": key, "p": payload, "n": now, "e": now + ttl_s}
+        row = self._call(lambda: self._connection().execute(sql, params).fetchone())
+        assert row is not None
+        if row[1]:
+            return None
+        if row[2] is not None:
+            return str(row[2])
+        # lost an insert race inside this statement: read the winner
+        got = self._one(f"SELECT payload FROM {s}.idem WHERE key = %s", (key,))
+        return None if got is None else str(got)
+
+    # ------------------------------------------------------------------ records
+    def put_record(
+        self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None
+    ) -> None:
+        t = time.time()
+        exp = INF if ttl_s is None else t + ttl_s
+        self._call(
+            lambda: self._connection().execute(
+                f"INSERT INTO {self._s}.records AS r VALUES (%s, %s, 1, %s, %s) "
+                "ON CONFLICT (kind, id) DO UPDATE SET version = CASE WHEN r.expires_at > %s "
+                "THEN r.version + 1 ELSE 1 END, doc = excluded.doc, "
+                "expires_at = excluded.expires_at",
+                (kind, id, Jsonb(dict(doc)), exp, t),
+            )
+        )
+
+    def get_record(self, kind: str, id: str) -> tuple[int, dict[str, Any]] | None:
+        row = self._call(
+            lambda: (
+                self._connection()
+                .execute(
+                    f"SELECT version, doc FROM {self._s}.records "
+                    "WHERE kind = %s AND id = %s AND expires_at > %s",
+                    (kind, id, time.time()),
+                )
+                .fetchone()
+            )
+        )
+        return None if row is None else (int(row[0]), dict(row[1]))
+
+    def cas_record(self, kind: str, id: str, version: int, doc: Mapping[str, Any]) -> bool:
+        cur = self._call(
+            lambda: self._connection().execute(
+                f"UPDATE {self._s}.records SET version = version + 1, doc = %s "
+                "WHERE kind = %s AND id = %s AND version = %s AND expires_at > %s",
+                (Jsonb(dict(doc)), kind, id, version, time.time()),
+            )
+        )
+        return cur.rowcount == 1
+
+    def list_records(self, kind: str) -> list[dict[str, Any]]:
+        rows = self._call(
+            lambda: (
+                self._connection()
+                .execute(
+                    f"SELECT doc FROM {self._s}.records "
+                    "WHERE kind = %s AND expires_at > %s ORDER BY id",
+                    (kind, time.time()),
+                )
+                .fetchall()
+            )
+        )
+        return [dict(r[0]) for r in rows]
+
+    def ping(self) -> None:
+        self._one("SELECT 1")
+
+    def backend_pid(self) -> int:
+        return int(self._one("SELECT pg_backend_pid()"))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

@@ -1,0 +1,236 @@
+"""DDL and PL/pgSQL functions of the PostgreSQL backend (one function call = one transaction)."""
+
+from __future__ import annotations
+
+from charter.state.types import BUDGET_GRACE_S
+
+TABLES = """
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.hits(key text NOT NULL, t float8 NOT NULL, amount bigint NOT NULL);
+CREATE INDEX IF NOT EXISTS hits_kt ON {s}.hits(key, t);
+CREATE TABLE IF NOT EXISTS {s}.members(key text NOT NULL, member text NOT NULL,
+  t float8 NOT NULL, PRIMARY KEY(key, member));
+CREATE TABLE IF NOT EXISTS {s}.budgets(key text PRIMARY KEY, total bigint NOT NULL,
+  rolling_s float8, expires_at float8);
+CREATE TABLE IF NOT EXISTS {s}.spends(key text NOT NULL, t float8 NOT NULL, amount bigint NOT NULL);
+CREATE INDEX IF NOT EXISTS spends_kt ON {s}.spends(key, t);
+CREATE TABLE IF NOT EXISTS {s}.holds(id text PRIMARY KEY, state text NOT NULL,
+  expires_at float8 NOT NULL, lines jsonb NOT NULL, result jsonb NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.hold_lines(key text NOT NULL, hold_id text NOT NULL,
+  amount bigint NOT NULL, expires_at float8 NOT NULL, PRIMARY KEY(key, hold_id));
+CREATE TABLE IF NOT EXISTS {s}.runs(key text PRIMARY KEY, steps int NOT NULL,
+  labels text[] NOT NULL, marks jsonb NOT NULL, expires_at float8 NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.events(run_key text NOT NULL, step int NOT NULL,
+  doc jsonb NOT NULL, PRIMARY KEY(run_key, step));
+CREATE TABLE IF NOT EXISTS {s}.stops(scope text NOT NULL, value text NOT NULL,
+  rec jsonb NOT NULL, PRIMARY KEY(scope, value));
+CREATE TABLE IF NOT EXISTS {s}.idem(key text PRIMARY KEY, payload text NOT NULL,
+  expires_at float8 NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.records(kind text NOT NULL, id text NOT NULL,
+  version bigint NOT NULL, doc jsonb NOT NULL, expires_at float8 NOT NULL,
+  PRIMARY KEY(kind, id));
+"""
+
+FUNCTIONS = (
+    """
+CREATE OR REPLACE FUNCTION {s}.line_state(k text, now_ float8, roll float8, use_roll bool,
+  reset bool, OUT used bigint, OUT reserved bigint) LANGUAGE plpgsql AS $f$
+DECLARE bt bigint; br float8; be float8;
+BEGIN
+  used := 0;
+  SELECT total, rolling_s, expires_at INTO bt, br, be FROM {s}.budgets WHERE key = k;
+  IF FOUND THEN
+    IF be IS NOT NULL AND now_ >= be + GRACE THEN
+      IF reset THEN
+        DELETE FROM {s}.budgets WHERE key = k;
+        DELETE FROM {s}.spends WHERE key = k;
+        DELETE FROM {s}.hold_lines WHERE key = k;
+      END IF;
+      reserved := 0;
+      RETURN;
+    END IF;
+    IF NOT use_roll THEN roll := br; END IF;
+    IF roll IS NULL THEN
+      used := bt;
+    ELSE
+      IF reset AND random() < 0.03 THEN
+        DELETE FROM {s}.spends WHERE key = k AND t <= now_ - 2 * roll;
+      END IF;
+      SELECT coalesce(sum(amount), 0) INTO used FROM {s}.spends
+        WHERE key = k AND t > now_ - roll;
+    END IF;
+  END IF;
+  IF reset AND random() < 0.03 THEN
+    DELETE FROM {s}.hold_lines WHERE key = k AND expires_at <= now_;
+  END IF;
+  SELECT coalesce(sum(amount), 0) INTO reserved FROM {s}.hold_lines
+    WHERE key = k AND expires_at > now_;
+END $f$;
+
+CREATE OR REPLACE FUNCTION {s}.apply(b jsonb) RETURNS jsonb LANGUAGE plpgsql AS $f$
+DECLARE
+  now_ float8 := (b->>'now')::float8;
+  h jsonb; r jsonb; l jsonb; e jsonb;
+  hits_out jsonb := '[]';
+  blocked bool := false;
+  total bigint; lo float8; lim bigint; amt bigint; present bool; limited bool; tripped bool;
+  res jsonb; ok bool; statuses jsonb; u bigint; rs bigint; lok bool; exp_ float8;
+  step_ int; run_out jsonb; rsteps int; rlabels text[]; rmarks jsonb; rexp float8;
+  p text; st jsonb;
+BEGIN
+  IF b->>'idem' IS NOT NULL THEN
+    SELECT payload INTO p FROM {s}.idem WHERE key = b->>'idem' AND expires_at > now_;
+    IF FOUND THEN RETURN jsonb_build_object('replayed', p); END IF;
+  END IF;
+  IF jsonb_array_length(b->'stops') > 0 THEN
+    SELECT x.rec INTO st FROM jsonb_array_elements(b->'stops') WITH ORDINALITY AS q(v, i)
+      JOIN {s}.stops x ON x.scope = q.v->>0 AND x.value = q.v->>1 ORDER BY q.i LIMIT 1;
+    IF FOUND THEN RETURN jsonb_build_object('stop', st); END IF;
+  END IF;
+  PERFORM pg_advisory_xact_lock(q.x) FROM
+    (SELECT DISTINCT x::bigint AS x FROM jsonb_array_elements_text(b->'locks') x ORDER BY 1) q;
+
+  FOR h IN SELECT * FROM jsonb_array_elements(b->'hits') LOOP
+    lo := (h->>'lo')::float8;
+    lim := (h->>'limit')::bigint;
+    amt := (h->>'amount')::bigint;
+    limited := false;
+    IF h->>'member' IS NOT NULL THEN
+      IF random() < 0.03 THEN
+        DELETE FROM {s}.members WHERE key = h->>'key' AND t <= lo - (h->>'w')::float8;
+      END IF;
+      SELECT count(*), coalesce(bool_or(member = h->>'member'), false) INTO total, present
+        FROM {s}.members WHERE key = h->>'key' AND t > lo;
+      IF NOT present AND lim IS NOT NULL AND total + 1 > lim THEN
+        limited := true;
+      ELSE
+        INSERT INTO {s}.members VALUES (h->>'key', h->>'member', now_)
+          ON CONFLICT (key, member) DO UPDATE SET t = excluded.t;
+        IF NOT present THEN total := total + 1; END IF;
+      END IF;
+    ELSE
+      IF random() < 0.03 THEN
+        DELETE FROM {s}.hits WHERE key = h->>'key' AND t <= lo - (h->>'w')::float8;
+      END IF;
+      SELECT coalesce(sum(amount), 0) INTO total FROM {s}.hits
+        WHERE key = h->>'key' AND t > lo;
+      IF lim IS NOT NULL AND total + amt > lim THEN
+        limited := true;
+      ELSE
+        INSERT INTO {s}.hits VALUES (h->>'key', now_, amt);
+        total := total + amt;
+      END IF;
+    END IF;
+    tripped := h->>'trip' IS NOT NULL AND total > (h->>'trip')::bigint;
+    IF limited OR tripped THEN blocked := true; END IF;
+    hits_out := hits_out || jsonb_build_array(jsonb_build_array(total, limited, tripped));
+  END LOOP;
+
+  r := b->'reserve';
+  IF jsonb_typeof(r) = 'object' AND NOT blocked THEN
+    SELECT result INTO st FROM {s}.holds WHERE id = r->>'id';
+    IF FOUND THEN
+      res := jsonb_build_array(true, st);
+    ELSE
+      ok := true;
+      statuses := '[]';
+      FOR l IN SELECT * FROM jsonb_array_elements(r->'lines') LOOP
+        SELECT * INTO u, rs FROM {s}.line_state(l->>'key', now_, (l->>'roll')::float8, true, true);
+        lok := u + rs + (l->>'amount')::bigint <= (l->>'limit')::bigint;
+        ok := ok AND lok;
+        statuses := statuses || jsonb_build_array(jsonb_build_array(l->'key', l->'limit', u, rs,
+          l->'amount', lok));
+      END LOOP;
+      IF ok THEN
+        exp_ := (r->>'exp')::float8;
+        INSERT INTO {s}.holds VALUES (r->>'id', 'held', exp_, r->'lines',
+          jsonb_build_array(true, statuses));
+        INSERT INTO {s}.hold_lines SELECT q->>'key', r->>'id', (q->>'amount')::bigint, exp_
+          FROM jsonb_array_elements(r->'lines') q;
+        INSERT INTO {s}.budgets AS x
+          SELECT q->>'key', 0, (q->>'roll')::float8, (q->>'exp')::float8
+          FROM jsonb_array_elements(r->'lines') q
+          ON CONFLICT (key) DO UPDATE SET rolling_s = excluded.rolling_s,
+            expires_at = excluded.expires_at
+          WHERE x.rolling_s IS DISTINCT FROM excluded.rolling_s
+             OR x.expires_at IS DISTINCT FROM excluded.expires_at;
+      ELSE
+        blocked := true;
+      END IF;
+      res := jsonb_build_array(false, jsonb_build_array(ok, statuses));
+    END IF;
+  END IF;
+
+  e := b->'event';
+  IF jsonb_typeof(e) = 'object' THEN
+    SELECT steps, labels, marks, expires_at INTO rsteps, rlabels, rmarks, rexp
+      FROM {s}.runs WHERE key = e->>'run';
+    IF NOT FOUND THEN
+      rsteps := 0; rlabels := '{{}}'; rmarks := '{{}}';
+    ELSIF rexp <= now_ THEN
+      DELETE FROM {s}.events WHERE run_key = e->>'run';
+      rsteps := 0; rlabels := '{{}}'; rmarks := '{{}}';
+    END IF;
+    IF NOT blocked THEN
+      rsteps := rsteps + 1;
+      step_ := rsteps;
+      rlabels := ARRAY(SELECT DISTINCT x FROM unnest(rlabels ||
+        ARRAY(SELECT jsonb_array_elements_text(e->'labels'))) x ORDER BY 1);
+      rmarks := rmarks || coalesce((SELECT jsonb_object_agg(m, jsonb_build_array(rsteps, b->'now'))
+        FROM jsonb_array_elements_text(e->'marks') m), '{{}}');
+      INSERT INTO {s}.runs VALUES (e->>'run', rsteps, rlabels, rmarks, (e->>'exp')::float8)
+        ON CONFLICT (key) DO UPDATE SET steps = excluded.steps, labels = excluded.labels,
+          marks = excluded.marks, expires_at = excluded.expires_at;
+      INSERT INTO {s}.events VALUES (e->>'run', rsteps, e->'doc')
+        ON CONFLICT (run_key, step) DO UPDATE SET doc = excluded.doc;
+    END IF;
+    run_out := jsonb_build_array(rsteps, to_jsonb(rlabels), rmarks);
+  END IF;
+  RETURN jsonb_build_object('hits', hits_out, 'reserve', res, 'step', step_, 'run', run_out);
+END $f$;
+
+CREATE OR REPLACE FUNCTION {s}.commit(hid text, actual bigint, now_ float8, locks bigint[])
+RETURNS jsonb LANGUAGE plpgsql AS $f$
+DECLARE st text; ex float8; ls jsonb; l jsonb; spend bigint; out jsonb := '[]'; u bigint;
+  rs bigint; tag text;
+BEGIN
+  PERFORM pg_advisory_xact_lock(q.x) FROM (SELECT DISTINCT x FROM unnest(locks) x ORDER BY 1) q;
+  SELECT state, expires_at, lines INTO st, ex, ls FROM {s}.holds WHERE id = hid;
+  IF NOT FOUND THEN RETURN jsonb_build_array('U'); END IF;
+  IF st = 'committed' THEN
+    tag := 'A';
+  ELSIF st <> 'held' OR ex <= now_ THEN
+    RETURN jsonb_build_array('X');
+  ELSE
+    tag := 'C';
+    FOR l IN SELECT * FROM jsonb_array_elements(ls) LOOP
+      spend := coalesce(actual, (l->>'amount')::bigint);
+      DELETE FROM {s}.hold_lines WHERE key = l->>'key' AND hold_id = hid;
+      UPDATE {s}.budgets SET total = total + spend WHERE key = l->>'key';
+      IF l->>'roll' IS NOT NULL AND spend <> 0 THEN
+        INSERT INTO {s}.spends VALUES (l->>'key', now_, spend);
+      END IF;
+    END LOOP;
+    UPDATE {s}.holds SET state = 'committed' WHERE id = hid;
+  END IF;
+  FOR l IN SELECT * FROM jsonb_array_elements(ls) LOOP
+    SELECT * INTO u, rs FROM {s}.line_state(l->>'key', now_, NULL, false, false);
+    out := out || jsonb_build_array(jsonb_build_array(u, rs));
+  END LOOP;
+  RETURN jsonb_build_array(tag, out, ls);
+END $f$;
+
+CREATE OR REPLACE FUNCTION {s}.release(hid text, now_ float8, locks bigint[])
+RETURNS bool LANGUAGE plpgsql AS $f$
+DECLARE ls jsonb;
+BEGIN
+  PERFORM pg_advisory_xact_lock(q.x) FROM (SELECT DISTINCT x FROM unnest(locks) x ORDER BY 1) q;
+  UPDATE {s}.holds SET state = 'released'
+    WHERE id = hid AND state = 'held' AND expires_at > now_ RETURNING lines INTO ls;
+  IF NOT FOUND THEN RETURN false; END IF;
+  DELETE FROM {s}.hold_lines WHERE hold_id = hid
+    AND key IN (SELECT q->>'key' FROM jsonb_array_elements(ls) q);
+  RETURN true;
+END $f$;
+"""
+).replace("GRACE", repr(BUDGET_GRACE_S))
