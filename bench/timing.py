@@ -21,7 +21,7 @@ pcn = time.perf_counter_ns
 class Budget:
     """Time budgets for one engine at one policy size."""
 
-    check_s: float = 15.0      # differential check: all requests unless this runs out
+    check_s: float = 10.0      # differential check: all requests unless this runs out
     check_min: int = 100       # ... but at least this many
     latency_s: float = 3.0     # per-call samples
     max_passes: int = 3        # passes over the request list for per-call samples
