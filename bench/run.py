@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engines", default="",
                     help="comma-separated engine ids to run (default: all)")
     ap.add_argument("--plain", action="store_true", help="plain text output, no rich")
+    ap.add_argument("--save", metavar="PATH", help="also write the JSON object to PATH")
     args = ap.parse_args(argv)
     opts = suites.Options(quick=args.quick, json=args.json, rules=args.rules,
                           engines=tuple(e for e in args.engines.split(",") if e))
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     result = suite.run(opts, ui)
     result["runtime_s"] = round(time.perf_counter() - t0, 1)
+    if args.save:
+        Path(args.save).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     if args.json:
         json.dump(result, sys.stdout)
         sys.stdout.write("\n")

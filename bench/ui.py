@@ -87,7 +87,7 @@ class UI:
     @contextmanager
     def progress(self, total: int) -> Iterator[Progress]:
         """A progress bar on stderr with `total` steps."""
-        if self.rich:
+        if self.rich and self.err.is_terminal:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,

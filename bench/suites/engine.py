@@ -42,6 +42,11 @@ def run(opts: Options, ui: UI) -> dict[str, Any]:
     modules: dict[str, ModuleType | PeerUnavailable] = {}
     import_ms: dict[str, float] = {}
 
+    def skip(entry: dict[str, Any]) -> None:
+        skipped.append(entry)
+        if ui.quiet:   # --json: the table (which lists skips) is not printed
+            ui.note(f"{entry['engine']} (rules={entry['rules']}): skipped: {entry['reason']}")
+
     def load(peer: Peer) -> ModuleType:
         if peer.module not in modules:
             try:
@@ -70,7 +75,7 @@ def run(opts: Options, ui: UI) -> dict[str, Any]:
                 if peer.large_only and not world.grants:
                     continue
                 if opts.quick and peer.slow and rules >= QUICK_PEER_MAX_RULES:
-                    skipped.append({"engine": peer.name, "rules": rules,
+                    skip({"engine": peer.name, "rules": rules,
                                     "reason": f"--quick skips third-party peers at "
                                               f">= {QUICK_PEER_MAX_RULES:,} rules"})
                     continue
@@ -78,17 +83,17 @@ def run(opts: Options, ui: UI) -> dict[str, Any]:
                     mod = load(peer)
                     decide, build_ms = timed_ms(lambda p=peer, m=mod, w=world: p.builder_fn(m)(w))
                 except PeerUnavailable as ex:
-                    skipped.append({"engine": peer.name, "rules": rules, "reason": str(ex)})
+                    skip({"engine": peer.name, "rules": rules, "reason": str(ex)})
                     continue
                 except Exception as ex:
-                    skipped.append({"engine": peer.name, "rules": rules,
+                    skip({"engine": peer.name, "rules": rules,
                                     "reason": f"build failed: {type(ex).__name__}: {ex}"})
                     continue
                 try:
                     chk = check(decide, reqs, spec, budget)
                     tm = measure(decide, reqs, budget)
                 except Exception as ex:
-                    skipped.append({"engine": peer.name, "rules": rules,
+                    skip({"engine": peer.name, "rules": rules,
                                     "reason": f"decide failed: {type(ex).__name__}: {ex}"})
                     continue
                 results.append({
