@@ -42,19 +42,29 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated engine ids to run (default: all)")
     ap.add_argument("--plain", action="store_true", help="plain text output, no rich")
     ap.add_argument("--save", metavar="PATH", help="also write the JSON object to PATH")
+    ap.add_argument("--load", metavar="PATH",
+                    help="do not run: render a result saved with --save")
+    ap.add_argument("--markdown", action="store_true",
+                    help="print Markdown tables (for docs/performance.md) instead of the table")
     args = ap.parse_args(argv)
     opts = suites.Options(quick=args.quick, json=args.json, rules=args.rules,
                           engines=tuple(e for e in args.engines.split(",") if e))
     ui = UI(plain=args.plain, quiet=args.json)
     suite = suites.load(args.suite)
-    t0 = time.perf_counter()
-    result = suite.run(opts, ui)
-    result["runtime_s"] = round(time.perf_counter() - t0, 1)
+    if args.load:
+        result = json.loads(Path(args.load).read_text(encoding="utf-8"))
+        suite = suites.load(result["suite"])
+    else:
+        t0 = time.perf_counter()
+        result = suite.run(opts, ui)
+        result["runtime_s"] = round(time.perf_counter() - t0, 1)
     if args.save:
         Path(args.save).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     if args.json:
         json.dump(result, sys.stdout)
         sys.stdout.write("\n")
+    elif args.markdown and hasattr(suite, "markdown"):
+        print(suite.markdown(result))
     else:
         suite.render(result, ui)
         ui.note(f"total runtime {result['runtime_s']:.1f}s")

@@ -34,6 +34,7 @@ def versions() -> dict[str, str]:
 def run(opts: Options, ui: UI) -> dict[str, Any]:
     """Run every engine at every policy size; return the suite's result object."""
     budget = QUICK if opts.quick else FULL
+    load_start = _loadavg()
     peers = [p for p in PEERS if not opts.engines or p.name in opts.engines]
     results: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -112,6 +113,7 @@ def run(opts: Options, ui: UI) -> dict[str, Any]:
         notes.append("--quick: small samples; numbers are indicative only")
     return {"suite": "engine", "python": _python(), "machine": _machine(),
             "date": _now(), "quick": opts.quick, "versions": versions(),
+            "load_avg": {"start": load_start, "end": _loadavg()},
             "sizes": sizes, "results": results, "skipped": skipped, "notes": notes}
 
 
@@ -127,6 +129,10 @@ def render(result: dict[str, Any], ui: UI) -> None:
     """Print one table per policy size, then skips and notes."""
     ui.note(f"suite engine  {result['date']}  python {result['python']}  {result['machine']}")
     ui.note("versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()))
+    if result.get("load_avg"):
+        ui.note(f"load average (1, 5, 15 min) at start {result['load_avg']['start']}, "
+                f"at end {result['load_avg']['end']}: other work on the machine skews absolute "
+                "numbers; compare ratios from the same run")
     cols = ["engine", "checked", "mismatch", "p50 us", "p99 us", "mean us", "decisions/s",
             "samples", "x charter", "x hand", "build ms"]
     for size in result["sizes"]:
@@ -188,7 +194,44 @@ def _machine() -> str:
             + (f", {model}" if model else ""))
 
 
+def _loadavg() -> list[float]:
+    import os
+
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
 def _now() -> str:
     import time
 
     return time.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The results as Markdown tables (one per policy size), for docs/performance.md."""
+    lines: list[str] = []
+    for size in result["sizes"]:
+        rows_in = [r for r in result["results"] if r["rules"] == size["rules"]]
+        by = {r["engine"]: r for r in rows_in}
+        ch, hand = by.get("charter"), by.get("python_hand")
+        lines.append(f"**{size['total_rules']:,} rules** ({size['agents']} agents, "
+                     f"{size['tools']} tools, {size['requests']} requests, reference mix "
+                     + ", ".join(f"{k} {v}" for k, v in size["mix"].items()) + ")")
+        lines.append("")
+        lines.append("| engine | p50 µs | p99 µs | mean µs | decisions/s | x charter | x hand "
+                     "| build ms | samples | checked | mismatches |")
+        lines.append("| --- |" + " ---: |" * 10)
+        for r in rows_in:
+            xc = _fmt(r["p50_us"] / ch["p50_us"]) if ch else "n/a"
+            xh = _fmt(r["p50_us"] / hand["p50_us"]) if hand else "n/a"
+            lines.append(f"| {r['engine']} | {_fmt(r['p50_us'])} | {_fmt(r['p99_us'])} | "
+                         f"{_fmt(r['mean_us'])} | {r['per_s']:,.0f} | {xc} | {xh} | "
+                         f"{_fmt(r['build_ms'])} | {r['samples']} | {r['checked']} | "
+                         f"{r['mismatches']} |")
+        for s in result["skipped"]:
+            if s["rules"] == size["rules"]:
+                lines.append(f"\n{s['engine']}: skipped: {s['reason']}")
+        lines.append("")
+    return "\n".join(lines)
