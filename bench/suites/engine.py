@@ -35,6 +35,7 @@ def run(opts: Options, ui: UI) -> dict[str, Any]:
     """Run every engine at every policy size; return the suite's result object."""
     budget = QUICK if opts.quick else FULL
     load_start = _loadavg()
+    started = _now()
     peers = [p for p in PEERS if not opts.engines or p.name in opts.engines]
     results: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -112,7 +113,7 @@ def run(opts: Options, ui: UI) -> dict[str, Any]:
     if opts.quick:
         notes.append("--quick: small samples; numbers are indicative only")
     return {"suite": "engine", "python": _python(), "machine": _machine(),
-            "date": _now(), "quick": opts.quick, "versions": versions(),
+            "date": started, "quick": opts.quick, "versions": versions(),
             "load_avg": {"start": load_start, "end": _loadavg()},
             "sizes": sizes, "results": results, "skipped": skipped, "notes": notes}
 
