@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal, TypedDict
@@ -184,6 +185,6 @@ def reference_decide(world: World, req: Request) -> Outcome:
     return ALLOW
 
 
-def outcome_mix(outcomes: list[str]) -> dict[str, int]:
+def outcome_mix(outcomes: Sequence[str]) -> dict[str, int]:
     """Count outcomes by kind."""
-    return {k: outcomes.count(k) for k in OUTCOMES}
+    return {k: sum(1 for o in outcomes if o == k) for k in OUTCOMES}

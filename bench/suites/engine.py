@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
 from types import ModuleType
@@ -83,7 +84,7 @@ def run(opts: Options, ui: UI) -> dict[str, Any]:
                     continue
                 try:
                     mod = load(peer)
-                    decide, build_ms = timed_ms(lambda p=peer, m=mod, w=world: p.builder_fn(m)(w))
+                    decide, build_ms = timed_ms(partial(peer.builder_fn(mod), world))
                 except PeerUnavailable as ex:
                     skip({"engine": peer.name, "rules": rules, "reason": str(ex)})
                     continue
