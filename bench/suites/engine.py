@@ -127,6 +127,10 @@ def _fmt(x: float, digits: int = 1) -> str:
     return f"{x:,.{digits}f}"
 
 
+def _ratio(x: float) -> str:
+    return f"{x:.2g}" if x < 1 else _fmt(x)
+
+
 def render(result: dict[str, Any], ui: UI) -> None:
     """Print one table per policy size, then skips and notes."""
     ui.note(f"suite engine  {result['date']}  python {result['python']}  {result['machine']}")
@@ -148,8 +152,8 @@ def render(result: dict[str, Any], ui: UI) -> None:
                 r["engine"], str(r["checked"]), str(r["mismatches"]),
                 _fmt(r["p50_us"]), _fmt(r["p99_us"]), _fmt(r["mean_us"]),
                 f"{r['per_s']:,.0f}", str(r["samples"]),
-                _fmt(r["p50_us"] / ch["p50_us"]) if ch else "n/a",
-                _fmt(r["p50_us"] / hand["p50_us"]) if hand else "n/a",
+                _ratio(r["p50_us"] / ch["p50_us"]) if ch else "n/a",
+                _ratio(r["p50_us"] / hand["p50_us"]) if hand else "n/a",
                 _fmt(r["build_ms"]),
             ])
         title = (f"\nrules={size['rules']} ({size['total_rules']:,} rules, {size['agents']} agents,"
@@ -226,8 +230,8 @@ def markdown(result: dict[str, Any]) -> str:
                      "| build ms | samples | checked | mismatches |")
         lines.append("| --- |" + " ---: |" * 10)
         for r in rows_in:
-            xc = _fmt(r["p50_us"] / ch["p50_us"]) if ch else "n/a"
-            xh = _fmt(r["p50_us"] / hand["p50_us"]) if hand else "n/a"
+            xc = _ratio(r["p50_us"] / ch["p50_us"]) if ch else "n/a"
+            xh = _ratio(r["p50_us"] / hand["p50_us"]) if hand else "n/a"
             lines.append(f"| {r['engine']} | {_fmt(r['p50_us'])} | {_fmt(r['p99_us'])} | "
                          f"{_fmt(r['mean_us'])} | {r['per_s']:,.0f} | {xc} | {xh} | "
                          f"{_fmt(r['build_ms'])} | {r['samples']} | {r['checked']} | "
