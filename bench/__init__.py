@@ -1,0 +1,1 @@
+"""charter benchmark harness: run with `python bench/run.py --suite engine`."""
