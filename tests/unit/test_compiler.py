@@ -165,3 +165,10 @@ def test_analysis_warnings() -> None:
 def test_examples_are_clean(root: Path) -> None:
     res = compile_paths([root / "policies"])
     assert res.diagnostics == []
+
+
+def test_many_warnings_never_become_an_error() -> None:
+    rules = "".join(f"permit p{i} {{ action call kb.read }}\n" for i in range(250))
+    res = compile_text(BASE + rules, "t.charter")
+    assert res.errors == [] and res.policy is not None
+    assert res.diagnostics[-1].message == "51 more diagnostics not shown"

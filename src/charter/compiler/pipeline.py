@@ -13,7 +13,7 @@ from charter.compiler.load import Loaded, load, load_text
 from charter.compiler.lower import Lowered, Lowerer
 from charter.compiler.resolve import Symbols, resolve
 from charter.compiler.typecheck import ConditionCompiler, Environments, environments
-from charter.diagnostics import Code, Diagnostic, Span, error, sort_key
+from charter.diagnostics import Code, Diagnostic, Span, sort_key, warning
 from charter.engine import policy as ir
 from charter.engine.index import Index
 
@@ -47,13 +47,16 @@ class CompileResult:
 
 
 def _finish(diags: list[Diagnostic]) -> list[Diagnostic]:
-    unique = sorted(set(diags), key=sort_key)
+    # Errors are kept before warnings, so a flood of warnings never hides an error; the note about
+    # what was left out is a warning, so it never turns a clean compile into a failed one.
+    unique = sorted(set(diags), key=lambda d: (not d.is_error, *sort_key(d)))
     if len(unique) > MAX_DIAGNOSTICS:
         rest = len(unique) - MAX_DIAGNOSTICS
-        unique = unique[:MAX_DIAGNOSTICS] + [
-            error(Code.E901_TOO_MANY_ERRORS, f"{rest} more diagnostics not shown", Span.point(unique[-1].span.path))
-        ]
-    return unique
+        kept = unique[:MAX_DIAGNOSTICS]
+        note = warning(Code.E901_TOO_MANY_ERRORS, f"{rest} more diagnostics not shown",
+                       Span.point(kept[-1].span.path))
+        return [*sorted(kept, key=sort_key), note]
+    return sorted(unique, key=sort_key)
 
 
 def revision_of(sources: dict[str, str], inventories: list[Any]) -> str:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import lark
 from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.exceptions import VisitError
 
@@ -41,17 +44,33 @@ def grammar_text() -> str:
     return resources.files("charter.syntax").joinpath("charter.lark").read_text("utf-8")
 
 
+def _cache_file(text: str) -> str | None:
+    """Where the built parser is cached between processes (None when no cache dir is writable)."""
+    base = os.environ.get("CHARTER_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "charter"
+    )
+    try:
+        os.makedirs(base, exist_ok=True)
+    except OSError:
+        return None
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return os.path.join(base, f"grammar-{digest}-lark{lark.__version__}.cache")
+
+
 def _parser() -> Lark:
+    # Building the LALR tables and checking terminal collisions (strict) takes seconds; the built
+    # parser is cached on disk keyed by the grammar's hash, so later processes load it in ms.
     global _PARSER
     with _LOCK:
         if _PARSER is None:
-            _PARSER = Lark(
-                grammar_text(),
-                parser="lalr",
-                strict=True,
-                propagate_positions=True,
-                maybe_placeholders=True,
-            )
+            text = grammar_text()
+            options = {"parser": "lalr", "strict": True, "propagate_positions": True,
+                       "maybe_placeholders": True}
+            cache = _cache_file(text)
+            try:
+                _PARSER = Lark(text, cache=cache or False, **options)
+            except (OSError, EOFError, ValueError):
+                _PARSER = Lark(text, **options)
         return _PARSER
 
 
