@@ -7,6 +7,7 @@ import click
 from charter import __version__
 from charter.cli.check import check_cmd
 from charter.cli.eval import eval_cmd
+from charter.cli.fmt import fmt_cmd
 
 #: Exit codes (documented in docs/cli.md).
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -27,6 +28,7 @@ def cli(ctx: click.Context, color: str) -> None:
 
 cli.add_command(check_cmd)
 cli.add_command(eval_cmd)
+cli.add_command(fmt_cmd)
 
 
 def main() -> None:
