@@ -16,23 +16,27 @@ from charter.syntax.transform import parse_duration_text
 
 T = TypeVar("T")
 
-KEYWORDS = set(
-    """policy extends for agent workflow include agents from units roles attribute context list of
-    map role parent tool category tags arg secret group members signal clears rank stops operators
-    resume requires escalation to finally permit forbid halt escalate budget rate tripwire require
-    approval on result actor action when unless where after before reason mode error approvers
-    quorum separation duties expires timeout severity stop scope limit timezone exceed trigger then
-    enforce shadow off global org tenant run any call delegate model message tagged labelled within
-    steps per hour day week month repeated more than times delegation depth ping-pong spend fan-out
-    allow deny ignore label true false agents""".split()
-)
+KEYWORDS = {
+    "policy", "extends", "for", "agent", "workflow", "include", "agents", "from", "units",
+    "roles", "attribute", "context", "list", "of", "map", "role", "parent", "tool",
+    "category", "tags", "arg", "secret", "group", "members", "signal", "clears", "rank",
+    "stops", "operators", "resume", "requires", "escalation", "to", "finally", "permit",
+    "forbid", "halt", "escalate", "budget", "rate", "tripwire", "require", "approval", "on",
+    "result", "actor", "action", "when", "unless", "where", "after", "before", "reason",
+    "mode", "error", "approvers", "quorum", "separation", "duties", "expires", "timeout",
+    "severity", "stop", "scope", "limit", "timezone", "exceed", "trigger", "then", "enforce",
+    "shadow", "off", "global", "org", "tenant", "run", "any", "call", "delegate", "model",
+    "message", "tagged", "labelled", "within", "steps", "per", "hour", "day", "week", "month",
+    "repeated", "more", "than", "times", "delegation", "depth", "ping-pong", "spend",
+    "fan-out", "allow", "deny", "ignore", "label", "true", "false"
+}
 _WORDS = ["kb", "web", "risk", "pay", "ops", "data", "ehr", "git", "llm", "alpha", "beta", "x",
           "team_a", "Q3", "_tmp", "research", "sre", "email", "read", "fetch", "chain"]
 _SEPS = [".", "-"]
 _COMMENTS = ["# note", "#", "## double", "# it's a 'quote'", '# "quoted" text', "# { brace",
              "# } close", "# when x > 1", "# ünïcødé ✓", "#!shebang-like", "# trailing   ",
              "# permit fake { actor any }", "# a\tb"]
-_STR_CHARS = list("abcXYZ 019#{}[]()'<>,.:;!?-_/") + ['"', "\\", "\t", "é", "✓", "\n"]
+_STR_CHARS = [*list("abcXYZ 019#{}[]()'<>,.:;!?-_/"), '"', "\\", "\t", "é", "✓", "\n"]
 _TYPES = ["int", "string", "bool", "double", "timestamp", "duration", "uint"]
 _UNITS_ALL = ["USD", "EUR", "tokens", "calls"]
 _DURS = ["1s", "30s", "5m", "2h", "1d", "1w", "250ms", "1h30m", "90s", "24h"]
@@ -120,7 +124,7 @@ class Gen:
         while True:
             parts = [self.c.choice(_WORDS)]
             for _ in range(self.c.randint(0, 2)):
-                parts.append(self.c.choice(_SEPS) + self.c.choice(_WORDS + ["1", "v2"]))
+                parts.append(self.c.choice(_SEPS) + self.c.choice([*_WORDS, "1", "v2"]))
             if self.c.chance(0.2):
                 parts.append(str(self.c.randint(0, 99)))
             n = "".join(parts)
@@ -446,7 +450,8 @@ class Gen:
                 self.emit("any")
                 return ast.ActorClause(selector=ast.ActorSel(by="any"))
             self.emit(by)
-            return ast.ActorClause(selector=ast.ActorSel(by=by, names=self.emit_names(self.names())))
+            names = self.emit_names(self.names())
+            return ast.ActorClause(selector=ast.ActorSel(by=by, names=names))
         if name == "action":
             self.emit("action")
             k = self.c.choice([None, *ActionKind])
@@ -504,7 +509,8 @@ class Gen:
                 allowed = [*allowed, "label"]
             return ast.OutcomeClause(clause=name, outcome=self.outcome(allowed))  # type: ignore[arg-type]
         if name in ("approvers", "to", "severity"):
-            n = self.c.choice(["low", "medium", "high", "critical"]) if name == "severity" else self.name()
+            levels = ["low", "medium", "high", "critical"]
+            n = self.c.choice(levels) if name == "severity" else self.name()
             self.emit(name, n)
             return ast.NameClause(clause=name, name=ast.Name(value=n))  # type: ignore[arg-type]
         if name == "quorum":
@@ -540,7 +546,8 @@ class Gen:
                     d = self.duration()
                     self.emit("per", d.text)
                     window = ast.Window(rolling=d)
-            return ast.LimitClause(amount=n, unit=ast.Name(value=unit) if unit else None, window=window)
+            unit_name = ast.Name(value=unit) if unit else None
+            return ast.LimitClause(amount=n, unit=unit_name, window=window)
         if name == "timezone":
             v, lit = self.string()
             self.emit("timezone", lit)

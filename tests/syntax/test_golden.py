@@ -1,4 +1,4 @@
-"""Golden files: formatter output, AST dumps and fully rendered diagnostics (UPDATE_GOLDEN=1 rewrites)."""
+"""Golden files: formatter output, AST dumps and rendered diagnostics (UPDATE_GOLDEN=1 rewrites)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Malformed input, generated and mutated: always diagnostics with a code and position, never a crash."""
+"""Malformed input, generated and mutated: diagnostics with a code and position, never a crash."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 from click.testing import CliRunner
+from tests.syntax.gen import random_policy
 
 from charter.cli.main import cli
 from charter.compiler.pipeline import compile_text
 from charter.diagnostics import Code
 from charter.syntax.parser import decode, parse_text
-from tests.syntax.gen import random_policy
 
 #: Malformed inputs per run.
 MALFORMED = 5000
@@ -75,7 +75,7 @@ def _generated(r: random.Random) -> str | bytes:
     if k == 4:
         return bytes(r.randrange(256) for _ in range(r.randint(1, 300)))
     if k == 5:
-        return "".join(r.choice(_JUNK + [" ", "\n", "x", "1"]) for _ in range(r.randint(1, 200)))
+        return "".join(r.choice([*_JUNK, " ", "\n", "x", "1"]) for _ in range(r.randint(1, 200)))
     if k == 6:
         return "permit r {\n" + "  actor any\n" * r.randint(1, 3) + "  when x &&\n" * 3
     if k == 7:
@@ -116,7 +116,8 @@ def test_malformed_inputs_give_diagnostics_fast() -> None:
         else:
             data = r.choice(bases)
             for _ in range(r.randint(1, 3)):
-                data = _mutate(r, data if isinstance(data, str) else data.decode("utf-8", "replace"))
+                text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+                data = _mutate(r, text)
             label = f"mutated #{n}"
         took, failed = _check_one(data, label)
         if took > worst[0]:
@@ -124,7 +125,7 @@ def test_malformed_inputs_give_diagnostics_fast() -> None:
         erroring += failed
     assert worst[0] < MAX_SECONDS, worst
     assert erroring > MALFORMED * 0.6
-    print(f"{MALFORMED} malformed inputs, {erroring} with errors, slowest {worst[0]:.3f}s ({worst[1]})")
+    print(f"{MALFORMED} malformed, {erroring} with errors, slowest {worst[0]:.3f}s ({worst[1]})")
 
 
 def test_hostile_files_through_the_cli(tmp_path: Path) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
+from tests.syntax.gen import Generated, policies, random_policy
 
 from charter.cli.main import cli
 from charter.syntax import ast, parse_text
 from charter.syntax.printer import format_module, format_text
-from tests.syntax.gen import Generated, policies, random_policy
 
 #: Generated policies per run (seeded, so a failure names its seed).
 ROUND_TRIPS = 2000
@@ -88,7 +88,8 @@ def test_fmt_cli(tmp_path: Path) -> None:
     bad.write_text("permit r {\n  actr any\n}\n")
     res = runner.invoke(cli, ["fmt", "--check", str(bad)])
     assert res.exit_code == 2
-    assert f"{bad}:2:3: E101 unexpected 'actr'" in res.output and "did you mean 'actor'?" in res.output
+    assert f"{bad}:2:3: E101 unexpected 'actr'" in res.output
+    assert "did you mean 'actor'?" in res.output
     bad.write_bytes(b"\x00\x01")
     res = runner.invoke(cli, ["fmt", str(bad)])
     assert res.exit_code == 2 and "E002" in res.output
