@@ -9,7 +9,6 @@ import pytest
 import charter
 from charter import Outcome, RequestError
 from charter.state import StoreError, StoreFault
-from charter.state.memory import MemoryStore
 
 CTX = {"workflow": "wf-1", "run": "run-1", "env": "prod"}
 
@@ -188,11 +187,14 @@ def test_on_error_ignore_is_fail_open_and_recorded() -> None:
     assert d.failures[0].took == "ignore (fail-open)"
 
 
-class BrokenStore(MemoryStore):
-    """A store whose every atomic operation fails."""
+class BrokenStore:
+    """A store whose every operation fails (as a remote store does when its server is gone)."""
 
-    def apply(self, batch: Any) -> Any:
-        raise StoreError(StoreFault.UNAVAILABLE, "test", "connection refused")
+    def __getattr__(self, name: str) -> Any:
+        def fail(*a: Any, **k: Any) -> Any:
+            raise StoreError(StoreFault.UNAVAILABLE, "test", "connection refused")
+
+        return fail
 
 
 def test_store_fault_fails_closed() -> None:

@@ -7,8 +7,9 @@ import click
 from charter import __version__
 from charter.cli.check import check_cmd
 from charter.cli.eval import eval_cmd
-from charter.cli.trace import trace_cmd
+from charter.cli.fmt import fmt_cmd
 from charter.cli.humans import approvals_cmd, escalations_cmd, resume_cmd, stop_cmd, stops_cmd
+from charter.cli.trace import trace_cmd
 
 #: Exit codes (documented in docs/cli.md).
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -29,6 +30,7 @@ def cli(ctx: click.Context, color: str) -> None:
 
 cli.add_command(check_cmd)
 cli.add_command(eval_cmd)
+cli.add_command(fmt_cmd)
 for _cmd in (trace_cmd, approvals_cmd, escalations_cmd, stop_cmd, resume_cmd, stops_cmd):
     cli.add_command(_cmd)
 

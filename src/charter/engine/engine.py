@@ -130,6 +130,13 @@ class Engine:
         self._prefix = os.urandom(6).hex()
         self._pending: dict[str, dict[str, Any]] = {}
         self._rules = {r.id: r for r in policy.rules}
+        self._depth_trips = any(t.trigger.value == "delegation-depth" for t in policy.tripwires)
+        # The in-memory store can answer "is anything stopped?" without a batch (hot path).
+        from charter.state.memory import MemoryStore
+
+        in_memory = isinstance(store, MemoryStore)
+        self._stop_count = store.stop_count if in_memory else None  # type: ignore[attr-defined]
+        self._active_stop = store.active_stop if in_memory else None  # type: ignore[attr-defined]
         from charter.approvals import Approvals, Escalations, Stops
 
         if trace is not None:
@@ -160,7 +167,6 @@ class Engine:
         view = build_view(policy, req, now)
         did = self._new_id()
         failures: list[Failure] = []
-        keys = stop_keys(req, view)
 
         if policy.uses_run_state and req.run:
             try:
@@ -185,7 +191,7 @@ class Engine:
             if redeem is not None or outcome is not verdict.outcome:
                 default_deny = False
 
-        for tw in depth_trips(policy, req, view):
+        for tw in depth_trips(policy, req, view) if self._depth_trips and view.chain else ():
             boundaries.append(BoundaryCheck("tripwire", tw.id, False, used=float(len(view.chain)),
                                             limit=tw.threshold, detail="delegation-depth"))
             if tw.outcome.rank >= outcome.rank:
@@ -198,7 +204,14 @@ class Engine:
                     stops_to_set.append((tw.stop_scope, tw))
 
         hold_id = None
-        if policy.stateful or True:
+        if self._stop_count is not None and not policy.stateful and not req.idempotency_key:
+            # INVARIANT: same semantics as the batch below for a policy with no stateful boundary:
+            # only the stop check; the in-memory store answers it without a batch.
+            stop = self._active_stop(stop_keys(req, view)) if self._stop_count() else None
+            if stop is not None:
+                return self._halted(did, req, t0, stop, boundaries, verdict.shadow, failures)
+        else:
+            keys = stop_keys(req, view)
             allow_spend = outcome is Outcome.ALLOW
             plan = plan_batch(policy, req, view, allow_spend, keys, did)
             failures.extend(plan.failures)
@@ -212,13 +225,7 @@ class Engine:
             if res.replayed_payload is not None:
                 return self._replayed(res.replayed_payload)
             if res.stop is not None:
-                s = res.stop
-                hit = RuleHit(f"stop:{s.scope}:{s.value}", "stop", Outcome.HALT,
-                              f"Emergency stop on {s.scope} {s.value} by {s.by}: {s.reason}")
-                boundaries.append(BoundaryCheck("stop", f"{s.scope}:{s.value}", False, scope=s.scope,
-                                                detail=s.reason))
-                return self._finish(did, req, Outcome.HALT, [hit], t0, boundaries=boundaries,
-                                    shadow=verdict.shadow, failures=failures)
+                return self._halted(did, req, t0, res.stop, boundaries, verdict.shadow, failures)
             st = read_result(plan, res, view)
             boundaries.extend(st.checks)
             if st.outcome.rank > outcome.rank:
@@ -296,6 +303,15 @@ class Engine:
             failures=failures, obligations=obligations, default_deny=default_deny, hold_id=hold_id,
             evidence=evidence,
         )
+
+    def _halted(self, did: str, req: Req, t0: float, s: StopRecord, boundaries: list[BoundaryCheck],
+                shadow: list[RuleHit], failures: list[Failure]) -> Decision:
+        """A decision under an emergency stop: halt, whatever the rules said (halt absorbs)."""
+        hit = RuleHit(f"stop:{s.scope}:{s.value}", "stop", Outcome.HALT,
+                      f"Emergency stop on {s.scope} {s.value} by {s.by}: {s.reason}")
+        boundaries.append(BoundaryCheck("stop", f"{s.scope}:{s.value}", False, scope=s.scope, detail=s.reason))
+        return self._finish(did, req, Outcome.HALT, [hit], t0, boundaries=boundaries, shadow=shadow,
+                            failures=failures)
 
     def _evidence(self, deciding: list[RuleHit], view: View) -> dict[str, list[tuple[str, Any]]]:
         """The values of each deciding rule's condition parts (for the trace's 'why')."""
@@ -407,13 +423,14 @@ class Engine:
         return out
 
     def _finish(self, did: str, req: Req, outcome: Outcome, deciding: list[RuleHit], t0: float,
-                **kw: Any) -> Decision:
-        shadow = kw.pop("shadow", [])
-        failures = kw.pop("failures", [])
-        boundaries = kw.pop("boundaries", [])
+                boundaries: list[BoundaryCheck] | tuple[()] = (), shadow: list[RuleHit] | tuple[()] = (),
+                failures: list[Failure] | tuple[()] = (), obligations: dict[str, Any] | None = None,
+                default_deny: bool = False, hold_id: str | None = None,
+                evidence: dict[str, list[tuple[str, Any]]] | None = None) -> Decision:
         d = Decision(
             did, outcome, tuple(deciding), self.policy.revision, tuple(boundaries), tuple(shadow),
-            tuple(failures), **kw,
+            tuple(failures), obligations if obligations is not None else {}, 0.0, default_deny, hold_id,
+            False, evidence if evidence is not None else {},
         )
         d.elapsed_us = (time.perf_counter() - t0) * 1e6
         if self.trace is not None:

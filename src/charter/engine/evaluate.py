@@ -101,44 +101,50 @@ class View:
         """The CEL activation (built once per decision, on first use)."""
         act = self._activation
         if act is None:
-            actor = dict(self.attributes)
-            actor["id"] = self.actor_id
-            actor["roles"] = sorted(self.roles)
-            actor["chain"] = list(self.chain)
-            actor["depth"] = len(self.chain)
-            actor["human"] = self.human or ""
-            tool = self.tool
-            run = self.run
-            req = self.req
-            context = {
-                "workflow": req.workflow or "", "run": req.run or "", "tenant": req.tenant or "",
-                "env": req.env or "", "time": req.time,
-            }
-            if req.context_extra:
-                context.update(req.context_extra)
             act = {
-                "actor": actor,
+                "actor": self.actor_dict(),
                 "action": {
                     "kind": self.kind.value, "target": self.target, "args": self.args,
-                    "labels": sorted(self.labels),
-                    "arg_labels": {k: list(v) for k, v in self.arg_labels.items()},
+                    "labels": sorted(self.labels) if self.labels else [],
+                    "arg_labels": {k: list(v) for k, v in self.arg_labels.items()} if self.arg_labels else {},
                 },
                 "args": self.args,
-                "tool": {
-                    "name": tool.name if tool else self.target,
-                    "category": (tool.category or "") if tool else "",
-                    "tags": sorted(tool.tags) if tool else [],
-                },
-                "context": context,
+                "tool": self.tool.activation if self.tool is not None else _unknown_tool(self.target),
+                "context": self.context_dict(),
                 "cost": self.cost,
                 "signals": list(self.signals),
                 "run": {
-                    "steps": run.steps if run else 0,
-                    "labels": sorted(run.labels) if run else [],
+                    "steps": self.run.steps if self.run else 0,
+                    "labels": sorted(self.run.labels) if self.run else [],
                 },
             }
             self._activation = act
         return act
+
+    def actor_dict(self) -> dict[str, Any]:
+        """The ``actor`` root of conditions."""
+        actor = dict(self.attributes)
+        actor["id"] = self.actor_id
+        actor["roles"] = sorted(self.roles)
+        actor["chain"] = list(self.chain)
+        actor["depth"] = len(self.chain)
+        actor["human"] = self.human or ""
+        return actor
+
+    def context_dict(self) -> dict[str, Any]:
+        """The ``context`` root of conditions (missing ids read as empty strings)."""
+        req = self.req
+        context = {
+            "workflow": req.workflow or "", "run": req.run or "", "tenant": req.tenant or "",
+            "env": req.env or "", "time": req.time,
+        }
+        if req.context_extra:
+            context.update(req.context_extra)
+        return context
+
+
+def _unknown_tool(target: str) -> dict[str, Any]:
+    return {"name": target, "category": "", "tags": []}
 
 
 def check_condition(cond: Condition, act: Mapping[str, Any]) -> bool:
@@ -252,64 +258,81 @@ def evaluate(policy: CompiledPolicy, view: View, candidates: Sequence[Rule]) -> 
     The outcome is the strictest contribution of the enforced rules that hold (or fail), with
     default deny when no permit holds. Shadow rules are evaluated and recorded, never combined.
     """
-    contributions: list[tuple[Outcome, Rule, str | None]] = []
+    held: list[Rule] = []
+    errors: list[tuple[Outcome, Rule, str]] = []
     shadow: list[RuleHit] = []
     failures: list[Failure] = []
     permitted = False
+    outcome = Outcome.ALLOW
+    top = 0
     for rule in candidates:
         try:
-            holds = rule_holds(rule, view)
-            err = None
-        except EvalError as exc:
-            holds = False
-            err = str(exc)
-        if rule.mode is Mode.SHADOW:
-            if holds:
-                shadow.append(_hit(rule, rule.effect, shadow=True))
-            elif err is not None:
-                took = _FAIL_OUTCOME.get(rule.fail)
-                shadow.append(_hit(rule, took or rule.effect, shadow=True, err=err))
-            continue
-        if err is not None:
-            took_outcome = _FAIL_OUTCOME.get(rule.fail)
-            failures.append(
-                Failure(f"rule {rule.id}", err, took_outcome.value if took_outcome else "ignore (fail-open)")
+            holds = (
+                rule_holds(rule, view)
+                if (rule.conditions or rule.signals or rule.sequences)
+                else True
             )
-            if took_outcome is not None:
-                contributions.append((took_outcome, rule, err))
+        except EvalError as exc:
+            took = _FAIL_OUTCOME.get(rule.fail)
+            if rule.mode is Mode.SHADOW:
+                shadow.append(_hit(rule, took or rule.effect, shadow=True, err=str(exc)))
+                continue
+            failures.append(Failure(f"rule {rule.id}", str(exc), took.value if took else "ignore (fail-open)"))
+            if took is not None:
+                errors.append((took, rule, str(exc)))
+                if took.rank > top:
+                    top, outcome = took.rank, took
             continue
-        if holds:
-            if rule.kind is RuleKind.PERMIT:
-                permitted = True
-            contributions.append((rule.effect, rule, None))
+        if not holds:
+            continue
+        if rule.mode is Mode.SHADOW:
+            shadow.append(rule.hit)
+            continue
+        held.append(rule)
+        eff = rule.effect
+        if eff is Outcome.ALLOW:
+            permitted = True
+        elif eff.rank > top:
+            top, outcome = eff.rank, eff
     if view.kind is ActionKind.CALL and view.tool is None:
-        contributions.append((Outcome.DENY, _UNKNOWN_TOOL, f"tool '{view.target}' is not declared"))
-    outcome = Outcome.ALLOW
-    for eff, _, _ in contributions:
-        if eff.rank > outcome.rank:
-            outcome = eff
-    default_deny = False
-    if not permitted and outcome.rank < Outcome.DENY.rank:
-        outcome = Outcome.DENY
-        default_deny = True
+        errors.append((Outcome.DENY, _UNKNOWN_TOOL, ""))
+        if Outcome.DENY.rank > top:
+            top, outcome = Outcome.DENY.rank, Outcome.DENY
+    if not permitted and top < _DENY_RANK:
+        return Verdict(Outcome.DENY, [], _sorted(shadow), failures, True, [], [], [])
     deciding: list[RuleHit] = []
     approvals: list[Rule] = []
     escalations: list[Rule] = []
     halts: list[Rule] = []
-    if not default_deny:
-        for eff, rule, err in contributions:
-            if eff is outcome:
-                deciding.append(_hit(rule, eff, err=err if rule is not _UNKNOWN_TOOL else None))
-                if err is None:
-                    if rule.kind is RuleKind.APPROVAL:
-                        approvals.append(rule)
-                    elif rule.kind is RuleKind.ESCALATE:
-                        escalations.append(rule)
-                    elif rule.kind is RuleKind.HALT:
-                        halts.append(rule)
-        deciding.sort(key=lambda h: h.id)
-    shadow.sort(key=lambda h: h.id)
-    return Verdict(outcome, deciding, shadow, failures, default_deny, approvals, escalations, halts)
+    for rule in held:
+        if rule.effect is outcome:
+            deciding.append(rule.hit)
+            kind = rule.kind
+            if kind is RuleKind.APPROVAL:
+                approvals.append(rule)
+            elif kind is RuleKind.ESCALATE:
+                escalations.append(rule)
+            elif kind is RuleKind.HALT:
+                halts.append(rule)
+    for eff, rule, err in errors:
+        if eff is outcome:
+            deciding.append(rule.hit if rule is _UNKNOWN_TOOL else _hit(rule, eff, err=err))
+    if len(deciding) > 1:
+        deciding.sort(key=_by_id)
+    return Verdict(outcome, deciding, _sorted(shadow), failures, False, approvals, escalations, halts)
+
+
+_DENY_RANK = Outcome.DENY.rank
+
+
+def _by_id(h: RuleHit) -> str:
+    return h.id
+
+
+def _sorted(hits: list[RuleHit]) -> list[RuleHit]:
+    if len(hits) > 1:
+        hits.sort(key=_by_id)
+    return hits
 
 
 def _unknown_tool_rule() -> Rule:

@@ -137,6 +137,16 @@ class Rule:
     stop_scope: Scope | None = None
     source: Source | None = None
     order: int = 0
+    #: the RuleHit this rule contributes when it holds (built once; decisions share it)
+    hit: Any = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from charter.engine.decision import RuleHit
+
+        object.__setattr__(self, "hit", RuleHit(
+            self.id, self.kind.value, self.effect, self.reason, str(self.source) if self.source else None,
+            self.mode is Mode.SHADOW,
+        ))
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +245,14 @@ class ToolInfo:
     secret_args: frozenset[str]
     #: some argument is declared double/int, so JSON numbers are coerced to it
     coerce: bool = False
+
+    #: the ``tool`` root of conditions, built once
+    activation: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "activation", {"name": self.name, "category": self.category or "", "tags": sorted(self.tags)}
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,21 @@ class MemoryStore:
         self._records: dict[tuple[str, str], tuple[int, str, float]] = {}
 
     # ------------------------------------------------------------------ hot path
+    def stop_count(self) -> int:
+        """How many stops are active (lets the engine skip building stop keys when none are)."""
+        return len(self._stops)
+
+    def active_stop(self, keys: Sequence[tuple[str, str]]) -> StopRecord | None:
+        """The first active stop among ``keys`` (a read of the stop table; no lock needed)."""
+        stops = self._stops
+        if not stops:
+            return None
+        for k in keys:
+            found = stops.get(k)
+            if found is not None:
+                return found
+        return None
+
     def apply(self, batch: Batch) -> BatchResult:
         now = batch.now
         with self._lock:

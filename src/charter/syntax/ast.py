@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any, Literal, Union
 
@@ -11,6 +12,17 @@ from charter.diagnostics import Span
 from charter.enums import ActionKind, Calendar, Mode, RuleKind, Scope, TriggerKind
 
 _NOWHERE = Span("<none>", 1, 1, 1, 1)
+_LINE_BREAK = re.compile(r"[ \t\r]*\n[ \t]*")
+
+
+def normalise_condition(text: str) -> str:
+    """A condition's text with the whitespace around its line breaks collapsed.
+
+    CEL strings cannot hold a raw newline, so this never changes what a condition means. AST
+    equality compares conditions in this form, so re-indenting a multi-line condition (as the
+    formatter does) keeps the AST equal.
+    """
+    return _LINE_BREAK.sub("\n", text.strip())
 
 
 class Node(BaseModel):
@@ -21,7 +33,9 @@ class Node(BaseModel):
     span: Span = Field(default=_NOWHERE, repr=False, exclude=True)
 
     def _key(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, f) for f in type(self).model_fields if f != "span")
+        # Every span field (span, text_span, where_span) stays out of equality.
+        fields = type(self).model_fields
+        return tuple(getattr(self, f) for f in fields if f != "span" and not f.endswith("_span"))
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self._key() == other._key()  # type: ignore[attr-defined]
@@ -273,6 +287,9 @@ class ConditionClause(Node):
     text: str
     text_span: Span = Field(default=_NOWHERE, repr=False, exclude=True)
 
+    def _key(self) -> tuple[Any, ...]:
+        return (self.clause, normalise_condition(self.text))
+
 
 class SignalClause(Node):
     """``signal KIND [where CEL]``."""
@@ -281,6 +298,10 @@ class SignalClause(Node):
     kind: Name
     where: str | None = None
     where_span: Span = Field(default=_NOWHERE, repr=False, exclude=True)
+
+    def _key(self) -> tuple[Any, ...]:
+        where = normalise_condition(self.where) if self.where is not None else None
+        return (self.clause, self.kind, where)
 
 
 class SequenceClause(Node):

@@ -31,6 +31,8 @@ _PARSER: Lark | None = None
 _TOP_KEYWORDS = ["policy", "include", "units", "roles", "attribute", "context", "agents", "agent", "tool", "group", "signal", "rank", "stops", "escalation", "permit", "forbid", "halt", "escalate", "require", "budget", "rate", "tripwire", "on"]
 _TOP_LINE = re.compile(r"^(?:%s)\b" % "|".join(_TOP_KEYWORDS), re.M)
 
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:[-.][A-Za-z0-9_]+)*")
+
 _FRIENDLY = {
     "LBRACE": "'{'", "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','",
     "COLON": "':'", "MORETHAN": "'>'", "NAME": "a name", "STRING": "a quoted string",
@@ -212,8 +214,16 @@ def _syntax_diag(path: str, exc: UnexpectedInput, text: str) -> Diagnostic:
     span = Span(path, line, col, tok.end_line or line, end_col, tok.start_pos or 0, tok.end_pos or 0)
     expected = set(exc.expected or ())
     value = str(tok)
+    kind = tok.type
+    if kind == "CEL" and "CEL" not in expected:
+        # The lexer fell back to a condition for an unknown word: report the word itself.
+        word = _WORD.match(value)
+        value = word.group(0) if word else (value.split() or [value])[0]
+        kind = "NAME" if word else kind
+        start = tok.start_pos or 0
+        span = Span(path, line, col, line, col + len(value), start, start + len(value))
     helptext = f"expected {_expected_list(expected)}"
-    if tok.type == "NAME":
+    if kind == "NAME":
         keywords = [t.lower().replace("_", "-") for t in expected if t.isupper() and t.isalpha()]
         hint = did_you_mean(value, keywords)
         if hint:

@@ -1,0 +1,101 @@
+"""`charter fmt`: print, check or rewrite policy files in the one canonical style."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import click
+
+from charter.cli.output import style_diag, use_color
+from charter.compiler.load import POLICY_SUFFIX
+from charter.syntax.parser import decode
+from charter.syntax.printer import format_source
+
+
+def _expand(paths: tuple[str, ...]) -> tuple[list[Path], list[str]]:
+    files: list[Path] = []
+    missing: list[str] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files.extend(sorted(x for x in p.rglob("*" + POLICY_SUFFIX) if x.is_file()))
+        elif p.is_file():
+            files.append(p)
+        else:
+            missing.append(raw)
+    return files, missing
+
+
+@click.command("fmt")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("-w", "--write", is_flag=True, help="Rewrite the files in place.")
+@click.option(
+    "--check", "check_only", is_flag=True, help="Exit 1 and list files that would change."
+)
+@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of the changes.")
+@click.pass_context
+def fmt_cmd(
+    ctx: click.Context, paths: tuple[str, ...], write: bool, check_only: bool, show_diff: bool
+) -> None:
+    """Format policy files (directories expand to their *.charter files).
+
+    With one file and no option, print the formatted text. Exit status: 0 done (or nothing
+    to change), 1 files would change with --check, 2 a file does not parse or cannot be read.
+    """
+    files, missing = _expand(paths)
+    color = use_color(ctx)
+    failed = bool(missing)
+    for raw in missing:
+        click.echo(f"{raw}: no such file or directory", err=True)
+    if not files and not missing:
+        click.echo("no policy files found", err=True)
+        ctx.exit(2)
+    printing = not (write or check_only or show_diff)
+    if printing and len(files) > 1:
+        raise click.UsageError("several files: use -w, --check or --diff")
+    changed: list[str] = []
+    for path in files:
+        shown = str(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            click.echo(f"{shown}: cannot read file: {exc.strerror}", err=True)
+            failed = True
+            continue
+        text, problems = decode(shown, data)
+        if text is None:
+            for d in problems:
+                click.echo(style_diag(d, None, color), err=True)
+            failed = True
+            continue
+        out, diags = format_source(text, shown)
+        if out is None:
+            for d in diags:
+                click.echo(style_diag(d, text, color), err=True)
+                click.echo(err=True)
+            failed = True
+            continue
+        if printing:
+            click.echo(out, nl=False)
+            continue
+        if out == text:
+            continue
+        changed.append(shown)
+        if show_diff:
+            diff = difflib.unified_diff(
+                text.splitlines(keepends=True), out.splitlines(keepends=True),
+                fromfile=f"a/{shown}", tofile=f"b/{shown}",
+            )
+            click.echo("".join(diff), nl=False)
+        if write:
+            path.write_text(out, encoding="utf-8")
+        elif check_only and not show_diff:
+            click.echo(shown)
+    if check_only and changed:
+        n = len(changed)
+        click.echo(f"{n} file{'s' if n != 1 else ''} would be reformatted", err=True)
+    if failed:
+        ctx.exit(2)
+    if check_only and changed:
+        ctx.exit(1)
