@@ -18,6 +18,8 @@ from charter.state import (
 )
 from charter.state.types import BUDGET_GRACE_S
 
+pytestmark = pytest.mark.timeout(60)
+
 T0 = 1_800_000_000.0
 
 
