@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from charter.state.types import BUDGET_GRACE_S
+from charter.state.types import BUDGET_GRACE_S, HOLD_RETAIN_S
 
 TABLES = """
 CREATE SCHEMA IF NOT EXISTS {s};
@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS {s}.records(kind text NOT NULL, id text NOT NULL,
 """
 
 FUNCTIONS = (
-    """
+    (
+        """
 CREATE OR REPLACE FUNCTION {s}.line_state(k text, now_ float8, roll float8, use_roll bool,
   reset bool, OUT used bigint, OUT reserved bigint) LANGUAGE plpgsql AS $f$
 DECLARE bt bigint; br float8; be float8;
@@ -65,6 +66,16 @@ BEGIN
   END IF;
   SELECT coalesce(sum(amount), 0) INTO reserved FROM {s}.hold_lines
     WHERE key = k AND expires_at > now_;
+END $f$;
+
+CREATE OR REPLACE FUNCTION {s}.gc(now_ float8) RETURNS void LANGUAGE plpgsql AS $f$
+BEGIN
+  DELETE FROM {s}.holds WHERE expires_at <= now_ - RETAIN;
+  DELETE FROM {s}.hold_lines WHERE expires_at <= now_;
+  DELETE FROM {s}.idem WHERE expires_at <= now_;
+  DELETE FROM {s}.records WHERE expires_at <= extract(epoch FROM clock_timestamp());
+  DELETE FROM {s}.events e USING {s}.runs r WHERE e.run_key = r.key AND r.expires_at <= now_;
+  DELETE FROM {s}.runs WHERE expires_at <= now_;
 END $f$;
 
 CREATE OR REPLACE FUNCTION {s}.apply(b jsonb) RETURNS jsonb LANGUAGE plpgsql AS $f$
@@ -186,6 +197,9 @@ BEGIN
     END IF;
     run_out := jsonb_build_array(rsteps, to_jsonb(rlabels), rmarks);
   END IF;
+  IF random() < 0.0005 THEN
+    PERFORM {s}.gc(now_);
+  END IF;
   RETURN jsonb_build_object('hits', hits_out, 'reserve', res, 'step', step_, 'run', run_out);
 END $f$;
 
@@ -233,4 +247,7 @@ BEGIN
   RETURN true;
 END $f$;
 """
-).replace("GRACE", repr(BUDGET_GRACE_S))
+    )
+    .replace("GRACE", repr(BUDGET_GRACE_S))
+    .replace("RETAIN", repr(HOLD_RETAIN_S))
+)
