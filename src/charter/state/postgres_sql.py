@@ -220,7 +220,9 @@ BEGIN
     FOR l IN SELECT * FROM jsonb_array_elements(ls) LOOP
       spend := coalesce(actual, (l->>'amount')::bigint);
       DELETE FROM {s}.hold_lines WHERE key = l->>'key' AND hold_id = hid;
-      UPDATE {s}.budgets SET total = total + spend WHERE key = l->>'key';
+      INSERT INTO {s}.budgets AS x VALUES (l->>'key', spend, (l->>'roll')::float8,
+          (l->>'exp')::float8)
+        ON CONFLICT (key) DO UPDATE SET total = x.total + excluded.total;
       IF l->>'roll' IS NOT NULL AND spend <> 0 THEN
         INSERT INTO {s}.spends VALUES (l->>'key', now_, spend);
       END IF;
