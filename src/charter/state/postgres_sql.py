@@ -7,17 +7,20 @@ from charter.state.types import BUDGET_GRACE_S, HOLD_RETAIN_S
 TABLES = """
 CREATE SCHEMA IF NOT EXISTS {s};
 CREATE TABLE IF NOT EXISTS {s}.hits(key text NOT NULL, t float8 NOT NULL, amount bigint NOT NULL);
-CREATE INDEX IF NOT EXISTS hits_kt ON {s}.hits(key, t);
+CREATE INDEX IF NOT EXISTS hits_kt ON {s}.hits(key, t) INCLUDE (amount);
 CREATE TABLE IF NOT EXISTS {s}.members(key text NOT NULL, member text NOT NULL,
   t float8 NOT NULL, PRIMARY KEY(key, member));
+CREATE INDEX IF NOT EXISTS members_kt ON {s}.members(key, t);
 CREATE TABLE IF NOT EXISTS {s}.budgets(key text PRIMARY KEY, total bigint NOT NULL,
   rolling_s float8, expires_at float8);
 CREATE TABLE IF NOT EXISTS {s}.spends(key text NOT NULL, t float8 NOT NULL, amount bigint NOT NULL);
-CREATE INDEX IF NOT EXISTS spends_kt ON {s}.spends(key, t);
+CREATE INDEX IF NOT EXISTS spends_kt ON {s}.spends(key, t) INCLUDE (amount);
 CREATE TABLE IF NOT EXISTS {s}.holds(id text PRIMARY KEY, state text NOT NULL,
   expires_at float8 NOT NULL, lines jsonb NOT NULL, result jsonb NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.hold_lines(key text NOT NULL, hold_id text NOT NULL,
   amount bigint NOT NULL, expires_at float8 NOT NULL, PRIMARY KEY(key, hold_id));
+-- Range scans on (key, time) skip the dead tuples that deleted entries leave until VACUUM.
+CREATE INDEX IF NOT EXISTS hold_lines_ke ON {s}.hold_lines(key, expires_at) INCLUDE (amount);
 CREATE TABLE IF NOT EXISTS {s}.runs(key text PRIMARY KEY, steps int NOT NULL,
   labels text[] NOT NULL, marks jsonb NOT NULL, expires_at float8 NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.events(run_key text NOT NULL, step int NOT NULL,
