@@ -27,6 +27,20 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 CTX = mp.get_context("fork")
 
 
+def _guarded(fn: Any) -> Any:
+    """Report a worker's exception through the queue instead of leaving the parent waiting."""
+
+    def run(url: str, wid: int, q: Any) -> None:
+        try:
+            fn(url, wid, q)
+        except BaseException as exc:
+            q.put(("error", f"worker {wid}: {exc!r}"))
+            raise
+
+    run.__name__ = fn.__name__
+    return run
+
+
 def _budget_worker(url: str, wid: int, q: Any) -> None:
     store = open_store(url)
     rng = random.Random(wid)
@@ -80,11 +94,13 @@ def _url(backend: str, tmp_path: Path, tag: str) -> str:
 
 def _run(url: str, target: Any) -> tuple[list[Any], float]:
     q = CTX.Queue()
-    procs = [CTX.Process(target=target, args=(url, w, q)) for w in range(PROCS)]
+    procs = [CTX.Process(target=_guarded(target), args=(url, w, q)) for w in range(PROCS)]
     t0 = time.perf_counter()
     for p in procs:
         p.start()
     results = [q.get(timeout=110) for _ in procs]
+    errors = [r[1] for r in results if isinstance(r, tuple) and r and r[0] == "error"]
+    assert not errors, errors
     for p in procs:
         p.join(timeout=10)
         assert p.exitcode == 0

@@ -18,6 +18,8 @@ from charter.state import (
 )
 from charter.state.types import BUDGET_GRACE_S
 
+pytestmark = pytest.mark.timeout(60)
+
 T0 = 1_800_000_000.0
 
 
@@ -198,6 +200,17 @@ def test_calendar_key_expiry(store: StateStore) -> None:
     gone = end + BUDGET_GRACE_S + 1
     assert store.budget_status([line.key], now=gone)[line.key] == (0, 0)
     assert reserve(store, gone, "c3", line).ok
+
+
+def test_commit_after_calendar_reset_is_not_lost(store: StateStore) -> None:
+    end = T0 + 10
+    line = BudgetLine("b:day:x", limit=100, amount=40, expires_at=end)
+    long_ttl = 3 * BUDGET_GRACE_S
+    assert reserve(store, T0, "k1", line, ttl=long_ttl).ok
+    gone = end + BUDGET_GRACE_S + 1
+    assert reserve(store, gone, "k2", line, ttl=long_ttl).ok  # the key is reset here
+    assert store.commit("k1", 30, now=gone + 1).ok
+    assert store.ledger_total("b:day:x") == 30
 
 
 # ---------------------------------------------------------------- runs

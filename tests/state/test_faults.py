@@ -23,6 +23,8 @@ from charter.state import (
 
 from .conftest import PG_DSN, REDIS_HOST, REDIS_PORT, need_pg, need_redis, pg_cleanup, redis_cleanup
 
+pytestmark = pytest.mark.timeout(60)
+
 T0 = 1_800_000_000.0
 
 
@@ -284,3 +286,22 @@ def test_pg_unreachable() -> None:
     with pytest.raises(StoreError) as info:
         open_store("postgresql://postgres@127.0.0.1:1/test?schema=x&connect_timeout=1")
     assert info.value.kind is StoreFault.UNAVAILABLE
+
+
+def test_pg_lock_wait_times_out(tag: str) -> None:
+    need_pg()
+    from charter.state.postgres import _lock_id
+
+    s = open_store(f"{PG_DSN}?schema={tag}&statement_timeout_ms=300")
+    try:
+        with _admin() as c:  # type: ignore[attr-defined]
+            c.execute("BEGIN")
+            c.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(tag, "b", "b:a"),))
+            t = time.perf_counter()
+            assert kind_of(lambda: s.apply(full_batch())) is StoreFault.TIMEOUT
+            assert time.perf_counter() - t < 3
+            c.execute("ROLLBACK")
+        assert s.apply(full_batch()).step == 1  # nothing of the timed-out batch remained
+    finally:
+        s.close()
+        pg_cleanup(tag)

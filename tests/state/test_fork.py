@@ -12,6 +12,8 @@ from charter.state.base import StateStore
 
 from .conftest import cleanup, store_url
 
+pytestmark = pytest.mark.timeout(60)
+
 T0 = 1_800_000_000.0
 OP = HitOp("rl:fork", 60.0)
 

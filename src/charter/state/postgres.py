@@ -84,13 +84,21 @@ class PostgresStore:
 
     backend = "postgresql"
 
-    def __init__(self, dsn: str, schema: str = "charter", *, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        schema: str = "charter",
+        *,
+        connect_timeout: float = 5.0,
+        statement_timeout_ms: int = 10_000,
+    ) -> None:
         if not _IDENT.match(schema):
             raise ValueError(f"invalid PostgreSQL schema name {schema!r}")
         self.dsn = dsn
         self.schema = schema
         self._s = f'"{schema}"'
         self._timeout = connect_timeout
+        self._stmt_ms = statement_timeout_ms
         self._lock = threading.RLock()
         self._conn: psycopg.Connection[Any] | None = None
         self._pid = os.getpid()
@@ -102,10 +110,11 @@ class PostgresStore:
         q = dict(parse_qsl(parts.query))
         schema = q.pop("schema", "charter")
         timeout = float(q.pop("connect_timeout", "5"))
+        stmt_ms = int(q.pop("statement_timeout_ms", "10000"))
         dsn = urlunsplit(
             ("postgresql", parts.netloc, parts.path, urlencode(q, quote_via=quote), "")
         )
-        return cls(dsn, schema, connect_timeout=timeout)
+        return cls(dsn, schema, connect_timeout=timeout, statement_timeout_ms=stmt_ms)
 
     # ------------------------------------------------------------------ plumbing
     def _connection(self) -> psycopg.Connection[Any]:
@@ -118,6 +127,8 @@ class PostgresStore:
             self._conn = psycopg.connect(
                 self.dsn, autocommit=True, connect_timeout=max(1, int(self._timeout))
             )
+            # A stuck lock holder or server turns into TIMEOUT instead of hanging the engine.
+            self._conn.execute(f"SET statement_timeout = {int(self._stmt_ms)}")
         return self._conn
 
     def _setup(self) -> None:

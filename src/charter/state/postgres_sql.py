@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from charter.state.types import BUDGET_GRACE_S
+from charter.state.types import BUDGET_GRACE_S, HOLD_RETAIN_S
 
 TABLES = """
 CREATE SCHEMA IF NOT EXISTS {s};
 CREATE TABLE IF NOT EXISTS {s}.hits(key text NOT NULL, t float8 NOT NULL, amount bigint NOT NULL);
-CREATE INDEX IF NOT EXISTS hits_kt ON {s}.hits(key, t);
+CREATE INDEX IF NOT EXISTS hits_kt ON {s}.hits(key, t) INCLUDE (amount);
 CREATE TABLE IF NOT EXISTS {s}.members(key text NOT NULL, member text NOT NULL,
   t float8 NOT NULL, PRIMARY KEY(key, member));
+CREATE INDEX IF NOT EXISTS members_kt ON {s}.members(key, t);
 CREATE TABLE IF NOT EXISTS {s}.budgets(key text PRIMARY KEY, total bigint NOT NULL,
   rolling_s float8, expires_at float8);
 CREATE TABLE IF NOT EXISTS {s}.spends(key text NOT NULL, t float8 NOT NULL, amount bigint NOT NULL);
-CREATE INDEX IF NOT EXISTS spends_kt ON {s}.spends(key, t);
+CREATE INDEX IF NOT EXISTS spends_kt ON {s}.spends(key, t) INCLUDE (amount);
 CREATE TABLE IF NOT EXISTS {s}.holds(id text PRIMARY KEY, state text NOT NULL,
   expires_at float8 NOT NULL, lines jsonb NOT NULL, result jsonb NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.hold_lines(key text NOT NULL, hold_id text NOT NULL,
   amount bigint NOT NULL, expires_at float8 NOT NULL, PRIMARY KEY(key, hold_id));
+-- Range scans on (key, time) skip the dead tuples that deleted entries leave until VACUUM.
+CREATE INDEX IF NOT EXISTS hold_lines_ke ON {s}.hold_lines(key, expires_at) INCLUDE (amount);
 CREATE TABLE IF NOT EXISTS {s}.runs(key text PRIMARY KEY, steps int NOT NULL,
   labels text[] NOT NULL, marks jsonb NOT NULL, expires_at float8 NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.events(run_key text NOT NULL, step int NOT NULL,
@@ -32,7 +35,8 @@ CREATE TABLE IF NOT EXISTS {s}.records(kind text NOT NULL, id text NOT NULL,
 """
 
 FUNCTIONS = (
-    """
+    (
+        """
 CREATE OR REPLACE FUNCTION {s}.line_state(k text, now_ float8, roll float8, use_roll bool,
   reset bool, OUT used bigint, OUT reserved bigint) LANGUAGE plpgsql AS $f$
 DECLARE bt bigint; br float8; be float8;
@@ -65,6 +69,16 @@ BEGIN
   END IF;
   SELECT coalesce(sum(amount), 0) INTO reserved FROM {s}.hold_lines
     WHERE key = k AND expires_at > now_;
+END $f$;
+
+CREATE OR REPLACE FUNCTION {s}.gc(now_ float8) RETURNS void LANGUAGE plpgsql AS $f$
+BEGIN
+  DELETE FROM {s}.holds WHERE expires_at <= now_ - RETAIN;
+  DELETE FROM {s}.hold_lines WHERE expires_at <= now_;
+  DELETE FROM {s}.idem WHERE expires_at <= now_;
+  DELETE FROM {s}.records WHERE expires_at <= extract(epoch FROM clock_timestamp());
+  DELETE FROM {s}.events e USING {s}.runs r WHERE e.run_key = r.key AND r.expires_at <= now_;
+  DELETE FROM {s}.runs WHERE expires_at <= now_;
 END $f$;
 
 CREATE OR REPLACE FUNCTION {s}.apply(b jsonb) RETURNS jsonb LANGUAGE plpgsql AS $f$
@@ -186,6 +200,9 @@ BEGIN
     END IF;
     run_out := jsonb_build_array(rsteps, to_jsonb(rlabels), rmarks);
   END IF;
+  IF random() < 0.0005 THEN
+    PERFORM {s}.gc(now_);
+  END IF;
   RETURN jsonb_build_object('hits', hits_out, 'reserve', res, 'step', step_, 'run', run_out);
 END $f$;
 
@@ -206,7 +223,9 @@ BEGIN
     FOR l IN SELECT * FROM jsonb_array_elements(ls) LOOP
       spend := coalesce(actual, (l->>'amount')::bigint);
       DELETE FROM {s}.hold_lines WHERE key = l->>'key' AND hold_id = hid;
-      UPDATE {s}.budgets SET total = total + spend WHERE key = l->>'key';
+      INSERT INTO {s}.budgets AS x VALUES (l->>'key', spend, (l->>'roll')::float8,
+          (l->>'exp')::float8)
+        ON CONFLICT (key) DO UPDATE SET total = x.total + excluded.total;
       IF l->>'roll' IS NOT NULL AND spend <> 0 THEN
         INSERT INTO {s}.spends VALUES (l->>'key', now_, spend);
       END IF;
@@ -233,4 +252,7 @@ BEGIN
   RETURN true;
 END $f$;
 """
-).replace("GRACE", repr(BUDGET_GRACE_S))
+    )
+    .replace("GRACE", repr(BUDGET_GRACE_S))
+    .replace("RETAIN", repr(HOLD_RETAIN_S))
+)

@@ -27,14 +27,14 @@ local function budget_expired(b, now)
   local exp = num(redis.call('HGET', b, 'exp'))
   return exp ~= nil and now >= exp + GRACE
 end
-local function used_reserved(b, bh, bs, now_s, now, roll)
+local function used_reserved(b, bh, bs, now_s, now, roll, total)
   local used
   if roll then
     local los = string.format('%.17g', now - roll)
     redis.call('ZREMRANGEBYSCORE', bs, '-inf', string.format('%.17g', now - 2 * roll))
     used = sum_members(redis.call('ZRANGEBYSCORE', bs, '(' .. los, '+inf'))
   else
-    used = tonumber(redis.call('HGET', b, 'total') or '0')
+    used = tonumber(total or redis.call('HGET', b, 'total') or '0')
   end
   redis.call('ZREMRANGEBYSCORE', bh, '-inf', now_s)
   local reserved = sum_members(redis.call('ZRANGEBYSCORE', bh, '(' .. now_s, '+inf'))
@@ -142,8 +142,15 @@ if nexta() == '1' then
       local parts = {}
       for i = 1, n do
         local l = L[i]
-        if budget_expired(l.b, now) then redis.call('DEL', l.b, l.bh, l.bs) end
-        local used, reserved = used_reserved(l.b, l.bh, l.bs, now_s, now, num(l.roll_s))
+        local meta = redis.call('HMGET', l.b, 'exp', 'roll', 'total')
+        local bexp = num(meta[1])
+        if bexp ~= nil and now >= bexp + GRACE then
+          redis.call('DEL', l.b, l.bh, l.bs)
+          meta = {false, false, false}
+        end
+        l.meta = meta
+        local used, reserved = used_reserved(l.b, l.bh, l.bs, now_s, now, num(l.roll_s),
+                                             meta[3] or '0')
         local lok = used + reserved + l.amount <= l.limit
         if not lok then ok = false end
         parts[i] = '[' .. cjson.encode(l.key) .. ',' .. fmt(l.limit) .. ',' .. fmt(used) .. ','
@@ -154,11 +161,13 @@ if nexta() == '1' then
         for i = 1, n do
           local l = L[i]
           redis.call('ZADD', l.bh, exp_s, fmt(l.amount) .. ':' .. hold_id)
-          redis.call('HSET', l.b, 'roll', l.roll_s, 'exp', l.exp_s)
-          redis.call('HSETNX', l.b, 'total', '0')
+          if l.meta[1] ~= l.exp_s or l.meta[2] ~= l.roll_s or not l.meta[3] then
+            redis.call('HSET', l.b, 'roll', l.roll_s, 'exp', l.exp_s)
+            redis.call('HSETNX', l.b, 'total', '0')
+          end
           redis.call('PEXPIRE', l.b, l.ttl)
           redis.call('PEXPIRE', l.bh, l.ttl)
-          redis.call('PEXPIRE', l.bs, l.ttl)
+          if l.roll_s ~= '' then redis.call('PEXPIRE', l.bs, l.ttl) end
         end
         redis.call('HSET', hk, 'st', 'held', 'exp', exp_s, 'lines', lines_json, 'res', json)
         redis.call('PEXPIRE', hk, hold_ttl)

@@ -235,9 +235,10 @@ class SQLiteStore:
         if not present:
             return 0, reserved, None
         if exp is not None and now >= exp + BUDGET_GRACE_S:
-            db.execute("DELETE FROM budgets WHERE key=?", (key,))
-            db.execute("DELETE FROM spends WHERE key=?", (key,))
-            db.execute("DELETE FROM hold_lines WHERE key=?", (key,))
+            if known:  # reserving on a dead calendar key: start it afresh
+                db.execute("DELETE FROM budgets WHERE key=?", (key,))
+                db.execute("DELETE FROM spends WHERE key=?", (key,))
+                db.execute("DELETE FROM hold_lines WHERE key=?", (key,))
             return 0, 0, None
         if random.random() < PRUNE_P:
             db.execute("DELETE FROM hold_lines WHERE key=? AND expires_at<=?", (key, now))
@@ -334,10 +335,14 @@ class SQLiteStore:
                 return CommitResult(True, True, self._statuses(db, lines, None, now))
             if state != "held" or exp <= now:
                 return CommitResult(False, False)
-            for key, _limit, amount, rolling_s, _exp in lines:
+            for key, _limit, amount, rolling_s, line_exp in lines:
                 spend = amount if actual is None else actual
                 db.execute("DELETE FROM hold_lines WHERE key=? AND hold_id=?", (key, hold_id))
-                db.execute("UPDATE budgets SET total=total+? WHERE key=?", (spend, key))
+                db.execute(
+                    "INSERT INTO budgets VALUES(?,?,?,?) "
+                    "ON CONFLICT(key) DO UPDATE SET total=total+excluded.total",
+                    (key, spend, rolling_s, line_exp),
+                )
                 if rolling_s is not None and spend:
                     db.execute(
                         "INSERT INTO spends VALUES(?,?,?,?)",
