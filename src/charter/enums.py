@@ -14,19 +14,18 @@ class Outcome(enum.Enum):
     DENY = "deny"
     HALT = "halt"
 
-    @property
-    def rank(self) -> int:
-        """Strictness; the combining rule takes the maximum."""
-        return _RANK[self]
+    #: strictness; the combining rule takes the maximum (a plain attribute: read on the hot path)
+    rank: int
 
 
-_RANK = {
-    Outcome.ALLOW: 0,
-    Outcome.REQUIRE_APPROVAL: 1,
-    Outcome.ESCALATE: 2,
-    Outcome.DENY: 3,
-    Outcome.HALT: 4,
-}
+for _member, _rank in (
+    (Outcome.ALLOW, 0),
+    (Outcome.REQUIRE_APPROVAL, 1),
+    (Outcome.ESCALATE, 2),
+    (Outcome.DENY, 3),
+    (Outcome.HALT, 4),
+):
+    object.__setattr__(_member, "rank", _rank)
 
 #: Outcomes from the loosest to the strictest.
 PRECEDENCE: tuple[Outcome, ...] = tuple(sorted(Outcome, key=lambda o: o.rank))

@@ -524,7 +524,7 @@ class Engine:
             view.kind, view.target, view.actor_id, view.roles, view.ancestors, req.workflow,
             view.target_roles)
         if checks:
-            act = dict(view.activation())
+            act = view.full_activation()
             act["result"] = {"outcome": outcome, "failed": outcome not in ("success", "ok"),
                              "cost": actual_map or dict(req.cost), "labels": sorted(labels)}
             act["estimate"] = dict(req.cost)

@@ -42,6 +42,7 @@ class View:
 
     __slots__ = (
         "_activation",
+        "declared",
         "actor_id",
         "ancestors",
         "arg_labels",
@@ -67,7 +68,7 @@ class View:
         kind: ActionKind, target: str, tool: ToolInfo | None, args: Mapping[str, Any], labels: frozenset[str],
         arg_labels: Mapping[str, Sequence[str]], req: Any, cost: Mapping[str, float],
         signals: tuple[Mapping[str, Any], ...], chain: tuple[str, ...], human: str | None, now: float,
-        run: RunView | None = None, target_roles: frozenset[str] = frozenset(),
+        run: RunView | None = None, target_roles: frozenset[str] = frozenset(), declared: Any = None,
     ):
         self.actor_id = actor_id
         self.roles = roles
@@ -87,6 +88,8 @@ class View:
         self.now = now
         self.run = run
         self.target_roles = target_roles
+        #: the declared agent, when the request adds nothing to its attributes (its activation is reused)
+        self.declared = declared
         self._activation: dict[str, Any] | None = None
 
     def copy(self) -> View:
@@ -98,31 +101,46 @@ class View:
         return v
 
     def activation(self) -> dict[str, Any]:
-        """The CEL activation (built once per decision, on first use)."""
+        """The CEL activation; each root is built on first use (most conditions read two or three)."""
         act = self._activation
         if act is None:
-            act = {
-                "actor": self.actor_dict(),
-                "action": {
-                    "kind": self.kind.value, "target": self.target, "args": self.args,
-                    "labels": sorted(self.labels) if self.labels else [],
-                    "arg_labels": {k: list(v) for k, v in self.arg_labels.items()} if self.arg_labels else {},
-                },
-                "args": self.args,
-                "tool": self.tool.activation if self.tool is not None else _unknown_tool(self.target),
-                "context": self.context_dict(),
-                "cost": self.cost,
-                "signals": list(self.signals),
-                "run": {
-                    "steps": self.run.steps if self.run else 0,
-                    "labels": sorted(self.run.labels) if self.run else [],
-                },
-            }
-            self._activation = act
+            act = self._activation = Activation(self)
         return act
 
-    def actor_dict(self) -> dict[str, Any]:
+    def full_activation(self) -> dict[str, Any]:
+        """A plain dict with every root built (to extend with more names)."""
+        act = self.activation()
+        return {name: act[name] for name in ROOTS}
+
+    def root(self, name: str) -> Any:
+        """Build one root of the activation."""
+        if name == "args":
+            return self.args
+        if name == "actor":
+            return self.actor_dict()
+        if name == "context":
+            return self.context_dict()
+        if name == "action":
+            return {
+                "kind": self.kind._value_, "target": self.target, "args": self.args,
+                "labels": sorted(self.labels) if self.labels else [],
+                "arg_labels": {k: list(v) for k, v in self.arg_labels.items()} if self.arg_labels else {},
+            }
+        if name == "tool":
+            return self.tool.activation if self.tool is not None else _unknown_tool(self.target)
+        if name == "cost":
+            return self.cost
+        if name == "signals":
+            return list(self.signals)
+        if name == "run":
+            run = self.run
+            return {"steps": run.steps if run else 0, "labels": sorted(run.labels) if run else []}
+        raise KeyError(name)
+
+    def actor_dict(self) -> Mapping[str, Any]:
         """The ``actor`` root of conditions."""
+        if self.declared is not None and not self.chain and not self.human:
+            return self.declared.activation  # type: ignore[no-any-return]
         actor = dict(self.attributes)
         actor["id"] = self.actor_id
         actor["roles"] = sorted(self.roles)
@@ -141,6 +159,38 @@ class View:
         if req.context_extra:
             context.update(req.context_extra)
         return context
+
+
+ROOTS = frozenset({"actor", "action", "args", "tool", "context", "cost", "signals", "run"})
+
+
+class Activation(dict[str, Any]):
+    """A CEL activation whose roots are built when a condition first reads them.
+
+    INVARIANT: reads by key (the compiled fast path) and membership tests (the exact path) both
+    see every root; a root, once built, is an ordinary entry.
+    """
+
+    __slots__ = ("view",)
+
+    def __init__(self, view: View):
+        super().__init__()
+        self.view = view
+
+    def __missing__(self, key: str) -> Any:
+        value = self.view.root(key)
+        self[key] = value
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in ROOTS or dict.__contains__(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        """Like dict.get, building the root if needed."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
 
 def _unknown_tool(target: str) -> dict[str, Any]:
@@ -214,7 +264,7 @@ def rule_holds(rule: Rule, view: View) -> bool:
                 if sc.where is None:
                     matched = True
                     break
-                act = dict(view.activation())
+                act = view.full_activation()
                 act.update(sig)
                 try:
                     if check_condition(sc.where, act):
@@ -265,13 +315,32 @@ def evaluate(policy: CompiledPolicy, view: View, candidates: Sequence[Rule]) -> 
     permitted = False
     outcome = Outcome.ALLOW
     top = 0
+    act = None
     for rule in candidates:
         try:
-            holds = (
-                rule_holds(rule, view)
-                if (rule.conditions or rule.signals or rule.sequences)
-                else True
-            )
+            if rule.signals or rule.sequences:
+                holds = rule_holds(rule, view)
+            elif rule.conditions:
+                # inline of check_conditions for the common case (conditions only)
+                if act is None:
+                    act = view.activation()
+                holds = True
+                first_error = None
+                for cond in rule.conditions:
+                    value = cond.fn(act)
+                    if value is True or value is False:
+                        if value is cond.negate:
+                            holds = False
+                            break
+                    else:
+                        try:
+                            check_condition(cond, act)
+                        except EvalError as exc:
+                            first_error = first_error or exc
+                if holds and first_error is not None:
+                    raise first_error
+            else:
+                holds = True
         except EvalError as exc:
             took = _FAIL_OUTCOME.get(rule.fail)
             if rule.mode is Mode.SHADOW:

@@ -76,7 +76,8 @@ class Index(Generic[T]):
         target_roles: frozenset[str] = frozenset(),
     ) -> tuple[T, ...]:
         """Items covering (actor, action, target), in a fixed order."""
-        key = (kind, target, actor_id, roles, ancestors, workflow, target_roles)
+        # enum members hash in Python code; their plain string value hashes in C
+        key = (kind._value_, target, actor_id, roles, ancestors, workflow, target_roles)
         found = self._memo.get(key)
         if found is not None:
             return found

@@ -263,6 +263,13 @@ class AgentInfo:
     roles: frozenset[str]
     attributes: Mapping[str, Any]
     ancestors: tuple[str, ...] = ()
+    #: the ``actor`` root of conditions when the request adds nothing (built once)
+    activation: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        act = dict(self.attributes)
+        act.update(id=self.id, roles=sorted(self.roles), chain=[], depth=0, human="")
+        object.__setattr__(self, "activation", act)
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,12 +53,15 @@ def coerce(value: Any, typ: str) -> Any:
 def build_view(policy: CompiledPolicy, req: Req, now: float) -> View:
     """Resolve the actor (declared agents are authoritative) and the target, and build the view."""
     declared = policy.agents.get(req.actor_id)
+    reuse = None
     if declared is not None:
         roles = declared.roles
-        if req.attributes:
-            attrs: Mapping[str, Any] = {**req.attributes, **declared.attributes}
+        dattrs = declared.attributes
+        if req.attributes and not all(k in dattrs for k in req.attributes):
+            attrs: Mapping[str, Any] = {**req.attributes, **dattrs}
         else:
-            attrs = declared.attributes
+            attrs = dattrs  # declared attributes win; the request adds nothing
+            reuse = declared
         ancestors = declared.ancestors
     else:
         roles = frozenset(req.roles)
@@ -80,7 +83,7 @@ def build_view(policy: CompiledPolicy, req: Req, now: float) -> View:
     signals = effective_signals(policy, req) if req.signals else ()
     return View(
         req.actor_id, roles, ancestors, attrs, kind, req.target, tool, args, labels, req.labels,
-        req, req.cost, signals, req.chain, req.human, now, None, target_roles,
+        req, req.cost, signals, req.chain, req.human, now, None, target_roles, reuse,
     )
 
 

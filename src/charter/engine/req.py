@@ -12,6 +12,7 @@ from charter.engine.request import MAX_ID, MAX_ITEMS, Request
 from charter.enums import ActionKind
 
 _KINDS = {k.value: k for k in ActionKind}
+_CALL = ActionKind.CALL
 _TOP = frozenset({"actor", "action", "context", "cost", "signals", "approval", "idempotency_key", "trace_id"})
 _ACTOR = frozenset({"id", "roles", "attributes", "chain", "human"})
 _ACTION = frozenset({"kind", "target", "args", "labels"})
@@ -122,74 +123,116 @@ def _str_tuple(v: Any) -> tuple[str, ...] | None:
 
 
 def _fast(d: Mapping[str, Any]) -> Req | None:
-    """Validate the common request shapes without pydantic; None means 'use the full validator'."""
+    """Validate the common request shapes without pydantic; None means 'use the full validator'.
+
+    INVARIANT: accepts only inputs pydantic accepts too, with the same result; anything unusual
+    (other types, datetimes, extra keys) goes to pydantic, which also words the errors.
+    """
     if type(d) is not dict or not _TOP.issuperset(d):
         return None
     actor = d.get("actor")
     action = d.get("action")
-    if type(actor) is not dict or type(action) is not dict:
+    if type(actor) is not dict or type(action) is not dict or not _ACTOR.issuperset(actor) \
+            or not _ACTION.issuperset(action):
         return None
-    if not _ACTOR.issuperset(actor) or not _ACTION.issuperset(action):
+    aid = actor.get("id")
+    if type(aid) is not str or not 0 < len(aid) <= MAX_ID:
         return None
     r = Req.__new__(Req)
-    aid = actor.get("id")
-    if not _short(aid):
-        return None
     r.actor_id = aid
-    roles = _str_tuple(actor.get("roles", ()))
-    chain = _str_tuple(actor.get("chain", ()))
-    if roles is None or chain is None:
-        return None
-    r.roles, r.chain = roles, chain
-    attrs = actor.get("attributes", _EMPTY)
-    if type(attrs) is not dict:
-        return None
-    r.attributes = attrs
-    human = actor.get("human")
-    if not _opt_short(human):
-        return None
-    r.human = human
-    kind = _KINDS.get(action.get("kind", "call"))  # type: ignore[arg-type]
+    if len(actor) == 1:
+        r.roles = r.chain = ()
+        r.attributes = _EMPTY
+        r.human = None
+    else:
+        roles = actor.get("roles")
+        roles = _str_tuple(roles) if roles is not None else ()
+        chain = actor.get("chain")
+        chain = _str_tuple(chain) if chain is not None else ()
+        attrs = actor.get("attributes", _EMPTY)
+        human = actor.get("human")
+        if roles is None or chain is None or type(attrs) is not dict or not _opt_short(human):
+            return None
+        r.roles, r.chain, r.attributes, r.human = roles, chain, attrs, human
+    kind = action.get("kind")
+    kind = _CALL if kind is None else _KINDS.get(kind) if type(kind) is str else None
     target = action.get("target")
-    if kind is None or not _short(target):
+    if kind is None or type(target) is not str or not 0 < len(target) <= MAX_ID:
         return None
     r.kind, r.target = kind, target
     args = action.get("args", _EMPTY)
-    labels = action.get("labels", _EMPTY)
-    if type(args) is not dict or type(labels) is not dict:
+    if type(args) is not dict:
         return None
+    r.args = args
+    labels = action.get("labels")
     if labels:
+        if type(labels) is not dict:
+            return None
         fixed = {}
         for k, v in labels.items():
             t = _str_tuple(v)
             if t is None or type(k) is not str:
                 return None
             fixed[k] = t
-        labels = fixed
-    r.args, r.labels = args, labels
-    ctx = d.get("context", _EMPTY)
-    if type(ctx) is not dict:
-        return None
-    extra = {}
-    for k, v in ctx.items():
-        if k in _CTX_FIXED:
-            if not _opt_short(v):
-                return None
-        elif k == "time":
-            return None  # datetimes: let pydantic parse them
-        else:
-            extra[k] = v
-    r.workflow, r.run, r.tenant, r.env = ctx.get("workflow"), ctx.get("run"), ctx.get("tenant"), ctx.get("env")
+        r.labels = fixed
+    else:
+        r.labels = _EMPTY
+    ctx = d.get("context")
+    r.workflow = r.run = r.tenant = r.env = None
     r.time = None
-    r.context_extra = extra
-    cost = d.get("cost", _EMPTY)
-    if type(cost) is not dict:
-        return None
-    for k, v in cost.items():
-        if type(k) is not str or type(v) not in (int, float) or not (0 <= v < math.inf):
+    r.context_extra = _EMPTY
+    if ctx:
+        if type(ctx) is not dict:
             return None
-    r.cost = cost
-    sigs = d.get("signals", ())
+        extra = None
+        for k, v in ctx.items():
+            if k in _CTX_FIXED:
+                if v is not None and (type(v) is not str or len(v) > MAX_ID):
+                    return None
+            elif k == "time":
+                return None  # datetimes: let pydantic parse them
+            else:
+                if extra is None:
+                    extra = {}
+                extra[k] = v
+        r.workflow, r.run, r.tenant, r.env = ctx.get("workflow"), ctx.get("run"), ctx.get("tenant"), ctx.get("env")
+        if extra:
+            r.context_extra = extra
+    elif ctx is not None and type(ctx) is not dict:
+        return None
+    r.approval = r.idempotency_key = r.trace_id = None
+    r.cost = _EMPTY
+    r.signals = ()
+    r._model = None
+    if len(d) == 2 or (len(d) == 3 and "context" in d):
+        return r
+    cost = d.get("cost")
+    if cost is not None:
+        if type(cost) is not dict:
+            return None
+        for k, v in cost.items():
+            if type(k) is not str or type(v) not in (int, float) or not (0 <= v < math.inf):
+                return None
+        r.cost = cost
+    sigs = d.get("signals")
+    if sigs:
+        sigs_ok = _signals(sigs)
+        if sigs_ok is None:
+            return None
+        r.signals = sigs_ok
+    elif sigs is not None and type(sigs) not in (list, tuple):
+        return None
+    for name in ("approval", "idempotency_key"):
+        if not _opt_short(d.get(name)):
+            return None
+    tid = d.get("trace_id")
+    if tid is not None and (type(tid) is not str or len(tid) > 128):
+        return None
+    r.approval, r.idempotency_key, r.trace_id = d.get("approval"), d.get("idempotency_key"), tid
+    return r
+
+
+def _signals(sigs: Any) -> tuple[dict[str, Any], ...] | None:
     if type(sigs) not in (list, tuple) or len(sigs) > MAX_ITEMS:
         return None
     out = []
@@ -200,19 +243,11 @@ def _fast(d: Mapping[str, Any]) -> Req | None:
         sev, score, note = s.get("severity", "medium"), s.get("score", 0.0), s.get("note", "")
         if type(src) is not str or type(knd) is not str or type(sev) is not str or type(note) is not str:
             return None
-        if type(score) not in (int, float) or len(src) > MAX_ID or len(knd) > MAX_ID or len(sev) > 32 or len(note) > 4096:
+        if type(score) not in (int, float) or len(src) > MAX_ID or len(knd) > MAX_ID or len(sev) > 32 \
+                or len(note) > 4096:
             return None
         out.append({"source": src, "kind": knd, "severity": sev, "score": float(score), "note": note})
-    r.signals = tuple(out)
-    for name in ("approval", "idempotency_key"):
-        if not _opt_short(d.get(name)):
-            return None
-    tid = d.get("trace_id")
-    if tid is not None and (type(tid) is not str or len(tid) > 128):
-        return None
-    r.approval, r.idempotency_key, r.trace_id = d.get("approval"), d.get("idempotency_key"), tid
-    r._model = None
-    return r
+    return tuple(out)
 
 
 def from_model(m: Request) -> Req:
