@@ -79,7 +79,8 @@ def check(want: Mapping[str, Any], got: Mapping[str, Any], what: str) -> list[st
     if "rules" in want and ids != list(want["rules"]):
         problems.append(f"{what}: rules {ids}, want {list(want['rules'])}")
     if "default_deny" in want and bool(got.get("default_deny")) != want["default_deny"]:
-        problems.append(f"{what}: default_deny {got.get('default_deny')}, want {want['default_deny']}")
+        problems.append(
+            f"{what}: default_deny {got.get('default_deny')}, want {want['default_deny']}")
     if "obligations" in want:
         problems += [f"{what}: obligations{p}" for p in
                      subset(want["obligations"], got.get("obligations") or {})]
