@@ -11,7 +11,8 @@ import pytest
 import charter
 from charter.state.memory import MemoryStore
 from charter.state.types import StopRecord
-from tests.conformance import runner
+
+from . import runner
 
 _POLICIES: dict[str, Any] = {}
 

@@ -15,7 +15,7 @@ import charter
 from charter.engine.policy import CompiledPolicy
 from charter.state.memory import MemoryStore
 from charter.state.types import StopRecord
-from tests.reference import gen
+from reference import gen  # tests/ is on sys.path: pytest imports packages under it
 
 REQUESTS = 12
 SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))

@@ -17,7 +17,7 @@ BASE_TIME = "2025-01-15T{:02d}:{:02d}:{:02d}+00:00"
 #: Optional features; each one is off by default only while it exposes a known engine bug.
 ALL_FEATURES = frozenset({
     "depth-selectors",  # delegation-depth tripwires with actor/action selectors or conditions
-    "sequences",  # `before E` clauses (with no run history)
+    "sequences",  # `before E` clauses with no run history (safe since main fixed `before`)
     "signal-errors",  # a `signal ... where` that errors next to a false `when`
     "boundary-errors",  # budget/rate conditions that can error at run time
     "rate-and-budget",  # rates and budgets over their limits together
@@ -25,7 +25,7 @@ ALL_FEATURES = frozenset({
     "unsorted-ids",  # rule ids whose order differs from the order the engine collects them in
     "role-scope",  # budgets and rates counted per role (an actor may hold several)
 })
-SAFE_FEATURES: frozenset[str] = frozenset()
+SAFE_FEATURES: frozenset[str] = frozenset({"sequences"})
 FAIL_MODES = ["ignore", "deny", "halt", "escalate", "require approval"]
 EXCEED = ["deny", "halt agent", "escalate", "require approval"]
 

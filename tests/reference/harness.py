@@ -10,7 +10,8 @@ import charter
 from charter.engine.policy import CompiledPolicy
 from charter.state.memory import MemoryStore
 from charter.state.types import Batch, BudgetLine, ReserveOp, StopRecord
-from tests.reference import evaluator, gen
+
+from . import evaluator, gen
 
 SEED_AT = 1736942400.0  # 2025-01-15T12:00:00Z, the requests' base time
 
