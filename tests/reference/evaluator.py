@@ -1,0 +1,274 @@
+"""Reference evaluator: a direct, index-free, cache-free transcription of docs/semantics.md."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from charter.engine.policy import CompiledPolicy, Condition, Selector
+from charter.enums import FailMode, Mode, Outcome, RuleKind, Scope, TriggerKind
+
+ERROR = "error"  # a condition that did not give true or false (§3)
+Truth = bool | str
+
+FAIL = {FailMode.DENY: Outcome.DENY, FailMode.HALT: Outcome.HALT,
+        FailMode.ESCALATE: Outcome.ESCALATE,
+        FailMode.REQUIRE_APPROVAL: Outcome.REQUIRE_APPROVAL, FailMode.IGNORE: None}
+RANK = {Outcome.ALLOW: 0, Outcome.REQUIRE_APPROVAL: 1, Outcome.ESCALATE: 2, Outcome.DENY: 3,
+        Outcome.HALT: 4}  # §1 precedence
+
+
+@dataclass
+class State:
+    """What the reference knows of the store: stops, budget spend and rate counts."""
+
+    stops: set[tuple[str, str]] = field(default_factory=set)
+    #: (budget id, scope value) -> micro-units spent or held
+    used: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: (rate id, scope value) -> actions counted
+    counted: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+@dataclass
+class Verdict:
+    """The decision content the engine must agree on, plus the state changes it implies."""
+
+    outcome: Outcome
+    rules: list[str]
+    default_deny: bool
+    stops: list[tuple[str, str]] = field(default_factory=list)
+    reserve: list[tuple[str, str, int]] = field(default_factory=list)
+    count: list[tuple[str, str]] = field(default_factory=list)
+
+
+def all_of(values: Iterable[Truth]) -> Truth:
+    """Commutative AND (§2): false beats an error, an error beats true."""
+    vals = list(values)
+    return False if False in vals else ERROR if ERROR in vals else True
+
+
+def any_of(values: Iterable[Truth]) -> Truth:
+    """Commutative OR: true beats an error, an error beats false."""
+    vals = list(values)
+    return True if True in vals else ERROR if ERROR in vals else False
+
+
+def cond(c: Condition, act: Mapping[str, Any]) -> Truth:
+    """One `when` (or negated `unless`) condition."""
+    try:
+        v = c.fn(act)
+    except Exception:
+        return ERROR
+    if v is True or v is False:
+        return v is not c.negate
+    return ERROR
+
+
+def micros(x: float) -> int:
+    """Amounts in integer micro-units."""
+    return round(x * 1_000_000)
+
+
+class Request:
+    """The request dict resolved against the policy (§2 actor resolution, §9 activation)."""
+
+    def __init__(self, policy: CompiledPolicy, raw: Mapping[str, Any]):
+        actor, action, ctx = raw["actor"], raw["action"], dict(raw.get("context") or {})
+        self.id: str = actor["id"]
+        declared = policy.agents.get(self.id)
+        attrs = dict(actor.get("attributes") or {})
+        if declared is not None:  # the policy is authoritative for declared agents
+            self.roles, self.ancestors = set(declared.roles), list(declared.ancestors)
+            attrs.update(declared.attributes)
+        else:
+            self.roles, self.ancestors = set(actor.get("roles") or ()), []
+        self.chain: list[str] = list(actor.get("chain") or ())
+        self.kind: str = action.get("kind", "call")
+        self.target: str = action["target"]
+        self.tool = policy.tools.get(self.target) if self.kind == "call" else None
+        args = dict(action.get("args") or {})
+        for k, v in args.items():  # "typed by the tool's declared args" (lossless)
+            typ = self.tool.args.get(k) if self.tool else None
+            if typ in ("double", "number") and type(v) is int:
+                args[k] = float(v)
+            elif typ == "int" and type(v) is float and v.is_integer():
+                args[k] = int(v)
+        target_agent = policy.agents.get(self.target) if self.kind == "delegate" else None
+        self.target_roles = set(target_agent.roles) if target_agent else set()
+        self.workflow = ctx.get("workflow") or ""
+        self.context = ctx
+        self.cost = {u: float(a) for u, a in (raw.get("cost") or {}).items()}
+        self.signals = effective_signals(policy, raw.get("signals") or ())
+        arg_labels = {k: list(v) for k, v in (action.get("labels") or {}).items()}
+        t = ctx.get("time")
+        self.act: dict[str, Any] = {
+            "actor": {**attrs, "id": self.id, "roles": sorted(self.roles), "chain": self.chain,
+                      "depth": len(self.chain), "human": actor.get("human") or ""},
+            "action": {"kind": self.kind, "target": self.target, "args": args,
+                       "labels": sorted({x for v in arg_labels.values() for x in v}),
+                       "arg_labels": arg_labels},
+            "args": args,
+            "tool": {"name": self.target,
+                     "category": (self.tool.category or "") if self.tool else "",
+                     "tags": sorted(self.tool.tags) if self.tool else []},
+            "context": {
+                **ctx, **{k: ctx.get(k) or "" for k in ("workflow", "run", "tenant", "env")},
+                "time": datetime.fromisoformat(t) if isinstance(t, str) else t},
+            "cost": self.cost,
+            "signals": self.signals,
+            "run": {"steps": 0, "labels": []},  # no run history is modelled
+        }
+
+    def lineage(self) -> set[str]:
+        """The actor and the agents it descends from (§2 sub-agents)."""
+        return {self.id, *self.ancestors}
+
+    def covered_by(self, sel: Selector) -> bool:
+        """§2: actor, action and narrowing-module subject."""
+        if sel.subject_agent is not None and sel.subject_agent not in self.lineage():
+            return False
+        if sel.subject_workflow is not None and sel.subject_workflow != self.workflow:
+            return False
+        if not (sel.actor_any or sel.actor_agents & self.lineage() or sel.actor_roles & self.roles):
+            return False
+        if sel.kind is not None and sel.kind.value != self.kind:
+            return False
+        t = sel.target
+        return t.any or self.target in t.names or bool(t.roles & self.target_roles)
+
+    def scope_values(self, scope: Scope) -> list[str]:
+        """The scope instance(s) this request falls in; a missing id is one shared '-'."""
+        if scope in (Scope.GLOBAL, Scope.ORG):
+            return ["*"]
+        if scope is Scope.AGENT:
+            return [self.id]
+        if scope is Scope.TOOL:
+            return [self.target]
+        if scope is Scope.ROLE:
+            return sorted(self.roles) or ["-"]
+        return [self.context.get(scope.value) or "-"]
+
+    def stop_keys(self) -> set[tuple[str, str]]:
+        """§7.1: every stop that covers this request."""
+        keys = {("global", "*"), ("tool", self.target)}
+        keys |= {("agent", a) for a in [*self.lineage(), *self.chain]}
+        keys |= {("role", r) for r in self.roles}
+        keys |= {(s, self.context[s]) for s in ("workflow", "run", "tenant") if self.context.get(s)}
+        return keys
+
+
+def effective_signals(
+    policy: CompiledPolicy, raw: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """§6: a concern is suppressed by a clearing signal from a strictly higher-ranked source."""
+    sigs = []
+    for s in raw:
+        source = policy.signal_kind_source.get(s["kind"], s["source"])
+        sigs.append({"source": source, "kind": s["kind"], "severity": s.get("severity", "medium"),
+                     "score": float(s.get("score", 0.0)), "note": s.get("note", ""),
+                     "rank": policy.signal_source_rank.get(source, 0)})
+    clearing = [s["rank"] for s in sigs if s["kind"] in policy.signal_clears]
+    return [s for s in sigs
+            if s["kind"] in policy.signal_clears or not any(r > s["rank"] for r in clearing)]
+
+
+def holds(item: Any, req: Request) -> Truth:
+    """§2: all conditions hold together; signal clauses are alternatives; no run history."""
+    parts = [cond(c, req.act) for c in item.conditions]
+    signals = getattr(item, "signals", ())
+    if signals:
+        alts = []
+        for sc in signals:
+            for sig in req.signals:
+                if sig["kind"] == sc.kind:
+                    alts.append(True if sc.where is None else cond(sc.where, {**req.act, **sig}))
+        parts.append(any_of(alts))
+    for seq in getattr(item, "sequences", ()):
+        parts.append(not seq.after)  # an empty run: nothing happened yet
+    return all_of(parts)
+
+
+def evaluate(policy: CompiledPolicy, raw: Mapping[str, Any], state: State) -> Verdict:
+    """Decide one request (§1-§7). Does not modify ``state``; see :func:`apply`."""
+    req = Request(policy, raw)
+    covering = sorted(req.stop_keys() & state.stops)
+    if covering:  # §7.1 halt absorbs; nothing is counted
+        return Verdict(Outcome.HALT, [f"stop:{s}:{v}" for s, v in covering], False)
+    contrib: list[tuple[Outcome, str, Any]] = []  # (outcome, id, what may set a stop)
+    permitted = False
+    for rule in policy.rules:
+        if not req.covered_by(rule.selector) or rule.mode is Mode.SHADOW:
+            continue  # §4 shadow rules never change the outcome
+        v = holds(rule, req)
+        if v is True:
+            permitted |= rule.kind is RuleKind.PERMIT
+            contrib.append((rule.effect, rule.id, rule if rule.kind is RuleKind.HALT else None))
+        elif v == ERROR and FAIL[rule.fail] is not None:
+            contrib.append((FAIL[rule.fail], rule.id, None))
+    if req.kind == "call" and req.tool is None:
+        contrib.append((Outcome.DENY, "charter.unknown-tool", None))
+    for tw in policy.tripwires:  # §7.2: only the stateless delegation-depth tripwire is modelled
+        assert tw.trigger is TriggerKind.DEPTH, "the reference models depth tripwires only"
+        if tw.mode is Mode.ENFORCE and req.covered_by(tw.selector):
+            v = holds(tw, req)
+            if v == ERROR:
+                contrib.append((Outcome.DENY, tw.id, None))
+            elif v and len(req.chain) > tw.threshold:
+                contrib.append((tw.outcome, tw.id, tw))
+
+    def so_far() -> Outcome:
+        worst = max((c[0] for c in contrib), key=RANK.__getitem__, default=Outcome.ALLOW)
+        return Outcome.DENY if not permitted and RANK[worst] < RANK[Outcome.DENY] else worst
+
+    count: list[tuple[str, str]] = []
+    reserve: list[tuple[str, str, int]] = []
+    if so_far() is Outcome.ALLOW:  # §7.3
+        for rl in policy.rates:
+            if not req.covered_by(rl.selector):
+                continue
+            v = holds(rl, req)
+            if v == ERROR and FAIL[rl.fail] is not None:
+                contrib.append((FAIL[rl.fail], rl.id, None))
+            if v is not True:
+                continue
+            for value in req.scope_values(rl.scope):
+                if rl.mode is Mode.ENFORCE and state.counted.get((rl.id, value), 0) + 1 > rl.limit:
+                    contrib.append((rl.on_exceed, rl.id, rl))
+                else:
+                    count.append((rl.id, value))
+        for b in policy.budgets:
+            if b.unit not in req.cost or b.mode is Mode.SHADOW or not req.covered_by(b.selector):
+                continue
+            v = holds(b, req)
+            if v == ERROR and FAIL[b.fail] is not None:
+                contrib.append((FAIL[b.fail], b.id, None))
+            if v is not True:
+                continue
+            amount = micros(req.cost[b.unit])
+            for value in req.scope_values(b.scope):
+                if state.used.get((b.id, value), 0) + amount > b.limit_micros:
+                    contrib.append((b.on_exceed, b.id, b))
+                reserve.append((b.id, value, amount))
+    outcome = so_far()
+    default_deny = outcome is Outcome.DENY and not any(c[0] is Outcome.DENY for c in contrib)
+    ids = [] if default_deny else sorted({i for o, i, _ in contrib if o is outcome})
+    stops: list[tuple[str, str]] = []
+    if outcome is Outcome.HALT:
+        for o, _, item in contrib:
+            scope = getattr(item, "stop_scope", None)
+            if o is Outcome.HALT and scope is not None:
+                name = "global" if scope is Scope.ORG else scope.value
+                stops += [(name, v) for v in req.scope_values(scope)]
+    return Verdict(outcome, ids, default_deny, stops,
+                   reserve if outcome is Outcome.ALLOW else [], count)
+
+
+def apply(state: State, v: Verdict) -> None:
+    """Apply a decision's effects to the state: stops set, rates counted, budgets reserved."""
+    state.stops.update(v.stops)
+    for key in v.count:
+        state.counted[key] = state.counted.get(key, 0) + 1
+    for bid, value, amount in v.reserve:
+        state.used[(bid, value)] = state.used.get((bid, value), 0) + amount

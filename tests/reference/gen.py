@@ -1,0 +1,419 @@
+"""Seeded generator of random but valid policy text, requests and initial state."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+ROLES = ["r0", "r1", "r2", "r3"]
+ARG_TYPES = {"amount": "double", "count": "int", "branch": "string", "flag": "bool"}
+TAGS = ["tg0", "tg1", "tg2"]
+CATS = ["cat0", "cat1"]
+SOURCES = ["src0", "src1", "src2", "src3"]
+WORKFLOWS = ["w1", "w2"]
+BASE_TIME = "2025-01-15T{:02d}:{:02d}:{:02d}+00:00"
+
+#: Optional features; each one is off by default only while it exposes a known engine bug.
+ALL_FEATURES = frozenset({
+    "depth-selectors",  # delegation-depth tripwires with actor/action selectors or conditions
+    "sequences",  # `before E` clauses with no run history (safe since main fixed `before`)
+    "signal-errors",  # a `signal ... where` that errors next to a false `when`
+    "boundary-errors",  # budget/rate conditions that can error at run time
+    "rate-and-budget",  # rates and budgets over their limits together
+    "depth-then-deny",  # a delegation-depth tripwire that denies
+    "unsorted-ids",  # rule ids whose order differs from the order the engine collects them in
+    "role-scope",  # budgets and rates counted per role (an actor may hold several)
+})
+SAFE_FEATURES: frozenset[str] = frozenset({"sequences"})
+FAIL_MODES = ["ignore", "deny", "halt", "escalate", "require approval"]
+EXCEED = ["deny", "halt agent", "escalate", "require approval"]
+
+
+@dataclass
+class World:
+    """The names one generated policy declares (requests are drawn from them)."""
+
+    agents: dict[str, list[str]] = field(default_factory=dict)  # agent -> declared roles
+    tools: dict[str, list[str]] = field(default_factory=dict)  # tool -> declared args
+    tags: set[str] = field(default_factory=set)
+    cats: set[str] = field(default_factory=set)
+    signals: list[str] = field(default_factory=list)
+    budgets: list[tuple[str, str]] = field(default_factory=list)  # (id, scope)
+    rules: list[str] = field(default_factory=list)  # rule blocks (text)
+    header: list[str] = field(default_factory=list)  # declarations (text)
+
+    def text(self) -> str:
+        """The whole policy file."""
+        return "\n".join(self.header) + "\n\n" + "\n\n".join(self.rules) + "\n"
+
+
+class PolicyGen:
+    """Draws one policy from a seeded RNG."""
+
+    def __init__(self, rng: random.Random, features: frozenset[str] = SAFE_FEATURES):
+        self.r = rng
+        self.f = features
+        self.w = World()
+        self.n = 0
+
+    def pick(self, xs: list[Any], k: int | None = None) -> Any:
+        """One element, or ``k`` distinct ones (1..k when k is given)."""
+        if k is None:
+            return self.r.choice(xs)
+        return self.r.sample(xs, self.r.randint(1, min(k, len(xs))))
+
+    # ---- declarations ---------------------------------------------------------------------
+    def declarations(self) -> None:
+        """Units, roles, attributes, agents (some sub-agents), tools, signals, ranks."""
+        r, w, h = self.r, self.w, self.w.header
+        h += ["policy gen", "units USD, tokens", "roles " + ", ".join(ROLES),
+              "attribute clearance: int", "attribute team: string", "context risk: int",
+              "group approvers { members h1, h2 }",
+              "escalation chain { to h1 for 1h  finally deny }"]
+        for i in range(r.randint(2, 4)):
+            name, roles = f"a{i}", self.pick(ROLES, 2)
+            body = ["role " + ", ".join(roles)]
+            if i >= 2 and r.random() < 0.6:
+                body.append(f"parent a{r.randrange(i)}")
+            if r.random() < 0.7:
+                body.append(f"clearance {r.randint(0, 4)}")
+            if r.random() < 0.4:
+                body.append(f'team "{r.choice(["core", "ops"])}"')
+            w.agents[name] = roles
+            h.append(f"agent {name} {{ " + "  ".join(body) + " }")
+        for i in range(r.randint(2, 5)):
+            name, body = f"t{i}", []
+            if r.random() < 0.6:
+                c = r.choice(CATS)
+                w.cats.add(c)
+                body.append(f"category {c}")
+            if r.random() < 0.7:
+                tags = self.pick(TAGS, 2)
+                w.tags.update(tags)
+                body.append("tags " + ", ".join(tags))
+            args = self.pick(list(ARG_TYPES), 3) if r.random() < 0.8 else []
+            body += [f"arg {a}: {ARG_TYPES[a]}" for a in args]
+            w.tools[name] = args
+            h.append(f"tool {name} {{ " + "  ".join(body) + " }")
+        for i in range(r.randint(0, 3)):
+            kind = f"k{i}"
+            clears = "  clears" if r.random() < 0.35 else ""
+            h.append(f"signal {kind} {{ from {r.choice(SOURCES)}{clears} }}")
+            w.signals.append(kind)
+        used = sorted({ln.split("from ")[1].split()[0] for ln in h if ln.startswith("signal")})
+        if len(used) >= 2 and r.random() < 0.8:
+            h.append("rank " + " > ".join(r.sample(used, len(used))))
+
+    # ---- conditions -----------------------------------------------------------------------
+    def atom(self, args: list[str] | None) -> str:
+        """One boolean condition; ``args`` is None when args is an open map."""
+        r = self.r
+        pool = [
+            lambda: f"actor.clearance >= {r.randint(0, 4)}",
+            lambda: f'actor.team == "{r.choice(["core", "ops"])}"',
+            lambda: f'"{r.choice(ROLES)}" in actor.roles',
+            lambda: f"actor.depth > {r.randint(0, 3)}",
+            lambda: f"context.risk > {r.randint(0, 3)}",
+            lambda: f'context.env == "{r.choice(["prod", "dev"])}"',
+            lambda: f'context.workflow == "{r.choice(WORKFLOWS)}"',
+            lambda: f"cost.USD > {r.choice(['0.5', '2.0'])}",
+            lambda: f'tool.category == "{r.choice(CATS)}"',
+            lambda: f'"{r.choice(TAGS)}" in tool.tags',
+            lambda: "size(signals) > 0",
+            lambda: f'action.kind == "{r.choice(["call", "delegate"])}"',
+        ]
+        names = [*list(ARG_TYPES), "missing"] if args is None else args
+        for a in names:
+            typ = ARG_TYPES.get(a, "int")
+            if typ == "double":
+                pool.append(lambda a=a: f"args.{a} > {r.choice(['1.0', '10.0', '100.0'])}")
+            elif typ == "int":
+                pool.append(lambda a=a: f"args.{a} >= {r.randint(0, 5)}")
+                pool.append(lambda a=a: f"10 / args.{a} > 2")
+            elif typ == "string":
+                pool.append(lambda a=a: f'args.{a} == "main"')
+                pool.append(lambda a=a: f'args.{a}.startsWith("rel")')
+            else:
+                pool.append(lambda a=a: f"args.{a}")
+        return r.choice(pool)()
+
+    def condition(self, args: list[str] | None) -> str:
+        """An atom, a conjunction, a disjunction or a negation."""
+        r = self.r
+        x = r.random()
+        if x < 0.6:
+            return self.atom(args)
+        if x < 0.75:
+            return f"{self.atom(args)} && {self.atom(args)}"
+        if x < 0.9:
+            return f"{self.atom(args)} || {self.atom(args)}"
+        return f"!({self.atom(args)})"
+
+    # ---- selectors ------------------------------------------------------------------------
+    def actor(self) -> str | None:
+        x = self.r.random()
+        if x < 0.35:
+            return None
+        if x < 0.45:
+            return "actor any"
+        if x < 0.75:
+            return "actor role " + ", ".join(self.pick(ROLES, 2))
+        return "actor agent " + ", ".join(self.pick(sorted(self.w.agents), 2))
+
+    def action(self) -> tuple[str | None, list[str] | None]:
+        """An action clause and the argument names conditions may read (None: open map)."""
+        r, w = self.r, self.w
+        x = r.random()
+        if x < 0.12:
+            return None, None
+        if x < 0.2:
+            return "action any", None
+        if x < 0.3:
+            return r.choice(["action delegate", "action delegate any",
+                             "action delegate role " + r.choice(ROLES),
+                             "action delegate " + r.choice(sorted(w.agents)),
+                             "action model", "action message any"]), None
+        if x < 0.4:
+            return "action call any", None
+        if x < 0.5 and w.tags:
+            tag = r.choice(sorted(w.tags))
+            tagged = [t for t in w.tools if tag in self.tags_of(t)]
+            return f"action call tagged {tag}", self.args_of(tagged)
+        if x < 0.58 and w.cats:
+            cat = r.choice(sorted(w.cats))
+            return f"action call category {cat}", self.args_of(
+                [t for t in w.tools if f"category {cat} " in self.decl(t) + " "])
+        tools = self.pick(sorted(w.tools), 3)
+        return "action call " + ", ".join(tools), self.args_of(tools)
+
+    def decl(self, tool: str) -> str:
+        return next(line for line in self.w.header if line.startswith(f"tool {tool} "))
+
+    def tags_of(self, tool: str) -> list[str]:
+        d = self.decl(tool)
+        return d.split("tags ")[1].split("  ")[0].split(", ") if "tags " in d else []
+
+    def args_of(self, tools: list[str]) -> list[str] | None:
+        """Names `args` has at compile time: the union, when every tool declares its arguments."""
+        if not tools or any(not self.w.tools[t] for t in tools):
+            return None
+        return sorted({a for t in tools for a in self.w.tools[t]})
+
+    def ident(self, prefix: str) -> str:
+        """A rule id; unless "unsorted-ids", ids sort as rules < tripwires < budgets and rates."""
+        if "unsorted-ids" in self.f:
+            return f"{self.r.choice(['a', 'q', 'z'])}{prefix}-{self.n}"
+        return f"{prefix}-{self.n:03d}"
+
+    # ---- rules ----------------------------------------------------------------------------
+    def rule(self) -> None:
+        """A permit / forbid / halt / escalate / require-approval rule."""
+        r, w = self.r, self.w
+        self.n += 1
+        kind = r.choices(["permit", "forbid", "halt", "escalate", "require approval"],
+                         [45, 20, 8, 12, 15])[0]
+        rid = self.ident(kind.split()[-1][:4])
+        body = []
+        a = self.actor()
+        if a:
+            body.append(a)
+        act, args = self.action()
+        if act:
+            body.append(act)
+        for _ in range(r.choice([0, 0, 1, 1, 2])):
+            body.append(r.choice(["when", "when", "unless"]) + " " + self.condition(args))
+        if w.signals and r.random() < 0.25:
+            for k in self.pick(w.signals, 2):
+                where = ""
+                if r.random() < 0.5:
+                    wheres = ["score >= 0.5", 'severity == "high"', "rank >= 1"]
+                    if "signal-errors" in self.f:
+                        wheres.append("100 / rank > 1")
+                    where = " where " + r.choice(wheres)
+                body.append(f"signal {k}{where}")
+        if "sequences" in self.f and r.random() < 0.1:
+            body.append(f"before call {r.choice(sorted(w.tools))}")
+        if r.random() < 0.12:
+            body.append("mode shadow")
+        if r.random() < 0.3:
+            body.append("on error " + r.choice(FAIL_MODES))
+        if kind == "halt" and r.random() < 0.4:
+            body.append("stop " + r.choice(["agent", "agent", "tool", "role", "workflow"]))
+        if kind == "escalate":
+            body.append("to chain")
+        if kind == "require approval":
+            body.append("approvers approvers")
+        w.rules.append(f"{kind} {rid} {{\n  " + "\n  ".join(body) + "\n}")
+
+    def boundary(self) -> None:
+        """A budget, a rate limit or a delegation-depth tripwire."""
+        r, w = self.r, self.w
+        self.n += 1
+        x = r.random()
+        body = []
+        if x < 0.45:
+            bid = self.ident("xbud")
+            scope = r.choice(["agent", "agent", "tool", "global", "workflow"]
+                             + (["role"] if "role-scope" in self.f else []))
+            unit = r.choice(["USD", "USD", "tokens"])
+            body += [f"scope {scope}", f"limit {r.choice(['1', '2.5', '5', '10'])} {unit}"
+                     + r.choice(["", "", " per 1d"])]
+            w.budgets.append((bid, scope))
+            kind = "budget"
+        elif x < 0.75:
+            bid, kind = self.ident("xrate"), "rate"
+            scopes = ["agent", "tool", "global"] + (["role"] if "role-scope" in self.f else [])
+            body += [f"scope {r.choice(scopes)}",
+                     f"limit {r.randint(1, 4)} per 1h"]
+        else:
+            bid, kind = self.ident("trip"), "tripwire"
+            body.append(f"trigger delegation depth more than {r.randint(0, 3)}")
+            then = r.choice(["", "then escalate", "then halt agent", "then require approval"]
+                            + (["then deny"] if "depth-then-deny" in self.f else []))
+            if then:
+                body.append(then)
+        if kind != "tripwire" or "depth-selectors" in self.f:
+            a = self.actor()
+            if a:
+                body.append(a)
+            if r.random() < 0.4:
+                act, _ = self.action()
+                if act:
+                    body.append(act)
+            if r.random() < 0.2:
+                safe = ["actor.depth > 0", 'context.env == "prod"', "size(signals) == 0"]
+                risky = ["context.risk > 1", "actor.clearance >= 2"]
+                pool = safe + (risky if "boundary-errors" in self.f else [])
+                body.append(r.choice(["when", "unless"]) + " " + r.choice(pool))
+        if kind != "tripwire":
+            if r.random() < 0.4:
+                body.append("on exceed " + r.choice(EXCEED))
+            if r.random() < 0.1:
+                body.append("mode shadow")
+        elif r.random() < 0.1 and "depth-selectors" in self.f:
+            body.append("mode shadow")
+        w.rules.append(f"{kind} {bid} {{\n  " + "\n  ".join(body) + "\n}")
+
+    def policy(self) -> World:
+        """The whole policy."""
+        self.declarations()
+        for _ in range(self.r.randint(3, 12)):
+            self.rule()
+        kinds = self.r.randint(0, 3)
+        for _ in range(kinds):
+            self.boundary()
+        if "rate-and-budget" not in self.f:
+            # a rate and a budget both over their limits on one request are read differently by
+            # the engine (budgets unread once a rate is over); keep one kind per policy
+            blocks = self.w.rules
+            has_budget = any(b.startswith("budget") for b in blocks)
+            if has_budget:
+                self.w.rules = [b for b in blocks if not b.startswith("rate")]
+        return self.w
+
+
+def request(rng: random.Random, w: World, i: int) -> dict[str, Any]:
+    """A random request against a generated policy."""
+    r = rng
+    agents = sorted(w.agents)
+    known = r.random() < 0.75
+    actor: dict[str, Any] = {"id": r.choice(agents) if known else r.choice(["u1", "u2"])}
+    if r.random() < 0.5:
+        actor["roles"] = r.sample(ROLES, r.randint(0, 2))
+    if r.random() < 0.5:
+        actor["attributes"] = {"clearance": r.choice([0, 2, 4, "high"]),
+                               "team": r.choice(["core", "ops"])}
+    if r.random() < 0.4:
+        actor["chain"] = [r.choice([*agents, "u3"]) for _ in range(r.randint(1, 4))]
+    kind = r.choices(["call", "delegate", "model", "message"], [80, 12, 4, 4])[0]
+    if kind == "call":
+        target = r.choice(sorted(w.tools)) if r.random() < 0.85 else "zz.unknown"
+    elif kind == "delegate":
+        target = r.choice([*agents, "u3"])
+    else:
+        target = r.choice(["gpt", "ops-channel"])
+    args: dict[str, Any] = {}
+    for a, typ in ARG_TYPES.items():
+        if r.random() < 0.55:
+            good = {"double": r.choice([0.5, 5.0, 50.0, 500.0, 20]), "int": r.randint(0, 6),
+                    "string": r.choice(["main", "release/1", "feature"]),
+                    "bool": r.random() < 0.5}[typ]
+            args[a] = good if r.random() < 0.9 else r.choice(["x", 3, 1.5, None, True])
+    ctx: dict[str, Any] = {"time": BASE_TIME.format(12 + i // 3600, i // 60 % 60, i % 60)}
+    if r.random() < 0.6:
+        ctx["workflow"] = r.choice(WORKFLOWS)
+    if r.random() < 0.5:
+        ctx["env"] = r.choice(["prod", "dev"])
+    if r.random() < 0.4:
+        ctx["risk"] = r.randint(0, 4)
+    req: dict[str, Any] = {"actor": actor, "action": {"kind": kind, "target": target, "args": args},
+                           "context": ctx}
+    if r.random() < 0.7:
+        units = r.sample(["USD", "tokens"], r.randint(1, 2))
+        req["cost"] = {u: r.choice([0, 0.25, 0.5, 1, 2.5]) for u in units}
+    if r.random() < 0.4:
+        kinds = [*w.signals, "k.undeclared"]
+        req["signals"] = [
+            {"source": r.choice(SOURCES), "kind": r.choice(kinds),
+             "severity": r.choice(["low", "high"]),
+             "score": r.choice([0.1, 0.5, 0.9])}
+            for _ in range(r.randint(1, 3))
+        ]
+    return req
+
+
+def initial_state(
+    rng: random.Random, w: World
+) -> tuple[list[tuple[str, str]], list[tuple[str, str, float]]]:
+    """Some stops and some budget used: ([(scope, value)], [(budget id, scope value, amount)])."""
+    r = rng
+    stops: list[tuple[str, str]] = []
+    for _ in range(r.choice([0, 0, 0, 1, 2])):
+        stops.append(r.choice([
+            ("agent", r.choice(sorted(w.agents))), ("tool", r.choice(sorted(w.tools))),
+            ("role", r.choice(ROLES)), ("workflow", r.choice(WORKFLOWS)), ("global", "*"),
+            ("agent", "u3"),
+        ]))
+    if ("global", "*") in stops and r.random() < 0.8:
+        stops.remove(("global", "*"))
+    used = []
+    for bid, scope in w.budgets:
+        if r.random() < 0.6:
+            value = {"agent": r.choice(sorted(w.agents)), "tool": r.choice(sorted(w.tools)),
+                     "global": "*", "role": r.choice(ROLES), "workflow": r.choice(WORKFLOWS)}[scope]
+            used.append((bid, value, r.choice([0.5, 1.0, 2.0, 4.5, 9.75])))
+    return stops, used
+
+
+class DrawRandom(random.Random):
+    """A ``random.Random`` whose choices come from hypothesis, so failures shrink."""
+
+    def __init__(self, draw: Any):
+        super().__init__(0)
+        self._draw = draw
+
+    def random(self) -> float:
+        from hypothesis import strategies as st
+
+        return float(self._draw(st.floats(0.0, 1.0, exclude_max=True)))
+
+    def randint(self, a: int, b: int) -> int:
+        from hypothesis import strategies as st
+
+        return int(self._draw(st.integers(a, b)))
+
+    def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int:  # type: ignore[override]
+        lo, hi = (0, start) if stop is None else (start, stop)
+        return self.randint(lo, hi - 1)
+
+    def choice(self, seq: Any) -> Any:
+        return seq[self.randint(0, len(seq) - 1)]
+
+    def sample(self, population: Any, k: int, *, counts: Any = None) -> list[Any]:  # type: ignore[override]
+        pool = list(population)
+        return [pool.pop(self.randint(0, len(pool) - 1)) for _ in range(k)]
+
+    def choices(self, population: Any, weights: Any = None, *, cum_weights: Any = None,  # type: ignore[override]
+                k: int = 1) -> list[Any]:
+        return [self.choice(list(population)) for _ in range(k)]

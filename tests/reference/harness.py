@@ -1,0 +1,115 @@
+"""Runs generated (policy, request, state) triples through the engine and the reference."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import charter
+from charter.engine.policy import CompiledPolicy
+from charter.state.memory import MemoryStore
+from charter.state.types import Batch, BudgetLine, ReserveOp, StopRecord
+
+from . import evaluator, gen
+
+SEED_AT = 1736942400.0  # 2025-01-15T12:00:00Z, the requests' base time
+
+
+@dataclass
+class Mismatch:
+    """One disagreement, with everything needed to replay it."""
+
+    seed: int
+    index: int
+    policy: str
+    request: dict[str, Any]
+    engine: tuple[str, list[str], bool]
+    reference: tuple[str, list[str], bool]
+    stops: list[tuple[str, str]]
+    used: dict[tuple[str, str], int]
+
+    def __str__(self) -> str:
+        return (f"seed={self.seed} request#{self.index}\n--- policy\n{self.policy}\n--- request\n"
+                f"{self.request}\n--- stops {self.stops}\n--- used {self.used}\n"
+                f"engine    {self.engine}\nreference {self.reference}")
+
+
+@dataclass
+class Run:
+    """Counts of one differential run."""
+
+    triples: int = 0
+    policies: int = 0
+    rejected: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+def seed_store(policy: CompiledPolicy, store: MemoryStore, stops: list[tuple[str, str]],
+               used: list[tuple[str, str, float]]) -> None:
+    """Put the initial state in the store (budget spend as long-lived holds on engine keys)."""
+    for scope, value in stops:
+        store.set_stop(StopRecord(scope, value, "seeded", "test", SEED_AT - 60))
+    budgets = {b.id: b for b in policy.budgets}
+    for n, (bid, value, amount) in enumerate(used):
+        b = budgets[bid]
+        line = BudgetLine(f"b:{bid}:{value}", 10**15, evaluator.micros(amount),
+                          b.rolling_seconds, None)
+        store.apply(Batch(now=SEED_AT - 60, reserve=ReserveOp(f"seed-{n}", (line,), 10.0**7)))
+
+
+def engine_view(d: Any) -> tuple[str, list[str], bool]:
+    """The decision content compared: outcome, deciding rule ids, default deny."""
+    return d.outcome.value, [h.id for h in d.rules], d.default_deny
+
+
+def same(eng: tuple[str, list[str], bool], ref: evaluator.Verdict) -> bool:
+    """Agreement; for an emergency stop the engine names one of the covering stops."""
+    if ref.rules and ref.rules[0].startswith("stop:"):
+        return eng[0] == "halt" and len(eng[1]) == 1 and eng[1][0] in ref.rules
+    return eng == (ref.outcome.value, ref.rules, ref.default_deny)
+
+
+def run(seed: int, requests: int, features: frozenset[str] = gen.SAFE_FEATURES,
+        result: Run | None = None) -> Run:
+    """One seeded policy, its initial state and ``requests`` requests decided by both sides."""
+    rng = random.Random(seed)
+    return run_world(gen.PolicyGen(rng, features).policy(), rng, requests, result, seed)
+
+
+def run_world(world: gen.World, rng: random.Random, requests: int, result: Run | None = None,
+              seed: int = -1) -> Run:
+    """Compile a generated policy, seed both states, then decide requests in order on both sides.
+
+    Stops at the first disagreement of a policy (the two states may differ after it).
+    """
+    out = result or Run()
+    text = world.text()
+    try:
+        policy = charter.loads(text)
+    except charter.CharterError:
+        out.rejected += 1
+        return out
+    out.policies += 1
+    stops, used = gen.initial_state(rng, world)
+    store = MemoryStore()
+    seed_store(policy, store, stops, used)
+    engine = charter.Engine(policy, store=store)
+    state = evaluator.State(set(stops), {(b, v): evaluator.micros(a) for b, v, a in used})
+    for i in range(requests):
+        req = gen.request(rng, world, i)
+        ref = evaluator.evaluate(policy, req, state)
+        try:
+            eng = engine_view(engine.decide(req))
+        except Exception as exc:
+            eng = (f"crash: {type(exc).__name__}: {exc}", [], False)
+        out.triples += 1
+        out.outcomes[ref.outcome.value] = out.outcomes.get(ref.outcome.value, 0) + 1
+        if not same(eng, ref):
+            out.mismatches.append(Mismatch(seed, i, text, req, eng,
+                                           (ref.outcome.value, ref.rules, ref.default_deny),
+                                           sorted(state.stops), dict(state.used)))
+            return out
+        evaluator.apply(state, ref)
+    return out
