@@ -92,7 +92,10 @@ def test_cmd(paths: tuple[str, ...], run_re: str | None, verbose: bool, fmt: str
         if fmt == "pretty":
             line = case_line(c, verbose)
             if line is not None:
-                (progress.console.print(line, markup=False, highlight=False) if progress else click.echo(line))
+                if progress is not None:
+                    progress.console.print(line, markup=False, highlight=False)
+                else:
+                    click.echo(line)
 
     try:
         for tf, pol in loaded:

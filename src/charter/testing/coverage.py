@@ -60,10 +60,11 @@ class Coverage:
         self.policy = policy
         self.items: dict[str, Item] = {}
         self._owners: dict[int, str] = {}
-        for kind, group in (
+        groups: tuple[tuple[str, Sequence[Any]], ...] = (
             ("rule", policy.rules), ("budget", policy.budgets), ("rate", policy.rates),
             ("tripwire", policy.tripwires), ("on result", policy.result_checks),
-        ):
+        )
+        for kind, group in groups:
             for it in group:
                 src = str(it.source) if it.source else ""
                 label = kind if kind != "rule" else it.kind.value
@@ -121,7 +122,8 @@ class Coverage:
                 item.operands.setdefault(f"signal {sc.kind}", set()).add(seen)
             self._conditions(rule.id, rule.conditions, act)
             try:
-                holds = rule_holds(rule, view) if (rule.conditions or rule.signals or rule.sequences) else True
+                parts = rule.conditions or rule.signals or rule.sequences
+                holds = rule_holds(rule, view) if parts else True
             except EvalError:
                 holds = False
             if holds:
@@ -201,9 +203,9 @@ def tracking(cov: Coverage | None) -> Iterator[None]:
         cov.record_conditions(conds, view)
         return orig_state_cc(conds, view)
 
-    _engine_mod.evaluate = evaluate  # type: ignore[assignment]
-    _engine_mod.check_conditions = engine_cc  # type: ignore[assignment]
-    _stateful_mod.check_conditions = state_cc  # type: ignore[assignment]
+    _engine_mod.evaluate = evaluate
+    _engine_mod.check_conditions = engine_cc
+    _stateful_mod.check_conditions = state_cc
     try:
         yield
     finally:

@@ -37,6 +37,7 @@ class Step:
     args: Any
     expect: dict[str, Any] = field(default_factory=dict)
     index: int = 0
+    repeat: int = 1
 
 
 @dataclass(slots=True)
@@ -93,6 +94,9 @@ def _step(raw: Any, path: str, where: str, index: int) -> Step:
     raw = _mapping(raw, path, where)
     expect = _mapping(raw.pop("expect", None), path, f"{where}.expect")
     raw.pop("name", None)
+    repeat = raw.pop("repeat", 1)
+    if not isinstance(repeat, int) or isinstance(repeat, bool) or not 1 <= repeat <= 10_000:
+        raise TestLoadError(path, f"{where}: repeat must be a whole number from 1 to 10000")
     kinds = [k for k in raw if k in STEP_KINDS]
     unknown = [k for k in raw if k not in STEP_KINDS]
     if unknown:
@@ -106,7 +110,7 @@ def _step(raw: Any, path: str, where: str, index: int) -> Step:
             args = parse_duration(args)
         except ValueError as exc:
             raise TestLoadError(path, f"{where}: {exc}") from None
-    return Step(kind, args, expect, index)
+    return Step(kind, args, expect, index, repeat)
 
 
 def _case(raw: Any, path: str, where: str, scenario: bool) -> Case:

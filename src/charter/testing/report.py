@@ -57,7 +57,9 @@ def coverage_text(covs: Sequence[Coverage], verbose: bool) -> str:
     return "\n".join(out)
 
 
-def to_json(files: Sequence[FileResult], covs: Sequence[Coverage], load_errors: Sequence[str]) -> dict[str, Any]:
+def to_json(
+    files: Sequence[FileResult], covs: Sequence[Coverage], load_errors: Sequence[str]
+) -> dict[str, Any]:
     """JSON-ready results."""
     c = counts(files)
     return {
@@ -89,8 +91,9 @@ def to_junit(files: Sequence[FileResult], load_errors: Sequence[str] = ()) -> st
     root.set("errors", str(total["errors"] + len(load_errors)))
     for f in files:
         c = counts([f])
-        suite = ET.SubElement(root, "testsuite", name=f.path, tests=str(c["total"]), failures=str(c["failed"]),
-                              errors=str(c["errors"]), time=f"{sum(x.seconds for x in f.cases):.6f}")
+        suite = ET.SubElement(root, "testsuite", name=f.path, tests=str(c["total"]),
+                              failures=str(c["failed"]), errors=str(c["errors"]),
+                              time=f"{sum(x.seconds for x in f.cases):.6f}")
         for x in f.cases:
             tc = ET.SubElement(suite, "testcase", name=x.name, classname=f.path, time=f"{x.seconds:.6f}")
             if x.status == "failed":

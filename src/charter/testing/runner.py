@@ -278,7 +278,8 @@ def _human(step: Step, state: _State) -> list[str]:
             return out
         raise StepFailure(f"{step.kind} refused: {exc}") from None
     if "error" in step.expect:
-        out.append(f"error: expected the {step.kind} to be refused ({step.expect['error']!r}), it was accepted")
+        out.append(f"error: expected the {step.kind} to be refused ({step.expect['error']!r}), "
+                   "it was accepted")
     if "status" in step.expect and doc.get("status") != step.expect["status"]:
         out.append(f"status: expected {step.expect['status']}, got {doc.get('status')}")
     if "resumed" in step.expect and bool(doc.get("resumed")) != bool(step.expect["resumed"]):
@@ -288,9 +289,20 @@ def _human(step: Step, state: _State) -> list[str]:
     return out
 
 
-def _describe(step: Step) -> str:
+def _numbered(value: Any, i: int) -> Any:
+    """``{i}`` in the strings of a repeated step becomes the repetition number (from 1)."""
+    if isinstance(value, str):
+        return value.replace("{i}", str(i + 1))
+    if isinstance(value, Mapping):
+        return {k: _numbered(v, i) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbered(v, i) for v in value]
+    return value
+
+
+def _describe(step: Step, defaults: Mapping[str, Any]) -> str:
     if step.kind == "decide" and isinstance(step.args, Mapping):
-        a = step.args
+        a = {**defaults, **step.args}
         actor = a.get("actor")
         actor = actor.get("id") if isinstance(actor, Mapping) else actor
         target = a.get("call") or a.get("delegate") or (a.get("action") or {}).get("target")
@@ -311,13 +323,19 @@ def run_case(policy: CompiledPolicy, case: Case, file: str, cov: Coverage | None
         }
         for step in case.steps:
             result.steps += 1
-            label = f"step {step.index + 1} ({_describe(step)})" if case.scenario else _describe(step)
+            what = _describe(step, case.defaults)
+            label = f"step {step.index + 1} ({what})" if case.scenario else what
             try:
-                if step.kind == "advance":
-                    clock.t += float(step.args)
-                    problems: list[str] = []
-                else:
-                    problems = actions.get(step.kind, lambda s: _human(s, state))(step)
+                problems: list[str] = []
+                for i in range(step.repeat):
+                    if step.kind == "advance":
+                        clock.t += float(step.args)
+                    else:
+                        one = step if step.repeat == 1 else Step(
+                            step.kind, _numbered(step.args, i), step.expect, step.index)
+                        problems = actions.get(step.kind, lambda s: _human(s, state))(one)
+                    if problems:
+                        break
             except StepFailure as exc:
                 result.status = "failed"
                 result.messages.append(f"{label}: {exc}")
