@@ -100,6 +100,7 @@ class Code(enum.Enum):
     W506_NO_REASON = "W506"
     W507_FAIL_OPEN = "W507"
     W508_UNUSED_DECLARATION = "W508"
+    W509_SUPPRESSION_WITHOUT_REASON = "W509"
     # run limits
     E901_TOO_MANY_ERRORS = "E901"
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import click
 
 from charter.api import check as compile_check
+from charter.cli.lintconfig import LintConfigError, configure
 from charter.cli.output import echo_json, github_annotation, style_diag, use_color
+from charter.cli.sarif import to_junit, to_sarif
 from charter.diagnostics import Diagnostic
 
 
 @click.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option(
-    "--format", "fmt", type=click.Choice(["pretty", "json", "github"]), default="pretty",
+    "--format", "fmt", type=click.Choice(["pretty", "json", "github", "sarif", "junit"]), default="pretty",
     show_default=True, help="Output format.",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 when there are warnings.")
@@ -20,10 +22,14 @@ from charter.diagnostics import Diagnostic
 def check_cmd(ctx: click.Context, paths: tuple[str, ...], fmt: str, strict: bool) -> None:
     """Check policy files or directories.
 
-    Exit status: 0 clean, 1 warnings with --strict, 2 errors.
+    Exit status: 0 clean, 1 warnings with --strict, 2 errors. Lint levels come from [tool.charter]
+    in pyproject.toml or .charter.yaml (docs/lint.md); '# charter: ignore CODE -- reason' suppresses.
     """
     result = compile_check(list(paths))
-    diags: list[Diagnostic] = result.diagnostics
+    try:
+        diags: list[Diagnostic] = configure(paths, result.diagnostics, result.sources)
+    except LintConfigError as exc:
+        raise click.UsageError(str(exc)) from None
     errors = [d for d in diags if d.is_error]
     warnings = [d for d in diags if not d.is_error]
     if fmt == "json":
@@ -38,6 +44,10 @@ def check_cmd(ctx: click.Context, paths: tuple[str, ...], fmt: str, strict: bool
                 "diagnostics": [d.to_dict() for d in diags],
             }
         )
+    elif fmt == "sarif":
+        echo_json(to_sarif(diags, result.sources))
+    elif fmt == "junit":
+        click.echo(to_junit(diags, result.sources))
     elif fmt == "github":
         for d in diags:
             click.echo(github_annotation(d))

@@ -6,9 +6,11 @@ import click
 
 from charter import __version__
 from charter.cli.check import check_cmd
+from charter.cli.diff import diff_cmd
 from charter.cli.eval import eval_cmd
 from charter.cli.fmt import fmt_cmd
 from charter.cli.humans import approvals_cmd, escalations_cmd, resume_cmd, stop_cmd, stops_cmd
+from charter.cli.test import test_cmd
 from charter.cli.trace import trace_cmd
 
 #: Exit codes (documented in docs/cli.md).
@@ -31,6 +33,8 @@ def cli(ctx: click.Context, color: str) -> None:
 cli.add_command(check_cmd)
 cli.add_command(eval_cmd)
 cli.add_command(fmt_cmd)
+cli.add_command(test_cmd)
+cli.add_command(diff_cmd)
 for _cmd in (trace_cmd, approvals_cmd, escalations_cmd, stop_cmd, resume_cmd, stops_cmd):
     cli.add_command(_cmd)
 

@@ -1,0 +1,36 @@
+"""The TextMate grammar's keywords are exactly the Lark grammar's word literals, and it is up to date."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _gen():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("gen_textmate", ROOT / "scripts" / "gen_textmate.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_textmate_keywords_agree_with_the_lark_grammar() -> None:
+    gen = _gen()
+    words = gen.keywords((ROOT / "grammar" / "charter.lark").read_text())
+    tm = json.loads((ROOT / "editors" / "charter.tmLanguage.json").read_text())
+    assert tm["x-keywords"] == words
+    assert {"permit", "forbid", "require", "approval", "tripwire", "budget", "escalate", "halt"} <= set(words)
+    pattern = next(p["match"] for p in tm["patterns"] if p["name"] == "keyword.control.charter")
+    for w in words:
+        assert re.fullmatch(pattern, w), w
+    assert not re.search(pattern, "args.amount")
+
+
+def test_textmate_file_is_generated_from_the_current_grammar() -> None:
+    gen = _gen()
+    expected = json.dumps(gen.language(gen.keywords(gen.GRAMMAR.read_text())), indent=2) + "\n"
+    assert (ROOT / "editors" / "charter.tmLanguage.json").read_text() == expected
