@@ -10,7 +10,8 @@ Directives are HTML comments placed just before a fenced code block:
   <!-- check: beside -->    the same, with docs/examples/preamble.charter checked as a second file
   <!-- check: expect=E303 --> `charter check` must report exactly these codes (comma separated;
                             warnings included); `name=x.charter` sets the file name
-  <!-- run: ARGS -->        run `charter ARGS` from the repository root
+  <!-- run: ARGS -->        run `charter ARGS` from the repository root; the block itself (```text)
+                            is the expected output
 
 A `check` or `run` block may be followed directly by a ```text block: the real output
 (stdout, then stderr, then "exit N") must equal it, except for decision ids and timings.
@@ -87,7 +88,10 @@ def check_doc(path: Path) -> int:
         n += 1
         if kind == "run":
             got = run(shlex.split(arg), ROOT)
-            pending = (f"charter {arg}", got)
+            if normalise(got) != normalise(body):
+                failures += 1
+                print(f"{path}: output differs for charter {arg}\n--- documented\n{body}"
+                      f"--- real\n{got}\n")
             continue
         opts = dict(o.split("=", 1) if "=" in o else (o, "1") for o in arg.split())
         name = opts.get("name", "policy.charter")
