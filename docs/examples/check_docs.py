@@ -1,0 +1,126 @@
+"""Checks every example in the docs against the real `charter` command.
+
+Run from the repository root:  .venv/bin/python docs/examples/check_docs.py docs/*.md
+
+Directives are HTML comments placed just before a fenced code block:
+
+  <!-- file: NAME -->        write the next block to NAME in the scratch directory (not checked)
+  <!-- check -->            the next block is a policy: `charter check` must report no error
+  <!-- check: preamble -->  the same, with docs/examples/preamble.charter put in front of it
+  <!-- check: beside -->    the same, with docs/examples/preamble.charter checked as a second file
+  <!-- check: expect=E303 --> `charter check` must report exactly these codes (comma separated;
+                            warnings included); `name=x.charter` sets the file name
+  <!-- run: ARGS -->        run `charter ARGS` from the repository root; the block itself (```text)
+                            is the expected output
+
+A `check` or `run` block may be followed directly by a ```text block: the real output
+(stdout, then stderr, then "exit N") must equal it, except for decision ids and timings.
+A block with no directive is not checked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CHARTER = str(ROOT / ".venv" / "bin" / "charter")
+PREAMBLE = (ROOT / "docs" / "examples" / "preamble.charter").read_text("utf-8")
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.S | re.M)
+DIRECTIVE = re.compile(r"<!--\s*(file|check|run)\s*:?\s*(.*?)\s*-->\s*\n*$", re.S)
+CODE = re.compile(r"^\S+:\d+:\d+: ([EW]\d{3}) ", re.M)
+
+
+def normalise(text: str) -> str:
+    text = re.sub(r"d-[0-9a-f]{12}-[0-9a-f]+", "d-<id>", text)
+    text = re.sub(r'"elapsed_us": [0-9.]+', '"elapsed_us": <t>', text)
+    text = re.sub(r'"at": [0-9.]+', '"at": <t>', text)
+    return text.rstrip()
+
+
+def run(args: list[str], cwd: Path) -> str:
+    env = dict(os.environ, NO_COLOR="1", COLUMNS="100")
+    p = subprocess.run([CHARTER, *args], cwd=cwd, capture_output=True, text=True, env=env)
+    out = p.stdout + p.stderr
+    return out.rstrip("\n") + f"\nexit {p.returncode}"
+
+
+def blocks(text: str) -> list[tuple[str, str, str]]:
+    """(directive text before the block, language, body) for every fenced block."""
+    out = []
+    last = 0
+    for m in FENCE.finditer(text):
+        before = text[last : m.start()]
+        out.append((before, m.group(1), m.group(2)))
+        last = m.end()
+    return out
+
+
+def check_doc(path: Path) -> int:
+    failures = 0
+    items = blocks(path.read_text("utf-8"))
+    scratch = Path(tempfile.mkdtemp(prefix="charter-docs-"))
+    pending: tuple[str, str] | None = None  # (what, output) waiting for a ```text block
+    n = 0
+    for before, lang, body in items:
+        d = DIRECTIVE.search(before)
+        if pending is not None:
+            what, got = pending
+            pending = None
+            if not d and lang == "text":
+                if normalise(got) != normalise(body):
+                    failures += 1
+                    print(f"{path}: output differs for {what}\n--- documented\n{body}--- real\n{got}\n")
+                continue
+        if not d:
+            continue
+        kind, arg = d.group(1), d.group(2)
+        if kind == "file":
+            target = scratch / arg
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(body, "utf-8")
+            continue
+        n += 1
+        if kind == "run":
+            got = run(shlex.split(arg), ROOT)
+            if normalise(got) != normalise(body):
+                failures += 1
+                print(f"{path}: output differs for charter {arg}\n--- documented\n{body}"
+                      f"--- real\n{got}\n")
+            continue
+        opts = dict(o.split("=", 1) if "=" in o else (o, "1") for o in arg.split())
+        name = opts.get("name", "policy.charter")
+        src = (PREAMBLE + "\n" + body) if "preamble" in opts else body
+        (scratch / name).write_text(src, "utf-8")
+        files = [name]
+        if "beside" in opts:
+            (scratch / "preamble.charter").write_text(PREAMBLE, "utf-8")
+            files.append("preamble.charter")
+        got = run(["check", *files], scratch)
+        codes = sorted(set(CODE.findall(got)))
+        want = sorted(set(opts["expect"].split(","))) if "expect" in opts else []
+        errors = [c for c in codes if c.startswith("E")]
+        ok = codes == want if want else not errors
+        if not ok:
+            failures += 1
+            shown = body if len(body) < 1500 else body[:1500] + "..."
+            print(f"{path}: example {n} gives {codes or 'no diagnostics'}, expected {want}\n"
+                  f"{shown}\n{got}\n")
+        pending = (f"example {n} ({name})", got)
+    print(f"{path}: {n} examples checked, {failures} failed")
+    return failures
+
+
+def main() -> None:
+    docs = [Path(a) for a in sys.argv[1:]] or sorted((ROOT / "docs").glob("*.md"))
+    total = sum(check_doc(p) for p in docs)
+    sys.exit(1 if total else 0)
+
+
+if __name__ == "__main__":
+    main()
