@@ -10,6 +10,7 @@ from charter.cli.eval import eval_cmd
 from charter.cli.fmt import fmt_cmd
 from charter.cli.humans import approvals_cmd, escalations_cmd, resume_cmd, stop_cmd, stops_cmd
 from charter.cli.trace import trace_cmd
+from charter.server.cli import serve_cmd
 
 #: Exit codes (documented in docs/cli.md).
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -31,6 +32,7 @@ def cli(ctx: click.Context, color: str) -> None:
 cli.add_command(check_cmd)
 cli.add_command(eval_cmd)
 cli.add_command(fmt_cmd)
+cli.add_command(serve_cmd)
 for _cmd in (trace_cmd, approvals_cmd, escalations_cmd, stop_cmd, resume_cmd, stops_cmd):
     cli.add_command(_cmd)
 
