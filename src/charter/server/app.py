@@ -76,7 +76,7 @@ class Sidecar:
         self.time_limit_s = time_limit_s
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="charter-io")
         #: MemoryStore calls never block: run them on the loop (no thread hop on the hot path).
-        self.inline = isinstance(runtime.store, MemoryStore)
+        self.inline = type(runtime.store) is MemoryStore
         self.spec = wire.openapi(__version__)
 
     # ---- plumbing ------------------------------------------------------------------------------
