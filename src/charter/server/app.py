@@ -140,7 +140,7 @@ class Sidecar:
         async def endpoint(request: HttpRequest) -> Response:
             try:
                 who = self.principal(request, permission) if permission != "public" else _ANON
-                if timed:
+                if timed and not self.inline:   # memory store: nothing blocks, nothing to cut
                     out = await asyncio.wait_for(handler(request, who), self.time_limit_s)
                 else:
                     out = await handler(request, who)
