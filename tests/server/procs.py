@@ -92,3 +92,37 @@ def start_all(n: int, policy: Path, store: str, tmp: Path, *extra: str) -> list[
     return procs
 
 
+
+
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def port_open(host: str, port: int) -> bool:
+    """True if something listens on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def redis_cleanup(prefix: str) -> None:
+    """Delete every key under ``prefix``."""
+    import redis
+
+    r = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+    try:
+        keys = list(r.scan_iter(match=f"{prefix}:*", count=1000))
+        for i in range(0, len(keys), 500):
+            r.delete(*keys[i: i + 500])
+    finally:
+        r.close()
+
+
+def pg_cleanup(schema: str) -> None:
+    """Drop ``schema``."""
+    import psycopg
+
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
