@@ -128,6 +128,7 @@ def test_settle_commits_and_unknown_is_404(http: TestClient) -> None:
     (b'{"actor": {"id": "a"}, "action": {"target": "search"}, "cost": {"USD": -1}}', 422, "cost"),
     (b'{"actor": {"id": "a"}, "action": {"target": "search"}, "extra": 1}', 422, "extra"),
     (b'{"actor": {"id": "a"}, "action": {"kind": "fly", "target": "search"}}', 422, "action.kind"),
+    (b'{"actor": {"id": "a"}, "action": {"kind": ["call"], "target": "search"}}', 422, "action.kind"),
     (b"[" * 100000 + b"]" * 100000, 413, None),
 ])
 def test_malformed_requests_name_the_field(http: TestClient, body: bytes, status: int,

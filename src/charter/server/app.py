@@ -21,6 +21,7 @@ from starlette.routing import Route
 from charter import __version__
 from charter.approvals import HumanError
 from charter.engine.req import RequestError
+from charter.engine.request import Request
 from charter.server import wire
 from charter.server.auth import Principal, TokenSet
 from charter.server.runtime import Runtime
@@ -74,6 +75,7 @@ class Sidecar:
         self.no_auth = no_auth
         self.max_body = max_body
         self.time_limit_s = time_limit_s
+        self._threads, self._pool_closed = threads, False
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="charter-io")
         #: MemoryStore calls never block: run them on the loop (no thread hop on the hot path).
         self.inline = type(runtime.store) is MemoryStore
@@ -184,6 +186,15 @@ class Sidecar:
             return engine.decide(data)
         except RequestError as exc:
             raise ApiError(422, "malformed", str(exc), exc.field) from None
+        except (TypeError, ValueError, AttributeError, KeyError):
+            # The engine's fast parser choked on an odd shape (e.g. a list where a string belongs):
+            # let the wire model name the field; if it finds nothing wrong, this is a real bug (500).
+            try:
+                Request.model_validate(data)
+            except ValidationError as exc:
+                field, msg = _loc(exc)
+                raise ApiError(422, "malformed", msg, field) from None
+            raise
 
     @staticmethod
     def _late(engine: Any, fut: Any) -> None:
@@ -334,6 +345,9 @@ class Sidecar:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         """Start the policy watcher and the SIGHUP handler; close everything on shutdown."""
+        if self._pool_closed:   # a second lifespan (test clients) gets a fresh pool
+            self.pool = ThreadPoolExecutor(self._threads, thread_name_prefix="charter-io")
+            self._pool_closed = False
         self.rt.start()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -346,6 +360,7 @@ class Sidecar:
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(signal.SIGHUP)
             self.pool.shutdown(wait=False, cancel_futures=True)
+            self._pool_closed = True
             self.rt.close()
 
     def app(self) -> Starlette:
