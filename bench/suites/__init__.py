@@ -9,6 +9,7 @@ from types import ModuleType
 # name -> module; later work adds "state", "trace", "sidecar" here.
 SUITES: dict[str, str] = {
     "engine": "bench.suites.engine",
+    "sidecar": "bench.suites.sidecar",
 }
 
 

@@ -12,6 +12,7 @@ from charter.cli.fmt import fmt_cmd
 from charter.cli.humans import approvals_cmd, escalations_cmd, resume_cmd, stop_cmd, stops_cmd
 from charter.cli.test import test_cmd
 from charter.cli.trace import trace_cmd
+from charter.server.cli import serve_cmd
 
 #: Exit codes (documented in docs/cli.md).
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -35,6 +36,7 @@ cli.add_command(eval_cmd)
 cli.add_command(fmt_cmd)
 cli.add_command(test_cmd)
 cli.add_command(diff_cmd)
+cli.add_command(serve_cmd)
 for _cmd in (trace_cmd, approvals_cmd, escalations_cmd, stop_cmd, resume_cmd, stops_cmd):
     cli.add_command(_cmd)
 

@@ -1,0 +1,260 @@
+"""A client for the sidecar with the in-process engine's methods; it fails closed, never open."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from charter.engine.decision import BoundaryCheck, Decision, Failure, RuleHit
+from charter.engine.engine import Settlement
+from charter.engine.request import Request
+from charter.enums import Outcome
+from charter.state.types import StopRecord
+
+__all__ = ["Client", "SidecarError", "TransportError"]
+
+
+class SidecarError(Exception):
+    """The sidecar refused the request; ``status``, ``code`` and ``field`` say how and why."""
+
+    def __init__(self, status: int, message: str, code: str = "", field: str | None = None):
+        super().__init__(f"{status} {code}: {message}" if code else f"{status}: {message}")
+        self.status, self.code, self.field, self.message = status, code, field, message
+
+
+class TransportError(SidecarError):
+    """The sidecar could not be reached or did not answer in time (the action is not allowed)."""
+
+    def __init__(self, message: str):
+        super().__init__(0, message, "transport")
+
+
+def _hit(r: Mapping[str, Any]) -> RuleHit:
+    return RuleHit(r["id"], r["kind"], Outcome(r["effect"]), r["reason"], r.get("source"),
+                   r.get("shadow", False), r.get("error"))
+
+
+def decision_from_dict(d: Mapping[str, Any]) -> Decision:
+    """A :class:`charter.Decision` from its wire form (``to_dict()`` gives the same data back)."""
+    dec = Decision(
+        d["id"], Outcome(d["outcome"]), tuple(_hit(r) for r in d.get("rules", ())), d["revision"],
+        tuple(BoundaryCheck(**b) for b in d.get("boundaries", ())),
+        tuple(_hit(r) for r in d.get("shadow", ())),
+        tuple(Failure(**f) for f in d.get("failures", ())), dict(d.get("obligations") or {}),
+        float(d.get("elapsed_us", 0.0)), bool(d.get("default_deny", False)), d.get("hold_id"),
+        bool(d.get("replayed", False)),
+        {k: [(t, v) for t, v in vals] for k, vals in (d.get("evidence") or {}).items()},
+    )
+    return dec
+
+
+def settlement_from_dict(d: Mapping[str, Any]) -> Settlement:
+    """A :class:`charter.Settlement` from its wire form."""
+    return Settlement(
+        d["decision_id"], bool(d["committed"]), d.get("result", "success"),
+        [_hit(r) for r in d.get("checks", ())], Outcome(d["outcome"]) if d.get("outcome") else None,
+        tuple(d.get("labels", ())), [StopRecord(**s) for s in d.get("stops", ())],
+        [BoundaryCheck(**b) for b in d.get("boundaries", ())], [Failure(**f) for f in d.get("failures", ())],
+    )
+
+
+class Client:
+    """Talks to `charter serve` over HTTP/1.1 keep-alive (one connection per thread).
+
+    ``decide`` returns a :class:`charter.Decision`. Every refusal raises :class:`SidecarError`;
+    an unreachable or slow sidecar raises :class:`TransportError` (or, with
+    ``on_transport_error="deny"``, returns a ``deny`` decision recording the failure).
+    Nothing here ever turns an error into ``allow``.
+    """
+
+    def __init__(self, url: str = "http://127.0.0.1:8181", token: str | None = None, *,
+                 timeout: float = 5.0, on_transport_error: str = "raise"):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"sidecar URL must be http:// or https://, not {url!r}")
+        if on_transport_error not in ("raise", "deny"):
+            raise ValueError("on_transport_error is 'raise' or 'deny'")
+        self.url = url.rstrip("/")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or (443 if self._https else 80)
+        self._base = parts.path.rstrip("/")
+        self.timeout = timeout
+        self.on_transport_error = on_transport_error
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._local = threading.local()
+        self.approvals = _Approvals(self)
+        self.escalations = _Escalations(self)
+        self.stops = _Stops(self)
+
+    def __repr__(self) -> str:   # never shows the token
+        return f"Client({self.url!r})"
+
+    # ---- transport -----------------------------------------------------------------------------
+    def _conn(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            conn = cls(self._host, self._port, timeout=self.timeout)
+            self._local.conn = conn
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        """Send one request; the decoded JSON answer, or an exception."""
+        payload = None if body is None else json.dumps(body, default=_jsonable).encode("utf-8")
+        for attempt in (0, 1):
+            conn = self._conn()
+            reused = getattr(conn, "sock", None) is not None
+            try:
+                conn.request(method, self._base + path, payload, self._headers)
+                resp = conn.getresponse()
+                raw = resp.read()
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self._drop()
+                # A kept-alive connection closed by the server before it read anything: retry once.
+                if attempt == 0 and reused:
+                    continue
+                raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+            except (TimeoutError, OSError, http.client.HTTPException) as exc:
+                self._drop()
+                raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+        if resp.will_close:
+            self._drop()
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            data = None
+        if resp.status >= 300:
+            if isinstance(data, Mapping):
+                raise SidecarError(resp.status, str(data.get("error", "")), str(data.get("code", "")),
+                                   data.get("field"))
+            raise SidecarError(resp.status, raw[:200].decode("utf-8", "replace"))
+        if data is None and raw:
+            raise SidecarError(resp.status, "the sidecar answered with something that is not JSON")
+        return data
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        self._drop()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- the engine's methods ------------------------------------------------------------------
+    def decide(self, request: Request | Mapping[str, Any]) -> Decision:
+        """Decide one action on the sidecar."""
+        body = request.model_dump(mode="json", exclude_none=True) if isinstance(request, Request) else request
+        try:
+            data = self.request("POST", "/v1/decide", body)
+        except TransportError as exc:
+            if self.on_transport_error == "deny":
+                return Decision("d-unreachable", Outcome.DENY, (RuleHit(
+                    "charter.fail-closed", "failure", Outcome.DENY,
+                    "The sidecar could not be reached, so the action is denied (fail closed)."),), "",
+                    failures=(Failure("sidecar", str(exc), "deny"),))
+            raise
+        if not isinstance(data, Mapping) or "outcome" not in data:
+            raise SidecarError(200, "the sidecar's answer is not a decision")
+        return decision_from_dict(data)
+
+    def settle(self, decision_id: str, actual_cost: Mapping[str, float] | float | None = None,
+               outcome: str = "success", labels: tuple[str, ...] | list[str] = ()) -> Settlement:
+        """Settle a decision (on the replica that made it)."""
+        cost = dict(actual_cost) if isinstance(actual_cost, Mapping) else actual_cost
+        return settlement_from_dict(self.request("POST", "/v1/settle", {
+            "decision_id": decision_id, "actual_cost": cost, "outcome": outcome, "labels": list(labels)}))
+
+    def explain(self, decision_id: str) -> dict[str, Any]:
+        """The traced record of a decision and its explanation in plain words."""
+        return dict(self.request("GET", f"/v1/decisions/{quote(decision_id, safe='')}"))
+
+    def ready(self) -> dict[str, Any]:
+        """The readiness report (raises SidecarError 503 when not ready)."""
+        return dict(self.request("GET", "/readyz"))
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
+class _Approvals:
+    """``client.approvals``: list, get, approve, deny (the approver is the token's name)."""
+
+    def __init__(self, c: Client):
+        self._c = c
+
+    def list(self, status: str | None = None) -> list[dict[str, Any]]:
+        q = f"?status={quote(status)}" if status else ""
+        return list(self._c.request("GET", f"/v1/approvals{q}")["items"])
+
+    def get(self, approval_id: str) -> dict[str, Any]:
+        return dict(self._c.request("GET", f"/v1/approvals/{quote(approval_id, safe='')}"))
+
+    def approve(self, approval_id: str, who: str | None = None, note: str = "") -> dict[str, Any]:
+        """Approve; ``who`` is accepted for signature compatibility but the token decides who."""
+        return dict(self._c.request("POST", f"/v1/approvals/{quote(approval_id, safe='')}/approve",
+                                    {"note": note}))
+
+    def deny(self, approval_id: str, who: str | None = None, note: str = "") -> dict[str, Any]:
+        """Deny; the token decides who."""
+        return dict(self._c.request("POST", f"/v1/approvals/{quote(approval_id, safe='')}/deny",
+                                    {"note": note}))
+
+
+class _Escalations:
+    """``client.escalations``: list, get, answer (the answerer is the token's name)."""
+
+    def __init__(self, c: Client):
+        self._c = c
+
+    def list(self, status: str | None = None) -> list[dict[str, Any]]:
+        q = f"?status={quote(status)}" if status else ""
+        return list(self._c.request("GET", f"/v1/escalations{q}")["items"])
+
+    def get(self, escalation_id: str) -> dict[str, Any]:
+        return dict(self._c.request("GET", f"/v1/escalations/{quote(escalation_id, safe='')}"))
+
+    def answer(self, escalation_id: str, who: str | None = None, verdict: str = "deny",
+               note: str = "") -> dict[str, Any]:
+        """Answer allow or deny; the token decides who."""
+        return dict(self._c.request("POST", f"/v1/escalations/{quote(escalation_id, safe='')}/answer",
+                                    {"verdict": verdict, "note": note}))
+
+
+class _Stops:
+    """``client.stops``: stop, resume, list (the operator is the token's name)."""
+
+    def __init__(self, c: Client):
+        self._c = c
+
+    def stop(self, scope: str, value: str = "*", reason: str = "", who: str | None = None) -> StopRecord:
+        d = self._c.request("POST", "/v1/stops", {"scope": scope, "value": value, "reason": reason})
+        return StopRecord(**d)
+
+    def resume(self, scope: str, value: str = "*", who: str | None = None,
+               reason: str = "") -> dict[str, Any]:
+        return dict(self._c.request("POST", "/v1/stops/resume",
+                                    {"scope": scope, "value": value, "reason": reason}))
+
+    def list(self) -> list[StopRecord]:
+        return [StopRecord(**s) for s in self._c.request("GET", "/v1/stops")["items"]]

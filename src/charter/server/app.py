@@ -1,0 +1,378 @@
+"""The sidecar's ASGI app (Starlette): thin handlers over the public engine API, auth and limits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request as HttpRequest
+from starlette.responses import Response
+from starlette.routing import Route
+
+from charter import __version__
+from charter.approvals import HumanError
+from charter.engine.req import RequestError
+from charter.engine.request import Request
+from charter.server import wire
+from charter.server.auth import Principal, TokenSet
+from charter.server.runtime import Runtime
+from charter.state.memory import MemoryStore
+
+log = logging.getLogger("charter.server")
+T = TypeVar("T")
+_ANON = Principal("anonymous", frozenset({"admin"}))
+#: HumanError codes that mean "you may not" (403) or "no such thing" (404); others are 409.
+_FORBIDDEN = frozenset({"not-approver", "self-approval", "not-operator", "not-target"})
+
+
+class ApiError(Exception):
+    """An error response: status, machine code, message and (for a malformed request) the field."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.field = status, code, field
+
+
+def _dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), default=str).encode("utf-8")
+
+
+def respond(data: Any, status: int = 200) -> Response:
+    """A JSON response."""
+    return Response(_dumps(data), status, media_type="application/json")
+
+
+def _error(exc: ApiError) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    body = {"error": str(exc), "code": exc.code, "field": exc.field}
+    return Response(_dumps(body), exc.status, headers=headers, media_type="application/json")
+
+
+def _loc(err: ValidationError) -> tuple[str, str]:
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ())) or "body"
+    return field, f"{field}: {first.get('msg', 'invalid')}"
+
+
+class Sidecar:
+    """Holds the runtime, tokens and limits; its methods are the route handlers."""
+
+    def __init__(self, runtime: Runtime, tokens: TokenSet | None = None, *, no_auth: bool = False,
+                 max_body: int = 1 << 20, time_limit_s: float = 2.0, threads: int = 64):
+        if not no_auth and not tokens:
+            raise ValueError("no bearer tokens configured (give --tokens or CHARTER_TOKENS, or --no-auth)")
+        self.rt = runtime
+        self.tokens = tokens or TokenSet()
+        self.no_auth = no_auth
+        self.max_body = max_body
+        self.time_limit_s = time_limit_s
+        self._threads, self._pool_closed = threads, False
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="charter-io")
+        #: MemoryStore calls never block: run them on the loop (no thread hop on the hot path).
+        self.inline = type(runtime.store) is MemoryStore
+        self.spec = wire.openapi(__version__)
+
+    # ---- plumbing ------------------------------------------------------------------------------
+    async def call(self, fn: Callable[..., T], *args: Any, inline: bool | None = None) -> T:
+        """Run a (possibly blocking) engine call: inline for the memory store, else on the pool."""
+        if self.inline if inline is None else inline:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    def principal(self, request: HttpRequest, permission: str | None) -> Principal:
+        """The caller, from its bearer token; 401 without a valid one, 403 without the role."""
+        if self.no_auth:
+            return _ANON
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "unauthenticated", "a bearer token is required (Authorization: Bearer ...)")
+        who = self.tokens.lookup(token.strip())
+        if who is None:
+            raise ApiError(401, "unauthenticated", "unknown bearer token")
+        if permission is not None and not who.may(permission):
+            roles = ", ".join(sorted(who.roles))
+            raise ApiError(403, "forbidden", f"{who.name} ({roles}) may not {permission}")
+        return who
+
+    async def body(self, request: HttpRequest) -> Any:
+        """The JSON body, at most ``max_body`` bytes (413), valid JSON (400)."""
+        cl = request.headers.get("content-length")
+        if cl is not None:
+            if not cl.isdigit():
+                raise ApiError(400, "bad-request", "invalid Content-Length")
+            if int(cl) > self.max_body:
+                raise ApiError(413, "too-large", f"request body over {self.max_body} bytes")
+            raw = await request.body()
+        else:
+            parts, n = [], 0
+            async for chunk in request.stream():
+                n += len(chunk)
+                if n > self.max_body:
+                    raise ApiError(413, "too-large", f"request body over {self.max_body} bytes")
+                parts.append(chunk)
+            raw = b"".join(parts)
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError):
+            raise ApiError(400, "bad-json", "request body is not valid JSON", "body") from None
+
+    async def model(self, request: HttpRequest, cls: type[BaseModel]) -> Any:
+        """The body validated as a wire type (422 naming the field)."""
+        data = await self.body(request)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            field, msg = _loc(exc)
+            raise ApiError(422, "malformed", msg, field) from None
+
+    def route(self, permission: str | None, handler: Callable[..., Awaitable[Any]],
+              timed: bool = True) -> Callable[[HttpRequest], Awaitable[Response]]:
+        """Wrap a handler: auth, time limit, errors mapped to JSON responses (never a traceback)."""
+
+        async def endpoint(request: HttpRequest) -> Response:
+            try:
+                who = self.principal(request, permission) if permission != "public" else _ANON
+                if timed and not self.inline:   # memory store: nothing blocks, nothing to cut
+                    out = await asyncio.wait_for(handler(request, who), self.time_limit_s)
+                else:
+                    out = await handler(request, who)
+                return out if isinstance(out, Response) else respond(out)
+            except ApiError as exc:
+                self.rt.metrics.reject(exc.status)
+                return _error(exc)
+            except TimeoutError:
+                self.rt.metrics.count("timeouts")
+                self.rt.metrics.reject(503)
+                return _error(ApiError(503, "timeout", f"no answer within {self.time_limit_s:g} s; "
+                                       "treat the action as not allowed"))
+            except Exception:
+                log.exception("internal error on %s %s", request.method, request.url.path)
+                return _error(ApiError(500, "internal", "internal error; treat the action as not allowed"))
+
+        return endpoint
+
+    # ---- deciding ------------------------------------------------------------------------------
+    async def decide(self, request: HttpRequest, who: Principal) -> Response:
+        data = await self.body(request)
+        if not isinstance(data, dict):
+            raise ApiError(422, "malformed", "the request must be a JSON object", "body")
+        engine = self.rt.engine
+        t0 = time.perf_counter()
+        if self.inline:
+            d = self._decide(engine, data)
+        else:
+            fut = asyncio.get_running_loop().run_in_executor(self.pool, self._decide, engine, data)
+            try:
+                d = await asyncio.shield(fut)
+            except asyncio.CancelledError:
+                fut.add_done_callback(lambda f: self._late(engine, f))
+                raise
+        self.rt.metrics.observe(d.outcome.value, time.perf_counter() - t0, d.failures)
+        return Response(_dumps(d.to_dict()), 200, media_type="application/json")
+
+    @staticmethod
+    def _decide(engine: Any, data: dict[str, Any]) -> Any:
+        try:
+            return engine.decide(data)
+        except RequestError as exc:
+            raise ApiError(422, "malformed", str(exc), exc.field) from None
+        except (TypeError, ValueError, AttributeError, KeyError):
+            # The engine's fast parser choked on an odd shape (e.g. a list where a string belongs):
+            # let the wire model name the field; if it finds nothing wrong, this is a real bug (500).
+            try:
+                Request.model_validate(data)
+            except ValidationError as exc:
+                field, msg = _loc(exc)
+                raise ApiError(422, "malformed", msg, field) from None
+            raise
+
+    @staticmethod
+    def _late(engine: Any, fut: Any) -> None:
+        """A decision that finished after its caller got 503: give back any budget it reserved."""
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        d = fut.result()
+        if d.hold_id:
+            with contextlib.suppress(Exception):
+                engine.store.release(d.hold_id, now=time.time())
+
+    async def settle(self, request: HttpRequest, who: Principal) -> Any:
+        body: wire.SettleRequest = await self.model(request, wire.SettleRequest)
+        engine = self.rt.engine
+        try:
+            st = await self.call(lambda: engine.settle(body.decision_id, actual_cost=body.actual_cost,
+                                                       outcome=body.outcome, labels=tuple(body.labels)))
+        except KeyError:
+            raise ApiError(404, "unknown", f"unknown or already settled decision {body.decision_id!r} "
+                           "(settle on the replica that decided)") from None
+        return st.to_dict()
+
+    async def explain(self, request: HttpRequest, who: Principal) -> Any:
+        did = request.path_params["decision_id"]
+        trace = self.rt.trace
+        if trace is None:
+            raise ApiError(404, "no-trace", "this sidecar keeps no trace (start it with --trace)")
+        from charter.trace.story import story
+
+        def read() -> tuple[Any, list[str]]:
+            trace.flush(5.0)
+            return story(trace.path, did)
+
+        rec, lines = await self.call(read, inline=False)
+        if rec is None:
+            raise ApiError(404, "unknown", f"no traced decision {did!r}")
+        return {"record": rec, "explanation": lines}
+
+    # ---- humans ----------------------------------------------------------------------------------
+    async def _human(self, fn: Callable[[], T]) -> T:
+        try:
+            return await self.call(fn)
+        except HumanError as exc:
+            status = 404 if exc.code == "unknown" else 403 if exc.code in _FORBIDDEN else 409
+            raise ApiError(status, exc.code, str(exc)) from None
+
+    async def approvals(self, request: HttpRequest, who: Principal) -> Any:
+        status = request.query_params.get("status")
+        return {"items": await self._human(lambda: self.rt.engine.approvals.list(status))}
+
+    async def approval(self, request: HttpRequest, who: Principal) -> Any:
+        return await self._human(lambda: self.rt.engine.approvals.get(request.path_params["approval_id"]))
+
+    async def approve(self, request: HttpRequest, who: Principal) -> Any:
+        body: wire.NoteBody = await self.model(request, wire.NoteBody)
+        aid = request.path_params["approval_id"]
+        return await self._human(lambda: self.rt.engine.approvals.approve(aid, who.name, body.note))
+
+    async def deny(self, request: HttpRequest, who: Principal) -> Any:
+        body: wire.NoteBody = await self.model(request, wire.NoteBody)
+        aid = request.path_params["approval_id"]
+        return await self._human(lambda: self.rt.engine.approvals.deny(aid, who.name, body.note))
+
+    async def escalations(self, request: HttpRequest, who: Principal) -> Any:
+        status = request.query_params.get("status")
+        return {"items": await self._human(lambda: self.rt.engine.escalations.list(status))}
+
+    async def escalation(self, request: HttpRequest, who: Principal) -> Any:
+        eid = request.path_params["escalation_id"]
+        return await self._human(lambda: self.rt.engine.escalations.get(eid))
+
+    async def answer(self, request: HttpRequest, who: Principal) -> Any:
+        body: wire.AnswerBody = await self.model(request, wire.AnswerBody)
+        eid = request.path_params["escalation_id"]
+        return await self._human(lambda: self.rt.engine.escalations.answer(eid, who.name, body.verdict,
+                                                                           body.note))
+
+    async def stops(self, request: HttpRequest, who: Principal) -> Any:
+        return {"items": [_stop(s) for s in await self._human(self.rt.engine.stops.list)]}
+
+    async def stop(self, request: HttpRequest, who: Principal) -> Any:
+        body: wire.StopBody = await self.model(request, wire.StopBody)
+        stops = self.rt.engine.stops
+        rec = await self._human(lambda: stops.stop(body.scope, body.value, body.reason, who.name))
+        log.warning("stop %s=%s by %s", body.scope, body.value, who.name)
+        return _stop(rec)
+
+    async def resume(self, request: HttpRequest, who: Principal) -> Any:
+        body: wire.ResumeBody = await self.model(request, wire.ResumeBody)
+        return await self._human(lambda: self.rt.engine.stops.resume(body.scope, body.value, who.name,
+                                                                     body.reason))
+
+    # ---- operations ------------------------------------------------------------------------------
+    async def livez(self, request: HttpRequest, who: Principal) -> Any:
+        return {"status": "ok", "revision": self.rt.engine.policy.revision}
+
+    async def readyz(self, request: HttpRequest, who: Principal) -> Response:
+        checks, reasons = await self.call(self.rt.readiness, inline=False)
+        ok = all(checks.values())
+        body = {"status": "ok" if ok else "unavailable", "checks": checks, "reasons": reasons,
+                "revision": self.rt.engine.policy.revision, "reload_error": self.rt.reload_error}
+        return respond(body, 200 if ok else 503)
+
+    async def metrics(self, request: HttpRequest, who: Principal) -> Response:
+        store = self.rt.store
+
+        def gauges() -> tuple[int | None, int | None]:
+            try:
+                pending = sum(1 for d in store.list_records("approval") if d.get("status") == "pending")
+                return pending, len(store.list_stops())
+            except Exception:
+                self.rt.metrics.count("store_errors")
+                return None, None
+
+        pending, stops = await self.call(gauges, inline=False)
+        policy = self.rt.engine.policy
+        text = self.rt.metrics.render(revision=policy.revision, name=policy.name, loaded_at=self.rt.loaded_at,
+                                      pending=pending, stops=stops, reload_error=self.rt.reload_error)
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def openapi(self, request: HttpRequest, who: Principal) -> Any:
+        return self.spec
+
+    # ---- the app ---------------------------------------------------------------------------------
+    def routes(self) -> list[Route]:
+        """Every route with the permission it needs."""
+        r, v = self.route, f"/{wire.API_VERSION}"
+        return [
+            Route(f"{v}/decide", r("decide", self.decide), methods=["POST"]),
+            Route(f"{v}/settle", r("decide", self.settle), methods=["POST"]),
+            Route(f"{v}/decisions/{{decision_id}}", r("read", self.explain), methods=["GET"]),
+            Route(f"{v}/approvals", r("read-humans", self.approvals), methods=["GET"]),
+            Route(f"{v}/approvals/{{approval_id}}", r("read-humans", self.approval), methods=["GET"]),
+            Route(f"{v}/approvals/{{approval_id}}/approve", r("answer", self.approve), methods=["POST"]),
+            Route(f"{v}/approvals/{{approval_id}}/deny", r("answer", self.deny), methods=["POST"]),
+            Route(f"{v}/escalations", r("read-humans", self.escalations), methods=["GET"]),
+            Route(f"{v}/escalations/{{escalation_id}}", r("read-humans", self.escalation), methods=["GET"]),
+            Route(f"{v}/escalations/{{escalation_id}}/answer", r("answer", self.answer), methods=["POST"]),
+            Route(f"{v}/stops", r("read-stops", self.stops), methods=["GET"]),
+            Route(f"{v}/stops", r("stop", self.stop), methods=["POST"]),
+            Route(f"{v}/stops/resume", r("stop", self.resume), methods=["POST"]),
+            Route("/livez", r("public", self.livez), methods=["GET"]),
+            Route("/readyz", r("public", self.readyz), methods=["GET"]),
+            Route("/metrics", r("public", self.metrics), methods=["GET"]),
+            Route("/openapi.json", r("public", self.openapi), methods=["GET"]),
+        ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        """Start the policy watcher and the SIGHUP handler; close everything on shutdown."""
+        if self._pool_closed:   # a second lifespan (test clients) gets a fresh pool
+            self.pool = ThreadPoolExecutor(self._threads, thread_name_prefix="charter-io")
+            self._pool_closed = False
+        self.rt.start()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: self.pool.submit(self.rt.reload, "SIGHUP"))
+        log.info("charter sidecar ready: policy %s revision %s, store %s", self.rt.engine.policy.name,
+                 self.rt.engine.policy.revision, self.rt.store.backend)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signal.SIGHUP)
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self._pool_closed = True
+            self.rt.close()
+
+    def app(self) -> Starlette:
+        """The Starlette application."""
+        return Starlette(routes=self.routes(), lifespan=self.lifespan)
+
+
+def _stop(s: Any) -> dict[str, Any]:
+    return {"scope": s.scope, "value": s.value, "reason": s.reason, "by": s.by, "at": s.at,
+            "source": s.source}
+
+
+def create_app(runtime: Runtime, tokens: TokenSet | None = None, **kw: Any) -> Starlette:
+    """The sidecar app over ``runtime`` (see :class:`Sidecar` for the keyword options)."""
+    return Sidecar(runtime, tokens, **kw).app()

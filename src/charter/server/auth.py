@@ -1,0 +1,115 @@
+"""Bearer tokens with roles: loaded from a YAML/JSON file or CHARTER_TOKENS, kept only as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROLES = ("orchestrator", "approver", "operator", "admin")
+
+#: What each permission needs (admin may do everything).
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "decide": frozenset({"orchestrator"}),
+    "read": frozenset({"orchestrator", "approver", "operator"}),
+    "read-humans": frozenset({"orchestrator", "approver"}),
+    "read-stops": frozenset({"orchestrator", "operator"}),
+    "answer": frozenset({"approver"}),
+    "stop": frozenset({"operator"}),
+}
+
+
+class TokenError(ValueError):
+    """A tokens file that cannot be used; the message says which entry and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a valid token belongs to."""
+
+    name: str
+    roles: frozenset[str]
+
+    def may(self, permission: str) -> bool:
+        """True if one of the roles grants ``permission``."""
+        return "admin" in self.roles or bool(self.roles & PERMISSIONS[permission])
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token (hex SHA-256)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class TokenSet:
+    """Known tokens. Lookups hash the presented token and compare every entry in constant time."""
+
+    def __init__(self, entries: Iterable[tuple[str, Principal]] = ()):
+        self._entries = [(bytes.fromhex(h), p) for h, p in entries]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, token: str) -> Principal | None:
+        """The principal of ``token`` or None."""
+        digest = hashlib.sha256(token.encode("utf-8", "replace")).digest()
+        found = None
+        for h, p in self._entries:   # no early exit: timing does not depend on which entry matched
+            if hmac.compare_digest(h, digest):
+                found = p
+        return found
+
+    @classmethod
+    def parse(cls, doc: Any, where: str) -> TokenSet:
+        """From ``{"tokens": [{"name", "role"|"roles", "sha256"|"token"}]}`` (or the bare list)."""
+        items = doc.get("tokens") if isinstance(doc, Mapping) else doc
+        if not isinstance(items, list):
+            raise TokenError(f"{where}: expected a list under 'tokens'")
+        entries: list[tuple[str, Principal]] = []
+        names: set[str] = set()
+        for n, item in enumerate(items):
+            at = f"{where}: tokens[{n}]"
+            if not isinstance(item, Mapping):
+                raise TokenError(f"{at}: expected a mapping")
+            name = item.get("name")
+            if not isinstance(name, str) or not name.strip():
+                raise TokenError(f"{at}: 'name' is required")
+            roles = item.get("roles", item.get("role"))
+            roles = [roles] if isinstance(roles, str) else roles
+            if not roles or not all(isinstance(r, str) and r in ROLES for r in roles):
+                raise TokenError(f"{at} ({name}): role must be one or more of {', '.join(ROLES)}")
+            if "sha256" in item:
+                h = str(item["sha256"]).lower()
+                if len(h) != 64 or any(c not in "0123456789abcdef" for c in h):
+                    raise TokenError(f"{at} ({name}): 'sha256' must be 64 hex digits")
+            elif isinstance(item.get("token"), str) and len(item["token"]) >= 16:
+                h = hash_token(item["token"])
+            else:
+                raise TokenError(f"{at} ({name}): give 'sha256' (preferred) or a 'token' of >= 16 chars")
+            if name in names:
+                raise TokenError(f"{at}: duplicate name {name!r}")
+            names.add(name)
+            entries.append((h, Principal(name, frozenset(roles))))
+        return cls(entries)
+
+
+def load_tokens(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> TokenSet:
+    """Tokens from ``path`` (YAML or JSON), else from $CHARTER_TOKENS (the same document inline)."""
+    env = os.environ if env is None else env
+    if path:
+        text, where = Path(path).read_text("utf-8"), str(path)
+    elif env.get("CHARTER_TOKENS"):
+        text, where = env["CHARTER_TOKENS"], "$CHARTER_TOKENS"
+    else:
+        return TokenSet()
+    try:
+        doc = json.loads(text) if text.lstrip().startswith(("{", "[")) else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise TokenError(f"{where}: not valid YAML/JSON ({type(exc).__name__})") from None
+    return TokenSet.parse(doc, where)
