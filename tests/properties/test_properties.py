@@ -120,6 +120,12 @@ def _content(d: Any) -> dict[str, Any]:
     out = d.to_dict()
     for volatile in ("id", "elapsed_us", "hold_id"):
         out.pop(volatile)
+    # ids of the approval requests and escalations a decision opens are identifiers, like its own id
+    ob = out["obligations"]
+    for volatile in ("approval_id", "approval_expires_at"):
+        ob.pop(volatile, None)
+    if "escalation" in ob:
+        ob["escalation"].pop("id", None)
     return out
 
 
