@@ -38,8 +38,8 @@ class CharterTools:
         self.context = dict(context or {})
         self._decisions: dict[str, Decision] = {}
         self._approvals: dict[str, str] = {}
-        self.input_guardrail = ToolInputGuardrail(self._check, name="charter")
-        self.output_guardrail = ToolOutputGuardrail(self._settle, name="charter-settle")
+        self.input_guardrail: Any = ToolInputGuardrail(self._check, name="charter")
+        self.output_guardrail: Any = ToolOutputGuardrail(self._settle, name="charter-settle")
 
     def request(self, actor: str, tool: str, args: Mapping[str, Any],
                 approval: str | None = None) -> dict[str, Any]:
