@@ -12,6 +12,7 @@ from charter.cli.fmt import fmt_cmd
 from charter.cli.humans import approvals_cmd, escalations_cmd, resume_cmd, stop_cmd, stops_cmd
 from charter.cli.test import test_cmd
 from charter.cli.trace import trace_cmd
+from charter.integrations.mcp_cli import mcp_proxy_cmd
 from charter.server.cli import serve_cmd
 
 #: Exit codes (documented in docs/cli.md).
@@ -37,6 +38,7 @@ cli.add_command(fmt_cmd)
 cli.add_command(test_cmd)
 cli.add_command(diff_cmd)
 cli.add_command(serve_cmd)
+cli.add_command(mcp_proxy_cmd)
 for _cmd in (trace_cmd, approvals_cmd, escalations_cmd, stop_cmd, resume_cmd, stops_cmd):
     cli.add_command(_cmd)
 

@@ -1,0 +1,1 @@
+"""Orchestrator integrations (MCP, LangGraph, OpenAI Agents SDK); each imports its package lazily."""
