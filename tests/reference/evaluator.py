@@ -211,7 +211,8 @@ def evaluate(policy: CompiledPolicy, raw: Mapping[str, Any], state: State) -> Ve
         contrib.append((Outcome.DENY, "charter.unknown-tool", None))
     for tw in policy.tripwires:  # §7.2: only the stateless delegation-depth tripwire is modelled
         assert tw.trigger is TriggerKind.DEPTH, "the reference models depth tripwires only"
-        if tw.mode is Mode.ENFORCE and req.covered_by(tw.selector):
+        # the trigger is part of the conjunction: below the depth, a failing condition does not matter
+        if tw.mode is Mode.ENFORCE and req.covered_by(tw.selector) and len(req.chain) > tw.threshold:
             v = holds(tw, req)
             if v == ERROR:
                 contrib.append((Outcome.DENY, tw.id, None))
@@ -225,32 +226,31 @@ def evaluate(policy: CompiledPolicy, raw: Mapping[str, Any], state: State) -> Ve
     count: list[tuple[str, str]] = []
     reserve: list[tuple[str, str, int]] = []
     if so_far() is Outcome.ALLOW:  # §7.3
-        for rl in policy.rates:
-            if not req.covered_by(rl.selector):
-                continue
-            v = holds(rl, req)
-            if v == ERROR and FAIL[rl.fail] is not None:
-                contrib.append((FAIL[rl.fail], rl.id, None))
-            if v is not True:
-                continue
-            for value in req.scope_values(rl.scope):
-                if rl.mode is Mode.ENFORCE and state.counted.get((rl.id, value), 0) + 1 > rl.limit:
-                    contrib.append((rl.on_exceed, rl.id, rl))
-                else:
-                    count.append((rl.id, value))
-        for b in policy.budgets:
-            if b.unit not in req.cost or b.mode is Mode.SHADOW or not req.covered_by(b.selector):
-                continue
-            v = holds(b, req)
-            if v == ERROR and FAIL[b.fail] is not None:
-                contrib.append((FAIL[b.fail], b.id, None))
-            if v is not True:
-                continue
-            amount = micros(req.cost[b.unit])
-            for value in req.scope_values(b.scope):
-                if state.used.get((b.id, value), 0) + amount > b.limit_micros:
-                    contrib.append((b.on_exceed, b.id, b))
-                reserve.append((b.id, value, amount))
+        rates = [(rl, holds(rl, req)) for rl in policy.rates if req.covered_by(rl.selector)]
+        budgets = [(b, holds(b, req)) for b in policy.budgets
+                   if b.unit in req.cost and b.mode is Mode.ENFORCE and req.covered_by(b.selector)]
+        failed = [(FAIL[x.fail], x.id) for x, v in rates + budgets if v == ERROR and FAIL[x.fail] is not None]
+        # a rate or budget that fails closed: nothing is counted or reserved
+        contrib += [(o, i, None) for o, i in failed]
+        if not failed:
+            rate_over = False
+            for rl, v in rates:
+                if v is not True:
+                    continue
+                for value in req.scope_values(rl.scope):
+                    if rl.mode is Mode.ENFORCE and state.counted.get((rl.id, value), 0) + 1 > rl.limit:
+                        contrib.append((rl.on_exceed, rl.id, rl))
+                        rate_over = True
+                    else:
+                        count.append((rl.id, value))
+            for b, v in budgets if not rate_over else ():  # a rate over its limit: budgets not consulted
+                if v is not True:
+                    continue
+                amount = micros(req.cost[b.unit])
+                for value in req.scope_values(b.scope):
+                    if state.used.get((b.id, value), 0) + amount > b.limit_micros:
+                        contrib.append((b.on_exceed, b.id, b))
+                    reserve.append((b.id, value, amount))
     outcome = so_far()
     default_deny = outcome is Outcome.DENY and not any(c[0] is Outcome.DENY for c in contrib)
     ids = [] if default_deny else sorted({i for o, i, _ in contrib if o is outcome})

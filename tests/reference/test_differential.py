@@ -30,35 +30,8 @@ def test_engine_agrees_with_reference() -> None:
                                                         "require_approval"))
 
 
-#: Features that expose known engine bugs (or a spec ambiguity), with seeds that show each one.
-KNOWN = {
-    "depth-then-deny": ([5, 20], "a delegation-depth tripwire that denies, with no permit holding, "
-                        "is reported as default_deny=true with the tripwire as deciding rule"),
-    "unsorted-ids": ([80, 105], "deciding rules are not sorted by id when tripwires, rates or "
-                     "budgets add to the rules' contributions"),
-    "role-scope": ([135, 171], "a role-scoped rate or budget over its limit for several roles is "
-                   "listed once per role in the deciding rules"),
-    "depth-selectors": ([5, 11], "delegation-depth tripwires ignore their actor/action selector "
-                        "and "
-                        "their when/unless conditions"),
-    "boundary-errors": ([75, 89], "a budget or rate whose condition errors makes the decision deny "
-                        "with no deciding rule, whatever its 'on error' says"),
-    "rate-and-budget": ([71, 205], "spec ambiguity: once a rate is over its limit the engine does "
-                        "not consult budgets (the spec lists both in step 3)"),
-    "signal-errors": ([4, 10], "an erroring 'signal ... where' makes the rule fail even when a "
-                      "'when' condition is false (false must beat an error)"),
-}
-
-
-@pytest.mark.parametrize("feature", [
-    pytest.param(f, marks=pytest.mark.xfail(strict=True, reason=KNOWN[f][1])) for f in sorted(KNOWN)
-])
-def test_known_disagreements(feature: str) -> None:
-    """Each known bug, reproduced (strict xfail: once fixed, move the feature to SAFE_FEATURES)."""
-    run = harness.Run()
-    for seed in KNOWN[feature][0]:
-        harness.run(seed, REQUESTS, frozenset({feature}), run)
-    assert not run.mismatches, str(run.mismatches[0])
+#: Features that exposed engine bugs (all fixed; kept in SAFE_FEATURES): depth-then-deny,
+#: unsorted-ids, role-scope, depth-selectors, boundary-errors, rate-and-budget, signal-errors.
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))

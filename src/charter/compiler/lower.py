@@ -191,6 +191,15 @@ class Lowerer:
             return default, None
         return _SPEC_OUTCOME[spec.kind], spec.scope
 
+    def _halt_scope(self, entry: RuleEntry, outcome: Outcome, scope: Scope | None) -> Scope | None:
+        """What a boundary's halt stops: the scope it names, else its ``stop`` clause, else the agent."""
+        if outcome is not Outcome.HALT:
+            return None
+        if scope is not None:
+            return scope
+        stop = entry.one("stop")
+        return stop.scope if stop is not None else Scope.AGENT
+
     def _reason(self, entry: RuleEntry) -> str:
         r = entry.one("reason")
         return r.text if r is not None else ""
@@ -329,9 +338,9 @@ class Lowerer:
                 unit=lim.unit.value, limit_micros=int(lim.amount * MICROS),
                 calendar=window.calendar if window is not None else None,
                 rolling_seconds=window.rolling.seconds if window is not None and window.rolling else None,
-                timezone=tzname, on_exceed=outcome, stop_scope=stop, selector=self.selector(entry),
-                conditions=self.conditions(entry, env), mode=self._mode(entry), fail=self._fail(entry),
-                source=self._source(entry),
+                timezone=tzname, on_exceed=outcome, stop_scope=self._halt_scope(entry, outcome, stop),
+                selector=self.selector(entry), conditions=self.conditions(entry, env), mode=self._mode(entry),
+                fail=self._fail(entry), source=self._source(entry), escalation=self._path_to(entry),
             )
         )
 
@@ -355,17 +364,17 @@ class Lowerer:
         self.out.rates.append(
             ir.RateLimit(
                 id=entry.rule.id.value, reason=self._reason(entry), scope=entry.one("scope").scope,
-                limit=int(lim.amount), window_seconds=float(seconds), on_exceed=outcome, stop_scope=stop,
-                selector=self.selector(entry), conditions=self.conditions(entry, env),
-                mode=self._mode(entry), fail=self._fail(entry), source=self._source(entry),
+                limit=int(lim.amount), window_seconds=float(seconds), on_exceed=outcome,
+                stop_scope=self._halt_scope(entry, outcome, stop), selector=self.selector(entry),
+                conditions=self.conditions(entry, env), mode=self._mode(entry), fail=self._fail(entry),
+                source=self._source(entry), escalation=self._path_to(entry),
             )
         )
 
     def _tripwire(self, entry: RuleEntry, env: dict[str, Any]) -> None:
         trig: ast.Trigger = entry.one("trigger").trigger
         outcome, stop = self._outcome(entry, "then", Outcome.HALT, {"deny", "halt", "escalate", "require_approval"})
-        if outcome is Outcome.HALT and stop is None and entry.one("then") is None:
-            stop = Scope.AGENT
+        stop = self._halt_scope(entry, outcome, stop)
         self.out.tripwires.append(
             ir.Tripwire(
                 id=entry.rule.id.value, reason=self._reason(entry), trigger=trig.kind,
@@ -392,7 +401,8 @@ class Lowerer:
         self.out.results.append(
             ir.ResultCheck(
                 id=entry.rule.id.value, reason=self._reason(entry), outcome=outcome,
-                stop_scope=then.scope if outcome is Outcome.HALT else None, labels=labels,
+                stop_scope=self._halt_scope(entry, outcome, then.scope) if outcome is not None else None,
+                labels=labels,
                 escalation=self._path_to(entry), selector=self.selector(entry),
                 conditions=self.conditions(entry, env), mode=self._mode(entry), fail=self._fail(entry),
                 source=self._source(entry),

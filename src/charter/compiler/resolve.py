@@ -25,8 +25,8 @@ ALLOWED: dict[RuleKind, set[str]] = {
     | {"approvers", "quorum", "separation of duties", "expires after", "on timeout"},
     RuleKind.BUDGET: COMMON | {"scope", "limit", "timezone", "on exceed", "stop", "to"},
     RuleKind.RATE: COMMON | {"scope", "limit", "on exceed", "stop", "to"},
-    RuleKind.TRIPWIRE: COMMON - {"on error"} | {"trigger", "then", "to"},
-    RuleKind.RESULT: COMMON | {"then", "to"},
+    RuleKind.TRIPWIRE: COMMON - {"on error"} | {"trigger", "then", "to", "stop"},
+    RuleKind.RESULT: COMMON | {"then", "to", "stop"},
 }
 REQUIRED: dict[RuleKind, tuple[str, ...]] = {
     RuleKind.APPROVAL: ("approvers",),

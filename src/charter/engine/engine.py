@@ -23,6 +23,7 @@ from charter.engine.stateful import (
     micros,
     plan_batch,
     read_result,
+    velocity_hits,
 )
 from charter.enums import Mode, Outcome, Scope
 from charter.state import Batch, StateStore, StopRecord, StoreError
@@ -65,6 +66,55 @@ class Settlement:
             "boundaries": [b.to_dict() for b in self.boundaries],
             "failures": [f.to_dict() for f in self.failures],
         }
+
+
+#: Unsettled decisions kept in memory per engine, and how long a shared one is kept in the store.
+PENDING_LIMIT = 200_000
+PENDING_TTL_S = 86400.0
+
+
+def _memory_store_type() -> type:
+    from charter.state.memory import MemoryStore
+
+    return MemoryStore
+
+
+class _Combined:
+    """The one combining rule, applied as contributions arrive: the strictest outcome wins, and
+    the deciding list holds every contribution equal to it (ids unique)."""
+
+    __slots__ = ("default_deny", "hits", "outcome", "paths", "stops")
+
+    def __init__(self, outcome: Outcome, hits: list[RuleHit], default_deny: bool):
+        self.outcome = outcome
+        self.hits = hits
+        self.default_deny = default_deny
+        self.paths: list[EscalationPath | None] = []
+        self.stops: list[tuple[Scope | None, Any]] = []
+
+    def add(self, eff: Outcome, hit: RuleHit, path: EscalationPath | None, stop: Scope | None,
+            item: Any) -> None:
+        """One more contribution."""
+        if eff.rank > self.outcome.rank or (self.default_deny and eff.rank >= self.outcome.rank):
+            self.outcome, self.hits, self.default_deny = eff, [hit], False
+            self.paths = [path]
+        elif eff is self.outcome:
+            if all(h.id != hit.id for h in self.hits):
+                self.hits = [*self.hits, hit]
+            self.paths.append(path)
+        if eff is Outcome.HALT and item is not None:
+            self.stops.append((stop, item))
+
+    def add_errors(self, errors: list[tuple[Any, Outcome, str]]) -> None:
+        """Boundaries whose conditions failed contribute their failure mode."""
+        for item, took, msg in errors:
+            kind = {"Budget": "budget", "RateLimit": "rate", "Tripwire": "tripwire"}.get(type(item).__name__, "rule")
+            self.add(took, RuleHit(item.id, kind, took, item.reason, str(item.source) if item.source else None,
+                                   False, msg), None, None, None)
+
+    def sorted_hits(self) -> list[RuleHit]:
+        """Deciding hits by id (order-independent output)."""
+        return sorted(self.hits, key=lambda h: h.id) if len(self.hits) > 1 else self.hits
 
 
 class _Both:
@@ -131,6 +181,8 @@ class Engine:
         self._pending: dict[str, dict[str, Any]] = {}
         self._rules = {r.id: r for r in policy.rules}
         self._depth_trips = any(t.trigger.value == "delegation-depth" for t in policy.tripwires)
+        self._velocity = any(t.trigger.value == "spend-velocity" for t in policy.tripwires)
+        self._shared_pending = not isinstance(store, _memory_store_type())
         # The in-memory store can answer "is anything stopped?" without a batch (hot path).
         from charter.state.memory import MemoryStore
 
@@ -179,29 +231,31 @@ class Engine:
                req.workflow, view.target_roles)
         verdict = evaluate(policy, view, policy.index["rules"].select(*sel))
         failures.extend(verdict.failures)
-        outcome = verdict.outcome
-        deciding = verdict.deciding
-        default_deny = verdict.default_deny
+        c = _Combined(verdict.outcome, verdict.deciding, verdict.default_deny)
+        for r in verdict.escalations:
+            c.paths.append(r.escalation)
+        for r in verdict.halts:
+            if r.stop_scope is not None:
+                c.stops.append((r.stop_scope, r))
         boundaries: list[BoundaryCheck] = []
-        stops_to_set: list[tuple[Scope, Any]] = []
         redeem: tuple[str, str] | None = None  # (kind, id) to use once if the action is allowed
         pending_id: str | None = None
         if req.approval:
-            outcome, deciding, redeem, pending_id = self._resubmission(req, outcome, deciding)
-            if redeem is not None or outcome is not verdict.outcome:
-                default_deny = False
+            outcome, deciding, redeem, pending_id = self._resubmission(req, c.outcome, c.hits)
+            if outcome is not c.outcome or redeem is not None:
+                c.outcome, c.hits, c.default_deny = outcome, deciding, False
 
-        for tw in depth_trips(policy, req, view) if self._depth_trips and view.chain else ():
-            boundaries.append(BoundaryCheck("tripwire", tw.id, False, used=float(len(view.chain)),
-                                            limit=tw.threshold, detail="delegation-depth"))
-            if tw.outcome.rank >= outcome.rank:
-                if tw.outcome.rank > outcome.rank:
-                    deciding, default_deny = [], False
-                outcome = tw.outcome
-                deciding.append(RuleHit(tw.id, "tripwire", tw.outcome, tw.reason,
-                                        str(tw.source) if tw.source else None))
-                if tw.outcome is Outcome.HALT and tw.stop_scope is not None:
-                    stops_to_set.append((tw.stop_scope, tw))
+        if self._depth_trips and view.chain:
+            errors: list[tuple[Any, Outcome, str]] = []
+            for tw in depth_trips(policy, req, view, errors, failures):
+                boundaries.append(BoundaryCheck("tripwire", tw.id, tw.mode is not Mode.ENFORCE,
+                                                used=float(len(view.chain)), limit=tw.threshold,
+                                                detail="delegation-depth"))
+                if tw.mode is Mode.ENFORCE:
+                    c.add(tw.outcome, RuleHit(tw.id, "tripwire", tw.outcome, tw.reason,
+                                              str(tw.source) if tw.source else None),
+                          tw.escalation, tw.stop_scope, tw)
+            c.add_errors(errors)
 
         hold_id = None
         if self._stop_count is not None and not policy.stateful and not req.idempotency_key:
@@ -212,12 +266,13 @@ class Engine:
                 return self._halted(did, req, t0, stop, boundaries, verdict.shadow, failures)
         else:
             keys = stop_keys(req, view)
-            allow_spend = outcome is Outcome.ALLOW
-            plan = plan_batch(policy, req, view, allow_spend, keys, did)
+            plan = plan_batch(policy, req, view, c.outcome is Outcome.ALLOW, keys, did)
             failures.extend(plan.failures)
-            if plan.fail_outcome is not None and plan.fail_outcome.rank > outcome.rank:
-                outcome, deciding, default_deny = plan.fail_outcome, [], False
-                plan = plan_batch(policy, req, view, False, keys, did)
+            if plan.errors:
+                c.add_errors(plan.errors)
+                if c.outcome is not Outcome.ALLOW:
+                    # a boundary that failed closed: count tripwires, but reserve nothing
+                    plan = plan_batch(policy, req, view, False, keys, did)
             try:
                 res = self.store.apply(plan.batch)
             except StoreError as exc:
@@ -228,20 +283,17 @@ class Engine:
                 return self._halted(did, req, t0, res.stop, boundaries, verdict.shadow, failures)
             st = read_result(plan, res, view)
             boundaries.extend(st.checks)
-            if st.outcome.rank > outcome.rank:
-                outcome, deciding, default_deny = st.outcome, [], False
-            if st.outcome is outcome and st.deciding:
-                deciding = deciding + [
-                    RuleHit(i, k, e, r) for (k, i, e, r) in st.deciding if e is outcome
-                ]
-            stops_to_set.extend(st.stops_to_set)
-            if res.reserve is not None and res.reserve.ok and outcome is Outcome.ALLOW:
-                hold_id = plan.batch.reserve.hold_id if plan.batch.reserve else None
-            elif res.reserve is not None and res.reserve.ok and plan.batch.reserve is not None:
-                # A stricter outcome arrived after the reservation: give the money back.
-                self._release(plan.batch.reserve.hold_id, now, failures)
+            for kind, bid, eff, reason, path in st.deciding:
+                c.add(eff, RuleHit(bid, kind, eff, reason), path, None, None)
+            c.stops.extend(st.stops_to_set)
+            if res.reserve is not None and res.reserve.ok and plan.batch.reserve is not None:
+                if c.outcome is Outcome.ALLOW:
+                    hold_id = plan.batch.reserve.hold_id
+                else:
+                    # A stricter outcome arrived after the reservation: give the money back.
+                    self._release(plan.batch.reserve.hold_id, now, failures)
 
-        if redeem is not None and outcome is Outcome.ALLOW:
+        if redeem is not None and c.outcome is Outcome.ALLOW:
             service = self.approvals if redeem[0] == "approval" else self.escalations
             try:
                 used = service.redeem(redeem[1], did)
@@ -252,9 +304,11 @@ class Engine:
                 if hold_id:
                     self._release(hold_id, now, failures)
                     hold_id = None
-                outcome, default_deny = Outcome.DENY, False
-                deciding = [RuleHit(f"{redeem[0]}:{redeem[1]}", redeem[0], Outcome.DENY,
-                                    f"The {redeem[0]} {redeem[1]} was already used; it allows one action.")]
+                c.outcome, c.default_deny = Outcome.DENY, False
+                c.hits = [RuleHit(f"{redeem[0]}:{redeem[1]}", redeem[0], Outcome.DENY,
+                                  f"The {redeem[0]} {redeem[1]} was already used; it allows one action.")]
+        outcome, deciding, default_deny = c.outcome, c.sorted_hits(), c.default_deny
+        stops_to_set = [(scope, item) for scope, item in c.stops if scope is not None]
 
         obligations: dict[str, Any] = {}
         if outcome is Outcome.REQUIRE_APPROVAL and verdict.approvals:
@@ -269,19 +323,14 @@ class Engine:
                 for r in verdict.approvals if r.approval is not None
             ]
         if outcome is Outcome.ESCALATE:
-            paths = [r for r in verdict.escalations if r.escalation is not None]
+            paths = [p for p in c.paths if p is not None]
             if paths:
-                obligations["escalation"] = _escalation_obligation(
-                    paths[0].escalation, [r.id for r in verdict.escalations])  # type: ignore[arg-type]
-            elif outcome is Outcome.ESCALATE:
+                obligations["escalation"] = _escalation_obligation(paths[0], [h.id for h in deciding])
+            else:
                 obligations["escalation"] = {"target": None, "chain": [], "fallback": "deny",
                                              "rules": [h.id for h in deciding]}
             if view.signals:
-                obligations.setdefault("escalation", {})["signals"] = [dict(s) for s in view.signals]
-        if outcome is Outcome.HALT:
-            for r in verdict.halts:
-                if r.stop_scope is not None:
-                    stops_to_set.append((r.stop_scope, r))
+                obligations["escalation"]["signals"] = [dict(s) for s in view.signals]
         if outcome is Outcome.HALT and stops_to_set:
             obligations["stops"] = self._set_stops(stops_to_set, req, view, failures)
         if outcome in (Outcome.REQUIRE_APPROVAL, Outcome.ESCALATE):
@@ -292,11 +341,8 @@ class Engine:
                 outcome, deciding, default_deny = Outcome.DENY, [RuleHit(
                     "charter.fail-closed", "failure", Outcome.DENY,
                     "The request for a human could not be recorded, so the action is denied (fail closed).")], False
-        if req.run or hold_id:
-            self._pending[did] = {
-                "hold": hold_id, "run": req.run, "view": view, "request": req,
-                "outcome": outcome,
-            }
+        if outcome is Outcome.ALLOW or hold_id:
+            self._remember(did, hold_id, req, view, failures)
         evidence = self._evidence(deciding, view) if self.trace is not None else {}
         return self._finish(
             did, req, outcome, deciding, t0, boundaries=boundaries, shadow=verdict.shadow,
@@ -488,6 +534,9 @@ class Engine:
         """Record what an action really did: commit its actual cost (refunding or charging the
         difference), add its result labels to the run, and run the checks after an action."""
         ctx = self._pending.pop(decision_id, None)
+        if self._shared_pending:
+            recalled = self._recall(decision_id)  # also marks a shared record settled
+            ctx = ctx or recalled
         if ctx is None:
             raise KeyError(f"unknown or already settled decision {decision_id!r}")
         now = self.clock()
@@ -518,6 +567,9 @@ class Engine:
                                                        limit=ln.limit / MICROS))
             except StoreError as exc:
                 st.failures.append(Failure("state store", f"commit: {exc}", "hold expires by TTL"))
+        spent = actual_map or dict(req.cost)
+        if spent and self._velocity:
+            self._count_velocity(req, view, spent, now, st)
         run = ctx["run"]
         all_labels = set(labels)
         checks = self.policy.index["results"].select(
@@ -566,6 +618,64 @@ class Engine:
             except Exception as exc:
                 st.failures.append(Failure("trace", str(exc), "settlement not traced"))
         return st
+
+    def _remember(self, did: str, hold_id: str | None, req: Req, view: View, failures: list[Failure]) -> None:
+        """Keep what settling this decision needs: in memory, and in a shared store for other replicas."""
+        pending = self._pending
+        if len(pending) >= PENDING_LIMIT:
+            # INVARIANT: bounded memory; an unsettled hold is released by its TTL in any case.
+            for key in list(itertools.islice(iter(pending), PENDING_LIMIT // 10)):
+                pending.pop(key, None)
+        pending[did] = {"hold": hold_id, "run": req.run, "view": view, "request": req}
+        if self._shared_pending and (hold_id or req.run or self.policy.result_checks or self._velocity):
+            try:
+                self.store.put_record("pending", did, {"hold": hold_id, "request": req.to_dict(),
+                                                       "now": view.now}, ttl_s=PENDING_TTL_S)
+            except StoreError as exc:
+                failures.append(Failure("state store", f"pending {did}: {exc}",
+                                        "settle only on this replica"))
+
+    def _recall(self, did: str) -> dict[str, Any] | None:
+        """A decision made by another replica sharing the store."""
+        try:
+            got = self.store.get_record("pending", did)
+        except StoreError:
+            return None
+        if got is None or got[1].get("settled"):
+            return None
+        version, doc = got
+        # INVARIANT: exactly one replica settles a decision (compare-and-set on the record)
+        if not self.store.cas_record("pending", did, version, {**doc, "settled": True}):
+            return None
+        req = parse_request(doc["request"])
+        view = build_view(self.policy, req, float(doc.get("now") or self.clock()))
+        return {"hold": doc.get("hold"), "run": req.run, "view": view, "request": req}
+
+    def _count_velocity(self, req: Req, view: View, spent: Mapping[str, float], now: float,
+                        st: Settlement) -> None:
+        """Spend velocity counts money actually spent; a trip stops its scope for later decisions."""
+        pairs = velocity_hits(self.policy, req, view, spent)
+        if not pairs:
+            return
+        try:
+            res = self.store.apply(Batch(now=now, hits=tuple(op for _, op in pairs)))
+        except StoreError as exc:
+            st.failures.append(Failure("state store", f"velocity: {exc}", "not counted"))
+            return
+        stops: list[tuple[Scope, Any]] = []
+        for (tw, _), hit in zip(pairs, res.hits, strict=False):
+            st.boundaries.append(BoundaryCheck("tripwire", tw.id, not hit.tripped, key=hit.key,
+                                               used=hit.total / MICROS, limit=tw.threshold, unit=tw.unit,
+                                               detail="spend-velocity"))
+            if hit.tripped and tw.mode is Mode.ENFORCE:
+                st.checks.append(RuleHit(tw.id, "tripwire", tw.outcome, tw.reason,
+                                         str(tw.source) if tw.source else None))
+                if st.outcome is None or tw.outcome.rank > st.outcome.rank:
+                    st.outcome = tw.outcome
+                if tw.outcome is Outcome.HALT and tw.stop_scope is not None:
+                    stops.append((tw.stop_scope, tw))
+        for d in self._set_stops(stops, req, view, st.failures) if stops else ():
+            st.stops.append(StopRecord(**d))
 
     # ---- convenience -------------------------------------------------------------------------
     def batch_size_hint(self) -> int:

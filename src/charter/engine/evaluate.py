@@ -249,14 +249,22 @@ def check_sequence(seq: SequenceCondition, view: View) -> bool:
 
 
 def rule_holds(rule: Rule, view: View) -> bool:
-    """Whether a selected rule's conditions, signals and sequences all hold (may raise EvalError)."""
+    """Whether a selected rule's conditions, signals and sequences all hold (may raise EvalError).
+
+    Commutative: any part that is false makes the rule not apply, even if another part failed.
+    """
+    for seq in rule.sequences:
+        if not check_sequence(seq, view):
+            return False
     first_error: EvalError | None = None
-    if rule.sequences:
-        for seq in rule.sequences:
-            if not check_sequence(seq, view):
-                return False
+    try:
+        if not check_conditions(rule.conditions, view):
+            return False
+    except EvalError as exc:
+        first_error = exc
     if rule.signals:
         matched = False
+        signal_error: EvalError | None = None
         for sc in rule.signals:
             for sig in view.signals:
                 if sig["kind"] != sc.kind:
@@ -271,14 +279,16 @@ def rule_holds(rule: Rule, view: View) -> bool:
                         matched = True
                         break
                 except EvalError as exc:
-                    first_error = first_error or exc
+                    signal_error = signal_error or exc
             if matched:
                 break
         if not matched:
-            if first_error is not None:
-                raise first_error
-            return False
-    return check_conditions(rule.conditions, view)
+            if signal_error is None:
+                return False
+            first_error = first_error or signal_error
+    if first_error is not None:
+        raise first_error
+    return True
 
 
 @dataclass(slots=True)

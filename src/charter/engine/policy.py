@@ -168,6 +168,7 @@ class Budget:
     mode: Mode = Mode.ENFORCE
     fail: FailMode = FailMode.DENY
     source: Source | None = None
+    escalation: EscalationPath | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +187,7 @@ class RateLimit:
     mode: Mode = Mode.ENFORCE
     fail: FailMode = FailMode.DENY
     source: Source | None = None
+    escalation: EscalationPath | None = None
 
 
 @dataclass(frozen=True, slots=True)

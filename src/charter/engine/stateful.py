@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -70,19 +71,32 @@ class Plan:
     hits: list[tuple[Any, str]] = field(default_factory=list)  # (rate|tripwire, scope value)
     lines: list[tuple[Budget, str]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
-    fail_outcome: Outcome | None = None
+    #: boundaries whose condition failed: (item, outcome its failure mode contributes, message)
+    errors: list[tuple[Any, Outcome, str]] = field(default_factory=list)
     shadow_budgets: list[Budget] = field(default_factory=list)
 
 
-def _applies(item: Any, view: View, plan: Plan) -> bool:
+_FAIL = {"deny": Outcome.DENY, "halt": Outcome.HALT, "escalate": Outcome.ESCALATE,
+         "require_approval": Outcome.REQUIRE_APPROVAL}
+
+
+def _applies(item: Any, view: View, errors: list[tuple[Any, Outcome, str]], failures: list[Failure]) -> bool:
+    """Whether a boundary's conditions hold; a failure contributes its failure mode (deny by default)."""
+    if not item.conditions:
+        return True
     try:
         return check_conditions(item.conditions, view)
     except EvalError as exc:
-        took = getattr(item, "fail", None)
-        plan.failures.append(Failure(f"{type(item).__name__.lower()} {item.id}", str(exc), "deny"))
-        if took is None or took.value != "ignore":
-            plan.fail_outcome = Outcome.DENY
+        fail = getattr(item, "fail", None)
+        took = _FAIL.get(fail.value if fail is not None else "deny")
+        failures.append(Failure(f"{_kind(item)} {item.id}", str(exc), took.value if took else "ignore (fail-open)"))
+        if took is not None and item.mode is Mode.ENFORCE:
+            errors.append((item, took, str(exc)))
         return False
+
+
+def _kind(item: Any) -> str:
+    return {"Budget": "budget", "RateLimit": "rate", "Tripwire": "tripwire"}.get(type(item).__name__, "rule")
 
 
 def plan_batch(
@@ -100,7 +114,7 @@ def plan_batch(
     hits: list[HitOp] = []
     tw: Tripwire
     for tw in idx["tripwires"].select(*sel_args):
-        if tw.trigger is TriggerKind.DEPTH or not _applies(tw, view, plan):
+        if tw.trigger in _NOT_COUNTED or not _applies(tw, view, plan.errors, plan.failures):
             continue
         op = _tripwire_hit(tw, req, view)
         if op is not None and tw.mode is Mode.SHADOW:
@@ -114,7 +128,7 @@ def plan_batch(
     if allow_spend:
         rl: RateLimit
         for rl in idx["rates"].select(*sel_args):
-            if not _applies(rl, view, plan):
+            if not _applies(rl, view, plan.errors, plan.failures):
                 continue
             for value in scope_values(rl.scope, req, view):
                 key = f"rl:{rl.id}:{value}"
@@ -128,7 +142,7 @@ def plan_batch(
         b: Budget
         for b in idx["budgets"].select(*sel_args):
             amount = req.cost.get(b.unit)
-            if amount is None or not _applies(b, view, plan):
+            if amount is None or not _applies(b, view, plan.errors, plan.failures):
                 continue
             if b.mode is Mode.SHADOW:
                 plan.shadow_budgets.append(b)
@@ -167,12 +181,6 @@ def _tripwire_hit(tw: Tripwire, req: Req, view: View) -> HitOp | None:
     run = req.run or "-"
     if tw.trigger is TriggerKind.REPEAT:
         return HitOp(f"tw:{tw.id}:{view.actor_id}:{call_fingerprint(view)}", window or 60.0, 1, trip_above=threshold)
-    if tw.trigger is TriggerKind.VELOCITY:
-        amount = req.cost.get(tw.unit or "")
-        if not amount:
-            return None
-        wf = req.workflow or "-"
-        return HitOp(f"tw:{tw.id}:{wf}", window or 60.0, micros(amount), trip_above=micros(tw.threshold))
     if view.kind is not ActionKind.DELEGATE:
         return None
     if tw.trigger is TriggerKind.PINGPONG:
@@ -195,13 +203,35 @@ def mark_matches(mark: EventMark, view: View) -> bool:
     return t.any or view.target in t.names or (bool(t.roles) and not t.roles.isdisjoint(view.target_roles))
 
 
-def depth_trips(policy: CompiledPolicy, req: Req, view: View) -> list[Tripwire]:
-    """Delegation-depth tripwires tripped by this request (stateless)."""
+#: tripwires not counted in the decision batch: depth needs no state; velocity counts settled spend
+_NOT_COUNTED = (TriggerKind.DEPTH, TriggerKind.VELOCITY)
+
+
+def depth_trips(policy: CompiledPolicy, req: Req, view: View, errors: list[tuple[Any, Outcome, str]],
+                failures: list[Failure]) -> list[Tripwire]:
+    """Delegation-depth tripwires this request trips (they need no state)."""
     depth = len(view.chain)
     out = []
-    for tw in policy.tripwires:
-        if tw.trigger is TriggerKind.DEPTH and tw.mode is Mode.ENFORCE and depth > tw.threshold:
+    sel = (view.kind, view.target, view.actor_id, view.roles, view.ancestors, req.workflow, view.target_roles)
+    for tw in policy.index["tripwires"].select(*sel):
+        if tw.trigger is TriggerKind.DEPTH and depth > tw.threshold and _applies(tw, view, errors, failures):
             out.append(tw)
+    return out
+
+
+def velocity_hits(policy: CompiledPolicy, req: Req, view: View, spent: Mapping[str, float]) -> list[tuple[Tripwire, HitOp]]:
+    """Spend-velocity counters for money actually spent (counted when an action is settled)."""
+    out = []
+    sel = (view.kind, view.target, view.actor_id, view.roles, view.ancestors, req.workflow, view.target_roles)
+    for tw in policy.index["tripwires"].select(*sel):
+        if tw.trigger is not TriggerKind.VELOCITY:
+            continue
+        amount = spent.get(tw.unit or "")
+        if not amount or not _applies(tw, view, [], []):
+            continue
+        trip = micros(tw.threshold) if tw.mode is Mode.ENFORCE else None
+        out.append((tw, HitOp(f"tw:{tw.id}:{req.workflow or '-'}", tw.window_seconds or 60.0, micros(amount),
+                              trip_above=trip)))
     return out
 
 
@@ -212,7 +242,8 @@ class StateOutcome:
     outcome: Outcome = Outcome.ALLOW
     checks: list[BoundaryCheck] = field(default_factory=list)
     tripped: list[Tripwire] = field(default_factory=list)
-    deciding: list[tuple[str, str, Outcome, str]] = field(default_factory=list)  # (kind, id, effect, reason)
+    #: (kind, id, effect, reason, escalation path or None)
+    deciding: list[tuple[str, str, Outcome, str, Any]] = field(default_factory=list)
     stops_to_set: list[tuple[Scope, Tripwire | Budget | RateLimit]] = field(default_factory=list)
 
 
@@ -238,7 +269,7 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
             if hit.tripped and enforce:
                 worse(item.outcome)
                 out.tripped.append(item)
-                out.deciding.append(("tripwire", item.id, item.outcome, item.reason))
+                out.deciding.append(("tripwire", item.id, item.outcome, item.reason, item.escalation))
                 if item.outcome is Outcome.HALT and item.stop_scope is not None:
                     out.stops_to_set.append((item.stop_scope, item))
         else:
@@ -252,7 +283,7 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
             )
             if hit.limited and enforce:
                 worse(rl.on_exceed)
-                out.deciding.append(("rate", rl.id, rl.on_exceed, rl.reason))
+                out.deciding.append(("rate", rl.id, rl.on_exceed, rl.reason, rl.escalation))
                 if rl.on_exceed is Outcome.HALT and rl.stop_scope is not None:
                     out.stops_to_set.append((rl.stop_scope, rl))
     for b in plan.shadow_budgets:
@@ -267,7 +298,7 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
             )
             if not st.ok and enforce:
                 worse(b.on_exceed)
-                out.deciding.append(("budget", b.id, b.on_exceed, b.reason))
+                out.deciding.append(("budget", b.id, b.on_exceed, b.reason, b.escalation))
                 if b.on_exceed is Outcome.HALT and b.stop_scope is not None:
                     out.stops_to_set.append((b.stop_scope, b))
     return out
