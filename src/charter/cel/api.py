@@ -99,7 +99,8 @@ def compile_condition(
         problems.append(
             CelProblem(
                 ProblemKind.NOT_BOOL,
-                f"the condition must be true or false, but it gives a {result_type}",
+                f"the condition must be true or false, but it gives "
+                f"{'an' if str(result_type)[:1] in 'aeiou' else 'a'} {result_type}",
                 0,
                 len(text),
                 "compare the value with something, e.g. x > 0",

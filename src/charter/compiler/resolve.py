@@ -55,6 +55,8 @@ class AgentDecl:
     parent: str | None
     attrs: dict[str, Any]
     span: Span
+    #: the inventory file it came from (None when declared in a policy file)
+    from_inventory: str | None = None
 
 
 @dataclass
@@ -173,7 +175,9 @@ class Resolver:
                 if isinstance(roles, str):
                     roles = [roles]
                 attrs = raw.get("attributes", {}) or {}
-                s.agents[aid] = AgentDecl(aid, [str(r) for r in roles], raw.get("parent"), dict(attrs), span)
+                decl = AgentDecl(aid, [str(r) for r in roles], raw.get("parent"), dict(attrs), span)
+                decl.from_inventory = inv.path
+                s.agents[aid] = decl
             for g, members in inv.groups.items():
                 if g in s.groups:
                     self._dup("group", ast.Name(value=g, span=span), s.group_spans[g])
@@ -375,9 +379,15 @@ class Resolver:
                     if item.parent is not None:
                         self.check("agent", item.parent, s.agents)
         for a in s.agents.values():
+            if a.from_inventory is None:
+                continue
             for r in a.roles:
-                if r not in s.roles and a.span.path.endswith((".yaml", ".yml")):
-                    self.unknown("role", ast.Name(value=r, span=a.span), s.roles)
+                if r not in s.roles:
+                    self.unknown(f"role in inventory {a.from_inventory} (agent {a.id})",
+                                 ast.Name(value=r, span=a.span), s.roles)
+            if a.parent is not None and a.parent not in s.agents:
+                self.unknown(f"parent in inventory {a.from_inventory} (agent {a.id})",
+                             ast.Name(value=str(a.parent), span=a.span), s.agents)
         if s.rank is not None:
             sources = s.signal_sources
             for n in s.rank.names:

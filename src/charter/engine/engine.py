@@ -546,7 +546,7 @@ class Engine:
         view: View = ctx["view"]
         actual_map: dict[str, float] = {}
         if isinstance(actual_cost, Mapping):
-            actual_map = dict(actual_cost)
+            actual_map = {str(k): float(v) for k, v in actual_cost.items()}
         elif actual_cost is not None:
             units = list(req.cost) or sorted(self.policy.units)
             if units:

@@ -213,7 +213,8 @@ def _fast(d: Mapping[str, Any]) -> Req | None:
         for k, v in cost.items():
             if type(k) is not str or type(v) not in (int, float) or not (0 <= v < math.inf):
                 return None
-        r.cost = cost
+        # as pydantic does for float fields: whole numbers become floats (CEL: 10.0 * 1.5 works)
+        r.cost = {k: float(v) for k, v in cost.items()}
     sigs = d.get("signals")
     if sigs:
         sigs_ok = _signals(sigs)

@@ -193,6 +193,13 @@ def _syntax_diag(path: str, exc: UnexpectedInput, text: str) -> Diagnostic:
                 'close the string with " on the same line',
             )
         allowed = _expected_list(set(exc.allowed or ()))
+        if "CEL" in (exc.allowed or ()) and ch in "([{":
+            return error(
+                Code.E304_CEL_TOO_COMPLEX,
+                "brackets in a condition nest more than 6 levels deep",
+                span,
+                "split the condition into several when clauses or simplify it",
+            )
         shown = repr(ch) if ch.strip() else "whitespace"
         return error(
             Code.E101_SYNTAX, f"unexpected character {shown}", span,
