@@ -197,7 +197,7 @@ def test_quirks_follow_cel_python() -> None:
                                    "number (int)", "write whole numbers as decimals (e.g. "
                                    "100.0) or convert with double(...)")]),
         ("actor.clearance", [("NOT_BOOL", "the condition must be true or false, but it gives "
-                              "a int", "compare the value with something, e.g. x > 0")]),
+                              "an int", "compare the value with something, e.g. x > 0")]),
         ("actor.clearance && flag", [("TYPE", "'&&' needs true/false values, but "
                                       "actor.clearance is a whole number (int)", None)]),
         ("foo(1)", [("UNSUPPORTED", "unknown or unsupported function 'foo()'", None)]),
