@@ -602,7 +602,8 @@ class Engine:
                     worst = chk.outcome
                 if chk.outcome is Outcome.HALT:
                     stops.append((chk.stop_scope or Scope.AGENT, chk))
-            st.outcome = worst
+            if worst is not None and (st.outcome is None or worst.rank > st.outcome.rank):
+                st.outcome = worst
             if stops:
                 for d in self._set_stops(stops, req, view, st.failures):
                     st.stops.append(StopRecord(**d))
