@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import time
+from time import perf_counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -15,7 +16,7 @@ from charter.engine.decision import BoundaryCheck, Decision, Failure, RuleHit
 from charter.engine.evaluate import EvalError, RunView, View, check_conditions, evaluate
 from charter.engine.policy import CompiledPolicy, EscalationPath, Rule
 from charter.engine.prepare import build_view, scope_values, stop_keys
-from charter.engine.req import Req, RequestError, parse_request
+from charter.engine.req import Req, RequestError, _fast, parse_request
 from charter.engine.request import Request
 from charter.engine.stateful import (
     MICROS,
@@ -189,6 +190,8 @@ class Engine:
         in_memory = isinstance(store, MemoryStore)
         self._stop_count = store.stop_count if in_memory else None  # type: ignore[attr-defined]
         self._active_stop = store.active_stop if in_memory else None  # type: ignore[attr-defined]
+        #: the lean path applies: nothing to count, store or trace for a stateless policy
+        self._lean = in_memory and trace is None and not policy.stateful and not self._depth_trips
         from charter.approvals import Approvals, Escalations, Stops
 
         if trace is not None:
@@ -212,11 +215,50 @@ class Engine:
     def decide(self, request: Request | Req | Mapping[str, Any]) -> Decision:
         """Decide one action. Raises RequestError for a malformed request; every other failure
         is recorded in the decision and never yields ``allow``."""
-        t0 = time.perf_counter()
-        req = parse_request(request)
+        t0 = perf_counter()
+        req = _fast(request) if type(request) is dict else None
+        if req is None:
+            req = parse_request(request)
+        if self._lean and not (req.approval or req.idempotency_key or req.chain) \
+                and not self._stop_count():  # type: ignore[misc]
+            return self._decide_lean(req, t0)
+        return self._decide(req, t0)
+
+    def _decide_lean(self, req: Req, t0: float) -> Decision:
+        """The common case, with nothing to count: a stateless policy, an in-memory store with no
+        stop active, no approval to redeem, no idempotency key, no delegation chain, no trace.
+
+        INVARIANT: gives exactly what ``_decide`` gives for these requests (the differential and
+        conformance tests run both paths).
+        """
         policy = self.policy
         now = req.time if req.time is not None else self.clock()
         view = build_view(policy, req, now)
+        verdict = evaluate(policy, view, policy.index["rules"].select(
+            view.kind, view.target, view.actor_id, view.roles, view.ancestors, req.workflow,
+            view.target_roles))
+        outcome = verdict.outcome
+        if outcome is Outcome.ALLOW:
+            did = f"d-{self._prefix}-{next(self._ids):x}"
+            self._remember(did, None, req, view, verdict.failures)
+            d = Decision(did, outcome, tuple(verdict.deciding), policy.revision, (), tuple(verdict.shadow),
+                         tuple(verdict.failures), {}, 0.0, False)
+            d.elapsed_us = (perf_counter() - t0) * 1e6
+            return d
+        if outcome is Outcome.DENY and not verdict.halts:
+            d = Decision(f"d-{self._prefix}-{next(self._ids):x}", outcome, tuple(verdict.deciding),
+                         policy.revision, (), tuple(verdict.shadow), tuple(verdict.failures), {}, 0.0,
+                         verdict.default_deny)
+            d.elapsed_us = (perf_counter() - t0) * 1e6
+            return d
+        return self._decide(req, t0, view, verdict)
+
+    def _decide(self, req: Req, t0: float, view: View | None = None, verdict: Any = None) -> Decision:
+        """The general path: run state, stops, tripwires, rates, budgets, human gates, trace."""
+        policy = self.policy
+        now = req.time if req.time is not None else self.clock()
+        if view is None:
+            view = build_view(policy, req, now)
         did = self._new_id()
         failures: list[Failure] = []
 
@@ -227,9 +269,10 @@ class Engine:
             except StoreError as exc:
                 return self._failed(did, req, t0, f"state store: {exc}", failures)
 
-        sel = (view.kind, view.target, view.actor_id, view.roles, view.ancestors,
-               req.workflow, view.target_roles)
-        verdict = evaluate(policy, view, policy.index["rules"].select(*sel))
+        if verdict is None or view.run is not None:
+            sel = (view.kind, view.target, view.actor_id, view.roles, view.ancestors,
+                   req.workflow, view.target_roles)
+            verdict = evaluate(policy, view, policy.index["rules"].select(*sel))
         failures.extend(verdict.failures)
         c = _Combined(verdict.outcome, verdict.deciding, verdict.default_deny)
         for r in verdict.escalations:
@@ -541,9 +584,7 @@ class Engine:
             raise KeyError(f"unknown or already settled decision {decision_id!r}")
         now = self.clock()
         st = Settlement(decision_id, False, outcome, labels=tuple(labels))
-        hold = ctx["hold"]
-        req: Req = ctx["request"]
-        view: View = ctx["view"]
+        hold, run, view, req = ctx
         actual_map: dict[str, float] = {}
         if isinstance(actual_cost, Mapping):
             actual_map = {str(k): float(v) for k, v in actual_cost.items()}
@@ -570,7 +611,6 @@ class Engine:
         spent = actual_map or dict(req.cost)
         if spent and self._velocity:
             self._count_velocity(req, view, spent, now, st)
-        run = ctx["run"]
         all_labels = set(labels)
         checks = self.policy.index["results"].select(
             view.kind, view.target, view.actor_id, view.roles, view.ancestors, req.workflow,
@@ -627,7 +667,7 @@ class Engine:
             # INVARIANT: bounded memory; an unsettled hold is released by its TTL in any case.
             for key in list(itertools.islice(iter(pending), PENDING_LIMIT // 10)):
                 pending.pop(key, None)
-        pending[did] = {"hold": hold_id, "run": req.run, "view": view, "request": req}
+        pending[did] = (hold_id, req.run, view, req)
         if self._shared_pending and (hold_id or req.run or self.policy.result_checks or self._velocity):
             try:
                 self.store.put_record("pending", did, {"hold": hold_id, "request": req.to_dict(),
@@ -650,7 +690,7 @@ class Engine:
             return None
         req = parse_request(doc["request"])
         view = build_view(self.policy, req, float(doc.get("now") or self.clock()))
-        return {"hold": doc.get("hold"), "run": req.run, "view": view, "request": req}
+        return (doc.get("hold"), req.run, view, req)
 
     def _count_velocity(self, req: Req, view: View, spent: Mapping[str, float], now: float,
                         st: Settlement) -> None:
