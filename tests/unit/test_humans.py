@@ -271,7 +271,7 @@ def test_webhook_notifier_never_blocks_and_retries() -> None:
     class H(http.server.BaseHTTPRequestHandler):
         calls = 0
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             H.calls += 1
             body = self.rfile.read(int(self.headers["Content-Length"]))
             if H.calls == 1:

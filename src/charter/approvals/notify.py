@@ -74,7 +74,7 @@ class WebhookNotifier:
                     req = urllib.request.Request(
                         self.url, data=body, headers={"Content-Type": "application/json"}, method="POST"
                     )
-                    with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310
+                    with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                         if 200 <= resp.status < 300:
                             self.sent += 1
                             break

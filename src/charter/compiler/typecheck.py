@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from charter.cel import CelCompileError, CelType, Compiled, ProblemKind, compile_condition
 from charter.compiler.resolve import RuleEntry, Symbols
@@ -165,16 +166,13 @@ class ConditionCompiler:
     """Compiles conditions with a cache: identical (text, environment) pairs compile once."""
 
     def __init__(self) -> None:
-        self.cache: dict[tuple[str, int], Compiled | CelCompileError] = {}
-        self.env_ids: dict[int, int] = {}
-        self._envs: list[Mapping[str, CelType]] = []
+        self.cache: dict[tuple[str, Any], Compiled | CelCompileError] = {}
 
-    def _env_key(self, env: Mapping[str, CelType]) -> int:
-        for i, e in enumerate(self._envs):
-            if e is env or e == env:
-                return i
-        self._envs.append(env)
-        return len(self._envs) - 1
+    @staticmethod
+    def _env_key(env: Mapping[str, CelType]) -> Any:
+        # INVARIANT: structural (object fields included), so a condition is only reused for an
+        # identical declaration environment.
+        return tuple(sorted((name, _type_key(t)) for name, t in env.items()))
 
     def compile(
         self, text: str, env: Mapping[str, CelType], span: Span, diags: list[Diagnostic]
@@ -217,6 +215,13 @@ class ConditionCompiler:
                 )
             return None
         return found
+
+
+def _type_key(t: CelType | None) -> Any:
+    if t is None:
+        return None
+    fields = tuple(sorted((k, _type_key(v)) for k, v in t.fields.items())) if t.fields else None
+    return (t.kind, _type_key(t.elem), _type_key(t.key), _type_key(t.val), fields, t.open)
 
 
 def rule_env(entry: RuleEntry, sym: Symbols, envs: Environments) -> dict[str, CelType]:

@@ -7,9 +7,9 @@ import itertools
 import json
 import os
 import time
-from time import perf_counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any, Protocol
 
 from charter.engine.decision import BoundaryCheck, Decision, Failure, RuleHit

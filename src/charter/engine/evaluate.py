@@ -42,7 +42,6 @@ class View:
 
     __slots__ = (
         "_activation",
-        "declared",
         "actor_id",
         "ancestors",
         "arg_labels",
@@ -50,6 +49,7 @@ class View:
         "attributes",
         "chain",
         "cost",
+        "declared",
         "human",
         "kind",
         "labels",
