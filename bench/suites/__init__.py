@@ -9,6 +9,8 @@ from types import ModuleType
 # name -> module; later work adds "state", "trace", "sidecar" here.
 SUITES: dict[str, str] = {
     "engine": "bench.suites.engine",
+    "state": "bench.suites.state",
+    "trace": "bench.suites.trace",
     "sidecar": "bench.suites.sidecar",
 }
 

@@ -32,8 +32,21 @@ def micros(amount: float) -> int:
     return int(round(amount * MICROS))
 
 
+#: the last window computed per (calendar, zone): (start, end, id); windows change rarely
+_WINDOWS: dict[tuple[Calendar, str], tuple[float, float, str]] = {}
+
+
 def calendar_window(cal: Calendar, tz: str, now: float) -> tuple[str, float]:
     """The id of the calendar window containing ``now`` in ``tz``, and when it ends (epoch s)."""
+    hit = _WINDOWS.get((cal, tz))
+    if hit is not None and hit[0] <= now < hit[1]:
+        return hit[2], hit[1]
+    wid, start, end = _calendar_window(cal, tz, now)
+    _WINDOWS[(cal, tz)] = (start, end, wid)
+    return wid, end
+
+
+def _calendar_window(cal: Calendar, tz: str, now: float) -> tuple[str, float, float]:
     zone = ZoneInfo(tz)
     t = datetime.fromtimestamp(now, zone)
     if cal is Calendar.HOUR:
@@ -54,7 +67,7 @@ def calendar_window(cal: Calendar, tz: str, now: float) -> tuple[str, float]:
         nxt = (start + timedelta(days=32)).replace(day=1)
         end = nxt
         wid = start.strftime("%Y-%m")
-    return wid, end.timestamp()
+    return wid, start.timestamp(), end.timestamp()
 
 
 def call_fingerprint(view: View) -> str:
