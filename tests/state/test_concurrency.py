@@ -92,12 +92,16 @@ def _url(backend: str, tmp_path: Path, tag: str) -> str:
     return url
 
 
-def _run(url: str, target: Any) -> tuple[list[Any], float]:
+def _run(url: str, target: Any, after_start: Any = None) -> tuple[list[Any], float]:
     q = CTX.Queue()
     procs = [CTX.Process(target=_guarded(target), args=(url, w, q)) for w in range(PROCS)]
     t0 = time.perf_counter()
     for p in procs:
         p.start()
+    if after_start is not None:
+        # INVARIANT: no other thread runs while the workers are forked (a thread holding a
+        # SQLite or allocator lock at fork time can deadlock the child).
+        after_start()
     results = [q.get(timeout=110) for _ in procs]
     errors = [r[1] for r in results if isinstance(r, tuple) and r and r[0] == "error"]
     assert not errors, errors
@@ -124,12 +128,12 @@ def test_budget_never_overspent(backend: str, tmp_path: Path, tag: str) -> None:
         mon.close()
 
     th = threading.Thread(target=monitor)
-    th.start()
     try:
-        results, elapsed = _run(url, _budget_worker)
+        results, elapsed = _run(url, _budget_worker, th.start)
     finally:
         stop.set()
-        th.join()
+        if th.ident is not None:
+            th.join()
     try:
         committed = sum(r[0] for r in results)
         reserved_ok = sum(r[1] for r in results)
