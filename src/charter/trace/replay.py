@@ -1,0 +1,151 @@
+"""Replay: re-decide recorded requests under a candidate policy, with the state each decision saw."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from charter.enums import Outcome
+
+_RANK = {o.value: o.rank for o in Outcome}
+
+
+@dataclass
+class Change:
+    """One recorded decision that the candidate decides differently."""
+
+    id: str
+    agent: str | None
+    target: str | None
+    before: str
+    after: str
+    rules_before: list[str]
+    rules_after: list[str]
+
+    @property
+    def widens(self) -> bool:
+        """The candidate is looser for this request (e.g. deny -> allow, approval dropped)."""
+        return _RANK[self.after] < _RANK[self.before]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"id": self.id, "agent": self.agent, "target": self.target, "before": self.before,
+                "after": self.after, "widens": self.widens, "rules_before": self.rules_before,
+                "rules_after": self.rules_after}
+
+
+@dataclass
+class ReplayReport:
+    """What a candidate policy would have changed."""
+
+    replayed: int = 0
+    unchanged: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def widened(self) -> list[Change]:
+        """Changes that loosen a decision."""
+        return [c for c in self.changes if c.widens]
+
+    def transitions(self) -> dict[str, int]:
+        """'deny -> allow': count."""
+        return dict(Counter(f"{c.before} -> {c.after}" for c in self.changes))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"schema_version": 1, "replayed": self.replayed, "unchanged": self.unchanged,
+                "changed": len(self.changes), "widened": len(self.widened), "transitions": self.transitions(),
+                "changes": [c.to_dict() for c in self.changes],
+                "skipped": [{"id": i, "why": w} for i, w in self.skipped]}
+
+
+def records_from(source: str | Path) -> Iterator[dict[str, Any]]:
+    """Decision records from a trace log (SQLite) or a JSONL export, oldest first."""
+    p = Path(source)
+    if p.suffix == ".jsonl":
+        with p.open(encoding="utf-8") as f:
+            for line in f:
+                row = json.loads(line)
+                rec = json.loads(row["body"]) if "body" in row else row
+                if rec.get("kind") == "decision":
+                    yield rec
+        return
+    from charter.trace.log import open_reader
+
+    conn = open_reader(p)
+    try:
+        for (body,) in conn.execute("SELECT body FROM trace WHERE kind = 'decision' ORDER BY seq"):
+            yield json.loads(body)
+    finally:
+        conn.close()
+
+
+def _seed(store: Any, rec: dict[str, Any], now: float) -> None:
+    """Put into an empty store the state the recorded decision saw (stops, budgets, counters)."""
+    from charter.state import Batch, BudgetLine, HitOp, ReserveOp, StopRecord
+
+    hits, lines = [], []
+    for b in rec.get("boundaries", []):
+        kind, key = b.get("kind"), b.get("key")
+        if kind == "stop":
+            scope, _, value = str(b.get("id", "")).partition(":")
+            store.set_stop(StopRecord(scope, value, b.get("detail") or "", "replay", now, "replay"))
+        elif kind == "budget" and key:
+            seen = float(b.get("used") or 0) + float(b.get("reserved") or 0)
+            if seen > 0:
+                lines.append(BudgetLine(key, 2**62, int(round(seen * 1_000_000))))
+        elif kind in ("rate", "tripwire") and key and b.get("used"):
+            count = float(b["used"])
+            if kind == "rate" or b.get("detail") != "spend-velocity":
+                count = max(0.0, count - 1)  # the recorded count includes the recorded request
+            if count > 0:
+                hits.append(HitOp(key, 3600.0 * 24, int(count)))
+    if hits or lines:
+        reserve = ReserveOp("replay-seed", tuple(lines), 3600.0) if lines else None
+        store.apply(Batch(now=now - 1e-3, hits=tuple(hits), reserve=reserve))
+        if reserve is not None:
+            store.commit("replay-seed", None, now=now)
+
+
+def replay(candidate: Any, records: Iterable[dict[str, Any]]) -> ReplayReport:
+    """Decide each recorded request under the candidate policy, each in the state it saw."""
+    from charter.engine.engine import Engine
+    from charter.state.memory import MemoryStore
+
+    report = ReplayReport()
+    for rec in records:
+        req = dict(rec["request"])
+        if req.get("approval"):
+            report.skipped.append((rec["id"], "resubmission with an approval (needs the human record)"))
+            continue
+        if any(v == "[redacted]" for v in (req.get("action", {}).get("args") or {}).values()):
+            pass  # redacted arguments are replayed as recorded (conditions on them may differ)
+        now = float(rec["at"])
+        store = MemoryStore()
+        try:
+            _seed(store, rec, now)
+        except Exception as exc:  # noqa: BLE001 - one unreplayable record must not stop the replay
+            report.skipped.append((rec["id"], f"state could not be rebuilt: {exc}"))
+            continue
+        engine = Engine(candidate, store=store, clock=lambda now=now: now)
+        req.pop("idempotency_key", None)
+        try:
+            got = engine.decide(req)
+        except ValueError as exc:
+            report.skipped.append((rec["id"], f"request no longer valid: {exc}"))
+            continue
+        report.replayed += 1
+        after = got.outcome.value
+        if after == rec["outcome"]:
+            report.unchanged += 1
+            continue
+        report.changes.append(Change(
+            rec["id"], rec.get("agent"), req.get("action", {}).get("target"), rec["outcome"], after,
+            [r["id"] for r in rec.get("rules", [])], [h.id for h in got.rules],
+        ))
+    return report
