@@ -34,18 +34,31 @@ class TransportError(SidecarError):
 
 
 def _hit(r: Mapping[str, Any]) -> RuleHit:
-    return RuleHit(r["id"], r["kind"], Outcome(r["effect"]), r["reason"], r.get("source"),
-                   r.get("shadow", False), r.get("error"))
+    return RuleHit(
+        r["id"],
+        r["kind"],
+        Outcome(r["effect"]),
+        r["reason"],
+        r.get("source"),
+        r.get("shadow", False),
+        r.get("error"),
+    )
 
 
 def decision_from_dict(d: Mapping[str, Any]) -> Decision:
     """A :class:`charter.Decision` from its wire form (``to_dict()`` gives the same data back)."""
     dec = Decision(
-        d["id"], Outcome(d["outcome"]), tuple(_hit(r) for r in d.get("rules", ())), d["revision"],
+        d["id"],
+        Outcome(d["outcome"]),
+        tuple(_hit(r) for r in d.get("rules", ())),
+        d["revision"],
         tuple(BoundaryCheck(**b) for b in d.get("boundaries", ())),
         tuple(_hit(r) for r in d.get("shadow", ())),
-        tuple(Failure(**f) for f in d.get("failures", ())), dict(d.get("obligations") or {}),
-        float(d.get("elapsed_us", 0.0)), bool(d.get("default_deny", False)), d.get("hold_id"),
+        tuple(Failure(**f) for f in d.get("failures", ())),
+        dict(d.get("obligations") or {}),
+        float(d.get("elapsed_us", 0.0)),
+        bool(d.get("default_deny", False)),
+        d.get("hold_id"),
         bool(d.get("replayed", False)),
         {k: [(t, v) for t, v in vals] for k, vals in (d.get("evidence") or {}).items()},
     )
@@ -55,10 +68,15 @@ def decision_from_dict(d: Mapping[str, Any]) -> Decision:
 def settlement_from_dict(d: Mapping[str, Any]) -> Settlement:
     """A :class:`charter.Settlement` from its wire form."""
     return Settlement(
-        d["decision_id"], bool(d["committed"]), d.get("result", "success"),
-        [_hit(r) for r in d.get("checks", ())], Outcome(d["outcome"]) if d.get("outcome") else None,
-        tuple(d.get("labels", ())), [StopRecord(**s) for s in d.get("stops", ())],
-        [BoundaryCheck(**b) for b in d.get("boundaries", ())], [Failure(**f) for f in d.get("failures", ())],
+        d["decision_id"],
+        bool(d["committed"]),
+        d.get("result", "success"),
+        [_hit(r) for r in d.get("checks", ())],
+        Outcome(d["outcome"]) if d.get("outcome") else None,
+        tuple(d.get("labels", ())),
+        [StopRecord(**s) for s in d.get("stops", ())],
+        [BoundaryCheck(**b) for b in d.get("boundaries", ())],
+        [Failure(**f) for f in d.get("failures", ())],
     )
 
 
@@ -71,8 +89,14 @@ class Client:
     Nothing here ever turns an error into ``allow``.
     """
 
-    def __init__(self, url: str = "http://127.0.0.1:8181", token: str | None = None, *,
-                 timeout: float = 5.0, on_transport_error: str = "raise"):
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8181",
+        token: str | None = None,
+        *,
+        timeout: float = 5.0,
+        on_transport_error: str = "raise",
+    ):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise ValueError(f"sidecar URL must be http:// or https://, not {url!r}")
@@ -93,7 +117,7 @@ class Client:
         self.escalations = _Escalations(self)
         self.stops = _Stops(self)
 
-    def __repr__(self) -> str:   # never shows the token
+    def __repr__(self) -> str:  # never shows the token
         return f"Client({self.url!r})"
 
     # ---- transport -----------------------------------------------------------------------------
@@ -139,8 +163,9 @@ class Client:
             data = None
         if resp.status >= 300:
             if isinstance(data, Mapping):
-                raise SidecarError(resp.status, str(data.get("error", "")), str(data.get("code", "")),
-                                   data.get("field"))
+                raise SidecarError(
+                    resp.status, str(data.get("error", "")), str(data.get("code", "")), data.get("field")
+                )
             raise SidecarError(resp.status, raw[:200].decode("utf-8", "replace"))
         if data is None and raw:
             raise SidecarError(resp.status, "the sidecar answered with something that is not JSON")
@@ -164,21 +189,41 @@ class Client:
             data = self.request("POST", "/v1/decide", body)
         except TransportError as exc:
             if self.on_transport_error == "deny":
-                return Decision("d-unreachable", Outcome.DENY, (RuleHit(
-                    "charter.fail-closed", "failure", Outcome.DENY,
-                    "The sidecar could not be reached, so the action is denied (fail closed)."),), "",
-                    failures=(Failure("sidecar", str(exc), "deny"),))
+                return Decision(
+                    "d-unreachable",
+                    Outcome.DENY,
+                    (
+                        RuleHit(
+                            "charter.fail-closed",
+                            "failure",
+                            Outcome.DENY,
+                            "The sidecar could not be reached, so the action is denied (fail closed).",
+                        ),
+                    ),
+                    "",
+                    failures=(Failure("sidecar", str(exc), "deny"),),
+                )
             raise
         if not isinstance(data, Mapping) or "outcome" not in data:
             raise SidecarError(200, "the sidecar's answer is not a decision")
         return decision_from_dict(data)
 
-    def settle(self, decision_id: str, actual_cost: Mapping[str, float] | float | None = None,
-               outcome: str = "success", labels: tuple[str, ...] | list[str] = ()) -> Settlement:
+    def settle(
+        self,
+        decision_id: str,
+        actual_cost: Mapping[str, float] | float | None = None,
+        outcome: str = "success",
+        labels: tuple[str, ...] | list[str] = (),
+    ) -> Settlement:
         """Settle a decision (on the replica that made it)."""
         cost = dict(actual_cost) if isinstance(actual_cost, Mapping) else actual_cost
-        return settlement_from_dict(self.request("POST", "/v1/settle", {
-            "decision_id": decision_id, "actual_cost": cost, "outcome": outcome, "labels": list(labels)}))
+        return settlement_from_dict(
+            self.request(
+                "POST",
+                "/v1/settle",
+                {"decision_id": decision_id, "actual_cost": cost, "outcome": outcome, "labels": list(labels)},
+            )
+        )
 
     def explain(self, decision_id: str) -> dict[str, Any]:
         """The traced record of a decision and its explanation in plain words."""
@@ -212,13 +257,15 @@ class _Approvals:
 
     def approve(self, approval_id: str, who: str | None = None, note: str = "") -> dict[str, Any]:
         """Approve; ``who`` is accepted for signature compatibility but the token decides who."""
-        return dict(self._c.request("POST", f"/v1/approvals/{quote(approval_id, safe='')}/approve",
-                                    {"note": note}))
+        return dict(
+            self._c.request("POST", f"/v1/approvals/{quote(approval_id, safe='')}/approve", {"note": note})
+        )
 
     def deny(self, approval_id: str, who: str | None = None, note: str = "") -> dict[str, Any]:
         """Deny; the token decides who."""
-        return dict(self._c.request("POST", f"/v1/approvals/{quote(approval_id, safe='')}/deny",
-                                    {"note": note}))
+        return dict(
+            self._c.request("POST", f"/v1/approvals/{quote(approval_id, safe='')}/deny", {"note": note})
+        )
 
 
 class _Escalations:
@@ -234,11 +281,17 @@ class _Escalations:
     def get(self, escalation_id: str) -> dict[str, Any]:
         return dict(self._c.request("GET", f"/v1/escalations/{quote(escalation_id, safe='')}"))
 
-    def answer(self, escalation_id: str, who: str | None = None, verdict: str = "deny",
-               note: str = "") -> dict[str, Any]:
+    def answer(
+        self, escalation_id: str, who: str | None = None, verdict: str = "deny", note: str = ""
+    ) -> dict[str, Any]:
         """Answer allow or deny; the token decides who."""
-        return dict(self._c.request("POST", f"/v1/escalations/{quote(escalation_id, safe='')}/answer",
-                                    {"verdict": verdict, "note": note}))
+        return dict(
+            self._c.request(
+                "POST",
+                f"/v1/escalations/{quote(escalation_id, safe='')}/answer",
+                {"verdict": verdict, "note": note},
+            )
+        )
 
 
 class _Stops:
@@ -251,10 +304,12 @@ class _Stops:
         d = self._c.request("POST", "/v1/stops", {"scope": scope, "value": value, "reason": reason})
         return StopRecord(**d)
 
-    def resume(self, scope: str, value: str = "*", who: str | None = None,
-               reason: str = "") -> dict[str, Any]:
-        return dict(self._c.request("POST", "/v1/stops/resume",
-                                    {"scope": scope, "value": value, "reason": reason}))
+    def resume(
+        self, scope: str, value: str = "*", who: str | None = None, reason: str = ""
+    ) -> dict[str, Any]:
+        return dict(
+            self._c.request("POST", "/v1/stops/resume", {"scope": scope, "value": value, "reason": reason})
+        )
 
     def list(self) -> list[StopRecord]:
         return [StopRecord(**s) for s in self._c.request("GET", "/v1/stops")["items"]]

@@ -12,8 +12,18 @@ from typing import Any, TypeVar
 from charter.engine.decision import Decision
 from charter.enums import Outcome
 
-__all__ = ["ApprovalHandle", "ApprovalRequired", "Denied", "Escalated", "Guard", "GuardError", "Guarded",
-           "Halted", "guard", "guarded"]
+__all__ = [
+    "ApprovalHandle",
+    "ApprovalRequired",
+    "Denied",
+    "Escalated",
+    "Guard",
+    "GuardError",
+    "Guarded",
+    "Halted",
+    "guard",
+    "guarded",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 Cost = Mapping[str, float] | float | None
@@ -67,15 +77,25 @@ class ApprovalRequired(GuardError):
         return self.approval.id
 
 
-_TERMINAL = {"denied": "was denied", "expired": "expired", "redeemed": "was already used",
-             "mismatch": "was given for a different action"}
+_TERMINAL = {
+    "denied": "was denied",
+    "expired": "expired",
+    "redeemed": "was already used",
+    "mismatch": "was given for a different action",
+}
 
 
 class ApprovalHandle:
     """A pending approval: ``wait()`` polls the engine, ``resume()`` resubmits with the approval id."""
 
-    def __init__(self, backend: Any, approval_id: str, decision: Decision,
-                 rerun: Callable[[str], Any], arerun: Callable[[str], Awaitable[Any]] | None = None):
+    def __init__(
+        self,
+        backend: Any,
+        approval_id: str,
+        decision: Decision,
+        rerun: Callable[[str], Any],
+        arerun: Callable[[str], Awaitable[Any]] | None = None,
+    ):
         self.backend = backend
         self.id = approval_id
         self.decision = decision
@@ -154,16 +174,25 @@ class Guarded:
         return Guarded(self.backend, {**self.request, "approval": approval_id}, self.cost)
 
     # ---- the steps ------------------------------------------------------------------------
-    def check(self, decision: Decision, rerun: Callable[[str], Any] | None = None,
-              arerun: Callable[[str], Awaitable[Any]] | None = None) -> Decision:
+    def check(
+        self,
+        decision: Decision,
+        rerun: Callable[[str], Any] | None = None,
+        arerun: Callable[[str], Awaitable[Any]] | None = None,
+    ) -> Decision:
         """Raise the typed exception for anything but allow."""
         self.decision = decision
         o = decision.outcome
         if o is Outcome.ALLOW:
             return decision
         if o is Outcome.REQUIRE_APPROVAL and decision.obligations.get("approval_id"):
-            handle = ApprovalHandle(self.backend, str(decision.obligations["approval_id"]), decision,
-                                    rerun or self.with_approval, arerun)
+            handle = ApprovalHandle(
+                self.backend,
+                str(decision.obligations["approval_id"]),
+                decision,
+                rerun or self.with_approval,
+                arerun,
+            )
             raise ApprovalRequired(decision, handle)
         if o is Outcome.ESCALATE:
             raise Escalated(decision)
@@ -180,8 +209,9 @@ class Guarded:
         if not self._settles() or self.decision is None:
             return None
         cost = dict(self.cost) if isinstance(self.cost, Mapping) else self.cost
-        self.settlement = self.backend.settle(self.decision.id, actual_cost=cost,
-                                              outcome="failure" if failed else "success")
+        self.settlement = self.backend.settle(
+            self.decision.id, actual_cost=cost, outcome="failure" if failed else "success"
+        )
         return self.settlement
 
     # ---- context managers --------------------------------------------------------------------
@@ -207,9 +237,15 @@ async def _adecide(backend: Any, request: Mapping[str, Any]) -> Decision:
     return await asyncio.to_thread(backend.decide, request)
 
 
-def build_request(actor: str | Mapping[str, Any], target: str, args: Mapping[str, Any] | None = None,
-                  estimate: Mapping[str, float] | None = None, context: Mapping[str, Any] | None = None,
-                  kind: str = "call", **extra: Any) -> dict[str, Any]:
+def build_request(
+    actor: str | Mapping[str, Any],
+    target: str,
+    args: Mapping[str, Any] | None = None,
+    estimate: Mapping[str, float] | None = None,
+    context: Mapping[str, Any] | None = None,
+    kind: str = "call",
+    **extra: Any,
+) -> dict[str, Any]:
     """A decision request for one tool call."""
     req: dict[str, Any] = {
         "actor": {"id": actor} if isinstance(actor, str) else dict(actor),
@@ -223,9 +259,17 @@ def build_request(actor: str | Mapping[str, Any], target: str, args: Mapping[str
     return req
 
 
-def guarded(backend: Any, actor: str | Mapping[str, Any], target: str, args: Mapping[str, Any] | None = None,
-            *, estimate: Mapping[str, float] | None = None, context: Mapping[str, Any] | None = None,
-            approval: str | None = None, **extra: Any) -> Guarded:
+def guarded(
+    backend: Any,
+    actor: str | Mapping[str, Any],
+    target: str,
+    args: Mapping[str, Any] | None = None,
+    *,
+    estimate: Mapping[str, float] | None = None,
+    context: Mapping[str, Any] | None = None,
+    approval: str | None = None,
+    **extra: Any,
+) -> Guarded:
     """A context manager guarding one action (``with`` or ``async with``)."""
     return Guarded(backend, build_request(actor, target, args, estimate, context, approval=approval, **extra))
 
@@ -233,31 +277,57 @@ def guarded(backend: Any, actor: str | Mapping[str, Any], target: str, args: Map
 class Guard:
     """Binds a backend (an :class:`charter.Engine` or a :class:`charter.client.Client`) to an actor."""
 
-    def __init__(self, backend: Any, actor: str | Mapping[str, Any], *,
-                 context: Mapping[str, Any] | None = None):
+    def __init__(
+        self, backend: Any, actor: str | Mapping[str, Any], *, context: Mapping[str, Any] | None = None
+    ):
         self.backend = backend
         self.actor = actor
         self.context = dict(context or {})
 
-    def action(self, target: str, args: Mapping[str, Any] | None = None, *,
-               estimate: Mapping[str, float] | None = None, approval: str | None = None,
-               **extra: Any) -> Guarded:
+    def action(
+        self,
+        target: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        estimate: Mapping[str, float] | None = None,
+        approval: str | None = None,
+        **extra: Any,
+    ) -> Guarded:
         """A context manager for one action of this actor."""
-        return guarded(self.backend, self.actor, target, args, estimate=estimate, context=self.context,
-                       approval=approval, **extra)
+        return guarded(
+            self.backend,
+            self.actor,
+            target,
+            args,
+            estimate=estimate,
+            context=self.context,
+            approval=approval,
+            **extra,
+        )
 
-    def __call__(self, fn: F | None = None, *, target: str | None = None,
-                 estimate: Mapping[str, float] | None = None,
-                 cost: Callable[[Any], Cost] | None = None,
-                 args: Callable[..., Mapping[str, Any]] | None = None) -> Any:
+    def __call__(
+        self,
+        fn: F | None = None,
+        *,
+        target: str | None = None,
+        estimate: Mapping[str, float] | None = None,
+        cost: Callable[[Any], Cost] | None = None,
+        args: Callable[..., Mapping[str, Any]] | None = None,
+    ) -> Any:
         """Decorate a tool: ``@g`` or ``@g(target="web.search", estimate={"USD": 0.02}, cost=...)``."""
         if fn is None:
             return lambda f: self(f, target=target, estimate=estimate, cost=cost, args=args)
         return _wrap(self, fn, target or fn.__name__, estimate, cost, args)
 
 
-def _wrap(g: Guard, fn: Callable[..., Any], target: str, estimate: Mapping[str, float] | None,
-          cost: Callable[[Any], Cost] | None, args_of: Callable[..., Mapping[str, Any]] | None) -> Any:
+def _wrap(
+    g: Guard,
+    fn: Callable[..., Any],
+    target: str,
+    estimate: Mapping[str, float] | None,
+    cost: Callable[[Any], Cost] | None,
+    args_of: Callable[..., Mapping[str, Any]] | None,
+) -> Any:
     sig = inspect.signature(fn)
 
     def call_args(a: tuple[Any, ...], kw: dict[str, Any]) -> Mapping[str, Any]:
@@ -268,6 +338,7 @@ def _wrap(g: Guard, fn: Callable[..., Any], target: str, estimate: Mapping[str, 
         return {k: v for k, v in bound.arguments.items() if k not in ("self", "cls")}
 
     if inspect.iscoroutinefunction(fn):
+
         @functools.wraps(fn)
         async def arun(*a: Any, _charter_approval: str | None = None, **kw: Any) -> Any:
             ctx = g.action(target, call_args(a, kw), estimate=estimate, approval=_charter_approval)
@@ -302,9 +373,15 @@ def _wrap(g: Guard, fn: Callable[..., Any], target: str, estimate: Mapping[str, 
     return run
 
 
-def guard(backend: Any, actor: str | Mapping[str, Any], *, target: str | None = None,
-          estimate: Mapping[str, float] | None = None, cost: Callable[[Any], Cost] | None = None,
-          context: Mapping[str, Any] | None = None, args: Callable[..., Mapping[str, Any]] | None = None,
-          ) -> Callable[[F], F]:
+def guard(
+    backend: Any,
+    actor: str | Mapping[str, Any],
+    *,
+    target: str | None = None,
+    estimate: Mapping[str, float] | None = None,
+    cost: Callable[[Any], Cost] | None = None,
+    context: Mapping[str, Any] | None = None,
+    args: Callable[..., Mapping[str, Any]] | None = None,
+) -> Callable[[F], F]:
     """Decorator: ``@guard(engine, "research-agent", target="web.search", cost=lambda r: r.usd)``."""
     return Guard(backend, actor, context=context)(target=target, estimate=estimate, cost=cost, args=args)

@@ -29,15 +29,29 @@ def current_step(doc: Mapping[str, Any], now: float) -> int | None:
 class Escalations:
     """Opens escalations, moves them up their chain as time passes, records answers."""
 
-    def __init__(self, store: StateStore, groups: Mapping[str, Sequence[str]] | None = None,
-                 clock: Callable[[], float] = time.time, notifier: Any = None):
+    def __init__(
+        self,
+        store: StateStore,
+        groups: Mapping[str, Sequence[str]] | None = None,
+        clock: Callable[[], float] = time.time,
+        notifier: Any = None,
+    ):
         self.store = store
         self.groups = dict(groups or {})
         self.clock = clock
         self.notifier = notifier or NullNotifier()
 
-    def open(self, *, decision_id: str, digest: str, requester: str, obligation: Mapping[str, Any],
-             reasons: Sequence[str], revision: str, summary: Mapping[str, Any]) -> dict[str, Any]:
+    def open(
+        self,
+        *,
+        decision_id: str,
+        digest: str,
+        requester: str,
+        obligation: Mapping[str, Any],
+        reasons: Sequence[str],
+        revision: str,
+        summary: Mapping[str, Any],
+    ) -> dict[str, Any]:
         """Create an open escalation from a decision's escalation obligation."""
         now = self.clock()
         chain = list(obligation.get("chain") or [])
@@ -127,8 +141,10 @@ class Escalations:
             if d["status"] != "open":
                 raise HumanError(f"escalation {escalation_id} is {d['status']}, not open", d["status"])
             if not self._may_answer(d, who):
-                raise HumanError(f"{who} is not the current target of escalation {escalation_id} "
-                                 f"({d.get('target')})", "not-target")
+                raise HumanError(
+                    f"{who} is not the current target of escalation {escalation_id} ({d.get('target')})",
+                    "not-target",
+                )
             d["answers"] = [*d["answers"], {"by": who, "at": now, "verdict": verdict, "note": note}]
             d["status"] = "allowed" if verdict == "allow" else "denied"
             d["outcome"] = verdict

@@ -29,9 +29,18 @@ class Approvals:
         self.notifier = notifier or NullNotifier()
 
     # ---- opening -----------------------------------------------------------------------------
-    def open(self, *, decision_id: str, digest: str, requester: str, chain: Sequence[str],
-             human: str | None, gates: Sequence[Mapping[str, Any]], revision: str,
-             summary: Mapping[str, Any]) -> dict[str, Any]:
+    def open(
+        self,
+        *,
+        decision_id: str,
+        digest: str,
+        requester: str,
+        chain: Sequence[str],
+        human: str | None,
+        gates: Sequence[Mapping[str, Any]],
+        revision: str,
+        summary: Mapping[str, Any],
+    ) -> dict[str, Any]:
         """Create a pending approval request for an action that needs one."""
         now = self.clock()
         expires = now + min(float(g.get("expires_in_s", 86400.0)) for g in gates)
@@ -98,10 +107,13 @@ class Approvals:
             groups = ", ".join(g["group"] for g in doc["gates"])
             raise HumanError(f"{who} is not a member of {groups}", "not-approver")
         sod = any(g.get("separation_of_duties", True) for g in doc["gates"])
-        if sod and (who == doc["requester"] or who in doc["chain"] or (doc.get("human") and who == doc["human"])):
+        if sod and (
+            who == doc["requester"] or who in doc["chain"] or (doc.get("human") and who == doc["human"])
+        ):
             raise HumanError(
                 f"separation of duties: {who} asked for this action (or is in its delegation chain) "
-                "and cannot approve it", "self-approval",
+                "and cannot approve it",
+                "self-approval",
             )
 
     def approve(self, approval_id: str, who: str, note: str = "") -> dict[str, Any]:
@@ -116,8 +128,9 @@ class Approvals:
                 raise HumanError(f"approval {approval_id} expired", "expired")
             self._check_approver(d, who)
             if any(a["by"] == who for a in d["approvals"]):
-                raise HumanError(f"{who} has already approved {approval_id}; an approver counts once",
-                                 "duplicate")
+                raise HumanError(
+                    f"{who} has already approved {approval_id}; an approver counts once", "duplicate"
+                )
             d["approvals"] = [*d["approvals"], {"by": who, "at": now, "note": note}]
             history(d, now, "approved-by", who, note)
             met = all(

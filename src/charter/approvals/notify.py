@@ -43,8 +43,14 @@ class WebhookNotifier:
     INVARIANT: notify() only enqueues; a slow or dead webhook never blocks a decision.
     """
 
-    def __init__(self, url: str, timeout_s: float = 2.0, retries: int = 3, backoff_s: float = 0.5,
-                 max_queue: int = 10_000):
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float = 2.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        max_queue: int = 10_000,
+    ):
         self.url = url
         self.timeout_s = timeout_s
         self.retries = retries

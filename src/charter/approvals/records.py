@@ -12,8 +12,13 @@ from charter.state import StateStore
 RECORD_TTL_S = 30 * 86400.0
 
 
-def update(store: StateStore, kind: str, rid: str, change: Callable[[dict[str, Any]], dict[str, Any]],
-           attempts: int = 20) -> dict[str, Any]:
+def update(
+    store: StateStore,
+    kind: str,
+    rid: str,
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+    attempts: int = 20,
+) -> dict[str, Any]:
     """Apply ``change`` to a record atomically (compare-and-set, retried on a concurrent write).
 
     ``change`` gets a copy of the current document and returns the new one, or raises HumanError.

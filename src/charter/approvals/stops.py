@@ -20,8 +20,14 @@ RESUME = "resume"
 class Stops:
     """Stop and resume scopes; a resume needs N distinct operators (N from the policy, default 2)."""
 
-    def __init__(self, store: StateStore, operators: Sequence[str] = (), resume_requires: int = 2,
-                 clock: Callable[[], float] = time.time, notifier: Any = None):
+    def __init__(
+        self,
+        store: StateStore,
+        operators: Sequence[str] = (),
+        resume_requires: int = 2,
+        clock: Callable[[], float] = time.time,
+        notifier: Any = None,
+    ):
         self.store = store
         self.operators = tuple(operators)
         self.resume_requires = max(1, resume_requires)
@@ -36,15 +42,24 @@ class Stops:
         if not value:
             raise HumanError(f"a {scope} stop needs a value (which {scope})", "bad-scope")
         if self.operators and who not in self.operators:
-            raise HumanError(f"{who} is not an operator (operators: {', '.join(self.operators)})",
-                             "not-operator")
+            raise HumanError(
+                f"{who} is not an operator (operators: {', '.join(self.operators)})", "not-operator"
+            )
         return scope, value
 
     def _log(self, event: str, scope: str, value: str, who: str, reason: str) -> dict[str, Any]:
         now = self.clock()
         seq = time.time_ns()
-        entry = {"id": f"{seq}-{os.urandom(3).hex()}", "event": event, "scope": scope, "value": value,
-                 "by": who, "at": now, "reason": reason, "seq": seq}
+        entry = {
+            "id": f"{seq}-{os.urandom(3).hex()}",
+            "event": event,
+            "scope": scope,
+            "value": value,
+            "by": who,
+            "at": now,
+            "reason": reason,
+            "seq": seq,
+        }
         self.store.put_record(LOG, entry["id"], entry, ttl_s=RECORD_TTL_S * 12)
         self.notifier.notify("stop", event, entry)
         return entry
@@ -76,15 +91,18 @@ class Stops:
             raise HumanError(f"there is no active stop on {scope} {value}", "no-stop")
         rid = f"{scope}:{value}"
         if self.store.get_record(RESUME, rid) is None:
-            self.store.put_record(RESUME, rid, {"id": rid, "stop_at": stop.at, "operators": []},
-                                  ttl_s=RECORD_TTL_S)
+            self.store.put_record(
+                RESUME, rid, {"id": rid, "stop_at": stop.at, "operators": []}, ttl_s=RECORD_TTL_S
+            )
 
         def change(d: dict[str, Any]) -> dict[str, Any]:
             if d.get("stop_at") != stop.at:
                 d = {"id": rid, "stop_at": stop.at, "operators": []}
             if who in d["operators"]:
-                raise HumanError(f"{who} already asked to resume {scope} {value}; a second operator "
-                                 "must confirm", "duplicate")
+                raise HumanError(
+                    f"{who} already asked to resume {scope} {value}; a second operator must confirm",
+                    "duplicate",
+                )
             d["operators"] = [*d["operators"], who]
             return d
 
@@ -93,9 +111,17 @@ class Stops:
         resumed = have >= self.resume_requires
         if resumed:
             self.store.clear_stop(scope, value)
-            self.store.put_record(RESUME, rid, {"id": rid, "stop_at": None, "operators": []}, ttl_s=RECORD_TTL_S)
+            self.store.put_record(
+                RESUME, rid, {"id": rid, "stop_at": None, "operators": []}, ttl_s=RECORD_TTL_S
+            )
             self._log("resumed", scope, value, ", ".join(doc["operators"]), reason)
         else:
             self._log("resume-requested", scope, value, who, reason)
-        return {"scope": scope, "value": value, "resumed": resumed, "operators": doc["operators"],
-                "have": have, "need": self.resume_requires}
+        return {
+            "scope": scope,
+            "value": value,
+            "resumed": resumed,
+            "operators": doc["operators"],
+            "have": have,
+            "need": self.resume_requires,
+        }

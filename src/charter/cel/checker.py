@@ -128,11 +128,7 @@ class _Checker:
         if isinstance(n, Select):
             p = self.path(n.operand, scope)
             return None if p is None else f"{p}.{n.field}"
-        if (
-            isinstance(n, Index)
-            and isinstance(n.index, Lit)
-            and isinstance(n.index.value, ct.StringType)
-        ):
+        if isinstance(n, Index) and isinstance(n.index, Lit) and isinstance(n.index.value, ct.StringType):
             p = self.path(n.operand, scope)
             return None if p is None else f"{p}.{n.index.value}"
         return None
@@ -203,11 +199,7 @@ class _Checker:
     def _Index(self, n: Index, scope: Mapping[str, CelType], depth: int) -> CelType:
         t = self.visit(n.operand, scope, depth)
         it = self.visit(n.index, scope, depth)
-        if (
-            isinstance(n.index, Lit)
-            and isinstance(n.index.value, ct.StringType)
-            and t.kind == "object"
-        ):
+        if isinstance(n.index, Lit) and isinstance(n.index.value, ct.StringType) and t.kind == "object":
             return self._field(n, n.operand, t, str(n.index.value))
         if t.kind == "list":
             if it.kind not in ("int", "dyn"):
@@ -279,8 +271,7 @@ class _Checker:
             if t.kind not in ("string", "bytes", "list", "map", "object", "dyn"):
                 self.problem(
                     ProblemKind.TYPE,
-                    f"size() needs a text, bytes, list or map, but {self.src(tn)} is "
-                    f"{describe(t)}",
+                    f"size() needs a text, bytes, list or map, but {self.src(tn)} is {describe(t)}",
                     n,
                 )
             return INT
@@ -310,8 +301,7 @@ class _Checker:
                 ):
                     self.problem(
                         ProblemKind.TOO_COMPLEX,
-                        f"the pattern is too long (the limit is {self.limits.max_regex_length}"
-                        " characters)",
+                        f"the pattern is too long (the limit is {self.limits.max_regex_length} characters)",
                         arg,
                     )
             return BOOL
@@ -396,8 +386,7 @@ class _Checker:
             elif b.kind != "object":
                 self.problem(
                     ProblemKind.TYPE,
-                    f"'in' needs a list or map on its right, but {self.src(n.right)} is "
-                    f"{describe(b)}",
+                    f"'in' needs a list or map on its right, but {self.src(n.right)} is {describe(b)}",
                     n.right,
                 )
             return BOOL
@@ -415,9 +404,7 @@ class _Checker:
             return TIMESTAMP
         return a if a.kind != "list" else CelType.LIST(DYN)
 
-    def _mismatch(
-        self, n: Binary, a: CelType, b: CelType, op: str, container: bool = False
-    ) -> None:
+    def _mismatch(self, n: Binary, a: CelType, b: CelType, op: str, container: bool = False) -> None:
         if container:
             msg = f"'in' looks for {describe(a)} among values that are {describe(b)}"
         else:
@@ -439,8 +426,7 @@ class _Checker:
         if depth + 1 > self.limits.max_comprehension_nesting:
             self.problem(
                 ProblemKind.TOO_COMPLEX,
-                f"too many nested {n.macro}() (the limit is "
-                f"{self.limits.max_comprehension_nesting})",
+                f"too many nested {n.macro}() (the limit is {self.limits.max_comprehension_nesting})",
                 n,
             )
             return DYN

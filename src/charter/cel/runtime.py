@@ -137,10 +137,7 @@ class SlowCompiler:
                 return st.roots[name]
             except KeyError:
                 pass
-            if name in st.act:
-                v = to_cel(st.act[name])
-            else:
-                v = _err(f"undeclared reference to '{name}'")
+            v = to_cel(st.act[name]) if name in st.act else _err(f"undeclared reference to '{name}'")
             st.roots[name] = v
             return v
 

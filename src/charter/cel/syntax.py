@@ -18,9 +18,7 @@ MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 _NONSTANDARD_MACROS = frozenset({"reduce", "min"})
 
 _PARSE_LOCK = threading.Lock()
-_TOKEN = re.compile(
-    r"""[rRbB]{0,2}(\'\'\'|\"\"\"|'|")(?:\\.|(?!\1).)*?\1|[A-Za-z_0-9.]+|\S""", re.S
-)
+_TOKEN = re.compile(r"""[rRbB]{0,2}(\'\'\'|\"\"\"|'|")(?:\\.|(?!\1).)*?\1|[A-Za-z_0-9.]+|\S""", re.S)
 _OPEN = frozenset("([{")
 _CLOSE = frozenset(")]}")
 
@@ -168,8 +166,7 @@ def parse(text: str, limits: Limits) -> Node:
             [
                 CelProblem(
                     ProblemKind.TOO_COMPLEX,
-                    f"the condition is too long ({n} characters; the limit is "
-                    f"{limits.max_length})",
+                    f"the condition is too long ({n} characters; the limit is {limits.max_length})",
                     0,
                     n,
                     "split it into several smaller conditions",
@@ -227,8 +224,7 @@ def _prescan(text: str, limits: Limits) -> None:
             [
                 CelProblem(
                     ProblemKind.TOO_COMPLEX,
-                    f"the condition has too many parts ({tokens} tokens; the limit is "
-                    f"{limits.max_tokens})",
+                    f"the condition has too many parts ({tokens} tokens; the limit is {limits.max_tokens})",
                     0,
                     len(text),
                     "split it into several smaller conditions",
@@ -394,8 +390,7 @@ class _Builder:
             if len(arg_trees) != 2:
                 return self._problem(
                     ProblemKind.SYNTAX,
-                    f"{name}() needs a variable name and an expression, e.g. "
-                    f"list.{name}(x, x > 0)",
+                    f"{name}() needs a variable name and an expression, e.g. list.{name}(x, x > 0)",
                     t,
                 )
             var = self.build(arg_trees[0])

@@ -14,8 +14,12 @@ from charter.diagnostics import Diagnostic
 @click.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option(
-    "--format", "fmt", type=click.Choice(["pretty", "json", "github", "sarif", "junit"]), default="pretty",
-    show_default=True, help="Output format.",
+    "--format",
+    "fmt",
+    type=click.Choice(["pretty", "json", "github", "sarif", "junit"]),
+    default="pretty",
+    show_default=True,
+    help="Output format.",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 when there are warnings.")
 @click.pass_context
@@ -57,8 +61,15 @@ def check_cmd(ctx: click.Context, paths: tuple[str, ...], fmt: str, strict: bool
             click.echo(style_diag(d, result.sources.get(d.span.path), color))
             click.echo()
         files = len(result.sources)
-        rules = len(result.policy.rules) + len(result.policy.budgets) + len(result.policy.rates) + len(
-            result.policy.tripwires) + len(result.policy.result_checks) if result.policy else 0
+        rules = (
+            len(result.policy.rules)
+            + len(result.policy.budgets)
+            + len(result.policy.rates)
+            + len(result.policy.tripwires)
+            + len(result.policy.result_checks)
+            if result.policy
+            else 0
+        )
         summary = (
             f"{files} file{'s' if files != 1 else ''} checked: {len(errors)} error"
             f"{'s' if len(errors) != 1 else ''}, {len(warnings)} warning{'s' if len(warnings) != 1 else ''}"

@@ -24,10 +24,21 @@ def _load(path: str) -> CompiledPolicy:
 @click.command("diff")
 @click.argument("old", type=click.Path(exists=True))
 @click.argument("new", type=click.Path(exists=True))
-@click.option("--format", "fmt", type=click.Choice(["pretty", "json", "github"]), default="pretty",
-              show_default=True, help="Output format.")
-@click.option("--fail-on", type=click.Choice(["widen", "never"]), default="never", show_default=True,
-              help="Exit 1 when the new version widens what agents may do.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["pretty", "json", "github"]),
+    default="pretty",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["widen", "never"]),
+    default="never",
+    show_default=True,
+    help="Exit 1 when the new version widens what agents may do.",
+)
 def diff_cmd(old: str, new: str, fmt: str, fail_on: str) -> None:
     """Compare two policy versions over every declared agent, tool and delegation.
 
@@ -37,8 +48,14 @@ def diff_cmd(old: str, new: str, fmt: str, fail_on: str) -> None:
     changes = diff(_load(old), _load(new))
     widen = [c for c in changes if c.direction == "widen"]
     if fmt == "json":
-        echo_json({"schema_version": 1, "widens": len(widen), "narrows": len(changes) - len(widen),
-                   "changes": [c.to_dict() for c in changes]})
+        echo_json(
+            {
+                "schema_version": 1,
+                "widens": len(widen),
+                "narrows": len(changes) - len(widen),
+                "changes": [c.to_dict() for c in changes],
+            }
+        )
     elif fmt == "github":
         for c in changes:
             level = "warning" if c.direction == "widen" else "notice"

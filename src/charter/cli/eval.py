@@ -16,8 +16,11 @@ from charter.engine.prepare import RequestError, parse_request
 from charter.enums import Outcome
 
 _COLORS = {
-    Outcome.ALLOW: "green", Outcome.REQUIRE_APPROVAL: "yellow", Outcome.ESCALATE: "magenta",
-    Outcome.DENY: "red", Outcome.HALT: "red",
+    Outcome.ALLOW: "green",
+    Outcome.REQUIRE_APPROVAL: "yellow",
+    Outcome.ESCALATE: "magenta",
+    Outcome.DENY: "red",
+    Outcome.HALT: "red",
 }
 
 
@@ -31,7 +34,9 @@ def _read_request(spec: str) -> object:
         try:
             return yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise click.UsageError(f"the request is neither JSON nor YAML: {str(exc).splitlines()[0]}") from None
+            raise click.UsageError(
+                f"the request is neither JSON nor YAML: {str(exc).splitlines()[0]}"
+            ) from None
 
 
 @click.command("eval")
@@ -39,13 +44,30 @@ def _read_request(spec: str) -> object:
 @click.option("--request", "request_spec", required=True, help="Request file (JSON or YAML), or - for stdin.")
 @click.option("--explain", "show_explain", is_flag=True, help="Say why, in plain words.")
 @click.option("--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty", show_default=True)
-@click.option("--fail-on", type=click.Choice(["not-allow", "deny", "never"]), default="never",
-              show_default=True, help="Exit 1 when the decision is not allow (or is deny/halt).")
-@click.option("--store", "store_url", default="memory://", show_default=True,
-              help="State store URL (memory://, sqlite:///path, redis://..., postgresql://...).")
+@click.option(
+    "--fail-on",
+    type=click.Choice(["not-allow", "deny", "never"]),
+    default="never",
+    show_default=True,
+    help="Exit 1 when the decision is not allow (or is deny/halt).",
+)
+@click.option(
+    "--store",
+    "store_url",
+    default="memory://",
+    show_default=True,
+    help="State store URL (memory://, sqlite:///path, redis://..., postgresql://...).",
+)
 @click.pass_context
-def eval_cmd(ctx: click.Context, policy_path: str, request_spec: str, show_explain: bool, fmt: str,
-             fail_on: str, store_url: str) -> None:
+def eval_cmd(
+    ctx: click.Context,
+    policy_path: str,
+    request_spec: str,
+    show_explain: bool,
+    fmt: str,
+    fail_on: str,
+    store_url: str,
+) -> None:
     """Decide one request against POLICY_PATH (a file or directory).
 
     Exit status: 0, or 1 when --fail-on matches, 2 on a load or request error.

@@ -30,9 +30,7 @@ def _expand(paths: tuple[str, ...]) -> tuple[list[Path], list[str]]:
 @click.command("fmt")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("-w", "--write", is_flag=True, help="Rewrite the files in place.")
-@click.option(
-    "--check", "check_only", is_flag=True, help="Exit 1 and list files that would change."
-)
+@click.option("--check", "check_only", is_flag=True, help="Exit 1 and list files that would change.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of the changes.")
 @click.pass_context
 def fmt_cmd(
@@ -84,8 +82,10 @@ def fmt_cmd(
         changed.append(shown)
         if show_diff:
             diff = difflib.unified_diff(
-                text.splitlines(keepends=True), out.splitlines(keepends=True),
-                fromfile=f"a/{shown}", tofile=f"b/{shown}",
+                text.splitlines(keepends=True),
+                out.splitlines(keepends=True),
+                fromfile=f"a/{shown}",
+                tofile=f"b/{shown}",
             )
             click.echo("".join(diff), nl=False)
         if write:

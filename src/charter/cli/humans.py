@@ -21,8 +21,9 @@ def _engine(policy: str, store_url: str) -> Any:
 
     result = check([policy])
     if result.errors or result.policy is None:
-        raise click.ClickException(f"cannot load policy {policy}: {len(result.errors)} error(s); "
-                                   f"run charter check {policy}")
+        raise click.ClickException(
+            f"cannot load policy {policy}: {len(result.errors)} error(s); run charter check {policy}"
+        )
     try:
         store = open_store(store_url)
         store.ping()
@@ -33,11 +34,17 @@ def _engine(policy: str, store_url: str) -> Any:
 
 def common(f: Callable[..., Any]) -> Callable[..., Any]:
     """--policy, --store, --format on every human command."""
-    f = click.option("--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty",
-                     show_default=True)(f)
+    f = click.option(
+        "--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty", show_default=True
+    )(f)
     f = click.option("--store", "store_url", envvar="CHARTER_STORE", required=True, help=STORE_HELP)(f)
-    f = click.option("--policy", default="policies", show_default=True, envvar="CHARTER_POLICY",
-                     help="Policy file or directory (for groups and operators).")(f)
+    f = click.option(
+        "--policy",
+        default="policies",
+        show_default=True,
+        envvar="CHARTER_POLICY",
+        help="Policy file or directory (for groups and operators).",
+    )(f)
     return f
 
 
@@ -63,7 +70,9 @@ def _show_record(doc: dict[str, Any]) -> None:
     if "expires_at" in doc:
         click.echo(f"{'expires':12s} {_when(doc['expires_at'])}")
     for g in doc.get("gates", []):
-        click.echo(f"{'gate':12s} {g['rule']}: {g['quorum']} of {g['group']} ({', '.join(g.get('members', []))})")
+        click.echo(
+            f"{'gate':12s} {g['rule']}: {g['quorum']} of {g['group']} ({', '.join(g.get('members', []))})"
+        )
     for s in doc.get("chain", []):
         click.echo(f"{'chain':12s} {s['target']} for {s.get('timeout_s') or 'ever'} s")
     for s in doc.get("signals", []):
@@ -92,8 +101,10 @@ def approvals_list(policy: str, store_url: str, fmt: str, status: str | None) ->
         a = d["action"]
         n = len(d["approvals"])
         need = max(g["quorum"] for g in d["gates"])
-        click.echo(f"{d['id']}  {d['status']:9s} {a['target']} by {a['agent']}  {n}/{need} of {d['group']}  "
-                   f"expires {_when(d['expires_at'])}")
+        click.echo(
+            f"{d['id']}  {d['status']:9s} {a['target']} by {a['agent']}  {n}/{need} of {d['group']}  "
+            f"expires {_when(d['expires_at'])}"
+        )
     if not docs:
         click.echo("no approval requests")
 
@@ -147,8 +158,10 @@ def escalations_list(policy: str, store_url: str, fmt: str, status: str | None) 
         return
     for d in docs:
         a = d["action"]
-        click.echo(f"{d['id']}  {d['status']:8s} {d['severity']:6s} {a['target']} by {a['agent']}  "
-                   f"-> {d.get('target') or d.get('outcome')}")
+        click.echo(
+            f"{d['id']}  {d['status']:8s} {d['severity']:6s} {a['target']} by {a['agent']}  "
+            f"-> {d.get('target') or d.get('outcome')}"
+        )
     if not docs:
         click.echo("no escalations")
 
@@ -168,8 +181,9 @@ def escalations_show(escalation_id: str, policy: str, store_url: str, fmt: str) 
 @click.option("--as", "who", required=True, help="Your name (the current target or above).")
 @click.option("--note", default="")
 @common
-def escalations_answer(escalation_id: str, verdict: str, who: str, note: str, policy: str, store_url: str,
-                       fmt: str) -> None:
+def escalations_answer(
+    escalation_id: str, verdict: str, who: str, note: str, policy: str, store_url: str, fmt: str
+) -> None:
     """Answer an escalation allow or deny."""
     doc = _run(lambda: _engine(policy, store_url).escalations.answer(escalation_id, who, verdict, note))
     echo_json(doc) if fmt == "json" else click.echo(f"{escalation_id}: {doc['status']}")
@@ -177,8 +191,11 @@ def escalations_answer(escalation_id: str, verdict: str, who: str, note: str, po
 
 # ---- stops ------------------------------------------------------------------------------------------
 @click.command("stop")
-@click.option("--scope", required=True, type=click.Choice(["global", "workflow", "agent", "tool", "run", "role",
-                                                          "tenant"]))
+@click.option(
+    "--scope",
+    required=True,
+    type=click.Choice(["global", "workflow", "agent", "tool", "run", "role", "tenant"]),
+)
 @click.option("--value", default="*", help="Which workflow/agent/tool... ('*' for global).")
 @click.option("--reason", required=True)
 @click.option("--as", "who", required=True, help="Your name (must be an operator).")
@@ -220,13 +237,30 @@ def stops_cmd(policy: str, store_url: str, fmt: str, show_log: bool) -> None:
         if fmt == "json":
             echo_json({"schema_version": 1, "log": entries})
         for e in entries if fmt != "json" else []:
-            click.echo(f"{_when(e['at'])}  {e['event']:17s} {e['scope']} {e['value']}  by {e['by']}  {e['reason']}")
+            click.echo(
+                f"{_when(e['at'])}  {e['event']:17s} {e['scope']} {e['value']}  by {e['by']}  {e['reason']}"
+            )
         return
     stops = engine.stops.list()
     if fmt == "json":
-        echo_json({"schema_version": 1, "stops": [s.__dict__ if hasattr(s, "__dict__") else
-                                                  {"scope": s.scope, "value": s.value, "reason": s.reason,
-                                                   "by": s.by, "at": s.at, "source": s.source} for s in stops]})
+        echo_json(
+            {
+                "schema_version": 1,
+                "stops": [
+                    s.__dict__
+                    if hasattr(s, "__dict__")
+                    else {
+                        "scope": s.scope,
+                        "value": s.value,
+                        "reason": s.reason,
+                        "by": s.by,
+                        "at": s.at,
+                        "source": s.source,
+                    }
+                    for s in stops
+                ],
+            }
+        )
         return
     for s in stops:
         click.echo(f"{s.scope:9s} {s.value:20s} since {_when(s.at)} by {s.by} ({s.source}): {s.reason}")

@@ -25,8 +25,13 @@ LINTS: dict[str, tuple[str, str]] = {
     "W508": ("unused-declaration", "A declaration nothing refers to."),
     "W509": ("suppression-without-reason", "A '# charter: ignore' comment without '-- reason'."),
 }
-LEVELS = {"off": None, "ignore": None, "warning": Severity.WARNING, "warn": Severity.WARNING,
-          "error": Severity.ERROR}
+LEVELS = {
+    "off": None,
+    "ignore": None,
+    "warning": Severity.WARNING,
+    "warn": Severity.WARNING,
+    "error": Severity.ERROR,
+}
 _IGNORE = re.compile(
     r"#\s*charter:\s*ignore\s+(?P<codes>[WE]\d{3}(?:\s*,\s*[WE]\d{3})*)\s*(?:--\s*(?P<reason>.*))?$"
 )
@@ -87,20 +92,23 @@ def _suppressions(path: str, source: str) -> tuple[dict[int, set[str]], list[Dia
         codes = {c.strip() for c in m.group("codes").split(",")}
         if not (m.group("reason") or "").strip():
             col = line.index("#") + 1
-            problems.append(warning(
-                Code.W509_SUPPRESSION_WITHOUT_REASON,
-                f"suppression of {', '.join(sorted(codes))} has no reason, so it suppresses nothing",
-                Span(path, n, col, n, len(line) + 1),
-                "write '# charter: ignore CODE -- why this finding is acceptable'",
-            ))
+            problems.append(
+                warning(
+                    Code.W509_SUPPRESSION_WITHOUT_REASON,
+                    f"suppression of {', '.join(sorted(codes))} has no reason, so it suppresses nothing",
+                    Span(path, n, col, n, len(line) + 1),
+                    "write '# charter: ignore CODE -- why this finding is acceptable'",
+                )
+            )
             continue
         for ln in (n, n + 1):
             table.setdefault(ln, set()).update(codes)
     return table, problems
 
 
-def apply(diags: Sequence[Diagnostic], sources: Mapping[str, str],
-          levels: Mapping[str, str] | None = None) -> list[Diagnostic]:
+def apply(
+    diags: Sequence[Diagnostic], sources: Mapping[str, str], levels: Mapping[str, str] | None = None
+) -> list[Diagnostic]:
     """Diagnostics after suppressions and configured levels (errors are never suppressed)."""
     tables: dict[str, dict[int, set[str]]] = {}
     extra: list[Diagnostic] = []

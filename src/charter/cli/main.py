@@ -10,8 +10,8 @@ from charter.cli.diff import diff_cmd
 from charter.cli.eval import eval_cmd
 from charter.cli.fmt import fmt_cmd
 from charter.cli.humans import approvals_cmd, escalations_cmd, resume_cmd, stop_cmd, stops_cmd
-from charter.cli.test import test_cmd
 from charter.cli.replay import replay_cmd
+from charter.cli.test import test_cmd
 from charter.cli.trace import trace_cmd
 from charter.integrations.mcp_cli import mcp_proxy_cmd
 from charter.server.cli import serve_cmd
@@ -23,7 +23,10 @@ EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="charter")
 @click.option(
-    "--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
     help="Colour output (NO_COLOR in the environment also turns it off).",
 )
 @click.pass_context

@@ -54,22 +54,32 @@ def to_sarif(diags: Sequence[Diagnostic], files: Iterable[str], help_base: str =
             if sp.end_column > 0 and (sp.end_line > sp.line or sp.end_column >= sp.column):
                 region["endColumn"] = max(1, sp.end_column)
         text = d.message + (f" ({d.help})" if d.help else "")
-        results.append({
-            "ruleId": d.code.value,
-            "ruleIndex": index[d.code],
-            "level": _level(d.severity),
-            "message": {"text": text},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": sp.path}, "region": region}}],
-        })
+        results.append(
+            {
+                "ruleId": d.code.value,
+                "ruleIndex": index[d.code],
+                "level": _level(d.severity),
+                "message": {"text": text},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": sp.path}, "region": region}}],
+            }
+        )
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "charter", "version": __version__,
-                                "informationUri": f"{help_base}{DOCS}", "rules": rules}},
-            "artifacts": [{"location": {"uri": f}} for f in sorted(files)],
-            "results": results,
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "charter",
+                        "version": __version__,
+                        "informationUri": f"{help_base}{DOCS}",
+                        "rules": rules,
+                    }
+                },
+                "artifacts": [{"location": {"uri": f}} for f in sorted(files)],
+                "results": results,
+            }
+        ],
     }
 
 
@@ -77,10 +87,20 @@ def to_junit(diags: Sequence[Diagnostic], files: Iterable[str]) -> str:
     """JUnit XML: one testcase per checked file, one failure per error in it (warnings go to system-out)."""
     files = sorted(set(files) | {d.span.path for d in diags})
     errors = [d for d in diags if d.is_error]
-    root = ET.Element("testsuites", name="charter check", tests=str(len(files)),
-                      failures=str(sum(1 for f in files if any(d.span.path == f for d in errors))))
-    suite = ET.SubElement(root, "testsuite", name="charter check", tests=str(len(files)),
-                          failures=root.get("failures", "0"), errors="0")
+    root = ET.Element(
+        "testsuites",
+        name="charter check",
+        tests=str(len(files)),
+        failures=str(sum(1 for f in files if any(d.span.path == f for d in errors))),
+    )
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        name="charter check",
+        tests=str(len(files)),
+        failures=root.get("failures", "0"),
+        errors="0",
+    )
     for f in files:
         tc = ET.SubElement(suite, "testcase", name=f, classname="charter.check")
         for d in (d for d in errors if d.span.path == f):
@@ -89,6 +109,7 @@ def to_junit(diags: Sequence[Diagnostic], files: Iterable[str]) -> str:
         warns = [d for d in diags if d.span.path == f and not d.is_error]
         if warns:
             ET.SubElement(tc, "system-out").text = "\n".join(
-                f"{d.span}: {d.code.value} warning: {d.message}" for d in warns)
+                f"{d.span}: {d.code.value} warning: {d.message}" for d in warns
+            )
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")

@@ -23,8 +23,9 @@ def _load_policy(path: Path, cache: dict[Path, CompiledPolicy | str]) -> Compile
     if key not in cache:
         res = compile_check([path])
         if res.errors or res.policy is None:
-            cache[key] = f"policy {path}: failed to compile\n" + render_all(res.errors or res.diagnostics,
-                                                                           res.sources)
+            cache[key] = f"policy {path}: failed to compile\n" + render_all(
+                res.errors or res.diagnostics, res.sources
+            )
         else:
             cache[key] = res.policy
     return cache[key]
@@ -34,13 +35,29 @@ def _load_policy(path: Path, cache: dict[Path, CompiledPolicy | str]) -> Compile
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--run", "run_re", metavar="REGEX", help="Only tests and scenarios whose name matches.")
 @click.option("-v", "--verbose", is_flag=True, help="List every test and every uncovered branch.")
-@click.option("--format", "fmt", type=click.Choice(["pretty", "json", "junit"]), default="pretty",
-              show_default=True, help="Output format.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["pretty", "json", "junit"]),
+    default="pretty",
+    show_default=True,
+    help="Output format.",
+)
 @click.option("--coverage", "want_cov", is_flag=True, help="Report which rules fired and branches seen.")
-@click.option("--threshold", type=click.FloatRange(0, 100), default=None,
-              help="Exit 1 when rule coverage is under this percentage (implies --coverage).")
-def test_cmd(paths: tuple[str, ...], run_re: str | None, verbose: bool, fmt: str, want_cov: bool,
-             threshold: float | None) -> None:
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 100),
+    default=None,
+    help="Exit 1 when rule coverage is under this percentage (implies --coverage).",
+)
+def test_cmd(
+    paths: tuple[str, ...],
+    run_re: str | None,
+    verbose: bool,
+    fmt: str,
+    want_cov: bool,
+    threshold: float | None,
+) -> None:
     """Run policy tests in *_test.yaml files (directories are searched; default: the current one).
 
     Exit status: 0 all passed, 1 a test failed or coverage is under --threshold, 2 a test file or
@@ -81,8 +98,13 @@ def test_cmd(paths: tuple[str, ...], run_re: str | None, verbose: bool, fmt: str
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-        progress = Progress(TextColumn("testing"), BarColumn(), MofNCompleteColumn(),
-                            console=Console(stderr=True), transient=True)
+        progress = Progress(
+            TextColumn("testing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
         progress.start()
         task = progress.add_task("tests", total=n_cases)
 
@@ -120,9 +142,11 @@ def test_cmd(paths: tuple[str, ...], run_re: str | None, verbose: bool, fmt: str
             click.echo(f"error: {msg}", err=True)
         if want_cov and covs:
             click.echo(coverage_text(list(covs.values()), verbose))
-        summary = (f"{c['total']} case{'s' if c['total'] != 1 else ''} in {len(results)} file"
-                   f"{'s' if len(results) != 1 else ''}: {c['passed']} passed, {c['failed']} failed, "
-                   f"{c['errors']} errors")
+        summary = (
+            f"{c['total']} case{'s' if c['total'] != 1 else ''} in {len(results)} file"
+            f"{'s' if len(results) != 1 else ''}: {c['passed']} passed, {c['failed']} failed, "
+            f"{c['errors']} errors"
+        )
         click.echo(summary)
         if under:
             click.echo(f"rule coverage under the threshold of {threshold:g} %", err=True)

@@ -47,13 +47,22 @@ def trace_cmd() -> None:
 @click.option("--rule")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty", show_default=True)
-def trace_list(trace_path: str | None, since: str | None, outcome: str | None, agent: str | None,
-               rule: str | None, limit: int, fmt: str) -> None:
+def trace_list(
+    trace_path: str | None,
+    since: str | None,
+    outcome: str | None,
+    agent: str | None,
+    rule: str | None,
+    limit: int,
+    fmt: str,
+) -> None:
     """Decisions, newest first."""
     from charter.trace.log import query
 
     try:
-        recs = query(_path(trace_path), since=_since(since), outcome=outcome, agent=agent, rule=rule, limit=limit)
+        recs = query(
+            _path(trace_path), since=_since(since), outcome=outcome, agent=agent, rule=rule, limit=limit
+        )
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
     if fmt == "json":
@@ -63,7 +72,9 @@ def trace_list(trace_path: str | None, since: str | None, outcome: str | None, a
         when = dt.datetime.fromtimestamp(r["at"], dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         a = r["request"]["action"]
         rules = ",".join(h["id"] for h in r["rules"]) or ("default-deny" if r.get("default_deny") else "")
-        click.echo(f"{when}  {r['id']}  {r['outcome']:16s} {r['agent']:18s} {a['kind']} {a['target']}  {rules}")
+        click.echo(
+            f"{when}  {r['id']}  {r['outcome']:16s} {r['agent']:18s} {a['kind']} {a['target']}  {rules}"
+        )
     if not recs:
         click.echo("no matching decisions")
 
@@ -106,13 +117,19 @@ def trace_explain(record_id: str, trace_path: str | None, fmt: str) -> None:
 
 @trace_cmd.command("verify")
 @click.option("--trace", "trace_path", help=TRACE_HELP)
-@click.option("--checkpoint", "cp_files", multiple=True, type=click.Path(exists=True),
-              help="Exported checkpoint JSON kept elsewhere (repeatable).")
+@click.option(
+    "--checkpoint",
+    "cp_files",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Exported checkpoint JSON kept elsewhere (repeatable).",
+)
 @click.option("--public-key", help="Trusted Ed25519 public key (base64) for the checkpoints.")
 @click.option("--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty", show_default=True)
 @click.pass_context
-def trace_verify(ctx: click.Context, trace_path: str | None, cp_files: tuple[str, ...], public_key: str | None,
-                 fmt: str) -> None:
+def trace_verify(
+    ctx: click.Context, trace_path: str | None, cp_files: tuple[str, ...], public_key: str | None, fmt: str
+) -> None:
     """Prove the trace was not edited, cut, reordered or extended in the middle. Exit 1 if it was."""
     from charter.trace.verify import verify_log
 
@@ -124,8 +141,10 @@ def trace_verify(ctx: click.Context, trace_path: str | None, cp_files: tuple[str
     if fmt == "json":
         echo_json(rep.to_dict())
     elif rep.ok:
-        click.echo(f"OK: {rep.records} records, chain intact, {rep.checkpoints} checkpoint(s) valid "
-                   f"({rep.per_s:,.0f} records/s)")
+        click.echo(
+            f"OK: {rep.records} records, chain intact, {rep.checkpoints} checkpoint(s) valid "
+            f"({rep.per_s:,.0f} records/s)"
+        )
     else:
         click.echo(f"TAMPERED: {rep.records} records checked")
         for p in rep.problems:

@@ -49,23 +49,36 @@ def analyse(sym: Symbols, low: Lowered) -> list[Diagnostic]:
             for c in entry.clauses.get(name, []):
                 if c.text.strip() in consts:
                     out.append(
-                        warning(Code.W501_NEVER_FIRES, f"rule '{rid.value}' can never fire", c.span,
-                                f"'{name} {c.text.strip()}' is always unmet; remove the rule or the clause")
+                        warning(
+                            Code.W501_NEVER_FIRES,
+                            f"rule '{rid.value}' can never fire",
+                            c.span,
+                            f"'{name} {c.text.strip()}' is always unmet; remove the rule or the clause",
+                        )
                     )
         if entry.one("reason") is None:
             out.append(
-                warning(Code.W506_NO_REASON, f"rule '{rid.value}' has no reason", rid.span,
-                        'add reason "..." so decisions explain themselves')
+                warning(
+                    Code.W506_NO_REASON,
+                    f"rule '{rid.value}' has no reason",
+                    rid.span,
+                    'add reason "..." so decisions explain themselves',
+                )
             )
         oc = entry.one("on error")
         if oc is not None and oc.outcome.kind == "ignore":
             out.append(
-                warning(Code.W507_FAIL_OPEN, f"rule '{rid.value}' fails open on errors", oc.span,
-                        "errors in this rule will be ignored; each one is counted in decisions")
+                warning(
+                    Code.W507_FAIL_OPEN,
+                    f"rule '{rid.value}' fails open on errors",
+                    oc.span,
+                    "errors in this rule will be ignored; each one is counted in decisions",
+                )
             )
 
     forbids = [
-        r for r in low.rules
+        r
+        for r in low.rules
         if r.kind in (RuleKind.FORBID, RuleKind.HALT) and r.mode is Mode.ENFORCE and _unconditional(r)
     ]
     for r in low.rules:
@@ -124,9 +137,9 @@ def analyse(sym: Symbols, low: Lowered) -> list[Diagnostic]:
 
     mentioned: set[str] = set()
     any_call = False
-    selectors = [r.selector for r in low.rules] + [b.selector for b in low.budgets] + [
-        x.selector for x in low.rates
-    ]
+    selectors = (
+        [r.selector for r in low.rules] + [b.selector for b in low.budgets] + [x.selector for x in low.rates]
+    )
     for sel in selectors:
         if sel.kind in (None, ActionKind.CALL):
             if sel.target.any:
@@ -138,8 +151,12 @@ def analyse(sym: Symbols, low: Lowered) -> list[Diagnostic]:
         for name, tool in sym.tools.items():
             if name not in mentioned:
                 out.append(
-                    warning(Code.W505_UNUSED_TOOL, f"no rule mentions tool '{name}'", tool.name.span,
-                            "it is denied by default; permit it or remove the declaration")
+                    warning(
+                        Code.W505_UNUSED_TOOL,
+                        f"no rule mentions tool '{name}'",
+                        tool.name.span,
+                        "it is denied by default; permit it or remove the declaration",
+                    )
                 )
     _ = FailMode  # fail modes are reported above by clause
     return out

@@ -65,9 +65,7 @@ def expand(paths: list[str | Path]) -> tuple[list[Path], list[Diagnostic]]:
         elif p.exists():
             files.append(p)
         else:
-            diags.append(
-                error(Code.E204_MISSING_FILE, f"no such file: {raw}", Span.point(str(raw)))
-            )
+            diags.append(error(Code.E204_MISSING_FILE, f"no such file: {raw}", Span.point(str(raw))))
     return files, diags
 
 
@@ -84,7 +82,8 @@ def _read_inventory(path: Path, shown: str, span: Span) -> tuple[Inventory | Non
         data = {}
     if not isinstance(data, dict):
         return None, error(
-            Code.E205_BAD_INVENTORY, f"inventory {shown} must be a mapping with 'agents' and 'groups'",
+            Code.E205_BAD_INVENTORY,
+            f"inventory {shown} must be a mapping with 'agents' and 'groups'",
             span,
         )
     inv = Inventory(path=shown, span=span)
@@ -92,8 +91,10 @@ def _read_inventory(path: Path, shown: str, span: Span) -> tuple[Inventory | Non
     groups = data.get("groups", {}) or {}
     if not isinstance(agents, list) or not all(isinstance(a, dict) and "id" in a for a in agents):
         return None, error(
-            Code.E205_BAD_INVENTORY, f"inventory {shown}: 'agents' must be a list of mappings with an id",
-            span, "e.g. agents: [{id: research-1, roles: [research], attributes: {clearance: 1}}]",
+            Code.E205_BAD_INVENTORY,
+            f"inventory {shown}: 'agents' must be a list of mappings with an id",
+            span,
+            "e.g. agents: [{id: research-1, roles: [research], attributes: {clearance: 1}}]",
         )
     if not isinstance(groups, dict) or not all(isinstance(v, list) for v in groups.values()):
         return None, error(
@@ -115,10 +116,12 @@ def load(paths: list[str | Path]) -> Loaded:
     def visit(path: Path, via: Span | None) -> None:
         real = path.resolve()
         if real in stack:
-            chain = " -> ".join(_display(p) for p in [*stack[stack.index(real):], real])
+            chain = " -> ".join(_display(p) for p in [*stack[stack.index(real) :], real])
             out.diagnostics.append(
                 error(
-                    Code.E203_INCLUDE_CYCLE, f"include cycle: {chain}", via or Span.point(_display(path)),
+                    Code.E203_INCLUDE_CYCLE,
+                    f"include cycle: {chain}",
+                    via or Span.point(_display(path)),
                     "remove one of the includes",
                 )
             )
@@ -135,8 +138,10 @@ def load(paths: list[str | Path]) -> Loaded:
         if not path.exists():
             out.diagnostics.append(
                 error(
-                    Code.E204_MISSING_FILE, f"included file not found: {shown}",
-                    via or Span.point(shown), "paths in include are relative to the including file",
+                    Code.E204_MISSING_FILE,
+                    f"included file not found: {shown}",
+                    via or Span.point(shown),
+                    "paths in include are relative to the including file",
                 )
             )
             return

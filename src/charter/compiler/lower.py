@@ -37,8 +37,11 @@ EFFECT = {
 }
 _CAL_SECONDS = {Calendar.HOUR: 3600, Calendar.DAY: 86400, Calendar.WEEK: 604800, Calendar.MONTH: 2592000}
 _SPEC_OUTCOME = {
-    "allow": Outcome.ALLOW, "deny": Outcome.DENY, "halt": Outcome.HALT,
-    "escalate": Outcome.ESCALATE, "require_approval": Outcome.REQUIRE_APPROVAL,
+    "allow": Outcome.ALLOW,
+    "deny": Outcome.DENY,
+    "halt": Outcome.HALT,
+    "escalate": Outcome.ESCALATE,
+    "require_approval": Outcome.REQUIRE_APPROVAL,
 }
 MICROS = 1_000_000
 
@@ -166,7 +169,9 @@ class Lowerer:
         if kind == "allow":
             self.diags.append(
                 error(
-                    Code.E402_BAD_VALUE, "'on error allow' is not accepted", oc.span,
+                    Code.E402_BAD_VALUE,
+                    "'on error allow' is not accepted",
+                    oc.span,
                     "to fail open on purpose write 'on error ignore' (it is counted and reported)",
                 )
             )
@@ -176,7 +181,9 @@ class Lowerer:
             return FailMode.DENY
         return FailMode(kind)
 
-    def _outcome(self, entry: RuleEntry, clause: str, default: Outcome, allowed: set[str]) -> tuple[Outcome, Scope | None]:
+    def _outcome(
+        self, entry: RuleEntry, clause: str, default: Outcome, allowed: set[str]
+    ) -> tuple[Outcome, Scope | None]:
         oc = entry.one(clause)
         if oc is None:
             return default, None
@@ -184,8 +191,10 @@ class Lowerer:
         if spec.kind not in allowed:
             self.diags.append(
                 error(
-                    Code.E402_BAD_VALUE, f"'{clause} {spec.kind.replace('_', ' ')}' is not possible here",
-                    spec.span, "possible: " + ", ".join(sorted(a.replace("_", " ") for a in allowed)),
+                    Code.E402_BAD_VALUE,
+                    f"'{clause} {spec.kind.replace('_', ' ')}' is not possible here",
+                    spec.span,
+                    "possible: " + ", ".join(sorted(a.replace("_", " ") for a in allowed)),
                 )
             )
             return default, None
@@ -236,8 +245,12 @@ class Lowerer:
             oc = entry.one(clause)
             if oc is not None and oc.outcome.kind in ("allow", "ignore"):
                 self.diags.append(
-                    error(Code.E401_WIDENS_PARENT, f"'{clause} {oc.outcome.kind}' would widen policy '{parent}'",
-                          oc.span, "a narrowing policy may only deny, escalate, require approval or halt")
+                    error(
+                        Code.E401_WIDENS_PARENT,
+                        f"'{clause} {oc.outcome.kind}' would widen policy '{parent}'",
+                        oc.span,
+                        "a narrowing policy may only deny, escalate, require approval or halt",
+                    )
                 )
 
     # ---- kinds ---------------------------------------------------------------------------------
@@ -273,7 +286,8 @@ class Lowerer:
                 w = c.within
                 sequences.append(
                     ir.SequenceCondition(
-                        self._mark(c.event), name == "after",
+                        self._mark(c.event),
+                        name == "after",
                         w.steps if w is not None else None,
                         w.duration.seconds if w is not None and w.duration is not None else None,
                         labels=frozenset(n.value for n in c.event.labels),
@@ -284,16 +298,27 @@ class Lowerer:
         if kind is RuleKind.APPROVAL:
             approval = self._approval(entry)
         sev = entry.one("severity")
-        escalation = self._path_to(entry, sev.name.value if sev else "medium") if kind is RuleKind.ESCALATE else None
+        escalation = (
+            self._path_to(entry, sev.name.value if sev else "medium") if kind is RuleKind.ESCALATE else None
+        )
         stop = entry.one("stop")
         self.out.rules.append(
             ir.Rule(
-                id=entry.rule.id.value, kind=kind, effect=EFFECT[kind], reason=self._reason(entry),
-                mode=self._mode(entry), fail=self._fail(entry), selector=self.selector(entry),
-                conditions=self.conditions(entry, env), signals=tuple(signals),
-                sequences=tuple(sequences), approval=approval, escalation=escalation,
+                id=entry.rule.id.value,
+                kind=kind,
+                effect=EFFECT[kind],
+                reason=self._reason(entry),
+                mode=self._mode(entry),
+                fail=self._fail(entry),
+                selector=self.selector(entry),
+                conditions=self.conditions(entry, env),
+                signals=tuple(signals),
+                sequences=tuple(sequences),
+                approval=approval,
+                escalation=escalation,
                 stop_scope=stop.scope if stop is not None else None,
-                source=self._source(entry), order=order,
+                source=self._source(entry),
+                order=order,
             )
         )
 
@@ -308,15 +333,21 @@ class Lowerer:
         exp = entry.one("expires after")
         timeout, _ = self._outcome(entry, "on timeout", Outcome.DENY, {"deny", "escalate", "halt"})
         return ir.ApprovalGate(
-            group, max(1, quorum), sod.on if sod is not None else True,
-            exp.duration.seconds if exp is not None else 86400.0, timeout, members,
+            group,
+            max(1, quorum),
+            sod.on if sod is not None else True,
+            exp.duration.seconds if exp is not None else 86400.0,
+            timeout,
+            members,
         )
 
     def _budget(self, entry: RuleEntry, env: dict[str, Any]) -> None:
         lim: ast.LimitClause = entry.one("limit")
         if lim.unit is None:
             self.diags.append(
-                error(Code.E402_BAD_VALUE, "a budget limit needs a unit", lim.span, "e.g. limit 50 USD per day")
+                error(
+                    Code.E402_BAD_VALUE, "a budget limit needs a unit", lim.span, "e.g. limit 50 USD per day"
+                )
             )
             return
         tz = entry.one("timezone")
@@ -325,8 +356,12 @@ class Lowerer:
             ZoneInfo(tzname)
         except (ZoneInfoNotFoundError, ValueError):
             self.diags.append(
-                error(Code.E402_BAD_VALUE, f"unknown time zone '{tzname}'", tz.span,
-                      "use an IANA name such as Europe/Paris or UTC")
+                error(
+                    Code.E402_BAD_VALUE,
+                    f"unknown time zone '{tzname}'",
+                    tz.span,
+                    "use an IANA name such as Europe/Paris or UTC",
+                )
             )
         outcome, stop = self._outcome(
             entry, "on exceed", Outcome.DENY, {"deny", "halt", "escalate", "require_approval"}
@@ -334,13 +369,22 @@ class Lowerer:
         window = lim.window
         self.out.budgets.append(
             ir.Budget(
-                id=entry.rule.id.value, reason=self._reason(entry), scope=entry.one("scope").scope,
-                unit=lim.unit.value, limit_micros=int(lim.amount * MICROS),
+                id=entry.rule.id.value,
+                reason=self._reason(entry),
+                scope=entry.one("scope").scope,
+                unit=lim.unit.value,
+                limit_micros=int(lim.amount * MICROS),
                 calendar=window.calendar if window is not None else None,
                 rolling_seconds=window.rolling.seconds if window is not None and window.rolling else None,
-                timezone=tzname, on_exceed=outcome, stop_scope=self._halt_scope(entry, outcome, stop),
-                selector=self.selector(entry), conditions=self.conditions(entry, env), mode=self._mode(entry),
-                fail=self._fail(entry), source=self._source(entry), escalation=self._path_to(entry),
+                timezone=tzname,
+                on_exceed=outcome,
+                stop_scope=self._halt_scope(entry, outcome, stop),
+                selector=self.selector(entry),
+                conditions=self.conditions(entry, env),
+                mode=self._mode(entry),
+                fail=self._fail(entry),
+                source=self._source(entry),
+                escalation=self._path_to(entry),
             )
         )
 
@@ -348,8 +392,12 @@ class Lowerer:
         lim: ast.LimitClause = entry.one("limit")
         if lim.unit is not None and lim.unit.value not in ("calls", "actions", "requests"):
             self.diags.append(
-                error(Code.E402_BAD_VALUE, f"a rate counts actions, not '{lim.unit.value}'", lim.unit.span,
-                      "write e.g. limit 30 per 1m, or use a budget for amounts")
+                error(
+                    Code.E402_BAD_VALUE,
+                    f"a rate counts actions, not '{lim.unit.value}'",
+                    lim.unit.span,
+                    "write e.g. limit 30 per 1m, or use a budget for amounts",
+                )
             )
         if lim.window is None:
             self.diags.append(
@@ -357,31 +405,53 @@ class Lowerer:
             )
             return
         if lim.amount != int(lim.amount) or lim.amount < 0:
-            self.diags.append(error(Code.E402_BAD_VALUE, "a rate limit is a whole number of actions", lim.span))
+            self.diags.append(
+                error(Code.E402_BAD_VALUE, "a rate limit is a whole number of actions", lim.span)
+            )
             return
         seconds = lim.window.rolling.seconds if lim.window.rolling else _CAL_SECONDS[lim.window.calendar]  # type: ignore[index]
-        outcome, stop = self._outcome(entry, "on exceed", Outcome.DENY, {"deny", "halt", "escalate", "require_approval"})
+        outcome, stop = self._outcome(
+            entry, "on exceed", Outcome.DENY, {"deny", "halt", "escalate", "require_approval"}
+        )
         self.out.rates.append(
             ir.RateLimit(
-                id=entry.rule.id.value, reason=self._reason(entry), scope=entry.one("scope").scope,
-                limit=int(lim.amount), window_seconds=float(seconds), on_exceed=outcome,
-                stop_scope=self._halt_scope(entry, outcome, stop), selector=self.selector(entry),
-                conditions=self.conditions(entry, env), mode=self._mode(entry), fail=self._fail(entry),
-                source=self._source(entry), escalation=self._path_to(entry),
+                id=entry.rule.id.value,
+                reason=self._reason(entry),
+                scope=entry.one("scope").scope,
+                limit=int(lim.amount),
+                window_seconds=float(seconds),
+                on_exceed=outcome,
+                stop_scope=self._halt_scope(entry, outcome, stop),
+                selector=self.selector(entry),
+                conditions=self.conditions(entry, env),
+                mode=self._mode(entry),
+                fail=self._fail(entry),
+                source=self._source(entry),
+                escalation=self._path_to(entry),
             )
         )
 
     def _tripwire(self, entry: RuleEntry, env: dict[str, Any]) -> None:
         trig: ast.Trigger = entry.one("trigger").trigger
-        outcome, stop = self._outcome(entry, "then", Outcome.HALT, {"deny", "halt", "escalate", "require_approval"})
+        outcome, stop = self._outcome(
+            entry, "then", Outcome.HALT, {"deny", "halt", "escalate", "require_approval"}
+        )
         stop = self._halt_scope(entry, outcome, stop)
         self.out.tripwires.append(
             ir.Tripwire(
-                id=entry.rule.id.value, reason=self._reason(entry), trigger=trig.kind,
-                threshold=float(trig.threshold), window_seconds=trig.within.seconds if trig.within else None,
-                unit=trig.unit.value if trig.unit else None, outcome=outcome, stop_scope=stop,
-                escalation=self._path_to(entry), selector=self.selector(entry),
-                conditions=self.conditions(entry, env), mode=self._mode(entry), source=self._source(entry),
+                id=entry.rule.id.value,
+                reason=self._reason(entry),
+                trigger=trig.kind,
+                threshold=float(trig.threshold),
+                window_seconds=trig.within.seconds if trig.within else None,
+                unit=trig.unit.value if trig.unit else None,
+                outcome=outcome,
+                stop_scope=stop,
+                escalation=self._path_to(entry),
+                selector=self.selector(entry),
+                conditions=self.conditions(entry, env),
+                mode=self._mode(entry),
+                source=self._source(entry),
             )
         )
         if trig.kind is TriggerKind.PINGPONG and trig.within is None:
@@ -395,16 +465,25 @@ class Lowerer:
             outcome = _SPEC_OUTCOME[then.kind]
         elif then.kind != "label":
             self.diags.append(
-                error(Code.E402_BAD_VALUE, f"a check after an action cannot '{then.kind.replace('_', ' ')}'",
-                      then.span, "possible: halt [scope], escalate, deny, label L")
+                error(
+                    Code.E402_BAD_VALUE,
+                    f"a check after an action cannot '{then.kind.replace('_', ' ')}'",
+                    then.span,
+                    "possible: halt [scope], escalate, deny, label L",
+                )
             )
         self.out.results.append(
             ir.ResultCheck(
-                id=entry.rule.id.value, reason=self._reason(entry), outcome=outcome,
+                id=entry.rule.id.value,
+                reason=self._reason(entry),
+                outcome=outcome,
                 stop_scope=self._halt_scope(entry, outcome, then.scope) if outcome is not None else None,
                 labels=labels,
-                escalation=self._path_to(entry), selector=self.selector(entry),
-                conditions=self.conditions(entry, env), mode=self._mode(entry), fail=self._fail(entry),
+                escalation=self._path_to(entry),
+                selector=self.selector(entry),
+                conditions=self.conditions(entry, env),
+                mode=self._mode(entry),
+                fail=self._fail(entry),
                 source=self._source(entry),
             )
         )
@@ -412,4 +491,4 @@ class Lowerer:
 
 def to_micros(amount: float | Decimal) -> int:
     """Amounts in integer micro-units (exact sums on every store)."""
-    return int(round(Decimal(str(amount)) * MICROS))
+    return round(Decimal(str(amount)) * MICROS)

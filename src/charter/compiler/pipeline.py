@@ -54,8 +54,9 @@ def _finish(diags: list[Diagnostic]) -> list[Diagnostic]:
     if len(unique) > MAX_DIAGNOSTICS:
         rest = len(unique) - MAX_DIAGNOSTICS
         kept = unique[:MAX_DIAGNOSTICS]
-        note = warning(Code.E901_TOO_MANY_ERRORS, f"{rest} more diagnostics not shown",
-                       Span.point(kept[-1].span.path))
+        note = warning(
+            Code.E901_TOO_MANY_ERRORS, f"{rest} more diagnostics not shown", Span.point(kept[-1].span.path)
+        )
         return [*sorted(kept, key=sort_key), note]
     return sorted(unique, key=sort_key)
 
@@ -172,7 +173,8 @@ def assemble(loaded: Loaded, sym: Symbols, envs: Environments, lowerer: Lowerer)
     if sym.stops is not None:
         op = sym.stops.operators.value if sym.stops.operators else None
         stops = ir.StopsConfig(
-            op, tuple(sym.groups.get(op, ())) if op else (),
+            op,
+            tuple(sym.groups.get(op, ())) if op else (),
             sym.stops.resume_requires if sym.stops.resume_requires is not None else 2,
         )
     names = sorted(sym.module_names) or [Path(p).stem for p in sorted(loaded.sources)][:1]

@@ -156,8 +156,10 @@ class Resolver:
             if headers and module.items[0] is not headers[0]:
                 self.diags.append(
                     error(
-                        Code.E206_BAD_HEADER, "the policy header must come first in the file",
-                        headers[0].span, "move 'policy ...' to the top of the file",
+                        Code.E206_BAD_HEADER,
+                        "the policy header must come first in the file",
+                        headers[0].span,
+                        "move 'policy ...' to the top of the file",
                     )
                 )
             if headers:
@@ -205,8 +207,11 @@ class Resolver:
         elif isinstance(item, ast.Agent):
             attrs = {a.name.value: a.value for a in item.attrs}
             decl = AgentDecl(
-                item.name.value, [r.value for r in item.roles],
-                item.parent.value if item.parent else None, attrs, item.name.span,
+                item.name.value,
+                [r.value for r in item.roles],
+                item.parent.value if item.parent else None,
+                attrs,
+                item.name.span,
             )
             self._declare(s.agents, "agent", item.name, decl)
         elif isinstance(item, ast.Tool):
@@ -222,16 +227,24 @@ class Resolver:
         elif isinstance(item, ast.Rank):
             if s.rank is not None:
                 self.diags.append(
-                    error(Code.E202_DUPLICATE, "signal ranking is declared twice", item.span,
-                          f"the first ranking is at {s.rank.span}")
+                    error(
+                        Code.E202_DUPLICATE,
+                        "signal ranking is declared twice",
+                        item.span,
+                        f"the first ranking is at {s.rank.span}",
+                    )
                 )
             else:
                 s.rank = item
         elif isinstance(item, ast.Stops):
             if s.stops is not None:
                 self.diags.append(
-                    error(Code.E202_DUPLICATE, "the stops block is declared twice", item.span,
-                          f"the first is at {s.stops.span}")
+                    error(
+                        Code.E202_DUPLICATE,
+                        "the stops block is declared twice",
+                        item.span,
+                        f"the first is at {s.stops.span}",
+                    )
                 )
             else:
                 s.stops = item
@@ -294,7 +307,7 @@ class Resolver:
                 ok = False
                 helptext = _REQUIRED_HELP.get(req)
                 for cond in grouped.get("when", []) + grouped.get("unless", []):
-                    if re.search(r"\s%s\s" % re.escape(req), " " + cond.text + " "):
+                    if re.search(rf"\s{re.escape(req)}\s", " " + cond.text + " "):
                         helptext = (
                             f"'{req}' is inside the condition on line {cond.span.line}: a condition "
                             f"ends at the end of its line, so start '{req}' on a new line"
@@ -355,8 +368,7 @@ class Resolver:
         to = entry.one("to")
         if to is not None:
             known = set(s.escalations) | set(s.groups)
-            self.check("escalation target", to.name, known,
-                       "name an escalation chain or a group")
+            self.check("escalation target", to.name, known, "name an escalation chain or a group")
         lim = entry.one("limit")
         if lim is not None and lim.unit is not None and entry.rule.kind is RuleKind.BUDGET:
             self.check("unit", lim.unit, s.units, "declare it with: units NAME")
@@ -383,11 +395,17 @@ class Resolver:
                 continue
             for r in a.roles:
                 if r not in s.roles:
-                    self.unknown(f"role in inventory {a.from_inventory} (agent {a.id})",
-                                 ast.Name(value=r, span=a.span), s.roles)
+                    self.unknown(
+                        f"role in inventory {a.from_inventory} (agent {a.id})",
+                        ast.Name(value=r, span=a.span),
+                        s.roles,
+                    )
             if a.parent is not None and a.parent not in s.agents:
-                self.unknown(f"parent in inventory {a.from_inventory} (agent {a.id})",
-                             ast.Name(value=str(a.parent), span=a.span), s.agents)
+                self.unknown(
+                    f"parent in inventory {a.from_inventory} (agent {a.id})",
+                    ast.Name(value=str(a.parent), span=a.span),
+                    s.agents,
+                )
         if s.rank is not None:
             sources = s.signal_sources
             for n in s.rank.names:
@@ -401,8 +419,12 @@ class Resolver:
             while cur is not None and cur in s.agents:
                 if cur in seen:
                     self.diags.append(
-                        error(Code.E203_INCLUDE_CYCLE, f"agent '{a.id}' is its own ancestor", a.span,
-                              "remove one parent link")
+                        error(
+                            Code.E203_INCLUDE_CYCLE,
+                            f"agent '{a.id}' is its own ancestor",
+                            a.span,
+                            "remove one parent link",
+                        )
                     )
                     break
                 seen.add(cur)

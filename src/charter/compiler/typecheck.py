@@ -36,11 +36,41 @@ _PROBLEM_CODES = {
     ProblemKind.NOT_BOOL: Code.E306_CEL_NOT_BOOL,
 }
 
-_CLAUSE_WORDS = ["actor", "action", "when", "unless", "signal", "after", "before", "reason", "mode", "on", "approvers", "quorum", "separation", "expires", "to", "severity", "stop", "scope", "limit", "timezone", "trigger", "then"]
-_SWALLOWED = re.compile(r"\s(%s)\s+(?:\"|[A-Za-z0-9_-]+\s*$|[A-Za-z0-9_-]+\s+[A-Za-z\"])" % "|".join(_CLAUSE_WORDS))
+_CLAUSE_WORDS = [
+    "actor",
+    "action",
+    "when",
+    "unless",
+    "signal",
+    "after",
+    "before",
+    "reason",
+    "mode",
+    "on",
+    "approvers",
+    "quorum",
+    "separation",
+    "expires",
+    "to",
+    "severity",
+    "stop",
+    "scope",
+    "limit",
+    "timezone",
+    "trigger",
+    "then",
+]
+_SWALLOWED = re.compile(
+    r"\s({})\s+(?:\"|[A-Za-z0-9_-]+\s*$|[A-Za-z0-9_-]+\s+[A-Za-z\"])".format("|".join(_CLAUSE_WORDS))
+)
 
 SIGNAL_FIELDS: dict[str, CelType] = {
-    "source": S, "kind": S, "severity": S, "score": D, "note": S, "rank": I,
+    "source": S,
+    "kind": S,
+    "severity": S,
+    "score": D,
+    "note": S,
+    "rank": I,
 }
 
 
@@ -54,8 +84,11 @@ def cel_type(ref: ast.TypeRef, diags: list[Diagnostic]) -> CelType:
     if found is None:
         diags.append(
             error(
-                Code.E201_UNKNOWN_NAME, f"unknown type '{ref.name}'", ref.span,
-                did_you_mean(ref.name, _TYPES) or "types: " + ", ".join(sorted(_TYPES)) + ", list of T, map of T",
+                Code.E201_UNKNOWN_NAME,
+                f"unknown type '{ref.name}'",
+                ref.span,
+                did_you_mean(ref.name, _TYPES)
+                or "types: " + ", ".join(sorted(_TYPES)) + ", list of T, map of T",
             )
         )
         return CelType.DYN
@@ -79,7 +112,10 @@ class Environments:
             "actor": self.actor,
             "action": CelType.OBJECT(
                 {
-                    "kind": S, "target": S, "args": CelType.MAP(S, CelType.DYN), "labels": LS,
+                    "kind": S,
+                    "target": S,
+                    "args": CelType.MAP(S, CelType.DYN),
+                    "labels": LS,
                     "arg_labels": CelType.MAP(S, LS),
                 }
             ),
@@ -98,16 +134,23 @@ def environments(sym: Symbols) -> Environments:
     attrs = {n: cel_type(a.type, diags) for n, a in sym.attributes.items()}
     ctx = {n: cel_type(c.type, diags) for n, c in sym.context.items()}
     actor_fields: dict[str, CelType] = {
-        "id": S, "roles": LS, "chain": LS, "depth": I, "human": S,
+        "id": S,
+        "roles": LS,
+        "chain": LS,
+        "depth": I,
+        "human": S,
     }
     actor_fields.update(attrs)
     context_fields: dict[str, CelType] = {
-        "workflow": S, "run": S, "tenant": S, "env": S, "time": CelType.DYN,
+        "workflow": S,
+        "run": S,
+        "tenant": S,
+        "env": S,
+        "time": CelType.DYN,
     }
     context_fields.update(ctx)
     tool_args = {
-        name: {a.name.value: cel_type(a.type, diags) for a in tool.args}
-        for name, tool in sym.tools.items()
+        name: {a.name.value: cel_type(a.type, diags) for a in tool.args} for name, tool in sym.tools.items()
     }
     return Environments(
         CelType.OBJECT(actor_fields), CelType.OBJECT(context_fields), attrs, ctx, tool_args, diags
@@ -149,10 +192,7 @@ def _offset_span(span: Span, text: str, start: int, end: int) -> Span:
     start = max(0, min(start, len(text)))
     end = max(start, min(end, len(text)))
     line = span.line + text.count("\n", 0, start)
-    if line == span.line:
-        col = span.column + start
-    else:
-        col = start - text.rfind("\n", 0, start)
+    col = span.column + start if line == span.line else start - text.rfind("\n", 0, start)
     end_line = span.line + text.count("\n", 0, end)
     if end_line == line:
         end_col = col + max(1, end - start)
@@ -228,9 +268,7 @@ def rule_env(entry: RuleEntry, sym: Symbols, envs: Environments) -> dict[str, Ce
     """The CEL roots visible to one rule's conditions."""
     env = envs.base(args_type(targeted_tools(entry, sym), envs))
     if entry.rule.kind is RuleKind.RESULT:
-        env["result"] = CelType.OBJECT(
-            {"outcome": S, "failed": B, "cost": CelType.MAP(S, D), "labels": LS}
-        )
+        env["result"] = CelType.OBJECT({"outcome": S, "failed": B, "cost": CelType.MAP(S, D), "labels": LS})
         env["estimate"] = CelType.MAP(S, D)
     return env
 

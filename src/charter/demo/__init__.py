@@ -14,12 +14,21 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m charter.demo", description=__doc__)
     p.add_argument("--policies", type=Path, default=POLICIES, help="policy directory (default: policies/)")
-    p.add_argument("--dir", type=Path, default=Path(".charter/demo"),
-                   help="where the SQLite state and the trace go (wiped at start; default .charter/demo)")
+    p.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(".charter/demo"),
+        help="where the SQLite state and the trace go (wiped at start; default .charter/demo)",
+    )
     p.add_argument("--sidecar", metavar="URL", help="run against a running `charter serve` instead")
     p.add_argument("--token", help="the orchestrator's token for --sidecar")
-    p.add_argument("--human", action="append", default=[], metavar="NAME=TOKEN",
-                   help="a human's token for --sidecar (alice, bob: approvers; olga, peter: operators)")
+    p.add_argument(
+        "--human",
+        action="append",
+        default=[],
+        metavar="NAME=TOKEN",
+        help="a human's token for --sidecar (alice, bob: approvers; olga, peter: operators)",
+    )
     p.add_argument("--trace", help="with --sidecar: the sidecar's trace file, to verify it at the end")
     return p
 

@@ -53,8 +53,9 @@ class Backend:
     def decide(self, request: Mapping[str, Any]) -> Decision:
         raise NotImplementedError
 
-    def settle(self, decision_id: str, actual_cost: Mapping[str, float] | None = None,
-               outcome: str = "success") -> Any:
+    def settle(
+        self, decision_id: str, actual_cost: Mapping[str, float] | None = None, outcome: str = "success"
+    ) -> Any:
         raise NotImplementedError
 
     def approve(self, approval_id: str, who: str, note: str) -> dict[str, Any]:
@@ -110,8 +111,9 @@ class InProcess(Backend):
     def decide(self, request: Mapping[str, Any]) -> Decision:
         return self.engine.decide(request)
 
-    def settle(self, decision_id: str, actual_cost: Mapping[str, float] | None = None,
-               outcome: str = "success") -> Any:
+    def settle(
+        self, decision_id: str, actual_cost: Mapping[str, float] | None = None, outcome: str = "success"
+    ) -> Any:
         return self.engine.settle(decision_id, actual_cost=actual_cost, outcome=outcome)
 
     def approve(self, approval_id: str, who: str, note: str) -> dict[str, Any]:
@@ -158,8 +160,9 @@ class Sidecar(Backend):
     def decide(self, request: Mapping[str, Any]) -> Decision:
         return self.client.decide(request)
 
-    def settle(self, decision_id: str, actual_cost: Mapping[str, float] | None = None,
-               outcome: str = "success") -> Any:
+    def settle(
+        self, decision_id: str, actual_cost: Mapping[str, float] | None = None, outcome: str = "success"
+    ) -> Any:
         return self.client.settle(decision_id, actual_cost=actual_cost, outcome=outcome)
 
     def approve(self, approval_id: str, who: str, note: str) -> dict[str, Any]:
@@ -176,7 +179,7 @@ class Sidecar(Backend):
 
         from charter.client import SidecarError
 
-        for _ in range(50):   # the sidecar's trace is written in batches; wait for the record
+        for _ in range(50):  # the sidecar's trace is written in batches; wait for the record
             try:
                 return list(self.client.explain(decision_id).get("explanation") or [])
             except SidecarError as exc:

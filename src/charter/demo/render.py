@@ -15,17 +15,31 @@ from rich.text import Text
 
 from charter.engine.decision import Decision
 
-STYLE = {"allow": "green", "require_approval": "yellow", "escalate": "magenta", "deny": "red",
-         "halt": "bold red"}
-LABEL = {"allow": "ALLOW", "require_approval": "NEEDS APPROVAL", "escalate": "ESCALATE", "deny": "DENY",
-         "halt": "HALT"}
+STYLE = {
+    "allow": "green",
+    "require_approval": "yellow",
+    "escalate": "magenta",
+    "deny": "red",
+    "halt": "bold red",
+}
+LABEL = {
+    "allow": "ALLOW",
+    "require_approval": "NEEDS APPROVAL",
+    "escalate": "ESCALATE",
+    "deny": "DENY",
+    "halt": "HALT",
+}
 
 
 def make_console() -> Console:
     """A console: colour on a terminal unless NO_COLOR is set; 100 columns when piped."""
     tty = sys.stdout.isatty()
-    return Console(highlight=False, no_color=bool(os.environ.get("NO_COLOR")) or not tty,
-                   width=None if tty else 100, emoji=False)
+    return Console(
+        highlight=False,
+        no_color=bool(os.environ.get("NO_COLOR")) or not tty,
+        width=None if tty else 100,
+        emoji=False,
+    )
 
 
 def clock_text(t: float | None) -> str:
@@ -72,8 +86,16 @@ class Out:
         grid.add_row(Text("  " + clock_text(t) if t is not None else "", style="dim"), who, what)
         self.c.print(grid)
 
-    def decision(self, t: float | None, agent: str, target: str, args: Mapping[str, Any],
-                 d: Decision, cost: Mapping[str, float] | None, ok: bool) -> None:
+    def decision(
+        self,
+        t: float | None,
+        agent: str,
+        target: str,
+        args: Mapping[str, Any],
+        d: Decision,
+        cost: Mapping[str, float] | None,
+        ok: bool,
+    ) -> None:
         o = d.outcome.value
         what = Text()
         what.append(f"{target} {args_text(args)}")
@@ -90,8 +112,10 @@ class Out:
             what.append("\ndefault deny: no rule permits it", style="dim")
         for b in d.boundaries:
             if b.kind == "budget" and not b.ok:
-                what.append(f"\nbudget {b.id}: {b.used:g} used + {b.amount:g} asked > {b.limit:g} {b.unit}",
-                            style="red")
+                what.append(
+                    f"\nbudget {b.id}: {b.used:g} used + {b.amount:g} asked > {b.limit:g} {b.unit}",
+                    style="red",
+                )
             if b.kind == "tripwire" and not b.ok:
                 what.append(f"\ntripwire {b.id}: {b.used:g} calls, limit {b.limit:g}", style="red")
         self._row(t, Text(agent, style="bold"), what)
@@ -113,8 +137,12 @@ class Out:
         self.c.print()
         self.c.print(table)
         if problems:
-            self.c.print(Text(f"DEMO FAILED ({backend}): {len(problems)} step(s) did not go as scripted",
-                              style="bold red"))
+            self.c.print(
+                Text(
+                    f"DEMO FAILED ({backend}): {len(problems)} step(s) did not go as scripted",
+                    style="bold red",
+                )
+            )
             for p in problems:
                 self.c.print(Text(f"  - {p}", style="red"))
         else:

@@ -11,15 +11,29 @@ from charter.demo.render import Out
 from charter.engine.decision import Decision
 
 WORKFLOW = "wf-inv-2026-117"
-INVOICE = {"amount": 12400.0, "payee": "globex-gmbh", "currency": "USD", "new_payee": False,
-           "memo": "INV-2026-117"}
-SURCHARGE = {"amount": 900.0, "payee": "globex-gmbh", "currency": "USD", "new_payee": False,
-             "memo": "INV-2026-117 late fee"}
+INVOICE = {
+    "amount": 12400.0,
+    "payee": "globex-gmbh",
+    "currency": "USD",
+    "new_payee": False,
+    "memo": "INV-2026-117",
+}
+SURCHARGE = {
+    "amount": 900.0,
+    "payee": "globex-gmbh",
+    "currency": "USD",
+    "new_payee": False,
+    "memo": "INV-2026-117 late fee",
+}
 SIGNALS: list[dict[str, Any]] = [
     {"source": "research-agent", "kind": "research.no-issue", "note": "no adverse news on Globex"},
     {"source": "risk-agent", "kind": "risk.anomaly", "score": 0.35, "note": "weak anomaly: new bank account"},
-    {"source": "compliance-agent", "kind": "compliance.regulation-conflict", "severity": "high",
-     "note": "possible conflict with the new cross-border payments regulation"},
+    {
+        "source": "compliance-agent",
+        "kind": "compliance.regulation-conflict",
+        "severity": "high",
+        "note": "possible conflict with the new cross-border payments regulation",
+    },
 ]
 
 
@@ -37,9 +51,17 @@ class Story:
     def now(self) -> float | None:
         return self.b.clock() if self.b.clock is not None else None
 
-    def act(self, agent: str, target: str, expect: str, args: Mapping[str, Any] | None = None,
-            cost: Mapping[str, float] | None = None, actual: Mapping[str, float] | None = None,
-            quiet: bool = False, **extra: Any) -> Decision:
+    def act(
+        self,
+        agent: str,
+        target: str,
+        expect: str,
+        args: Mapping[str, Any] | None = None,
+        cost: Mapping[str, float] | None = None,
+        actual: Mapping[str, float] | None = None,
+        quiet: bool = False,
+        **extra: Any,
+    ) -> Decision:
         """One agent action: decide, print, settle it if it was allowed (with the actual cost)."""
         self.b.advance(3)
         req: dict[str, Any] = {
@@ -55,8 +77,9 @@ class Story:
         self.counts[o] += 1
         ok = o == expect
         if not ok:
-            self.problems.append(f"{agent} {target}: expected {expect}, got {o} "
-                                 f"({'; '.join(h.reason for h in d.rules)})")
+            self.problems.append(
+                f"{agent} {target}: expected {expect}, got {o} ({'; '.join(h.reason for h in d.rules)})"
+            )
         if not quiet or not ok:
             self.out.decision(self.now(), agent, target, args or {}, d, cost, ok)
         if o == "allow":
@@ -71,8 +94,10 @@ class Story:
     def run(self) -> int:
         """The whole story; 0 if every step decided as scripted."""
         out = self.out
-        out.title("charter demo: pay supplier invoice INV-2026-117 and ship the integration fix",
-                  f"Acme Group's agents work one business process under policies/ ({self.b.label}).")
+        out.title(
+            "charter demo: pay supplier invoice INV-2026-117 and ship the integration fix",
+            f"Acme Group's agents work one business process under policies/ ({self.b.label}).",
+        )
         self.allowed()
         self.spend_limit()
         self.human_gate()
@@ -86,8 +111,14 @@ class Story:
     def allowed(self) -> None:
         self.out.chapter(1, "Agents get to work: actions inside the boundaries are allowed")
         self.act("research-agent", "kb.read", "allow", {"q": "globex-gmbh supplier file"})
-        self.act("research-agent", "web.search", "allow", {"q": "globex-gmbh news"},
-                 cost={"USD": 30.0}, actual={"USD": 28.0})
+        self.act(
+            "research-agent",
+            "web.search",
+            "allow",
+            {"q": "globex-gmbh news"},
+            cost={"USD": 30.0},
+            actual={"USD": 28.0},
+        )
         self.out.say("settled at the actual cost: 28 USD of the 30 reserved; 2 USD go back to the budget")
         fix = {"repo": "erp-connector", "branch": "fix/inv-117-rounding"}
         self.act("coding-agent", "git.push", "allow", fix)
@@ -105,8 +136,9 @@ class Story:
         d = self.act("payments-agent", "payments.transfer", "require_approval", INVOICE)
         aid = str(d.obligations.get("approval_id", ""))
         self.ids["approval"] = aid
-        self.out.say(f"approval {aid} opened: 2 of treasury (alice, bob, carol), "
-                     "not the requester, within 4 h")
+        self.out.say(
+            f"approval {aid} opened: 2 of treasury (alice, bob, carol), not the requester, within 4 h"
+        )
         if not aid:
             self.problems.append("the payment decision carried no approval id")
             return
@@ -130,12 +162,14 @@ class Story:
             self.human(s["source"], f"signal {s['kind']}{score}: {s['note']}")
         d = self.act("payments-agent", "payments.transfer", "escalate", SURCHARGE, signals=SIGNALS)
         esc = d.obligations.get("escalation") or {}
-        chain = " -> ".join(f"{s['target']} ({int((s.get('timeout_s') or 0) / 60)} min)"
-                            for s in esc.get("chain", []))
+        chain = " -> ".join(
+            f"{s['target']} ({int((s.get('timeout_s') or 0) / 60)} min)" for s in esc.get("chain", [])
+        )
         self.ids["escalation"] = str(esc.get("id", ""))
         self.out.say(f"escalation {esc.get('id')}: {chain} -> finally {esc.get('fallback')}")
-        self.out.say("research's 'no issue' cannot cancel risk's and compliance's findings "
-                     "(rank in org.charter)")
+        self.out.say(
+            "research's 'no issue' cannot cancel risk's and compliance's findings (rank in org.charter)"
+        )
 
     def runaway_loop(self) -> None:
         self.out.chapter(5, "A runaway loop trips and halts the agent")
@@ -154,11 +188,17 @@ class Story:
         deploy = {"service": "erp-connector", "env": "staging"}
         self.act("coding-agent", "deploy.release", "halt", deploy)
         r = self.b.resume("workflow", WORKFLOW, "olga")
-        self.human("olga", f"asks to resume -> resumed: {r['resumed']} "
-                   f"({r['have']} of {r['need']} operators)", minutes=5)
+        self.human(
+            "olga",
+            f"asks to resume -> resumed: {r['resumed']} ({r['have']} of {r['need']} operators)",
+            minutes=5,
+        )
         r2 = self.b.resume("workflow", WORKFLOW, "peter")
-        self.human("peter", f"confirms -> resumed: {r2['resumed']} ({r2['have']} of {r2['need']} operators)",
-                   minutes=2)
+        self.human(
+            "peter",
+            f"confirms -> resumed: {r2['resumed']} ({r2['have']} of {r2['need']} operators)",
+            minutes=2,
+        )
         if r["resumed"] or not r2["resumed"]:
             self.problems.append("the resume did not need exactly two operators")
         self.act("coding-agent", "deploy.release", "allow", deploy)

@@ -25,7 +25,10 @@ class RuleHit:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         d: dict[str, Any] = {
-            "id": self.id, "kind": self.kind, "effect": self.effect.value, "reason": self.reason,
+            "id": self.id,
+            "kind": self.kind,
+            "effect": self.effect.value,
+            "reason": self.reason,
         }
         if self.source:
             d["source"] = self.source

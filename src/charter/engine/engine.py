@@ -93,8 +93,9 @@ class _Combined:
         self.paths: list[EscalationPath | None] = []
         self.stops: list[tuple[Scope | None, Any]] = []
 
-    def add(self, eff: Outcome, hit: RuleHit, path: EscalationPath | None, stop: Scope | None,
-            item: Any) -> None:
+    def add(
+        self, eff: Outcome, hit: RuleHit, path: EscalationPath | None, stop: Scope | None, item: Any
+    ) -> None:
         """One more contribution."""
         if eff.rank > self.outcome.rank or (self.default_deny and eff.rank >= self.outcome.rank):
             self.outcome, self.hits, self.default_deny = eff, [hit], False
@@ -109,9 +110,18 @@ class _Combined:
     def add_errors(self, errors: list[tuple[Any, Outcome, str]]) -> None:
         """Boundaries whose conditions failed contribute their failure mode."""
         for item, took, msg in errors:
-            kind = {"Budget": "budget", "RateLimit": "rate", "Tripwire": "tripwire"}.get(type(item).__name__, "rule")
-            self.add(took, RuleHit(item.id, kind, took, item.reason, str(item.source) if item.source else None,
-                                   False, msg), None, None, None)
+            kind = {"Budget": "budget", "RateLimit": "rate", "Tripwire": "tripwire"}.get(
+                type(item).__name__, "rule"
+            )
+            self.add(
+                took,
+                RuleHit(
+                    item.id, kind, took, item.reason, str(item.source) if item.source else None, False, msg
+                ),
+                None,
+                None,
+                None,
+            )
 
     def sorted_hits(self) -> list[RuleHit]:
         """Deciding hits by id (order-independent output)."""
@@ -144,7 +154,14 @@ def _plain(value: Any) -> Any:
 
 
 def _stop_dict(s: StopRecord) -> dict[str, Any]:
-    return {"scope": s.scope, "value": s.value, "reason": s.reason, "by": s.by, "at": s.at, "source": s.source}
+    return {
+        "scope": s.scope,
+        "value": s.value,
+        "reason": s.reason,
+        "by": s.by,
+        "at": s.at,
+        "source": s.source,
+    }
 
 
 def _escalation_obligation(path: EscalationPath, rules: list[str]) -> dict[str, Any]:
@@ -219,8 +236,7 @@ class Engine:
         req = _fast(request) if type(request) is dict else None
         if req is None:
             req = parse_request(request)
-        if self._lean and not (req.approval or req.idempotency_key or req.chain) \
-                and not self._stop_count():  # type: ignore[misc]
+        if self._lean and not (req.approval or req.idempotency_key or req.chain) and not self._stop_count():  # type: ignore[misc]
             return self._decide_lean(req, t0)
         return self._decide(req, t0)
 
@@ -234,21 +250,50 @@ class Engine:
         policy = self.policy
         now = req.time if req.time is not None else self.clock()
         view = build_view(policy, req, now)
-        verdict = evaluate(policy, view, policy.index["rules"].select(
-            view.kind, view.target, view.actor_id, view.roles, view.ancestors, req.workflow,
-            view.target_roles))
+        verdict = evaluate(
+            policy,
+            view,
+            policy.index["rules"].select(
+                view.kind,
+                view.target,
+                view.actor_id,
+                view.roles,
+                view.ancestors,
+                req.workflow,
+                view.target_roles,
+            ),
+        )
         outcome = verdict.outcome
         if outcome is Outcome.ALLOW:
             did = f"d-{self._prefix}-{next(self._ids):x}"
             self._remember(did, None, req, view, verdict.failures)
-            d = Decision(did, outcome, tuple(verdict.deciding), policy.revision, (), tuple(verdict.shadow),
-                         tuple(verdict.failures), {}, 0.0, False)
+            d = Decision(
+                did,
+                outcome,
+                tuple(verdict.deciding),
+                policy.revision,
+                (),
+                tuple(verdict.shadow),
+                tuple(verdict.failures),
+                {},
+                0.0,
+                False,
+            )
             d.elapsed_us = (perf_counter() - t0) * 1e6
             return d
         if outcome is Outcome.DENY and not verdict.halts:
-            d = Decision(f"d-{self._prefix}-{next(self._ids):x}", outcome, tuple(verdict.deciding),
-                         policy.revision, (), tuple(verdict.shadow), tuple(verdict.failures), {}, 0.0,
-                         verdict.default_deny)
+            d = Decision(
+                f"d-{self._prefix}-{next(self._ids):x}",
+                outcome,
+                tuple(verdict.deciding),
+                policy.revision,
+                (),
+                tuple(verdict.shadow),
+                tuple(verdict.failures),
+                {},
+                0.0,
+                verdict.default_deny,
+            )
             d.elapsed_us = (perf_counter() - t0) * 1e6
             return d
         return self._decide(req, t0, view, verdict)
@@ -270,8 +315,15 @@ class Engine:
                 return self._failed(did, req, t0, f"state store: {exc}", failures)
 
         if verdict is None or view.run is not None:
-            sel = (view.kind, view.target, view.actor_id, view.roles, view.ancestors,
-                   req.workflow, view.target_roles)
+            sel = (
+                view.kind,
+                view.target,
+                view.actor_id,
+                view.roles,
+                view.ancestors,
+                req.workflow,
+                view.target_roles,
+            )
             verdict = evaluate(policy, view, policy.index["rules"].select(*sel))
         failures.extend(verdict.failures)
         c = _Combined(verdict.outcome, verdict.deciding, verdict.default_deny)
@@ -291,13 +343,26 @@ class Engine:
         if self._depth_trips and view.chain:
             errors: list[tuple[Any, Outcome, str]] = []
             for tw in depth_trips(policy, req, view, errors, failures):
-                boundaries.append(BoundaryCheck("tripwire", tw.id, tw.mode is not Mode.ENFORCE,
-                                                used=float(len(view.chain)), limit=tw.threshold,
-                                                detail="delegation-depth"))
+                boundaries.append(
+                    BoundaryCheck(
+                        "tripwire",
+                        tw.id,
+                        tw.mode is not Mode.ENFORCE,
+                        used=float(len(view.chain)),
+                        limit=tw.threshold,
+                        detail="delegation-depth",
+                    )
+                )
                 if tw.mode is Mode.ENFORCE:
-                    c.add(tw.outcome, RuleHit(tw.id, "tripwire", tw.outcome, tw.reason,
-                                              str(tw.source) if tw.source else None),
-                          tw.escalation, tw.stop_scope, tw)
+                    c.add(
+                        tw.outcome,
+                        RuleHit(
+                            tw.id, "tripwire", tw.outcome, tw.reason, str(tw.source) if tw.source else None
+                        ),
+                        tw.escalation,
+                        tw.stop_scope,
+                        tw,
+                    )
             c.add_errors(errors)
 
         hold_id = None
@@ -348,8 +413,14 @@ class Engine:
                     self._release(hold_id, now, failures)
                     hold_id = None
                 c.outcome, c.default_deny = Outcome.DENY, False
-                c.hits = [RuleHit(f"{redeem[0]}:{redeem[1]}", redeem[0], Outcome.DENY,
-                                  f"The {redeem[0]} {redeem[1]} was already used; it allows one action.")]
+                c.hits = [
+                    RuleHit(
+                        f"{redeem[0]}:{redeem[1]}",
+                        redeem[0],
+                        Outcome.DENY,
+                        f"The {redeem[0]} {redeem[1]} was already used; it allows one action.",
+                    )
+                ]
         outcome, deciding, default_deny = c.outcome, c.sorted_hits(), c.default_deny
         stops_to_set = [(scope, item) for scope, item in c.stops if scope is not None]
 
@@ -357,21 +428,28 @@ class Engine:
         if outcome is Outcome.REQUIRE_APPROVAL and verdict.approvals:
             obligations["approvals"] = [
                 {
-                    "rule": r.id, "group": r.approval.group, "quorum": r.approval.quorum,
+                    "rule": r.id,
+                    "group": r.approval.group,
+                    "quorum": r.approval.quorum,
                     "members": list(r.approval.members),
                     "separation_of_duties": r.approval.separation_of_duties,
                     "expires_in_s": r.approval.expires_seconds,
                     "on_timeout": r.approval.on_timeout.value,
                 }
-                for r in verdict.approvals if r.approval is not None
+                for r in verdict.approvals
+                if r.approval is not None
             ]
         if outcome is Outcome.ESCALATE:
             paths = [p for p in c.paths if p is not None]
             if paths:
                 obligations["escalation"] = _escalation_obligation(paths[0], [h.id for h in deciding])
             else:
-                obligations["escalation"] = {"target": None, "chain": [], "fallback": "deny",
-                                             "rules": [h.id for h in deciding]}
+                obligations["escalation"] = {
+                    "target": None,
+                    "chain": [],
+                    "fallback": "deny",
+                    "rules": [h.id for h in deciding],
+                }
             if view.signals:
                 obligations["escalation"]["signals"] = [dict(s) for s in view.signals]
         if outcome is Outcome.HALT and stops_to_set:
@@ -381,26 +459,59 @@ class Engine:
                 self._open_record(did, req, outcome, obligations, deciding, pending_id)
             except StoreError as exc:
                 failures.append(Failure("state store", f"open {outcome.value}: {exc}", "deny"))
-                outcome, deciding, default_deny = Outcome.DENY, [RuleHit(
-                    "charter.fail-closed", "failure", Outcome.DENY,
-                    "The request for a human could not be recorded, so the action is denied (fail closed).")], False
+                outcome, deciding, default_deny = (
+                    Outcome.DENY,
+                    [
+                        RuleHit(
+                            "charter.fail-closed",
+                            "failure",
+                            Outcome.DENY,
+                            "The request for a human could not be recorded, so the action is denied (fail closed).",
+                        )
+                    ],
+                    False,
+                )
         if outcome is Outcome.ALLOW or hold_id:
             self._remember(did, hold_id, req, view, failures)
         evidence = self._evidence(deciding, view) if self.trace is not None else {}
         return self._finish(
-            did, req, outcome, deciding, t0, boundaries=boundaries, shadow=verdict.shadow,
-            failures=failures, obligations=obligations, default_deny=default_deny, hold_id=hold_id,
+            did,
+            req,
+            outcome,
+            deciding,
+            t0,
+            boundaries=boundaries,
+            shadow=verdict.shadow,
+            failures=failures,
+            obligations=obligations,
+            default_deny=default_deny,
+            hold_id=hold_id,
             evidence=evidence,
         )
 
-    def _halted(self, did: str, req: Req, t0: float, s: StopRecord, boundaries: list[BoundaryCheck],
-                shadow: list[RuleHit], failures: list[Failure]) -> Decision:
+    def _halted(
+        self,
+        did: str,
+        req: Req,
+        t0: float,
+        s: StopRecord,
+        boundaries: list[BoundaryCheck],
+        shadow: list[RuleHit],
+        failures: list[Failure],
+    ) -> Decision:
         """A decision under an emergency stop: halt, whatever the rules said (halt absorbs)."""
-        hit = RuleHit(f"stop:{s.scope}:{s.value}", "stop", Outcome.HALT,
-                      f"Emergency stop on {s.scope} {s.value} by {s.by}: {s.reason}")
-        boundaries.append(BoundaryCheck("stop", f"{s.scope}:{s.value}", False, scope=s.scope, detail=s.reason))
-        return self._finish(did, req, Outcome.HALT, [hit], t0, boundaries=boundaries, shadow=shadow,
-                            failures=failures)
+        hit = RuleHit(
+            f"stop:{s.scope}:{s.value}",
+            "stop",
+            Outcome.HALT,
+            f"Emergency stop on {s.scope} {s.value} by {s.by}: {s.reason}",
+        )
+        boundaries.append(
+            BoundaryCheck("stop", f"{s.scope}:{s.value}", False, scope=s.scope, detail=s.reason)
+        )
+        return self._finish(
+            did, req, Outcome.HALT, [hit], t0, boundaries=boundaries, shadow=shadow, failures=failures
+        )
 
     def _evidence(self, deciding: list[RuleHit], view: View) -> dict[str, list[tuple[str, Any]]]:
         """The values of each deciding rule's condition parts (for the trace's 'why')."""
@@ -435,14 +546,30 @@ class Engine:
         try:
             status, doc, message = service.check(aid, action_digest(req))
         except StoreError as exc:
-            return Outcome.DENY, [RuleHit("charter.fail-closed", "failure", Outcome.DENY,
-                                          f"The {kind} could not be read ({exc}); denied (fail closed).")], None, None
+            return (
+                Outcome.DENY,
+                [
+                    RuleHit(
+                        "charter.fail-closed",
+                        "failure",
+                        Outcome.DENY,
+                        f"The {kind} could not be read ({exc}); denied (fail closed).",
+                    )
+                ],
+                None,
+                None,
+            )
         needs = Outcome.REQUIRE_APPROVAL if kind == "approval" else Outcome.ESCALATE
         hit_id = f"{kind}:{aid}"
         if status in ("approved", "allowed"):
             if outcome is needs:
                 who = ", ".join(a["by"] for a in (doc or {}).get("approvals", (doc or {}).get("answers", [])))
-                return Outcome.ALLOW, [RuleHit(hit_id, kind, Outcome.ALLOW, f"{message} by {who}")], (kind, aid), None
+                return (
+                    Outcome.ALLOW,
+                    [RuleHit(hit_id, kind, Outcome.ALLOW, f"{message} by {who}")],
+                    (kind, aid),
+                    None,
+                )
             if outcome is Outcome.ALLOW:
                 return outcome, deciding, (kind, aid), None
             return outcome, deciding, None, None
@@ -454,17 +581,40 @@ class Engine:
             took = Outcome((doc or {}).get("outcome", "deny"))
             if took.rank < Outcome.DENY.rank:
                 took = Outcome.DENY if took is Outcome.ALLOW else took
-            return (took if took.rank > outcome.rank else outcome), [RuleHit(hit_id, kind, took, message)], None, None
+            return (
+                (took if took.rank > outcome.rank else outcome),
+                [RuleHit(hit_id, kind, took, message)],
+                None,
+                None,
+            )
         worst = Outcome.DENY if outcome.rank < Outcome.DENY.rank else outcome
-        return worst, [RuleHit(hit_id, kind, Outcome.DENY, message)] if worst is Outcome.DENY else deciding, None, None
+        return (
+            worst,
+            [RuleHit(hit_id, kind, Outcome.DENY, message)] if worst is Outcome.DENY else deciding,
+            None,
+            None,
+        )
 
-    def _open_record(self, did: str, req: Req, outcome: Outcome, obligations: dict[str, Any],
-                     deciding: list[RuleHit], pending_id: str | None) -> None:
+    def _open_record(
+        self,
+        did: str,
+        req: Req,
+        outcome: Outcome,
+        obligations: dict[str, Any],
+        deciding: list[RuleHit],
+        pending_id: str | None,
+    ) -> None:
         """Open the approval request or escalation a decision calls for (or point at the pending one)."""
         from charter.approvals import action_digest
 
-        summary = {"agent": req.actor_id, "kind": req.kind.value, "target": req.target,
-                   "args": {k: v for k, v in req.args.items()}, "workflow": req.workflow, "run": req.run}
+        summary = {
+            "agent": req.actor_id,
+            "kind": req.kind.value,
+            "target": req.target,
+            "args": {k: v for k, v in req.args.items()},
+            "workflow": req.workflow,
+            "run": req.run,
+        }
         tool = self.policy.tools.get(req.target)
         if tool is not None and tool.secret_args:
             summary["args"] = {k: ("[secret]" if k in tool.secret_args else v) for k, v in req.args.items()}
@@ -473,8 +623,13 @@ class Engine:
                 obligations["approval_id"] = pending_id
                 return
             doc = self.approvals.open(
-                decision_id=did, digest=action_digest(req), requester=req.actor_id, chain=req.chain,
-                human=req.human, gates=obligations["approvals"], revision=self.policy.revision,
+                decision_id=did,
+                digest=action_digest(req),
+                requester=req.actor_id,
+                chain=req.chain,
+                human=req.human,
+                gates=obligations["approvals"],
+                revision=self.policy.revision,
                 summary=summary,
             )
             obligations["approval_id"] = doc["id"]
@@ -484,9 +639,13 @@ class Engine:
                 obligations["escalation"]["id"] = pending_id
                 return
             doc = self.escalations.open(
-                decision_id=did, digest=action_digest(req), requester=req.actor_id,
-                obligation=obligations["escalation"], reasons=[h.reason for h in deciding],
-                revision=self.policy.revision, summary=summary,
+                decision_id=did,
+                digest=action_digest(req),
+                requester=req.actor_id,
+                obligation=obligations["escalation"],
+                reasons=[h.reason for h in deciding],
+                revision=self.policy.revision,
+                summary=summary,
             )
             obligations["escalation"]["id"] = doc["id"]
 
@@ -496,14 +655,21 @@ class Engine:
         except StoreError as exc:
             failures.append(Failure("state store", f"release {hold_id}: {exc}", "hold expires by TTL"))
 
-    def _set_stops(self, items: list[tuple[Scope, Any]], req: Req, view: View,
-                   failures: list[Failure]) -> list[dict[str, Any]]:
+    def _set_stops(
+        self, items: list[tuple[Scope, Any]], req: Req, view: View, failures: list[Failure]
+    ) -> list[dict[str, Any]]:
         out = []
         for scope, item in items:
             values = ["*"] if scope in (Scope.GLOBAL, Scope.ORG) else scope_values(scope, req, view)
             for value in values:
-                rec = StopRecord("global" if scope is Scope.ORG else scope.value, value,
-                                 item.reason or f"tripped {item.id}", f"policy:{item.id}", view.now, "tripwire")
+                rec = StopRecord(
+                    "global" if scope is Scope.ORG else scope.value,
+                    value,
+                    item.reason or f"tripped {item.id}",
+                    f"policy:{item.id}",
+                    view.now,
+                    "tripwire",
+                )
                 try:
                     self.store.set_stop(rec)
                     out.append(_stop_dict(rec))
@@ -511,15 +677,35 @@ class Engine:
                     failures.append(Failure(f"stop {scope.value}={value}", str(exc), "halt (not persisted)"))
         return out
 
-    def _finish(self, did: str, req: Req, outcome: Outcome, deciding: list[RuleHit], t0: float,
-                boundaries: list[BoundaryCheck] | tuple[()] = (), shadow: list[RuleHit] | tuple[()] = (),
-                failures: list[Failure] | tuple[()] = (), obligations: dict[str, Any] | None = None,
-                default_deny: bool = False, hold_id: str | None = None,
-                evidence: dict[str, list[tuple[str, Any]]] | None = None) -> Decision:
+    def _finish(
+        self,
+        did: str,
+        req: Req,
+        outcome: Outcome,
+        deciding: list[RuleHit],
+        t0: float,
+        boundaries: list[BoundaryCheck] | tuple[()] = (),
+        shadow: list[RuleHit] | tuple[()] = (),
+        failures: list[Failure] | tuple[()] = (),
+        obligations: dict[str, Any] | None = None,
+        default_deny: bool = False,
+        hold_id: str | None = None,
+        evidence: dict[str, list[tuple[str, Any]]] | None = None,
+    ) -> Decision:
         d = Decision(
-            did, outcome, tuple(deciding), self.policy.revision, tuple(boundaries), tuple(shadow),
-            tuple(failures), obligations if obligations is not None else {}, 0.0, default_deny, hold_id,
-            False, evidence if evidence is not None else {},
+            did,
+            outcome,
+            tuple(deciding),
+            self.policy.revision,
+            tuple(boundaries),
+            tuple(shadow),
+            tuple(failures),
+            obligations if obligations is not None else {},
+            0.0,
+            default_deny,
+            hold_id,
+            False,
+            evidence if evidence is not None else {},
         )
         d.elapsed_us = (time.perf_counter() - t0) * 1e6
         if self.trace is not None:
@@ -529,33 +715,61 @@ class Engine:
                 if d.outcome is Outcome.ALLOW or d.outcome.rank < Outcome.DENY.rank:
                     if d.hold_id:
                         self._release(d.hold_id, time.time(), [])
-                    d = Decision(did, Outcome.DENY, (), self.policy.revision, d.boundaries, d.shadow,
-                                 d.failures + (Failure("trace", str(exc), "deny"),))
+                    d = Decision(
+                        did,
+                        Outcome.DENY,
+                        (),
+                        self.policy.revision,
+                        d.boundaries,
+                        d.shadow,
+                        (*d.failures, Failure("trace", str(exc), "deny")),
+                    )
                     d.elapsed_us = (time.perf_counter() - t0) * 1e6
         if req.idempotency_key:
             try:
-                self.store.remember(req.idempotency_key, json.dumps(d.to_dict()),
-                                    now=self.clock(), ttl_s=86400.0)
+                self.store.remember(
+                    req.idempotency_key, json.dumps(d.to_dict()), now=self.clock(), ttl_s=86400.0
+                )
             except StoreError:
                 pass  # the decision stands; a retry may be decided again, still fail-closed
         return d
 
     def _failed(self, did: str, req: Req, t0: float, msg: str, failures: list[Failure]) -> Decision:
-        failures = failures + [Failure("state store", msg, "deny")]
-        hit = RuleHit("charter.fail-closed", "failure", Outcome.DENY,
-                      "The state store could not be consulted, so the action is denied (fail closed).")
+        failures = [*failures, Failure("state store", msg, "deny")]
+        hit = RuleHit(
+            "charter.fail-closed",
+            "failure",
+            Outcome.DENY,
+            "The state store could not be consulted, so the action is denied (fail closed).",
+        )
         return self._finish(did, req, Outcome.DENY, [hit], t0, failures=failures)
 
     def _replayed(self, payload: str) -> Decision:
         d = json.loads(payload)
         return Decision(
-            d["id"], Outcome(d["outcome"]),
-            tuple(RuleHit(r["id"], r["kind"], Outcome(r["effect"]), r["reason"], r.get("source"),
-                          r.get("shadow", False), r.get("error")) for r in d["rules"]),
+            d["id"],
+            Outcome(d["outcome"]),
+            tuple(
+                RuleHit(
+                    r["id"],
+                    r["kind"],
+                    Outcome(r["effect"]),
+                    r["reason"],
+                    r.get("source"),
+                    r.get("shadow", False),
+                    r.get("error"),
+                )
+                for r in d["rules"]
+            ),
             d["revision"],
             tuple(BoundaryCheck(**b) for b in d["boundaries"]),
-            (), tuple(Failure(**f) for f in d["failures"]), d["obligations"], d["elapsed_us"],
-            d["default_deny"], d.get("hold_id"), True,
+            (),
+            tuple(Failure(**f) for f in d["failures"]),
+            d["obligations"],
+            d["elapsed_us"],
+            d["default_deny"],
+            d.get("hold_id"),
+            True,
         )
 
     async def adecide(self, request: Request | Req | Mapping[str, Any]) -> Decision:
@@ -603,9 +817,18 @@ class Engine:
                 cr = self.store.commit(hold, amount, now=now)
                 st.committed = cr.ok
                 for ln in cr.lines:
-                    st.boundaries.append(BoundaryCheck("budget", ln.key, ln.ok, key=ln.key, used=ln.used / MICROS,
-                                                       reserved=ln.reserved / MICROS, amount=ln.amount / MICROS,
-                                                       limit=ln.limit / MICROS))
+                    st.boundaries.append(
+                        BoundaryCheck(
+                            "budget",
+                            ln.key,
+                            ln.ok,
+                            key=ln.key,
+                            used=ln.used / MICROS,
+                            reserved=ln.reserved / MICROS,
+                            amount=ln.amount / MICROS,
+                            limit=ln.limit / MICROS,
+                        )
+                    )
             except StoreError as exc:
                 st.failures.append(Failure("state store", f"commit: {exc}", "hold expires by TTL"))
         spent = actual_map or dict(req.cost)
@@ -613,12 +836,16 @@ class Engine:
             self._count_velocity(req, view, spent, now, st)
         all_labels = set(labels)
         checks = self.policy.index["results"].select(
-            view.kind, view.target, view.actor_id, view.roles, view.ancestors, req.workflow,
-            view.target_roles)
+            view.kind, view.target, view.actor_id, view.roles, view.ancestors, req.workflow, view.target_roles
+        )
         if checks:
             act = view.full_activation()
-            act["result"] = {"outcome": outcome, "failed": outcome not in ("success", "ok"),
-                             "cost": actual_map or dict(req.cost), "labels": sorted(labels)}
+            act["result"] = {
+                "outcome": outcome,
+                "failed": outcome not in ("success", "ok"),
+                "cost": actual_map or dict(req.cost),
+                "labels": sorted(labels),
+            }
             act["estimate"] = dict(req.cost)
             probe = view.copy()
             probe._activation = act
@@ -633,8 +860,16 @@ class Engine:
                 if not holds:
                     continue
                 eff = chk.outcome or Outcome.ALLOW
-                st.checks.append(RuleHit(chk.id, "on result", eff, chk.reason,
-                                         str(chk.source) if chk.source else None, chk.mode is Mode.SHADOW))
+                st.checks.append(
+                    RuleHit(
+                        chk.id,
+                        "on result",
+                        eff,
+                        chk.reason,
+                        str(chk.source) if chk.source else None,
+                        chk.mode is Mode.SHADOW,
+                    )
+                )
                 if chk.mode is Mode.SHADOW:
                     continue
                 all_labels |= chk.labels
@@ -670,11 +905,16 @@ class Engine:
         pending[did] = (hold_id, req.run, view, req)
         if self._shared_pending and (hold_id or req.run or self.policy.result_checks or self._velocity):
             try:
-                self.store.put_record("pending", did, {"hold": hold_id, "request": req.to_dict(),
-                                                       "now": view.now}, ttl_s=PENDING_TTL_S)
+                self.store.put_record(
+                    "pending",
+                    did,
+                    {"hold": hold_id, "request": req.to_dict(), "now": view.now},
+                    ttl_s=PENDING_TTL_S,
+                )
             except StoreError as exc:
-                failures.append(Failure("state store", f"pending {did}: {exc}",
-                                        "settle only on this replica"))
+                failures.append(
+                    Failure("state store", f"pending {did}: {exc}", "settle only on this replica")
+                )
 
     def _recall(self, did: str) -> dict[str, Any] | None:
         """A decision made by another replica sharing the store."""
@@ -692,8 +932,9 @@ class Engine:
         view = build_view(self.policy, req, float(doc.get("now") or self.clock()))
         return (doc.get("hold"), req.run, view, req)
 
-    def _count_velocity(self, req: Req, view: View, spent: Mapping[str, float], now: float,
-                        st: Settlement) -> None:
+    def _count_velocity(
+        self, req: Req, view: View, spent: Mapping[str, float], now: float, st: Settlement
+    ) -> None:
         """Spend velocity counts money actually spent; a trip stops its scope for later decisions."""
         pairs = velocity_hits(self.policy, req, view, spent)
         if not pairs:
@@ -705,12 +946,22 @@ class Engine:
             return
         stops: list[tuple[Scope, Any]] = []
         for (tw, _), hit in zip(pairs, res.hits, strict=False):
-            st.boundaries.append(BoundaryCheck("tripwire", tw.id, not hit.tripped, key=hit.key,
-                                               used=hit.total / MICROS, limit=tw.threshold, unit=tw.unit,
-                                               detail="spend-velocity"))
+            st.boundaries.append(
+                BoundaryCheck(
+                    "tripwire",
+                    tw.id,
+                    not hit.tripped,
+                    key=hit.key,
+                    used=hit.total / MICROS,
+                    limit=tw.threshold,
+                    unit=tw.unit,
+                    detail="spend-velocity",
+                )
+            )
             if hit.tripped and tw.mode is Mode.ENFORCE:
-                st.checks.append(RuleHit(tw.id, "tripwire", tw.outcome, tw.reason,
-                                         str(tw.source) if tw.source else None))
+                st.checks.append(
+                    RuleHit(tw.id, "tripwire", tw.outcome, tw.reason, str(tw.source) if tw.source else None)
+                )
                 if st.outcome is None or tw.outcome.rank > st.outcome.rank:
                     st.outcome = tw.outcome
                 if tw.outcome is Outcome.HALT and tw.stop_scope is not None:

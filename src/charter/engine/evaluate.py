@@ -64,11 +64,26 @@ class View:
     )
 
     def __init__(
-        self, actor_id: str, roles: frozenset[str], ancestors: tuple[str, ...], attributes: Mapping[str, Any],
-        kind: ActionKind, target: str, tool: ToolInfo | None, args: Mapping[str, Any], labels: frozenset[str],
-        arg_labels: Mapping[str, Sequence[str]], req: Any, cost: Mapping[str, float],
-        signals: tuple[Mapping[str, Any], ...], chain: tuple[str, ...], human: str | None, now: float,
-        run: RunView | None = None, target_roles: frozenset[str] = frozenset(), declared: Any = None,
+        self,
+        actor_id: str,
+        roles: frozenset[str],
+        ancestors: tuple[str, ...],
+        attributes: Mapping[str, Any],
+        kind: ActionKind,
+        target: str,
+        tool: ToolInfo | None,
+        args: Mapping[str, Any],
+        labels: frozenset[str],
+        arg_labels: Mapping[str, Sequence[str]],
+        req: Any,
+        cost: Mapping[str, float],
+        signals: tuple[Mapping[str, Any], ...],
+        chain: tuple[str, ...],
+        human: str | None,
+        now: float,
+        run: RunView | None = None,
+        target_roles: frozenset[str] = frozenset(),
+        declared: Any = None,
     ):
         self.actor_id = actor_id
         self.roles = roles
@@ -122,7 +137,9 @@ class View:
             return self.context_dict()
         if name == "action":
             return {
-                "kind": self.kind._value_, "target": self.target, "args": self.args,
+                "kind": self.kind._value_,
+                "target": self.target,
+                "args": self.args,
                 "labels": sorted(self.labels) if self.labels else [],
                 "arg_labels": {k: list(v) for k, v in self.arg_labels.items()} if self.arg_labels else {},
             }
@@ -153,8 +170,11 @@ class View:
         """The ``context`` root of conditions (missing ids read as empty strings)."""
         req = self.req
         context = {
-            "workflow": req.workflow or "", "run": req.run or "", "tenant": req.tenant or "",
-            "env": req.env or "", "time": req.time,
+            "workflow": req.workflow or "",
+            "run": req.run or "",
+            "tenant": req.tenant or "",
+            "env": req.env or "",
+            "time": req.time,
         }
         if req.context_extra:
             context.update(req.context_extra)
@@ -233,8 +253,11 @@ def check_sequence(seq: SequenceCondition, view: View) -> bool:
     run = view.run
     seen = run.marks.get(seq.mark) if run is not None else None
     if (
-        seen is None and seq.labels and run is not None
-        and seq.within_steps is None and seq.within_seconds is None
+        seen is None
+        and seq.labels
+        and run is not None
+        and seq.within_steps is None
+        and seq.within_seconds is None
         and not seq.labels.isdisjoint(run.labels)
     ):
         return seq.after
@@ -307,8 +330,13 @@ class Verdict:
 
 def _hit(rule: Rule, effect: Outcome, shadow: bool = False, err: str | None = None) -> RuleHit:
     return RuleHit(
-        rule.id, rule.kind.value, effect, rule.reason,
-        str(rule.source) if rule.source else None, shadow, err,
+        rule.id,
+        rule.kind.value,
+        effect,
+        rule.reason,
+        str(rule.source) if rule.source else None,
+        shadow,
+        err,
     )
 
 
@@ -356,7 +384,9 @@ def evaluate(policy: CompiledPolicy, view: View, candidates: Sequence[Rule]) -> 
             if rule.mode is Mode.SHADOW:
                 shadow.append(_hit(rule, took or rule.effect, shadow=True, err=str(exc)))
                 continue
-            failures.append(Failure(f"rule {rule.id}", str(exc), took.value if took else "ignore (fail-open)"))
+            failures.append(
+                Failure(f"rule {rule.id}", str(exc), took.value if took else "ignore (fail-open)")
+            )
             if took is not None:
                 errors.append((took, rule, str(exc)))
                 if took.rank > top:
@@ -418,9 +448,13 @@ def _unknown_tool_rule() -> Rule:
     from charter.engine.policy import Selector
 
     return Rule(
-        id="charter.unknown-tool", kind=RuleKind.FORBID, effect=Outcome.DENY,
-        reason="Tools the policy does not declare are denied.", mode=Mode.ENFORCE,
-        fail=FailMode.DENY, selector=Selector(),
+        id="charter.unknown-tool",
+        kind=RuleKind.FORBID,
+        effect=Outcome.DENY,
+        reason="Tools the policy does not declare are denied.",
+        mode=Mode.ENFORCE,
+        fail=FailMode.DENY,
+        selector=Selector(),
     )
 
 

@@ -46,8 +46,9 @@ def describe_action(request: Mapping[str, Any]) -> str:
     return f"{what} by {request.get('actor', {}).get('id')}"
 
 
-def explain(decision: Mapping[str, Any], request: Mapping[str, Any],
-            humans: list[Mapping[str, Any]] | None = None) -> list[str]:
+def explain(
+    decision: Mapping[str, Any], request: Mapping[str, Any], humans: list[Mapping[str, Any]] | None = None
+) -> list[str]:
     """Sentences telling the story of a decision (and of the people who answered for it)."""
     d = decision if isinstance(decision, Mapping) else decision.to_dict()  # type: ignore[unreachable]
     r = request if isinstance(request, Mapping) else request.to_dict()  # type: ignore[unreachable]
@@ -80,36 +81,56 @@ def explain(decision: Mapping[str, Any], request: Mapping[str, Any],
     esc = ob.get("escalation")
     if esc:
         chain = " then ".join(
-            f"{s['target']}" + (f" (for {_num(float(s['timeout_s']) / 60)} min)" if s.get("timeout_s") else "")
+            f"{s['target']}"
+            + (f" (for {_num(float(s['timeout_s']) / 60)} min)" if s.get("timeout_s") else "")
             for s in esc.get("chain", [])
         )
         if chain:
-            lines.append(f"It went to {chain}; if nobody answers, the outcome is {esc.get('fallback', 'deny')}.")
+            lines.append(
+                f"It went to {chain}; if nobody answers, the outcome is {esc.get('fallback', 'deny')}."
+            )
         sigs = esc.get("signals") or []
         if sigs:
-            side = "; ".join(f"{s['source']} reports {s['kind']} (score {float(s.get('score', 0)):g})" for s in sigs)
+            side = "; ".join(
+                f"{s['source']} reports {s['kind']} (score {float(s.get('score', 0)):g})" for s in sigs
+            )
             lines.append(f"Signals side by side: {side}.")
     for s in ob.get("stops", []):
         lines.append(f"A stop was set on {s['scope']} {s['value']}: {s['reason']}")
     for h in humans or []:
-        verb = {"approved-by": "approved", "denied": "denied", "answered allow": "allowed",
-                "answered deny": "denied"}.get(h.get("event", ""), h.get("event", ""))
+        verb = {
+            "approved-by": "approved",
+            "denied": "denied",
+            "answered allow": "allowed",
+            "answered deny": "denied",
+        }.get(h.get("event", ""), h.get("event", ""))
         if h.get("by"):
-            lines.append(f"{h['by']} {verb} it at {_clock(h.get('at'))} UTC" + (f" ({h['note']})" if h.get("note") else "") + ".")
+            lines.append(
+                f"{h['by']} {verb} it at {_clock(h.get('at'))} UTC"
+                + (f" ({h['note']})" if h.get("note") else "")
+                + "."
+            )
     for b in d.get("boundaries", []):
         kind = b.get("kind")
         if kind == "budget" and b.get("limit") is not None and b.get("amount") is not None:
             before = float(b.get("used") or 0) + float(b.get("reserved") or 0)
             after = before + float(b.get("amount") or 0)
             state = "within the limit" if b.get("ok") else "over the limit, so nothing was reserved"
-            lines.append(f"Budget {b['id']} ({b.get('scope')}): {_num(before)} -> {_num(after)} of "
-                         f"{_num(b['limit'])} {b.get('unit')}, {state}.")
+            lines.append(
+                f"Budget {b['id']} ({b.get('scope')}): {_num(before)} -> {_num(after)} of "
+                f"{_num(b['limit'])} {b.get('unit')}, {state}."
+            )
         elif kind == "rate":
-            lines.append(f"Rate {b['id']}: {_num(b.get('used'))} of {_num(b.get('limit'))} {b.get('detail') or ''}".rstrip() + ".")
+            lines.append(
+                f"Rate {b['id']}: {_num(b.get('used'))} of {_num(b.get('limit'))} {b.get('detail') or ''}".rstrip()
+                + "."
+            )
         elif kind == "tripwire":
             state = "tripped" if not b.get("ok") else "not tripped"
-            lines.append(f"Tripwire {b['id']} ({b.get('detail')}): {_num(b.get('used'))} against "
-                         f"{_num(b.get('limit'))}, {state}.")
+            lines.append(
+                f"Tripwire {b['id']} ({b.get('detail')}): {_num(b.get('used'))} against "
+                f"{_num(b.get('limit'))}, {state}."
+            )
         elif kind == "stop":
             lines.append(f"An emergency stop covered it: {b.get('detail')}.")
     for s in d.get("shadow", []):

@@ -143,10 +143,18 @@ class Rule:
     def __post_init__(self) -> None:
         from charter.engine.decision import RuleHit
 
-        object.__setattr__(self, "hit", RuleHit(
-            self.id, self.kind.value, self.effect, self.reason, str(self.source) if self.source else None,
-            self.mode is Mode.SHADOW,
-        ))
+        object.__setattr__(
+            self,
+            "hit",
+            RuleHit(
+                self.id,
+                self.kind.value,
+                self.effect,
+                self.reason,
+                str(self.source) if self.source else None,
+                self.mode is Mode.SHADOW,
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +261,9 @@ class ToolInfo:
 
     def __post_init__(self) -> None:
         object.__setattr__(
-            self, "activation", {"name": self.name, "category": self.category or "", "tags": sorted(self.tags)}
+            self,
+            "activation",
+            {"name": self.name, "category": self.category or "", "tags": sorted(self.tags)},
         )
 
 

@@ -28,17 +28,19 @@ def effective_signals(policy: CompiledPolicy, req: Req) -> tuple[Mapping[str, An
         source = kind_source.get(s["kind"], s["source"])
         sigs.append(
             {
-                "source": source, "kind": s["kind"], "severity": s["severity"], "score": float(s["score"]),
-                "note": s["note"], "rank": ranks.get(source, 0),
+                "source": source,
+                "kind": s["kind"],
+                "severity": s["severity"],
+                "score": float(s["score"]),
+                "note": s["note"],
+                "rank": ranks.get(source, 0),
             }
         )
     clears = [s for s in sigs if s["kind"] in policy.signal_clears]
     if not clears:
         return tuple(sigs)
     top_clear = max(s["rank"] for s in clears)
-    return tuple(
-        s for s in sigs if s["kind"] in policy.signal_clears or s["rank"] >= top_clear
-    )
+    return tuple(s for s in sigs if s["kind"] in policy.signal_clears or s["rank"] >= top_clear)
 
 
 def coerce(value: Any, typ: str) -> Any:
@@ -82,8 +84,25 @@ def build_view(policy: CompiledPolicy, req: Req, now: float) -> View:
         target_roles = tgt.roles if tgt is not None else frozenset()
     signals = effective_signals(policy, req) if req.signals else ()
     return View(
-        req.actor_id, roles, ancestors, attrs, kind, req.target, tool, args, labels, req.labels,
-        req, req.cost, signals, req.chain, req.human, now, None, target_roles, reuse,
+        req.actor_id,
+        roles,
+        ancestors,
+        attrs,
+        kind,
+        req.target,
+        tool,
+        args,
+        labels,
+        req.labels,
+        req,
+        req.cost,
+        signals,
+        req.chain,
+        req.human,
+        now,
+        None,
+        target_roles,
+        reuse,
     )
 
 

@@ -92,10 +92,19 @@ class Req:
             ctx["time"] = datetime.fromtimestamp(self.time, UTC).isoformat()
         ctx.update(self.context_extra)
         return {
-            "actor": {"id": self.actor_id, "roles": list(self.roles), "attributes": dict(self.attributes),
-                      "chain": list(self.chain), "human": self.human},
-            "action": {"kind": self.kind.value, "target": self.target, "args": dict(self.args),
-                       "labels": {k: list(v) for k, v in self.labels.items()}},
+            "actor": {
+                "id": self.actor_id,
+                "roles": list(self.roles),
+                "attributes": dict(self.attributes),
+                "chain": list(self.chain),
+                "human": self.human,
+            },
+            "action": {
+                "kind": self.kind.value,
+                "target": self.target,
+                "args": dict(self.args),
+                "labels": {k: list(v) for k, v in self.labels.items()},
+            },
             "context": ctx,
             "cost": dict(self.cost),
             "signals": [dict(s) for s in self.signals],
@@ -132,8 +141,12 @@ def _fast(d: Mapping[str, Any]) -> Req | None:
         return None
     actor = d.get("actor")
     action = d.get("action")
-    if type(actor) is not dict or type(action) is not dict or not _ACTOR.issuperset(actor) \
-            or not _ACTION.issuperset(action):
+    if (
+        type(actor) is not dict
+        or type(action) is not dict
+        or not _ACTOR.issuperset(actor)
+        or not _ACTION.issuperset(action)
+    ):
         return None
     aid = actor.get("id")
     if type(aid) is not str or not 0 < len(aid) <= MAX_ID:
@@ -195,7 +208,12 @@ def _fast(d: Mapping[str, Any]) -> Req | None:
                 if extra is None:
                     extra = {}
                 extra[k] = v
-        r.workflow, r.run, r.tenant, r.env = ctx.get("workflow"), ctx.get("run"), ctx.get("tenant"), ctx.get("env")
+        r.workflow, r.run, r.tenant, r.env = (
+            ctx.get("workflow"),
+            ctx.get("run"),
+            ctx.get("tenant"),
+            ctx.get("env"),
+        )
         if extra:
             r.context_extra = extra
     elif ctx is not None and type(ctx) is not dict:
@@ -244,8 +262,13 @@ def _signals(sigs: Any) -> tuple[dict[str, Any], ...] | None:
         sev, score, note = s.get("severity", "medium"), s.get("score", 0.0), s.get("note", "")
         if type(src) is not str or type(knd) is not str or type(sev) is not str or type(note) is not str:
             return None
-        if type(score) not in (int, float) or len(src) > MAX_ID or len(knd) > MAX_ID or len(sev) > 32 \
-                or len(note) > 4096:
+        if (
+            type(score) not in (int, float)
+            or len(src) > MAX_ID
+            or len(knd) > MAX_ID
+            or len(sev) > 32
+            or len(note) > 4096
+        ):
             return None
         out.append({"source": src, "kind": knd, "severity": sev, "score": float(score), "note": note})
     return tuple(out)

@@ -23,7 +23,8 @@ class Actor(BaseModel):
     roles: tuple[str, ...] = Field(default=(), max_length=MAX_ITEMS)
     attributes: dict[str, Any] = Field(default_factory=dict)
     chain: tuple[str, ...] = Field(
-        default=(), max_length=MAX_ITEMS,
+        default=(),
+        max_length=MAX_ITEMS,
         description="Delegation chain, oldest first: the agents that asked, in turn, for this action",
     )
     human: str | None = Field(default=None, max_length=MAX_ID, description="The human who launched the run")

@@ -29,7 +29,7 @@ PINGPONG_DEFAULT_S = 86400.0
 
 def micros(amount: float) -> int:
     """Integer micro-units of an amount."""
-    return int(round(amount * MICROS))
+    return round(amount * MICROS)
 
 
 #: the last window computed per (calendar, zone): (start, end, id); windows change rarely
@@ -89,8 +89,12 @@ class Plan:
     shadow_budgets: list[Budget] = field(default_factory=list)
 
 
-_FAIL = {"deny": Outcome.DENY, "halt": Outcome.HALT, "escalate": Outcome.ESCALATE,
-         "require_approval": Outcome.REQUIRE_APPROVAL}
+_FAIL = {
+    "deny": Outcome.DENY,
+    "halt": Outcome.HALT,
+    "escalate": Outcome.ESCALATE,
+    "require_approval": Outcome.REQUIRE_APPROVAL,
+}
 
 
 def _applies(item: Any, view: View, errors: list[tuple[Any, Outcome, str]], failures: list[Failure]) -> bool:
@@ -102,7 +106,9 @@ def _applies(item: Any, view: View, errors: list[tuple[Any, Outcome, str]], fail
     except EvalError as exc:
         fail = getattr(item, "fail", None)
         took = _FAIL.get(fail.value if fail is not None else "deny")
-        failures.append(Failure(f"{_kind(item)} {item.id}", str(exc), took.value if took else "ignore (fail-open)"))
+        failures.append(
+            Failure(f"{_kind(item)} {item.id}", str(exc), took.value if took else "ignore (fail-open)")
+        )
         if took is not None and item.mode is Mode.ENFORCE:
             errors.append((item, took, str(exc)))
         return False
@@ -113,14 +119,23 @@ def _kind(item: Any) -> str:
 
 
 def plan_batch(
-    policy: CompiledPolicy, req: Req, view: View, allow_spend: bool, keys: tuple[tuple[str, str], ...],
+    policy: CompiledPolicy,
+    req: Req,
+    view: View,
+    allow_spend: bool,
+    keys: tuple[tuple[str, str], ...],
     decision_id: str,
 ) -> Plan:
     """Build the atomic batch: stop keys, tripwire hits, and (when allowed so far) rates, budget, event."""
     idx = policy.index
     sel_args = (
-        view.kind, view.target, view.actor_id, view.roles, view.ancestors,
-        req.workflow, view.target_roles,
+        view.kind,
+        view.target,
+        view.actor_id,
+        view.roles,
+        view.ancestors,
+        req.workflow,
+        view.target_roles,
     )
     now = view.now
     plan = Plan(Batch(now=now))
@@ -163,9 +178,15 @@ def plan_batch(
             for value in scope_values(b.scope, req, view):
                 if b.calendar is not None:
                     wid, end = calendar_window(b.calendar, b.timezone, now)
-                    lines.append(BudgetLine(f"b:{b.id}:{value}:{wid}", b.limit_micros, micros(amount), None, end))
+                    lines.append(
+                        BudgetLine(f"b:{b.id}:{value}:{wid}", b.limit_micros, micros(amount), None, end)
+                    )
                 else:
-                    lines.append(BudgetLine(f"b:{b.id}:{value}", b.limit_micros, micros(amount), b.rolling_seconds, None))
+                    lines.append(
+                        BudgetLine(
+                            f"b:{b.id}:{value}", b.limit_micros, micros(amount), b.rolling_seconds, None
+                        )
+                    )
                 plan.lines.append((b, value))
         if lines:
             # INVARIANT: a retried request (same idempotency key) maps to the same hold, so even two
@@ -177,12 +198,23 @@ def plan_batch(
             marks = frozenset(m.id for m in policy.marks if mark_matches(m, view))
             event = EventOp(
                 f"run:{run}",
-                {"decision": decision_id, "agent": view.actor_id, "kind": view.kind.value,
-                 "target": view.target, "at": now},
-                view.labels, marks, RUN_TTL_S,
+                {
+                    "decision": decision_id,
+                    "agent": view.actor_id,
+                    "kind": view.kind.value,
+                    "target": view.target,
+                    "at": now,
+                },
+                view.labels,
+                marks,
+                RUN_TTL_S,
             )
     plan.batch = Batch(
-        now=now, stop_keys=keys, hits=tuple(hits), reserve=reserve, event=event,
+        now=now,
+        stop_keys=keys,
+        hits=tuple(hits),
+        reserve=reserve,
+        event=event,
         idempotency_key=req.idempotency_key,
     )
     return plan
@@ -193,7 +225,9 @@ def _tripwire_hit(tw: Tripwire, req: Req, view: View) -> HitOp | None:
     threshold = int(tw.threshold)
     run = req.run or "-"
     if tw.trigger is TriggerKind.REPEAT:
-        return HitOp(f"tw:{tw.id}:{view.actor_id}:{call_fingerprint(view)}", window or 60.0, 1, trip_above=threshold)
+        return HitOp(
+            f"tw:{tw.id}:{view.actor_id}:{call_fingerprint(view)}", window or 60.0, 1, trip_above=threshold
+        )
     if view.kind is not ActionKind.DELEGATE:
         return None
     if tw.trigger is TriggerKind.PINGPONG:
@@ -220,8 +254,13 @@ def mark_matches(mark: EventMark, view: View) -> bool:
 _NOT_COUNTED = (TriggerKind.DEPTH, TriggerKind.VELOCITY)
 
 
-def depth_trips(policy: CompiledPolicy, req: Req, view: View, errors: list[tuple[Any, Outcome, str]],
-                failures: list[Failure]) -> list[Tripwire]:
+def depth_trips(
+    policy: CompiledPolicy,
+    req: Req,
+    view: View,
+    errors: list[tuple[Any, Outcome, str]],
+    failures: list[Failure],
+) -> list[Tripwire]:
     """Delegation-depth tripwires this request trips (they need no state)."""
     depth = len(view.chain)
     out = []
@@ -232,7 +271,9 @@ def depth_trips(policy: CompiledPolicy, req: Req, view: View, errors: list[tuple
     return out
 
 
-def velocity_hits(policy: CompiledPolicy, req: Req, view: View, spent: Mapping[str, float]) -> list[tuple[Tripwire, HitOp]]:
+def velocity_hits(
+    policy: CompiledPolicy, req: Req, view: View, spent: Mapping[str, float]
+) -> list[tuple[Tripwire, HitOp]]:
     """Spend-velocity counters for money actually spent (counted when an action is settled)."""
     out = []
     sel = (view.kind, view.target, view.actor_id, view.roles, view.ancestors, req.workflow, view.target_roles)
@@ -243,8 +284,17 @@ def velocity_hits(policy: CompiledPolicy, req: Req, view: View, spent: Mapping[s
         if not amount or not _applies(tw, view, [], []):
             continue
         trip = micros(tw.threshold) if tw.mode is Mode.ENFORCE else None
-        out.append((tw, HitOp(f"tw:{tw.id}:{req.workflow or '-'}", tw.window_seconds or 60.0, micros(amount),
-                              trip_above=trip)))
+        out.append(
+            (
+                tw,
+                HitOp(
+                    f"tw:{tw.id}:{req.workflow or '-'}",
+                    tw.window_seconds or 60.0,
+                    micros(amount),
+                    trip_above=trip,
+                ),
+            )
+        )
     return out
 
 
@@ -274,10 +324,16 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
             scale = MICROS if item.trigger is TriggerKind.VELOCITY else 1
             tripped = hit.tripped or (not enforce and hit.total > item.threshold * scale)
             out.checks.append(
-                BoundaryCheck("tripwire", item.id, not tripped, key=key,
-                              used=hit.total / (MICROS if item.trigger is TriggerKind.VELOCITY else 1),
-                              limit=item.threshold, unit=item.unit,
-                              detail=item.trigger.value + ("" if enforce else " (shadow)"))
+                BoundaryCheck(
+                    "tripwire",
+                    item.id,
+                    not tripped,
+                    key=key,
+                    used=hit.total / (MICROS if item.trigger is TriggerKind.VELOCITY else 1),
+                    limit=item.threshold,
+                    unit=item.unit,
+                    detail=item.trigger.value + ("" if enforce else " (shadow)"),
+                )
             )
             if hit.tripped and enforce:
                 worse(item.outcome)
@@ -290,9 +346,17 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
             enforce = rl.mode is Mode.ENFORCE
             over = hit.limited or (not enforce and hit.total > rl.limit)
             out.checks.append(
-                BoundaryCheck("rate", rl.id, not over, scope=rl.scope.value, key=key,
-                              used=float(hit.total), limit=float(rl.limit), unit="calls",
-                              detail=f"per {rl.window_seconds:g}s" + ("" if enforce else " (shadow)"))
+                BoundaryCheck(
+                    "rate",
+                    rl.id,
+                    not over,
+                    scope=rl.scope.value,
+                    key=key,
+                    used=float(hit.total),
+                    limit=float(rl.limit),
+                    unit="calls",
+                    detail=f"per {rl.window_seconds:g}s" + ("" if enforce else " (shadow)"),
+                )
             )
             if hit.limited and enforce:
                 worse(rl.on_exceed)
@@ -305,9 +369,18 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
         for (b, value), st in zip(plan.lines, res.reserve.lines, strict=False):
             enforce = b.mode is Mode.ENFORCE
             out.checks.append(
-                BoundaryCheck("budget", b.id, st.ok, scope=f"{b.scope.value}={value}", key=st.key,
-                              unit=b.unit, used=st.used / MICROS, reserved=st.reserved / MICROS,
-                              amount=st.amount / MICROS, limit=st.limit / MICROS)
+                BoundaryCheck(
+                    "budget",
+                    b.id,
+                    st.ok,
+                    scope=f"{b.scope.value}={value}",
+                    key=st.key,
+                    unit=b.unit,
+                    used=st.used / MICROS,
+                    reserved=st.reserved / MICROS,
+                    amount=st.amount / MICROS,
+                    limit=st.limit / MICROS,
+                )
             )
             if not st.ok and enforce:
                 worse(b.on_exceed)

@@ -11,9 +11,17 @@ from charter.guard import Denied, Escalated, Halted, build_request
 __all__ = ["charter_call", "charter_tool_node"]
 
 
-def charter_call(backend: Any, actor: str, target: str, args: Mapping[str, Any], fn: Callable[..., Any], *,
-                 context: Mapping[str, Any] | None = None, estimate: Mapping[str, float] | None = None,
-                 cost: Callable[[Any], Any] | None = None) -> Any:
+def charter_call(
+    backend: Any,
+    actor: str,
+    target: str,
+    args: Mapping[str, Any],
+    fn: Callable[..., Any],
+    *,
+    context: Mapping[str, Any] | None = None,
+    estimate: Mapping[str, float] | None = None,
+    cost: Callable[[Any], Any] | None = None,
+) -> Any:
     """Call ``fn(**args)`` inside a LangGraph node, under charter.
 
     allow: run and settle. require_approval: ``interrupt({"charter": "approval", "approval_id": ...})``;
@@ -28,9 +36,16 @@ def charter_call(backend: Any, actor: str, target: str, args: Mapping[str, Any],
     req = build_request(actor, target, args, estimate, context)
     d = backend.decide(req)
     if d.outcome is Outcome.REQUIRE_APPROVAL and d.obligations.get("approval_id"):
-        answer = interrupt({"charter": "approval", "approval_id": d.obligations["approval_id"],
-                            "target": target, "args": dict(args), "decision_id": d.id,
-                            "reasons": [h.reason for h in d.rules]})
+        answer = interrupt(
+            {
+                "charter": "approval",
+                "approval_id": d.obligations["approval_id"],
+                "target": target,
+                "args": dict(args),
+                "decision_id": d.id,
+                "reasons": [h.reason for h in d.rules],
+            }
+        )
         aid = answer.get("approval_id") if isinstance(answer, Mapping) else answer
         if not isinstance(aid, str) or not aid:
             raise Denied(d, f"approval not given for {target}")
@@ -52,9 +67,15 @@ def charter_call(backend: Any, actor: str, target: str, args: Mapping[str, Any],
     return result
 
 
-def charter_tool_node(backend: Any, actor: str, tools: Mapping[str, Callable[..., Any]], *,
-                      context: Mapping[str, Any] | None = None, key: str = "tool_calls",
-                      out: str = "tool_results") -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+def charter_tool_node(
+    backend: Any,
+    actor: str,
+    tools: Mapping[str, Callable[..., Any]],
+    *,
+    context: Mapping[str, Any] | None = None,
+    key: str = "tool_calls",
+    out: str = "tool_results",
+) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     """A graph node running ``state[key]`` (a list of ``{"name", "args"}``) through charter.
 
     Results (or ``{"error": reason}`` for a refused call) go to ``state[out]``; a call needing
@@ -70,11 +91,17 @@ def charter_tool_node(backend: Any, actor: str, tools: Mapping[str, Callable[...
                 results.append({"name": name, "error": f"unknown tool {name}"})
                 continue
             try:
-                results.append({"name": name, "result": charter_call(backend, actor, name, args, fn,
-                                                                     context=context)})
+                results.append(
+                    {"name": name, "result": charter_call(backend, actor, name, args, fn, context=context)}
+                )
             except (Denied, Halted, Escalated) as exc:
-                results.append({"name": name, "error": str(exc), "outcome": exc.decision.outcome.value
-                                if exc.decision is not None else "deny"})
+                results.append(
+                    {
+                        "name": name,
+                        "error": str(exc),
+                        "outcome": exc.decision.outcome.value if exc.decision is not None else "deny",
+                    }
+                )
         return {out: results}
 
     return node

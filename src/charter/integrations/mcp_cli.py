@@ -16,12 +16,26 @@ import click
 @click.option("--agent", default="mcp-agent", show_default=True, help="The actor id of every call.")
 @click.option("--workflow", help="Context workflow id.")
 @click.option("--run", "run_id", help="Context run id.")
-@click.option("--hold", type=float, default=0.0, show_default=True,
-              help="Hold a call needing approval up to this many seconds, then forward it if approved.")
+@click.option(
+    "--hold",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Hold a call needing approval up to this many seconds, then forward it if approved.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def mcp_proxy_cmd(policy_path: str | None, store: str, trace_path: str | None, sidecar: str | None,
-                  token: str | None, agent: str, workflow: str | None, run_id: str | None, hold: float,
-                  command: tuple[str, ...]) -> None:
+def mcp_proxy_cmd(
+    policy_path: str | None,
+    store: str,
+    trace_path: str | None,
+    sidecar: str | None,
+    token: str | None,
+    agent: str,
+    workflow: str | None,
+    run_id: str | None,
+    hold: float,
+    command: tuple[str, ...],
+) -> None:
     """Relay MCP over stdio to COMMAND, deciding every tools/call against the policy."""
     from charter.integrations.mcp_proxy import McpProxy
 

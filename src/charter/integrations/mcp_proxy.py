@@ -23,9 +23,16 @@ def _reasons(d: Decision) -> str:
 
 def tool_error(msg_id: Any, text: str, meta: dict[str, Any]) -> dict[str, Any]:
     """A tools/call result the model sees as a tool error (isError), with charter's details."""
-    return {"jsonrpc": "2.0", "id": msg_id,
-            "result": {"content": [{"type": "text", "text": text}], "isError": True,
-                       "structuredContent": None, "_meta": {"charter": meta}}}
+    return {
+        "jsonrpc": "2.0",
+        "id": msg_id,
+        "result": {
+            "content": [{"type": "text", "text": text}],
+            "isError": True,
+            "structuredContent": None,
+            "_meta": {"charter": meta},
+        },
+    }
 
 
 class McpProxy:
@@ -35,9 +42,18 @@ class McpProxy:
     untouched; a call that is not allowed never reaches the server.
     """
 
-    def __init__(self, backend: Any, command: Sequence[str], *, agent: str = "mcp-agent",
-                 context: dict[str, Any] | None = None, hold_s: float = 0.0, poll_s: float = 0.5,
-                 stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None):
+    def __init__(
+        self,
+        backend: Any,
+        command: Sequence[str],
+        *,
+        agent: str = "mcp-agent",
+        context: dict[str, Any] | None = None,
+        hold_s: float = 0.0,
+        poll_s: float = 0.5,
+        stdin: IO[bytes] | None = None,
+        stdout: IO[bytes] | None = None,
+    ):
         self.backend = backend
         self.command = list(command)
         self.agent = agent
@@ -47,7 +63,7 @@ class McpProxy:
         self.inp = stdin or sys.stdin.buffer
         self.out = stdout or sys.stdout.buffer
         self._lock = threading.Lock()
-        self._pending: dict[Any, str] = {}   # JSON-RPC id -> decision id to settle
+        self._pending: dict[Any, str] = {}  # JSON-RPC id -> decision id to settle
         self.proc: subprocess.Popen[bytes] | None = None
         self._error = ""
 
@@ -65,11 +81,14 @@ class McpProxy:
             self.proc.stdin.flush()
 
     # ---- deciding -----------------------------------------------------------------------------
-    def request_for(self, name: str, arguments: dict[str, Any],
-                    approval: str | None = None) -> dict[str, Any]:
+    def request_for(
+        self, name: str, arguments: dict[str, Any], approval: str | None = None
+    ) -> dict[str, Any]:
         """The decision request for one tool call."""
-        req: dict[str, Any] = {"actor": {"id": self.agent},
-                               "action": {"kind": "call", "target": name, "args": arguments}}
+        req: dict[str, Any] = {
+            "actor": {"id": self.agent},
+            "action": {"kind": "call", "target": name, "args": arguments},
+        }
         if self.context:
             req["context"] = dict(self.context)
         if approval:
@@ -79,7 +98,7 @@ class McpProxy:
     def _decide(self, req: dict[str, Any]) -> Decision | None:
         try:
             return self.backend.decide(req)
-        except Exception as exc:   # fail closed: the call does not reach the server
+        except Exception as exc:  # fail closed: the call does not reach the server
             self._error = f"charter could not decide this call ({type(exc).__name__}: {exc}); denied"
             return None
 
@@ -99,15 +118,21 @@ class McpProxy:
                 if d2 is not None:
                     d = d2
             if d.outcome is Outcome.REQUIRE_APPROVAL:
-                self._to_client(tool_error(
-                    msg.get("id"),
-                    f"charter: this call needs human approval ({_reasons(d)}). Approval id: {aid}. "
-                    "Retry the same call once it is approved.",
-                    {"outcome": d.outcome.value, "decision_id": d.id, "approval_id": aid}))
+                self._to_client(
+                    tool_error(
+                        msg.get("id"),
+                        f"charter: this call needs human approval ({_reasons(d)}). Approval id: {aid}. "
+                        "Retry the same call once it is approved.",
+                        {"outcome": d.outcome.value, "decision_id": d.id, "approval_id": aid},
+                    )
+                )
                 return
         if d.outcome is not Outcome.ALLOW:
-            meta: dict[str, Any] = {"outcome": d.outcome.value, "decision_id": d.id,
-                                    "rules": [h.id for h in d.rules]}
+            meta: dict[str, Any] = {
+                "outcome": d.outcome.value,
+                "decision_id": d.id,
+                "rules": [h.id for h in d.rules],
+            }
             esc = d.obligations.get("escalation") or {}
             if esc.get("id"):
                 meta["escalation_id"] = esc["id"]

@@ -41,11 +41,14 @@ class CharterTools:
         self.input_guardrail: Any = ToolInputGuardrail(self._check, name="charter")
         self.output_guardrail: Any = ToolOutputGuardrail(self._settle, name="charter-settle")
 
-    def request(self, actor: str, tool: str, args: Mapping[str, Any],
-                approval: str | None = None) -> dict[str, Any]:
+    def request(
+        self, actor: str, tool: str, args: Mapping[str, Any], approval: str | None = None
+    ) -> dict[str, Any]:
         """The decision request for one tool call."""
-        req: dict[str, Any] = {"actor": {"id": actor}, "action": {"kind": "call", "target": tool,
-                                                                   "args": dict(args)}}
+        req: dict[str, Any] = {
+            "actor": {"id": actor},
+            "action": {"kind": "call", "target": tool, "args": dict(args)},
+        }
         if self.context:
             req["context"] = dict(self.context)
         if approval:
@@ -100,7 +103,8 @@ class CharterTools:
             aid = self._approvals.get(call_id)
             info["approval_id"] = aid
             return ToolGuardrailFunctionOutput.reject_content(
-                f"charter: this call needs human approval ({_reasons(d)}); approval {aid} is pending.", info)
+                f"charter: this call needs human approval ({_reasons(d)}); approval {aid} is pending.", info
+            )
         return ToolGuardrailFunctionOutput.reject_content(f"charter: {d.outcome.value}: {_reasons(d)}", info)
 
     async def _settle(self, data: Any) -> Any:

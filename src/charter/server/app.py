@@ -66,8 +66,16 @@ def _loc(err: ValidationError) -> tuple[str, str]:
 class Sidecar:
     """Holds the runtime, tokens and limits; its methods are the route handlers."""
 
-    def __init__(self, runtime: Runtime, tokens: TokenSet | None = None, *, no_auth: bool = False,
-                 max_body: int = 1 << 20, time_limit_s: float = 2.0, threads: int = 64):
+    def __init__(
+        self,
+        runtime: Runtime,
+        tokens: TokenSet | None = None,
+        *,
+        no_auth: bool = False,
+        max_body: int = 1 << 20,
+        time_limit_s: float = 2.0,
+        threads: int = 64,
+    ):
         if not no_auth and not tokens:
             raise ValueError("no bearer tokens configured (give --tokens or CHARTER_TOKENS, or --no-auth)")
         self.rt = runtime
@@ -135,14 +143,15 @@ class Sidecar:
             field, msg = _loc(exc)
             raise ApiError(422, "malformed", msg, field) from None
 
-    def route(self, permission: str | None, handler: Callable[..., Awaitable[Any]],
-              timed: bool = True) -> Callable[[HttpRequest], Awaitable[Response]]:
+    def route(
+        self, permission: str | None, handler: Callable[..., Awaitable[Any]], timed: bool = True
+    ) -> Callable[[HttpRequest], Awaitable[Response]]:
         """Wrap a handler: auth, time limit, errors mapped to JSON responses (never a traceback)."""
 
         async def endpoint(request: HttpRequest) -> Response:
             try:
                 who = self.principal(request, permission) if permission != "public" else _ANON
-                if timed and not self.inline:   # memory store: nothing blocks, nothing to cut
+                if timed and not self.inline:  # memory store: nothing blocks, nothing to cut
                     out = await asyncio.wait_for(handler(request, who), self.time_limit_s)
                 else:
                     out = await handler(request, who)
@@ -153,8 +162,13 @@ class Sidecar:
             except TimeoutError:
                 self.rt.metrics.count("timeouts")
                 self.rt.metrics.reject(503)
-                return _error(ApiError(503, "timeout", f"no answer within {self.time_limit_s:g} s; "
-                                       "treat the action as not allowed"))
+                return _error(
+                    ApiError(
+                        503,
+                        "timeout",
+                        f"no answer within {self.time_limit_s:g} s; treat the action as not allowed",
+                    )
+                )
             except Exception:
                 log.exception("internal error on %s %s", request.method, request.url.path)
                 return _error(ApiError(500, "internal", "internal error; treat the action as not allowed"))
@@ -210,11 +224,21 @@ class Sidecar:
         body: wire.SettleRequest = await self.model(request, wire.SettleRequest)
         engine = self.rt.engine
         try:
-            st = await self.call(lambda: engine.settle(body.decision_id, actual_cost=body.actual_cost,
-                                                       outcome=body.outcome, labels=tuple(body.labels)))
+            st = await self.call(
+                lambda: engine.settle(
+                    body.decision_id,
+                    actual_cost=body.actual_cost,
+                    outcome=body.outcome,
+                    labels=tuple(body.labels),
+                )
+            )
         except KeyError:
-            raise ApiError(404, "unknown", f"unknown or already settled decision {body.decision_id!r} "
-                           "(settle on the replica that decided)") from None
+            raise ApiError(
+                404,
+                "unknown",
+                f"unknown or already settled decision {body.decision_id!r} "
+                "(settle on the replica that decided)",
+            ) from None
         return st.to_dict()
 
     async def explain(self, request: HttpRequest, who: Principal) -> Any:
@@ -269,8 +293,9 @@ class Sidecar:
     async def answer(self, request: HttpRequest, who: Principal) -> Any:
         body: wire.AnswerBody = await self.model(request, wire.AnswerBody)
         eid = request.path_params["escalation_id"]
-        return await self._human(lambda: self.rt.engine.escalations.answer(eid, who.name, body.verdict,
-                                                                           body.note))
+        return await self._human(
+            lambda: self.rt.engine.escalations.answer(eid, who.name, body.verdict, body.note)
+        )
 
     async def stops(self, request: HttpRequest, who: Principal) -> Any:
         return {"items": [_stop(s) for s in await self._human(self.rt.engine.stops.list)]}
@@ -284,8 +309,9 @@ class Sidecar:
 
     async def resume(self, request: HttpRequest, who: Principal) -> Any:
         body: wire.ResumeBody = await self.model(request, wire.ResumeBody)
-        return await self._human(lambda: self.rt.engine.stops.resume(body.scope, body.value, who.name,
-                                                                     body.reason))
+        return await self._human(
+            lambda: self.rt.engine.stops.resume(body.scope, body.value, who.name, body.reason)
+        )
 
     # ---- operations ------------------------------------------------------------------------------
     async def livez(self, request: HttpRequest, who: Principal) -> Any:
@@ -294,8 +320,13 @@ class Sidecar:
     async def readyz(self, request: HttpRequest, who: Principal) -> Response:
         checks, reasons = await self.call(self.rt.readiness, inline=False)
         ok = all(checks.values())
-        body = {"status": "ok" if ok else "unavailable", "checks": checks, "reasons": reasons,
-                "revision": self.rt.engine.policy.revision, "reload_error": self.rt.reload_error}
+        body = {
+            "status": "ok" if ok else "unavailable",
+            "checks": checks,
+            "reasons": reasons,
+            "revision": self.rt.engine.policy.revision,
+            "reload_error": self.rt.reload_error,
+        }
         return respond(body, 200 if ok else 503)
 
     async def metrics(self, request: HttpRequest, who: Principal) -> Response:
@@ -311,8 +342,14 @@ class Sidecar:
 
         pending, stops = await self.call(gauges, inline=False)
         policy = self.rt.engine.policy
-        text = self.rt.metrics.render(revision=policy.revision, name=policy.name, loaded_at=self.rt.loaded_at,
-                                      pending=pending, stops=stops, reload_error=self.rt.reload_error)
+        text = self.rt.metrics.render(
+            revision=policy.revision,
+            name=policy.name,
+            loaded_at=self.rt.loaded_at,
+            pending=pending,
+            stops=stops,
+            reload_error=self.rt.reload_error,
+        )
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def openapi(self, request: HttpRequest, who: Principal) -> Any:
@@ -345,15 +382,19 @@ class Sidecar:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         """Start the policy watcher and the SIGHUP handler; close everything on shutdown."""
-        if self._pool_closed:   # a second lifespan (test clients) gets a fresh pool
+        if self._pool_closed:  # a second lifespan (test clients) gets a fresh pool
             self.pool = ThreadPoolExecutor(self._threads, thread_name_prefix="charter-io")
             self._pool_closed = False
         self.rt.start()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, lambda: self.pool.submit(self.rt.reload, "SIGHUP"))
-        log.info("charter sidecar ready: policy %s revision %s, store %s", self.rt.engine.policy.name,
-                 self.rt.engine.policy.revision, self.rt.store.backend)
+        log.info(
+            "charter sidecar ready: policy %s revision %s, store %s",
+            self.rt.engine.policy.name,
+            self.rt.engine.policy.revision,
+            self.rt.store.backend,
+        )
         try:
             yield
         finally:
@@ -369,8 +410,14 @@ class Sidecar:
 
 
 def _stop(s: Any) -> dict[str, Any]:
-    return {"scope": s.scope, "value": s.value, "reason": s.reason, "by": s.by, "at": s.at,
-            "source": s.source}
+    return {
+        "scope": s.scope,
+        "value": s.value,
+        "reason": s.reason,
+        "by": s.by,
+        "at": s.at,
+        "source": s.source,
+    }
 
 
 def create_app(runtime: Runtime, tokens: TokenSet | None = None, **kw: Any) -> Starlette:

@@ -60,7 +60,7 @@ class TokenSet:
         """The principal of ``token`` or None."""
         digest = hashlib.sha256(token.encode("utf-8", "replace")).digest()
         found = None
-        for h, p in self._entries:   # no early exit: timing does not depend on which entry matched
+        for h, p in self._entries:  # no early exit: timing does not depend on which entry matched
             if hmac.compare_digest(h, digest):
                 found = p
         return found

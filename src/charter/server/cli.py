@@ -35,11 +35,13 @@ def build_app(cfg: ServeConfig) -> Any:
 
     tokens = load_tokens(cfg.tokens_file)
     if not tokens and not cfg.no_auth:
-        raise click.UsageError("no bearer tokens: give --tokens FILE or set CHARTER_TOKENS "
-                               "(or --no-auth, loopback only)")
+        raise click.UsageError(
+            "no bearer tokens: give --tokens FILE or set CHARTER_TOKENS (or --no-auth, loopback only)"
+        )
     runtime = Runtime.from_config(cfg)
-    return create_app(runtime, tokens, no_auth=cfg.no_auth, max_body=cfg.max_body,
-                      time_limit_s=cfg.time_limit_s)
+    return create_app(
+        runtime, tokens, no_auth=cfg.no_auth, max_body=cfg.max_body, time_limit_s=cfg.time_limit_s
+    )
 
 
 def app_from_env() -> Any:
@@ -49,27 +51,67 @@ def app_from_env() -> Any:
 
 @click.command("serve")
 @click.argument("policy_path", type=click.Path(exists=True))
-@click.option("--store", "store_url", default="memory://", show_default=True,
-              help="State store URL (use redis:// or postgresql:// for several replicas).")
+@click.option(
+    "--store",
+    "store_url",
+    default="memory://",
+    show_default=True,
+    help="State store URL (use redis:// or postgresql:// for several replicas).",
+)
 @click.option("--trace", "trace_path", default=None, help="Trace log path (SQLite).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8181, show_default=True, type=int)
-@click.option("--tokens", "tokens_file", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Bearer tokens file (YAML/JSON); else $CHARTER_TOKENS.")
+@click.option(
+    "--tokens",
+    "tokens_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Bearer tokens file (YAML/JSON); else $CHARTER_TOKENS.",
+)
 @click.option("--no-auth", is_flag=True, help="Serve without tokens (loopback only; every caller is admin).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
-@click.option("--max-body", default=1 << 20, show_default=True, type=click.IntRange(1024),
-              help="Largest request body in bytes (413 above).")
-@click.option("--time-limit", "time_limit_s", default=2.0, show_default=True, type=click.FloatRange(0.01),
-              help="Per-request time limit in seconds (503 above, never an allow).")
-@click.option("--poll", "poll_s", default=1.0, show_default=True, type=float,
-              help="Seconds between policy file checks (0: reload on SIGHUP only).")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--max-body",
+    default=1 << 20,
+    show_default=True,
+    type=click.IntRange(1024),
+    help="Largest request body in bytes (413 above).",
+)
+@click.option(
+    "--time-limit",
+    "time_limit_s",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0.01),
+    help="Per-request time limit in seconds (503 above, never an allow).",
+)
+@click.option(
+    "--poll",
+    "poll_s",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Seconds between policy file checks (0: reload on SIGHUP only).",
+)
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
+)
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
-def serve_cmd(policy_path: str, store_url: str, trace_path: str | None, host: str, port: int,
-              tokens_file: str | None, no_auth: bool, workers: int, max_body: int, time_limit_s: float,
-              poll_s: float, log_level: str, access_log: bool) -> None:
+def serve_cmd(
+    policy_path: str,
+    store_url: str,
+    trace_path: str | None,
+    host: str,
+    port: int,
+    tokens_file: str | None,
+    no_auth: bool,
+    workers: int,
+    max_body: int,
+    time_limit_s: float,
+    poll_s: float,
+    log_level: str,
+    access_log: bool,
+) -> None:
     """Serve decisions for POLICY_PATH over HTTP (see docs/sidecar.md)."""
     import uvicorn
 
@@ -77,12 +119,28 @@ def serve_cmd(policy_path: str, store_url: str, trace_path: str | None, host: st
         raise click.UsageError("--no-auth is only allowed on a loopback address")
     if workers > 1 and store_url.startswith("memory"):
         click.echo("warning: with --workers > 1 and memory://, each worker has its own state", err=True)
-    cfg = ServeConfig(policy_path=policy_path, store_url=store_url, trace_path=trace_path, host=host,
-                      port=port, tokens_file=tokens_file, no_auth=no_auth, max_body=max_body,
-                      time_limit_s=time_limit_s, poll_s=poll_s, workers=workers)
+    cfg = ServeConfig(
+        policy_path=policy_path,
+        store_url=store_url,
+        trace_path=trace_path,
+        host=host,
+        port=port,
+        tokens_file=tokens_file,
+        no_auth=no_auth,
+        max_body=max_body,
+        time_limit_s=time_limit_s,
+        poll_s=poll_s,
+        workers=workers,
+    )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    common: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "access_log": access_log,
-                              "server_header": False, "timeout_keep_alive": 30}
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": access_log,
+        "server_header": False,
+        "timeout_keep_alive": 30,
+    }
     if workers > 1:
         os.environ[_ENV] = json.dumps(dataclasses.asdict(cfg))
         uvicorn.run("charter.server.cli:app_from_env", factory=True, workers=workers, **common)

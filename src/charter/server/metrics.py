@@ -54,20 +54,34 @@ class Metrics:
         with self._lock:
             self.rejected[str(status)] = self.rejected.get(str(status), 0) + 1
 
-    def render(self, *, revision: str, name: str, loaded_at: float, pending: int | None,
-               stops: int | None, reload_error: str | None) -> str:
+    def render(
+        self,
+        *,
+        revision: str,
+        name: str,
+        loaded_at: float,
+        pending: int | None,
+        stops: int | None,
+        reload_error: str | None,
+    ) -> str:
         """The text exposition format (version 0.0.4)."""
         out: list[str] = []
 
         def metric(n: str, kind: str, help_: str, rows: Iterable[tuple[str, float]]) -> None:
             out.append(f"# HELP {n} {help_}")
             out.append(f"# TYPE {n} {kind}")
-            out.extend(f"{n}{labels} {value:g}" if isinstance(value, float) else f"{n}{labels} {value}"
-                       for labels, value in rows)
+            out.extend(
+                f"{n}{labels} {value:g}" if isinstance(value, float) else f"{n}{labels} {value}"
+                for labels, value in rows
+            )
 
         with self._lock:
-            metric("charter_decisions_total", "counter", "Decisions by outcome.",
-                   [(f'{{outcome="{o}"}}', c) for o, c in sorted(self.decisions.items())])
+            metric(
+                "charter_decisions_total",
+                "counter",
+                "Decisions by outcome.",
+                [(f'{{outcome="{o}"}}', c) for o, c in sorted(self.decisions.items())],
+            )
             cum, rows = 0, []
             for le, c in zip((*BUCKETS, float("inf")), self.buckets, strict=True):
                 cum += c
@@ -77,28 +91,64 @@ class Metrics:
             out.extend(f"charter_decide_seconds_bucket{lbl} {v}" for lbl, v in rows)
             out.append(f"charter_decide_seconds_sum {self.latency_sum:.6f}")
             out.append(f"charter_decide_seconds_count {cum}")
-            metric("charter_store_errors_total", "counter", "State store errors (decisions and reads).",
-                   [("", self.store_errors)])
-            metric("charter_fail_open_total", "counter",
-                   "Decisions that took a declared fail-open path (a failure whose mode is ignore).",
-                   [("", self.fail_open)])
-            metric("charter_decide_timeouts_total", "counter", "Decisions cut by the time limit (503).",
-                   [("", self.timeouts)])
-            metric("charter_rejected_requests_total", "counter", "Requests refused before deciding.",
-                   [(f'{{status="{s}"}}', c) for s, c in sorted(self.rejected.items())])
-            metric("charter_policy_reloads_total", "counter", "Successful policy reloads.",
-                   [("", self.reloads)])
-            metric("charter_reload_failures_total", "counter", "Policy reloads that failed to compile.",
-                   [("", self.reload_failures)])
+            metric(
+                "charter_store_errors_total",
+                "counter",
+                "State store errors (decisions and reads).",
+                [("", self.store_errors)],
+            )
+            metric(
+                "charter_fail_open_total",
+                "counter",
+                "Decisions that took a declared fail-open path (a failure whose mode is ignore).",
+                [("", self.fail_open)],
+            )
+            metric(
+                "charter_decide_timeouts_total",
+                "counter",
+                "Decisions cut by the time limit (503).",
+                [("", self.timeouts)],
+            )
+            metric(
+                "charter_rejected_requests_total",
+                "counter",
+                "Requests refused before deciding.",
+                [(f'{{status="{s}"}}', c) for s, c in sorted(self.rejected.items())],
+            )
+            metric(
+                "charter_policy_reloads_total", "counter", "Successful policy reloads.", [("", self.reloads)]
+            )
+            metric(
+                "charter_reload_failures_total",
+                "counter",
+                "Policy reloads that failed to compile.",
+                [("", self.reload_failures)],
+            )
         if pending is not None:
-            metric("charter_pending_approvals", "gauge", "Approval requests waiting for approvers.",
-                   [("", pending)])
+            metric(
+                "charter_pending_approvals",
+                "gauge",
+                "Approval requests waiting for approvers.",
+                [("", pending)],
+            )
         if stops is not None:
             metric("charter_active_stops", "gauge", "Active emergency stops.", [("", stops)])
-        metric("charter_policy_info", "gauge", "The policy revision in force.",
-               [(f'{{revision="{_esc(revision)}",name="{_esc(name)}"}}', 1)])
-        metric("charter_policy_loaded_timestamp_seconds", "gauge", "When the policy in force was loaded.",
-               [("", round(loaded_at, 3))])
-        metric("charter_reload_error", "gauge", "1 while the last reload failed (the last good policy runs).",
-               [("", 1 if reload_error else 0)])
+        metric(
+            "charter_policy_info",
+            "gauge",
+            "The policy revision in force.",
+            [(f'{{revision="{_esc(revision)}",name="{_esc(name)}"}}', 1)],
+        )
+        metric(
+            "charter_policy_loaded_timestamp_seconds",
+            "gauge",
+            "When the policy in force was loaded.",
+            [("", round(loaded_at, 3))],
+        )
+        metric(
+            "charter_reload_error",
+            "gauge",
+            "1 while the last reload failed (the last good policy runs).",
+            [("", 1 if reload_error else 0)],
+        )
         return "\n".join(out) + "\n"

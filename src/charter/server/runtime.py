@@ -69,9 +69,17 @@ def _first_error(exc: CharterError) -> str:
 class Runtime:
     """Owns the store, the trace and the Engine in force; readers just use ``runtime.engine``."""
 
-    def __init__(self, policy: CompiledPolicy, store: StateStore, trace: Any = None, *,
-                 policy_path: str | None = None, clock: Callable[[], float] | None = None,
-                 metrics: Metrics | None = None, poll_s: float = 1.0):
+    def __init__(
+        self,
+        policy: CompiledPolicy,
+        store: StateStore,
+        trace: Any = None,
+        *,
+        policy_path: str | None = None,
+        clock: Callable[[], float] | None = None,
+        metrics: Metrics | None = None,
+        poll_s: float = 1.0,
+    ):
         self.store = store
         self.trace = trace
         self.clock = clock
@@ -123,17 +131,20 @@ class Runtime:
                     self.reload_error = None
                     return False
                 new = Engine(policy, store=self.store, trace=self.trace, clock=self.clock)
-                new._pending = old._pending   # decisions made before the swap can still be settled
-                self.engine = new              # one reference assignment: atomic for readers
+                new._pending = old._pending  # decisions made before the swap can still be settled
+                self.engine = new  # one reference assignment: atomic for readers
                 self.loaded_at = time.time()
                 self.reload_error = None
                 self.metrics.count("reloads")
-                log.info("policy reloaded (%s): revision %s -> %s", why, old.policy.revision,
-                         policy.revision)
+                log.info("policy reloaded (%s): revision %s -> %s", why, old.policy.revision, policy.revision)
                 return True
             self.metrics.count("reload_failures")
-            log.error("policy reload (%s) failed, keeping revision %s: %s", why,
-                      self.engine.policy.revision, self.reload_error)
+            log.error(
+                "policy reload (%s) failed, keeping revision %s: %s",
+                why,
+                self.engine.policy.revision,
+                self.reload_error,
+            )
             return False
 
     def check_files(self) -> bool:
@@ -148,7 +159,7 @@ class Runtime:
         while not self._stop.wait(self.poll_s):
             try:
                 self.check_files()
-            except Exception:   # the watcher must never die; the error is logged
+            except Exception:  # the watcher must never die; the error is logged
                 log.exception("policy watcher failed")
 
     def start(self) -> None:

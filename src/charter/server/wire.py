@@ -27,7 +27,8 @@ class SettleRequest(_Strict):
 
     decision_id: str = Field(min_length=1, max_length=256)
     actual_cost: dict[str, float] | float | None = Field(
-        default=None, description="Actual cost per unit, or one number in the first unit")
+        default=None, description="Actual cost per unit, or one number in the first unit"
+    )
     outcome: str = Field(default="success", max_length=64, description="success, failure, ...")
     labels: list[str] = Field(default_factory=list, max_length=256)
 
@@ -144,8 +145,22 @@ class Health(BaseModel):
 
 
 _MODELS: list[type[BaseModel]] = [
-    Request, DecisionModel, SettleRequest, SettlementModel, NoteBody, AnswerBody, StopBody, ResumeBody,
-    ResumeResult, Record, RecordList, StopModel, StopList, Explained, ErrorBody, Health,
+    Request,
+    DecisionModel,
+    SettleRequest,
+    SettlementModel,
+    NoteBody,
+    AnswerBody,
+    StopBody,
+    ResumeBody,
+    ResumeResult,
+    Record,
+    RecordList,
+    StopModel,
+    StopList,
+    Explained,
+    ErrorBody,
+    Health,
 ]
 
 
@@ -167,10 +182,17 @@ _ERR = {
 }
 
 
-def _op(summary: str, role: str, ok: tuple[str, str], body: str | None = None,
-        extra: dict[str, Any] | None = None, params: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+def _op(
+    summary: str,
+    role: str,
+    ok: tuple[str, str],
+    body: str | None = None,
+    extra: dict[str, Any] | None = None,
+    params: list[str] = (),
+) -> dict[str, Any]:  # type: ignore[assignment]
     op: dict[str, Any] = {
-        "summary": summary, "description": f"Roles: {role}.",
+        "summary": summary,
+        "description": f"Roles: {role}.",
         "operationId": summary.lower().replace(" ", "_").replace("'", ""),
         "security": [{"bearer": []}],
         "responses": {"200": _json(ok[0], ok[1]), **_ERR, **(extra or {})},
@@ -178,69 +200,148 @@ def _op(summary: str, role: str, ok: tuple[str, str], body: str | None = None,
     if body:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
     if params:
-        op["parameters"] = [{"name": p, "in": "path", "required": True,
-                             "schema": {"type": "string", "minLength": 1, "maxLength": 256}} for p in params]
+        op["parameters"] = [
+            {
+                "name": p,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+            }
+            for p in params
+        ]
     return op
 
 
 def _open(summary: str, ok: str, content: str = "application/json") -> dict[str, Any]:
     schema = _ref(ok) if content == "application/json" else {"type": "string"}
-    return {"summary": summary, "operationId": summary.lower().replace(" ", "_"), "security": [],
-            "responses": {"200": {"description": "OK", "content": {content: {"schema": schema}}},
-                          "503": _json("Health", "Not ready")}}
+    return {
+        "summary": summary,
+        "operationId": summary.lower().replace(" ", "_"),
+        "security": [],
+        "responses": {
+            "200": {"description": "OK", "content": {content: {"schema": schema}}},
+            "503": _json("Health", "Not ready"),
+        },
+    }
 
 
 def openapi(version: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the sidecar (committed as docs/openapi.json)."""
-    _, defs = models_json_schema([(m, "validation") for m in _MODELS],
-                                 ref_template="#/components/schemas/{model}")
+    _, defs = models_json_schema(
+        [(m, "validation") for m in _MODELS], ref_template="#/components/schemas/{model}"
+    )
     not_found = {"404": _json("ErrorBody", "Unknown id")}
     conflict = {"409": _json("ErrorBody", "Refused (already answered, expired, duplicate ...)")}
     v = f"/{API_VERSION}"
     paths: dict[str, Any] = {
-        f"{v}/decide": {"post": _op("Decide", "orchestrator, admin", ("DecisionModel", "The decision"),
-                                    "Request")},
-        f"{v}/settle": {"post": _op("Settle", "orchestrator, admin", ("SettlementModel", "The settlement"),
-                                    "SettleRequest", not_found)},
-        f"{v}/decisions/{{decision_id}}": {"get": _op(
-            "Explain decision", "orchestrator, approver, operator, admin",
-            ("Explained", "The traced record and its explanation"), None, not_found, ["decision_id"])},
-        f"{v}/approvals": {"get": _op("List approvals", "orchestrator, approver, admin",
-                                      ("RecordList", "Approval requests"))},
-        f"{v}/approvals/{{approval_id}}": {"get": _op(
-            "Get approval", "orchestrator, approver, admin", ("Record", "One approval request"),
-            None, not_found, ["approval_id"])},
-        f"{v}/approvals/{{approval_id}}/approve": {"post": _op(
-            "Approve", "approver, admin", ("Record", "The updated request"), "NoteBody",
-            {**not_found, **conflict}, ["approval_id"])},
-        f"{v}/approvals/{{approval_id}}/deny": {"post": _op(
-            "Deny approval", "approver, admin", ("Record", "The updated request"), "NoteBody",
-            {**not_found, **conflict}, ["approval_id"])},
-        f"{v}/escalations": {"get": _op("List escalations", "orchestrator, approver, admin",
-                                        ("RecordList", "Escalations"))},
-        f"{v}/escalations/{{escalation_id}}": {"get": _op(
-            "Get escalation", "orchestrator, approver, admin", ("Record", "One escalation"),
-            None, not_found, ["escalation_id"])},
-        f"{v}/escalations/{{escalation_id}}/answer": {"post": _op(
-            "Answer escalation", "approver, admin", ("Record", "The answered escalation"), "AnswerBody",
-            {**not_found, **conflict}, ["escalation_id"])},
+        f"{v}/decide": {
+            "post": _op("Decide", "orchestrator, admin", ("DecisionModel", "The decision"), "Request")
+        },
+        f"{v}/settle": {
+            "post": _op(
+                "Settle",
+                "orchestrator, admin",
+                ("SettlementModel", "The settlement"),
+                "SettleRequest",
+                not_found,
+            )
+        },
+        f"{v}/decisions/{{decision_id}}": {
+            "get": _op(
+                "Explain decision",
+                "orchestrator, approver, operator, admin",
+                ("Explained", "The traced record and its explanation"),
+                None,
+                not_found,
+                ["decision_id"],
+            )
+        },
+        f"{v}/approvals": {
+            "get": _op("List approvals", "orchestrator, approver, admin", ("RecordList", "Approval requests"))
+        },
+        f"{v}/approvals/{{approval_id}}": {
+            "get": _op(
+                "Get approval",
+                "orchestrator, approver, admin",
+                ("Record", "One approval request"),
+                None,
+                not_found,
+                ["approval_id"],
+            )
+        },
+        f"{v}/approvals/{{approval_id}}/approve": {
+            "post": _op(
+                "Approve",
+                "approver, admin",
+                ("Record", "The updated request"),
+                "NoteBody",
+                {**not_found, **conflict},
+                ["approval_id"],
+            )
+        },
+        f"{v}/approvals/{{approval_id}}/deny": {
+            "post": _op(
+                "Deny approval",
+                "approver, admin",
+                ("Record", "The updated request"),
+                "NoteBody",
+                {**not_found, **conflict},
+                ["approval_id"],
+            )
+        },
+        f"{v}/escalations": {
+            "get": _op("List escalations", "orchestrator, approver, admin", ("RecordList", "Escalations"))
+        },
+        f"{v}/escalations/{{escalation_id}}": {
+            "get": _op(
+                "Get escalation",
+                "orchestrator, approver, admin",
+                ("Record", "One escalation"),
+                None,
+                not_found,
+                ["escalation_id"],
+            )
+        },
+        f"{v}/escalations/{{escalation_id}}/answer": {
+            "post": _op(
+                "Answer escalation",
+                "approver, admin",
+                ("Record", "The answered escalation"),
+                "AnswerBody",
+                {**not_found, **conflict},
+                ["escalation_id"],
+            )
+        },
         f"{v}/stops": {
             "get": _op("List stops", "orchestrator, operator, admin", ("StopList", "Active stops")),
-            "post": _op("Stop", "operator, admin", ("StopModel", "The stop, effective for every replica"),
-                        "StopBody", conflict),
+            "post": _op(
+                "Stop",
+                "operator, admin",
+                ("StopModel", "The stop, effective for every replica"),
+                "StopBody",
+                conflict,
+            ),
         },
-        f"{v}/stops/resume": {"post": _op("Resume", "operator, admin", ("ResumeResult", "Resume status"),
-                                          "ResumeBody", conflict)},
+        f"{v}/stops/resume": {
+            "post": _op(
+                "Resume", "operator, admin", ("ResumeResult", "Resume status"), "ResumeBody", conflict
+            )
+        },
         "/livez": {"get": _open("Liveness", "Health")},
         "/readyz": {"get": _open("Readiness", "Health")},
         "/metrics": {"get": _open("Metrics", "", "text/plain")},
     }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "charter sidecar", "version": version,
-                 "description": "Policy decisions over HTTP; see docs/sidecar.md.",
-                 "x-wire-schema-version": WIRE_SCHEMA_VERSION},
+        "info": {
+            "title": "charter sidecar",
+            "version": version,
+            "description": "Policy decisions over HTTP; see docs/sidecar.md.",
+            "x-wire-schema-version": WIRE_SCHEMA_VERSION,
+        },
         "paths": paths,
-        "components": {"schemas": defs["$defs"],
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "schemas": defs["$defs"],
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
     }

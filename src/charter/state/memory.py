@@ -303,9 +303,7 @@ class MemoryStore:
             return None
 
     # ------------------------------------------------------------------ records
-    def put_record(
-        self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None
-    ) -> None:
+    def put_record(self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None) -> None:
         exp = float("inf") if ttl_s is None else time.time() + ttl_s
         with self._lock:
             old = self._records.get((kind, id))

@@ -111,9 +111,7 @@ class PostgresStore:
         schema = q.pop("schema", "charter")
         timeout = float(q.pop("connect_timeout", "5"))
         stmt_ms = int(q.pop("statement_timeout_ms", "10000"))
-        dsn = urlunsplit(
-            ("postgresql", parts.netloc, parts.path, urlencode(q, quote_via=quote), "")
-        )
+        dsn = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(q, quote_via=quote), ""))
         return cls(dsn, schema, connect_timeout=timeout, statement_timeout_ms=stmt_ms)
 
     # ------------------------------------------------------------------ plumbing
@@ -237,9 +235,7 @@ class PostgresStore:
                 {k: (int(v[0]), float(v[1])) for k, v in marks.items()},
             )
         step = out["step"]
-        return BatchResult(
-            hits=hits, reserve=reserve, step=None if step is None else int(step), run=run
-        )
+        return BatchResult(hits=hits, reserve=reserve, step=None if step is None else int(step), run=run)
 
     # ------------------------------------------------------------------ holds
     def _hold_locks(self, hold_id: str) -> tuple[list[Any], list[int]] | None:
@@ -261,9 +257,7 @@ class PostgresStore:
         statuses = []
         for (used, reserved), x in zip(out[1], out[2], strict=True):
             amt = x["amount"] if actual is None or tag == "A" else actual
-            statuses.append(
-                LineStatus(x["key"], x["limit"], used, reserved, amt, used <= x["limit"])
-            )
+            statuses.append(LineStatus(x["key"], x["limit"], used, reserved, amt, used <= x["limit"]))
         return CommitResult(True, tag == "A", tuple(statuses))
 
     def release(self, hold_id: str, *, now: float) -> bool:
@@ -329,8 +323,7 @@ class PostgresStore:
             lambda: (
                 self._connection()
                 .execute(
-                    f"SELECT doc FROM {self._s}.events WHERE run_key = %s "
-                    "ORDER BY step DESC LIMIT %s",
+                    f"SELECT doc FROM {self._s}.events WHERE run_key = %s ORDER BY step DESC LIMIT %s",
                     (run_key, max(limit, 0)),
                 )
                 .fetchall()
@@ -357,9 +350,7 @@ class PostgresStore:
         return None if got is None else stop_from_dict(got)
 
     def list_stops(self) -> list[StopRecord]:
-        rows = self._call(
-            lambda: self._connection().execute(f"SELECT rec FROM {self._s}.stops").fetchall()
-        )
+        rows = self._call(lambda: self._connection().execute(f"SELECT rec FROM {self._s}.stops").fetchall())
         return sorted((stop_from_dict(r[0]) for r in rows), key=lambda s: (s.at, s.scope, s.value))
 
     # ------------------------------------------------------------------ idempotency
@@ -387,9 +378,7 @@ class PostgresStore:
         return None if got is None else str(got)
 
     # ------------------------------------------------------------------ records
-    def put_record(
-        self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None
-    ) -> None:
+    def put_record(self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None) -> None:
         t = time.time()
         exp = INF if ttl_s is None else t + ttl_s
         self._call(
@@ -431,8 +420,7 @@ class PostgresStore:
             lambda: (
                 self._connection()
                 .execute(
-                    f"SELECT doc FROM {self._s}.records "
-                    "WHERE kind = %s AND expires_at > %s ORDER BY id",
+                    f"SELECT doc FROM {self._s}.records WHERE kind = %s AND expires_at > %s ORDER BY id",
                     (kind, time.time()),
                 )
                 .fetchall()

@@ -221,9 +221,7 @@ class RedisStore:
             raise map_redis_error(exc) from None
 
     @staticmethod
-    def _budget_ttl(
-        rolling_s: float | None, expires_at: float | None, now: float, hold: float
-    ) -> str:
+    def _budget_ttl(rolling_s: float | None, expires_at: float | None, now: float, hold: float) -> str:
         if expires_at is not None:
             ttl = expires_at + BUDGET_GRACE_S - now
         elif rolling_s is not None:
@@ -251,9 +249,7 @@ class RedisStore:
         run = None
         if run_raw:
             run = _run_state(run_raw[0], run_raw[1], run_raw[2])
-        return BatchResult(
-            hits=hits, reserve=reserve, step=None if step < 0 else int(step), run=run
-        )
+        return BatchResult(hits=hits, reserve=reserve, step=None if step < 0 else int(step), run=run)
 
     # ------------------------------------------------------------------ holds
     def _hold_lines(self, hold_id: str) -> list[list[Any]] | None:
@@ -356,9 +352,7 @@ class RedisStore:
         return str(out[1]) if out[0] == 1 else None
 
     # ------------------------------------------------------------------ records
-    def put_record(
-        self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None
-    ) -> None:
+    def put_record(self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None) -> None:
         keys = [self._k("rec", f"{kind}:{id}"), self._k("reck", kind)]
         ttl = LONG_MS if ttl_s is None else int(_ms(ttl_s))
         args = [dumps(dict(doc)), str(ttl), str(LONG_MS), id]

@@ -99,9 +99,7 @@ class SQLiteStore:
         elif path.startswith("//"):
             path = "/" + path.lstrip("/")
         if path != ":memory:" and (not path.startswith("/") or parts.netloc):
-            raise ValueError(
-                f"sqlite URL needs an absolute path: sqlite:///abs/path.db, got {url!r}"
-            )
+            raise ValueError(f"sqlite URL needs an absolute path: sqlite:///abs/path.db, got {url!r}")
         q = query_params(url)
         return cls(
             path,
@@ -149,9 +147,7 @@ class SQLiteStore:
                 if row is not None:
                     return BatchResult(replayed_payload=row[0])
             for scope, value in batch.stop_keys:
-                row = db.execute(
-                    "SELECT rec FROM stops WHERE scope=? AND value=?", (scope, value)
-                ).fetchone()
+                row = db.execute("SELECT rec FROM stops WHERE scope=? AND value=?", (scope, value)).fetchone()
                 if row is not None:
                     return BatchResult(stop=stop_from_dict(json.loads(row[0])))
             hits = tuple(self._hit(db, h, now) for h in batch.hits)
@@ -178,9 +174,7 @@ class SQLiteStore:
                         "INSERT OR REPLACE INTO events VALUES(?,?,?)",
                         (ev.run_key, step, _dumps(ev.event)),
                     )
-                run = RunState(
-                    steps, frozenset(labels), {k: (v[0], v[1]) for k, v in marks.items()}
-                )
+                run = RunState(steps, frozenset(labels), {k: (v[0], v[1]) for k, v in marks.items()})
             self._ops += 1
             if self._ops % 2000 == 0:
                 self._gc(db, now)
@@ -316,17 +310,13 @@ class SQLiteStore:
         db.execute("DELETE FROM hold_lines WHERE expires_at<=?", (now,))
         db.execute("DELETE FROM idem WHERE expires_at<=?", (now,))
         db.execute("DELETE FROM records WHERE expires_at<=?", (time.time(),))
-        db.execute(
-            "DELETE FROM events WHERE run_key IN (SELECT key FROM runs WHERE expires_at<=?)", (now,)
-        )
+        db.execute("DELETE FROM events WHERE run_key IN (SELECT key FROM runs WHERE expires_at<=?)", (now,))
         db.execute("DELETE FROM runs WHERE expires_at<=?", (now,))
 
     # ------------------------------------------------------------------ holds
     def commit(self, hold_id: str, actual: int | None, *, now: float) -> CommitResult:
         with self._tx() as db:
-            row = db.execute(
-                "SELECT state, expires_at, lines FROM holds WHERE id=?", (hold_id,)
-            ).fetchone()
+            row = db.execute("SELECT state, expires_at, lines FROM holds WHERE id=?", (hold_id,)).fetchone()
             if row is None:
                 return CommitResult(False, False)
             state, exp, lines_json = row
@@ -363,9 +353,7 @@ class SQLiteStore:
 
     def release(self, hold_id: str, *, now: float) -> bool:
         with self._tx() as db:
-            row = db.execute(
-                "SELECT state, expires_at, lines FROM holds WHERE id=?", (hold_id,)
-            ).fetchone()
+            row = db.execute("SELECT state, expires_at, lines FROM holds WHERE id=?", (hold_id,)).fetchone()
             if row is None or row[0] != "held" or row[1] <= now:
                 return False
             for line in json.loads(row[2]):
@@ -378,9 +366,7 @@ class SQLiteStore:
             return {k: self._used_reserved(db, k, now) for k in keys}
 
     def ledger_total(self, key: str) -> int:
-        row = self._read(
-            lambda db: db.execute("SELECT total FROM budgets WHERE key=?", (key,)).fetchone()
-        )
+        row = self._read(lambda db: db.execute("SELECT total FROM budgets WHERE key=?", (key,)).fetchone())
         return 0 if row is None else int(row[0])
 
     # ------------------------------------------------------------------ runs
@@ -435,18 +421,14 @@ class SQLiteStore:
     # ------------------------------------------------------------------ idempotency
     def remember(self, key: str, payload: str, *, now: float, ttl_s: float) -> str | None:
         with self._tx() as db:
-            row = db.execute(
-                "SELECT payload FROM idem WHERE key=? AND expires_at>?", (key, now)
-            ).fetchone()
+            row = db.execute("SELECT payload FROM idem WHERE key=? AND expires_at>?", (key, now)).fetchone()
             if row is not None:
                 return str(row[0])
             db.execute("INSERT OR REPLACE INTO idem VALUES(?,?,?)", (key, payload, now + ttl_s))
             return None
 
     # ------------------------------------------------------------------ records
-    def put_record(
-        self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None
-    ) -> None:
+    def put_record(self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None) -> None:
         t = time.time()
         exp = INF if ttl_s is None else t + ttl_s
         with self._tx() as db:

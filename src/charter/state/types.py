@@ -204,6 +204,5 @@ def lines_to_json(lines: tuple[LineStatus, ...]) -> list[list[Any]]:
 
 def lines_from_json(data: Any) -> tuple[LineStatus, ...]:
     return tuple(
-        LineStatus(str(k), int(lim), int(u), int(r), int(a), bool(ok))
-        for k, lim, u, r, a, ok in data
+        LineStatus(str(k), int(lim), int(u), int(r), int(a), bool(ok)) for k, lim, u, r, a, ok in data
     )

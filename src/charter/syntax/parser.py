@@ -28,16 +28,50 @@ MAX_SYNTAX_ERRORS = 20
 _LOCK = threading.Lock()
 _PARSER: Lark | None = None
 
-_TOP_KEYWORDS = ["policy", "include", "units", "roles", "attribute", "context", "agents", "agent", "tool", "group", "signal", "rank", "stops", "escalation", "permit", "forbid", "halt", "escalate", "require", "budget", "rate", "tripwire", "on"]
-_TOP_LINE = re.compile(r"^(?:%s)\b" % "|".join(_TOP_KEYWORDS), re.M)
+_TOP_KEYWORDS = [
+    "policy",
+    "include",
+    "units",
+    "roles",
+    "attribute",
+    "context",
+    "agents",
+    "agent",
+    "tool",
+    "group",
+    "signal",
+    "rank",
+    "stops",
+    "escalation",
+    "permit",
+    "forbid",
+    "halt",
+    "escalate",
+    "require",
+    "budget",
+    "rate",
+    "tripwire",
+    "on",
+]
+_TOP_LINE = re.compile(r"^(?:{})\b".format("|".join(_TOP_KEYWORDS)), re.M)
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:[-.][A-Za-z0-9_]+)*")
 
 _FRIENDLY = {
-    "LBRACE": "'{'", "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','",
-    "COLON": "':'", "MORETHAN": "'>'", "NAME": "a name", "STRING": "a quoted string",
-    "NUMBER": "a number", "INT": "a whole number", "DURATION": "a duration such as 5m or 4h",
-    "CEL": "a condition", "$END": "the end of the file",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "COMMA": "','",
+    "COLON": "':'",
+    "MORETHAN": "'>'",
+    "NAME": "a name",
+    "STRING": "a quoted string",
+    "NUMBER": "a number",
+    "INT": "a whole number",
+    "DURATION": "a duration such as 5m or 4h",
+    "CEL": "a condition",
+    "$END": "the end of the file",
 }
 
 
@@ -66,8 +100,12 @@ def _parser() -> Lark:
     with _LOCK:
         if _PARSER is None:
             text = grammar_text()
-            options = {"parser": "lalr", "strict": True, "propagate_positions": True,
-                       "maybe_placeholders": True}
+            options = {
+                "parser": "lalr",
+                "strict": True,
+                "propagate_positions": True,
+                "maybe_placeholders": True,
+            }
             cache = _cache_file(text)
             try:
                 _PARSER = Lark(text, cache=cache or False, **options)
@@ -96,7 +134,7 @@ def _friendly(term: str) -> str:
 def _expected_list(expected: set[str]) -> str:
     names = sorted({_friendly(t) for t in expected})
     if len(names) > 6:
-        names = names[:6] + ["..."]
+        names = [*names[:6], "..."]
     return ", ".join(names)
 
 
@@ -116,7 +154,9 @@ def decode(path: str, data: bytes) -> tuple[str | None, list[Diagnostic]]:
         line = data.count(b"\n", 0, offset) + 1
         return None, [
             error(
-                Code.E002_NOT_UTF8, "this is a binary file, not a policy", Span.point(path, line),
+                Code.E002_NOT_UTF8,
+                "this is a binary file, not a policy",
+                Span.point(path, line),
                 "policy files are UTF-8 text",
             )
         ]
@@ -127,8 +167,10 @@ def decode(path: str, data: bytes) -> tuple[str | None, list[Diagnostic]]:
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         return None, [
             error(
-                Code.E002_NOT_UTF8, f"invalid UTF-8 byte 0x{data[exc.start]:02x}",
-                Span.point(path, line, col), "save the file as UTF-8",
+                Code.E002_NOT_UTF8,
+                f"invalid UTF-8 byte 0x{data[exc.start]:02x}",
+                Span.point(path, line, col),
+                "save the file as UTF-8",
             )
         ]
     if text.startswith("\ufeff"):
@@ -189,7 +231,9 @@ def _syntax_diag(path: str, exc: UnexpectedInput, text: str) -> Diagnostic:
         span = Span(path, line, col, line, col + 1, exc.pos_in_stream, exc.pos_in_stream + 1)
         if ch == '"':
             return error(
-                Code.E102_UNTERMINATED_STRING, "unterminated string", span,
+                Code.E102_UNTERMINATED_STRING,
+                "unterminated string",
+                span,
                 'close the string with " on the same line',
             )
         allowed = _expected_list(set(exc.allowed or ()))
@@ -202,22 +246,23 @@ def _syntax_diag(path: str, exc: UnexpectedInput, text: str) -> Diagnostic:
             )
         shown = repr(ch) if ch.strip() else "whitespace"
         return error(
-            Code.E101_SYNTAX, f"unexpected character {shown}", span,
+            Code.E101_SYNTAX,
+            f"unexpected character {shown}",
+            span,
             f"expected {allowed}" if allowed else None,
         )
-    if isinstance(exc, UnexpectedEOF) or (
-        isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
-    ):
+    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         last_line = text.count("\n") + 1
         expected = _expected_list(set(getattr(exc, "expected", ()) or ()))
         return error(
-            Code.E103_UNEXPECTED_EOF, "the file ends in the middle of a declaration or rule",
+            Code.E103_UNEXPECTED_EOF,
+            "the file ends in the middle of a declaration or rule",
             Span.point(path, last_line, 1),
             f"expected {expected}; is a closing '}}' missing?" if expected else "is a '}' missing?",
         )
     assert isinstance(exc, UnexpectedToken)
     tok: Token = exc.token
-    end_col = (tok.end_column or col + 1)
+    end_col = tok.end_column or col + 1
     span = Span(path, line, col, tok.end_line or line, end_col, tok.start_pos or 0, tok.end_pos or 0)
     expected = set(exc.expected or ())
     value = str(tok)

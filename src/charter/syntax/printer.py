@@ -364,8 +364,9 @@ class _Printer:
         if isinstance(item, ast.Agent):
             body: list[_Line] = []
             for g in self._name_groups(item.roles):
-                body.append(self._sub(self._names("role ", g, 1), self._kw_start(g[0], "role"),
-                                      self._end(g[-1])))
+                body.append(
+                    self._sub(self._names("role ", g, 1), self._kw_start(g[0], "role"), self._end(g[-1]))
+                )
             if item.parent is not None:
                 at = self._kw_start(item.parent, "parent")
                 body.append(self._sub(f"parent {item.parent.value}", at, self._end(item.parent)))
@@ -376,12 +377,17 @@ class _Printer:
         if isinstance(item, ast.Tool):
             body = []
             if item.category is not None:
-                body.append(self._sub(f"category {item.category.value}",
-                                      self._kw_start(item.category, "category"),
-                                      self._end(item.category)))
+                body.append(
+                    self._sub(
+                        f"category {item.category.value}",
+                        self._kw_start(item.category, "category"),
+                        self._end(item.category),
+                    )
+                )
             for g in self._name_groups(item.tags):
-                body.append(self._sub(self._names("tags ", g, 1), self._kw_start(g[0], "tags"),
-                                      self._end(g[-1])))
+                body.append(
+                    self._sub(self._names("tags ", g, 1), self._kw_start(g[0], "tags"), self._end(g[-1]))
+                )
             for arg in item.args:
                 text = f"arg {arg.name.value}: {self._type(arg.type)}"
                 text += " secret" if arg.secret else ""
@@ -403,9 +409,13 @@ class _Printer:
         if isinstance(item, ast.Stops):
             body = []
             if item.operators is not None:
-                body.append(self._sub(f"operators {item.operators.value}",
-                                      self._kw_start(item.operators, "operators"),
-                                      self._end(item.operators)))
+                body.append(
+                    self._sub(
+                        f"operators {item.operators.value}",
+                        self._kw_start(item.operators, "operators"),
+                        self._end(item.operators),
+                    )
+                )
             if item.resume_requires is not None:
                 n = self._as_written(item, r"resume\s+requires\s+" + _INT, item.resume_requires)
                 body.append(self._sub(f"resume requires {n}", self._find_kw(item, "resume")))
@@ -421,9 +431,7 @@ class _Printer:
             return self._block(item, f"escalation {item.name.value}", item.name, body)
         if isinstance(item, ast.Rule):
             kind = item.kind.value
-            lines = [
-                _Line(self._clause(c, 1), 1, self._start(c), self._end(c)) for c in item.clauses
-            ]
+            lines = [_Line(self._clause(c, 1), 1, self._start(c), self._end(c)) for c in item.clauses]
             block = self._block(item, f"{kind} {item.id.value}", item.id, [])
             return [block[0], *lines, block[1]]
         raise TypeError(f"unknown item {type(item).__name__}")  # pragma: no cover

@@ -98,7 +98,9 @@ class ToAst(Transformer[Token, Any]):
         text = str(tok).replace("_", "")
         if len(text) > 18:
             raise SyntaxProblem(
-                "E104", f"the number {tok} is too large", self._tok_span(tok),
+                "E104",
+                f"the number {tok} is too large",
+                self._tok_span(tok),
                 "use a number below 10^18",
             )
         return int(text)
@@ -221,7 +223,9 @@ class ToAst(Transformer[Token, Any]):
             if kind == "category":
                 if category is not None:
                     raise SyntaxProblem(
-                        "E107", f"tool '{name.value}' has two categories", payload.span,
+                        "E107",
+                        f"tool '{name.value}' has two categories",
+                        payload.span,
                         "a tool has one category; use tags for more labels",
                     )
                 category = payload
@@ -229,9 +233,7 @@ class ToAst(Transformer[Token, Any]):
                 tags = tags + payload
             else:
                 args.append(payload)
-        return ast.Tool(
-            name=name, category=category, tags=tags, args=tuple(args), span=self._meta_span(meta)
-        )
+        return ast.Tool(name=name, category=category, tags=tags, args=tuple(args), span=self._meta_span(meta))
 
     def tool_category(self, ch: list[Token]) -> tuple[str, Any]:
         return ("category", self._name(ch[0]))
@@ -244,7 +246,9 @@ class ToAst(Transformer[Token, Any]):
         return (
             "arg",
             ast.ToolArg(
-                name=self._name(ch[0]), type=ch[1], secret=ch[2] is not None,
+                name=self._name(ch[0]),
+                type=ch[1],
+                secret=ch[2] is not None,
                 span=self._meta_span(meta),
             ),
         )
@@ -262,9 +266,7 @@ class ToAst(Transformer[Token, Any]):
                 source = payload
             else:
                 clears = True
-        return ast.Signal(
-            name=self._name(ch[0]), source=source, clears=clears, span=self._meta_span(meta)
-        )
+        return ast.Signal(name=self._name(ch[0]), source=source, clears=clears, span=self._meta_span(meta))
 
     def signal_source(self, ch: list[Token]) -> tuple[str, Any]:
         return ("from", self._name(ch[0]))
@@ -297,9 +299,7 @@ class ToAst(Transformer[Token, Any]):
     def escalation(self, meta: Meta, ch: list[Any]) -> ast.Escalation:
         steps = tuple(c for c in ch[1:] if isinstance(c, ast.EscalationStep))
         final = ch[-1] if ch and isinstance(ch[-1], str) else None
-        return ast.Escalation(
-            name=self._name(ch[0]), steps=steps, final=final, span=self._meta_span(meta)
-        )
+        return ast.Escalation(name=self._name(ch[0]), steps=steps, final=final, span=self._meta_span(meta))
 
     @v_args(meta=True)
     def esc_step(self, meta: Meta, ch: list[Any]) -> ast.EscalationStep:
@@ -316,9 +316,7 @@ class ToAst(Transformer[Token, Any]):
     @v_args(meta=True)
     def rule(self, meta: Meta, ch: list[Any]) -> ast.Rule:
         kind = RuleKind(str(ch[0]))
-        return ast.Rule(
-            kind=kind, id=self._name(ch[1]), clauses=tuple(ch[2:]), span=self._meta_span(meta)
-        )
+        return ast.Rule(kind=kind, id=self._name(ch[1]), clauses=tuple(ch[2:]), span=self._meta_span(meta))
 
     def rule_kind(self, ch: list[Token]) -> str:
         return str(ch[0])
@@ -326,14 +324,18 @@ class ToAst(Transformer[Token, Any]):
     @v_args(meta=True)
     def approval_rule(self, meta: Meta, ch: list[Any]) -> ast.Rule:
         return ast.Rule(
-            kind=RuleKind.APPROVAL, id=self._name(ch[0]), clauses=tuple(ch[1:]),
+            kind=RuleKind.APPROVAL,
+            id=self._name(ch[0]),
+            clauses=tuple(ch[1:]),
             span=self._meta_span(meta),
         )
 
     @v_args(meta=True)
     def result_rule(self, meta: Meta, ch: list[Any]) -> ast.Rule:
         return ast.Rule(
-            kind=RuleKind.RESULT, id=self._name(ch[0]), clauses=tuple(ch[1:]),
+            kind=RuleKind.RESULT,
+            id=self._name(ch[0]),
+            clauses=tuple(ch[1:]),
             span=self._meta_span(meta),
         )
 
@@ -349,9 +351,7 @@ class ToAst(Transformer[Token, Any]):
     def _condition(self, meta: Meta, kind: str, tok: Token) -> ast.ConditionClause:
         text = str(tok).rstrip()
         span = self._tok_span(tok)
-        return ast.ConditionClause(
-            clause=kind, text=text, text_span=span, span=self._meta_span(meta)
-        )
+        return ast.ConditionClause(clause=kind, text=text, text_span=span, span=self._meta_span(meta))
 
     @v_args(meta=True)
     def c_when(self, meta: Meta, ch: list[Token]) -> ast.ConditionClause:
@@ -371,9 +371,7 @@ class ToAst(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def c_after(self, meta: Meta, ch: list[Any]) -> ast.SequenceClause:
-        return ast.SequenceClause(
-            clause="after", event=ch[0], within=ch[1], span=self._meta_span(meta)
-        )
+        return ast.SequenceClause(clause="after", event=ch[0], within=ch[1], span=self._meta_span(meta))
 
     @v_args(meta=True)
     def c_before(self, meta: Meta, ch: list[Any]) -> ast.SequenceClause:
@@ -554,7 +552,11 @@ class ToAst(Transformer[Token, Any]):
 
     # ---- triggers and outcomes --------------------------------------------------------------
     def _trigger(
-        self, meta: Meta, kind: TriggerKind, threshold: Decimal, unit: Token | None = None,
+        self,
+        meta: Meta,
+        kind: TriggerKind,
+        threshold: Decimal,
+        unit: Token | None = None,
         within: Token | None = None,
     ) -> ast.Trigger:
         return ast.Trigger(

@@ -61,8 +61,11 @@ class Coverage:
         self.items: dict[str, Item] = {}
         self._owners: dict[int, str] = {}
         groups: tuple[tuple[str, Sequence[Any]], ...] = (
-            ("rule", policy.rules), ("budget", policy.budgets), ("rate", policy.rates),
-            ("tripwire", policy.tripwires), ("on result", policy.result_checks),
+            ("rule", policy.rules),
+            ("budget", policy.budgets),
+            ("rate", policy.rates),
+            ("tripwire", policy.tripwires),
+            ("on result", policy.result_checks),
         )
         for kind, group in groups:
             for it in group:
@@ -85,8 +88,9 @@ class Coverage:
                         item.operands.setdefault(lab, set())
 
     # ---- recording -----------------------------------------------------------------------------
-    def _conditions(self, owner: str, conds: Sequence[Condition], act: Mapping[str, Any],
-                    tag: str | None = None) -> None:
+    def _conditions(
+        self, owner: str, conds: Sequence[Condition], act: Mapping[str, Any], tag: str | None = None
+    ) -> None:
         item = self.items.get(owner)
         if item is None:
             return
@@ -157,17 +161,26 @@ class Coverage:
         both = sum(it.branches[0] for it in self.items.values())
         ops = sum(it.branches[1] for it in self.items.values())
         return {
-            "rules": n, "rules_fired": fired, "rule_percent": _pct(fired, n),
-            "branches": ops, "branches_covered": both, "branch_percent": _pct(both, ops),
+            "rules": n,
+            "rules_fired": fired,
+            "rule_percent": _pct(fired, n),
+            "branches": ops,
+            "branches_covered": both,
+            "branch_percent": _pct(both, ops),
         }
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready coverage report."""
         return {
-            "policy": self.policy.name, "revision": self.policy.revision, **self.totals(),
+            "policy": self.policy.name,
+            "revision": self.policy.revision,
+            **self.totals(),
             "items": [
                 {
-                    "id": it.id, "kind": it.kind, "source": it.source, "fired": it.fired,
+                    "id": it.id,
+                    "kind": it.kind,
+                    "source": it.source,
+                    "fired": it.fired,
                     "branches": {k: sorted(v) for k, v in it.operands.items()},
                     "branch_percent": _pct(*it.branches),
                 }

@@ -36,8 +36,14 @@ class Change:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        d = {"direction": self.direction, "kind": self.kind, "subject": self.subject, "old": self.old,
-             "new": self.new, "detail": self.detail}
+        d = {
+            "direction": self.direction,
+            "kind": self.kind,
+            "subject": self.subject,
+            "old": self.old,
+            "new": self.new,
+            "detail": self.detail,
+        }
         if self.request:
             d["request"] = self.request
         return d
@@ -99,15 +105,19 @@ def catalog(old: CompiledPolicy, new: CompiledPolicy) -> Iterator[dict[str, Any]
             yield {"actor": {"id": agent}, "action": {"kind": "call", "target": tool, "args": args}}
             for kind in sigs:
                 src = new.signal_kind_source.get(kind) or old.signal_kind_source.get(kind) or "agent"
-                yield {"actor": {"id": agent}, "action": {"kind": "call", "target": tool, "args": args},
-                       "signals": [{"source": src, "kind": kind, "score": 1.0}]}
+                yield {
+                    "actor": {"id": agent},
+                    "action": {"kind": "call", "target": tool, "args": args},
+                    "signals": [{"source": src, "kind": kind, "score": 1.0}],
+                }
     for a, b in itertools.product(agents, agents):
         if a != b:
             yield {"actor": {"id": a}, "action": {"kind": "delegate", "target": b}}
 
 
-def decide(policy: CompiledPolicy, request: Mapping[str, Any],
-           history: bool = False) -> tuple[Outcome, list[str], list[Rule]]:
+def decide(
+    policy: CompiledPolicy, request: Mapping[str, Any], history: bool = False
+) -> tuple[Outcome, list[str], list[Rule]]:
     """The outcome of the rules alone (no stored state), deciding rule ids and approval rules.
 
     With ``history`` the run has already seen every event and label that sequences refer to.
@@ -190,4 +200,3 @@ def diff(old: CompiledPolicy, new: CompiledPolicy) -> list[Change]:
         direction = "widen" if nrules[rid].effect is Outcome.ALLOW else "narrow"
         changes.append(Change(direction, "rule", rid, None, nrules[rid].kind.value, "rule added"))
     return changes
-

@@ -27,8 +27,10 @@ def case_line(c: CaseResult, verbose: bool) -> str | None:
     kind = "scenario" if c.scenario else "test"
     if c.ok and not verbose:
         return None
-    lines = [f"{mark} {c.file} :: {c.name} ({kind}, {c.steps} step{'s' if c.steps != 1 else ''}, "
-             f"{c.seconds * 1000:.1f} ms)"]
+    lines = [
+        f"{mark} {c.file} :: {c.name} ({kind}, {c.steps} step{'s' if c.steps != 1 else ''}, "
+        f"{c.seconds * 1000:.1f} ms)"
+    ]
     lines.extend(f"    {m}" for m in c.messages)
     return "\n".join(lines)
 
@@ -38,8 +40,10 @@ def coverage_text(covs: Sequence[Coverage], verbose: bool) -> str:
     out: list[str] = []
     for cov in covs:
         t = cov.totals()
-        out.append(f"coverage of policy {cov.policy.name} ({', '.join(cov.policy.files[:1])}"
-                   f"{' ...' if len(cov.policy.files) > 1 else ''})")
+        out.append(
+            f"coverage of policy {cov.policy.name} ({', '.join(cov.policy.files[:1])}"
+            f"{' ...' if len(cov.policy.files) > 1 else ''})"
+        )
         width = max((len(i.id) for i in cov.items.values()), default=10)
         for it in cov.items.values():
             both, ops = it.branches
@@ -51,9 +55,11 @@ def coverage_text(covs: Sequence[Coverage], verbose: bool) -> str:
                     if len(seen) < 2:
                         missing = " and ".join(str(v).lower() for v in (True, False) if v not in seen)
                         out.append(f"           {label}: never {missing}")
-        out.append(f"  rules: {t['rules_fired']}/{t['rules']} fired ({t['rule_percent']:.1f} %); "
-                   f"branches: {t['branches_covered']}/{t['branches']} seen true and false "
-                   f"({t['branch_percent']:.1f} %)")
+        out.append(
+            f"  rules: {t['rules_fired']}/{t['rules']} fired ({t['rule_percent']:.1f} %); "
+            f"branches: {t['branches_covered']}/{t['branches']} seen true and false "
+            f"({t['branch_percent']:.1f} %)"
+        )
     return "\n".join(out)
 
 
@@ -69,10 +75,17 @@ def to_json(
         "load_errors": list(load_errors),
         "files": [
             {
-                "path": f.path, "policy": f.policy,
+                "path": f.path,
+                "policy": f.policy,
                 "cases": [
-                    {"name": x.name, "scenario": x.scenario, "status": x.status, "messages": x.messages,
-                     "seconds": round(x.seconds, 6), "steps": x.steps}
+                    {
+                        "name": x.name,
+                        "scenario": x.scenario,
+                        "status": x.status,
+                        "messages": x.messages,
+                        "seconds": round(x.seconds, 6),
+                        "steps": x.steps,
+                    }
                     for x in f.cases
                 ],
             }
@@ -91,9 +104,15 @@ def to_junit(files: Sequence[FileResult], load_errors: Sequence[str] = ()) -> st
     root.set("errors", str(total["errors"] + len(load_errors)))
     for f in files:
         c = counts([f])
-        suite = ET.SubElement(root, "testsuite", name=f.path, tests=str(c["total"]),
-                              failures=str(c["failed"]), errors=str(c["errors"]),
-                              time=f"{sum(x.seconds for x in f.cases):.6f}")
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=f.path,
+            tests=str(c["total"]),
+            failures=str(c["failed"]),
+            errors=str(c["errors"]),
+            time=f"{sum(x.seconds for x in f.cases):.6f}",
+        )
         for x in f.cases:
             tc = ET.SubElement(suite, "testcase", name=x.name, classname=f.path, time=f"{x.seconds:.6f}")
             if x.status == "failed":
@@ -103,8 +122,14 @@ def to_junit(files: Sequence[FileResult], load_errors: Sequence[str] = ()) -> st
                 el = ET.SubElement(tc, "error", message=x.messages[0] if x.messages else "error")
                 el.text = "\n".join(x.messages)
     if load_errors:
-        suite = ET.SubElement(root, "testsuite", name="load", tests=str(len(load_errors)), failures="0",
-                              errors=str(len(load_errors)))
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name="load",
+            tests=str(len(load_errors)),
+            failures="0",
+            errors=str(len(load_errors)),
+        )
         for i, msg in enumerate(load_errors):
             tc = ET.SubElement(suite, "testcase", name=f"load error {i + 1}", classname="load")
             ET.SubElement(tc, "error", message=msg.splitlines()[0] if msg else "load error").text = msg

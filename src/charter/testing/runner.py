@@ -20,8 +20,20 @@ from charter.testing.loader import Case, Step, TestFile
 _DECIDE_EXPECT = {"outcome", "rules", "reasons", "obligations", "default_deny", "shadow", "boundaries"}
 _SETTLE_EXPECT = {"outcome", "checks", "labels", "committed", "stops"}
 _HUMAN_EXPECT = {"status", "error", "resumed", "record"}
-_REQUEST_KEYS = {"actor", "action", "call", "delegate", "args", "labels", "context", "cost", "signals",
-                 "approval", "idempotency_key", "time"}
+_REQUEST_KEYS = {
+    "actor",
+    "action",
+    "call",
+    "delegate",
+    "args",
+    "labels",
+    "context",
+    "cost",
+    "signals",
+    "approval",
+    "idempotency_key",
+    "time",
+}
 
 
 class Clock:
@@ -118,8 +130,11 @@ def _ids_match(expected: Any, actual: list[str], what: str) -> list[str]:
 
 
 def _unknown(expect: Mapping[str, Any], allowed: set[str], step: str) -> list[str]:
-    return [f"unknown expectation {k!r} for a {step} step (use {', '.join(sorted(allowed))})"
-            for k in expect if k not in allowed]
+    return [
+        f"unknown expectation {k!r} for a {step} step (use {', '.join(sorted(allowed))})"
+        for k in expect
+        if k not in allowed
+    ]
 
 
 def check_decision(d: Decision, expect: Mapping[str, Any]) -> list[str]:
@@ -237,8 +252,12 @@ def _settle(step: Step, state: _State, cov: Coverage | None) -> list[str]:
         if state.last is None:
             raise StepFailure("settle: no earlier decision")
         did = state.last.id
-    st = state.engine.settle(did, actual_cost=args.get("cost"), outcome=str(args.get("outcome", "success")),
-                             labels=tuple(args.get("labels") or ()))
+    st = state.engine.settle(
+        did,
+        actual_cost=args.get("cost"),
+        outcome=str(args.get("outcome", "success")),
+        labels=tuple(args.get("labels") or ()),
+    )
     if cov is not None:
         for c in st.checks:
             cov.record_check(c.id)
@@ -260,8 +279,12 @@ def _human(step: Step, state: _State) -> list[str]:
             verdict = str(args.get("verdict", args.get("answer", "allow")))
             doc = e.escalations.answer(_human_id(args, state, "escalation"), who, verdict, note)
         elif step.kind == "stop":
-            rec = e.stops.stop(str(args.get("scope", "global")), str(args.get("value", "*")),
-                               str(args.get("reason", "")), who)
+            rec = e.stops.stop(
+                str(args.get("scope", "global")),
+                str(args.get("value", "*")),
+                str(args.get("reason", "")),
+                who,
+            )
             doc = {"status": "stopped", "scope": rec.scope, "value": rec.value}
         elif step.kind == "resume":
             doc = e.stops.resume(str(args.get("scope", "global")), str(args.get("value", "*")), who, note)
@@ -278,8 +301,9 @@ def _human(step: Step, state: _State) -> list[str]:
             return out
         raise StepFailure(f"{step.kind} refused: {exc}") from None
     if "error" in step.expect:
-        out.append(f"error: expected the {step.kind} to be refused ({step.expect['error']!r}), "
-                   "it was accepted")
+        out.append(
+            f"error: expected the {step.kind} to be refused ({step.expect['error']!r}), it was accepted"
+        )
     if "status" in step.expect and doc.get("status") != step.expect["status"]:
         out.append(f"status: expected {step.expect['status']}, got {doc.get('status')}")
     if "resumed" in step.expect and bool(doc.get("resumed")) != bool(step.expect["resumed"]):
@@ -331,8 +355,11 @@ def run_case(policy: CompiledPolicy, case: Case, file: str, cov: Coverage | None
                     if step.kind == "advance":
                         clock.t += float(step.args)
                     else:
-                        one = step if step.repeat == 1 else Step(
-                            step.kind, _numbered(step.args, i), step.expect, step.index)
+                        one = (
+                            step
+                            if step.repeat == 1
+                            else Step(step.kind, _numbered(step.args, i), step.expect, step.index)
+                        )
                         problems = actions.get(step.kind, lambda s: _human(s, state))(one)
                     if problems:
                         break
@@ -352,9 +379,13 @@ def run_case(policy: CompiledPolicy, case: Case, file: str, cov: Coverage | None
     return result
 
 
-def run_file(tf: TestFile, policy: CompiledPolicy, cov: Coverage | None = None,
-             select: re.Pattern[str] | None = None,
-             on_case: Callable[[CaseResult], None] | None = None) -> FileResult:
+def run_file(
+    tf: TestFile,
+    policy: CompiledPolicy,
+    cov: Coverage | None = None,
+    select: re.Pattern[str] | None = None,
+    on_case: Callable[[CaseResult], None] | None = None,
+) -> FileResult:
     """Run the cases of one file (those whose name matches ``select``)."""
     fr = FileResult(str(tf.path), str(tf.policy))
     for case in tf.cases:

@@ -21,8 +21,9 @@ def load_or_create_key(path: str | Path) -> Ed25519PrivateKey:
         assert isinstance(key, Ed25519PrivateKey)
         return key
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     fd = os.open(str(p), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
@@ -30,7 +31,9 @@ def load_or_create_key(path: str | Path) -> Ed25519PrivateKey:
 
 
 def _message(length: int, head: str, at: float) -> bytes:
-    return json.dumps({"length": length, "head": head, "at": at}, sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps(
+        {"length": length, "head": head, "at": at}, sort_keys=True, separators=(",", ":")
+    ).encode()
 
 
 def public_b64(key: Ed25519PrivateKey) -> str:
@@ -42,8 +45,13 @@ def public_b64(key: Ed25519PrivateKey) -> str:
 def sign_checkpoint(key: Ed25519PrivateKey, length: int, head: str, at: float) -> dict[str, Any]:
     """A signed checkpoint, exportable as JSON."""
     sig = key.sign(_message(length, head, at))
-    return {"length": length, "head": head, "at": at, "signature": base64.b64encode(sig).decode(),
-            "public_key": public_b64(key)}
+    return {
+        "length": length,
+        "head": head,
+        "at": at,
+        "signature": base64.b64encode(sig).decode(),
+        "public_key": public_b64(key),
+    }
 
 
 def check_checkpoint(cp: dict[str, Any], trusted_public_key: str | None = None) -> bool:
@@ -53,7 +61,9 @@ def check_checkpoint(cp: dict[str, Any], trusted_public_key: str | None = None) 
         return False
     try:
         pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(pub_b64))
-        pub.verify(base64.b64decode(cp["signature"]), _message(int(cp["length"]), cp["head"], float(cp["at"])))
+        pub.verify(
+            base64.b64decode(cp["signature"]), _message(int(cp["length"]), cp["head"], float(cp["at"]))
+        )
         return True
     except (InvalidSignature, ValueError, KeyError):
         return False

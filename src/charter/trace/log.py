@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import queue
@@ -59,8 +60,16 @@ class TraceLog:
     INVARIANT: once a write fails, every later append raises TraceError, so the engine denies.
     """
 
-    def __init__(self, path: str | Path, *, key_path: str | Path | None = None, batch: int = 512,
-                 flush_s: float = 0.05, durable: bool = False, clock: Any = time.time):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        key_path: str | Path | None = None,
+        batch: int = 512,
+        flush_s: float = 0.05,
+        durable: bool = False,
+        clock: Any = time.time,
+    ):
         self.path = str(path)
         self.key_path = str(key_path) if key_path else self.path + ".key"
         self.batch = batch
@@ -134,18 +143,29 @@ class TraceLog:
             body = canonical(rec)
             h = link(head, body)
             rules = " ".join(r["id"] for r in rec.get("rules", []))
-            rows.append((seq, rec["id"], rec["kind"], rec["at"], rec.get("outcome"), rec.get("agent"),
-                         rules, rec.get("ref"), head, h, body))
+            rows.append(
+                (
+                    seq,
+                    rec["id"],
+                    rec["kind"],
+                    rec["at"],
+                    rec.get("outcome"),
+                    rec.get("agent"),
+                    rules,
+                    rec.get("ref"),
+                    head,
+                    h,
+                    body,
+                )
+            )
             head = h
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.executemany("INSERT INTO trace VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             self._error = exc
             raise TraceError(f"cannot write trace log {self.path}: {exc}") from exc
         self._seq, self._head = seq, head
@@ -198,10 +218,8 @@ class TraceLog:
         if self._writer is not None:
             self._q.put(None)
             self._writer.join(30)
-        try:
+        with contextlib.suppress(sqlite3.Error):
             self._conn.close()
-        except sqlite3.Error:
-            pass
 
     # ---- checkpoints ------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:
@@ -211,8 +229,10 @@ class TraceLog:
         with self._lock:
             length, head = self._seq, self._head
             cp = sign_checkpoint(key, length, head, self.clock())
-            self._conn.execute("INSERT INTO checkpoints VALUES (?,?,?,?,?)",
-                               (cp["length"], cp["head"], cp["at"], cp["signature"], cp["public_key"]))
+            self._conn.execute(
+                "INSERT INTO checkpoints VALUES (?,?,?,?,?)",
+                (cp["length"], cp["head"], cp["at"], cp["signature"], cp["public_key"]),
+            )
         return cp
 
     # ---- reading ----------------------------------------------------------------------------
@@ -229,7 +249,8 @@ class TraceLog:
         """Stored checkpoints, oldest first."""
         with self._lock:
             cur = self._conn.execute(
-                "SELECT length, head, at, signature, public_key FROM checkpoints ORDER BY rowid").fetchall()
+                "SELECT length, head, at, signature, public_key FROM checkpoints ORDER BY rowid"
+            ).fetchall()
         return [dict(zip(("length", "head", "at", "signature", "public_key"), r, strict=True)) for r in cur]
 
 
@@ -242,8 +263,16 @@ def open_reader(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-def query(path: str | Path, *, since: float | None = None, outcome: str | None = None, agent: str | None = None,
-          rule: str | None = None, kind: str | None = "decision", limit: int = 100) -> list[dict[str, Any]]:
+def query(
+    path: str | Path,
+    *,
+    since: float | None = None,
+    outcome: str | None = None,
+    agent: str | None = None,
+    rule: str | None = None,
+    kind: str | None = "decision",
+    limit: int = 100,
+) -> list[dict[str, Any]]:
     """Records matching the filters, newest first."""
     conn = open_reader(path)
     where, args = [], []
@@ -282,8 +311,12 @@ def get(path: str | Path, record_id: str) -> tuple[dict[str, Any] | None, list[d
         es = ((rec.get("obligations") or {}).get("escalation") or {}).get("id")
         ids += [x for x in (ap, es) if x]
         for rid in ids:
-            related += [json.loads(r[0]) for r in conn.execute(
-                "SELECT body FROM trace WHERE ref = ? AND kind != 'decision' ORDER BY seq", (rid,))]
+            related += [
+                json.loads(r[0])
+                for r in conn.execute(
+                    "SELECT body FROM trace WHERE ref = ? AND kind != 'decision' ORDER BY seq", (rid,)
+                )
+            ]
     conn.close()
     return rec, related
 
@@ -302,5 +335,5 @@ def export_jsonl(path: str | Path, out: Any) -> int:
 def default_path(store_url: str | None) -> str:
     """The trace next to a SQLite state store, else ./charter-trace.db."""
     if store_url and store_url.startswith("sqlite:///") and ":memory:" not in store_url:
-        return store_url[len("sqlite:///"):].split("?")[0] + ".trace.db"
+        return store_url[len("sqlite:///") :].split("?")[0] + ".trace.db"
     return os.path.join(os.getcwd(), "charter-trace.db")

@@ -55,8 +55,9 @@ def _before_after(b: dict[str, Any]) -> dict[str, Any]:
     return b
 
 
-def decision_record(decision: dict[str, Any], request: dict[str, Any], at: float,
-                    secret_args: Mapping[str, frozenset[str]]) -> dict[str, Any]:
+def decision_record(
+    decision: dict[str, Any], request: dict[str, Any], at: float, secret_args: Mapping[str, frozenset[str]]
+) -> dict[str, Any]:
     """The record of one decision (request redacted, budgets with before/after values)."""
     req = redact(request, secret_args)
     return {

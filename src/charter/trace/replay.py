@@ -33,9 +33,16 @@ class Change:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"id": self.id, "agent": self.agent, "target": self.target, "before": self.before,
-                "after": self.after, "widens": self.widens, "rules_before": self.rules_before,
-                "rules_after": self.rules_after}
+        return {
+            "id": self.id,
+            "agent": self.agent,
+            "target": self.target,
+            "before": self.before,
+            "after": self.after,
+            "widens": self.widens,
+            "rules_before": self.rules_before,
+            "rules_after": self.rules_after,
+        }
 
 
 @dataclass
@@ -58,10 +65,16 @@ class ReplayReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"schema_version": 1, "replayed": self.replayed, "unchanged": self.unchanged,
-                "changed": len(self.changes), "widened": len(self.widened), "transitions": self.transitions(),
-                "changes": [c.to_dict() for c in self.changes],
-                "skipped": [{"id": i, "why": w} for i, w in self.skipped]}
+        return {
+            "schema_version": 1,
+            "replayed": self.replayed,
+            "unchanged": self.unchanged,
+            "changed": len(self.changes),
+            "widened": len(self.widened),
+            "transitions": self.transitions(),
+            "changes": [c.to_dict() for c in self.changes],
+            "skipped": [{"id": i, "why": w} for i, w in self.skipped],
+        }
 
 
 def records_from(source: str | Path) -> Iterator[dict[str, Any]]:
@@ -98,7 +111,7 @@ def _seed(store: Any, rec: dict[str, Any], now: float) -> None:
         elif kind == "budget" and key:
             seen = float(b.get("used") or 0) + float(b.get("reserved") or 0)
             if seen > 0:
-                lines.append(BudgetLine(key, 2**62, int(round(seen * 1_000_000))))
+                lines.append(BudgetLine(key, 2**62, round(seen * 1_000_000)))
         elif kind in ("rate", "tripwire") and key and b.get("used"):
             count = float(b["used"])
             if kind == "rate" or b.get("detail") != "spend-velocity":
@@ -129,7 +142,7 @@ def replay(candidate: Any, records: Iterable[dict[str, Any]]) -> ReplayReport:
         store = MemoryStore()
         try:
             _seed(store, rec, now)
-        except Exception as exc:  # noqa: BLE001 - one unreplayable record must not stop the replay
+        except Exception as exc:
             report.skipped.append((rec["id"], f"state could not be rebuilt: {exc}"))
             continue
         engine = Engine(candidate, store=store, clock=lambda now=now: now)
@@ -144,8 +157,15 @@ def replay(candidate: Any, records: Iterable[dict[str, Any]]) -> ReplayReport:
         if after == rec["outcome"]:
             report.unchanged += 1
             continue
-        report.changes.append(Change(
-            rec["id"], rec.get("agent"), req.get("action", {}).get("target"), rec["outcome"], after,
-            [r["id"] for r in rec.get("rules", [])], [h.id for h in got.rules],
-        ))
+        report.changes.append(
+            Change(
+                rec["id"],
+                rec.get("agent"),
+                req.get("action", {}).get("target"),
+                rec["outcome"],
+                after,
+                [r["id"] for r in rec.get("rules", [])],
+                [h.id for h in got.rules],
+            )
+        )
     return report

@@ -34,12 +34,19 @@ def story(path: str | Path, record_id: str) -> tuple[dict[str, Any] | None, list
     for hit in rec.get("rules", []):
         if hit.get("kind") in ("approval", "escalation"):
             gate_id = hit["id"].split(":", 1)[1]
-            related += [r for r in query(path, kind=hit["kind"], limit=10_000)
-                        if r.get("event", {}).get("id") == gate_id]
+            related += [
+                r
+                for r in query(path, kind=hit["kind"], limit=10_000)
+                if r.get("event", {}).get("id") == gate_id
+            ]
     lines = explain(rec, rec["request"], human_steps(related))
     settles = [r for r in related if r.get("kind") == "settlement"]
     for s in settles:
         ev = s["event"]
-        lines.insert(-1, f"It was settled: {ev.get('result') or 'done'}"
-                     + (f"; result labels: {', '.join(ev['labels'])}" if ev.get("labels") else "") + ".")
+        lines.insert(
+            -1,
+            f"It was settled: {ev.get('result') or 'done'}"
+            + (f"; result labels: {', '.join(ev['labels'])}" if ev.get("labels") else "")
+            + ".",
+        )
     return rec, lines

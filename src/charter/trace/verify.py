@@ -30,14 +30,23 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"ok": self.ok, "records": self.records, "problems": self.problems,
-                "checkpoints": self.checkpoints, "seconds": round(self.seconds, 4),
-                "records_per_s": round(self.per_s)}
+        return {
+            "ok": self.ok,
+            "records": self.records,
+            "problems": self.problems,
+            "checkpoints": self.checkpoints,
+            "seconds": round(self.seconds, 4),
+            "records_per_s": round(self.per_s),
+        }
 
 
-def verify_rows(rows: Iterable[tuple[int, str, str, str]], checkpoints: Iterable[dict[str, Any]] = (),
-                trusted_key: str | None = None, first_problem_only: bool = True,
-                after: tuple[int, str] = (0, GENESIS)) -> VerifyReport:
+def verify_rows(
+    rows: Iterable[tuple[int, str, str, str]],
+    checkpoints: Iterable[dict[str, Any]] = (),
+    trusted_key: str | None = None,
+    first_problem_only: bool = True,
+    after: tuple[int, str] = (0, GENESIS),
+) -> VerifyReport:
     """Check (seq, prev, hash, body) rows in order against the chain rule and the checkpoints.
 
     ``after=(seq, hash)`` verifies incrementally from a record already trusted (e.g. one a signed
@@ -71,21 +80,26 @@ def verify_rows(rows: Iterable[tuple[int, str, str, str]], checkpoints: Iterable
             continue
         cl = int(cp["length"])
         if cl > length and not problems:
-            problems.append(f"the log has {length} records but a checkpoint vouches for {cl}: "
-                            "records were removed after the checkpoint (truncated)")
+            problems.append(
+                f"the log has {length} records but a checkpoint vouches for {cl}: "
+                "records were removed after the checkpoint (truncated)"
+            )
         elif cl in heads and heads[cl] != cp["head"]:
             problems.append(f"record {cl} differs from the checkpoint signed at that length")
     return VerifyReport(not problems, n, problems, time.perf_counter() - t0, len(cps))
 
 
-def verify_log(path: str | Path, checkpoints: Iterable[dict[str, Any]] | None = None,
-               trusted_key: str | None = None) -> VerifyReport:
+def verify_log(
+    path: str | Path, checkpoints: Iterable[dict[str, Any]] | None = None, trusted_key: str | None = None
+) -> VerifyReport:
     """Verify a SQLite trace log with its stored checkpoints (plus any exported ones given)."""
     from charter.trace.log import open_reader
 
     conn = open_reader(path)
-    stored = [dict(zip(("length", "head", "at", "signature", "public_key"), r, strict=True))
-              for r in conn.execute("SELECT length, head, at, signature, public_key FROM checkpoints")]
+    stored = [
+        dict(zip(("length", "head", "at", "signature", "public_key"), r, strict=True))
+        for r in conn.execute("SELECT length, head, at, signature, public_key FROM checkpoints")
+    ]
     rows = conn.execute("SELECT seq, prev, hash, body FROM trace ORDER BY seq")
     report = verify_rows(rows, [*stored, *(checkpoints or [])], trusted_key)
     conn.close()
