@@ -59,7 +59,7 @@ def build_view(policy: CompiledPolicy, req: Req, now: float) -> View:
     if declared is not None:
         roles = declared.roles
         dattrs = declared.attributes
-        if req.attributes and not all(k in dattrs for k in req.attributes):
+        if req.attributes and not dattrs.keys() >= req.attributes.keys():
             attrs: Mapping[str, Any] = {**req.attributes, **dattrs}
         else:
             attrs = dattrs  # declared attributes win; the request adds nothing
