@@ -69,6 +69,9 @@ class Settlement:
         }
 
 
+#: What settling a decision needs: (hold id, run id, view, request).
+Pending = tuple[str | None, str | None, View, Req]
+
 #: Unsettled decisions kept in memory per engine, and how long a shared one is kept in the store.
 PENDING_LIMIT = 200_000
 PENDING_TTL_S = 86400.0
@@ -196,7 +199,7 @@ class Engine:
         self.clock = clock or time.time
         self._ids = itertools.count(1)
         self._prefix = os.urandom(6).hex()
-        self._pending: dict[str, dict[str, Any]] = {}
+        self._pending: dict[str, Pending] = {}
         self._rules = {r.id: r for r in policy.rules}
         self._depth_trips = any(t.trigger.value == "delegation-depth" for t in policy.tripwires)
         self._velocity = any(t.trigger.value == "spend-velocity" for t in policy.tripwires)
@@ -916,7 +919,7 @@ class Engine:
                     Failure("state store", f"pending {did}: {exc}", "settle only on this replica")
                 )
 
-    def _recall(self, did: str) -> dict[str, Any] | None:
+    def _recall(self, did: str) -> Pending | None:
         """A decision made by another replica sharing the store."""
         try:
             got = self.store.get_record("pending", did)
