@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -60,7 +61,7 @@ class Stops:
             "reason": reason,
             "seq": seq,
         }
-        self.store.put_record(LOG, entry["id"], entry, ttl_s=RECORD_TTL_S * 12)
+        self.store.put_record(LOG, str(entry["id"]), entry, ttl_s=RECORD_TTL_S * 12)
         self.notifier.notify("stop", event, entry)
         return entry
 
@@ -78,7 +79,7 @@ class Stops:
         """Active stops."""
         return self.store.list_stops()
 
-    def log(self) -> list[dict[str, Any]]:
+    def log(self) -> builtins.list[dict[str, Any]]:
         """Every stop and resume, oldest first."""
         return sorted(self.store.list_records(LOG), key=lambda e: (e["at"], e.get("seq", 0)))
 

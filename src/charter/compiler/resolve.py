@@ -393,11 +393,11 @@ class Resolver:
         for a in s.agents.values():
             if a.from_inventory is None:
                 continue
-            for r in a.roles:
-                if r not in s.roles:
+            for role in a.roles:
+                if role not in s.roles:
                     self.unknown(
                         f"role in inventory {a.from_inventory} (agent {a.id})",
-                        ast.Name(value=r, span=a.span),
+                        ast.Name(value=role, span=a.span),
                         s.roles,
                     )
             if a.parent is not None and a.parent not in s.agents:

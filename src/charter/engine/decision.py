@@ -57,7 +57,7 @@ class BoundaryCheck:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (fields that do not apply are left out)."""
-        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}  # type: ignore[attr-defined]
+        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
 
 
 @dataclass(frozen=True, slots=True)

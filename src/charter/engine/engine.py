@@ -372,7 +372,9 @@ class Engine:
         if self._stop_count is not None and not policy.stateful and not req.idempotency_key:
             # INVARIANT: same semantics as the batch below for a policy with no stateful boundary:
             # only the stop check; the in-memory store answers it without a batch.
-            stop = self._active_stop(stop_keys(req, view)) if self._stop_count() else None
+            active = self._active_stop
+            assert active is not None  # in-memory store (INVARIANT of this branch)
+            stop = active(stop_keys(req, view)) if self._stop_count() else None
             if stop is not None:
                 return self._halted(did, req, t0, stop, boundaries, verdict.shadow, failures)
         else:

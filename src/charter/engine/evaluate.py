@@ -157,7 +157,7 @@ class View:
     def actor_dict(self) -> Mapping[str, Any]:
         """The ``actor`` root of conditions."""
         if self.declared is not None and not self.chain and not self.human:
-            return self.declared.activation  # type: ignore[no-any-return]
+            return self.declared.activation  # type: ignore[no-any-return,unused-ignore]
         actor = dict(self.attributes)
         actor["id"] = self.actor_id
         actor["roles"] = sorted(self.roles)
@@ -205,7 +205,7 @@ class Activation(dict[str, Any]):
     def __contains__(self, key: object) -> bool:
         return key in ROOTS or dict.__contains__(self, key)
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override,unused-ignore]
         """Like dict.get, building the root if needed."""
         try:
             return self[key]

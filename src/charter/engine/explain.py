@@ -7,7 +7,7 @@ record explains itself exactly like a live decision.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 _VERB = {
@@ -47,11 +47,11 @@ def describe_action(request: Mapping[str, Any]) -> str:
 
 
 def explain(
-    decision: Mapping[str, Any], request: Mapping[str, Any], humans: list[Mapping[str, Any]] | None = None
+    decision: Mapping[str, Any], request: Mapping[str, Any], humans: Sequence[Mapping[str, Any]] | None = None
 ) -> list[str]:
     """Sentences telling the story of a decision (and of the people who answered for it)."""
-    d = decision if isinstance(decision, Mapping) else decision.to_dict()  # type: ignore[unreachable]
-    r = request if isinstance(request, Mapping) else request.to_dict()  # type: ignore[unreachable]
+    d = decision if isinstance(decision, Mapping) else decision.to_dict()
+    r = request if isinstance(request, Mapping) else request.to_dict()
     action = describe_action(r)
     lines = [f"{action[0].upper()}{action[1:]} {_VERB.get(d['outcome'], d['outcome'])}."]
     if d.get("default_deny"):

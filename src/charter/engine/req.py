@@ -77,6 +77,8 @@ class Req:
     idempotency_key: str | None
     trace_id: str | None
 
+    _model: Request | None
+
     def model(self) -> Request:
         """The pydantic form (for traces and wire formats)."""
         if self._model is None:

@@ -188,8 +188,8 @@ def _op(
     ok: tuple[str, str],
     body: str | None = None,
     extra: dict[str, Any] | None = None,
-    params: list[str] = (),
-) -> dict[str, Any]:  # type: ignore[assignment]
+    params: tuple[str, ...] | list[str] = (),
+) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
         "description": f"Roles: {role}.",

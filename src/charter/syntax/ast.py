@@ -38,7 +38,7 @@ class Node(BaseModel):
         return tuple(getattr(self, f) for f in fields if f != "span" and not f.endswith("_span"))
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self._key() == other._key()  # type: ignore[attr-defined]
+        return type(self) is type(other) and self._key() == other._key()  # type: ignore[attr-defined,unused-ignore]
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self._key()))

@@ -227,8 +227,9 @@ def _syntax_diag(path: str, exc: UnexpectedInput, text: str) -> Diagnostic:
     line = getattr(exc, "line", 1) or 1
     col = getattr(exc, "column", 1) or 1
     if isinstance(exc, UnexpectedCharacters):
-        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
-        span = Span(path, line, col, line, col + 1, exc.pos_in_stream, exc.pos_in_stream + 1)
+        pos = exc.pos_in_stream or 0
+        ch = text[pos] if pos < len(text) else ""
+        span = Span(path, line, col, line, col + 1, pos, pos + 1)
         if ch == '"':
             return error(
                 Code.E102_UNTERMINATED_STRING,
@@ -253,12 +254,12 @@ def _syntax_diag(path: str, exc: UnexpectedInput, text: str) -> Diagnostic:
         )
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         last_line = text.count("\n") + 1
-        expected = _expected_list(set(getattr(exc, "expected", ()) or ()))
+        wanted = _expected_list(set(getattr(exc, "expected", ()) or ()))
         return error(
             Code.E103_UNEXPECTED_EOF,
             "the file ends in the middle of a declaration or rule",
             Span.point(path, last_line, 1),
-            f"expected {expected}; is a closing '}}' missing?" if expected else "is a '}' missing?",
+            f"expected {wanted}; is a closing '}}' missing?" if wanted else "is a '}' missing?",
         )
     assert isinstance(exc, UnexpectedToken)
     tok: Token = exc.token

@@ -118,7 +118,7 @@ class ToAst(Transformer[Token, Any]):
     def extends(self, meta: Meta, ch: list[Any]) -> ast.Extends:
         return ast.Extends(
             parent=self._name(ch[0]),
-            subject_kind=str(ch[1]),
+            subject_kind=str(ch[1]),  # type: ignore[arg-type]
             subject=self._name(ch[2]),
             span=self._meta_span(meta),
         )
@@ -351,7 +351,12 @@ class ToAst(Transformer[Token, Any]):
     def _condition(self, meta: Meta, kind: str, tok: Token) -> ast.ConditionClause:
         text = str(tok).rstrip()
         span = self._tok_span(tok)
-        return ast.ConditionClause(clause=kind, text=text, text_span=span, span=self._meta_span(meta))
+        return ast.ConditionClause(
+            clause=kind,  # type: ignore[arg-type]
+            text=text,
+            text_span=span,
+            span=self._meta_span(meta),
+        )
 
     @v_args(meta=True)
     def c_when(self, meta: Meta, ch: list[Token]) -> ast.ConditionClause:
@@ -389,7 +394,7 @@ class ToAst(Transformer[Token, Any]):
         return str(ch[0])
 
     def _outcome_clause(self, meta: Meta, kind: str, spec: ast.OutcomeSpec) -> ast.OutcomeClause:
-        return ast.OutcomeClause(clause=kind, outcome=spec, span=self._meta_span(meta))
+        return ast.OutcomeClause(clause=kind, outcome=spec, span=self._meta_span(meta))  # type: ignore[arg-type]
 
     @v_args(meta=True)
     def c_on_error(self, meta: Meta, ch: list[Any]) -> ast.OutcomeClause:
@@ -408,7 +413,7 @@ class ToAst(Transformer[Token, Any]):
         return self._outcome_clause(meta, "then", ch[0])
 
     def _name_clause(self, meta: Meta, kind: str, tok: Token) -> ast.NameClause:
-        return ast.NameClause(clause=kind, name=self._name(tok), span=self._meta_span(meta))
+        return ast.NameClause(clause=kind, name=self._name(tok), span=self._meta_span(meta))  # type: ignore[arg-type]
 
     @v_args(meta=True)
     def c_approvers(self, meta: Meta, ch: list[Token]) -> ast.NameClause:

@@ -84,7 +84,8 @@ class TraceLog:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
         row = self._conn.execute("SELECT seq, hash FROM trace ORDER BY seq DESC LIMIT 1").fetchone()
-        self._seq, self._head = (row[0], row[1]) if row else (0, GENESIS)
+        self._seq: int = row[0] if row else 0
+        self._head: str = row[1] if row else GENESIS
         self._q: queue.Queue[tuple[str, Any, Any, float] | None] = queue.Queue()
         self._closed = False
         self._writer: threading.Thread | None = None
@@ -275,7 +276,8 @@ def query(
 ) -> list[dict[str, Any]]:
     """Records matching the filters, newest first."""
     conn = open_reader(path)
-    where, args = [], []
+    where: list[str] = []
+    args: list[Any] = []
     if kind:
         where.append("kind = ?")
         args.append(kind)

@@ -125,6 +125,11 @@ def _seed(store: Any, rec: dict[str, Any], now: float) -> None:
             store.commit("replay-seed", None, now=now)
 
 
+def _fixed(t: float) -> Any:
+    """A clock stopped at the time of the recorded decision."""
+    return lambda: t
+
+
 def replay(candidate: Any, records: Iterable[dict[str, Any]]) -> ReplayReport:
     """Decide each recorded request under the candidate policy, each in the state it saw."""
     from charter.engine.engine import Engine
@@ -145,7 +150,7 @@ def replay(candidate: Any, records: Iterable[dict[str, Any]]) -> ReplayReport:
         except Exception as exc:
             report.skipped.append((rec["id"], f"state could not be rebuilt: {exc}"))
             continue
-        engine = Engine(candidate, store=store, clock=lambda now=now: now)
+        engine = Engine(candidate, store=store, clock=_fixed(now))
         req.pop("idempotency_key", None)
         try:
             got = engine.decide(req)
