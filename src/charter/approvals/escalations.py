@@ -9,7 +9,7 @@ from typing import Any
 
 from charter.approvals.errors import HumanError
 from charter.approvals.notify import NullNotifier
-from charter.approvals.records import RECORD_TTL_S, history, update
+from charter.approvals.records import RECORD_TTL_S, history, read, read_all, update
 from charter.state import StateStore
 
 KIND = "escalation"
@@ -108,17 +108,11 @@ class Escalations:
 
     def get(self, escalation_id: str) -> dict[str, Any]:
         """One escalation, moved up its chain to where it stands now."""
-        got = self.store.get_record(KIND, escalation_id)
-        if got is None:
-            raise HumanError(f"no escalation with id {escalation_id!r}", "unknown")
-        return self._advance(got[1])
+        return read(self.store, KIND, escalation_id, self._advance)
 
     def list(self, status: str | None = None) -> list[dict[str, Any]]:
         """Escalations, newest first."""
-        docs = [self._advance(d) for d in self.store.list_records(KIND)]
-        if status:
-            docs = [d for d in docs if d["status"] == status]
-        return sorted(docs, key=lambda d: d["created_at"], reverse=True)
+        return read_all(self.store, KIND, status, self._advance)
 
     def _may_answer(self, doc: Mapping[str, Any], who: str) -> bool:
         step = current_step(doc, self.clock())

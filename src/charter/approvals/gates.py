@@ -9,7 +9,7 @@ from typing import Any
 
 from charter.approvals.errors import HumanError
 from charter.approvals.notify import NullNotifier
-from charter.approvals.records import RECORD_TTL_S, history, update
+from charter.approvals.records import RECORD_TTL_S, history, read, read_all, update
 from charter.state import StateStore
 
 KIND = "approval"
@@ -89,17 +89,11 @@ class Approvals:
 
     def get(self, approval_id: str) -> dict[str, Any]:
         """One approval request (expired ones show their timeout outcome)."""
-        got = self.store.get_record(KIND, approval_id)
-        if got is None:
-            raise HumanError(f"no approval with id {approval_id!r}", "unknown")
-        return self._expire(got[1])
+        return read(self.store, KIND, approval_id, self._expire)
 
     def list(self, status: str | None = None) -> list[dict[str, Any]]:
         """Approval requests, newest first, optionally only one status."""
-        docs = [self._expire(d) for d in self.store.list_records(KIND)]
-        if status:
-            docs = [d for d in docs if d["status"] == status]
-        return sorted(docs, key=lambda d: d["created_at"], reverse=True)
+        return read_all(self.store, KIND, status, self._expire)
 
     # ---- answering ---------------------------------------------------------------------------
     def _check_approver(self, doc: Mapping[str, Any], who: str) -> None:

@@ -36,6 +36,26 @@ def update(
     raise HumanError(f"{kind} {rid} is being changed by someone else; try again", "conflict")
 
 
+def read(
+    store: StateStore, kind: str, rid: str, refresh: Callable[[dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
+    """One record brought up to date by ``refresh`` (expiry, escalation steps); unknown ids raise."""
+    got = store.get_record(kind, rid)
+    if got is None:
+        raise HumanError(f"no {kind} with id {rid!r}", "unknown")
+    return refresh(got[1])
+
+
+def read_all(
+    store: StateStore, kind: str, status: str | None, refresh: Callable[[dict[str, Any]], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Every record of a kind brought up to date, newest first, optionally of one status."""
+    docs = [refresh(d) for d in store.list_records(kind)]
+    if status:
+        docs = [d for d in docs if d["status"] == status]
+    return sorted(docs, key=lambda d: d["created_at"], reverse=True)
+
+
 def history(doc: dict[str, Any], at: float, event: str, by: str | None = None, note: str = "") -> None:
     """Append one entry to a record's status history."""
     doc["history"] = [*doc.get("history", []), {"at": at, "event": event, "by": by, "note": note}]

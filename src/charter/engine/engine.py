@@ -14,12 +14,13 @@ from typing import Any, Protocol
 
 from charter.engine.decision import BoundaryCheck, Decision, Failure, RuleHit
 from charter.engine.evaluate import EvalError, RunView, View, check_conditions, evaluate
-from charter.engine.policy import CompiledPolicy, EscalationPath, Rule
+from charter.engine.policy import CompiledPolicy, EscalationPath
 from charter.engine.prepare import build_view, scope_values, stop_keys
 from charter.engine.req import Req, RequestError, _fast, parse_request
 from charter.engine.request import Request
 from charter.engine.stateful import (
     MICROS,
+    boundary_kind,
     depth_trips,
     micros,
     plan_batch,
@@ -113,9 +114,7 @@ class _Combined:
     def add_errors(self, errors: list[tuple[Any, Outcome, str]]) -> None:
         """Boundaries whose conditions failed contribute their failure mode."""
         for item, took, msg in errors:
-            kind = {"Budget": "budget", "RateLimit": "rate", "Tripwire": "tripwire"}.get(
-                type(item).__name__, "rule"
-            )
+            kind = boundary_kind(item)
             self.add(
                 took,
                 RuleHit(
@@ -256,15 +255,7 @@ class Engine:
         verdict = evaluate(
             policy,
             view,
-            policy.index["rules"].select(
-                view.kind,
-                view.target,
-                view.actor_id,
-                view.roles,
-                view.ancestors,
-                req.workflow,
-                view.target_roles,
-            ),
+            view.select(policy.index["rules"]),
         )
         outcome = verdict.outcome
         if outcome is Outcome.ALLOW:
@@ -318,16 +309,7 @@ class Engine:
                 return self._failed(did, req, t0, f"state store: {exc}", failures)
 
         if verdict is None or view.run is not None:
-            sel = (
-                view.kind,
-                view.target,
-                view.actor_id,
-                view.roles,
-                view.ancestors,
-                req.workflow,
-                view.target_roles,
-            )
-            verdict = evaluate(policy, view, policy.index["rules"].select(*sel))
+            verdict = evaluate(policy, view, view.select(policy.index["rules"]))
         failures.extend(verdict.failures)
         c = _Combined(verdict.outcome, verdict.deciding, verdict.default_deny)
         for r in verdict.escalations:
@@ -840,9 +822,7 @@ class Engine:
         if spent and self._velocity:
             self._count_velocity(req, view, spent, now, st)
         all_labels = set(labels)
-        checks = self.policy.index["results"].select(
-            view.kind, view.target, view.actor_id, view.roles, view.ancestors, req.workflow, view.target_roles
-        )
+        checks = view.select(self.policy.index["results"])
         if checks:
             act = view.full_activation()
             act["result"] = {
@@ -975,13 +955,6 @@ class Engine:
             st.stops.append(StopRecord(**d))
 
     # ---- convenience -------------------------------------------------------------------------
-    def batch_size_hint(self) -> int:
-        """Rules in the policy (for reports)."""
-        return len(self.policy.rules)
-
     def close(self) -> None:
         """Close the store."""
         self.store.close()
-
-
-_ = (Rule, Batch)

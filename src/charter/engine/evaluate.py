@@ -107,6 +107,18 @@ class View:
         self.declared = declared
         self._activation: dict[str, Any] | None = None
 
+    def select(self, index: Any) -> Any:
+        """The items of a compiled index (rules, budgets, rates...) whose selector covers this request."""
+        return index.select(
+            self.kind,
+            self.target,
+            self.actor_id,
+            self.roles,
+            self.ancestors,
+            self.req.workflow,
+            self.target_roles,
+        )
+
     def copy(self) -> View:
         """A shallow copy without the cached activation."""
         v = View.__new__(View)

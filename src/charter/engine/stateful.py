@@ -107,14 +107,17 @@ def _applies(item: Any, view: View, errors: list[tuple[Any, Outcome, str]], fail
         fail = getattr(item, "fail", None)
         took = _FAIL.get(fail.value if fail is not None else "deny")
         failures.append(
-            Failure(f"{_kind(item)} {item.id}", str(exc), took.value if took else "ignore (fail-open)")
+            Failure(
+                f"{boundary_kind(item)} {item.id}", str(exc), took.value if took else "ignore (fail-open)"
+            )
         )
         if took is not None and item.mode is Mode.ENFORCE:
             errors.append((item, took, str(exc)))
         return False
 
 
-def _kind(item: Any) -> str:
+def boundary_kind(item: Any) -> str:
+    """How a boundary is named in decisions: budget, rate, tripwire (or rule)."""
     return {"Budget": "budget", "RateLimit": "rate", "Tripwire": "tripwire"}.get(type(item).__name__, "rule")
 
 
@@ -128,20 +131,11 @@ def plan_batch(
 ) -> Plan:
     """Build the atomic batch: stop keys, tripwire hits, and (when allowed so far) rates, budget, event."""
     idx = policy.index
-    sel_args = (
-        view.kind,
-        view.target,
-        view.actor_id,
-        view.roles,
-        view.ancestors,
-        req.workflow,
-        view.target_roles,
-    )
     now = view.now
     plan = Plan(Batch(now=now))
     hits: list[HitOp] = []
     tw: Tripwire
-    for tw in idx["tripwires"].select(*sel_args):
+    for tw in view.select(idx["tripwires"]):
         if tw.trigger in _NOT_COUNTED or not _applies(tw, view, plan.errors, plan.failures):
             continue
         op = _tripwire_hit(tw, req, view)
@@ -155,7 +149,7 @@ def plan_batch(
     event = None
     if allow_spend:
         rl: RateLimit
-        for rl in idx["rates"].select(*sel_args):
+        for rl in view.select(idx["rates"]):
             if not _applies(rl, view, plan.errors, plan.failures):
                 continue
             for value in scope_values(rl.scope, req, view):
@@ -168,7 +162,7 @@ def plan_batch(
                 plan.hits.append((rl, value))
         lines: list[BudgetLine] = []
         b: Budget
-        for b in idx["budgets"].select(*sel_args):
+        for b in view.select(idx["budgets"]):
             amount = req.cost.get(b.unit)
             if amount is None or not _applies(b, view, plan.errors, plan.failures):
                 continue
@@ -264,8 +258,7 @@ def depth_trips(
     """Delegation-depth tripwires this request trips (they need no state)."""
     depth = len(view.chain)
     out = []
-    sel = (view.kind, view.target, view.actor_id, view.roles, view.ancestors, req.workflow, view.target_roles)
-    for tw in policy.index["tripwires"].select(*sel):
+    for tw in view.select(policy.index["tripwires"]):
         if tw.trigger is TriggerKind.DEPTH and depth > tw.threshold and _applies(tw, view, errors, failures):
             out.append(tw)
     return out
@@ -276,8 +269,7 @@ def velocity_hits(
 ) -> list[tuple[Tripwire, HitOp]]:
     """Spend-velocity counters for money actually spent (counted when an action is settled)."""
     out = []
-    sel = (view.kind, view.target, view.actor_id, view.roles, view.ancestors, req.workflow, view.target_roles)
-    for tw in policy.index["tripwires"].select(*sel):
+    for tw in view.select(policy.index["tripwires"]):
         if tw.trigger is not TriggerKind.VELOCITY:
             continue
         amount = spent.get(tw.unit or "")
