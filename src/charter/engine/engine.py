@@ -13,7 +13,8 @@ from time import perf_counter
 from typing import Any, Protocol
 
 from charter.engine.decision import BoundaryCheck, Decision, Failure, RuleHit
-from charter.engine.evaluate import EvalError, RunView, View, check_conditions, evaluate
+from charter.engine.evaluate import EvalError, RunView, View, check_conditions
+from charter.engine.plan import Planner
 from charter.engine.policy import CompiledPolicy, EscalationPath
 from charter.engine.prepare import build_view, scope_values, stop_keys
 from charter.engine.req import Req, RequestError, _fast, parse_request
@@ -199,7 +200,11 @@ class Engine:
         self._ids = itertools.count(1)
         self._prefix = os.urandom(6).hex()
         self._pending: dict[str, Pending] = {}
+        #: allowed lean decisions that settling can only add run labels to: id -> run id. Strings
+        #: only, so the garbage collector never walks it (a tuple per decision made p99 spikes).
+        self._settle_runs: dict[str, str | None] = {}
         self._rules = {r.id: r for r in policy.rules}
+        self._planner = Planner(policy)
         self._depth_trips = any(t.trigger.value == "delegation-depth" for t in policy.tripwires)
         self._velocity = any(t.trigger.value == "spend-velocity" for t in policy.tripwires)
         self._shared_pending = not isinstance(store, _memory_store_type())
@@ -211,6 +216,8 @@ class Engine:
         self._active_stop = store.active_stop if in_memory else None  # type: ignore[attr-defined]
         #: the lean path applies: nothing to count, store or trace for a stateless policy
         self._lean = in_memory and trace is None and not policy.stateful and not self._depth_trips
+        #: a lean allow needs only its run id to be settled (no checks after actions, no velocity)
+        self._lite = self._lean and not policy.result_checks and not self._velocity
         from charter.approvals import Approvals, Escalations, Stops
 
         if trace is not None:
@@ -252,15 +259,19 @@ class Engine:
         policy = self.policy
         now = req.time if req.time is not None else self.clock()
         view = build_view(policy, req, now)
-        verdict = evaluate(
-            policy,
-            view,
-            view.select(policy.index["rules"]),
-        )
+        verdict = self._planner.plan(view).run(policy, view)
         outcome = verdict.outcome
         if outcome is Outcome.ALLOW:
             did = f"d-{self._prefix}-{next(self._ids):x}"
-            self._remember(did, None, req, view, verdict.failures)
+            if self._lite:
+                runs = self._settle_runs
+                if len(runs) >= PENDING_LIMIT:
+                    for key in list(itertools.islice(iter(runs), PENDING_LIMIT // 10)):
+                        runs.pop(key, None)
+                runs[did] = req.run
+                view._activation = None  # view <-> activation is a cycle: free both by refcount
+            else:
+                self._remember(did, None, req, view, verdict.failures)
             d = Decision(
                 did,
                 outcome,
@@ -276,6 +287,7 @@ class Engine:
             d.elapsed_us = (perf_counter() - t0) * 1e6
             return d
         if outcome is Outcome.DENY and not verdict.halts:
+            view._activation = None  # view <-> activation is a cycle: free both by refcount
             d = Decision(
                 f"d-{self._prefix}-{next(self._ids):x}",
                 outcome,
@@ -309,7 +321,7 @@ class Engine:
                 return self._failed(did, req, t0, f"state store: {exc}", failures)
 
         if verdict is None or view.run is not None:
-            verdict = evaluate(policy, view, view.select(policy.index["rules"]))
+            verdict = self._planner.plan(view).run(policy, view)
         failures.extend(verdict.failures)
         c = _Combined(verdict.outcome, verdict.deciding, verdict.default_deny)
         for r in verdict.escalations:
@@ -778,6 +790,12 @@ class Engine:
         """Record what an action really did: commit its actual cost (refunding or charging the
         difference), add its result labels to the run, and run the checks after an action."""
         ctx = self._pending.pop(decision_id, None)
+        if ctx is None and decision_id in self._settle_runs:
+            if isinstance(actual_cost, Mapping):  # validated as on the full path
+                {str(k): float(v) for k, v in actual_cost.items()}
+            elif actual_cost is not None:
+                float(actual_cost)
+            return self._settle_lite(decision_id, self._settle_runs.pop(decision_id), outcome, labels)
         if self._shared_pending:
             recalled = self._recall(decision_id)  # also marks a shared record settled
             ctx = ctx or recalled
@@ -878,6 +896,20 @@ class Engine:
                 self.trace.record_event("settlement", st.to_dict())
             except Exception as exc:
                 st.failures.append(Failure("trace", str(exc), "settlement not traced"))
+        return st
+
+    def _settle_lite(
+        self, did: str, run: str | None, outcome: str, labels: tuple[str, ...] | list[str]
+    ) -> Settlement:
+        """Settle a lean allow: nothing was held and no check runs after it; only the run's
+        labels change. (After a hot reload the entry may meet a policy with checks: the decision
+        was made under one without them, so none apply to it.)"""
+        st = Settlement(did, False, outcome, labels=tuple(sorted(set(labels))))
+        if run and labels:
+            try:
+                self.store.add_labels(f"run:{run}", frozenset(labels), now=self.clock(), ttl_s=7 * 86400.0)
+            except StoreError as exc:
+                st.failures.append(Failure("state store", f"labels: {exc}", "labels lost"))
         return st
 
     def _remember(self, did: str, hold_id: str | None, req: Req, view: View, failures: list[Failure]) -> None:

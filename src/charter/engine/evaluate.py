@@ -131,7 +131,8 @@ class View:
         """The CEL activation; each root is built on first use (most conditions read two or three)."""
         act = self._activation
         if act is None:
-            act = self._activation = Activation(self)
+            act = self._activation = Activation()
+            act.view = self
         return act
 
     def full_activation(self) -> dict[str, Any]:
@@ -205,9 +206,7 @@ class Activation(dict[str, Any]):
 
     __slots__ = ("view",)
 
-    def __init__(self, view: View):
-        super().__init__()
-        self.view = view
+    view: View
 
     def __missing__(self, key: str) -> Any:
         value = self.view.root(key)

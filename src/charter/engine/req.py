@@ -137,72 +137,112 @@ def _fast(d: Mapping[str, Any]) -> Req | None:
     """Validate the common request shapes without pydantic; None means 'use the full validator'.
 
     INVARIANT: accepts only inputs pydantic accepts too, with the same result; anything unusual
-    (other types, datetimes, extra keys) goes to pydantic, which also words the errors.
+    (other types, str subclasses, datetimes, extra keys) goes to pydantic, which also words the
+    errors. Written for the interpreter: exact-class checks, subscripts in one try block, and
+    the common small shapes inline (this runs before every agent action).
     """
-    if type(d) is not dict or not _TOP.issuperset(d):
+    try:
+        if d.__class__ is not dict or not _TOP.issuperset(d):
+            return None
+        actor = d["actor"]
+        action = d["action"]
+        if (
+            actor.__class__ is not dict
+            or action.__class__ is not dict
+            or not _ACTOR.issuperset(actor)
+            or not _ACTION.issuperset(action)
+        ):
+            return None
+        aid = actor["id"]
+        target = action["target"]
+    except (KeyError, TypeError):
         return None
-    actor = d.get("actor")
-    action = d.get("action")
-    if (
-        type(actor) is not dict
-        or type(action) is not dict
-        or not _ACTOR.issuperset(actor)
-        or not _ACTION.issuperset(action)
-    ):
+    if aid.__class__ is not str or not aid or len(aid) > MAX_ID:
         return None
-    aid = actor.get("id")
-    if type(aid) is not str or not 0 < len(aid) <= MAX_ID:
+    if target.__class__ is not str or not target or len(target) > MAX_ID:
         return None
-    r = Req.__new__(Req)
+    r = _new(Req)
     r.actor_id = aid
+    r.target = target
     if len(actor) == 1:
         r.roles = r.chain = ()
         r.attributes = _EMPTY
         r.human = None
     else:
-        roles = actor.get("roles")
-        roles = _str_tuple(roles) if roles is not None else ()
-        chain = actor.get("chain")
-        chain = _str_tuple(chain) if chain is not None else ()
-        attrs = actor.get("attributes", _EMPTY)
-        human = actor.get("human")
-        if roles is None or chain is None or type(attrs) is not dict or not _opt_short(human):
-            return None
-        r.roles, r.chain, r.attributes, r.human = roles, chain, attrs, human
-    kind = action.get("kind")
-    kind = _CALL if kind is None else _KINDS.get(kind) if type(kind) is str else None
-    target = action.get("target")
-    if kind is None or type(target) is not str or not 0 < len(target) <= MAX_ID:
-        return None
-    r.kind, r.target = kind, target
-    args = action.get("args", _EMPTY)
-    if type(args) is not dict:
-        return None
-    r.args = args
-    labels = action.get("labels")
-    if labels:
-        if type(labels) is not dict:
-            return None
-        fixed = {}
-        for k, v in labels.items():
-            t = _str_tuple(v)
-            if t is None or type(k) is not str:
+        get = actor.get
+        roles = get("roles", ())
+        if roles == ():
+            r.roles = ()
+        elif roles.__class__ is list and len(roles) == 1:
+            # the usual shape: one role
+            role = roles[0]
+            if role.__class__ is not str or len(role) > MAX_ID:
                 return None
-            fixed[k] = t
-        r.labels = fixed
-    else:
-        r.labels = _EMPTY
-    ctx = d.get("context")
-    r.workflow = r.run = r.tenant = r.env = None
-    r.time = None
-    r.context_extra = _EMPTY
-    if ctx:
-        if type(ctx) is not dict:
+            r.roles = (role,)
+        else:
+            roles = _str_tuple(roles)
+            if roles is None:
+                return None
+            r.roles = roles
+        chain = get("chain", ())
+        if chain:
+            chain = _str_tuple(chain)
+            if chain is None:
+                return None
+            r.chain = chain
+        elif chain.__class__ is list or chain.__class__ is tuple:
+            r.chain = ()
+        else:
             return None
+        attrs = get("attributes", _EMPTY)
+        human = get("human")
+        if attrs.__class__ is not dict or (
+            human is not None and (human.__class__ is not str or len(human) > MAX_ID)
+        ):
+            return None
+        r.attributes = attrs
+        r.human = human
+    if len(action) == 1:  # the target alone
+        r.kind = _CALL
+        r.args = r.labels = _EMPTY
+    else:
+        get = action.get
+        kind = get("kind")
+        if kind is None:
+            r.kind = _CALL
+        else:
+            kind = _KINDS.get(kind) if kind.__class__ is str else None
+            if kind is None:
+                return None
+            r.kind = kind
+        args = get("args", _EMPTY)
+        if args.__class__ is not dict:
+            return None
+        r.args = args
+        labels = get("labels", _EMPTY)
+        if labels.__class__ is not dict:
+            return None
+        if labels:
+            fixed = {}
+            for k, v in labels.items():
+                t = _str_tuple(v)
+                if t is None or k.__class__ is not str:
+                    return None
+                fixed[k] = t
+            r.labels = fixed
+        else:
+            r.labels = _EMPTY
+    r.approval = r.idempotency_key = r.trace_id = r._model = r.time = None
+    r.cost = r.context_extra = _EMPTY
+    r.signals = ()
+    ctx = d.get("context", _EMPTY)
+    if ctx.__class__ is not dict:
+        return None
+    if ctx:
         extra = None
         for k, v in ctx.items():
             if k in _CTX_FIXED:
-                if v is not None and (type(v) is not str or len(v) > MAX_ID):
+                if v is not None and (v.__class__ is not str or len(v) > MAX_ID):
                     return None
             elif k == "time":
                 return None  # datetimes: let pydantic parse them
@@ -210,28 +250,21 @@ def _fast(d: Mapping[str, Any]) -> Req | None:
                 if extra is None:
                     extra = {}
                 extra[k] = v
-        r.workflow, r.run, r.tenant, r.env = (
-            ctx.get("workflow"),
-            ctx.get("run"),
-            ctx.get("tenant"),
-            ctx.get("env"),
-        )
+        get = ctx.get
+        r.workflow, r.run, r.tenant, r.env = get("workflow"), get("run"), get("tenant"), get("env")
         if extra:
             r.context_extra = extra
-    elif ctx is not None and type(ctx) is not dict:
-        return None
-    r.approval = r.idempotency_key = r.trace_id = None
-    r.cost = _EMPTY
-    r.signals = ()
-    r._model = None
-    if len(d) == 2 or (len(d) == 3 and "context" in d):
+    else:
+        r.workflow = r.run = r.tenant = r.env = None
+    n = len(d)
+    if n == 2 or (n == 3 and "context" in d):
         return r
     cost = d.get("cost")
     if cost is not None:
-        if type(cost) is not dict:
+        if cost.__class__ is not dict:
             return None
         for k, v in cost.items():
-            if type(k) is not str or type(v) not in (int, float) or not (0 <= v < math.inf):
+            if k.__class__ is not str or v.__class__ not in (int, float) or not (0 <= v < math.inf):
                 return None
         # as pydantic does for float fields: whole numbers become floats (CEL: 10.0 * 1.5 works)
         r.cost = {k: float(v) for k, v in cost.items()}
@@ -241,16 +274,19 @@ def _fast(d: Mapping[str, Any]) -> Req | None:
         if sigs_ok is None:
             return None
         r.signals = sigs_ok
-    elif sigs is not None and type(sigs) not in (list, tuple):
+    elif sigs is not None and sigs.__class__ not in (list, tuple):
         return None
     for name in ("approval", "idempotency_key"):
         if not _opt_short(d.get(name)):
             return None
     tid = d.get("trace_id")
-    if tid is not None and (type(tid) is not str or len(tid) > 128):
+    if tid is not None and (tid.__class__ is not str or len(tid) > 128):
         return None
     r.approval, r.idempotency_key, r.trace_id = d.get("approval"), d.get("idempotency_key"), tid
     return r
+
+
+_new = object.__new__
 
 
 def _signals(sigs: Any) -> tuple[dict[str, Any], ...] | None:

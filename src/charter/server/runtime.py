@@ -132,6 +132,7 @@ class Runtime:
                     return False
                 new = Engine(policy, store=self.store, trace=self.trace, clock=self.clock)
                 new._pending = old._pending  # decisions made before the swap can still be settled
+                new._settle_runs = old._settle_runs
                 self.engine = new  # one reference assignment: atomic for readers
                 self.loaded_at = time.time()
                 self.reload_error = None

@@ -12,6 +12,7 @@ from charter.engine import engine as _engine_mod
 from charter.engine import stateful as _stateful_mod
 from charter.engine.decision import Decision
 from charter.engine.evaluate import EvalError, View, check_sequence, rule_holds
+from charter.engine.plan import Plan
 from charter.engine.policy import CompiledPolicy, Condition, Rule
 
 #: operand key: (owner id, operand label)
@@ -199,14 +200,14 @@ def tracking(cov: Coverage | None) -> Iterator[None]:
     if cov is None:
         yield
         return
-    orig_eval = _engine_mod.evaluate
+    orig_run = Plan.run
     orig_engine_cc = _engine_mod.check_conditions
     orig_state_cc = _stateful_mod.check_conditions
 
-    def evaluate(policy: CompiledPolicy, view: View, candidates: Sequence[Rule]) -> Any:
+    def run(plan: Plan, policy: CompiledPolicy, view: View) -> Any:
         if policy is cov.policy:
-            cov.record_rules(view, candidates)
-        return orig_eval(policy, view, candidates)
+            cov.record_rules(view, plan.candidates)
+        return orig_run(plan, policy, view)
 
     def engine_cc(conds: Sequence[Condition], view: View) -> bool:
         cov.record_conditions(conds, view)
@@ -216,12 +217,12 @@ def tracking(cov: Coverage | None) -> Iterator[None]:
         cov.record_conditions(conds, view)
         return orig_state_cc(conds, view)
 
-    _engine_mod.evaluate = evaluate
+    Plan.run = run  # type: ignore[method-assign,assignment]
     _engine_mod.check_conditions = engine_cc
     _stateful_mod.check_conditions = state_cc
     try:
         yield
     finally:
-        _engine_mod.evaluate = orig_eval
+        Plan.run = orig_run  # type: ignore[method-assign]
         _engine_mod.check_conditions = orig_engine_cc
         _stateful_mod.check_conditions = orig_state_cc
