@@ -43,7 +43,7 @@ class Plan:
             return evaluate(policy, view, self.candidates)
         mask = 0
         bit = 1
-        act = None
+        act = view._activation
         for checks in self.checks:
             if checks:
                 if act is None:
