@@ -361,9 +361,6 @@ def evaluate(policy: CompiledPolicy, view: View, candidates: Sequence[Rule]) -> 
     errors: list[tuple[Outcome, Rule, str]] = []
     shadow: list[RuleHit] = []
     failures: list[Failure] = []
-    permitted = False
-    outcome = Outcome.ALLOW
-    top = 0
     act = None
     for rule in candidates:
         try:
@@ -400,8 +397,6 @@ def evaluate(policy: CompiledPolicy, view: View, candidates: Sequence[Rule]) -> 
             )
             if took is not None:
                 errors.append((took, rule, str(exc)))
-                if took.rank > top:
-                    top, outcome = took.rank, took
             continue
         if not holds:
             continue
@@ -409,11 +404,30 @@ def evaluate(policy: CompiledPolicy, view: View, candidates: Sequence[Rule]) -> 
             shadow.append(rule.hit)
             continue
         held.append(rule)
+    return combine(view, held, errors, shadow, failures)
+
+
+def combine(
+    view: View,
+    held: list[Rule],
+    errors: list[tuple[Outcome, Rule, str]],
+    shadow: list[RuleHit],
+    failures: list[Failure],
+) -> Verdict:
+    """The verdict of the enforced rules that held and the rules that failed (with the outcome
+    their failure mode gives): the strictest wins; default deny when no permit holds."""
+    permitted = False
+    outcome = Outcome.ALLOW
+    top = 0
+    for rule in held:
         eff = rule.effect
         if eff is Outcome.ALLOW:
             permitted = True
         elif eff.rank > top:
             top, outcome = eff.rank, eff
+    for took, _, _ in errors:
+        if took.rank > top:
+            top, outcome = took.rank, took
     if view.kind is ActionKind.CALL and view.tool is None:
         errors.append((Outcome.DENY, _UNKNOWN_TOOL, ""))
         if Outcome.DENY.rank > top:

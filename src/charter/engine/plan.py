@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from charter.engine.evaluate import Verdict, View, evaluate
+from charter.engine.decision import RuleHit
+from charter.engine.evaluate import Verdict, View, combine, evaluate
 from charter.engine.policy import CompiledPolicy, Rule
-from charter.enums import ActionKind
+from charter.enums import ActionKind, Mode
 
 #: Distinct "which rules held" patterns remembered per plan (bounds memory for wide selections).
 MASK_LIMIT = 256
@@ -62,8 +63,16 @@ class Plan:
             bit <<= 1
         found = self.verdicts.get(mask)
         if found is None:
-            found = evaluate(policy, view, self.candidates)
-            if not found.failures and len(self.verdicts) < MASK_LIMIT:
+            held: list[Rule] = []
+            shadow: list[RuleHit] = []
+            for i, rule in enumerate(self.candidates):
+                if mask >> i & 1:
+                    if rule.mode is Mode.SHADOW:
+                        shadow.append(rule.hit)
+                    else:
+                        held.append(rule)
+            found = combine(view, held, [], shadow, [])
+            if len(self.verdicts) < MASK_LIMIT:
                 self.verdicts[mask] = found
         return found
 
