@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -465,7 +466,8 @@ class Engine:
                             "charter.fail-closed",
                             "failure",
                             Outcome.DENY,
-                            "The request for a human could not be recorded, so the action is denied (fail closed).",
+                            "The request for a human could not be recorded, so the action is denied"
+                            " (fail closed).",
                         )
                     ],
                     False,
@@ -725,12 +727,11 @@ class Engine:
                     )
                     d.elapsed_us = (time.perf_counter() - t0) * 1e6
         if req.idempotency_key:
-            try:
+            # a failure leaves the decision standing; a retry may be decided again, still fail-closed
+            with contextlib.suppress(StoreError):
                 self.store.remember(
                     req.idempotency_key, json.dumps(d.to_dict()), now=self.clock(), ttl_s=86400.0
                 )
-            except StoreError:
-                pass  # the decision stands; a retry may be decided again, still fail-closed
         return d
 
     def _failed(self, did: str, req: Req, t0: float, msg: str, failures: list[Failure]) -> Decision:

@@ -122,7 +122,8 @@ def explain(
             )
         elif kind == "rate":
             lines.append(
-                f"Rate {b['id']}: {_num(b.get('used'))} of {_num(b.get('limit'))} {b.get('detail') or ''}".rstrip()
+                f"Rate {b['id']}: {_num(b.get('used'))} of {_num(b.get('limit'))} "
+                f"{b.get('detail') or ''}".rstrip()
                 + "."
             )
         elif kind == "tripwire":

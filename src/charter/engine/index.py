@@ -45,12 +45,34 @@ def target_matches(sel: Selector, kind: ActionKind, target: str, target_roles: f
     return bool(t.roles and not t.roles.isdisjoint(target_roles))
 
 
+def _agents_only(sel: Selector) -> bool:
+    """A selector that names agents and nothing else about the actor (per-agent grants)."""
+    return bool(
+        sel.actor_agents
+        and not sel.actor_any
+        and not sel.actor_roles
+        and sel.subject_agent is None
+        and sel.subject_workflow is None
+    )
+
+
+class _Bucket(Generic[T]):
+    """The items of one (action kind, target): per-agent grants by agent, the rest in a list."""
+
+    __slots__ = ("agents", "rest")
+
+    def __init__(self) -> None:
+        self.agents: dict[str, list[T]] = {}
+        self.rest: list[T] = []
+
+
 class Index(Generic[T]):
-    """Selects the items whose selector covers a request; cost stays flat as policies grow."""
+    """Selects the items whose selector covers a request; cost stays flat as policies grow
+    (thousands of per-agent grants on one tool cost one lookup per agent, not a scan)."""
 
     def __init__(self, items: Iterable[T], order_key: object = None):
         self.items: tuple[T, ...] = tuple(items)
-        self._by_target: dict[tuple[ActionKind, str], list[T]] = {}
+        self._by_target: dict[tuple[ActionKind, str], _Bucket[T]] = {}
         self._by_kind: dict[ActionKind, list[T]] = {}
         self._any: list[T] = []
         for item in self.items:
@@ -61,7 +83,14 @@ class Index(Generic[T]):
                 self._by_kind.setdefault(sel.kind, []).append(item)
             else:
                 for name in sel.target.names:
-                    self._by_target.setdefault((sel.kind, name), []).append(item)
+                    bucket = self._by_target.get((sel.kind, name))
+                    if bucket is None:
+                        bucket = self._by_target[(sel.kind, name)] = _Bucket()
+                    if _agents_only(sel):
+                        for agent in sel.actor_agents:
+                            bucket.agents.setdefault(agent, []).append(item)
+                    else:
+                        bucket.rest.append(item)
         self._memo: dict[tuple[object, ...], tuple[T, ...]] = {}
         self._key = order_key
 
@@ -81,8 +110,20 @@ class Index(Generic[T]):
         found = self._memo.get(key)
         if found is not None:
             return found
-        pool = self._by_target.get((kind, target), [])
-        out = [
+        bucket = self._by_target.get((kind, target))
+        out: list[T] = []
+        pool: Sequence[T] = ()
+        if bucket is not None:
+            pool = bucket.rest
+            if bucket.agents:
+                # INVARIANT: an agents-only selector covers exactly the actor and its ancestors
+                seen: set[int] = set()
+                for agent in (actor_id, *ancestors):
+                    for item in bucket.agents.get(agent, ()):
+                        if id(item) not in seen:
+                            seen.add(id(item))
+                            out.append(item)
+        out += [
             item
             for group in (pool, self._by_kind.get(kind, ()), self._any)
             for item in group

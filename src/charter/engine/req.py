@@ -207,8 +207,8 @@ def _fast(d: Mapping[str, Any]) -> Req | None:
         r.args = r.labels = _EMPTY
     else:
         get = action.get
-        kind = get("kind")
-        if kind is None:
+        kind = get("kind", _CALL)
+        if kind is _CALL:
             r.kind = _CALL
         else:
             kind = _KINDS.get(kind) if kind.__class__ is str else None
@@ -259,22 +259,22 @@ def _fast(d: Mapping[str, Any]) -> Req | None:
     n = len(d)
     if n == 2 or (n == 3 and "context" in d):
         return r
-    cost = d.get("cost")
-    if cost is not None:
-        if cost.__class__ is not dict:
-            return None
+    cost = d.get("cost", _EMPTY)
+    if cost.__class__ is not dict:
+        return None
+    if cost:
         for k, v in cost.items():
             if k.__class__ is not str or v.__class__ not in (int, float) or not (0 <= v < math.inf):
                 return None
         # as pydantic does for float fields: whole numbers become floats (CEL: 10.0 * 1.5 works)
         r.cost = {k: float(v) for k, v in cost.items()}
-    sigs = d.get("signals")
+    sigs = d.get("signals", ())
     if sigs:
         sigs_ok = _signals(sigs)
         if sigs_ok is None:
             return None
         r.signals = sigs_ok
-    elif sigs is not None and sigs.__class__ not in (list, tuple):
+    elif sigs.__class__ is not list and sigs.__class__ is not tuple:
         return None
     for name in ("approval", "idempotency_key"):
         if not _opt_short(d.get(name)):
