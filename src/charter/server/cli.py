@@ -58,7 +58,12 @@ def app_from_env() -> Any:
     show_default=True,
     help="State store URL (use redis:// or postgresql:// for several replicas).",
 )
-@click.option("--trace", "trace_path", default=None, help="Trace log path (SQLite).")
+@click.option(
+    "--trace",
+    "trace_path",
+    default=None,
+    help="Trace log: a SQLite file, or a postgresql:// URL shared by several replicas.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8181, show_default=True, type=int)
 @click.option(

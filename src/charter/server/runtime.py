@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -193,10 +192,8 @@ class Runtime:
             reasons.append(f"state store unreachable: {type(exc).__name__}: {exc}")
             self.metrics.count("store_errors")
         if self.trace is not None:
-            err = getattr(self.trace, "_error", None)
-            closed = getattr(self.trace, "_closed", False)
-            path = Path(self.trace.path)
-            if err is not None or closed or not os.access(path if path.exists() else path.parent, os.W_OK):
+            problem = self.trace.problem()
+            if problem is not None:
                 checks["trace"] = False
-                reasons.append(f"trace not writable: {err or ('closed' if closed else path)}")
+                reasons.append(f"trace not writable: {problem}")
         return checks, reasons
