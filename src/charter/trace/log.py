@@ -179,7 +179,7 @@ class TraceLog:
         self._q.put((_FLUSH, done, None, 0.0))
         done.wait(timeout_s)
         if self._error is not None:
-            raise TraceError(f"trace log {self.path} is not writable: {self._error}")
+            raise TraceError(f"trace log {self.display} is not writable: {self._error}")
 
     def close(self) -> None:
         """Write everything queued, then close (nothing is lost on a clean shutdown)."""
