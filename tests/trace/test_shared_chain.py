@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import multiprocessing as mp
 import socket
 import threading
@@ -11,13 +13,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from tests.state.conftest import need_pg, pg_cleanup
+from tests.trace.conftest import pg_url, raw
 
 import charter
 from charter import Outcome
 from charter.cli.main import cli
 from charter.trace import TraceError, TraceLog, verify_log
-from tests.state.conftest import need_pg, pg_cleanup
-from tests.trace.conftest import pg_url, raw
 
 POLICY = """
 tool pay { arg amount: double }
@@ -72,7 +74,7 @@ def test_concurrent_appends_from_four_processes_make_one_chain(location: str, du
     assert sorted(agents) == [(f"p{k}", PER_PROC) for k in range(PROCS)]
     # interleaved, not one process after the other
     order = [r[0] for r in raw(location, "SELECT agent FROM {trace} WHERE kind = 'decision' ORDER BY seq")]
-    assert sum(1 for a, b in zip(order, order[1:], strict=False) if a != b) > PROCS
+    assert sum(1 for a, b in itertools.pairwise(order) if a != b) > PROCS
 
 
 class Proxy:
@@ -109,18 +111,14 @@ class Proxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def drop(self) -> None:
         """Cut every open connection (the server restarted, the network blinked)."""
         for s in self.conns:
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self.conns.clear()
 
     def close(self) -> None:
@@ -209,7 +207,8 @@ def test_replay_and_checkpoint_cli_on_postgresql(tmp_path: Path) -> None:
             engine.decide(_req(i * 100))
         log.close()
         stricter = tmp_path / "strict.charter"
-        stricter.write_text(POLICY + 'forbid big { action call pay\n  when args.amount > 250.0\n  reason "no" }\n')
+        stricter.write_text(POLICY + 'forbid big { action call pay\n  when args.amount > 250.0\n'
+                            '  reason "no" }\n')
         r = CliRunner()
         res = r.invoke(cli, ["replay", str(stricter), "--trace", url, "--format", "json"])
         assert res.exit_code == 0, res.output
