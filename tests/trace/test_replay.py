@@ -29,7 +29,8 @@ def _record(tmp: Path) -> Path:
     e = charter.Engine(charter.loads(OLD), trace=log, clock=lambda: 1_790_000_000.0)
     e.decide({"actor": {"id": "a"}, "action": {"target": "read"}})
     e.decide({"actor": {"id": "a"}, "action": {"target": "pay", "args": {"amount": 500.0}}})
-    d = e.decide({"actor": {"id": "a"}, "action": {"target": "pay", "args": {"amount": 5.0}}, "cost": {"USD": 8}})
+    d = e.decide({"actor": {"id": "a"}, "action": {"target": "pay", "args": {"amount": 5.0}},
+                  "cost": {"USD": 8}})
     e.settle(d.id, actual_cost={"USD": 8})
     # budget already used 8: this one would exceed 10
     e.decide({"actor": {"id": "a"}, "action": {"target": "pay", "args": {"amount": 5.0}}, "cost": {"USD": 8}})

@@ -9,7 +9,12 @@ from charter.cli.output import echo_json
 
 @click.command("replay")
 @click.argument("candidate", type=click.Path())
-@click.option("--trace", "trace_path", required=True, help="Trace log (SQLite) or a JSONL export.")
+@click.option(
+    "--trace",
+    "trace_path",
+    required=True,
+    help="Trace log (SQLite file or postgresql:// URL) or a JSONL export.",
+)
 @click.option("--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty", show_default=True)
 @click.option(
     "--fail-on",
@@ -27,6 +32,7 @@ def replay_cmd(
     state its decision saw, and report what changes. Exit 0, 1 per --fail-on, 2 on a load error."""
     from charter.api import check
     from charter.trace.replay import records_from, replay
+    from charter.trace.sink import TraceError
 
     result = check([candidate])
     if result.errors or result.policy is None:
@@ -36,7 +42,7 @@ def replay_cmd(
         ctx.exit(2)
     try:
         report = replay(result.policy, records_from(trace_path))
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, TraceError) as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(2)
     if fmt == "json":
@@ -53,7 +59,8 @@ def replay_cmd(
             mark = "LOOSER" if c.widens else "stricter"
             click.echo(
                 f"  {mark:8s} {c.id}  {c.agent} -> {c.target}: {c.before} -> {c.after} "
-                f"(was {', '.join(c.rules_before) or 'default deny'}; now {', '.join(c.rules_after) or 'default deny'})"
+                f"(was {', '.join(c.rules_before) or 'default deny'}; "
+                f"now {', '.join(c.rules_after) or 'default deny'})"
             )
         for i, why in report.skipped[:limit]:
             click.echo(f"  skipped {i}: {why}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sys
@@ -9,8 +10,9 @@ import sys
 import click
 
 from charter.cli.output import echo_json
+from charter.trace.sink import TraceError
 
-TRACE_HELP = "Trace log (SQLite file); default $CHARTER_TRACE or ./charter-trace.db."
+TRACE_HELP = "Trace log: a SQLite file or a postgresql:// URL; default $CHARTER_TRACE or ./charter-trace.db."
 
 
 def _path(trace: str | None) -> str:
@@ -63,7 +65,7 @@ def trace_list(
         recs = query(
             _path(trace_path), since=_since(since), outcome=outcome, agent=agent, rule=rule, limit=limit
         )
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, TraceError) as exc:
         raise click.ClickException(str(exc)) from None
     if fmt == "json":
         echo_json({"schema_version": 1, "records": recs})
@@ -88,7 +90,7 @@ def trace_show(record_id: str, trace_path: str | None) -> None:
 
     try:
         rec, related = get(_path(trace_path), record_id)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, TraceError) as exc:
         raise click.ClickException(str(exc)) from None
     if rec is None:
         raise click.ClickException(f"no record {record_id}")
@@ -105,7 +107,7 @@ def trace_explain(record_id: str, trace_path: str | None, fmt: str) -> None:
 
     try:
         rec, lines = story(_path(trace_path), record_id)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, TraceError) as exc:
         raise click.ClickException(str(exc)) from None
     if rec is None:
         raise click.ClickException(f"no record {record_id}")
@@ -133,10 +135,13 @@ def trace_verify(
     """Prove the trace was not edited, cut, reordered or extended in the middle. Exit 1 if it was."""
     from charter.trace.verify import verify_log
 
-    cps = [json.load(open(f, encoding="utf-8")) for f in cp_files]
+    cps = []
+    for f in cp_files:
+        with open(f, encoding="utf-8") as fh:
+            cps.append(json.load(fh))
     try:
         rep = verify_log(_path(trace_path), cps, public_key)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, TraceError) as exc:
         raise click.ClickException(str(exc)) from None
     if fmt == "json":
         echo_json(rep.to_dict())
@@ -159,9 +164,16 @@ def trace_checkpoint(trace_path: str | None, out: str | None) -> None:
     """Sign the current length and head of the chain (Ed25519)."""
     from charter.trace.log import TraceLog
 
-    log = TraceLog(_path(trace_path))
-    cp = log.checkpoint()
-    log.close()
+    try:
+        log = TraceLog(_path(trace_path))
+        try:
+            cp = log.checkpoint()
+        finally:
+            log.close()
+    except TraceError as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # the checkpoint could not be stored (server gone, file read-only)
+        raise click.ClickException(f"cannot checkpoint {log.display}: {type(exc).__name__}: {exc}") from None
     if out:
         with open(out, "w", encoding="utf-8") as f:
             json.dump(cp, f, indent=2)
@@ -175,13 +187,11 @@ def trace_export(trace_path: str | None, out: str) -> None:
     """Every record as JSON lines (seq, prev, hash, body)."""
     from charter.trace.log import export_jsonl
 
-    fh = sys.stdout if out == "-" else open(out, "w", encoding="utf-8")
-    try:
-        n = export_jsonl(_path(trace_path), fh)
-    except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        if fh is not sys.stdout:
-            fh.close()
+    with contextlib.ExitStack() as stack:
+        fh = sys.stdout if out == "-" else stack.enter_context(open(out, "w", encoding="utf-8"))
+        try:
+            n = export_jsonl(_path(trace_path), fh)
+        except (FileNotFoundError, TraceError) as exc:
+            raise click.ClickException(str(exc)) from None
     if out != "-":
         click.echo(f"{n} records written to {out}", err=True)

@@ -10,7 +10,7 @@ import click
 @click.command("mcp-proxy", context_settings={"ignore_unknown_options": True})
 @click.option("--policy", "policy_path", help="Policy file or directory (in-process engine).")
 @click.option("--store", default="memory://", show_default=True, help="State store URL.")
-@click.option("--trace", "trace_path", help="Trace log (SQLite file).")
+@click.option("--trace", "trace_path", help="Trace log (SQLite file or postgresql:// URL).")
 @click.option("--sidecar", help="Decide on a running `charter serve` at this URL instead of --policy.")
 @click.option("--token", envvar="CHARTER_TOKEN", help="Token for --sidecar (or $CHARTER_TOKEN).")
 @click.option("--agent", default="mcp-agent", show_default=True, help="The actor id of every call.")

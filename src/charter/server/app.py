@@ -26,6 +26,7 @@ from charter.server import wire
 from charter.server.auth import Principal, TokenSet
 from charter.server.runtime import Runtime
 from charter.state.memory import MemoryStore
+from charter.telemetry import TRACEPARENT
 
 log = logging.getLogger("charter.server")
 T = TypeVar("T")
@@ -180,6 +181,9 @@ class Sidecar:
         data = await self.body(request)
         if not isinstance(data, dict):
             raise ApiError(422, "malformed", "the request must be a JSON object", "body")
+        parent = request.headers.get("traceparent")
+        if parent and data.get("trace_id") is None and TRACEPARENT.match(parent.strip().lower()):
+            data["trace_id"] = parent.strip().lower()  # W3C trace context: kept in the trace record
         engine = self.rt.engine
         t0 = time.perf_counter()
         if self.inline:

@@ -58,7 +58,12 @@ def app_from_env() -> Any:
     show_default=True,
     help="State store URL (use redis:// or postgresql:// for several replicas).",
 )
-@click.option("--trace", "trace_path", default=None, help="Trace log path (SQLite).")
+@click.option(
+    "--trace",
+    "trace_path",
+    default=None,
+    help="Trace log: a SQLite file, or a postgresql:// URL shared by several replicas.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8181, show_default=True, type=int)
 @click.option(
@@ -97,6 +102,12 @@ def app_from_env() -> Any:
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
 )
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
+@click.option(
+    "--otel",
+    is_flag=True,
+    envvar="CHARTER_OTEL",
+    help="One OpenTelemetry span per decision (needs the otel extra; also $CHARTER_OTEL=1).",
+)
 def serve_cmd(
     policy_path: str,
     store_url: str,
@@ -111,12 +122,18 @@ def serve_cmd(
     poll_s: float,
     log_level: str,
     access_log: bool,
+    otel: bool,
 ) -> None:
     """Serve decisions for POLICY_PATH over HTTP (see docs/sidecar.md)."""
     import uvicorn
 
     if no_auth and not _loopback(host):
         raise click.UsageError("--no-auth is only allowed on a loopback address")
+    if otel:
+        from charter.telemetry import available
+
+        if not available():
+            raise click.UsageError("--otel needs OpenTelemetry: pip install 'charter[otel]'")
     if workers > 1 and store_url.startswith("memory"):
         click.echo("warning: with --workers > 1 and memory://, each worker has its own state", err=True)
     cfg = ServeConfig(
@@ -131,6 +148,7 @@ def serve_cmd(
         time_limit_s=time_limit_s,
         poll_s=poll_s,
         workers=workers,
+        otel=otel,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     common: dict[str, Any] = {

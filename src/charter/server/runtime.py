@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +35,7 @@ class ServeConfig:
     time_limit_s: float = 2.0
     poll_s: float = 1.0
     workers: int = 1
+    otel: bool = False
 
 
 def policy_files(path: str | Path) -> list[Path]:
@@ -79,6 +79,7 @@ class Runtime:
         clock: Callable[[], float] | None = None,
         metrics: Metrics | None = None,
         poll_s: float = 1.0,
+        otel: bool = False,
     ):
         self.store = store
         self.trace = trace
@@ -86,13 +87,23 @@ class Runtime:
         self.policy_path = policy_path
         self.metrics = metrics or Metrics()
         self.poll_s = poll_s
-        self.engine = Engine(policy, store=store, trace=trace, clock=clock)
+        self.otel = otel
+        self.engine = self._engine(policy)
         self.loaded_at = time.time()
         self.reload_error: str | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sig = _signature(self._watched()) if policy_path else ()
+
+    def _engine(self, policy: CompiledPolicy) -> Engine:
+        """An Engine on this runtime's store and trace (one OpenTelemetry span per decision if on)."""
+        engine = Engine(policy, store=self.store, trace=self.trace, clock=self.clock)
+        if self.otel:
+            from charter.telemetry import instrument
+
+            instrument(engine)
+        return engine
 
     @classmethod
     def from_config(cls, cfg: ServeConfig, clock: Callable[[], float] | None = None) -> Runtime:
@@ -104,7 +115,9 @@ class Runtime:
             from charter.trace import TraceLog
 
             trace = TraceLog(cfg.trace_path)
-        return cls(policy, store, trace, policy_path=cfg.policy_path, clock=clock, poll_s=cfg.poll_s)
+        return cls(
+            policy, store, trace, policy_path=cfg.policy_path, clock=clock, poll_s=cfg.poll_s, otel=cfg.otel
+        )
 
     def _watched(self) -> list[Path]:
         assert self.policy_path is not None
@@ -130,7 +143,7 @@ class Runtime:
                 if policy.revision == old.policy.revision:
                     self.reload_error = None
                     return False
-                new = Engine(policy, store=self.store, trace=self.trace, clock=self.clock)
+                new = self._engine(policy)
                 new._pending = old._pending  # decisions made before the swap can still be settled
                 new._settle_runs = old._settle_runs
                 self.engine = new  # one reference assignment: atomic for readers
@@ -194,10 +207,8 @@ class Runtime:
             reasons.append(f"state store unreachable: {type(exc).__name__}: {exc}")
             self.metrics.count("store_errors")
         if self.trace is not None:
-            err = getattr(self.trace, "_error", None)
-            closed = getattr(self.trace, "_closed", False)
-            path = Path(self.trace.path)
-            if err is not None or closed or not os.access(path if path.exists() else path.parent, os.W_OK):
+            problem = self.trace.problem()
+            if problem is not None:
                 checks["trace"] = False
-                reasons.append(f"trace not writable: {err or ('closed' if closed else path)}")
+                reasons.append(f"trace not writable: {problem}")
         return checks, reasons

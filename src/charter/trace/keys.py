@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -14,19 +15,27 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 
 def load_or_create_key(path: str | Path) -> Ed25519PrivateKey:
-    """The signing key at path, created (mode 0600) if missing."""
+    """The signing key at path, created (mode 0600) if missing.
+
+    Safe when several processes race to create it: the key is written to a private temporary file
+    and linked into place atomically; whoever loses the race uses the winner's key.
+    """
     p = Path(path)
-    if p.exists():
-        key = serialization.load_pem_private_key(p.read_bytes(), password=None)
-        assert isinstance(key, Ed25519PrivateKey)
-        return key
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    fd = os.open(str(p), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    if not p.exists():
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(pem)
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, p)
+        finally:
+            tmp.unlink()
+    key = serialization.load_pem_private_key(p.read_bytes(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
     return key
 
 

@@ -1,4 +1,4 @@
-"""The trace log: a hash chain of records in SQLite, written in batches, with signed checkpoints."""
+"""The trace log: a hash chain of records (SQLite or PostgreSQL) written in batches, signed checkpoints."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -15,48 +14,24 @@ from pathlib import Path
 from typing import Any
 
 from charter.trace.keys import load_or_create_key, sign_checkpoint
-from charter.trace.record import GENESIS, canonical, decision_record, event_record, link
+from charter.trace.record import canonical, decision_record, event_record, link
+from charter.trace.sink import Built, Row, TraceError, default_key_path, display, open_reader, open_sink
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS trace (
-  seq INTEGER PRIMARY KEY,
-  id TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  at REAL NOT NULL,
-  outcome TEXT,
-  agent TEXT,
-  rules TEXT,
-  ref TEXT,
-  prev TEXT NOT NULL,
-  hash TEXT NOT NULL,
-  body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS trace_id ON trace(id);
-CREATE INDEX IF NOT EXISTS trace_ref ON trace(ref);
-CREATE TABLE IF NOT EXISTS checkpoints (
-  length INTEGER NOT NULL,
-  head TEXT NOT NULL,
-  at REAL NOT NULL,
-  signature TEXT NOT NULL,
-  public_key TEXT NOT NULL
-);
-"""
-
+__all__ = ["TraceError", "TraceLog", "default_path", "export_jsonl", "get", "open_reader", "query"]
 
 _FLUSH = "__flush__"
 
 
-class TraceError(Exception):
-    """The trace could not be written; decisions fail closed while this lasts."""
-
-
 class TraceLog:
-    """Appends decision and event records to a SQLite hash chain.
+    """Appends decision and event records to a hash chain in SQLite (a file path) or PostgreSQL
+    (a ``postgresql://`` URL; see docs/trace.md).
 
     Records are queued and written by a background thread in batches (``batch`` records or
     ``flush_s`` seconds, whichever first); ``durable=True`` writes each record before returning.
     Crash semantics: at most the records queued since the last flush (≤ batch, ≤ flush_s) are lost
     on a crash; ``close()`` (also run at interpreter exit) writes everything queued.
+    Every batch is one transaction that holds the chain's lock and continues the stored head, so
+    several processes may append to the same chain.
     INVARIANT: once a write fails, every later append raises TraceError, so the engine denies.
     """
 
@@ -71,7 +46,8 @@ class TraceLog:
         clock: Any = time.time,
     ):
         self.path = str(path)
-        self.key_path = str(key_path) if key_path else self.path + ".key"
+        self.display = display(self.path)
+        self.key_path = str(key_path) if key_path else default_key_path(self.path)
         self.batch = batch
         self.flush_s = flush_s
         self.durable = durable
@@ -79,13 +55,11 @@ class TraceLog:
         self.secret_args: Mapping[str, frozenset[str]] = {}
         self._error: Exception | None = None
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
-        row = self._conn.execute("SELECT seq, hash FROM trace ORDER BY seq DESC LIMIT 1").fetchone()
-        self._seq: int = row[0] if row else 0
-        self._head: str = row[1] if row else GENESIS
+        try:
+            self._sink = open_sink(self.path)
+            self._seq, self._head = self._sink.head()
+        except Exception as exc:  # unreachable server, unwritable file: no trace, no decisions
+            raise TraceError(f"cannot open trace log {self.display}: {type(exc).__name__}: {exc}") from exc
         self._q: queue.Queue[tuple[str, Any, Any, float] | None] = queue.Queue()
         self._closed = False
         self._writer: threading.Thread | None = None
@@ -115,9 +89,9 @@ class TraceLog:
 
     def _append(self, kind: str, a: Any, b: Any) -> None:
         if self._error is not None:
-            raise TraceError(f"trace log {self.path} is not writable: {self._error}")
+            raise TraceError(f"trace log {self.display} is not writable: {self._error}")
         if self._closed:
-            raise TraceError(f"trace log {self.path} is closed")
+            raise TraceError(f"trace log {self.display} is closed")
         item = (kind, a, b, self.clock())
         if self.durable:
             with self._lock:
@@ -133,11 +107,11 @@ class TraceLog:
         ref = a.get("decision_id") or a.get("id")
         return event_record(kind, a, at, ref)
 
-    def _write(self, items: list[tuple[str, Any, Any, float]]) -> None:
-        rows = []
-        seq, head = self._seq, self._head
-        for item in items:
-            rec = self._build(item)
+    @staticmethod
+    def _chain(recs: list[dict[str, Any]], seq: int, head: str) -> Built:
+        """The rows of ``recs`` continuing the chain after record ``seq`` with hash ``head``."""
+        rows: list[Row] = []
+        for rec in recs:
             seq += 1
             rec["seq"] = seq
             rec["prev"] = head
@@ -145,31 +119,27 @@ class TraceLog:
             h = link(head, body)
             rules = " ".join(r["id"] for r in rec.get("rules", []))
             rows.append(
-                (
-                    seq,
-                    rec["id"],
-                    rec["kind"],
-                    rec["at"],
-                    rec.get("outcome"),
-                    rec.get("agent"),
-                    rules,
-                    rec.get("ref"),
-                    head,
-                    h,
-                    body,
-                )
+                (seq, rec["id"], rec["kind"], rec["at"], rec.get("outcome"), rec.get("agent"), rules,
+                 rec.get("ref"), head, h, body)
             )
             head = h
+        return rows, seq, head
+
+    def _write(self, items: list[tuple[str, Any, Any, float]]) -> None:
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany("INSERT INTO trace VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
-            self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("ROLLBACK")
+            recs = [self._build(item) for item in items]
+            # Hashed against the head this process last wrote; re-chained inside the append
+            # transaction only when another process appended since.
+            mine = self._chain(recs, self._seq, self._head)
+            start = (self._seq, self._head)
+
+            def build(seq: int, head: str) -> Built:
+                return mine if (seq, head) == start else self._chain(recs, seq, head)
+
+            self._seq, self._head = self._sink.append(build)
+        except Exception as exc:  # fail closed on every error, whatever the sink
             self._error = exc
-            raise TraceError(f"cannot write trace log {self.path}: {exc}") from exc
-        self._seq, self._head = seq, head
+            raise TraceError(f"cannot write trace log {self.display}: {exc}") from exc
 
     def _run(self) -> None:
         pending: list[tuple[str, Any, Any, float]] = []
@@ -209,7 +179,7 @@ class TraceLog:
         self._q.put((_FLUSH, done, None, 0.0))
         done.wait(timeout_s)
         if self._error is not None:
-            raise TraceError(f"trace log {self.path} is not writable: {self._error}")
+            raise TraceError(f"trace log {self.display} is not writable: {self._error}")
 
     def close(self) -> None:
         """Write everything queued, then close (nothing is lost on a clean shutdown)."""
@@ -219,49 +189,45 @@ class TraceLog:
         if self._writer is not None:
             self._q.put(None)
             self._writer.join(30)
-        with contextlib.suppress(sqlite3.Error):
-            self._conn.close()
+        with contextlib.suppress(Exception):
+            self._sink.close()
+
+    def problem(self) -> str | None:
+        """Why records cannot be written now (failed, closed, sink unreachable), or None."""
+        if self._error is not None:
+            return f"{self.display}: {self._error}"
+        if self._closed:
+            return f"{self.display}: closed"
+        return self._sink.problem()
 
     # ---- checkpoints ------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:
-        """Sign (length, head hash, time) with this log's Ed25519 key and store the checkpoint."""
+        """Sign (length, head hash, time) of the stored chain with this log's Ed25519 key and store
+        the checkpoint (the head is read in the transaction, so other writers cannot interleave)."""
         self.flush()
         key = load_or_create_key(self.key_path)
         with self._lock:
-            length, head = self._seq, self._head
-            cp = sign_checkpoint(key, length, head, self.clock())
-            self._conn.execute(
-                "INSERT INTO checkpoints VALUES (?,?,?,?,?)",
-                (cp["length"], cp["head"], cp["at"], cp["signature"], cp["public_key"]),
+            return self._sink.add_checkpoint(
+                lambda length, head: sign_checkpoint(key, length, head, self.clock())
             )
-        return cp
 
     # ---- reading ----------------------------------------------------------------------------
     def rows(self) -> Iterator[tuple[int, str, str, str]]:
         """(seq, prev, hash, body) in order, for verification."""
         self.flush()
-        conn = open_reader(self.path)
+        reader = open_reader(self.path)
         try:
-            yield from conn.execute("SELECT seq, prev, hash, body FROM trace ORDER BY seq")
+            yield from reader.rows()
         finally:
-            conn.close()
+            reader.close()
 
     def checkpoints(self) -> list[dict[str, Any]]:
         """Stored checkpoints, oldest first."""
-        with self._lock:
-            cur = self._conn.execute(
-                "SELECT length, head, at, signature, public_key FROM checkpoints ORDER BY rowid"
-            ).fetchall()
-        return [dict(zip(("length", "head", "at", "signature", "public_key"), r, strict=True)) for r in cur]
-
-
-def open_reader(path: str | Path) -> sqlite3.Connection:
-    """A read-only connection to a trace log (errors if it does not exist)."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"no trace log at {path}")
-    conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
-    return conn
+        reader = open_reader(self.path)
+        try:
+            return reader.checkpoints()
+        finally:
+            reader.close()
 
 
 def query(
@@ -275,7 +241,6 @@ def query(
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Records matching the filters, newest first."""
-    conn = open_reader(path)
     where: list[str] = []
     args: list[Any] = []
     if kind:
@@ -293,44 +258,44 @@ def query(
     if rule:
         where.append("(' ' || rules || ' ') LIKE ?")
         args.append(f"% {rule} %")
-    sql = "SELECT body FROM trace" + (" WHERE " + " AND ".join(where) if where else "")
-    sql += " ORDER BY seq DESC LIMIT ?"
-    args.append(limit)
-    out = [json.loads(r[0]) for r in conn.execute(sql, args)]
-    conn.close()
-    return out
+    reader = open_reader(path)
+    try:
+        return [json.loads(b) for b in reader.bodies(where, args, newest_first=True, limit=limit)]
+    finally:
+        reader.close()
 
 
 def get(path: str | Path, record_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """One record by id, and the event records that refer to it (settlement, approvals...)."""
-    conn = open_reader(path)
-    row = conn.execute("SELECT body FROM trace WHERE id = ? ORDER BY seq LIMIT 1", (record_id,)).fetchone()
-    rec = json.loads(row[0]) if row else None
-    related: list[dict[str, Any]] = []
-    if rec is not None:
-        ids = [record_id]
-        ap = (rec.get("obligations") or {}).get("approval_id")
-        es = ((rec.get("obligations") or {}).get("escalation") or {}).get("id")
-        ids += [x for x in (ap, es) if x]
-        for rid in ids:
-            related += [
-                json.loads(r[0])
-                for r in conn.execute(
-                    "SELECT body FROM trace WHERE ref = ? AND kind != 'decision' ORDER BY seq", (rid,)
-                )
-            ]
-    conn.close()
+    reader = open_reader(path)
+    try:
+        found = reader.bodies(["id = ?"], [record_id], newest_first=False, limit=1)
+        rec = json.loads(found[0]) if found else None
+        related: list[dict[str, Any]] = []
+        if rec is not None:
+            ids = [record_id]
+            ap = (rec.get("obligations") or {}).get("approval_id")
+            es = ((rec.get("obligations") or {}).get("escalation") or {}).get("id")
+            ids += [x for x in (ap, es) if x]
+            for rid in ids:
+                where = ["ref = ?", "kind != 'decision'"]
+                bodies = reader.bodies(where, [rid], newest_first=False, limit=None)
+                related += [json.loads(b) for b in bodies]
+    finally:
+        reader.close()
     return rec, related
 
 
 def export_jsonl(path: str | Path, out: Any) -> int:
     """Write every record as one JSON line (with seq, prev and hash); returns the count."""
-    conn = open_reader(path)
+    reader = open_reader(path)
     n = 0
-    for seq, prev, h, body in conn.execute("SELECT seq, prev, hash, body FROM trace ORDER BY seq"):
-        out.write(json.dumps({"seq": seq, "prev": prev, "hash": h, "body": body}) + "\n")
-        n += 1
-    conn.close()
+    try:
+        for seq, prev, h, body in reader.rows():
+            out.write(json.dumps({"seq": seq, "prev": prev, "hash": h, "body": body}) + "\n")
+            n += 1
+    finally:
+        reader.close()
     return n
 
 

@@ -7,6 +7,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from charter.telemetry import w3c_trace_id
+
 SCHEMA_VERSION = 1
 GENESIS = "0" * 64
 REDACTED = "[redacted]"
@@ -78,7 +80,7 @@ def decision_record(
         "failures": decision["failures"],
         "obligations": decision["obligations"],
         "latency_us": decision["elapsed_us"],
-        "trace_id": req.get("trace_id"),
+        "trace_id": w3c_trace_id(req.get("trace_id")),
     }
 
 

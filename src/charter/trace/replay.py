@@ -78,9 +78,11 @@ class ReplayReport:
 
 
 def records_from(source: str | Path) -> Iterator[dict[str, Any]]:
-    """Decision records from a trace log (SQLite) or a JSONL export, oldest first."""
+    """Decision records from a trace log (SQLite file or PostgreSQL URL) or a JSONL export, oldest first."""
+    from charter.trace.sink import is_postgres, open_reader
+
     p = Path(source)
-    if p.suffix == ".jsonl":
+    if not is_postgres(source) and p.suffix == ".jsonl":
         with p.open(encoding="utf-8") as f:
             for line in f:
                 row = json.loads(line)
@@ -88,14 +90,12 @@ def records_from(source: str | Path) -> Iterator[dict[str, Any]]:
                 if rec.get("kind") == "decision":
                     yield rec
         return
-    from charter.trace.log import open_reader
-
-    conn = open_reader(p)
+    reader = open_reader(source)
     try:
-        for (body,) in conn.execute("SELECT body FROM trace WHERE kind = 'decision' ORDER BY seq"):
+        for body in reader.bodies(["kind = 'decision'"], [], newest_first=False, limit=None):
             yield json.loads(body)
     finally:
-        conn.close()
+        reader.close()
 
 
 def _seed(store: Any, rec: dict[str, Any], now: float) -> None:

@@ -92,15 +92,13 @@ def verify_rows(
 def verify_log(
     path: str | Path, checkpoints: Iterable[dict[str, Any]] | None = None, trusted_key: str | None = None
 ) -> VerifyReport:
-    """Verify a SQLite trace log with its stored checkpoints (plus any exported ones given)."""
-    from charter.trace.log import open_reader
+    """Verify a trace log (SQLite file or PostgreSQL URL) with its stored checkpoints (plus any
+    exported ones given); rows are streamed, so a long chain is verified in constant memory."""
+    from charter.trace.sink import open_reader
 
-    conn = open_reader(path)
-    stored = [
-        dict(zip(("length", "head", "at", "signature", "public_key"), r, strict=True))
-        for r in conn.execute("SELECT length, head, at, signature, public_key FROM checkpoints")
-    ]
-    rows = conn.execute("SELECT seq, prev, hash, body FROM trace ORDER BY seq")
-    report = verify_rows(rows, [*stored, *(checkpoints or [])], trusted_key)
-    conn.close()
-    return report
+    reader = open_reader(path)
+    try:
+        stored = reader.checkpoints()
+        return verify_rows(reader.rows(), [*stored, *(checkpoints or [])], trusted_key)
+    finally:
+        reader.close()
