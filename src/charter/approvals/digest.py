@@ -7,9 +7,13 @@ import json
 from typing import Any
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical(obj: Any) -> str:
     """Canonical JSON: sorted keys, no spaces, UTF-8, floats as repr."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    # one encoder for the process: json.dumps with options builds a new one per call
+    return _CANONICAL.encode(obj)
 
 
 def action_digest(req: Any) -> str:
@@ -17,7 +21,7 @@ def action_digest(req: Any) -> str:
     body = {
         "actor": req.actor_id,
         "chain": list(req.chain),
-        "kind": req.kind.value,
+        "kind": req.kind._value_,
         "target": req.target,
         "args": req.args,
         "context": {"workflow": req.workflow, "run": req.run, "tenant": req.tenant, "env": req.env},
