@@ -24,6 +24,7 @@ from charter.engine.req import RequestError
 from charter.engine.request import Request
 from charter.server import wire
 from charter.server.auth import Principal, TokenSet
+from charter.server.fast import HttpLike, SidecarApp
 from charter.server.runtime import Runtime
 from charter.state.memory import MemoryStore
 
@@ -42,8 +43,12 @@ class ApiError(Exception):
         self.status, self.code, self.field = status, code, field
 
 
+#: json.dumps(data, separators=(",", ":"), default=str), without building an encoder per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 def _dumps(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":"), default=str).encode("utf-8")
+    return _ENCODE(data).encode("utf-8")
 
 
 def respond(data: Any, status: int = 200) -> Response:
@@ -96,7 +101,7 @@ class Sidecar:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
-    def principal(self, request: HttpRequest, permission: str | None) -> Principal:
+    def principal(self, request: HttpLike, permission: str | None) -> Principal:
         """The caller, from its bearer token; 401 without a valid one, 403 without the role."""
         if self.no_auth:
             return _ANON
@@ -112,7 +117,7 @@ class Sidecar:
             raise ApiError(403, "forbidden", f"{who.name} ({roles}) may not {permission}")
         return who
 
-    async def body(self, request: HttpRequest) -> Any:
+    async def body(self, request: HttpLike) -> Any:
         """The JSON body, at most ``max_body`` bytes (413), valid JSON (400)."""
         cl = request.headers.get("content-length")
         if cl is not None:
@@ -145,10 +150,10 @@ class Sidecar:
 
     def route(
         self, permission: str | None, handler: Callable[..., Awaitable[Any]], timed: bool = True
-    ) -> Callable[[HttpRequest], Awaitable[Response]]:
+    ) -> Callable[[Any], Awaitable[Response]]:
         """Wrap a handler: auth, time limit, errors mapped to JSON responses (never a traceback)."""
 
-        async def endpoint(request: HttpRequest) -> Response:
+        async def endpoint(request: HttpLike) -> Response:
             try:
                 who = self.principal(request, permission) if permission != "public" else _ANON
                 if timed and not self.inline:  # memory store: nothing blocks, nothing to cut
@@ -176,7 +181,7 @@ class Sidecar:
         return endpoint
 
     # ---- deciding ------------------------------------------------------------------------------
-    async def decide(self, request: HttpRequest, who: Principal) -> Response:
+    async def decide(self, request: HttpLike, who: Principal) -> Response:
         data = await self.body(request)
         if not isinstance(data, dict):
             raise ApiError(422, "malformed", "the request must be a JSON object", "body")
@@ -405,8 +410,8 @@ class Sidecar:
             self.rt.close()
 
     def app(self) -> Starlette:
-        """The Starlette application."""
-        return Starlette(routes=self.routes(), lifespan=self.lifespan)
+        """The Starlette application, with the lean path for POST /v1/decide in front of it."""
+        return SidecarApp(self.route("decide", self.decide), routes=self.routes(), lifespan=self.lifespan)
 
 
 def _stop(s: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from charter.diagnostics import CharterError
+from charter.server.proto import protocol_class
 from charter.server.runtime import ServeConfig
 
 _ENV = "CHARTER_SERVE_CONFIG"
@@ -140,6 +141,7 @@ def serve_cmd(
         "access_log": access_log,
         "server_header": False,
         "timeout_keep_alive": 30,
+        "http": protocol_class(),
     }
     if workers > 1:
         os.environ[_ENV] = json.dumps(dataclasses.asdict(cfg))
