@@ -187,10 +187,14 @@ class Sidecar:
             raise ApiError(422, "malformed", "the request must be a JSON object", "body")
         engine = self.rt.engine
         t0 = time.perf_counter()
+        bridge = self.rt.bridge
         if self.inline:
             d = self._decide(engine, data)
         else:
-            fut = asyncio.get_running_loop().run_in_executor(self.pool, self._decide, engine, data)
+            if bridge is not None and bridge.active:  # Redis: awaited on this loop, no thread
+                fut: asyncio.Future[Any] = asyncio.ensure_future(bridge.run(self._decide, engine, data))
+            else:
+                fut = asyncio.get_running_loop().run_in_executor(self.pool, self._decide, engine, data)
             try:
                 d = await asyncio.shield(fut)
             except asyncio.CancelledError:
@@ -391,6 +395,8 @@ class Sidecar:
             self.pool = ThreadPoolExecutor(self._threads, thread_name_prefix="charter-io")
             self._pool_closed = False
         self.rt.start()
+        if self.rt.bridge is not None:
+            await self.rt.bridge.start()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, lambda: self.pool.submit(self.rt.reload, "SIGHUP"))
@@ -407,6 +413,9 @@ class Sidecar:
                 loop.remove_signal_handler(signal.SIGHUP)
             self.pool.shutdown(wait=False, cancel_futures=True)
             self._pool_closed = True
+            if self.rt.bridge is not None:
+                with contextlib.suppress(Exception):
+                    await self.rt.bridge.stop()
             self.rt.close()
 
     def app(self) -> Starlette:
