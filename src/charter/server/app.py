@@ -56,6 +56,9 @@ def respond(data: Any, status: int = 200) -> Response:
     return Response(_dumps(data), status, media_type="application/json")
 
 
+_INTERNAL = ApiError(500, "internal", "internal error; treat the action as not allowed")
+
+
 def _error(exc: ApiError) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     body = {"error": str(exc), "code": exc.code, "field": exc.field}
@@ -176,7 +179,7 @@ class Sidecar:
                 )
             except Exception:
                 log.exception("internal error on %s %s", request.method, request.url.path)
-                return _error(ApiError(500, "internal", "internal error; treat the action as not allowed"))
+                return _error(_INTERNAL)
 
         return endpoint
 
@@ -420,7 +423,14 @@ class Sidecar:
 
     def app(self) -> Starlette:
         """The Starlette application, with the lean path for POST /v1/decide in front of it."""
-        return SidecarApp(self.route("decide", self.decide), routes=self.routes(), lifespan=self.lifespan)
+        return SidecarApp(
+            self.route("decide", self.decide),
+            inline=self.inline,
+            max_body=self.max_body,
+            internal_error=lambda: _error(_INTERNAL),
+            routes=self.routes(),
+            lifespan=self.lifespan,
+        )
 
 
 def _stop(s: Any) -> dict[str, Any]:

@@ -62,6 +62,9 @@ def await_only(awaitable: Awaitable[T]) -> T:
     """From sync code inside :meth:`RedisBridge.run`: wait for ``awaitable`` on the event loop."""
     current = greenlet.getcurrent()
     if not isinstance(current, _Bridged):
+        close = getattr(awaitable, "close", None)
+        if close is not None:  # a coroutine that will never run: no "never awaited" warning
+            close()
         raise RuntimeError("await_only outside RedisBridge.run")
     return current.driver.switch(awaitable)
 

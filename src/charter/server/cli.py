@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import ipaddress
 import json
 import logging
@@ -45,9 +46,19 @@ def build_app(cfg: ServeConfig) -> Any:
     )
 
 
+def freeze_heap() -> None:
+    """Move everything alive after start-up (policy, grammar, compiled code, modules) out of the
+    collector's reach: full collections then scan only what requests left behind, which keeps their
+    pauses (the sidecar's p99) short. Only `charter serve` calls it, never an embedding process."""
+    gc.collect()
+    gc.freeze()
+
+
 def app_from_env() -> Any:
     """uvicorn factory for --workers N: each worker builds its app from $CHARTER_SERVE_CONFIG."""
-    return build_app(ServeConfig(**json.loads(os.environ[_ENV])))
+    app = build_app(ServeConfig(**json.loads(os.environ[_ENV])))
+    freeze_heap()
+    return app
 
 
 @click.command("serve")
@@ -155,4 +166,5 @@ def serve_cmd(
     except (ValueError, OSError) as exc:
         click.echo(f"charter serve: {exc}", err=True)
         sys.exit(2)
+    freeze_heap()
     uvicorn.run(app, **common)

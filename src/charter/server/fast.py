@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
@@ -10,6 +11,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+log = logging.getLogger("charter.server")
 #: The one route served without Starlette's middleware stack and router.
 DECIDE_PATH = "/v1/decide"
 
@@ -59,10 +61,10 @@ class LiteRequest:
 
     __slots__ = ("_body", "_consumed", "_receive", "headers", "method", "path")
 
-    def __init__(self, scope: Scope, receive: Receive):
+    def __init__(self, scope: Scope, receive: Receive, body: bytes | None = None):
         self._receive = receive
-        self._body: bytes | None = None
-        self._consumed = False
+        self._body = body
+        self._consumed = body is not None
         self.headers = _Headers(scope["headers"])
         self.method: str = scope["method"]
         self.path: str = scope["path"]
@@ -106,6 +108,10 @@ class LiteRequest:
         return self._body
 
 
+async def _no_receive() -> Any:
+    raise RuntimeError("the body was given whole")
+
+
 class SidecarApp(Starlette):
     """Starlette for every route, except POST /v1/decide, which skips the middleware and router.
 
@@ -113,9 +119,38 @@ class SidecarApp(Starlette):
     time limit, error mapping), so both paths give byte-identical responses.
     """
 
-    def __init__(self, decide: Callable[[Any], Awaitable[Response]], **kw: Any):
+    def __init__(
+        self,
+        decide: Callable[[Any], Awaitable[Response]],
+        *,
+        inline: bool,
+        max_body: int,
+        internal_error: Callable[[], Response],
+        **kw: Any,
+    ):
         super().__init__(**kw)
         self._decide = decide
+        #: the store never blocks (memory): a decision can be answered without leaving the caller
+        self.inline = inline
+        self.max_body = max_body
+        self._internal_error = internal_error
+
+    def decide_now(self, headers: list[tuple[bytes, bytes]], body: bytes) -> Response:
+        """The decide endpoint run to completion synchronously, for a body already read (inline only).
+
+        With the memory store the endpoint never suspends (no I/O, no time limit task); should it
+        ever, the coroutine is closed and the answer is the endpoint's 500 (fail closed), never a guess.
+        """
+        scope = {"headers": headers, "method": "POST", "path": DECIDE_PATH}
+        coro = self._decide(LiteRequest(scope, _no_receive, body))
+        try:
+            coro.send(None)  # type: ignore[attr-defined]
+        except StopIteration as done:
+            response: Response = done.value
+            return response
+        coro.close()  # type: ignore[attr-defined]
+        log.error("internal error on POST %s: the inline decide endpoint suspended", DECIDE_PATH)
+        return self._internal_error()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
