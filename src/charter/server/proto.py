@@ -146,7 +146,8 @@ if _BASE is not None:
             for name, value in response.raw_headers:
                 content += [name, b": ", value, b"\r\n"]
             content += [b"\r\n", bytes(response.body)]
-            self.transport.write(b"".join(content))
+            if not self.transport.is_closing():  # the client may have gone (as uvicorn's send checks)
+                self.transport.write(b"".join(content))
             self.on_response_complete()
 
 
