@@ -75,12 +75,13 @@ def _redis_up() -> bool:
         return False
 
 
-def _serve(policy: Path, store: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+def _serve(policy: Path, store: str, log: Path, workers: int = 1) -> tuple[subprocess.Popen[bytes], int]:
     port = _port()
     env = {**os.environ, "CHARTER_TOKENS": json.dumps(
         {"tokens": [{"name": "bench", "role": "orchestrator", "token": TOKEN}]})}
     proc = subprocess.Popen([sys.executable, "-m", "charter", "serve", str(policy), "--store", store,
-                             "--port", str(port), "--log-level", "warning", "--poll", "0"],
+                             "--port", str(port), "--log-level", "warning", "--poll", "0",
+                             "--workers", str(workers)],
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     import http.client
 
@@ -99,14 +100,16 @@ def _serve(policy: Path, store: str, log: Path) -> tuple[subprocess.Popen[bytes]
     raise RuntimeError("charter serve did not become ready")
 
 
-def _http(policy: Path, store: str, bodies: Path, seconds: float, tmp: Path) -> dict[str, Any]:
-    proc, port = _serve(policy, store, tmp / f"serve-{port_tag()}.log")
+def _http(policy: Path, store: str, bodies: Path, seconds: float, tmp: Path, tool: str,
+          workers: int = 1) -> dict[str, Any]:
+    proc, port = _serve(policy, store, tmp / f"serve-{port_tag()}.log", workers)
     try:
         out = subprocess.run([sys.executable, str(ROOT / "bench" / "loadgen.py"), "--port", str(port),
                               "--token", TOKEN, "--clients", str(CLIENTS), "--seconds", str(seconds),
-                              "--warmup", "1", "--bodies", str(bodies)],
+                              "--warmup", "1", "--bodies", str(bodies), "--tool", tool,
+                              "--server-pid", str(proc.pid)],
                              capture_output=True, text=True, timeout=seconds + 120, check=True)
-        return dict(json.loads(out.stdout))
+        return {"workers": workers, **json.loads(out.stdout)}
     finally:
         proc.terminate()
         proc.wait(10)
@@ -140,38 +143,47 @@ def _inprocess(text: str, store_url: str, bodies: list[dict[str, Any]], seconds:
     lat.sort()
     n = len(lat)
     return {"requests": n, "per_s": round(n / sum(lat), 1), "p50_us": round(lat[n // 2] * 1e6, 1),
-            "p99_us": round(lat[int(n * 0.99)] * 1e6, 1), "clients": 1, "errors": 0}
+            "p99_us": round(lat[int(n * 0.99)] * 1e6, 1), "clients": 1, "errors": 0, "workers": None}
 
 
 def run(opts: Options, ui: UI) -> dict[str, Any]:
-    """Stateless on memory://, budget on Redis: sidecar (HTTP) and in-process, same run."""
+    """Stateless on memory://, budget on Redis: sidecar (HTTP) and in-process, same run; stateless
+    also with two uvicorn workers. Load from wrk when installed ($CHARTER_BENCH_LOADGEN=python|wrk
+    to choose), else bench/loadgen.py's Python generator."""
     seconds = 2.0 if opts.quick else 6.0
+    tool = os.environ.get("CHARTER_BENCH_LOADGEN", "auto")
     tmp = Path(tempfile.mkdtemp(prefix="charter-bench-sidecar-"))
     bodies = _bodies()
     bfile = tmp / "bodies.jsonl"
     bfile.write_text("\n".join(json.dumps(b) for b in bodies) + "\n", "utf-8")
     prefix = f"charter-bench-{uuid.uuid4().hex[:8]}"
     cases = [("stateless", STATELESS, "memory://")]
-    notes: list[str] = [f"load generator: bench/loadgen.py, a separate Python process (uvloop, raw "
-                        f"keep-alive sockets, {CLIENTS} connections, one request in flight each); the "
-                        "server is one uvicorn worker (httptools, uvloop); both share the machine's cores"]
+    notes: list[str] = []
     if _redis_up():
         cases.append(("budget", BUDGET, f"redis://127.0.0.1:6379/0?prefix={prefix}"))
     else:
         notes.append("Redis not reachable: the budget case was skipped")
     results: list[dict[str, Any]] = []
     load_start = os.getloadavg()
-    with ui.progress(len(cases) * 2) as prog:
+    with ui.progress(len(cases) * 2 + 1) as prog:
         for name, text, store in cases:
             pdir = tmp / name
             pdir.mkdir()
             (pdir / "policy.charter").write_text(text, "utf-8")
             prog.step(f"{name}: sidecar")
-            r = _http(pdir, store, bfile, seconds, tmp)
+            r = _http(pdir, store, bfile, seconds, tmp, tool)
             results.append({"engine": "charter-sidecar", "policy": name, "store": store.split("?")[0], **r})
             prog.step(f"{name}: in-process")
             r = _inprocess(text, store, bodies, min(seconds, 3.0))
             results.append({"engine": "charter", "policy": name, "store": store.split("?")[0], **r})
+            if name == "stateless":
+                prog.step("stateless: sidecar, 2 workers")
+                r = _http(pdir, store, bfile, seconds, tmp, tool, workers=2)
+                results.append({"engine": "charter-sidecar", "policy": name, "store": store, **r})
+    gens = sorted({str(r["generator"]) for r in results if r.get("generator")})
+    notes.insert(0, f"load generator: {', '.join(gens) or '?'} in its own process ({CLIENTS} keep-alive "
+                    "connections, one request in flight each, closed loop); the server is `charter serve` "
+                    "(uvicorn, httptools, uvloop); both share the machine's cores")
     if any(store.startswith("redis") for _, _, store in cases):
         import redis
 
@@ -191,13 +203,19 @@ def run(opts: Options, ui: UI) -> dict[str, Any]:
 
 
 def render(result: dict[str, Any], ui: UI) -> None:
-    """One table: engine, policy, store, clients, decisions/s, p50, p99."""
+    """One table: engine, policy, store, workers, clients, decisions/s, p50, p99, CPU per decision."""
     ui.note(f"suite sidecar  {result['date']}  python {result['python']}  {result['cpus']} cpus  "
             f"load average at start {result['load_avg']['start']}, end {result['load_avg']['end']}")
-    rows = [[r["engine"], r["policy"], r["store"], str(r["clients"]), f"{r['per_s']:,.0f}",
-             f"{r['p50_us']:,.0f}", f"{r['p99_us']:,.0f}", str(r.get("errors", 0))]
+
+    def us(v: Any) -> str:
+        return "-" if v is None else f"{v:,.0f}"
+
+    rows = [[r["engine"], r["policy"], r["store"], us(r.get("workers")), str(r["clients"]),
+             f"{r['per_s']:,.0f}", f"{r['p50_us']:,.0f}", f"{r['p99_us']:,.0f}", str(r.get("errors", 0)),
+             us(r.get("server_cpu_us")), us(r.get("client_cpu_us"))]
             for r in result["results"]]
-    ui.table("sidecar vs in-process", ["engine", "policy", "store", "clients", "decisions/s", "p50 us",
-                                       "p99 us", "errors"], rows)
+    ui.table("sidecar vs in-process", ["engine", "policy", "store", "workers", "clients", "decisions/s",
+                                       "p50 us", "p99 us", "errors", "server cpu us/req",
+                                       "load cpu us/req"], rows)
     for n in result["notes"]:
         ui.note(n)

@@ -24,6 +24,7 @@ from charter.engine.req import RequestError
 from charter.engine.request import Request
 from charter.server import wire
 from charter.server.auth import Principal, TokenSet
+from charter.server.fast import HttpLike, SidecarApp
 from charter.server.runtime import Runtime
 from charter.state.memory import MemoryStore
 from charter.telemetry import TRACEPARENT
@@ -43,13 +44,20 @@ class ApiError(Exception):
         self.status, self.code, self.field = status, code, field
 
 
+#: json.dumps(data, separators=(",", ":"), default=str), without building an encoder per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 def _dumps(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":"), default=str).encode("utf-8")
+    return _ENCODE(data).encode("utf-8")
 
 
 def respond(data: Any, status: int = 200) -> Response:
     """A JSON response."""
     return Response(_dumps(data), status, media_type="application/json")
+
+
+_INTERNAL = ApiError(500, "internal", "internal error; treat the action as not allowed")
 
 
 def _error(exc: ApiError) -> Response:
@@ -97,7 +105,7 @@ class Sidecar:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
-    def principal(self, request: HttpRequest, permission: str | None) -> Principal:
+    def principal(self, request: HttpLike, permission: str | None) -> Principal:
         """The caller, from its bearer token; 401 without a valid one, 403 without the role."""
         if self.no_auth:
             return _ANON
@@ -113,7 +121,7 @@ class Sidecar:
             raise ApiError(403, "forbidden", f"{who.name} ({roles}) may not {permission}")
         return who
 
-    async def body(self, request: HttpRequest) -> Any:
+    async def body(self, request: HttpLike) -> Any:
         """The JSON body, at most ``max_body`` bytes (413), valid JSON (400)."""
         cl = request.headers.get("content-length")
         if cl is not None:
@@ -146,10 +154,10 @@ class Sidecar:
 
     def route(
         self, permission: str | None, handler: Callable[..., Awaitable[Any]], timed: bool = True
-    ) -> Callable[[HttpRequest], Awaitable[Response]]:
+    ) -> Callable[[Any], Awaitable[Response]]:
         """Wrap a handler: auth, time limit, errors mapped to JSON responses (never a traceback)."""
 
-        async def endpoint(request: HttpRequest) -> Response:
+        async def endpoint(request: HttpLike) -> Response:
             try:
                 who = self.principal(request, permission) if permission != "public" else _ANON
                 if timed and not self.inline:  # memory store: nothing blocks, nothing to cut
@@ -172,12 +180,12 @@ class Sidecar:
                 )
             except Exception:
                 log.exception("internal error on %s %s", request.method, request.url.path)
-                return _error(ApiError(500, "internal", "internal error; treat the action as not allowed"))
+                return _error(_INTERNAL)
 
         return endpoint
 
     # ---- deciding ------------------------------------------------------------------------------
-    async def decide(self, request: HttpRequest, who: Principal) -> Response:
+    async def decide(self, request: HttpLike, who: Principal) -> Response:
         data = await self.body(request)
         if not isinstance(data, dict):
             raise ApiError(422, "malformed", "the request must be a JSON object", "body")
@@ -186,10 +194,14 @@ class Sidecar:
             data["trace_id"] = parent.strip().lower()  # W3C trace context: kept in the trace record
         engine = self.rt.engine
         t0 = time.perf_counter()
+        bridge = self.rt.bridge
         if self.inline:
             d = self._decide(engine, data)
         else:
-            fut = asyncio.get_running_loop().run_in_executor(self.pool, self._decide, engine, data)
+            if bridge is not None and bridge.active:  # Redis: awaited on this loop, no thread
+                fut: asyncio.Future[Any] = asyncio.ensure_future(bridge.run(self._decide, engine, data))
+            else:
+                fut = asyncio.get_running_loop().run_in_executor(self.pool, self._decide, engine, data)
             try:
                 d = await asyncio.shield(fut)
             except asyncio.CancelledError:
@@ -390,6 +402,8 @@ class Sidecar:
             self.pool = ThreadPoolExecutor(self._threads, thread_name_prefix="charter-io")
             self._pool_closed = False
         self.rt.start()
+        if self.rt.bridge is not None:
+            await self.rt.bridge.start()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, lambda: self.pool.submit(self.rt.reload, "SIGHUP"))
@@ -406,11 +420,21 @@ class Sidecar:
                 loop.remove_signal_handler(signal.SIGHUP)
             self.pool.shutdown(wait=False, cancel_futures=True)
             self._pool_closed = True
+            if self.rt.bridge is not None:
+                with contextlib.suppress(Exception):
+                    await self.rt.bridge.stop()
             self.rt.close()
 
     def app(self) -> Starlette:
-        """The Starlette application."""
-        return Starlette(routes=self.routes(), lifespan=self.lifespan)
+        """The Starlette application, with the lean path for POST /v1/decide in front of it."""
+        return SidecarApp(
+            self.route("decide", self.decide),
+            inline=self.inline,
+            max_body=self.max_body,
+            internal_error=lambda: _error(_INTERNAL),
+            routes=self.routes(),
+            lifespan=self.lifespan,
+        )
 
 
 def _stop(s: Any) -> dict[str, Any]:

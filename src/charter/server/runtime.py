@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import charter
 from charter.diagnostics import CharterError
@@ -89,6 +90,8 @@ class Runtime:
         self.poll_s = poll_s
         self.otel = otel
         self.engine = self._engine(policy)
+        #: set for a Redis store when greenlet is installed: decisions await redis.asyncio (no thread)
+        self.bridge: Any = None
         self.loaded_at = time.time()
         self.reload_error: str | None = None
         self._lock = threading.Lock()
@@ -109,15 +112,22 @@ class Runtime:
     def from_config(cls, cfg: ServeConfig, clock: Callable[[], float] | None = None) -> Runtime:
         """Load the policy (raising CharterError), open the store and the trace."""
         policy = charter.load(cfg.policy_path)
-        store = open_store(cfg.store_url)
+        bridged = None
+        if urlsplit(cfg.store_url).scheme.lower() in ("redis", "rediss", "unix"):
+            from charter.server.aredis import open_bridged
+
+            bridged = open_bridged(cfg.store_url)
+        store = bridged[0] if bridged is not None else open_store(cfg.store_url)
         trace = None
         if cfg.trace_path:
             from charter.trace import TraceLog
 
             trace = TraceLog(cfg.trace_path)
-        return cls(
+        rt = cls(
             policy, store, trace, policy_path=cfg.policy_path, clock=clock, poll_s=cfg.poll_s, otel=cfg.otel
         )
+        rt.bridge = bridged[1] if bridged is not None else None
+        return rt
 
     def _watched(self) -> list[Path]:
         assert self.policy_path is not None
