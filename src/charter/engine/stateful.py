@@ -16,7 +16,7 @@ from charter.engine.policy import Budget, CompiledPolicy, EventMark, RateLimit, 
 from charter.engine.prepare import scope_values
 from charter.engine.req import Req
 from charter.enums import ActionKind, Calendar, Mode, Outcome, Scope, TriggerKind
-from charter.state import Batch, BatchResult, BudgetLine, EventOp, HitOp, ReserveOp
+from charter.state import Batch, BatchResult, BudgetLine, EventOp, HitOp, RecordOp, ReserveOp
 
 MICROS = 1_000_000
 #: Budget holds expire after this long without a settlement (a dead client's hold is released).
@@ -128,8 +128,16 @@ def plan_batch(
     allow_spend: bool,
     keys: tuple[tuple[str, str], ...],
     decision_id: str,
+    pending_ttl_s: float | None = None,
+    pending_always: bool = False,
 ) -> Plan:
-    """Build the atomic batch: stop keys, tripwire hits, and (when allowed so far) rates, budget, event."""
+    """Build the atomic batch: stop keys, tripwire hits, and (when allowed so far) rates, budget, event.
+
+    With ``pending_ttl_s``, an allowed decision's settlement record (``pending``, for the other
+    replicas sharing the store) rides in the same batch when it holds money or when
+    ``pending_always`` (run, result checks, spend velocity); the store writes it iff the batch
+    goes through, which is exactly when the decision stays allowed.
+    """
     idx = policy.index
     now = view.now
     plan = Plan(Batch(now=now))
@@ -203,6 +211,10 @@ def plan_batch(
                 marks,
                 RUN_TTL_S,
             )
+    record = None
+    if pending_ttl_s is not None and allow_spend and (reserve is not None or req.run or pending_always):
+        doc = {"hold": reserve.hold_id if reserve else None, "request": req.to_dict(), "now": now}
+        record = RecordOp("pending", decision_id, doc, pending_ttl_s)
     plan.batch = Batch(
         now=now,
         stop_keys=keys,
@@ -210,6 +222,7 @@ def plan_batch(
         reserve=reserve,
         event=event,
         idempotency_key=req.idempotency_key,
+        record=record,
     )
     return plan
 

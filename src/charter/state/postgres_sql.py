@@ -90,7 +90,7 @@ DECLARE
   total bigint; lo float8; lim bigint; amt bigint; present bool; limited bool; tripped bool;
   res jsonb; ok bool; statuses jsonb; u bigint; rs bigint; lok bool; exp_ float8;
   step_ int; run_out jsonb; rsteps int; rlabels text[]; rmarks jsonb; rexp float8;
-  p text; st jsonb;
+  p text; st jsonb; c jsonb; recorded bool := false;
 BEGIN
   IF b->>'idem' IS NOT NULL THEN
     SELECT payload INTO p FROM {s}.idem WHERE key = b->>'idem' AND expires_at > now_;
@@ -200,10 +200,18 @@ BEGIN
     END IF;
     run_out := jsonb_build_array(rsteps, to_jsonb(rlabels), rmarks);
   END IF;
+  c := b->'record';
+  IF jsonb_typeof(c) = 'object' AND NOT blocked THEN
+    INSERT INTO {s}.records AS x VALUES (c->>'kind', c->>'id', 1, c->'doc', (c->>'exp')::float8)
+      ON CONFLICT (kind, id) DO UPDATE SET version = CASE WHEN x.expires_at > (c->>'t')::float8
+        THEN x.version + 1 ELSE 1 END, doc = excluded.doc, expires_at = excluded.expires_at;
+    recorded := true;
+  END IF;
   IF random() < 0.0005 THEN
     PERFORM {s}.gc(now_);
   END IF;
-  RETURN jsonb_build_object('hits', hits_out, 'reserve', res, 'step', step_, 'run', run_out);
+  RETURN jsonb_build_object('hits', hits_out, 'reserve', res, 'step', step_, 'run', run_out,
+    'recorded', recorded);
 END $f$;
 
 CREATE OR REPLACE FUNCTION {s}.commit(hid text, actual bigint, now_ float8, locks bigint[])

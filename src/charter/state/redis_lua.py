@@ -23,6 +23,13 @@ local function sum_members(items)
   for i = 1, #items do s = s + tonumber(string.match(items[i], '^(%-?%d+):')) end
   return s
 end
+local function put_record(ck, ik, doc, ttl_ms, index_ttl_ms, id)
+  redis.call('HINCRBY', ck, 'v', 1)
+  redis.call('HSET', ck, 'doc', doc)
+  redis.call('PEXPIRE', ck, ttl_ms)
+  redis.call('SADD', ik, id)
+  redis.call('PEXPIRE', ik, index_ttl_ms)
+end
 local function budget_expired(b, now)
   local exp = num(redis.call('HGET', b, 'exp'))
   return exp ~= nil and now >= exp + GRACE
@@ -209,7 +216,21 @@ if nexta() == '1' then
   run = {tonumber(redis.call('HGET', rk, 'steps') or '0'), redis.call('SMEMBERS', rl),
          redis.call('HGETALL', rm)}
 end
-return {'OK', hits, res, step, run}
+
+local recorded = 0
+if nexta() == '1' then
+  local ck = nextk()
+  local ik = nextk()
+  local doc = nexta()
+  local ttl_ms = nexta()
+  local index_ttl_ms = nexta()
+  local id = nexta()
+  if not blocked then
+    put_record(ck, ik, doc, ttl_ms, index_ttl_ms, id)
+    recorded = 1
+  end
+end
+return {'OK', hits, res, step, run, recorded}
 """.replace("HISTORY_CAP", str(HISTORY_CAP))
 )
 
@@ -325,13 +346,9 @@ return {0}
 
 # KEYS: record, kind index. ARGV: doc, ttl_ms, index_ttl_ms, id.
 PUT_RECORD = (
-    SHEBANG
+    PRELUDE
     + """
-redis.call('HINCRBY', KEYS[1], 'v', 1)
-redis.call('HSET', KEYS[1], 'doc', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
+put_record(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 return 1
 """
 )

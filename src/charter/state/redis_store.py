@@ -213,6 +213,13 @@ class RedisStore:
             ]
         else:
             args.append("0")
+        rec = batch.record
+        if rec is not None:
+            keys += [self._k("rec", f"{rec.kind}:{rec.id}"), self._k("reck", rec.kind)]
+            codes += ["h", "S"]
+            args += ["1", *self._record_args(rec.id, rec.doc, rec.ttl_s)]
+        else:
+            args.append("0")
         args[1] = "".join(codes)
         out = self._call(lambda: self._apply(keys=keys, args=args))
         try:
@@ -237,7 +244,7 @@ class RedisStore:
             return BatchResult(replayed_payload=out[1])
         if tag == "S":
             return BatchResult(stop=stop_from_dict(json.loads(out[1])))
-        _, hits_raw, res_raw, step, run_raw = out
+        _, hits_raw, res_raw, step, run_raw, recorded = out
         hits = tuple(
             HitResult(op.key, int(t), bool(lim), bool(tr))
             for op, (t, lim, tr) in zip(batch.hits, hits_raw, strict=True)
@@ -249,7 +256,9 @@ class RedisStore:
         run = None
         if run_raw:
             run = _run_state(run_raw[0], run_raw[1], run_raw[2])
-        return BatchResult(hits=hits, reserve=reserve, step=None if step < 0 else int(step), run=run)
+        return BatchResult(
+            hits=hits, reserve=reserve, step=None if step < 0 else int(step), run=run, recorded=bool(recorded)
+        )
 
     # ------------------------------------------------------------------ holds
     def _hold_lines(self, hold_id: str) -> list[list[Any]] | None:
@@ -354,9 +363,14 @@ class RedisStore:
     # ------------------------------------------------------------------ records
     def put_record(self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None) -> None:
         keys = [self._k("rec", f"{kind}:{id}"), self._k("reck", kind)]
-        ttl = LONG_MS if ttl_s is None else int(_ms(ttl_s))
-        args = [dumps(dict(doc)), str(ttl), str(LONG_MS), id]
+        args = self._record_args(id, doc, ttl_s)
         self._call(lambda: self._put_record(keys=keys, args=args))
+
+    @staticmethod
+    def _record_args(id: str, doc: Mapping[str, Any], ttl_s: float | None) -> list[str]:
+        """doc, ttl_ms, index ttl_ms, id (the arguments of the put_record Lua function)."""
+        ttl = LONG_MS if ttl_s is None else int(_ms(ttl_s))
+        return [dumps(dict(doc)), str(ttl), str(LONG_MS), id]
 
     def get_record(self, kind: str, id: str) -> tuple[int, dict[str, Any]] | None:
         v, doc = self._call(lambda: self._r.hmget(self._k("rec", f"{kind}:{id}"), ["v", "doc"]))

@@ -25,6 +25,7 @@ from charter.state.types import (
     HitOp,
     HitResult,
     LineStatus,
+    RecordOp,
     ReserveOp,
     ReserveResult,
     RunState,
@@ -44,6 +45,34 @@ PRUNE_P = 1 / 32
 
 
 _dumps = dumps
+
+#: The budget row of a key and the sum of its live holds, in one statement.
+_LINE_SQL = (
+    "SELECT b.total, b.rolling_s, b.expires_at, b.key IS NOT NULL, "
+    "(SELECT coalesce(sum(amount),0) FROM hold_lines WHERE key=?1 AND expires_at>?2) "
+    "FROM (SELECT 1) LEFT JOIN budgets b ON b.key=?1"
+)
+#: The same, plus the stored result of a hold id (a reservation seen before replays it).
+_FIRST_LINE_SQL = _LINE_SQL.replace(
+    "SELECT b.total", "SELECT (SELECT result FROM holds WHERE id=?3), b.total"
+)
+_RECORD_SQL = (
+    "INSERT INTO records VALUES(?,?,1,?,?) ON CONFLICT(kind, id) DO UPDATE SET "
+    "version=CASE WHEN records.expires_at>? THEN records.version+1 ELSE 1 END, "
+    "doc=excluded.doc, expires_at=excluded.expires_at"
+)
+
+
+def _stops_sql(n: int) -> str:
+    """One statement for the first of n stop keys that has a stop (in the order of the keys)."""
+    rows = ",".join(f"({i},?,?)" for i in range(n))
+    return (
+        f"SELECT s.rec FROM (VALUES {rows}) q JOIN stops s "
+        "ON s.scope=q.column2 AND s.value=q.column3 ORDER BY q.column1 LIMIT 1"
+    )
+
+
+_STOPS_SQL = [_stops_sql(n) for n in range(17)]
 
 
 class SQLiteStore:
@@ -146,8 +175,11 @@ class SQLiteStore:
                 ).fetchone()
                 if row is not None:
                     return BatchResult(replayed_payload=row[0])
-            for scope, value in batch.stop_keys:
-                row = db.execute("SELECT rec FROM stops WHERE scope=? AND value=?", (scope, value)).fetchone()
+            sk = batch.stop_keys
+            if sk:
+                n = len(sk)
+                sql = _STOPS_SQL[n] if n < len(_STOPS_SQL) else _stops_sql(n)
+                row = db.execute(sql, [x for kv in sk for x in kv]).fetchone()
                 if row is not None:
                     return BatchResult(stop=stop_from_dict(json.loads(row[0])))
             hits = tuple(self._hit(db, h, now) for h in batch.hits)
@@ -175,10 +207,13 @@ class SQLiteStore:
                         (ev.run_key, step, _dumps(ev.event)),
                     )
                 run = RunState(steps, frozenset(labels), {k: (v[0], v[1]) for k, v in marks.items()})
+            recorded = batch.record is not None and not blocked
+            if recorded:
+                self._put(db, batch.record)  # type: ignore[arg-type]
             self._ops += 1
             if self._ops % 2000 == 0:
                 self._gc(db, now)
-            return BatchResult(hits=hits, reserve=reserve, step=step, run=run)
+            return BatchResult(hits=hits, reserve=reserve, step=step, run=run, recorded=recorded)
 
     @staticmethod
     def _hit(db: sqlite3.Connection, op: HitOp, now: float) -> HitResult:
@@ -217,15 +252,20 @@ class SQLiteStore:
 
     @staticmethod
     def _line_state(
-        db: sqlite3.Connection, key: str, now: float, rolling_s: float | None, known: bool
+        db: sqlite3.Connection,
+        key: str,
+        now: float,
+        rolling_s: float | None,
+        known: bool,
+        row: tuple[Any, ...] | None = None,
     ) -> tuple[int, int, tuple[Any, Any] | None]:
-        """(used, reserved, stored (rolling_s, expires_at) or None) for one budget key."""
-        total, r_s, exp, present, reserved = db.execute(
-            "SELECT b.total, b.rolling_s, b.expires_at, b.key IS NOT NULL, "
-            "(SELECT coalesce(sum(amount),0) FROM hold_lines WHERE key=?1 AND expires_at>?2) "
-            "FROM (SELECT 1) LEFT JOIN budgets b ON b.key=?1",
-            (key, now),
-        ).fetchone()
+        """(used, reserved, stored (rolling_s, expires_at) or None) for one budget key.
+
+        ``row`` is the result of ``_LINE_SQL`` for the key when the caller already has it.
+        """
+        if row is None:
+            row = db.execute(_LINE_SQL, (key, now)).fetchone()
+        total, r_s, exp, present, reserved = row
         if not present:
             return 0, reserved, None
         if exp is not None and now >= exp + BUDGET_GRACE_S:
@@ -252,14 +292,22 @@ class SQLiteStore:
         return used, reserved
 
     def _reserve(self, db: sqlite3.Connection, op: ReserveOp, now: float) -> ReserveResult:
-        row = db.execute("SELECT result FROM holds WHERE id=?", (op.hold_id,)).fetchone()
-        if row is not None:
-            ok, lines = json.loads(row[0])
+        first: tuple[Any, ...] | None = None
+        if op.lines:
+            # one statement: the hold seen before (a replay) and the first line's state
+            got = db.execute(_FIRST_LINE_SQL, (op.lines[0].key, now, op.hold_id)).fetchone()
+            prev, first = got[0], got[1:]
+        else:
+            row = db.execute("SELECT result FROM holds WHERE id=?", (op.hold_id,)).fetchone()
+            prev = None if row is None else row[0]
+        if prev is not None:
+            ok, lines = json.loads(prev)
             return ReserveResult(bool(ok), lines_from_json(lines), True)
         statuses = []
         metas = []
         for line in op.lines:
-            used, reserved, meta = self._line_state(db, line.key, now, line.rolling_s, True)
+            used, reserved, meta = self._line_state(db, line.key, now, line.rolling_s, True, first)
+            first = None
             metas.append(meta)
             ok = used + reserved + line.amount <= line.limit
             statuses.append(LineStatus(line.key, line.limit, used, reserved, line.amount, ok))
@@ -429,15 +477,15 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ records
     def put_record(self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None) -> None:
-        t = time.time()
-        exp = INF if ttl_s is None else t + ttl_s
+        op = RecordOp(kind, id, doc, ttl_s)
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO records VALUES(?,?,1,?,?) ON CONFLICT(kind, id) DO UPDATE SET "
-                "version=CASE WHEN records.expires_at>? THEN records.version+1 ELSE 1 END, "
-                "doc=excluded.doc, expires_at=excluded.expires_at",
-                (kind, id, _dumps(dict(doc)), exp, t),
-            )
+            self._put(db, op)
+
+    @staticmethod
+    def _put(db: sqlite3.Connection, op: RecordOp) -> None:
+        t = time.time()
+        exp = INF if op.ttl_s is None else t + op.ttl_s
+        db.execute(_RECORD_SQL, (op.kind, op.id, _dumps(dict(op.doc)), exp, t))
 
     def get_record(self, kind: str, id: str) -> tuple[int, dict[str, Any]] | None:
         row = self._read(

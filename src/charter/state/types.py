@@ -140,6 +140,20 @@ class StopRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordOp:
+    """A versioned record written in the batch's transaction when the batch goes through.
+
+    Same upsert as ``put_record`` (version 1, or +1 over a live record); the expiry is
+    wall-clock ``time.time() + ttl_s`` as for ``put_record``.
+    """
+
+    kind: str
+    id: str
+    doc: Mapping[str, Any]
+    ttl_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
     now: float
     stop_keys: tuple[tuple[str, str], ...] = ()
@@ -148,6 +162,8 @@ class Batch:
     event: EventOp | None = None
     idempotency_key: str | None = None
     idempotency_ttl_s: float = 86400.0
+    #: written iff nothing was replayed, stopped, limited, tripped or refused (like the event)
+    record: RecordOp | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +174,8 @@ class BatchResult:
     step: int | None = None
     run: RunState | None = None
     replayed_payload: str | None = None
+    #: the batch's record op was written
+    recorded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
