@@ -157,8 +157,12 @@ class RedisStore:
         args.append(str(len(batch.hits)))
         for h in batch.hits:
             member = h.member is not None
-            keys.append(self._k("wm" if member else "w", h.key))
-            codes.append("z")
+            if member:
+                keys.append(self._k("wm", h.key))
+                codes.append("z")
+            else:  # the window and its running sum
+                keys += [self._k("w", h.key), self._k("ws", h.key)]
+                codes += ["z", "h"]
             args += [
                 "m" if member else "c",
                 _f(now - h.window_s),
@@ -289,7 +293,9 @@ class RedisStore:
         lines = self._hold_lines(hold_id)
         if lines is None:
             return False
-        keys = [self._k("h", hold_id)] + [self._k("bh", ln[0]) for ln in lines]
+        keys = [self._k("h", hold_id)]
+        for ln in lines:
+            keys += [self._k("b", ln[0]), self._k("bh", ln[0])]
         return bool(self._call(lambda: self._release(keys=keys, args=[_f(now), hold_id])))
 
     def budget_status(self, keys: Sequence[str], *, now: float) -> dict[str, tuple[int, int]]:

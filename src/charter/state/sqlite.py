@@ -64,12 +64,10 @@ _RECORD_SQL = (
 
 
 def _stops_sql(n: int) -> str:
-    """One statement for the first of n stop keys that has a stop (in the order of the keys)."""
-    rows = ",".join(f"({i},?,?)" for i in range(n))
-    return (
-        f"SELECT s.rec FROM (VALUES {rows}) q JOIN stops s "
-        "ON s.scope=q.column2 AND s.value=q.column3 ORDER BY q.column1 LIMIT 1"
-    )
+    """One statement for the first of n stop keys that has a stop (in the order of the keys):
+    coalesce of primary-key lookups, which stops at the first hit."""
+    one = "(SELECT rec FROM stops WHERE scope=? AND value=?)"
+    return f"SELECT coalesce({','.join([one] * n)}, NULL)"
 
 
 _STOPS_SQL = [_stops_sql(n) for n in range(17)]
@@ -180,7 +178,7 @@ class SQLiteStore:
                 n = len(sk)
                 sql = _STOPS_SQL[n] if n < len(_STOPS_SQL) else _stops_sql(n)
                 row = db.execute(sql, [x for kv in sk for x in kv]).fetchone()
-                if row is not None:
+                if row[0] is not None:
                     return BatchResult(stop=stop_from_dict(json.loads(row[0])))
             hits = tuple(self._hit(db, h, now) for h in batch.hits)
             blocked = any(h.limited or h.tripped for h in hits)
