@@ -29,6 +29,7 @@ from charter.state.types import (
     StopRecord,
     check_stop,
     dumps,
+    prune_margin,
 )
 from charter.state.windows import Holds, Members, Series
 
@@ -135,7 +136,7 @@ class MemoryStore:
             members = self._members.get(op.key)
             if members is None:
                 members = self._members[op.key] = Members()
-            members.prune(lo - op.window_s)
+            members.prune(lo - prune_margin(op.window_s))
             total = members.count_after(lo)
             t_old = members.get(op.member)
             present = t_old is not None and t_old > lo
@@ -149,7 +150,7 @@ class MemoryStore:
             win = self._windows.get(op.key)
             if win is None:
                 win = self._windows[op.key] = Series()
-            win.prune(lo - op.window_s)
+            win.prune(lo - prune_margin(op.window_s))
             total = win.total_after(lo)
             if op.limit is not None and total + op.amount > op.limit:
                 limited = True

@@ -29,6 +29,7 @@ from charter.state.types import (
     StoreFault,
     check_stop,
     lines_from_json,
+    prune_margin,
     stop_from_dict,
     stop_to_dict,
 )
@@ -165,7 +166,7 @@ class PostgresStore:
                 {
                     "key": h.key,
                     "lo": batch.now - h.window_s,
-                    "w": h.window_s,
+                    "w": prune_margin(h.window_s),  # entries kept this long past the window
                     "amount": h.amount,
                     "limit": h.limit,
                     "trip": h.trip_above,

@@ -34,6 +34,7 @@ from charter.state.types import (
     check_stop,
     dumps,
     lines_from_json,
+    prune_margin,
     stop_from_dict,
     stop_to_dict,
 )
@@ -166,12 +167,12 @@ class RedisStore:
             args += [
                 "m" if member else "c",
                 _f(now - h.window_s),
-                _f(now - 2 * h.window_s),
+                _f(now - h.window_s - prune_margin(h.window_s)),
                 str(h.amount),
                 _opt(h.limit),
                 _opt(h.trip_above),
                 h.member if h.member is not None else self._token(),
-                _ms(2 * h.window_s + 1),
+                _ms(h.window_s + prune_margin(h.window_s) + 1),
             ]
         rv = batch.reserve
         if rv is not None:

@@ -34,6 +34,7 @@ from charter.state.types import (
     dumps,
     lines_from_json,
     lines_to_json,
+    prune_margin,
     stop_from_dict,
     stop_to_dict,
 )
@@ -218,9 +219,10 @@ class SQLiteStore:
         lo = now - op.window_s
         limited = False
         prune = random.random() < PRUNE_P
+        old = lo - prune_margin(op.window_s)  # entries at or before this are pruned
         if op.member is not None:
             if prune:
-                db.execute("DELETE FROM members WHERE key=? AND t<=?", (op.key, lo - op.window_s))
+                db.execute("DELETE FROM members WHERE key=? AND t<=?", (op.key, old))
             total, present = db.execute(
                 "SELECT count(*), coalesce(max(member=?),0) FROM members WHERE key=? AND t>?",
                 (op.member, op.key, lo),
@@ -232,7 +234,7 @@ class SQLiteStore:
                 total += 0 if present else 1
         else:
             if prune:
-                db.execute("DELETE FROM hits WHERE key=? AND t<=?", (op.key, lo - op.window_s))
+                db.execute("DELETE FROM hits WHERE key=? AND t<=?", (op.key, old))
             (total,) = db.execute(
                 "SELECT coalesce(sum(amount),0) FROM hits WHERE key=? AND t>?",
                 (op.key, lo),

@@ -21,6 +21,17 @@ STOP_SCOPES = frozenset({"global", "workflow", "agent", "tool", "run", "role", "
 BUDGET_GRACE_S = 3600.0
 #: How long a hold record is kept after it expires, so retries still replay its result.
 HOLD_RETAIN_S = 86400.0
+#: Window entries are kept one window past their window and at least this long, so a caller
+#: whose clock lags (or that was descheduled between reading it and reaching the store) by up
+#: to that long still counts every entry of its window.
+PRUNE_LAG_S = 1.0
+
+
+def prune_margin(window_s: float) -> float:
+    """How long past its window an entry is kept: one window, at least PRUNE_LAG_S."""
+    return window_s if window_s > PRUNE_LAG_S else PRUNE_LAG_S
+
+
 #: TTL used where the protocol has no expiry (stops, all-time budgets, records without ttl).
 LONG_TTL_S = 10 * 365 * 86400.0
 
