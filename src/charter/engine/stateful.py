@@ -76,17 +76,23 @@ def call_fingerprint(view: View) -> str:
     return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
 
 
-@dataclass
-class Plan:
-    """The batch for one decision and how to read its result back."""
+_NO_BATCH = Batch(now=0.0)
 
-    batch: Batch
-    hits: list[tuple[Any, str]] = field(default_factory=list)  # (rate|tripwire, scope value)
-    lines: list[tuple[Budget, str]] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
-    #: boundaries whose condition failed: (item, outcome its failure mode contributes, message)
-    errors: list[tuple[Any, Outcome, str]] = field(default_factory=list)
-    shadow_budgets: list[Budget] = field(default_factory=list)
+
+class Plan:
+    """The batch for one decision and how to read its result back (a plain slotted class: one
+    is built per decision)."""
+
+    __slots__ = ("batch", "errors", "failures", "hits", "lines", "shadow_budgets")
+
+    def __init__(self) -> None:
+        self.batch: Batch = _NO_BATCH  # set once planned
+        self.hits: list[tuple[Any, str]] = []  # (rate|tripwire, scope value)
+        self.lines: list[tuple[Budget, str]] = []
+        self.failures: list[Failure] = []
+        #: boundaries whose condition failed: (item, outcome its failure mode contributes, message)
+        self.errors: list[tuple[Any, Outcome, str]] = []
+        self.shadow_budgets: list[Budget] = []
 
 
 _FAIL = {
@@ -140,7 +146,7 @@ def plan_batch(
     """
     idx = policy.index
     now = view.now
-    plan = Plan(Batch(now=now))
+    plan = Plan()
     hits: list[HitOp] = []
     tw: Tripwire
     for tw in view.select(idx["tripwires"]):
