@@ -343,8 +343,11 @@ def test_batch_record_written_iff_batch_goes_through(store: StateStore) -> None:
 
 
 def test_first_of_many_stop_keys(store: StateStore) -> None:
-    keys = tuple(("role", f"r{i}") for i in range(20))
+    keys = tuple(("role", f"r{i}") for i in range(70))  # more than one statement's worth (SQLite)
     assert store.apply(Batch(now=T0, stop_keys=keys)).stop is None
+    store.set_stop(StopRecord("role", "r65", "last", "op", T0))
+    got = store.apply(Batch(now=T0, stop_keys=keys, hits=(HitOp("w:stop", 60),)))
+    assert got.stop is not None and got.stop.reason == "last" and got.hits == ()
     store.set_stop(StopRecord("role", "r17", "late", "op", T0))
     store.set_stop(StopRecord("role", "r3", "early", "op", T0 + 1))
     got = store.apply(Batch(now=T0, stop_keys=keys, hits=(HitOp("w:stop", 60),)))

@@ -71,7 +71,9 @@ def _stops_sql(n: int) -> str:
     return f"SELECT coalesce({','.join([one] * n)}, NULL)"
 
 
-_STOPS_SQL = [_stops_sql(n) for n in range(17)]
+#: within SQLite's limits on function arguments (127) and bound parameters (999)
+_STOPS_PER_STATEMENT = 32
+_STOPS_SQL = [_stops_sql(n) for n in range(_STOPS_PER_STATEMENT + 1)]
 
 
 class SQLiteStore:
@@ -175,10 +177,9 @@ class SQLiteStore:
                 if row is not None:
                     return BatchResult(replayed_payload=row[0])
             sk = batch.stop_keys
-            if sk:
-                n = len(sk)
-                sql = _STOPS_SQL[n] if n < len(_STOPS_SQL) else _stops_sql(n)
-                row = db.execute(sql, [x for kv in sk for x in kv]).fetchone()
+            for i in range(0, len(sk), _STOPS_PER_STATEMENT):  # in order; one statement usually
+                part = sk[i : i + _STOPS_PER_STATEMENT]
+                row = db.execute(_STOPS_SQL[len(part)], [x for kv in part for x in kv]).fetchone()
                 if row[0] is not None:
                     return BatchResult(stop=stop_from_dict(json.loads(row[0])))
             hits = tuple(self._hit(db, h, now) for h in batch.hits)
