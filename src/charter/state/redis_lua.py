@@ -23,11 +23,15 @@ local function sum_members(items)
   for i = 1, #items do s = s + tonumber(string.match(items[i], '^(%-?%d+):')) end
   return s
 end
-local function put_record(ck, ik, doc, ttl_ms, index_ttl_ms, id)
+-- The index of a kind's records is a zset scored by each record's expiry (epoch ms); entries
+-- expired a minute ago (clock skew between replicas) are pruned on every write, so the index
+-- does not grow with every record ever written.
+local function put_record(ck, ik, doc, ttl_ms, index_ttl_ms, id, exp_ms, prune_ms)
   redis.call('HINCRBY', ck, 'v', 1)
   redis.call('HSET', ck, 'doc', doc)
   redis.call('PEXPIRE', ck, ttl_ms)
-  redis.call('SADD', ik, id)
+  redis.call('ZADD', ik, exp_ms, id)
+  redis.call('ZREMRANGEBYSCORE', ik, '-inf', '(' .. prune_ms)
   redis.call('PEXPIRE', ik, index_ttl_ms)
 end
 -- Running sums: the sum of the amounts of zset zk's members scored above lo, without reading
@@ -274,8 +278,10 @@ if nexta() == '1' then
   local ttl_ms = nexta()
   local index_ttl_ms = nexta()
   local id = nexta()
+  local exp_ms = nexta()
+  local prune_ms = nexta()
   if not blocked then
-    put_record(ck, ik, doc, ttl_ms, index_ttl_ms, id)
+    put_record(ck, ik, doc, ttl_ms, index_ttl_ms, id, exp_ms, prune_ms)
     recorded = 1
   end
 end
@@ -395,11 +401,11 @@ return {0}
 """
 )
 
-# KEYS: record, kind index. ARGV: doc, ttl_ms, index_ttl_ms, id.
+# KEYS: record, kind index (zset). ARGV: doc, ttl_ms, index_ttl_ms, id, expiry ms, prune bound ms.
 PUT_RECORD = (
     PRELUDE
     + """
-put_record(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+put_record(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 return 1
 """
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -41,6 +42,8 @@ from charter.state.types import (
 
 T = TypeVar("T")
 LONG_MS = int(LONG_TTL_S * 1000)
+#: Record index entries are pruned this long after their record expired (replicas' clock skew).
+INDEX_SKEW_MS = 60_000
 
 
 def map_redis_error(exc: Exception) -> StoreError:
@@ -220,8 +223,8 @@ class RedisStore:
             args.append("0")
         rec = batch.record
         if rec is not None:
-            keys += [self._k("rec", f"{rec.kind}:{rec.id}"), self._k("reck", rec.kind)]
-            codes += ["h", "S"]
+            keys += [self._k("rec", f"{rec.kind}:{rec.id}"), self._k("recz", rec.kind)]
+            codes += ["h", "z"]
             args += ["1", *self._record_args(rec.id, rec.doc, rec.ttl_s)]
         else:
             args.append("0")
@@ -369,15 +372,17 @@ class RedisStore:
 
     # ------------------------------------------------------------------ records
     def put_record(self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None) -> None:
-        keys = [self._k("rec", f"{kind}:{id}"), self._k("reck", kind)]
+        keys = [self._k("rec", f"{kind}:{id}"), self._k("recz", kind)]
         args = self._record_args(id, doc, ttl_s)
         self._call(lambda: self._put_record(keys=keys, args=args))
 
     @staticmethod
     def _record_args(id: str, doc: Mapping[str, Any], ttl_s: float | None) -> list[str]:
-        """doc, ttl_ms, index ttl_ms, id (the arguments of the put_record Lua function)."""
+        """doc, ttl_ms, index ttl_ms, id, expiry and prune bound in epoch ms (the arguments of
+        the put_record Lua function)."""
         ttl = LONG_MS if ttl_s is None else int(_ms(ttl_s))
-        return [dumps(dict(doc)), str(ttl), str(LONG_MS), id]
+        now_ms = int(time.time() * 1000)
+        return [dumps(dict(doc)), str(ttl), str(LONG_MS), id, str(now_ms + ttl), str(now_ms - INDEX_SKEW_MS)]
 
     def get_record(self, kind: str, id: str) -> tuple[int, dict[str, Any]] | None:
         v, doc = self._call(lambda: self._r.hmget(self._k("rec", f"{kind}:{id}"), ["v", "doc"]))
@@ -389,7 +394,18 @@ class RedisStore:
         return bool(self._call(lambda: self._cas_record(keys=keys, args=args)))
 
     def list_records(self, kind: str) -> list[dict[str, Any]]:
-        ids = sorted(str(i) for i in self._call(lambda: self._r.smembers(self._k("reck", kind))))
+        now_ms = int(time.time() * 1000)
+        legacy_key = self._k("reck", kind)  # the unpruned set index of earlier versions
+
+        def index() -> tuple[list[Any], set[Any]]:
+            p = self._r.pipeline(transaction=False)
+            p.zrangebyscore(self._k("recz", kind), now_ms - INDEX_SKEW_MS, "+inf")
+            p.smembers(legacy_key)
+            zs, legacy = p.execute()
+            return zs, legacy
+
+        live, legacy = self._call(index)
+        ids = sorted({str(i) for i in live} | {str(i) for i in legacy})
 
         def go() -> list[Any]:
             p = self._r.pipeline(transaction=False)
@@ -398,6 +414,9 @@ class RedisStore:
             return p.execute()
 
         docs = self._call(go) if ids else []
+        gone = [i for i, d in zip(ids, docs, strict=True) if d is None and i in legacy]
+        if gone:  # drain the legacy index of records that no longer exist
+            self._call(lambda: self._r.srem(legacy_key, *gone))
         return [json.loads(d) for d in docs if d is not None]
 
     def ping(self) -> None:
