@@ -14,7 +14,15 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from charter.state.base import query_params
-from charter.state.sqlite_schema import SCHEMA, map_sqlite_error
+from charter.state.sqlite_schema import (
+    FIRST_LINE_SQL,
+    LINE_SQL,
+    RECORD_SQL,
+    SCHEMA,
+    STOPS_PER_STATEMENT,
+    STOPS_SQL,
+    map_sqlite_error,
+)
 from charter.state.types import (
     BUDGET_GRACE_S,
     EMPTY_RUN,
@@ -47,33 +55,6 @@ PRUNE_P = 1 / 32
 
 _dumps = dumps
 
-#: The budget row of a key and the sum of its live holds, in one statement.
-_LINE_SQL = (
-    "SELECT b.total, b.rolling_s, b.expires_at, b.key IS NOT NULL, "
-    "(SELECT coalesce(sum(amount),0) FROM hold_lines WHERE key=?1 AND expires_at>?2) "
-    "FROM (SELECT 1) LEFT JOIN budgets b ON b.key=?1"
-)
-#: The same, plus the stored result of a hold id (a reservation seen before replays it).
-_FIRST_LINE_SQL = _LINE_SQL.replace(
-    "SELECT b.total", "SELECT (SELECT result FROM holds WHERE id=?3), b.total"
-)
-_RECORD_SQL = (
-    "INSERT INTO records VALUES(?,?,1,?,?) ON CONFLICT(kind, id) DO UPDATE SET "
-    "version=CASE WHEN records.expires_at>? THEN records.version+1 ELSE 1 END, "
-    "doc=excluded.doc, expires_at=excluded.expires_at"
-)
-
-
-def _stops_sql(n: int) -> str:
-    """One statement for the first of n stop keys that has a stop (in the order of the keys):
-    coalesce of primary-key lookups, which stops at the first hit."""
-    one = "(SELECT rec FROM stops WHERE scope=? AND value=?)"
-    return f"SELECT coalesce({','.join([one] * n)}, NULL)"
-
-
-#: within SQLite's limits on function arguments (127) and bound parameters (999)
-_STOPS_PER_STATEMENT = 32
-_STOPS_SQL = [_stops_sql(n) for n in range(_STOPS_PER_STATEMENT + 1)]
 
 
 class SQLiteStore:
@@ -177,9 +158,9 @@ class SQLiteStore:
                 if row is not None:
                     return BatchResult(replayed_payload=row[0])
             sk = batch.stop_keys
-            for i in range(0, len(sk), _STOPS_PER_STATEMENT):  # in order; one statement usually
-                part = sk[i : i + _STOPS_PER_STATEMENT]
-                row = db.execute(_STOPS_SQL[len(part)], [x for kv in part for x in kv]).fetchone()
+            for i in range(0, len(sk), STOPS_PER_STATEMENT):  # in order; one statement usually
+                part = sk[i : i + STOPS_PER_STATEMENT]
+                row = db.execute(STOPS_SQL[len(part)], [x for kv in part for x in kv]).fetchone()
                 if row[0] is not None:
                     return BatchResult(stop=stop_from_dict(json.loads(row[0])))
             hits = tuple(self._hit(db, h, now) for h in batch.hits)
@@ -262,10 +243,10 @@ class SQLiteStore:
     ) -> tuple[int, int, tuple[Any, Any] | None]:
         """(used, reserved, stored (rolling_s, expires_at) or None) for one budget key.
 
-        ``row`` is the result of ``_LINE_SQL`` for the key when the caller already has it.
+        ``row`` is the result of ``LINE_SQL`` for the key when the caller already has it.
         """
         if row is None:
-            row = db.execute(_LINE_SQL, (key, now)).fetchone()
+            row = db.execute(LINE_SQL, (key, now)).fetchone()
         total, r_s, exp, present, reserved = row
         if not present:
             return 0, reserved, None
@@ -296,7 +277,7 @@ class SQLiteStore:
         first: tuple[Any, ...] | None = None
         if op.lines:
             # one statement: the hold seen before (a replay) and the first line's state
-            got = db.execute(_FIRST_LINE_SQL, (op.lines[0].key, now, op.hold_id)).fetchone()
+            got = db.execute(FIRST_LINE_SQL, (op.lines[0].key, now, op.hold_id)).fetchone()
             prev, first = got[0], got[1:]
         else:
             row = db.execute("SELECT result FROM holds WHERE id=?", (op.hold_id,)).fetchone()
@@ -486,7 +467,7 @@ class SQLiteStore:
     def _put(db: sqlite3.Connection, op: RecordOp) -> None:
         t = time.time()
         exp = INF if op.ttl_s is None else t + op.ttl_s
-        db.execute(_RECORD_SQL, (op.kind, op.id, _dumps(dict(op.doc)), exp, t))
+        db.execute(RECORD_SQL, (op.kind, op.id, _dumps(dict(op.doc)), exp, t))
 
     def get_record(self, kind: str, id: str) -> tuple[int, dict[str, Any]] | None:
         row = self._read(
