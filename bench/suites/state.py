@@ -41,6 +41,7 @@ def run(opts: Options, ui: UI) -> dict[str, Any]:
     from bench.state_bench import _stores
 
     policy = charter.loads(POLICY)
+    load0 = [round(x, 2) for x in os.getloadavg()]
     n = 300 if opts.quick else 2000
     results: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -49,7 +50,7 @@ def run(opts: Options, ui: UI) -> dict[str, Any]:
             try:
                 store, clean = make()
                 store.ping()
-            except Exception as exc:  # noqa: BLE001 - a missing server is reported, not fatal
+            except Exception as exc:  # a missing server is reported, not fatal
                 notes.append(f"{name}: skipped ({str(exc).splitlines()[0]})")
                 continue
             try:
@@ -58,12 +59,15 @@ def run(opts: Options, ui: UI) -> dict[str, Any]:
                 ts = sorted(_decides(engine, n))
                 per_s = 1e6 / (sum(ts) / len(ts))
                 results.append({"engine": "charter", "store": name, "op": "decide", "n": n,
-                                "p50_us": round(ts[len(ts) // 2], 1), "p99_us": round(ts[int(len(ts) * 0.99)], 1),
+                                "p50_us": round(ts[len(ts) // 2], 1),
+                                "p99_us": round(ts[int(len(ts) * 0.99)], 1),
                                 "per_s": round(per_s)})
             finally:
                 store.close()
                 clean()
+    load1 = [round(x, 2) for x in os.getloadavg()]
     return {"suite": "state", "python": platform.python_version(), "cpus": os.cpu_count(),
+            "load_avg": {"start": load0, "end": load1},
             "results": results, "notes": notes,
             "targets_p50_us": {"sqlite": 60, "redis": 300, "postgresql": 1000}}
 
@@ -77,3 +81,8 @@ def render(result: dict[str, Any], ui: UI) -> None:
                                                                "target p50 us"], rows)
     for n in result["notes"]:
         ui.note(n)
+    if "load_avg" in result:
+        ui.note(f"load average (1, 5, 15 min) at start {result['load_avg']['start']}, "
+                f"at end {result['load_avg']['end']}")
+    ui.note("postgresql-async: the same store with synchronous_commit=off (no WAL flush per decision; "
+            "see docs/state.md)")

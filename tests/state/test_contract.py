@@ -11,6 +11,7 @@ from charter.state import (
     BudgetLine,
     EventOp,
     HitOp,
+    RecordOp,
     ReserveOp,
     StateStore,
     StopRecord,
@@ -311,6 +312,46 @@ def test_failed_reservation_blocks_event(store: StateStore) -> None:
     )
     assert ok.reserve is not None and ok.reserve.ok and ok.step == 1
     assert ok.run is not None and ok.run.steps == 1
+
+
+def test_batch_record_written_iff_batch_goes_through(store: StateStore) -> None:
+    line = BudgetLine("b:rec", limit=15, amount=10)
+    rec = RecordOp("pending", "d-1", {"hold": "r1", "n": 1}, 3600)
+    ok = store.apply(
+        Batch(now=T0, hits=(HitOp("w:rec", 60),), reserve=ReserveOp("r1", (line,), 60), record=rec)
+    )
+    assert ok.recorded and ok.reserve is not None and ok.reserve.ok
+    assert store.get_record("pending", "d-1") == (1, {"hold": "r1", "n": 1})
+    # the same upsert as put_record: a live record gets the next version
+    again = store.apply(Batch(now=T0, record=RecordOp("pending", "d-1", {"n": 2}, 3600)))
+    assert again.recorded and store.get_record("pending", "d-1") == (2, {"n": 2})
+    refused = store.apply(
+        Batch(now=T0, reserve=ReserveOp("r2", (line,), 60), record=RecordOp("pending", "d-2", {}, 60))
+    )
+    assert refused.reserve is not None and not refused.reserve.ok and not refused.recorded
+    limited = store.apply(
+        Batch(now=T0, hits=(HitOp("w:rec", 60, limit=1),), record=RecordOp("pending", "d-3", {}, 60))
+    )
+    assert limited.hits[0].limited and not limited.recorded
+    store.set_stop(StopRecord("agent", "x", "r", "op", T0))
+    stopped = store.apply(
+        Batch(now=T0, stop_keys=(("agent", "x"),), record=RecordOp("pending", "d-4", {}, None))
+    )
+    assert stopped.stop is not None and not stopped.recorded
+    assert [store.get_record("pending", d) for d in ("d-2", "d-3", "d-4")] == [None, None, None]
+    assert store.list_records("pending") == [{"n": 2}]
+
+
+def test_first_of_many_stop_keys(store: StateStore) -> None:
+    keys = tuple(("role", f"r{i}") for i in range(70))  # more than one statement's worth (SQLite)
+    assert store.apply(Batch(now=T0, stop_keys=keys)).stop is None
+    store.set_stop(StopRecord("role", "r65", "last", "op", T0))
+    got = store.apply(Batch(now=T0, stop_keys=keys, hits=(HitOp("w:stop", 60),)))
+    assert got.stop is not None and got.stop.reason == "last" and got.hits == ()
+    store.set_stop(StopRecord("role", "r17", "late", "op", T0))
+    store.set_stop(StopRecord("role", "r3", "early", "op", T0 + 1))
+    got = store.apply(Batch(now=T0, stop_keys=keys, hits=(HitOp("w:stop", 60),)))
+    assert got.stop is not None and got.stop.reason == "early" and got.hits == ()  # first key in order
 
 
 # ---------------------------------------------------------------- idempotency

@@ -239,3 +239,38 @@ def test_decision_json_is_stable(engine: charter.Engine) -> None:
     d = engine.decide(req("research-agent", "kb.read")).to_dict()
     assert list(d) == ["schema_version", "id", "outcome", "rules", "default_deny", "boundaries", "shadow",
                        "failures", "obligations", "revision", "elapsed_us", "hold_id", "replayed", "evidence"]
+
+
+def test_shared_store_one_call_per_decision_and_replica_settles(tmp_path: Any) -> None:
+    from charter.state import open_store
+
+    p = charter.loads(
+        'units USD\ntool api {}\npermit p { action call api reason "ok" }\n'
+        'budget daily { scope agent  limit 50 USD per day  reason "50 a day" }\n'
+        'rate r { scope agent  limit 100 per 1m  reason "rate" }\n'
+    )
+    url = f"sqlite://{tmp_path / 's.db'}"
+    store_a, store_b = open_store(url), open_store(url)
+    calls: list[str] = []
+    for name in ("apply", "put_record", "remember", "get_record", "cas_record", "release"):
+        orig = getattr(store_a, name)
+
+        def spy(*a: Any, _orig: Any = orig, _name: str = name, **kw: Any) -> Any:
+            calls.append(_name)
+            return _orig(*a, **kw)
+
+        setattr(store_a, name, spy)
+    a, b = charter.Engine(p, store=store_a), charter.Engine(p, store=store_b)
+    r = {"actor": {"id": "x"}, "action": {"target": "api"}, "cost": {"USD": 30}}
+    d1 = a.decide(r)
+    assert d1.outcome is Outcome.ALLOW and d1.hold_id
+    assert calls == ["apply"]  # stops, rate, budget and the settlement record: one transaction
+    calls.clear()
+    d2 = a.decide(r)  # over budget: no settlement record, and nothing else written
+    assert d2.outcome is Outcome.DENY and calls == ["apply"]
+    assert store_b.get_record("pending", d2.id) is None
+    s = b.settle(d1.id, actual_cost={"USD": 10})  # the other replica finds the record
+    assert s.committed
+    assert store_b.ledger_total(d1.boundaries[-1].key or "") == 10_000_000
+    a.close()
+    b.close()

@@ -209,6 +209,7 @@ class Engine:
         self._depth_trips = any(t.trigger.value == "delegation-depth" for t in policy.tripwires)
         self._velocity = any(t.trigger.value == "spend-velocity" for t in policy.tripwires)
         self._shared_pending = not isinstance(store, _memory_store_type())
+        self._pend_always = bool(policy.result_checks) or self._velocity
         # The in-memory store can answer "is anything stopped?" without a batch (hot path).
         from charter.state.memory import MemoryStore
 
@@ -364,6 +365,7 @@ class Engine:
             c.add_errors(errors)
 
         hold_id = None
+        recorded = False  # the settlement record was written by the batch
         if self._stop_count is not None and not policy.stateful and not req.idempotency_key:
             # INVARIANT: same semantics as the batch below for a policy with no stateful boundary:
             # only the stop check; the in-memory store answers it without a batch.
@@ -374,7 +376,11 @@ class Engine:
                 return self._halted(did, req, t0, stop, boundaries, verdict.shadow, failures)
         else:
             keys = stop_keys(req, view)
-            plan = plan_batch(policy, req, view, c.outcome is Outcome.ALLOW, keys, did)
+            # the settlement record rides in the batch (one store call); not when an approval is
+            # redeemed after it, which can still turn the decision down
+            pend = PENDING_TTL_S if self._shared_pending and not req.approval else None
+            allow = c.outcome is Outcome.ALLOW
+            plan = plan_batch(policy, req, view, allow, keys, did, pend, self._pend_always)
             failures.extend(plan.failures)
             if plan.errors:
                 c.add_errors(plan.errors)
@@ -389,6 +395,7 @@ class Engine:
                 return self._replayed(res.replayed_payload)
             if res.stop is not None:
                 return self._halted(did, req, t0, res.stop, boundaries, verdict.shadow, failures)
+            recorded = res.recorded
             st = read_result(plan, res, view)
             boundaries.extend(st.checks)
             for kind, bid, eff, reason, path in st.deciding:
@@ -473,7 +480,7 @@ class Engine:
                     False,
                 )
         if outcome is Outcome.ALLOW or hold_id:
-            self._remember(did, hold_id, req, view, failures)
+            self._remember(did, hold_id, req, view, failures, recorded)
         evidence = self._evidence(deciding, view) if self.trace is not None else {}
         return self._finish(
             did,
@@ -913,15 +920,28 @@ class Engine:
                 st.failures.append(Failure("state store", f"labels: {exc}", "labels lost"))
         return st
 
-    def _remember(self, did: str, hold_id: str | None, req: Req, view: View, failures: list[Failure]) -> None:
-        """Keep what settling this decision needs: in memory, and in a shared store for other replicas."""
+    def _remember(
+        self,
+        did: str,
+        hold_id: str | None,
+        req: Req,
+        view: View,
+        failures: list[Failure],
+        stored: bool = False,
+    ) -> None:
+        """Keep what settling this decision needs: in memory, and in a shared store for other
+        replicas (``stored``: the decision's batch already wrote it)."""
         pending = self._pending
         if len(pending) >= PENDING_LIMIT:
             # INVARIANT: bounded memory; an unsettled hold is released by its TTL in any case.
             for key in list(itertools.islice(iter(pending), PENDING_LIMIT // 10)):
                 pending.pop(key, None)
         pending[did] = (hold_id, req.run, view, req)
-        if self._shared_pending and (hold_id or req.run or self.policy.result_checks or self._velocity):
+        if (
+            self._shared_pending
+            and not stored
+            and (hold_id or req.run or self.policy.result_checks or self._velocity)
+        ):
             try:
                 self.store.put_record(
                     "pending",

@@ -16,7 +16,7 @@ from charter.engine.policy import Budget, CompiledPolicy, EventMark, RateLimit, 
 from charter.engine.prepare import scope_values
 from charter.engine.req import Req
 from charter.enums import ActionKind, Calendar, Mode, Outcome, Scope, TriggerKind
-from charter.state import Batch, BatchResult, BudgetLine, EventOp, HitOp, ReserveOp
+from charter.state import Batch, BatchResult, BudgetLine, EventOp, HitOp, RecordOp, ReserveOp
 
 MICROS = 1_000_000
 #: Budget holds expire after this long without a settlement (a dead client's hold is released).
@@ -76,17 +76,23 @@ def call_fingerprint(view: View) -> str:
     return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
 
 
-@dataclass
-class Plan:
-    """The batch for one decision and how to read its result back."""
+_NO_BATCH = Batch(now=0.0)
 
-    batch: Batch
-    hits: list[tuple[Any, str]] = field(default_factory=list)  # (rate|tripwire, scope value)
-    lines: list[tuple[Budget, str]] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
-    #: boundaries whose condition failed: (item, outcome its failure mode contributes, message)
-    errors: list[tuple[Any, Outcome, str]] = field(default_factory=list)
-    shadow_budgets: list[Budget] = field(default_factory=list)
+
+class Plan:
+    """The batch for one decision and how to read its result back (a plain slotted class: one
+    is built per decision)."""
+
+    __slots__ = ("batch", "errors", "failures", "hits", "lines", "shadow_budgets")
+
+    def __init__(self) -> None:
+        self.batch: Batch = _NO_BATCH  # set once planned
+        self.hits: list[tuple[Any, str]] = []  # (rate|tripwire, scope value)
+        self.lines: list[tuple[Budget, str]] = []
+        self.failures: list[Failure] = []
+        #: boundaries whose condition failed: (item, outcome its failure mode contributes, message)
+        self.errors: list[tuple[Any, Outcome, str]] = []
+        self.shadow_budgets: list[Budget] = []
 
 
 _FAIL = {
@@ -128,11 +134,19 @@ def plan_batch(
     allow_spend: bool,
     keys: tuple[tuple[str, str], ...],
     decision_id: str,
+    pending_ttl_s: float | None = None,
+    pending_always: bool = False,
 ) -> Plan:
-    """Build the atomic batch: stop keys, tripwire hits, and (when allowed so far) rates, budget, event."""
+    """Build the atomic batch: stop keys, tripwire hits, and (when allowed so far) rates, budget, event.
+
+    With ``pending_ttl_s``, an allowed decision's settlement record (``pending``, for the other
+    replicas sharing the store) rides in the same batch when it holds money or when
+    ``pending_always`` (run, result checks, spend velocity); the store writes it iff the batch
+    goes through, which is exactly when the decision stays allowed.
+    """
     idx = policy.index
     now = view.now
-    plan = Plan(Batch(now=now))
+    plan = Plan()
     hits: list[HitOp] = []
     tw: Tripwire
     for tw in view.select(idx["tripwires"]):
@@ -203,6 +217,10 @@ def plan_batch(
                 marks,
                 RUN_TTL_S,
             )
+    record = None
+    if pending_ttl_s is not None and allow_spend and (reserve is not None or req.run or pending_always):
+        doc = {"hold": reserve.hold_id if reserve else None, "request": req.to_dict(), "now": now}
+        record = RecordOp("pending", decision_id, doc, pending_ttl_s)
     plan.batch = Batch(
         now=now,
         stop_keys=keys,
@@ -210,6 +228,7 @@ def plan_batch(
         reserve=reserve,
         event=event,
         idempotency_key=req.idempotency_key,
+        record=record,
     )
     return plan
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import heapq
 import json
 import threading
 import time
@@ -21,13 +22,16 @@ from charter.state.types import (
     HitOp,
     HitResult,
     LineStatus,
+    RecordOp,
     ReserveOp,
     ReserveResult,
     RunState,
     StopRecord,
     check_stop,
     dumps,
+    prune_margin,
 )
+from charter.state.windows import Holds, Members, Series
 
 
 @dataclass
@@ -35,8 +39,8 @@ class _Budget:
     total: int = 0
     rolling_s: float | None = None
     expires_at: float | None = None
-    spends: list[tuple[float, int]] = field(default_factory=list)
-    holds: dict[str, tuple[int, float]] = field(default_factory=dict)  # hold_id -> amount, exp
+    spends: Series = field(default_factory=Series)
+    holds: Holds = field(default_factory=Holds)
 
 
 @dataclass
@@ -63,10 +67,11 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._windows: dict[str, list[tuple[float, int]]] = {}
-        self._members: dict[str, dict[str, float]] = {}
+        self._windows: dict[str, Series] = {}
+        self._members: dict[str, Members] = {}
         self._budgets: dict[str, _Budget] = {}
         self._holds: dict[str, _Hold] = {}
+        self._hold_expiry: list[tuple[float, str]] = []  # (forget after, hold id), a heap
         self._runs: dict[str, _Run] = {}
         self._stops: dict[tuple[str, str], StopRecord] = {}
         self._idem: dict[str, tuple[str, float]] = {}
@@ -119,32 +124,38 @@ class MemoryStore:
                         r.marks[m] = (step, now)
                     r.expires_at = now + ev.ttl_s
                 run = self._snapshot(r)
-            return BatchResult(hits=hits, reserve=reserve, step=step, run=run)
+            recorded = batch.record is not None and not blocked
+            if recorded:
+                self._put(batch.record)  # type: ignore[arg-type]
+            return BatchResult(hits=hits, reserve=reserve, step=step, run=run, recorded=recorded)
 
     def _hit(self, op: HitOp, now: float) -> HitResult:
         lo = now - op.window_s
         limited = False
         if op.member is not None:
-            members = self._members.setdefault(op.key, {})
-            for m in [m for m, t in members.items() if t <= lo - op.window_s]:
-                del members[m]
-            total = sum(1 for t in members.values() if t > lo)
+            members = self._members.get(op.key)
+            if members is None:
+                members = self._members[op.key] = Members()
+            members.prune(lo - prune_margin(op.window_s))
+            total = members.count_after(lo)
             t_old = members.get(op.member)
             present = t_old is not None and t_old > lo
             if not present and op.limit is not None and total + 1 > op.limit:
                 limited = True
             else:
-                members[op.member] = now
+                members.put(op.member, now)
                 if not present:
                     total += 1
         else:
-            win = [e for e in self._windows.get(op.key, []) if e[0] > lo - op.window_s]
-            self._windows[op.key] = win
-            total = sum(a for t, a in win if t > lo)
+            win = self._windows.get(op.key)
+            if win is None:
+                win = self._windows[op.key] = Series()
+            win.prune(lo - prune_margin(op.window_s))
+            total = win.total_after(lo)
             if op.limit is not None and total + op.amount > op.limit:
                 limited = True
             else:
-                win.append((now, op.amount))
+                win.add(now, op.amount)
                 total += op.amount
         tripped = op.trip_above is not None and total > op.trip_above
         return HitResult(op.key, total, limited, tripped)
@@ -161,13 +172,11 @@ class MemoryStore:
     def _used_reserved(b: _Budget, now: float) -> tuple[int, int]:
         if b.rolling_s is not None:
             lo = now - b.rolling_s
-            b.spends = [s for s in b.spends if s[0] > lo - b.rolling_s]
-            used = sum(a for t, a in b.spends if t > lo)
+            b.spends.prune(lo - b.rolling_s)
+            used = b.spends.total_after(lo)
         else:
             used = b.total
-        for hid in [h for h, (_, exp) in b.holds.items() if exp <= now]:
-            del b.holds[hid]
-        return used, sum(a for a, _ in b.holds.values())
+        return used, b.holds.expire(now)
 
     def _reserve(self, op: ReserveOp, now: float) -> ReserveResult:
         old = self._holds.get(op.hold_id)
@@ -186,8 +195,9 @@ class MemoryStore:
             for line in op.lines:
                 b = self._budgets[line.key]
                 b.expires_at = line.expires_at
-                b.holds[op.hold_id] = (line.amount, exp)
+                b.holds.add(op.hold_id, line.amount, exp)
             self._holds[op.hold_id] = _Hold(op.lines, exp, result)
+            heapq.heappush(self._hold_expiry, (exp + HOLD_RETAIN_S, op.hold_id))
         return result
 
     def _run(self, run_key: str, now: float) -> _Run:
@@ -213,10 +223,10 @@ class MemoryStore:
             for line in h.lines:
                 b = self._budgets[line.key]
                 spend = line.amount if actual is None else actual
-                b.holds.pop(hold_id, None)
+                b.holds.drop(hold_id)
                 b.total += spend
                 if b.rolling_s is not None and spend:
-                    b.spends.append((now, spend))
+                    b.spends.add(now, spend)
             h.state = "committed"
             self._gc(now)
             return CommitResult(True, False, self._statuses(h, actual, now))
@@ -235,14 +245,16 @@ class MemoryStore:
             if h is None or h.state != "held" or h.expires_at <= now:
                 return False
             for line in h.lines:
-                self._budgets[line.key].holds.pop(hold_id, None)
+                self._budgets[line.key].holds.drop(hold_id)
             h.state = "released"
             return True
 
     def _gc(self, now: float) -> None:
-        if len(self._holds) > 10_000:
-            for hid in [k for k, h in self._holds.items() if h.expires_at + HOLD_RETAIN_S <= now]:
-                del self._holds[hid]
+        """Forget hold records kept past their retention (a heap: no scan of every hold)."""
+        heap, holds = self._hold_expiry, self._holds
+        while heap and heap[0][0] <= now:
+            _, hid = heapq.heappop(heap)
+            holds.pop(hid, None)
 
     def budget_status(self, keys: Sequence[str], *, now: float) -> dict[str, tuple[int, int]]:
         with self._lock:
@@ -304,11 +316,15 @@ class MemoryStore:
 
     # ------------------------------------------------------------------ records
     def put_record(self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None) -> None:
-        exp = float("inf") if ttl_s is None else time.time() + ttl_s
         with self._lock:
-            old = self._records.get((kind, id))
-            version = 1 if old is None or old[2] <= time.time() else old[0] + 1
-            self._records[(kind, id)] = (version, dumps(dict(doc)), exp)
+            self._put(RecordOp(kind, id, doc, ttl_s))
+
+    def _put(self, op: RecordOp) -> None:
+        t = time.time()
+        exp = float("inf") if op.ttl_s is None else t + op.ttl_s
+        old = self._records.get((op.kind, op.id))
+        version = 1 if old is None or old[2] <= t else old[0] + 1
+        self._records[(op.kind, op.id)] = (version, dumps(dict(op.doc)), exp)
 
     def get_record(self, kind: str, id: str) -> tuple[int, dict[str, Any]] | None:
         with self._lock:

@@ -29,6 +29,7 @@ from charter.state.types import (
     StoreFault,
     check_stop,
     lines_from_json,
+    prune_margin,
     stop_from_dict,
     stop_to_dict,
 )
@@ -165,7 +166,7 @@ class PostgresStore:
                 {
                     "key": h.key,
                     "lo": batch.now - h.window_s,
-                    "w": h.window_s,
+                    "w": prune_margin(h.window_s),  # entries kept this long past the window
                     "amount": h.amount,
                     "limit": h.limit,
                     "trip": h.trip_above,
@@ -205,6 +206,16 @@ class PostgresStore:
                 "exp": batch.now + ev.ttl_s,
             }
             locks.add(_lock_id(sch, "r", ev.run_key))
+        rec = batch.record
+        if rec is not None:
+            t = time.time()
+            body["record"] = {
+                "kind": rec.kind,
+                "id": rec.id,
+                "doc": dict(rec.doc),
+                "exp": INF if rec.ttl_s is None else t + rec.ttl_s,
+                "t": t,
+            }
         body["locks"] = sorted(locks)
         out = self._one(f"SELECT {self._s}.apply(%s)", (Jsonb(body),))
         try:
@@ -235,7 +246,13 @@ class PostgresStore:
                 {k: (int(v[0]), float(v[1])) for k, v in marks.items()},
             )
         step = out["step"]
-        return BatchResult(hits=hits, reserve=reserve, step=None if step is None else int(step), run=run)
+        return BatchResult(
+            hits=hits,
+            reserve=reserve,
+            step=None if step is None else int(step),
+            run=run,
+            recorded=bool(out["recorded"]),
+        )
 
     # ------------------------------------------------------------------ holds
     def _hold_locks(self, hold_id: str) -> tuple[list[Any], list[int]] | None:

@@ -8,6 +8,9 @@ TABLES = """
 CREATE SCHEMA IF NOT EXISTS {s};
 CREATE TABLE IF NOT EXISTS {s}.hits(key text NOT NULL, t float8 NOT NULL, amount bigint NOT NULL);
 CREATE INDEX IF NOT EXISTS hits_kt ON {s}.hits(key, t) INCLUDE (amount);
+-- Running sums (see sum_above in apply): s = sum of a window's hits with t > b; b only moves
+-- forward. Budgets keep the same for live holds in rs/rb.
+CREATE TABLE IF NOT EXISTS {s}.wsums(key text PRIMARY KEY, s bigint NOT NULL, b float8 NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.members(key text NOT NULL, member text NOT NULL,
   t float8 NOT NULL, PRIMARY KEY(key, member));
 CREATE INDEX IF NOT EXISTS members_kt ON {s}.members(key, t);
@@ -21,6 +24,7 @@ CREATE TABLE IF NOT EXISTS {s}.hold_lines(key text NOT NULL, hold_id text NOT NU
   amount bigint NOT NULL, expires_at float8 NOT NULL, PRIMARY KEY(key, hold_id));
 -- Range scans on (key, time) skip the dead tuples that deleted entries leave until VACUUM.
 CREATE INDEX IF NOT EXISTS hold_lines_ke ON {s}.hold_lines(key, expires_at) INCLUDE (amount);
+ALTER TABLE {s}.budgets ADD COLUMN IF NOT EXISTS rs bigint, ADD COLUMN IF NOT EXISTS rb float8;
 CREATE TABLE IF NOT EXISTS {s}.runs(key text PRIMARY KEY, steps int NOT NULL,
   labels text[] NOT NULL, marks jsonb NOT NULL, expires_at float8 NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.events(run_key text NOT NULL, step int NOT NULL,
@@ -39,10 +43,10 @@ FUNCTIONS = (
         """
 CREATE OR REPLACE FUNCTION {s}.line_state(k text, now_ float8, roll float8, use_roll bool,
   reset bool, OUT used bigint, OUT reserved bigint) LANGUAGE plpgsql AS $f$
-DECLARE bt bigint; br float8; be float8;
+DECLARE bt bigint; br float8; be float8; rs_ bigint; rb_ float8;
 BEGIN
   used := 0;
-  SELECT total, rolling_s, expires_at INTO bt, br, be FROM {s}.budgets WHERE key = k;
+  SELECT total, rolling_s, expires_at, rs, rb INTO bt, br, be, rs_, rb_ FROM {s}.budgets WHERE key = k;
   IF FOUND THEN
     IF be IS NOT NULL AND now_ >= be + GRACE THEN
       IF reset THEN
@@ -63,6 +67,25 @@ BEGIN
       SELECT coalesce(sum(amount), 0) INTO used FROM {s}.spends
         WHERE key = k AND t > now_ - roll;
     END IF;
+    -- Live holds from the running sum rs (holds expiring after rb); a writer (reset, under the
+    -- key's lock) moves rb forward to now_; a reader only computes.
+    IF rs_ IS NULL OR rb_ IS NULL THEN
+      SELECT coalesce(sum(amount), 0) INTO reserved FROM {s}.hold_lines
+        WHERE key = k AND expires_at > now_;
+      IF reset THEN UPDATE {s}.budgets SET rs = reserved, rb = now_ WHERE key = k; END IF;
+    ELSIF now_ > rb_ THEN
+      reserved := rs_ - (SELECT coalesce(sum(amount), 0) FROM {s}.hold_lines
+        WHERE key = k AND expires_at > rb_ AND expires_at <= now_);
+      IF reset THEN UPDATE {s}.budgets SET rs = reserved, rb = now_ WHERE key = k; END IF;
+    ELSE
+      reserved := rs_ + (SELECT coalesce(sum(amount), 0) FROM {s}.hold_lines
+        WHERE key = k AND expires_at > now_ AND expires_at <= rb_);
+    END IF;
+    -- INVARIANT: only holds at or below rb (>= now_ after a writer moved it) are pruned
+    IF reset AND random() < 0.03 THEN
+      DELETE FROM {s}.hold_lines WHERE key = k AND expires_at <= now_;
+    END IF;
+    RETURN;
   END IF;
   IF reset AND random() < 0.03 THEN
     DELETE FROM {s}.hold_lines WHERE key = k AND expires_at <= now_;
@@ -74,7 +97,9 @@ END $f$;
 CREATE OR REPLACE FUNCTION {s}.gc(now_ float8) RETURNS void LANGUAGE plpgsql AS $f$
 BEGIN
   DELETE FROM {s}.holds WHERE expires_at <= now_ - RETAIN;
-  DELETE FROM {s}.hold_lines WHERE expires_at <= now_;
+  -- expired holds, except those a budget's running sum still counts (above its rb)
+  DELETE FROM {s}.hold_lines h WHERE h.expires_at <= now_ AND NOT EXISTS
+    (SELECT 1 FROM {s}.budgets x WHERE x.key = h.key AND x.rb IS NOT NULL AND h.expires_at > x.rb);
   DELETE FROM {s}.idem WHERE expires_at <= now_;
   DELETE FROM {s}.records WHERE expires_at <= extract(epoch FROM clock_timestamp());
   DELETE FROM {s}.events e USING {s}.runs r WHERE e.run_key = r.key AND r.expires_at <= now_;
@@ -90,7 +115,7 @@ DECLARE
   total bigint; lo float8; lim bigint; amt bigint; present bool; limited bool; tripped bool;
   res jsonb; ok bool; statuses jsonb; u bigint; rs bigint; lok bool; exp_ float8;
   step_ int; run_out jsonb; rsteps int; rlabels text[]; rmarks jsonb; rexp float8;
-  p text; st jsonb;
+  p text; st jsonb; c jsonb; recorded bool := false; ws bigint; wb float8;
 BEGIN
   IF b->>'idem' IS NOT NULL THEN
     SELECT payload INTO p FROM {s}.idem WHERE key = b->>'idem' AND expires_at > now_;
@@ -123,17 +148,33 @@ BEGIN
         IF NOT present THEN total := total + 1; END IF;
       END IF;
     ELSE
-      IF random() < 0.03 THEN
+      -- running sum: ws = sum of the window's hits after wb; wb moves forward to lo
+      SELECT x.s, x.b INTO ws, wb FROM {s}.wsums x WHERE x.key = h->>'key';
+      IF NOT FOUND THEN
+        SELECT coalesce(sum(amount), 0) INTO ws FROM {s}.hits WHERE key = h->>'key' AND t > lo;
+        wb := lo;
+      ELSIF lo > wb THEN
+        ws := ws - (SELECT coalesce(sum(amount), 0) FROM {s}.hits
+          WHERE key = h->>'key' AND t > wb AND t <= lo);
+        wb := lo;
+      END IF;
+      total := ws;
+      IF lo < wb THEN  -- a caller whose clock lags the boundary
+        total := total + (SELECT coalesce(sum(amount), 0) FROM {s}.hits
+          WHERE key = h->>'key' AND t > lo AND t <= wb);
+      END IF;
+      IF random() < 0.03 THEN  -- below the boundary: not in the running sum
         DELETE FROM {s}.hits WHERE key = h->>'key' AND t <= lo - (h->>'w')::float8;
       END IF;
-      SELECT coalesce(sum(amount), 0) INTO total FROM {s}.hits
-        WHERE key = h->>'key' AND t > lo;
       IF lim IS NOT NULL AND total + amt > lim THEN
         limited := true;
       ELSE
         INSERT INTO {s}.hits VALUES (h->>'key', now_, amt);
         total := total + amt;
+        IF now_ > wb THEN ws := ws + amt; END IF;
       END IF;
+      INSERT INTO {s}.wsums VALUES (h->>'key', ws, wb)
+        ON CONFLICT (key) DO UPDATE SET s = excluded.s, b = excluded.b;
     END IF;
     tripped := h->>'trip' IS NOT NULL AND total > (h->>'trip')::bigint;
     IF limited OR tripped THEN blocked := true; END IF;
@@ -168,6 +209,9 @@ BEGIN
             expires_at = excluded.expires_at
           WHERE x.rolling_s IS DISTINCT FROM excluded.rolling_s
              OR x.expires_at IS DISTINCT FROM excluded.expires_at;
+        UPDATE {s}.budgets x SET rs = x.rs + (q->>'amount')::bigint
+          FROM jsonb_array_elements(r->'lines') q
+          WHERE x.key = q->>'key' AND x.rb IS NOT NULL AND exp_ > x.rb;
       ELSE
         blocked := true;
       END IF;
@@ -200,16 +244,24 @@ BEGIN
     END IF;
     run_out := jsonb_build_array(rsteps, to_jsonb(rlabels), rmarks);
   END IF;
+  c := b->'record';
+  IF jsonb_typeof(c) = 'object' AND NOT blocked THEN
+    INSERT INTO {s}.records AS x VALUES (c->>'kind', c->>'id', 1, c->'doc', (c->>'exp')::float8)
+      ON CONFLICT (kind, id) DO UPDATE SET version = CASE WHEN x.expires_at > (c->>'t')::float8
+        THEN x.version + 1 ELSE 1 END, doc = excluded.doc, expires_at = excluded.expires_at;
+    recorded := true;
+  END IF;
   IF random() < 0.0005 THEN
     PERFORM {s}.gc(now_);
   END IF;
-  RETURN jsonb_build_object('hits', hits_out, 'reserve', res, 'step', step_, 'run', run_out);
+  RETURN jsonb_build_object('hits', hits_out, 'reserve', res, 'step', step_, 'run', run_out,
+    'recorded', recorded);
 END $f$;
 
 CREATE OR REPLACE FUNCTION {s}.commit(hid text, actual bigint, now_ float8, locks bigint[])
 RETURNS jsonb LANGUAGE plpgsql AS $f$
 DECLARE st text; ex float8; ls jsonb; l jsonb; spend bigint; out jsonb := '[]'; u bigint;
-  rs bigint; tag text;
+  rs bigint; tag text; ha bigint; he float8;
 BEGIN
   PERFORM pg_advisory_xact_lock(q.x) FROM (SELECT DISTINCT x FROM unnest(locks) x ORDER BY 1) q;
   SELECT state, expires_at, lines INTO st, ex, ls FROM {s}.holds WHERE id = hid;
@@ -222,7 +274,11 @@ BEGIN
     tag := 'C';
     FOR l IN SELECT * FROM jsonb_array_elements(ls) LOOP
       spend := coalesce(actual, (l->>'amount')::bigint);
-      DELETE FROM {s}.hold_lines WHERE key = l->>'key' AND hold_id = hid;
+      DELETE FROM {s}.hold_lines WHERE key = l->>'key' AND hold_id = hid
+        RETURNING amount, expires_at INTO ha, he;
+      IF FOUND THEN
+        UPDATE {s}.budgets x SET rs = x.rs - ha WHERE x.key = l->>'key' AND x.rb IS NOT NULL AND he > x.rb;
+      END IF;
       INSERT INTO {s}.budgets AS x VALUES (l->>'key', spend, (l->>'roll')::float8,
           (l->>'exp')::float8)
         ON CONFLICT (key) DO UPDATE SET total = x.total + excluded.total;
@@ -247,8 +303,10 @@ BEGIN
   UPDATE {s}.holds SET state = 'released'
     WHERE id = hid AND state = 'held' AND expires_at > now_ RETURNING lines INTO ls;
   IF NOT FOUND THEN RETURN false; END IF;
-  DELETE FROM {s}.hold_lines WHERE hold_id = hid
-    AND key IN (SELECT q->>'key' FROM jsonb_array_elements(ls) q);
+  WITH d AS (DELETE FROM {s}.hold_lines WHERE hold_id = hid
+    AND key IN (SELECT q->>'key' FROM jsonb_array_elements(ls) q) RETURNING key, amount, expires_at)
+  UPDATE {s}.budgets x SET rs = x.rs - d.amount FROM d
+    WHERE x.key = d.key AND x.rb IS NOT NULL AND d.expires_at > x.rb;
   RETURN true;
 END $f$;
 """

@@ -23,6 +23,56 @@ local function sum_members(items)
   for i = 1, #items do s = s + tonumber(string.match(items[i], '^(%-?%d+):')) end
   return s
 end
+-- The index of a kind's records is a zset scored by each record's expiry (epoch ms); entries
+-- expired a minute ago (clock skew between replicas) are pruned on every write, so the index
+-- does not grow with every record ever written.
+local function put_record(ck, ik, doc, ttl_ms, index_ttl_ms, id, exp_ms, prune_ms)
+  redis.call('HINCRBY', ck, 'v', 1)
+  redis.call('HSET', ck, 'doc', doc)
+  redis.call('PEXPIRE', ck, ttl_ms)
+  redis.call('ZADD', ik, exp_ms, id)
+  redis.call('ZREMRANGEBYSCORE', ik, '-inf', '(' .. prune_ms)
+  redis.call('PEXPIRE', ik, index_ttl_ms)
+end
+-- Running sums: the sum of the amounts of zset zk's members scored above lo, without reading
+-- them all on every call. Hash sk keeps, in fields fs and fb, the sum of the members scored
+-- above a boundary; the boundary only moves forward (a member crossing it is subtracted once)
+-- and a caller behind it (a lagging clock) adds the members in (lo, boundary]. Every ZADD /
+-- ZREM of a member scored above the boundary adjusts the sum (zadd_counted, zrem_counted).
+-- INVARIANT: fs = sum of zk's members scored above fb; zk and sk carry the same TTL, and
+-- members are only pruned at or below the boundary.
+local function sum_above(zk, sk, fs, fb, lo_s)
+  local lo = tonumber(lo_s)
+  local st = redis.call('HMGET', sk, fs, fb)
+  local s, b_s = tonumber(st[1]), st[2]
+  local b = tonumber(b_s)
+  if s == nil or b == nil then
+    s = sum_members(redis.call('ZRANGEBYSCORE', zk, '(' .. lo_s, '+inf'))
+    b, b_s = lo, lo_s
+    redis.call('HSET', sk, fs, fmt(s), fb, b_s)
+  elseif lo > b then
+    s = s - sum_members(redis.call('ZRANGEBYSCORE', zk, '(' .. b_s, lo_s))
+    b, b_s = lo, lo_s
+    redis.call('HSET', sk, fs, fmt(s), fb, b_s)
+  end
+  if lo < b then
+    return s + sum_members(redis.call('ZRANGEBYSCORE', zk, '(' .. lo_s, b_s)), b
+  end
+  return s, b
+end
+local function zadd_counted(zk, sk, fs, fb, score_s, amount, member)
+  redis.call('ZADD', zk, score_s, fmt(amount) .. ':' .. member)
+  local b = num(redis.call('HGET', sk, fb))
+  if b ~= nil and tonumber(score_s) > b then redis.call('HINCRBY', sk, fs, fmt(amount)) end
+end
+local function zrem_counted(zk, sk, fs, fb, amount, member)
+  local m = fmt(amount) .. ':' .. member
+  local sc = redis.call('ZSCORE', zk, m)
+  if not sc then return end
+  redis.call('ZREM', zk, m)
+  local b = num(redis.call('HGET', sk, fb))
+  if b ~= nil and tonumber(sc) > b then redis.call('HINCRBY', sk, fs, fmt(-amount)) end
+end
 local function budget_expired(b, now)
   local exp = num(redis.call('HGET', b, 'exp'))
   return exp ~= nil and now >= exp + GRACE
@@ -36,8 +86,15 @@ local function used_reserved(b, bh, bs, now_s, now, roll, total)
   else
     used = tonumber(total or redis.call('HGET', b, 'total') or '0')
   end
+  -- the running sum of live holds lives in the budget hash (fields rs, rb); without the hash
+  -- (a key never reserved on) the holds are summed directly, creating nothing without a TTL
+  local reserved
+  if redis.call('EXISTS', b) == 1 then
+    reserved = sum_above(bh, b, 'rs', 'rb', now_s)
+  else
+    reserved = sum_members(redis.call('ZRANGEBYSCORE', bh, '(' .. now_s, '+inf'))
+  end
   redis.call('ZREMRANGEBYSCORE', bh, '-inf', now_s)
-  local reserved = sum_members(redis.call('ZRANGEBYSCORE', bh, '(' .. now_s, '+inf'))
   return used, reserved
 end
 """
@@ -90,8 +147,8 @@ for i = 1, nhits do
   local member = nexta()
   local ttl_ms = nexta()
   local limited, total = 0, 0
-  redis.call('ZREMRANGEBYSCORE', zk, '-inf', prune_s)
   if mode == 'm' then
+    redis.call('ZREMRANGEBYSCORE', zk, '-inf', prune_s)
     total = redis.call('ZCOUNT', zk, '(' .. lo_s, '+inf')
     local cur = num(redis.call('ZSCORE', zk, member))
     local present = cur ~= nil and cur > tonumber(lo_s)
@@ -102,13 +159,16 @@ for i = 1, nhits do
       if not present then total = total + 1 end
     end
   else
-    total = sum_members(redis.call('ZRANGEBYSCORE', zk, '(' .. lo_s, '+inf'))
+    local sk = nextk()
+    total = sum_above(zk, sk, 's', 'b', lo_s)  -- moves the boundary first: then prune below it
+    redis.call('ZREMRANGEBYSCORE', zk, '-inf', prune_s)
     if limit and total + amount > limit then
       limited = 1
     else
-      redis.call('ZADD', zk, now_s, fmt(amount) .. ':' .. member)
+      zadd_counted(zk, sk, 's', 'b', now_s, amount, member)
       total = total + amount
     end
+    redis.call('PEXPIRE', sk, ttl_ms)
   end
   redis.call('PEXPIRE', zk, ttl_ms)
   local tripped = 0
@@ -160,7 +220,7 @@ if nexta() == '1' then
       if ok then
         for i = 1, n do
           local l = L[i]
-          redis.call('ZADD', l.bh, exp_s, fmt(l.amount) .. ':' .. hold_id)
+          zadd_counted(l.bh, l.b, 'rs', 'rb', exp_s, l.amount, hold_id)
           if l.meta[1] ~= l.exp_s or l.meta[2] ~= l.roll_s or not l.meta[3] then
             redis.call('HSET', l.b, 'roll', l.roll_s, 'exp', l.exp_s)
             redis.call('HSETNX', l.b, 'total', '0')
@@ -209,7 +269,23 @@ if nexta() == '1' then
   run = {tonumber(redis.call('HGET', rk, 'steps') or '0'), redis.call('SMEMBERS', rl),
          redis.call('HGETALL', rm)}
 end
-return {'OK', hits, res, step, run}
+
+local recorded = 0
+if nexta() == '1' then
+  local ck = nextk()
+  local ik = nextk()
+  local doc = nexta()
+  local ttl_ms = nexta()
+  local index_ttl_ms = nexta()
+  local id = nexta()
+  local exp_ms = nexta()
+  local prune_ms = nexta()
+  if not blocked then
+    put_record(ck, ik, doc, ttl_ms, index_ttl_ms, id, exp_ms, prune_ms)
+    recorded = 1
+  end
+end
+return {'OK', hits, res, step, run, recorded}
 """.replace("HISTORY_CAP", str(HISTORY_CAP))
 )
 
@@ -244,7 +320,7 @@ for i = 1, #lines do
   local spend = actual or amount
   local b, bh, bs = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
   local token, ttl = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
-  redis.call('ZREM', bh, fmt(amount) .. ':' .. hold_id)
+  zrem_counted(bh, b, 'rs', 'rb', amount, hold_id)
   redis.call('HINCRBY', b, 'total', fmt(spend))
   if type(roll) == 'number' and spend ~= 0 then
     redis.call('ZADD', bs, now_s, fmt(spend) .. ':' .. token)
@@ -258,14 +334,16 @@ return {'C', statuses()}
 """
 )
 
-# KEYS: hold, then bh per line. ARGV: now, hold_id.
+# KEYS: hold, then b, bh per line. ARGV: now, hold_id.
 RELEASE = (
     PRELUDE
     + """
 local h = redis.call('HMGET', KEYS[1], 'st', 'exp', 'lines')
 if h[1] ~= 'held' or tonumber(h[2]) <= tonumber(ARGV[1]) then return 0 end
 local lines = cjson.decode(h[3])
-for i = 1, #lines do redis.call('ZREM', KEYS[i + 1], fmt(lines[i][3]) .. ':' .. ARGV[2]) end
+for i = 1, #lines do
+  zrem_counted(KEYS[2 * i + 1], KEYS[2 * i], 'rs', 'rb', lines[i][3], ARGV[2])
+end
 redis.call('HSET', KEYS[1], 'st', 'released')
 return 1
 """
@@ -323,15 +401,11 @@ return {0}
 """
 )
 
-# KEYS: record, kind index. ARGV: doc, ttl_ms, index_ttl_ms, id.
+# KEYS: record, kind index (zset). ARGV: doc, ttl_ms, index_ttl_ms, id, expiry ms, prune bound ms.
 PUT_RECORD = (
-    SHEBANG
+    PRELUDE
     + """
-redis.call('HINCRBY', KEYS[1], 'v', 1)
-redis.call('HSET', KEYS[1], 'doc', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
+put_record(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 return 1
 """
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -34,12 +35,15 @@ from charter.state.types import (
     check_stop,
     dumps,
     lines_from_json,
+    prune_margin,
     stop_from_dict,
     stop_to_dict,
 )
 
 T = TypeVar("T")
 LONG_MS = int(LONG_TTL_S * 1000)
+#: Record index entries are pruned this long after their record expired (replicas' clock skew).
+INDEX_SKEW_MS = 60_000
 
 
 def map_redis_error(exc: Exception) -> StoreError:
@@ -157,17 +161,21 @@ class RedisStore:
         args.append(str(len(batch.hits)))
         for h in batch.hits:
             member = h.member is not None
-            keys.append(self._k("wm" if member else "w", h.key))
-            codes.append("z")
+            if member:
+                keys.append(self._k("wm", h.key))
+                codes.append("z")
+            else:  # the window and its running sum
+                keys += [self._k("w", h.key), self._k("ws", h.key)]
+                codes += ["z", "h"]
             args += [
                 "m" if member else "c",
                 _f(now - h.window_s),
-                _f(now - 2 * h.window_s),
+                _f(now - h.window_s - prune_margin(h.window_s)),
                 str(h.amount),
                 _opt(h.limit),
                 _opt(h.trip_above),
                 h.member if h.member is not None else self._token(),
-                _ms(2 * h.window_s + 1),
+                _ms(h.window_s + prune_margin(h.window_s) + 1),
             ]
         rv = batch.reserve
         if rv is not None:
@@ -213,6 +221,13 @@ class RedisStore:
             ]
         else:
             args.append("0")
+        rec = batch.record
+        if rec is not None:
+            keys += [self._k("rec", f"{rec.kind}:{rec.id}"), self._k("recz", rec.kind)]
+            codes += ["h", "z"]
+            args += ["1", *self._record_args(rec.id, rec.doc, rec.ttl_s)]
+        else:
+            args.append("0")
         args[1] = "".join(codes)
         out = self._call(lambda: self._apply(keys=keys, args=args))
         try:
@@ -237,7 +252,7 @@ class RedisStore:
             return BatchResult(replayed_payload=out[1])
         if tag == "S":
             return BatchResult(stop=stop_from_dict(json.loads(out[1])))
-        _, hits_raw, res_raw, step, run_raw = out
+        _, hits_raw, res_raw, step, run_raw, recorded = out
         hits = tuple(
             HitResult(op.key, int(t), bool(lim), bool(tr))
             for op, (t, lim, tr) in zip(batch.hits, hits_raw, strict=True)
@@ -249,7 +264,9 @@ class RedisStore:
         run = None
         if run_raw:
             run = _run_state(run_raw[0], run_raw[1], run_raw[2])
-        return BatchResult(hits=hits, reserve=reserve, step=None if step < 0 else int(step), run=run)
+        return BatchResult(
+            hits=hits, reserve=reserve, step=None if step < 0 else int(step), run=run, recorded=bool(recorded)
+        )
 
     # ------------------------------------------------------------------ holds
     def _hold_lines(self, hold_id: str) -> list[list[Any]] | None:
@@ -280,7 +297,9 @@ class RedisStore:
         lines = self._hold_lines(hold_id)
         if lines is None:
             return False
-        keys = [self._k("h", hold_id)] + [self._k("bh", ln[0]) for ln in lines]
+        keys = [self._k("h", hold_id)]
+        for ln in lines:
+            keys += [self._k("b", ln[0]), self._k("bh", ln[0])]
         return bool(self._call(lambda: self._release(keys=keys, args=[_f(now), hold_id])))
 
     def budget_status(self, keys: Sequence[str], *, now: float) -> dict[str, tuple[int, int]]:
@@ -353,10 +372,17 @@ class RedisStore:
 
     # ------------------------------------------------------------------ records
     def put_record(self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None) -> None:
-        keys = [self._k("rec", f"{kind}:{id}"), self._k("reck", kind)]
-        ttl = LONG_MS if ttl_s is None else int(_ms(ttl_s))
-        args = [dumps(dict(doc)), str(ttl), str(LONG_MS), id]
+        keys = [self._k("rec", f"{kind}:{id}"), self._k("recz", kind)]
+        args = self._record_args(id, doc, ttl_s)
         self._call(lambda: self._put_record(keys=keys, args=args))
+
+    @staticmethod
+    def _record_args(id: str, doc: Mapping[str, Any], ttl_s: float | None) -> list[str]:
+        """doc, ttl_ms, index ttl_ms, id, expiry and prune bound in epoch ms (the arguments of
+        the put_record Lua function)."""
+        ttl = LONG_MS if ttl_s is None else int(_ms(ttl_s))
+        now_ms = int(time.time() * 1000)
+        return [dumps(dict(doc)), str(ttl), str(LONG_MS), id, str(now_ms + ttl), str(now_ms - INDEX_SKEW_MS)]
 
     def get_record(self, kind: str, id: str) -> tuple[int, dict[str, Any]] | None:
         v, doc = self._call(lambda: self._r.hmget(self._k("rec", f"{kind}:{id}"), ["v", "doc"]))
@@ -368,7 +394,18 @@ class RedisStore:
         return bool(self._call(lambda: self._cas_record(keys=keys, args=args)))
 
     def list_records(self, kind: str) -> list[dict[str, Any]]:
-        ids = sorted(str(i) for i in self._call(lambda: self._r.smembers(self._k("reck", kind))))
+        now_ms = int(time.time() * 1000)
+        legacy_key = self._k("reck", kind)  # the unpruned set index of earlier versions
+
+        def index() -> tuple[list[Any], set[Any]]:
+            p = self._r.pipeline(transaction=False)
+            p.zrangebyscore(self._k("recz", kind), now_ms - INDEX_SKEW_MS, "+inf")
+            p.smembers(legacy_key)
+            zs, legacy = p.execute()
+            return zs, legacy
+
+        live, legacy = self._call(index)
+        ids = sorted({str(i) for i in live} | {str(i) for i in legacy})
 
         def go() -> list[Any]:
             p = self._r.pipeline(transaction=False)
@@ -377,6 +414,9 @@ class RedisStore:
             return p.execute()
 
         docs = self._call(go) if ids else []
+        gone = [i for i, d in zip(ids, docs, strict=True) if d is None and i in legacy]
+        if gone:  # drain the legacy index of records that no longer exist
+            self._call(lambda: self._r.srem(legacy_key, *gone))
         return [json.loads(d) for d in docs if d is not None]
 
     def ping(self) -> None:

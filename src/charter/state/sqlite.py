@@ -14,7 +14,15 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from charter.state.base import query_params
-from charter.state.sqlite_schema import SCHEMA, map_sqlite_error
+from charter.state.sqlite_schema import (
+    FIRST_LINE_SQL,
+    LINE_SQL,
+    RECORD_SQL,
+    SCHEMA,
+    STOPS_PER_STATEMENT,
+    STOPS_SQL,
+    map_sqlite_error,
+)
 from charter.state.types import (
     BUDGET_GRACE_S,
     EMPTY_RUN,
@@ -25,6 +33,7 @@ from charter.state.types import (
     HitOp,
     HitResult,
     LineStatus,
+    RecordOp,
     ReserveOp,
     ReserveResult,
     RunState,
@@ -33,6 +42,7 @@ from charter.state.types import (
     dumps,
     lines_from_json,
     lines_to_json,
+    prune_margin,
     stop_from_dict,
     stop_to_dict,
 )
@@ -44,6 +54,7 @@ PRUNE_P = 1 / 32
 
 
 _dumps = dumps
+
 
 
 class SQLiteStore:
@@ -146,9 +157,11 @@ class SQLiteStore:
                 ).fetchone()
                 if row is not None:
                     return BatchResult(replayed_payload=row[0])
-            for scope, value in batch.stop_keys:
-                row = db.execute("SELECT rec FROM stops WHERE scope=? AND value=?", (scope, value)).fetchone()
-                if row is not None:
+            sk = batch.stop_keys
+            for i in range(0, len(sk), STOPS_PER_STATEMENT):  # in order; one statement usually
+                part = sk[i : i + STOPS_PER_STATEMENT]
+                row = db.execute(STOPS_SQL[len(part)], [x for kv in part for x in kv]).fetchone()
+                if row[0] is not None:
                     return BatchResult(stop=stop_from_dict(json.loads(row[0])))
             hits = tuple(self._hit(db, h, now) for h in batch.hits)
             blocked = any(h.limited or h.tripped for h in hits)
@@ -175,19 +188,23 @@ class SQLiteStore:
                         (ev.run_key, step, _dumps(ev.event)),
                     )
                 run = RunState(steps, frozenset(labels), {k: (v[0], v[1]) for k, v in marks.items()})
+            recorded = batch.record is not None and not blocked
+            if recorded:
+                self._put(db, batch.record)  # type: ignore[arg-type]
             self._ops += 1
             if self._ops % 2000 == 0:
                 self._gc(db, now)
-            return BatchResult(hits=hits, reserve=reserve, step=step, run=run)
+            return BatchResult(hits=hits, reserve=reserve, step=step, run=run, recorded=recorded)
 
     @staticmethod
     def _hit(db: sqlite3.Connection, op: HitOp, now: float) -> HitResult:
         lo = now - op.window_s
         limited = False
         prune = random.random() < PRUNE_P
+        old = lo - prune_margin(op.window_s)  # entries at or before this are pruned
         if op.member is not None:
             if prune:
-                db.execute("DELETE FROM members WHERE key=? AND t<=?", (op.key, lo - op.window_s))
+                db.execute("DELETE FROM members WHERE key=? AND t<=?", (op.key, old))
             total, present = db.execute(
                 "SELECT count(*), coalesce(max(member=?),0) FROM members WHERE key=? AND t>?",
                 (op.member, op.key, lo),
@@ -199,7 +216,7 @@ class SQLiteStore:
                 total += 0 if present else 1
         else:
             if prune:
-                db.execute("DELETE FROM hits WHERE key=? AND t<=?", (op.key, lo - op.window_s))
+                db.execute("DELETE FROM hits WHERE key=? AND t<=?", (op.key, old))
             (total,) = db.execute(
                 "SELECT coalesce(sum(amount),0) FROM hits WHERE key=? AND t>?",
                 (op.key, lo),
@@ -217,15 +234,20 @@ class SQLiteStore:
 
     @staticmethod
     def _line_state(
-        db: sqlite3.Connection, key: str, now: float, rolling_s: float | None, known: bool
+        db: sqlite3.Connection,
+        key: str,
+        now: float,
+        rolling_s: float | None,
+        known: bool,
+        row: tuple[Any, ...] | None = None,
     ) -> tuple[int, int, tuple[Any, Any] | None]:
-        """(used, reserved, stored (rolling_s, expires_at) or None) for one budget key."""
-        total, r_s, exp, present, reserved = db.execute(
-            "SELECT b.total, b.rolling_s, b.expires_at, b.key IS NOT NULL, "
-            "(SELECT coalesce(sum(amount),0) FROM hold_lines WHERE key=?1 AND expires_at>?2) "
-            "FROM (SELECT 1) LEFT JOIN budgets b ON b.key=?1",
-            (key, now),
-        ).fetchone()
+        """(used, reserved, stored (rolling_s, expires_at) or None) for one budget key.
+
+        ``row`` is the result of ``LINE_SQL`` for the key when the caller already has it.
+        """
+        if row is None:
+            row = db.execute(LINE_SQL, (key, now)).fetchone()
+        total, r_s, exp, present, reserved = row
         if not present:
             return 0, reserved, None
         if exp is not None and now >= exp + BUDGET_GRACE_S:
@@ -252,14 +274,22 @@ class SQLiteStore:
         return used, reserved
 
     def _reserve(self, db: sqlite3.Connection, op: ReserveOp, now: float) -> ReserveResult:
-        row = db.execute("SELECT result FROM holds WHERE id=?", (op.hold_id,)).fetchone()
-        if row is not None:
-            ok, lines = json.loads(row[0])
+        first: tuple[Any, ...] | None = None
+        if op.lines:
+            # one statement: the hold seen before (a replay) and the first line's state
+            got = db.execute(FIRST_LINE_SQL, (op.lines[0].key, now, op.hold_id)).fetchone()
+            prev, first = got[0], got[1:]
+        else:
+            row = db.execute("SELECT result FROM holds WHERE id=?", (op.hold_id,)).fetchone()
+            prev = None if row is None else row[0]
+        if prev is not None:
+            ok, lines = json.loads(prev)
             return ReserveResult(bool(ok), lines_from_json(lines), True)
         statuses = []
         metas = []
         for line in op.lines:
-            used, reserved, meta = self._line_state(db, line.key, now, line.rolling_s, True)
+            used, reserved, meta = self._line_state(db, line.key, now, line.rolling_s, True, first)
+            first = None
             metas.append(meta)
             ok = used + reserved + line.amount <= line.limit
             statuses.append(LineStatus(line.key, line.limit, used, reserved, line.amount, ok))
@@ -429,15 +459,15 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ records
     def put_record(self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None) -> None:
-        t = time.time()
-        exp = INF if ttl_s is None else t + ttl_s
+        op = RecordOp(kind, id, doc, ttl_s)
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO records VALUES(?,?,1,?,?) ON CONFLICT(kind, id) DO UPDATE SET "
-                "version=CASE WHEN records.expires_at>? THEN records.version+1 ELSE 1 END, "
-                "doc=excluded.doc, expires_at=excluded.expires_at",
-                (kind, id, _dumps(dict(doc)), exp, t),
-            )
+            self._put(db, op)
+
+    @staticmethod
+    def _put(db: sqlite3.Connection, op: RecordOp) -> None:
+        t = time.time()
+        exp = INF if op.ttl_s is None else t + op.ttl_s
+        db.execute(RECORD_SQL, (op.kind, op.id, _dumps(dict(op.doc)), exp, t))
 
     def get_record(self, kind: str, id: str) -> tuple[int, dict[str, Any]] | None:
         row = self._read(

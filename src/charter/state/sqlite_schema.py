@@ -1,4 +1,4 @@
-"""SQLite schema and the mapping of SQLite error codes to StoreFault."""
+"""SQLite schema, the hot-path statements and the mapping of SQLite error codes to StoreFault."""
 
 from __future__ import annotations
 
@@ -30,6 +30,34 @@ CREATE TABLE IF NOT EXISTS idem(key TEXT PRIMARY KEY, payload TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS records(kind TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
   doc TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY(kind, id)) WITHOUT ROWID;
 """
+
+#: The budget row of a key and the sum of its live holds, in one statement.
+LINE_SQL = (
+    "SELECT b.total, b.rolling_s, b.expires_at, b.key IS NOT NULL, "
+    "(SELECT coalesce(sum(amount),0) FROM hold_lines WHERE key=?1 AND expires_at>?2) "
+    "FROM (SELECT 1) LEFT JOIN budgets b ON b.key=?1"
+)
+#: The same, plus the stored result of a hold id (a reservation seen before replays it).
+FIRST_LINE_SQL = LINE_SQL.replace(
+    "SELECT b.total", "SELECT (SELECT result FROM holds WHERE id=?3), b.total"
+)
+RECORD_SQL = (
+    "INSERT INTO records VALUES(?,?,1,?,?) ON CONFLICT(kind, id) DO UPDATE SET "
+    "version=CASE WHEN records.expires_at>? THEN records.version+1 ELSE 1 END, "
+    "doc=excluded.doc, expires_at=excluded.expires_at"
+)
+
+
+def stops_sql(n: int) -> str:
+    """One statement for the first of n stop keys that has a stop (in the order of the keys):
+    coalesce of primary-key lookups, which stops at the first hit."""
+    one = "(SELECT rec FROM stops WHERE scope=? AND value=?)"
+    return f"SELECT coalesce({','.join([one] * n)}, NULL)"
+
+
+#: within SQLite's limits on function arguments (127) and bound parameters (999)
+STOPS_PER_STATEMENT = 32
+STOPS_SQL = [stops_sql(n) for n in range(STOPS_PER_STATEMENT + 1)]
 
 _CODES = {
     5: StoreFault.BUSY,

@@ -21,6 +21,17 @@ STOP_SCOPES = frozenset({"global", "workflow", "agent", "tool", "run", "role", "
 BUDGET_GRACE_S = 3600.0
 #: How long a hold record is kept after it expires, so retries still replay its result.
 HOLD_RETAIN_S = 86400.0
+#: Window entries are kept one window past their window and at least this long, so a caller
+#: whose clock lags (or that was descheduled between reading it and reaching the store) by up
+#: to that long still counts every entry of its window.
+PRUNE_LAG_S = 1.0
+
+
+def prune_margin(window_s: float) -> float:
+    """How long past its window an entry is kept: one window, at least PRUNE_LAG_S."""
+    return window_s if window_s > PRUNE_LAG_S else PRUNE_LAG_S
+
+
 #: TTL used where the protocol has no expiry (stops, all-time budgets, records without ttl).
 LONG_TTL_S = 10 * 365 * 86400.0
 
@@ -140,6 +151,20 @@ class StopRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordOp:
+    """A versioned record written in the batch's transaction when the batch goes through.
+
+    Same upsert as ``put_record`` (version 1, or +1 over a live record); the expiry is
+    wall-clock ``time.time() + ttl_s`` as for ``put_record``.
+    """
+
+    kind: str
+    id: str
+    doc: Mapping[str, Any]
+    ttl_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
     now: float
     stop_keys: tuple[tuple[str, str], ...] = ()
@@ -148,6 +173,8 @@ class Batch:
     event: EventOp | None = None
     idempotency_key: str | None = None
     idempotency_ttl_s: float = 86400.0
+    #: written iff nothing was replayed, stopped, limited, tripped or refused (like the event)
+    record: RecordOp | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +185,8 @@ class BatchResult:
     step: int | None = None
     run: RunState | None = None
     replayed_payload: str | None = None
+    #: the batch's record op was written
+    recorded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
