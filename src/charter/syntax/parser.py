@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,6 +18,7 @@ from lark.exceptions import VisitError
 
 from charter.diagnostics import Code, Diagnostic, Span, did_you_mean, error
 from charter.syntax import ast
+from charter.syntax.lalr import Build, Driver, NoFastPath
 from charter.syntax.transform import SyntaxProblem, ToAst
 
 #: Largest policy file accepted, in bytes (documented in docs/language.md).
@@ -27,6 +30,7 @@ MAX_SYNTAX_ERRORS = 20
 
 _LOCK = threading.Lock()
 _PARSER: Lark | None = None
+_DRIVER: Driver | None = None
 
 _TOP_KEYWORDS = [
     "policy",
@@ -288,11 +292,64 @@ def _syntax_diag(path: str, exc: UnexpectedInput, text: str) -> Diagnostic:
 
 def parse_text(text: str, path: str = "<string>") -> ParseResult:
     """Parse policy source text. Never raises for bad input: problems come back as diagnostics."""
+    # Parsing allocates many small objects that all stay alive (tokens, AST nodes, spans): the
+    # cyclic GC would rescan them again and again (superlinear on big files), so it is paused.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse_text(text, path)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _driver() -> Driver:
+    global _DRIVER
+    parser = _parser()
+    with _LOCK:
+        if _DRIVER is None:
+            _DRIVER = Driver(parser, "start", maybe_placeholders=True)
+        return _DRIVER
+
+
+def _callbacks(builder: ToAst) -> Callable[[str], Build | None]:
+    """The transformer's methods as driver callbacks, called as Lark's Transformer calls them."""
+
+    def find(name: str) -> Build | None:
+        method = getattr(builder, name, None)
+        if method is None:
+            if name.startswith("_"):
+                return None
+            return lambda children, meta: builder.__default__(name, children, meta)
+        wrapper = getattr(method, "visit_wrapper", None)
+        if wrapper is None:
+            return lambda children, meta: method(children)
+        return lambda children, meta: wrapper(method, name, children, meta)
+
+    return find
+
+
+def _fast_module(text: str, path: str) -> ast.Module | None:
+    """The module built while parsing (no parse tree); None when the text needs the full parser."""
+    try:
+        module, _ = _driver().parse(text, _callbacks(ToAst(path)))
+    except (NoFastPath, SyntaxProblem):
+        # Syntax errors, and problems the AST builder found, are reported by the full parser,
+        # which sees every syntax error of the file before any of those problems.
+        return None
+    assert isinstance(module, ast.Module)
+    return module
+
+
+def _parse_text(text: str, path: str) -> ParseResult:
     if not text.strip():
         return ParseResult(ast.Module(path=path, items=()), (), text)
     deep = _check_nesting(path, text)
     if deep is not None:
         return ParseResult(None, (deep,), text)
+    fast = _fast_module(text, path)
+    if fast is not None:
+        return _with_comments(fast, path, text)
     parser = _parser()
     diags: list[Diagnostic] = []
     remaining = text
@@ -334,6 +391,10 @@ def parse_text(text: str, path: str = "<string>") -> ParseResult:
         return ParseResult(
             None, (error(Code.E004_TOO_DEEP, "the file nests too deeply", Span.point(path)),), text
         )
+    return _with_comments(module, path, text)
+
+
+def _with_comments(module: ast.Module, path: str, text: str) -> ParseResult:
     found = [
         ast.Comment(text=m.group(0), span=_offset_span(path, text, m.start(), m.end()))
         for m in _iter_comments(text)

@@ -1,0 +1,259 @@
+"""A tree-less LALR driver over a Lark-built parser: Lark's tables and lexer, values built on reduce.
+
+Lark's own LALR loop builds a parse tree (a Tree per reduction, with positions propagated by a
+wrapper per node) that a Transformer then walks again. Lark can call a transformer during the
+parse instead, but not one that needs positions, and charter's AST needs them everywhere. This
+driver runs the same LALR tables and the same per-state (contextual) lexers, and on each reduce
+calls a builder method with the reduction's filtered children (exactly as Lark's tree builder
+filters them: anonymous tokens dropped, ``_rules`` spliced, ``[x]`` placeholders as None) and a
+:class:`Meta` computed the way Lark propagates positions. It also records each value's parse-tree
+depth, so a caller can bound it as it would bound the tree's.
+
+It handles well-formed input only: on any lexing or parsing error it raises :class:`NoFastPath`,
+and callers parse the text again with Lark's own parser, whose exceptions carry the details their
+diagnostics are built from. A builder may raise :class:`NoFastPath` too (for input it cannot build
+without the tree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from lark import Lark, Token
+from lark.parse_tree_builder import maybe_create_child_filter
+from lark.parsers.lalr_analysis import Shift
+
+
+class NoFastPath(Exception):
+    """The input needs Lark's own parser (a syntax error, or a shape the builder leaves to it)."""
+
+
+class Meta:
+    """The positions of a reduction, with the attributes of ``lark.tree.Meta``."""
+
+    __slots__ = ("column", "empty", "end_column", "end_line", "end_pos", "line", "start_pos")
+
+    def __init__(self, first: Pos | None, last: Pos | None) -> None:
+        if first is None or last is None:
+            self.empty = True
+            return
+        self.empty = False
+        self.start_pos, self.line, self.column = first[0], first[1], first[2]
+        self.end_pos, self.end_line, self.end_column = last[3], last[4], last[5]
+
+
+#: (start_pos, line, column, end_pos, end_line, end_column) of a token or a reduction.
+Pos = tuple[int, int, int, int, int, int]
+
+
+class Inline:
+    """The value of an inlined rule (``_name``): its children are spliced into the parent's."""
+
+    __slots__ = ("children",)
+
+    def __init__(self, children: list[Any]) -> None:
+        self.children = children
+
+
+#: Per rule: expansion length, origin name, child filter (None: keep all), callback name, expand1.
+_Reducer = tuple[int, str, "Callable[[list[Any]], list[Any]] | None", str, bool]
+#: A builder callback: the filtered children and the positions of the reduction.
+Build = Callable[[list[Any], Meta], Any]
+
+
+class _StateLexer:
+    """One parser state's lexer: its compiled scanner regexes and token callbacks."""
+
+    __slots__ = ("callbacks", "ignore", "newline", "regexes")
+
+    def __init__(self, basic: Any) -> None:
+        scanner = basic.scanner  # builds the scanner (and the keyword callbacks) if not built yet
+        self.regexes = [mre.match for mre in scanner._mres]
+        self.callbacks: dict[str, Callable[[Token], Token]] = dict(basic.callback)
+        self.ignore: frozenset[str] = basic.ignore_types
+        self.newline: frozenset[str] = basic.newline_types
+
+
+class Driver:
+    """Parses text with a Lark LALR parser's tables, calling a callback per rule on each reduce.
+
+    Rules marked ``?`` with a single child pass the child through, as Lark does. Built once per
+    grammar; :meth:`parse` keeps all its state local, so one driver serves every thread.
+    """
+
+    def __init__(self, parser: Lark, start: str, maybe_placeholders: bool) -> None:
+        frontend = parser.parser
+        table = frontend.parser.parser.parse_table
+        self.start_state: int = table.start_states[start]
+        self.end_state: int = table.end_states[start]
+        rule_index: dict[Any, int] = {}
+        self.reducers: list[_Reducer] = []
+        self.actions: dict[int, dict[str, tuple[bool, int]]] = {}
+        for state, row in table.states.items():
+            out: dict[str, tuple[bool, int]] = {}
+            for term, (action, arg) in row.items():
+                if action is Shift:
+                    out[term] = (True, arg)
+                else:
+                    if arg not in rule_index:
+                        rule_index[arg] = len(self.reducers)
+                        self.reducers.append(self._reducer(arg, maybe_placeholders))
+                    out[term] = (False, rule_index[arg])
+            self.actions[state] = out
+        lexers: dict[int, _StateLexer] = {}
+        by_lexer: dict[int, _StateLexer] = {}
+        for state, basic in frontend.lexer.lexers.items():
+            found = by_lexer.get(id(basic))
+            if found is None:
+                found = by_lexer[id(basic)] = _StateLexer(basic)
+            lexers[state] = found
+        self.lexers = lexers
+
+    @staticmethod
+    def _reducer(rule: Any, maybe_placeholders: bool) -> _Reducer:
+        opts = rule.options
+        empty: Any = opts.empty_indices if maybe_placeholders else None
+        keep = maybe_create_child_filter(rule.expansion, opts.keep_all_tokens, False, empty)
+        filt = keep(_identity) if keep is not None else None
+        expand1 = bool(opts.expand1 and not rule.alias)
+        name = rule.alias or opts.template_source or rule.origin.name
+        return (len(rule.expansion), rule.origin.name, filt, name, expand1)
+
+    def parse(self, text: str, lookup: Callable[[str], Build | None]) -> tuple[Any, int]:
+        """The start rule's value and the depth the parse tree would have had.
+
+        ``lookup`` gives the callback of a rule name or alias; without one, a ``_rule`` gives an
+        :class:`Inline` (Lark inlines those) and any other rule raises :class:`NoFastPath`.
+        """
+        actions = self.actions
+        lexers = self.lexers
+        reducers = [
+            (size, origin, filt, _callback(lookup, name), expand1)
+            for size, origin, filt, name, expand1 in self.reducers
+        ]
+        states = [self.start_state]
+        values: list[Any] = []
+        poss: list[Pos | None] = []
+        depths: list[int] = []
+        pos, line, line_start, end = 0, 1, 0, len(text)
+        token: Token | None = None
+        while True:
+            if pos < end:
+                lexer = lexers[states[-1]]
+                for match in lexer.regexes:
+                    m = match(text, pos)
+                    if m is not None:
+                        break
+                else:
+                    raise NoFastPath("no token matches")
+                value = m.group(0)
+                kind = m.lastgroup
+                assert kind is not None
+                start, start_line, col = pos, line, pos - line_start + 1
+                pos = m.end()
+                if kind in lexer.newline:
+                    n = value.count("\n")
+                    if n:
+                        line += n
+                        line_start = start + value.rindex("\n") + 1
+                if kind in lexer.ignore and kind not in lexer.callbacks:
+                    continue
+                token = Token(kind, value, start, start_line, col, line, pos - line_start + 1, pos)
+                callback = lexer.callbacks.get(kind)
+                if callback is not None:
+                    token = callback(token)
+                if kind in lexer.ignore:
+                    continue
+                kind = token.type
+            else:
+                kind = "$END"
+            while True:
+                try:
+                    shift, arg = actions[states[-1]][kind]
+                except KeyError:
+                    raise NoFastPath(f"unexpected {kind}") from None
+                if shift:
+                    if kind == "$END":  # pragma: no cover - Lark's tables reduce to the end state
+                        raise NoFastPath("shift at the end")
+                    assert token is not None
+                    states.append(arg)
+                    values.append(token)
+                    poss.append(_token_pos(token))
+                    depths.append(0)
+                    break
+                size, origin, filt, build, expand1 = reducers[arg]
+                if size:
+                    kids = values[-size:]
+                    kpos = poss[-size:]
+                    kdepth = max(depths[-size:])
+                    del states[-size:], values[-size:], poss[-size:], depths[-size:]
+                else:
+                    kids, kpos, kdepth = [], [], 0
+                first = last = None
+                for p in kpos:
+                    if p is not None:
+                        first = p
+                        break
+                if first is not None:
+                    for p in reversed(kpos):
+                        if p is not None:
+                            last = p
+                            break
+                children = filt(kids) if filt is not None else kids
+                if expand1 and len(children) == 1:
+                    # Lark passes the single child through; a tree's container grows to this
+                    # reduction, a token keeps its own position.
+                    value_ = children[0]
+                    depth = kdepth
+                    if isinstance(value_, Token):
+                        first = last = _token_pos(value_)
+                else:
+                    value_ = build(children, Meta(first, last))
+                    depth = kdepth if origin.startswith("_") else kdepth + 1
+                poss.append(
+                    None if first is None or last is None
+                    else (first[0], first[1], first[2], last[3], last[4], last[5])
+                )  # fmt: skip
+                values.append(value_)
+                depths.append(depth)
+                goto = actions[states[-1]].get(origin)
+                if goto is None:  # pragma: no cover - a goto always exists after a reduce
+                    raise NoFastPath("no goto")
+                states.append(goto[1])
+                if kind == "$END" and states[-1] == self.end_state:
+                    return values[-1], depths[-1]
+            if kind == "$END":  # pragma: no cover - the loop above returns or raises
+                raise NoFastPath("incomplete")
+
+
+def _token_pos(token: Token) -> Pos:
+    return (
+        token.start_pos or 0,
+        token.line or 1,
+        token.column or 1,
+        token.end_pos or 0,
+        token.end_line or 1,
+        token.end_column or 1,
+    )
+
+
+def _callback(lookup: Callable[[str], Build | None], name: str) -> Build:
+    found = lookup(name)
+    if found is not None:
+        return found
+    if name.startswith("_"):
+        return _inline
+    return _missing
+
+
+def _missing(children: list[Any], meta: Meta) -> Any:
+    raise NoFastPath("no callback for a rule")
+
+
+def _identity(children: list[Any]) -> list[Any]:
+    return children
+
+
+def _inline(children: list[Any], meta: Meta) -> Inline:
+    return Inline(children)
