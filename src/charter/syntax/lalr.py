@@ -4,7 +4,7 @@ Lark's own LALR loop builds a parse tree (a Tree per reduction, with positions p
 wrapper per node) that a Transformer then walks again. Lark can call a transformer during the
 parse instead, but not one that needs positions, and charter's AST needs them everywhere. This
 driver runs the same LALR tables and the same per-state (contextual) lexers, and on each reduce
-calls a builder method with the reduction's filtered children (exactly as Lark's tree builder
+calls a builder method with the reduction's positions and filtered children (exactly as Lark's tree builder
 filters them: anonymous tokens dropped, ``_rules`` spliced, ``[x]`` placeholders as None) and a
 :class:`Meta` computed the way Lark propagates positions. It also records each value's parse-tree
 depth, so a caller can bound it as it would bound the tree's.
@@ -17,12 +17,41 @@ without the tree).
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable
 from typing import Any
 
+import lark
 from lark import Lark, Token
 from lark.parse_tree_builder import maybe_create_child_filter
 from lark.parsers.lalr_analysis import Shift
+
+
+def cache_file(text: str, prefix: str) -> str | None:
+    """Where a parser built from grammar ``text`` is cached between processes (None: no cache dir)."""
+    base = os.environ.get("CHARTER_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "charter"
+    )
+    try:
+        os.makedirs(base, exist_ok=True)
+    except OSError:
+        return None
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return os.path.join(base, f"{prefix}-{digest}-lark{lark.__version__}.cache")
+
+
+def cached_lark(text: str, prefix: str, **options: Any) -> Lark:
+    """A Lark LALR parser for grammar ``text``, its analysis cached on disk (seconds → ms).
+
+    Lark checks the cached file against the grammar and the options, and rebuilds it when they
+    differ; an unreadable or unwritable cache just means building the parser here.
+    """
+    cache = cache_file(text, prefix)
+    try:
+        return Lark(text, cache=cache or False, **options)
+    except (OSError, EOFError, ValueError):
+        return Lark(text, **options)
 
 
 class NoFastPath(Exception):
@@ -56,16 +85,15 @@ class Inline:
         self.children = children
 
 
-#: Per rule: expansion length, origin name, child filter (None: keep all), callback name, expand1.
-_Reducer = tuple[int, str, "Callable[[list[Any]], list[Any]] | None", str, bool]
-#: A builder callback: the filtered children and the positions of the reduction.
-Build = Callable[[list[Any], Meta], Any]
+#: A builder callback: the positions of the reduction and its filtered children (the argument
+#: order of a Lark transformer method decorated with ``v_args(meta=True)``).
+Build = Callable[[Meta, list[Any]], Any]
 
 
 class _StateLexer:
     """One parser state's lexer: its compiled scanner regexes and token callbacks."""
 
-    __slots__ = ("callbacks", "ignore", "newline", "regexes")
+    __slots__ = ("callbacks", "ignore", "newline", "regexes", "skip")
 
     def __init__(self, basic: Any) -> None:
         scanner = basic.scanner  # builds the scanner (and the keyword callbacks) if not built yet
@@ -73,13 +101,37 @@ class _StateLexer:
         self.callbacks: dict[str, Callable[[Token], Token]] = dict(basic.callback)
         self.ignore: frozenset[str] = basic.ignore_types
         self.newline: frozenset[str] = basic.newline_types
+        #: ignored terminals without a callback: dropped before a token is even made
+        self.skip = frozenset(self.ignore - set(self.callbacks))
+
+
+class _Lexers(dict[int, _StateLexer]):
+    """Per-state lexers, built on first use (as Lark builds its scanners) and shared by states."""
+
+    def __init__(self, basics: dict[int, Any]) -> None:
+        super().__init__()
+        self.basics = basics
+        self.by_basic: dict[int, _StateLexer] = {}
+
+    def __missing__(self, state: int) -> _StateLexer:
+        basic = self.basics[state]
+        found = self.by_basic.get(id(basic))
+        if found is None:
+            found = self.by_basic[id(basic)] = _StateLexer(basic)
+        self[state] = found
+        return found
+
+
+#: Per rule: expansion length, goto symbol, child filter (None: keep all), callback, whether the
+#: rule passes a single child through (``?rule``), whether it is inlined (``_rule``).
+_Bound = tuple[int, str, "Callable[[list[Any]], list[Any]] | None", Build, bool, bool]
 
 
 class Driver:
     """Parses text with a Lark LALR parser's tables, calling a callback per rule on each reduce.
 
     Rules marked ``?`` with a single child pass the child through, as Lark does. Built once per
-    grammar; :meth:`parse` keeps all its state local, so one driver serves every thread.
+    grammar; parsing keeps all its state local, so one driver serves every thread.
     """
 
     def __init__(self, parser: Lark, start: str, maybe_placeholders: bool) -> None:
@@ -88,7 +140,7 @@ class Driver:
         self.start_state: int = table.start_states[start]
         self.end_state: int = table.end_states[start]
         rule_index: dict[Any, int] = {}
-        self.reducers: list[_Reducer] = []
+        self.rules: list[tuple[int, str, Callable[[list[Any]], list[Any]] | None, str, bool]] = []
         self.actions: dict[int, dict[str, tuple[bool, int]]] = {}
         for state, row in table.states.items():
             out: dict[str, tuple[bool, int]] = {}
@@ -97,21 +149,16 @@ class Driver:
                     out[term] = (True, arg)
                 else:
                     if arg not in rule_index:
-                        rule_index[arg] = len(self.reducers)
-                        self.reducers.append(self._reducer(arg, maybe_placeholders))
+                        rule_index[arg] = len(self.rules)
+                        self.rules.append(self._rule(arg, maybe_placeholders))
                     out[term] = (False, rule_index[arg])
             self.actions[state] = out
-        lexers: dict[int, _StateLexer] = {}
-        by_lexer: dict[int, _StateLexer] = {}
-        for state, basic in frontend.lexer.lexers.items():
-            found = by_lexer.get(id(basic))
-            if found is None:
-                found = by_lexer[id(basic)] = _StateLexer(basic)
-            lexers[state] = found
-        self.lexers = lexers
+        self.lexers = _Lexers(dict(frontend.lexer.lexers))
 
     @staticmethod
-    def _reducer(rule: Any, maybe_placeholders: bool) -> _Reducer:
+    def _rule(
+        rule: Any, maybe_placeholders: bool
+    ) -> tuple[int, str, Callable[[list[Any]], list[Any]] | None, str, bool]:
         opts = rule.options
         empty: Any = opts.empty_indices if maybe_placeholders else None
         keep = maybe_create_child_filter(rule.expansion, opts.keep_all_tokens, False, empty)
@@ -120,19 +167,38 @@ class Driver:
         name = rule.alias or opts.template_source or rule.origin.name
         return (len(rule.expansion), rule.origin.name, filt, name, expand1)
 
-    def parse(self, text: str, lookup: Callable[[str], Build | None]) -> tuple[Any, int]:
-        """The start rule's value and the depth the parse tree would have had.
+    def bind(self, lookup: Callable[[str], Build | None]) -> Bound:
+        """A parser calling ``lookup(name)``'s callback for each rule name or alias.
 
-        ``lookup`` gives the callback of a rule name or alias; without one, a ``_rule`` gives an
-        :class:`Inline` (Lark inlines those) and any other rule raises :class:`NoFastPath`.
+        Without a callback, a ``_rule`` gives an :class:`Inline` (Lark inlines those) and any
+        other rule raises :class:`NoFastPath`.
         """
-        actions = self.actions
-        lexers = self.lexers
-        reducers = [
-            (size, origin, filt, _callback(lookup, name), expand1)
-            for size, origin, filt, name, expand1 in self.reducers
+        rules = [
+            (size, origin, filt, _callback(lookup, name), expand1, origin.startswith("_"))
+            for size, origin, filt, name, expand1 in self.rules
         ]
-        states = [self.start_state]
+        return Bound(self, rules)
+
+    def parse(self, text: str, lookup: Callable[[str], Build | None]) -> tuple[Any, int]:
+        """``bind(lookup).parse(text)``."""
+        return self.bind(lookup).parse(text)
+
+
+class Bound:
+    """A driver with its callbacks resolved: parses text into the start rule's value."""
+
+    def __init__(self, driver: Driver, rules: list[_Bound]) -> None:
+        self.driver = driver
+        self.rules = rules
+
+    def parse(self, text: str) -> tuple[Any, int]:
+        """The start rule's value and the depth the parse tree would have had."""
+        driver = self.driver
+        actions = driver.actions
+        lexers = driver.lexers
+        rules = self.rules
+        end_state = driver.end_state
+        states = [driver.start_state]
         values: list[Any] = []
         poss: list[Pos | None] = []
         depths: list[int] = []
@@ -147,25 +213,30 @@ class Driver:
                         break
                 else:
                     raise NoFastPath("no token matches")
-                value = m.group(0)
                 kind = m.lastgroup
                 assert kind is not None
                 start, start_line, col = pos, line, pos - line_start + 1
                 pos = m.end()
                 if kind in lexer.newline:
+                    value = m.group(0)
                     n = value.count("\n")
                     if n:
                         line += n
                         line_start = start + value.rindex("\n") + 1
-                if kind in lexer.ignore and kind not in lexer.callbacks:
+                if kind in lexer.skip:
                     continue
-                token = Token(kind, value, start, start_line, col, line, pos - line_start + 1, pos)
+                end_col = pos - line_start + 1
+                token_pos = (start, start_line, col, pos, line, end_col)
+                token = Token(kind, m.group(0), start, start_line, col, line, end_col, pos)
                 callback = lexer.callbacks.get(kind)
                 if callback is not None:
                     token = callback(token)
-                if kind in lexer.ignore:
-                    continue
-                kind = token.type
+                    if kind in lexer.ignore:
+                        continue
+                    kind = token.type
+                    # A callback may return a new token without positions (cel-python's does, for
+                    # true/false); Lark then propagates its missing positions, and so does this.
+                    token_pos = _token_pos(token)
             else:
                 kind = "$END"
             while True:
@@ -176,13 +247,12 @@ class Driver:
                 if shift:
                     if kind == "$END":  # pragma: no cover - Lark's tables reduce to the end state
                         raise NoFastPath("shift at the end")
-                    assert token is not None
                     states.append(arg)
                     values.append(token)
-                    poss.append(_token_pos(token))
+                    poss.append(token_pos)
                     depths.append(0)
                     break
-                size, origin, filt, build, expand1 = reducers[arg]
+                size, origin, filt, build, expand1, inlined = rules[arg]
                 if size:
                     kids = values[-size:]
                     kpos = poss[-size:]
@@ -209,22 +279,17 @@ class Driver:
                     if isinstance(value_, Token):
                         first = last = _token_pos(value_)
                 else:
-                    value_ = build(children, Meta(first, last))
-                    depth = kdepth if origin.startswith("_") else kdepth + 1
+                    value_ = build(Meta(first, last), children)
+                    depth = kdepth if inlined else kdepth + 1
                 poss.append(
                     None if first is None or last is None
                     else (first[0], first[1], first[2], last[3], last[4], last[5])
                 )  # fmt: skip
                 values.append(value_)
                 depths.append(depth)
-                goto = actions[states[-1]].get(origin)
-                if goto is None:  # pragma: no cover - a goto always exists after a reduce
-                    raise NoFastPath("no goto")
-                states.append(goto[1])
-                if kind == "$END" and states[-1] == self.end_state:
+                states.append(actions[states[-1]][origin][1])
+                if kind == "$END" and states[-1] == end_state:
                     return values[-1], depths[-1]
-            if kind == "$END":  # pragma: no cover - the loop above returns or raises
-                raise NoFastPath("incomplete")
 
 
 def _token_pos(token: Token) -> Pos:
@@ -247,7 +312,7 @@ def _callback(lookup: Callable[[str], Build | None], name: str) -> Build:
     return _missing
 
 
-def _missing(children: list[Any], meta: Meta) -> Any:
+def _missing(meta: Meta, children: list[Any]) -> Any:
     raise NoFastPath("no callback for a rule")
 
 
@@ -255,5 +320,5 @@ def _identity(children: list[Any]) -> list[Any]:
     return children
 
 
-def _inline(children: list[Any], meta: Meta) -> Inline:
+def _inline(meta: Meta, children: list[Any]) -> Inline:
     return Inline(children)

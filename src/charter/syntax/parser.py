@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gc
-import hashlib
-import os
 import re
 import threading
 from collections.abc import Callable
@@ -12,13 +10,13 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import lark
 from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.exceptions import VisitError
+from lark.visitors import _vargs_meta
 
 from charter.diagnostics import Code, Diagnostic, Span, did_you_mean, error
 from charter.syntax import ast
-from charter.syntax.lalr import Build, Driver, NoFastPath
+from charter.syntax.lalr import Build, Driver, NoFastPath, cached_lark
 from charter.syntax.transform import SyntaxProblem, ToAst
 
 #: Largest policy file accepted, in bytes (documented in docs/language.md).
@@ -84,19 +82,6 @@ def grammar_text() -> str:
     return resources.files("charter.syntax").joinpath("charter.lark").read_text("utf-8")
 
 
-def _cache_file(text: str) -> str | None:
-    """Where the built parser is cached between processes (None when no cache dir is writable)."""
-    base = os.environ.get("CHARTER_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "charter"
-    )
-    try:
-        os.makedirs(base, exist_ok=True)
-    except OSError:
-        return None
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return os.path.join(base, f"grammar-{digest}-lark{lark.__version__}.cache")
-
-
 def _parser() -> Lark:
     # Building the LALR tables and checking terminal collisions (strict) takes seconds; the built
     # parser is cached on disk keyed by the grammar's hash, so later processes load it in ms.
@@ -110,11 +95,7 @@ def _parser() -> Lark:
                 "propagate_positions": True,
                 "maybe_placeholders": True,
             }
-            cache = _cache_file(text)
-            try:
-                _PARSER = Lark(text, cache=cache or False, **options)
-            except (OSError, EOFError, ValueError):
-                _PARSER = Lark(text, **options)
+            _PARSER = cached_lark(text, "grammar", **options)
         return _PARSER
 
 
@@ -320,11 +301,14 @@ def _callbacks(builder: ToAst) -> Callable[[str], Build | None]:
         if method is None:
             if name.startswith("_"):
                 return None
-            return lambda children, meta: builder.__default__(name, children, meta)
+            return lambda meta, children: builder.__default__(name, children, meta)
         wrapper = getattr(method, "visit_wrapper", None)
         if wrapper is None:
-            return lambda children, meta: method(children)
-        return lambda children, meta: wrapper(method, name, children, meta)
+            return lambda meta, children: method(children)
+        if wrapper is _vargs_meta:
+            base: Build = method.base_func  # the method itself: (meta, children), as Build
+            return base
+        return lambda meta, children: wrapper(method, name, children, meta)
 
     return find
 
