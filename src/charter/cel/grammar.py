@@ -75,7 +75,11 @@ def _bound(limits: Limits) -> Bound:
     with _LOCK:
         driver = _STATE.get("driver")
         if driver is None:
-            driver = _STATE["driver"] = Driver(parser, "expr", maybe_placeholders=False)
+            # Whitespace and // comments are skipped before each token: no CEL terminal starts
+            # with whitespace, and Lark's lexer tries COMMENT before "/" (it is the longer one).
+            driver = _STATE["driver"] = Driver(
+                parser, "expr", maybe_placeholders=False, skip=r"(?:[\t\n\f\r ]+|//[^\n]*)+"
+            )
         bound: dict[Limits, Bound] = _STATE.setdefault("bound", {})
         found = bound.get(limits)
         if found is None:

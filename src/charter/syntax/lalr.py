@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -134,8 +135,16 @@ class Driver:
     grammar; parsing keeps all its state local, so one driver serves every thread.
     """
 
-    def __init__(self, parser: Lark, start: str, maybe_placeholders: bool) -> None:
+    def __init__(
+        self, parser: Lark, start: str, maybe_placeholders: bool, skip: str | None = None
+    ) -> None:
+        """``skip``: a regex of ignored text (whitespace, comments) to pass over before each token.
+
+        Only for grammars where no other terminal can match where an ignored one does, so that
+        skipping first lexes exactly as Lark does; it saves a lexer round per ignored token.
+        """
         frontend = parser.parser
+        self.skip = re.compile(skip).match if skip is not None else None
         table = frontend.parser.parser.parse_table
         self.start_state: int = table.start_states[start]
         self.end_state: int = table.end_states[start]
@@ -204,7 +213,16 @@ class Bound:
         depths: list[int] = []
         pos, line, line_start, end = 0, 1, 0, len(text)
         token: Token | None = None
+        skip = driver.skip
         while True:
+            if skip is not None and pos < end:
+                skipped = skip(text, pos)
+                if skipped is not None and skipped.end() > pos:
+                    newline = text.rfind("\n", pos, skipped.end())
+                    if newline >= 0:
+                        line += text.count("\n", pos, newline + 1)
+                        line_start = newline + 1
+                    pos = skipped.end()
             if pos < end:
                 lexer = lexers[states[-1]]
                 for match in lexer.regexes:

@@ -163,45 +163,55 @@ def decode(path: str, data: bytes) -> tuple[str | None, list[Diagnostic]]:
     return text, []
 
 
+_NEST_EVENT = re.compile(r"[\"'#()\[\]{}]")
+
+
 def _check_nesting(path: str, text: str) -> Diagnostic | None:
+    """E004 at the first bracket nested deeper than MAX_NESTING outside strings and comments.
+
+    Strings and comments end at the end of their line; a backslash in a string escapes the next
+    character on the line (one left pending at a line's end escapes the next string's first).
+    """
     depth = 0
-    line, col = 1, 0
-    in_str: str | None = None
-    in_comment = False
     escaped = False
-    for ch in text:
-        col += 1
-        if ch == "\n":
-            line, col = line + 1, 0
-            in_comment = False
-            in_str = None
-            continue
-        if in_comment:
-            continue
-        if in_str:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == in_str:
-                in_str = None
-            continue
-        if ch in "\"'":
-            in_str = ch
-        elif ch == "#":
-            in_comment = True
+    pos, n = 0, len(text)
+    find = _NEST_EVENT.search
+    while True:
+        m = find(text, pos)
+        if m is None:
+            return None
+        ch = m.group()
+        pos = m.end()
+        if ch == "#":
+            pos = text.find("\n", pos)
+            if pos < 0:
+                return None
+        elif ch == '"' or ch == "'":
+            while pos < n:
+                c = text[pos]
+                if c == "\n":
+                    break
+                pos += 1
+                if escaped:
+                    escaped = False
+                elif c == "\\":
+                    escaped = True
+                elif c == ch:
+                    break
         elif ch in "([{":
             depth += 1
             if depth > MAX_NESTING:
+                at = m.start()
+                line = text.count("\n", 0, at) + 1
+                col = at - (text.rfind("\n", 0, at) + 1) + 1
                 return error(
                     Code.E004_TOO_DEEP,
                     f"brackets nest more than {MAX_NESTING} levels deep",
                     Span(path, line, col, line, col + 1),
                     "simplify the expression or split it into several rules",
                 )
-        elif ch in ")]}":
-            depth = max(0, depth - 1)
-    return None
+        elif depth:
+            depth -= 1
 
 
 def _blank(text: str) -> str:
@@ -289,7 +299,10 @@ def _driver() -> Driver:
     parser = _parser()
     with _LOCK:
         if _DRIVER is None:
-            _DRIVER = Driver(parser, "start", maybe_placeholders=True)
+            # Whitespace and comments are skipped before each token: no terminal of the grammar
+            # starts with whitespace or '#' (a condition's first character cannot be either).
+            skip = r"(?:[ \t\f\r\n]+|#[^\n]*)+"
+            _DRIVER = Driver(parser, "start", maybe_placeholders=True, skip=skip)
         return _DRIVER
 
 
