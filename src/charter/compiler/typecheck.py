@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from charter.cel import CelCompileError, CelType, Compiled, ProblemKind, compile_condition
+from charter.cel import CelCompileError, CelProblem, CelType, Compiled, ProblemKind, compile_condition
 from charter.compiler.resolve import RuleEntry, Symbols
 from charter.diagnostics import Code, Diagnostic, Span, did_you_mean, error
 from charter.enums import RuleKind
@@ -271,16 +271,40 @@ class ConditionCompiler:
             if not problems:
                 diags.append(error(Code.E304_CEL_TOO_COMPLEX, "the condition is too complex", span))
             for p in problems:
-                diags.append(
-                    error(
-                        _PROBLEM_CODES.get(p.kind, Code.E301_CEL_SYNTAX),
-                        p.message,
-                        _offset_span(span, text, p.start, p.end),
-                        p.help,
-                    )
-                )
+                where = _offset_span(span, text, p.start, p.end)
+                misplaced = _misplaced(p, text, env)
+                if misplaced is not None:
+                    diags.append(error(Code.E307_CEL_WRONG_PLACE, misplaced[0], where, misplaced[1]))
+                    continue
+                code = _PROBLEM_CODES.get(p.kind, Code.E301_CEL_SYNTAX)
+                diags.append(error(code, p.message, where, p.help))
             return None
         return found
+
+
+#: Condition roots that exist only in some places: where they exist, and how to say it elsewhere.
+_PLACED_ROOTS: dict[str, tuple[str, str]] = {
+    "result": ("'on result' rules", "check the outcome of an action in an 'on result' rule"),
+    "estimate": ("'on result' rules", "compare the estimate with the cost in an 'on result' rule"),
+    **{
+        name: (
+            "a 'signal KIND where ...' condition",
+            f'to test signals here, write signals.exists(s, s.{name} == ...)',
+        )
+        for name in SIGNAL_FIELDS
+    },
+}
+
+
+def _misplaced(p: CelProblem, text: str, env: Mapping[str, CelType]) -> tuple[str, str] | None:
+    """E307 (message, help) when an unknown name is a root that only exists in other places."""
+    if p.kind is not ProblemKind.UNKNOWN_NAME or not p.message.startswith("unknown name '"):
+        return None
+    name = text[p.start : p.end]
+    place = _PLACED_ROOTS.get(name)
+    if place is None or name in env:
+        return None
+    return (f"'{name}' is only available in {place[0]}", place[1])
 
 
 def _type_key(t: CelType | None) -> Any:
