@@ -78,7 +78,11 @@ def _bound(limits: Limits) -> Bound:
             # Whitespace and // comments are skipped before each token: no CEL terminal starts
             # with whitespace, and Lark's lexer tries COMMENT before "/" (it is the longer one).
             driver = _STATE["driver"] = Driver(
-                parser, "expr", maybe_placeholders=False, skip=r"(?:[\t\n\f\r ]+|//[^\n]*)+"
+                parser,
+                "expr",
+                maybe_placeholders=False,
+                skip=r"(?:[\t\n\f\r ]+|//[^\n]*)+",
+                track_depth=True,
             )
         bound: dict[Limits, Bound] = _STATE.setdefault("bound", {})
         found = bound.get(limits)

@@ -136,13 +136,20 @@ class Driver:
     """
 
     def __init__(
-        self, parser: Lark, start: str, maybe_placeholders: bool, skip: str | None = None
+        self,
+        parser: Lark,
+        start: str,
+        maybe_placeholders: bool,
+        skip: str | None = None,
+        track_depth: bool = False,
     ) -> None:
         """``skip``: a regex of ignored text (whitespace, comments) to pass over before each token.
 
         Only for grammars where no other terminal can match where an ignored one does, so that
         skipping first lexes exactly as Lark does; it saves a lexer round per ignored token.
+        ``track_depth``: compute the parse tree's depth (otherwise :meth:`Bound.parse` gives 0).
         """
+        self.track_depth = track_depth
         frontend = parser.parser
         self.skip = re.compile(skip).match if skip is not None else None
         table = frontend.parser.parser.parse_table
@@ -201,7 +208,7 @@ class Bound:
         self.rules = rules
 
     def parse(self, text: str) -> tuple[Any, int]:
-        """The start rule's value and the depth the parse tree would have had."""
+        """The start rule's value and the parse tree's depth (0 unless the driver tracks it)."""
         driver = self.driver
         actions = driver.actions
         lexers = driver.lexers
@@ -211,6 +218,8 @@ class Bound:
         values: list[Any] = []
         poss: list[Pos | None] = []
         depths: list[int] = []
+        track = driver.track_depth
+        kdepth = 0
         pos, line, line_start, end = 0, 1, 0, len(text)
         token: Token | None = None
         skip = driver.skip
@@ -268,14 +277,17 @@ class Bound:
                     states.append(arg)
                     values.append(token)
                     poss.append(token_pos)
-                    depths.append(0)
+                    if track:
+                        depths.append(0)
                     break
                 size, origin, filt, build, expand1, inlined = rules[arg]
                 if size:
                     kids = values[-size:]
                     kpos = poss[-size:]
-                    kdepth = max(depths[-size:])
-                    del states[-size:], values[-size:], poss[-size:], depths[-size:]
+                    del states[-size:], values[-size:], poss[-size:]
+                    if track:
+                        kdepth = max(depths[-size:])
+                        del depths[-size:]
                 else:
                     kids, kpos, kdepth = [], [], 0
                 first = last = None
@@ -304,10 +316,11 @@ class Bound:
                     else (first[0], first[1], first[2], last[3], last[4], last[5])
                 )  # fmt: skip
                 values.append(value_)
-                depths.append(depth)
+                if track:
+                    depths.append(depth)
                 states.append(actions[states[-1]][origin][1])
                 if kind == "$END" and states[-1] == end_state:
-                    return values[-1], depths[-1]
+                    return values[-1], depths[-1] if track else 0
 
 
 def _token_pos(token: Token) -> Pos:
