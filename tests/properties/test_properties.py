@@ -94,6 +94,8 @@ def test_rule_and_file_order_never_matter(data: st.DataObject) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for i, part in enumerate(parts):
+            if i and not part:
+                continue  # a file with nothing in it is an error (E006), not a way to split a policy
             p = Path(tmp) / f"part{i}.charter"
             p.write_text(("policy gen\n" if i == 0 else "") + "\n\n".join(part) + "\n")
             paths.append(p)

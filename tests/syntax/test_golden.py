@@ -17,6 +17,7 @@ from charter.syntax.printer import format_text
 
 GOLDEN = Path(__file__).parent / "golden"
 ERRORS = GOLDEN / "errors"
+WARNINGS = GOLDEN / "warnings"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
 
@@ -77,5 +78,13 @@ def test_diagnostics_golden(src: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = check([src.name])
     rendered = render_all(result.diagnostics, result.sources)
     _compare(src.with_suffix(".diag.txt"), rendered + "\n")
-    if src.stem != "empty":
-        assert result.errors, "every error golden has at least one error"
+    assert result.errors, "every error golden has at least one error"
+
+
+@pytest.mark.parametrize("src", sorted(WARNINGS.glob("*.charter")), ids=lambda p: p.stem)
+def test_warnings_golden(src: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(WARNINGS)
+    result = check([src.name])
+    rendered = render_all(result.diagnostics, result.sources)
+    _compare(src.with_suffix(".diag.txt"), rendered + "\n")
+    assert not result.errors and result.warnings, "a warning golden compiles, with warnings"

@@ -149,3 +149,17 @@ def test_hostile_files_through_the_cli(tmp_path: Path) -> None:
         assert res.exit_code == 2, (name, res.output)
         assert re.search(r":\d+:\d+: E\d{3} ", res.output), (name, res.output)
         assert "Traceback" not in res.output
+
+
+def test_nesting_ignores_brackets_in_strings_and_comments() -> None:
+    from charter.syntax.parser import MAX_NESTING, _check_nesting
+
+    deep = "(" * (MAX_NESTING + 1)
+    found = _check_nesting("p", f'x\n  "{deep}" # {deep}\n  {deep}')
+    assert found is not None and found.code.value == "E004"
+    assert (found.span.line, found.span.column) == (3, MAX_NESTING + 3)
+    assert _check_nesting("p", f'"{deep}"\n# {deep}\n\'\\\'{deep}\'') is None
+    # A backslash left pending at the end of an unterminated string escapes the next string's
+    # first character, so the quote below does not close that string.
+    assert _check_nesting("p", f'"a\\\n""{deep}') is None
+    assert _check_nesting("p", f'"a\\\n"x"{deep}') is not None

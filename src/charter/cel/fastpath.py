@@ -4,13 +4,16 @@ Each generated sub-expression either yields exactly the value cel-python would (
 inline ``type(x) is T`` guards on every value read from the activation) or raises; any
 exception makes the whole evaluation fall back to the exact slow evaluator. Only constructs
 that can never make cel-python raise (so &&/|| short-circuiting is safe) are compiled here.
-Source is built from the tree only: names and literals are emitted with repr() of parsed values.
+Source is built from the tree only: names are emitted with repr(); literals are placeholder
+constants in the compiled code (shared by conditions of the same shape) set to the parsed values,
+and the source shown in ``fn.__doc__`` has their repr().
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from types import CodeType
 from typing import Any
 
 import celpy.celtypes as ct
@@ -68,6 +71,14 @@ class _Gen:
     def __init__(self) -> None:
         self.consts: dict[str, Any] = {}
         self.n = 0
+        #: literal placeholders of the source's shape: (placeholder, value, repr of the value)
+        self.literals: list[tuple[str, Any, str]] = []
+
+    def literal(self, value: Any) -> str:
+        """A literal written as a placeholder constant, so conditions of one shape share code."""
+        placeholder = f"\x00charter-literal-{len(self.literals)}\x00"
+        self.literals.append((placeholder, value, repr(value)))
+        return repr(placeholder)
 
     def const(self, v: Any) -> str:
         name = f"_k{len(self.consts)}"
@@ -101,12 +112,12 @@ class _Gen:
         if isinstance(v, ct.BoolType):
             return ("True" if v else "False", "bool")
         if isinstance(v, ct.IntType):
-            return (repr(int(v)), "int")
+            return (self.literal(int(v)), "int")
         if isinstance(v, ct.DoubleType):
             f = float(v)
-            return (repr(f) if math.isfinite(f) else self.const(f), "float")
+            return (self.literal(f) if math.isfinite(f) else self.const(f), "float")
         if isinstance(v, ct.StringType):
-            return (repr(str(v)), "str")
+            return (self.literal(str(v)), "str")
         raise _NoFast
 
     def _Ident(self, n: Ident) -> Code:
@@ -230,13 +241,16 @@ def build_fast(
         expr, _ = gen.gen(node)
     except _NoFast:
         return None
-    src = (
+    shape = (
         "def _fast(act):\n"
         "    try:\n"
         f"        return {expr}\n"
         "    except Exception:\n"
         "        return _slow(act)\n"
     )
+    src = shape
+    for placeholder, _, text in gen.literals:
+        src = src.replace(repr(placeholder), text)
     namespace: dict[str, Any] = {
         "_fb": _fb,
         "_in_str": _in_str,
@@ -246,11 +260,46 @@ def build_fast(
                          "bool": bool, "dict": dict, "list": list, "Exception": Exception},
         **gen.consts,
     }  # fmt: skip
-    try:
-        code = compile(src, "<cel-fast-path>", "exec")
-    except (SyntaxError, RecursionError, MemoryError, ValueError):
+    code = _code(shape, {placeholder: value for placeholder, value, _ in gen.literals})
+    if code is None:
         return None
     exec(code, namespace)
     fn: Callable[[Mapping[str, Any]], Any] = namespace["_fast"]
     fn.__doc__ = src
     return fn
+
+
+#: Compiled shapes: conditions that differ only in literal values share one compile (compiling
+#: is most of the cost of building a fast path); the literals are put in as the code's constants.
+_SHAPES: dict[str, CodeType | None] = {}
+_MAX_SHAPES = 4096
+
+
+def _code(shape: str, literals: dict[str, Any]) -> CodeType | None:
+    """The module code defining ``_fast`` for ``shape`` with its placeholders set to ``literals``."""
+    if shape in _SHAPES:
+        module = _SHAPES[shape]
+    else:
+        try:
+            module = compile(shape, "<cel-fast-path>", "exec")
+        except (SyntaxError, RecursionError, MemoryError, ValueError):
+            module = None
+        if len(_SHAPES) >= _MAX_SHAPES:
+            _SHAPES.clear()
+        _SHAPES[shape] = module
+    if module is None:
+        return None
+    filled = _fill(module, literals)
+    assert isinstance(filled, CodeType)
+    return filled
+
+
+def _fill(const: Any, literals: dict[str, Any]) -> Any:
+    """``const`` with every placeholder replaced by its literal (in nested code and tuples too)."""
+    if type(const) is str:
+        return literals.get(const, const)
+    if type(const) is tuple:
+        return tuple(_fill(c, literals) for c in const)
+    if isinstance(const, CodeType):
+        return const.replace(co_consts=tuple(_fill(c, literals) for c in const.co_consts))
+    return const

@@ -176,6 +176,24 @@ def parse(text: str, limits: Limits) -> Node:
     _prescan(text, limits)
     if not text.strip():
         raise ParseFailure([CelProblem(ProblemKind.SYNTAX, "the condition is empty", 0, n)])
+    # The grammar module builds nodes from this module's classes, so it is imported here.
+    from charter.cel.grammar import lark_parser, parse_fast
+    from charter.syntax.lalr import NoFastPath
+
+    bound = min(600, max(64, limits.max_depth * 12))
+    try:
+        node, tree_depth = parse_fast(text, limits)
+    except NoFastPath:
+        pass  # syntax errors and problems: the parse-tree path below reports them
+    else:
+        try:
+            too_deep = tree_depth > bound or depth(node) > limits.max_depth
+        except RecursionError:
+            too_deep = True
+        if too_deep:
+            raise ParseFailure([_too_deep(limits, n)])
+        return node
+    lark_parser()  # CELParser then reuses the cached parser instead of building its own
     try:
         with _PARSE_LOCK:
             tree = CELParser().parse(text)
@@ -191,7 +209,6 @@ def parse(text: str, limits: Limits) -> Node:
         ) from None
     except RecursionError:
         raise ParseFailure([_too_deep(limits, n)]) from None
-    bound = min(600, max(64, limits.max_depth * 12))
     if _lark_depth(tree, bound) > bound:
         raise ParseFailure([_too_deep(limits, n)])
     builder = _Builder(text, limits)

@@ -34,6 +34,36 @@ def _covers(outer: ir.Selector, inner: ir.Selector) -> bool:
     return inner.target.names <= outer.target.names
 
 
+class _CoverIndex:
+    """Rules indexed by target, so finding the ones that may cover a selector is not a full scan."""
+
+    def __init__(self, rules: list[ir.Rule]) -> None:
+        self.rules = rules
+        self.any_target: list[int] = []
+        self.by_name: dict[str, list[int]] = {}
+        self.plain: list[int] = []
+        for i, r in enumerate(rules):
+            target = r.selector.target
+            if target.any:
+                self.any_target.append(i)
+            elif not target.roles:
+                self.plain.append(i)
+                for name in target.names:
+                    self.by_name.setdefault(name, []).append(i)
+
+    def candidates(self, inner: ir.Selector) -> list[ir.Rule]:
+        """In declaration order, every rule whose target could cover ``inner``'s (a superset)."""
+        target = inner.target
+        if target.any or target.roles:
+            picked = self.any_target
+        elif not target.names:
+            picked = sorted(self.any_target + self.plain)
+        else:
+            narrowest = min((self.by_name.get(n, []) for n in target.names), key=len)
+            picked = sorted(self.any_target + narrowest)
+        return [self.rules[i] for i in picked]
+
+
 def _unconditional(rule: ir.Rule) -> bool:
     return not rule.conditions and not rule.signals and not rule.sequences
 
@@ -81,10 +111,11 @@ def analyse(sym: Symbols, low: Lowered) -> list[Diagnostic]:
         for r in low.rules
         if r.kind in (RuleKind.FORBID, RuleKind.HALT) and r.mode is Mode.ENFORCE and _unconditional(r)
     ]
+    shadow_candidates = _CoverIndex(forbids)
     for r in low.rules:
         if r.kind is not RuleKind.PERMIT or r.mode is not Mode.ENFORCE:
             continue
-        for f in forbids:
+        for f in shadow_candidates.candidates(r.selector):
             if _covers(f.selector, r.selector):
                 entry = entries[r.id]
                 out.append(
@@ -97,14 +128,16 @@ def analyse(sym: Symbols, low: Lowered) -> list[Diagnostic]:
                 )
                 break
 
+    # Only unconditional, enforced org/global budgets can make another budget unreachable.
+    wide: dict[str, list[ir.Budget]] = {}
+    for other in low.budgets:
+        wide_scope = other.scope in (Scope.ORG, Scope.GLOBAL)
+        if wide_scope and not other.conditions and other.mode is not Mode.SHADOW:
+            wide.setdefault(other.unit, []).append(other)
     for b in low.budgets:
-        if b.limit_micros <= 0:
+        if b.limit_micros <= 0 or b.scope in (Scope.ORG, Scope.GLOBAL):
             continue
-        for other in low.budgets:
-            if other is b or other.unit != b.unit or other.scope not in (Scope.ORG, Scope.GLOBAL):
-                continue
-            if b.scope in (Scope.ORG, Scope.GLOBAL) or other.conditions or other.mode is Mode.SHADOW:
-                continue
+        for other in wide.get(b.unit, ()):
             same_window = (other.calendar, other.rolling_seconds) == (b.calendar, b.rolling_seconds)
             if same_window and other.limit_micros <= b.limit_micros and _covers(other.selector, b.selector):
                 entry = entries[b.id]

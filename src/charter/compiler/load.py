@@ -151,6 +151,9 @@ def load(paths: list[str | Path]) -> Loaded:
         if result.module is None:
             return
         module = result.module.model_copy(update={"path": shown})
+        empty = _empty(module, shown)
+        if empty is not None:
+            out.diagnostics.append(empty)
         out.modules.append(module)
         stack.append(real)
         for item in module.items:
@@ -179,5 +182,20 @@ def load_text(text: str, path: str = "<string>") -> Loaded:
     out.sources[path] = text
     out.diagnostics.extend(result.diagnostics)
     if result.module is not None:
+        empty = _empty(result.module, path)
+        if empty is not None:
+            out.diagnostics.append(empty)
         out.modules.append(result.module)
     return out
+
+
+def _empty(module: ast.Module, shown: str) -> Diagnostic | None:
+    """E006 for a file with nothing but whitespace and comments (a truncated write, the wrong file)."""
+    if module.items:
+        return None
+    return error(
+        Code.E006_EMPTY,
+        "the file is empty: it has no declarations or rules",
+        Span.point(shown),
+        "write the policy or remove the file; an empty file is usually an unfinished write",
+    )

@@ -139,8 +139,11 @@ def _build(loaded: Loaded, stop_after: str | None = None) -> CompileResult:
         res.diagnostics = _finish(diags)
         return res
     from charter.compiler.analyse import analyse
+    from charter.compiler.unused import unused
 
     diags.extend(analyse(sym, lowerer.out))
+    compiled = [c for c in lowerer.conds.cache.values() if not isinstance(c, Exception)]
+    diags.extend(unused(loaded.modules, sym, compiled, (text for text, _ in lowerer.conds.cache)))
     res.stage = "analyse"
     if stop_after == "analyse":
         res.diagnostics = _finish(diags)

@@ -7,17 +7,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from charter.cel import CelCompileError, CelType, Compiled, ProblemKind, compile_condition
+from charter.cel import CelCompileError, CelProblem, CelType, Compiled, ProblemKind, compile_condition
 from charter.compiler.resolve import RuleEntry, Symbols
 from charter.diagnostics import Code, Diagnostic, Span, did_you_mean, error
 from charter.enums import RuleKind
 from charter.syntax import ast
 
-S, I, D, B = CelType.STRING, CelType.INT, CelType.DOUBLE, CelType.BOOL
+S, N, D, B = CelType.STRING, CelType.INT, CelType.DOUBLE, CelType.BOOL
 LS = CelType.LIST(S)
 
 _TYPES: dict[str, CelType] = {
-    "int": I,
+    "int": N,
     "double": D,
     "number": D,
     "string": S,
@@ -70,7 +70,7 @@ SIGNAL_FIELDS: dict[str, CelType] = {
     "severity": S,
     "score": D,
     "note": S,
-    "rank": I,
+    "rank": N,
 }
 
 
@@ -105,27 +105,40 @@ class Environments:
     context_types: dict[str, CelType]
     tool_args: dict[str, dict[str, CelType]]
     diags: list[Diagnostic] = field(default_factory=list)
+    #: ``args`` types already built, by targeted tools (many rules target the same tools).
+    args_cache: dict[tuple[str, ...], CelType] = field(default_factory=dict)
 
     def base(self, args: CelType) -> dict[str, CelType]:
         """Roots every condition sees."""
         return {
             "actor": self.actor,
-            "action": CelType.OBJECT(
-                {
-                    "kind": S,
-                    "target": S,
-                    "args": CelType.MAP(S, CelType.DYN),
-                    "labels": LS,
-                    "arg_labels": CelType.MAP(S, LS),
-                }
-            ),
+            "action": _ACTION,
             "args": args,
-            "tool": CelType.OBJECT({"name": S, "category": S, "tags": LS}),
+            "tool": _TOOL,
             "context": self.context,
-            "cost": CelType.MAP(S, D),
-            "signals": CelType.LIST(CelType.OBJECT(SIGNAL_FIELDS)),
-            "run": CelType.OBJECT({"steps": I, "labels": LS}),
+            "cost": _COST,
+            "signals": _SIGNALS,
+            "run": _RUN,
         }
+
+
+# Shared root types: every rule's environment refers to the same objects, so the compiler's
+# per-object type keys are computed once rather than once per rule.
+_ACTION = CelType.OBJECT(
+    {
+        "kind": S,
+        "target": S,
+        "args": CelType.MAP(S, CelType.DYN),
+        "labels": LS,
+        "arg_labels": CelType.MAP(S, LS),
+    }
+)
+_TOOL = CelType.OBJECT({"name": S, "category": S, "tags": LS})
+_COST = CelType.MAP(S, D)
+_SIGNALS = CelType.LIST(CelType.OBJECT(SIGNAL_FIELDS))
+_RUN = CelType.OBJECT({"steps": N, "labels": LS})
+_OPEN_ARGS = CelType.MAP(S, CelType.DYN)
+_RESULT = CelType.OBJECT({"outcome": S, "failed": B, "cost": CelType.MAP(S, D), "labels": LS})
 
 
 def environments(sym: Symbols) -> Environments:
@@ -137,7 +150,7 @@ def environments(sym: Symbols) -> Environments:
         "id": S,
         "roles": LS,
         "chain": LS,
-        "depth": I,
+        "depth": N,
         "human": S,
     }
     actor_fields.update(attrs)
@@ -179,12 +192,17 @@ def targeted_tools(entry: RuleEntry, sym: Symbols) -> list[str] | None:
 def args_type(tools: list[str] | None, envs: Environments) -> CelType:
     """``args`` as a closed object when every targeted tool declares its arguments."""
     if not tools or any(not envs.tool_args.get(t) for t in tools):
-        return CelType.MAP(S, CelType.DYN)
+        return _OPEN_ARGS
+    key = tuple(tools)
+    found = envs.args_cache.get(key)
+    if found is not None:
+        return found
     fields: dict[str, CelType] = {}
     for t in tools:
         for name, typ in envs.tool_args[t].items():
             fields[name] = typ if fields.get(name, typ) == typ else CelType.DYN
-    return CelType.OBJECT(fields)
+    found = envs.args_cache[key] = CelType.OBJECT(fields)
+    return found
 
 
 def _offset_span(span: Span, text: str, start: int, end: int) -> Span:
@@ -207,12 +225,20 @@ class ConditionCompiler:
 
     def __init__(self) -> None:
         self.cache: dict[tuple[str, Any], Compiled | CelCompileError] = {}
+        # Structural keys of the type objects seen so far, by identity; the type is kept with its
+        # key so its id cannot be reused by another object while this compiler lives.
+        self._type_keys: dict[int, tuple[CelType, Any]] = {}
 
-    @staticmethod
-    def _env_key(env: Mapping[str, CelType]) -> Any:
+    def _env_key(self, env: Mapping[str, CelType]) -> Any:
         # INVARIANT: structural (object fields included), so a condition is only reused for an
         # identical declaration environment.
-        return tuple(sorted((name, _type_key(t)) for name, t in env.items()))
+        return tuple(sorted((name, self._type_key(t)) for name, t in env.items()))
+
+    def _type_key(self, t: CelType) -> Any:
+        found = self._type_keys.get(id(t))
+        if found is None:
+            found = self._type_keys[id(t)] = (t, _type_key(t))
+        return found[1]
 
     def compile(
         self, text: str, env: Mapping[str, CelType], span: Span, diags: list[Diagnostic]
@@ -245,16 +271,40 @@ class ConditionCompiler:
             if not problems:
                 diags.append(error(Code.E304_CEL_TOO_COMPLEX, "the condition is too complex", span))
             for p in problems:
-                diags.append(
-                    error(
-                        _PROBLEM_CODES.get(p.kind, Code.E301_CEL_SYNTAX),
-                        p.message,
-                        _offset_span(span, text, p.start, p.end),
-                        p.help,
-                    )
-                )
+                where = _offset_span(span, text, p.start, p.end)
+                misplaced = _misplaced(p, text, env)
+                if misplaced is not None:
+                    diags.append(error(Code.E307_CEL_WRONG_PLACE, misplaced[0], where, misplaced[1]))
+                    continue
+                code = _PROBLEM_CODES.get(p.kind, Code.E301_CEL_SYNTAX)
+                diags.append(error(code, p.message, where, p.help))
             return None
         return found
+
+
+#: Condition roots that exist only in some places: where they exist, and how to say it elsewhere.
+_PLACED_ROOTS: dict[str, tuple[str, str]] = {
+    "result": ("'on result' rules", "check the outcome of an action in an 'on result' rule"),
+    "estimate": ("'on result' rules", "compare the estimate with the cost in an 'on result' rule"),
+    **{
+        name: (
+            "a 'signal KIND where ...' condition",
+            f'to test signals here, write signals.exists(s, s.{name} == ...)',
+        )
+        for name in SIGNAL_FIELDS
+    },
+}
+
+
+def _misplaced(p: CelProblem, text: str, env: Mapping[str, CelType]) -> tuple[str, str] | None:
+    """E307 (message, help) when an unknown name is a root that only exists in other places."""
+    if p.kind is not ProblemKind.UNKNOWN_NAME or not p.message.startswith("unknown name '"):
+        return None
+    name = text[p.start : p.end]
+    place = _PLACED_ROOTS.get(name)
+    if place is None or name in env:
+        return None
+    return (f"'{name}' is only available in {place[0]}", place[1])
 
 
 def _type_key(t: CelType | None) -> Any:
@@ -268,8 +318,8 @@ def rule_env(entry: RuleEntry, sym: Symbols, envs: Environments) -> dict[str, Ce
     """The CEL roots visible to one rule's conditions."""
     env = envs.base(args_type(targeted_tools(entry, sym), envs))
     if entry.rule.kind is RuleKind.RESULT:
-        env["result"] = CelType.OBJECT({"outcome": S, "failed": B, "cost": CelType.MAP(S, D), "labels": LS})
-        env["estimate"] = CelType.MAP(S, D)
+        env["result"] = _RESULT
+        env["estimate"] = _COST
     return env
 
 

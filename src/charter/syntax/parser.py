@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
+import gc
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import lark
 from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.exceptions import VisitError
+from lark.visitors import _vargs_meta
 
 from charter.diagnostics import Code, Diagnostic, Span, did_you_mean, error
 from charter.syntax import ast
+from charter.syntax.lalr import Build, Driver, NoFastPath, cached_lark
 from charter.syntax.transform import SyntaxProblem, ToAst
 
 #: Largest policy file accepted, in bytes (documented in docs/language.md).
@@ -27,6 +28,7 @@ MAX_SYNTAX_ERRORS = 20
 
 _LOCK = threading.Lock()
 _PARSER: Lark | None = None
+_DRIVER: Driver | None = None
 
 _TOP_KEYWORDS = [
     "policy",
@@ -80,19 +82,6 @@ def grammar_text() -> str:
     return resources.files("charter.syntax").joinpath("charter.lark").read_text("utf-8")
 
 
-def _cache_file(text: str) -> str | None:
-    """Where the built parser is cached between processes (None when no cache dir is writable)."""
-    base = os.environ.get("CHARTER_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "charter"
-    )
-    try:
-        os.makedirs(base, exist_ok=True)
-    except OSError:
-        return None
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return os.path.join(base, f"grammar-{digest}-lark{lark.__version__}.cache")
-
-
 def _parser() -> Lark:
     # Building the LALR tables and checking terminal collisions (strict) takes seconds; the built
     # parser is cached on disk keyed by the grammar's hash, so later processes load it in ms.
@@ -106,11 +95,7 @@ def _parser() -> Lark:
                 "propagate_positions": True,
                 "maybe_placeholders": True,
             }
-            cache = _cache_file(text)
-            try:
-                _PARSER = Lark(text, cache=cache or False, **options)
-            except (OSError, EOFError, ValueError):
-                _PARSER = Lark(text, **options)
+            _PARSER = cached_lark(text, "grammar", **options)
         return _PARSER
 
 
@@ -178,45 +163,55 @@ def decode(path: str, data: bytes) -> tuple[str | None, list[Diagnostic]]:
     return text, []
 
 
+_NEST_EVENT = re.compile(r"[\"'#()\[\]{}]")
+
+
 def _check_nesting(path: str, text: str) -> Diagnostic | None:
+    """E004 at the first bracket nested deeper than MAX_NESTING outside strings and comments.
+
+    Strings and comments end at the end of their line; a backslash in a string escapes the next
+    character on the line (one left pending at a line's end escapes the next string's first).
+    """
     depth = 0
-    line, col = 1, 0
-    in_str: str | None = None
-    in_comment = False
     escaped = False
-    for ch in text:
-        col += 1
-        if ch == "\n":
-            line, col = line + 1, 0
-            in_comment = False
-            in_str = None
-            continue
-        if in_comment:
-            continue
-        if in_str:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == in_str:
-                in_str = None
-            continue
-        if ch in "\"'":
-            in_str = ch
-        elif ch == "#":
-            in_comment = True
+    pos, n = 0, len(text)
+    find = _NEST_EVENT.search
+    while True:
+        m = find(text, pos)
+        if m is None:
+            return None
+        ch = m.group()
+        pos = m.end()
+        if ch == "#":
+            pos = text.find("\n", pos)
+            if pos < 0:
+                return None
+        elif ch == '"' or ch == "'":
+            while pos < n:
+                c = text[pos]
+                if c == "\n":
+                    break
+                pos += 1
+                if escaped:
+                    escaped = False
+                elif c == "\\":
+                    escaped = True
+                elif c == ch:
+                    break
         elif ch in "([{":
             depth += 1
             if depth > MAX_NESTING:
+                at = m.start()
+                line = text.count("\n", 0, at) + 1
+                col = at - (text.rfind("\n", 0, at) + 1) + 1
                 return error(
                     Code.E004_TOO_DEEP,
                     f"brackets nest more than {MAX_NESTING} levels deep",
                     Span(path, line, col, line, col + 1),
                     "simplify the expression or split it into several rules",
                 )
-        elif ch in ")]}":
-            depth = max(0, depth - 1)
-    return None
+        elif depth:
+            depth -= 1
 
 
 def _blank(text: str) -> str:
@@ -288,11 +283,70 @@ def _syntax_diag(path: str, exc: UnexpectedInput, text: str) -> Diagnostic:
 
 def parse_text(text: str, path: str = "<string>") -> ParseResult:
     """Parse policy source text. Never raises for bad input: problems come back as diagnostics."""
+    # Parsing allocates many small objects that all stay alive (tokens, AST nodes, spans): the
+    # cyclic GC would rescan them again and again (superlinear on big files), so it is paused.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse_text(text, path)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _driver() -> Driver:
+    global _DRIVER
+    parser = _parser()
+    with _LOCK:
+        if _DRIVER is None:
+            # Whitespace and comments are skipped before each token: no terminal of the grammar
+            # starts with whitespace or '#' (a condition's first character cannot be either).
+            skip = r"(?:[ \t\f\r\n]+|#[^\n]*)+"
+            _DRIVER = Driver(parser, "start", maybe_placeholders=True, skip=skip)
+        return _DRIVER
+
+
+def _callbacks(builder: ToAst) -> Callable[[str], Build | None]:
+    """The transformer's methods as driver callbacks, called as Lark's Transformer calls them."""
+
+    def find(name: str) -> Build | None:
+        method = getattr(builder, name, None)
+        if method is None:
+            if name.startswith("_"):
+                return None
+            return lambda meta, children: builder.__default__(name, children, meta)
+        wrapper = getattr(method, "visit_wrapper", None)
+        if wrapper is None:
+            return lambda meta, children: method(children)
+        if wrapper is _vargs_meta:
+            base: Build = method.base_func  # the method itself: (meta, children), as Build
+            return base
+        return lambda meta, children: wrapper(method, name, children, meta)
+
+    return find
+
+
+def _fast_module(text: str, path: str) -> ast.Module | None:
+    """The module built while parsing (no parse tree); None when the text needs the full parser."""
+    try:
+        module, _ = _driver().parse(text, _callbacks(ToAst(path)))
+    except (NoFastPath, SyntaxProblem):
+        # Syntax errors, and problems the AST builder found, are reported by the full parser,
+        # which sees every syntax error of the file before any of those problems.
+        return None
+    assert isinstance(module, ast.Module)
+    return module
+
+
+def _parse_text(text: str, path: str) -> ParseResult:
     if not text.strip():
         return ParseResult(ast.Module(path=path, items=()), (), text)
     deep = _check_nesting(path, text)
     if deep is not None:
         return ParseResult(None, (deep,), text)
+    fast = _fast_module(text, path)
+    if fast is not None:
+        return _with_comments(fast, path, text)
     parser = _parser()
     diags: list[Diagnostic] = []
     remaining = text
@@ -334,6 +388,10 @@ def parse_text(text: str, path: str = "<string>") -> ParseResult:
         return ParseResult(
             None, (error(Code.E004_TOO_DEEP, "the file nests too deeply", Span.point(path)),), text
         )
+    return _with_comments(module, path, text)
+
+
+def _with_comments(module: ast.Module, path: str, text: str) -> ParseResult:
     found = [
         ast.Comment(text=m.group(0), span=_offset_span(path, text, m.start(), m.end()))
         for m in _iter_comments(text)

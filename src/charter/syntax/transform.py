@@ -15,6 +15,9 @@ from charter.syntax import ast
 
 _DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: Longest duration accepted anywhere (10 years); longer ones are a typo (documented in
+#: docs/diagnostics.md, E105).
+MAX_DURATION_SECONDS = 3650 * 86400
 
 
 class SyntaxProblem(Exception):
@@ -86,7 +89,23 @@ class ToAst(Transformer[Token, Any]):
         return ast.Name(value=str(tok), span=self._tok_span(tok))
 
     def _duration(self, tok: Token) -> ast.Duration:
-        return ast.Duration(text=str(tok), seconds=parse_duration_text(str(tok)), span=self._tok_span(tok))
+        text = str(tok)
+        seconds = parse_duration_text(text)
+        if seconds <= 0:
+            raise SyntaxProblem(
+                "E105",
+                f"the duration {text} is zero",
+                self._tok_span(tok),
+                "use a positive duration such as 30s, 5m or 4h",
+            )
+        if seconds > MAX_DURATION_SECONDS:
+            raise SyntaxProblem(
+                "E105",
+                f"the duration {text} is too long",
+                self._tok_span(tok),
+                f"durations go up to {MAX_DURATION_SECONDS // 86400}d (10 years)",
+            )
+        return ast.Duration(text=text, seconds=seconds, span=self._tok_span(tok))
 
     def _number(self, tok: Token) -> Decimal:
         try:
