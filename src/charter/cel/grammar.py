@@ -14,11 +14,10 @@ from __future__ import annotations
 import re
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import celpy
 from celpy.celparser import CELParser
-from lark import Lark, Token
 
 from charter.cel.limits import Limits
 from charter.cel.syntax import (
@@ -41,6 +40,9 @@ from charter.cel.syntax import (
     _Builder,
 )
 from charter.syntax.lalr import Bound, Build, Driver, Meta, NoFastPath, cached_lark
+
+if TYPE_CHECKING:  # only the syntax package imports lark at run time
+    from lark import Lark, Token
 
 _LOCK = threading.Lock()
 _STATE: dict[str, Any] = {}
