@@ -1,0 +1,48 @@
+"""The pipeline's import rules: lark only in the syntax package, cel-python only in the CEL adapter,
+the engine never imports the parser or the compiler (checked on every import statement run at
+module import time or inside functions; imports under ``TYPE_CHECKING`` do not count)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).parents[2] / "src" / "charter"
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(n) for child in node.body for n in ast.walk(child))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def _importers(prefix: str) -> list[str]:
+    return sorted(
+        str(p.relative_to(SRC))
+        for p in SRC.rglob("*.py")
+        if any(m == prefix or m.startswith(prefix + ".") for m in _runtime_imports(p))
+    )
+
+
+def test_only_the_syntax_package_imports_lark() -> None:
+    assert [p for p in _importers("lark") if not p.startswith("syntax/")] == []
+
+
+def test_only_the_cel_adapter_imports_cel_python() -> None:
+    assert [p for p in _importers("celpy") if not p.startswith("cel/")] == []
+
+
+def test_the_engine_never_imports_the_parser_or_the_compiler() -> None:
+    engine = {p for p in _importers("charter.syntax") + _importers("charter.compiler") if p.startswith("engine/")}
+    assert engine == set()
