@@ -36,9 +36,9 @@ def _req(i: int, who: str = "a") -> dict[str, Any]:
 
 def _append_many(location: str, who: str, n: int, durable: bool, start: Any) -> None:
     """Child process: decide n requests tracing to the shared chain (small batches, many races)."""
-    start.wait(30)
     log = TraceLog(location, batch=7, flush_s=0.001, durable=durable)
     engine = charter.Engine(charter.loads(POLICY), trace=log)
+    start.wait(60)  # every process ready: the appends race (a spawned import takes ~1 s)
     for i in range(n):
         d = engine.decide(_req(i, who))
         assert d.outcome is Outcome.ALLOW, d.failures
@@ -52,14 +52,13 @@ def _append_many(location: str, who: str, n: int, durable: bool, start: Any) -> 
 def test_concurrent_appends_from_four_processes_make_one_chain(location: str, durable: bool) -> None:
     TraceLog(location).close()  # create the tables before the race
     ctx = mp.get_context("spawn")
-    start = ctx.Event()
+    start = ctx.Barrier(PROCS)
     procs = [
         ctx.Process(target=_append_many, args=(location, f"p{k}", PER_PROC, durable, start))
         for k in range(PROCS)
     ]
     for p in procs:
         p.start()
-    start.set()
     for p in procs:
         p.join(120)
     assert [p.exitcode for p in procs] == [0] * PROCS
@@ -72,9 +71,9 @@ def test_concurrent_appends_from_four_processes_make_one_chain(location: str, du
     assert seqs == list(range(1, rep.records + 1))
     agents = raw(location, "SELECT agent, count(*) FROM {trace} WHERE kind = 'decision' GROUP BY agent")
     assert sorted(agents) == [(f"p{k}", PER_PROC) for k in range(PROCS)]
-    # interleaved, not one process after the other
+    # interleaved, not one process after the other (which would switch agents PROCS - 1 times)
     order = [r[0] for r in raw(location, "SELECT agent FROM {trace} WHERE kind = 'decision' ORDER BY seq")]
-    assert sum(1 for a, b in itertools.pairwise(order) if a != b) > PROCS
+    assert sum(1 for a, b in itertools.pairwise(order) if a != b) > PROCS - 1
 
 
 class Proxy:
