@@ -25,7 +25,11 @@ _COLORS = {
 
 
 def _read_request(spec: str) -> object:
-    text = sys.stdin.read() if spec == "-" else open(spec, encoding="utf-8").read()
+    if spec == "-":
+        text = sys.stdin.read()
+    else:
+        with open(spec, encoding="utf-8") as fh:
+            text = fh.read()
     if len(text) > 1_000_000:
         raise click.UsageError("the request is larger than 1 MB")
     try:

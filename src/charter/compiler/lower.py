@@ -236,7 +236,8 @@ class Lowerer:
             self.diags.append(
                 error(
                     Code.E404_FAIL_OPEN_IN_CHILD,
-                    f"'on error ignore' in rule '{entry.rule.id.value}' would fail open inside a narrowing policy",
+                    f"'on error ignore' in rule '{entry.rule.id.value}' would fail open"
+                    " inside a narrowing policy",
                     oc.span if oc is not None else entry.rule.id.span,
                     "remove it: rules of a narrowing policy fail closed",
                 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -120,7 +120,7 @@ class ContextField(Node):
     type: TypeRef
 
 
-Value = Union[str, Decimal, bool, tuple[Any, ...]]
+Value = str | Decimal | bool | tuple[Any, ...]
 
 
 class AgentAttr(Node):
@@ -391,24 +391,24 @@ class TriggerClause(Node):
     trigger: Trigger
 
 
-Clause = Union[
-    ActorClause,
-    ActionClause,
-    ConditionClause,
-    SignalClause,
-    SequenceClause,
-    ReasonClause,
-    ModeClause,
-    OutcomeClause,
-    NameClause,
-    NumberClause,
-    SwitchClause,
-    DurationClause,
-    ScopeClause,
-    LimitClause,
-    TimezoneClause,
-    TriggerClause,
-]
+Clause = (
+    ActorClause
+    | ActionClause
+    | ConditionClause
+    | SignalClause
+    | SequenceClause
+    | ReasonClause
+    | ModeClause
+    | OutcomeClause
+    | NameClause
+    | NumberClause
+    | SwitchClause
+    | DurationClause
+    | ScopeClause
+    | LimitClause
+    | TimezoneClause
+    | TriggerClause
+)
 
 
 class Rule(Node):
@@ -419,23 +419,23 @@ class Rule(Node):
     clauses: tuple[Clause, ...]
 
 
-Item = Union[
-    Header,
-    Include,
-    AgentsFrom,
-    Units,
-    Roles,
-    Attribute,
-    ContextField,
-    Agent,
-    Tool,
-    Group,
-    Signal,
-    Rank,
-    Stops,
-    Escalation,
-    Rule,
-]
+Item = (
+    Header
+    | Include
+    | AgentsFrom
+    | Units
+    | Roles
+    | Attribute
+    | ContextField
+    | Agent
+    | Tool
+    | Group
+    | Signal
+    | Rank
+    | Stops
+    | Escalation
+    | Rule
+)
 
 
 class Comment(Node):
