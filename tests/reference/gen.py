@@ -25,7 +25,18 @@ ALL_FEATURES = frozenset({
     "unsorted-ids",  # rule ids whose order differs from the order the engine collects them in
     "role-scope",  # budgets and rates counted per role (an actor may hold several)
 })
-SAFE_FEATURES: frozenset[str] = frozenset({"sequences", "depth-then-deny", "unsorted-ids", "role-scope", "depth-selectors", "boundary-errors", "rate-and-budget", "signal-errors"})
+SAFE_FEATURES: frozenset[str] = frozenset(
+    {
+        "sequences",
+        "depth-then-deny",
+        "unsorted-ids",
+        "role-scope",
+        "depth-selectors",
+        "boundary-errors",
+        "rate-and-budget",
+        "signal-errors",
+    }
+)
 FAIL_MODES = ["ignore", "deny", "halt", "escalate", "require approval"]
 EXCEED = ["deny", "halt agent", "escalate", "require approval"]
 

@@ -169,7 +169,8 @@ def test_failed_payment_halts_agent_after_settlement(engine: charter.Engine) -> 
                           args={"amount": 10.0, "payee": "acme", "currency": "USD", "new_payee": False}))
     st = engine.settle(d.id, outcome="failure")
     assert st.outcome is Outcome.HALT and [c.id for c in st.checks] == ["failed-payment"]
-    assert engine.decide(req("payments-agent", "email.send", args={"to": "a", "body": "b"})).outcome is Outcome.HALT
+    d = engine.decide(req("payments-agent", "email.send", args={"to": "a", "body": "b"}))
+    assert d.outcome is Outcome.HALT
 
 
 def test_cel_error_fails_closed() -> None:

@@ -107,7 +107,7 @@ def test_self_approval_and_same_approver_twice(engine: charter.Engine) -> None:
     with pytest.raises(HumanError, match="mallory is not a member of treasury"):
         engine.approvals.approve(aid, "mallory")
     engine.approvals.approve(aid, "alice")
-    with pytest.raises(HumanError, match="alice has already approved .*; an approver counts once"):
+    with pytest.raises(HumanError, match=r"alice has already approved .*; an approver counts once"):
         engine.approvals.approve(aid, "alice")
 
 

@@ -10,4 +10,5 @@ def test_schemas_are_current(root: Path) -> None:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     for name, text in mod.schemas().items():
-        assert (root / "docs" / "schema" / name).read_text() == text, f"{name} is stale: run scripts/gen_schemas.py"
+        stale = f"{name} is stale: run scripts/gen_schemas.py"
+        assert (root / "docs" / "schema" / name).read_text() == text, stale
