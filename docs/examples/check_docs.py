@@ -14,7 +14,7 @@ Directives are HTML comments placed just before a fenced code block:
                             is the expected output
 
 A `check` or `run` block may be followed directly by a ```text block: the real output
-(stdout, then stderr, then "exit N") must equal it, except for decision ids and timings.
+(stdout, then stderr, then "exit N") must equal it, except for decision and approval ids, policy revisions and times.
 A block with no directive is not checked.
 """
 
@@ -38,8 +38,13 @@ CODE = re.compile(r"^\S+:\d+:\d+: ([EW]\d{3}) ", re.M)
 
 def normalise(text: str) -> str:
     text = re.sub(r"d-[0-9a-f]{12}-[0-9a-f]+", "d-<id>", text)
+    # the policy revision is a hash of the example policies: it changes with every edit to them
+    text = re.sub(r'(revision"?:? "?)[0-9a-f]{16}', r"\1<rev>", text)
+    text = re.sub(r"(revision )[0-9a-f]{16}", r"\1<rev>", text)
     text = re.sub(r'"elapsed_us": [0-9.]+', '"elapsed_us": <t>', text)
     text = re.sub(r'"at": [0-9.]+', '"at": <t>', text)
+    text = re.sub(r"ap-[0-9a-f]{16}", "ap-<id>", text)
+    text = re.sub(r'"approval_expires_at": [0-9.]+', '"approval_expires_at": <t>', text)
     return text.rstrip()
 
 
