@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from charter.cel.syntax import Logic
-from charter.engine import engine as _engine_mod
+from charter.engine import settling as _engine_mod
 from charter.engine import stateful as _stateful_mod
 from charter.engine.decision import Decision
 from charter.engine.evaluate import EvalError, View, check_sequence, rule_holds
