@@ -134,7 +134,16 @@ class PostgresStore:
         conn = self._connection()
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(self.schema, "ddl", ""),))
-            conn.execute(ddl.TABLES.format(s=self._s))
+            # INVARIANT: a schema that is already current gets no table DDL: ALTER TABLE (even
+            # ADD COLUMN IF NOT EXISTS) and CREATE INDEX lock tables that running decisions are
+            # writing, and a process starting beside them deadlocked with them.
+            current = conn.execute(
+                "SELECT to_regclass(%s) IS NOT NULL AND EXISTS (SELECT 1 FROM pg_attribute"
+                " WHERE attrelid = to_regclass(%s) AND attname = 'rb' AND NOT attisdropped)",
+                (f"{self._s}.records", f"{self._s}.budgets"),
+            ).fetchone()
+            if not (current and current[0]):
+                conn.execute(ddl.TABLES.format(s=self._s))
             conn.execute(ddl.FUNCTIONS.format(s=self._s))
 
     def _call(self, fn: Callable[[], T]) -> T:
