@@ -33,16 +33,7 @@ class TransportError(SidecarError):
         super().__init__(0, message, "transport")
 
 
-def _hit(r: Mapping[str, Any]) -> RuleHit:
-    return RuleHit(
-        r["id"],
-        r["kind"],
-        Outcome(r["effect"]),
-        r["reason"],
-        r.get("source"),
-        r.get("shadow", False),
-        r.get("error"),
-    )
+_hit = RuleHit.from_dict
 
 
 def decision_from_dict(d: Mapping[str, Any]) -> Decision:

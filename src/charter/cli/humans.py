@@ -246,19 +246,7 @@ def stops_cmd(policy: str, store_url: str, fmt: str, show_log: bool) -> None:
         echo_json(
             {
                 "schema_version": 1,
-                "stops": [
-                    s.__dict__
-                    if hasattr(s, "__dict__")
-                    else {
-                        "scope": s.scope,
-                        "value": s.value,
-                        "reason": s.reason,
-                        "by": s.by,
-                        "at": s.at,
-                        "source": s.source,
-                    }
-                    for s in stops
-                ],
+                "stops": [s.to_dict() for s in stops],
             }
         )
         return

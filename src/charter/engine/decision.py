@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,19 @@ class RuleHit:
     source: str | None = None
     shadow: bool = False
     error: str | None = None
+
+    @classmethod
+    def from_dict(cls, r: Mapping[str, Any]) -> RuleHit:
+        """The inverse of :meth:`to_dict` (replayed decisions, the sidecar client)."""
+        return cls(
+            r["id"],
+            r["kind"],
+            Outcome(r["effect"]),
+            r["reason"],
+            r.get("source"),
+            r.get("shadow", False),
+            r.get("error"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -17,9 +17,9 @@ from charter.engine.evaluate import RunView, View
 from charter.engine.plan import Planner
 from charter.engine.policy import CompiledPolicy, EscalationPath
 from charter.engine.prepare import build_view, stop_keys
-from charter.engine.req import Req, RequestError, _fast, parse_request
+from charter.engine.req import Req, RequestError, _fast, parse_request, validated
 from charter.engine.request import Request
-from charter.engine.settling import PENDING_LIMIT, PENDING_TTL_S, Pending, Settlement, Settling
+from charter.engine.settling import PENDING_TTL_S, Pending, Settlement, Settling, put_bounded
 from charter.engine.stateful import (
     boundary_kind,
     depth_trips,
@@ -193,9 +193,8 @@ class Engine(Settling):
         """Decide one action. Raises RequestError for a malformed request; every other failure
         is recorded in the decision and never yields ``allow``."""
         t0 = perf_counter()
-        req = _fast(request) if type(request) is dict else None
-        if req is None:
-            req = parse_request(request)
+        # a dict the fast path declines goes straight to pydantic (no second fast attempt)
+        req = (_fast(request) or validated(request)) if type(request) is dict else parse_request(request)
         if self._lean and not (req.approval or req.idempotency_key or req.chain) and not self._stop_count():  # type: ignore[misc]
             return self._decide_lean(req, t0)
         return self._decide(req, t0)
@@ -213,47 +212,31 @@ class Engine(Settling):
         verdict = self._planner.plan(view).run(policy, view)
         outcome = verdict.outcome
         if outcome is Outcome.ALLOW:
-            did = f"d-{self._prefix}-{next(self._ids):x}"
+            did = self._new_id()
             if self._lite:
-                runs = self._settle_runs
-                if len(runs) >= PENDING_LIMIT:
-                    for key in list(itertools.islice(iter(runs), PENDING_LIMIT // 10)):
-                        runs.pop(key, None)
-                runs[did] = req.run
+                put_bounded(self._settle_runs, did, req.run)
                 view._activation = None  # view <-> activation is a cycle: free both by refcount
             else:
                 self._remember(did, None, req, view, verdict.failures)
-            d = Decision(
-                did,
-                outcome,
-                tuple(verdict.deciding),
-                policy.revision,
-                (),
-                tuple(verdict.shadow),
-                tuple(verdict.failures),
-                {},
-                0.0,
-                False,
-            )
-            d.elapsed_us = (perf_counter() - t0) * 1e6
-            return d
-        if outcome is Outcome.DENY and not verdict.halts:
-            view._activation = None  # view <-> activation is a cycle: free both by refcount
-            d = Decision(
-                f"d-{self._prefix}-{next(self._ids):x}",
-                outcome,
-                tuple(verdict.deciding),
-                policy.revision,
-                (),
-                tuple(verdict.shadow),
-                tuple(verdict.failures),
-                {},
-                0.0,
-                verdict.default_deny,
-            )
-            d.elapsed_us = (perf_counter() - t0) * 1e6
-            return d
-        return self._decide(req, t0, view, verdict)
+        elif outcome is Outcome.DENY and not verdict.halts:
+            did = self._new_id()
+            view._activation = None
+        else:
+            return self._decide(req, t0, view, verdict)
+        d = Decision(
+            did,
+            outcome,
+            tuple(verdict.deciding),
+            policy.revision,
+            (),
+            tuple(verdict.shadow),
+            tuple(verdict.failures),
+            {},
+            0.0,
+            verdict.default_deny,
+        )
+        d.elapsed_us = (perf_counter() - t0) * 1e6
+        return d
 
     def _decide(self, req: Req, t0: float, view: View | None = None, verdict: Any = None) -> Decision:
         """The general path: run state, stops, tripwires, rates, budgets, human gates, trace."""
@@ -677,18 +660,7 @@ class Engine(Settling):
         return Decision(
             d["id"],
             Outcome(d["outcome"]),
-            tuple(
-                RuleHit(
-                    r["id"],
-                    r["kind"],
-                    Outcome(r["effect"]),
-                    r["reason"],
-                    r.get("source"),
-                    r.get("shadow", False),
-                    r.get("error"),
-                )
-                for r in d["rules"]
-            ),
+            tuple(RuleHit.from_dict(r) for r in d["rules"]),
             d["revision"],
             tuple(BoundaryCheck(**b) for b in d["boundaries"]),
             (),

@@ -339,6 +339,11 @@ def parse_request(request: Request | Req | Mapping[str, Any]) -> Req:
     fast = _fast(request)
     if fast is not None:
         return fast
+    return validated(request)
+
+
+def validated(request: Mapping[str, Any]) -> Req:
+    """Validate a mapping with the pydantic model (the errors name the field)."""
     try:
         return from_model(Request.model_validate(request))
     except ValidationError as exc:

@@ -16,7 +16,7 @@ from charter.engine.stateful import MICROS, micros, velocity_hits
 from charter.enums import Mode, Outcome, Scope
 from charter.state import Batch, StateStore, StopRecord, StoreError
 
-__all__ = ["PENDING_LIMIT", "PENDING_TTL_S", "Pending", "Settlement", "Settling"]
+__all__ = ["PENDING_LIMIT", "PENDING_TTL_S", "Pending", "Settlement", "Settling", "put_bounded"]
 
 
 @dataclass(slots=True)
@@ -42,7 +42,7 @@ class Settlement:
             "checks": [c.to_dict() for c in self.checks],
             "outcome": self.outcome.value if self.outcome else None,
             "labels": list(self.labels),
-            "stops": [s.__dict__ if hasattr(s, "__dict__") else _stop_dict(s) for s in self.stops],
+            "stops": [s.to_dict() for s in self.stops],
             "boundaries": [b.to_dict() for b in self.boundaries],
             "failures": [f.to_dict() for f in self.failures],
         }
@@ -56,15 +56,17 @@ PENDING_LIMIT = 200_000
 PENDING_TTL_S = 86400.0
 
 
-def _stop_dict(s: StopRecord) -> dict[str, Any]:
-    return {
-        "scope": s.scope,
-        "value": s.value,
-        "reason": s.reason,
-        "by": s.by,
-        "at": s.at,
-        "source": s.source,
-    }
+def put_bounded(m: dict[str, Any], key: str, value: Any) -> None:
+    """Insert into a map of unsettled decisions, dropping the oldest tenth at the limit.
+
+    INVARIANT: bounded memory; an unsettled hold is released by its TTL in any case.
+    """
+    if len(m) >= PENDING_LIMIT:
+        for old in list(itertools.islice(iter(m), PENDING_LIMIT // 10)):
+            m.pop(old, None)
+    m[key] = value
+
+
 
 
 class Settling:
@@ -102,7 +104,7 @@ class Settling:
                 )
                 try:
                     self.store.set_stop(rec)
-                    out.append(_stop_dict(rec))
+                    out.append(rec.to_dict())
                 except StoreError as exc:
                     failures.append(Failure(f"stop {scope.value}={value}", str(exc), "halt (not persisted)"))
         return out
@@ -251,12 +253,7 @@ class Settling:
     ) -> None:
         """Keep what settling this decision needs: in memory, and in a shared store for other
         replicas (``stored``: the decision's batch already wrote it)."""
-        pending = self._pending
-        if len(pending) >= PENDING_LIMIT:
-            # INVARIANT: bounded memory; an unsettled hold is released by its TTL in any case.
-            for key in list(itertools.islice(iter(pending), PENDING_LIMIT // 10)):
-                pending.pop(key, None)
-        pending[did] = (hold_id, req.run, view, req)
+        put_bounded(self._pending, did, (hold_id, req.run, view, req))
         if (
             self._shared_pending
             and not stored

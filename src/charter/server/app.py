@@ -314,14 +314,14 @@ class Sidecar:
         )
 
     async def stops(self, request: HttpRequest, who: Principal) -> Any:
-        return {"items": [_stop(s) for s in await self._human(self.rt.engine.stops.list)]}
+        return {"items": [s.to_dict() for s in await self._human(self.rt.engine.stops.list)]}
 
     async def stop(self, request: HttpRequest, who: Principal) -> Any:
         body: wire.StopBody = await self.model(request, wire.StopBody)
         stops = self.rt.engine.stops
         rec = await self._human(lambda: stops.stop(body.scope, body.value, body.reason, who.name))
         log.warning("stop %s=%s by %s", body.scope, body.value, who.name)
-        return _stop(rec)
+        return rec.to_dict()
 
     async def resume(self, request: HttpRequest, who: Principal) -> Any:
         body: wire.ResumeBody = await self.model(request, wire.ResumeBody)
@@ -437,15 +437,6 @@ class Sidecar:
         )
 
 
-def _stop(s: Any) -> dict[str, Any]:
-    return {
-        "scope": s.scope,
-        "value": s.value,
-        "reason": s.reason,
-        "by": s.by,
-        "at": s.at,
-        "source": s.source,
-    }
 
 
 def create_app(runtime: Runtime, tokens: TokenSet | None = None, **kw: Any) -> Starlette:

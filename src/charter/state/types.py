@@ -149,6 +149,17 @@ class StopRecord:
     at: float
     source: str = "operator"
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (decisions, settlements, the sidecar and the CLI)."""
+        return {
+            "scope": self.scope,
+            "value": self.value,
+            "reason": self.reason,
+            "by": self.by,
+            "at": self.at,
+            "source": self.source,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class RecordOp:
