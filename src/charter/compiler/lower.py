@@ -24,7 +24,6 @@ from charter.enums import (
     Outcome,
     RuleKind,
     Scope,
-    TriggerKind,
 )
 from charter.syntax import ast
 
@@ -380,12 +379,8 @@ class Lowerer:
                 timezone=tzname,
                 on_exceed=outcome,
                 stop_scope=self._halt_scope(entry, outcome, stop),
-                selector=self.selector(entry),
-                conditions=self.conditions(entry, env),
-                mode=self._mode(entry),
                 fail=self._fail(entry),
-                source=self._source(entry),
-                escalation=self._path_to(entry),
+                **self._shared(entry, env),
             )
         )
 
@@ -423,12 +418,8 @@ class Lowerer:
                 window_seconds=float(seconds),
                 on_exceed=outcome,
                 stop_scope=self._halt_scope(entry, outcome, stop),
-                selector=self.selector(entry),
-                conditions=self.conditions(entry, env),
-                mode=self._mode(entry),
                 fail=self._fail(entry),
-                source=self._source(entry),
-                escalation=self._path_to(entry),
+                **self._shared(entry, env),
             )
         )
 
@@ -448,15 +439,19 @@ class Lowerer:
                 unit=trig.unit.value if trig.unit else None,
                 outcome=outcome,
                 stop_scope=stop,
-                escalation=self._path_to(entry),
-                selector=self.selector(entry),
-                conditions=self.conditions(entry, env),
-                mode=self._mode(entry),
-                source=self._source(entry),
+                **self._shared(entry, env),
             )
         )
-        if trig.kind is TriggerKind.PINGPONG and trig.within is None:
-            pass  # counted over the whole run (the key carries the run id)
+
+    def _shared(self, entry: RuleEntry, env: dict[str, Any]) -> dict[str, Any]:
+        """What every boundary and check carries: selector, conditions, mode, source, escalation."""
+        return {
+            "selector": self.selector(entry),
+            "conditions": self.conditions(entry, env),
+            "mode": self._mode(entry),
+            "source": self._source(entry),
+            "escalation": self._path_to(entry),
+        }
 
     def _result(self, entry: RuleEntry, env: dict[str, Any]) -> None:
         then: ast.OutcomeSpec = entry.one("then").outcome
@@ -480,12 +475,8 @@ class Lowerer:
                 outcome=outcome,
                 stop_scope=self._halt_scope(entry, outcome, then.scope) if outcome is not None else None,
                 labels=labels,
-                escalation=self._path_to(entry),
-                selector=self.selector(entry),
-                conditions=self.conditions(entry, env),
-                mode=self._mode(entry),
                 fail=self._fail(entry),
-                source=self._source(entry),
+                **self._shared(entry, env),
             )
         )
 
