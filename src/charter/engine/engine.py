@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from charter.engine.decision import BoundaryCheck, Decision, Failure, RuleHit
 from charter.engine.evaluate import RunView, View
+from charter.engine.lane import make_lane
 from charter.engine.plan import Planner
 from charter.engine.policy import CompiledPolicy, EscalationPath
 from charter.engine.prepare import build_view, stop_keys
@@ -184,6 +185,10 @@ class Engine(Settling):
         self.escalations = Escalations(store, policy.groups, self.clock, notifier)
         #: emergency stops: stop, resume (two-person by default), list, log
         self.stops = Stops(store, policy.stops.members, policy.stops.resume_requires, self.clock, notifier)
+        if self._lite:
+            # the commonest requests are decided in one pass (engine/lane.py); the lane hands
+            # everything else to the method above, so behaviour is the same either way
+            self.decide = make_lane(self, self._decide_request)  # type: ignore[method-assign,assignment]
 
     # ---- deciding ----------------------------------------------------------------------------
     def _new_id(self) -> str:
@@ -192,7 +197,9 @@ class Engine(Settling):
     def decide(self, request: Request | Req | Mapping[str, Any]) -> Decision:
         """Decide one action. Raises RequestError for a malformed request; every other failure
         is recorded in the decision and never yields ``allow``."""
-        t0 = perf_counter()
+        return self._decide_request(request, perf_counter())
+
+    def _decide_request(self, request: Request | Req | Mapping[str, Any], t0: float) -> Decision:
         # a dict the fast path declines goes straight to pydantic (no second fast attempt)
         req = (_fast(request) or validated(request)) if type(request) is dict else parse_request(request)
         if self._lean and not (req.approval or req.idempotency_key or req.chain) and not self._stop_count():  # type: ignore[misc]

@@ -337,6 +337,8 @@ class Verdict:
     approvals: list[Rule]
     escalations: list[Rule]
     halts: list[Rule]
+    #: (deciding, shadow, failures) as tuples, set when a plan memoises the verdict (for the lane)
+    frozen: tuple[tuple[RuleHit, ...], tuple[RuleHit, ...], tuple[Failure, ...]] | None = None
 
 
 def _hit(rule: Rule, effect: Outcome, shadow: bool = False, err: str | None = None) -> RuleHit:

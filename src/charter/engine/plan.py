@@ -13,6 +13,22 @@ from charter.enums import ActionKind, Mode
 #: Distinct "which rules held" patterns remembered per plan (bounds memory for wide selections).
 MASK_LIMIT = 256
 
+#: Activation roots a lane plan may read (bits of ``Plan.lane``; see engine/lane.py).
+ARGS, ACTOR, CONTEXT, TOOL = 1, 2, 4, 8
+_ROOT_BITS = {"args": ARGS, "actor": ACTOR, "context": CONTEXT, "tool": TOOL}
+
+
+def lane_roots(references: frozenset[str]) -> int:
+    """The root bits a set of condition references reads, or -1 if the lane cannot build one."""
+    bits = 0
+    for ref in references:
+        bit = _ROOT_BITS.get(ref.split(".", 1)[0])
+        if bit is None:
+            return -1
+        bits |= bit
+    return bits
+
+
 #: Conditions of one rule: (compiled function, negate) pairs, all of which must hold.
 Checks = tuple[tuple[Callable[[Mapping[str, Any]], Any], bool], ...]
 
@@ -28,7 +44,7 @@ class Plan:
     make the plan inexact; those selections always run :func:`evaluate`.
     """
 
-    __slots__ = ("candidates", "checks", "exact", "verdicts")
+    __slots__ = ("candidates", "checks", "exact", "lane", "verdicts")
 
     def __init__(self, candidates: tuple[Rule, ...]):
         self.candidates = candidates
@@ -37,6 +53,12 @@ class Plan:
             tuple((c.fn, c.negate) for c in r.conditions) for r in candidates
         )
         self.verdicts: dict[int, Verdict] = {}
+        #: the activation roots the lane builds for these conditions (bits), -1: not in the lane
+        self.lane = (
+            lane_roots(frozenset().union(*(c.references for r in candidates for c in r.conditions)))
+            if self.exact
+            else -1
+        )
 
     def run(self, policy: CompiledPolicy, view: View) -> Verdict:
         """The verdict for this view (shared: callers must not mutate it)."""
@@ -72,6 +94,7 @@ class Plan:
                     else:
                         held.append(rule)
             found = combine(view, held, [], shadow, [])
+            found.frozen = (tuple(found.deciding), tuple(found.shadow), tuple(found.failures))
             if len(self.verdicts) < MASK_LIMIT:
                 self.verdicts[mask] = found
         return found

@@ -1,0 +1,217 @@
+"""The lane: the commonest stateless request decided in one pass, or handed on untouched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from charter.engine.decision import Decision
+from charter.engine.evaluate import Verdict
+from charter.engine.plan import ACTOR, ARGS, CONTEXT, TOOL, Plan
+from charter.engine.prepare import build_view
+from charter.engine.req import _EMPTY, Req
+from charter.engine.request import MAX_ID, MAX_ITEMS
+from charter.engine.settling import PENDING_LIMIT, put_bounded
+from charter.enums import ActionKind, Outcome
+
+if TYPE_CHECKING:
+    from charter.engine.engine import Engine
+
+_KINDS = {k.value: k for k in ActionKind if k is not ActionKind.DELEGATE}
+_ACTOR = frozenset({"id", "roles", "attributes"})
+_ACTION = frozenset({"kind", "target", "args"})
+_CTX = frozenset({"workflow", "run", "tenant", "env"})
+_NONE: frozenset[str] = frozenset()
+_ABSENT: Any = object()
+_ALLOW = Outcome.ALLOW
+_DENY = Outcome.DENY
+_CALL = ActionKind.CALL
+_new = object.__new__
+
+def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callable[[Any], Decision]:
+    """``engine.decide`` for an engine on the lean path (stateless policy, in-memory store, no
+    trace, no checks after actions): requests of the commonest shape are decided here; anything
+    else, and every outcome other than allow and a plain deny, goes to ``full(request, t0)``.
+
+    The common shape: ``actor`` with ``id`` of a declared agent and optionally ``roles`` and
+    ``attributes`` (adding no attribute the declaration lacks), ``action`` with ``target`` and
+    optionally ``kind`` (not delegate) and ``args`` (no labels; no tool argument coercion),
+    optionally ``context`` with ``workflow``, ``run``, ``tenant``, ``env`` and other fields (no
+    ``time``), and nothing else. The plan of the selection must exist already, be exact, and its
+    conditions read only ``args``, ``actor``, ``context`` and ``tool``.
+
+    INVARIANT: for every request it decides, the decision equals the one ``full`` gives
+    (outcome, rules, shadow, failures, default deny, obligations); it accepts only what the
+    request fast path accepts (tests/unit/test_lane.py compares both, case by case and fuzzed).
+    Written for the interpreter: closure cells, exact-class checks, no intermediate objects.
+    """
+    policy = engine.policy
+    agents = policy.agents
+    tools = policy.tools
+    plans: dict[tuple[Any, ...], Plan] = engine._planner._plans
+    stop_count = engine._stop_count
+    assert stop_count is not None
+    settle_runs = engine._settle_runs
+    ids = engine._ids
+    prefix = f"d-{engine._prefix}-"
+    revision = policy.revision
+    general = engine._decide
+    clock = engine.clock
+
+    def decide(request: Any) -> Decision:
+        t0 = perf_counter()
+        if request.__class__ is not dict:
+            return full(request, t0)
+        n = len(request)
+        try:
+            actor = request["actor"]
+            action = request["action"]
+            if n == 2:
+                ctx = _EMPTY
+            elif n == 3:
+                ctx = request["context"]
+                if ctx.__class__ is not dict:
+                    return full(request, t0)
+            else:
+                return full(request, t0)
+        except KeyError:
+            return full(request, t0)
+        if actor.__class__ is not dict or action.__class__ is not dict:
+            return full(request, t0)
+        if not _ACTOR.issuperset(actor) or not _ACTION.issuperset(action):
+            return full(request, t0)
+        aid = actor.get("id")
+        if aid.__class__ is not str or (declared := agents.get(aid)) is None or len(aid) > MAX_ID:
+            return full(request, t0)
+        target = action.get("target")
+        if target.__class__ is not str or not target or len(target) > MAX_ID:
+            return full(request, t0)
+        # request roles are validated only: a declared agent's roles are authoritative
+        roles = actor.get("roles", _ABSENT)
+        if roles is not _ABSENT:
+            if roles.__class__ is not list or len(roles) > MAX_ITEMS:
+                return full(request, t0)
+            for role in roles:
+                if role.__class__ is not str or len(role) > MAX_ID:
+                    return full(request, t0)
+        attrs = actor.get("attributes", _EMPTY)
+        if attrs.__class__ is not dict or (attrs and not declared.attributes.keys() >= attrs.keys()):
+            return full(request, t0)
+        kind = action.get("kind", "call")
+        kind = _KINDS.get(kind) if kind.__class__ is str else None
+        args = action.get("args", _EMPTY)
+        if kind is None or args.__class__ is not dict:
+            return full(request, t0)
+        if kind is _CALL:
+            tool = tools.get(target)
+            if tool is not None and tool.coerce and args:
+                return full(request, t0)
+        else:
+            tool = None
+        workflow = None
+        extra = None
+        if ctx:
+            for k, v in ctx.items():
+                if k in _CTX:
+                    if v is not None and (v.__class__ is not str or len(v) > MAX_ID):
+                        return full(request, t0)
+                elif k == "time" or k.__class__ is not str:
+                    return full(request, t0)
+                else:
+                    extra = True
+            workflow = ctx.get("workflow")
+        if stop_count():
+            return full(request, t0)
+        plan = plans.get((kind._value_, target, aid, declared.roles, declared.ancestors, workflow, _NONE))
+        if plan is None or (roots := plan.lane) < 0:
+            return full(request, t0)
+        act: dict[str, Any] = {}
+        if roots:
+            if roots & ARGS:
+                act["args"] = args
+            if roots & ACTOR:
+                act["actor"] = declared.activation
+            if roots & CONTEXT:
+                get = ctx.get
+                context = {
+                    "workflow": workflow or "",
+                    "run": get("run") or "",
+                    "tenant": get("tenant") or "",
+                    "env": get("env") or "",
+                    "time": None,
+                }
+                if extra:
+                    for k, v in ctx.items():
+                        if k not in _CTX:
+                            context[k] = v
+                act["context"] = context
+            if roots & TOOL:
+                act["tool"] = (
+                    tool.activation if tool is not None else {"name": target, "category": "", "tags": []}
+                )
+        mask = 0
+        bit = 1
+        for checks in plan.checks:
+            for fn, negate in checks:
+                value = fn(act)
+                if value is negate:
+                    break
+                if value is not (not negate):
+                    return full(request, t0)  # an error value: the general path records it
+            else:
+                mask |= bit
+            bit <<= 1
+        verdict: Verdict | None = plan.verdicts.get(mask)
+        if verdict is None:
+            return full(request, t0)
+        outcome = verdict.outcome
+        if outcome is _ALLOW:
+            did = f"{prefix}{next(ids):x}"
+            run = ctx.get("run") if ctx else None
+            if len(settle_runs) < PENDING_LIMIT:
+                settle_runs[did] = run
+            else:
+                put_bounded(settle_runs, did, run)
+        elif outcome is _DENY and not verdict.halts:
+            did = f"{prefix}{next(ids):x}"
+        else:
+            # a human gate, an escalation or a halt: the general path takes over from the verdict
+            # with the request as the fast path would have built it (nothing validated twice)
+            r: Req = _new(Req)
+            r.actor_id = aid
+            r.roles = () if roles is _ABSENT else tuple(roles)
+            r.attributes = attrs
+            r.chain = ()
+            r.human = None
+            r.kind = kind
+            r.target = target
+            r.args = args
+            r.labels = _EMPTY
+            if ctx:
+                get = ctx.get
+                r.workflow, r.run, r.tenant, r.env = workflow, get("run"), get("tenant"), get("env")
+                r.context_extra = {k: v for k, v in ctx.items() if k not in _CTX} if extra else _EMPTY
+            else:
+                r.workflow = r.run = r.tenant = r.env = None
+                r.context_extra = _EMPTY
+            r.time = r.approval = r.idempotency_key = r.trace_id = r._model = None
+            r.cost = _EMPTY
+            r.signals = ()
+            return general(r, t0, build_view(policy, r, clock()), verdict)
+        d: Decision = _new(Decision)
+        d.id = did
+        d.outcome = outcome
+        d.rules, d.shadow, d.failures = verdict.frozen  # type: ignore[misc]  # set by Plan.run
+        d.revision = revision
+        d.boundaries = ()
+        d.obligations = {}
+        d.default_deny = verdict.default_deny
+        d.hold_id = None
+        d.replayed = False
+        d.evidence = {}
+        d.elapsed_us = (perf_counter() - t0) * 1e6
+        return d
+
+    decide.__doc__ = type(engine).decide.__doc__
+    return decide
