@@ -43,11 +43,18 @@ class Approvals:
     ) -> dict[str, Any]:
         """Create a pending approval request for an action that needs one."""
         now = self.clock()
-        expires = now + min(float(g.get("expires_in_s", 86400.0)) for g in gates)
-        on_timeout = "deny"
-        for g in gates:
-            if g.get("on_timeout") in ("halt", "escalate"):
-                on_timeout = g["on_timeout"]
+        if len(gates) == 1:  # the usual case, without the generators
+            g = gates[0]
+            expires = now + float(g.get("expires_in_s", 86400.0))
+            on_timeout = g["on_timeout"] if g.get("on_timeout") in ("halt", "escalate") else "deny"
+            group = g["group"]
+        else:
+            expires = now + min(float(g.get("expires_in_s", 86400.0)) for g in gates)
+            on_timeout = "deny"
+            for g in gates:
+                if g.get("on_timeout") in ("halt", "escalate"):
+                    on_timeout = g["on_timeout"]
+            group = ", ".join(sorted({g["group"] for g in gates}))
         doc: dict[str, Any] = {
             "id": f"ap-{os.urandom(8).hex()}",
             "status": "pending",
@@ -57,7 +64,7 @@ class Approvals:
             "chain": list(chain),
             "human": human,
             "gates": [dict(g) for g in gates],
-            "group": ", ".join(sorted({g["group"] for g in gates})),
+            "group": group,
             "created_at": now,
             "expires_at": expires,
             "on_timeout": on_timeout,

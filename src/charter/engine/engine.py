@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from time import perf_counter
 from typing import Any, Protocol
 
+from charter.approvals.digest import action_digest
 from charter.engine.decision import BoundaryCheck, Decision, Failure, RuleHit
 from charter.engine.evaluate import RunView, View
 from charter.engine.lane import make_lane
@@ -380,7 +381,7 @@ class Engine(Settling):
                     "members": list(r.approval.members),
                     "separation_of_duties": r.approval.separation_of_duties,
                     "expires_in_s": r.approval.expires_seconds,
-                    "on_timeout": r.approval.on_timeout.value,
+                    "on_timeout": r.approval.on_timeout._value_,
                 }
                 for r in verdict.approvals
                 if r.approval is not None
@@ -552,13 +553,11 @@ class Engine(Settling):
         pending_id: str | None,
     ) -> None:
         """Open the approval request or escalation a decision calls for (or point at the pending one)."""
-        from charter.approvals import action_digest
-
         summary = {
             "agent": req.actor_id,
-            "kind": req.kind.value,
+            "kind": req.kind._value_,
             "target": req.target,
-            "args": {k: v for k, v in req.args.items()},
+            "args": dict(req.args),
             "workflow": req.workflow,
             "run": req.run,
         }

@@ -103,11 +103,14 @@ class Plan:
 class Planner:
     """Plans by selection key (the same key the rule index memoises on), bounded."""
 
-    __slots__ = ("_index", "_limit", "_plans")
+    __slots__ = ("_index", "_limit", "_plans", "_shared")
 
     def __init__(self, policy: CompiledPolicy, limit: int = 100_000):
         self._index = policy.index["rules"]
         self._plans: dict[tuple[Any, ...], Plan] = {}
+        #: one plan per distinct candidate list: selections that pick the same rules share it (and
+        #: its verdicts), so a large policy touches fewer objects per decision
+        self._shared: dict[tuple[bool | int, ...], Plan] = {}
         self._limit = limit
 
     def plan(self, view: View) -> Plan:
@@ -124,8 +127,15 @@ class Planner:
         )
         found = self._plans.get(key)
         if found is None:
-            found = Plan(view.select(self._index))
+            candidates = view.select(self._index)
+            # combining also reads whether the tool is unknown (fixed by the key, not the rules)
+            ids = (kind is ActionKind.CALL and view.tool is None, *map(id, candidates))
+            found = self._shared.get(ids)
+            if found is None or found.candidates != candidates:
+                found = Plan(tuple(candidates))
             if len(self._plans) >= self._limit:
                 self._plans.clear()
+                self._shared.clear()
             self._plans[key] = found
+            self._shared[ids] = found
         return found
