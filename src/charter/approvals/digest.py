@@ -7,19 +7,16 @@ import json
 from typing import Any
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-try:  # the C encoder with the same options, without JSONEncoder.encode's Python layers
-    from json.encoder import c_make_encoder, encode_basestring
-
-    _C: Any = c_make_encoder
-except ImportError:  # pragma: no cover - CPython always has it
-    _C = None
+# the C encoder with the same options, without JSONEncoder.encode's Python layers (None off CPython)
+_C: Any = getattr(json.encoder, "c_make_encoder", None)
+_ENCODE_STR: Any = json.encoder.encode_basestring
 
 
 def canonical(obj: Any) -> str:
     """Canonical JSON: sorted keys, no spaces, UTF-8, floats as repr."""
     if _C is not None:
         # markers: circular structures raise ValueError as with json.dumps
-        return "".join(_C({}, str, encode_basestring, None, ":", ",", True, False, True)(obj, 0))
+        return "".join(_C({}, str, _ENCODE_STR, None, ":", ",", True, False, True)(obj, 0))
     return _CANONICAL.encode(obj)
 
 
