@@ -180,13 +180,13 @@ def test_lane_hands_a_gate_to_the_general_path_with_the_fast_request(
 ) -> None:
     """An approval or escalation found in the lane continues with the Req the fast path builds."""
     seen: list[Req] = []
-    original = Engine._decide
+    original = Engine._finish
 
-    def capture(self: Engine, req: Req, *a: Any, **k: Any) -> Any:
+    def capture(self: Engine, did: str, req: Req, *a: Any, **k: Any) -> Any:
         seen.append(req)
-        return original(self, req, *a, **k)
+        return original(self, did, req, *a, **k)
 
-    monkeypatch.setattr(Engine, "_decide", capture)
+    monkeypatch.setattr(Engine, "_finish", capture)
     engine = charter.Engine(policy)
     requests = [
         _req(context={"env": "prod", "region": "us"}),
@@ -251,3 +251,38 @@ def test_lane_equals_full_path_fuzzed(request_: dict[str, Any]) -> None:
 
 
 _POLICY = charter.loads(POLICY)
+
+
+def test_a_stop_set_after_planning_halts_the_lane(policy: Any) -> None:
+    engine = charter.Engine(policy)
+    r = _req(context={"env": "dev", "region": "us"})
+    assert engine.decide(r).outcome.value == "allow"
+    assert engine.decide(r).outcome.value == "allow"
+    who = next(iter(policy.stops.members), "ops") if policy.stops.members else "ops"
+    engine.stops.stop("agent", "ops-1", "runaway", who)
+    assert engine.decide(r).outcome.value == "halt"
+    assert engine.decide(_req("fin-1", "pay")).outcome.value == "deny"  # other agents go on
+
+
+def test_a_gate_that_cannot_be_recorded_fails_closed_in_the_lane_as_on_the_full_path(
+    policy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from charter.state.types import StoreError, StoreFault
+
+    r = _req(context={"env": "prod", "region": "us"})
+    results = []
+    for use_lane in (True, False):
+        engine = charter.Engine(policy)
+        decide = engine.decide if use_lane else (lambda q, e=engine: Engine.decide(e, q))
+        assert decide(r).outcome.value == "require_approval"
+
+        def broken(*a: Any, **k: Any) -> None:
+            raise StoreError(StoreFault.FULL, "memory", "disk full")
+
+        monkeypatch.setattr(engine.store, "put_record", broken)
+        d = decide(r)
+        results.append(_comparable(d))
+        assert d.outcome.value == "deny"
+        assert d.rules[0].id == "charter.fail-closed"
+        assert d.failures[-1].error == "open require_approval: [memory:full] disk full"
+    assert results[0] == results[1]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from charter.approvals.errors import HumanError
+from charter.approvals.ids import random_hex
 from charter.approvals.notify import NullNotifier
 from charter.approvals.records import RECORD_TTL_S, history, read, read_all, update
 from charter.state import StateStore
@@ -58,7 +58,7 @@ class Escalations:
         if not chain and obligation.get("target"):
             chain = [{"target": obligation["target"], "timeout_s": None}]
         doc: dict[str, Any] = {
-            "id": f"es-{os.urandom(8).hex()}",
+            "id": f"es-{random_hex(8)}",
             "status": "open",
             "digest": digest,
             "decision_id": decision_id,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from charter.approvals.errors import HumanError
+from charter.approvals.ids import random_hex
 from charter.approvals.notify import NullNotifier
 from charter.approvals.records import RECORD_TTL_S, history, read, read_all, update
 from charter.state import StateStore
@@ -56,7 +56,7 @@ class Approvals:
                     on_timeout = g["on_timeout"]
             group = ", ".join(sorted({g["group"] for g in gates}))
         doc: dict[str, Any] = {
-            "id": f"ap-{os.urandom(8).hex()}",
+            "id": f"ap-{random_hex(8)}",
             "status": "pending",
             "digest": digest,
             "decision_id": decision_id,

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from charter.approvals.digest import action_digest
 from charter.engine.decision import BoundaryCheck, Decision, Failure, RuleHit
 from charter.engine.evaluate import RunView, View
-from charter.engine.lane import make_lane
+from charter.engine.lane import gate_obligations, make_lane, not_recorded
 from charter.engine.plan import Planner
 from charter.engine.policy import CompiledPolicy, EscalationPath
 from charter.engine.prepare import build_view, stop_keys
@@ -151,6 +151,7 @@ class Engine(Settling):
         self.clock = clock or time.time
         self._ids = itertools.count(1)
         self._prefix = os.urandom(6).hex()
+        self._id_prefix = f"d-{self._prefix}-"
         self._pending: dict[str, Pending] = {}
         #: allowed lean decisions that settling can only add run labels to: id -> run id. Strings
         #: only, so the garbage collector never walks it (a tuple per decision made p99 spikes).
@@ -168,7 +169,8 @@ class Engine(Settling):
         self._stop_count = store.stop_count if in_memory else None  # type: ignore[attr-defined]
         self._active_stop = store.active_stop if in_memory else None  # type: ignore[attr-defined]
         #: the lean path applies: nothing to count, store or trace for a stateless policy
-        self._lean = in_memory and trace is None and not policy.stateful and not self._depth_trips
+        self._stateful = policy.stateful
+        self._lean = in_memory and trace is None and not self._stateful and not self._depth_trips
         #: a lean allow needs only its run id to be settled (no checks after actions, no velocity)
         self._lite = self._lean and not policy.result_checks and not self._velocity
         from charter.approvals import Approvals, Escalations, Stops
@@ -193,7 +195,7 @@ class Engine(Settling):
 
     # ---- deciding ----------------------------------------------------------------------------
     def _new_id(self) -> str:
-        return f"d-{self._prefix}-{next(self._ids):x}"
+        return self._id_prefix + hex(next(self._ids))[2:]  # hex(): half the cost of an f-string
 
     def decide(self, request: Request | Req | Mapping[str, Any]) -> Decision:
         """Decide one action. Raises RequestError for a malformed request; every other failure
@@ -306,7 +308,7 @@ class Engine(Settling):
 
         hold_id = None
         recorded = False  # the settlement record was written by the batch
-        if self._stop_count is not None and not policy.stateful and not req.idempotency_key:
+        if self._stop_count is not None and not self._stateful and not req.idempotency_key:
             # INVARIANT: same semantics as the batch below for a policy with no stateful boundary:
             # only the stop check; the in-memory store answers it without a batch.
             active = self._active_stop
@@ -373,19 +375,7 @@ class Engine(Settling):
 
         obligations: dict[str, Any] = {}
         if outcome is Outcome.REQUIRE_APPROVAL and verdict.approvals:
-            obligations["approvals"] = [
-                {
-                    "rule": r.id,
-                    "group": r.approval.group,
-                    "quorum": r.approval.quorum,
-                    "members": list(r.approval.members),
-                    "separation_of_duties": r.approval.separation_of_duties,
-                    "expires_in_s": r.approval.expires_seconds,
-                    "on_timeout": r.approval.on_timeout._value_,
-                }
-                for r in verdict.approvals
-                if r.approval is not None
-            ]
+            obligations["approvals"] = gate_obligations(verdict.approvals)
         if outcome is Outcome.ESCALATE:
             paths = [p for p in c.paths if p is not None]
             if paths:
@@ -405,20 +395,7 @@ class Engine(Settling):
             try:
                 self._open_record(did, req, outcome, obligations, deciding, pending_id)
             except StoreError as exc:
-                failures.append(Failure("state store", f"open {outcome.value}: {exc}", "deny"))
-                outcome, deciding, default_deny = (
-                    Outcome.DENY,
-                    [
-                        RuleHit(
-                            "charter.fail-closed",
-                            "failure",
-                            Outcome.DENY,
-                            "The request for a human could not be recorded, so the action is denied"
-                            " (fail closed).",
-                        )
-                    ],
-                    False,
-                )
+                outcome, deciding, default_deny = not_recorded(outcome, exc, failures)
         if outcome is Outcome.ALLOW or hold_id:
             self._remember(did, hold_id, req, view, failures, recorded)
         evidence = self._evidence(deciding, view) if self.trace is not None else {}

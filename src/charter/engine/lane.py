@@ -6,26 +6,27 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from charter.engine.decision import Decision
+from charter.engine.decision import Decision, Failure, RuleHit
 from charter.engine.evaluate import Verdict
 from charter.engine.plan import ACTOR, ARGS, CONTEXT, TOOL, Plan
+from charter.engine.policy import Rule
 from charter.engine.prepare import build_view
 from charter.engine.req import _EMPTY, Req
 from charter.engine.request import MAX_ID, MAX_ITEMS
 from charter.engine.settling import PENDING_LIMIT, put_bounded
 from charter.enums import ActionKind, Outcome
+from charter.state import StoreError
 
 if TYPE_CHECKING:
     from charter.engine.engine import Engine
 
 _KINDS = {k.value: k for k in ActionKind if k is not ActionKind.DELEGATE}
-_ACTOR = frozenset({"id", "roles", "attributes"})
-_ACTION = frozenset({"kind", "target", "args"})
 _CTX = frozenset({"workflow", "run", "tenant", "env"})
 _NONE: frozenset[str] = frozenset()
 _ABSENT: Any = object()
 _ALLOW = Outcome.ALLOW
 _DENY = Outcome.DENY
+_APPROVAL = Outcome.REQUIRE_APPROVAL
 _CALL = ActionKind.CALL
 _new = object.__new__
 
@@ -50,8 +51,9 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
     agents = policy.agents
     tools = policy.tools
     plans: dict[tuple[Any, ...], Plan] = engine._planner._plans
-    stop_count = engine._stop_count
-    assert stop_count is not None
+    # the in-memory store's live stop table (never rebound: MemoryStore.stops_table): a read of
+    # its size says whether any stop is active, without a call
+    stops = engine.store.stops_table  # type: ignore[attr-defined]
     settle_runs = engine._settle_runs
     ids = engine._ids
     prefix = f"d-{engine._prefix}-"
@@ -79,28 +81,35 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
             return full(request, t0)
         if actor.__class__ is not dict or action.__class__ is not dict:
             return full(request, t0)
-        if not _ACTOR.issuperset(actor) or not _ACTION.issuperset(action):
-            return full(request, t0)
         aid = actor.get("id")
+        roles = actor.get("roles", _ABSENT)
+        attrs = actor.get("attributes", _ABSENT)
+        # no other key: the keys read are all there is (cheaper than a set comparison)
+        if len(actor) != 1 + (roles is not _ABSENT) + (attrs is not _ABSENT):
+            return full(request, t0)
         if aid.__class__ is not str or (declared := agents.get(aid)) is None or len(aid) > MAX_ID:
             return full(request, t0)
         target = action.get("target")
+        kind = action.get("kind", _ABSENT)
+        args = action.get("args", _ABSENT)
+        if len(action) != 1 + (kind is not _ABSENT) + (args is not _ABSENT):
+            return full(request, t0)
         if target.__class__ is not str or not target or len(target) > MAX_ID:
             return full(request, t0)
         # request roles are validated only: a declared agent's roles are authoritative
-        roles = actor.get("roles", _ABSENT)
         if roles is not _ABSENT:
             if roles.__class__ is not list or len(roles) > MAX_ITEMS:
                 return full(request, t0)
             for role in roles:
                 if role.__class__ is not str or len(role) > MAX_ID:
                     return full(request, t0)
-        attrs = actor.get("attributes", _EMPTY)
-        if attrs.__class__ is not dict or (attrs and not declared.attributes.keys() >= attrs.keys()):
+        if attrs is _ABSENT:
+            attrs = _EMPTY
+        elif attrs.__class__ is not dict or (attrs and not declared.attributes.keys() >= attrs.keys()):
             return full(request, t0)
-        kind = action.get("kind", "call")
-        kind = _KINDS.get(kind) if kind.__class__ is str else None
-        args = action.get("args", _EMPTY)
+        kind = _CALL if kind is _ABSENT else _KINDS.get(kind) if kind.__class__ is str else None
+        if args is _ABSENT:
+            args = _EMPTY
         if kind is None or args.__class__ is not dict:
             return full(request, t0)
         if kind is _CALL:
@@ -121,7 +130,7 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
                 else:
                     extra = True
             workflow = ctx.get("workflow")
-        if stop_count():
+        if stops:
             return full(request, t0)
         plan = plans.get((kind._value_, target, aid, declared.roles, declared.ancestors, workflow, _NONE))
         if plan is None or (roots := plan.lane) < 0:
@@ -167,14 +176,14 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
             return full(request, t0)
         outcome = verdict.outcome
         if outcome is _ALLOW:
-            did = f"{prefix}{next(ids):x}"
+            did = prefix + hex(next(ids))[2:]
             run = ctx.get("run") if ctx else None
             if len(settle_runs) < PENDING_LIMIT:
                 settle_runs[did] = run
             else:
                 put_bounded(settle_runs, did, run)
         elif outcome is _DENY and not verdict.halts:
-            did = f"{prefix}{next(ids):x}"
+            did = prefix + hex(next(ids))[2:]
         else:
             # a human gate, an escalation or a halt: the general path takes over from the verdict
             # with the request as the fast path would have built it (nothing validated twice)
@@ -198,6 +207,8 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
             r.time = r.approval = r.idempotency_key = r.trace_id = r._model = None
             r.cost = _EMPTY
             r.signals = ()
+            if outcome is _APPROVAL:
+                return gate(r, t0, verdict)
             return general(r, t0, build_view(policy, r, clock()), verdict)
         d: Decision = _new(Decision)
         d.id = did
@@ -213,5 +224,72 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
         d.elapsed_us = (perf_counter() - t0) * 1e6
         return d
 
+    open_record = engine._open_record
+    finish = engine._finish
+
+    def gate(req: Req, t0: float, verdict: Verdict) -> Decision:
+        """A human gate with nothing else to check: what ``Engine._decide`` does for it, minus
+        the stop, state, redemption and trace steps that cannot apply here."""
+        did = prefix + hex(next(ids))[2:]
+        outcome = verdict.outcome
+        deciding = verdict.deciding
+        if len(deciding) > 1:
+            deciding = sorted(deciding, key=_by_id)
+        failures = list(verdict.failures)
+        default_deny = verdict.default_deny
+        obligations: dict[str, Any] = {}
+        if verdict.approvals:
+            obligations["approvals"] = gate_obligations(verdict.approvals)
+        try:
+            open_record(did, req, outcome, obligations, deciding, None)
+        except StoreError as exc:
+            outcome, deciding, default_deny = not_recorded(outcome, exc, failures)
+        return finish(
+            did,
+            req,
+            outcome,
+            deciding,
+            t0,
+            shadow=verdict.shadow,
+            failures=failures,
+            obligations=obligations,
+            default_deny=default_deny,
+        )
+
     decide.__doc__ = type(engine).decide.__doc__
     return decide
+
+
+def _by_id(hit: RuleHit) -> str:
+    return hit.id
+
+
+def gate_obligations(rules: list[Rule]) -> list[dict[str, Any]]:
+    """The ``approvals`` obligation of a decision: one entry per gate of the deciding rules."""
+    return [
+        {
+            "rule": r.id,
+            "group": r.approval.group,
+            "quorum": r.approval.quorum,
+            "members": list(r.approval.members),
+            "separation_of_duties": r.approval.separation_of_duties,
+            "expires_in_s": r.approval.expires_seconds,
+            "on_timeout": r.approval.on_timeout._value_,
+        }
+        for r in rules
+        if r.approval is not None
+    ]
+
+
+def not_recorded(
+    outcome: Outcome, exc: Exception, failures: list[Failure]
+) -> tuple[Outcome, list[RuleHit], bool]:
+    """A request for a human that could not be stored: the action is denied (fail closed)."""
+    failures.append(Failure("state store", f"open {outcome._value_}: {exc}", "deny"))
+    hit = RuleHit(
+        "charter.fail-closed",
+        "failure",
+        _DENY,
+        "The request for a human could not be recorded, so the action is denied (fail closed).",
+    )
+    return _DENY, [hit], False

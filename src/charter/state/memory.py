@@ -88,6 +88,15 @@ class MemoryStore:
         self._records: dict[tuple[str, str], tuple[int, bytes, float]] = {}
 
     # ------------------------------------------------------------------ hot path
+    @property
+    def stops_table(self) -> Mapping[tuple[str, str], StopRecord]:
+        """The live table of active stops, (scope, value) -> record; read-only for callers.
+
+        INVARIANT: the same mapping for the store's lifetime (never rebound), so the engine's
+        lane can test it for emptiness before every decision without a call.
+        """
+        return self._stops
+
     def stop_count(self) -> int:
         """How many stops are active (lets the engine skip building stop keys when none are)."""
         return len(self._stops)
