@@ -123,6 +123,12 @@ CASES: list[dict[str, Any]] = [
     {"actor": {"id": "ops-1", "chain": ["boss"]}, "action": {"target": "deploy"}},
     {"actor": {"id": "ops-1", "human": "ann"}, "action": {"target": "deploy"}},
     {"actor": {"id": "stranger", "roles": ["ops"]}, "action": {"target": "deploy"}},
+    {"actor": {"id": "stranger", "roles": ["ops", "ops"], "attributes": {"clearance": True}},
+     "action": {"target": "pay"}, "context": {"env": "prod", "region": "us"}},
+    {"actor": {"id": "stranger", "roles": ["ops"]}, "action": {"target": "notes"},
+     "context": {"env": "prod", "region": "us"}},
+    {"actor": {"id": "stranger", "roles": ["ops"]}, "action": {"target": "deploy"},
+     "context": {"env": "prod", "region": "us"}},
     {"actor": {"id": "ops-1"}, "action": {"target": "typed", "args": {"n": 1}}},
     {"actor": {"id": "ops-1"}, "action": {"target": "notes"}},
     {"actor": {"id": "ops-1"}, "action": {"target": "deploy", "kind": "model"}},
@@ -166,12 +172,15 @@ def test_lane_decides_the_common_shapes_itself(policy: Any, monkeypatch: pytest.
          "action": {"kind": "call", "target": "pay", "args": {"amount": 5}}},
         {"actor": {"id": "fin-1"}, "action": {"target": "pay", "args": {"amount": 500}}},
         {"actor": {"id": "ops-1"}, "action": {"target": "deploy", "kind": "model"}},
+        {"actor": {"id": "stranger", "roles": ["ops"], "attributes": {"team": "blue"}},
+         "action": {"target": "deploy"}, "context": {"env": "dev", "region": "us"}},
+        {"actor": {"id": "stranger"}, "action": {"target": "typed"}},
     ]
     for r in common:
         engine.decide(r)
     calls.clear()
     outcomes = [engine.decide(r).outcome.value for r in common]
-    assert outcomes == ["allow", "allow", "deny", "deny", "allow"]
+    assert outcomes == ["allow", "allow", "deny", "deny", "allow", "allow", "deny"]
     assert calls == []
 
 

@@ -35,8 +35,8 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
     trace, no checks after actions): requests of the commonest shape are decided here; anything
     else, and every outcome other than allow and a plain deny, goes to ``full(request, t0)``.
 
-    The common shape: ``actor`` with ``id`` of a declared agent and optionally ``roles`` and
-    ``attributes`` (adding no attribute the declaration lacks), ``action`` with ``target`` and
+    The common shape: ``actor`` with ``id`` and optionally ``roles`` and ``attributes`` (for a
+    declared agent, adding no attribute the declaration lacks), ``action`` with ``target`` and
     optionally ``kind`` (not delegate) and ``args`` (no labels; no tool argument coercion),
     optionally ``context`` with ``workflow``, ``run``, ``tenant``, ``env`` and other fields (no
     ``time``), and nothing else. The plan of the selection must exist already, be exact, and its
@@ -87,7 +87,7 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
         # no other key: the keys read are all there is (cheaper than a set comparison)
         if len(actor) != 1 + (roles is not _ABSENT) + (attrs is not _ABSENT):
             return full(request, t0)
-        if aid.__class__ is not str or (declared := agents.get(aid)) is None or len(aid) > MAX_ID:
+        if aid.__class__ is not str or not aid or len(aid) > MAX_ID:
             return full(request, t0)
         target = action.get("target")
         kind = action.get("kind", _ABSENT)
@@ -96,16 +96,19 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
             return full(request, t0)
         if target.__class__ is not str or not target or len(target) > MAX_ID:
             return full(request, t0)
-        # request roles are validated only: a declared agent's roles are authoritative
         if roles is not _ABSENT:
             if roles.__class__ is not list or len(roles) > MAX_ITEMS:
                 return full(request, t0)
             for role in roles:
                 if role.__class__ is not str or len(role) > MAX_ID:
                     return full(request, t0)
+        declared = agents.get(aid)
         if attrs is _ABSENT:
             attrs = _EMPTY
-        elif attrs.__class__ is not dict or (attrs and not declared.attributes.keys() >= attrs.keys()):
+        elif attrs.__class__ is not dict or (
+            # declared attributes win; a request adding others takes the full path
+            attrs and declared is not None and not declared.attributes.keys() >= attrs.keys()
+        ):
             return full(request, t0)
         kind = _CALL if kind is _ABSENT else _KINDS.get(kind) if kind.__class__ is str else None
         if args is _ABSENT:
@@ -132,7 +135,11 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
             workflow = ctx.get("workflow")
         if stops:
             return full(request, t0)
-        plan = plans.get((kind._value_, target, aid, declared.roles, declared.ancestors, workflow, _NONE))
+        if declared is not None:  # a declared agent's roles are authoritative
+            plan = plans.get((kind._value_, target, aid, declared.roles, declared.ancestors, workflow, _NONE))
+        else:
+            held = _NONE if roles is _ABSENT or not roles else frozenset(roles)
+            plan = plans.get((kind._value_, target, aid, held, (), workflow, _NONE))
         if plan is None or (roots := plan.lane) < 0:
             return full(request, t0)
         act: dict[str, Any] = {}
@@ -140,7 +147,16 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
             if roots & ARGS:
                 act["args"] = args
             if roots & ACTOR:
-                act["actor"] = declared.activation
+                if declared is not None:
+                    act["actor"] = declared.activation
+                else:  # as View.actor_dict builds it
+                    actor_root = dict(attrs)
+                    actor_root["id"] = aid
+                    actor_root["roles"] = sorted(held)
+                    actor_root["chain"] = []
+                    actor_root["depth"] = 0
+                    actor_root["human"] = ""
+                    act["actor"] = actor_root
             if roots & CONTEXT:
                 get = ctx.get
                 context = {
