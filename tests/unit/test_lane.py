@@ -295,3 +295,21 @@ def test_a_gate_that_cannot_be_recorded_fails_closed_in_the_lane_as_on_the_full_
         assert d.rules[0].id == "charter.fail-closed"
         assert d.failures[-1].error == "open require_approval: [memory:full] disk full"
     assert results[0] == results[1]
+
+
+def test_policy_coverage_sees_every_decision(policy: Any) -> None:
+    """Engines built while coverage is tracking evaluate through Plan.run (no lane), so repeated
+    requests of one shape still report which conditions held."""
+    from charter.testing.coverage import Coverage, tracking
+
+    assert "decide" in charter.Engine(policy).__dict__  # the lane, outside coverage
+    cov = Coverage(policy)
+    with tracking(cov):
+        engine = charter.Engine(policy)
+        assert "decide" not in engine.__dict__
+        for amount in (5, 500, 5, 500):
+            engine.decide({"actor": {"id": "fin-1", "attributes": {"clearance": True}},
+                           "action": {"target": "pay", "args": {"amount": amount}}})
+    assert cov.items["big-pay"].fired
+    assert cov.items["big-pay"].operands == {"when[0] args.amount > 100": {False, True}}
+    assert Engine.lane_enabled is True

@@ -133,6 +133,10 @@ def _escalation_obligation(path: EscalationPath, rules: list[str]) -> dict[str, 
 class Engine(Settling):
     """Decides actions against a compiled policy. Thread-safe; state lives in the store."""
 
+    #: engines built while this is false decide without the lane (policy coverage turns it off:
+    #: it observes evaluation through Plan.run, which the lane does not call)
+    lane_enabled: bool = True
+
     def __init__(
         self,
         policy: CompiledPolicy,
@@ -188,7 +192,7 @@ class Engine(Settling):
         self.escalations = Escalations(store, policy.groups, self.clock, notifier)
         #: emergency stops: stop, resume (two-person by default), list, log
         self.stops = Stops(store, policy.stops.members, policy.stops.resume_requires, self.clock, notifier)
-        if self._lite:
+        if self._lite and Engine.lane_enabled:
             # the commonest requests are decided in one pass (engine/lane.py); the lane hands
             # everything else to the method above, so behaviour is the same either way
             self.decide = make_lane(self, self._decide_request)  # type: ignore[method-assign,assignment]

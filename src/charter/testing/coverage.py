@@ -9,6 +9,7 @@ from typing import Any
 
 from charter.cel.syntax import Logic
 from charter.engine import settling as _engine_mod
+from charter.engine.engine import Engine
 from charter.engine import stateful as _stateful_mod
 from charter.engine.decision import Decision
 from charter.engine.evaluate import EvalError, View, check_sequence, rule_holds
@@ -220,9 +221,12 @@ def tracking(cov: Coverage | None) -> Iterator[None]:
     Plan.run = run  # type: ignore[method-assign,assignment]
     _engine_mod.check_conditions = engine_cc
     _stateful_mod.check_conditions = state_cc
+    lane = Engine.lane_enabled
+    Engine.lane_enabled = False  # engines built now evaluate through Plan.run
     try:
         yield
     finally:
+        Engine.lane_enabled = lane
         Plan.run = orig_run  # type: ignore[method-assign]
         _engine_mod.check_conditions = orig_engine_cc
         _stateful_mod.check_conditions = orig_state_cc
