@@ -9,9 +9,9 @@ from typing import Any
 
 from charter.cel.syntax import Logic
 from charter.engine import settling as _engine_mod
-from charter.engine.engine import Engine
 from charter.engine import stateful as _stateful_mod
 from charter.engine.decision import Decision
+from charter.engine.engine import Engine
 from charter.engine.evaluate import EvalError, View, check_sequence, rule_holds
 from charter.engine.plan import Plan
 from charter.engine.policy import CompiledPolicy, Condition, Rule
