@@ -96,6 +96,9 @@ class RedisStore:
         self._tok_pid = -1
         self._tok = ""
         self._seq = itertools.count()
+        #: idle connections of this process for scripts (``_eval``), and the process they belong to
+        self._idle: list[Any] = []
+        self._idle_pid = os.getpid()
         reg = client.register_script
         self._apply = reg(lua.APPLY)
         self._commit = reg(lua.COMMIT)
@@ -130,6 +133,40 @@ class RedisStore:
             raise map_redis_error(exc) from None
         except OSError as exc:
             raise StoreError(StoreFault.UNAVAILABLE, "redis", str(exc)) from None
+
+    def _eval(self, script: Any, keys: list[str], args: list[str]) -> Any:
+        """EVALSHA on a connection of our own: redis-py's command layer (pool checkout,
+        observability, response callbacks) costs about as much as the loopback round trip.
+
+        Never re-sent, except after NOSCRIPT (the script did not run). A connection that failed
+        mid-call is dropped (it may be out of step with the server); an error reply leaves it
+        usable.
+        """
+        pid = os.getpid()
+        if self._idle_pid != pid:  # a forked child never uses its parent's sockets
+            self._idle, self._idle_pid = [], pid
+        idle = self._idle
+        try:
+            conn = idle.pop()
+        except IndexError:
+            pool = self._r.connection_pool
+            conn = pool.connection_class(**pool.connection_kwargs)
+        try:
+            try:
+                conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                out = conn.read_response()
+            except rex.NoScriptError:
+                script.sha = self._r.script_load(script.script)
+                conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                out = conn.read_response()
+        except rex.ResponseError:
+            idle.append(conn)
+            raise
+        except BaseException:
+            conn.disconnect()
+            raise
+        idle.append(conn)
+        return out
 
     def _k(self, kind: str, key: str) -> str:
         return f"{self.prefix}:{kind}:{key}"
@@ -229,7 +266,7 @@ class RedisStore:
         else:
             args.append("0")
         args[1] = "".join(codes)
-        out = self._call(lambda: self._apply(keys=keys, args=args))
+        out = self._call(lambda: self._eval(self._apply, keys, args))
         try:
             return self._parse_apply(batch, out)
         except (ValueError, TypeError, IndexError, KeyError) as exc:
@@ -282,7 +319,7 @@ class RedisStore:
         for key, _limit, _amount, rolling_s, expires_at in lines:
             keys += [self._k("b", key), self._k("bh", key), self._k("bs", key)]
             args += [self._token(), self._budget_ttl(rolling_s, expires_at, now, 0.0)]
-        out = self._call(lambda: self._commit(keys=keys, args=args))
+        out = self._call(lambda: self._eval(self._commit, keys, args))
         if out[0] in ("U", "X"):
             return CommitResult(False, False)
         flat = out[1]
@@ -300,7 +337,7 @@ class RedisStore:
         keys = [self._k("h", hold_id)]
         for ln in lines:
             keys += [self._k("b", ln[0]), self._k("bh", ln[0])]
-        return bool(self._call(lambda: self._release(keys=keys, args=[_f(now), hold_id])))
+        return bool(self._call(lambda: self._eval(self._release, keys, [_f(now), hold_id])))
 
     def budget_status(self, keys: Sequence[str], *, now: float) -> dict[str, tuple[int, int]]:
         if not keys:
@@ -308,7 +345,7 @@ class RedisStore:
         ks: list[str] = []
         for k in keys:
             ks += [self._k("b", k), self._k("bh", k), self._k("bs", k)]
-        flat = self._call(lambda: self._status(keys=ks, args=[_f(now)]))
+        flat = self._call(lambda: self._eval(self._status, ks, [_f(now)]))
         return {k: (int(flat[2 * i]), int(flat[2 * i + 1])) for i, k in enumerate(keys)}
 
     def ledger_total(self, key: str) -> int:
@@ -333,7 +370,7 @@ class RedisStore:
     def add_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
         keys = [self._k(p, run_key) for p in ("r", "rl", "rm", "re")]
         args = [_f(now), _f(now + ttl_s), _ms(ttl_s), *sorted(labels)]
-        self._call(lambda: self._add_labels(keys=keys, args=args))
+        self._call(lambda: self._eval(self._add_labels, keys, args))
 
     def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:
         if limit <= 0:
@@ -356,7 +393,7 @@ class RedisStore:
 
     def clear_stop(self, scope: str, value: str) -> StopRecord | None:
         key = self._k("stops", "all")
-        raw = self._call(lambda: self._clear_stop(keys=[key], args=[f"{scope}\n{value}"]))
+        raw = self._call(lambda: self._eval(self._clear_stop, [key], [f"{scope}\n{value}"]))
         return None if raw is None else stop_from_dict(json.loads(raw))
 
     def list_stops(self) -> list[StopRecord]:
@@ -367,14 +404,14 @@ class RedisStore:
     # ------------------------------------------------------------------ idempotency
     def remember(self, key: str, payload: str, *, now: float, ttl_s: float) -> str | None:
         args = [_f(now), _f(now + ttl_s), _ms(ttl_s), payload]
-        out = self._call(lambda: self._remember(keys=[self._k("i", key)], args=args))
+        out = self._call(lambda: self._eval(self._remember, [self._k("i", key)], args))
         return str(out[1]) if out[0] == 1 else None
 
     # ------------------------------------------------------------------ records
     def put_record(self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None) -> None:
         keys = [self._k("rec", f"{kind}:{id}"), self._k("recz", kind)]
         args = self._record_args(id, doc, ttl_s)
-        self._call(lambda: self._put_record(keys=keys, args=args))
+        self._call(lambda: self._eval(self._put_record, keys, args))
 
     @staticmethod
     def _record_args(id: str, doc: Mapping[str, Any], ttl_s: float | None) -> list[str]:
@@ -391,7 +428,7 @@ class RedisStore:
     def cas_record(self, kind: str, id: str, version: int, doc: Mapping[str, Any]) -> bool:
         keys = [self._k("rec", f"{kind}:{id}")]
         args = [str(version), dumps(dict(doc))]
-        return bool(self._call(lambda: self._cas_record(keys=keys, args=args)))
+        return bool(self._call(lambda: self._eval(self._cas_record, keys, args)))
 
     def list_records(self, kind: str) -> list[dict[str, Any]]:
         now_ms = int(time.time() * 1000)
@@ -424,6 +461,10 @@ class RedisStore:
 
     def close(self) -> None:
         try:
+            if self._idle_pid == os.getpid():
+                for conn in self._idle:
+                    conn.disconnect()
+            self._idle = []
             self._r.close()
         except rex.RedisError as exc:
             raise map_redis_error(exc) from None
