@@ -118,21 +118,23 @@ DECLARE
   p text; st jsonb; c jsonb; recorded bool := false; ws bigint; wb float8; dsum bigint;
   k text; roll float8; bt bigint; br float8; be float8; rs_ bigint; rb_ float8; nrs bigint;
   nrb float8; lk text[]; lroll float8[]; lexp float8[]; lamt bigint[]; lnrs bigint[];
-  lnrb float8[]; lmode text[]; i int;
+  lnrb float8[]; lmode text[]; i int; j int; nlocks bigint;
 BEGIN
   IF b->>'idem' IS NOT NULL THEN
     SELECT payload INTO p FROM {s}.idem WHERE key = b->>'idem' AND expires_at > now_;
     IF FOUND THEN RETURN jsonb_build_object('replayed', p); END IF;
   END IF;
-  IF jsonb_array_length(b->'stops') > 0 THEN
-    SELECT x.rec INTO st FROM jsonb_array_elements(b->'stops') WITH ORDINALITY AS q(v, i)
-      JOIN {s}.stops x ON x.scope = q.v->>0 AND x.value = q.v->>1 ORDER BY q.i LIMIT 1;
-    IF FOUND THEN RETURN jsonb_build_object('stop', st); END IF;
-  END IF;
-  PERFORM pg_advisory_xact_lock(q.x) FROM
-    (SELECT DISTINCT x::bigint AS x FROM jsonb_array_elements_text(b->'locks') x ORDER BY 1) q;
+  -- the first stop that applies, and the keys' locks (in order), in one statement
+  SELECT (SELECT x.rec FROM jsonb_array_elements(b->'stops') WITH ORDINALITY AS q(v, i)
+      JOIN {s}.stops x ON x.scope = q.v->>0 AND x.value = q.v->>1 ORDER BY q.i LIMIT 1),
+    (SELECT count(pg_advisory_xact_lock(q.x)) FROM
+      (SELECT DISTINCT x::bigint AS x FROM jsonb_array_elements_text(b->'locks') x ORDER BY 1) q)
+    INTO st, nlocks;
+  IF st IS NOT NULL THEN RETURN jsonb_build_object('stop', st); END IF;
 
-  FOR h IN SELECT * FROM jsonb_array_elements(b->'hits') LOOP
+  -- (loops index the arrays: a FOR over a query runs one more statement)
+  FOR j IN 0 .. jsonb_array_length(b->'hits') - 1 LOOP
+    h := b->'hits'->j;
     lo := (h->>'lo')::float8;
     lim := (h->>'limit')::bigint;
     amt := (h->>'amount')::bigint;
@@ -203,13 +205,16 @@ BEGIN
       -- Each line's state (as line_state with reset), then ONE write of its budget row: its
       -- running sum of live holds (rs above the boundary rb, which a writer moves to now_) and,
       -- when the hold is made, its amount and the line's rolling_s / expires_at.
-      FOR l IN SELECT * FROM jsonb_array_elements(r->'lines') LOOP
+      FOR j IN 0 .. jsonb_array_length(r->'lines') - 1 LOOP
+        l := r->'lines'->j;
         k := l->>'key';
         roll := (l->>'roll')::float8;
         amt := (l->>'amount')::bigint;
         u := 0; nrs := NULL; nrb := NULL;
-        SELECT x.total, x.rolling_s, x.expires_at, x.rs, x.rb INTO bt, br, be, rs_, rb_
-          FROM {s}.budgets x WHERE x.key = k;
+        -- (with the sum of the holds the boundary passes when it moves to now_)
+        SELECT x.total, x.rolling_s, x.expires_at, x.rs, x.rb, (SELECT coalesce(sum(amount), 0)
+            FROM {s}.hold_lines WHERE key = k AND expires_at > x.rb AND expires_at <= now_)
+          INTO bt, br, be, rs_, rb_, dsum FROM {s}.budgets x WHERE x.key = k;
         IF FOUND AND be IS NOT NULL AND now_ >= be + GRACE THEN
           -- reserving on a dead calendar key: start it afresh
           DELETE FROM {s}.budgets WHERE key = k;
@@ -232,8 +237,7 @@ BEGIN
             nrs := rs; nrb := now_;
             lmode := lmode || 'moved'::text;
           ELSIF now_ > rb_ THEN
-            rs := rs_ - (SELECT coalesce(sum(amount), 0) FROM {s}.hold_lines
-              WHERE key = k AND expires_at > rb_ AND expires_at <= now_);
+            rs := rs_ - dsum;
             nrs := rs; nrb := now_;
             lmode := lmode || 'moved'::text;
           ELSE  -- a caller whose clock lags the boundary: computes, moves nothing
