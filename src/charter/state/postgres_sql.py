@@ -265,7 +265,17 @@ BEGIN
         statuses := statuses || jsonb_build_array(jsonb_build_array(l->'key', l->'limit', u, rs,
           l->'amount', lok));
       END LOOP;
-      IF ok THEN
+      c := b->'record';
+      IF ok AND jsonb_typeof(c) = 'object' THEN  -- the record goes with the hold: one statement
+        WITH ins AS (INSERT INTO {s}.holds VALUES (r->>'id', 'held', exp_, r->'lines',
+            jsonb_build_array(true, statuses))),
+          rec AS (INSERT INTO {s}.records AS x VALUES (c->>'kind', c->>'id', 1, c->'doc',
+            (c->>'exp')::float8) ON CONFLICT (kind, id) DO UPDATE SET version = CASE
+            WHEN x.expires_at > (c->>'t')::float8 THEN x.version + 1 ELSE 1 END,
+            doc = excluded.doc, expires_at = excluded.expires_at)
+        INSERT INTO {s}.hold_lines SELECT unnest(lk), r->>'id', unnest(lamt), exp_;
+        recorded := true;
+      ELSIF ok THEN
         WITH ins AS (INSERT INTO {s}.holds VALUES (r->>'id', 'held', exp_, r->'lines',
             jsonb_build_array(true, statuses)))
         INSERT INTO {s}.hold_lines SELECT unnest(lk), r->>'id', unnest(lamt), exp_;
@@ -317,7 +327,7 @@ BEGIN
     run_out := jsonb_build_array(rsteps, to_jsonb(rlabels), rmarks);
   END IF;
   c := b->'record';
-  IF jsonb_typeof(c) = 'object' AND NOT blocked THEN
+  IF jsonb_typeof(c) = 'object' AND NOT blocked AND NOT recorded THEN
     INSERT INTO {s}.records AS x VALUES (c->>'kind', c->>'id', 1, c->'doc', (c->>'exp')::float8)
       ON CONFLICT (kind, id) DO UPDATE SET version = CASE WHEN x.expires_at > (c->>'t')::float8
         THEN x.version + 1 ELSE 1 END, doc = excluded.doc, expires_at = excluded.expires_at;
