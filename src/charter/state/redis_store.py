@@ -73,6 +73,18 @@ def map_redis_error(exc: Exception) -> StoreError:
     return StoreError(kind, "redis", f"{type(exc).__name__}: {msg}")
 
 
+#: this process's id, kept current across fork (os.getpid() is a system call on every use)
+_PID = [os.getpid()]
+
+
+def _after_fork() -> None:
+    _PID[0] = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
 def _ms(seconds: float) -> str:
     return str(max(1, int(seconds * 1000) + 1))
 
@@ -142,7 +154,7 @@ class RedisStore:
         mid-call is dropped (it may be out of step with the server); an error reply leaves it
         usable.
         """
-        pid = os.getpid()
+        pid = _PID[0]
         if self._idle_pid != pid:  # a forked child never uses its parent's sockets
             self._idle, self._idle_pid = [], pid
         idle = self._idle
@@ -173,36 +185,37 @@ class RedisStore:
 
     def _token(self) -> str:
         """Unique member suffix; re-drawn after fork so parent and child never collide."""
-        if self._tok_pid != os.getpid():
-            self._tok_pid = os.getpid()
+        if self._tok_pid != _PID[0]:
+            self._tok_pid = _PID[0]
             self._tok = f"{self._tok_pid:x}.{os.urandom(6).hex()}"
         return f"{self._tok}.{next(self._seq)}"
 
     # ------------------------------------------------------------------ hot path
     def apply(self, batch: Batch) -> BatchResult:
         now = batch.now
+        p = self.prefix
         keys: list[str] = []
         codes: list[str] = []  # expected type of each key, checked before anything is written
         args: list[str] = [_f(now), ""]
         if batch.idempotency_key is not None:
             args.append("1")
-            keys.append(self._k("i", batch.idempotency_key))
+            keys.append(f"{p}:i:{batch.idempotency_key}")
             codes.append("s")
         else:
             args.append("0")
         args.append(str(len(batch.stop_keys)))
         if batch.stop_keys:
-            keys.append(self._k("stops", "all"))
+            keys.append(f"{p}:stops:all")
             codes.append("h")
             args.extend(f"{s}\n{v}" for s, v in batch.stop_keys)
         args.append(str(len(batch.hits)))
         for h in batch.hits:
             member = h.member is not None
             if member:
-                keys.append(self._k("wm", h.key))
+                keys.append(f"{p}:wm:{h.key}")
                 codes.append("z")
             else:  # the window and its running sum
-                keys += [self._k("w", h.key), self._k("ws", h.key)]
+                keys += [f"{p}:w:{h.key}", f"{p}:ws:{h.key}"]
                 codes += ["z", "h"]
             args += [
                 "m" if member else "c",
@@ -216,7 +229,7 @@ class RedisStore:
             ]
         rv = batch.reserve
         if rv is not None:
-            keys.append(self._k("h", rv.hold_id))
+            keys.append(f"{p}:h:{rv.hold_id}")
             codes.append("h")
             lines = [[x.key, x.limit, x.amount, x.rolling_s, x.expires_at] for x in rv.lines]
             args += [
@@ -228,7 +241,7 @@ class RedisStore:
                 str(len(rv.lines)),
             ]
             for line in rv.lines:
-                keys += [self._k("b", line.key), self._k("bh", line.key), self._k("bs", line.key)]
+                keys += [f"{p}:b:{line.key}", f"{p}:bh:{line.key}", f"{p}:bs:{line.key}"]
                 codes += ["h", "z", "z"]
                 ttl = self._budget_ttl(line.rolling_s, line.expires_at, now, rv.ttl_s)
                 args += [
@@ -244,7 +257,7 @@ class RedisStore:
         ev = batch.event
         if ev is not None:
             rk = ev.run_key
-            keys += [self._k("r", rk), self._k("rl", rk), self._k("rm", rk), self._k("re", rk)]
+            keys += [f"{p}:r:{rk}", f"{p}:rl:{rk}", f"{p}:rm:{rk}", f"{p}:re:{rk}"]
             codes += ["h", "S", "h", "l"]
             args += [
                 "1",
@@ -260,7 +273,7 @@ class RedisStore:
             args.append("0")
         rec = batch.record
         if rec is not None:
-            keys += [self._k("rec", f"{rec.kind}:{rec.id}"), self._k("recz", rec.kind)]
+            keys += [f"{p}:rec:{rec.kind}:{rec.id}", f"{p}:recz:{rec.kind}"]
             codes += ["h", "z"]
             args += ["1", *self._record_args(rec.id, rec.doc, rec.ttl_s)]
         else:
