@@ -111,6 +111,9 @@ class RedisStore:
         #: idle connections of this process for scripts (``_eval``), and the process they belong to
         self._idle: list[Any] = []
         self._idle_pid = os.getpid()
+        #: a client whose commands go elsewhere (the sidecar's bridge to redis.asyncio overrides
+        #: execute_command) gets its scripts sent through it
+        self._direct = type(client).execute_command is redis.Redis.execute_command
         reg = client.register_script
         self._apply = reg(lua.APPLY)
         self._commit = reg(lua.COMMIT)
@@ -154,6 +157,8 @@ class RedisStore:
         mid-call is dropped (it may be out of step with the server); an error reply leaves it
         usable.
         """
+        if not self._direct:
+            return script(keys=keys, args=args)
         pid = _PID[0]
         if self._idle_pid != pid:  # a forked child never uses its parent's sockets
             self._idle, self._idle_pid = [], pid
