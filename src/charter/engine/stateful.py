@@ -77,6 +77,10 @@ def call_fingerprint(view: View) -> str:
 
 
 _NO_BATCH = Batch(now=0.0)
+#: how long a batch's idempotency key replays (the Batch default)
+IDEM_TTL_S = _NO_BATCH.idempotency_ttl_s
+_AGENT = Scope.AGENT
+_SHADOW = Mode.SHADOW
 
 
 class Plan:
@@ -149,7 +153,7 @@ def plan_batch(
     plan = Plan()
     hits: list[HitOp] = []
     tw: Tripwire
-    for tw in view.select(idx["tripwires"]):
+    for tw in view.select(idx["tripwires"]) if policy.tripwires else ():
         if tw.trigger in _NOT_COUNTED or not _applies(tw, view, plan.errors, plan.failures):
             continue
         op = _tripwire_hit(tw, req, view)
@@ -163,32 +167,28 @@ def plan_batch(
     event = None
     if allow_spend:
         rl: RateLimit
-        for rl in view.select(idx["rates"]):
-            if not _applies(rl, view, plan.errors, plan.failures):
+        for rl in view.select(idx["rates"]) if policy.rates else ():
+            if rl.conditions and not _applies(rl, view, plan.errors, plan.failures):
                 continue
-            for value in scope_values(rl.scope, req, view):
-                key = f"rl:{rl.id}:{value}"
-                if rl.mode is Mode.SHADOW:
-                    # INVARIANT: a shadow rate only counts; it never limits (and never blocks a reservation)
-                    hits.append(HitOp(key, rl.window_seconds, 1))
-                else:
-                    hits.append(HitOp(key, rl.window_seconds, 1, limit=rl.limit))
+            for value in (view.actor_id,) if rl.scope is _AGENT else scope_values(rl.scope, req, view):
+                # INVARIANT: a shadow rate only counts; it never limits (and never blocks a reservation)
+                limit = None if rl.mode is _SHADOW else rl.limit
+                hits.append(HitOp(f"rl:{rl.id}:{value}", rl.window_seconds, 1, limit))
                 plan.hits.append((rl, value))
         lines: list[BudgetLine] = []
         b: Budget
-        for b in view.select(idx["budgets"]):
+        for b in view.select(idx["budgets"]) if policy.budgets else ():
             amount = req.cost.get(b.unit)
-            if amount is None or not _applies(b, view, plan.errors, plan.failures):
+            if amount is None or (b.conditions and not _applies(b, view, plan.errors, plan.failures)):
                 continue
             if b.mode is Mode.SHADOW:
                 plan.shadow_budgets.append(b)
                 continue
-            for value in scope_values(b.scope, req, view):
+            for value in (view.actor_id,) if b.scope is _AGENT else scope_values(b.scope, req, view):
                 if b.calendar is not None:
                     wid, end = calendar_window(b.calendar, b.timezone, now)
-                    lines.append(
-                        BudgetLine(f"b:{b.id}:{value}:{wid}", b.limit_micros, micros(amount), None, end)
-                    )
+                    amt = round(amount * MICROS)  # micros(amount)
+                    lines.append(BudgetLine(f"b:{b.id}:{value}:{wid}", b.limit_micros, amt, None, end))
                 else:
                     lines.append(
                         BudgetLine(
@@ -221,15 +221,7 @@ def plan_batch(
     if pending_ttl_s is not None and allow_spend and (reserve is not None or req.run or pending_always):
         doc = {"hold": reserve.hold_id if reserve else None, "request": req.to_dict(), "now": now}
         record = RecordOp("pending", decision_id, doc, pending_ttl_s)
-    plan.batch = Batch(
-        now=now,
-        stop_keys=keys,
-        hits=tuple(hits),
-        reserve=reserve,
-        event=event,
-        idempotency_key=req.idempotency_key,
-        record=record,
-    )
+    plan.batch = Batch(now, keys, tuple(hits), reserve, event, req.idempotency_key, IDEM_TTL_S, record)
     return plan
 
 
@@ -321,14 +313,15 @@ class StateOutcome:
     stops_to_set: list[tuple[Scope, Tripwire | Budget | RateLimit]] = field(default_factory=list)
 
 
+#: a rate's check detail per (window, enforced)
+_RATE_DETAIL: dict[tuple[float, bool], str] = {}
+
+
 def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
     """Interpret a batch result: tripped tripwires, limited rates, budgets that would overspend."""
     out = StateOutcome()
-
-    def worse(o: Outcome) -> None:
-        if o.rank > out.outcome.rank:
-            out.outcome = o
-
+    checks = out.checks
+    worst = Outcome.ALLOW
     for (item, key), hit in zip(plan.hits, res.hits, strict=False):
         if isinstance(item, Tripwire):
             enforce = item.mode is Mode.ENFORCE
@@ -347,7 +340,8 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
                 )
             )
             if hit.tripped and enforce:
-                worse(item.outcome)
+                if item.outcome.rank > worst.rank:
+                    worst = item.outcome
                 out.tripped.append(item)
                 out.deciding.append(("tripwire", item.id, item.outcome, item.reason, item.escalation))
                 if item.outcome is Outcome.HALT and item.stop_scope is not None:
@@ -356,21 +350,19 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
             rl: RateLimit = item
             enforce = rl.mode is Mode.ENFORCE
             over = hit.limited or (not enforce and hit.total > rl.limit)
-            out.checks.append(
+            detail = _RATE_DETAIL.get((rl.window_seconds, enforce))
+            if detail is None:
+                detail = f"per {rl.window_seconds:g}s" + ("" if enforce else " (shadow)")
+                _RATE_DETAIL[(rl.window_seconds, enforce)] = detail
+            checks.append(
                 BoundaryCheck(
-                    "rate",
-                    rl.id,
-                    not over,
-                    scope=rl.scope.value,
-                    key=key,
-                    used=float(hit.total),
-                    limit=float(rl.limit),
-                    unit="calls",
-                    detail=f"per {rl.window_seconds:g}s" + ("" if enforce else " (shadow)"),
+                    "rate", rl.id, not over, rl.scope.value, key, "calls", float(hit.total), None, None,
+                    float(rl.limit), detail,
                 )
             )
             if hit.limited and enforce:
-                worse(rl.on_exceed)
+                if rl.on_exceed.rank > worst.rank:
+                    worst = rl.on_exceed
                 out.deciding.append(("rate", rl.id, rl.on_exceed, rl.reason, rl.escalation))
                 if rl.on_exceed is Outcome.HALT and rl.stop_scope is not None:
                     out.stops_to_set.append((rl.stop_scope, rl))
@@ -379,23 +371,17 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
     if res.reserve is not None:
         for (b, value), st in zip(plan.lines, res.reserve.lines, strict=False):
             enforce = b.mode is Mode.ENFORCE
-            out.checks.append(
+            checks.append(
                 BoundaryCheck(
-                    "budget",
-                    b.id,
-                    st.ok,
-                    scope=f"{b.scope.value}={value}",
-                    key=st.key,
-                    unit=b.unit,
-                    used=st.used / MICROS,
-                    reserved=st.reserved / MICROS,
-                    amount=st.amount / MICROS,
-                    limit=st.limit / MICROS,
+                    "budget", b.id, st.ok, f"{b.scope.value}={value}", st.key, b.unit, st.used / MICROS,
+                    st.reserved / MICROS, st.amount / MICROS, st.limit / MICROS,
                 )
             )
             if not st.ok and enforce:
-                worse(b.on_exceed)
+                if b.on_exceed.rank > worst.rank:
+                    worst = b.on_exceed
                 out.deciding.append(("budget", b.id, b.on_exceed, b.reason, b.escalation))
                 if b.on_exceed is Outcome.HALT and b.stop_scope is not None:
                     out.stops_to_set.append((b.stop_scope, b))
+    out.outcome = worst
     return out

@@ -115,21 +115,26 @@ DECLARE
   total bigint; lo float8; lim bigint; amt bigint; present bool; limited bool; tripped bool;
   res jsonb; ok bool; statuses jsonb; u bigint; rs bigint; lok bool; exp_ float8;
   step_ int; run_out jsonb; rsteps int; rlabels text[]; rmarks jsonb; rexp float8;
-  p text; st jsonb; c jsonb; recorded bool := false; ws bigint; wb float8;
+  p text; st jsonb; c jsonb; recorded bool := false; ws bigint; wb float8; dsum bigint;
+  k text; roll float8; bt bigint; br float8; be float8; rs_ bigint; rb_ float8; nrs bigint;
+  nrb float8; lk text[]; lroll float8[]; lexp float8[]; lamt bigint[]; lnrs bigint[];
+  lnrb float8[]; lmode text[]; i int; j int; nlocks bigint;
 BEGIN
   IF b->>'idem' IS NOT NULL THEN
     SELECT payload INTO p FROM {s}.idem WHERE key = b->>'idem' AND expires_at > now_;
     IF FOUND THEN RETURN jsonb_build_object('replayed', p); END IF;
   END IF;
-  IF jsonb_array_length(b->'stops') > 0 THEN
-    SELECT x.rec INTO st FROM jsonb_array_elements(b->'stops') WITH ORDINALITY AS q(v, i)
-      JOIN {s}.stops x ON x.scope = q.v->>0 AND x.value = q.v->>1 ORDER BY q.i LIMIT 1;
-    IF FOUND THEN RETURN jsonb_build_object('stop', st); END IF;
-  END IF;
-  PERFORM pg_advisory_xact_lock(q.x) FROM
-    (SELECT DISTINCT x::bigint AS x FROM jsonb_array_elements_text(b->'locks') x ORDER BY 1) q;
+  -- the first stop that applies, and the keys' locks (in order), in one statement
+  SELECT (SELECT x.rec FROM jsonb_array_elements(b->'stops') WITH ORDINALITY AS q(v, i)
+      JOIN {s}.stops x ON x.scope = q.v->>0 AND x.value = q.v->>1 ORDER BY q.i LIMIT 1),
+    (SELECT count(pg_advisory_xact_lock(q.x)) FROM
+      (SELECT DISTINCT x::bigint AS x FROM jsonb_array_elements_text(b->'locks') x ORDER BY 1) q)
+    INTO st, nlocks;
+  IF st IS NOT NULL THEN RETURN jsonb_build_object('stop', st); END IF;
 
-  FOR h IN SELECT * FROM jsonb_array_elements(b->'hits') LOOP
+  -- (loops index the arrays: a FOR over a query runs one more statement)
+  FOR j IN 0 .. jsonb_array_length(b->'hits') - 1 LOOP
+    h := b->'hits'->j;
     lo := (h->>'lo')::float8;
     lim := (h->>'limit')::bigint;
     amt := (h->>'amount')::bigint;
@@ -149,13 +154,15 @@ BEGIN
       END IF;
     ELSE
       -- running sum: ws = sum of the window's hits after wb; wb moves forward to lo
-      SELECT x.s, x.b INTO ws, wb FROM {s}.wsums x WHERE x.key = h->>'key';
+      -- (with the sum of the hits the boundary passes when it moves to lo: none when it stays)
+      SELECT x.s, x.b, (SELECT coalesce(sum(amount), 0) FROM {s}.hits
+          WHERE key = h->>'key' AND t > x.b AND t <= lo)
+        INTO ws, wb, dsum FROM {s}.wsums x WHERE x.key = h->>'key';
       IF NOT FOUND THEN
         SELECT coalesce(sum(amount), 0) INTO ws FROM {s}.hits WHERE key = h->>'key' AND t > lo;
         wb := lo;
       ELSIF lo > wb THEN
-        ws := ws - (SELECT coalesce(sum(amount), 0) FROM {s}.hits
-          WHERE key = h->>'key' AND t > wb AND t <= lo);
+        ws := ws - dsum;
         wb := lo;
       END IF;
       total := ws;
@@ -168,13 +175,15 @@ BEGIN
       END IF;
       IF lim IS NOT NULL AND total + amt > lim THEN
         limited := true;
+        INSERT INTO {s}.wsums VALUES (h->>'key', ws, wb)
+          ON CONFLICT (key) DO UPDATE SET s = excluded.s, b = excluded.b;
       ELSE
-        INSERT INTO {s}.hits VALUES (h->>'key', now_, amt);
         total := total + amt;
         IF now_ > wb THEN ws := ws + amt; END IF;
+        WITH ins AS (INSERT INTO {s}.hits VALUES (h->>'key', now_, amt))
+        INSERT INTO {s}.wsums VALUES (h->>'key', ws, wb)
+          ON CONFLICT (key) DO UPDATE SET s = excluded.s, b = excluded.b;
       END IF;
-      INSERT INTO {s}.wsums VALUES (h->>'key', ws, wb)
-        ON CONFLICT (key) DO UPDATE SET s = excluded.s, b = excluded.b;
     END IF;
     tripped := h->>'trip' IS NOT NULL AND total > (h->>'trip')::bigint;
     IF limited OR tripped THEN blocked := true; END IF;
@@ -189,32 +198,105 @@ BEGIN
     ELSE
       ok := true;
       statuses := '[]';
-      FOR l IN SELECT * FROM jsonb_array_elements(r->'lines') LOOP
-        SELECT * INTO u, rs FROM {s}.line_state(l->>'key', now_, (l->>'roll')::float8, true, true);
-        lok := u + rs + (l->>'amount')::bigint <= (l->>'limit')::bigint;
+      exp_ := (r->>'exp')::float8;
+      lk := ARRAY[]::text[]; lroll := ARRAY[]::float8[]; lexp := ARRAY[]::float8[];
+      lamt := ARRAY[]::bigint[]; lnrs := ARRAY[]::bigint[]; lnrb := ARRAY[]::float8[];
+      lmode := ARRAY[]::text[];
+      -- Each line's state (as line_state with reset), then ONE write of its budget row: its
+      -- running sum of live holds (rs above the boundary rb, which a writer moves to now_) and,
+      -- when the hold is made, its amount and the line's rolling_s / expires_at.
+      FOR j IN 0 .. jsonb_array_length(r->'lines') - 1 LOOP
+        l := r->'lines'->j;
+        k := l->>'key';
+        roll := (l->>'roll')::float8;
+        amt := (l->>'amount')::bigint;
+        u := 0; nrs := NULL; nrb := NULL;
+        -- (with the sum of the holds the boundary passes when it moves to now_)
+        SELECT x.total, x.rolling_s, x.expires_at, x.rs, x.rb, (SELECT coalesce(sum(amount), 0)
+            FROM {s}.hold_lines WHERE key = k AND expires_at > x.rb AND expires_at <= now_)
+          INTO bt, br, be, rs_, rb_, dsum FROM {s}.budgets x WHERE x.key = k;
+        IF FOUND AND be IS NOT NULL AND now_ >= be + GRACE THEN
+          -- reserving on a dead calendar key: start it afresh
+          DELETE FROM {s}.budgets WHERE key = k;
+          DELETE FROM {s}.spends WHERE key = k;
+          DELETE FROM {s}.hold_lines WHERE key = k;
+          rs := 0;
+          lmode := lmode || 'new'::text;
+        ELSIF FOUND THEN
+          IF roll IS NULL THEN
+            u := bt;
+          ELSE
+            IF random() < 0.03 THEN
+              DELETE FROM {s}.spends WHERE key = k AND t <= now_ - 2 * roll;
+            END IF;
+            SELECT coalesce(sum(amount), 0) INTO u FROM {s}.spends WHERE key = k AND t > now_ - roll;
+          END IF;
+          IF rs_ IS NULL OR rb_ IS NULL THEN
+            SELECT coalesce(sum(amount), 0) INTO rs FROM {s}.hold_lines
+              WHERE key = k AND expires_at > now_;
+            nrs := rs; nrb := now_;
+            lmode := lmode || 'moved'::text;
+          ELSIF now_ > rb_ THEN
+            rs := rs_ - dsum;
+            nrs := rs; nrb := now_;
+            lmode := lmode || 'moved'::text;
+          ELSE  -- a caller whose clock lags the boundary: computes, moves nothing
+            rs := rs_ + (SELECT coalesce(sum(amount), 0) FROM {s}.hold_lines
+              WHERE key = k AND expires_at > now_ AND expires_at <= rb_);
+            nrs := rs_; nrb := rb_;
+            lmode := lmode || 'row'::text;
+          END IF;
+          -- INVARIANT: only holds at or below the boundary (>= now_ once written) are pruned
+          IF random() < 0.03 THEN
+            DELETE FROM {s}.hold_lines WHERE key = k AND expires_at <= now_;
+          END IF;
+        ELSE
+          IF random() < 0.03 THEN
+            DELETE FROM {s}.hold_lines WHERE key = k AND expires_at <= now_;
+          END IF;
+          SELECT coalesce(sum(amount), 0) INTO rs FROM {s}.hold_lines
+            WHERE key = k AND expires_at > now_;
+          lmode := lmode || 'new'::text;
+        END IF;
+        lk := lk || k; lroll := lroll || roll; lexp := lexp || (l->>'exp')::float8;
+        lamt := lamt || amt; lnrs := lnrs || nrs; lnrb := lnrb || nrb;
+        lok := u + rs + amt <= (l->>'limit')::bigint;
         ok := ok AND lok;
         statuses := statuses || jsonb_build_array(jsonb_build_array(l->'key', l->'limit', u, rs,
           l->'amount', lok));
       END LOOP;
-      IF ok THEN
-        exp_ := (r->>'exp')::float8;
-        INSERT INTO {s}.holds VALUES (r->>'id', 'held', exp_, r->'lines',
-          jsonb_build_array(true, statuses));
-        INSERT INTO {s}.hold_lines SELECT q->>'key', r->>'id', (q->>'amount')::bigint, exp_
-          FROM jsonb_array_elements(r->'lines') q;
-        INSERT INTO {s}.budgets AS x
-          SELECT q->>'key', 0, (q->>'roll')::float8, (q->>'exp')::float8
-          FROM jsonb_array_elements(r->'lines') q
-          ON CONFLICT (key) DO UPDATE SET rolling_s = excluded.rolling_s,
-            expires_at = excluded.expires_at
-          WHERE x.rolling_s IS DISTINCT FROM excluded.rolling_s
-             OR x.expires_at IS DISTINCT FROM excluded.expires_at;
-        UPDATE {s}.budgets x SET rs = x.rs + (q->>'amount')::bigint
-          FROM jsonb_array_elements(r->'lines') q
-          WHERE x.key = q->>'key' AND x.rb IS NOT NULL AND exp_ > x.rb;
+      c := b->'record';
+      IF ok AND jsonb_typeof(c) = 'object' THEN  -- the record goes with the hold: one statement
+        WITH ins AS (INSERT INTO {s}.holds VALUES (r->>'id', 'held', exp_, r->'lines',
+            jsonb_build_array(true, statuses))),
+          rec AS (INSERT INTO {s}.records AS x VALUES (c->>'kind', c->>'id', 1, c->'doc',
+            (c->>'exp')::float8) ON CONFLICT (kind, id) DO UPDATE SET version = CASE
+            WHEN x.expires_at > (c->>'t')::float8 THEN x.version + 1 ELSE 1 END,
+            doc = excluded.doc, expires_at = excluded.expires_at)
+        INSERT INTO {s}.hold_lines SELECT unnest(lk), r->>'id', unnest(lamt), exp_;
+        recorded := true;
+      ELSIF ok THEN
+        WITH ins AS (INSERT INTO {s}.holds VALUES (r->>'id', 'held', exp_, r->'lines',
+            jsonb_build_array(true, statuses)))
+        INSERT INTO {s}.hold_lines SELECT unnest(lk), r->>'id', unnest(lamt), exp_;
       ELSE
         blocked := true;
       END IF;
+      FOR i IN 1 .. coalesce(array_length(lk, 1), 0) LOOP
+        IF lmode[i] = 'new' THEN
+          IF ok THEN  -- a new row starts without a running sum
+            INSERT INTO {s}.budgets AS x VALUES (lk[i], 0, lroll[i], lexp[i])
+              ON CONFLICT (key) DO UPDATE SET rolling_s = excluded.rolling_s,
+                expires_at = excluded.expires_at;
+          END IF;
+        ELSIF ok THEN  -- the hold counts in the running sum when it expires after the boundary
+          UPDATE {s}.budgets SET rolling_s = lroll[i], expires_at = lexp[i],
+            rs = lnrs[i] + CASE WHEN exp_ > lnrb[i] THEN lamt[i] ELSE 0 END, rb = lnrb[i]
+            WHERE key = lk[i];
+        ELSIF lmode[i] = 'moved' THEN
+          UPDATE {s}.budgets SET rs = lnrs[i], rb = lnrb[i] WHERE key = lk[i];
+        END IF;
+      END LOOP;
       res := jsonb_build_array(false, jsonb_build_array(ok, statuses));
     END IF;
   END IF;
@@ -245,7 +327,7 @@ BEGIN
     run_out := jsonb_build_array(rsteps, to_jsonb(rlabels), rmarks);
   END IF;
   c := b->'record';
-  IF jsonb_typeof(c) = 'object' AND NOT blocked THEN
+  IF jsonb_typeof(c) = 'object' AND NOT blocked AND NOT recorded THEN
     INSERT INTO {s}.records AS x VALUES (c->>'kind', c->>'id', 1, c->'doc', (c->>'exp')::float8)
       ON CONFLICT (kind, id) DO UPDATE SET version = CASE WHEN x.expires_at > (c->>'t')::float8
         THEN x.version + 1 ELSE 1 END, doc = excluded.doc, expires_at = excluded.expires_at;

@@ -38,7 +38,7 @@ end
 -- them all on every call. Hash sk keeps, in fields fs and fb, the sum of the members scored
 -- above a boundary; the boundary only moves forward (a member crossing it is subtracted once)
 -- and a caller behind it (a lagging clock) adds the members in (lo, boundary]. Every ZADD /
--- ZREM of a member scored above the boundary adjusts the sum (zadd_counted, zrem_counted).
+-- ZREM of a member scored above the boundary adjusts the sum (APPLY adds, zrem_counted removes).
 -- INVARIANT: fs = sum of zk's members scored above fb; zk and sk carry the same TTL, and
 -- members are only pruned at or below the boundary.
 local function sum_above(zk, sk, fs, fb, lo_s)
@@ -59,11 +59,6 @@ local function sum_above(zk, sk, fs, fb, lo_s)
     return s + sum_members(redis.call('ZRANGEBYSCORE', zk, '(' .. lo_s, b_s)), b
   end
   return s, b
-end
-local function zadd_counted(zk, sk, fs, fb, score_s, amount, member)
-  redis.call('ZADD', zk, score_s, fmt(amount) .. ':' .. member)
-  local b = num(redis.call('HGET', sk, fb))
-  if b ~= nil and tonumber(score_s) > b then redis.call('HINCRBY', sk, fs, fmt(amount)) end
 end
 local function zrem_counted(zk, sk, fs, fb, amount, member)
   local m = fmt(amount) .. ':' .. member
@@ -126,10 +121,11 @@ if nexta() == '1' then
 end
 local nstops = tonumber(nexta())
 if nstops > 0 then
-  local sk = nextk()
+  local fields = {}
+  for i = 1, nstops do fields[i] = nexta() end
+  local recs = redis.call('HMGET', nextk(), unpack(fields))
   for i = 1, nstops do
-    local s = redis.call('HGET', sk, nexta())
-    if s then return {'S', s} end
+    if recs[i] then return {'S', recs[i]} end
   end
 end
 
@@ -159,15 +155,31 @@ for i = 1, nhits do
       if not present then total = total + 1 end
     end
   else
+    -- sum_above, then the new member counted, with one write of the running sum
     local sk = nextk()
-    total = sum_above(zk, sk, 's', 'b', lo_s)  -- moves the boundary first: then prune below it
-    redis.call('ZREMRANGEBYSCORE', zk, '-inf', prune_s)
+    local lo = tonumber(lo_s)
+    local st = redis.call('HMGET', sk, 's', 'b')
+    local s, b_s = tonumber(st[1]), st[2]
+    local b = tonumber(b_s)
+    local moved = false
+    if s == nil or b == nil then
+      s = sum_members(redis.call('ZRANGEBYSCORE', zk, '(' .. lo_s, '+inf'))
+      b, b_s, moved = lo, lo_s, true
+    elseif lo > b then
+      s = s - sum_members(redis.call('ZRANGEBYSCORE', zk, '(' .. b_s, lo_s))
+      b, b_s, moved = lo, lo_s, true
+    end
+    total = s
+    if lo < b then total = s + sum_members(redis.call('ZRANGEBYSCORE', zk, '(' .. lo_s, b_s)) end
+    redis.call('ZREMRANGEBYSCORE', zk, '-inf', prune_s)  -- below the (moved) boundary
     if limit and total + amount > limit then
       limited = 1
     else
-      zadd_counted(zk, sk, 's', 'b', now_s, amount, member)
+      redis.call('ZADD', zk, now_s, fmt(amount) .. ':' .. member)
+      if now > b then s, moved = s + amount, true end
       total = total + amount
     end
+    if moved then redis.call('HSET', sk, 's', fmt(s), 'b', b_s) end
     redis.call('PEXPIRE', sk, ttl_ms)
   end
   redis.call('PEXPIRE', zk, ttl_ms)
@@ -202,29 +214,75 @@ if nexta() == '1' then
       local parts = {}
       for i = 1, n do
         local l = L[i]
-        local meta = redis.call('HMGET', l.b, 'exp', 'roll', 'total')
+        local meta = redis.call('HMGET', l.b, 'exp', 'roll', 'total', 'rs', 'rb')
         local bexp = num(meta[1])
         if bexp ~= nil and now >= bexp + GRACE then
           redis.call('DEL', l.b, l.bh, l.bs)
-          meta = {false, false, false}
+          meta = {false, false, false, false, false}
         end
         l.meta = meta
-        local used, reserved = used_reserved(l.b, l.bh, l.bs, now_s, now, num(l.roll_s),
-                                             meta[3] or '0')
+        -- used_reserved, reading the budget hash once; a moved boundary is written below
+        local used
+        local roll = num(l.roll_s)
+        if roll then
+          local los = string.format('%.17g', now - roll)
+          redis.call('ZREMRANGEBYSCORE', l.bs, '-inf', string.format('%.17g', now - 2 * roll))
+          used = sum_members(redis.call('ZRANGEBYSCORE', l.bs, '(' .. los, '+inf'))
+        else
+          used = tonumber(meta[3] or '0')
+        end
+        local reserved
+        l.exists = meta[1] or meta[2] or meta[3] or meta[4] or meta[5]
+        l.moved = false
+        if l.exists then
+          local rs, rb_s = tonumber(meta[4]), meta[5]
+          local rb = tonumber(rb_s)
+          if rs == nil or rb == nil then
+            rs = sum_members(redis.call('ZRANGEBYSCORE', l.bh, '(' .. now_s, '+inf'))
+            rb, rb_s, l.moved = now, now_s, true
+          elseif now > rb then
+            rs = rs - sum_members(redis.call('ZRANGEBYSCORE', l.bh, '(' .. rb_s, now_s))
+            rb, rb_s, l.moved = now, now_s, true
+          end
+          reserved = rs
+          if now < rb then
+            reserved = rs + sum_members(redis.call('ZRANGEBYSCORE', l.bh, '(' .. now_s, rb_s))
+          end
+          l.rs, l.rb, l.rb_s = rs, rb, rb_s
+        else
+          reserved = sum_members(redis.call('ZRANGEBYSCORE', l.bh, '(' .. now_s, '+inf'))
+        end
+        redis.call('ZREMRANGEBYSCORE', l.bh, '-inf', now_s)
         local lok = used + reserved + l.amount <= l.limit
         if not lok then ok = false end
         parts[i] = '[' .. cjson.encode(l.key) .. ',' .. fmt(l.limit) .. ',' .. fmt(used) .. ','
           .. fmt(reserved) .. ',' .. fmt(l.amount) .. ',' .. tostring(lok) .. ']'
       end
       local json = '[' .. tostring(ok) .. ',[' .. table.concat(parts, ',') .. ']]'
+      local sums = {}  -- running sum per budget hash as written here (lines may share one)
+      for i = 1, n do
+        local l = L[i]
+        local f = {}
+        if l.exists then
+          local rs = sums[l.b] or l.rs
+          if ok then
+            redis.call('ZADD', l.bh, exp_s, fmt(l.amount) .. ':' .. hold_id)
+            if tonumber(exp_s) > l.rb then rs, l.moved = rs + l.amount, true end
+          end
+          sums[l.b] = rs
+          if l.moved then f = {'rs', fmt(rs), 'rb', l.rb_s} end
+        elseif ok then
+          redis.call('ZADD', l.bh, exp_s, fmt(l.amount) .. ':' .. hold_id)
+        end
+        if ok and (l.meta[1] ~= l.exp_s or l.meta[2] ~= l.roll_s or not l.meta[3]) then
+          f[#f + 1] = 'roll'; f[#f + 1] = l.roll_s; f[#f + 1] = 'exp'; f[#f + 1] = l.exp_s
+          if not l.meta[3] then f[#f + 1] = 'total'; f[#f + 1] = '0' end
+        end
+        if #f > 0 then redis.call('HSET', l.b, unpack(f)) end
+      end
       if ok then
         for i = 1, n do
           local l = L[i]
-          zadd_counted(l.bh, l.b, 'rs', 'rb', exp_s, l.amount, hold_id)
-          if l.meta[1] ~= l.exp_s or l.meta[2] ~= l.roll_s or not l.meta[3] then
-            redis.call('HSET', l.b, 'roll', l.roll_s, 'exp', l.exp_s)
-            redis.call('HSETNX', l.b, 'total', '0')
-          end
           redis.call('PEXPIRE', l.b, l.ttl)
           redis.call('PEXPIRE', l.bh, l.ttl)
           if l.roll_s ~= '' then redis.call('PEXPIRE', l.bs, l.ttl) end

@@ -73,6 +73,18 @@ def map_redis_error(exc: Exception) -> StoreError:
     return StoreError(kind, "redis", f"{type(exc).__name__}: {msg}")
 
 
+#: this process's id, kept current across fork (os.getpid() is a system call on every use)
+_PID = [os.getpid()]
+
+
+def _after_fork() -> None:
+    _PID[0] = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
 def _ms(seconds: float) -> str:
     return str(max(1, int(seconds * 1000) + 1))
 
@@ -96,6 +108,12 @@ class RedisStore:
         self._tok_pid = -1
         self._tok = ""
         self._seq = itertools.count()
+        #: idle connections of this process for scripts (``_eval``), and the process they belong to
+        self._idle: list[Any] = []
+        self._idle_pid = os.getpid()
+        #: a client whose commands go elsewhere (the sidecar's bridge to redis.asyncio overrides
+        #: execute_command) gets its scripts sent through it
+        self._direct = type(client).execute_command is redis.Redis.execute_command
         reg = client.register_script
         self._apply = reg(lua.APPLY)
         self._commit = reg(lua.COMMIT)
@@ -131,41 +149,78 @@ class RedisStore:
         except OSError as exc:
             raise StoreError(StoreFault.UNAVAILABLE, "redis", str(exc)) from None
 
+    def _eval(self, script: Any, keys: list[str], args: list[str]) -> Any:
+        """EVALSHA on a connection of our own: redis-py's command layer (pool checkout,
+        observability, response callbacks) costs about as much as the loopback round trip.
+
+        Never re-sent, except after NOSCRIPT (the script did not run). A connection that failed
+        mid-call is dropped (it may be out of step with the server); an error reply leaves it
+        usable.
+        """
+        if not self._direct:
+            return script(keys=keys, args=args)
+        pid = _PID[0]
+        if self._idle_pid != pid:  # a forked child never uses its parent's sockets
+            self._idle, self._idle_pid = [], pid
+        idle = self._idle
+        try:
+            conn = idle.pop()
+        except IndexError:
+            pool = self._r.connection_pool
+            conn = pool.connection_class(**pool.connection_kwargs)
+        try:
+            try:
+                conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                out = conn.read_response()
+            except rex.NoScriptError:
+                script.sha = self._r.script_load(script.script)
+                conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                out = conn.read_response()
+        except rex.ResponseError:
+            idle.append(conn)
+            raise
+        except BaseException:
+            conn.disconnect()
+            raise
+        idle.append(conn)
+        return out
+
     def _k(self, kind: str, key: str) -> str:
         return f"{self.prefix}:{kind}:{key}"
 
     def _token(self) -> str:
         """Unique member suffix; re-drawn after fork so parent and child never collide."""
-        if self._tok_pid != os.getpid():
-            self._tok_pid = os.getpid()
+        if self._tok_pid != _PID[0]:
+            self._tok_pid = _PID[0]
             self._tok = f"{self._tok_pid:x}.{os.urandom(6).hex()}"
         return f"{self._tok}.{next(self._seq)}"
 
     # ------------------------------------------------------------------ hot path
     def apply(self, batch: Batch) -> BatchResult:
         now = batch.now
+        p = self.prefix
         keys: list[str] = []
         codes: list[str] = []  # expected type of each key, checked before anything is written
         args: list[str] = [_f(now), ""]
         if batch.idempotency_key is not None:
             args.append("1")
-            keys.append(self._k("i", batch.idempotency_key))
+            keys.append(f"{p}:i:{batch.idempotency_key}")
             codes.append("s")
         else:
             args.append("0")
         args.append(str(len(batch.stop_keys)))
         if batch.stop_keys:
-            keys.append(self._k("stops", "all"))
+            keys.append(f"{p}:stops:all")
             codes.append("h")
             args.extend(f"{s}\n{v}" for s, v in batch.stop_keys)
         args.append(str(len(batch.hits)))
         for h in batch.hits:
             member = h.member is not None
             if member:
-                keys.append(self._k("wm", h.key))
+                keys.append(f"{p}:wm:{h.key}")
                 codes.append("z")
             else:  # the window and its running sum
-                keys += [self._k("w", h.key), self._k("ws", h.key)]
+                keys += [f"{p}:w:{h.key}", f"{p}:ws:{h.key}"]
                 codes += ["z", "h"]
             args += [
                 "m" if member else "c",
@@ -179,7 +234,7 @@ class RedisStore:
             ]
         rv = batch.reserve
         if rv is not None:
-            keys.append(self._k("h", rv.hold_id))
+            keys.append(f"{p}:h:{rv.hold_id}")
             codes.append("h")
             lines = [[x.key, x.limit, x.amount, x.rolling_s, x.expires_at] for x in rv.lines]
             args += [
@@ -191,7 +246,7 @@ class RedisStore:
                 str(len(rv.lines)),
             ]
             for line in rv.lines:
-                keys += [self._k("b", line.key), self._k("bh", line.key), self._k("bs", line.key)]
+                keys += [f"{p}:b:{line.key}", f"{p}:bh:{line.key}", f"{p}:bs:{line.key}"]
                 codes += ["h", "z", "z"]
                 ttl = self._budget_ttl(line.rolling_s, line.expires_at, now, rv.ttl_s)
                 args += [
@@ -207,7 +262,7 @@ class RedisStore:
         ev = batch.event
         if ev is not None:
             rk = ev.run_key
-            keys += [self._k("r", rk), self._k("rl", rk), self._k("rm", rk), self._k("re", rk)]
+            keys += [f"{p}:r:{rk}", f"{p}:rl:{rk}", f"{p}:rm:{rk}", f"{p}:re:{rk}"]
             codes += ["h", "S", "h", "l"]
             args += [
                 "1",
@@ -223,13 +278,13 @@ class RedisStore:
             args.append("0")
         rec = batch.record
         if rec is not None:
-            keys += [self._k("rec", f"{rec.kind}:{rec.id}"), self._k("recz", rec.kind)]
+            keys += [f"{p}:rec:{rec.kind}:{rec.id}", f"{p}:recz:{rec.kind}"]
             codes += ["h", "z"]
             args += ["1", *self._record_args(rec.id, rec.doc, rec.ttl_s)]
         else:
             args.append("0")
         args[1] = "".join(codes)
-        out = self._call(lambda: self._apply(keys=keys, args=args))
+        out = self._call(lambda: self._eval(self._apply, keys, args))
         try:
             return self._parse_apply(batch, out)
         except (ValueError, TypeError, IndexError, KeyError) as exc:
@@ -282,7 +337,7 @@ class RedisStore:
         for key, _limit, _amount, rolling_s, expires_at in lines:
             keys += [self._k("b", key), self._k("bh", key), self._k("bs", key)]
             args += [self._token(), self._budget_ttl(rolling_s, expires_at, now, 0.0)]
-        out = self._call(lambda: self._commit(keys=keys, args=args))
+        out = self._call(lambda: self._eval(self._commit, keys, args))
         if out[0] in ("U", "X"):
             return CommitResult(False, False)
         flat = out[1]
@@ -300,7 +355,7 @@ class RedisStore:
         keys = [self._k("h", hold_id)]
         for ln in lines:
             keys += [self._k("b", ln[0]), self._k("bh", ln[0])]
-        return bool(self._call(lambda: self._release(keys=keys, args=[_f(now), hold_id])))
+        return bool(self._call(lambda: self._eval(self._release, keys, [_f(now), hold_id])))
 
     def budget_status(self, keys: Sequence[str], *, now: float) -> dict[str, tuple[int, int]]:
         if not keys:
@@ -308,7 +363,7 @@ class RedisStore:
         ks: list[str] = []
         for k in keys:
             ks += [self._k("b", k), self._k("bh", k), self._k("bs", k)]
-        flat = self._call(lambda: self._status(keys=ks, args=[_f(now)]))
+        flat = self._call(lambda: self._eval(self._status, ks, [_f(now)]))
         return {k: (int(flat[2 * i]), int(flat[2 * i + 1])) for i, k in enumerate(keys)}
 
     def ledger_total(self, key: str) -> int:
@@ -333,7 +388,7 @@ class RedisStore:
     def add_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
         keys = [self._k(p, run_key) for p in ("r", "rl", "rm", "re")]
         args = [_f(now), _f(now + ttl_s), _ms(ttl_s), *sorted(labels)]
-        self._call(lambda: self._add_labels(keys=keys, args=args))
+        self._call(lambda: self._eval(self._add_labels, keys, args))
 
     def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:
         if limit <= 0:
@@ -356,7 +411,7 @@ class RedisStore:
 
     def clear_stop(self, scope: str, value: str) -> StopRecord | None:
         key = self._k("stops", "all")
-        raw = self._call(lambda: self._clear_stop(keys=[key], args=[f"{scope}\n{value}"]))
+        raw = self._call(lambda: self._eval(self._clear_stop, [key], [f"{scope}\n{value}"]))
         return None if raw is None else stop_from_dict(json.loads(raw))
 
     def list_stops(self) -> list[StopRecord]:
@@ -367,14 +422,14 @@ class RedisStore:
     # ------------------------------------------------------------------ idempotency
     def remember(self, key: str, payload: str, *, now: float, ttl_s: float) -> str | None:
         args = [_f(now), _f(now + ttl_s), _ms(ttl_s), payload]
-        out = self._call(lambda: self._remember(keys=[self._k("i", key)], args=args))
+        out = self._call(lambda: self._eval(self._remember, [self._k("i", key)], args))
         return str(out[1]) if out[0] == 1 else None
 
     # ------------------------------------------------------------------ records
     def put_record(self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None) -> None:
         keys = [self._k("rec", f"{kind}:{id}"), self._k("recz", kind)]
         args = self._record_args(id, doc, ttl_s)
-        self._call(lambda: self._put_record(keys=keys, args=args))
+        self._call(lambda: self._eval(self._put_record, keys, args))
 
     @staticmethod
     def _record_args(id: str, doc: Mapping[str, Any], ttl_s: float | None) -> list[str]:
@@ -391,7 +446,7 @@ class RedisStore:
     def cas_record(self, kind: str, id: str, version: int, doc: Mapping[str, Any]) -> bool:
         keys = [self._k("rec", f"{kind}:{id}")]
         args = [str(version), dumps(dict(doc))]
-        return bool(self._call(lambda: self._cas_record(keys=keys, args=args)))
+        return bool(self._call(lambda: self._eval(self._cas_record, keys, args)))
 
     def list_records(self, kind: str) -> list[dict[str, Any]]:
         now_ms = int(time.time() * 1000)
@@ -424,6 +479,10 @@ class RedisStore:
 
     def close(self) -> None:
         try:
+            if self._idle_pid == os.getpid():
+                for conn in self._idle:
+                    conn.disconnect()
+            self._idle = []
             self._r.close()
         except rex.RedisError as exc:
             raise map_redis_error(exc) from None

@@ -13,48 +13,30 @@ from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from charter.state import sqlite_batch
 from charter.state.base import query_params
-from charter.state.sqlite_schema import (
-    FIRST_LINE_SQL,
-    LINE_SQL,
-    RECORD_SQL,
-    SCHEMA,
-    STOPS_PER_STATEMENT,
-    STOPS_SQL,
-    map_sqlite_error,
-)
+from charter.state.sqlite_batch import PRUNE_P, line_state, load_run, put_record
+from charter.state.sqlite_schema import SCHEMA, map_sqlite_error
 from charter.state.types import (
-    BUDGET_GRACE_S,
     EMPTY_RUN,
     HOLD_RETAIN_S,
     Batch,
     BatchResult,
     CommitResult,
-    HitOp,
-    HitResult,
     LineStatus,
     RecordOp,
-    ReserveOp,
-    ReserveResult,
     RunState,
     StopRecord,
     check_stop,
     dumps,
-    lines_from_json,
-    lines_to_json,
-    prune_margin,
     stop_from_dict,
     stop_to_dict,
 )
 
+__all__ = ["PRUNE_P", "SQLiteStore"]
+
 T = TypeVar("T")
-INF = 1e308
-#: Probability that a write also deletes the expired rows of the key it touches.
-PRUNE_P = 1 / 32
-
-
 _dumps = dumps
-
 
 
 class SQLiteStore:
@@ -148,192 +130,17 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ hot path
     def apply(self, batch: Batch) -> BatchResult:
-        now = batch.now
         with self._tx() as db:
-            if batch.idempotency_key is not None:
-                row = db.execute(
-                    "SELECT payload FROM idem WHERE key=? AND expires_at>?",
-                    (batch.idempotency_key, now),
-                ).fetchone()
-                if row is not None:
-                    return BatchResult(replayed_payload=row[0])
-            sk = batch.stop_keys
-            for i in range(0, len(sk), STOPS_PER_STATEMENT):  # in order; one statement usually
-                part = sk[i : i + STOPS_PER_STATEMENT]
-                row = db.execute(STOPS_SQL[len(part)], [x for kv in part for x in kv]).fetchone()
-                if row[0] is not None:
-                    return BatchResult(stop=stop_from_dict(json.loads(row[0])))
-            hits = tuple(self._hit(db, h, now) for h in batch.hits)
-            blocked = any(h.limited or h.tripped for h in hits)
-            reserve = None
-            if batch.reserve is not None and not blocked:
-                reserve = self._reserve(db, batch.reserve, now)
-                blocked = not reserve.ok
-            step = run = None
-            if batch.event is not None:
-                ev = batch.event
-                steps, labels, marks = self._load_run(db, ev.run_key, now)
-                if not blocked:
-                    steps += 1
-                    step = steps
-                    labels.update(ev.labels)
-                    for m in ev.marks:
-                        marks[m] = [step, now]
-                    db.execute(
-                        "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?)",
-                        (ev.run_key, steps, _dumps(sorted(labels)), _dumps(marks), now + ev.ttl_s),
-                    )
-                    db.execute(
-                        "INSERT OR REPLACE INTO events VALUES(?,?,?)",
-                        (ev.run_key, step, _dumps(ev.event)),
-                    )
-                run = RunState(steps, frozenset(labels), {k: (v[0], v[1]) for k, v in marks.items()})
-            recorded = batch.record is not None and not blocked
-            if recorded:
-                self._put(db, batch.record)  # type: ignore[arg-type]
+            res = sqlite_batch.apply(db, batch)
             self._ops += 1
             if self._ops % 2000 == 0:
-                self._gc(db, now)
-            return BatchResult(hits=hits, reserve=reserve, step=step, run=run, recorded=recorded)
+                self._gc(db, batch.now)
+            return res
 
     @staticmethod
-    def _hit(db: sqlite3.Connection, op: HitOp, now: float) -> HitResult:
-        lo = now - op.window_s
-        limited = False
-        prune = random.random() < PRUNE_P
-        old = lo - prune_margin(op.window_s)  # entries at or before this are pruned
-        if op.member is not None:
-            if prune:
-                db.execute("DELETE FROM members WHERE key=? AND t<=?", (op.key, old))
-            total, present = db.execute(
-                "SELECT count(*), coalesce(max(member=?),0) FROM members WHERE key=? AND t>?",
-                (op.member, op.key, lo),
-            ).fetchone()
-            if not present and op.limit is not None and total + 1 > op.limit:
-                limited = True
-            else:
-                db.execute("INSERT OR REPLACE INTO members VALUES(?,?,?)", (op.key, op.member, now))
-                total += 0 if present else 1
-        else:
-            if prune:
-                db.execute("DELETE FROM hits WHERE key=? AND t<=?", (op.key, old))
-            (total,) = db.execute(
-                "SELECT coalesce(sum(amount),0) FROM hits WHERE key=? AND t>?",
-                (op.key, lo),
-            ).fetchone()
-            if op.limit is not None and total + op.amount > op.limit:
-                limited = True
-            else:
-                db.execute(
-                    "INSERT INTO hits VALUES(?,?,?,?)",
-                    (op.key, now, random.getrandbits(62), op.amount),
-                )
-                total += op.amount
-        tripped = op.trip_above is not None and total > op.trip_above
-        return HitResult(op.key, total, limited, tripped)
-
-    @staticmethod
-    def _line_state(
-        db: sqlite3.Connection,
-        key: str,
-        now: float,
-        rolling_s: float | None,
-        known: bool,
-        row: tuple[Any, ...] | None = None,
-    ) -> tuple[int, int, tuple[Any, Any] | None]:
-        """(used, reserved, stored (rolling_s, expires_at) or None) for one budget key.
-
-        ``row`` is the result of ``LINE_SQL`` for the key when the caller already has it.
-        """
-        if row is None:
-            row = db.execute(LINE_SQL, (key, now)).fetchone()
-        total, r_s, exp, present, reserved = row
-        if not present:
-            return 0, reserved, None
-        if exp is not None and now >= exp + BUDGET_GRACE_S:
-            if known:  # reserving on a dead calendar key: start it afresh
-                db.execute("DELETE FROM budgets WHERE key=?", (key,))
-                db.execute("DELETE FROM spends WHERE key=?", (key,))
-                db.execute("DELETE FROM hold_lines WHERE key=?", (key,))
-            return 0, 0, None
-        if random.random() < PRUNE_P:
-            db.execute("DELETE FROM hold_lines WHERE key=? AND expires_at<=?", (key, now))
-        roll = rolling_s if known else r_s
-        if roll is None:
-            return total, reserved, (r_s, exp)
-        if random.random() < PRUNE_P:
-            db.execute("DELETE FROM spends WHERE key=? AND t<=?", (key, now - 2 * roll))
-        (used,) = db.execute(
-            "SELECT coalesce(sum(amount),0) FROM spends WHERE key=? AND t>?",
-            (key, now - roll),
-        ).fetchone()
-        return used, reserved, (r_s, exp)
-
-    def _used_reserved(self, db: sqlite3.Connection, key: str, now: float) -> tuple[int, int]:
-        used, reserved, _ = self._line_state(db, key, now, None, False)
+    def _used_reserved(db: sqlite3.Connection, key: str, now: float) -> tuple[int, int]:
+        used, reserved, _ = line_state(db, key, now, None, False)
         return used, reserved
-
-    def _reserve(self, db: sqlite3.Connection, op: ReserveOp, now: float) -> ReserveResult:
-        first: tuple[Any, ...] | None = None
-        if op.lines:
-            # one statement: the hold seen before (a replay) and the first line's state
-            got = db.execute(FIRST_LINE_SQL, (op.lines[0].key, now, op.hold_id)).fetchone()
-            prev, first = got[0], got[1:]
-        else:
-            row = db.execute("SELECT result FROM holds WHERE id=?", (op.hold_id,)).fetchone()
-            prev = None if row is None else row[0]
-        if prev is not None:
-            ok, lines = json.loads(prev)
-            return ReserveResult(bool(ok), lines_from_json(lines), True)
-        statuses = []
-        metas = []
-        for line in op.lines:
-            used, reserved, meta = self._line_state(db, line.key, now, line.rolling_s, True, first)
-            first = None
-            metas.append(meta)
-            ok = used + reserved + line.amount <= line.limit
-            statuses.append(LineStatus(line.key, line.limit, used, reserved, line.amount, ok))
-        result = ReserveResult(all(s.ok for s in statuses), tuple(statuses), False)
-        if result.ok:
-            exp = now + op.ttl_s
-            lines = [[x.key, x.limit, x.amount, x.rolling_s, x.expires_at] for x in op.lines]
-            db.execute(
-                "INSERT INTO holds VALUES(?,?,?,?,?)",
-                (
-                    op.hold_id,
-                    "held",
-                    exp,
-                    _dumps(lines),
-                    _dumps([True, lines_to_json(result.lines)]),
-                ),
-            )
-            for line, meta in zip(op.lines, metas, strict=True):
-                db.execute(
-                    "INSERT INTO hold_lines VALUES(?,?,?,?)",
-                    (line.key, op.hold_id, line.amount, exp),
-                )
-                if meta != (line.rolling_s, line.expires_at):
-                    db.execute(
-                        "INSERT INTO budgets VALUES(?,0,?,?) ON CONFLICT(key) DO UPDATE SET "
-                        "rolling_s=excluded.rolling_s, expires_at=excluded.expires_at",
-                        (line.key, line.rolling_s, line.expires_at),
-                    )
-        return result
-
-    @staticmethod
-    def _load_run(
-        db: sqlite3.Connection, run_key: str, now: float | None
-    ) -> tuple[int, set[str], dict[str, list[Any]]]:
-        row = db.execute(
-            "SELECT steps, labels, marks, expires_at FROM runs WHERE key=?", (run_key,)
-        ).fetchone()
-        if row is None:
-            return 0, set(), {}
-        if now is not None and row[3] <= now:
-            db.execute("DELETE FROM runs WHERE key=?", (run_key,))
-            db.execute("DELETE FROM events WHERE run_key=?", (run_key,))
-            return 0, set(), {}
-        return row[0], set(json.loads(row[1])), json.loads(row[2])
 
     def _gc(self, db: sqlite3.Connection, now: float) -> None:
         db.execute("DELETE FROM holds WHERE expires_at<=?", (now - HOLD_RETAIN_S,))
@@ -402,7 +209,7 @@ class SQLiteStore:
     # ------------------------------------------------------------------ runs
     def run_state(self, run_key: str) -> RunState:
         def go(db: sqlite3.Connection) -> RunState:
-            steps, labels, marks = self._load_run(db, run_key, None)
+            steps, labels, marks = load_run(db, run_key, None)
             if not steps and not labels:
                 return EMPTY_RUN
             return RunState(steps, frozenset(labels), {k: (v[0], v[1]) for k, v in marks.items()})
@@ -411,7 +218,7 @@ class SQLiteStore:
 
     def add_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
         with self._tx() as db:
-            steps, have, marks = self._load_run(db, run_key, now)
+            steps, have, marks = load_run(db, run_key, now)
             have.update(labels)
             db.execute(
                 "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?)",
@@ -461,13 +268,7 @@ class SQLiteStore:
     def put_record(self, kind: str, id: str, doc: Mapping[str, Any], *, ttl_s: float | None) -> None:
         op = RecordOp(kind, id, doc, ttl_s)
         with self._tx() as db:
-            self._put(db, op)
-
-    @staticmethod
-    def _put(db: sqlite3.Connection, op: RecordOp) -> None:
-        t = time.time()
-        exp = INF if op.ttl_s is None else t + op.ttl_s
-        db.execute(RECORD_SQL, (op.kind, op.id, _dumps(dict(op.doc)), exp, t))
+            put_record(db, op)
 
     def get_record(self, kind: str, id: str) -> tuple[int, dict[str, Any]] | None:
         row = self._read(

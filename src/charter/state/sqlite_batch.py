@@ -1,0 +1,278 @@
+"""SQLite hot path: one batch (idempotency, stops, hits, reservation, event, record) in one transaction.
+
+The reads a batch needs (idempotency payload, the first stop that applies, every counter's
+window total, the hold seen before and the first budget line's state) are ONE statement; the
+writes follow. Called inside the store's ``BEGIN IMMEDIATE`` transaction, so reading first and
+writing after is atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import time
+from typing import Any
+
+from charter.state.sqlite_schema import LINE_SQL, RECORD_SQL, STOPS_PER_STATEMENT, STOPS_SQL
+from charter.state.types import (
+    BUDGET_GRACE_S,
+    Batch,
+    BatchResult,
+    HitOp,
+    HitResult,
+    LineStatus,
+    RecordOp,
+    ReserveOp,
+    ReserveResult,
+    RunState,
+    dumps,
+    lines_from_json,
+    lines_to_json,
+    prune_margin,
+    stop_from_dict,
+)
+
+INF = 1e308
+#: Probability that a write also deletes the expired rows of the key it touches.
+PRUNE_P = 1 / 32
+
+_IDEM = "(SELECT payload FROM idem WHERE key=? AND expires_at>?)"
+_STOP = "(SELECT rec FROM stops WHERE scope=? AND value=?)"
+_SUM = "(SELECT coalesce(sum(amount),0) FROM hits WHERE key=? AND t>?)"
+_LINE = (
+    "(SELECT result FROM holds WHERE id=?), b.total, b.rolling_s, b.expires_at, b.key IS NOT NULL, "
+    "(SELECT coalesce(sum(amount),0) FROM hold_lines WHERE key=? AND expires_at>?)"
+)
+_READS: dict[tuple[bool, int, int, bool], str] = {}
+
+
+def read_sql(idem: bool, stops: int, sums: int, line: bool) -> str:
+    """The one statement reading what a batch of this shape needs (cached per shape)."""
+    key = (idem, stops, sums, line)
+    sql = _READS.get(key)
+    if sql is None:
+        cols = [_IDEM] if idem else []
+        if stops:
+            cols.append(f"coalesce({','.join([_STOP] * stops)}, NULL)")
+        cols += [_SUM] * sums
+        if line:
+            cols.append(_LINE)
+        sql = "SELECT " + (", ".join(cols) or "1")
+        if line:
+            sql += " FROM (SELECT 1) LEFT JOIN budgets b ON b.key=?"
+        _READS[key] = sql
+    return sql
+
+
+def apply(db: sqlite3.Connection, batch: Batch) -> BatchResult:
+    """The batch, in the caller's transaction."""
+    now = batch.now
+    sk = batch.stop_keys
+    stops_inline = len(sk) <= STOPS_PER_STATEMENT
+    if not stops_inline:
+        for i in range(0, len(sk), STOPS_PER_STATEMENT):  # in order
+            part = sk[i : i + STOPS_PER_STATEMENT]
+            row = db.execute(STOPS_SQL[len(part)], [x for kv in part for x in kv]).fetchone()
+            if row[0] is not None:
+                return BatchResult(stop=stop_from_dict(json.loads(row[0])))
+    # counters read in the one statement: plain (not member) hits, when their keys are distinct
+    # (a second hit on a key must see the first one's entry, so then each is read in turn)
+    plain = [h for h in batch.hits if h.member is None]
+    if len({h.key for h in plain}) != len(plain):
+        plain = []
+    rv = batch.reserve
+    line = rv is not None and bool(rv.lines)
+    idem = batch.idempotency_key
+    params: list[Any] = []
+    if idem is not None:
+        params += (idem, now)
+    if stops_inline:
+        for kv in sk:
+            params += kv
+    for h in plain:
+        params += (h.key, now - h.window_s)
+    if rv is not None and line:
+        k0 = rv.lines[0].key
+        params += (rv.hold_id, k0, now, k0)
+    sql = read_sql(idem is not None, len(sk) if stops_inline else 0, len(plain), line)
+    row = db.execute(sql, params).fetchone()
+    i = 0
+    if idem is not None:
+        if row[0] is not None:
+            return BatchResult(replayed_payload=row[0])
+        i = 1
+    if stops_inline and sk:
+        if row[i] is not None:
+            return BatchResult(stop=stop_from_dict(json.loads(row[i])))
+        i += 1
+    totals = {}
+    for h in plain:
+        totals[h.key] = row[i]
+        i += 1
+    hits = tuple(
+        _counted(db, h, now, totals[h.key]) if h.member is None and h.key in totals else hit(db, h, now)
+        for h in batch.hits
+    )
+    blocked = any(h.limited or h.tripped for h in hits)
+    reserve = None
+    if rv is not None and not blocked:
+        reserve = _reserve(db, rv, now, row[i:] if line else None)
+        blocked = not reserve.ok
+    step = run = None
+    if batch.event is not None:
+        ev = batch.event
+        steps, labels, marks = load_run(db, ev.run_key, now)
+        if not blocked:
+            steps += 1
+            step = steps
+            labels.update(ev.labels)
+            for m in ev.marks:
+                marks[m] = [step, now]
+            db.execute(
+                "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?)",
+                (ev.run_key, steps, dumps(sorted(labels)), dumps(marks), now + ev.ttl_s),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO events VALUES(?,?,?)",
+                (ev.run_key, step, dumps(ev.event)),
+            )
+        run = RunState(steps, frozenset(labels), {k: (v[0], v[1]) for k, v in marks.items()})
+    recorded = batch.record is not None and not blocked
+    if recorded:
+        put_record(db, batch.record)  # type: ignore[arg-type]
+    return BatchResult(hits=hits, reserve=reserve, step=step, run=run, recorded=recorded)
+
+
+def _counted(db: sqlite3.Connection, op: HitOp, now: float, total: int) -> HitResult:
+    """A plain counter hit whose window total was read already."""
+    if random.random() < PRUNE_P:  # entries this old are outside every window still counted
+        db.execute(
+            "DELETE FROM hits WHERE key=? AND t<=?", (op.key, now - op.window_s - prune_margin(op.window_s))
+        )
+    limited = op.limit is not None and total + op.amount > op.limit
+    if not limited:
+        db.execute("INSERT INTO hits VALUES(?,?,?,?)", (op.key, now, random.getrandbits(62), op.amount))
+        total += op.amount
+    return HitResult(op.key, total, limited, op.trip_above is not None and total > op.trip_above)
+
+
+def hit(db: sqlite3.Connection, op: HitOp, now: float) -> HitResult:
+    """One counter hit, read and written in turn."""
+    lo = now - op.window_s
+    if op.member is None:
+        (total,) = db.execute(
+            "SELECT coalesce(sum(amount),0) FROM hits WHERE key=? AND t>?", (op.key, lo)
+        ).fetchone()
+        return _counted(db, op, now, total)
+    limited = False
+    if random.random() < PRUNE_P:
+        db.execute("DELETE FROM members WHERE key=? AND t<=?", (op.key, lo - prune_margin(op.window_s)))
+    total, present = db.execute(
+        "SELECT count(*), coalesce(max(member=?),0) FROM members WHERE key=? AND t>?",
+        (op.member, op.key, lo),
+    ).fetchone()
+    if not present and op.limit is not None and total + 1 > op.limit:
+        limited = True
+    else:
+        db.execute("INSERT OR REPLACE INTO members VALUES(?,?,?)", (op.key, op.member, now))
+        total += 0 if present else 1
+    tripped = op.trip_above is not None and total > op.trip_above
+    return HitResult(op.key, total, limited, tripped)
+
+
+def line_state(
+    db: sqlite3.Connection,
+    key: str,
+    now: float,
+    rolling_s: float | None,
+    known: bool,
+    row: tuple[Any, ...] | None = None,
+) -> tuple[int, int, tuple[Any, Any] | None]:
+    """(used, reserved, stored (rolling_s, expires_at) or None) for one budget key.
+
+    ``row`` is the result of ``LINE_SQL`` for the key when the caller already has it.
+    """
+    if row is None:
+        row = db.execute(LINE_SQL, (key, now)).fetchone()
+    total, r_s, exp, present, reserved = row
+    if not present:
+        return 0, reserved, None
+    if exp is not None and now >= exp + BUDGET_GRACE_S:
+        if known:  # reserving on a dead calendar key: start it afresh
+            db.execute("DELETE FROM budgets WHERE key=?", (key,))
+            db.execute("DELETE FROM spends WHERE key=?", (key,))
+            db.execute("DELETE FROM hold_lines WHERE key=?", (key,))
+        return 0, 0, None
+    if random.random() < PRUNE_P:
+        db.execute("DELETE FROM hold_lines WHERE key=? AND expires_at<=?", (key, now))
+    roll = rolling_s if known else r_s
+    if roll is None:
+        return total, reserved, (r_s, exp)
+    if random.random() < PRUNE_P:
+        db.execute("DELETE FROM spends WHERE key=? AND t<=?", (key, now - 2 * roll))
+    (used,) = db.execute(
+        "SELECT coalesce(sum(amount),0) FROM spends WHERE key=? AND t>?",
+        (key, now - roll),
+    ).fetchone()
+    return used, reserved, (r_s, exp)
+
+
+def _reserve(
+    db: sqlite3.Connection, op: ReserveOp, now: float, first: tuple[Any, ...] | None
+) -> ReserveResult:
+    """``first``: the hold seen before and the first line's ``LINE_SQL`` row, read already."""
+    if first is not None:
+        prev, first = first[0], first[1:]
+    else:
+        got = db.execute("SELECT result FROM holds WHERE id=?", (op.hold_id,)).fetchone()
+        prev = None if got is None else got[0]
+    if prev is not None:
+        ok, lines = json.loads(prev)
+        return ReserveResult(bool(ok), lines_from_json(lines), True)
+    statuses = []
+    metas = []
+    for line in op.lines:
+        used, reserved, meta = line_state(db, line.key, now, line.rolling_s, True, first)
+        first = None
+        metas.append(meta)
+        ok = used + reserved + line.amount <= line.limit
+        statuses.append(LineStatus(line.key, line.limit, used, reserved, line.amount, ok))
+    result = ReserveResult(all(s.ok for s in statuses), tuple(statuses), False)
+    if result.ok:
+        exp = now + op.ttl_s
+        lines = [[x.key, x.limit, x.amount, x.rolling_s, x.expires_at] for x in op.lines]
+        db.execute(
+            "INSERT INTO holds VALUES(?,?,?,?,?)",
+            (op.hold_id, "held", exp, dumps(lines), dumps([True, lines_to_json(result.lines)])),
+        )
+        for line, meta in zip(op.lines, metas, strict=True):
+            db.execute("INSERT INTO hold_lines VALUES(?,?,?,?)", (line.key, op.hold_id, line.amount, exp))
+            if meta != (line.rolling_s, line.expires_at):
+                db.execute(
+                    "INSERT INTO budgets VALUES(?,0,?,?) ON CONFLICT(key) DO UPDATE SET "
+                    "rolling_s=excluded.rolling_s, expires_at=excluded.expires_at",
+                    (line.key, line.rolling_s, line.expires_at),
+                )
+    return result
+
+
+def load_run(
+    db: sqlite3.Connection, run_key: str, now: float | None
+) -> tuple[int, set[str], dict[str, list[Any]]]:
+    """(steps, labels, marks) of a run; with ``now``, an expired run is deleted and empty."""
+    row = db.execute("SELECT steps, labels, marks, expires_at FROM runs WHERE key=?", (run_key,)).fetchone()
+    if row is None:
+        return 0, set(), {}
+    if now is not None and row[3] <= now:
+        db.execute("DELETE FROM runs WHERE key=?", (run_key,))
+        db.execute("DELETE FROM events WHERE run_key=?", (run_key,))
+        return 0, set(), {}
+    return row[0], set(json.loads(row[1])), json.loads(row[2])
+
+
+def put_record(db: sqlite3.Connection, op: RecordOp) -> None:
+    """Upsert a versioned record (version 1, or +1 over a live one); expiry is wall-clock."""
+    t = time.time()
+    exp = INF if op.ttl_s is None else t + op.ttl_s
+    db.execute(RECORD_SQL, (op.kind, op.id, dumps(dict(op.doc)), exp, t))
