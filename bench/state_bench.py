@@ -77,9 +77,9 @@ def _stores(tmp: str) -> list[tuple[str, Callable[[], tuple[StateStore, Callable
 
         return store, clean
 
-    def postgresql() -> tuple[StateStore, Callable[[], None]]:
+    def _postgresql(options: str = "") -> tuple[StateStore, Callable[[], None]]:
         schema = "bench_" + uuid.uuid4().hex[:8]
-        store = open_store(f"{PG_URL}?schema={schema}")
+        store = open_store(f"{PG_URL}?schema={schema}{options}")
 
         def clean() -> None:
             import psycopg
@@ -88,20 +88,14 @@ def _stores(tmp: str) -> list[tuple[str, Callable[[], tuple[StateStore, Callable
                 c.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
         return store, clean
+
+    def postgresql() -> tuple[StateStore, Callable[[], None]]:
+        return _postgresql()
 
     def postgresql_async() -> tuple[StateStore, Callable[[], None]]:
         # The same store with synchronous_commit=off (docs/state.md: the last few hundred ms of
         # acknowledged writes can be lost if the server crashes): shows the cost of the WAL flush.
-        schema = "bench_" + uuid.uuid4().hex[:8]
-        store = open_store(f"{PG_URL}?schema={schema}&options=-c%20synchronous_commit%3Doff")
-
-        def clean() -> None:
-            import psycopg
-
-            with psycopg.connect(PG_URL, autocommit=True) as c:
-                c.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-        return store, clean
+        return _postgresql("&options=-c%20synchronous_commit%3Doff")
 
     return [
         ("memory", memory),

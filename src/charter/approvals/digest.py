@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-# the C encoder with the same options, without JSONEncoder.encode's Python layers (None off CPython)
-_C: Any = getattr(json.encoder, "c_make_encoder", None)
-_ENCODE_STR: Any = json.encoder.encode_basestring
+from charter.jsonenc import compact_encoder
 
-
-def canonical(obj: Any) -> str:
-    """Canonical JSON: sorted keys, no spaces, UTF-8, floats as repr."""
-    if _C is not None:
-        # markers: circular structures raise ValueError as with json.dumps
-        return "".join(_C({}, str, _ENCODE_STR, None, ":", ",", True, False, True)(obj, 0))
-    return _CANONICAL.encode(obj)
+#: Canonical JSON: sorted keys, no spaces, UTF-8, floats as repr; circular structures raise
+#: ValueError as with json.dumps.
+canonical = compact_encoder(sort_keys=True, default=str, check_circular=True)
 
 
 def action_digest(req: Any) -> str:

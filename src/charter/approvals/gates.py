@@ -43,18 +43,19 @@ class Approvals:
     ) -> dict[str, Any]:
         """Create a pending approval request for an action that needs one."""
         now = self.clock()
-        if len(gates) == 1:  # the usual case, without the generators
-            g = gates[0]
-            expires = now + float(g.get("expires_in_s", 86400.0))
-            on_timeout = g["on_timeout"] if g.get("on_timeout") in ("halt", "escalate") else "deny"
-            group = g["group"]
-        else:
-            expires = now + min(float(g.get("expires_in_s", 86400.0)) for g in gates)
-            on_timeout = "deny"
-            for g in gates:
-                if g.get("on_timeout") in ("halt", "escalate"):
-                    on_timeout = g["on_timeout"]
-            group = ", ".join(sorted({g["group"] for g in gates}))
+        # one pass (no generators: this runs on the decision path of every human gate)
+        shortest = float("inf")
+        on_timeout = "deny"
+        groups = set()
+        for g in gates:
+            shortest = min(shortest, float(g.get("expires_in_s", 86400.0)))
+            if g.get("on_timeout") in ("halt", "escalate"):
+                on_timeout = g["on_timeout"]
+            groups.add(g["group"])
+        if not groups:
+            raise ValueError("an approval request needs at least one gate")
+        expires = now + shortest
+        group = ", ".join(sorted(groups))
         doc: dict[str, Any] = {
             "id": f"ap-{random_hex(8)}",
             "status": "pending",

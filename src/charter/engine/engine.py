@@ -154,7 +154,8 @@ class Engine(Outcomes):
         from charter.state.memory import MemoryStore
 
         in_memory = isinstance(store, MemoryStore)
-        self._stop_count = store.stop_count if in_memory else None  # type: ignore[attr-defined]
+        #: the in-memory store's live stop table (empty: nothing is stopped), None for other stores
+        self._stops = store.stops_table if in_memory else None  # type: ignore[attr-defined]
         self._active_stop = store.active_stop if in_memory else None  # type: ignore[attr-defined]
         #: the lean path applies: nothing to count, store or trace for a stateless policy
         self._stateful = policy.stateful
@@ -190,7 +191,7 @@ class Engine(Outcomes):
     def _decide_request(self, request: Request | Req | Mapping[str, Any], t0: float) -> Decision:
         # a dict the fast path declines goes straight to pydantic (no second fast attempt)
         req = (_fast(request) or validated(request)) if type(request) is dict else parse_request(request)
-        if self._lean and not (req.approval or req.idempotency_key or req.chain) and not self._stop_count():  # type: ignore[misc]
+        if self._lean and not (req.approval or req.idempotency_key or req.chain) and not self._stops:
             return self._decide_lean(req, t0)
         return self._decide(req, t0)
 
@@ -293,12 +294,12 @@ class Engine(Outcomes):
 
         hold_id = None
         recorded = False  # the settlement record was written by the batch
-        if self._stop_count is not None and not self._stateful and not req.idempotency_key:
+        if self._stops is not None and not self._stateful and not req.idempotency_key:
             # INVARIANT: same semantics as the batch below for a policy with no stateful boundary:
             # only the stop check; the in-memory store answers it without a batch.
             active = self._active_stop
             assert active is not None  # in-memory store (INVARIANT of this branch)
-            stop = active(stop_keys(req, view)) if self._stop_count() else None
+            stop = active(stop_keys(req, view)) if self._stops else None
             if stop is not None:
                 return self._halted(did, req, t0, stop, boundaries, verdict.shadow, failures)
         else:

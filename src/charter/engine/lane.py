@@ -51,12 +51,11 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
     agents = policy.agents
     tools = policy.tools
     plans: dict[tuple[Any, ...], Plan] = engine._planner._plans
-    # the in-memory store's live stop table (never rebound: MemoryStore.stops_table): a read of
-    # its size says whether any stop is active, without a call
-    stops = engine.store.stops_table  # type: ignore[attr-defined]
+    # the in-memory store's live stop table (never rebound): empty means nothing is stopped
+    stops = engine._stops
     settle_runs = engine._settle_runs
     ids = engine._ids
-    prefix = f"d-{engine._prefix}-"
+    prefix = engine._id_prefix
     revision = policy.revision
     general = engine._decide
     clock = engine.clock
@@ -122,7 +121,7 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
         else:
             tool = None
         workflow = None
-        extra = None
+        extra: dict[str, Any] = _EMPTY  # context fields beyond the four ids, as the fast path keeps them
         if ctx:
             for k, v in ctx.items():
                 if k in _CTX:
@@ -131,7 +130,9 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
                 elif k == "time" or k.__class__ is not str:
                     return full(request, t0)
                 else:
-                    extra = True
+                    if extra is _EMPTY:
+                        extra = {}
+                    extra[k] = v
             workflow = ctx.get("workflow")
         if stops:
             return full(request, t0)
@@ -167,9 +168,7 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
                     "time": None,
                 }
                 if extra:
-                    for k, v in ctx.items():
-                        if k not in _CTX:
-                            context[k] = v
+                    context.update(extra)
                 act["context"] = context
             if roots & TOOL:
                 act["tool"] = (
@@ -191,16 +190,7 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
         if verdict is None:
             return full(request, t0)
         outcome = verdict.outcome
-        if outcome is _ALLOW:
-            did = prefix + hex(next(ids))[2:]
-            run = ctx.get("run") if ctx else None
-            if len(settle_runs) < PENDING_LIMIT:
-                settle_runs[did] = run
-            else:
-                put_bounded(settle_runs, did, run)
-        elif outcome is _DENY and not verdict.halts:
-            did = prefix + hex(next(ids))[2:]
-        else:
+        if outcome is not _ALLOW and (outcome is not _DENY or verdict.halts):
             # a human gate, an escalation or a halt: the general path takes over from the verdict
             # with the request as the fast path would have built it (nothing validated twice)
             r: Req = _new(Req)
@@ -216,16 +206,22 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
             if ctx:
                 get = ctx.get
                 r.workflow, r.run, r.tenant, r.env = workflow, get("run"), get("tenant"), get("env")
-                r.context_extra = {k: v for k, v in ctx.items() if k not in _CTX} if extra else _EMPTY
             else:
                 r.workflow = r.run = r.tenant = r.env = None
-                r.context_extra = _EMPTY
+            r.context_extra = extra
             r.time = r.approval = r.idempotency_key = r.trace_id = r._model = None
             r.cost = _EMPTY
             r.signals = ()
             if outcome is _APPROVAL:
                 return gate(r, t0, verdict)
             return general(r, t0, build_view(policy, r, clock()), verdict)
+        did = prefix + hex(next(ids))[2:]  # as Engine._new_id (hex(): half an f-string's cost)
+        if outcome is _ALLOW:
+            run = ctx.get("run") if ctx else None
+            if len(settle_runs) < PENDING_LIMIT:
+                settle_runs[did] = run
+            else:
+                put_bounded(settle_runs, did, run)
         d: Decision = _new(Decision)
         d.id = did
         d.outcome = outcome
@@ -240,13 +236,14 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
         d.elapsed_us = (perf_counter() - t0) * 1e6
         return d
 
+    new_id = engine._new_id
     open_record = engine._open_record
     finish = engine._finish
 
     def gate(req: Req, t0: float, verdict: Verdict) -> Decision:
         """A human gate with nothing else to check: what ``Engine._decide`` does for it, minus
         the stop, state, redemption and trace steps that cannot apply here."""
-        did = prefix + hex(next(ids))[2:]
+        did = new_id()
         outcome = verdict.outcome
         deciding = verdict.deciding
         if len(deciding) > 1:

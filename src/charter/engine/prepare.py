@@ -108,6 +108,8 @@ def build_view(policy: CompiledPolicy, req: Req, now: float) -> View:
 
 def scope_values(scope: Scope, req: Req, view: View) -> list[str]:
     """The instance(s) of a scope a request falls in (a missing id counts as one shared '-')."""
+    if scope is Scope.AGENT:  # the commonest scope of budgets and rates: tested first
+        return [view.actor_id]
     if scope in (Scope.GLOBAL, Scope.ORG):
         return ["*"]
     if scope is Scope.TENANT:
@@ -116,8 +118,6 @@ def scope_values(scope: Scope, req: Req, view: View) -> list[str]:
         return [req.workflow or "-"]
     if scope is Scope.RUN:
         return [req.run or "-"]
-    if scope is Scope.AGENT:
-        return [view.actor_id]
     if scope is Scope.TOOL:
         return [view.target]
     return sorted(view.roles) or ["-"]

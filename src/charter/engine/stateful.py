@@ -77,10 +77,6 @@ def call_fingerprint(view: View) -> str:
 
 
 _NO_BATCH = Batch(now=0.0)
-#: how long a batch's idempotency key replays (the Batch default)
-IDEM_TTL_S = _NO_BATCH.idempotency_ttl_s
-_AGENT = Scope.AGENT
-_SHADOW = Mode.SHADOW
 
 
 class Plan:
@@ -170,9 +166,9 @@ def plan_batch(
         for rl in view.select(idx["rates"]) if policy.rates else ():
             if rl.conditions and not _applies(rl, view, plan.errors, plan.failures):
                 continue
-            for value in (view.actor_id,) if rl.scope is _AGENT else scope_values(rl.scope, req, view):
+            for value in scope_values(rl.scope, req, view):
                 # INVARIANT: a shadow rate only counts; it never limits (and never blocks a reservation)
-                limit = None if rl.mode is _SHADOW else rl.limit
+                limit = None if rl.mode is Mode.SHADOW else rl.limit
                 hits.append(HitOp(f"rl:{rl.id}:{value}", rl.window_seconds, 1, limit))
                 plan.hits.append((rl, value))
         lines: list[BudgetLine] = []
@@ -184,11 +180,12 @@ def plan_batch(
             if b.mode is Mode.SHADOW:
                 plan.shadow_budgets.append(b)
                 continue
-            for value in (view.actor_id,) if b.scope is _AGENT else scope_values(b.scope, req, view):
+            for value in scope_values(b.scope, req, view):
                 if b.calendar is not None:
                     wid, end = calendar_window(b.calendar, b.timezone, now)
-                    amt = round(amount * MICROS)  # micros(amount)
-                    lines.append(BudgetLine(f"b:{b.id}:{value}:{wid}", b.limit_micros, amt, None, end))
+                    lines.append(
+                        BudgetLine(f"b:{b.id}:{value}:{wid}", b.limit_micros, micros(amount), None, end)
+                    )
                 else:
                     lines.append(
                         BudgetLine(
@@ -221,7 +218,15 @@ def plan_batch(
     if pending_ttl_s is not None and allow_spend and (reserve is not None or req.run or pending_always):
         doc = {"hold": reserve.hold_id if reserve else None, "request": req.to_dict(), "now": now}
         record = RecordOp("pending", decision_id, doc, pending_ttl_s)
-    plan.batch = Batch(now, keys, tuple(hits), reserve, event, req.idempotency_key, IDEM_TTL_S, record)
+    plan.batch = Batch(
+        now=now,
+        stop_keys=keys,
+        hits=tuple(hits),
+        reserve=reserve,
+        event=event,
+        idempotency_key=req.idempotency_key,
+        record=record,
+    )
     return plan
 
 
@@ -313,10 +318,6 @@ class StateOutcome:
     stops_to_set: list[tuple[Scope, Tripwire | Budget | RateLimit]] = field(default_factory=list)
 
 
-#: a rate's check detail per (window, enforced)
-_RATE_DETAIL: dict[tuple[float, bool], str] = {}
-
-
 def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
     """Interpret a batch result: tripped tripwires, limited rates, budgets that would overspend."""
     out = StateOutcome()
@@ -350,14 +351,17 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
             rl: RateLimit = item
             enforce = rl.mode is Mode.ENFORCE
             over = hit.limited or (not enforce and hit.total > rl.limit)
-            detail = _RATE_DETAIL.get((rl.window_seconds, enforce))
-            if detail is None:
-                detail = f"per {rl.window_seconds:g}s" + ("" if enforce else " (shadow)")
-                _RATE_DETAIL[(rl.window_seconds, enforce)] = detail
             checks.append(
                 BoundaryCheck(
-                    "rate", rl.id, not over, rl.scope.value, key, "calls", float(hit.total), None, None,
-                    float(rl.limit), detail,
+                    "rate",
+                    rl.id,
+                    not over,
+                    scope=rl.scope.value,
+                    key=key,
+                    used=float(hit.total),
+                    limit=float(rl.limit),
+                    unit="calls",
+                    detail=f"per {rl.window_seconds:g}s" + ("" if enforce else " (shadow)"),
                 )
             )
             if hit.limited and enforce:
@@ -373,8 +377,16 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
             enforce = b.mode is Mode.ENFORCE
             checks.append(
                 BoundaryCheck(
-                    "budget", b.id, st.ok, f"{b.scope.value}={value}", st.key, b.unit, st.used / MICROS,
-                    st.reserved / MICROS, st.amount / MICROS, st.limit / MICROS,
+                    "budget",
+                    b.id,
+                    st.ok,
+                    scope=f"{b.scope.value}={value}",
+                    key=st.key,
+                    unit=b.unit,
+                    used=st.used / MICROS,
+                    reserved=st.reserved / MICROS,
+                    amount=st.amount / MICROS,
+                    limit=st.limit / MICROS,
                 )
             )
             if not st.ok and enforce:

@@ -97,10 +97,6 @@ class MemoryStore:
         """
         return self._stops
 
-    def stop_count(self) -> int:
-        """How many stops are active (lets the engine skip building stop keys when none are)."""
-        return len(self._stops)
-
     def active_stop(self, keys: Sequence[tuple[str, str]]) -> StopRecord | None:
         """The first active stop among ``keys`` (a read of the stop table; no lock needed)."""
         stops = self._stops

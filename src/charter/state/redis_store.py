@@ -198,29 +198,28 @@ class RedisStore:
     # ------------------------------------------------------------------ hot path
     def apply(self, batch: Batch) -> BatchResult:
         now = batch.now
-        p = self.prefix
         keys: list[str] = []
         codes: list[str] = []  # expected type of each key, checked before anything is written
         args: list[str] = [_f(now), ""]
         if batch.idempotency_key is not None:
             args.append("1")
-            keys.append(f"{p}:i:{batch.idempotency_key}")
+            keys.append(self._k("i", batch.idempotency_key))
             codes.append("s")
         else:
             args.append("0")
         args.append(str(len(batch.stop_keys)))
         if batch.stop_keys:
-            keys.append(f"{p}:stops:all")
+            keys.append(self._k("stops", "all"))
             codes.append("h")
             args.extend(f"{s}\n{v}" for s, v in batch.stop_keys)
         args.append(str(len(batch.hits)))
         for h in batch.hits:
             member = h.member is not None
             if member:
-                keys.append(f"{p}:wm:{h.key}")
+                keys.append(self._k("wm", h.key))
                 codes.append("z")
             else:  # the window and its running sum
-                keys += [f"{p}:w:{h.key}", f"{p}:ws:{h.key}"]
+                keys += [self._k("w", h.key), self._k("ws", h.key)]
                 codes += ["z", "h"]
             args += [
                 "m" if member else "c",
@@ -234,7 +233,7 @@ class RedisStore:
             ]
         rv = batch.reserve
         if rv is not None:
-            keys.append(f"{p}:h:{rv.hold_id}")
+            keys.append(self._k("h", rv.hold_id))
             codes.append("h")
             lines = [[x.key, x.limit, x.amount, x.rolling_s, x.expires_at] for x in rv.lines]
             args += [
@@ -246,7 +245,7 @@ class RedisStore:
                 str(len(rv.lines)),
             ]
             for line in rv.lines:
-                keys += [f"{p}:b:{line.key}", f"{p}:bh:{line.key}", f"{p}:bs:{line.key}"]
+                keys += [self._k("b", line.key), self._k("bh", line.key), self._k("bs", line.key)]
                 codes += ["h", "z", "z"]
                 ttl = self._budget_ttl(line.rolling_s, line.expires_at, now, rv.ttl_s)
                 args += [
@@ -262,7 +261,7 @@ class RedisStore:
         ev = batch.event
         if ev is not None:
             rk = ev.run_key
-            keys += [f"{p}:r:{rk}", f"{p}:rl:{rk}", f"{p}:rm:{rk}", f"{p}:re:{rk}"]
+            keys += [self._k("r", rk), self._k("rl", rk), self._k("rm", rk), self._k("re", rk)]
             codes += ["h", "S", "h", "l"]
             args += [
                 "1",
@@ -278,7 +277,7 @@ class RedisStore:
             args.append("0")
         rec = batch.record
         if rec is not None:
-            keys += [f"{p}:rec:{rec.kind}:{rec.id}", f"{p}:recz:{rec.kind}"]
+            keys += [self._k("rec", f"{rec.kind}:{rec.id}"), self._k("recz", rec.kind)]
             codes += ["h", "z"]
             args += ["1", *self._record_args(rec.id, rec.doc, rec.ttl_s)]
         else:

@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import enum
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
+
+from charter.jsonenc import compact_encoder
 
 #: 1 USD expressed in integer micro-units; every amount in this package is an int.
 MICRO = 1_000_000
 
-def _compact_dumps() -> Callable[[Any], str]:
-    """Compact JSON: ``JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode`` without
-    building an encoder per call (``encode`` makes one every time; json.dumps with arguments
-    makes two). No circular-reference check: the state layer encodes plain trees only."""
-    enc = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-    if c_make_encoder is None:  # no C accelerator
-        return enc.encode
-    it = c_make_encoder(None, enc.default, encode_basestring, None, ":", ",", False, False, True)
-
-    def dumps(o: Any) -> str:
-        return encode_basestring(o) if isinstance(o, str) else "".join(it(o, 0))
-
-    return dumps
-
-
-#: Compact JSON encoder (the same text as the JSONEncoder above).
-dumps = _compact_dumps()
+#: Compact JSON (no circular-reference check: the state layer encodes plain trees only).
+dumps = compact_encoder()
 
 #: Stop scopes the engine may use; "global" uses the value "*".
 STOP_SCOPES = frozenset({"global", "workflow", "agent", "tool", "run", "role", "tenant"})
