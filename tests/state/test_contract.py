@@ -127,7 +127,7 @@ def test_hold_expiry_releases(store: StateStore) -> None:
     assert store.budget_status(["b:exp"], now=T0 + 10)["b:exp"] == (0, 0)
     assert reserve(store, T0 + 10, "e3", line).ok
     late = store.commit("e1", None, now=T0 + 11)
-    assert not late.ok and not late.already
+    assert not late.ok and not late.already and late.found  # expired, but still known
     assert store.ledger_total("b:exp") == 0
 
 
@@ -139,7 +139,7 @@ def test_idempotent_reserve_and_commit(store: StateStore) -> None:
     assert again.lines == first.lines
     assert store.budget_status(["b:idem"], now=T0 + 1)["b:idem"] == (0, 30)
     c1 = store.commit("i1", 20, now=T0 + 2)
-    assert c1.ok and not c1.already
+    assert c1.ok and not c1.already and c1.found
     assert c1.lines[0].used == 20 and c1.lines[0].reserved == 0
     c2 = store.commit("i1", 20, now=T0 + 3)
     assert c2.ok and c2.already
@@ -168,14 +168,16 @@ def test_commit_refund_and_charge(store: StateStore) -> None:
 
 
 def test_unknown_hold_and_release(store: StateStore) -> None:
-    assert not store.commit("nope", 1, now=T0).ok
+    unknown = store.commit("nope", 1, now=T0)
+    assert not unknown.ok and not unknown.already and not unknown.found
     assert not store.release("nope", now=T0)
     line = BudgetLine("b:rel", limit=100, amount=70)
     assert reserve(store, T0, "x1", line).ok
     assert store.release("x1", now=T0 + 1)
     assert not store.release("x1", now=T0 + 1)
     assert store.budget_status(["b:rel"], now=T0 + 1)["b:rel"] == (0, 0)
-    assert not store.commit("x1", None, now=T0 + 2).ok
+    released = store.commit("x1", None, now=T0 + 2)
+    assert not released.ok and released.found
     assert store.ledger_total("b:rel") == 0
 
 

@@ -265,13 +265,29 @@ def test_shared_store_one_call_per_decision_and_replica_settles(tmp_path: Any) -
     r = {"actor": {"id": "x"}, "action": {"target": "api"}, "cost": {"USD": 30}}
     d1 = a.decide(r)
     assert d1.outcome is Outcome.ALLOW and d1.hold_id
-    assert calls == ["apply"]  # stops, rate, budget and the settlement record: one transaction
+    assert calls == ["apply"]  # stops, rate and budget: one transaction
+    # one unit, no run, nothing checked after the action: the hold is all settling needs
+    assert store_b.get_record("pending", d1.id) is None
     calls.clear()
-    d2 = a.decide(r)  # over budget: no settlement record, and nothing else written
+    d2 = a.decide(r)  # over budget: nothing written
     assert d2.outcome is Outcome.DENY and calls == ["apply"]
     assert store_b.get_record("pending", d2.id) is None
-    s = b.settle(d1.id, actual_cost={"USD": 10})  # the other replica finds the record
-    assert s.committed
+    s = b.settle(d1.id, actual_cost={"USD": 10})  # the other replica settles from the hold
+    assert s.committed and s.boundaries[0].used == 10 and s.boundaries[0].reserved == 0
     assert store_b.ledger_total(d1.boundaries[-1].key or "") == 10_000_000
+    with pytest.raises(KeyError, match="already settled"):
+        b.settle(d1.id, actual_cost=1.0)
+    a.settle(d1.id)  # the deciding replica still knows d1: its commit finds it committed already
+    assert store_b.ledger_total(d1.boundaries[-1].key or "") == 10_000_000  # charged once
+    with pytest.raises(KeyError, match="unknown"):
+        b.settle("d-000000000000-000000000099")
+    d3 = a.decide(r)
+    s3 = b.settle(d3.id, actual_cost=5.5)  # a bare number is in the policy's one unit
+    assert s3.committed and store_b.ledger_total(d1.boundaries[-1].key or "") == 15_500_000
+    # a run in the request: settling adds the run's labels, so the request is recorded
+    d4 = a.decide({**r, "context": {"run": "r1"}, "cost": {"USD": 1}})
+    assert d4.outcome is Outcome.ALLOW and store_b.get_record("pending", d4.id) is not None
+    s4 = b.settle(d4.id, actual_cost={"USD": 1}, labels=["done"])
+    assert s4.committed and store_b.run_state("run:r1").labels == frozenset({"done"})
     a.close()
     b.close()

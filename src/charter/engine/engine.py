@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from charter.engine.decision import BoundaryCheck, Decision, Failure, RuleHit
 from charter.engine.evaluate import RunView, View
 from charter.engine.lane import gate_obligations, make_lane, not_recorded
-from charter.engine.outcomes import Outcomes
+from charter.engine.outcomes import ID_BASE, Outcomes
 from charter.engine.plan import Planner
 from charter.engine.policy import CompiledPolicy, EscalationPath
 from charter.engine.prepare import build_view, stop_keys
@@ -137,7 +137,10 @@ class Engine(Outcomes):
         self.store = store
         self.trace = trace
         self.clock = clock or time.time
-        self._ids = itertools.count(1)
+        # INVARIANT: ids of one engine sort in the order they were made (fixed width: the
+        # counter starts at 2**48 and the leading "1" is cut off), so stores that key rows by
+        # decision id append to their B-trees instead of splitting pages in the middle.
+        self._ids = itertools.count(ID_BASE + 1)
         self._prefix = os.urandom(6).hex()
         self._id_prefix = f"d-{self._prefix}-"
         self._pending: dict[str, Pending] = {}
@@ -150,6 +153,7 @@ class Engine(Outcomes):
         self._velocity = any(t.trigger.value == "spend-velocity" for t in policy.tripwires)
         self._shared_pending = not isinstance(store, _memory_store_type())
         self._pend_always = bool(policy.result_checks) or self._velocity
+        self._hold_settles = self._shared_pending and len(policy.units) == 1 and not self._pend_always
         # The in-memory store can answer "is anything stopped?" without a batch (hot path).
         from charter.state.memory import MemoryStore
 
@@ -308,7 +312,9 @@ class Engine(Outcomes):
             # redeemed after it, which can still turn the decision down
             pend = PENDING_TTL_S if self._shared_pending and not req.approval else None
             allow = c.outcome is Outcome.ALLOW
-            plan = plan_batch(policy, req, view, allow, keys, did, pend, self._pend_always)
+            plan = plan_batch(
+                policy, req, view, allow, keys, did, pend, self._pend_always, self._by_hold(req)
+            )
             failures.extend(plan.failures)
             if plan.errors:
                 c.add_errors(plan.errors)

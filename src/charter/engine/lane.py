@@ -215,7 +215,7 @@ def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callabl
             if outcome is _APPROVAL:
                 return gate(r, t0, verdict)
             return general(r, t0, build_view(policy, r, clock()), verdict)
-        did = prefix + hex(next(ids))[2:]  # as Engine._new_id (hex(): half an f-string's cost)
+        did = prefix + hex(next(ids))[3:]  # as Engine._new_id (hex(): half an f-string's cost)
         if outcome is _ALLOW:
             run = ctx.get("run") if ctx else None
             if len(settle_runs) < PENDING_LIMIT:

@@ -16,6 +16,9 @@ from charter.engine.settling import Settling
 from charter.enums import Outcome
 from charter.state import StopRecord, StoreError
 
+#: decision ids count up from here: ``hex(ID_BASE + n)[3:]`` is n in 12 hex digits
+ID_BASE = 1 << 48
+
 
 def _plain(value: Any) -> Any:
     """A CEL value as plain JSON (errors become their message)."""
@@ -41,7 +44,7 @@ class Outcomes(Settling):
     _rules: dict[str, Rule]
 
     def _new_id(self) -> str:
-        return self._id_prefix + hex(next(self._ids))[2:]  # hex(): half the cost of an f-string
+        return self._id_prefix + hex(next(self._ids))[3:]  # hex(): half the cost of an f-string
 
     def _halted(
         self,

@@ -14,7 +14,7 @@ from charter.engine.prepare import build_view, scope_values
 from charter.engine.req import Req, parse_request
 from charter.engine.stateful import MICROS, micros, velocity_hits
 from charter.enums import Mode, Outcome, Scope
-from charter.state import Batch, StateStore, StopRecord, StoreError
+from charter.state import Batch, CommitResult, StateStore, StopRecord, StoreError
 
 __all__ = ["PENDING_LIMIT", "PENDING_TTL_S", "Pending", "Settlement", "Settling", "put_bounded"]
 
@@ -80,6 +80,7 @@ class Settling:
     _settle_runs: dict[str, str | None]
     _shared_pending: bool
     _velocity: bool
+    _hold_settles: bool
 
     def _release(self, hold_id: str, now: float, failures: list[Failure]) -> None:
         try:
@@ -129,6 +130,8 @@ class Settling:
         if self._shared_pending:
             recalled = self._recall(decision_id)  # also marks a shared record settled
             ctx = ctx or recalled
+            if ctx is None and self._hold_settles:
+                return self._settle_by_hold(decision_id, actual_cost, outcome, labels)
         if ctx is None:
             raise KeyError(f"unknown or already settled decision {decision_id!r}")
         now = self.clock()
@@ -149,21 +152,7 @@ class Settling:
                 if unit_of_hold in actual_map:
                     amount = micros(actual_map[unit_of_hold])
             try:
-                cr = self.store.commit(hold, amount, now=now)
-                st.committed = cr.ok
-                for ln in cr.lines:
-                    st.boundaries.append(
-                        BoundaryCheck(
-                            "budget",
-                            ln.key,
-                            ln.ok,
-                            key=ln.key,
-                            used=ln.used / MICROS,
-                            reserved=ln.reserved / MICROS,
-                            amount=ln.amount / MICROS,
-                            limit=ln.limit / MICROS,
-                        )
-                    )
+                _committed(st, self.store.commit(hold, amount, now=now))
             except StoreError as exc:
                 st.failures.append(Failure("state store", f"commit: {exc}", "hold expires by TTL"))
         spent = actual_map or dict(req.cost)
@@ -221,12 +210,49 @@ class Settling:
             except StoreError as exc:
                 st.failures.append(Failure("state store", f"labels: {exc}", "labels lost"))
         st.labels = tuple(sorted(all_labels))
+        return self._traced(st)
+
+    def _traced(self, st: Settlement) -> Settlement:
         if self.trace is not None:
             try:
                 self.trace.record_event("settlement", st.to_dict())
             except Exception as exc:
                 st.failures.append(Failure("trace", str(exc), "settlement not traced"))
         return st
+
+    def _by_hold(self, req: Req) -> bool:
+        """Settling this decision needs nothing but its hold ``h:<decision id>``: the policy has
+        one unit and no check or count after an action, and the request names no run and no
+        idempotency key. Such a decision writes no settlement record (one row less per decision);
+        another replica settles it from the hold alone (:meth:`_settle_by_hold`)."""
+        return self._hold_settles and not req.run and not req.idempotency_key
+
+    def _settle_by_hold(
+        self,
+        did: str,
+        actual_cost: Mapping[str, float] | float | None,
+        outcome: str,
+        labels: tuple[str, ...] | list[str],
+    ) -> Settlement:
+        """Settle a decision another replica made that held money and needs nothing else."""
+        (unit,) = self.policy.units
+        amount = None
+        if isinstance(actual_cost, Mapping):
+            actual = {str(k): float(v) for k, v in actual_cost.items()}
+            if unit in actual:
+                amount = micros(actual[unit])
+        elif actual_cost is not None:
+            amount = micros(float(actual_cost))
+        st = Settlement(did, False, outcome, labels=tuple(sorted(set(labels))))
+        try:
+            cr = self.store.commit(f"h:{did}", amount, now=self.clock())
+        except StoreError as exc:
+            st.failures.append(Failure("state store", f"commit: {exc}", "hold expires by TTL"))
+            return self._traced(st)
+        if not cr.found or cr.already:
+            raise KeyError(f"unknown or already settled decision {did!r}")
+        _committed(st, cr)
+        return self._traced(st)
 
     def _settle_lite(
         self, did: str, run: str | None, outcome: str, labels: tuple[str, ...] | list[str]
@@ -258,6 +284,7 @@ class Settling:
             self._shared_pending
             and not stored
             and (hold_id or req.run or self.policy.result_checks or self._velocity)
+            and not (hold_id and self._by_hold(req))
         ):
             try:
                 self.store.put_record(
@@ -323,3 +350,21 @@ class Settling:
                     stops.append((tw.stop_scope, tw))
         for d in self._set_stops(stops, req, view, st.failures) if stops else ():
             st.stops.append(StopRecord(**d))
+
+
+def _committed(st: Settlement, cr: CommitResult) -> None:
+    """A hold's commit, in a settlement: committed or not, and each budget line after it."""
+    st.committed = cr.ok
+    for ln in cr.lines:
+        st.boundaries.append(
+            BoundaryCheck(
+                "budget",
+                ln.key,
+                ln.ok,
+                key=ln.key,
+                used=ln.used / MICROS,
+                reserved=ln.reserved / MICROS,
+                amount=ln.amount / MICROS,
+                limit=ln.limit / MICROS,
+            )
+        )

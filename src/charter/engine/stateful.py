@@ -136,13 +136,15 @@ def plan_batch(
     decision_id: str,
     pending_ttl_s: float | None = None,
     pending_always: bool = False,
+    by_hold: bool = False,
 ) -> Plan:
     """Build the atomic batch: stop keys, tripwire hits, and (when allowed so far) rates, budget, event.
 
     With ``pending_ttl_s``, an allowed decision's settlement record (``pending``, for the other
     replicas sharing the store) rides in the same batch when it holds money or when
     ``pending_always`` (run, result checks, spend velocity); the store writes it iff the batch
-    goes through, which is exactly when the decision stays allowed.
+    goes through, which is exactly when the decision stays allowed. ``by_hold``: settling needs
+    only the hold (``Settling._by_hold``), so a decision that holds money writes no record.
     """
     idx = policy.index
     now = view.now
@@ -215,7 +217,12 @@ def plan_batch(
                 RUN_TTL_S,
             )
     record = None
-    if pending_ttl_s is not None and allow_spend and (reserve is not None or req.run or pending_always):
+    if (
+        pending_ttl_s is not None
+        and allow_spend
+        and (reserve is not None or req.run or pending_always)
+        and not (by_hold and reserve is not None)
+    ):
         doc = {"hold": reserve.hold_id if reserve else None, "request": req.to_dict(), "now": now}
         record = RecordOp("pending", decision_id, doc, pending_ttl_s)
     plan.batch = Batch(

@@ -230,7 +230,7 @@ class MemoryStore:
         with self._lock:
             h = self._holds.get(hold_id)
             if h is None:
-                return CommitResult(False, False)
+                return CommitResult(False, False, found=False)
             if h.state == "committed":
                 return CommitResult(True, True, self._statuses(h, None, now))
             if h.state != "held" or h.expires_at <= now:

@@ -275,11 +275,11 @@ class PostgresStore:
     def commit(self, hold_id: str, actual: int | None, *, now: float) -> CommitResult:
         got = self._hold_locks(hold_id)
         if got is None:
-            return CommitResult(False, False)
+            return CommitResult(False, False, found=False)
         out = self._one(f"SELECT {self._s}.commit(%s, %s, %s, %s)", (hold_id, actual, now, got[1]))
         tag = out[0]
         if tag in ("U", "X"):
-            return CommitResult(False, False)
+            return CommitResult(False, False, found=tag == "X")
         statuses = []
         for (used, reserved), x in zip(out[1], out[2], strict=True):
             amt = x["amount"] if actual is None or tag == "A" else actual

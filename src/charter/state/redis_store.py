@@ -330,15 +330,15 @@ class RedisStore:
     def commit(self, hold_id: str, actual: int | None, *, now: float) -> CommitResult:
         lines = self._hold_lines(hold_id)
         if lines is None:
-            return CommitResult(False, False)
+            return CommitResult(False, False, found=False)
         keys = [self._k("h", hold_id)]
         args = [_f(now), _opt(actual), hold_id]
         for key, _limit, _amount, rolling_s, expires_at in lines:
             keys += [self._k("b", key), self._k("bh", key), self._k("bs", key)]
             args += [self._token(), self._budget_ttl(rolling_s, expires_at, now, 0.0)]
         out = self._call(lambda: self._eval(self._commit, keys, args))
-        if out[0] in ("U", "X"):
-            return CommitResult(False, False)
+        if out[0] in ("U", "X"):  # U: the hold expired between the two calls
+            return CommitResult(False, False, found=out[0] == "X")
         flat = out[1]
         statuses = []
         for i, (key, limit, amount, _r, _e) in enumerate(lines):

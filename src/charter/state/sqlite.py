@@ -155,7 +155,7 @@ class SQLiteStore:
         with self._tx() as db:
             row = db.execute("SELECT state, expires_at, lines FROM holds WHERE id=?", (hold_id,)).fetchone()
             if row is None:
-                return CommitResult(False, False)
+                return CommitResult(False, False, found=False)
             state, exp, lines_json = row
             lines = json.loads(lines_json)
             if state == "committed":

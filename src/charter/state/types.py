@@ -203,11 +203,13 @@ class BatchResult:
 
 @dataclass(frozen=True, slots=True)
 class CommitResult:
-    """ok: the hold became spend (or already had); lines: status AFTER the commit."""
+    """ok: the hold became spend (or already had); lines: status AFTER the commit;
+    found: the store knows the hold (False: never reserved, or forgotten after its retention)."""
 
     ok: bool
     already: bool
     lines: tuple[LineStatus, ...] = ()
+    found: bool = True
 
 
 def stop_to_dict(rec: StopRecord) -> dict[str, Any]:
