@@ -53,9 +53,11 @@ class RuleHit:
         return d
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BoundaryCheck:
-    """A stateful boundary the decision consulted, with the values seen."""
+    """A stateful boundary the decision consulted, with the values seen (a value: read it, do
+    not change it; not ``frozen`` because a stateful decision builds one per boundary on its hot
+    path, and a frozen dataclass costs ~5x as much to build)."""
 
     kind: str  # budget | rate | tripwire | stop | sequence
     id: str

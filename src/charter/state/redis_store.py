@@ -22,6 +22,7 @@ from charter.state.types import (
     EMPTY_RUN,
     HOLD_RETAIN_S,
     LONG_TTL_S,
+    PID,
     Batch,
     BatchResult,
     CommitResult,
@@ -73,16 +74,7 @@ def map_redis_error(exc: Exception) -> StoreError:
     return StoreError(kind, "redis", f"{type(exc).__name__}: {msg}")
 
 
-#: this process's id, kept current across fork (os.getpid() is a system call on every use)
-_PID = [os.getpid()]
-
-
-def _after_fork() -> None:
-    _PID[0] = os.getpid()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)
+_PID = PID
 
 
 def _ms(seconds: float) -> str:

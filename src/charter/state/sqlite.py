@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -20,6 +19,7 @@ from charter.state.sqlite_schema import SCHEMA, map_sqlite_error
 from charter.state.types import (
     EMPTY_RUN,
     HOLD_RETAIN_S,
+    PID,
     Batch,
     BatchResult,
     CommitResult,
@@ -53,7 +53,7 @@ class SQLiteStore:
         self._db = self._open()
 
     def _open(self) -> sqlite3.Connection:
-        self._pid = os.getpid()
+        self._pid = PID[0]
         try:
             if self.path == ":memory:":
                 db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
@@ -79,7 +79,7 @@ class SQLiteStore:
 
     def _conn(self) -> sqlite3.Connection:
         """The connection; a forked child gets its own (never share one across fork)."""
-        if self._pid != os.getpid():
+        if self._pid != PID[0]:
             self._db = self._open()
         return self._db
 
@@ -101,25 +101,9 @@ class SQLiteStore:
         )
 
     # ------------------------------------------------------------------ plumbing
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            db = self._conn()
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield db
-                except BaseException:
-                    if db.in_transaction:  # SQLite may already have rolled back (FULL, IOERR)
-                        with suppress(sqlite3.Error):
-                            db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if db.in_transaction:
-                    with suppress(sqlite3.Error):
-                        db.execute("ROLLBACK")
-                raise map_sqlite_error(exc) from None
+    def _tx(self) -> _Tx:
+        """``with self._tx() as db:`` runs the block in one BEGIN IMMEDIATE transaction."""
+        return _Tx(self)
 
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
@@ -306,3 +290,44 @@ class SQLiteStore:
                 self._db.close()
             except sqlite3.Error as exc:
                 raise map_sqlite_error(exc) from None
+
+
+class _Tx:
+    """One write transaction under the store's lock: COMMIT when the block ends, ROLLBACK when
+    it raises; an SQLite error becomes a StoreError. (A class, not a generator-based context
+    manager: it is on every decision's path, and this costs a third as much.)"""
+
+    __slots__ = ("db", "store")
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        store = self.store
+        store._lock.acquire()
+        try:
+            self.db = db = store._conn()
+            db.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            store._lock.release()
+            if isinstance(exc, sqlite3.Error):
+                raise map_sqlite_error(exc) from None
+            raise
+        return db
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        db = self.db
+        try:
+            if kind is None:
+                try:
+                    db.execute("COMMIT")
+                    return
+                except sqlite3.Error as err:
+                    exc = err
+            if db.in_transaction:  # SQLite may already have rolled back (FULL, IOERR)
+                with suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise map_sqlite_error(exc) from None
+        finally:
+            self.store._lock.release()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,18 @@ def prune_margin(window_s: float) -> float:
 LONG_TTL_S = 10 * 365 * 86400.0
 
 
+#: this process's id, kept current across fork: os.getpid() is a system call on every use, and
+#: a store checks it on every call (a forked child must never use its parent's connections)
+PID = [os.getpid()]
+
+
+def _after_fork() -> None:
+    PID[0] = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 class StoreFault(enum.Enum):
     """Classified store failure; the engine decides fail-open/closed from this."""
 
@@ -64,7 +77,11 @@ class StoreError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
+# The operations and results a batch carries are values: never change one after building it.
+# (Not ``frozen=True``: a frozen dataclass costs ~5x as much to build, 0.78 against 0.16 us for
+# eight fields, and a decision builds about ten of them.)
+
+@dataclass(slots=True)
 class HitOp:
     """Sliding-window counter hit: sum (or distinct members) of entries newer than now - window_s.
 
@@ -81,7 +98,7 @@ class HitOp:
     member: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HitResult:
     key: str
     total: int  # window total after this hit (unchanged when limited)
@@ -89,7 +106,7 @@ class HitResult:
     tripped: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BudgetLine:
     key: str
     limit: int
@@ -98,7 +115,7 @@ class BudgetLine:
     expires_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LineStatus:
     key: str
     limit: int
@@ -108,21 +125,21 @@ class LineStatus:
     ok: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReserveOp:
     hold_id: str
     lines: tuple[BudgetLine, ...]
     ttl_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReserveResult:
     ok: bool
     lines: tuple[LineStatus, ...]
     replayed: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EventOp:
     run_key: str
     event: Mapping[str, Any]
@@ -162,7 +179,7 @@ class StopRecord:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RecordOp:
     """A versioned record written in the batch's transaction when the batch goes through.
 
@@ -176,7 +193,7 @@ class RecordOp:
     ttl_s: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Batch:
     now: float
     stop_keys: tuple[tuple[str, str], ...] = ()
@@ -189,7 +206,7 @@ class Batch:
     record: RecordOp | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BatchResult:
     stop: StopRecord | None = None
     hits: tuple[HitResult, ...] = ()
