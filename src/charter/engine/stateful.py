@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -313,16 +312,35 @@ def velocity_hits(
     return out
 
 
-@dataclass
 class StateOutcome:
-    """What the store said, as outcomes and boundary checks."""
+    """What the store said, as outcomes and boundary checks (a plain slotted class: one is
+    built per stateful decision)."""
 
-    outcome: Outcome = Outcome.ALLOW
-    checks: list[BoundaryCheck] = field(default_factory=list)
-    tripped: list[Tripwire] = field(default_factory=list)
-    #: (kind, id, effect, reason, escalation path or None)
-    deciding: list[tuple[str, str, Outcome, str, Any]] = field(default_factory=list)
-    stops_to_set: list[tuple[Scope, Tripwire | Budget | RateLimit]] = field(default_factory=list)
+    __slots__ = ("checks", "deciding", "outcome", "stops_to_set", "tripped")
+
+    def __init__(self) -> None:
+        self.outcome = Outcome.ALLOW
+        self.checks: list[BoundaryCheck] = []
+        self.tripped: list[Tripwire] = []
+        #: (kind, id, effect, reason, escalation path or None)
+        self.deciding: list[tuple[str, str, Outcome, str, Any]] = []
+        self.stops_to_set: list[tuple[Scope, Tripwire | Budget | RateLimit]] = []
+
+
+#: per boundary: (the boundary, its scope name, a rate's "per <window>s") -- the texts a check
+#: shows, made once per boundary instead of once per decision; keyed by id() and checked by
+#: identity, so a boundary of a replaced policy never lends its text to a new one
+_TEXTS: dict[int, tuple[Any, str, str]] = {}
+
+
+def _texts(item: RateLimit | Budget) -> tuple[Any, str, str]:
+    got = _TEXTS.get(id(item))
+    if got is None or got[0] is not item:
+        if len(_TEXTS) > 10_000:  # policies reloaded many times: start afresh
+            _TEXTS.clear()
+        window = f"per {item.window_seconds:g}s" if isinstance(item, RateLimit) else ""
+        got = _TEXTS[id(item)] = (item, item.scope.value, window)
+    return got
 
 
 def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
@@ -358,17 +376,20 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
             rl: RateLimit = item
             enforce = rl.mode is Mode.ENFORCE
             over = hit.limited or (not enforce and hit.total > rl.limit)
+            _, scope, window = _texts(rl)
             checks.append(
                 BoundaryCheck(
                     "rate",
                     rl.id,
                     not over,
-                    scope=rl.scope.value,
-                    key=key,
-                    used=float(hit.total),
-                    limit=float(rl.limit),
-                    unit="calls",
-                    detail=f"per {rl.window_seconds:g}s" + ("" if enforce else " (shadow)"),
+                    scope,
+                    key,
+                    "calls",
+                    float(hit.total),
+                    None,
+                    None,
+                    float(rl.limit),
+                    window if enforce else window + " (shadow)",
                 )
             )
             if hit.limited and enforce:
@@ -387,13 +408,13 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
                     "budget",
                     b.id,
                     st.ok,
-                    scope=f"{b.scope.value}={value}",
-                    key=st.key,
-                    unit=b.unit,
-                    used=st.used / MICROS,
-                    reserved=st.reserved / MICROS,
-                    amount=st.amount / MICROS,
-                    limit=st.limit / MICROS,
+                    f"{_texts(b)[1]}={value}",
+                    st.key,
+                    b.unit,
+                    st.used / MICROS,
+                    st.reserved / MICROS,
+                    st.amount / MICROS,
+                    st.limit / MICROS,
                 )
             )
             if not st.ok and enforce:
