@@ -35,6 +35,9 @@ from charter.state.types import (
 
 __all__ = ["PRUNE_P", "SQLiteStore"]
 
+#: a running sum whose boundary is older than this is collected (its next hit rebuilds it)
+WSUM_IDLE_S = 86400.0
+
 T = TypeVar("T")
 _dumps = dumps
 
@@ -130,6 +133,8 @@ class SQLiteStore:
         db.execute("DELETE FROM holds WHERE expires_at<=?", (now - HOLD_RETAIN_S,))
         db.execute("DELETE FROM hold_lines WHERE expires_at<=?", (now,))
         db.execute("DELETE FROM idem WHERE expires_at<=?", (now,))
+        # a running sum is only a cache of its hits: one collected is rebuilt by its next hit
+        db.execute("DELETE FROM wsums WHERE b<=?", (now - WSUM_IDLE_S,))
         db.execute("DELETE FROM records WHERE expires_at<=?", (time.time(),))
         db.execute("DELETE FROM events WHERE run_key IN (SELECT key FROM runs WHERE expires_at<=?)", (now,))
         db.execute("DELETE FROM runs WHERE expires_at<=?", (now,))

@@ -39,7 +39,14 @@ PRUNE_P = 1 / 32
 
 _IDEM = "(SELECT payload FROM idem WHERE key=? AND expires_at>?)"
 _STOP = "(SELECT rec FROM stops WHERE scope=? AND value=?)"
-_SUM = "(SELECT coalesce(sum(amount),0) FROM hits WHERE key=? AND t>?)"
+# A counter's running sum (wsums): s = sum of its hits with t > b; the boundary b only moves
+# forward, to the window's lower end lo. Read per hit as the row and the sum of the hits the
+# boundary passes when it moves to lo; ``w{i}`` is the hit's row, joined in by key.
+_SUM = "w{i}.s, w{i}.b, (SELECT coalesce(sum(amount),0) FROM hits WHERE key=w{i}.key AND t>w{i}.b AND t<=?)"
+_WSUM = (
+    "SELECT x.s, x.b, (SELECT coalesce(sum(amount),0) FROM hits WHERE key=x.key AND t>x.b AND t<=?) "
+    "FROM wsums x WHERE x.key=?"
+)
 _LINE = (
     "(SELECT result FROM holds WHERE id=?), b.total, b.rolling_s, b.expires_at, b.key IS NOT NULL, "
     "(SELECT coalesce(sum(amount),0) FROM hold_lines WHERE key=? AND expires_at>?)"
@@ -53,14 +60,18 @@ def read_sql(idem: bool, stops: int, sums: int, line: bool) -> str:
     sql = _READS.get(key)
     if sql is None:
         cols = [_IDEM] if idem else []
-        if stops:
-            cols.append(f"coalesce({','.join([_STOP] * stops)}, NULL)")
-        cols += [_SUM] * sums
+        if stops:  # usually nothing is stopped: one look at the table instead of a lookup per key
+            some = ",".join([_STOP] * stops)
+            cols.append(f"CASE WHEN EXISTS(SELECT 1 FROM stops) THEN coalesce({some}, NULL) END")
+        cols += [_SUM.format(i=i) for i in range(sums)]
         if line:
             cols.append(_LINE)
         sql = "SELECT " + (", ".join(cols) or "1")
+        if sums or line:
+            sql += " FROM (SELECT 1)"
+            sql += "".join(f" LEFT JOIN wsums w{i} ON w{i}.key=?" for i in range(sums))
         if line:
-            sql += " FROM (SELECT 1) LEFT JOIN budgets b ON b.key=?"
+            sql += " LEFT JOIN budgets b ON b.key=?"
         _READS[key] = sql
     return sql
 
@@ -90,11 +101,16 @@ def apply(db: sqlite3.Connection, batch: Batch) -> BatchResult:
     if stops_inline:
         for kv in sk:
             params += kv
+    # parameters in the order of the statement's text: columns first, then the joins' keys
     for h in plain:
-        params += (h.key, now - h.window_s)
+        params.append(now - h.window_s)
     if rv is not None and line:
         k0 = rv.lines[0].key
-        params += (rv.hold_id, k0, now, k0)
+        params += (rv.hold_id, k0, now)
+    for h in plain:
+        params.append(h.key)
+    if rv is not None and line:
+        params.append(k0)
     sql = read_sql(idem is not None, len(sk) if stops_inline else 0, len(plain), line)
     row = db.execute(sql, params).fetchone()
     i = 0
@@ -106,12 +122,12 @@ def apply(db: sqlite3.Connection, batch: Batch) -> BatchResult:
         if row[i] is not None:
             return BatchResult(stop=stop_from_dict(json.loads(row[i])))
         i += 1
-    totals = {}
+    sums = {}
     for h in plain:
-        totals[h.key] = row[i]
-        i += 1
+        sums[h.key] = row[i : i + 3]
+        i += 3
     hits = tuple(
-        _counted(db, h, now, totals[h.key]) if h.member is None and h.key in totals else hit(db, h, now)
+        _counted(db, h, now, sums[h.key]) if h.member is None and h.key in sums else hit(db, h, now)
         for h in batch.hits
     )
     blocked = any(h.limited or h.tripped for h in hits)
@@ -144,27 +160,53 @@ def apply(db: sqlite3.Connection, batch: Batch) -> BatchResult:
     return BatchResult(hits=hits, reserve=reserve, step=step, run=run, recorded=recorded)
 
 
-def _counted(db: sqlite3.Connection, op: HitOp, now: float, total: int) -> HitResult:
-    """A plain counter hit whose window total was read already."""
+def _counted(db: sqlite3.Connection, op: HitOp, now: float, got: tuple[Any, ...] | None) -> HitResult:
+    """A plain counter hit, from its running sum's row as read (``_SUM``: s, b, the sum of the
+    hits in (b, lo]; s None when the key has no row), so the cost does not grow with the
+    number of live entries."""
+    key = op.key
+    lo = now - op.window_s
+    s = None if got is None else got[0]
+    if s is None:  # no running sum yet (or collected): start one at the window's lower end
+        (ws,) = db.execute(
+            "SELECT coalesce(sum(amount),0) FROM hits WHERE key=? AND t>?", (key, lo)
+        ).fetchone()
+        wb = lo
+        total = ws
+        moved = True
+    else:
+        ws, wb, passed = got  # type: ignore[misc]
+        moved = lo > wb
+        if moved:
+            ws -= passed
+            wb = lo
+            total = ws
+        elif lo < wb:  # a caller whose clock lags the boundary: it counts down to its own lo
+            (below,) = db.execute(
+                "SELECT coalesce(sum(amount),0) FROM hits WHERE key=? AND t>? AND t<=?", (key, lo, wb)
+            ).fetchone()
+            total = ws + below
+        else:
+            total = ws
     if random.random() < PRUNE_P:  # entries this old are outside every window still counted
-        db.execute(
-            "DELETE FROM hits WHERE key=? AND t<=?", (op.key, now - op.window_s - prune_margin(op.window_s))
-        )
+        db.execute("DELETE FROM hits WHERE key=? AND t<=?", (key, lo - prune_margin(op.window_s)))
     limited = op.limit is not None and total + op.amount > op.limit
     if not limited:
-        db.execute("INSERT INTO hits VALUES(?,?,?,?)", (op.key, now, random.getrandbits(62), op.amount))
+        db.execute("INSERT INTO hits VALUES(?,?,?,?)", (key, now, random.getrandbits(62), op.amount))
         total += op.amount
-    return HitResult(op.key, total, limited, op.trip_above is not None and total > op.trip_above)
+        if now > wb:  # INVARIANT: s counts exactly the hits above b
+            ws += op.amount
+            moved = True
+    if moved:
+        db.execute("INSERT OR REPLACE INTO wsums VALUES(?,?,?)", (key, ws, wb))
+    return HitResult(key, total, limited, op.trip_above is not None and total > op.trip_above)
 
 
 def hit(db: sqlite3.Connection, op: HitOp, now: float) -> HitResult:
     """One counter hit, read and written in turn."""
     lo = now - op.window_s
     if op.member is None:
-        (total,) = db.execute(
-            "SELECT coalesce(sum(amount),0) FROM hits WHERE key=? AND t>?", (op.key, lo)
-        ).fetchone()
-        return _counted(db, op, now, total)
+        return _counted(db, op, now, db.execute(_WSUM, (lo, op.key)).fetchone())
     limited = False
     if random.random() < PRUNE_P:
         db.execute("DELETE FROM members WHERE key=? AND t<=?", (op.key, lo - prune_margin(op.window_s)))
