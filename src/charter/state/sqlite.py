@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 from charter.state import sqlite_batch
 from charter.state.base import query_params
 from charter.state.sqlite_batch import PRUNE_P, line_state, load_run, put_record
-from charter.state.sqlite_schema import SCHEMA, map_sqlite_error
+from charter.state.sqlite_schema import SCHEMA, map_sqlite_error, migrate
 from charter.state.types import (
     EMPTY_RUN,
     HOLD_RETAIN_S,
@@ -74,6 +74,7 @@ class SQLiteStore:
                 db.execute("PRAGMA journal_mode=WAL").fetchall()
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.executescript(SCHEMA)
+                migrate(db)
             else:
                 db.execute("SELECT count(*) FROM sqlite_master").fetchall()
             return db
@@ -126,12 +127,17 @@ class SQLiteStore:
 
     @staticmethod
     def _used_reserved(db: sqlite3.Connection, key: str, now: float) -> tuple[int, int]:
-        used, reserved, _ = line_state(db, key, now, None, False)
+        used, reserved, _, _ = line_state(db, key, now, None, False)
         return used, reserved
 
     def _gc(self, db: sqlite3.Connection, now: float) -> None:
         db.execute("DELETE FROM holds WHERE expires_at<=?", (now - HOLD_RETAIN_S,))
-        db.execute("DELETE FROM hold_lines WHERE expires_at<=?", (now,))
+        # expired hold lines, except those a budget's running sum still counts (above its rb)
+        db.execute(
+            "DELETE FROM hold_lines WHERE expires_at<=? AND NOT EXISTS (SELECT 1 FROM budgets x "
+            "WHERE x.key=hold_lines.key AND x.rb IS NOT NULL AND hold_lines.expires_at>x.rb)",
+            (now,),
+        )
         db.execute("DELETE FROM idem WHERE expires_at<=?", (now,))
         # a running sum is only a cache of its hits: one collected is rebuilt by its next hit
         db.execute("DELETE FROM wsums WHERE b<=?", (now - WSUM_IDLE_S,))
@@ -153,9 +159,9 @@ class SQLiteStore:
                 return CommitResult(False, False)
             for key, _limit, amount, rolling_s, line_exp in lines:
                 spend = amount if actual is None else actual
-                db.execute("DELETE FROM hold_lines WHERE key=? AND hold_id=?", (key, hold_id))
+                _drop_line(db, key, exp, hold_id)
                 db.execute(
-                    "INSERT INTO budgets VALUES(?,?,?,?) "
+                    "INSERT INTO budgets(key, total, rolling_s, expires_at) VALUES(?,?,?,?) "
                     "ON CONFLICT(key) DO UPDATE SET total=total+excluded.total",
                     (key, spend, rolling_s, line_exp),
                 )
@@ -183,7 +189,7 @@ class SQLiteStore:
             if row is None or row[0] != "held" or row[1] <= now:
                 return False
             for line in json.loads(row[2]):
-                db.execute("DELETE FROM hold_lines WHERE key=? AND hold_id=?", (line[0], hold_id))
+                _drop_line(db, line[0], row[1], hold_id)
             db.execute("UPDATE holds SET state='released' WHERE id=?", (hold_id,))
             return True
 
@@ -295,6 +301,19 @@ class SQLiteStore:
                 self._db.close()
             except sqlite3.Error as exc:
                 raise map_sqlite_error(exc) from None
+
+
+def _drop_line(db: sqlite3.Connection, key: str, exp: float, hold_id: str) -> None:
+    """Remove a settled or released hold's line, and its amount from the budget's running sum
+    of live holds when that counts it (it expires after the boundary)."""
+    got = db.execute(
+        "DELETE FROM hold_lines WHERE key=? AND expires_at=? AND hold_id=? RETURNING amount",
+        (key, exp, hold_id),
+    ).fetchone()
+    if got is not None:
+        db.execute(
+            "UPDATE budgets SET rs=rs-? WHERE key=? AND rb IS NOT NULL AND ?>rb", (got[0], key, exp)
+        )
 
 
 class _Tx:

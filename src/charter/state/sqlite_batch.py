@@ -14,7 +14,15 @@ import sqlite3
 import time
 from typing import Any
 
-from charter.state.sqlite_schema import LINE_SQL, RECORD_SQL, STOPS_PER_STATEMENT, STOPS_SQL
+from charter.state.sqlite_schema import (
+    BELOW_SQL,
+    LINE_COLS,
+    LINE_SQL,
+    LIVE_SQL,
+    RECORD_SQL,
+    STOPS_PER_STATEMENT,
+    STOPS_SQL,
+)
 from charter.state.types import (
     BUDGET_GRACE_S,
     Batch,
@@ -47,10 +55,8 @@ _WSUM = (
     "SELECT x.s, x.b, (SELECT coalesce(sum(amount),0) FROM hits WHERE key=x.key AND t>x.b AND t<=?) "
     "FROM wsums x WHERE x.key=?"
 )
-_LINE = (
-    "(SELECT result FROM holds WHERE id=?), b.total, b.rolling_s, b.expires_at, b.key IS NOT NULL, "
-    "(SELECT coalesce(sum(amount),0) FROM hold_lines WHERE key=? AND expires_at>?)"
-)
+#: the hold seen before, then LINE_SQL's columns (with a positional parameter: now)
+_LINE = "(SELECT result FROM holds WHERE id=?), " + LINE_COLS.replace("?2", "?")
 _READS: dict[tuple[bool, int, int, bool], str] = {}
 
 
@@ -106,7 +112,7 @@ def apply(db: sqlite3.Connection, batch: Batch) -> BatchResult:
         params.append(now - h.window_s)
     if rv is not None and line:
         k0 = rv.lines[0].key
-        params += (rv.hold_id, k0, now)
+        params += (rv.hold_id, now)
     for h in plain:
         params.append(h.key)
     if rv is not None and line:
@@ -230,34 +236,51 @@ def line_state(
     rolling_s: float | None,
     known: bool,
     row: tuple[Any, ...] | None = None,
-) -> tuple[int, int, tuple[Any, Any] | None]:
-    """(used, reserved, stored (rolling_s, expires_at) or None) for one budget key.
+) -> tuple[int, int, tuple[Any, Any] | None, tuple[int, float]]:
+    """(used, reserved, stored (rolling_s, expires_at) or None, the running sum of live holds
+    (rs, rb) a reservation writes back) for one budget key. ``known``: the caller reserves
+    (a dead calendar key is started afresh).
 
     ``row`` is the result of ``LINE_SQL`` for the key when the caller already has it.
     """
     if row is None:
         row = db.execute(LINE_SQL, (key, now)).fetchone()
-    total, r_s, exp, present, reserved = row
+    total, r_s, exp, present, rs, rb, passed = row
     if not present:
-        return 0, reserved, None
+        (live,) = db.execute(LIVE_SQL, (key, now)).fetchone()
+        return 0, live, None, (live, now)
     if exp is not None and now >= exp + BUDGET_GRACE_S:
         if known:  # reserving on a dead calendar key: start it afresh
             db.execute("DELETE FROM budgets WHERE key=?", (key,))
             db.execute("DELETE FROM spends WHERE key=?", (key,))
             db.execute("DELETE FROM hold_lines WHERE key=?", (key,))
-        return 0, 0, None
+        return 0, 0, None, (0, now)
+    if rs is None:  # no running sum yet (a row made by a commit, or by an earlier version)
+        (reserved,) = db.execute(LIVE_SQL, (key, now)).fetchone()
+        sums = (reserved, now)
+    elif now > rb:  # the boundary moves to now, past the holds that expired since
+        reserved = rs - passed
+        sums = (reserved, now)
+    else:  # a caller whose clock lags the boundary: counts down to its own now, moves nothing
+        (below,) = db.execute(BELOW_SQL, (key, now, rb)).fetchone() if now < rb else (0,)
+        reserved = rs + below
+        sums = (rs, rb)
     if random.random() < PRUNE_P:
-        db.execute("DELETE FROM hold_lines WHERE key=? AND expires_at<=?", (key, now))
+        # INVARIANT: only lines at or below the boundary (which no running sum counts) go
+        db.execute(
+            "DELETE FROM hold_lines WHERE key=? AND expires_at<=?",
+            (key, now if rb is None else min(now, rb)),
+        )
     roll = rolling_s if known else r_s
     if roll is None:
-        return total, reserved, (r_s, exp)
+        return total, reserved, (r_s, exp), sums
     if random.random() < PRUNE_P:
         db.execute("DELETE FROM spends WHERE key=? AND t<=?", (key, now - 2 * roll))
     (used,) = db.execute(
         "SELECT coalesce(sum(amount),0) FROM spends WHERE key=? AND t>?",
         (key, now - roll),
     ).fetchone()
-    return used, reserved, (r_s, exp)
+    return used, reserved, (r_s, exp), sums
 
 
 def _reserve(
@@ -273,11 +296,11 @@ def _reserve(
         ok, lines = json.loads(prev)
         return ReserveResult(bool(ok), lines_from_json(lines), True)
     statuses = []
-    metas = []
+    sums = []
     for line in op.lines:
-        used, reserved, meta = line_state(db, line.key, now, line.rolling_s, True, first)
+        used, reserved, _, rsb = line_state(db, line.key, now, line.rolling_s, True, first)
         first = None
-        metas.append(meta)
+        sums.append(rsb)
         ok = used + reserved + line.amount <= line.limit
         statuses.append(LineStatus(line.key, line.limit, used, reserved, line.amount, ok))
     result = ReserveResult(all(s.ok for s in statuses), tuple(statuses), False)
@@ -288,14 +311,15 @@ def _reserve(
             "INSERT INTO holds VALUES(?,?,?,?,?)",
             (op.hold_id, "held", exp, dumps(lines), dumps([True, lines_to_json(result.lines)])),
         )
-        for line, meta in zip(op.lines, metas, strict=True):
+        for line, (rs, rb) in zip(op.lines, sums, strict=True):
             db.execute("INSERT INTO hold_lines VALUES(?,?,?,?)", (line.key, op.hold_id, line.amount, exp))
-            if meta != (line.rolling_s, line.expires_at):
-                db.execute(
-                    "INSERT INTO budgets VALUES(?,0,?,?) ON CONFLICT(key) DO UPDATE SET "
-                    "rolling_s=excluded.rolling_s, expires_at=excluded.expires_at",
-                    (line.key, line.rolling_s, line.expires_at),
-                )
+            # INVARIANT: rs counts exactly the key's hold lines expiring after rb
+            db.execute(
+                "INSERT INTO budgets VALUES(?,0,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
+                "rolling_s=excluded.rolling_s, expires_at=excluded.expires_at, rs=excluded.rs, "
+                "rb=excluded.rb",
+                (line.key, line.rolling_s, line.expires_at, rs + line.amount if exp > rb else rs, rb),
+            )
     return result
 
 

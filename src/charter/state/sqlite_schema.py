@@ -14,13 +14,14 @@ CREATE TABLE IF NOT EXISTS wsums(key TEXT PRIMARY KEY, s INTEGER NOT NULL, b REA
 CREATE TABLE IF NOT EXISTS members(key TEXT NOT NULL, member TEXT NOT NULL, t REAL NOT NULL,
   PRIMARY KEY(key, member)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS budgets(key TEXT PRIMARY KEY, total INTEGER NOT NULL,
-  rolling_s REAL, expires_at REAL) WITHOUT ROWID;
+  rolling_s REAL, expires_at REAL, rs INTEGER, rb REAL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS spends(key TEXT NOT NULL, t REAL NOT NULL, n INTEGER NOT NULL,
   amount INTEGER NOT NULL, PRIMARY KEY(key, t, n)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS holds(id TEXT PRIMARY KEY, state TEXT NOT NULL, expires_at REAL NOT NULL,
   lines TEXT NOT NULL, result TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS hold_lines(key TEXT NOT NULL, hold_id TEXT NOT NULL,
-  amount INTEGER NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY(key, hold_id)) WITHOUT ROWID;
+  amount INTEGER NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY(key, expires_at, hold_id))
+  WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs(key TEXT PRIMARY KEY, steps INTEGER NOT NULL, labels TEXT NOT NULL,
   marks TEXT NOT NULL, expires_at REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events(run_key TEXT NOT NULL, step INTEGER NOT NULL, doc TEXT NOT NULL,
@@ -33,16 +34,55 @@ CREATE TABLE IF NOT EXISTS records(kind TEXT NOT NULL, id TEXT NOT NULL, version
   doc TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY(kind, id)) WITHOUT ROWID;
 """
 
-#: The budget row of a key and the sum of its live holds, in one statement.
-LINE_SQL = (
-    "SELECT b.total, b.rolling_s, b.expires_at, b.key IS NOT NULL, "
-    "(SELECT coalesce(sum(amount),0) FROM hold_lines WHERE key=?1 AND expires_at>?2) "
-    "FROM (SELECT 1) LEFT JOIN budgets b ON b.key=?1"
+# A budget's running sum of live holds (rs, rb): rs = sum of its hold lines expiring after rb;
+# the boundary rb only moves forward, to the time of the reservation that moves it. Read as the
+# row and the holds the boundary passes when it moves to now ((rb, now]); a caller whose clock
+# lags the boundary reads the lines expiring in (now, rb] itself (BELOW_SQL).
+LINE_COLS = (
+    "b.total, b.rolling_s, b.expires_at, b.key IS NOT NULL, b.rs, b.rb, "
+    "(SELECT coalesce(sum(amount),0) FROM hold_lines WHERE key=b.key AND expires_at>b.rb "
+    "AND expires_at<=?2)"
 )
-#: The same, plus the stored result of a hold id (a reservation seen before replays it).
-FIRST_LINE_SQL = LINE_SQL.replace(
-    "SELECT b.total", "SELECT (SELECT result FROM holds WHERE id=?3), b.total"
-)
+BELOW_SQL = "SELECT coalesce(sum(amount),0) FROM hold_lines WHERE key=? AND expires_at>? AND expires_at<=?"
+#: The budget row of a key and what its live holds need, in one statement.
+LINE_SQL = f"SELECT {LINE_COLS} FROM (SELECT 1) LEFT JOIN budgets b ON b.key=?1"
+#: All of a key's live holds, summed (a budget without a running sum yet).
+LIVE_SQL = "SELECT coalesce(sum(amount),0) FROM hold_lines WHERE key=? AND expires_at>?"
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring a file made by an earlier version up to this schema, in one transaction: budgets
+    gain their running sum of live holds (rs, rb), and hold lines are keyed by expiry so the
+    holds a boundary passes are one range. (Every process sharing a file must run the same
+    version: an earlier one would not keep the running sums.)"""
+
+    def current() -> bool:
+        cols = {r[1]: r[5] for r in db.execute("PRAGMA table_info(hold_lines)")}
+        have = {r[1] for r in db.execute("PRAGMA table_info(budgets)")}
+        return cols.get("expires_at") == 2 and "rs" in have
+
+    if current():
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if not current():  # another process may have migrated while this one waited
+            have = {r[1] for r in db.execute("PRAGMA table_info(budgets)")}
+            if "rs" not in have:
+                db.execute("ALTER TABLE budgets ADD COLUMN rs INTEGER")
+                db.execute("ALTER TABLE budgets ADD COLUMN rb REAL")
+            db.execute("ALTER TABLE hold_lines RENAME TO hold_lines_v1")
+            db.execute(
+                "CREATE TABLE hold_lines(key TEXT NOT NULL, hold_id TEXT NOT NULL, "
+                "amount INTEGER NOT NULL, expires_at REAL NOT NULL, "
+                "PRIMARY KEY(key, expires_at, hold_id)) WITHOUT ROWID"
+            )
+            db.execute("INSERT INTO hold_lines SELECT key, hold_id, amount, expires_at FROM hold_lines_v1")
+            db.execute("DROP TABLE hold_lines_v1")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 RECORD_SQL = (
     "INSERT INTO records VALUES(?,?,1,?,?) ON CONFLICT(kind, id) DO UPDATE SET "
     "version=CASE WHEN records.expires_at>? THEN records.version+1 ELSE 1 END, "
