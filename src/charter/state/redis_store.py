@@ -76,6 +76,20 @@ def map_redis_error(exc: Exception) -> StoreError:
 
 _PID = PID
 
+try:  # the C packer: redis-py's own encodes each argument in Python first (19.7 vs 2.5 us for
+    # the ~40 arguments of a decision's batch)
+    from hiredis import pack_command as _pack_command
+except ImportError:  # pragma: no cover - hiredis is a dependency; an older one lacks the packer
+    _pack_command = None  # type: ignore[assignment]
+
+
+def _send(conn: Any, command: tuple[Any, ...]) -> None:
+    """Send one command (str and int arguments) on a connection of our own."""
+    if _pack_command is None:  # pragma: no cover
+        conn.send_command(*command)
+    else:
+        conn.send_packed_command([_pack_command(command)])  # a list of chunks: bytes iterate as ints
+
 
 def _ms(seconds: float) -> str:
     return str(max(1, int(seconds * 1000) + 1))
@@ -162,11 +176,11 @@ class RedisStore:
             conn = pool.connection_class(**pool.connection_kwargs)
         try:
             try:
-                conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                _send(conn, ("EVALSHA", script.sha, len(keys), *keys, *args))
                 out = conn.read_response()
             except rex.NoScriptError:
                 script.sha = self._r.script_load(script.script)
-                conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                _send(conn, ("EVALSHA", script.sha, len(keys), *keys, *args))
                 out = conn.read_response()
         except rex.ResponseError:
             idle.append(conn)
