@@ -298,9 +298,9 @@ def _reserve(
     statuses = []
     sums = []
     for line in op.lines:
-        used, reserved, _, rsb = line_state(db, line.key, now, line.rolling_s, True, first)
+        used, reserved, meta, rsb = line_state(db, line.key, now, line.rolling_s, True, first)
         first = None
-        sums.append(rsb)
+        sums.append((meta, rsb))
         ok = used + reserved + line.amount <= line.limit
         statuses.append(LineStatus(line.key, line.limit, used, reserved, line.amount, ok))
     result = ReserveResult(all(s.ok for s in statuses), tuple(statuses), False)
@@ -311,15 +311,19 @@ def _reserve(
             "INSERT INTO holds VALUES(?,?,?,?,?)",
             (op.hold_id, "held", exp, dumps(lines), dumps([True, lines_to_json(result.lines)])),
         )
-        for line, (rs, rb) in zip(op.lines, sums, strict=True):
+        for line, (meta, (rs, rb)) in zip(op.lines, sums, strict=True):
             db.execute("INSERT INTO hold_lines VALUES(?,?,?,?)", (line.key, op.hold_id, line.amount, exp))
             # INVARIANT: rs counts exactly the key's hold lines expiring after rb
-            db.execute(
-                "INSERT INTO budgets VALUES(?,0,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
-                "rolling_s=excluded.rolling_s, expires_at=excluded.expires_at, rs=excluded.rs, "
-                "rb=excluded.rb",
-                (line.key, line.rolling_s, line.expires_at, rs + line.amount if exp > rb else rs, rb),
-            )
+            rs = rs + line.amount if exp > rb else rs
+            if meta == (line.rolling_s, line.expires_at):  # the row is there as it should be
+                db.execute("UPDATE budgets SET rs=?, rb=? WHERE key=?", (rs, rb, line.key))
+            else:
+                db.execute(
+                    "INSERT INTO budgets VALUES(?,0,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
+                    "rolling_s=excluded.rolling_s, expires_at=excluded.expires_at, rs=excluded.rs, "
+                    "rb=excluded.rb",
+                    (line.key, line.rolling_s, line.expires_at, rs, rb),
+                )
     return result
 
 
