@@ -17,6 +17,7 @@ from redis.retry import Retry
 
 from charter.state import redis_lua as lua
 from charter.state.base import query_params
+from charter.state.redis_wire import map_redis_error, send_command
 from charter.state.types import (
     BUDGET_GRACE_S,
     EMPTY_RUN,
@@ -45,50 +46,6 @@ T = TypeVar("T")
 LONG_MS = int(LONG_TTL_S * 1000)
 #: Record index entries are pruned this long after their record expired (replicas' clock skew).
 INDEX_SKEW_MS = 60_000
-
-
-def map_redis_error(exc: Exception) -> StoreError:
-    msg = str(exc)
-    up = msg.upper()
-    kind = StoreFault.OTHER
-    if isinstance(exc, rex.TimeoutError):
-        kind = StoreFault.TIMEOUT
-    elif isinstance(exc, rex.ConnectionError):
-        kind = StoreFault.UNAVAILABLE
-    elif isinstance(exc, rex.ReadOnlyError) or up.startswith("READONLY"):
-        kind = StoreFault.READONLY
-    elif isinstance(exc, rex.OutOfMemoryError) or up.startswith("OOM"):
-        kind = StoreFault.OOM
-    elif isinstance(exc, rex.BusyLoadingError) or up.startswith(("BUSY", "LOADING", "TRYAGAIN")):
-        kind = StoreFault.BUSY
-    elif "WRONGTYPE" in up:
-        kind = StoreFault.WRONGTYPE
-    elif isinstance(exc, rex.NoScriptError) or "SCRIPT" in up or "USER_SCRIPT" in up:
-        kind = StoreFault.SCRIPT
-    elif isinstance(exc, rex.DataError | rex.InvalidResponse):
-        kind = StoreFault.PROTOCOL
-    elif isinstance(exc, rex.NoPermissionError | rex.AuthenticationError):
-        kind = StoreFault.UNAVAILABLE
-    elif isinstance(exc, ValueError | TypeError | IndexError | KeyError):
-        kind = StoreFault.PROTOCOL
-    return StoreError(kind, "redis", f"{type(exc).__name__}: {msg}")
-
-
-_PID = PID
-
-try:  # the C packer: redis-py's own encodes each argument in Python first (19.7 vs 2.5 us for
-    # the ~40 arguments of a decision's batch)
-    from hiredis import pack_command as _pack_command
-except ImportError:  # pragma: no cover - hiredis is a dependency; an older one lacks the packer
-    _pack_command = None  # type: ignore[assignment]
-
-
-def _send(conn: Any, command: tuple[Any, ...]) -> None:
-    """Send one command (str and int arguments) on a connection of our own."""
-    if _pack_command is None:  # pragma: no cover
-        conn.send_command(*command)
-    else:
-        conn.send_packed_command([_pack_command(command)])  # a list of chunks: bytes iterate as ints
 
 
 def _ms(seconds: float) -> str:
@@ -165,7 +122,7 @@ class RedisStore:
         """
         if not self._direct:
             return script(keys=keys, args=args)
-        pid = _PID[0]
+        pid = PID[0]
         if self._idle_pid != pid:  # a forked child never uses its parent's sockets
             self._idle, self._idle_pid = [], pid
         idle = self._idle
@@ -176,11 +133,11 @@ class RedisStore:
             conn = pool.connection_class(**pool.connection_kwargs)
         try:
             try:
-                _send(conn, ("EVALSHA", script.sha, len(keys), *keys, *args))
+                send_command(conn, ("EVALSHA", script.sha, len(keys), *keys, *args))
                 out = conn.read_response()
             except rex.NoScriptError:
                 script.sha = self._r.script_load(script.script)
-                _send(conn, ("EVALSHA", script.sha, len(keys), *keys, *args))
+                send_command(conn, ("EVALSHA", script.sha, len(keys), *keys, *args))
                 out = conn.read_response()
         except rex.ResponseError:
             idle.append(conn)
@@ -196,8 +153,8 @@ class RedisStore:
 
     def _token(self) -> str:
         """Unique member suffix; re-drawn after fork so parent and child never collide."""
-        if self._tok_pid != _PID[0]:
-            self._tok_pid = _PID[0]
+        if self._tok_pid != PID[0]:
+            self._tok_pid = PID[0]
             self._tok = f"{self._tok_pid:x}.{os.urandom(6).hex()}"
         return f"{self._tok}.{next(self._seq)}"
 
