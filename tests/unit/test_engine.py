@@ -291,3 +291,32 @@ def test_shared_store_one_call_per_decision_and_replica_settles(tmp_path: Any) -
     assert s4.committed and store_b.run_state("run:r1").labels == frozenset({"done"})
     a.close()
     b.close()
+
+
+def test_a_hold_made_under_one_unit_settles_after_a_reload_to_two(tmp_path: Any) -> None:
+    """The deciding policy had one unit (no settlement record); the settling replica's policy
+    has two. The hold is still settled when the actual cost names its unit, and is unknown
+    when a bare number leaves the unit open."""
+    from charter.state import open_store
+
+    one = charter.loads(
+        'units USD\ntool api {}\npermit p { action call api reason "ok" }\n'
+        'budget daily { scope agent  limit 50 USD per day  reason "50 a day" }\n'
+    )
+    two = charter.loads(
+        'units USD, EUR\ntool api {}\npermit p { action call api reason "ok" }\n'
+        'budget daily { scope agent  limit 50 USD per day  reason "50 a day" }\n'
+    )
+    url = f"sqlite://{tmp_path / 's.db'}"
+    a, b = charter.Engine(one, store=open_store(url)), charter.Engine(two, store=open_store(url))
+    r = {"actor": {"id": "x"}, "action": {"target": "api"}, "cost": {"USD": 30}}
+    d1, d2 = a.decide(r), a.decide({**r, "cost": {"USD": 5}})
+    assert d1.outcome is Outcome.ALLOW and d2.outcome is Outcome.ALLOW
+    with pytest.raises(KeyError, match="unknown"):
+        b.settle(d1.id, actual_cost=12.0)  # USD or EUR? not guessed
+    s = b.settle(d1.id, actual_cost={"USD": 12})
+    assert s.committed and s.boundaries[0].used == 12
+    s2 = b.settle(d2.id)  # no actual cost: the reserved amount is spent
+    assert s2.committed and s2.boundaries[0].used == 17
+    a.close()
+    b.close()

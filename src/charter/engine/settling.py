@@ -130,7 +130,7 @@ class Settling:
         if self._shared_pending:
             recalled = self._recall(decision_id)  # also marks a shared record settled
             ctx = ctx or recalled
-            if ctx is None and self._hold_settles:
+            if ctx is None:  # made without a record (perhaps under the policy before a reload)
                 return self._settle_by_hold(decision_id, actual_cost, outcome, labels)
         if ctx is None:
             raise KeyError(f"unknown or already settled decision {decision_id!r}")
@@ -234,14 +234,22 @@ class Settling:
         outcome: str,
         labels: tuple[str, ...] | list[str],
     ) -> Settlement:
-        """Settle a decision another replica made that held money and needs nothing else."""
-        (unit,) = self.policy.units
+        """Settle a decision another replica made that held money and needs nothing else. The
+        actual cost is in the policy's one unit, or the one unit it names; when neither tells
+        the unit, the decision is unknown here (KeyError), as it was before holds settled."""
+        unit = next(iter(self.policy.units)) if len(self.policy.units) == 1 else None
         amount = None
         if isinstance(actual_cost, Mapping):
             actual = {str(k): float(v) for k, v in actual_cost.items()}
+            if unit is None and len(actual) == 1:
+                unit = next(iter(actual))
+            if unit is None:
+                raise KeyError(f"unknown or already settled decision {did!r}")
             if unit in actual:
                 amount = micros(actual[unit])
         elif actual_cost is not None:
+            if unit is None:
+                raise KeyError(f"unknown or already settled decision {did!r}")
             amount = micros(float(actual_cost))
         st = Settlement(did, False, outcome, labels=tuple(sorted(set(labels))))
         try:
