@@ -133,7 +133,7 @@ class Settling:
             if ctx is None:  # made without a record (perhaps under the policy before a reload)
                 return self._settle_by_hold(decision_id, actual_cost, outcome, labels)
         if ctx is None:
-            raise KeyError(f"unknown or already settled decision {decision_id!r}")
+            raise _unknown(decision_id)
         now = self.clock()
         st = Settlement(decision_id, False, outcome, labels=tuple(labels))
         hold, run, view, req = ctx
@@ -244,12 +244,12 @@ class Settling:
             if unit is None and len(actual) == 1:
                 unit = next(iter(actual))
             if unit is None:
-                raise KeyError(f"unknown or already settled decision {did!r}")
+                raise _unknown(did)
             if unit in actual:
                 amount = micros(actual[unit])
         elif actual_cost is not None:
             if unit is None:
-                raise KeyError(f"unknown or already settled decision {did!r}")
+                raise _unknown(did)
             amount = micros(float(actual_cost))
         st = Settlement(did, False, outcome, labels=tuple(sorted(set(labels))))
         try:
@@ -258,7 +258,7 @@ class Settling:
             st.failures.append(Failure("state store", f"commit: {exc}", "hold expires by TTL"))
             return self._traced(st)
         if not cr.found or cr.already:
-            raise KeyError(f"unknown or already settled decision {did!r}")
+            raise _unknown(did)
         _committed(st, cr)
         return self._traced(st)
 
@@ -358,6 +358,10 @@ class Settling:
                     stops.append((tw.stop_scope, tw))
         for d in self._set_stops(stops, req, view, st.failures) if stops else ():
             st.stops.append(StopRecord(**d))
+
+
+def _unknown(did: str) -> KeyError:
+    return KeyError(f"unknown or already settled decision {did!r}")
 
 
 def _committed(st: Settlement, cr: CommitResult) -> None:

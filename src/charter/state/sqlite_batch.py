@@ -55,6 +55,8 @@ _WSUM = (
     "SELECT x.s, x.b, (SELECT coalesce(sum(amount),0) FROM hits WHERE key=x.key AND t>x.b AND t<=?) "
     "FROM wsums x WHERE x.key=?"
 )
+_HITS_ABOVE = "SELECT coalesce(sum(amount),0) FROM hits WHERE key=? AND t>?"
+_HITS_BELOW = "SELECT coalesce(sum(amount),0) FROM hits WHERE key=? AND t>? AND t<=?"
 #: the hold seen before, then LINE_SQL's columns (with a positional parameter: now)
 _LINE = "(SELECT result FROM holds WHERE id=?), " + LINE_COLS.replace("?2", "?")
 _READS: dict[tuple[bool, int, int, bool], str] = {}
@@ -172,28 +174,8 @@ def _counted(db: sqlite3.Connection, op: HitOp, now: float, got: tuple[Any, ...]
     number of live entries."""
     key = op.key
     lo = now - op.window_s
-    s = None if got is None else got[0]
-    if s is None:  # no running sum yet (or collected): start one at the window's lower end
-        (ws,) = db.execute(
-            "SELECT coalesce(sum(amount),0) FROM hits WHERE key=? AND t>?", (key, lo)
-        ).fetchone()
-        wb = lo
-        total = ws
-        moved = True
-    else:
-        ws, wb, passed = got  # type: ignore[misc]
-        moved = lo > wb
-        if moved:
-            ws -= passed
-            wb = lo
-            total = ws
-        elif lo < wb:  # a caller whose clock lags the boundary: it counts down to its own lo
-            (below,) = db.execute(
-                "SELECT coalesce(sum(amount),0) FROM hits WHERE key=? AND t>? AND t<=?", (key, lo, wb)
-            ).fetchone()
-            total = ws + below
-        else:
-            total = ws
+    s, b, passed = (None, None, 0) if got is None else got
+    total, ws, wb, moved = running_total(db, _HITS_ABOVE, _HITS_BELOW, key, lo, s, b, passed)
     if random.random() < PRUNE_P:  # entries this old are outside every window still counted
         db.execute("DELETE FROM hits WHERE key=? AND t<=?", (key, lo - prune_margin(op.window_s)))
     limited = op.limit is not None and total + op.amount > op.limit
@@ -206,6 +188,34 @@ def _counted(db: sqlite3.Connection, op: HitOp, now: float, got: tuple[Any, ...]
     if moved:
         db.execute("INSERT OR REPLACE INTO wsums VALUES(?,?,?)", (key, ws, wb))
     return HitResult(key, total, limited, op.trip_above is not None and total > op.trip_above)
+
+
+def running_total(
+    db: sqlite3.Connection,
+    above_sql: str,
+    below_sql: str,
+    key: str,
+    at: float,
+    s: int | None,
+    b: float | None,
+    passed: int,
+) -> tuple[int, int, float, bool]:
+    """A running sum read at ``at`` (a window's lower end, or now for live holds): ``s`` sums a
+    key's entries above the boundary ``b``, which only moves forward; ``passed`` is the sum of
+    those in (b, at]. Returns (the total above ``at``, the sum and boundary to keep, whether
+    they changed). No sum yet (``s`` None): one is started at ``at`` from the entries
+    (``above_sql``: key, at). A caller whose clock lags the boundary counts down to its own
+    ``at`` (``below_sql``: key, at, b) and moves nothing."""
+    if s is None or b is None:
+        (s,) = db.execute(above_sql, (key, at)).fetchone()
+        return s, s, at, True
+    if at > b:
+        s -= passed
+        return s, s, at, True
+    if at < b:
+        (below,) = db.execute(below_sql, (key, at, b)).fetchone()
+        return s + below, s, b, False
+    return s, s, b, False
 
 
 def hit(db: sqlite3.Connection, op: HitOp, now: float) -> HitResult:
@@ -247,24 +257,17 @@ def line_state(
         row = db.execute(LINE_SQL, (key, now)).fetchone()
     total, r_s, exp, present, rs, rb, passed = row
     if not present:
-        (live,) = db.execute(LIVE_SQL, (key, now)).fetchone()
-        return 0, live, None, (live, now)
+        live, rs, rb, _ = running_total(db, LIVE_SQL, BELOW_SQL, key, now, None, None, 0)
+        return 0, live, None, (rs, rb)
     if exp is not None and now >= exp + BUDGET_GRACE_S:
         if known:  # reserving on a dead calendar key: start it afresh
             db.execute("DELETE FROM budgets WHERE key=?", (key,))
             db.execute("DELETE FROM spends WHERE key=?", (key,))
             db.execute("DELETE FROM hold_lines WHERE key=?", (key,))
         return 0, 0, None, (0, now)
-    if rs is None:  # no running sum yet (a row made by a commit, or by an earlier version)
-        (reserved,) = db.execute(LIVE_SQL, (key, now)).fetchone()
-        sums = (reserved, now)
-    elif now > rb:  # the boundary moves to now, past the holds that expired since
-        reserved = rs - passed
-        sums = (reserved, now)
-    else:  # a caller whose clock lags the boundary: counts down to its own now, moves nothing
-        (below,) = db.execute(BELOW_SQL, (key, now, rb)).fetchone() if now < rb else (0,)
-        reserved = rs + below
-        sums = (rs, rb)
+    # no running sum yet: a row made by a commit, or by an earlier version
+    reserved, new_rs, new_rb, _ = running_total(db, LIVE_SQL, BELOW_SQL, key, now, rs, rb, passed)
+    sums = (new_rs, new_rb)
     if random.random() < PRUNE_P:
         # INVARIANT: only lines at or below the boundary (which no running sum counts) go
         db.execute(
