@@ -7,6 +7,7 @@ from charter.engine.engine import Engine, Settlement
 from charter.engine.req import RequestError
 from charter.engine.request import Request
 from charter.enums import Outcome
+from charter.errors import Error
 
 __version__ = "0.1.0"
 
@@ -15,6 +16,7 @@ __all__ = [
     "Decision",
     "Diagnostic",
     "Engine",
+    "Error",
     "Outcome",
     "Policy",
     "Request",
