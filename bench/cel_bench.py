@@ -12,8 +12,7 @@ from charter.cel.types import DOUBLE, STRING
 from charter.cel.values import to_cel
 
 ANCHOR = (
-    'request.amount > 100.0 && request.tool in ["wire_transfer", "pay_invoice"] '
-    '&& agent.role != "finance"'
+    'request.amount > 100.0 && request.tool in ["wire_transfer", "pay_invoice"] && agent.role != "finance"'
 )
 ENV = {
     "request": CelType.OBJECT({"amount": DOUBLE, "tool": STRING}),

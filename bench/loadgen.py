@@ -26,13 +26,24 @@ from pathlib import Path
 
 def build(host: str, port: int, path: str, token: str, bodies: list[bytes]) -> list[bytes]:
     """Pre-built request bytes, one per body."""
-    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
-            "Content-Type: application/json\r\n")
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\n"
+    )
     return [f"{head}Content-Length: {len(b)}\r\n\r\n".encode() + b for b in bodies]
 
 
-async def client(host: str, port: int, reqs: list[bytes], start: int, until: float, warm_until: float,
-                 lat: list[float], outcomes: dict[str, int], errors: list[str]) -> None:
+async def client(
+    host: str,
+    port: int,
+    reqs: list[bytes],
+    start: int,
+    until: float,
+    warm_until: float,
+    lat: list[float],
+    outcomes: dict[str, int],
+    errors: list[str],
+) -> None:
     """One keep-alive connection, one request in flight at a time."""
     reader, writer = await asyncio.open_connection(host, port)
     i, n = start, len(reqs)
@@ -49,7 +60,7 @@ async def client(host: str, port: int, reqs: list[bytes], start: int, until: flo
         if k < 0:
             errors.append("no content-length")
             break
-        length = int(head[k + 15:head.index(b"\r\n", k)])
+        length = int(head[k + 15 : head.index(b"\r\n", k)])
         body = await reader.readexactly(length)
         t1 = clock()
         if t0 < warm_until:
@@ -59,7 +70,7 @@ async def client(host: str, port: int, reqs: list[bytes], start: int, until: flo
             errors.append(status.decode())
             continue
         j = body.find(b'"outcome":"')
-        o = body[j + 11:body.index(b'"', j + 11)].decode() if j >= 0 else "?"
+        o = body[j + 11 : body.index(b'"', j + 11)].decode() if j >= 0 else "?"
         outcomes[o] = outcomes.get(o, 0) + 1
     writer.close()
 
@@ -87,8 +98,17 @@ def _per_req(a: float | None, b: float | None, n: int) -> float | None:
     return round((b - a) / n * 1e6, 1) if a is not None and b is not None and n else None
 
 
-async def run(host: str, port: int, path: str, token: str, bodies: list[bytes], clients: int,
-              seconds: float, warmup: float, server_pid: int | None = None) -> dict[str, object]:
+async def run(
+    host: str,
+    port: int,
+    path: str,
+    token: str,
+    bodies: list[bytes],
+    clients: int,
+    seconds: float,
+    warmup: float,
+    server_pid: int | None = None,
+) -> dict[str, object]:
     """Drive ``clients`` connections for ``warmup + seconds``; latency counted after the warm-up."""
     reqs = build(host, port, path, token, bodies)
     lat: list[float] = []
@@ -98,8 +118,12 @@ async def run(host: str, port: int, path: str, token: str, bodies: list[bytes], 
     warm_until, until = now + warmup, now + warmup + seconds
     marks: list[tuple[float, float | None]] = []
     meter = asyncio.get_running_loop().call_later(warmup, lambda: marks.append(_cpu_mark(server_pid)))
-    await asyncio.gather(*(client(host, port, reqs, c * 7919, until, warm_until, lat, outcomes, errors)
-                           for c in range(clients)))
+    await asyncio.gather(
+        *(
+            client(host, port, reqs, c * 7919, until, warm_until, lat, outcomes, errors)
+            for c in range(clients)
+        )
+    )
     meter.cancel()
     end = _cpu_mark(server_pid)
     lat.sort()
@@ -109,11 +133,21 @@ async def run(host: str, port: int, path: str, token: str, bodies: list[bytes], 
         return round(lat[min(n - 1, int(q * n))] * 1e6, 1) if n else 0.0
 
     start = marks[0] if marks else end
-    return {"generator": "python", "requests": n, "errors": len(errors),
-            "error_kinds": sorted(set(errors))[:5], "outcomes": outcomes, "per_s": round(n / seconds, 1),
-            "p50_us": pct(0.50), "p90_us": pct(0.90), "p99_us": pct(0.99), "max_us": pct(1.0),
-            "clients": clients, "client_cpu_us": _per_req(start[0], end[0], n),
-            "server_cpu_us": _per_req(start[1], end[1], n)}
+    return {
+        "generator": "python",
+        "requests": n,
+        "errors": len(errors),
+        "error_kinds": sorted(set(errors))[:5],
+        "outcomes": outcomes,
+        "per_s": round(n / seconds, 1),
+        "p50_us": pct(0.50),
+        "p90_us": pct(0.90),
+        "p99_us": pct(0.99),
+        "max_us": pct(1.0),
+        "clients": clients,
+        "client_cpu_us": _per_req(start[0], end[0], n),
+        "server_cpu_us": _per_req(start[1], end[1], n),
+    }
 
 
 _WRK_LUA = """
@@ -147,19 +181,52 @@ def wrk_version(exe: str) -> str:
     return f"wrk {m.group(1)}" if m else "wrk"
 
 
-def run_wrk(exe: str, host: str, port: int, path: str, token: str, bodies_file: str, clients: int,
-            seconds: float, warmup: float, server_pid: int | None = None) -> dict[str, object]:
+def run_wrk(
+    exe: str,
+    host: str,
+    port: int,
+    path: str,
+    token: str,
+    bodies_file: str,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    server_pid: int | None = None,
+) -> dict[str, object]:
     """wrk -t1 -cN with a Lua script cycling through the bodies; a warm-up run first, not counted."""
     with tempfile.TemporaryDirectory(prefix="charter-wrk-") as tmp:
         out = Path(tmp) / "out.json"
         script = Path(tmp) / "bodies.lua"
-        script.write_text(_WRK_LUA % {"bodies": str(Path(bodies_file).resolve()), "path": path,
-                                      "host": f"{host}:{port}", "token": token, "out": str(out)}, "utf-8")
+        script.write_text(
+            _WRK_LUA
+            % {
+                "bodies": str(Path(bodies_file).resolve()),
+                "path": path,
+                "host": f"{host}:{port}",
+                "token": token,
+                "out": str(out),
+            },
+            "utf-8",
+        )
         url = f"http://{host}:{port}{path}"
 
         def go(secs: float) -> None:
-            subprocess.run([exe, "-t1", f"-c{clients}", f"-d{max(1, round(secs))}s", "--timeout", "10s",
-                            "-s", str(script), url], capture_output=True, check=True, timeout=secs + 60)
+            subprocess.run(
+                [
+                    exe,
+                    "-t1",
+                    f"-c{clients}",
+                    f"-d{max(1, round(secs))}s",
+                    "--timeout",
+                    "10s",
+                    "-s",
+                    str(script),
+                    url,
+                ],
+                capture_output=True,
+                check=True,
+                timeout=secs + 60,
+            )
 
         if warmup > 0:
             go(warmup)
@@ -170,10 +237,19 @@ def run_wrk(exe: str, host: str, port: int, path: str, token: str, bodies_file: 
     n = int(r["requests"])
     wall = r["duration_us"] / 1e6
     client = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
-    return {"generator": wrk_version(exe), "requests": n, "errors": r["status_errors"] + r["socket_errors"],
-            "per_s": round(n / wall, 1) if wall else 0.0, "p50_us": r["p50_us"], "p90_us": r["p90_us"],
-            "p99_us": r["p99_us"], "max_us": r["max_us"], "clients": clients,
-            "client_cpu_us": _per_req(0.0, client, n), "server_cpu_us": _per_req(s0, s1, n)}
+    return {
+        "generator": wrk_version(exe),
+        "requests": n,
+        "errors": r["status_errors"] + r["socket_errors"],
+        "per_s": round(n / wall, 1) if wall else 0.0,
+        "p50_us": r["p50_us"],
+        "p90_us": r["p90_us"],
+        "p99_us": r["p99_us"],
+        "max_us": r["max_us"],
+        "clients": clients,
+        "client_cpu_us": _per_req(0.0, client, n),
+        "server_cpu_us": _per_req(s0, s1, n),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,16 +263,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--bodies", required=True, help="JSON lines, one request body per line")
-    ap.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto",
-                    help="auto: wrk if on PATH, else the Python generator")
+    ap.add_argument(
+        "--tool",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="auto: wrk if on PATH, else the Python generator",
+    )
     ap.add_argument("--server-pid", type=int, default=None, help="also report the server's CPU per request")
     a = ap.parse_args(argv)
     exe = shutil.which("wrk") if a.tool in ("auto", "wrk") else None
     if a.tool == "wrk" and exe is None:
         ap.error("--tool wrk: wrk is not on PATH")
     if exe is not None:
-        out = run_wrk(exe, a.host, a.port, a.path, a.token, a.bodies, a.clients, a.seconds, a.warmup,
-                      a.server_pid)
+        out = run_wrk(
+            exe, a.host, a.port, a.path, a.token, a.bodies, a.clients, a.seconds, a.warmup, a.server_pid
+        )
         json.dump(out, sys.stdout)
         sys.stdout.write("\n")
         return 0
@@ -207,8 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:
         pass
-    out = asyncio.run(run(a.host, a.port, a.path, a.token, bodies, a.clients, a.seconds, a.warmup,
-                          a.server_pid))
+    out = asyncio.run(
+        run(a.host, a.port, a.path, a.token, bodies, a.clients, a.seconds, a.warmup, a.server_pid)
+    )
     json.dump(out, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if sys.path and Path(sys.path[0]).resolve() == ROOT / "bench":
-    sys.path[0] = str(ROOT)          # run as a script: import `bench.*` from the repo root
+    sys.path[0] = str(ROOT)  # run as a script: import `bench.*` from the repo root
 elif str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -33,22 +33,34 @@ def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the suite, print a table or one JSON object."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--suite", default="engine", choices=sorted(suites.SUITES))
-    ap.add_argument("--quick", action="store_true",
-                    help="small samples (< 60 s); third-party peers skipped at 10,000 rules")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="small samples (< 60 s); third-party peers skipped at 10,000 rules",
+    )
     ap.add_argument("--json", action="store_true", help="print exactly one JSON object")
-    ap.add_argument("--rules", type=parse_rules, default=(14, 1000, 10000),
-                    help="policy sizes, comma-separated (default 14,1000,10000)")
-    ap.add_argument("--engines", default="",
-                    help="comma-separated engine ids to run (default: all)")
+    ap.add_argument(
+        "--rules",
+        type=parse_rules,
+        default=(14, 1000, 10000),
+        help="policy sizes, comma-separated (default 14,1000,10000)",
+    )
+    ap.add_argument("--engines", default="", help="comma-separated engine ids to run (default: all)")
     ap.add_argument("--plain", action="store_true", help="plain text output, no rich")
     ap.add_argument("--save", metavar="PATH", help="also write the JSON object to PATH")
-    ap.add_argument("--load", metavar="PATH",
-                    help="do not run: render a result saved with --save")
-    ap.add_argument("--markdown", action="store_true",
-                    help="print Markdown tables (for docs/performance.md) instead of the table")
+    ap.add_argument("--load", metavar="PATH", help="do not run: render a result saved with --save")
+    ap.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print Markdown tables (for docs/performance.md) instead of the table",
+    )
     args = ap.parse_args(argv)
-    opts = suites.Options(quick=args.quick, json=args.json, rules=args.rules,
-                          engines=tuple(e for e in args.engines.split(",") if e))
+    opts = suites.Options(
+        quick=args.quick,
+        json=args.json,
+        rules=args.rules,
+        engines=tuple(e for e in args.engines.split(",") if e),
+    )
     ui = UI(plain=args.plain, quiet=args.json)
     suite = suites.load(args.suite)
     if args.load:

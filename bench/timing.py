@@ -21,10 +21,10 @@ pcn = time.perf_counter_ns
 class Budget:
     """Time budgets for one engine at one policy size."""
 
-    check_s: float = 10.0      # differential check: all requests unless this runs out
-    check_min: int = 100       # ... but at least this many
-    latency_s: float = 3.0     # per-call samples
-    max_passes: int = 3        # passes over the request list for per-call samples
+    check_s: float = 10.0  # differential check: all requests unless this runs out
+    check_min: int = 100  # ... but at least this many
+    latency_s: float = 3.0  # per-call samples
+    max_passes: int = 3  # passes over the request list for per-call samples
     throughput_s: float = 1.0  # tight loop
     warmup: int = 100
 
@@ -63,8 +63,7 @@ def percentile(xs: Sequence[float], q: float) -> float:
     return ys[k]
 
 
-def check(fn: Callable[[Any], str], reqs: Sequence[Any], ref: Sequence[str],
-          budget: Budget) -> Check:
+def check(fn: Callable[[Any], str], reqs: Sequence[Any], ref: Sequence[str], budget: Budget) -> Check:
     """Decide requests in order and compare with the reference until done or out of time."""
     t0 = pc()
     mism = 0
@@ -86,7 +85,7 @@ def measure(fn: Callable[[Any], str], reqs: Sequence[Any], budget: Budget) -> Ti
     """Warm up, take per-call perf_counter_ns samples, then run a tight loop for decisions/s."""
     t0 = pc()
     fn(reqs[0])
-    warmup = 3 if pc() - t0 > 0.02 else budget.warmup     # very slow engine: tiny warm-up
+    warmup = 3 if pc() - t0 > 0.02 else budget.warmup  # very slow engine: tiny warm-up
     for r in reqs[:warmup]:
         fn(r)
     gc.collect()
@@ -115,7 +114,7 @@ def measure(fn: Callable[[Any], str], reqs: Sequence[Any], budget: Budget) -> Ti
     t0 = pc()
     t_end = t0 + budget.throughput_s
     while True:
-        sub = reqs[i:i + chunk] if i + chunk <= n else reqs[i:]
+        sub = reqs[i : i + chunk] if i + chunk <= n else reqs[i:]
         for r in sub:
             fn(r)
         calls += len(sub)
@@ -124,8 +123,13 @@ def measure(fn: Callable[[Any], str], reqs: Sequence[Any], budget: Budget) -> Ti
             break
     dt = pc() - t0
     per_s = calls / dt
-    return Timing(p50_us=p50_ns / 1e3, p99_us=percentile(samples, 99) / 1e3,
-                  mean_us=1e6 / per_s, per_s=per_s, samples=len(samples))
+    return Timing(
+        p50_us=p50_ns / 1e3,
+        p99_us=percentile(samples, 99) / 1e3,
+        mean_us=1e6 / per_s,
+        per_s=per_s,
+        samples=len(samples),
+    )
 
 
 def timed_ms(fn: Callable[[], Any]) -> tuple[Any, float]:

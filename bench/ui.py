@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-WIDE = 150   # tables are never squeezed below this width (pipes, CI logs)
+WIDE = 150  # tables are never squeezed below this width (pipes, CI logs)
 
 
 class Progress(Protocol):
@@ -75,8 +75,7 @@ class UI:
                 t.add_row(*r)
             (self.err if self.quiet else self.out).print(t)
             return
-        widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c)
-                  for i, c in enumerate(columns)]
+        widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
         f = sys.stderr if self.quiet else sys.stdout
         print(title, file=f)
         fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
@@ -96,9 +95,14 @@ class UI:
             )
             from rich.progress import Progress as RichProgress
 
-            with RichProgress(TextColumn("{task.description}"), BarColumn(),
-                              MofNCompleteColumn(), TimeElapsedColumn(),
-                              console=self.err, transient=True) as p:
+            with RichProgress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self.err,
+                transient=True,
+            ) as p:
                 task = p.add_task("starting", total=total)
                 rp = _RichProgress(p, task)
                 yield rp

@@ -18,10 +18,20 @@ OUTCOMES: tuple[Outcome, ...] = (ALLOW, DENY, APPROVAL)
 ROLES: tuple[str, ...] = ("reader", "analyst", "engineer", "ops", "finance", "admin")
 # per-call spend limit (integer units: Cedar has no floats)
 SPEND_LIMIT: dict[str, int] = {
-    "reader": 10, "analyst": 100, "engineer": 500, "ops": 1000, "finance": 20000, "admin": 5000,
+    "reader": 10,
+    "analyst": 100,
+    "engineer": 500,
+    "ops": 1000,
+    "finance": 20000,
+    "admin": 5000,
 }
 CATEGORIES: dict[str, int] = {
-    "read": 8, "write": 8, "comms": 6, "payment": 6, "deploy": 6, "data": 6,
+    "read": 8,
+    "write": 8,
+    "comms": 6,
+    "payment": 6,
+    "deploy": 6,
+    "data": 6,
 }
 ROLE_CATEGORIES: dict[str, tuple[str, ...]] = {
     "reader": ("read",),
@@ -31,9 +41,9 @@ ROLE_CATEGORIES: dict[str, tuple[str, ...]] = {
     "finance": ("read", "payment", "comms"),
     "admin": tuple(CATEGORIES),
 }
-BASE_RULES = 14          # 6 role grants + 6 spend limits + external clearance + prod approval
+BASE_RULES = 14  # 6 role grants + 6 spend limits + external clearance + prod approval
 MIN_AGENTS = 50
-GRANT_POOL = 1000        # per-agent grants drawn even for the base policy (they shape the requests)
+GRANT_POOL = 1000  # per-agent grants drawn even for the base policy (they shape the requests)
 N_REQUESTS = 2000
 WORLD_SEED = 42
 REQUEST_SEED = 7
@@ -127,8 +137,14 @@ def build_world(rules: int = BASE_RULES, seed: int = WORLD_SEED) -> World:
     pairs = [(a, t) for a in agents for t in tools]
     rng.shuffle(pairs)
     pool = tuple(pairs[:pool_n])
-    return World(rules=rules, tools=tools, agents=agents, role_tools=role_tools,
-                 grant_pool=pool, grants=pool[:grants_n])
+    return World(
+        rules=rules,
+        tools=tools,
+        agents=agents,
+        role_tools=role_tools,
+        grant_pool=pool,
+        grants=pool[:grants_n],
+    )
 
 
 def build_requests(world: World, n: int = N_REQUESTS, seed: int = REQUEST_SEED) -> list[Request]:
@@ -173,7 +189,8 @@ def reference_decide(world: World, req: Request) -> Outcome:
     agent = world.agents[req["agent"]]
     tool = world.tools[req["tool"]]
     granted = req["tool"] in world.role_tools[agent["role"]] or (
-        (req["agent"], req["tool"]) in world.grant_set and req["env"] != "prod")
+        (req["agent"], req["tool"]) in world.grant_set and req["env"] != "prod"
+    )
     if not granted:
         return DENY
     if req["amount"] > SPEND_LIMIT[agent["role"]]:

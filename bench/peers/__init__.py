@@ -33,7 +33,7 @@ class Peer:
     name: str
     module: str
     builder: str = "build"
-    slow: bool = False        # a third-party engine: skipped at 10,000 rules under --quick
+    slow: bool = False  # a third-party engine: skipped at 10,000 rules under --quick
     large_only: bool = False  # only meaningful when the policy has per-agent grants
     note: str = ""
 
@@ -51,18 +51,28 @@ class Peer:
 
 PEERS: tuple[Peer, ...] = (
     Peer("python_hand", "hand", note="hand-written dict/set lookups: the floor"),
-    Peer("python_closures_indexed", "closures", "build_indexed",
-         note="rule IR compiled to lambdas, bucketed by role and (agent, tool)"),
-    Peer("python_closures_linear", "closures", "build_linear",
-         note="same lambdas, no index: every rule tried"),
+    Peer(
+        "python_closures_indexed",
+        "closures",
+        "build_indexed",
+        note="rule IR compiled to lambdas, bucketed by role and (agent, tool)",
+    ),
+    Peer(
+        "python_closures_linear", "closures", "build_linear", note="same lambdas, no index: every rule tried"
+    ),
     Peer("charter", "charter_engine", note="charter.Engine on the DSL text"),
-    Peer("cedarpy", "cedar", slow=True,
-         note="pre-parsed PolicySet + Entities; approval = 2nd call"),
+    Peer("cedarpy", "cedar", slow=True, note="pre-parsed PolicySet + Entities; approval = 2nd call"),
     Peer("regopy", "rego", slow=True, note="rego-cpp bundle (Interpreter.build) entrypoint"),
     Peer("casbin", "casbin_rbac", slow=True, note="g/g2 role model, approval = 2nd enforcer"),
     Peer("agt", "agt_engine", slow=True, note="AGT PolicyEngine, deny_overrides"),
-    Peer("agt_per_agent", "agt_engine", "build_per_agent", slow=True, large_only=True,
-         note="AGT PolicyEngine, agent grants in agent-targeted policies"),
+    Peer(
+        "agt_per_agent",
+        "agt_engine",
+        "build_per_agent",
+        slow=True,
+        large_only=True,
+        note="AGT PolicyEngine, agent grants in agent-targeted policies",
+    ),
     Peer("agt_shared", "agt_shared", slow=True, note="AGT SharedPolicyEvaluator, escalate"),
 )
 

@@ -16,8 +16,7 @@ def agt_import(modname: str) -> ModuleType:
             warnings.simplefilter("ignore", DeprecationWarning)
             return importlib.import_module(modname)
     except ImportError as ex:
-        raise PeerUnavailable(
-            f"agent-governance-toolkit-core not installed ({modname}: {ex})") from ex
+        raise PeerUnavailable(f"agent-governance-toolkit-core not installed ({modname}: {ex})") from ex
 
 
 def yaml_list(xs: list[str]) -> str:

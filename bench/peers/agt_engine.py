@@ -25,37 +25,86 @@ def policy_yaml(world: World, per_agent: bool = False) -> list[str]:
 
     rules: list[dict[str, Any]] = []
     for role in ROLES:
-        rules.append({"name": f"spend_{role}", "action": "deny", "priority": 100,
-                      "condition": f"agent.role == '{role}' and "
-                                   f"request.amount > {SPEND_LIMIT[role]}"})
-    rules.append({"name": "external_needs_clearance", "action": "deny", "priority": 100,
-                  "condition": "tool.external and agent.clearance < 1"})
-    rules.append({"name": "prod_deploy_approval", "action": "require_approval", "priority": 50,
-                  "condition": " or ".join(
-                      f"request.env == 'prod' and tool.category == 'deploy' and "
-                      f"agent.role == '{r}' and "
-                      f"tool.name in {yaml_list(sorted(world.role_tools[r]))}"
-                      for r in ROLES)})
+        rules.append(
+            {
+                "name": f"spend_{role}",
+                "action": "deny",
+                "priority": 100,
+                "condition": f"agent.role == '{role}' and request.amount > {SPEND_LIMIT[role]}",
+            }
+        )
+    rules.append(
+        {
+            "name": "external_needs_clearance",
+            "action": "deny",
+            "priority": 100,
+            "condition": "tool.external and agent.clearance < 1",
+        }
+    )
+    rules.append(
+        {
+            "name": "prod_deploy_approval",
+            "action": "require_approval",
+            "priority": 50,
+            "condition": " or ".join(
+                f"request.env == 'prod' and tool.category == 'deploy' and "
+                f"agent.role == '{r}' and "
+                f"tool.name in {yaml_list(sorted(world.role_tools[r]))}"
+                for r in ROLES
+            ),
+        }
+    )
     for role in ROLES:
-        rules.append({"name": f"grant_{role}", "action": "allow", "priority": 10,
-                      "condition": f"agent.role == '{role}' and "
-                                   f"tool.name in {yaml_list(sorted(world.role_tools[role]))}"})
-    docs: list[dict[str, Any]] = [{"apiVersion": "governance.toolkit/v1", "name": "agentauthz",
-                                   "agents": ["*"], "default_action": "deny", "rules": rules}]
+        rules.append(
+            {
+                "name": f"grant_{role}",
+                "action": "allow",
+                "priority": 10,
+                "condition": f"agent.role == '{role}' and "
+                f"tool.name in {yaml_list(sorted(world.role_tools[role]))}",
+            }
+        )
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "governance.toolkit/v1",
+            "name": "agentauthz",
+            "agents": ["*"],
+            "default_action": "deny",
+            "rules": rules,
+        }
+    ]
     if per_agent:
         by_agent: dict[str, list[dict[str, Any]]] = {}
         for ag, tl in world.grants:
             by_agent.setdefault(ag, []).append(
-                {"name": f"g_{ag}_{tl}", "action": "allow", "priority": 10,
-                 "condition": f"tool.name == '{tl}' and request.env != 'prod'"})
+                {
+                    "name": f"g_{ag}_{tl}",
+                    "action": "allow",
+                    "priority": 10,
+                    "condition": f"tool.name == '{tl}' and request.env != 'prod'",
+                }
+            )
         for ag, rs in by_agent.items():
-            docs.append({"apiVersion": "governance.toolkit/v1", "name": f"grants_{ag}",
-                         "agents": [ag], "scope": "agent", "default_action": "deny", "rules": rs})
+            docs.append(
+                {
+                    "apiVersion": "governance.toolkit/v1",
+                    "name": f"grants_{ag}",
+                    "agents": [ag],
+                    "scope": "agent",
+                    "default_action": "deny",
+                    "rules": rs,
+                }
+            )
     else:
         for ag, tl in world.grants:
-            rules.append({"name": f"g_{ag}_{tl}", "action": "allow", "priority": 10,
-                          "condition": f"agent.id == '{ag}' and tool.name == '{tl}' and "
-                                       f"request.env != 'prod'"})
+            rules.append(
+                {
+                    "name": f"g_{ag}_{tl}",
+                    "action": "allow",
+                    "priority": 10,
+                    "condition": f"agent.id == '{ag}' and tool.name == '{tl}' and request.env != 'prod'",
+                }
+            )
     return [yaml.safe_dump(d, sort_keys=False, width=10**6) for d in docs]
 
 
@@ -72,10 +121,11 @@ def _build(world: World, per_agent: bool) -> Decide:
 
     def decide(req: Request) -> str:
         a, t = agents[req["agent"]], tools[req["tool"]]
-        ctx = {"agent": {"id": req["agent"], "role": a["role"], "clearance": a["clearance"]},
-               "tool": {"name": req["tool"], "category": t["category"],
-                        "external": t["external"]},
-               "request": {"amount": req["amount"], "env": req["env"]}}
+        ctx = {
+            "agent": {"id": req["agent"], "role": a["role"], "clearance": a["clearance"]},
+            "tool": {"name": req["tool"], "category": t["category"], "external": t["external"]},
+            "request": {"amount": req["amount"], "env": req["env"]},
+        }
         return verdict.get(evaluate(req["agent"], ctx).action, "unexpected")
 
     return decide

@@ -24,26 +24,60 @@ def policy_yaml(world: World) -> str:
 
     rules: list[dict[str, Any]] = []
     for role in ROLES:
-        rules.append({"id": f"spend_{role}", "action": "deny", "priority": 100,
-                      "conditions": [c("role", "eq", role), c("amount", "gt", SPEND_LIMIT[role])]})
-    rules.append({"id": "external_needs_clearance", "action": "deny", "priority": 100,
-                  "conditions": [c("external", "eq", True), c("clearance", "eq", False)]})
+        rules.append(
+            {
+                "id": f"spend_{role}",
+                "action": "deny",
+                "priority": 100,
+                "conditions": [c("role", "eq", role), c("amount", "gt", SPEND_LIMIT[role])],
+            }
+        )
+    rules.append(
+        {
+            "id": "external_needs_clearance",
+            "action": "deny",
+            "priority": 100,
+            "conditions": [c("external", "eq", True), c("clearance", "eq", False)],
+        }
+    )
     for role in ROLES:
-        rules.append({"id": f"prod_deploy_approval_{role}", "action": "escalate", "priority": 50,
-                      "conditions": [c("env", "eq", "prod"), c("category", "eq", "deploy"),
-                                     c("role", "eq", role),
-                                     c("tool", "in", sorted(world.role_tools[role]))]})
+        rules.append(
+            {
+                "id": f"prod_deploy_approval_{role}",
+                "action": "escalate",
+                "priority": 50,
+                "conditions": [
+                    c("env", "eq", "prod"),
+                    c("category", "eq", "deploy"),
+                    c("role", "eq", role),
+                    c("tool", "in", sorted(world.role_tools[role])),
+                ],
+            }
+        )
     for role in ROLES:
-        rules.append({"id": f"grant_{role}", "action": "allow", "priority": 10,
-                      "conditions": [c("role", "eq", role),
-                                     c("tool", "in", sorted(world.role_tools[role]))]})
+        rules.append(
+            {
+                "id": f"grant_{role}",
+                "action": "allow",
+                "priority": 10,
+                "conditions": [c("role", "eq", role), c("tool", "in", sorted(world.role_tools[role]))],
+            }
+        )
     for ag, tl in world.grants:
-        rules.append({"id": f"g_{ag}_{tl}", "action": "allow", "priority": 10,
-                      "conditions": [c("agent", "eq", ag), c("tool", "eq", tl),
-                                     c("env", "ne", "prod")]})
+        rules.append(
+            {
+                "id": f"g_{ag}_{tl}",
+                "action": "allow",
+                "priority": 10,
+                "conditions": [c("agent", "eq", ag), c("tool", "eq", tl), c("env", "ne", "prod")],
+            }
+        )
     rules.append({"id": "default_deny", "action": "deny", "priority": -1, "conditions": []})
-    return yaml.safe_dump({"version": "1.0", "name": "agentauthz", "scope": "tool",
-                           "rules": rules}, sort_keys=False, width=10**6)
+    return yaml.safe_dump(
+        {"version": "1.0", "name": "agentauthz", "scope": "tool", "rules": rules},
+        sort_keys=False,
+        width=10**6,
+    )
 
 
 def build(world: World) -> Decide:
@@ -58,9 +92,16 @@ def build(world: World) -> Decide:
 
     def decide(req: Request) -> str:
         a, t = agents[req["agent"]], tools[req["tool"]]
-        ctx = {"agent": req["agent"], "role": a["role"], "clearance": a["clearance"],
-               "tool": req["tool"], "category": t["category"], "external": t["external"],
-               "amount": req["amount"], "env": req["env"]}
+        ctx = {
+            "agent": req["agent"],
+            "role": a["role"],
+            "clearance": a["clearance"],
+            "tool": req["tool"],
+            "category": t["category"],
+            "external": t["external"],
+            "amount": req["amount"],
+            "env": req["env"],
+        }
         return verdict.get(evaluate(ctx, rules).action, "unexpected")
 
     return decide

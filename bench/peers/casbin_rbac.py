@@ -32,8 +32,9 @@ def requires() -> None:
         raise PeerUnavailable(f"casbin not installed ({ex})") from ex
 
 
-def rows(world: World, with_approval: bool = True
-         ) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
+def rows(
+    world: World, with_approval: bool = True
+) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
     """Policy rows typed by a `kind` column, plus the g and g2 grouping rows."""
     p: list[list[str]] = []
     for role in ROLES:
@@ -74,8 +75,15 @@ def build(world: World) -> Decide:
 
     def decide(req: Request) -> str:
         a, t = agents[req["agent"]], tools[req["tool"]]
-        ar = (req["agent"], req["tool"], req["amount"], req["env"], a["clearance"],
-              t["external"], t["category"])
+        ar = (
+            req["agent"],
+            req["tool"],
+            req["amount"],
+            req["env"],
+            a["clearance"],
+            t["external"],
+            t["category"],
+        )
         ok, explain = e.enforce_ex(*ar)
         if ok:
             return ALLOW

@@ -17,8 +17,7 @@ def requires() -> None:
         raise PeerUnavailable(f"charter engine not available ({ex})") from ex
     missing = [n for n in ("loads", "Engine") if not hasattr(charter, n)]
     if missing:
-        raise PeerUnavailable(
-            f"charter engine not available (charter has no {', '.join(missing)})")
+        raise PeerUnavailable(f"charter engine not available (charter has no {', '.join(missing)})")
     # One-time process start-up (the parser's grammar is built on the first loads, ~1-2 s):
     # pay it here, where it is reported as import time, not in the first size's build ms.
     # A failure here resurfaces, with its message, in build().
@@ -60,32 +59,44 @@ def charter_policy_text(world: World, rules: int | None = None) -> str:
     # 1-6: role grants (explicit tool lists: each role gets its categories minus ~20%)
     for role in ROLES:
         tools = ", ".join(sorted(world.role_tools[role]))
-        out.append(f"permit {role}-may-call {{\n  actor role {role}\n  action call {tools}\n"
-                   f'  reason "role {role} may call its tools"\n}}')
+        out.append(
+            f"permit {role}-may-call {{\n  actor role {role}\n  action call {tools}\n"
+            f'  reason "role {role} may call its tools"\n}}'
+        )
     # 7-12: per-role spend limit
     for role in ROLES:
-        out.append(f"forbid {role}-spend-limit {{\n  actor role {role}\n"
-                   f"  when args.amount > {SPEND_LIMIT[role]}\n"
-                   f'  reason "{role} may spend at most {SPEND_LIMIT[role]} per call"\n}}')
+        out.append(
+            f"forbid {role}-spend-limit {{\n  actor role {role}\n"
+            f"  when args.amount > {SPEND_LIMIT[role]}\n"
+            f'  reason "{role} may spend at most {SPEND_LIMIT[role]} per call"\n}}'
+        )
     # 13: external tools need clearance
-    out.append("forbid external-needs-clearance {\n  action call tagged external\n"
-               '  unless actor.clearance\n  reason "external tools need clearance"\n}')
+    out.append(
+        "forbid external-needs-clearance {\n  action call tagged external\n"
+        '  unless actor.clearance\n  reason "external tools need clearance"\n}'
+    )
     # 14: prod deploys need approval
-    out.append('require approval prod-deploy {\n  action call category deploy\n'
-               '  when context.env == "prod"\n  approvers sre\n'
-               '  reason "deploys to prod need an SRE approval"\n}')
+    out.append(
+        "require approval prod-deploy {\n  action call category deploy\n"
+        '  when context.env == "prod"\n  approvers sre\n'
+        '  reason "deploys to prod need an SRE approval"\n}'
+    )
     # large variants: per-agent grants, valid outside prod only
     for i, (ag, tl) in enumerate(world.grants):
-        out.append(f"permit grant-{i} {{\n  actor agent {ag}\n  action call {tl}\n"
-                   f'  when context.env != "prod"\n  reason "per-agent grant outside prod"\n}}')
+        out.append(
+            f"permit grant-{i} {{\n  actor agent {ag}\n  action call {tl}\n"
+            f'  when context.env != "prod"\n  reason "per-agent grant outside prod"\n}}'
+        )
     return "\n".join(out) + "\n"
 
 
 def request_dict(req: Request, actor: dict[str, Any]) -> dict[str, Any]:
     """The charter request for a workload request (actor dicts are pre-built per agent)."""
-    return {"actor": actor,
-            "action": {"kind": "call", "target": req["tool"], "args": {"amount": req["amount"]}},
-            "context": {"env": req["env"]}}
+    return {
+        "actor": actor,
+        "action": {"kind": "call", "target": req["tool"], "args": {"amount": req["amount"]}},
+        "context": {"env": req["env"]},
+    }
 
 
 def build(world: World) -> Decide:
@@ -95,15 +106,19 @@ def build(world: World) -> Decide:
     policy = charter.loads(charter_policy_text(world))
     engine = charter.Engine(policy)
     engine_decide = engine.decide
-    actors = {name: {"id": name, "roles": [a["role"]],
-                     "attributes": {"clearance": a["clearance"]}}
-              for name, a in world.agents.items()}
+    actors = {
+        name: {"id": name, "roles": [a["role"]], "attributes": {"clearance": a["clearance"]}}
+        for name, a in world.agents.items()
+    }
 
     def decide(req: Request) -> str:
-        d = engine_decide({"actor": actors[req["agent"]],
-                           "action": {"kind": "call", "target": req["tool"],
-                                      "args": {"amount": req["amount"]}},
-                           "context": {"env": req["env"]}})
+        d = engine_decide(
+            {
+                "actor": actors[req["agent"]],
+                "action": {"kind": "call", "target": req["tool"], "args": {"amount": req["amount"]}},
+                "context": {"env": req["env"]},
+            }
+        )
         outcome = d.outcome
         return str(getattr(outcome, "value", outcome))
 

@@ -21,18 +21,53 @@ def rule_ir(world: World) -> list[dict[str, Any]]:
     """Rules as scope (principal/resource) + a Python condition over r, a, t."""
     rules: list[dict[str, Any]] = []
     for role in ROLES:
-        rules.append({"id": f"grant_{role}", "effect": "permit",
-                      "principal": ("role", role), "resource": ("group", role), "when": None})
+        rules.append(
+            {
+                "id": f"grant_{role}",
+                "effect": "permit",
+                "principal": ("role", role),
+                "resource": ("group", role),
+                "when": None,
+            }
+        )
     for role in ROLES:
-        rules.append({"id": f"spend_{role}", "effect": "forbid", "principal": ("role", role),
-                      "resource": None, "when": f"r['amount'] > {SPEND_LIMIT[role]}"})
-    rules.append({"id": "external_needs_clearance", "effect": "forbid", "principal": None,
-                  "resource": None, "when": "t['external'] and not a['clearance']"})
-    rules.append({"id": "prod_deploy_approval", "effect": "approval", "principal": None,
-                  "resource": None, "when": "r['env'] == 'prod' and t['category'] == 'deploy'"})
+        rules.append(
+            {
+                "id": f"spend_{role}",
+                "effect": "forbid",
+                "principal": ("role", role),
+                "resource": None,
+                "when": f"r['amount'] > {SPEND_LIMIT[role]}",
+            }
+        )
+    rules.append(
+        {
+            "id": "external_needs_clearance",
+            "effect": "forbid",
+            "principal": None,
+            "resource": None,
+            "when": "t['external'] and not a['clearance']",
+        }
+    )
+    rules.append(
+        {
+            "id": "prod_deploy_approval",
+            "effect": "approval",
+            "principal": None,
+            "resource": None,
+            "when": "r['env'] == 'prod' and t['category'] == 'deploy'",
+        }
+    )
     for ag, tl in world.grants:
-        rules.append({"id": f"g_{ag}_{tl}", "effect": "permit", "principal": ("agent", ag),
-                      "resource": ("tool", tl), "when": "r['env'] != 'prod'"})
+        rules.append(
+            {
+                "id": f"g_{ag}_{tl}",
+                "effect": "permit",
+                "principal": ("agent", ag),
+                "resource": ("tool", tl),
+                "when": "r['env'] != 'prod'",
+            }
+        )
     return rules
 
 
@@ -103,8 +138,7 @@ def build_indexed(world: World) -> Decide:
         else:
             wildcard.append(item)
     empty: list[Item] = []
-    role_plus_wild = {r: sorted(by_role.get(r, []) + wildcard, key=lambda x: ORDER[x[0]])
-                      for r in ROLES}
+    role_plus_wild = {r: sorted(by_role.get(r, []) + wildcard, key=lambda x: ORDER[x[0]]) for r in ROLES}
 
     def decide(req: Request) -> str:
         a = agents[req["agent"]]
@@ -112,8 +146,7 @@ def build_indexed(world: World) -> Decide:
         rules = role_plus_wild[a["role"]]
         extra = by_agent_tool.get((req["agent"], req["tool"]), empty)
         if extra:
-            rules = sorted(rules + extra + by_tool.get(req["tool"], empty),
-                           key=lambda x: ORDER[x[0]])
+            rules = sorted(rules + extra + by_tool.get(req["tool"], empty), key=lambda x: ORDER[x[0]])
         return combine(req, a, t, rules)
 
     return decide

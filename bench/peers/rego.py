@@ -28,8 +28,7 @@ def module_text(world: World) -> str:
         "granted if data.role_tools[agent.role][input.tool]",
     ]
     for ag, tl in world.grants:
-        lines.append(f'granted if {{ input.agent == "{ag}"; input.tool == "{tl}"; '
-                     f'input.env != "prod" }}')
+        lines.append(f'granted if {{ input.agent == "{ag}"; input.tool == "{tl}"; input.env != "prod" }}')
     lines += [
         "",
         'hard_deny contains "spend_limit" if input.amount > data.spend_limit[agent.role]',
@@ -47,8 +46,12 @@ def module_text(world: World) -> str:
 
 def data_doc(world: World) -> dict[str, Any]:
     """The data document: facts, limits and role -> tool sets."""
-    return {"agents": dict(world.agents), "tools": dict(world.tools), "spend_limit": SPEND_LIMIT,
-            "role_tools": {r: {t: True for t in sorted(s)} for r, s in world.role_tools.items()}}
+    return {
+        "agents": dict(world.agents),
+        "tools": dict(world.tools),
+        "spend_limit": SPEND_LIMIT,
+        "role_tools": {r: {t: True for t in sorted(s)} for r, s in world.role_tools.items()},
+    }
 
 
 def build(world: World) -> Decide:

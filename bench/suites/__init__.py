@@ -22,7 +22,7 @@ class Options:
     quick: bool = False
     json: bool = False
     rules: tuple[int, ...] = (14, 1000, 10000)
-    engines: tuple[str, ...] = ()   # empty: all
+    engines: tuple[str, ...] = ()  # empty: all
 
 
 def load(name: str) -> ModuleType:

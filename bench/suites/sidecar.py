@@ -39,7 +39,9 @@ forbid no-secrets {
   reason "No fetching secrets."
 }
 """
-BUDGET = STATELESS + """
+BUDGET = (
+    STATELESS
+    + """
 units USD
 budget per-agent {
   scope agent
@@ -47,6 +49,7 @@ budget per-agent {
   limit 1000000000 USD
 }
 """
+)
 
 
 def _bodies() -> list[dict[str, Any]]:
@@ -55,9 +58,13 @@ def _bodies() -> list[dict[str, Any]]:
         tool = "search" if i % 2 == 0 else "fetch"
         q = "secrets" if i % 8 == 3 else f"topic {i}"
         roles = ["research"] if i % 16 != 5 else ["guest"]
-        out.append({"actor": {"id": f"agent-{i % 16}", "roles": roles},
-                    "action": {"kind": "call", "target": tool, "args": {"q": q}},
-                    "cost": {"USD": 0.01} if tool == "search" else {}})
+        out.append(
+            {
+                "actor": {"id": f"agent-{i % 16}", "roles": roles},
+                "action": {"kind": "call", "target": tool, "args": {"q": q}},
+                "cost": {"USD": 0.01} if tool == "search" else {},
+            }
+        )
     return out
 
 
@@ -77,12 +84,33 @@ def _redis_up() -> bool:
 
 def _serve(policy: Path, store: str, log: Path, workers: int = 1) -> tuple[subprocess.Popen[bytes], int]:
     port = _port()
-    env = {**os.environ, "CHARTER_TOKENS": json.dumps(
-        {"tokens": [{"name": "bench", "role": "orchestrator", "token": TOKEN}]})}
-    proc = subprocess.Popen([sys.executable, "-m", "charter", "serve", str(policy), "--store", store,
-                             "--port", str(port), "--log-level", "warning", "--poll", "0",
-                             "--workers", str(workers)],
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    env = {
+        **os.environ,
+        "CHARTER_TOKENS": json.dumps({"tokens": [{"name": "bench", "role": "orchestrator", "token": TOKEN}]}),
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "charter",
+            "serve",
+            str(policy),
+            "--store",
+            store,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--poll",
+            "0",
+            "--workers",
+            str(workers),
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+    )
     import http.client
 
     deadline = time.time() + 60
@@ -100,15 +128,37 @@ def _serve(policy: Path, store: str, log: Path, workers: int = 1) -> tuple[subpr
     raise RuntimeError("charter serve did not become ready")
 
 
-def _http(policy: Path, store: str, bodies: Path, seconds: float, tmp: Path, tool: str,
-          workers: int = 1) -> dict[str, Any]:
+def _http(
+    policy: Path, store: str, bodies: Path, seconds: float, tmp: Path, tool: str, workers: int = 1
+) -> dict[str, Any]:
     proc, port = _serve(policy, store, tmp / f"serve-{port_tag()}.log", workers)
     try:
-        out = subprocess.run([sys.executable, str(ROOT / "bench" / "loadgen.py"), "--port", str(port),
-                              "--token", TOKEN, "--clients", str(CLIENTS), "--seconds", str(seconds),
-                              "--warmup", "1", "--bodies", str(bodies), "--tool", tool,
-                              "--server-pid", str(proc.pid)],
-                             capture_output=True, text=True, timeout=seconds + 120, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "loadgen.py"),
+                "--port",
+                str(port),
+                "--token",
+                TOKEN,
+                "--clients",
+                str(CLIENTS),
+                "--seconds",
+                str(seconds),
+                "--warmup",
+                "1",
+                "--bodies",
+                str(bodies),
+                "--tool",
+                tool,
+                "--server-pid",
+                str(proc.pid),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 120,
+            check=True,
+        )
         return {"workers": workers, **json.loads(out.stdout)}
     finally:
         proc.terminate()
@@ -142,8 +192,15 @@ def _inprocess(text: str, store_url: str, bodies: list[dict[str, Any]], seconds:
         store.close()
     lat.sort()
     n = len(lat)
-    return {"requests": n, "per_s": round(n / sum(lat), 1), "p50_us": round(lat[n // 2] * 1e6, 1),
-            "p99_us": round(lat[int(n * 0.99)] * 1e6, 1), "clients": 1, "errors": 0, "workers": None}
+    return {
+        "requests": n,
+        "per_s": round(n / sum(lat), 1),
+        "p50_us": round(lat[n // 2] * 1e6, 1),
+        "p99_us": round(lat[int(n * 0.99)] * 1e6, 1),
+        "clients": 1,
+        "errors": 0,
+        "workers": None,
+    }
 
 
 def run(opts: Options, ui: UI) -> dict[str, Any]:
@@ -181,9 +238,12 @@ def run(opts: Options, ui: UI) -> dict[str, Any]:
                 r = _http(pdir, store, bfile, seconds, tmp, tool, workers=2)
                 results.append({"engine": "charter-sidecar", "policy": name, "store": store, **r})
     gens = sorted({str(r["generator"]) for r in results if r.get("generator")})
-    notes.insert(0, f"load generator: {', '.join(gens) or '?'} in its own process ({CLIENTS} keep-alive "
-                    "connections, one request in flight each, closed loop); the server is `charter serve` "
-                    "(uvicorn, httptools, uvloop); both share the machine's cores")
+    notes.insert(
+        0,
+        f"load generator: {', '.join(gens) or '?'} in its own process ({CLIENTS} keep-alive "
+        "connections, one request in flight each, closed loop); the server is `charter serve` "
+        "(uvicorn, httptools, uvloop); both share the machine's cores",
+    )
     if any(store.startswith("redis") for _, _, store in cases):
         import redis
 
@@ -194,28 +254,65 @@ def run(opts: Options, ui: UI) -> dict[str, Any]:
         rc.close()
     if opts.quick:
         notes.append("--quick: 2 s per measurement; numbers are indicative only")
-    return {"suite": "sidecar", "python": platform.python_version(), "machine": platform.machine(),
-            "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "quick": opts.quick,
-            "load_avg": {"start": [round(x, 2) for x in load_start],
-                         "end": [round(x, 2) for x in os.getloadavg()]},
-            "targets": {"per_s": 4000, "p99_us": 10000, "policy": "stateless"},
-            "results": results, "notes": notes}
+    return {
+        "suite": "sidecar",
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "quick": opts.quick,
+        "load_avg": {
+            "start": [round(x, 2) for x in load_start],
+            "end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "targets": {"per_s": 4000, "p99_us": 10000, "policy": "stateless"},
+        "results": results,
+        "notes": notes,
+    }
 
 
 def render(result: dict[str, Any], ui: UI) -> None:
     """One table: engine, policy, store, workers, clients, decisions/s, p50, p99, CPU per decision."""
-    ui.note(f"suite sidecar  {result['date']}  python {result['python']}  {result['cpus']} cpus  "
-            f"load average at start {result['load_avg']['start']}, end {result['load_avg']['end']}")
+    ui.note(
+        f"suite sidecar  {result['date']}  python {result['python']}  {result['cpus']} cpus  "
+        f"load average at start {result['load_avg']['start']}, end {result['load_avg']['end']}"
+    )
 
     def us(v: Any) -> str:
         return "-" if v is None else f"{v:,.0f}"
 
-    rows = [[r["engine"], r["policy"], r["store"], us(r.get("workers")), str(r["clients"]),
-             f"{r['per_s']:,.0f}", f"{r['p50_us']:,.0f}", f"{r['p99_us']:,.0f}", str(r.get("errors", 0)),
-             us(r.get("server_cpu_us")), us(r.get("client_cpu_us"))]
-            for r in result["results"]]
-    ui.table("sidecar vs in-process", ["engine", "policy", "store", "workers", "clients", "decisions/s",
-                                       "p50 us", "p99 us", "errors", "server cpu us/req",
-                                       "load cpu us/req"], rows)
+    rows = [
+        [
+            r["engine"],
+            r["policy"],
+            r["store"],
+            us(r.get("workers")),
+            str(r["clients"]),
+            f"{r['per_s']:,.0f}",
+            f"{r['p50_us']:,.0f}",
+            f"{r['p99_us']:,.0f}",
+            str(r.get("errors", 0)),
+            us(r.get("server_cpu_us")),
+            us(r.get("client_cpu_us")),
+        ]
+        for r in result["results"]
+    ]
+    ui.table(
+        "sidecar vs in-process",
+        [
+            "engine",
+            "policy",
+            "store",
+            "workers",
+            "clients",
+            "decisions/s",
+            "p50 us",
+            "p99 us",
+            "errors",
+            "server cpu us/req",
+            "load cpu us/req",
+        ],
+        rows,
+    )
     for n in result["notes"]:
         ui.note(n)

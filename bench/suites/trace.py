@@ -62,8 +62,10 @@ def _sink(name: str, location: str, n: int, policy: Any) -> list[dict[str, Any]]
     from charter.trace import TraceLog, verify_log
 
     def req(i: int) -> dict[str, Any]:
-        return {"actor": {"id": f"a{i % 20}"},
-                "action": {"target": "api", "args": {"amount": float(i % 1000)}}}
+        return {
+            "actor": {"id": f"a{i % 20}"},
+            "action": {"target": "api", "args": {"amount": float(i % 1000)}},
+        }
 
     log = TraceLog(location)
     plain = charter.Engine(policy)
@@ -88,11 +90,20 @@ def _sink(name: str, location: str, n: int, policy: Any) -> list[dict[str, Any]]
     assert rep.ok, rep.problems
     out: list[dict[str, Any]] = []
     for op, ts in (("append", app), ("decide", base), ("decide+trace", with_trace), ("append durable", dur)):
-        out.append({"engine": "charter", "sink": name, "op": op, "n": len(ts),
-                    "p50_us": round(ts[len(ts) // 2], 2), "p99_us": round(ts[int(len(ts) * 0.99)], 2)})
+        out.append(
+            {
+                "engine": "charter",
+                "sink": name,
+                "op": op,
+                "n": len(ts),
+                "p50_us": round(ts[len(ts) // 2], 2),
+                "p99_us": round(ts[int(len(ts) * 0.99)], 2),
+            }
+        )
     out.append({"engine": "charter", "sink": name, "op": "batch write", "n": n, "per_s": round(written)})
-    out.append({"engine": "charter", "sink": name, "op": "verify", "n": rep.records,
-                "per_s": round(rep.per_s)})
+    out.append(
+        {"engine": "charter", "sink": name, "op": "verify", "n": rep.records, "per_s": round(rep.per_s)}
+    )
     return out
 
 
@@ -114,15 +125,31 @@ def run(opts: Options, ui: UI) -> dict[str, Any]:
                 results += _sink("postgresql", url + f"&key={Path(tmp) / 'pg.key'}", n, policy)
             finally:
                 _drop(url)
-    return {"suite": "trace", "python": platform.python_version(), "cpus": os.cpu_count(),
-            "results": results, "target_append_p50_us": 20, "target_verify_per_s": 50000}
+    return {
+        "suite": "trace",
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "results": results,
+        "target_append_p50_us": 20,
+        "target_verify_per_s": 50000,
+    }
 
 
 def render(result: dict[str, Any], ui: UI) -> None:
     """One table of operations per sink."""
-    rows = [[r.get("sink", "sqlite"), r["op"], str(r["n"]), str(r.get("p50_us", "-")),
-             str(r.get("p99_us", "-")), f"{r['per_s']:,}" if "per_s" in r else "-"]
-            for r in result["results"]]
+    rows = [
+        [
+            r.get("sink", "sqlite"),
+            r["op"],
+            str(r["n"]),
+            str(r.get("p50_us", "-")),
+            str(r.get("p99_us", "-")),
+            f"{r['per_s']:,}" if "per_s" in r else "-",
+        ]
+        for r in result["results"]
+    ]
     ui.table("trace", ["sink", "op", "n", "p50 us", "p99 us", "records/s"], rows)
-    ui.note(f"targets: append p50 <= {result['target_append_p50_us']} us; verify >= "
-            f"{result['target_verify_per_s']:,} records/s")
+    ui.note(
+        f"targets: append p50 <= {result['target_append_p50_us']} us; verify >= "
+        f"{result['target_verify_per_s']:,} records/s"
+    )

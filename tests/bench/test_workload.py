@@ -35,8 +35,10 @@ def test_rule_counts_and_fleet_size() -> None:
 
 def test_same_world_as_the_anchors() -> None:
     """14 and 1,000 rules reproduce the anchors' outcome mix exactly (same seeds)."""
-    for rules, mix in ((14, {"allow": 741, "deny": 1228, "require_approval": 31}),
-                       (1000, {"allow": 851, "deny": 1118, "require_approval": 31})):
+    for rules, mix in (
+        (14, {"allow": 741, "deny": 1228, "require_approval": 31}),
+        (1000, {"allow": 851, "deny": 1118, "require_approval": 31}),
+    ):
         w = build_world(rules)
         assert outcome_mix([reference_decide(w, r) for r in build_requests(w)]) == mix
 
@@ -53,8 +55,7 @@ def test_python_engines_agree_with_reference(rules: int) -> None:
         assert [decide(r) for r in reqs] == ref, build.__qualname__
 
 
-@pytest.mark.parametrize("peer", [p for p in PEERS if p.slow or p.name == "charter"],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("peer", [p for p in PEERS if p.slow or p.name == "charter"], ids=lambda p: p.name)
 def test_installed_peers_agree_on_base_policy(peer) -> None:  # type: ignore[no-untyped-def]
     """Third-party peers (and charter, once its engine exists) on 200 requests; skip if absent."""
     try:

@@ -19,9 +19,7 @@ from charter.cel import (
 from charter.cel.types import BOOL, DOUBLE, DURATION, DYN, INT, STRING, TIMESTAMP
 
 ENV = {
-    "actor": CelType.OBJECT(
-        {"id": STRING, "roles": CelType.LIST(STRING), "clearance": INT, "team": STRING}
-    ),
+    "actor": CelType.OBJECT({"id": STRING, "roles": CelType.LIST(STRING), "clearance": INT, "team": STRING}),
     "request": CelType.OBJECT({"amount": DOUBLE, "tool": STRING}, open=True),
     "args": CelType.MAP(STRING, DYN),
     "signals": CelType.LIST(CelType.OBJECT({"kind": STRING, "score": DOUBLE})),
@@ -233,8 +231,7 @@ def test_dyn_disables_checking_and_open_objects() -> None:
 
 def test_references() -> None:
     c = compile_condition(
-        "actor.clearance >= 2 && args['amount'] > 5 && signals.exists(s, s.score > 0.5) "
-        "&& has(actor.team)",
+        "actor.clearance >= 2 && args['amount'] > 5 && signals.exists(s, s.score > 0.5) && has(actor.team)",
         ENV,
     )
     assert c.references == frozenset({"actor.clearance", "args.amount", "signals", "actor.team"})

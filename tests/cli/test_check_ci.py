@@ -104,8 +104,12 @@ def test_sarif_validates_against_the_official_schema(tmp_path: Path) -> None:
     broken.mkdir()
     policy(broken, POLICY + "\npermit broken { actor role nobody action call read }\n")
     seen: dict[str, tuple[int, set[str]]] = {}
-    for name, path in (("examples", ROOT / "policies"), ("clean", clean), ("warnings", warned),
-                       ("errors", broken)):
+    for name, path in (
+        ("examples", ROOT / "policies"),
+        ("clean", clean),
+        ("warnings", warned),
+        ("errors", broken),
+    ):
         code, out = run("check", "--format", "sarif", str(path))
         log = json.loads(out)
         errors = sorted(validator.iter_errors(log), key=lambda e: list(e.absolute_path))

@@ -53,8 +53,11 @@ def test_raising_an_approval_threshold_widens(edited: Path) -> None:
 def test_dropping_a_forbid_widens_and_adding_one_narrows(edited: Path) -> None:
     perms = edited / "permissions.charter"
     edit(perms, "forbid research-never-writes-kb", "forbid research-never-writes-kb-x")
-    edit(perms, 'actor role research\n  action call kb.write',
-         'actor role research\n  action call kb.write\n  when false')
+    edit(
+        perms,
+        "actor role research\n  action call kb.write",
+        "actor role research\n  action call kb.write\n  when false",
+    )
     _, ch = changes(ROOT / "policies", edited)
     removed = [c for c in ch if c["kind"] == "rule" and c["subject"] == "research-never-writes-kb"]
     assert removed and removed[0]["direction"] == "widen"
@@ -75,8 +78,9 @@ def test_budget_rate_and_tripwire_limits(edited: Path) -> None:
 
 def test_new_permit_widens_delegation_and_github_format(edited: Path) -> None:
     (edited / "extra.charter").write_text(
-        'policy extra\npermit coding-delegates {\n  actor role coding\n  action delegate any\n'
-        '  reason "The coding agent may hand work to anyone."\n}\n')
+        "policy extra\npermit coding-delegates {\n  actor role coding\n  action delegate any\n"
+        '  reason "The coding agent may hand work to anyone."\n}\n'
+    )
     code, out = run("diff", str(ROOT / "policies"), str(edited), "--format", "github", "--fail-on", "widen")
     assert code == 1
     assert "::warning title=charter diff::widens decision coding-agent delegate to payments-agent" in out

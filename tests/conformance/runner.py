@@ -65,8 +65,9 @@ def subset(want: Any, got: Any, where: str = "") -> list[str]:
     if isinstance(want, list):
         if not isinstance(got, list) or len(got) != len(want):
             return [f"{where}: want {want!r}, got {got!r}"]
-        return [p for i, (w, g) in enumerate(zip(want, got, strict=True))
-                for p in subset(w, g, f"{where}[{i}]")]
+        return [
+            p for i, (w, g) in enumerate(zip(want, got, strict=True)) for p in subset(w, g, f"{where}[{i}]")
+        ]
     return [] if want == got else [f"{where}: want {want!r}, got {got!r}"]
 
 
@@ -79,11 +80,11 @@ def check(want: Mapping[str, Any], got: Mapping[str, Any], what: str) -> list[st
     if "rules" in want and ids != list(want["rules"]):
         problems.append(f"{what}: rules {ids}, want {list(want['rules'])}")
     if "default_deny" in want and bool(got.get("default_deny")) != want["default_deny"]:
-        problems.append(
-            f"{what}: default_deny {got.get('default_deny')}, want {want['default_deny']}")
+        problems.append(f"{what}: default_deny {got.get('default_deny')}, want {want['default_deny']}")
     if "obligations" in want:
-        problems += [f"{what}: obligations{p}" for p in
-                     subset(want["obligations"], got.get("obligations") or {})]
+        problems += [
+            f"{what}: obligations{p}" for p in subset(want["obligations"], got.get("obligations") or {})
+        ]
     if "shadow" in want:
         shadow = sorted(r["id"] for r in got.get("shadow", []))
         if shadow != sorted(want["shadow"]):

@@ -32,8 +32,13 @@ KEY_LINES = [
     "by alice, bob",
     "Demo complete: every step decided as scripted",
 ]
-HUMANS = {"orchestrator-1": "orchestrator", "alice": "approver", "bob": "approver",
-          "olga": "operator", "peter": "operator"}
+HUMANS = {
+    "orchestrator-1": "orchestrator",
+    "alice": "approver",
+    "bob": "approver",
+    "olga": "operator",
+    "peter": "operator",
+}
 
 
 def _flat(text: str) -> str:
@@ -43,8 +48,14 @@ def _flat(text: str) -> str:
 
 def _run(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "charter.demo", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "charter.demo", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_demo_in_process(tmp_path: Path) -> None:
@@ -56,12 +67,24 @@ def test_demo_in_process(tmp_path: Path) -> None:
     for line in KEY_LINES:
         assert line in flat, line
     assert "OK: " in p.stdout and "chain intact" in p.stdout
-    assert "\x1b[" not in p.stdout                       # piped + NO_COLOR: plain text
-    assert "d-demo-0009" in p.stdout                     # fixed decision ids
+    assert "\x1b[" not in p.stdout  # piped + NO_COLOR: plain text
+    assert "d-demo-0009" in p.stdout  # fixed decision ids
     assert (tmp_path / "demo" / "trace.db").exists()
     # the trace the demo left behind explains itself with the real CLI too
-    cli = subprocess.run([sys.executable, "-m", "charter", "trace", "explain", "d-demo-0009",
-                          "--trace", str(tmp_path / "demo" / "trace.db")], capture_output=True, text=True)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "charter",
+            "trace",
+            "explain",
+            "d-demo-0009",
+            "--trace",
+            str(tmp_path / "demo" / "trace.db"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert cli.returncode == 0 and "alice approved it" in cli.stdout, cli.stdout + cli.stderr
 
 
@@ -90,17 +113,39 @@ def test_demo_against_a_real_sidecar(tmp_path: Path) -> None:
     from charter.server.auth import hash_token
 
     tokens = tmp_path / "tokens.json"
-    tokens.write_text(json.dumps({"tokens": [
-        {"name": n, "role": r, "sha256": hash_token(_secret(n))} for n, r in HUMANS.items()]}), "utf-8")
+    tokens.write_text(
+        json.dumps(
+            {"tokens": [{"name": n, "role": r, "sha256": hash_token(_secret(n))} for n, r in HUMANS.items()]}
+        ),
+        "utf-8",
+    )
     port = _free_port()
     trace = tmp_path / "trace.db"
     log = (tmp_path / "serve.log").open("wb")
     env = {k: v for k, v in os.environ.items() if k != "CHARTER_TOKENS"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "charter", "serve", str(ROOT / "policies"), "--store",
-         f"sqlite:///{tmp_path / 'state.db'}", "--trace", str(trace), "--port", str(port),
-         "--tokens", str(tokens), "--log-level", "warning"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "charter",
+            "serve",
+            str(ROOT / "policies"),
+            "--store",
+            f"sqlite:///{tmp_path / 'state.db'}",
+            "--trace",
+            str(trace),
+            "--port",
+            str(port),
+            "--tokens",
+            str(tokens),
+            "--log-level",
+            "warning",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=tmp_path,
+    )
     try:
         import http.client
 
@@ -117,8 +162,16 @@ def test_demo_against_a_real_sidecar(tmp_path: Path) -> None:
             assert time.time() < deadline, "charter serve did not become ready"
             time.sleep(0.1)
         humans = [f"--human={n}={_secret(n)}" for n in ("alice", "bob", "olga", "peter")]
-        p = _run("--sidecar", f"http://127.0.0.1:{port}", "--token", _secret("orchestrator-1"),
-                 *humans, "--trace", str(trace), cwd=tmp_path)
+        p = _run(
+            "--sidecar",
+            f"http://127.0.0.1:{port}",
+            "--token",
+            _secret("orchestrator-1"),
+            *humans,
+            "--trace",
+            str(trace),
+            cwd=tmp_path,
+        )
         assert p.returncode == 0, p.stdout + p.stderr
         flat = _flat(p.stdout)
         for line in KEY_LINES:

@@ -30,8 +30,14 @@ def engine(policy: Any) -> charter.Engine:
 def test_decorator_allows_and_settles_the_actual_cost(engine: charter.Engine) -> None:
     calls: list[str] = []
 
-    @guard(engine, "research-agent", target="web.search", estimate={"USD": 20.0},
-           context={"workflow": "wf-1", "run": "r1"}, cost=lambda r: {"USD": r["usd"]})
+    @guard(
+        engine,
+        "research-agent",
+        target="web.search",
+        estimate={"USD": 20.0},
+        context={"workflow": "wf-1", "run": "r1"},
+        cost=lambda r: {"USD": r["usd"]},
+    )
     def web_search(q: str) -> dict[str, Any]:
         calls.append(q)
         return {"hits": 3, "usd": 18.0}
@@ -141,8 +147,10 @@ def test_halted_and_escalated(engine: charter.Engine) -> None:
         pass
     assert h.value.decision is not None and h.value.decision.rules[0].id == "stop:agent:risk-agent"
     sig = [{"source": "compliance-agent", "kind": "compliance.regulation-conflict"}]
-    with pytest.raises(Escalated) as e, guarded(engine, "credit-agent", "credit.approve",
-                                                {"customer": "c1", "amount": 10.0}, signals=sig):
+    with (
+        pytest.raises(Escalated) as e,
+        guarded(engine, "credit-agent", "credit.approve", {"customer": "c1", "amount": 10.0}, signals=sig),
+    ):
         pass
     assert e.value.escalation_id and e.value.escalation_id.startswith("es-")
 
@@ -157,8 +165,8 @@ def test_async_decorator_and_async_with(engine: charter.Engine) -> None:
 
     async def main() -> None:
         assert await search("a") == "A"
-        assert await search("b") == "B"          # 25 + 20 reserved <= 50
-        with pytest.raises(Denied):             # 50 spent: nothing fits any more
+        assert await search("b") == "B"  # 25 + 20 reserved <= 50
+        with pytest.raises(Denied):  # 50 spent: nothing fits any more
             await search("c")
         with pytest.raises(Denied):
             async with g.action("kb.write", {"page": "p"}):
@@ -209,8 +217,8 @@ def test_works_with_the_sidecar_client(tmp_path: Path) -> None:
             return "ok"
 
         assert pay() == "ok"
-        assert pay() == "ok"                      # 4 + 6 <= 10
-        with pytest.raises(Denied):               # 8 + 6 > 10
+        assert pay() == "ok"  # 4 + 6 <= 10
+        with pytest.raises(Denied):  # 8 + 6 > 10
             pay()
 
         @g(target="big")

@@ -45,9 +45,16 @@ def test_graph_interrupts_for_approval_and_resumes() -> None:
     pay = {"amount": 12000.0, "payee": "globex", "currency": "USD", "new_payee": False}
     first = {"tool_calls": [{"name": "payments.transfer", "args": pay}]}
     r = graph.invoke(first, {"configurable": {"thread_id": "t0"}})
-    assert r["tool_results"][0]["outcome"] == "deny"              # not verified yet: denied, no interrupt
-    r = graph.invoke({"tool_calls": [{"name": "payments.verify-payee", "args": {"payee": "globex"}},
-                                     {"name": "payments.transfer", "args": pay}]}, cfg)
+    assert r["tool_results"][0]["outcome"] == "deny"  # not verified yet: denied, no interrupt
+    r = graph.invoke(
+        {
+            "tool_calls": [
+                {"name": "payments.verify-payee", "args": {"payee": "globex"}},
+                {"name": "payments.transfer", "args": pay},
+            ]
+        },
+        cfg,
+    )
     intr = r["__interrupt__"][0].value
     assert intr["charter"] == "approval" and intr["approval_id"].startswith("ap-") and not paid
     for who in ("alice", "bob"):
@@ -69,5 +76,5 @@ def test_resume_without_an_approval_is_denied() -> None:
     deploy = {"name": "deploy.release", "args": {"service": "api", "env": "prod"}}
     r = graph.invoke({"tool_calls": [deploy]}, cfg)
     aid = r["__interrupt__"][0].value["approval_id"]
-    r = graph.invoke(Command(resume=aid), cfg)                    # nobody approved: still pending
+    r = graph.invoke(Command(resume=aid), cfg)  # nobody approved: still pending
     assert r["tool_results"][0]["outcome"] == "require_approval"

@@ -58,10 +58,27 @@ def _policy(tmp: Path) -> Path:
 def _params(tmp: Path, *extra: str) -> StdioServerParameters:
     return StdioServerParameters(
         command=sys.executable,
-        args=["-m", "charter", "mcp-proxy", "--policy", str(_policy(tmp)), "--agent", "assistant",
-              "--store", f"sqlite:///{tmp / 'state.db'}", "--trace", str(tmp / "trace.db"), "--run", "r1",
-              *extra, "--", sys.executable, str(HERE / "mcp_server.py")],
-        cwd=str(tmp))
+        args=[
+            "-m",
+            "charter",
+            "mcp-proxy",
+            "--policy",
+            str(_policy(tmp)),
+            "--agent",
+            "assistant",
+            "--store",
+            f"sqlite:///{tmp / 'state.db'}",
+            "--trace",
+            str(tmp / "trace.db"),
+            "--run",
+            "r1",
+            *extra,
+            "--",
+            sys.executable,
+            str(HERE / "mcp_server.py"),
+        ],
+        cwd=str(tmp),
+    )
 
 
 def _text(result: Any) -> str:
@@ -112,8 +129,10 @@ def test_proxy_holds_until_approved(tmp_path: Path) -> None:
             time.sleep(0.1)
 
     async def main() -> str:
-        async with stdio_client(_params(tmp_path, "--hold", "30")) as (read, write), \
-                ClientSession(read, write) as s:
+        async with (
+            stdio_client(_params(tmp_path, "--hold", "30")) as (read, write),
+            ClientSession(read, write) as s,
+        ):
             await s.initialize()
             t = threading.Thread(target=approver)
             t.start()

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("agents", reason="the openai-agents package is not installed "
-                    "(pip install 'charter[openai-agents]')")
+pytest.importorskip(
+    "agents", reason="the openai-agents package is not installed (pip install 'charter[openai-agents]')"
+)
 
 from agents import Agent, FunctionTool, ToolInputGuardrailData, function_tool
 from agents.tool_context import ToolContext
@@ -32,14 +33,22 @@ def test_guardrail_and_needs_approval_backed_by_the_engine() -> None:
     ct = CharterTools(engine, agent="payments-agent", context={"workflow": "wf-oa", "run": "r-oa"})
     agent = Agent(name="payments-agent")
 
-    @function_tool(name_override="payments.transfer", needs_approval=ct.bind("payments.transfer"),
-                   tool_input_guardrails=[ct.input_guardrail], tool_output_guardrails=[ct.output_guardrail])
+    @function_tool(
+        name_override="payments.transfer",
+        needs_approval=ct.bind("payments.transfer"),
+        tool_input_guardrails=[ct.input_guardrail],
+        tool_output_guardrails=[ct.output_guardrail],
+    )
     def transfer(amount: float, payee: str, currency: str, new_payee: bool) -> str:
         """Pay a supplier."""
         return f"paid {amount:g} to {payee}"
 
-    @function_tool(name_override="payments.verify-payee", needs_approval=ct.bind("payments.verify-payee"),
-                   tool_input_guardrails=[ct.input_guardrail], tool_output_guardrails=[ct.output_guardrail])
+    @function_tool(
+        name_override="payments.verify-payee",
+        needs_approval=ct.bind("payments.verify-payee"),
+        tool_input_guardrails=[ct.input_guardrail],
+        tool_output_guardrails=[ct.output_guardrail],
+    )
     def verify(payee: str) -> str:
         """Verify a payee."""
         return "verified"
@@ -49,7 +58,7 @@ def test_guardrail_and_needs_approval_backed_by_the_engine() -> None:
     async def main() -> None:
         g = ct.input_guardrail
         # paying before verifying: no approval needed, but the guardrail rejects with the reason
-        assert await transfer.needs_approval(None, dict(PAY), "c0") is False    # denied outright
+        assert await transfer.needs_approval(None, dict(PAY), "c0") is False  # denied outright
         c = _ctx("payments.transfer", PAY, "c-early")
         out = await g.run(ToolInputGuardrailData(context=c, agent=agent))
         assert out.behavior["type"] == "reject_content"
@@ -83,6 +92,11 @@ def test_guardrail_and_needs_approval_backed_by_the_engine() -> None:
 
 def test_unknown_tool_is_rejected_for_the_model() -> None:
     ct = CharterTools(charter.Engine(charter.load(ROOT / "policies")), agent="research-agent")
-    out = asyncio.run(ct.input_guardrail.run(ToolInputGuardrailData(
-        context=_ctx("shell.exec", {"cmd": "rm -rf /"}, "x"), agent=Agent(name="r"))))
+    out = asyncio.run(
+        ct.input_guardrail.run(
+            ToolInputGuardrailData(
+                context=_ctx("shell.exec", {"cmd": "rm -rf /"}, "x"), agent=Agent(name="r")
+            )
+        )
+    )
     assert out.behavior["type"] == "reject_content" and "deny" in out.behavior["message"]

@@ -33,8 +33,9 @@ def draw_requests(rng: gen.DrawRandom, world: gen.World, n: int = REQUESTS) -> l
     return [gen.request(rng, world, i) for i in range(n)]
 
 
-def decide_all(policy: CompiledPolicy, requests: Iterable[dict[str, Any]],
-               stops: Iterable[tuple[str, str]] = ()) -> list[Key]:
+def decide_all(
+    policy: CompiledPolicy, requests: Iterable[dict[str, Any]], stops: Iterable[tuple[str, str]] = ()
+) -> list[Key]:
     """Decide the requests in order on a fresh engine; (outcome, rule ids, default deny) each."""
     store = MemoryStore()
     for scope, value in stops:
@@ -170,8 +171,10 @@ def test_shadow_rules_never_change_the_outcome(data: st.DataObject) -> None:
 def test_erroring_permits_never_allow(data: st.DataObject) -> None:
     """A permit whose condition errors at run time never allows (whatever its `on error`)."""
     world, rng = draw_world(data)
-    broken = [r.replace("\n}", "\n  when 10 / (actor.depth - actor.depth) > 1\n}")
-              if r.startswith("permit") else r for r in world.rules]
+    broken = [
+        r.replace("\n}", "\n  when 10 / (actor.depth - actor.depth) > 1\n}") if r.startswith("permit") else r
+        for r in world.rules
+    ]
     policy = charter.loads(with_rules(world, broken))
     for outcome, _, _ in decide_all(policy, draw_requests(rng, world)):
         assert outcome != "allow"

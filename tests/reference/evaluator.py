@@ -13,11 +13,20 @@ from charter.enums import FailMode, Mode, Outcome, RuleKind, Scope, TriggerKind
 ERROR = "error"  # a condition that did not give true or false (§3)
 Truth = bool | str
 
-FAIL = {FailMode.DENY: Outcome.DENY, FailMode.HALT: Outcome.HALT,
-        FailMode.ESCALATE: Outcome.ESCALATE,
-        FailMode.REQUIRE_APPROVAL: Outcome.REQUIRE_APPROVAL, FailMode.IGNORE: None}
-RANK = {Outcome.ALLOW: 0, Outcome.REQUIRE_APPROVAL: 1, Outcome.ESCALATE: 2, Outcome.DENY: 3,
-        Outcome.HALT: 4}  # §1 precedence
+FAIL = {
+    FailMode.DENY: Outcome.DENY,
+    FailMode.HALT: Outcome.HALT,
+    FailMode.ESCALATE: Outcome.ESCALATE,
+    FailMode.REQUIRE_APPROVAL: Outcome.REQUIRE_APPROVAL,
+    FailMode.IGNORE: None,
+}
+RANK = {
+    Outcome.ALLOW: 0,
+    Outcome.REQUIRE_APPROVAL: 1,
+    Outcome.ESCALATE: 2,
+    Outcome.DENY: 3,
+    Outcome.HALT: 4,
+}  # §1 precedence
 
 
 @dataclass
@@ -104,18 +113,32 @@ class Request:
         arg_labels = {k: list(v) for k, v in (action.get("labels") or {}).items()}
         t = ctx.get("time")
         self.act: dict[str, Any] = {
-            "actor": {**attrs, "id": self.id, "roles": sorted(self.roles), "chain": self.chain,
-                      "depth": len(self.chain), "human": actor.get("human") or ""},
-            "action": {"kind": self.kind, "target": self.target, "args": args,
-                       "labels": sorted({x for v in arg_labels.values() for x in v}),
-                       "arg_labels": arg_labels},
+            "actor": {
+                **attrs,
+                "id": self.id,
+                "roles": sorted(self.roles),
+                "chain": self.chain,
+                "depth": len(self.chain),
+                "human": actor.get("human") or "",
+            },
+            "action": {
+                "kind": self.kind,
+                "target": self.target,
+                "args": args,
+                "labels": sorted({x for v in arg_labels.values() for x in v}),
+                "arg_labels": arg_labels,
+            },
             "args": args,
-            "tool": {"name": self.target,
-                     "category": (self.tool.category or "") if self.tool else "",
-                     "tags": sorted(self.tool.tags) if self.tool else []},
+            "tool": {
+                "name": self.target,
+                "category": (self.tool.category or "") if self.tool else "",
+                "tags": sorted(self.tool.tags) if self.tool else [],
+            },
             "context": {
-                **ctx, **{k: ctx.get(k) or "" for k in ("workflow", "run", "tenant", "env")},
-                "time": datetime.fromisoformat(t) if isinstance(t, str) else t},
+                **ctx,
+                **{k: ctx.get(k) or "" for k in ("workflow", "run", "tenant", "env")},
+                "time": datetime.fromisoformat(t) if isinstance(t, str) else t,
+            },
             "cost": self.cost,
             "signals": self.signals,
             "run": {"steps": 0, "labels": []},  # no run history is modelled
@@ -159,19 +182,23 @@ class Request:
         return keys
 
 
-def effective_signals(
-    policy: CompiledPolicy, raw: Iterable[Mapping[str, Any]]
-) -> list[dict[str, Any]]:
+def effective_signals(policy: CompiledPolicy, raw: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """§6: a concern is suppressed by a clearing signal from a strictly higher-ranked source."""
     sigs = []
     for s in raw:
         source = policy.signal_kind_source.get(s["kind"], s["source"])
-        sigs.append({"source": source, "kind": s["kind"], "severity": s.get("severity", "medium"),
-                     "score": float(s.get("score", 0.0)), "note": s.get("note", ""),
-                     "rank": policy.signal_source_rank.get(source, 0)})
+        sigs.append(
+            {
+                "source": source,
+                "kind": s["kind"],
+                "severity": s.get("severity", "medium"),
+                "score": float(s.get("score", 0.0)),
+                "note": s.get("note", ""),
+                "rank": policy.signal_source_rank.get(source, 0),
+            }
+        )
     clearing = [s["rank"] for s in sigs if s["kind"] in policy.signal_clears]
-    return [s for s in sigs
-            if s["kind"] in policy.signal_clears or not any(r > s["rank"] for r in clearing)]
+    return [s for s in sigs if s["kind"] in policy.signal_clears or not any(r > s["rank"] for r in clearing)]
 
 
 def holds(item: Any, req: Request) -> Truth:
@@ -227,8 +254,11 @@ def evaluate(policy: CompiledPolicy, raw: Mapping[str, Any], state: State) -> Ve
     reserve: list[tuple[str, str, int]] = []
     if so_far() is Outcome.ALLOW:  # §7.3
         rates = [(rl, holds(rl, req)) for rl in policy.rates if req.covered_by(rl.selector)]
-        budgets = [(b, holds(b, req)) for b in policy.budgets
-                   if b.unit in req.cost and b.mode is Mode.ENFORCE and req.covered_by(b.selector)]
+        budgets = [
+            (b, holds(b, req))
+            for b in policy.budgets
+            if b.unit in req.cost and b.mode is Mode.ENFORCE and req.covered_by(b.selector)
+        ]
         failed = [(FAIL[x.fail], x.id) for x, v in rates + budgets if v == ERROR and FAIL[x.fail] is not None]
         # a rate or budget that fails closed: nothing is counted or reserved
         contrib += [(o, i, None) for o, i in failed]
@@ -261,8 +291,7 @@ def evaluate(policy: CompiledPolicy, raw: Mapping[str, Any], state: State) -> Ve
             if o is Outcome.HALT and scope is not None:
                 name = "global" if scope is Scope.ORG else scope.value
                 stops += [(name, v) for v in req.scope_values(scope)]
-    return Verdict(outcome, ids, default_deny, stops,
-                   reserve if outcome is Outcome.ALLOW else [], count)
+    return Verdict(outcome, ids, default_deny, stops, reserve if outcome is Outcome.ALLOW else [], count)
 
 
 def apply(state: State, v: Verdict) -> None:

@@ -15,16 +15,18 @@ WORKFLOWS = ["w1", "w2"]
 BASE_TIME = "2025-01-15T{:02d}:{:02d}:{:02d}+00:00"
 
 #: Optional features; each one is off by default only while it exposes a known engine bug.
-ALL_FEATURES = frozenset({
-    "depth-selectors",  # delegation-depth tripwires with actor/action selectors or conditions
-    "sequences",  # `before E` clauses with no run history (safe since main fixed `before`)
-    "signal-errors",  # a `signal ... where` that errors next to a false `when`
-    "boundary-errors",  # budget/rate conditions that can error at run time
-    "rate-and-budget",  # rates and budgets over their limits together
-    "depth-then-deny",  # a delegation-depth tripwire that denies
-    "unsorted-ids",  # rule ids whose order differs from the order the engine collects them in
-    "role-scope",  # budgets and rates counted per role (an actor may hold several)
-})
+ALL_FEATURES = frozenset(
+    {
+        "depth-selectors",  # delegation-depth tripwires with actor/action selectors or conditions
+        "sequences",  # `before E` clauses with no run history (safe since main fixed `before`)
+        "signal-errors",  # a `signal ... where` that errors next to a false `when`
+        "boundary-errors",  # budget/rate conditions that can error at run time
+        "rate-and-budget",  # rates and budgets over their limits together
+        "depth-then-deny",  # a delegation-depth tripwire that denies
+        "unsorted-ids",  # rule ids whose order differs from the order the engine collects them in
+        "role-scope",  # budgets and rates counted per role (an actor may hold several)
+    }
+)
 SAFE_FEATURES: frozenset[str] = frozenset(
     {
         "sequences",
@@ -78,10 +80,16 @@ class PolicyGen:
     def declarations(self) -> None:
         """Units, roles, attributes, agents (some sub-agents), tools, signals, ranks."""
         r, w, h = self.r, self.w, self.w.header
-        h += ["policy gen", "units USD, tokens", "roles " + ", ".join(ROLES),
-              "attribute clearance: int", "attribute team: string", "context risk: int",
-              "group approvers { members h1, h2 }",
-              "escalation chain { to h1 for 1h  finally deny }"]
+        h += [
+            "policy gen",
+            "units USD, tokens",
+            "roles " + ", ".join(ROLES),
+            "attribute clearance: int",
+            "attribute team: string",
+            "context risk: int",
+            "group approvers { members h1, h2 }",
+            "escalation chain { to h1 for 1h  finally deny }",
+        ]
         for i in range(r.randint(2, 4)):
             name, roles = f"a{i}", self.pick(ROLES, 2)
             body = ["role " + ", ".join(roles)]
@@ -181,10 +189,16 @@ class PolicyGen:
         if x < 0.2:
             return "action any", None
         if x < 0.3:
-            return r.choice(["action delegate", "action delegate any",
-                             "action delegate role " + r.choice(ROLES),
-                             "action delegate " + r.choice(sorted(w.agents)),
-                             "action model", "action message any"]), None
+            return r.choice(
+                [
+                    "action delegate",
+                    "action delegate any",
+                    "action delegate role " + r.choice(ROLES),
+                    "action delegate " + r.choice(sorted(w.agents)),
+                    "action model",
+                    "action message any",
+                ]
+            ), None
         if x < 0.4:
             return "action call any", None
         if x < 0.5 and w.tags:
@@ -194,7 +208,8 @@ class PolicyGen:
         if x < 0.58 and w.cats:
             cat = r.choice(sorted(w.cats))
             return f"action call category {cat}", self.args_of(
-                [t for t in w.tools if f"category {cat} " in self.decl(t) + " "])
+                [t for t in w.tools if f"category {cat} " in self.decl(t) + " "]
+            )
         tools = self.pick(sorted(w.tools), 3)
         return "action call " + ", ".join(tools), self.args_of(tools)
 
@@ -222,8 +237,7 @@ class PolicyGen:
         """A permit / forbid / halt / escalate / require-approval rule."""
         r, w = self.r, self.w
         self.n += 1
-        kind = r.choices(["permit", "forbid", "halt", "escalate", "require approval"],
-                         [45, 20, 8, 12, 15])[0]
+        kind = r.choices(["permit", "forbid", "halt", "escalate", "require approval"], [45, 20, 8, 12, 15])[0]
         rid = self.ident(kind.split()[-1][:4])
         body = []
         a = self.actor()
@@ -265,23 +279,28 @@ class PolicyGen:
         body = []
         if x < 0.45:
             bid = self.ident("xbud")
-            scope = r.choice(["agent", "agent", "tool", "global", "workflow"]
-                             + (["role"] if "role-scope" in self.f else []))
+            scope = r.choice(
+                ["agent", "agent", "tool", "global", "workflow"]
+                + (["role"] if "role-scope" in self.f else [])
+            )
             unit = r.choice(["USD", "USD", "tokens"])
-            body += [f"scope {scope}", f"limit {r.choice(['1', '2.5', '5', '10'])} {unit}"
-                     + r.choice(["", "", " per 1d"])]
+            body += [
+                f"scope {scope}",
+                f"limit {r.choice(['1', '2.5', '5', '10'])} {unit}" + r.choice(["", "", " per 1d"]),
+            ]
             w.budgets.append((bid, scope))
             kind = "budget"
         elif x < 0.75:
             bid, kind = self.ident("xrate"), "rate"
             scopes = ["agent", "tool", "global"] + (["role"] if "role-scope" in self.f else [])
-            body += [f"scope {r.choice(scopes)}",
-                     f"limit {r.randint(1, 4)} per 1h"]
+            body += [f"scope {r.choice(scopes)}", f"limit {r.randint(1, 4)} per 1h"]
         else:
             bid, kind = self.ident("trip"), "tripwire"
             body.append(f"trigger delegation depth more than {r.randint(0, 3)}")
-            then = r.choice(["", "then escalate", "then halt agent", "then require approval"]
-                            + (["then deny"] if "depth-then-deny" in self.f else []))
+            then = r.choice(
+                ["", "then escalate", "then halt agent", "then require approval"]
+                + (["then deny"] if "depth-then-deny" in self.f else [])
+            )
             if then:
                 body.append(then)
         if kind != "tripwire" or "depth-selectors" in self.f:
@@ -333,8 +352,7 @@ def request(rng: random.Random, w: World, i: int) -> dict[str, Any]:
     if r.random() < 0.5:
         actor["roles"] = r.sample(ROLES, r.randint(0, 2))
     if r.random() < 0.5:
-        actor["attributes"] = {"clearance": r.choice([0, 2, 4, "high"]),
-                               "team": r.choice(["core", "ops"])}
+        actor["attributes"] = {"clearance": r.choice([0, 2, 4, "high"]), "team": r.choice(["core", "ops"])}
     if r.random() < 0.4:
         actor["chain"] = [r.choice([*agents, "u3"]) for _ in range(r.randint(1, 4))]
     kind = r.choices(["call", "delegate", "model", "message"], [80, 12, 4, 4])[0]
@@ -347,9 +365,12 @@ def request(rng: random.Random, w: World, i: int) -> dict[str, Any]:
     args: dict[str, Any] = {}
     for a, typ in ARG_TYPES.items():
         if r.random() < 0.55:
-            good = {"double": r.choice([0.5, 5.0, 50.0, 500.0, 20]), "int": r.randint(0, 6),
-                    "string": r.choice(["main", "release/1", "feature"]),
-                    "bool": r.random() < 0.5}[typ]
+            good = {
+                "double": r.choice([0.5, 5.0, 50.0, 500.0, 20]),
+                "int": r.randint(0, 6),
+                "string": r.choice(["main", "release/1", "feature"]),
+                "bool": r.random() < 0.5,
+            }[typ]
             args[a] = good if r.random() < 0.9 else r.choice(["x", 3, 1.5, None, True])
     ctx: dict[str, Any] = {"time": BASE_TIME.format(12 + i // 3600, i // 60 % 60, i % 60)}
     if r.random() < 0.6:
@@ -358,41 +379,57 @@ def request(rng: random.Random, w: World, i: int) -> dict[str, Any]:
         ctx["env"] = r.choice(["prod", "dev"])
     if r.random() < 0.4:
         ctx["risk"] = r.randint(0, 4)
-    req: dict[str, Any] = {"actor": actor, "action": {"kind": kind, "target": target, "args": args},
-                           "context": ctx}
+    req: dict[str, Any] = {
+        "actor": actor,
+        "action": {"kind": kind, "target": target, "args": args},
+        "context": ctx,
+    }
     if r.random() < 0.7:
         units = r.sample(["USD", "tokens"], r.randint(1, 2))
         req["cost"] = {u: r.choice([0, 0.25, 0.5, 1, 2.5]) for u in units}
     if r.random() < 0.4:
         kinds = [*w.signals, "k.undeclared"]
         req["signals"] = [
-            {"source": r.choice(SOURCES), "kind": r.choice(kinds),
-             "severity": r.choice(["low", "high"]),
-             "score": r.choice([0.1, 0.5, 0.9])}
+            {
+                "source": r.choice(SOURCES),
+                "kind": r.choice(kinds),
+                "severity": r.choice(["low", "high"]),
+                "score": r.choice([0.1, 0.5, 0.9]),
+            }
             for _ in range(r.randint(1, 3))
         ]
     return req
 
 
-def initial_state(
-    rng: random.Random, w: World
-) -> tuple[list[tuple[str, str]], list[tuple[str, str, float]]]:
+def initial_state(rng: random.Random, w: World) -> tuple[list[tuple[str, str]], list[tuple[str, str, float]]]:
     """Some stops and some budget used: ([(scope, value)], [(budget id, scope value, amount)])."""
     r = rng
     stops: list[tuple[str, str]] = []
     for _ in range(r.choice([0, 0, 0, 1, 2])):
-        stops.append(r.choice([
-            ("agent", r.choice(sorted(w.agents))), ("tool", r.choice(sorted(w.tools))),
-            ("role", r.choice(ROLES)), ("workflow", r.choice(WORKFLOWS)), ("global", "*"),
-            ("agent", "u3"),
-        ]))
+        stops.append(
+            r.choice(
+                [
+                    ("agent", r.choice(sorted(w.agents))),
+                    ("tool", r.choice(sorted(w.tools))),
+                    ("role", r.choice(ROLES)),
+                    ("workflow", r.choice(WORKFLOWS)),
+                    ("global", "*"),
+                    ("agent", "u3"),
+                ]
+            )
+        )
     if ("global", "*") in stops and r.random() < 0.8:
         stops.remove(("global", "*"))
     used = []
     for bid, scope in w.budgets:
         if r.random() < 0.6:
-            value = {"agent": r.choice(sorted(w.agents)), "tool": r.choice(sorted(w.tools)),
-                     "global": "*", "role": r.choice(ROLES), "workflow": r.choice(WORKFLOWS)}[scope]
+            value = {
+                "agent": r.choice(sorted(w.agents)),
+                "tool": r.choice(sorted(w.tools)),
+                "global": "*",
+                "role": r.choice(ROLES),
+                "workflow": r.choice(WORKFLOWS),
+            }[scope]
             used.append((bid, value, r.choice([0.5, 1.0, 2.0, 4.5, 9.75])))
     return stops, used
 
@@ -425,6 +462,12 @@ class DrawRandom(random.Random):
         pool = list(population)
         return [pool.pop(self.randint(0, len(pool) - 1)) for _ in range(k)]
 
-    def choices(self, population: Any, weights: Any = None, *, cum_weights: Any = None,  # type: ignore[override]
-                k: int = 1) -> list[Any]:
+    def choices(
+        self,
+        population: Any,
+        weights: Any = None,
+        *,
+        cum_weights: Any = None,  # type: ignore[override]
+        k: int = 1,
+    ) -> list[Any]:
         return [self.choice(list(population)) for _ in range(k)]

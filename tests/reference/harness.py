@@ -30,9 +30,11 @@ class Mismatch:
     used: dict[tuple[str, str], int]
 
     def __str__(self) -> str:
-        return (f"seed={self.seed} request#{self.index}\n--- policy\n{self.policy}\n--- request\n"
-                f"{self.request}\n--- stops {self.stops}\n--- used {self.used}\n"
-                f"engine    {self.engine}\nreference {self.reference}")
+        return (
+            f"seed={self.seed} request#{self.index}\n--- policy\n{self.policy}\n--- request\n"
+            f"{self.request}\n--- stops {self.stops}\n--- used {self.used}\n"
+            f"engine    {self.engine}\nreference {self.reference}"
+        )
 
 
 @dataclass
@@ -46,16 +48,19 @@ class Run:
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
-def seed_store(policy: CompiledPolicy, store: MemoryStore, stops: list[tuple[str, str]],
-               used: list[tuple[str, str, float]]) -> None:
+def seed_store(
+    policy: CompiledPolicy,
+    store: MemoryStore,
+    stops: list[tuple[str, str]],
+    used: list[tuple[str, str, float]],
+) -> None:
     """Put the initial state in the store (budget spend as long-lived holds on engine keys)."""
     for scope, value in stops:
         store.set_stop(StopRecord(scope, value, "seeded", "test", SEED_AT - 60))
     budgets = {b.id: b for b in policy.budgets}
     for n, (bid, value, amount) in enumerate(used):
         b = budgets[bid]
-        line = BudgetLine(f"b:{bid}:{value}", 10**15, evaluator.micros(amount),
-                          b.rolling_seconds, None)
+        line = BudgetLine(f"b:{bid}:{value}", 10**15, evaluator.micros(amount), b.rolling_seconds, None)
         store.apply(Batch(now=SEED_AT - 60, reserve=ReserveOp(f"seed-{n}", (line,), 10.0**7)))
 
 
@@ -71,15 +76,17 @@ def same(eng: tuple[str, list[str], bool], ref: evaluator.Verdict) -> bool:
     return eng == (ref.outcome.value, ref.rules, ref.default_deny)
 
 
-def run(seed: int, requests: int, features: frozenset[str] = gen.SAFE_FEATURES,
-        result: Run | None = None) -> Run:
+def run(
+    seed: int, requests: int, features: frozenset[str] = gen.SAFE_FEATURES, result: Run | None = None
+) -> Run:
     """One seeded policy, its initial state and ``requests`` requests decided by both sides."""
     rng = random.Random(seed)
     return run_world(gen.PolicyGen(rng, features).policy(), rng, requests, result, seed)
 
 
-def run_world(world: gen.World, rng: random.Random, requests: int, result: Run | None = None,
-              seed: int = -1) -> Run:
+def run_world(
+    world: gen.World, rng: random.Random, requests: int, result: Run | None = None, seed: int = -1
+) -> Run:
     """Compile a generated policy, seed both states, then decide requests in order on both sides.
 
     Stops at the first disagreement of a policy (the two states may differ after it).
@@ -107,9 +114,18 @@ def run_world(world: gen.World, rng: random.Random, requests: int, result: Run |
         out.triples += 1
         out.outcomes[ref.outcome.value] = out.outcomes.get(ref.outcome.value, 0) + 1
         if not same(eng, ref):
-            out.mismatches.append(Mismatch(seed, i, text, req, eng,
-                                           (ref.outcome.value, ref.rules, ref.default_deny),
-                                           sorted(state.stops), dict(state.used)))
+            out.mismatches.append(
+                Mismatch(
+                    seed,
+                    i,
+                    text,
+                    req,
+                    eng,
+                    (ref.outcome.value, ref.rules, ref.default_deny),
+                    sorted(state.stops),
+                    dict(state.used),
+                )
+            )
             return out
         evaluator.apply(state, ref)
     return out

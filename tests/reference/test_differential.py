@@ -20,13 +20,16 @@ def test_engine_agrees_with_reference() -> None:
     for seed in range(POLICIES):
         harness.run(seed, REQUESTS, gen.SAFE_FEATURES, run)
     elapsed = time.perf_counter() - t0
-    print(f"\ndifferential: {run.triples} triples over {run.policies} policies "
-          f"({run.rejected} rejected) in {elapsed:.1f}s; outcomes {run.outcomes}")
+    print(
+        f"\ndifferential: {run.triples} triples over {run.policies} policies "
+        f"({run.rejected} rejected) in {elapsed:.1f}s; outcomes {run.outcomes}"
+    )
     assert not run.mismatches, "\n\n".join(str(m) for m in run.mismatches[:3])
     assert run.triples >= 20_000
     assert run.rejected <= POLICIES // 50
-    assert all(run.outcomes.get(o, 0) > 100 for o in ("allow", "deny", "halt", "escalate",
-                                                        "require_approval"))
+    assert all(
+        run.outcomes.get(o, 0) > 100 for o in ("allow", "deny", "halt", "escalate", "require_approval")
+    )
 
 
 #: Features that exposed engine bugs (all fixed; kept in SAFE_FEATURES): depth-then-deny,

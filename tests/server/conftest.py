@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-with warnings.catch_warnings():   # starlette >= 1 nudges towards httpx2; httpx works
+with warnings.catch_warnings():  # starlette >= 1 nudges towards httpx2; httpx works
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
@@ -104,8 +104,13 @@ def policy_file(tmp_path: Path) -> Path:
 def runtime(policy_file: Path, tmp_path: Path) -> Iterator[Runtime]:
     from charter.trace import TraceLog
 
-    rt = Runtime(charter.load(policy_file), MemoryStore(), TraceLog(tmp_path / "trace.db"),
-                 policy_path=str(policy_file), poll_s=0)
+    rt = Runtime(
+        charter.load(policy_file),
+        MemoryStore(),
+        TraceLog(tmp_path / "trace.db"),
+        policy_path=str(policy_file),
+        poll_s=0,
+    )
     yield rt
 
 

@@ -27,8 +27,9 @@ def tokens_file(path: Path) -> Path:
     """The test tokens as a tokens file (hashes only)."""
     from charter.server.auth import hash_token
 
-    doc = {"tokens": [{"name": n, "role": r, "sha256": hash_token(secret(k))}
-                      for k, (n, r) in TOKENS.items()]}
+    doc = {
+        "tokens": [{"name": n, "role": r, "sha256": hash_token(secret(k))} for k, (n, r) in TOKENS.items()]
+    }
     path.write_text(json.dumps(doc), "utf-8")
     return path
 
@@ -42,11 +43,25 @@ class Serve:
         self.log = tmp / f"serve-{self.port}.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("CHARTER_TOKENS", None)
-        cmd = [sys.executable, "-m", "charter", "serve", str(policy), "--store", store,
-               "--port", str(self.port), "--tokens", str(tokens_file(tmp / "tokens.json")),
-               "--log-level", "warning", *extra]
-        self.proc = subprocess.Popen(cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env,
-                                     cwd=ROOT)
+        cmd = [
+            sys.executable,
+            "-m",
+            "charter",
+            "serve",
+            str(policy),
+            "--store",
+            store,
+            "--port",
+            str(self.port),
+            "--tokens",
+            str(tokens_file(tmp / "tokens.json")),
+            "--log-level",
+            "warning",
+            *extra,
+        ]
+        self.proc = subprocess.Popen(
+            cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=ROOT
+        )
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Wait until /readyz answers 200."""
@@ -92,8 +107,6 @@ def start_all(n: int, policy: Path, store: str, tmp: Path, *extra: str) -> list[
     return procs
 
 
-
-
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -115,7 +128,7 @@ def redis_cleanup(prefix: str) -> None:
     try:
         keys = list(r.scan_iter(match=f"{prefix}:*", count=1000))
         for i in range(0, len(keys), 500):
-            r.delete(*keys[i: i + 500])
+            r.delete(*keys[i : i + 500])
     finally:
         r.close()
 

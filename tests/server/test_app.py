@@ -29,24 +29,34 @@ def test_unknown_tool_is_denied(http: TestClient) -> None:
     assert d["outcome"] == "deny"
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope-nope-nope"},
-                                     {"Authorization": "Basic abc"}, {"Authorization": "Bearer "}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer nope-nope-nope"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer "},
+    ],
+)
 def test_no_or_bad_token_is_401(http: TestClient, headers: dict[str, str]) -> None:
     r = http.post("/v1/decide", json=req(), headers=headers)
     assert r.status_code == 401 and r.json()["code"] == "unauthenticated"
     assert r.headers["www-authenticate"] == "Bearer"
 
 
-@pytest.mark.parametrize(("key", "method", "path", "body"), [
-    ("alice", "POST", "/v1/decide", req()),
-    ("ops", "POST", "/v1/decide", req()),
-    ("orch", "POST", "/v1/stops", {"scope": "global", "reason": "x"}),
-    ("alice", "POST", "/v1/stops", {"scope": "global", "reason": "x"}),
-    ("orch", "POST", "/v1/approvals/ap-1/approve", {"note": ""}),
-    ("ops", "POST", "/v1/escalations/es-1/answer", {"verdict": "allow"}),
-    ("ops", "GET", "/v1/approvals", None),
-    ("alice", "GET", "/v1/stops", None),
-])
+@pytest.mark.parametrize(
+    ("key", "method", "path", "body"),
+    [
+        ("alice", "POST", "/v1/decide", req()),
+        ("ops", "POST", "/v1/decide", req()),
+        ("orch", "POST", "/v1/stops", {"scope": "global", "reason": "x"}),
+        ("alice", "POST", "/v1/stops", {"scope": "global", "reason": "x"}),
+        ("orch", "POST", "/v1/approvals/ap-1/approve", {"note": ""}),
+        ("ops", "POST", "/v1/escalations/es-1/answer", {"verdict": "allow"}),
+        ("ops", "GET", "/v1/approvals", None),
+        ("alice", "GET", "/v1/stops", None),
+    ],
+)
 def test_wrong_role_is_403(http: TestClient, key: str, method: str, path: str, body: Any) -> None:
     r = http.request(method, path, json=body, headers=auth(key))
     assert r.status_code == 403, r.text
@@ -81,7 +91,7 @@ def test_the_approver_is_the_token_not_the_body(http: TestClient) -> None:
 
 def test_an_approver_outside_the_group_is_403(http: TestClient) -> None:
     aid = http.post("/v1/decide", json=req("big"), headers=auth("orch")).json()["obligations"]["approval_id"]
-    r = http.post(f"/v1/approvals/{aid}/approve", json={}, headers=auth("admin"))   # root: not in finance
+    r = http.post(f"/v1/approvals/{aid}/approve", json={}, headers=auth("admin"))  # root: not in finance
     assert r.status_code == 403 and r.json()["code"] == "not-approver"
     r = http.post(f"/v1/approvals/{aid}/deny", json={"note": "no"}, headers=auth("bob"))
     assert r.status_code == 200 and r.json()["status"] == "denied"
@@ -108,8 +118,9 @@ def test_stops_are_by_the_token_and_resume_needs_two(http: TestClient) -> None:
 
 
 def test_settle_commits_and_unknown_is_404(http: TestClient) -> None:
-    d = http.post("/v1/decide", json=req("pay", context={"workflow": "w"}, cost={"USD": 4}),
-                  headers=auth("orch")).json()
+    d = http.post(
+        "/v1/decide", json=req("pay", context={"workflow": "w"}, cost={"USD": 4}), headers=auth("orch")
+    ).json()
     assert d["outcome"] == "allow" and d["hold_id"]
     body = {"decision_id": d["id"], "actual_cost": {"USD": 3}}
     st = http.post("/v1/settle", json=body, headers=auth("orch"))
@@ -118,21 +129,25 @@ def test_settle_commits_and_unknown_is_404(http: TestClient) -> None:
     assert http.post("/v1/settle", json={"decision_id": ""}, headers=auth("orch")).status_code == 422
 
 
-@pytest.mark.parametrize(("body", "status", "field"), [
-    (b"{", 400, "body"),
-    (b"[]", 422, "body"),
-    (b'"x"', 422, "body"),
-    (b"{}", 422, "actor"),
-    (b'{"actor": {"id": "a"}}', 422, "action"),
-    (b'{"actor": {"id": 5}, "action": {"target": "search"}}', 422, "actor.id"),
-    (b'{"actor": {"id": "a"}, "action": {"target": "search"}, "cost": {"USD": -1}}', 422, "cost"),
-    (b'{"actor": {"id": "a"}, "action": {"target": "search"}, "extra": 1}', 422, "extra"),
-    (b'{"actor": {"id": "a"}, "action": {"kind": "fly", "target": "search"}}', 422, "action.kind"),
-    (b'{"actor": {"id": "a"}, "action": {"kind": ["call"], "target": "search"}}', 422, "action.kind"),
-    (b"[" * 100000 + b"]" * 100000, 413, None),
-])
-def test_malformed_requests_name_the_field(http: TestClient, body: bytes, status: int,
-                                          field: str | None) -> None:
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        (b"{", 400, "body"),
+        (b"[]", 422, "body"),
+        (b'"x"', 422, "body"),
+        (b"{}", 422, "actor"),
+        (b'{"actor": {"id": "a"}}', 422, "action"),
+        (b'{"actor": {"id": 5}, "action": {"target": "search"}}', 422, "actor.id"),
+        (b'{"actor": {"id": "a"}, "action": {"target": "search"}, "cost": {"USD": -1}}', 422, "cost"),
+        (b'{"actor": {"id": "a"}, "action": {"target": "search"}, "extra": 1}', 422, "extra"),
+        (b'{"actor": {"id": "a"}, "action": {"kind": "fly", "target": "search"}}', 422, "action.kind"),
+        (b'{"actor": {"id": "a"}, "action": {"kind": ["call"], "target": "search"}}', 422, "action.kind"),
+        (b"[" * 100000 + b"]" * 100000, 413, None),
+    ],
+)
+def test_malformed_requests_name_the_field(
+    http: TestClient, body: bytes, status: int, field: str | None
+) -> None:
     r = http.post("/v1/decide", content=body, headers={**auth("orch"), "Content-Type": "application/json"})
     assert r.status_code == status, r.text
     if field is not None:
@@ -186,8 +201,9 @@ def _app(policy_dir: Any, store: Any, **kw: Any) -> TestClient:
 def test_time_limit_is_503_never_allow_and_the_hold_is_given_back(tmp_path: Any) -> None:
     store = SlowStore(delay=0.5)
     with _app(write_policy(tmp_path / "p"), store, time_limit_s=0.1) as http:
-        r = http.post("/v1/decide", json=req("pay", context={"workflow": "w"}, cost={"USD": 1}),
-                      headers=auth("orch"))
+        r = http.post(
+            "/v1/decide", json=req("pay", context={"workflow": "w"}, cost={"USD": 1}), headers=auth("orch")
+        )
         assert r.status_code == 503 and r.json()["code"] == "timeout"
         assert store.done.wait(5)
         deadline = time.time() + 5
@@ -201,8 +217,9 @@ def test_store_down_denies_and_readyz_is_503(tmp_path: Any) -> None:
     store = SlowStore()
     with _app(write_policy(tmp_path / "p"), store) as http:
         store.down = True
-        d = http.post("/v1/decide", json=req("pay", context={"workflow": "w"}, cost={"USD": 1}),
-                      headers=auth("orch")).json()
+        d = http.post(
+            "/v1/decide", json=req("pay", context={"workflow": "w"}, cost={"USD": 1}), headers=auth("orch")
+        ).json()
         assert d["outcome"] == "deny" and d["failures"]
         r = http.get("/readyz")
         assert r.status_code == 503 and r.json()["checks"]["store"] is False

@@ -31,8 +31,11 @@ BASE = datetime.fromisoformat("2025-01-15T12:00:00+00:00")
 
 def _runner() -> ModuleType | None:
     here = Path(__file__).resolve().parents[1] / "conformance" / "runner.py"
-    path = Path(os.environ["CHARTER_CONFORMANCE_DIR"]) / "runner.py" if os.environ.get(
-        "CHARTER_CONFORMANCE_DIR") else here
+    path = (
+        Path(os.environ["CHARTER_CONFORMANCE_DIR"]) / "runner.py"
+        if os.environ.get("CHARTER_CONFORMANCE_DIR")
+        else here
+    )
     if not path.exists():
         return None
     spec = importlib.util.spec_from_file_location("charter_conformance_runner", path)
@@ -71,9 +74,12 @@ def sidecar(policy: Any) -> Iterator[tuple[Callable[..., Any], Callable[..., Any
             return dict(r.json())
 
         def set_stop(scope: str, value: str) -> None:
-            r = http.post("/v1/stops", json={"scope": scope, "value": value, "reason": "conformance"},
-                          headers=auth("admin"))
-            if r.status_code == 403:   # the policy names its own operators; set it as they would
+            r = http.post(
+                "/v1/stops",
+                json={"scope": scope, "value": value, "reason": "conformance"},
+                headers=auth("admin"),
+            )
+            if r.status_code == 403:  # the policy names its own operators; set it as they would
                 store.set_stop(StopRecord(scope, value, "conformance", "operator", now[0]))
             else:
                 assert r.status_code == 200, r.text
@@ -115,14 +121,35 @@ def test_the_adapter_on_a_few_cases() -> None:
     """Budget reservation, settle refund and a stop, through the adapter."""
     with sidecar(charter.loads(OWN)) as (decide, settle, set_stop):
         t = "2025-01-15T12:00:00+00:00"
-        a = decide({"actor": {"id": "a"}, "action": {"target": "api"}, "cost": {"USD": 8},
-                    "context": {"time": t}})
+        a = decide(
+            {"actor": {"id": "a"}, "action": {"target": "api"}, "cost": {"USD": 8}, "context": {"time": t}}
+        )
         assert a["outcome"] == "allow"
-        assert decide({"actor": {"id": "a"}, "action": {"target": "api"}, "cost": {"USD": 3},
-                       "context": {"time": t}})["outcome"] == "deny"
+        assert (
+            decide(
+                {
+                    "actor": {"id": "a"},
+                    "action": {"target": "api"},
+                    "cost": {"USD": 3},
+                    "context": {"time": t},
+                }
+            )["outcome"]
+            == "deny"
+        )
         assert settle(a["id"], actual_cost={"USD": 5})["committed"] is True
-        assert decide({"actor": {"id": "a"}, "action": {"target": "api"}, "cost": {"USD": 3},
-                       "context": {"time": t}})["outcome"] == "allow"
+        assert (
+            decide(
+                {
+                    "actor": {"id": "a"},
+                    "action": {"target": "api"},
+                    "cost": {"USD": 3},
+                    "context": {"time": t},
+                }
+            )["outcome"]
+            == "allow"
+        )
         set_stop("agent", "a")
-        assert decide({"actor": {"id": "a"}, "action": {"target": "free"},
-                       "context": {"time": t}})["outcome"] == "halt"
+        assert (
+            decide({"actor": {"id": "a"}, "action": {"target": "free"}, "context": {"time": t}})["outcome"]
+            == "halt"
+        )

@@ -224,8 +224,11 @@ def test_redis_decisions_go_through_redis_asyncio_and_budgets_hold(tmp_path: Pat
     prefix = f"charter_bridge_{uuid.uuid4().hex[:10]}"
     (tmp_path / "p").mkdir()
     (tmp_path / "p" / "policy.charter").write_text(BUDGET_POLICY, "utf-8")
-    cfg = ServeConfig(policy_path=str(tmp_path / "p"),
-                      store_url=f"redis://{REDIS_HOST}:{REDIS_PORT}/0?prefix={prefix}", poll_s=0)
+    cfg = ServeConfig(
+        policy_path=str(tmp_path / "p"),
+        store_url=f"redis://{REDIS_HOST}:{REDIS_PORT}/0?prefix={prefix}",
+        poll_s=0,
+    )
     rt = Runtime.from_config(cfg)
     try:
         assert rt.bridge is not None and not rt.bridge.active
@@ -243,8 +246,9 @@ def test_redis_decisions_go_through_redis_asyncio_and_budgets_hold(tmp_path: Pat
 
             aio.execute_command = spy
             body = req("pay", context={"workflow": "w1"}, cost={"USD": 4})
-            outcomes = [http.post("/v1/decide", json=body, headers=auth("orch")).json()["outcome"]
-                        for _ in range(3)]
+            outcomes = [
+                http.post("/v1/decide", json=body, headers=auth("orch")).json()["outcome"] for _ in range(3)
+            ]
             assert outcomes == ["allow", "allow", "deny"]  # 4 + 4 <= 10 < 12
             assert "EVALSHA" in sent  # the store's scripts, through redis.asyncio
             assert rt.store.run_state("run:none") is not None  # outside a decision: the sync client

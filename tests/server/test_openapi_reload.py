@@ -19,8 +19,10 @@ def test_openapi_matches_the_committed_snapshot(http: TestClient) -> None:
     served = http.get("/openapi.json").json()
     want = json.loads(SNAPSHOT.read_text("utf-8"))
     served["info"]["version"] = want["info"]["version"] = "x"
-    assert served == want, ("the wire types changed: regenerate docs/openapi.json "
-                            "(see docs/sidecar.md) and bump WIRE_SCHEMA_VERSION if a field changed")
+    assert served == want, (
+        "the wire types changed: regenerate docs/openapi.json "
+        "(see docs/sidecar.md) and bump WIRE_SCHEMA_VERSION if a field changed"
+    )
     assert openapi("x")["paths"].keys() == want["paths"].keys()
 
 
@@ -31,10 +33,12 @@ def _touch(p: Path, text: str) -> None:
 
 
 def test_reload_swaps_a_good_policy_and_keeps_pending_settlements(
-        http: TestClient, runtime: Runtime, policy_file: Path) -> None:
+    http: TestClient, runtime: Runtime, policy_file: Path
+) -> None:
     old = runtime.engine.policy.revision
-    held = http.post("/v1/decide", json=req("pay", context={"workflow": "w"}, cost={"USD": 2}),
-                     headers=auth("orch")).json()
+    held = http.post(
+        "/v1/decide", json=req("pay", context={"workflow": "w"}, cost={"USD": 2}), headers=auth("orch")
+    ).json()
     assert http.post("/v1/decide", json=req("extra"), headers=auth("orch")).json()["outcome"] == "deny"
     _touch(policy_file / "policy.charter", POLICY + "\ntool extra { }\npermit extra { action call extra }\n")
     assert runtime.check_files() is True
@@ -47,8 +51,9 @@ def test_reload_swaps_a_good_policy_and_keeps_pending_settlements(
     assert "charter_policy_reloads_total 1" in http.get("/metrics").text
 
 
-def test_a_broken_policy_keeps_the_last_good_one(http: TestClient, runtime: Runtime, policy_file: Path,
-                                                 caplog: object) -> None:
+def test_a_broken_policy_keeps_the_last_good_one(
+    http: TestClient, runtime: Runtime, policy_file: Path, caplog: object
+) -> None:
     old = runtime.engine.policy.revision
     _touch(policy_file / "policy.charter", POLICY + "\npermit broken {\n")
     assert runtime.check_files() is False
@@ -60,7 +65,7 @@ def test_a_broken_policy_keeps_the_last_good_one(http: TestClient, runtime: Runt
     assert d["outcome"] == "allow" and d["revision"] == old
     text = http.get("/metrics").text
     assert "charter_reload_failures_total 1" in text and "charter_reload_error 1" in text
-    _touch(policy_file / "policy.charter", POLICY)        # fixed again (same revision as before)
+    _touch(policy_file / "policy.charter", POLICY)  # fixed again (same revision as before)
     runtime.check_files()
     assert http.get("/readyz").json()["reload_error"] is None
 

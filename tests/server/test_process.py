@@ -20,7 +20,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> object:
     s = Serve(policy, "memory://", tmp, "--poll", "0", "--trace", str(tmp / "trace.db"))
     try:
         s.wait_ready()
-        s.policy = policy   # type: ignore[attr-defined]
+        s.policy = policy  # type: ignore[attr-defined]
         yield s
     finally:
         s.stop()
@@ -31,8 +31,14 @@ def test_client_has_the_engines_methods(served: Serve) -> None:
     d = orch.decide({"actor": {"id": "c1"}, "action": {"target": "search"}})
     assert isinstance(d, Decision) and d.outcome is Outcome.ALLOW and d.allowed
     assert d.to_dict()["id"] == d.id and d.rules[0].id == "search"
-    paid = orch.decide({"actor": {"id": "c1"}, "action": {"target": "pay"}, "context": {"workflow": "cw"},
-                        "cost": {"USD": 3}})
+    paid = orch.decide(
+        {
+            "actor": {"id": "c1"},
+            "action": {"target": "pay"},
+            "context": {"workflow": "cw"},
+            "cost": {"USD": 3},
+        }
+    )
     st = orch.settle(paid.id, actual_cost=2.5)
     assert st.committed and st.boundaries[0].used == 2.5
     big = orch.decide({"actor": {"id": "c1"}, "action": {"target": "big"}})
@@ -47,14 +53,15 @@ def test_client_has_the_engines_methods(served: Serve) -> None:
     ops.stops.stop("agent", "c9", reason="test")
     assert orch.decide({"actor": {"id": "c9"}, "action": {"target": "search"}}).outcome is Outcome.HALT
     assert [s.value for s in ops.stops.list()] == ["c9"]
-    for _ in range(200):        # one kept-alive connection
+    for _ in range(200):  # one kept-alive connection
         orch.decide({"actor": {"id": "c1"}, "action": {"target": "search"}})
 
 
 def test_client_errors_are_clear(served: Serve) -> None:
     with pytest.raises(SidecarError) as e:
         Client(served.url, "wrong-token-wrong-token").decide(
-            {"actor": {"id": "a"}, "action": {"target": "x"}})
+            {"actor": {"id": "a"}, "action": {"target": "x"}}
+        )
     assert e.value.status == 401
     with pytest.raises(SidecarError) as e:
         Client(served.url, secret("orch")).decide({"actor": {"id": "a"}})
@@ -70,7 +77,8 @@ def test_transport_errors_fail_closed() -> None:
     with pytest.raises(TransportError):
         Client(dead, "t" * 20, timeout=0.5).decide({"actor": {"id": "a"}, "action": {"target": "x"}})
     d = Client(dead, "t" * 20, timeout=0.5, on_transport_error="deny").decide(
-        {"actor": {"id": "a"}, "action": {"target": "x"}})
+        {"actor": {"id": "a"}, "action": {"target": "x"}}
+    )
     assert d.outcome is Outcome.DENY and d.failures[0].where == "sidecar"
 
 
@@ -78,7 +86,8 @@ def test_sighup_reloads(served: Serve) -> None:
     orch = Client(served.url, secret("orch"))
     old = orch.ready()["revision"]
     (served.policy / "policy.charter").write_text(  # type: ignore[attr-defined]
-        POLICY + "\ntool hup { }\npermit hup { action call hup }\n", "utf-8")
+        POLICY + "\ntool hup { }\npermit hup { action call hup }\n", "utf-8"
+    )
     served.signal()
     deadline = time.time() + 10
     while orch.ready()["revision"] == old and time.time() < deadline:

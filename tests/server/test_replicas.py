@@ -24,7 +24,9 @@ pytestmark = pytest.mark.slow
 
 REPLICAS, CLIENTS = 4, 32
 BUDGET_USD, RATE = 100, 50
-REPLICA_POLICY = POLICY + f"""
+REPLICA_POLICY = (
+    POLICY
+    + f"""
 tool shared-pay {{ }}
 tool shared-search {{ }}
 tool look {{ }}
@@ -40,6 +42,7 @@ rate shared-rate {{
   limit {RATE} per 1h
 }}
 """
+)
 #: Every figure measured, printed at the end of the session (tests/server/README in the report).
 FIGURES: dict[str, Any] = {}
 
@@ -90,9 +93,15 @@ def test_replicas_share_budget_rate_and_stops(replicas: tuple[str, str, list[Ser
     # ---- a shared budget is never overspent, and every allowed action is settled once ---------
     def spend(c: Client, i: int) -> tuple[int, int]:
         allowed = settled = 0
-        for _ in range(8):   # 256 attempts at 1 USD on a 100 USD budget
-            d = c.decide({"actor": {"id": f"agent-{i}"}, "action": {"target": "shared-pay"},
-                          "context": {"workflow": wf}, "cost": {"USD": 1}})
+        for _ in range(8):  # 256 attempts at 1 USD on a 100 USD budget
+            d = c.decide(
+                {
+                    "actor": {"id": f"agent-{i}"},
+                    "action": {"target": "shared-pay"},
+                    "context": {"workflow": wf},
+                    "cost": {"USD": 1},
+                }
+            )
             assert d.outcome in (Outcome.ALLOW, Outcome.DENY), d.to_dict()
             if d.allowed:
                 allowed += 1
@@ -107,16 +116,30 @@ def test_replicas_share_budget_rate_and_stops(replicas: tuple[str, str, list[Ser
         spent = store.ledger_total(f"b:shared-budget:{wf}") / 1_000_000
     finally:
         store.close()
-    figures["budget"] = {"attempts": CLIENTS * 8, "allowed": allowed, "settled": settled, "spent_usd": spent,
-                         "limit_usd": BUDGET_USD, "overspend_usd": max(0.0, spent - BUDGET_USD),
-                         "seconds": round(time.perf_counter() - t0, 2)}
+    figures["budget"] = {
+        "attempts": CLIENTS * 8,
+        "allowed": allowed,
+        "settled": settled,
+        "spent_usd": spent,
+        "limit_usd": BUDGET_USD,
+        "overspend_usd": max(0.0, spent - BUDGET_USD),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
     assert allowed == BUDGET_USD and settled == allowed, figures
-    assert spent == BUDGET_USD, figures   # overspend exactly 0 (and nothing lost)
+    assert spent == BUDGET_USD, figures  # overspend exactly 0 (and nothing lost)
 
     # ---- a shared rate limit is never exceeded ----------------------------------------------------
     def search(c: Client, i: int) -> int:
-        return sum(c.decide({"actor": {"id": f"agent-{i}"}, "action": {"target": "shared-search"},
-                             "context": {"workflow": wf}}).allowed for _ in range(4))
+        return sum(
+            c.decide(
+                {
+                    "actor": {"id": f"agent-{i}"},
+                    "action": {"target": "shared-search"},
+                    "context": {"workflow": wf},
+                }
+            ).allowed
+            for _ in range(4)
+        )
 
     rate_allowed = sum(_fan_out(procs, search))
     figures["rate"] = {"attempts": CLIENTS * 4, "allowed": rate_allowed, "limit": RATE}
@@ -128,7 +151,7 @@ def test_replicas_share_budget_rate_and_stops(replicas: tuple[str, str, list[Ser
     samples: list[float] = []
     for n in range(20):
         agent = f"stopped-{n}"
-        for c in orch:   # everybody allows it first
+        for c in orch:  # everybody allows it first
             assert c.decide({"actor": {"id": agent}, "action": {"target": "look"}}).allowed
         ops[n % len(ops)].stops.stop("agent", agent, reason="propagation test")
         t_stop = time.perf_counter()
@@ -141,9 +164,12 @@ def test_replicas_share_budget_rate_and_stops(replicas: tuple[str, str, list[Ser
                 assert time.perf_counter() - t_stop < 1.0, f"replica {c.url} did not see the stop in 1 s"
     samples.sort()
     p99 = samples[min(len(samples) - 1, int(0.99 * len(samples)))]
-    figures["stop_propagation_ms"] = {"samples": len(samples),
-                                      "p50": round(statistics.median(samples) * 1e3, 2),
-                                      "p99": round(p99 * 1e3, 2), "max": round(samples[-1] * 1e3, 2)}
+    figures["stop_propagation_ms"] = {
+        "samples": len(samples),
+        "p50": round(statistics.median(samples) * 1e3, 2),
+        "p99": round(p99 * 1e3, 2),
+        "max": round(samples[-1] * 1e3, 2),
+    }
     FIGURES[backend] = figures
     print(f"\nreplicas on {backend}: {figures}")
     assert p99 <= 0.25, figures

@@ -19,8 +19,11 @@ from .conftest import POLICY, auth, token_set, write_policy
 pytestmark = pytest.mark.slow
 
 _TMP = Path(__import__("tempfile").mkdtemp(prefix="charter-st-"))
-_APP = create_app(Runtime(charter.load(write_policy(_TMP / "p", POLICY)), MemoryStore(), None, poll_s=0),
-                  token_set(), max_body=64 * 1024)
+_APP = create_app(
+    Runtime(charter.load(write_policy(_TMP / "p", POLICY)), MemoryStore(), None, poll_s=0),
+    token_set(),
+    max_body=64 * 1024,
+)
 schema = schemathesis.openapi.from_asgi("/openapi.json", _APP)
 schema.config.generation.update(modes=[GenerationMode.NEGATIVE], max_examples=25)
 positive = schemathesis.openapi.from_asgi("/openapi.json", _APP)

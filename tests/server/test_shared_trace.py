@@ -28,9 +28,11 @@ def test_replicas_append_to_one_postgresql_chain(tmp_path: Path) -> None:
     tag = f"charter_trc_{uuid.uuid4().hex[:10]}"
     store = f"{PG_DSN}?schema={tag}"
     trace = f"{PG_DSN}?schema={tag}&key={tmp_path / 'trace.key'}"
-    procs = start_all(REPLICAS, write_policy(tmp_path / "policy"), store, tmp_path, "--poll", "0",
-                      "--trace", trace)
+    procs = start_all(
+        REPLICAS, write_policy(tmp_path / "policy"), store, tmp_path, "--poll", "0", "--trace", trace
+    )
     try:
+
         def work(i: int) -> list[str]:
             c = Client(procs[i % REPLICAS].url, secret("orch"), timeout=30)
             try:

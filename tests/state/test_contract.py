@@ -284,9 +284,7 @@ def test_limited_hit_blocks_reservation_and_event(store: StateStore) -> None:
     lim = HitOp("w:lim1", window_s=60, limit=1)
     first = store.apply(Batch(now=T0, hits=(lim,)))
     assert not first.hits[0].limited
-    res = store.apply(
-        Batch(now=T0 + 1, hits=(ok_hit, lim), reserve=ReserveOp("o1", (line,), 60), event=ev)
-    )
+    res = store.apply(Batch(now=T0 + 1, hits=(ok_hit, lim), reserve=ReserveOp("o1", (line,), 60), event=ev))
     assert [h.limited for h in res.hits] == [False, True]
     assert res.reserve is None and res.step is None
     assert res.run is not None and res.run.steps == 0 and res.run.labels == frozenset()
@@ -309,9 +307,7 @@ def test_failed_reservation_blocks_event(store: StateStore) -> None:
     assert res.reserve is not None and not res.reserve.ok
     assert res.step is None and res.run is not None and res.run.steps == 0
     good = BudgetLine("b:good", limit=50, amount=10)
-    ok = store.apply(
-        Batch(now=T0, hits=(HitOp("w:f", 60),), reserve=ReserveOp("f2", (good,), 60), event=ev)
-    )
+    ok = store.apply(Batch(now=T0, hits=(HitOp("w:f", 60),), reserve=ReserveOp("f2", (good,), 60), event=ev))
     assert ok.reserve is not None and ok.reserve.ok and ok.step == 1
     assert ok.run is not None and ok.run.steps == 1
 

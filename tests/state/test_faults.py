@@ -247,8 +247,7 @@ def test_pg_serialization_failure_retried_then_reported(pstore, tag) -> None:  #
             END $$"""
         )
         c.execute(
-            f'CREATE TRIGGER f BEFORE INSERT ON "{tag}".hits '
-            f'FOR EACH ROW EXECUTE FUNCTION "{tag}".fail()'
+            f'CREATE TRIGGER f BEFORE INSERT ON "{tag}".hits FOR EACH ROW EXECUTE FUNCTION "{tag}".fail()'
         )
     res = pstore.apply(full_batch())  # the first attempt fails, the retry succeeds
     assert res.hits[0].total == 1 and res.step == 1

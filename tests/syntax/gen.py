@@ -17,33 +17,182 @@ from charter.syntax.transform import parse_duration_text
 T = TypeVar("T")
 
 KEYWORDS = {
-    "policy", "extends", "for", "agent", "workflow", "include", "agents", "from", "units",
-    "roles", "attribute", "context", "list", "of", "map", "role", "parent", "tool",
-    "category", "tags", "arg", "secret", "group", "members", "signal", "clears", "rank",
-    "stops", "operators", "resume", "requires", "escalation", "to", "finally", "permit",
-    "forbid", "halt", "escalate", "budget", "rate", "tripwire", "require", "approval", "on",
-    "result", "actor", "action", "when", "unless", "where", "after", "before", "reason",
-    "mode", "error", "approvers", "quorum", "separation", "duties", "expires", "timeout",
-    "severity", "stop", "scope", "limit", "timezone", "exceed", "trigger", "then", "enforce",
-    "shadow", "off", "global", "org", "tenant", "run", "any", "call", "delegate", "model",
-    "message", "tagged", "labelled", "within", "steps", "per", "hour", "day", "week", "month",
-    "repeated", "more", "than", "times", "delegation", "depth", "ping-pong", "spend",
-    "fan-out", "allow", "deny", "ignore", "label", "true", "false"
+    "policy",
+    "extends",
+    "for",
+    "agent",
+    "workflow",
+    "include",
+    "agents",
+    "from",
+    "units",
+    "roles",
+    "attribute",
+    "context",
+    "list",
+    "of",
+    "map",
+    "role",
+    "parent",
+    "tool",
+    "category",
+    "tags",
+    "arg",
+    "secret",
+    "group",
+    "members",
+    "signal",
+    "clears",
+    "rank",
+    "stops",
+    "operators",
+    "resume",
+    "requires",
+    "escalation",
+    "to",
+    "finally",
+    "permit",
+    "forbid",
+    "halt",
+    "escalate",
+    "budget",
+    "rate",
+    "tripwire",
+    "require",
+    "approval",
+    "on",
+    "result",
+    "actor",
+    "action",
+    "when",
+    "unless",
+    "where",
+    "after",
+    "before",
+    "reason",
+    "mode",
+    "error",
+    "approvers",
+    "quorum",
+    "separation",
+    "duties",
+    "expires",
+    "timeout",
+    "severity",
+    "stop",
+    "scope",
+    "limit",
+    "timezone",
+    "exceed",
+    "trigger",
+    "then",
+    "enforce",
+    "shadow",
+    "off",
+    "global",
+    "org",
+    "tenant",
+    "run",
+    "any",
+    "call",
+    "delegate",
+    "model",
+    "message",
+    "tagged",
+    "labelled",
+    "within",
+    "steps",
+    "per",
+    "hour",
+    "day",
+    "week",
+    "month",
+    "repeated",
+    "more",
+    "than",
+    "times",
+    "delegation",
+    "depth",
+    "ping-pong",
+    "spend",
+    "fan-out",
+    "allow",
+    "deny",
+    "ignore",
+    "label",
+    "true",
+    "false",
 }
-_WORDS = ["kb", "web", "risk", "pay", "ops", "data", "ehr", "git", "llm", "alpha", "beta", "x",
-          "team_a", "Q3", "_tmp", "research", "sre", "email", "read", "fetch", "chain"]
+_WORDS = [
+    "kb",
+    "web",
+    "risk",
+    "pay",
+    "ops",
+    "data",
+    "ehr",
+    "git",
+    "llm",
+    "alpha",
+    "beta",
+    "x",
+    "team_a",
+    "Q3",
+    "_tmp",
+    "research",
+    "sre",
+    "email",
+    "read",
+    "fetch",
+    "chain",
+]
 _SEPS = [".", "-"]
-_COMMENTS = ["# note", "#", "## double", "# it's a 'quote'", '# "quoted" text', "# { brace",
-             "# } close", "# when x > 1", "# ünïcødé ✓", "#!shebang-like", "# trailing   ",
-             "# permit fake { actor any }", "# a\tb"]
+_COMMENTS = [
+    "# note",
+    "#",
+    "## double",
+    "# it's a 'quote'",
+    '# "quoted" text',
+    "# { brace",
+    "# } close",
+    "# when x > 1",
+    "# ünïcødé ✓",
+    "#!shebang-like",
+    "# trailing   ",
+    "# permit fake { actor any }",
+    "# a\tb",
+]
 _STR_CHARS = [*list("abcXYZ 019#{}[]()'<>,.:;!?-_/"), '"', "\\", "\t", "é", "✓", "\n"]
 _TYPES = ["int", "string", "bool", "double", "timestamp", "duration", "uint"]
 _UNITS_ALL = ["USD", "EUR", "tokens", "calls"]
 _DURS = ["1s", "30s", "5m", "2h", "1d", "1w", "250ms", "1h30m", "90s", "24h"]
-_CEL_ATOMS = ["actor.clearance", "args.amount", "args.currency", "run.depth", "env", "score",
-              "result.failed", "action.labels", "args.memo", "context.region"]
-_CEL_LITS = ["1", "0", "3", "100", "1.5", "true", "false", '"USD"', "'eu'", '"a#b{"', "'}]'",
-             '"x\\"y"', "null"]
+_CEL_ATOMS = [
+    "actor.clearance",
+    "args.amount",
+    "args.currency",
+    "run.depth",
+    "env",
+    "score",
+    "result.failed",
+    "action.labels",
+    "args.memo",
+    "context.region",
+]
+_CEL_LITS = [
+    "1",
+    "0",
+    "3",
+    "100",
+    "1.5",
+    "true",
+    "false",
+    '"USD"',
+    "'eu'",
+    '"a#b{"',
+    "'}]'",
+    '"x\\"y"',
+    "null",
+]
 _CEL_OPS = ["&&", "||", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%", "in"]
 
 
@@ -154,7 +303,7 @@ class Gen:
         return value, '"' + "".join(out) + '"'
 
     def number(self, integer: bool = False, negative: bool = True) -> tuple[Decimal, str]:
-        whole = self.c.randint(0, 10**self.c.randint(1, 9))
+        whole = self.c.randint(0, 10 ** self.c.randint(1, 9))
         text = str(whole)
         if self.c.chance(0.2) and len(text) > 3:
             text = text[0] + "_" + text[1:]
@@ -208,8 +357,7 @@ class Gen:
                 items += self.cel_expr(depth - 1)
             return [*items, "]"]
         if r < 9:
-            return [f"size({self.c.choice(_CEL_ATOMS)})", " ", self.c.choice(["<", ">=", "=="]),
-                    " ", "3"]
+            return [f"size({self.c.choice(_CEL_ATOMS)})", " ", self.c.choice(["<", ">=", "=="]), " ", "3"]
         meth = self.c.choice(["startsWith", "endsWith", "contains"])
         return [f"{self.c.choice(_CEL_ATOMS)}.{meth}(", "\n", self.c.choice(_CEL_LITS), ")"]
 
@@ -237,8 +385,9 @@ class Gen:
         if self.c.chance(0.3):
             parent, kind, subject = self.name(), self.c.choice(["agent", "workflow"]), self.name()
             self.emit("extends", parent, "for", kind, subject)
-            ext = ast.Extends(parent=ast.Name(value=parent), subject_kind=kind,
-                              subject=ast.Name(value=subject))
+            ext = ast.Extends(
+                parent=ast.Name(value=parent), subject_kind=kind, subject=ast.Name(value=subject)
+            )
         return ast.Header(name=ast.Name(value=name), extends=ext)
 
     def value(self, depth: int = 0) -> tuple[Any, None]:
@@ -298,8 +447,12 @@ class Gen:
         self.interleave([[role(g) for g in role_groups], parent_fns, attr_fns])
         self.emit("}")
         roles = tuple(ast.Name(value=n) for g in role_groups for n in g)
-        return ast.Agent(name=ast.Name(value=name), roles=roles,
-                         parent=ast.Name(value=parent) if parent else None, attrs=tuple(attrs))
+        return ast.Agent(
+            name=ast.Name(value=name),
+            roles=roles,
+            parent=ast.Name(value=parent) if parent else None,
+            attrs=tuple(attrs),
+        )
 
     def tool(self) -> ast.Tool:
         name = self.name()
@@ -319,13 +472,14 @@ class Gen:
             return lambda: (self.emit("tags"), self.emit_names(g), None)[-1]
 
         cat_fns = [lambda: self.emit("category", category or "")] if category else []
-        self.interleave([cat_fns, [tags(g) for g in tag_groups],
-                         [arg for _ in range(self.c.randint(0, 3))]])
+        self.interleave([cat_fns, [tags(g) for g in tag_groups], [arg for _ in range(self.c.randint(0, 3))]])
         self.emit("}")
-        return ast.Tool(name=ast.Name(value=name),
-                        category=ast.Name(value=category) if category else None,
-                        tags=tuple(ast.Name(value=n) for g in tag_groups for n in g),
-                        args=tuple(args))
+        return ast.Tool(
+            name=ast.Name(value=name),
+            category=ast.Name(value=category) if category else None,
+            tags=tuple(ast.Name(value=n) for g in tag_groups for n in g),
+            args=tuple(args),
+        )
 
     def item(self) -> Any:
         k = self.c.randint(0, 13)
@@ -364,11 +518,16 @@ class Gen:
             self.emit("signal", n, "{")
             source = self.name() if self.c.chance(0.7) else None
             clears = self.c.chance(0.4)
-            self.interleave([[lambda: self.emit("from", source or "")] if source else [],
-                             [lambda: self.emit("clears")] if clears else []])
+            self.interleave(
+                [
+                    [lambda: self.emit("from", source or "")] if source else [],
+                    [lambda: self.emit("clears")] if clears else [],
+                ]
+            )
             self.emit("}")
-            return ast.Signal(name=ast.Name(value=n),
-                              source=ast.Name(value=source) if source else None, clears=clears)
+            return ast.Signal(
+                name=ast.Name(value=n), source=ast.Name(value=source) if source else None, clears=clears
+            )
         if k == 8:
             names = self.names(2, 5)
             self.emit("rank")
@@ -381,12 +540,17 @@ class Gen:
             self.emit("stops", "{")
             ops = self.name() if self.c.chance(0.7) else None
             resume = self.number(integer=True) if self.c.chance(0.6) else None
-            self.interleave([[lambda: self.emit("operators", ops or "")] if ops else [],
-                             [lambda: self.emit("resume", "requires", resume[1] if resume else "")]
-                             if resume else []])
+            self.interleave(
+                [
+                    [lambda: self.emit("operators", ops or "")] if ops else [],
+                    [lambda: self.emit("resume", "requires", resume[1] if resume else "")] if resume else [],
+                ]
+            )
             self.emit("}")
-            return ast.Stops(operators=ast.Name(value=ops) if ops else None,
-                             resume_requires=int(resume[0]) if resume else None)
+            return ast.Stops(
+                operators=ast.Name(value=ops) if ops else None,
+                resume_requires=int(resume[0]) if resume else None,
+            )
         if k == 10:
             n = self.name()
             self.emit("escalation", n, "{")
@@ -415,8 +579,13 @@ class Gen:
         if r == 0:
             self.emit("any")
             return ast.TargetSel(by="any")
-        by, word = [("name", None), ("tag", "tagged"), ("category", "category"),
-                    ("role", "role"), ("name", None)][r]
+        by, word = [
+            ("name", None),
+            ("tag", "tagged"),
+            ("category", "category"),
+            ("role", "role"),
+            ("name", None),
+        ][r]
         if word:
             self.emit(word)
         return ast.TargetSel(by=by, names=self.emit_names(self.names(1, 3)))  # type: ignore[arg-type]
@@ -560,8 +729,9 @@ class Gen:
                 unit = self.c.choice(_UNITS_ALL)
                 d = self.duration()
                 self.emit("spend", "more", "than", lit, unit, "within", d.text)
-                return ast.TriggerClause(trigger=ast.Trigger(kind=tk, threshold=n,
-                                                             unit=ast.Name(value=unit), within=d))
+                return ast.TriggerClause(
+                    trigger=ast.Trigger(kind=tk, threshold=n, unit=ast.Name(value=unit), within=d)
+                )
             n, lit = self.number(integer=True)
             d = self.duration()
             within: ast.Duration | None = d

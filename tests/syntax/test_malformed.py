@@ -21,8 +21,33 @@ MALFORMED = 5000
 MAX_SECONDS = 1.0
 
 _TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*|[A-Za-z_0-9][\w.\-]*|\s+|.', re.S)
-_JUNK = ["{", "}", "[", "]", "(", ")", '"', "'", "#", ",", ":", ">", "\\", "when", "permit",
-         "\x00", "\ufeff", "\u2028", "🙂", "-", "..", "1e9", "\r", "\t", "=="]
+_JUNK = [
+    "{",
+    "}",
+    "[",
+    "]",
+    "(",
+    ")",
+    '"',
+    "'",
+    "#",
+    ",",
+    ":",
+    ">",
+    "\\",
+    "when",
+    "permit",
+    "\x00",
+    "\ufeff",
+    "\u2028",
+    "🙂",
+    "-",
+    "..",
+    "1e9",
+    "\r",
+    "\t",
+    "==",
+]
 
 
 def _mutate(r: random.Random, text: str) -> str | bytes:
@@ -69,7 +94,7 @@ def _generated(r: random.Random) -> str | bytes:
     if k == 1:
         return "{" * r.choice([65, 1000, 10_000])
     if k == 2:
-        return "policy p\npermit r {\n  reason \"" + "a" * r.choice([10_000, 100_000]) + "\n}\n"
+        return 'policy p\npermit r {\n  reason "' + "a" * r.choice([10_000, 100_000]) + "\n}\n"
     if k == 3:
         return "units " + ", ".join(["u"] * r.choice([100, 5000])) + ","
     if k == 4:
@@ -158,7 +183,7 @@ def test_nesting_ignores_brackets_in_strings_and_comments() -> None:
     found = _check_nesting("p", f'x\n  "{deep}" # {deep}\n  {deep}')
     assert found is not None and found.code.value == "E004"
     assert (found.span.line, found.span.column) == (3, MAX_NESTING + 3)
-    assert _check_nesting("p", f'"{deep}"\n# {deep}\n\'\\\'{deep}\'') is None
+    assert _check_nesting("p", f"\"{deep}\"\n# {deep}\n'\\'{deep}'") is None
     # A backslash left pending at the end of an unterminated string escapes the next string's
     # first character, so the quote below does not close that string.
     assert _check_nesting("p", f'"a\\\n""{deep}') is None

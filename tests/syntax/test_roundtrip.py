@@ -68,7 +68,7 @@ def test_example_policies_are_formatted() -> None:
 
 
 def test_fmt_cli(tmp_path: Path) -> None:
-    messy = "policy p\npermit r { actor any  # c\n reason \"x\" }\n"
+    messy = 'policy p\npermit r { actor any  # c\n reason "x" }\n'
     good = 'policy p\n\npermit r {\n  actor any  # c\n  reason "x"\n}\n'
     f = tmp_path / "a.charter"
     f.write_text(messy)
@@ -79,7 +79,7 @@ def test_fmt_cli(tmp_path: Path) -> None:
     res = runner.invoke(cli, ["fmt", "--check", str(tmp_path)])
     assert res.exit_code == 1 and str(f) in res.output and "b.charter" not in res.output
     res = runner.invoke(cli, ["fmt", "--diff", str(f)])
-    assert res.exit_code == 0 and "+  reason \"x\"" in res.output and f"a/{f}" in res.output
+    assert res.exit_code == 0 and '+  reason "x"' in res.output and f"a/{f}" in res.output
     res = runner.invoke(cli, ["fmt", "-w", str(tmp_path)])
     assert res.exit_code == 0 and f.read_text() == good
     res = runner.invoke(cli, ["fmt", "--check", str(tmp_path)])

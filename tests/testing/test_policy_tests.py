@@ -58,7 +58,9 @@ def test_example_policies_json_coverage_figures() -> None:
 
 
 def test_failures_exit_1_and_name_the_expectation(tmp_path: Path) -> None:
-    write(tmp_path, """
+    write(
+        tmp_path,
+        """
 tests:
   - name: wrong outcome
     request: {actor: bot, call: pay, args: {amount: 500.0}}
@@ -66,7 +68,8 @@ tests:
   - name: right outcome
     request: {actor: bot, call: pay, args: {amount: 5.0}}
     expect: {outcome: allow, rules: [ops-pay]}
-""")
+""",
+    )
     code, out = run("test", str(tmp_path))
     assert code == 1
     assert "FAIL" in out and "wrong outcome" in out
@@ -77,7 +80,9 @@ tests:
 
 
 def test_scenario_with_approval_and_timeout(tmp_path: Path) -> None:
-    write(tmp_path, """
+    write(
+        tmp_path,
+        """
 scenarios:
   - name: approved, then used once
     defaults: {actor: bot, call: pay, args: {amount: 500.0}}
@@ -101,7 +106,8 @@ scenarios:
         expect: {status: expired}
       - approve: {as: grace}
         expect: {error: expired}
-""")
+""",
+    )
     code, out = run("test", "-v", "--coverage", str(tmp_path))
     assert code == 0, out
     assert "PASS" in out and "approved, then used once" in out
@@ -110,12 +116,15 @@ scenarios:
 
 
 def test_threshold_fails_under_coverage(tmp_path: Path) -> None:
-    write(tmp_path, """
+    write(
+        tmp_path,
+        """
 tests:
   - name: read
     request: {actor: bot, call: read}
     expect: {outcome: allow}
-""")
+""",
+    )
     code, out = run("test", "--threshold", "90", str(tmp_path))
     assert code == 1 and "rules: 1/3 fired (33.3 %)" in out
 
@@ -133,7 +142,9 @@ def test_load_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_junit_and_json_formats(tmp_path: Path) -> None:
-    write(tmp_path, """
+    write(
+        tmp_path,
+        """
 tests:
   - name: ok
     request: {actor: bot, call: read}
@@ -141,7 +152,8 @@ tests:
   - name: broken
     request: {actor: bot, call: read}
     expect: {outcome: deny}
-""")
+""",
+    )
     code, out = run("test", "--format", "junit", str(tmp_path))
     assert code == 1
     root = ET.fromstring(out.split("\n", 1)[1])
@@ -154,7 +166,9 @@ tests:
 
 
 def test_repeat_numbers_and_settle(tmp_path: Path) -> None:
-    write(tmp_path, """
+    write(
+        tmp_path,
+        """
 scenarios:
   - name: repeated
     defaults: {actor: bot, call: pay, context: {run: r1}}
@@ -164,6 +178,7 @@ scenarios:
         expect: {outcome: allow}
       - settle: {cost: 1.0}
         expect: {committed: false}
-""")
+""",
+    )
     code, out = run("test", str(tmp_path))
     assert code == 0, out

@@ -103,8 +103,14 @@ def test_sidecar_takes_the_traceparent_header(spans: Any, tmp_path: Path, monkey
     tracer, exporter = spans
     monkeypatch.setattr("opentelemetry.trace.get_tracer", lambda *a, **k: tracer)  # the global one
     policy = write_policy(tmp_path / "policy")
-    rt = Runtime(charter.load(policy), MemoryStore(), TraceLog(tmp_path / "t.db"), otel=True,
-                 policy_path=str(policy), poll_s=0)
+    rt = Runtime(
+        charter.load(policy),
+        MemoryStore(),
+        TraceLog(tmp_path / "t.db"),
+        otel=True,
+        policy_path=str(policy),
+        poll_s=0,
+    )
     with TestClient(create_app(rt, token_set())) as http:
         body = {"actor": {"id": "a1"}, "action": {"kind": "call", "target": "search"}}
         d = http.post("/v1/decide", json=body, headers={**auth("orch"), "traceparent": PARENT}).json()
@@ -117,8 +123,10 @@ def test_sidecar_takes_the_traceparent_header(spans: Any, tmp_path: Path, monkey
     assert len(got) == 2 and f"{got[0].context.trace_id:032x}" == TRACE
     assert f"{got[0].parent.span_id:016x}" == "00f067aa0ba902b7"
     # a reloaded policy's engine is instrumented too
-    (policy / "policy.charter").write_text((policy / "policy.charter").read_text() + "\n# changed\n"
-                                           'tool extra {}\npermit extra { action call extra  reason "x" }\n')
+    (policy / "policy.charter").write_text(
+        (policy / "policy.charter").read_text() + "\n# changed\n"
+        'tool extra {}\npermit extra { action call extra  reason "x" }\n'
+    )
     assert rt.reload("test")
     rt.engine.decide(body)
     assert len(exporter.get_finished_spans()) == 3

@@ -29,8 +29,9 @@ def _record(tmp: Path) -> Path:
     e = charter.Engine(charter.loads(OLD), trace=log, clock=lambda: 1_790_000_000.0)
     e.decide({"actor": {"id": "a"}, "action": {"target": "read"}})
     e.decide({"actor": {"id": "a"}, "action": {"target": "pay", "args": {"amount": 500.0}}})
-    d = e.decide({"actor": {"id": "a"}, "action": {"target": "pay", "args": {"amount": 5.0}},
-                  "cost": {"USD": 8}})
+    d = e.decide(
+        {"actor": {"id": "a"}, "action": {"target": "pay", "args": {"amount": 5.0}}, "cost": {"USD": 8}}
+    )
     e.settle(d.id, actual_cost={"USD": 8})
     # budget already used 8: this one would exceed 10
     e.decide({"actor": {"id": "a"}, "action": {"target": "pay", "args": {"amount": 5.0}}, "cost": {"USD": 8}})
@@ -41,8 +42,19 @@ def _record(tmp: Path) -> Path:
 def test_replay_reports_what_a_candidate_loosens(tmp_path: Path) -> None:
     trace = _record(tmp_path)
     (tmp_path / "new.charter").write_text(OLD.replace("args.amount > 100.0", "args.amount > 1000.0"))
-    res = CliRunner().invoke(cli, ["replay", str(tmp_path / "new.charter"), "--trace", str(trace),
-                                   "--format", "json", "--fail-on", "widen"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "replay",
+            str(tmp_path / "new.charter"),
+            "--trace",
+            str(trace),
+            "--format",
+            "json",
+            "--fail-on",
+            "widen",
+        ],
+    )
     data = json.loads(res.output)
     assert res.exit_code == 1
     assert data["replayed"] == 4 and data["changed"] == 1 and data["widened"] == 1

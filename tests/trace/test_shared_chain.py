@@ -206,8 +206,9 @@ def test_replay_and_checkpoint_cli_on_postgresql(tmp_path: Path) -> None:
             engine.decide(_req(i * 100))
         log.close()
         stricter = tmp_path / "strict.charter"
-        stricter.write_text(POLICY + 'forbid big { action call pay\n  when args.amount > 250.0\n'
-                            '  reason "no" }\n')
+        stricter.write_text(
+            POLICY + 'forbid big { action call pay\n  when args.amount > 250.0\n  reason "no" }\n'
+        )
         r = CliRunner()
         res = r.invoke(cli, ["replay", str(stricter), "--trace", url, "--format", "json"])
         assert res.exit_code == 0, res.output

@@ -36,8 +36,12 @@ def _engine(where: Path | str, **kw: Any) -> tuple[charter.Engine, TraceLog]:
 
 
 def req(amount: float, **kw: Any) -> dict[str, Any]:
-    return {"actor": {"id": "a1"}, "action": {"target": "pay", "args": {"amount": amount, "memo": "s3cret"}},
-            "cost": {"USD": amount}, **kw}
+    return {
+        "actor": {"id": "a1"},
+        "action": {"target": "pay", "args": {"amount": amount, "memo": "s3cret"}},
+        "cost": {"USD": amount},
+        **kw,
+    }
 
 
 def test_records_hold_the_why_and_redact_secrets(location: str) -> None:
@@ -92,8 +96,16 @@ def _rows(n: int) -> list[tuple[int, str, str, str]]:
     rows = []
     prev = GENESIS
     for i in range(1, n + 1):
-        body = canonical({"kind": "decision", "id": f"d-{i}", "outcome": "allow", "prev": prev, "seq": i,
-                          "request": {"actor": {"id": f"a{i % 7}"}}})
+        body = canonical(
+            {
+                "kind": "decision",
+                "id": f"d-{i}",
+                "outcome": "allow",
+                "prev": prev,
+                "seq": i,
+                "request": {"actor": {"id": f"a{i % 7}"}},
+            }
+        )
         h = link(prev, body)
         rows.append((i, prev, h, body))
         prev = h
@@ -126,12 +138,12 @@ def test_ten_thousand_records_every_tampering_detected() -> None:
         i = rng.randrange(len(rows))
         seq, prev, h, body = rows[i]
         pos = body.index('"outcome":"allow"') + len('"outcome":"')
-        edited = [*rows[:i], (seq, prev, h, body[:pos] + "deny!" + body[pos + 5:]), *rows[i + 1:]]
+        edited = [*rows[:i], (seq, prev, h, body[:pos] + "deny!" + body[pos + 5 :]), *rows[i + 1 :]]
         detected["edit"] += check(edited, i)
-        detected["delete"] += check(rows[:i] + rows[i + 1:], i)
+        detected["delete"] += check(rows[:i] + rows[i + 1 :], i)
         detected["insert"] += check([*rows[:i], rows[i], *rows[i:]], i)
         j = rng.randrange(len(rows) - 1)
-        detected["reorder"] += check([*rows[:j], rows[j + 1], rows[j], *rows[j + 2:]], j)
+        detected["reorder"] += check([*rows[:j], rows[j + 1], rows[j], *rows[j + 2 :]], j)
         cut = rng.randrange(1, len(rows))
         detected["truncate"] += check(rows[:cut], cut)
     assert detected == {k: 1000 for k in detected}
@@ -190,15 +202,28 @@ def test_tampering_with_the_stored_chain_is_detected(location: str) -> None:
     tampered: list[tuple[str, list[tuple[str, tuple[Any, ...]]], str]] = [
         ("edit", [("UPDATE {trace} SET body = ? WHERE seq = 30", (forged,))], "record 30 was altered"),
         ("delete", [("DELETE FROM {trace} WHERE seq = 30", ())], "record 30 is missing"),
-        ("insert", [("UPDATE {trace} SET seq = -(seq + 1) WHERE seq >= 30", ()),
-                    ("UPDATE {trace} SET seq = -seq WHERE seq < 0", ()),
-                    ("INSERT INTO {trace} SELECT 30, id, kind, at, outcome, agent, rules, ref, prev, ?, ? "
-                     "FROM {trace} WHERE seq = 31", (link(h29, forged), forged))],
-         "record 31 does not follow record 30"),
-        ("reorder", [("UPDATE {trace} SET seq = -1 WHERE seq = 30", ()),
-                     ("UPDATE {trace} SET seq = 30 WHERE seq = 31", ()),
-                     ("UPDATE {trace} SET seq = 31 WHERE seq = -1", ())],
-         "record 30 does not follow record 29"),
+        (
+            "insert",
+            [
+                ("UPDATE {trace} SET seq = -(seq + 1) WHERE seq >= 30", ()),
+                ("UPDATE {trace} SET seq = -seq WHERE seq < 0", ()),
+                (
+                    "INSERT INTO {trace} SELECT 30, id, kind, at, outcome, agent, rules, ref, prev, ?, ? "
+                    "FROM {trace} WHERE seq = 31",
+                    (link(h29, forged), forged),
+                ),
+            ],
+            "record 31 does not follow record 30",
+        ),
+        (
+            "reorder",
+            [
+                ("UPDATE {trace} SET seq = -1 WHERE seq = 30", ()),
+                ("UPDATE {trace} SET seq = 30 WHERE seq = 31", ()),
+                ("UPDATE {trace} SET seq = 31 WHERE seq = -1", ()),
+            ],
+            "record 30 does not follow record 29",
+        ),
         ("truncate", [("DELETE FROM {trace} WHERE seq > 40", ())], "truncated"),
         ("checkpoint", [("UPDATE {checkpoints} SET length = 10", ())], "invalid signature"),
     ]

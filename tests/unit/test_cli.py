@@ -78,14 +78,26 @@ def test_eval_explain_and_fail_on(root: Path, tmp_path: Path) -> None:
     assert "Research agents must never write the knowledge base." in out
     code, _ = run("eval", str(root / "policies"), "--request", str(req), "--fail-on", "not-allow")
     assert code == 1
-    code, out = run("eval", str(root / "policies"), "--request", "-", "--format", "json",
-                    input=json.dumps({"actor": {"id": "research-agent"}, "action": {"target": "kb.read"}}))
+    code, out = run(
+        "eval",
+        str(root / "policies"),
+        "--request",
+        "-",
+        "--format",
+        "json",
+        input=json.dumps({"actor": {"id": "research-agent"}, "action": {"target": "kb.read"}}),
+    )
     assert code == 0 and json.loads(out)["outcome"] == "allow"
 
 
 def test_eval_malformed_request_names_field(root: Path) -> None:
-    code, out = run("eval", str(root / "policies"), "--request", "-",
-                    input=json.dumps({"actor": {"id": "x"}, "action": {}}))
+    code, out = run(
+        "eval",
+        str(root / "policies"),
+        "--request",
+        "-",
+        input=json.dumps({"actor": {"id": "x"}, "action": {}}),
+    )
     assert code == 2 and "request field 'action.target': Field required" in out
     code, out = run("eval", str(root / "policies"), "--request", "-", input="{not json: [")
     assert code == 2 and "neither JSON nor YAML" in out

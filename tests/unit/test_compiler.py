@@ -28,8 +28,11 @@ def rendered(text: str) -> str:
 
 
 def test_clean_policy_compiles() -> None:
-    res = compile_text(BASE + 'permit p { actor role research  action call kb.read  reason "r" }\n'
-                       'permit q { action call pay reason "q" }', "t.charter")
+    res = compile_text(
+        BASE + 'permit p { actor role research  action call kb.read  reason "r" }\n'
+        'permit q { action call pay reason "q" }',
+        "t.charter",
+    )
     assert res.errors == [] and res.policy is not None
     assert [r.id for r in res.policy.rules] == ["p", "q"]
 
@@ -45,8 +48,9 @@ def test_unknown_role_with_did_you_mean() -> None:
 
 
 def test_unknown_tool_and_tag() -> None:
-    out = rendered('forbid f { action call tagged internl  reason "r" }\n'
-                   'permit p { action call kb.raed  reason "r" }\n')
+    out = rendered(
+        'forbid f { action call tagged internl  reason "r" }\npermit p { action call kb.raed  reason "r" }\n'
+    )
     assert "E201 unknown tag 'internl'" in out and "did you mean 'internal'?" in out
     assert "E201 unknown tool 'kb.raed'" in out and "did you mean 'kb.read'?" in out
 
@@ -82,8 +86,11 @@ def test_cel_type_error_double_vs_int() -> None:
 
 
 def test_stage_stop_after_resolve_skips_typecheck() -> None:
-    res = compile_text(BASE + 'permit p { action call pay\n when args.nope > 1\n reason "r" }', "t.charter",
-                       stop_after="resolve")
+    res = compile_text(
+        BASE + 'permit p { action call pay\n when args.nope > 1\n reason "r" }',
+        "t.charter",
+        stop_after="resolve",
+    )
     assert res.errors == [] and res.stage == "resolve"
     full = compile_text(BASE + 'permit p { action call pay\n when args.nope > 1\n reason "r" }', "t.charter")
     assert [d.code.value for d in full.errors] == ["E302"]
@@ -104,10 +111,11 @@ def test_narrowing_module_rejects_permit(tmp_path: Path) -> None:
 
 def test_narrowing_module_applies_only_to_its_subject(tmp_path: Path) -> None:
     (tmp_path / "base.charter").write_text(
-        BASE + "agent r2 { role research }\n"
-        'permit p { actor role research action call kb.read reason "r" }\n')
+        BASE + 'agent r2 { role research }\npermit p { actor role research action call kb.read reason "r" }\n'
+    )
     (tmp_path / "child.charter").write_text(
-        'policy child extends t for agent r1\nforbid no-kb { action call kb.read  reason "x" }\n')
+        'policy child extends t for agent r1\nforbid no-kb { action call kb.read  reason "x" }\n'
+    )
     engine = charter.Engine(charter.load(tmp_path))
     assert engine.decide({"actor": {"id": "r1"}, "action": {"target": "kb.read"}}).outcome.value == "deny"
     assert engine.decide({"actor": {"id": "r2"}, "action": {"target": "kb.read"}}).outcome.value == "allow"

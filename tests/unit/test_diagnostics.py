@@ -5,8 +5,12 @@ from charter.diagnostics import Code, Span, did_you_mean, error, render, to_json
 
 def test_render_error_with_caret_and_help() -> None:
     src = "permit p {\n  actor role reserch\n}\n"
-    d = error(Code.E201_UNKNOWN_NAME, "unknown role 'reserch'", Span("a.charter", 2, 14, 2, 21),
-              "did you mean 'research'?")
+    d = error(
+        Code.E201_UNKNOWN_NAME,
+        "unknown role 'reserch'",
+        Span("a.charter", 2, 14, 2, 21),
+        "did you mean 'research'?",
+    )
     assert render(d, src) == (
         "a.charter:2:14: E201 unknown role 'reserch'\n"
         "   2 |   actor role reserch\n"

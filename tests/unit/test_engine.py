@@ -45,18 +45,32 @@ def test_permissions(engine: charter.Engine) -> None:
 
 def test_approval_obligations(engine: charter.Engine) -> None:
     engine.decide(req("payments-agent", "payments.verify-payee", args={"payee": "acme"}))
-    d = engine.decide(req("payments-agent", "payments.transfer",
-                          args={"amount": 12000, "payee": "acme", "currency": "USD", "new_payee": False}))
+    d = engine.decide(
+        req(
+            "payments-agent",
+            "payments.transfer",
+            args={"amount": 12000, "payee": "acme", "currency": "USD", "new_payee": False},
+        )
+    )
     assert d.outcome is Outcome.REQUIRE_APPROVAL
     gate = d.obligations["approvals"][0]
-    assert gate == {"rule": "big-payments", "group": "treasury", "quorum": 2,
-                    "members": ["alice", "bob", "carol"], "separation_of_duties": True,
-                    "expires_in_s": 14400.0, "on_timeout": "deny"}
+    assert gate == {
+        "rule": "big-payments",
+        "group": "treasury",
+        "quorum": 2,
+        "members": ["alice", "bob", "carol"],
+        "separation_of_duties": True,
+        "expires_in_s": 14400.0,
+        "on_timeout": "deny",
+    }
 
 
 def test_sequence_verify_before_pay(engine: charter.Engine) -> None:
-    pay = req("payments-agent", "payments.transfer",
-              args={"amount": 10.0, "payee": "acme", "currency": "USD", "new_payee": False})
+    pay = req(
+        "payments-agent",
+        "payments.transfer",
+        args={"amount": 10.0, "payee": "acme", "currency": "USD", "new_payee": False},
+    )
     assert [h.id for h in engine.decide(pay).rules] == ["pay-before-verify"]
     engine.decide(req("payments-agent", "payments.verify-payee", args={"payee": "acme"}))
     assert engine.decide(pay).outcome is Outcome.ALLOW
@@ -69,9 +83,14 @@ def test_conflicting_signals_escalate_whatever_research_says(engine: charter.Eng
         {"source": "risk", "kind": "risk.anomaly", "score": 0.35},
         {"source": "compliance", "kind": "compliance.regulation-conflict"},
     ]
-    d = engine.decide(req("payments-agent", "payments.transfer",
-                          args={"amount": 100.0, "payee": "acme", "currency": "USD", "new_payee": False},
-                          signals=signals))
+    d = engine.decide(
+        req(
+            "payments-agent",
+            "payments.transfer",
+            args={"amount": 100.0, "payee": "acme", "currency": "USD", "new_payee": False},
+            signals=signals,
+        )
+    )
     assert d.outcome is Outcome.ESCALATE
     esc = d.obligations["escalation"]
     assert esc["target"] == "compliance-officers" and esc["fallback"] == "deny"
@@ -80,9 +99,14 @@ def test_conflicting_signals_escalate_whatever_research_says(engine: charter.Eng
 
 def test_weak_anomaly_below_threshold_does_not_escalate(engine: charter.Engine) -> None:
     engine.decide(req("payments-agent", "payments.verify-payee", args={"payee": "acme"}))
-    d = engine.decide(req("payments-agent", "payments.transfer",
-                          args={"amount": 100.0, "payee": "acme", "currency": "USD", "new_payee": False},
-                          signals=[{"source": "risk", "kind": "risk.anomaly", "score": 0.1}]))
+    d = engine.decide(
+        req(
+            "payments-agent",
+            "payments.transfer",
+            args={"amount": 100.0, "payee": "acme", "currency": "USD", "new_payee": False},
+            signals=[{"source": "risk", "kind": "risk.anomaly", "score": 0.1}],
+        )
+    )
     assert d.outcome is Outcome.ALLOW
 
 
@@ -107,8 +131,10 @@ def test_budget_reserve_settle_refund() -> None:
 
 
 def test_idempotent_retry_is_charged_once() -> None:
-    p = charter.loads('units USD\ntool api {}\npermit p { action call api reason "ok" }\n'
-                      'budget b { scope org  limit 50 USD  reason "x" }\n')
+    p = charter.loads(
+        'units USD\ntool api {}\npermit p { action call api reason "ok" }\n'
+        'budget b { scope org  limit 50 USD  reason "x" }\n'
+    )
     e = charter.Engine(p, clock=lambda: 1_790_000_000.0)
     r = {"actor": {"id": "a"}, "action": {"target": "api"}, "cost": {"USD": 30}, "idempotency_key": "k1"}
     d1 = e.decide(r)
@@ -142,8 +168,14 @@ def test_shadow_rule_recorded_not_enforced(engine: charter.Engine) -> None:
 
 
 def test_safety_veto_halts_and_stops_agent(engine: charter.Engine) -> None:
-    d = engine.decide(req("production-agent", "plant.change-setpoint", args={"line": "a", "value": 1.0},
-                          signals=[{"source": "safety", "kind": "safety.veto"}]))
+    d = engine.decide(
+        req(
+            "production-agent",
+            "plant.change-setpoint",
+            args={"line": "a", "value": 1.0},
+            signals=[{"source": "safety", "kind": "safety.veto"}],
+        )
+    )
     assert d.outcome is Outcome.HALT and d.obligations["stops"][0]["value"] == "production-agent"
 
 
@@ -156,8 +188,9 @@ def test_provenance_untrusted_then_outbound(engine: charter.Engine) -> None:
 
 
 def test_confidential_never_flows_external(engine: charter.Engine) -> None:
-    r = req("payments-agent", "email.send", args={"to": "x", "body": "y"},
-            context={"workflow": "w2", "run": "r2"})
+    r = req(
+        "payments-agent", "email.send", args={"to": "x", "body": "y"}, context={"workflow": "w2", "run": "r2"}
+    )
     r["action"]["labels"] = {"body": ["confidential"]}
     d = engine.decide(r)
     assert [h.id for h in d.rules] == ["confidential-never-external"]
@@ -165,8 +198,13 @@ def test_confidential_never_flows_external(engine: charter.Engine) -> None:
 
 def test_failed_payment_halts_agent_after_settlement(engine: charter.Engine) -> None:
     engine.decide(req("payments-agent", "payments.verify-payee", args={"payee": "acme"}))
-    d = engine.decide(req("payments-agent", "payments.transfer",
-                          args={"amount": 10.0, "payee": "acme", "currency": "USD", "new_payee": False}))
+    d = engine.decide(
+        req(
+            "payments-agent",
+            "payments.transfer",
+            args={"amount": 10.0, "payee": "acme", "currency": "USD", "new_payee": False},
+        )
+    )
     st = engine.settle(d.id, outcome="failure")
     assert st.outcome is Outcome.HALT and [c.id for c in st.checks] == ["failed-payment"]
     d = engine.decide(req("payments-agent", "email.send", args={"to": "a", "body": "b"}))
@@ -181,8 +219,10 @@ def test_cel_error_fails_closed() -> None:
 
 
 def test_on_error_ignore_is_fail_open_and_recorded() -> None:
-    p = charter.loads('tool t { arg n: int }\npermit p { action call t reason "x" }\n'
-                      'forbid f { action call t\n when args.n > 1\n on error ignore\n reason "y" }\n')
+    p = charter.loads(
+        'tool t { arg n: int }\npermit p { action call t reason "x" }\n'
+        'forbid f { action call t\n when args.n > 1\n on error ignore\n reason "y" }\n'
+    )
     d = charter.Engine(p).decide({"actor": {"id": "a"}, "action": {"target": "t", "args": {}}})
     assert d.outcome is Outcome.ALLOW
     assert d.failures[0].took == "ignore (fail-open)"
@@ -238,8 +278,22 @@ def test_adecide() -> None:
 
 def test_decision_json_is_stable(engine: charter.Engine) -> None:
     d = engine.decide(req("research-agent", "kb.read")).to_dict()
-    assert list(d) == ["schema_version", "id", "outcome", "rules", "default_deny", "boundaries", "shadow",
-                       "failures", "obligations", "revision", "elapsed_us", "hold_id", "replayed", "evidence"]
+    assert list(d) == [
+        "schema_version",
+        "id",
+        "outcome",
+        "rules",
+        "default_deny",
+        "boundaries",
+        "shadow",
+        "failures",
+        "obligations",
+        "revision",
+        "elapsed_us",
+        "hold_id",
+        "replayed",
+        "evidence",
+    ]
 
 
 def test_shared_store_one_call_per_decision_and_replica_settles(tmp_path: Any) -> None:

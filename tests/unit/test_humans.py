@@ -64,8 +64,11 @@ class Clock:
 
 
 def big(amount: float = 12000.0, approval: str | None = None, actor: str = "pay") -> dict[str, Any]:
-    r: dict[str, Any] = {"actor": {"id": actor}, "action": {"target": "transfer", "args": {"amount": amount}},
-                         "context": {"workflow": "w", "run": "r"}}
+    r: dict[str, Any] = {
+        "actor": {"id": actor},
+        "action": {"target": "transfer", "args": {"amount": amount}},
+        "context": {"workflow": "w", "run": "r"},
+    }
     if approval:
         r["approval"] = approval
     return r

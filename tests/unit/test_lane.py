@@ -123,12 +123,21 @@ CASES: list[dict[str, Any]] = [
     {"actor": {"id": "ops-1", "chain": ["boss"]}, "action": {"target": "deploy"}},
     {"actor": {"id": "ops-1", "human": "ann"}, "action": {"target": "deploy"}},
     {"actor": {"id": "stranger", "roles": ["ops"]}, "action": {"target": "deploy"}},
-    {"actor": {"id": "stranger", "roles": ["ops", "ops"], "attributes": {"clearance": True}},
-     "action": {"target": "pay"}, "context": {"env": "prod", "region": "us"}},
-    {"actor": {"id": "stranger", "roles": ["ops"]}, "action": {"target": "notes"},
-     "context": {"env": "prod", "region": "us"}},
-    {"actor": {"id": "stranger", "roles": ["ops"]}, "action": {"target": "deploy"},
-     "context": {"env": "prod", "region": "us"}},
+    {
+        "actor": {"id": "stranger", "roles": ["ops", "ops"], "attributes": {"clearance": True}},
+        "action": {"target": "pay"},
+        "context": {"env": "prod", "region": "us"},
+    },
+    {
+        "actor": {"id": "stranger", "roles": ["ops"]},
+        "action": {"target": "notes"},
+        "context": {"env": "prod", "region": "us"},
+    },
+    {
+        "actor": {"id": "stranger", "roles": ["ops"]},
+        "action": {"target": "deploy"},
+        "context": {"env": "prod", "region": "us"},
+    },
     {"actor": {"id": "ops-1"}, "action": {"target": "typed", "args": {"n": 1}}},
     {"actor": {"id": "ops-1"}, "action": {"target": "notes"}},
     {"actor": {"id": "ops-1"}, "action": {"target": "deploy", "kind": "model"}},
@@ -168,12 +177,17 @@ def test_lane_decides_the_common_shapes_itself(policy: Any, monkeypatch: pytest.
     common = [
         _req(context={"env": "dev", "region": "us"}),
         _req(context={"env": "dev", "region": "us", "run": "r", "ticket": 7}),
-        {"actor": {"id": "fin-1", "roles": ["finance"], "attributes": {"clearance": False}},
-         "action": {"kind": "call", "target": "pay", "args": {"amount": 5}}},
+        {
+            "actor": {"id": "fin-1", "roles": ["finance"], "attributes": {"clearance": False}},
+            "action": {"kind": "call", "target": "pay", "args": {"amount": 5}},
+        },
         {"actor": {"id": "fin-1"}, "action": {"target": "pay", "args": {"amount": 500}}},
         {"actor": {"id": "ops-1"}, "action": {"target": "deploy", "kind": "model"}},
-        {"actor": {"id": "stranger", "roles": ["ops"], "attributes": {"team": "blue"}},
-         "action": {"target": "deploy"}, "context": {"env": "dev", "region": "us"}},
+        {
+            "actor": {"id": "stranger", "roles": ["ops"], "attributes": {"team": "blue"}},
+            "action": {"target": "deploy"},
+            "context": {"env": "dev", "region": "us"},
+        },
         {"actor": {"id": "stranger"}, "action": {"target": "typed"}},
     ]
     for r in common:
@@ -200,9 +214,11 @@ def test_lane_hands_a_gate_to_the_general_path_with_the_fast_request(
     requests = [
         _req(context={"env": "prod", "region": "us"}),
         _req(context={"region": "eu", "env": "dev", "workflow": "w", "run": "r", "tenant": "t", "x": [1]}),
-        {"actor": {"id": "ops-1", "roles": ["ops"], "attributes": {"team": "red"}},
-         "action": {"kind": "call", "target": "deploy", "args": {"x": 1}},
-         "context": {"env": "prod", "region": "us"}},
+        {
+            "actor": {"id": "ops-1", "roles": ["ops"], "attributes": {"team": "red"}},
+            "action": {"kind": "call", "target": "deploy", "args": {"x": 1}},
+            "context": {"env": "prod", "region": "us"},
+        },
     ]
     for r in requests:
         engine.decide(r)  # plans
@@ -219,8 +235,9 @@ def test_lane_hands_a_gate_to_the_general_path_with_the_fast_request(
 _IDS = st.sampled_from(["ops-1", "fin-1", "boss", "stranger", "", 5, None])
 _TARGETS = st.sampled_from(["deploy", "pay", "typed", "notes", "boss", "", 3])
 _VALS = st.one_of(st.integers(-5, 500), st.text(max_size=3), st.none(), st.booleans(), st.floats())
-_STRLIST = st.one_of(st.lists(st.sampled_from(["ops", "finance", "x", 1]), max_size=2), st.none(),
-                     st.tuples(st.just("ops")))
+_STRLIST = st.one_of(
+    st.lists(st.sampled_from(["ops", "finance", "x", 1]), max_size=2), st.none(), st.tuples(st.just("ops"))
+)
 
 
 @st.composite
@@ -229,24 +246,34 @@ def lane_requests(draw: Any) -> dict[str, Any]:
     if draw(st.booleans()):
         actor["roles"] = draw(_STRLIST)
     if draw(st.booleans()):
-        actor["attributes"] = draw(st.one_of(
-            st.dictionaries(st.sampled_from(["clearance", "team", "other"]), _VALS, max_size=2), _VALS))
+        actor["attributes"] = draw(
+            st.one_of(
+                st.dictionaries(st.sampled_from(["clearance", "team", "other"]), _VALS, max_size=2), _VALS
+            )
+        )
     if draw(st.integers(0, 9)) == 0:
         actor[draw(st.sampled_from(["chain", "human", "bogus"]))] = draw(st.one_of(_STRLIST, _VALS))
     action: dict[str, Any] = {"target": draw(_TARGETS)}
     if draw(st.booleans()):
         action["kind"] = draw(st.sampled_from(["call", "model", "delegate", "write", "nope", None]))
     if draw(st.booleans()):
-        action["args"] = draw(st.one_of(
-            st.dictionaries(st.sampled_from(["amount", "n", "q"]), _VALS, max_size=2), _VALS))
+        action["args"] = draw(
+            st.one_of(st.dictionaries(st.sampled_from(["amount", "n", "q"]), _VALS, max_size=2), _VALS)
+        )
     if draw(st.integers(0, 9)) == 0:
         action["labels"] = {"q": ["pii"]}
     d: dict[str, Any] = {"actor": actor, "action": action}
     if draw(st.booleans()):
-        d["context"] = draw(st.one_of(
-            st.dictionaries(st.sampled_from(["env", "region", "run", "workflow", "tenant", "time", "x"]),
-                            st.one_of(st.sampled_from(["prod", "dev", "eu", "us"]), _VALS), max_size=3),
-            st.none()))
+        d["context"] = draw(
+            st.one_of(
+                st.dictionaries(
+                    st.sampled_from(["env", "region", "run", "workflow", "tenant", "time", "x"]),
+                    st.one_of(st.sampled_from(["prod", "dev", "eu", "us"]), _VALS),
+                    max_size=3,
+                ),
+                st.none(),
+            )
+        )
     if draw(st.integers(0, 9)) == 0:
         d[draw(st.sampled_from(["cost", "signals", "approval", "trace_id", "bogus"]))] = draw(_VALS)
     return d
@@ -308,8 +335,12 @@ def test_policy_coverage_sees_every_decision(policy: Any) -> None:
         engine = charter.Engine(policy)
         assert "decide" not in engine.__dict__
         for amount in (5, 500, 5, 500):
-            engine.decide({"actor": {"id": "fin-1", "attributes": {"clearance": True}},
-                           "action": {"target": "pay", "args": {"amount": amount}}})
+            engine.decide(
+                {
+                    "actor": {"id": "fin-1", "attributes": {"clearance": True}},
+                    "action": {"target": "pay", "args": {"amount": amount}},
+                }
+            )
     assert cov.items["big-pay"].fired
     assert cov.items["big-pay"].operands == {"when[0] args.amount > 100": {False, True}}
     assert Engine.lane_enabled is True

@@ -289,7 +289,7 @@ _PLACED_ROOTS: dict[str, tuple[str, str]] = {
     **{
         name: (
             "a 'signal KIND where ...' condition",
-            f'to test signals here, write signals.exists(s, s.{name} == ...)',
+            f"to test signals here, write signals.exists(s, s.{name} == ...)",
         )
         for name in SIGNAL_FIELDS
     },

@@ -30,6 +30,7 @@ _APPROVAL = Outcome.REQUIRE_APPROVAL
 _CALL = ActionKind.CALL
 _new = object.__new__
 
+
 def make_lane(engine: Engine, full: Callable[[Any, float], Decision]) -> Callable[[Any], Decision]:
     """``engine.decide`` for an engine on the lean path (stateless policy, in-memory store, no
     trace, no checks after actions): requests of the commonest shape are decided here; anything

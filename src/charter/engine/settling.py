@@ -67,8 +67,6 @@ def put_bounded(m: dict[str, Any], key: str, value: Any) -> None:
     m[key] = value
 
 
-
-
 class Settling:
     """The settling half of :class:`charter.Engine` (a mixin: the engine owns the state it reads)."""
 

@@ -437,8 +437,6 @@ class Sidecar:
         )
 
 
-
-
 def create_app(runtime: Runtime, tokens: TokenSet | None = None, **kw: Any) -> Starlette:
     """The sidecar app over ``runtime`` (see :class:`Sidecar` for the keyword options)."""
     return Sidecar(runtime, tokens, **kw).app()

@@ -44,6 +44,7 @@ def _thaw(snapshot: bytes) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(dumps(marshal.loads(snapshot)))
     return doc
 
+
 @dataclass
 class _Budget:
     total: int = 0
@@ -360,9 +361,7 @@ class MemoryStore:
         with self._lock:
             t = time.time()
             return [
-                _thaw(d)
-                for (k, _), (_, d, exp) in sorted(self._records.items())
-                if k == kind and exp > t
+                _thaw(d) for (k, _), (_, d, exp) in sorted(self._records.items()) if k == kind and exp > t
             ]
 
     def ping(self) -> None:

@@ -311,9 +311,7 @@ def _drop_line(db: sqlite3.Connection, key: str, exp: float, hold_id: str) -> No
         (key, exp, hold_id),
     ).fetchone()
     if got is not None:
-        db.execute(
-            "UPDATE budgets SET rs=rs-? WHERE key=? AND rb IS NOT NULL AND ?>rb", (got[0], key, exp)
-        )
+        db.execute("UPDATE budgets SET rs=rs-? WHERE key=? AND rb IS NOT NULL AND ?>rb", (got[0], key, exp))
 
 
 class _Tx:

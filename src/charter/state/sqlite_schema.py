@@ -83,6 +83,8 @@ def migrate(db: sqlite3.Connection) -> None:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
 RECORD_SQL = (
     "INSERT INTO records VALUES(?,?,1,?,?) ON CONFLICT(kind, id) DO UPDATE SET "
     "version=CASE WHEN records.expires_at>? THEN records.version+1 ELSE 1 END, "

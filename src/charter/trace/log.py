@@ -119,8 +119,19 @@ class TraceLog:
             h = link(head, body)
             rules = " ".join(r["id"] for r in rec.get("rules", []))
             rows.append(
-                (seq, rec["id"], rec["kind"], rec["at"], rec.get("outcome"), rec.get("agent"), rules,
-                 rec.get("ref"), head, h, body)
+                (
+                    seq,
+                    rec["id"],
+                    rec["kind"],
+                    rec["at"],
+                    rec.get("outcome"),
+                    rec.get("agent"),
+                    rules,
+                    rec.get("ref"),
+                    head,
+                    h,
+                    body,
+                )
             )
             head = h
         return rows, seq, head
