@@ -43,7 +43,7 @@ STANDARD: list[Function] = [
        examples=["size('héllo') == 5", "size([1, 2]) == 2"]),
     fn("size", size, *_SIZE, member=True, examples=["'abc'.size() == 3"]),
     fn("int", to_int, "(int) -> int", "(uint) -> int", "(double) -> int", "(string) -> int",
-       "(timestamp) -> int", doc="convert to int (doubles truncate; a range error past int64)",
+       "(timestamp) -> int", "(bool) -> int", doc="convert to int (doubles truncate; a range error past int64)",
        examples=["int('42') == 42", "int(2.9) == 2"]),
     fn("uint", to_uint, "(uint) -> uint", "(int) -> uint", "(double) -> uint", "(string) -> uint",
        doc="convert to uint", examples=["uint(42) == 42u"]),

@@ -319,15 +319,15 @@ class _Parser:
             while self.at(t.text):
                 ops.append(self.next())
             nxt = self.peek()
-            if t.text == "-" and nxt.kind in ("int", "float"):
-                # the last '-' belongs to a number literal: -9223372036854775808 is an int
+            # An even run of '!' or '-' cancels out, as in cel-go's and cel-cpp's parsers.
+            odd = len(ops) % 2 == 1
+            if t.text == "-" and odd and nxt.kind in ("int", "float"):
+                # the '-' belongs to a number literal: -9223372036854775808 is an int
                 self.next()
-                node: Node = self.member(self._number(nxt, negative=True, start=ops[-1].start))
-                ops.pop()
-            else:
-                node = self.member(self.primary())
-            for op in reversed(ops):
-                node = Unary(op.start, node.end, op.text, node)
+                return self.member(self._number(nxt, negative=True, start=ops[-1].start))
+            node = self.member(self.primary())
+            if odd:
+                node = Unary(ops[0].start, node.end, t.text, node)
             return node
         return self.member(self.primary())
 

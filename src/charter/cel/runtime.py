@@ -57,6 +57,30 @@ from charter.cel.types import UInt
 from charter.cel.values import PLAIN, TYPE_NAMES, EvalError, Optional, TypeValue, normalise
 
 
+class _Lazy:
+    """A ``cel.bind`` variable not evaluated yet: its initialiser and the variables it sees."""
+
+    __slots__ = ("init", "scope", "value")
+
+    def __init__(self, init: Fn, scope: dict[str, Any]) -> None:
+        self.init = init
+        self.scope = scope
+        self.value: Any = _UNSET
+
+    def force(self, st: State) -> Any:
+        if self.value is _UNSET:
+            outer = st.locals
+            st.locals = self.scope
+            try:
+                self.value = self.init(st)
+            finally:
+                st.locals = outer
+        return self.value
+
+
+_UNSET: Any = object()
+
+
 class State(Budget):
     """One evaluation: the activation, comprehension variables and the cost budget."""
 
@@ -176,7 +200,12 @@ class Compiler:
     def _Ident(self, n: Ident, scope: frozenset[str]) -> Fn:
         name = n.name
         if name in scope:
-            return lambda st: st.locals[name]
+
+            def local(st: State) -> Any:
+                v = st.locals[name]
+                return v.force(st) if type(v) is _Lazy else v
+
+            return local
         if name in TYPE_NAMES and (self.declared is None or name not in self.declared):
             tv = TYPE_NAMES[name]
             if self.declared is None:
@@ -359,8 +388,23 @@ class Compiler:
 
     def _Method(self, n: Method, scope: frozenset[str]) -> Fn:
         args = [self.compile(a, scope) for a in (n.target, *n.args)]
+        if n.name in ("or", "orValue") and len(args) == 2:
+            return self._optional_or(n.name, args[0], args[1])
         pattern = _literal_text(n.args[0]) if n.name == "matches" and len(n.args) == 1 else None
         return self._call(n.name, True, args, pattern)
+
+    @staticmethod
+    def _optional_or(name: str, target: Fn, alternative: Fn) -> Fn:
+        """``o.or(p)`` and ``o.orValue(v)`` short-circuit: the alternative runs only when needed."""
+        impl = MEMBERS[name].impl
+
+        def optional_or(st: State) -> Any:
+            o = target(st)
+            if type(o) is Optional and o.present:
+                return o if name == "or" else o.value
+            return impl(o, alternative(st))
+
+        return optional_or
 
     # -- literals ---------------------------------------------------------------------------------
     def _ListLit(self, n: ListLit, scope: frozenset[str]) -> Fn:
@@ -504,9 +548,10 @@ class Compiler:
         var = n.var
 
         def bind(st: State) -> Any:
+            # cel.bind is lazy, as in cel-go and cel-cpp: the value is computed on first use
             loc = st.locals
             saved = loc.get(var, _MISSING_LOCAL)
-            loc[var] = init(st)
+            loc[var] = _Lazy(init, dict(loc))
             try:
                 return body(st)
             finally:

@@ -193,8 +193,14 @@ def contains_elem(container: Any, x: Any, budget: Budget | None = None) -> bool:
             return x in container  # a str equals only a str
         return any(equals(e, x, budget) for e in container)
     if tc is dict:
+        if type(x) not in _KEY_TYPES:
+            raise no_overload("@in", x, container)
         return map_get(container, x) is not _MISSING
     raise no_overload("@in", x, container)
+
+
+#: What may be looked up in a map: its key types, and doubles (equal to an int or uint key).
+_KEY_TYPES = frozenset({str, int, UInt, bool, float})
 
 
 # -- arithmetic -----------------------------------------------------------------------------------
@@ -358,6 +364,8 @@ def to_int(v: Any) -> int:
         return _range_int(int(v))
     if t is Timestamp:
         return v.seconds
+    if t is bool:
+        return int(v)
     raise no_overload("int", v)
 
 
@@ -405,7 +413,7 @@ def to_double(v: Any) -> float:
 
 
 def format_double(f: float) -> str:
-    """A double as text: the shortest digits that read back exactly, Go's ``%g`` style."""
+    """A double as text: the shortest digits that read back exactly, in Go's ``%g`` style (exponent from 1e+06)."""
     if f != f:
         return "NaN"
     if f in (math.inf, -math.inf):
@@ -427,7 +435,7 @@ def format_double(f: float) -> str:
         digits = raw.rstrip("0") or "0"
     exp = point - 1
     sign = "-" if f < 0 else ""
-    if exp < -4 or exp >= 21:
+    if exp < -4 or exp >= 6:
         mant = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
         return f"{sign}{mant}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
     if point <= 0:

@@ -42,6 +42,12 @@ class CostExceeded(Exception):
     """The evaluation's cost budget is spent; never absorbed: the whole evaluation fails."""
 
 
+def _fraction(nanos: int) -> str:
+    """Nanoseconds as protobuf's JSON mapping writes a fraction: 3, 6 or 9 digits."""
+    frac = f"{nanos:09d}"
+    return frac[:3] if frac.endswith("000000") else frac[:6] if frac.endswith("000") else frac
+
+
 class Timestamp:
     """A point in time: whole seconds since the Unix epoch (UTC) and nanoseconds."""
 
@@ -96,10 +102,7 @@ class Timestamp:
         d = _EPOCH + datetime.timedelta(seconds=self.seconds)
         text = f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
         if self.nanos:
-            frac = f"{self.nanos:09d}"
-            # RFC 3339 as google.protobuf.Timestamp prints it: 3, 6 or 9 fraction digits
-            frac = frac[:3] if frac.endswith("000000") else frac[:6] if frac.endswith("000") else frac
-            text += "." + frac
+            text += "." + _fraction(self.nanos)
         return text + "Z"
 
     def __repr__(self) -> str:
@@ -148,7 +151,7 @@ class Duration:
         s, ns = divmod(abs(self.nanos), _NS)
         if not ns:
             return f"{sign}{s}s"
-        return f"{sign}{s}.{f'{ns:09d}'.rstrip('0')}s"
+        return f"{sign}{s}.{_fraction(ns)}s"
 
     def __repr__(self) -> str:
         return f"Duration({self})"

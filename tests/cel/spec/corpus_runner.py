@@ -3,7 +3,7 @@
 Each case is parsed and checked against its declarations (``type_env``) unless the case says
 ``disable_check``, then evaluated with its ``bindings``; the result must equal the expected value
 exactly (int and uint and double are distinct, NaN equals NaN), or be an error where an error is
-expected (a compile-time error counts: the condition never runs). ``python -m tests.cel.spec.corpus_runner``
+expected (a compile-time error counts: the condition never runs). ``python -m tests.cel.spec.corpus_runner`` (from the repository root)
 prints the pass rate per file.
 """
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cel.spec.corpus_runner import EXTENSIONS, load_cases, run
+from .corpus_runner import EXTENSIONS, load_cases, run
 
 KNOWN = {
     # expression containers (a `container` option naming a namespace) are not part of charter's API
