@@ -91,5 +91,5 @@ def test_deep_nesting_message() -> None:
         (ProblemKind.TOO_COMPLEX, "the condition is nested too deeply (the limit is 32 levels)")
     ]
     with pytest.raises(CelCompileError) as ei:
-        compile_condition("x == " + "(1) + " * 40 + "1", ENV)
+        compile_condition("x == " + "(1) + " * 60 + "1", ENV)
     assert [p.kind for p in ei.value.problems] == [ProblemKind.TOO_COMPLEX]

@@ -333,20 +333,19 @@ class _Checker:
     # -- functions --------------------------------------------------------------------------------
     def _Call(self, n: Call, scope: Mapping[str, CelType], depth: int) -> CelType:
         f = GLOBALS.get(n.name)
-        args = [self.visit(a, scope, depth) for a in n.args]
         if f is None:
             hint = _suggest(n.name, [*GLOBALS, *MACROS])
             if n.name in MEMBERS:
                 hint = f"{n.name}() is called on a value: x.{n.name}(...)"
             self.problem(ProblemKind.UNSUPPORTED, f"unknown or unsupported function '{n.name}()'", n, hint)
             return DYN
+        args = [self.visit(a, scope, depth) for a in n.args]
         if n.name == "matches" and len(n.args) == 2:
             self._pattern(n.args[1])
         return self._resolve(n, f, args, n.args)
 
     def _Method(self, n: Method, scope: Mapping[str, CelType], depth: int) -> CelType:
         t = self.visit(n.target, scope, depth)
-        args = [self.visit(a, scope, depth) for a in n.args]
         f = MEMBERS.get(n.name)
         if f is None:
             hint = _suggest(n.name, [*MEMBERS, *MACROS])
@@ -354,6 +353,7 @@ class _Checker:
                 hint = f"{n.name}() is called as a function: {n.name}(...)"
             self.problem(ProblemKind.UNSUPPORTED, f"unknown or unsupported method '{n.name}()'", n, hint)
             return DYN
+        args = [self.visit(a, scope, depth) for a in n.args]
         if n.name == "matches" and len(n.args) == 1:
             self._pattern(n.args[0])
         return self._resolve(n, f, [t, *args], [n.target, *n.args])

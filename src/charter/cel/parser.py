@@ -121,7 +121,7 @@ def tokenize(text: str, limits: Limits) -> list[_Tok]:
                 if tok in _OPEN:
                     level += 1
                     if level > limits.max_nesting:
-                        raise _too_deep(limits, n)
+                        raise _too_deep(limits, n, limits.max_nesting)
                 elif tok in _CLOSE:
                     level -= 1
             out.append(_Tok(kind, tok, pos, end))
@@ -136,9 +136,9 @@ def tokenize(text: str, limits: Limits) -> list[_Tok]:
     return out
 
 
-def _too_deep(limits: Limits, n: int) -> ParseFailure:
+def _too_deep(limits: Limits, n: int, levels: int | None = None) -> ParseFailure:
     return _too_complex(
-        f"the condition is nested too deeply (the limit is {limits.max_depth} levels)",
+        f"the condition is nested too deeply (the limit is {levels or limits.max_depth} levels)",
         n,
         "simplify it, or split it into several conditions",
     )

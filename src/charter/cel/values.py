@@ -253,14 +253,19 @@ def type_of(v: Any) -> TypeValue:
     raise EvalError(f"unsupported value of Python type {type(v).__name__}")
 
 
-#: Python types that are CEL values as they are (anything else is normalised on reading).
-PLAIN = frozenset({bool, int, UInt, float, str, bytes, list, dict, type(None), Timestamp, Duration,
+#: Python types that are CEL values as they are (anything else is normalised on reading; an
+#: ``int`` is too, to check it is within int64).
+PLAIN = frozenset({bool, UInt, float, str, bytes, list, dict, type(None), Timestamp, Duration,
                    TypeValue, Optional})  # fmt: skip
 
 
 def normalise(v: Any) -> Any:
     """A value from the activation as a CEL value (datetimes, tuples ...); errors for others."""
     t = type(v)
+    if t is int:
+        if INT_MIN <= v <= INT_MAX:
+            return v
+        raise EvalError(f"the number {v} is out of range (int64)")
     if t in PLAIN or hasattr(v, "cel_type_name"):
         return v
     if t is tuple:
@@ -272,7 +277,7 @@ def normalise(v: Any) -> Any:
     if isinstance(v, bool):
         return bool(v)
     if isinstance(v, int):
-        return int(v)
+        return normalise(int(v))
     if isinstance(v, float):
         return float(v)
     if isinstance(v, str):
