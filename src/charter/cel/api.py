@@ -7,7 +7,7 @@ from typing import Any
 
 from charter.cel.checker import check
 from charter.cel.fastpath import build_fast
-from charter.cel.limits import Limits
+from charter.cel.limits import BUDGET_ATTRIBUTE, Budget, Limits
 from charter.cel.parser import ParseFailure, parse
 from charter.cel.runtime import Compiler, Fn, State
 from charter.cel.syntax import Logic, Node
@@ -19,8 +19,13 @@ _DEFAULT_LIMITS = Limits()
 
 def _runner(closure: Fn, max_cost: int) -> Callable[[Mapping[str, Any]], Any]:
     def run(activation: Mapping[str, Any]) -> Any:
+        st = State(activation, max_cost)
+        shared: Budget | None = getattr(activation, BUDGET_ATTRIBUTE, None)
+        if shared is not None:  # the decision's budget: this evaluation spends from it too
+            st.cost = shared.cost
+            st.max_cost = min(shared.max_cost, shared.cost + max_cost)
         try:
-            return closure(State(activation, max_cost))
+            return closure(st)
         except EvalError as ex:
             return CelError(ex.message)
         except CostExceeded:
@@ -29,6 +34,9 @@ def _runner(closure: Fn, max_cost: int) -> Callable[[Mapping[str, Any]], Any]:
             return CelError("the value is nested too deeply to evaluate")
         except Exception as ex:  # INVARIANT: evaluation never raises; any failure is an error value
             return CelError(f"{type(ex).__name__}: {ex}")
+        finally:
+            if shared is not None:
+                shared.cost = st.cost
 
     return run
 

@@ -7,6 +7,7 @@ from functools import cmp_to_key
 from typing import Any
 
 from charter.cel import ext_strings
+from charter.cel.limits import elements_cost
 from charter.cel.signatures import Function, fn
 from charter.cel.stdlib import NUMBERS, contains_elem, equals, less, no_overload
 from charter.cel.values import NONE, EvalError, Optional
@@ -125,7 +126,7 @@ def sets_intersects(a: Any, b: Any) -> bool:
 
 
 def _n(*args: Any) -> int:
-    return sum(len(a) for a in args if type(a) is list or type(a) is tuple)
+    return elements_cost(sum(len(a) for a in args if type(a) is list or type(a) is tuple))
 
 
 def _nn(*args: Any) -> int:
@@ -133,11 +134,11 @@ def _nn(*args: Any) -> int:
     prod = 1
     for s in sizes:
         prod *= max(1, s)
-    return prod
+    return elements_cost(prod)
 
 
 def _range_cost(n: Any) -> int:
-    return max(0, n) if type(n) is int else 0
+    return elements_cost(max(0, n)) if type(n) is int else 0
 
 
 FUNCTIONS: list[Function] = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from charter.cel.limits import elements_cost
 from charter.cel.signatures import Function, fn
 from charter.cel.stdlib import NUMBERS, no_overload
 from charter.cel.types import UInt
@@ -200,7 +201,7 @@ _GREATEST = [f"({a}) -> {a}" for a in _NUM] + [f"(list({a})) -> {a}" for a in _N
 
 
 def _list_cost(*args: Any) -> int:
-    return sum(len(a) for a in args if type(a) is list or type(a) is tuple)
+    return elements_cost(sum(len(a) for a in args if type(a) is list or type(a) is tuple))
 
 
 FUNCTIONS: list[Function] = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from charter.cel.limits import text_cost
+from charter.cel.limits import elements_cost, text_cost
 from charter.cel.signatures import Function, fn
 from charter.cel.stdlib import format_double, no_overload
 from charter.cel.types import UInt
@@ -300,7 +300,7 @@ def _cost(*args: Any) -> int:
         if type(a) is str or type(a) is bytes:
             total += text_cost(len(a))
         elif type(a) is list or type(a) is tuple:
-            total += len(a) + sum(text_cost(len(x)) for x in a if type(x) is str)
+            total += elements_cost(len(a)) + text_cost(sum(len(x) for x in a if type(x) is str))
     return total
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from charter.cel import optionals
 from charter.cel.library import GLOBALS, MEMBERS
-from charter.cel.limits import Budget, Limits, text_cost
+from charter.cel.limits import FREE_TEXT, Budget, Limits, elements_cost, text_cost
 from charter.cel.regex import Matcher, cached_pattern, compile_pattern
 from charter.cel.stdlib import (
     MISSING,
@@ -54,7 +54,7 @@ from charter.cel.syntax import (
     size,
 )
 from charter.cel.types import UInt
-from charter.cel.values import PLAIN, TYPE_NAMES, EvalError, Optional, TypeValue, normalise
+from charter.cel.values import PLAIN, TYPE_NAMES, CostExceeded, EvalError, Optional, TypeValue, normalise
 
 
 class _Lazy:
@@ -365,7 +365,7 @@ class Compiler:
                     if type(s) is not str:
                         raise no_overload("matches", s)
                     n = len(s)
-                    if n > 64:
+                    if n > FREE_TEXT:
                         st.charge(text_cost(n))
                     return m(s)
 
@@ -497,7 +497,7 @@ class Compiler:
                 if type(r) is str or type(r) is bytes:
                     st.charge(text_cost(len(r)))
                 elif type(r) is list:
-                    st.charge(len(r))
+                    st.charge(elements_cost(len(r)))
                 return r
 
             return plus
@@ -628,16 +628,26 @@ def _literal_text(n: Node) -> str | None:
 
 
 def _singles(st: State, items: Any, step: int, loc: dict[str, Any], var: str) -> Any:
+    limit = st.max_cost
     for v in items:
-        st.charge(step)
-        loc[var] = v if type(v) in PLAIN else normalise(v)
+        st.cost += step
+        if st.cost > limit:
+            raise CostExceeded("cost limit exceeded")
+        t = type(v)
+        loc[var] = v if t in PLAIN or (t is int and -_2_63 <= v < _2_63) else normalise(v)
         yield v
+
+
+_2_63 = 2**63
 
 
 def _pairs(st: State, items: Any, step: int, loc: dict[str, Any], var: str, var2: str | None) -> Any:
     assert var2 is not None
+    limit = st.max_cost
     for k, v in items:
-        st.charge(step)
+        st.cost += step
+        if st.cost > limit:
+            raise CostExceeded("cost limit exceeded")
         loc[var] = k
         loc[var2] = v if type(v) in PLAIN else normalise(v)
         yield k, v
@@ -740,7 +750,7 @@ def _run_sort_by(st: State, it: Any, body: Fn, flt: Fn | None, target: Any) -> l
     for v in it:
         items.append(v)
         keys.append(body(st))
-    st.charge(len(items))
+    st.charge(elements_cost(len(items)))
     return sort_by_keys(items, keys)
 
 

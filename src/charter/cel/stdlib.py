@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from charter.cel.limits import Budget
+from charter.cel.limits import FREE_ELEMENTS, Budget
 from charter.cel.types import UInt
 from charter.cel.values import (
     INT_MAX,
@@ -186,7 +186,7 @@ def contains_elem(container: Any, x: Any, budget: Budget | None = None) -> bool:
     """CEL ``x in container`` for a list (heterogeneous equality) or a map (its keys)."""
     tc = type(container)
     if tc is list or tc is tuple:
-        if budget is not None:
+        if budget is not None and len(container) > FREE_ELEMENTS:
             budget.charge(len(container))
         tx = type(x)
         if tx is str:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from charter.cel.limits import DECISION_COST, Budget
 from charter.engine.decision import Failure, RuleHit
 from charter.engine.policy import (
     CompiledPolicy,
@@ -133,6 +134,7 @@ class View:
         if act is None:
             act = self._activation = Activation()
             act.view = self
+            act.cel_budget = Budget(DECISION_COST)  # the decision's CEL work, shared by its conditions
         return act
 
     def full_activation(self) -> dict[str, Any]:
@@ -204,9 +206,10 @@ class Activation(dict[str, Any]):
     see every root; a root, once built, is an ordinary entry.
     """
 
-    __slots__ = ("view",)
+    __slots__ = ("cel_budget", "view")
 
     view: View
+    cel_budget: Budget
 
     def __missing__(self, key: str) -> Any:
         value = self.view.root(key)
