@@ -187,7 +187,7 @@ def test_numbers_compare_across_types_at_run_time() -> None:
         ("actor.clearance >= '3'", [("TYPE", "'>=' compares a whole number (int) with a text "
                                      "(string)", "remove the quotes around the number, or "
                                      "convert with int(...)/string(...)")]),
-        ("size(actor.clearance) > 1", [("TYPE", "no matching overload for 'size' applied to (int)",
+        ("size(actor.clearance) > 1", [("BAD_CALL", "no matching overload for 'size' applied to (int)",
                                         "size takes (string); (bytes); (list(A)); (map(K, V))")]),
         ("actor.id - 'x' == ''", [("TYPE", "'-' cannot be used with a text (string) and a "
                                    "text (string)", None)]),

@@ -204,7 +204,7 @@ class _Checker:
                     p = self.path(n, scope)
                     if p is None or p not in self.guarded:
                         self.problem(
-                            ProblemKind.TYPE,
+                            ProblemKind.UNGUARDED,
                             f"'{name}' is not declared by every tool this rule applies to "
                             f"({t.partial[name]}), so {self.src(operand)}.{name} may be missing",
                             n,
@@ -371,7 +371,7 @@ class _Checker:
         try:
             compile_pattern(arg.value)
         except RegexError as ex:
-            self.problem(ProblemKind.TYPE, f"invalid regular expression: {ex}", arg,
+            self.problem(ProblemKind.BAD_PATTERN, f"invalid regular expression: {ex}", arg,
                          "matches() takes RE2 syntax; write patterns as raw strings, r'...'")  # fmt: skip
 
     def _resolve(self, n: Node, f: Function, args: list[CelType], nodes: list[Node]) -> CelType:
@@ -389,7 +389,7 @@ class _Checker:
             shown = ", ".join(str(a) for a in args)
             wanted = "; ".join("(" + ", ".join(str(p) for p in ov.params) + ")" for ov in f.overloads[:6])
             self.problem(
-                ProblemKind.TYPE,
+                ProblemKind.BAD_CALL,
                 f"no matching overload for '{f.name}' applied to ({shown})",
                 n,
                 f"{f.name} takes {wanted}" if wanted else None,

@@ -151,6 +151,12 @@ _SIMPLE_ESCAPES = {
 _ESCAPE = re.compile(r"\\(?:([abfnrtv\\?\"'`])|[xX]([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([0-3][0-7]{2})|(.|\n|$))")
 
 
+_ESCAPE_HELP = (
+    "backslash escapes in texts are \\n \\t \\\\ \\' \\\" \\xHH \\uHHHH ...; for a regular "
+    "expression write a raw text, r'...', where backslashes are kept as they are"
+)
+
+
 def decode_string(tok: str) -> str | bytes:
     """The value of a string or bytes literal token (langdef "String and Bytes Values")."""
     i = 0
@@ -403,7 +409,7 @@ class _Parser:
             try:
                 v = decode_string(t.text)
             except ValueError as ex:
-                raise self.fail(t.start, t.end, f"syntax error: {ex}") from None
+                raise self.fail(t.start, t.end, f"syntax error: {ex}", help=_ESCAPE_HELP) from None
             if len(v) > self.limits.max_string_literal:
                 raise self.fail(
                     t.start, t.end,
@@ -544,6 +550,27 @@ NAMESPACED = frozenset(
         "optional.of", "optional.ofNonZeroValue", "optional.none",
     }
 )  # fmt: skip
+
+
+_BACKSPACE = re.compile(r"(?<!\\)(?:\\\\)*\\b")
+
+
+def escape_warnings(text: str, limits: Limits) -> list[tuple[int, int]]:
+    """Spans of ``\b`` escapes in texts that are not raw: a backspace character, almost always
+    meant as a regular expression's word boundary (write ``r'\bword\b'``)."""
+    if "\\b" not in text:
+        return []
+    try:
+        toks = tokenize(text, limits)
+    except ParseFailure:
+        return []
+    out = []
+    for t in toks:
+        if t.kind == "str" and t.text[:1] not in "rR" and t.text[1:2] not in "rR":
+            m = _BACKSPACE.search(t.text)  # one finding per text
+            if m is not None:
+                out.append((t.start + m.end() - 2, t.start + m.end()))
+    return out
 
 
 def parse(text: str, limits: Limits) -> Node:

@@ -142,6 +142,12 @@ class ProblemKind(enum.Enum):
     TOO_COMPLEX = "too_complex"
     UNSUPPORTED = "unsupported"
     NOT_BOOL = "not_bool"
+    BAD_CALL = "bad_call"
+    """A function applied to arguments none of its overloads takes."""
+    BAD_PATTERN = "bad_pattern"
+    """A literal regular expression RE2 does not accept."""
+    UNGUARDED = "unguarded"
+    """A field only some of the possible requests have, read without a has() test."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,7 +156,7 @@ class View:
                 "target": self.target,
                 "args": self.args,
                 "labels": sorted(self.labels) if self.labels else [],
-                "arg_labels": {k: list(v) for k, v in self.arg_labels.items()} if self.arg_labels else {},
+                "arg_labels": self._arg_labels(),
             }
         if name == "tool":
             return self.tool.activation if self.tool is not None else _unknown_tool(self.target)
@@ -168,6 +168,13 @@ class View:
             run = self.run
             return {"steps": run.steps if run else 0, "labels": sorted(run.labels) if run else []}
         raise KeyError(name)
+
+    def _arg_labels(self) -> dict[str, list[str]]:
+        """Labels per argument: every argument the tool declares (none: []), then any other labelled."""
+        out: dict[str, list[str]] = dict.fromkeys(self.tool.args, []) if self.tool is not None else {}
+        for k, v in self.arg_labels.items():
+            out[k] = list(v)
+        return out
 
     def actor_dict(self) -> Mapping[str, Any]:
         """The ``actor`` root of conditions."""
