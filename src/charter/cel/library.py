@@ -74,18 +74,36 @@ STANDARD: list[Function] = [
        doc="whether the text ends with another", examples=["'hello'.endsWith('lo')"]),
     fn("matches", _matches_placeholder, "(string, string) -> bool", member=True, cost=_text_cost,
        doc="whether the text contains a match of an RE2 regular expression",
-       examples=["'ACME-7'.matches('^[A-Z]+-[0-9]+$')", "r'\\bsend\\b'.size() == 10"]),
+       examples=["'ACME-7'.matches('^[A-Z]+-[0-9]+$')", "'send money'.matches(r'\\bsend\\b')"]),
     fn("matches", _matches_placeholder, "(string, string) -> bool", cost=_text_cost,
        examples=["matches('abc', 'b')"]),
 ]  # fmt: skip
 
+_ACCESSOR_DOCS = {
+    "getFullYear": ("the year", "timestamp('2025-01-31T12:00:00Z').getFullYear() == 2025"),
+    "getMonth": ("the month, 0 for January", "timestamp('2025-01-31T12:00:00Z').getMonth() == 0"),
+    "getDate": ("the day of the month, from 1", "timestamp('2025-01-31T12:00:00Z').getDate() == 31"),
+    "getDayOfMonth": ("the day of the month, from 0",
+                      "timestamp('2025-01-31T12:00:00Z').getDayOfMonth() == 30"),
+    "getDayOfWeek": ("the day of the week, 0 for Sunday",
+                     "timestamp('2025-01-31T12:00:00Z').getDayOfWeek() == 5"),
+    "getDayOfYear": ("the day of the year, from 0", "timestamp('2025-02-01T00:00:00Z').getDayOfYear() == 31"),
+    "getHours": ("the hour (of a timestamp, in a time zone if given) or the whole hours of a duration",
+                 "timestamp('2025-01-31T12:00:00Z').getHours('Europe/Paris') == 13"),
+    "getMinutes": ("the minute, or the whole minutes of a duration", "duration('1h30m').getMinutes() == 90"),
+    "getSeconds": ("the second, or the whole seconds of a duration",
+                   "timestamp('2025-01-31T12:00:07Z').getSeconds() == 7"),
+    "getMilliseconds": ("the milliseconds within the second",
+                        "timestamp('2025-01-31T12:00:00.250Z').getMilliseconds() == 250"),
+}
+
 for _name in timelib.ACCESSORS:
-    _tz = _name not in ()
+    _doc, _example = _ACCESSOR_DOCS[_name]
     STANDARD.append(
         fn(_name, timelib.accessor(_name), "(timestamp) -> int", "(timestamp, string) -> int",
            *(["(duration) -> int"] if _name in ("getHours", "getMinutes", "getSeconds",
                                                  "getMilliseconds") else []),
-           member=True)  # fmt: skip
+           member=True, doc=_doc, examples=[_example])  # fmt: skip
     )
 
 ALL: list[Function] = [

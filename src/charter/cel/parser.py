@@ -546,7 +546,7 @@ NAMESPACED = frozenset(
         "math.sqrt",
         "strings.quote", "base64.encode", "base64.decode",
         "sets.contains", "sets.equivalent", "sets.intersects",
-        "lists.range",
+        "lists.range", "ip.isCanonical",
         "optional.of", "optional.ofNonZeroValue", "optional.none",
     }
 )  # fmt: skip
