@@ -1,4 +1,4 @@
-"""The pipeline's import rules: lark only in the syntax package, cel-python only in the CEL adapter,
+"""The pipeline's import rules: lark only in the syntax package, CEL and RE2 libraries only in the CEL package,
 the engine never imports the parser or the compiler (checked on every import statement run at
 module import time or inside functions; imports under ``TYPE_CHECKING`` do not count)."""
 
@@ -39,8 +39,9 @@ def test_only_the_syntax_package_imports_lark() -> None:
     assert [p for p in _importers("lark") if not p.startswith("syntax/")] == []
 
 
-def test_only_the_cel_adapter_imports_cel_python() -> None:
-    assert [p for p in _importers("celpy") if not p.startswith("cel/")] == []
+def test_only_the_cel_package_imports_cel_and_regex_libraries() -> None:
+    for library in ("celpy", "cel_expr_python", "re2"):
+        assert [p for p in _importers(library) if not p.startswith("cel/")] == [], library
 
 
 def test_the_engine_never_imports_the_parser_or_the_compiler() -> None:
