@@ -131,8 +131,8 @@ class _Gen:
         code, kind = self.gen(n.operand)
         if kind is not None:
             raise _NoFast
-        t = self.tmp()
-        return (f"({t}[{n.field!r}] if type({t} := {code}) is dict else _fb())", None)
+        # any mapping selects like a CEL map; anything else raises, and so falls back
+        return (f"{code}[{n.field!r}]", None)
 
     def _Index(self, n: Index) -> Code:
         code, kind = self.gen(n.operand)
@@ -140,15 +140,18 @@ class _Gen:
             raise _NoFast
         v = n.index.value
         if type(v) is str:
-            t = self.tmp()
-            return (f"({t}[{v!r}] if type({t} := {code}) is dict else _fb())", None)
+            return (f"{code}[{v!r}]", None)
         if type(v) is int and v >= 0:
             t = self.tmp()
             return (f"({t}[{v!r}] if type({t} := {code}) is list else _fb())", None)
         raise _NoFast
 
     def _bool(self, n: Node) -> str:
+        """Code giving exactly True or False (a value read from the activation is checked)."""
         code, kind = self.gen(n)
+        if kind is None:
+            t = self.tmp()
+            return f"({t} if type({t} := {code}) is bool else _fb())"
         if kind != "bool":
             raise _NoFast
         return code
@@ -259,10 +262,8 @@ def build_fast(
     """The fast callable for `node`, or None when it has no fast form."""
     gen = _Gen()
     try:
-        expr, kind = gen.gen(node)
+        expr = gen._bool(node)
     except (_NoFast, RecursionError):
-        return None
-    if kind != "bool":
         return None
     shape = (
         "def _fast(act):\n"

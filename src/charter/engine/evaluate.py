@@ -134,7 +134,6 @@ class View:
         if act is None:
             act = self._activation = Activation()
             act.view = self
-            act.cel_budget = Budget(DECISION_COST)  # the decision's CEL work, shared by its conditions
         return act
 
     def full_activation(self) -> dict[str, Any]:
@@ -213,10 +212,18 @@ class Activation(dict[str, Any]):
     see every root; a root, once built, is an ordinary entry.
     """
 
-    __slots__ = ("cel_budget", "view")
+    __slots__ = ("_budget", "view")
 
     view: View
-    cel_budget: Budget
+
+    @property
+    def cel_budget(self) -> Budget:
+        """The decision's CEL work, shared by its conditions (made when a condition first needs it)."""
+        try:
+            return self._budget
+        except AttributeError:
+            self._budget: Budget = Budget(DECISION_COST)
+            return self._budget
 
     def __missing__(self, key: str) -> Any:
         value = self.view.root(key)
