@@ -94,7 +94,7 @@ def _request() -> dict[str, Any]:
 
 def _forbid(name: str, cond: str) -> str:
     return f"""
-forbid {name.replace(' ', '-').replace('.', '')} {{
+forbid {name.replace(" ", "-").replace(".", "")} {{
   action call t.x
   when {cond}
   reason "hostile"

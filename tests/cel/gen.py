@@ -92,9 +92,9 @@ def expr(r: random.Random, d: int, bound: tuple[str, ...] = ()) -> str:
             return f"string({when} {r.choice(['+', '-'])} {other})"
         return f"({when} {r.choice(['<', '==', '>=', '!='])} {r.choice([*TIMES, *DURATIONS])})"
     if k < 0.83:
-        return r.choice([f"{sub()}.orValue(0)", f"m.?k.orValue({sub()})", f"m[?'zz'].hasValue()",
+        return r.choice([f"{sub()}.orValue(0)", f"m.?k.orValue({sub()})", "m[?'zz'].hasValue()",
                          f"optional.of({sub()}).value()", f"optional.none().or(optional.of({sub()})).value()",
-                         f"l[?0].orValue(-1)", f"optional.ofNonZeroValue({sub()}).hasValue()"])  # fmt: skip
+                         "l[?0].orValue(-1)", f"optional.ofNonZeroValue({sub()}).hasValue()"])  # fmt: skip
     if k < 0.86:
         var = r.choice(["a", "c"])
         return f"cel.bind({var}, {sub()}, {expr(r, d - 1, (*bound, var))})"

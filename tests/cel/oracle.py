@@ -21,8 +21,13 @@ from cel_expr_python.ext import ext_bindings, ext_encoders, ext_math, ext_option
 VARIABLES = ("x", "y", "s", "b", "n", "l", "m", "t")
 _ENV = cel.NewEnv(
     variables={v: cel.Type.DYN for v in VARIABLES},
-    extensions=[ext_strings.ExtStrings(), ext_math.ExtMath(), ext_encoders.ExtEncoders(),
-                ext_optional.ExtOptional(), ext_bindings.ExtBindings()],  # fmt: skip
+    extensions=[
+        ext_strings.ExtStrings(),
+        ext_math.ExtMath(),
+        ext_encoders.ExtEncoders(),
+        ext_optional.ExtOptional(),
+        ext_bindings.ExtBindings(),
+    ],
 )
 
 

@@ -49,7 +49,9 @@ def _compare(text: str, act: dict[str, object]) -> str | None:
         return "unsupported"
     if oracle.same(got, theirs):
         return None
-    if any(m in text for m in (".map(", ".filter(", ".transformList(")) and oracle.same_unordered(got, theirs):
+    if any(m in text for m in (".map(", ".filter(", ".transformList(")) and oracle.same_unordered(
+        got, theirs
+    ):
         return None  # a macro over a map: the order of its keys is not specified
     if any(test(text, got, theirs) for _, test in KNOWN_DIFFERENCES):
         return "known difference"

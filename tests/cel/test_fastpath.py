@@ -34,7 +34,9 @@ def _cond(r: random.Random, d: int) -> str:
         if c < 0.7:
             return f"has(a.{r.choice(['n', 'zz', 'm'])})"
         if c < 0.8:
-            return f"size({r.choice(['a.s', 'a.l', 'a.m', 'x'])}) {r.choice(['>', '=='])} {r.choice(['0', '2'])}"
+            return (
+                f"size({r.choice(['a.s', 'a.l', 'a.m', 'x'])}) {r.choice(['>', '=='])} {r.choice(['0', '2'])}"
+            )
         meth = r.choice(["startsWith", "endsWith", "contains", "matches"])
         arg = "'^[A-Z]+$'" if meth == "matches" else r.choice(["'AC'", "'k'", "a.s", "''"])
         return f"{r.choice(['a.s', 'x', 'a.l[0]'])}.{meth}({arg})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from charter.cel import CelCompileError, CelError, compile_condition
+from charter.cel import CelCompileError, CelError, CelType, compile_condition
 
 ERROR = CelError("")
 CASES = [
@@ -60,7 +60,8 @@ CASES = [
     ("cidr/cidr_prefix_length_ipv4", "cidr('192.168.0.0/24').prefixLength()", 24),
     ("cidr/parse_cidr_ipv6", "string(cidr('2001:db8::/32'))", "2001:db8::/32"),
     ("cidr/cidr_contains_ip_ipv6_object", "cidr('2001:db8::/32').containsIP(ip('2001:db8::1'))", True),
-    ("cidr/cidr_contains_cidr_ipv6_object", "cidr('2001:db8::/32').containsCIDR(cidr('2001:db8::/33'))", True),
+    ("cidr/cidr_contains_cidr_ipv6_object",
+     "cidr('2001:db8::/32').containsCIDR(cidr('2001:db8::/33'))", True),
     ("cidr/cidr_get_ip_ipv6", "cidr('2001:db8::/32').ip() == ip('2001:db8::')", True),
     ("cidr/cidr_prefix_length_ipv6", "cidr('2001:db8::/32').prefixLength()", 32),
     ("cidr/cidr_to_string", "string(cidr('192.168.0.0/24'))", "192.168.0.0/24"),
@@ -82,8 +83,9 @@ def test_network_ext(name: str, text: str, expected: object) -> None:
 
 
 def test_a_host_inside_a_private_range() -> None:
-    c = compile_condition("cidr('10.0.0.0/8').containsIP(host) || ip(host).isLoopback()",
-                          {"host": __import__("charter.cel", fromlist=["CelType"]).CelType.STRING})  # fmt: skip
+    c = compile_condition(
+        "cidr('10.0.0.0/8').containsIP(host) || ip(host).isLoopback()", {"host": CelType.STRING}
+    )
     assert c.evaluate({"host": "10.2.3.4"}) is True
     assert c.evaluate({"host": "8.8.8.8"}) is False
     assert isinstance(c.evaluate({"host": "not-an-ip"}), CelError)

@@ -1,6 +1,7 @@
-"""The pipeline's import rules: lark only in the syntax package, CEL and RE2 libraries only in the CEL package,
-the engine never imports the parser or the compiler (checked on every import statement run at
-module import time or inside functions; imports under ``TYPE_CHECKING`` do not count)."""
+"""The pipeline's import rules: lark only in the syntax package, CEL and RE2 libraries only in the
+CEL package, the engine never imports the parser or the compiler (checked on every import
+statement run at module import time or inside functions; imports under ``TYPE_CHECKING`` do not
+count)."""
 
 from __future__ import annotations
 

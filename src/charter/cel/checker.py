@@ -18,8 +18,8 @@ from charter.cel.limits import Limits
 from charter.cel.regex import RegexError, compile_pattern
 from charter.cel.signatures import Function, Overload
 from charter.cel.syntax import (
-    Bind,
     Binary,
+    Bind,
     Call,
     Comprehension,
     Cond,
@@ -639,9 +639,7 @@ def _bind(param: CelType, arg: CelType, binds: dict[str, CelType]) -> bool:
         if bound is None or bound.is_dyn:
             binds[param.name] = arg
             return True
-        if arg.is_dyn or _same(bound, arg) or (bound.kind == "null_type" or arg.kind == "null_type"):
-            return True
-        return False
+        return arg.is_dyn or _same(bound, arg) or "null_type" in (bound.kind, arg.kind)
     if param.is_dyn or arg.is_dyn:
         return True
     if param.kind == "list":
@@ -657,7 +655,9 @@ def _bind(param: CelType, arg: CelType, binds: dict[str, CelType]) -> bool:
             return _bind(param.key or DYN, STRING, binds) and _bind(param.val or DYN, DYN, binds)
         if arg.kind != "map":
             return False
-        return _bind(param.key or DYN, arg.key or DYN, binds) and _bind(param.val or DYN, arg.val or DYN, binds)
+        return _bind(param.key or DYN, arg.key or DYN, binds) and _bind(
+            param.val or DYN, arg.val or DYN, binds
+        )
     if param.kind == "type":
         return arg.kind == "type"
     if param.kind == "opaque":

@@ -92,7 +92,10 @@ def sort(items: Any) -> list[Any]:
 
 def sort_by_keys(items: list[Any], keys: list[Any]) -> list[Any]:
     """The ``sortBy`` macro's result: ``items`` ordered by their computed ``keys`` (stable)."""
-    order = sorted(range(len(items)), key=cmp_to_key(lambda i, j: _cmp(keys[i], keys[j])))
+    def by_key(i: int, j: int) -> int:
+        return _cmp(keys[i], keys[j])
+
+    order = sorted(range(len(items)), key=cmp_to_key(by_key))
     return [items[i] for i in order]
 
 

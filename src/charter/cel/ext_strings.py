@@ -16,7 +16,10 @@ from charter.cel.types import UInt
 from charter.cel.values import Duration, EvalError, Timestamp, TypeValue
 
 # Go's unicode.IsSpace: what trim() removes.
-_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 def _out_of_range(i: int) -> EvalError:
@@ -237,7 +240,7 @@ def _clause(verb: str, precision: int | None, v: Any) -> str:
             raise EvalError("error during formatting: only integers, byte buffers, and strings can be "
                             f"formatted as hex, was given {_kind(v)}")  # fmt: skip
         return text.upper() if verb == "X" else text
-    raise EvalError(f"could not parse formatting clause: unrecognized formatting clause \"{verb}\"")
+    raise EvalError(f'could not parse formatting clause: unrecognized formatting clause "{verb}"')
 
 
 def _kind(v: Any) -> str:
@@ -284,9 +287,7 @@ def format_text(fmt: Any, args: Any) -> str:
         verb = fmt[i]
         i += 1
         if verb not in "sdfebxXo":
-            raise EvalError(
-                f'could not parse formatting clause: unrecognized formatting clause "{verb}"'
-            )
+            raise EvalError(f'could not parse formatting clause: unrecognized formatting clause "{verb}"')
         if arg >= len(args):
             raise EvalError(f"index {arg} out of range")
         out.append(_clause(verb, precision, args[arg]))

@@ -206,7 +206,7 @@ class _Gen:
 
     def _text(self, c: Code, body: Callable[[str], str]) -> str:
         """body(x) for ``c`` checked to be a text of at most _MAX_TEXT characters."""
-        code, kind = c
+        code = c[0]
         t = self.tmp()
         return f"({body(t)} if type({t} := {code}) is str and len({t}) <= {_MAX_TEXT} else _fb())"
 

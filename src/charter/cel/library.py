@@ -43,7 +43,8 @@ STANDARD: list[Function] = [
        examples=["size('héllo') == 5", "size([1, 2]) == 2"]),
     fn("size", size, *_SIZE, member=True, examples=["'abc'.size() == 3"]),
     fn("int", to_int, "(int) -> int", "(uint) -> int", "(double) -> int", "(string) -> int",
-       "(timestamp) -> int", "(bool) -> int", doc="convert to int (doubles truncate; a range error past int64)",
+       "(timestamp) -> int", "(bool) -> int",
+       doc="convert to int (doubles truncate; a range error past int64)",
        examples=["int('42') == 42", "int(2.9) == 2"]),
     fn("uint", to_uint, "(uint) -> uint", "(int) -> uint", "(double) -> uint", "(string) -> uint",
        doc="convert to uint", examples=["uint(42) == 42u"]),
@@ -83,27 +84,47 @@ _ACCESSOR_DOCS = {
     "getFullYear": ("the year", "timestamp('2025-01-31T12:00:00Z').getFullYear() == 2025"),
     "getMonth": ("the month, 0 for January", "timestamp('2025-01-31T12:00:00Z').getMonth() == 0"),
     "getDate": ("the day of the month, from 1", "timestamp('2025-01-31T12:00:00Z').getDate() == 31"),
-    "getDayOfMonth": ("the day of the month, from 0",
-                      "timestamp('2025-01-31T12:00:00Z').getDayOfMonth() == 30"),
-    "getDayOfWeek": ("the day of the week, 0 for Sunday",
-                     "timestamp('2025-01-31T12:00:00Z').getDayOfWeek() == 5"),
+    "getDayOfMonth": (
+        "the day of the month, from 0",
+        "timestamp('2025-01-31T12:00:00Z').getDayOfMonth() == 30",
+    ),
+    "getDayOfWeek": (
+        "the day of the week, 0 for Sunday",
+        "timestamp('2025-01-31T12:00:00Z').getDayOfWeek() == 5",
+    ),
     "getDayOfYear": ("the day of the year, from 0", "timestamp('2025-02-01T00:00:00Z').getDayOfYear() == 31"),
-    "getHours": ("the hour (of a timestamp, in a time zone if given) or the whole hours of a duration",
-                 "timestamp('2025-01-31T12:00:00Z').getHours('Europe/Paris') == 13"),
+    "getHours": (
+        "the hour (of a timestamp, in a time zone if given) or the whole hours of a duration",
+        "timestamp('2025-01-31T12:00:00Z').getHours('Europe/Paris') == 13",
+    ),
     "getMinutes": ("the minute, or the whole minutes of a duration", "duration('1h30m').getMinutes() == 90"),
-    "getSeconds": ("the second, or the whole seconds of a duration",
-                   "timestamp('2025-01-31T12:00:07Z').getSeconds() == 7"),
-    "getMilliseconds": ("the milliseconds within the second",
-                        "timestamp('2025-01-31T12:00:00.250Z').getMilliseconds() == 250"),
+    "getSeconds": (
+        "the second, or the whole seconds of a duration",
+        "timestamp('2025-01-31T12:00:07Z').getSeconds() == 7",
+    ),
+    "getMilliseconds": (
+        "the milliseconds within the second",
+        "timestamp('2025-01-31T12:00:00.250Z').getMilliseconds() == 250",
+    ),
 }
 
 for _name in timelib.ACCESSORS:
     _doc, _example = _ACCESSOR_DOCS[_name]
     STANDARD.append(
-        fn(_name, timelib.accessor(_name), "(timestamp) -> int", "(timestamp, string) -> int",
-           *(["(duration) -> int"] if _name in ("getHours", "getMinutes", "getSeconds",
-                                                 "getMilliseconds") else []),
-           member=True, doc=_doc, examples=[_example])  # fmt: skip
+        fn(
+            _name,
+            timelib.accessor(_name),
+            "(timestamp) -> int",
+            "(timestamp, string) -> int",
+            *(
+                ["(duration) -> int"]
+                if _name in ("getHours", "getMinutes", "getSeconds", "getMilliseconds")
+                else []
+            ),
+            member=True,
+            doc=_doc,
+            examples=[_example],
+        )
     )
 
 ALL: list[Function] = [

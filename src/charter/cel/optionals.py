@@ -96,9 +96,7 @@ def index(operand: Any, key: Any) -> Optional:
         return NONE if found is MISSING else Optional(found)
     if t is list or t is tuple:
         tk = type(key)
-        if tk is float and key.is_integer():
-            key = int(key)
-        elif tk is UInt:
+        if (tk is float and key.is_integer()) or tk is UInt:
             key = int(key)
         elif tk is not int:
             raise no_overload("_[?_]", operand, key)

@@ -16,8 +16,8 @@ from typing import Any
 
 from charter.cel.limits import Limits
 from charter.cel.syntax import (
-    Bind,
     Binary,
+    Bind,
     Call,
     Comprehension,
     Cond,
@@ -41,7 +41,8 @@ from charter.cel.values import INT_MAX, INT_MIN, UINT_MAX
 _TOKENS = re.compile(
     r"""
     (?P<ws>[\t\n\f\r ]+|//[^\n]*)
-  | (?P<str>(?:[rR][bB]?|[bB][rR]?)?(?:'''(?:\\.|[^\\])*?'''|\"\"\"(?:\\.|[^\\])*?\"\"\"|'(?:\\.|[^\\'\n\r])*'|"(?:\\.|[^\\"\n\r])*"))
+  | (?P<str>(?:[rR][bB]?|[bB][rR]?)?
+        (?:'''(?:\\.|[^\\])*?'''|\"\"\"(?:\\.|[^\\])*?\"\"\"|'(?:\\.|[^\\'\n\r])*'|"(?:\\.|[^\\"\n\r])*"))
   | (?P<float>(?:\d+\.\d+(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+))
   | (?P<int>0[xX][0-9a-fA-F]+[uU]?|\d+[uU]?)
   | (?P<id>[_a-zA-Z][_a-zA-Z0-9]*)
@@ -51,8 +52,25 @@ _TOKENS = re.compile(
     re.X | re.S,
 )
 _RESERVED = frozenset(
-    "as break const continue else for function if import let loop package namespace return var "
-    "void while".split()
+    [
+        "as",
+        "break",
+        "const",
+        "continue",
+        "else",
+        "for",
+        "function",
+        "if",
+        "import",
+        "let",
+        "loop",
+        "package",
+        "namespace",
+        "return",
+        "var",
+        "void",
+        "while",
+    ]
 )
 _OPEN = frozenset("([{")
 _CLOSE = frozenset(")]}")
@@ -148,7 +166,9 @@ _SIMPLE_ESCAPES = {
     "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
     "\\": "\\", "?": "?", '"': '"', "'": "'", "`": "`",
 }  # fmt: skip
-_ESCAPE = re.compile(r"\\(?:([abfnrtv\\?\"'`])|[xX]([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([0-3][0-7]{2})|(.|\n|$))")
+_ESCAPE = re.compile(
+    r"\\(?:([abfnrtv\\?\"'`])|[xX]([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([0-3][0-7]{2})|(.|\n|$))"
+)
 
 
 _ESCAPE_HELP = (
@@ -385,7 +405,8 @@ class _Parser:
                 end = self.expect("]", "']'").end
                 node = Index(node.start, end, node, index, optional)
             elif t.text == "{" and isinstance(node, (Ident, Select)):
-                raise self.fail(node.start, t.end, "message construction (Type{field: value}) is not supported",
+                msg = "message construction (Type{field: value}) is not supported"
+                raise self.fail(node.start, t.end, msg,
                                 ProblemKind.UNSUPPORTED)  # fmt: skip
             else:
                 return node

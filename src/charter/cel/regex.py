@@ -88,10 +88,10 @@ def python_equivalent(pattern: str) -> re.Pattern[str] | None:
     if any(x in pattern for x in ("[:", "[[", "{,", "(?")) or len(pattern) > 64:
         return None
     try:
-        from re import _parser  # type: ignore[attr-defined]
+        from re import _parser
 
         parsed = _parser.parse(pattern, re.ASCII)
-    except Exception:  # noqa: BLE001 - anything Python's parser refuses is simply not in the subset
+    except Exception:
         return None
     if parsed.state.flags & ~(re.ASCII | re.UNICODE):
         return None
@@ -118,7 +118,7 @@ def _safe(items: Any, budget: dict[str, int], inside_repeat: bool) -> bool:
             if str(arg) not in _ANCHORS:
                 return False
         elif name in ("MAX_REPEAT", "MIN_REPEAT"):
-            low, high, body = arg
+            _low, high, body = arg
             if inside_repeat or len(body) != 1 or str(body[0][0]) not in _SINGLE:
                 return False
             if not _safe(body, budget, inside_repeat=True):
@@ -141,7 +141,7 @@ def _safe(items: Any, budget: dict[str, int], inside_repeat: bool) -> bool:
 
 
 def _parser_maxrepeat() -> int:
-    from re import _constants  # type: ignore[attr-defined]
+    from re import _constants
 
     return int(_constants.MAXREPEAT)
 

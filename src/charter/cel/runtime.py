@@ -34,8 +34,8 @@ from charter.cel.stdlib import (
     sub,
 )
 from charter.cel.syntax import (
-    Bind,
     Binary,
+    Bind,
     Call,
     Comprehension,
     Cond,

@@ -21,7 +21,6 @@ from charter.cel.values import (
     UINT_MAX,
     Duration,
     EvalError,
-    Optional,
     Timestamp,
     TypeValue,
     type_of,
@@ -413,7 +412,8 @@ def to_double(v: Any) -> float:
 
 
 def format_double(f: float) -> str:
-    """A double as text: the shortest digits that read back exactly, in Go's ``%g`` style (exponent from 1e+06)."""
+    """A double as text: the shortest digits that read back exactly, in Go's ``%g`` style
+    (with an exponent from 1e+06 and below 1e-04)."""
     if f != f:
         return "NaN"
     if f in (math.inf, -math.inf):

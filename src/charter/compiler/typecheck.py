@@ -149,8 +149,6 @@ class Environments:
         }
 
 
-
-
 def environments(sym: Symbols) -> Environments:
     """Build the declared request schema as CEL types."""
     diags: list[Diagnostic] = []
@@ -221,7 +219,8 @@ def args_type(tools: list[str] | None, envs: Environments) -> tuple[CelType, Cel
     everyone = list(dict.fromkeys(tools))
     partial = {
         name: f"{', '.join(by)} declare{'s' if len(by) == 1 else ''} it, "
-        f"{', '.join(t for t in everyone if t not in by)} do{'es' if len(everyone) - len(by) == 1 else ''} not"
+        f"{', '.join(t for t in everyone if t not in by)} "
+        f"do{'es' if len(everyone) - len(by) == 1 else ''} not"
         for name, by in declared_by.items()
         if len(by) < len(everyone)
     }
@@ -310,7 +309,7 @@ class ConditionCompiler:
                     Code.W510_CEL_ESCAPE,
                     "'\\b' in a text is a backspace character, not a word boundary",
                     _offset_span(span, text, start, end),
-                    "write the pattern as a raw text, r\"\\bword\\b\", where backslashes are kept as they are",
+                    'write the pattern as a raw text, r"\\bword\\b", where backslashes are kept as they are',
                 )
             )
         return found

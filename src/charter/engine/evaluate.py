@@ -170,7 +170,7 @@ class View:
 
     def _arg_labels(self) -> dict[str, list[str]]:
         """Labels per argument: every argument the tool declares (none: []), then any other labelled."""
-        out: dict[str, list[str]] = dict.fromkeys(self.tool.args, []) if self.tool is not None else {}
+        out: dict[str, list[str]] = {a: [] for a in self.tool.args} if self.tool is not None else {}
         for k, v in self.arg_labels.items():
             out[k] = list(v)
         return out

@@ -25,7 +25,9 @@ _TOKEN = re.compile(
 
 #: Files of protobuf messages, enums and wrappers, and of unknowns/cel.block (not CEL values).
 SKIP_FILES = {"proto2", "proto3", "proto2_ext", "wrappers", "enums", "unknowns", "block_ext"}
-_MESSAGE_WORDS = re.compile(r"TestAllTypes|NestedTestAllTypes|google\.protobuf|cel\.expr\.|\.proto[23]?\b|TestRequired|GlobalEnum|NestedEnum|NestedMessage|proto\.")
+_MESSAGE_WORDS = re.compile(
+    r"TestAllTypes|NestedTestAllTypes|google\.protobuf|cel\.expr\.|\.proto[23]?\b|TestRequired|GlobalEnum|NestedEnum|NestedMessage|proto\."
+)
 _OK_OBJECTS = ("google.protobuf.Timestamp", "google.protobuf.Duration")
 
 
@@ -33,8 +35,19 @@ def _unescape(body: str) -> bytes:
     out = bytearray()
     raw = body.encode("utf-8")
     i = 0
-    simple = {ord("n"): 10, ord("t"): 9, ord("r"): 13, ord("a"): 7, ord("b"): 8, ord("f"): 12,
-              ord("v"): 11, ord("\\"): 92, ord("'"): 39, ord('"'): 34, ord("?"): 63}
+    simple = {
+        ord("n"): 10,
+        ord("t"): 9,
+        ord("r"): 13,
+        ord("a"): 7,
+        ord("b"): 8,
+        ord("f"): 12,
+        ord("v"): 11,
+        ord("\\"): 92,
+        ord("'"): 39,
+        ord('"'): 34,
+        ord("?"): 63,
+    }
     while i < len(raw):
         c = raw[i]
         if c != 92:
@@ -60,7 +73,7 @@ def _unescape(body: str) -> bytes:
             out += chr(int(raw[i + 2 : i + 2 + k], 16)).encode("utf-8", "surrogatepass")
             i += 2 + k
         else:
-            raise ValueError(f"bad escape {raw[i:i+2]!r}")
+            raise ValueError(f"bad escape {raw[i : i + 2]!r}")
     return bytes(out)
 
 
@@ -71,7 +84,7 @@ class _Parser:
         while pos < len(text):
             m = _TOKEN.match(text, pos)
             if not m:
-                raise ValueError(f"cannot tokenise at {text[pos:pos+40]!r}")
+                raise ValueError(f"cannot tokenise at {text[pos : pos + 40]!r}")
             pos = m.end()
             kind = m.lastgroup
             if kind is None:
@@ -149,8 +162,23 @@ def _plain(msg: Any, name: str = "") -> Any:
     out: dict[str, Any] = {}
     for k, vs in msg.items():
         conv = [_plain(v, k) for v in vs]
-        out[k] = conv if k in ("values", "entries", "errors", "test", "section", "type_env",
-                               "bindings", "elem_type", "params", "parameter_types") else conv[-1]
+        out[k] = (
+            conv
+            if k
+            in (
+                "values",
+                "entries",
+                "errors",
+                "test",
+                "section",
+                "type_env",
+                "bindings",
+                "elem_type",
+                "params",
+                "parameter_types",
+            )
+            else conv[-1]
+        )
     return out
 
 
@@ -194,8 +222,11 @@ def convert(path: Path) -> dict[str, Any]:
             if skip:
                 case["skip"] = skip
             cases.append(case)
-    return {"name": parsed.get("name", file), "source": f"google/cel-spec tests/simple/testdata/{path.name}",
-            "cases": cases}
+    return {
+        "name": parsed.get("name", file),
+        "source": f"google/cel-spec tests/simple/testdata/{path.name}",
+        "cases": cases,
+    }
 
 
 def main() -> None:

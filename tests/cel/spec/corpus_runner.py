@@ -3,8 +3,8 @@
 Each case is parsed and checked against its declarations (``type_env``) unless the case says
 ``disable_check``, then evaluated with its ``bindings``; the result must equal the expected value
 exactly (int and uint and double are distinct, NaN equals NaN), or be an error where an error is
-expected (a compile-time error counts: the condition never runs). ``python -m tests.cel.spec.corpus_runner`` (from the repository root)
-prints the pass rate per file.
+expected (a compile-time error counts: the condition never runs). From the repository root,
+``python -m tests.cel.spec.corpus_runner [-v]`` prints the pass rate per file (and the failures).
 """
 
 from __future__ import annotations
