@@ -16,7 +16,7 @@ from charter.syntax.transform import ToAst
 ROOT = Path(__file__).resolve().parents[2]
 FILES = sorted(
     p
-    for pattern in ("policies/**/*.charter", "docs/**/*.charter", "tests/**/*.charter")
+    for pattern in ("policies/**/*.charter", "docs/**/*.charter", "tests/**/*.charter", "examples/**/*.charter")
     for p in ROOT.glob(pattern)
 )
 GENERATED = 300
