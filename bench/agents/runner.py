@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from time import perf_counter_ns
 from typing import Any
 
 import charter
@@ -116,29 +117,55 @@ def _answer(engine: Any, decision: Any, yes: bool) -> str | None:
     return str(eid) if yes else None
 
 
+#: one timed engine call: ("decide" | "settle", the decision's outcome, nanoseconds)
+Timing = tuple[str, str, int]
+
+
 def run_scenario(
-    policy: charter.Policy, policy_set: PolicySet, corpus: Corpus, scenario: Scenario, run: str | None = None
+    policy: charter.Policy,
+    policy_set: PolicySet,
+    corpus: Corpus,
+    scenario: Scenario,
+    run: str | None = None,
+    timings: list[Timing] | None = None,
 ) -> ScenarioReport:
-    """Run one scenario on a fresh engine (a stop set by one scenario never leaks into another)."""
+    """Run one scenario on a fresh engine (a stop set by one scenario never leaks into another).
+
+    With ``timings``, every ``decide`` and ``settle`` call is timed and appended (the benchmark
+    suite times the same run the tests check; building requests and answering gates are not timed).
+    """
     engine = charter.Engine(policy)
     run = run or f"{scenario.id}-{next(_runs)}"
     policy_set.begin(engine, scenario, run)
     prov = provenance(corpus.world, scenario.steps)
+    timed = timings is not None
+
+    def decide(req: Mapping[str, Any]) -> Any:
+        t0 = perf_counter_ns() if timed else 0
+        d = engine.decide(req)
+        if timings is not None:
+            timings.append(("decide", d.outcome.value, perf_counter_ns() - t0))
+        return d
+
     out = []
     for step in scenario.steps:
         p = prov[step.id]
         req = policy_set.request(scenario, step, p, run)
-        d = engine.decide(req)
+        d = decide(req)
         first = d.outcome.value
         rules = tuple(h.id for h in d.rules) or (("default-deny",) if d.default_deny else ())
         if first in GATES:
             answer = _answer(engine, d, yes=not step.injected)
             if answer is not None:
-                d = engine.decide({**req, "approval": answer})
+                d = decide({**req, "approval": answer})
         final = d.outcome.value if first not in GATES or d.outcome.value != first else "deny"
         executed = final == "allow"
         if executed:
-            engine.settle(d.id, outcome="success", labels=policy_set.settle_labels(scenario, step, p))
+            labels = policy_set.settle_labels(scenario, step, p)
+            t0 = perf_counter_ns() if timed else 0
+            engine.settle(d.id, outcome="success", labels=labels)
+            if timings is not None:
+                timings.append(("settle", "allow", perf_counter_ns() - t0))
         out.append(StepReport(step.id, step.call, first, final, rules, executed, step.injected, step.harmful))
     return ScenarioReport(scenario.id, scenario.kind, scenario.env, tuple(out))
 
