@@ -128,21 +128,19 @@ class After:
         engine.begin_run(payload["run"], actor=payload["actor"], grants=payload["grants"])
 
     def request(self, scenario: Scenario, step: Step, prov: Provenance, run: str) -> dict[str, Any]:
-        """Arguments with per-element provenance naming the earlier calls; no prompt."""
+        """Arguments with their sources, per element for lists; no labels and no prompt.
+
+        The orchestrator reports facts (which call, which field of its result, or the user, or
+        the model); the policy decides what they are worth (``on result ... then label``), so
+        trust is written in the policy, not in the orchestrator.
+        """
         calls = {s.id: s.call for s in scenario.steps}
         provenance: dict[str, Any] = {}
         for a, srcs in step.sources.items():
-            labs = prov.arg_labels[a]
-            if isinstance(labs, tuple):  # a list: one entry per element
-                provenance[a] = [
-                    {"labels": sorted(el_labels), "sources": [_source(x, run, calls) for x in el]}
-                    for el, el_labels in zip(srcs, labs, strict=True)
-                ]
+            if isinstance(prov.arg_labels[a], tuple):  # a list: one entry per element
+                provenance[a] = [{"sources": [_source(x, run, calls) for x in el]} for el in srcs]
             else:
-                provenance[a] = {
-                    "labels": sorted(labs),
-                    "sources": [_source(x, run, calls) for x in srcs],  # type: ignore[arg-type]
-                }
+                provenance[a] = {"sources": [_source(x, run, calls) for x in srcs]}  # type: ignore[arg-type]
         return {
             "actor": {"id": AGENT_ID},
             "action": {
@@ -156,8 +154,9 @@ class After:
         }
 
     def settle_labels(self, scenario: Scenario, step: Step, prov: Provenance) -> list[str]:
-        """The result's labels (the result itself goes to history with the settlement)."""
-        return sorted(prov.result_labels)
+        """Only what the orchestrator learned from the content itself (a step's own ``labels``,
+        e.g. a scan that found secrets); the tool's labels come from the policy's checks."""
+        return sorted(step.labels) if step.labels is not None else []
 
 
 #: every policy set by name

@@ -146,13 +146,18 @@ def test_the_after_request_keeps_elements_and_names_sources(corpus: Corpus) -> N
     req = After().request(s, step, provenance(corpus.world, s.steps)["add2"], "r1")
     p = req["action"]["provenance"]["participants"]
     assert p == [
-        {"labels": ["trusted"], "sources": [{"call": "r1:c2", "tool": "contacts.search"}]},
-        {
-            "labels": ["untrusted"],
-            "sources": [{"call": "r1:ev", "tool": "calendar.search_events", "field": "description"}],
-        },
+        {"sources": [{"call": "r1:c2", "tool": "contacts.search"}]},
+        {"sources": [{"call": "r1:ev", "tool": "calendar.search_events", "field": "description"}]},
     ]
+    assert req["action"]["provenance"]["event_id"] == {
+        "sources": [{"call": "r1:ev", "tool": "calendar.search_events"}]
+    }
     assert req["action"]["call_id"] == "r1:add2" and "user_prompt" not in req["context"]
+    assert "labels" not in req["action"]  # the policy labels results, not the orchestrator
+    x01 = corpus.get("ws-x01")
+    codes = next(x for x in x01.steps if x.id == "codes")
+    found = After().settle_labels(x01, codes, provenance(corpus.world, x01.steps)["codes"])
+    assert found == ["private", "untrusted"]  # what a scan of the content found
     assert After().begin_payload(corpus.get("ws-16"), "r9")["grants"][0]["kind"] == "schedule"
 
 
