@@ -123,9 +123,21 @@ class After:
         return {"run": run, "actor": {"id": AGENT_ID}, "grants": [dict(g) for g in scenario.grants]}
 
     def begin(self, engine: Any, scenario: Scenario, run: str) -> None:
-        """``engine.begin_run(run, actor=..., grants=...)`` (the proposed API)."""
+        """``engine.begin_run(run, actor=..., grants=...)`` (the proposed API). A grant the
+        policy refuses (``GrantError.refused``: their indexes) is dropped and the run starts
+        with the others, as an orchestrator would after reading the diagnostics."""
+        import charter
+
         payload = self.begin_payload(scenario, run)
-        engine.begin_run(payload["run"], actor=payload["actor"], grants=payload["grants"])
+        grants = payload["grants"]
+        try:
+            engine.begin_run(run, actor=payload["actor"], grants=grants)
+        except charter.Error as exc:
+            refused = set(getattr(exc, "refused", ()))
+            if not refused:
+                raise
+            kept = [g for i, g in enumerate(grants) if i not in refused]
+            engine.begin_run(run, actor=payload["actor"], grants=kept)
 
     def request(self, scenario: Scenario, step: Step, prov: Provenance, run: str) -> dict[str, Any]:
         """Arguments with their sources, per element for lists; no labels and no prompt.

@@ -20,6 +20,17 @@ __all__ = ["decision_reasons", "failed", "hit_line", "hit_tag", "reason_text", "
 
 #: the engine words a condition error as ``condition 'TEXT': MESSAGE`` (engine/evaluate.py)
 _CONDITION = re.compile(r"^condition '(?P<text>.*)': (?P<msg>.*)$", re.DOTALL)
+#: control characters (newlines, escapes) an error message may carry from a request value
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: how much of an error one line shows
+MAX_ERROR = 300
+
+
+def _one_line(text: str) -> str:
+    """An error message as one printable line: control characters escaped, long ones cut, so
+    text from a request can never forge a second line of output."""
+    out = _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    return out if len(out) <= MAX_ERROR else out[: MAX_ERROR - 1] + "…"
 
 
 def _get(hit: Any, name: str) -> Any:
@@ -36,7 +47,7 @@ def failed(hit: Any) -> bool:
 
 def _failure(hit: Any) -> str:
     """``condition args.y == "z" failed: no such key: 'y' (on error deny)``."""
-    error = str(_get(hit, "error"))
+    error = _one_line(str(_get(hit, "error")))
     effect = str(_get(hit, "effect") or "deny").replace("_", " ")
     m = _CONDITION.match(error)
     what = f"condition {m['text']} failed: {m['msg']}" if m else f"condition failed: {error}"
