@@ -35,6 +35,7 @@ from charter.cel.syntax import (
     OptMap,
     Select,
     Unary,
+    dotted,
 )
 from charter.cel.types import (
     BOOL,
@@ -239,15 +240,9 @@ class _Checker:
         return DYN
 
     def _qualified(self, n: Select, scope: Mapping[str, CelType]) -> CelType | None:
-        parts: list[str] = []
-        node: Node = n
-        while isinstance(node, Select) and not node.optional:
-            parts.append(node.field)
-            node = node.operand
-        if not isinstance(node, Ident) or node.name in scope:
+        parts = dotted(n, scope)
+        if parts is None:
             return None
-        parts.append(node.name)
-        parts.reverse()
         full = ".".join(parts)
         if full in TYPE_NAMES and full not in self.env:
             return CelType("type", elem=CelType(full))

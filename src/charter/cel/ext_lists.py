@@ -92,6 +92,7 @@ def sort(items: Any) -> list[Any]:
 
 def sort_by_keys(items: list[Any], keys: list[Any]) -> list[Any]:
     """The ``sortBy`` macro's result: ``items`` ordered by their computed ``keys`` (stable)."""
+
     def by_key(i: int, j: int) -> int:
         return _cmp(keys[i], keys[j])
 

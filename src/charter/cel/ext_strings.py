@@ -13,7 +13,7 @@ from charter.cel.limits import elements_cost, text_cost
 from charter.cel.signatures import Function, fn
 from charter.cel.stdlib import format_double, no_overload
 from charter.cel.types import UInt
-from charter.cel.values import Duration, EvalError, Timestamp, TypeValue
+from charter.cel.values import Duration, EvalError, Timestamp, TypeValue, kind_name
 
 # Go's unicode.IsSpace: what trim() removes.
 _SPACE = (
@@ -205,14 +205,14 @@ def _clause(verb: str, precision: int | None, v: Any) -> str:
         if t is float and _special(v) is not None:
             return str(_special(v))
         raise EvalError("error during formatting: decimal clause can only be used on integers, was given "
-                        + _kind(v))  # fmt: skip
+                        + kind_name(v))  # fmt: skip
     if verb in "fe":
         if t is int or t is UInt:
             v = float(v)
         elif t is not float:
             what = "fixed-point" if verb == "f" else "scientific"
             raise EvalError(f"error during formatting: {what} clause can only be used on doubles, was "
-                            f"given {_kind(v)}")  # fmt: skip
+                            f"given {kind_name(v)}")  # fmt: skip
         special = _special(v)
         if special is not None:
             return special
@@ -223,12 +223,12 @@ def _clause(verb: str, precision: int | None, v: Any) -> str:
         if t is int or t is UInt:
             return format(int(v), "b")
         raise EvalError("error during formatting: only integers and bools can be formatted as binary, "
-                        f"was given {_kind(v)}")  # fmt: skip
+                        f"was given {kind_name(v)}")  # fmt: skip
     if verb == "o":
         if t is int or t is UInt:
             return format(int(v), "o")
         raise EvalError(f"error during formatting: octal clause can only be used on integers, was given "
-                        f"{_kind(v)}")  # fmt: skip
+                        f"{kind_name(v)}")  # fmt: skip
     if verb in "xX":
         if t is int or t is UInt:
             text = format(int(v), "x")
@@ -238,18 +238,9 @@ def _clause(verb: str, precision: int | None, v: Any) -> str:
             text = v.hex()
         else:
             raise EvalError("error during formatting: only integers, byte buffers, and strings can be "
-                            f"formatted as hex, was given {_kind(v)}")  # fmt: skip
+                            f"formatted as hex, was given {kind_name(v)}")  # fmt: skip
         return text.upper() if verb == "X" else text
     raise EvalError(f'could not parse formatting clause: unrecognized formatting clause "{verb}"')
-
-
-def _kind(v: Any) -> str:
-    from charter.cel.values import type_of
-
-    try:
-        return type_of(v).name
-    except EvalError:
-        return type(v).__name__
 
 
 def format_text(fmt: Any, args: Any) -> str:

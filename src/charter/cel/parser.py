@@ -34,6 +34,7 @@ from charter.cel.syntax import (
     Select,
     Unary,
     depth,
+    dotted,
 )
 from charter.cel.types import CelProblem, ProblemKind, UInt
 from charter.cel.values import INT_MAX, INT_MIN, UINT_MAX
@@ -550,12 +551,8 @@ class _Parser:
 
 def _qualified(n: Node) -> str | None:
     """``a.b.c`` for a select chain on an identifier, else None."""
-    if isinstance(n, Ident):
-        return n.name
-    if isinstance(n, Select) and not n.optional:
-        inner = _qualified(n.operand)
-        return None if inner is None else f"{inner}.{n.field}"
-    return None
+    parts = dotted(n)
+    return None if parts is None else ".".join(parts)
 
 
 #: Functions whose names are qualified (``math.greatest``): parsed as global calls.

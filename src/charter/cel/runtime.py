@@ -51,10 +51,20 @@ from charter.cel.syntax import (
     OptMap,
     Select,
     Unary,
+    dotted,
     size,
 )
 from charter.cel.types import UInt
-from charter.cel.values import PLAIN, TYPE_NAMES, CostExceeded, EvalError, Optional, TypeValue, normalise
+from charter.cel.values import (
+    PLAIN,
+    TYPE_NAMES,
+    CostExceeded,
+    EvalError,
+    Optional,
+    TypeValue,
+    kind_name,
+    normalise,
+)
 
 
 class _Lazy:
@@ -122,16 +132,7 @@ def select_field(m: Any, field: str) -> Any:
         return v if type(v) in PLAIN else normalise(v)
     if type(m) is Optional:
         return optionals.select(m, field)
-    raise EvalError(f"type '{_kind(m)}' does not support field selection")
-
-
-def _kind(v: Any) -> str:
-    from charter.cel.values import type_of
-
-    try:
-        return type_of(v).name
-    except EvalError:
-        return type(v).__name__
+    raise EvalError(f"type '{kind_name(m)}' does not support field selection")
 
 
 def index_value(m: Any, i: Any) -> Any:
@@ -143,7 +144,7 @@ def index_value(m: Any, i: Any) -> Any:
             if ti is UInt or (ti is float and i.is_integer()):
                 i = int(i)
             else:
-                raise EvalError(f"invalid_argument: no such overload for index of list with {_kind(i)}")
+                raise EvalError(f"invalid_argument: no such overload for index of list with {kind_name(i)}")
         if 0 <= i < len(m):
             v = m[i]
             return v if type(v) in PLAIN else normalise(v)
@@ -155,7 +156,7 @@ def index_value(m: Any, i: Any) -> Any:
         return v if type(v) in PLAIN else normalise(v)
     if tm is Optional:
         return optionals.index(m, i)
-    raise EvalError(f"no such overload: index of {_kind(m)}")
+    raise EvalError(f"no such overload: index of {kind_name(m)}")
 
 
 def _iterate(name: str, target: Any) -> Any:
@@ -241,15 +242,9 @@ class Compiler:
 
     def _qualified(self, n: Select, scope: frozenset[str]) -> Fn | None:
         """A dotted name (``a.b.c``) that names a variable or a type, resolved longest first."""
-        parts: list[str] = []
-        node: Node = n
-        while isinstance(node, Select) and not node.optional:
-            parts.append(node.field)
-            node = node.operand
-        if not isinstance(node, Ident) or node.name in scope:
+        parts = dotted(n, scope)
+        if parts is None:
             return None
-        parts.append(node.name)
-        parts.reverse()
         if self.declared is None:
             return self._dynamic_qualified(parts)
         for k in range(len(parts), 1, -1):
@@ -303,7 +298,7 @@ class Compiler:
                 return field in m
             if type(m) is Optional:
                 return m.present and type(m.value) is dict and field in m.value
-            raise EvalError(f"no such overload: has() on {_kind(m)}")
+            raise EvalError(f"no such overload: has() on {kind_name(m)}")
 
         return has
 
@@ -662,30 +657,27 @@ def _bool(name: str, v: Any) -> bool:
     raise no_overload(name, v)
 
 
-def _run_all(st: State, it: Any, body: Fn, flt: Fn | None, target: Any) -> bool:
-    err: EvalError | None = None
-    for _ in it:
-        try:
-            if not _bool("all", body(st)):
-                return False
-        except EvalError as ex:
-            err = err or ex
-    if err is not None:
-        raise err
-    return True
+def _quantifier(name: str, deciding: bool) -> Runner:
+    """``all`` (decided by a false) or ``exists`` (decided by a true): stops at the deciding
+    value; an error loses to it and otherwise is the result (langdef "Macros")."""
+
+    def run(st: State, it: Any, body: Fn, flt: Fn | None, target: Any) -> bool:
+        err: EvalError | None = None
+        for _ in it:
+            try:
+                if _bool(name, body(st)) is deciding:
+                    return deciding
+            except EvalError as ex:
+                err = err or ex
+        if err is not None:
+            raise err
+        return not deciding
+
+    return run
 
 
-def _run_exists(st: State, it: Any, body: Fn, flt: Fn | None, target: Any) -> bool:
-    err: EvalError | None = None
-    for _ in it:
-        try:
-            if _bool("exists", body(st)):
-                return True
-        except EvalError as ex:
-            err = err or ex
-    if err is not None:
-        raise err
-    return False
+_run_all = _quantifier("all", False)
+_run_exists = _quantifier("exists", True)
 
 
 def _run_exists_one(st: State, it: Any, body: Fn, flt: Fn | None, target: Any) -> bool:

@@ -9,6 +9,7 @@ for overflow, doubles follow IEEE 754.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +24,7 @@ from charter.cel.values import (
     EvalError,
     Timestamp,
     TypeValue,
-    type_of,
+    kind_name,
 )
 
 NUMBERS = frozenset({int, UInt, float})
@@ -35,15 +36,8 @@ DUR_MAX_NS = INT_MAX
 
 def no_overload(name: str, *args: Any) -> EvalError:
     """The error for a function applied to values it has no overload for."""
-    kinds = ", ".join(_type_name(a) for a in args)
+    kinds = ", ".join(kind_name(a) for a in args)
     return EvalError(f"no such overload: {name}({kinds})")
-
-
-def _type_name(v: Any) -> str:
-    try:
-        return type_of(v).name
-    except EvalError:
-        return type(v).__name__
 
 
 # -- equality and ordering ----------------------------------------------------------------------
@@ -130,55 +124,31 @@ def check_key(k: Any) -> Any:
     tk = type(k)
     if tk is str or tk is int or tk is bool or tk is UInt:
         return k
-    raise EvalError(f"unsupported key type: {_type_name(k)}")
+    raise EvalError(f"unsupported key type: {kind_name(k)}")
 
 
-def less(a: Any, b: Any) -> bool:
-    """CEL ``<`` (numbers compare across types; NaN compares false)."""
-    ta = type(a)
-    tb = type(b)
-    if ta is tb and ta in _ORDERED:
-        return bool(a < b)
-    if ta in NUMBERS and tb in NUMBERS:
-        x, y = _numeric(a, b)
-        return bool(x < y)
-    raise no_overload("_<_", a, b)
+def _ordering(name: str, op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    """A CEL ordering operator: values of one orderable type, or numbers across types."""
+
+    def compare(a: Any, b: Any) -> bool:
+        ta = type(a)
+        tb = type(b)
+        if ta is tb and ta in _ORDERED:
+            return bool(op(a, b))
+        if ta in NUMBERS and tb in NUMBERS:
+            x, y = _numeric(a, b)
+            return bool(op(x, y))
+        raise no_overload(name, a, b)
+
+    compare.__name__ = compare.__qualname__ = name.strip("_")
+    compare.__doc__ = f"CEL ``{name.strip('_')}`` (numbers compare across types; NaN compares false)."
+    return compare
 
 
-def less_eq(a: Any, b: Any) -> bool:
-    """CEL ``<=``."""
-    ta = type(a)
-    tb = type(b)
-    if ta is tb and ta in _ORDERED:
-        return bool(a <= b)
-    if ta in NUMBERS and tb in NUMBERS:
-        x, y = _numeric(a, b)
-        return bool(x <= y)
-    raise no_overload("_<=_", a, b)
-
-
-def greater(a: Any, b: Any) -> bool:
-    """CEL ``>``."""
-    ta = type(a)
-    tb = type(b)
-    if ta is tb and ta in _ORDERED:
-        return bool(a > b)
-    if ta in NUMBERS and tb in NUMBERS:
-        x, y = _numeric(a, b)
-        return bool(x > y)
-    raise no_overload("_>_", a, b)
-
-
-def greater_eq(a: Any, b: Any) -> bool:
-    """CEL ``>=``."""
-    ta = type(a)
-    tb = type(b)
-    if ta is tb and ta in _ORDERED:
-        return bool(a >= b)
-    if ta in NUMBERS and tb in NUMBERS:
-        x, y = _numeric(a, b)
-        return bool(x >= y)
-    raise no_overload("_>=_", a, b)
+less = _ordering("_<_", operator.lt)
+less_eq = _ordering("_<=_", operator.le)
+greater = _ordering("_>_", operator.gt)
+greater_eq = _ordering("_>=_", operator.ge)
 
 
 def contains_elem(container: Any, x: Any, budget: Budget | None = None) -> bool:

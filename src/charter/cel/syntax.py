@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +156,20 @@ class Cond(Node):
     cond: Node
     then: Node
     other: Node
+
+
+def dotted(n: Node, scope: frozenset[str] | Mapping[str, Any] = frozenset()) -> list[str] | None:
+    """The names of a select chain on an identifier (``a.b.c`` -> [a, b, c]), unless the
+    identifier is a local variable (in ``scope``) or a select in it is optional."""
+    parts: list[str] = []
+    while isinstance(n, Select) and not n.optional:
+        parts.append(n.field)
+        n = n.operand
+    if not isinstance(n, Ident) or n.name in scope:
+        return None
+    parts.append(n.name)
+    parts.reverse()
+    return parts
 
 
 def children(node: Node) -> list[Node]:

@@ -253,6 +253,14 @@ def type_of(v: Any) -> TypeValue:
     raise EvalError(f"unsupported value of Python type {type(v).__name__}")
 
 
+def kind_name(v: Any) -> str:
+    """The CEL type name of a value, for messages (the Python type's for a foreign value)."""
+    try:
+        return type_of(v).name
+    except EvalError:
+        return type(v).__name__
+
+
 #: Python types that are CEL values as they are (anything else is normalised on reading; an
 #: ``int`` is too, to check it is within int64).
 PLAIN = frozenset({bool, UInt, float, str, bytes, list, dict, type(None), Timestamp, Duration,
