@@ -18,6 +18,7 @@ from charter.compiler.typecheck import ConditionCompiler, Environments, environm
 from charter.diagnostics import Code, Diagnostic, Span, sort_key, warning
 from charter.engine import policy as ir
 from charter.engine.index import Index
+from charter.syntax import ast
 
 #: Diagnostics reported per run before the rest are summarised.
 MAX_DIAGNOSTICS = 200
@@ -36,6 +37,8 @@ class CompileResult:
     lowered: Lowered | None = None
     stage: str = "index"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the parsed files (typed AST), for tools that read the source structure (editors, graphs)
+    modules: list[ast.Module] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -122,7 +125,7 @@ def build(loaded: Loaded, stop_after: str | None = None, cache: CompileCache | N
 
 def _build(loaded: Loaded, stop_after: str | None, cache: CompileCache | None) -> CompileResult:
     diags = list(loaded.diagnostics)
-    res = CompileResult(None, diags, loaded.sources, stage="load")
+    res = CompileResult(None, diags, loaded.sources, stage="load", modules=loaded.modules)
     if stop_after == "load" or any(d.is_error for d in diags):
         res.diagnostics = _finish(diags)
         return res
