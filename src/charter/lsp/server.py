@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 from pygls.uris import from_fs_path, to_fs_path
 
 from charter import __version__
@@ -67,11 +69,33 @@ _OUTLINE = {
 }
 
 
+class CharterProtocol(LanguageServerProtocol):
+    """pygls's protocol, answering a request whose params do not deserialize with an error.
+
+    pygls logs such a message and drops it, so the client would wait for an answer forever.
+    """
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        """Deserialize one message; a request that does not deserialize gets an error response."""
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if isinstance(data, dict) and "id" in data and "method" in data:
+                error = lsp.ResponseError(code=exc.code, message=f"{exc.message}: {data.get('method')}")
+                self._send_response(data["id"], error=error)
+            raise
+
+
 class CharterServer(LanguageServer):
     """The charter language server: a Project, a compile worker and the LSP features."""
 
     def __init__(self) -> None:
-        super().__init__("charter", __version__, text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental)
+        super().__init__(
+            "charter",
+            __version__,
+            text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental,
+            protocol_cls=CharterProtocol,
+        )
         self.project = Project()
         self.debounce_s = DEBOUNCE_S
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="charter-compile")
@@ -178,10 +202,14 @@ def initialize(ls: CharterServer, params: lsp.InitializeParams) -> None:
     elif params.workspace_folders:
         root = ls.path_of(params.workspace_folders[0].uri)
     options = params.initialization_options if isinstance(params.initialization_options, dict) else {}
-    roots = [Path(r) if Path(r).is_absolute() else (root or Path.cwd()) / r for r in options.get("roots", [])]
-    ls.project = Project(root, [r for r in roots if isinstance(r, Path)])
+    raw = options.get("roots")
+    base = root or Path.cwd()
+    names = [r for r in raw if isinstance(r, str) and r] if isinstance(raw, list) else []
+    # a root is a directory of the workspace; '/' or a path outside would sweep unrelated files
+    roots = [(base / r).resolve() for r in names]
+    ls.project = Project(root, [r for r in roots if r.is_dir() and (root is None or r.is_relative_to(root))])
     debounce = options.get("debounceMs")
-    if isinstance(debounce, (int, float)) and 0 <= debounce <= 10_000:
+    if isinstance(debounce, (int, float)) and not isinstance(debounce, bool) and 0 <= debounce <= 10_000:
         ls.debounce_s = debounce / 1000
 
 
