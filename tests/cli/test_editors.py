@@ -34,3 +34,22 @@ def test_textmate_file_is_generated_from_the_current_grammar() -> None:
     gen = _gen()
     expected = json.dumps(gen.language(gen.keywords(gen.GRAMMAR.read_text())), indent=2) + "\n"
     assert (ROOT / "editors" / "charter.tmLanguage.json").read_text() == expected
+
+
+def test_vscode_extension_reuses_the_textmate_grammar_and_starts_charter_lsp() -> None:
+    ext = ROOT / "editors" / "vscode"
+    package = json.loads((ext / "package.json").read_text())
+    (grammar,) = package["contributes"]["grammars"]
+    copy = ext / grammar["path"]
+    assert copy.read_text() == (ROOT / "editors" / "charter.tmLanguage.json").read_text(), (
+        "editors/vscode/syntaxes is a copy of editors/charter.tmLanguage.json: npm run grammar"
+    )
+    assert grammar["scopeName"] == json.loads(copy.read_text())["scopeName"]
+    (language,) = package["contributes"]["languages"]
+    assert language["extensions"] == [".charter"] and (ext / language["configuration"]).is_file()
+    main = (ext / package["main"]).read_text()
+    assert 'args: ["lsp"]' in main
+    # the options the extension sends are the ones the server reads (charter.lsp.server.initialize)
+    server = (ROOT / "src" / "charter" / "lsp" / "server.py").read_text()
+    for option in re.findall(r"^\s+(\w+): config\.get", main, re.M):
+        assert f'options.get("{option}")' in server, option
