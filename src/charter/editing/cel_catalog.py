@@ -160,3 +160,11 @@ def markdown() -> str:
                 "",
             ]
     return "\n".join(out).rstrip() + "\n"
+
+
+if __name__ == "__main__":  # python -m charter.editing.cel_catalog  (rewrites docs/cel.md)
+    import sys
+    from pathlib import Path
+
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs/cel.md")
+    target.write_text(markdown(), encoding="utf-8")
