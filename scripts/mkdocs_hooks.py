@@ -17,7 +17,7 @@ def _prune(nav: list[Any], docs: Path) -> list[Any]:
     out: list[Any] = []
     for item in nav:
         if isinstance(item, dict):
-            (title, value), = item.items()
+            ((title, value),) = item.items()
             if isinstance(value, list):
                 out.append({title: _prune(value, docs)})
             elif value in PENDING and not (docs / value).exists():

@@ -18,6 +18,8 @@ Directives are HTML comments placed just before a fenced code block:
   <!-- sh: background -->   start the block with bash in the scratch directory and leave it running
                             until the document ends (then it is stopped); `wait-for: URL` first
                             waits until the URL answers
+  <!-- python -->           run the next block with the venv's Python from the repository root; a
+                            ```text block after it is the expected output
   <!-- port: N -->          the port N, in sh blocks, stands for a free port chosen for this run
 
 A `check` or `run` block may be followed directly by a ```text block: the real output
@@ -44,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHARTER = str(ROOT / ".venv" / "bin" / "charter")
 PREAMBLE = (ROOT / "docs" / "examples" / "preamble.charter").read_text("utf-8")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.S | re.M)
-DIRECTIVE = re.compile(r"<!--\s*(file|check|run|sh)\s*:?\s*(.*?)\s*-->\s*\n*$", re.S)
+DIRECTIVE = re.compile(r"<!--\s*(file|check|run|sh|python)\s*:?\s*(.*?)\s*-->\s*\n*$", re.S)
 PORT = re.compile(r"<!--\s*port:\s*(\d+)\s*-->")
 CODE = re.compile(r"^\S+:\d+:\d+: ([EW]\d{3}) ", re.M)
 
@@ -176,6 +178,15 @@ def _check_items(
             if not got.endswith("exit 0"):
                 failures += 1
                 print(f"{path}: shell block {n} failed\n{body}\n{got}\n")
+            continue
+        if kind == "python":
+            p = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c", body], cwd=ROOT,
+                               capture_output=True, text=True, timeout=300)
+            got = (p.stdout + p.stderr).rstrip("\n") + f"\nexit {p.returncode}"
+            pending = (f"python block {n}", got)
+            if p.returncode != 0:
+                failures += 1
+                print(f"{path}: python block {n} failed\n{body}\n{got}\n")
             continue
         if kind == "run":
             got = run(shlex.split(arg), ROOT)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,3 +55,25 @@ def test_vscode_extension_reuses_the_textmate_grammar_and_starts_charter_lsp() -
     server = (ROOT / "src" / "charter" / "lsp" / "server.py").read_text()
     for option in re.findall(r"^\s+(\w+): config\.get", main, re.M):
         assert f'options.get("{option}")' in server, option
+
+
+def test_editor_setups_in_the_docs_start_the_real_server() -> None:
+    """docs/editors.md: the Helix configuration parses and runs `charter lsp`; the Neovim one too;
+    the VS Code settings it names are the extension's."""
+    import tomllib
+
+    doc = (ROOT / "docs" / "editors.md").read_text()
+    blocks = dict(re.findall(r"```(toml|lua)\n(.*?)```", doc, re.S))
+    helix = tomllib.loads(blocks["toml"])
+    assert helix["language-server"]["charter"] == {
+        "command": "charter",
+        "args": ["lsp"],
+        "config": {"roots": ["policies"]},
+    }
+    assert helix["language"][0]["file-types"] == ["charter"]
+    assert 'cmd = { "charter", "lsp" }' in blocks["lua"]
+    package = json.loads((ROOT / "editors" / "vscode" / "package.json").read_text())
+    for setting in re.findall(r"`(charter\.\w+)`", doc):
+        assert setting in package["contributes"]["configuration"]["properties"], setting
+    run = subprocess.run([sys.executable, "-m", "charter", "lsp", "--help"], capture_output=True, text=True)
+    assert run.returncode == 0 and "language server" in run.stdout
