@@ -114,7 +114,6 @@ def wait_for(url: str, proc: subprocess.Popen[str], timeout: float = 60.0) -> No
 
 
 def check_doc(path: Path) -> int:
-    failures = 0
     raw = path.read_text("utf-8")
     items = blocks(raw)
     scratch = Path(tempfile.mkdtemp(prefix="charter-docs-"))

@@ -12,6 +12,10 @@ from typing import Any
 
 from charter.engine.policy import CompiledPolicy, Selector
 from charter.enums import Outcome, Scope
+from charter.trace.story import human_steps
+
+#: How a person's answer reads in a picture.
+_HUMAN = {"approved-by": "approved", "denied": "denied", "answered allow": "allowed", "answered deny": "denied"}
 
 
 class Shape(enum.Enum):
@@ -352,23 +356,16 @@ def decision(record: Mapping[str, Any], related: Iterable[Mapping[str, Any]] = (
         )
         g.edge(out, nid, "goes to")
     tail = out
+    related = list(related)
+    for i, h in enumerate(human_steps(related)):
+        what = _HUMAN.get(str(h.get("event")), str(h.get("event")))
+        nid = g.node(ident("human", str(i)), f"{h.get('by')} {what}", Shape.BOX, Tone.PERSON)
+        g.edge(tail, nid, "then")
+        tail = nid
     for rec in related:
-        kind = rec.get("kind")
-        ev = rec.get("event", {}) or {}
-        for h in ev.get("history", []) or []:
-            if h.get("event") in ("approved-by", "denied", "answered allow", "answered deny"):
-                nid = g.node(
-                    ident("human", str(h.get("by")), str(h.get("event"))),
-                    f"{h.get('by')}: {h.get('event')}",
-                    Shape.BOX,
-                    Tone.PERSON,
-                )
-                g.edge(tail, nid, "then")
-                tail = nid
-        if kind == "settlement":
-            nid = g.node(
-                ident("settled", str(rec.get("id"))), f"settled: {ev.get('result') or 'done'}", Shape.ROUND
-            )
+        if rec.get("kind") == "settlement":
+            ev = rec.get("event", {}) or {}
+            nid = g.node(ident("settled", str(rec.get("id"))), f"settled: {ev.get('result') or 'done'}", Shape.ROUND)
             g.edge(tail, nid, "after the action")
     return g
 

@@ -269,6 +269,11 @@ def _shown(done: ProjectCompile, path: Path) -> str:
     return str(path)
 
 
+def _module(done: ProjectCompile, shown: str) -> Any:
+    """The parsed file named ``shown`` in a compile (None when it did not parse)."""
+    return next((m for m in done.result.modules if m.path == shown), None)
+
+
 def _location(ls: CharterServer, span_path: str, span: Any) -> lsp.Location:
     path = absolute(span_path)
     return lsp.Location(
@@ -415,7 +420,7 @@ async def code_actions(ls: CharterServer, params: lsp.CodeActionParams) -> list[
     first = to_offset(lines, params.range.start, units)
     last = to_offset(lines, params.range.end, units)
     shown = _shown(done, path)
-    module = next((m for m in done.result.modules if m.path == shown), None)
+    module = _module(done, shown)
     actions = []
     for diag in done.diagnostics:
         if absolute(diag.span.path) != path:
@@ -456,7 +461,7 @@ async def semantic_tokens(ls: CharterServer, params: lsp.SemanticTokensParams) -
     path, text, lines = found
     done = await ls.fresh(path)
     shown = _shown(done, path)
-    module = next((m for m in done.result.modules if m.path == shown), None)
+    module = _module(done, shown)
     units = ls.units()
     converted = []
     for t in tokens(text, module, done.index, shown):
