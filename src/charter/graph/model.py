@@ -15,7 +15,12 @@ from charter.enums import Outcome, Scope
 from charter.trace.story import human_steps
 
 #: How a person's answer reads in a picture.
-_HUMAN = {"approved-by": "approved", "denied": "denied", "answered allow": "allowed", "answered deny": "denied"}
+_HUMAN = {
+    "approved-by": "approved",
+    "denied": "denied",
+    "answered allow": "allowed",
+    "answered deny": "denied",
+}
 
 
 class Shape(enum.Enum):
@@ -365,7 +370,8 @@ def decision(record: Mapping[str, Any], related: Iterable[Mapping[str, Any]] = (
     for rec in related:
         if rec.get("kind") == "settlement":
             ev = rec.get("event", {}) or {}
-            nid = g.node(ident("settled", str(rec.get("id"))), f"settled: {ev.get('result') or 'done'}", Shape.ROUND)
+            label = f"settled: {ev.get('result') or 'done'}"
+            nid = g.node(ident("settled", str(rec.get("id"))), label, Shape.ROUND)
             g.edge(tail, nid, "after the action")
     return g
 
