@@ -361,7 +361,7 @@ def decision(record: Mapping[str, Any], related: Iterable[Mapping[str, Any]] = (
         )
         g.edge(out, nid, "goes to")
     tail = out
-    related = list(related)
+    related = [dict(r) for r in related]
     for i, h in enumerate(human_steps(related)):
         what = _HUMAN.get(str(h.get("event")), str(h.get("event")))
         nid = g.node(ident("human", str(i)), f"{h.get('by')} {what}", Shape.BOX, Tone.PERSON)
