@@ -361,13 +361,13 @@ def decision(record: Mapping[str, Any], related: Iterable[Mapping[str, Any]] = (
         )
         g.edge(out, nid, "goes to")
     tail = out
-    related = [dict(r) for r in related]
-    for i, h in enumerate(human_steps(related)):
+    records: list[dict[str, Any]] = [dict(r) for r in related]
+    for i, h in enumerate(human_steps(records)):
         what = _HUMAN.get(str(h.get("event")), str(h.get("event")))
         nid = g.node(ident("human", str(i)), f"{h.get('by')} {what}", Shape.BOX, Tone.PERSON)
         g.edge(tail, nid, "then")
         tail = nid
-    for rec in related:
+    for rec in records:
         if rec.get("kind") == "settlement":
             ev = rec.get("event", {}) or {}
             label = f"settled: {ev.get('result') or 'done'}"
