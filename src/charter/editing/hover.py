@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from charter.cel import CelCompileError, compile_condition
+from charter.cel import CelCompileError, CelType, compile_condition
 from charter.compiler.lower import EFFECT
 from charter.diagnostics import Span
 from charter.editing.cel_catalog import BY_NAME
@@ -64,13 +64,12 @@ def _condition(done: ProjectCompile, text: str, offset: int, lines: LineIndex, p
     if not env:
         return None
     try:
-        t = str(compile_condition(expr, env, expect_bool=False).result_type)
+        found: CelType | None = compile_condition(expr, env, expect_bool=False).result_type
     except CelCompileError:
         found = member_type(env, expr.split("."))
-        if found is None:
-            return None
-        t = str(found)
-    lines_out = [f"`{expr}`: **{t}**"]
+    if found is None:
+        return None
+    lines_out = [f"`{expr}`: **{_cel_type(found)}**"]
     if expr.startswith("args.") and expr.count(".") == 1:
         arg = expr.split(".", 1)[1]
         for tool, args in sorted(done.index.tool_args.items()):
@@ -156,6 +155,13 @@ def _rule(done: ProjectCompile, rule: ast.Rule) -> str:
         out.append(f"mode **{mode}** (decides nothing; recorded in the trace)")
     out.append(f"reason: “{reason}”" if reason else "no reason (W506)")
     return "\n\n".join(out)
+
+
+def _cel_type(t: CelType) -> str:
+    """A CEL type for a person: a record shows its fields."""
+    if t.kind == "object" and t.fields:
+        return "record {" + ", ".join(f"{k}: {v}" for k, v in sorted(t.fields.items())) + "}"
+    return str(t)
 
 
 def _type(t: ast.TypeRef) -> str:

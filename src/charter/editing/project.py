@@ -177,13 +177,6 @@ class Project:
         """The latest compile of a document's policy, if there was one."""
         return self._last.get(self.target(path))
 
-    def latest(self, path: Path) -> ProjectCompile:
-        """The latest compile of the document's policy, compiling if it is out of date."""
-        done = self.last(path)
-        if done is not None and done.versions == self.versions:
-            return done
-        return self.compile(path)
-
     @staticmethod
     def _configured(target: tuple[Path, ...], result: CompileResult) -> list[Diagnostic]:
         """Lint levels and inline suppressions, as `charter check` applies them."""
