@@ -48,3 +48,18 @@ def test_only_the_cel_package_imports_cel_and_regex_libraries() -> None:
 def test_the_engine_never_imports_the_parser_or_the_compiler() -> None:
     both = _importers("charter.syntax") + _importers("charter.compiler")
     assert {p for p in both if p.startswith("engine/")} == set()
+
+
+def test_only_the_language_server_imports_pygls_and_lsprotocol() -> None:
+    both = _importers("pygls") + _importers("lsprotocol")
+    assert [p for p in both if not p.startswith("lsp/")] == []
+
+
+def test_the_editing_layer_is_free_of_lsp_and_the_graphs_of_the_parser() -> None:
+    """charter.editing answers in charter's own terms (no LSP types); charter.graph draws compiled
+    policies and trace records, never parse trees; the engine imports neither."""
+    assert [p for p in _importers("charter.lsp") if p.startswith("editing/")] == []
+    graph_parser = _importers("charter.syntax") + _importers("charter.compiler") + _importers("lark")
+    assert [p for p in graph_parser if p.startswith("graph/")] == []
+    both = _importers("charter.editing") + _importers("charter.graph")
+    assert [p for p in both if p.startswith(("engine/", "syntax/", "compiler/", "cel/"))] == []
