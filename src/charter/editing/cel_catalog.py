@@ -68,7 +68,7 @@ _MACROS: tuple[CelFunction, ...] = (
     CelFunction("exists_one", CelForm.MACRO, "list.exists_one(x, predicate) -> bool",
                 "True when the predicate holds for exactly one element.",
                 'signals.exists_one(s, s.kind == "risk.anomaly")', ("list", "map")),
-    CelFunction("existsOne", CelForm.MACRO, "list.existsOne(x, predicate) -> bool; existsOne(i, v, predicate)",
+    CelFunction("existsOne", CelForm.MACRO, "list.existsOne(x, predicate) -> bool; (i, v, predicate)",
                 "exists_one, as cel-go spells it.",
                 'signals.existsOne(s, s.kind == "risk.anomaly")', ("list", "map")),
     CelFunction("map", CelForm.MACRO, "list.map(x, expression) -> list; map(x, filter, expression)",
