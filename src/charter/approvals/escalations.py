@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from charter.approvals.errors import HumanError
+from charter.approvals.identity import Channel
 from charter.approvals.ids import random_hex
 from charter.approvals.notify import NullNotifier
 from charter.approvals.records import RECORD_TTL_S, history, read, read_all, update
@@ -124,8 +125,10 @@ class Escalations:
                 return True
         return False
 
-    def answer(self, escalation_id: str, who: str, verdict: str, note: str = "") -> dict[str, Any]:
-        """The current target (or someone above it in the chain) answers allow or deny."""
+    def answer(
+        self, escalation_id: str, who: str, verdict: str, note: str = "", *, via: Channel = Channel.PYTHON
+    ) -> dict[str, Any]:
+        """The current target (or someone above it in the chain) answers allow or deny, through ``via``."""
         if verdict not in ("allow", "deny"):
             raise HumanError(f"an escalation is answered allow or deny, not {verdict!r}", "bad-verdict")
         self.get(escalation_id)
@@ -139,10 +142,11 @@ class Escalations:
                     f"{who} is not the current target of escalation {escalation_id} ({d.get('target')})",
                     "not-target",
                 )
-            d["answers"] = [*d["answers"], {"by": who, "at": now, "verdict": verdict, "note": note}]
+            answer = {"by": who, "at": now, "verdict": verdict, "note": note, "via": via.value}
+            d["answers"] = [*d["answers"], answer]
             d["status"] = "allowed" if verdict == "allow" else "denied"
             d["outcome"] = verdict
-            history(d, now, f"answered {verdict}", who, note)
+            history(d, now, f"answered {verdict}", who, note, via)
             return d
 
         doc = update(self.store, KIND, escalation_id, change)
