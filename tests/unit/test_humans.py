@@ -291,12 +291,14 @@ def test_webhook_notifier_never_blocks_and_retries() -> None:
     srv = http.server.HTTPServer(("127.0.0.1", 0), H)
     th = threading.Thread(target=srv.serve_forever, daemon=True)
     th.start()
-    from charter.approvals import WebhookNotifier
+    from charter.notify.dispatch import Dispatcher, Lane, Retry
+    from charter.notify.webhook import WebhookTarget
 
-    n = WebhookNotifier(f"http://127.0.0.1:{srv.server_port}/hook", backoff_s=0.01)
+    lane = Lane(WebhookTarget(f"http://127.0.0.1:{srv.server_port}/hook", None), "hook", retry=Retry(3, 0.01))
+    n = Dispatcher([lane])
     t0 = time.perf_counter()
     n.notify("approval", "opened", {"id": "ap-1"})
     assert time.perf_counter() - t0 < 0.05
     n.close()
     srv.shutdown()
-    assert n.sent == 1 and len(hits) == 1 and b'"ap-1"' in hits[0]
+    assert (lane.counters.sent, lane.counters.retried) == (1, 1) and len(hits) == 1 and b'"ap-1"' in hits[0]
