@@ -115,7 +115,8 @@ class Escalations:
         """Escalations, newest first."""
         return read_all(self.store, KIND, status, self._advance)
 
-    def _may_answer(self, doc: Mapping[str, Any], who: str) -> bool:
+    def may_answer(self, doc: Mapping[str, Any], who: str) -> bool:
+        """True when ``who`` is the current target of the chain, or a target above it."""
         step = current_step(doc, self.clock())
         if step is None:
             return False
@@ -137,7 +138,7 @@ class Escalations:
         def change(d: dict[str, Any]) -> dict[str, Any]:
             if d["status"] != "open":
                 raise HumanError(f"escalation {escalation_id} is {d['status']}, not open", d["status"])
-            if not self._may_answer(d, who):
+            if not self.may_answer(d, who):
                 raise HumanError(
                     f"{who} is not the current target of escalation {escalation_id} ({d.get('target')})",
                     "not-target",

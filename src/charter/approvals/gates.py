@@ -124,19 +124,28 @@ class Approvals:
         return read_all(self.store, KIND, status, self._expire)
 
     # ---- answering ---------------------------------------------------------------------------
-    def _check_approver(self, doc: Mapping[str, Any], who: str) -> None:
+    @staticmethod
+    def refusal(doc: Mapping[str, Any], who: str) -> HumanError | None:
+        """Why ``who`` may not answer this request (not a member; separation of duties), or None.
+        The inbox asks this to explain a missing button; approve and deny raise it."""
         if not any(_members_ok(doc, g, who) for g in doc["gates"]):
             groups = ", ".join(g["group"] for g in doc["gates"])
-            raise HumanError(f"{who} is not a member of {groups}", "not-approver")
+            return HumanError(f"{who} is not a member of {groups}", "not-approver")
         sod = any(g.get("separation_of_duties", True) for g in doc["gates"])
         if sod and (
             who == doc["requester"] or who in doc["chain"] or (doc.get("human") and who == doc["human"])
         ):
-            raise HumanError(
+            return HumanError(
                 f"separation of duties: {who} asked for this action (or is in its delegation chain) "
                 "and cannot approve it",
                 "self-approval",
             )
+        return None
+
+    def _check_approver(self, doc: Mapping[str, Any], who: str) -> None:
+        refused = self.refusal(doc, who)
+        if refused is not None:
+            raise refused
 
     def approve(
         self, approval_id: str, who: str, note: str = "", *, via: Channel = Channel.PYTHON

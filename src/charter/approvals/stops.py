@@ -94,6 +94,16 @@ class Stops:
         """Active stops."""
         return self.store.list_stops()
 
+    def resume_requests(self, scope: str, value: str) -> builtins.list[dict[str, Any]]:
+        """Who has asked to resume the active stop on (scope, value) so far (by, via, at, reason)."""
+        active = {(s.scope, s.value): s for s in self.store.list_stops()}
+        stop = active.get((scope, value))
+        got = self.store.get_record(RESUME, f"{scope}:{value}")
+        if stop is None or got is None or got[1].get("stop_at") != stop.at:
+            return []
+        doc = got[1]
+        return list(doc.get("requests") or [{"by": w} for w in doc.get("operators", [])])
+
     def log(self) -> builtins.list[dict[str, Any]]:
         """Every stop and resume, oldest first."""
         return sorted(self.store.list_records(LOG), key=lambda e: (e["at"], e.get("seq", 0)))

@@ -26,6 +26,7 @@ from charter.engine.request import Request
 from charter.server import wire
 from charter.server.auth import Principal, TokenSet
 from charter.server.fast import HttpLike, SidecarApp
+from charter.server.inbox import Inbox
 from charter.server.runtime import Runtime
 from charter.state.memory import MemoryStore
 from charter.telemetry import TRACEPARENT
@@ -384,6 +385,7 @@ class Sidecar:
             pending=pending,
             stops=stops,
             reload_error=self.rt.reload_error,
+            notifications=self.rt.dispatcher.stats() if self.rt.dispatcher else (),
         )
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -452,7 +454,7 @@ class Sidecar:
             inline=self.inline,
             max_body=self.max_body,
             internal_error=lambda: _error(_INTERNAL),
-            routes=self.routes(),
+            routes=[*self.routes(), *Inbox(self).routes()],
             lifespan=self.lifespan,
         )
 

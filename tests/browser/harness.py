@@ -1,0 +1,262 @@
+"""A real browser (Debian's Chromium, driven by Playwright) against real `charter serve` replicas.
+
+Two sidecar processes share one SQLite store and one trace, so every test that answers in one browser
+and reads in another also crosses replicas. Without Chromium or Playwright the tests are skipped
+with a message saying what to install.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("CHARTER_CHROMIUM", "/usr/bin/chromium")
+#: The flags every launch uses (headless, no sandbox in containers, no network chatter of its own).
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = ROOT / "docs" / "img"
+
+POLICY = """
+policy inbox-demo
+units USD
+roles payments, research
+agent payments-agent { role payments }
+agent research-agent { role research }
+group treasury { members lena, marco, alice }
+group compliance { members chloe }
+group risk-heads { members heidi }
+group operators { members olga, peter }
+tool payments.transfer { tags money  arg amount: double  arg payee: string }
+tool payments.verify-payee { arg payee: string }
+tool web.search { }
+signal compliance.regulation-conflict { from compliance }
+escalation compliance-review {
+  to compliance for 30m
+  to risk-heads for 2h
+  finally deny
+}
+stops {
+  operators operators
+  resume requires 2
+}
+permit pay { actor role payments  action call payments.transfer, payments.verify-payee  reason "Payments agents pay." }
+permit search { actor any  action call web.search  reason "Anyone may search." }
+require approval big-payments {
+  action call payments.transfer
+  when args.amount > 10000.0
+  approvers treasury
+  quorum 2
+  expires after 4h
+  redeem within 30m
+  reason "Payments above 10,000 USD need 2 approvals from treasury."
+}
+escalate regulation-conflict {
+  action call payments.transfer
+  signal compliance.regulation-conflict
+  to compliance-review
+  reason "A possible conflict with a new regulation goes to compliance."
+}
+budget run-spend {
+  scope run
+  action call payments.transfer
+  limit 100000 USD
+  reason "At most 100,000 USD per run."
+}
+"""
+
+#: token key -> (name, role)
+PEOPLE = {
+    "orch": ("orchestrator-1", "orchestrator"),
+    "lena": ("lena", "approver"),
+    "marco": ("marco", "approver"),
+    "chloe": ("chloe", "approver"),
+    "olga": ("olga", "operator"),
+    "peter": ("peter", "operator"),
+}
+
+
+def token(key: str) -> str:
+    """The secret token of one person in PEOPLE."""
+    return f"browser-test-token-{key}-0123456789"
+
+
+def browser_missing() -> str | None:
+    """Why the browser tests cannot run here (None when they can)."""
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        return f"no Chromium at {CHROMIUM}: apt-get install -y chromium chromium-driver (.ci/run does)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright Python package is missing: pip install -e '.[dev]'"
+    return None
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Sidecar:
+    """One `charter serve` process (stopped by ``stop()``, which ends only this process)."""
+
+    def __init__(self, policy: Path, store: str, trace: Path, tokens: Path, humans: Path | None, tmp: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp / f"serve-{self.port}.log"
+        cmd = [sys.executable, "-m", "charter", "serve", str(policy), "--store", store, "--trace", str(trace)]
+        cmd += ["--port", str(self.port), "--tokens", str(tokens), "--poll", "0", "--log-level", "warning"]
+        if humans is not None:
+            cmd += ["--humans", str(humans)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
+        env["PYTHONUNBUFFERED"] = "1"
+        self.proc = subprocess.Popen(
+            cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=ROOT
+        )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until /readyz answers 200."""
+        import http.client
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"charter serve exited: {self.log.read_text()[-3000:]}")
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                c.request("GET", "/readyz")
+                if c.getresponse().status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"charter serve not ready: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        """End this process (SIGTERM, then SIGKILL after 10 s)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+class Deployment:
+    """Two replicas over one SQLite store and one trace, plus an orchestrator client for requests."""
+
+    def __init__(self, tmp: Path, humans: dict[str, Any] | None = None):
+        self.tmp = tmp
+        (tmp / "policy").mkdir(parents=True, exist_ok=True)
+        self.policy = tmp / "policy" / "policy.charter"
+        self.policy.write_text(POLICY, "utf-8")
+        self.store = f"sqlite:///{tmp / 'state.db'}"
+        self.trace = tmp / "trace.db"
+        from charter.server.auth import hash_token
+
+        tokens = {
+            "tokens": [{"name": n, "role": r, "sha256": hash_token(token(k))} for k, (n, r) in PEOPLE.items()]
+        }
+        self.tokens = tmp / "tokens.json"
+        self.tokens.write_text(json.dumps(tokens), "utf-8")
+        humans_file = None
+        if humans is not None:
+            humans_file = tmp / "humans.json"
+            humans_file.write_text(json.dumps(humans), "utf-8")
+        self.replicas = [
+            Sidecar(self.policy.parent, self.store, self.trace, self.tokens, humans_file, tmp)
+            for _ in range(2)
+        ]
+        try:
+            for r in self.replicas:
+                r.wait_ready()
+        except Exception:
+            self.close()
+            raise
+        from charter.client import Client
+
+        self.orch = Client(self.replicas[0].url, token("orch"))
+
+    def decide(self, target: str, agent: str = "payments-agent", **extra: Any) -> dict[str, Any]:
+        """One decision through replica 1 as the orchestrator; the decision as a dict."""
+        body: dict[str, Any] = {"actor": {"id": agent}, "action": {"kind": "call", "target": target}}
+        for key in ("args",):
+            if key in extra:
+                body["action"][key] = extra.pop(key)
+        if "human" in extra:
+            body["actor"]["human"] = extra.pop("human")
+        body.update(extra)
+        return dict(self.orch.request("POST", "/v1/decide", body))
+
+    def close(self) -> None:
+        """Stop both replicas."""
+        for r in self.replicas:
+            r.stop()
+
+
+class Browser:
+    """One Chromium process; ``person(key, replica)`` gives a signed-in page in its own context."""
+
+    def __init__(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        self._pw = sync_playwright().start()
+        self.chromium = self._pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+
+    def context(self) -> Any:
+        """A fresh browser context (its own cookies: one person)."""
+        return self.chromium.new_context(viewport={"width": 1280, "height": 900})
+
+    def person(self, key: str, base: str) -> Any:
+        """A page signed in as PEOPLE[key] at ``base``."""
+        page = self.context().new_page()
+        sign_in(page, base, token(key))
+        return page
+
+    def close(self) -> None:
+        """Close Chromium and Playwright."""
+        self.chromium.close()
+        self._pw.stop()
+
+
+def sign_in(page: Any, base: str, secret: str) -> None:
+    """Sign in through the form, with the keyboard (label, tab order and Enter all have to work)."""
+    page.goto(f"{base}/ui/login")
+    page.get_by_label("Your token").fill(secret)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda u: "/ui/login" not in u)
+
+
+def shoot(page: Any, name: str, tmp: Path) -> Path:
+    """A full-page screenshot: always into ``tmp``; into docs/img when CHARTER_UPDATE_SCREENSHOTS=1."""
+    out = tmp / name
+    page.screenshot(path=str(out), full_page=True)
+    if os.environ.get("CHARTER_UPDATE_SCREENSHOTS") == "1":
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out, SHOTS / name)
+    return out
+
+
+def iter_lines(path: Path) -> Iterator[str]:
+    """Lines of a log file (for failure messages)."""
+    yield from path.read_text("utf-8", "replace").splitlines()
