@@ -57,7 +57,11 @@ stops {
   operators operators
   resume requires 2
 }
-permit pay { actor role payments  action call payments.transfer, payments.verify-payee  reason "Payments agents pay." }
+permit pay {
+  actor role payments
+  action call payments.transfer, payments.verify-payee
+  reason "Payments agents pay."
+}
 permit search { actor any  action call web.search  reason "Anyone may search." }
 require approval big-payments {
   action call payments.transfer

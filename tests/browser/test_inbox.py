@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.browser.harness import Browser, Deployment, browser_missing, shoot, sign_in, token
 
 pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
