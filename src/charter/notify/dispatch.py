@@ -20,6 +20,8 @@ from charter.approvals.ids import random_hex
 from charter.notify.message import DEFAULT_EVENTS, Notice, build, event_name
 
 log = logging.getLogger("charter.notify")
+#: what a lane queues: (kind, event, record, at, inbox URL), the arguments of message.build
+Event = tuple[str, str, Mapping[str, Any], float, str | None]
 
 
 class Target(Protocol):
@@ -71,7 +73,7 @@ class Lane:
     counters: Counters = field(default_factory=Counters)
 
     def __post_init__(self) -> None:
-        self.queue: queue.Queue[Notice | None] = queue.Queue(self.max_queue)
+        self.queue: queue.Queue[Event | None] = queue.Queue(self.max_queue)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
@@ -81,10 +83,10 @@ class Lane:
         with self._lock:
             setattr(self.counters, what, getattr(self.counters, what) + 1)
 
-    def offer(self, notice: Notice) -> None:
-        """Queue a notice, or drop and count it when the queue is full (never waits)."""
+    def offer(self, event: Event) -> None:
+        """Queue an event, or drop and count it when the queue is full (never waits)."""
         try:
-            self.queue.put_nowait(notice)
+            self.queue.put_nowait(event)
         except queue.Full:
             self.count("dropped")
 
@@ -95,9 +97,15 @@ class Lane:
 
     def _run(self) -> None:
         while True:
-            notice = self.queue.get()
-            if notice is None:
+            event = self.queue.get()
+            if event is None:
                 return
+            try:
+                notice = build(*event)
+            except Exception:
+                log.exception("notification to %s could not be built", self.name)
+                self.count("failed")
+                continue
             self.deliver(notice)
 
     def deliver(self, notice: Notice) -> bool:
@@ -143,23 +151,18 @@ class Dispatcher:
         self.lanes = list(lanes)
         self.inbox_url = inbox_url
         self.clock = clock
-        self.build_errors = 0
         for lane in self.lanes:
             lane.start()
 
     def notify(self, kind: str, event: str, record: Mapping[str, Any]) -> None:
         """Queue the event for every target that wants it (cheap; never blocks, never raises)."""
         name = event_name(kind, event)
-        lanes = [lane for lane in self.lanes if name in lane.events]
-        if not lanes:
-            return
-        try:
-            notice = build(kind, event, dict(record), self.clock(), self.inbox_url)
-        except Exception:
-            self.build_errors += 1
-            return
-        for lane in lanes:
-            lane.offer(notice)
+        item: Event | None = None
+        for lane in self.lanes:
+            if name in lane.events:
+                # the notice is built on the lane's thread: here only a shallow copy and a put
+                item = item or (kind, event, dict(record), self.clock(), self.inbox_url)
+                lane.offer(item)
 
     def stats(self) -> Iterable[tuple[str, str, Counters]]:
         """(target kind, target name, counters) per target."""
