@@ -130,7 +130,7 @@ def test_quorum_of_two_by_two_people_live_across_replicas(
         "\n", " "
     )
     assert unlabelled(lena) == []
-    marco.locator("body[data-refreshed]").wait_for(state="attached", timeout=5000)
+    marco.locator("body[data-connected]").wait_for(state="attached", timeout=5000)
 
     lena.get_by_label("Note (optional)").fill("Invoice 2026-114 checked against the contract.")
     lena.get_by_role("button", name="Approve").click()
@@ -234,7 +234,7 @@ def test_stop_and_two_person_resume(deployment: Deployment, browser: Browser, sh
     olga = browser.person("olga", deployment.replicas[0].url)
     peter = browser.person("peter", deployment.replicas[1].url)
     peter.goto(f"{deployment.replicas[1].url}/ui/stops")
-    peter.locator("body[data-refreshed]").wait_for(state="attached", timeout=5000)
+    peter.locator("body[data-connected]").wait_for(state="attached", timeout=5000)
     olga.goto(f"{deployment.replicas[0].url}/ui/stops")
     olga.get_by_label("Scope", exact=True).select_option("agent")
     olga.get_by_label("Which one").fill("payments-agent")

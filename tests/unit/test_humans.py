@@ -332,7 +332,7 @@ def test_trace_explain_names_people_and_channels(tmp_path: Path, clock: Clock) -
     )
     engine.stops.resume("agent", "pay", "olga", via=Channel.CLI)
     engine.stops.resume("agent", "pay", "peter", "checked", via=Channel.HTTP)
-    resumed = [e for e in engine.stops.log() if e["event"] == "resumed"][0]
+    resumed = next(e for e in engine.stops.log() if e["event"] == "resumed")
     assert [(p["by"], p["via"]) for p in resumed["operators"]] == [("olga", "cli"), ("peter", "http")]
     from charter.trace.log import query
 

@@ -40,6 +40,12 @@ h3 { font-size:1em; margin:1em 0 .3em; }
 .tabs { margin:.5em 0 1em; }
 .tabs a[aria-current="true"] { font-weight:700; color:var(--ink); }
 table { border-collapse:collapse; width:100%; }
+/* fixed layout: the browser lays a long list out from its first rows (1,000 rows paint at once) */
+table.list { table-layout:fixed; }
+table.list col.c-id { width:12em; } table.list col.c-action { width:16em; }
+table.list col.c-agent { width:10em; } table.list col.c-group { width:8em; }
+table.list col.c-quorum { width:6em; } table.list col.c-time { width:7em; }
+table.list col.c-status { width:7em; } table.list td { overflow:hidden; text-overflow:ellipsis; }
 caption { text-align:left; color:var(--muted); padding:.3em 0; }
 th, td { text-align:left; padding:.4em .6em; border-bottom:1px solid var(--line); vertical-align:top; }
 th { background:var(--soft); }
@@ -92,6 +98,7 @@ JS = """
   var src = document.body.getAttribute('data-events');
   if (!src || !window.EventSource || !window.fetch || !window.DOMParser) { return; }
   var seen = null, busy = false, again = false;
+  var mark = document.body.getAttribute('data-mark') || '';
   var status = document.getElementById('live-status');
 
   function swap(html) {
@@ -120,9 +127,13 @@ JS = """
 
   var events = new EventSource(src);
   events.addEventListener('change', function (e) {
-    if (seen !== null && e.data !== seen) { refresh(); }
-    else if (seen === null) { refresh(); }
-    seen = e.data;
+    var version = JSON.parse(e.data);
+    document.body.setAttribute('data-connected', '1');
+    if (seen === null) {
+      // the first event after loading: redraw only if the store moved since the page was made
+      if (version.split('/')[0] !== mark) { refresh(); }
+    } else if (version !== seen) { refresh(); }
+    seen = version;
   });
 })();
 """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,9 +34,14 @@ ESCALATION_TABS = ("open", "allowed", "denied", "fallback", "redeemed", "all")
 SCOPES = ("global", "workflow", "agent", "tool", "run", "role", "tenant")
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9._~-]+")
+
+
 def url(*parts: str, **query: str | None) -> str:
     """A path under /ui with each part percent-encoded (ids come from the store: never trust them)."""
-    path = PREFIX + "".join("/" + quote(p, safe="") for p in parts)
+    path = PREFIX + "".join(
+        "/" + (p if _PLAIN.fullmatch(p) and p.strip(".") else quote(p, safe="")) for p in parts
+    )
     q = "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items() if v)
     return path + (f"?{q}" if q else "")
 
@@ -48,6 +54,8 @@ class Viewer:
     roles: frozenset[str]
     csrf: str
     may: Mapping[str, bool] = field(default_factory=dict)
+    #: the store's change mark read before the page's data (inbox.js redraws when it moves)
+    mark: str = ""
 
 
 def version(*parts: Any) -> str:
@@ -74,7 +82,7 @@ def _who(entry: Mapping[str, Any]) -> Html:
 def _args_summary(args: Any, limit: int = 90) -> str:
     if not isinstance(args, Mapping) or not args:
         return ""
-    text = ", ".join(f"{k}={json.dumps(v, default=str, ensure_ascii=False)}" for k, v in args.items())
+    text = json.dumps(args, default=str, ensure_ascii=False)[1:-1]  # one encoder call per row
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -149,7 +157,9 @@ def layout(
         csrf=csrf,
         css=url("static", "inbox.css"),
         js=url("static", "inbox.js"),
-        live=t(' data-events="{e}"', e=url("events")) if viewer is not None else Html(""),
+        live=t(' data-events="{e}" data-mark="{m}"', e=url("events"), m=viewer.mark)
+        if viewer is not None
+        else Html(""),
         home=url(),
         nav=nav,
         who=who,
@@ -212,8 +222,7 @@ def approvals_list(
             t(
                 '<tr><td><a href="{href}">{id}</a></td><td>{kind} <code>{target}</code></td>'
                 '<td>{agent}</td><td class="args">{args}</td><td>{group}</td>'
-                '<td><progress max="{need}" value="{have}" aria-label="{have} of {need} approvals">'
-                "</progress> {have} of {need}</td>"
+                "<td>{have} of {need}</td>"
                 '<td><time datetime="{iso}">{opened}</time></td><td>{expires}</td><td>{status}</td></tr>',
                 href=url("approvals", str(d.get("id"))),
                 id=d.get("id"),
@@ -232,7 +241,10 @@ def approvals_list(
         )
     table = (
         t(
-            "<table><caption>{n} approval request{s} ({status})</caption><thead><tr>"
+            '<table class="list"><caption>{n} approval request{s} ({status})</caption>'
+            '<colgroup><col class="c-id"><col class="c-action"><col class="c-agent"><col>'
+            '<col class="c-group"><col class="c-quorum"><col class="c-time"><col class="c-time">'
+            '<col class="c-status"></colgroup><thead><tr>'
             '<th scope="col">Request</th><th scope="col">Action</th><th scope="col">Agent</th>'
             '<th scope="col">Arguments</th><th scope="col">Approvers</th><th scope="col">Quorum</th>'
             '<th scope="col">Opened</th><th scope="col">Expires</th><th scope="col">Status</th></tr></thead>'

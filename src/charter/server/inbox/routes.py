@@ -88,6 +88,8 @@ class Changes:
         self._task: asyncio.Task[None] | None = None
         self.listeners = 0
         self._sweep = ""
+        #: set once the first reading is in (a stream's first event is a real version)
+        self.ready = asyncio.Event()
 
     def start(self) -> None:
         """Start polling if not yet running (the first stream opens it)."""
@@ -111,6 +113,7 @@ class Changes:
                     self.version = version
                     self._event.set()
                     self._event = asyncio.Event()
+                self.ready.set()
             except Exception:  # a store fault: keep the streams open, try again
                 log.debug("inbox change poll failed", exc_info=True)
             if self.listeners == 0:
@@ -148,12 +151,15 @@ class Inbox:
             return None  # the token was removed or renamed: the session ends
         return found[1]
 
-    def _signed_in(self, request: Request) -> tuple[Session, Principal] | None:
+    def _signed_in(self, request: Request, post: bool) -> tuple[Session, Principal, str] | None:
+        """The session, its person, and (for pages) the change mark read before any page data."""
         s = self.sessions.read(request.cookies.get(COOKIE))
         if s is None:
             return None
         p = self._principal(s)
-        return None if p is None else (s, p)
+        if p is None:
+            return None
+        return s, p, "" if post else (self.rt.feed.mark() or "")
 
     def viewer(self, s: Session, p: Principal) -> Viewer:
         """What the page shows this person (permissions from the token's roles, now)."""
@@ -187,14 +193,15 @@ class Inbox:
                         "The inbox signs people in with the sidecar's tokens; start charter serve "
                         "with --tokens.",
                     )
-                who = await self.sidecar.call(lambda: self._signed_in(request), inline=False)
+                who = await self.sidecar.call(lambda: self._signed_in(request, post), inline=False)
                 if who is None:
                     if post:
                         raise Refused(401, "Signed out", "Your session has ended; sign in again.")
                     return see_other(url("login"))
-                s, p = who
+                s, p, mark = who
                 request.state.session = s
                 viewer = self.viewer(s, p)
+                viewer.mark = mark
                 form: dict[str, str] = {}
                 if post:
                     form = await self.form(request)
@@ -563,6 +570,8 @@ class Inbox:
         async def stream() -> AsyncIterator[str]:
             changes.listeners += 1
             try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changes.ready.wait(), 10.0)
                 seen = changes.version
                 yield f"retry: 1000\nevent: change\ndata: {json.dumps(seen)}\n\n"
                 ends = time.monotonic() + STREAM_S
