@@ -527,5 +527,5 @@ def test_cli_through_the_sidecar_cannot_fake_a_quorum(policy_dir: Path, tmp_path
         proc.wait(10)
     _, lines = story(trace, aid)
     text = "\n".join(lines)
-    assert "approved-by by alice through the command line (with a token) (checked)" in text
-    assert "approved-by by carol with direct store access (admin mode)" in text
+    assert "approved by alice through the command line (with a token) (checked)" in text
+    assert "approved by carol with direct store access (admin mode)" in text

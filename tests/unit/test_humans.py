@@ -321,7 +321,7 @@ def test_trace_explain_names_people_and_channels(tmp_path: Path, clock: Clock) -
     # the approval record itself, by its id
     rec, lines = story(trace.path, aid)
     assert rec is not None and rec["kind"] == "approval"
-    assert any("approved-by by alice through the inbox (fine)" in x for x in lines)
+    assert any("approved by alice through the inbox (fine)" in x for x in lines)
     # a halt by a stop names who set it and how; the resume names both operators
     engine.stops.stop("agent", "pay", "runaway loop", "olga", via=Channel.CLI)
     halted = engine.decide(big(10.0))

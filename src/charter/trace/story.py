@@ -14,6 +14,8 @@ from charter.trace.log import get, query
 #: history events that are a person's answer (the rest are the record's own lifecycle)
 _ANSWERS = ("approved-by", "denied", "answered allow", "answered deny")
 _GATE_KINDS = ("approval", "escalation")
+#: history events in words ("approved-by lena" is one approval; "approved" is the quorum reached)
+_EVENT_WORDS = {"approved-by": "approved", "approved": "granted"}
 
 
 def _who(name: Any, via: Any) -> str:
@@ -92,7 +94,8 @@ def event_story(rec: Mapping[str, Any]) -> list[str]:
         for h in ev.get("history", []):
             who = f" by {_by(h['by'], h.get('via'))}" if h.get("by") else ""
             note = f" ({h['note']})" if h.get("note") else ""
-            lines.append(f"{_when(h.get('at'))}: {h.get('event')}{who}{note}")
+            event = _EVENT_WORDS.get(str(h.get("event")), str(h.get("event")))
+            lines.append(f"{_when(h.get('at'))}: {event}{who}{note}")
         return lines
     if kind == "stop":
         what = f"{ev.get('scope')} {ev.get('value')}"

@@ -66,6 +66,7 @@ dl.facts dd { margin:0; }
 ul.plain, ol.plain { padding-left:1.2em; }
 .card { border:1px solid var(--line); border-radius:.4em; padding:1em; background:#fff; display:flex;
   flex-direction:column; gap:.4em; }
+.card > button { align-self:flex-start; }
 .narrow { max-width:28em; }
 label { font-weight:600; }
 input, select, textarea { font:inherit; padding:.4em; border:1px solid #6b6b6b; border-radius:.3em;

@@ -79,6 +79,16 @@ def _who(entry: Mapping[str, Any]) -> Html:
     )
 
 
+def _name(entry: Mapping[str, Any]) -> Html:
+    """A person and their channel, without the time (for lines that already show it)."""
+    label = channel_label(entry.get("via"))
+    return t(
+        "<strong>{by}</strong>{via}",
+        by=entry.get("by") or "charter",
+        via=t(' <span class="via">{v}</span>', v=label) if label else Html(""),
+    )
+
+
 def _args_summary(args: Any, limit: int = 90) -> str:
     if not isinstance(args, Mapping) or not args:
         return ""
@@ -266,14 +276,14 @@ def approvals_list(
     return layout("Approvals", body, viewer, "approvals", counts)
 
 
-def _action_block(a: Mapping[str, Any], doc: Mapping[str, Any]) -> Html:
+def _action_block(a: Mapping[str, Any], doc: Mapping[str, Any], delegation: Sequence[Any] = ()) -> Html:
     run = a.get("run")
     run_link = (
         t('<a href="{h}">{r}</a>', h=url("runs", str(run), agent=str(a.get("agent") or "")), r=run)
         if run
         else Html("-")
     )
-    chain = doc.get("chain") or []
+    chain = list(delegation)
     return t(
         '<section aria-labelledby="h-action"><h2 id="h-action">The action</h2><dl class="facts">'
         "<dt>Kind</dt><dd>{kind}</dd><dt>Target</dt><dd><code>{target}</code></dd>"
@@ -503,7 +513,7 @@ def approval_page(
         agent=a.get("agent"),
         iso=iso(doc.get("created_at")),
         opened=when(doc.get("created_at")),
-        action=_action_block(a, doc),
+        action=_action_block(a, doc, doc.get("chain") or ()),
         why=_gates_block(doc, reasons),
         ctx=_context_block(context),
         answers=_answers_block(doc, now),
@@ -771,9 +781,7 @@ def stops_page(
             event=e.get("event"),
             scope=e.get("scope"),
             value=e.get("value"),
-            who=_who({**e, "note": ""})
-            if not e.get("operators")
-            else join((_who({**p, "note": ""}) for p in e["operators"]), ", "),
+            who=_name(e) if not e.get("operators") else join((_name(p) for p in e["operators"]), ", "),
             reason=t(": {r}", r=e["reason"]) if e.get("reason") else Html(""),
         )
         for e in reversed(log[-50:])
