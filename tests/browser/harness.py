@@ -10,12 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,59 +107,6 @@ def browser_missing() -> str | None:
     return None
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Sidecar:
-    """One `charter serve` process (stopped by ``stop()``, which ends only this process)."""
-
-    def __init__(self, policy: Path, store: str, trace: Path, tokens: Path, humans: Path | None, tmp: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp / f"serve-{self.port}.log"
-        cmd = [sys.executable, "-m", "charter", "serve", str(policy), "--store", store, "--trace", str(trace)]
-        cmd += ["--port", str(self.port), "--tokens", str(tokens), "--poll", "0", "--log-level", "warning"]
-        if humans is not None:
-            cmd += ["--humans", str(humans)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
-        env["PYTHONUNBUFFERED"] = "1"
-        self.proc = subprocess.Popen(
-            cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=ROOT
-        )
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        """Until /readyz answers 200."""
-        import http.client
-
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"charter serve exited: {self.log.read_text()[-3000:]}")
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-                c.request("GET", "/readyz")
-                if c.getresponse().status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"charter serve not ready: {self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        """End this process (SIGTERM, then SIGKILL after 10 s)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
 class Deployment:
     """Two replicas over one SQLite store and one trace, plus an orchestrator client for requests."""
 
@@ -187,9 +128,12 @@ class Deployment:
         if humans is not None:
             humans_file = tmp / "humans.json"
             humans_file.write_text(json.dumps(humans), "utf-8")
+        from tests.server.procs import Serve
+
+        extra = ["--trace", str(self.trace), "--poll", "0"]
+        extra += ["--humans", str(humans_file)] if humans_file else []
         self.replicas = [
-            Sidecar(self.policy.parent, self.store, self.trace, self.tokens, humans_file, tmp)
-            for _ in range(2)
+            Serve(self.policy.parent, self.store, tmp, *extra, tokens=self.tokens) for _ in range(2)
         ]
         try:
             for r in self.replicas:
@@ -259,8 +203,3 @@ def shoot(page: Any, name: str, tmp: Path) -> Path:
         SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out, SHOTS / name)
     return out
-
-
-def iter_lines(path: Path) -> Iterator[str]:
-    """Lines of a log file (for failure messages)."""
-    yield from path.read_text("utf-8", "replace").splitlines()

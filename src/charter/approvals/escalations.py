@@ -90,9 +90,13 @@ class Escalations:
         if step is not None and target == doc.get("target"):
             return doc
 
+        moved: list[bool] = []  # set by the attempt that wrote (another replica may have moved it)
+
         def change(d: dict[str, Any]) -> dict[str, Any]:
-            if d["status"] != "open":
-                return d
+            moved.clear()
+            if d["status"] != "open" or (step is not None and d.get("target") == target):
+                return d  # already where it belongs: nothing to write, nobody to tell
+            moved.append(True)
             if step is None:
                 d["status"] = "fallback"
                 d["outcome"] = d["fallback"]
@@ -104,7 +108,8 @@ class Escalations:
             return d
 
         new = update(self.store, KIND, doc["id"], change)
-        self.notifier.notify(KIND, "timed out" if step is None else "moved up", new)
+        if moved:
+            self.notifier.notify(KIND, "timed out" if step is None else "moved up", new)
         return new
 
     def get(self, escalation_id: str) -> dict[str, Any]:

@@ -90,10 +90,13 @@ class Approvals:
     def _expire(self, doc: dict[str, Any]) -> dict[str, Any]:
         """Time out a pending request past its deadline, and a granted one not used in its window."""
         now = self.clock()
+        changed: list[bool] = []
         if _unused_too_long(doc, now):
 
             def lapse(d: dict[str, Any]) -> dict[str, Any]:
+                changed.clear()
                 if _unused_too_long(d, now):
+                    changed.append(True)
                     d["status"] = "expired"
                     d["outcome"] = "deny"
                     d["unused"] = True
@@ -101,17 +104,19 @@ class Approvals:
                 return d
 
             doc = update(self.store, KIND, doc["id"], lapse)
-            self.notifier.notify(KIND, "timed out", doc)
         elif doc["status"] == "pending" and now >= doc["expires_at"]:
 
             def change(d: dict[str, Any]) -> dict[str, Any]:
+                changed.clear()
                 if d["status"] == "pending":
+                    changed.append(True)
                     d["status"] = "expired"
                     d["outcome"] = d.get("on_timeout", "deny")
                     history(d, now, "expired", None, f"no quorum in time: {d['outcome']}")
                 return d
 
             doc = update(self.store, KIND, doc["id"], change)
+        if changed:  # only the replica whose write timed it out tells anyone
             self.notifier.notify(KIND, "timed out", doc)
         return doc
 

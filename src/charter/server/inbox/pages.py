@@ -213,6 +213,41 @@ def _tabs(kind: str, current: str, tabs: Sequence[str]) -> Html:
     return t('<nav aria-label="Filter by status" class="tabs"><ul>{i}</ul></nav>', i=join(items))
 
 
+def _listing(
+    title: str,
+    noun: str,
+    status: str,
+    tabs: Sequence[str],
+    headers: Sequence[str],
+    widths: Sequence[str],
+    rows: Sequence[Html],
+    live_version: str,
+) -> Html:
+    """A list page's body: heading, status filter, and the table (a live region) or 'none'."""
+    kind = title.lower()
+    if rows:
+        table = t(
+            '<table class="list"><caption>{n} {noun}{s} ({status})</caption><colgroup>{cols}</colgroup>'
+            "<thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>",
+            n=len(rows),
+            noun=noun,
+            s="" if len(rows) == 1 else "s",
+            status=status,
+            cols=join(t('<col class="{c}">', c=w) if w else Html("<col>") for w in widths),
+            heads=join(t('<th scope="col">{h}</th>', h=h) for h in headers),
+            rows=join(rows),
+        )
+    else:
+        table = t('<p class="empty">No {s} {noun}s.</p>', s=status if status != "all" else "", noun=noun)
+    return t(
+        '<h1>{title}</h1>{tabs}<div data-live="list" data-version="{v}">{table}</div>',
+        title=title,
+        tabs=_tabs(kind, status, tabs),
+        v=live_version,
+        table=table,
+    )
+
+
 # ---- approvals ------------------------------------------------------------------------------------
 def _progress(doc: Mapping[str, Any]) -> tuple[int, int]:
     have = len(doc.get("approvals") or [])
@@ -249,29 +284,15 @@ def approvals_list(
                 status=_badge(d.get("status")),
             )
         )
-    table = (
-        t(
-            '<table class="list"><caption>{n} approval request{s} ({status})</caption>'
-            '<colgroup><col class="c-id"><col class="c-action"><col class="c-agent"><col>'
-            '<col class="c-group"><col class="c-quorum"><col class="c-time"><col class="c-time">'
-            '<col class="c-status"></colgroup><thead><tr>'
-            '<th scope="col">Request</th><th scope="col">Action</th><th scope="col">Agent</th>'
-            '<th scope="col">Arguments</th><th scope="col">Approvers</th><th scope="col">Quorum</th>'
-            '<th scope="col">Opened</th><th scope="col">Expires</th><th scope="col">Status</th></tr></thead>'
-            "<tbody>{rows}</tbody></table>",
-            n=len(docs),
-            s="" if len(docs) == 1 else "s",
-            status=status,
-            rows=join(rows),
-        )
-        if docs
-        else t('<p class="empty">No {s} approval requests.</p>', s=status if status != "all" else "")
-    )
-    body = t(
-        '<h1>Approvals</h1>{tabs}<div data-live="list" data-version="{v}">{table}</div>',
-        tabs=_tabs("approvals", status, APPROVAL_TABS),
-        v=version([(d.get("id"), d.get("status"), len(d.get("approvals") or [])) for d in docs]),
-        table=table,
+    body = _listing(
+        "Approvals",
+        "approval request",
+        status,
+        APPROVAL_TABS,
+        ("Request", "Action", "Agent", "Arguments", "Approvers", "Quorum", "Opened", "Expires", "Status"),
+        ("c-id", "c-action", "c-agent", "", "c-group", "c-quorum", "c-time", "c-time", "c-status"),
+        rows,
+        version([(d.get("id"), d.get("status"), len(d.get("approvals") or [])) for d in docs]),
     )
     return layout("Approvals", body, viewer, "approvals", counts)
 
@@ -545,25 +566,15 @@ def escalations_list(
         )
         for d in docs
     ]
-    table = (
-        t(
-            "<table><caption>{n} escalation{s} ({status})</caption><thead><tr>"
-            '<th scope="col">Escalation</th><th scope="col">Action</th><th scope="col">Agent</th>'
-            '<th scope="col">Severity</th><th scope="col">With</th><th scope="col">Opened</th>'
-            '<th scope="col">Status</th></tr></thead><tbody>{rows}</tbody></table>',
-            n=len(docs),
-            s="" if len(docs) == 1 else "s",
-            status=status,
-            rows=join(rows),
-        )
-        if docs
-        else t('<p class="empty">No {s} escalations.</p>', s=status if status != "all" else "")
-    )
-    body = t(
-        '<h1>Escalations</h1>{tabs}<div data-live="list" data-version="{v}">{table}</div>',
-        tabs=_tabs("escalations", status, ESCALATION_TABS),
-        v=version([(d.get("id"), d.get("status"), d.get("target")) for d in docs]),
-        table=table,
+    body = _listing(
+        "Escalations",
+        "escalation",
+        status,
+        ESCALATION_TABS,
+        ("Escalation", "Action", "Agent", "Severity", "With", "Opened", "Status"),
+        ("c-id", "c-action", "c-agent", "c-group", "c-group", "c-time", "c-status"),
+        rows,
+        version([(d.get("id"), d.get("status"), d.get("target")) for d in docs]),
     )
     return layout("Escalations", body, viewer, "escalations", counts)
 

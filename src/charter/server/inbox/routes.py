@@ -326,14 +326,17 @@ class Inbox:
             raise Refused(404, "Not found", f"No such filter; use one of {', '.join(tabs)}.")
         return status
 
-    async def approvals(
-        self, request: Request, viewer: Viewer, p: Principal, form: dict[str, str]
-    ) -> Response:
-        status = self._status(request, pages.APPROVAL_TABS, "pending")
-        engine = self.rt.engine
-        docs = await self.call(lambda: engine.approvals.list(None if status == "all" else status))
-        counts = {"approvals": len(docs)} if status == "pending" else {}
-        return html(pages.approvals_list(docs, status, time.time(), viewer, counts))
+    def _listing(self, kind: str, tabs: tuple[str, ...], default: str, render: Any) -> Any:
+        """The handler of a list page (approvals, escalations) filtered by status."""
+
+        async def handler(request: Request, viewer: Viewer, p: Principal, form: dict[str, str]) -> Response:
+            status = self._status(request, tabs, default)
+            service = getattr(self.rt.engine, kind)
+            docs = await self.call(lambda: service.list(None if status == "all" else status))
+            counts = {kind: len(docs)} if status == default else {}
+            return html(render(docs, status, time.time(), viewer, counts))
+
+        return handler
 
     def _context(self, doc: dict[str, Any]) -> dict[str, Any] | None:
         """The trace's view of the request: the deciding record's boundaries, the run before it."""
@@ -402,15 +405,6 @@ class Inbox:
         return handler
 
     # ---- escalations -------------------------------------------------------------------------
-    async def escalations(
-        self, request: Request, viewer: Viewer, p: Principal, form: dict[str, str]
-    ) -> Response:
-        status = self._status(request, pages.ESCALATION_TABS, "open")
-        engine = self.rt.engine
-        docs = await self.call(lambda: engine.escalations.list(None if status == "all" else status))
-        counts = {"escalations": len(docs)} if status == "open" else {}
-        return html(pages.escalations_list(docs, status, time.time(), viewer, counts))
-
     async def escalation(
         self,
         request: Request,
@@ -609,7 +603,14 @@ class Inbox:
             Route(P + "/login", self.login, methods=["POST"]),
             Route(P + "/logout", g(None, self.logout, post=True), methods=["POST"]),
             Route(P + "/events", g(None, self.events), methods=["GET"]),
-            Route(P + "/approvals", g("read-humans", self.approvals), methods=["GET"]),
+            Route(
+                P + "/approvals",
+                g(
+                    "read-humans",
+                    self._listing("approvals", pages.APPROVAL_TABS, "pending", pages.approvals_list),
+                ),
+                methods=["GET"],
+            ),
             Route(P + "/approvals/{approval_id}", g("read-humans", self.approval), methods=["GET"]),
             Route(
                 P + "/approvals/{approval_id}/approve",
@@ -621,7 +622,14 @@ class Inbox:
                 g("answer", self._answering("deny"), post=True),
                 methods=["POST"],
             ),
-            Route(P + "/escalations", g("read-humans", self.escalations), methods=["GET"]),
+            Route(
+                P + "/escalations",
+                g(
+                    "read-humans",
+                    self._listing("escalations", pages.ESCALATION_TABS, "open", pages.escalations_list),
+                ),
+                methods=["GET"],
+            ),
             Route(P + "/escalations/{escalation_id}", g("read-humans", self.escalation), methods=["GET"]),
             Route(
                 P + "/escalations/{escalation_id}/answer",
