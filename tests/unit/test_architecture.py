@@ -46,3 +46,13 @@ def test_only_the_cel_adapter_imports_cel_python() -> None:
 def test_the_engine_never_imports_the_parser_or_the_compiler() -> None:
     both = _importers("charter.syntax") + _importers("charter.compiler")
     assert {p for p in both if p.startswith("engine/")} == set()
+
+
+def test_people_facing_shells_stay_outside_the_core() -> None:
+    """Notifications and the inbox are shells over the public API: the engine, the approvals
+    lifecycle and the state layer never import them, and notifications never import the server."""
+    shells = _importers("charter.notify") + _importers("charter.server")
+    core = ("engine/", "approvals/", "state/", "compiler/", "syntax/", "cel/")
+    assert {p for p in shells if p.startswith(core)} == set()
+    assert [p for p in _importers("charter.server") if p.startswith("notify/")] == []
+    assert [p for p in _importers("charter.engine") if p.startswith("notify/")] == []
