@@ -62,6 +62,7 @@ def test_the_editing_layer_is_free_of_lsp_and_the_graphs_of_the_parser() -> None
     both = _importers("charter.editing") + _importers("charter.graph")
     assert [p for p in both if p.startswith(("engine/", "syntax/", "compiler/", "cel/"))] == []
 
+
 def test_people_facing_shells_stay_outside_the_core() -> None:
     """Notifications and the inbox are shells over the public API: the engine, the approvals
     lifecycle and the state layer never import them, and notifications never import the server."""
