@@ -55,6 +55,7 @@ _CLAUSE_WORDS = [
     "quorum",
     "separation",
     "expires",
+    "redeem",
     "to",
     "severity",
     "stop",

@@ -289,6 +289,7 @@ def gate_obligations(rules: list[Rule]) -> list[dict[str, Any]]:
             "separation_of_duties": r.approval.separation_of_duties,
             "expires_in_s": r.approval.expires_seconds,
             "on_timeout": r.approval.on_timeout._value_,
+            "redeem_within_s": r.approval.redeem_seconds,
         }
         for r in rules
         if r.approval is not None
