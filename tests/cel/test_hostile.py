@@ -41,16 +41,15 @@ HOSTILE = [
 ]
 
 
-# cel-python's lark parser needs up to ~100 ms for a maximal (4 KB, 1200-token) condition;
-# compilation happens once per policy load, evaluation is what must stay under 50 ms.
-# cel-python parses a 4 KB condition in 0.05-0.3 s of CPU; the size and token limits bound it.
+# Compilation happens once per policy load (a maximal 4 KB, 1,200-token condition parses in a few
+# milliseconds); evaluation is what must stay under 50 ms.
 COMPILE_BUDGET_S = 1.0
 EVAL_BUDGET_S = 0.05
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _warm_parser() -> None:
-    compile_condition("x == 1", ENV)  # builds cel-python's grammar once
+    compile_condition("x == 1", ENV)  # imports the library modules once
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=[f"h{i}" for i in range(len(HOSTILE))])
@@ -91,5 +90,5 @@ def test_deep_nesting_message() -> None:
         (ProblemKind.TOO_COMPLEX, "the condition is nested too deeply (the limit is 32 levels)")
     ]
     with pytest.raises(CelCompileError) as ei:
-        compile_condition("x == " + "(1) + " * 40 + "1", ENV)
+        compile_condition("x == " + "(1) + " * 60 + "1", ENV)
     assert [p.kind for p in ei.value.problems] == [ProblemKind.TOO_COMPLEX]

@@ -64,6 +64,8 @@ class World:
 class PolicyGen:
     """Draws one policy from a seeded RNG."""
 
+    partial: set[str] = set()  # noqa: RUF012 - reset by args_of for each rule
+
     def __init__(self, rng: random.Random, features: frozenset[str] = SAFE_FEATURES):
         self.r = rng
         self.f = features
@@ -145,17 +147,20 @@ class PolicyGen:
         names = [*list(ARG_TYPES), "missing"] if args is None else args
         for a in names:
             typ = ARG_TYPES.get(a, "int")
+            # an argument only some of the rule's tools declare must be guarded (E310)
+            g = f"has(args.{a}) && " if a in self.partial else ""
             if typ == "double":
-                pool.append(lambda a=a: f"args.{a} > {r.choice(['1.0', '10.0', '100.0'])}")
+                pool.append(lambda a=a, g=g: f"{g}args.{a} > {r.choice(['1.0', '10.0', '100.0'])}")
             elif typ == "int":
-                pool.append(lambda a=a: f"args.{a} >= {r.randint(0, 5)}")
-                pool.append(lambda a=a: f"10 / args.{a} > 2")
+                pool.append(lambda a=a, g=g: f"{g}args.{a} >= {r.randint(0, 5)}")
+                pool.append(lambda a=a, g=g: f"{g}10 / args.{a} > 2")
             elif typ == "string":
-                pool.append(lambda a=a: f'args.{a} == "main"')
-                pool.append(lambda a=a: f'args.{a}.startsWith("rel")')
+                pool.append(lambda a=a, g=g: f'{g}args.{a} == "main"')
+                pool.append(lambda a=a, g=g: f'{g}args.{a}.startsWith("rel")')
             else:
-                pool.append(lambda a=a: f"args.{a}")
-        return r.choice(pool)()
+                pool.append(lambda a=a, g=g: f"{g}args.{a}")
+        text = r.choice(pool)()
+        return f"({text})" if " && " in text else text
 
     def condition(self, args: list[str] | None) -> str:
         """An atom, a conjunction, a disjunction or a negation."""
@@ -221,10 +226,14 @@ class PolicyGen:
         return d.split("tags ")[1].split("  ")[0].split(", ") if "tags " in d else []
 
     def args_of(self, tools: list[str]) -> list[str] | None:
-        """Names `args` has at compile time: the union, when every tool declares its arguments."""
+        """Names `args` has at compile time: the union, when every tool declares its arguments
+        (``self.partial`` is then those only some of the tools declare)."""
+        self.partial: set[str] = set()
         if not tools or any(not self.w.tools[t] for t in tools):
             return None
-        return sorted({a for t in tools for a in self.w.tools[t]})
+        names = sorted({a for t in tools for a in self.w.tools[t]})
+        self.partial = {a for a in names if any(a not in self.w.tools[t] for t in tools)}
+        return names
 
     def ident(self, prefix: str) -> str:
         """A rule id; unless "unsorted-ids", ids sort as rules < tripwires < budgets and rates."""

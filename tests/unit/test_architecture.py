@@ -1,6 +1,7 @@
-"""The pipeline's import rules: lark only in the syntax package, cel-python only in the CEL adapter,
-the engine never imports the parser or the compiler (checked on every import statement run at
-module import time or inside functions; imports under ``TYPE_CHECKING`` do not count)."""
+"""The pipeline's import rules: lark only in the syntax package, CEL and RE2 libraries only in the
+CEL package, the engine never imports the parser or the compiler (checked on every import
+statement run at module import time or inside functions; imports under ``TYPE_CHECKING`` do not
+count)."""
 
 from __future__ import annotations
 
@@ -39,8 +40,9 @@ def test_only_the_syntax_package_imports_lark() -> None:
     assert [p for p in _importers("lark") if not p.startswith("syntax/")] == []
 
 
-def test_only_the_cel_adapter_imports_cel_python() -> None:
-    assert [p for p in _importers("celpy") if not p.startswith("cel/")] == []
+def test_only_the_cel_package_imports_cel_and_regex_libraries() -> None:
+    for library in ("celpy", "cel_expr_python", "re2"):
+        assert [p for p in _importers(library) if not p.startswith("cel/")] == [], library
 
 
 def test_the_engine_never_imports_the_parser_or_the_compiler() -> None:

@@ -1,8 +1,7 @@
-"""charter.cel: CEL conditions compiled to fast, exact Python (the only user of cel-python)."""
+"""charter.cel: charter's own implementation of CEL (parse, check, compile to Python closures, evaluate)."""
 
-from charter.cel.api import Compiled, compile_condition
+from charter.cel.api import Compiled, compile_condition, compile_unchecked
 from charter.cel.limits import Limits
-from charter.cel.reference import reference_evaluate
 from charter.cel.types import (
     CelCompileError,
     CelError,
@@ -11,6 +10,7 @@ from charter.cel.types import (
     ProblemKind,
     UInt,
 )
+from charter.cel.values import Duration, Optional, Timestamp, TypeValue
 
 __all__ = [
     "CelCompileError",
@@ -18,9 +18,13 @@ __all__ = [
     "CelProblem",
     "CelType",
     "Compiled",
+    "Duration",
     "Limits",
+    "Optional",
     "ProblemKind",
+    "Timestamp",
+    "TypeValue",
     "UInt",
     "compile_condition",
-    "reference_evaluate",
+    "compile_unchecked",
 ]

@@ -1,45 +1,55 @@
-"""compile_condition and the Compiled object: the public face of charter.cel."""
+"""compile_condition and the Compiled object: the public face of charter.cel (prepare once, evaluate many)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from celpy.evaluation import CELEvalError
-
 from charter.cel.checker import check
 from charter.cel.fastpath import build_fast
-from charter.cel.limits import Limits
-from charter.cel.runtime import CostExceeded, Fn, SlowCompiler, State
-from charter.cel.syntax import Logic, Node, ParseFailure, parse
-from charter.cel.types import BOOL, CelCompileError, CelError, CelProblem, CelType, ProblemKind
-from charter.cel.values import error_message, from_cel
+from charter.cel.limits import BUDGET_ATTRIBUTE, Budget, Limits
+from charter.cel.parser import ParseFailure, parse
+from charter.cel.runtime import Compiler, Fn, State
+from charter.cel.syntax import Logic, Node
+from charter.cel.types import BOOL, DYN, CelCompileError, CelError, CelProblem, CelType, ProblemKind
+from charter.cel.values import CostExceeded, EvalError
 
 _DEFAULT_LIMITS = Limits()
 
 
 def _runner(closure: Fn, max_cost: int) -> Callable[[Mapping[str, Any]], Any]:
     def run(activation: Mapping[str, Any]) -> Any:
+        st = State(activation, max_cost)
+        shared: Budget | None = getattr(activation, BUDGET_ATTRIBUTE, None)
+        if shared is not None:  # the decision's budget: this evaluation spends from it too
+            st.cost = shared.cost
+            st.max_cost = min(shared.max_cost, shared.cost + max_cost)
         try:
-            v = closure(State(activation, max_cost))
+            return closure(st)
+        except EvalError as ex:
+            return CelError(ex.message)
         except CostExceeded:
             return CelError("cost limit exceeded")
-        except CELEvalError as ex:
-            return CelError(error_message(ex))
-        except Exception as ex:  # mirrors cel-python, where such exceptions end evaluation
-            return CelError(error_message(ex))
-        try:
-            return from_cel(v)
-        except Exception as ex:
-            return CelError(error_message(ex))
+        except RecursionError:
+            return CelError("the value is nested too deeply to evaluate")
+        except Exception as ex:  # INVARIANT: evaluation never raises; any failure is an error value
+            return CelError(f"{type(ex).__name__}: {ex}")
+        finally:
+            if shared is not None:
+                shared.cost = st.cost
 
     return run
 
 
 class Compiled:
-    """A compiled CEL condition: call `fn` (fastest) or `evaluate`; both never raise."""
+    """A compiled CEL condition: call ``fn`` (fastest) or ``evaluate``; both never raise.
 
-    __slots__ = ("_limits", "_node", "_slow", "evaluate", "fn", "references", "result_type",
+    Both return the CEL value (``bool``, ``int``, :class:`UInt`, ``float``, ``str``, ``bytes``,
+    ``None``, ``list``, ``dict``, :class:`Timestamp`, :class:`Duration`, :class:`TypeValue`,
+    :class:`Optional` ...) or a :class:`CelError`.
+    """
+
+    __slots__ = ("_compiler", "_limits", "_node", "evaluate", "fn", "references", "result_type",
                  "source")  # fmt: skip
 
     def __init__(
@@ -49,32 +59,39 @@ class Compiled:
         result_type: CelType,
         references: frozenset[str],
         limits: Limits,
+        declared: Mapping[str, Any] | None,
     ) -> None:
         self.source = source
         self.result_type = result_type
         self.references = references
         self._node = node
         self._limits = limits
-        closure = SlowCompiler(limits).compile(node)
-        self._slow = _runner(closure, limits.max_cost)
-        self.evaluate: Callable[[Mapping[str, Any]], Any] = self._slow
-        fast = build_fast(node, self._slow)
-        self.fn: Callable[[Mapping[str, Any]], Any] = fast if fast is not None else self._slow
+        self._compiler = Compiler(limits, declared)
+        slow = _runner(self._compiler.compile(node), limits.max_cost)
+        self.evaluate: Callable[[Mapping[str, Any]], Any] = slow
+        fast = build_fast(node, slow)
+        self.fn: Callable[[Mapping[str, Any]], Any] = fast if fast is not None else slow
 
     def explain(self, activation: Mapping[str, Any]) -> list[tuple[str, Any]]:
         """Each top-level &&/|| operand's source text with its value, then the whole."""
         out: list[tuple[str, Any]] = []
         node = self._node
         if isinstance(node, Logic):
-            comp = SlowCompiler(self._limits)
             for operand in node.operands:
-                run = _runner(comp.compile(operand), self._limits.max_cost)
+                run = _runner(self._compiler.compile(operand), self._limits.max_cost)
                 out.append((self.source[operand.start : operand.end], run(activation)))
         out.append((self.source, self.evaluate(activation)))
         return out
 
     def __repr__(self) -> str:
         return f"Compiled({self.source!r})"
+
+
+def _parse(text: str, limits: Limits) -> Node:
+    try:
+        return parse(text, limits)
+    except ParseFailure as ex:
+        raise CelCompileError(ex.problems) from None
 
 
 def compile_condition(
@@ -85,10 +102,7 @@ def compile_condition(
     expect_bool: bool = True,
 ) -> Compiled:
     """Parse, check and compile a CEL condition; raises CelCompileError(problems)."""
-    try:
-        node = parse(text, limits)
-    except ParseFailure as ex:
-        raise CelCompileError(ex.problems) from None
+    node = _parse(text, limits)
     try:
         result_type, refs, problems = check(node, text, env, limits)
     except RecursionError:
@@ -108,41 +122,17 @@ def compile_condition(
         )
     if problems:
         raise CelCompileError(problems)
-    return Compiled(text, node, result_type, refs, limits)
-
-
-__all__ = ["BOOL", "Compiled", "compile_condition", "compile_unchecked"]
+    return Compiled(text, node, result_type, refs, limits, env)
 
 
 def compile_unchecked(text: str, *, limits: Limits = _DEFAULT_LIMITS) -> Compiled:
-    """Compile without name/type checking (only syntax, support and size problems are fatal).
+    """Compile without name and type checking (only syntax and size problems are fatal).
 
-    Used by the differential tests to exercise runtime semantics of ill-typed expressions.
+    Names resolve at run time against the activation, so ill-typed expressions can be evaluated
+    (the conformance suite's ``disable_check`` cases and the differential tests use this).
     """
-    try:
-        node = parse(text, limits)
-    except ParseFailure as ex:
-        raise CelCompileError(ex.problems) from None
-    from charter.cel.types import DYN
-
-    _, refs, problems = check(node, text, _AnyEnv(), limits)
-    fatal = [
-        p
-        for p in problems
-        if p.kind in (ProblemKind.SYNTAX, ProblemKind.UNSUPPORTED, ProblemKind.TOO_COMPLEX)
-    ]
-    if fatal:
-        raise CelCompileError(fatal)
-    return Compiled(text, node, DYN, refs, limits)
+    node = _parse(text, limits)
+    return Compiled(text, node, DYN, frozenset(), limits, None)
 
 
-class _AnyEnv(dict[str, CelType]):
-    """An environment declaring every name as dyn."""
-
-    def __contains__(self, key: object) -> bool:
-        return True
-
-    def __getitem__(self, key: str) -> CelType:
-        from charter.cel.types import DYN
-
-        return DYN
+__all__ = ["BOOL", "Compiled", "compile_condition", "compile_unchecked"]

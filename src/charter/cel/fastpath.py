@@ -1,9 +1,12 @@
-"""The fast path: guarded Python generated from the AST, exact or else deferring to the slow path.
+"""The fast path: guarded Python generated from the AST, exact or else deferring to the evaluator.
 
-Each generated sub-expression either yields exactly the value cel-python would (checked by
-inline ``type(x) is T`` guards on every value read from the activation) or raises; any
-exception makes the whole evaluation fall back to the exact slow evaluator. Only constructs
-that can never make cel-python raise (so &&/|| short-circuiting is safe) are compiled here.
+Each generated sub-expression either yields exactly the value the evaluator (:mod:`runtime`)
+would (checked by inline ``type(x) is T`` guards on every value read from the activation) or
+raises; any exception makes the whole evaluation fall back to the evaluator. Only boolean
+conditions built from constructs whose result the guards pin down are compiled here (so &&/||
+short-circuiting is safe: an operand that would be an error raises and falls back). Text
+operations are guarded to texts of at most 4,096 characters, so the cost the evaluator would
+charge can never reach the budget on this path.
 Source is built from the tree only: names are emitted with repr(); literals are placeholder
 constants in the compiled code (shared by conditions of the same shape) set to the parsed values,
 and the source shown in ``fn.__doc__`` has their repr().
@@ -16,12 +19,12 @@ from collections.abc import Callable, Mapping
 from types import CodeType
 from typing import Any
 
-import celpy.celtypes as ct
-
+from charter.cel.regex import RegexError, compile_pattern
 from charter.cel.syntax import (
     Binary,
     Call,
     Cond,
+    Has,
     Ident,
     Index,
     ListLit,
@@ -52,14 +55,13 @@ def _fb() -> Any:
 
 def _in_str(x: str, c: Any) -> bool:
     t = type(c)
-    if t is list or t is dict or t is tuple:
-        if x in c:
-            return True
-        for e in c:
-            if type(e) is not str:
-                raise _Fallback
-        return False
+    if (t is list or t is dict or t is tuple) and len(c) <= _MAX_TEXT:
+        return x in c  # a text equals only a text (CEL heterogeneous equality)
     raise _Fallback
+
+
+#: Longest text (and largest container for ``in``) handled here; see the module docstring.
+_MAX_TEXT = 4096
 
 
 _SIZED = (str, list, dict, bytes, tuple)
@@ -109,41 +111,47 @@ class _Gen:
 
     def _Lit(self, n: Lit) -> Code:
         v = n.value
-        if isinstance(v, ct.BoolType):
+        t = type(v)
+        if t is bool:
             return ("True" if v else "False", "bool")
-        if isinstance(v, ct.IntType):
-            return (self.literal(int(v)), "int")
-        if isinstance(v, ct.DoubleType):
-            f = float(v)
-            return (self.literal(f) if math.isfinite(f) else self.const(f), "float")
-        if isinstance(v, ct.StringType):
-            return (self.literal(str(v)), "str")
+        if t is int:
+            return (self.literal(v), "int")
+        if t is float:
+            return (self.literal(v) if math.isfinite(v) else self.const(v), "float")
+        if t is str:
+            return (self.literal(v), "str")
         raise _NoFast
 
     def _Ident(self, n: Ident) -> Code:
         return (f"act[{n.name!r}]", None)
 
     def _Select(self, n: Select) -> Code:
+        if n.optional:
+            raise _NoFast
         code, kind = self.gen(n.operand)
         if kind is not None:
             raise _NoFast
+        # any mapping selects like a CEL map; anything else raises, and so falls back
         return (f"{code}[{n.field!r}]", None)
 
     def _Index(self, n: Index) -> Code:
         code, kind = self.gen(n.operand)
-        if kind is not None or not isinstance(n.index, Lit):
+        if kind is not None or not isinstance(n.index, Lit) or n.optional:
             raise _NoFast
         v = n.index.value
-        if isinstance(v, ct.StringType):
+        if type(v) is str:
+            return (f"{code}[{v!r}]", None)
+        if type(v) is int and v >= 0:
             t = self.tmp()
-            return (f"({t}[{str(v)!r}] if type({t} := {code}) is dict else _fb())", None)
-        if isinstance(v, ct.IntType) and not isinstance(v, ct.BoolType):
-            t = self.tmp()
-            return (f"({t}[{int(v)!r}] if type({t} := {code}) is list else _fb())", None)
+            return (f"({t}[{v!r}] if type({t} := {code}) is list else _fb())", None)
         raise _NoFast
 
     def _bool(self, n: Node) -> str:
+        """Code giving exactly True or False (a value read from the activation is checked)."""
         code, kind = self.gen(n)
+        if kind is None:
+            t = self.tmp()
+            return f"({t} if type({t} := {code}) is bool else _fb())"
         if kind != "bool":
             raise _NoFast
         return code
@@ -182,19 +190,25 @@ class _Gen:
     def _in(self, n: Binary) -> Code:
         left = self.gen(n.left)
         r = n.right
-        if isinstance(r, ListLit) and r.items and all(isinstance(x, Lit) for x in r.items):
+        if isinstance(r, ListLit) and r.items and not r.optional and all(isinstance(x, Lit) for x in r.items):
             vals = [x.value for x in r.items if isinstance(x, Lit)]
-            if all(type(v) is ct.StringType for v in vals):
-                k = self.const(frozenset(str(v) for v in vals))
+            if all(type(v) is str for v in vals):
+                k = self.const(frozenset(vals))
                 return (self.guard(left, "str", lambda a: f"{a} in {k}"), "bool")
-            if all(type(v) is ct.IntType for v in vals):
-                k = self.const(frozenset(int(v) for v in vals))
+            if all(type(v) is int for v in vals):
+                k = self.const(frozenset(vals))
                 return (self.guard(left, "int", lambda a: f"{a} in {k}"), "bool")
             raise _NoFast
         code, kind = self.gen(r)
         if kind is not None:
             raise _NoFast
         return (self.guard(left, "str", lambda a: f"_in_str({a}, {code})"), "bool")
+
+    def _text(self, c: Code, body: Callable[[str], str]) -> str:
+        """body(x) for ``c`` checked to be a text of at most _MAX_TEXT characters."""
+        code = c[0]
+        t = self.tmp()
+        return f"({body(t)} if type({t} := {code}) is str and len({t}) <= {_MAX_TEXT} else _fb())"
 
     def _sized(self, target: Node) -> Code:
         code, kind = self.gen(target)
@@ -203,14 +217,14 @@ class _Gen:
         t = self.tmp()
         return (f"(len({t}) if type({t} := {code}) in _SIZED else _fb())", "int")
 
+    def _Has(self, n: Has) -> Code:
+        code, kind = self.gen(n.operand)
+        if kind is not None:
+            raise _NoFast
+        t = self.tmp()
+        return (f"({n.field!r} in {t} if type({t} := {code}) is dict else _fb())", "bool")
+
     def _Call(self, n: Call) -> Code:
-        if n.name == "has" and len(n.args) == 1 and isinstance(n.args[0], Select):
-            sel = n.args[0]
-            code, kind = self.gen(sel.operand)
-            if kind is not None:
-                raise _NoFast
-            t = self.tmp()
-            return (f"({sel.field!r} in {t} if type({t} := {code}) is dict else _fb())", "bool")
         if n.name == "size" and len(n.args) == 1:
             return self._sized(n.args[0])
         raise _NoFast
@@ -218,6 +232,16 @@ class _Gen:
     def _Method(self, n: Method) -> Code:
         if n.name == "size" and not n.args:
             return self._sized(n.target)
+        if n.name == "matches" and len(n.args) == 1:
+            pattern = n.args[0]
+            if not (isinstance(pattern, Lit) and type(pattern.value) is str):
+                raise _NoFast
+            try:
+                matcher = compile_pattern(pattern.value)
+            except RegexError:
+                raise _NoFast from None
+            m = self.const(matcher)
+            return (self._text(self.gen(n.target), lambda a: f"{m}({a})"), "bool")
         if n.name in ("startsWith", "endsWith", "contains") and len(n.args) == 1:
             target = self.gen(n.target)
             arg = self.gen(n.args[0])
@@ -225,10 +249,10 @@ class _Gen:
 
             def body(a: str) -> str:
                 if py is None:
-                    return self.guard(arg, "str", lambda b: f"({b} in {a})")
-                return self.guard(arg, "str", lambda b: f"{a}.{py}({b})")
+                    return self._text(arg, lambda b: f"({b} in {a})")
+                return self._text(arg, lambda b: f"{a}.{py}({b})")
 
-            return (self.guard(target, "str", body), "bool")
+            return (self._text(target, body), "bool")
         raise _NoFast
 
 
@@ -238,8 +262,8 @@ def build_fast(
     """The fast callable for `node`, or None when it has no fast form."""
     gen = _Gen()
     try:
-        expr, _ = gen.gen(node)
-    except _NoFast:
+        expr = gen._bool(node)
+    except (_NoFast, RecursionError):
         return None
     shape = (
         "def _fast(act):\n"

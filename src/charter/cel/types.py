@@ -35,7 +35,11 @@ class CelError:
 
 @dataclass(frozen=True)
 class CelType:
-    """A static CEL type: a primitive, LIST(elem), MAP(key, val), OBJECT(fields, open) or DYN."""
+    """A static CEL type: a primitive, LIST(elem), MAP(key, val), OBJECT(fields, open) or DYN.
+
+    Also TYPE (the type of type values), OPTIONAL(elem), PARAM(name) (a type parameter in a
+    function signature) and OPAQUE(name) (``net.IP``, ``net.CIDR``).
+    """
 
     kind: str
     elem: CelType | None = None
@@ -43,6 +47,9 @@ class CelType:
     val: CelType | None = None
     fields: Mapping[str, CelType] | None = field(default=None, hash=False, compare=False)
     open: bool = False
+    name: str = ""
+    #: Fields of an OBJECT that only some requests have: field -> who has it (for the message).
+    partial: Mapping[str, str] | None = field(default=None, hash=False, compare=False)
 
     INT: ClassVar[CelType]
     UINT: ClassVar[CelType]
@@ -54,6 +61,7 @@ class CelType:
     TIMESTAMP: ClassVar[CelType]
     DURATION: ClassVar[CelType]
     DYN: ClassVar[CelType]
+    TYPE: ClassVar[CelType]
 
     # factory helpers for composite types
     @staticmethod
@@ -65,10 +73,28 @@ class CelType:
         return CelType("map", key=key, val=val)
 
     @staticmethod
-    def OBJECT(fields: Mapping[str, CelType], open: bool = False) -> CelType:
-        return CelType("object", fields=dict(fields), open=open)
+    def OBJECT(
+        fields: Mapping[str, CelType], open: bool = False, partial: Mapping[str, str] | None = None
+    ) -> CelType:
+        return CelType("object", fields=dict(fields), open=open, partial=dict(partial) if partial else None)
+
+    @staticmethod
+    def OPTIONAL(elem: CelType) -> CelType:
+        return CelType("optional", elem=elem)
+
+    @staticmethod
+    def PARAM(name: str) -> CelType:
+        return CelType("param", name=name)
+
+    @staticmethod
+    def OPAQUE(name: str) -> CelType:
+        return CelType("opaque", name=name)
 
     def __str__(self) -> str:
+        if self.kind == "optional":
+            return f"optional({self.elem})"
+        if self.kind in ("param", "opaque"):
+            return self.name
         if self.kind == "list":
             return f"list({self.elem})"
         if self.kind == "map":
@@ -92,6 +118,7 @@ CelType.NULL = CelType("null_type")
 CelType.TIMESTAMP = CelType("timestamp")
 CelType.DURATION = CelType("duration")
 CelType.DYN = CelType("dyn")
+CelType.TYPE = CelType("type")
 
 INT: CelType = CelType.INT
 UINT: CelType = CelType.UINT
@@ -103,6 +130,7 @@ NULL: CelType = CelType.NULL
 TIMESTAMP: CelType = CelType.TIMESTAMP
 DURATION: CelType = CelType.DURATION
 DYN: CelType = CelType.DYN
+TYPE: CelType = CelType.TYPE
 
 
 class ProblemKind(enum.Enum):
@@ -114,6 +142,12 @@ class ProblemKind(enum.Enum):
     TOO_COMPLEX = "too_complex"
     UNSUPPORTED = "unsupported"
     NOT_BOOL = "not_bool"
+    BAD_CALL = "bad_call"
+    """A function applied to arguments none of its overloads takes."""
+    BAD_PATTERN = "bad_pattern"
+    """A literal regular expression RE2 does not accept."""
+    UNGUARDED = "unguarded"
+    """A field only some of the possible requests have, read without a has() test."""
 
 
 @dataclass(frozen=True, slots=True)

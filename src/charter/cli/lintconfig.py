@@ -24,6 +24,7 @@ LINTS: dict[str, tuple[str, str]] = {
     "W507": ("fail-open", "A rule whose errors are ignored (on error ignore): it fails open."),
     "W508": ("unused-declaration", "A declaration nothing refers to."),
     "W509": ("suppression-without-reason", "A '# charter: ignore' comment without '-- reason'."),
+    "W510": ("cel-escape", "'\\b' in a text that is not raw: a backspace, not a regex word boundary."),
 }
 LEVELS = {
     "off": None,

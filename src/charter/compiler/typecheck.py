@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from charter.cel import CelCompileError, CelProblem, CelType, Compiled, ProblemKind, compile_condition
+from charter.cel import CelCompileError, CelProblem, CelType, Compiled, Limits, ProblemKind, compile_condition
+from charter.cel.parser import escape_warnings
 from charter.compiler.resolve import RuleEntry, Symbols
-from charter.diagnostics import Code, Diagnostic, Span, did_you_mean, error
+from charter.diagnostics import Code, Diagnostic, Span, did_you_mean, error, warning
 from charter.enums import RuleKind
 from charter.syntax import ast
 
@@ -34,6 +35,9 @@ _PROBLEM_CODES = {
     ProblemKind.TOO_COMPLEX: Code.E304_CEL_TOO_COMPLEX,
     ProblemKind.UNSUPPORTED: Code.E305_CEL_UNSUPPORTED,
     ProblemKind.NOT_BOOL: Code.E306_CEL_NOT_BOOL,
+    ProblemKind.BAD_CALL: Code.E308_CEL_BAD_CALL,
+    ProblemKind.BAD_PATTERN: Code.E309_CEL_BAD_PATTERN,
+    ProblemKind.UNGUARDED: Code.E310_CEL_UNGUARDED_ARG,
 }
 
 _CLAUSE_WORDS = [
@@ -96,6 +100,29 @@ def cel_type(ref: ast.TypeRef, diags: list[Diagnostic]) -> CelType:
     return found
 
 
+# Shared root types: every rule's environment refers to the same objects, so the compiler's
+# per-object type keys are computed once rather than once per rule.
+def _action(arg_labels: CelType) -> CelType:
+    return CelType.OBJECT(
+        {
+            "kind": S,
+            "target": S,
+            "args": CelType.MAP(S, CelType.DYN),
+            "labels": LS,
+            "arg_labels": arg_labels,
+        }
+    )
+
+
+_ACTION_OPEN = _action(CelType.MAP(S, LS))
+_TOOL = CelType.OBJECT({"name": S, "category": S, "tags": LS})
+_COST = CelType.MAP(S, D)
+_SIGNALS = CelType.LIST(CelType.OBJECT(SIGNAL_FIELDS))
+_RUN = CelType.OBJECT({"steps": N, "labels": LS})
+_OPEN_ARGS = CelType.MAP(S, CelType.DYN)
+_RESULT = CelType.OBJECT({"outcome": S, "failed": B, "cost": CelType.MAP(S, D), "labels": LS})
+
+
 @dataclass
 class Environments:
     """The CEL declarations conditions can see, derived once from the symbol table."""
@@ -106,14 +133,14 @@ class Environments:
     context_types: dict[str, CelType]
     tool_args: dict[str, dict[str, CelType]]
     diags: list[Diagnostic] = field(default_factory=list)
-    #: ``args`` types already built, by targeted tools (many rules target the same tools).
-    args_cache: dict[tuple[str, ...], CelType] = field(default_factory=dict)
+    #: ``args`` and ``action`` types already built, by targeted tools (many rules target the same tools).
+    args_cache: dict[tuple[str, ...], tuple[CelType, CelType]] = field(default_factory=dict)
 
-    def base(self, args: CelType) -> dict[str, CelType]:
+    def base(self, args: CelType, action: CelType = _ACTION_OPEN) -> dict[str, CelType]:
         """Roots every condition sees."""
         return {
             "actor": self.actor,
-            "action": _ACTION,
+            "action": action,
             "args": args,
             "tool": _TOOL,
             "context": self.context,
@@ -121,25 +148,6 @@ class Environments:
             "signals": _SIGNALS,
             "run": _RUN,
         }
-
-
-# Shared root types: every rule's environment refers to the same objects, so the compiler's
-# per-object type keys are computed once rather than once per rule.
-_ACTION = CelType.OBJECT(
-    {
-        "kind": S,
-        "target": S,
-        "args": CelType.MAP(S, CelType.DYN),
-        "labels": LS,
-        "arg_labels": CelType.MAP(S, LS),
-    }
-)
-_TOOL = CelType.OBJECT({"name": S, "category": S, "tags": LS})
-_COST = CelType.MAP(S, D)
-_SIGNALS = CelType.LIST(CelType.OBJECT(SIGNAL_FIELDS))
-_RUN = CelType.OBJECT({"steps": N, "labels": LS})
-_OPEN_ARGS = CelType.MAP(S, CelType.DYN)
-_RESULT = CelType.OBJECT({"outcome": S, "failed": B, "cost": CelType.MAP(S, D), "labels": LS})
 
 
 def environments(sym: Symbols) -> Environments:
@@ -190,19 +198,35 @@ def targeted_tools(entry: RuleEntry, sym: Symbols) -> list[str] | None:
     return out
 
 
-def args_type(tools: list[str] | None, envs: Environments) -> CelType:
-    """``args`` as a closed object when every targeted tool declares its arguments."""
+def args_type(tools: list[str] | None, envs: Environments) -> tuple[CelType, CelType]:
+    """The ``args`` and ``action`` types of a rule over ``tools``.
+
+    When every targeted tool declares its arguments, ``args`` (and ``action.arg_labels``) is a
+    closed record of the arguments any of them declares; an argument only some of them declare is
+    *partial*: reading it needs a ``has()`` guard (E310), since the other tools' calls lack it.
+    """
     if not tools or any(not envs.tool_args.get(t) for t in tools):
-        return _OPEN_ARGS
+        return _OPEN_ARGS, _ACTION_OPEN
     key = tuple(tools)
     found = envs.args_cache.get(key)
     if found is not None:
         return found
     fields: dict[str, CelType] = {}
-    for t in tools:
+    declared_by: dict[str, list[str]] = {}
+    for t in dict.fromkeys(tools):
         for name, typ in envs.tool_args[t].items():
             fields[name] = typ if fields.get(name, typ) == typ else CelType.DYN
-    found = envs.args_cache[key] = CelType.OBJECT(fields)
+            declared_by.setdefault(name, []).append(t)
+    everyone = list(dict.fromkeys(tools))
+    partial = {
+        name: f"{', '.join(by)} declare{'s' if len(by) == 1 else ''} it, "
+        f"{', '.join(t for t in everyone if t not in by)} "
+        f"do{'es' if len(everyone) - len(by) == 1 else ''} not"
+        for name, by in declared_by.items()
+        if len(by) < len(everyone)
+    }
+    labels = CelType.OBJECT(dict.fromkeys(fields, LS), partial=partial)
+    found = envs.args_cache[key] = (CelType.OBJECT(fields, partial=partial), _action(labels))
     return found
 
 
@@ -287,7 +311,19 @@ class ConditionCompiler:
                 code = _PROBLEM_CODES.get(p.kind, Code.E301_CEL_SYNTAX)
                 diags.append(error(code, p.message, where, p.help))
             return None
+        for start, end in escape_warnings(text, _LIMITS):
+            diags.append(
+                warning(
+                    Code.W510_CEL_ESCAPE,
+                    "'\\b' in a text is a backspace character, not a word boundary",
+                    _offset_span(span, text, start, end),
+                    'write the pattern as a raw text, r"\\bword\\b", where backslashes are kept as they are',
+                )
+            )
         return found
+
+
+_LIMITS = Limits()
 
 
 #: Condition roots that exist only in some places: where they exist, and how to say it elsewhere.
@@ -319,12 +355,13 @@ def _type_key(t: CelType | None) -> Any:
     if t is None:
         return None
     fields = tuple(sorted((k, _type_key(v)) for k, v in t.fields.items())) if t.fields else None
-    return (t.kind, _type_key(t.elem), _type_key(t.key), _type_key(t.val), fields, t.open)
+    partial = tuple(sorted(t.partial.items())) if t.partial else None
+    return (t.kind, _type_key(t.elem), _type_key(t.key), _type_key(t.val), fields, t.open, partial, t.name)
 
 
 def rule_env(entry: RuleEntry, sym: Symbols, envs: Environments) -> dict[str, CelType]:
     """The CEL roots visible to one rule's conditions."""
-    env = envs.base(args_type(targeted_tools(entry, sym), envs))
+    env = envs.base(*args_type(targeted_tools(entry, sym), envs))
     if entry.rule.kind is RuleKind.RESULT:
         env["result"] = _RESULT
         env["estimate"] = _COST

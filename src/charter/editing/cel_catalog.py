@@ -1,13 +1,18 @@
 """The CEL functions, methods and macros conditions may use: signature, meaning and an example each.
 
 One list serves completion, hover and the docs page ``docs/cel.md`` (generated from it; a test
-keeps the page current, and another compiles every example against the real checker).
+keeps the page current, and another compiles every example against the real checker). Functions
+and methods come from charter.cel's library (their overloads, text and examples are declared
+there, beside their implementations); macros, which are not functions, are listed here.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
+from charter.cel.library import ALL
+from charter.cel.signatures import Function
 
 
 class CelForm(enum.Enum):
@@ -28,100 +33,71 @@ class CelFunction:
     doc: str
     #: a condition using it, for the rule in docs/cel.md (checked against the preamble policy)
     example: str
+    #: for a method: the kinds of value it is called on (``string``, ``list``, ``timestamp`` ...)
+    receivers: tuple[str, ...] = ()
 
 
-CATALOG: tuple[CelFunction, ...] = (
-    CelFunction("size", CelForm.FUNCTION, "size(x) -> int",
-                "Length of a string (in code points), bytes, list or map.",
-                "size(args.memo) <= 140"),
-    CelFunction("int", CelForm.FUNCTION, "int(x) -> int",
-                "Converts a number, string or timestamp to a whole number (rounds toward zero).",
-                "int(args.amount) % 100 == 0"),
-    CelFunction("uint", CelForm.FUNCTION, "uint(x) -> uint",
-                "Converts to an unsigned whole number; a negative value is an error.",
-                "uint(actor.clearance) >= 1u"),
-    CelFunction("double", CelForm.FUNCTION, "double(x) -> double",
-                "Converts a whole number or a string to a decimal number.",
-                "double(actor.clearance) * 1000.0 < args.amount"),
-    CelFunction("string", CelForm.FUNCTION, "string(x) -> string",
-                "The text of a value.",
-                'string(actor.clearance) == "3"'),
-    CelFunction("bool", CelForm.FUNCTION, "bool(x) -> bool",
-                'Converts "true" or "false" to a boolean.',
-                'bool("true")'),
-    CelFunction("bytes", CelForm.FUNCTION, "bytes(x) -> bytes",
-                "The UTF-8 bytes of a string.",
-                "size(bytes(args.memo)) < 1024"),
-    CelFunction("timestamp", CelForm.FUNCTION, "timestamp(text) -> timestamp",
-                "Parses an RFC 3339 time such as 2026-01-31T12:00:00Z.",
-                'timestamp("2026-01-31T12:00:00Z") < timestamp("2026-02-01T00:00:00Z")'),
-    CelFunction("duration", CelForm.FUNCTION, "duration(text) -> duration",
-                "Parses a duration such as 90s, 1h30m.",
-                'duration("1h30m") > duration("1h")'),
-    CelFunction("dyn", CelForm.FUNCTION, "dyn(x) -> dyn",
-                "Turns off static type checking for one value.",
-                "dyn(args.amount) > 10"),
+def _entry(f: Function) -> CelFunction:
+    if f.variadic:
+        signature = f"{f.name}(a, b, ...) -> {f.overloads[0].result}; {f.name}(list) -> number"
+    elif f.member:
+        signature = "; ".join(
+            f"{o.params[0]}.{f.name}({', '.join(str(p) for p in o.params[1:])}) -> {o.result}"
+            for o in f.overloads
+        )
+    else:
+        signature = "; ".join(
+            f"{f.name}({', '.join(str(p) for p in o.params)}) -> {o.result}" for o in f.overloads
+        )
+    receivers = tuple(dict.fromkeys(o.params[0].kind for o in f.overloads)) if f.member else ()
+    form = CelForm.METHOD if f.member else CelForm.FUNCTION
+    doc = f.doc[:1].upper() + f.doc[1:] + "." if f.doc else ""
+    return CelFunction(f.name, form, signature, doc, f.examples[0], receivers)
+
+
+_MACROS: tuple[CelFunction, ...] = (
     CelFunction("has", CelForm.MACRO, "has(map.key) -> bool",
                 "True when a map has the key (test before reading a key that may be missing).",
                 "has(cost.USD) && cost.USD > 10.0"),
-    CelFunction("contains", CelForm.METHOD, "text.contains(part) -> bool",
-                "True when the text contains the part.",
-                'args.memo.contains("refund")'),
-    CelFunction("startsWith", CelForm.METHOD, "text.startsWith(prefix) -> bool",
-                "True when the text starts with the prefix.",
-                'args.payee.startsWith("ACME-")'),
-    CelFunction("endsWith", CelForm.METHOD, "text.endsWith(suffix) -> bool",
-                "True when the text ends with the suffix.",
-                'args.payee.endsWith("-GMBH")'),
-    CelFunction("matches", CelForm.METHOD, "text.matches(re2) -> bool",
-                "True when an RE2 regular expression matches part of the text (256 characters at most).",
-                'args.payee.matches("^[A-Z0-9-]+$")'),
-    CelFunction("getFullYear", CelForm.METHOD, "t.getFullYear([tz]) -> int",
-                "The year of a timestamp (UTC, or the named time zone).",
-                'timestamp("2026-01-31T12:00:00Z").getFullYear() == 2026'),
-    CelFunction("getMonth", CelForm.METHOD, "t.getMonth([tz]) -> int",
-                "The month of a timestamp, 0 for January.",
-                'timestamp("2026-01-31T12:00:00Z").getMonth() == 0'),
-    CelFunction("getDate", CelForm.METHOD, "t.getDate([tz]) -> int",
-                "The day of the month, 1-based.",
-                'timestamp("2026-01-31T12:00:00Z").getDate() == 31'),
-    CelFunction("getDayOfMonth", CelForm.METHOD, "t.getDayOfMonth([tz]) -> int",
-                "The day of the month, 0-based.",
-                'timestamp("2026-01-31T12:00:00Z").getDayOfMonth() == 30'),
-    CelFunction("getDayOfWeek", CelForm.METHOD, "t.getDayOfWeek([tz]) -> int",
-                "The day of the week, 0 for Sunday.",
-                'timestamp("2026-01-31T12:00:00Z").getDayOfWeek() == 6'),
-    CelFunction("getDayOfYear", CelForm.METHOD, "t.getDayOfYear([tz]) -> int",
-                "The day of the year, 0-based.",
-                'timestamp("2026-01-31T12:00:00Z").getDayOfYear() == 30'),
-    CelFunction("getHours", CelForm.METHOD, "t.getHours([tz]) -> int",
-                "The hour of a timestamp, or the whole hours of a duration.",
-                'timestamp("2026-01-31T12:00:00Z").getHours("Europe/Paris") == 13'),
-    CelFunction("getMinutes", CelForm.METHOD, "t.getMinutes([tz]) -> int",
-                "The minutes of a timestamp, or the whole minutes of a duration.",
-                'duration("1h30m").getMinutes() == 90'),
-    CelFunction("getSeconds", CelForm.METHOD, "t.getSeconds([tz]) -> int",
-                "The seconds of a timestamp, or the whole seconds of a duration.",
-                'duration("90s").getSeconds() == 90'),
-    CelFunction("getMilliseconds", CelForm.METHOD, "t.getMilliseconds([tz]) -> int",
-                "The milliseconds of a timestamp or a duration.",
-                'duration("1500ms").getMilliseconds() == 500'),
-    CelFunction("all", CelForm.MACRO, "list.all(x, predicate) -> bool",
-                "True when the predicate holds for every element.",
-                "signals.all(s, s.score < 0.9)"),
-    CelFunction("exists", CelForm.MACRO, "list.exists(x, predicate) -> bool",
+    CelFunction("all", CelForm.MACRO, "list.all(x, predicate) -> bool; all(i, v, predicate)",
+                "True when the predicate holds for every element (or index or key, and value).",
+                "signals.all(s, s.score < 0.9)", ("list", "map")),
+    CelFunction("exists", CelForm.MACRO, "list.exists(x, predicate) -> bool; exists(i, v, predicate)",
                 "True when the predicate holds for some element.",
-                'signals.exists(s, s.source == "risk" && s.score >= 0.3)'),
+                'signals.exists(s, s.source == "risk" && s.score >= 0.3)', ("list", "map")),
     CelFunction("exists_one", CelForm.MACRO, "list.exists_one(x, predicate) -> bool",
                 "True when the predicate holds for exactly one element.",
-                'signals.exists_one(s, s.kind == "risk.anomaly")'),
-    CelFunction("map", CelForm.MACRO, "list.map(x, expression) -> list",
-                "The list of the expression's values for each element.",
-                "signals.map(s, s.score).exists(v, v > 0.5)"),
+                'signals.exists_one(s, s.kind == "risk.anomaly")', ("list", "map")),
+    CelFunction("existsOne", CelForm.MACRO, "list.existsOne(x, predicate) -> bool; (i, v, predicate)",
+                "exists_one, as cel-go spells it.",
+                'signals.existsOne(s, s.kind == "risk.anomaly")', ("list", "map")),
+    CelFunction("map", CelForm.MACRO, "list.map(x, expression) -> list; map(x, filter, expression)",
+                "The list of the expression's values for each element (that passes the filter).",
+                "signals.map(s, s.score).exists(v, v > 0.5)", ("list", "map")),
     CelFunction("filter", CelForm.MACRO, "list.filter(x, predicate) -> list",
                 "The elements for which the predicate holds.",
-                "signals.filter(s, s.score >= 0.5).size() >= 2"),
+                "signals.filter(s, s.score >= 0.5).size() >= 2", ("list", "map")),
+    CelFunction("sortBy", CelForm.MACRO, "list.sortBy(x, key) -> list",
+                "The elements ordered by a key computed from each.",
+                "signals.sortBy(s, s.score).size() >= 0", ("list",)),
+    CelFunction("transformList", CelForm.MACRO, "list.transformList(i, v, [filter,] expression) -> list",
+                "The list of the expression's values for each index (or key) and value.",
+                "actor.roles.transformList(i, r, i).size() >= 0", ("list", "map")),
+    CelFunction("transformMap", CelForm.MACRO, "map.transformMap(k, v, [filter,] expression) -> map",
+                "The map with each value replaced by the expression's value.",
+                "cost.transformMap(unit, amount, amount * 2.0).size() >= 0", ("list", "map")),
+    CelFunction("transformMapEntry", CelForm.MACRO, "map.transformMapEntry(k, v, {key: value}) -> map",
+                "The map of the entries the expression gives.",
+                "cost.transformMapEntry(unit, amount, {unit: amount}).size() >= 0", ("list", "map")),
+    CelFunction("optMap", CelForm.MACRO, "optional.optMap(x, expression) -> optional",
+                "An optional of the expression's value, when the optional holds a value.",
+                'args.?payee.optMap(p, p.size()).orValue(0) < 64', ("optional",)),
+    CelFunction("optFlatMap", CelForm.MACRO, "optional.optFlatMap(x, optional expression) -> optional",
+                "The optional the expression gives, when the optional holds a value.",
+                'args.?payee.optFlatMap(p, optional.of(p)).hasValue() || true', ("optional",)),
 )  # fmt: skip
+
+CATALOG: tuple[CelFunction, ...] = (*(_entry(f) for f in ALL), *_MACROS)
 
 BY_NAME: dict[str, CelFunction] = {f.name: f for f in CATALOG}
 

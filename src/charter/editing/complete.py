@@ -284,14 +284,11 @@ def _declaration(block: BlockKind, words: list[str], index: SymbolIndex | None) 
 
 
 # ---- conditions ------------------------------------------------------------------------------
-_METHODS_BY_KIND = {
-    "string": ["contains", "startsWith", "endsWith", "matches", "size"],
-    "bytes": ["size"],
-    "list": ["all", "exists", "exists_one", "map", "filter", "size"],
-    "map": ["all", "exists", "exists_one", "map", "filter", "size"],
-    "timestamp": [f.name for f in CATALOG if f.name.startswith("get")],
-    "duration": ["getHours", "getMinutes", "getSeconds", "getMilliseconds"],
-}
+_METHODS_BY_KIND: dict[str, list[str]] = {}
+for _f in CATALOG:
+    for _kind in _f.receivers:
+        if _f.form is not CelForm.FUNCTION and _f.name not in _METHODS_BY_KIND.setdefault(_kind, []):
+            _METHODS_BY_KIND[_kind].append(_f.name)
 
 
 def rule_environment(
@@ -302,7 +299,7 @@ def rule_environment(
         return {}
     envs: Environments = environments(symbols)
     tools = _tools(block_text, index)
-    env = envs.base(args_type(tools, envs))
+    env = envs.base(*args_type(tools, envs))
     if rule is RuleKind.RESULT:
         money = CelType.MAP(CelType.STRING, CelType.DOUBLE)
         fields = {"outcome": CelType.STRING, "failed": CelType.BOOL, "cost": money}

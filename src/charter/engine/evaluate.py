@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from charter.cel.limits import DECISION_COST, Budget
 from charter.engine.decision import Failure, RuleHit
 from charter.engine.policy import (
     CompiledPolicy,
@@ -154,7 +155,7 @@ class View:
                 "target": self.target,
                 "args": self.args,
                 "labels": sorted(self.labels) if self.labels else [],
-                "arg_labels": {k: list(v) for k, v in self.arg_labels.items()} if self.arg_labels else {},
+                "arg_labels": self._arg_labels(),
             }
         if name == "tool":
             return self.tool.activation if self.tool is not None else _unknown_tool(self.target)
@@ -166,6 +167,13 @@ class View:
             run = self.run
             return {"steps": run.steps if run else 0, "labels": sorted(run.labels) if run else []}
         raise KeyError(name)
+
+    def _arg_labels(self) -> dict[str, list[str]]:
+        """Labels per argument: every argument the tool declares (none: []), then any other labelled."""
+        out: dict[str, list[str]] = {a: [] for a in self.tool.args} if self.tool is not None else {}
+        for k, v in self.arg_labels.items():
+            out[k] = list(v)
+        return out
 
     def actor_dict(self) -> Mapping[str, Any]:
         """The ``actor`` root of conditions."""
@@ -204,9 +212,18 @@ class Activation(dict[str, Any]):
     see every root; a root, once built, is an ordinary entry.
     """
 
-    __slots__ = ("view",)
+    __slots__ = ("_budget", "view")
 
     view: View
+
+    @property
+    def cel_budget(self) -> Budget:
+        """The decision's CEL work, shared by its conditions (made when a condition first needs it)."""
+        try:
+            return self._budget
+        except AttributeError:
+            self._budget: Budget = Budget(DECISION_COST)
+            return self._budget
 
     def __missing__(self, key: str) -> Any:
         value = self.view.root(key)
