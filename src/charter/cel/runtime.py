@@ -39,9 +39,10 @@ from charter.cel.syntax import (
     size,
 )
 from charter.cel.values import to_cel
+from charter.errors import Error
 
 
-class CostExceeded(Exception):
+class CostExceeded(Error):
     """Raised (and never caught below the API boundary) when the cost budget is spent."""
 
 
