@@ -12,6 +12,7 @@ SUITES: dict[str, str] = {
     "state": "bench.suites.state",
     "trace": "bench.suites.trace",
     "sidecar": "bench.suites.sidecar",
+    "agents": "bench.suites.agents",
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from charter.engine.decision import Decision
 from charter.enums import Outcome
 from charter.errors import Error
+from charter.hits import reason_text, reasons_text
 
 __all__ = [
     "ApprovalHandle",
@@ -34,9 +35,7 @@ class GuardError(Error):
     """The action was not allowed; ``decision`` says why (None when a human answer ended it)."""
 
     def __init__(self, decision: Decision | None, message: str | None = None):
-        reasons = "; ".join(h.reason for h in decision.rules) if decision is not None else ""
-        if decision is not None and not reasons and decision.default_deny:
-            reasons = "no rule permits it (default deny)"
+        reasons = reasons_text(decision.rules, decision.default_deny) if decision is not None else ""
         out = decision.outcome.value if decision is not None else "deny"
         if message is None:
             message = f"{out}: {reasons}" if reasons else out
@@ -46,7 +45,7 @@ class GuardError(Error):
     @property
     def reasons(self) -> list[str]:
         """The human-readable reasons of the rules that decided."""
-        return [h.reason for h in self.decision.rules] if self.decision is not None else []
+        return [reason_text(h) for h in self.decision.rules] if self.decision is not None else []
 
 
 class Denied(GuardError):

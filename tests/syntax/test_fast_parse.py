@@ -14,11 +14,8 @@ from charter.syntax.parser import _fast_module, _parser
 from charter.syntax.transform import ToAst
 
 ROOT = Path(__file__).resolve().parents[2]
-FILES = sorted(
-    p
-    for pattern in ("policies/**/*.charter", "docs/**/*.charter", "tests/**/*.charter")
-    for p in ROOT.glob(pattern)
-)
+TOPS = ("policies", "docs", "tests", "examples")
+FILES = sorted(p for top in TOPS for p in ROOT.glob(f"{top}/**/*.charter"))
 GENERATED = 300
 
 

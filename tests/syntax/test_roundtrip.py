@@ -63,8 +63,9 @@ def test_printing_generated_asts() -> None:
 
 
 def test_example_policies_are_formatted() -> None:
-    result = CliRunner().invoke(cli, ["fmt", "--check", str(ROOT / "policies")])
-    assert result.exit_code == 0, result.output
+    for directory in (ROOT / "policies", ROOT / "examples" / "assistant" / "policy"):
+        result = CliRunner().invoke(cli, ["fmt", "--check", str(directory)])
+        assert result.exit_code == 0, result.output
 
 
 def test_fmt_cli(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from charter.engine.engine import Engine
 from charter.engine.explain import explain
 from charter.engine.validate import RequestError, validate_request
 from charter.enums import Outcome
+from charter.hits import hit_line
 
 _COLORS = {
     Outcome.ALLOW: "green",
@@ -112,7 +113,7 @@ def eval_cmd(
         label = decision.outcome.value.upper().replace("_", " ")
         click.echo(click.style(label, fg=_COLORS[decision.outcome], bold=True) if color else label)
         for hit in decision.rules:
-            click.echo(f"  {hit.kind} {hit.id}: {hit.reason or '(no reason given)'}")
+            click.echo(f"  {hit_line(hit)}")
         if decision.default_deny:
             click.echo("  default deny: no rule permits this action")
         if show_explain:

@@ -10,6 +10,7 @@ import sys
 import click
 
 from charter.cli.output import echo_json
+from charter.hits import hit_tag
 from charter.trace.sink import TraceError
 
 TRACE_HELP = "Trace log: a SQLite file or a postgresql:// URL; default $CHARTER_TRACE or ./charter-trace.db."
@@ -73,7 +74,7 @@ def trace_list(
     for r in recs:
         when = dt.datetime.fromtimestamp(r["at"], dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         a = r["request"]["action"]
-        rules = ",".join(h["id"] for h in r["rules"]) or ("default-deny" if r.get("default_deny") else "")
+        rules = ",".join(hit_tag(h) for h in r["rules"]) or ("default-deny" if r.get("default_deny") else "")
         click.echo(
             f"{when}  {r['id']}  {r['outcome']:16s} {r['agent']:18s} {a['kind']} {a['target']}  {rules}"
         )

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from charter.engine.decision import Decision
+from charter.hits import failed, hit_line
 
 STYLE = {
     "allow": "green",
@@ -107,7 +108,7 @@ class Out:
             what.append("  (UNEXPECTED)", style="bold red")
         rules = [h for h in d.rules if not h.shadow]
         for h in rules:
-            what.append(f"\n{h.id}: {h.reason}", style="dim")
+            what.append(f"\n{hit_line(h)}", style="red" if failed(h) else "dim")
         if not rules and d.default_deny:
             what.append("\ndefault deny: no rule permits it", style="dim")
         for b in d.boundaries:

@@ -9,6 +9,7 @@ from typing import Any
 from charter.demo.backends import Backend
 from charter.demo.render import Out
 from charter.engine.decision import Decision
+from charter.hits import decision_reasons
 
 WORKFLOW = "wf-inv-2026-117"
 INVOICE = {
@@ -77,9 +78,7 @@ class Story:
         self.counts[o] += 1
         ok = o == expect
         if not ok:
-            self.problems.append(
-                f"{agent} {target}: expected {expect}, got {o} ({'; '.join(h.reason for h in d.rules)})"
-            )
+            self.problems.append(f"{agent} {target}: expected {expect}, got {o} ({decision_reasons(d)})")
         if not quiet or not ok:
             self.out.decision(self.now(), agent, target, args or {}, d, cost, ok)
         if o == "allow":

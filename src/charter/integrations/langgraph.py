@@ -7,6 +7,7 @@ from typing import Any
 
 from charter.enums import Outcome
 from charter.guard import Denied, Escalated, Halted, build_request
+from charter.hits import reason_text
 
 __all__ = ["charter_call", "charter_tool_node"]
 
@@ -43,7 +44,7 @@ def charter_call(
                 "target": target,
                 "args": dict(args),
                 "decision_id": d.id,
-                "reasons": [h.reason for h in d.rules],
+                "reasons": [reason_text(h) for h in d.rules],
             }
         )
         aid = answer.get("approval_id") if isinstance(answer, Mapping) else answer

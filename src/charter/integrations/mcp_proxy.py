@@ -12,13 +12,9 @@ from typing import IO, Any
 
 from charter.engine.decision import Decision
 from charter.enums import Outcome
+from charter.hits import decision_reasons
 
 __all__ = ["McpProxy"]
-
-
-def _reasons(d: Decision) -> str:
-    text = "; ".join(h.reason for h in d.rules if not h.shadow)
-    return text or ("no rule permits it (default deny)" if d.default_deny else d.outcome.value)
 
 
 def tool_error(msg_id: Any, text: str, meta: dict[str, Any]) -> dict[str, Any]:
@@ -118,10 +114,11 @@ class McpProxy:
                 if d2 is not None:
                     d = d2
             if d.outcome is Outcome.REQUIRE_APPROVAL:
+                why = decision_reasons(d)
                 self._to_client(
                     tool_error(
                         msg.get("id"),
-                        f"charter: this call needs human approval ({_reasons(d)}). Approval id: {aid}. "
+                        f"charter: this call needs human approval ({why}). Approval id: {aid}. "
                         "Retry the same call once it is approved.",
                         {"outcome": d.outcome.value, "decision_id": d.id, "approval_id": aid},
                     )
@@ -136,7 +133,8 @@ class McpProxy:
             esc = d.obligations.get("escalation") or {}
             if esc.get("id"):
                 meta["escalation_id"] = esc["id"]
-            self._to_client(tool_error(msg.get("id"), f"charter: {d.outcome.value}: {_reasons(d)}", meta))
+            why = decision_reasons(d)
+            self._to_client(tool_error(msg.get("id"), f"charter: {d.outcome.value}: {why}", meta))
             return
         if d.hold_id or self.context.get("run"):
             self._pending[msg.get("id")] = d.id

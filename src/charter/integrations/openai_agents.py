@@ -8,13 +8,9 @@ from typing import Any
 
 from charter.engine.decision import Decision
 from charter.enums import Outcome
+from charter.hits import decision_reasons
 
 __all__ = ["CharterTools"]
-
-
-def _reasons(d: Decision) -> str:
-    text = "; ".join(h.reason for h in d.rules if not h.shadow)
-    return text or ("no rule permits it (default deny)" if d.default_deny else d.outcome.value)
 
 
 class CharterTools:
@@ -99,13 +95,14 @@ class CharterTools:
         if d.outcome is Outcome.ALLOW:
             self._decisions[f"settle:{call_id}"] = d
             return ToolGuardrailFunctionOutput.allow(output_info=info)
+        why = decision_reasons(d)
         if d.outcome is Outcome.REQUIRE_APPROVAL:
             aid = self._approvals.get(call_id)
             info["approval_id"] = aid
             return ToolGuardrailFunctionOutput.reject_content(
-                f"charter: this call needs human approval ({_reasons(d)}); approval {aid} is pending.", info
+                f"charter: this call needs human approval ({why}); approval {aid} is pending.", info
             )
-        return ToolGuardrailFunctionOutput.reject_content(f"charter: {d.outcome.value}: {_reasons(d)}", info)
+        return ToolGuardrailFunctionOutput.reject_content(f"charter: {d.outcome.value}: {why}", info)
 
     async def _settle(self, data: Any) -> Any:
         from agents import ToolGuardrailFunctionOutput

@@ -14,6 +14,7 @@ from charter.engine.decision import Decision
 from charter.engine.engine import Engine, Settlement
 from charter.engine.policy import CompiledPolicy
 from charter.errors import RequestError
+from charter.hits import hit_line
 from charter.testing.coverage import Coverage
 from charter.testing.loader import Case, Step, TestFile
 
@@ -141,7 +142,7 @@ def check_decision(d: Decision, expect: Mapping[str, Any]) -> list[str]:
     """Messages for each expectation on a decision that does not hold."""
     out = _unknown(expect, _DECIDE_EXPECT, "decide")
     if "outcome" in expect and d.outcome.value != str(expect["outcome"]):
-        why = "; ".join(f"{h.id}: {h.reason}" for h in d.rules) or ("default deny" if d.default_deny else "")
+        why = "; ".join(hit_line(h) for h in d.rules) or ("default deny" if d.default_deny else "")
         out.append(f"outcome: expected {expect['outcome']}, got {d.outcome.value} ({why})")
     if "rules" in expect:
         out.extend(_ids_match(expect["rules"] or [], [h.id for h in d.rules], "rules"))
