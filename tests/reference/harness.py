@@ -24,8 +24,8 @@ class Mismatch:
     index: int
     policy: str
     request: dict[str, Any]
-    engine: tuple[str, list[str], bool]
-    reference: tuple[str, list[str], bool]
+    engine: tuple[Any, ...]
+    reference: tuple[Any, ...]
     stops: list[tuple[str, str]]
     used: dict[tuple[str, str], int]
 
@@ -64,16 +64,42 @@ def seed_store(
         store.apply(Batch(now=SEED_AT - 60, reserve=ReserveOp(f"seed-{n}", (line,), 10.0**7)))
 
 
-def engine_view(d: Any) -> tuple[str, list[str], bool]:
-    """The decision content compared: outcome, deciding rule ids, default deny."""
-    return d.outcome.value, [h.id for h in d.rules], d.default_deny
+def engine_view(d: Any) -> tuple[Any, ...]:
+    """The decision content compared: outcome, deciding rule ids, default deny, and the rest of the
+    decision the reference models: failures (where, the mode taken), the human gates a
+    require_approval names, the stops a halt sets, the budget lines an allow holds."""
+    ob = d.obligations
+    return (
+        d.outcome.value,
+        [h.id for h in d.rules],
+        d.default_deny,
+        sorted({(f.where, f.took) for f in d.failures}),
+        [g["rule"] for g in ob.get("approvals", [])],
+        sorted({(s["scope"], s["value"]) for s in ob.get("stops", [])}),
+        sorted((b.id, b.key.split(":")[2]) for b in d.boundaries if b.kind == "budget" and b.ok and b.key)
+        if d.allowed
+        else [],
+    )
 
 
-def same(eng: tuple[str, list[str], bool], ref: evaluator.Verdict) -> bool:
+def reference_view(ref: evaluator.Verdict) -> tuple[Any, ...]:
+    """The same content, from the reference."""
+    return (
+        ref.outcome.value,
+        ref.rules,
+        ref.default_deny,
+        sorted(ref.failures),
+        ref.gates,
+        sorted(set(ref.stops)),
+        sorted((bid, value) for bid, value, _ in ref.reserve),
+    )
+
+
+def same(eng: tuple[Any, ...], ref: evaluator.Verdict) -> bool:
     """Agreement; for an emergency stop the engine names one of the covering stops."""
     if ref.rules and ref.rules[0].startswith("stop:"):
         return eng[0] == "halt" and len(eng[1]) == 1 and eng[1][0] in ref.rules
-    return eng == (ref.outcome.value, ref.rules, ref.default_deny)
+    return eng == reference_view(ref)
 
 
 def run(
@@ -110,7 +136,7 @@ def run_world(
         try:
             eng = engine_view(engine.decide(req))
         except Exception as exc:
-            eng = (f"crash: {type(exc).__name__}: {exc}", [], False)
+            eng = (f"crash: {type(exc).__name__}: {exc}", [], False, [], [], [], [])
         out.triples += 1
         out.outcomes[ref.outcome.value] = out.outcomes.get(ref.outcome.value, 0) + 1
         if not same(eng, ref):
@@ -121,7 +147,7 @@ def run_world(
                     text,
                     req,
                     eng,
-                    (ref.outcome.value, ref.rules, ref.default_deny),
+                    reference_view(ref),
                     sorted(state.stops),
                     dict(state.used),
                 )

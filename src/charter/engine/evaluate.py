@@ -293,15 +293,22 @@ def combine(
     for eff, rule, err in errors:
         if eff is outcome:
             deciding.append(rule.hit if rule is UNKNOWN_TOOL else _hit(rule, eff, err=err))
+            # a gate or an escalation whose condition failed into its own outcome keeps its
+            # approvers or its chain (without them the caller could never get an answer)
+            if rule.kind is RuleKind.APPROVAL and eff is Outcome.REQUIRE_APPROVAL:
+                approvals.append(rule)
+            elif rule.kind is RuleKind.ESCALATE and eff is Outcome.ESCALATE:
+                escalations.append(rule)
+    # INVARIANT: by id, like the deciding hits: the order of rules never changes a decision
     return Verdict(
         outcome,
         _sorted(deciding),
         _sorted(shadow),
         tuple(failures),
         False,
-        tuple(approvals),
-        tuple(escalations),
-        tuple(halts),
+        tuple(sorted(approvals, key=_rule_id)),
+        tuple(sorted(escalations, key=_rule_id)),
+        tuple(sorted(halts, key=_rule_id)),
     )
 
 
@@ -310,6 +317,10 @@ _DENY_RANK = Outcome.DENY.rank
 
 def _by_id(h: RuleHit) -> str:
     return h.id
+
+
+def _rule_id(r: Rule) -> str:
+    return r.id
 
 
 def _sorted(hits: list[RuleHit]) -> tuple[RuleHit, ...]:

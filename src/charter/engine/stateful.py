@@ -120,12 +120,14 @@ def applies(
     try:
         return check_conditions(item.conditions, view)
     except ConditionError as exc:
+        where = f"{item.kind} {item.id}"
+        if item.mode is not Mode.ENFORCE:  # a shadow boundary's failure is recorded, never enforced
+            failures.append(Failure(where, str(exc), "none (shadow)"))
+            return False
         fail = getattr(item, "fail", None)
         took = fail.outcome if fail is not None else Outcome.DENY
-        failures.append(
-            Failure(f"{item.kind} {item.id}", str(exc), took.value if took else "ignore (fail-open)")
-        )
-        if took is not None and item.mode is Mode.ENFORCE:
+        failures.append(Failure(where, str(exc), took.value if took else "ignore (fail-open)"))
+        if took is not None:
             errors.append((item, took, str(exc)))
         return False
 
