@@ -1,5 +1,5 @@
 """Attacks on human approvals: an approval is bound to everything the decision depended on (issue 15 item 8;
-docs/security.md, "Approvals").
+docs/semantics.md §10).
 
 Invariant attacked: an approval given for one request allows exactly that request, once. Resubmitted
 with another cost, other arguments, labels, context fields, roles, attributes or signals, it is

@@ -1,5 +1,5 @@
 """Attacks on rules about a run's history with a request that names no run (issue 15 item 12;
-docs/semantics.md §5.3).
+docs/semantics.md §3.1).
 
 Invariant attacked: a rule that reads the run's history (``after``, ``before``, ``run.*``) is never
 skipped silently: without ``context.run`` the history is unknown, the rule fails by its ``on error``

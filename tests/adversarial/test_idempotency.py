@@ -1,5 +1,5 @@
 """Attacks on idempotency keys: a key names one request; another request under it is refused, and a stop
-is checked before any replay (issue 15 item 1; docs/security.md, "Idempotency keys").
+is checked before any replay (issue 15 item 1; docs/semantics.md §10).
 
 Invariant attacked: a retried request gets its first decision back and is charged once; a *different*
 request under a used key is never allowed (in-process: deny naming the key; over HTTP: 409); a stop

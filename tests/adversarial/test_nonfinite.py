@@ -1,4 +1,4 @@
-"""Attacks with NaN and Infinity anywhere in a request (issue 15 item 3; docs/security.md, "Requests").
+"""Attacks with NaN and Infinity anywhere in a request (issue 15 item 3; docs/semantics.md §10).
 
 Invariant attacked: JSON has no NaN or Infinity; a request holding one anywhere (arguments, actor
 attributes, context, cost, signals) is refused by the one request validator with a typed

@@ -1,5 +1,5 @@
 """Attacks on the size of a request: nesting, string lengths, item counts, ids, integers (issue 15;
-docs/security.md, "Request limits").
+docs/semantics.md §10).
 
 Invariant attacked: every request the one validator accepts is within the documented limits; one
 past a limit is refused with a RequestError naming the field (422 or 413 over HTTP), quickly, without

@@ -1,5 +1,5 @@
 """Attacks on settle and on a request's cost: amounts are finite, non-negative, within the stores' range
-and in units the policy declares (issue 15 item 2; docs/security.md, "Costs").
+and in units the policy declares (issue 15 item 2; docs/semantics.md §10).
 
 Invariant attacked: a settlement or a cost that breaks a rule is refused with a typed error naming the
 field (422 over HTTP), and the budget is untouched: the decision can still be settled correctly. On

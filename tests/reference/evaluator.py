@@ -217,7 +217,7 @@ def holds(item: Any, req: Request) -> Truth:
                     alts.append(True if sc.where is None else cond(sc.where, {**req.act, **sig}))
         parts.append(any_of(alts))
     for seq in getattr(item, "sequences", ()):
-        # §5.3: without context.run the run's history is unknown (an error: the rule fails by its
+        # §3.1: without context.run the run's history is unknown (an error: the rule fails by its
         # `on error`); with one, the reference models a run where nothing happened yet
         parts.append(not seq.after if req.context.get("run") else ERROR)
     return all_of(parts)
