@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from charter.cel.syntax import Logic
+from charter.engine.boundaries import boundaries
 from charter.engine.decision import Decision
 from charter.engine.evaluate import ConditionError, Verdict, check_sequence, rule_holds
 from charter.engine.observe import Observer
@@ -67,32 +68,27 @@ class Coverage(Observer):
         self._lock = threading.Lock()
         self.items: dict[str, Item] = {}
         self._owners: dict[int, str] = {}
-        groups: tuple[tuple[str, Sequence[Any]], ...] = (
-            ("rule", policy.rules),
-            ("budget", policy.budgets),
-            ("rate", policy.rates),
-            ("tripwire", policy.tripwires),
-            ("on result", policy.result_checks),
-        )
-        for kind, group in groups:
-            for it in group:
-                src = str(it.source) if it.source else ""
-                label = kind if kind != "rule" else it.kind.value
-                item = Item(it.id, label, src)
-                self.items[it.id] = item
-                conds: Sequence[Condition] = getattr(it, "conditions", ())
-                if conds:
-                    self._owners[id(conds)] = it.id
-                for seq in getattr(it, "sequences", ()):
-                    item.operands.setdefault(_seq_label(seq), set())
-                for sc in getattr(it, "signals", ()):
-                    item.operands.setdefault(f"signal {sc.kind}", set())
-                    if sc.where is not None:
-                        for lab in _operand_labels(sc.where, f"signal {sc.kind} where "):
-                            item.operands.setdefault(lab, set())
-                for i, cond in enumerate(conds):
-                    for lab in _operand_labels(cond, _prefix(cond, i)):
+        items = [
+            *((it.kind.value, it) for it in policy.rules),
+            *((str(k.kind), it) for k, it in boundaries(policy)),
+        ]
+        for label, it in items:
+            src = str(it.source) if it.source else ""
+            item = Item(it.id, label, src)
+            self.items[it.id] = item
+            conds: Sequence[Condition] = getattr(it, "conditions", ())
+            if conds:
+                self._owners[id(conds)] = it.id
+            for seq in getattr(it, "sequences", ()):
+                item.operands.setdefault(_seq_label(seq), set())
+            for sc in getattr(it, "signals", ()):
+                item.operands.setdefault(f"signal {sc.kind}", set())
+                if sc.where is not None:
+                    for lab in _operand_labels(sc.where, f"signal {sc.kind} where "):
                         item.operands.setdefault(lab, set())
+            for i, cond in enumerate(conds):
+                for lab in _operand_labels(cond, _prefix(cond, i)):
+                    item.operands.setdefault(lab, set())
 
     # ---- recording -----------------------------------------------------------------------------
     def _conditions(

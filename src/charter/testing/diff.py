@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from charter.engine.boundaries import boundaries
 from charter.engine.evaluate import evaluate
 from charter.engine.policy import CompiledPolicy, Rule
 from charter.engine.validate import validate_request
@@ -147,12 +148,10 @@ def _gates(rules: list[Rule]) -> dict[str, tuple[int, str]]:
 
 def _limits(policy: CompiledPolicy) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], float] = {}
-    for b in policy.budgets:
-        out[("budget", b.id)] = b.limit_micros / 1e6
-    for r in policy.rates:
-        out[("rate", r.id)] = r.limit / r.window_seconds
-    for t in policy.tripwires:
-        out[("tripwire", t.id)] = t.threshold / (t.window_seconds or 1.0)
+    for kind, item in boundaries(policy):
+        loose = kind.looseness(item)
+        if loose is not None:
+            out[(str(kind.kind), item.id)] = loose
     return out
 
 
