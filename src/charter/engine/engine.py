@@ -24,7 +24,7 @@ from charter.engine.request import Request
 from charter.engine.settle import PendingDecisions, Settlement, Settler
 from charter.engine.stateful import release, set_stops
 from charter.engine.step import Ruling, StatefulStep, _failed
-from charter.engine.validate import ValidRequest, check_cost_units, validate_request
+from charter.engine.validate import ValidRequest, _common_shape, check_cost_units, validate_request
 from charter.engine.view import Activation, RunView, View, build_view
 from charter.enums import HitKind, Outcome
 from charter.errors import RequestError
@@ -132,7 +132,10 @@ class Engine:
         """Decide one action. Raises RequestError for a malformed request (nothing is decided or
         stored); every other failure is recorded in the decision and never yields ``allow``."""
         t0 = perf_counter()
-        req = validate_request(request)
+        # the validator's shape tier first (validate_request dispatches the same way)
+        req = _common_shape(request) if request.__class__ is dict else None
+        if req is None:
+            req = validate_request(request)
         if req.cost:
             check_cost_units(req.cost, self._units)
         observer = self._observer
@@ -151,7 +154,8 @@ class Engine:
         """The pipeline, after validation. Each step is skipped when it cannot apply."""
         did = self._new_id()
         # 2. resolve: the actor, the target, the time (and the run's history, if rules read it)
-        view = build_view(self.policy, req, req.time if req.time is not None else self.clock())
+        now = req.time
+        view = build_view(self.policy, req, self.clock() if now is None else now)
         if self._reads_history and req.run:
             try:
                 rs = self.store.run_state(f"run:{req.run}")

@@ -450,17 +450,25 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
             if roles is None:
                 return None
             r.roles = roles
-        chain = get("chain", ())
-        if chain:
-            chain = _ids(chain)
-            if chain is None:
-                return None
-            r.chain = chain
-        elif chain.__class__ is list or chain.__class__ is tuple:
-            r.chain = ()
-        else:
-            return None
         attrs = get("attributes", _EMPTY)
+        if len(actor) == 1 + (roles != ()) + (attrs is not _EMPTY):  # no chain, no human: the usual
+            r.chain = ()
+            r.human = None
+        else:
+            chain = get("chain", ())
+            if chain:
+                chain = _ids(chain)
+                if chain is None:
+                    return None
+                r.chain = chain
+            elif chain.__class__ is list or chain.__class__ is tuple:
+                r.chain = ()
+            else:
+                return None
+            human = get("human")
+            if human is not None and (human.__class__ is not str or len(human) > 256):
+                return None
+            r.human = human
         if attrs.__class__ is not dict:
             return None
         if attrs:
@@ -472,10 +480,6 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
             elif len(attrs) > 64:
                 deep = True
         r.attributes = attrs
-        human = get("human")
-        if human is not None and (human.__class__ is not str or len(human) > 256):
-            return None
-        r.human = human
     if len(action) == 1:  # the target alone
         r.kind = _CALL
         r.args = r.labels = _EMPTY
