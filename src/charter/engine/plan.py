@@ -170,22 +170,6 @@ class Planner:
 
     def plan(self, view: View) -> RulePlan:
         """The plan for this view's selection."""
-        found = self._plans.get(
-            (
-                view.kind._value_,
-                view.target,
-                view.actor_id,
-                view.roles,
-                view.ancestors,
-                view.req.workflow,
-                view.target_roles,
-            )
-        )
-        if found is None:
-            found = self._new(view)
-        return found
-
-    def _new(self, view: View) -> RulePlan:
         key = (
             view.kind._value_,
             view.target,
@@ -195,6 +179,12 @@ class Planner:
             view.req.workflow,
             view.target_roles,
         )
+        found = self._plans.get(key)
+        if found is None:
+            found = self._new(view, key)
+        return found
+
+    def _new(self, view: View, key: tuple[Any, ...]) -> RulePlan:
         candidates = view.select(self._index)
         # combining also reads whether the tool is unknown (fixed by the key, not the rules)
         ids = (view.kind is ActionKind.CALL and view.tool is None, *map(id, candidates))

@@ -373,12 +373,13 @@ def _ids(v: Any) -> tuple[str, ...] | None:
 
 
 def _scalars_ok(d: dict[str, Any]) -> int:
-    """1: every key a string and every value a valid JSON scalar; 0: some value is a container
-    (the deep check decides); -1: a key that is not a string, or a scalar that breaks a value rule.
+    """-1: a key that is not a string, or a scalar that breaks a value rule; 0: every key a string
+    and every value a valid JSON scalar; 1: a container, or more values than are checked inline
+    (the deep check, :func:`value_problem`, decides).
 
-    INVARIANT: the same rules as :func:`value_problem` for scalars (its tests compare both).
+    INVARIANT: the same rules as :func:`value_problem` for scalars (test_validate.py compares).
     """
-    ok = 1
+    deep = len(d) > 64
     for k, v in d.items():
         c = v.__class__
         if c is str:
@@ -391,10 +392,10 @@ def _scalars_ok(d: dict[str, Any]) -> int:
             if v - v != 0.0:  # NaN or an infinity
                 return -1
         elif c is not bool and v is not None:
-            ok = 0
+            deep = True
         if k.__class__ is not str or len(k) > 262144:
             return -1
-    return ok
+    return 1 if deep else 0
 
 
 _NO: Any = object()
@@ -473,11 +474,9 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
             return None
         if attrs:
             ok = _scalars_ok(attrs)
-            if ok <= 0:
+            if ok:
                 if ok < 0:
                     return None
-                deep = True
-            elif len(attrs) > 64:
                 deep = True
         r.attributes = attrs
     if len(action) == 1:  # the target alone
@@ -496,11 +495,9 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
             return None
         if args:
             ok = _scalars_ok(args)
-            if ok <= 0:
+            if ok:
                 if ok < 0:
                     return None
-                deep = True
-            elif len(args) > 64:
                 deep = True
         r.args = args
         labels = get("labels", _NO)
@@ -543,11 +540,9 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
                 extra[k] = v
         if extra:
             ok = _scalars_ok(extra)
-            if ok <= 0:
+            if ok:
                 if ok < 0:
                     return None
-                deep = True
-            elif len(extra) > 64:
                 deep = True
             r.context_extra = extra
         else:
