@@ -12,6 +12,7 @@ from typing import Any
 
 from charter.engine.boundaries import BY_KIND
 from charter.engine.boundaries import number_text as _num
+from charter.enums import HitKind
 
 _VERB = {
     "allow": "was allowed",
@@ -112,7 +113,7 @@ def explain(
             text = kind.describe(b)
             if text:
                 lines.append(text)
-        elif b.get("kind") == "stop":
+        elif b.get("kind") == HitKind.STOP:
             lines.append(f"An emergency stop covered it: {b.get('detail')}.")
     for s in d.get("shadow", []):
         lines.append(f"Shadow rule '{s['id']}' would have made it {s['effect']} (not enforced).")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from charter.enums import Outcome
+from charter.enums import HitKind, Outcome
 
 _RANK = {o.value: o.rank for o in Outcome}
 
@@ -105,7 +105,7 @@ def _seed(store: Any, rec: dict[str, Any], now: float) -> None:
 
     hits, lines = [], []
     for b in rec.get("boundaries", []):
-        if b.get("kind") == "stop":
+        if b.get("kind") == HitKind.STOP:
             scope, _, value = str(b.get("id", "")).partition(":")
             store.set_stop(StopRecord(scope, value, b.get("detail") or "", "replay", now, "replay"))
             continue
