@@ -12,6 +12,15 @@ Directives are HTML comments placed just before a fenced code block:
                             warnings included); `name=x.charter` sets the file name
   <!-- run: ARGS -->        run `charter ARGS` from the repository root; the block itself (```text)
                             is the expected output
+  <!-- sh -->               run the next block with bash in the scratch directory (the venv's bin
+                            first on PATH; each line is a command, `set -e`); a ```text block after
+                            it is the expected output
+  <!-- sh: background -->   start the block with bash in the scratch directory and leave it running
+                            until the document ends (then it is stopped); `wait-for: URL` first
+                            waits until the URL answers
+  <!-- python -->           run the next block with the venv's Python from the repository root; a
+                            ```text block after it is the expected output
+  <!-- port: N -->          the port N, in sh blocks, stands for a free port chosen for this run
 
 A `check` or `run` block may be followed directly by a ```text block: the real output
 (stdout, then stderr, then "exit N") must equal it, except for decision and approval ids, policy revisions and times.
@@ -20,19 +29,25 @@ A block with no directive is not checked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CHARTER = str(ROOT / ".venv" / "bin" / "charter")
 PREAMBLE = (ROOT / "docs" / "examples" / "preamble.charter").read_text("utf-8")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.S | re.M)
-DIRECTIVE = re.compile(r"<!--\s*(file|check|run)\s*:?\s*(.*?)\s*-->\s*\n*$", re.S)
+DIRECTIVE = re.compile(r"<!--\s*(file|check|run|sh|python)\s*:?\s*(.*?)\s*-->\s*\n*$", re.S)
+PORT = re.compile(r"<!--\s*port:\s*(\d+)\s*-->")
 CODE = re.compile(r"^\S+:\d+:\d+: ([EW]\d{3}) ", re.M)
 
 
@@ -66,10 +81,62 @@ def blocks(text: str) -> list[tuple[str, str, str]]:
     return out
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def shell(body: str, cwd: Path) -> str:
+    env = dict(os.environ, NO_COLOR="1", COLUMNS="100", PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
+    p = subprocess.run(["bash", "-e", "-c", body], cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
+    out = p.stdout + p.stderr
+    return out.rstrip("\n") + f"\nexit {p.returncode}"
+
+
+def background(body: str, cwd: Path) -> subprocess.Popen[str]:
+    env = dict(os.environ, NO_COLOR="1", PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
+    return subprocess.Popen(["bash", "-c", "exec " + body.strip()], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def wait_for(url: str, proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"background process exited: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
 def check_doc(path: Path) -> int:
-    failures = 0
-    items = blocks(path.read_text("utf-8"))
+    raw = path.read_text("utf-8")
+    items = blocks(raw)
     scratch = Path(tempfile.mkdtemp(prefix="charter-docs-"))
+    ports = {m.group(1): str(free_port()) for m in PORT.finditer(raw)}
+    running: list[subprocess.Popen[str]] = []
+    try:
+        return _check_items(path, items, scratch, ports, running)
+    finally:
+        for proc in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
+
+
+def _check_items(
+    path: Path,
+    items: list[tuple[str, str, str]],
+    scratch: Path,
+    ports: dict[str, str],
+    running: list[subprocess.Popen[str]],
+) -> int:
+    failures = 0
     pending: tuple[str, str] | None = None  # (what, output) waiting for a ```text block
     n = 0
     for before, lang, body in items:
@@ -91,6 +158,35 @@ def check_doc(path: Path) -> int:
             target.write_text(body, "utf-8")
             continue
         n += 1
+        if kind == "sh":
+            for old, new in ports.items():
+                body = body.replace(old, new)
+            if arg.startswith("background"):
+                proc = background(body, scratch)
+                running.append(proc)
+                url = arg.partition("wait-for:")[2].strip()
+                for old, new in ports.items():
+                    url = url.replace(old, new)
+                if url:
+                    wait_for(url, proc)
+                continue
+            got = shell(body, scratch)
+            for old, new in ports.items():
+                got = got.replace(new, old)
+            pending = (f"shell block {n}", got)
+            if not got.endswith("exit 0"):
+                failures += 1
+                print(f"{path}: shell block {n} failed\n{body}\n{got}\n")
+            continue
+        if kind == "python":
+            p = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c", body], cwd=ROOT,
+                               capture_output=True, text=True, timeout=300)
+            got = (p.stdout + p.stderr).rstrip("\n") + f"\nexit {p.returncode}"
+            pending = (f"python block {n}", got)
+            if p.returncode != 0:
+                failures += 1
+                print(f"{path}: python block {n} failed\n{body}\n{got}\n")
+            continue
         if kind == "run":
             got = run(shlex.split(arg), ROOT)
             if normalise(got) != normalise(body):

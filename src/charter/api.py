@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from charter.compiler.cache import CompileCache
+from charter.compiler.load import Overlay
 from charter.compiler.pipeline import CompileResult, compile_paths, compile_text
 from charter.diagnostics import CharterError
 from charter.engine.policy import CompiledPolicy
@@ -29,7 +31,17 @@ def loads(text: str, path: str = "<string>") -> Policy:
     return _raise_on_errors(compile_text(text, path))
 
 
-def check(path_or_paths: str | Path | list[str | Path]) -> CompileResult:
-    """Compile and return every diagnostic (errors and warnings) without raising."""
+def check(
+    path_or_paths: str | Path | list[str | Path],
+    *,
+    overlay: Overlay | None = None,
+    cache: CompileCache | None = None,
+) -> CompileResult:
+    """Compile and return every diagnostic (errors and warnings) without raising.
+
+    ``overlay`` maps resolved file paths to texts used instead of the files on disk (an editor's
+    unsaved buffers); a ``CompileCache`` kept between calls reuses the parses and conditions that
+    did not change, so a recompile after a small edit is fast.
+    """
     paths = list(path_or_paths) if isinstance(path_or_paths, (list, tuple)) else [path_or_paths]
-    return compile_paths(paths)
+    return compile_paths(paths, overlay=overlay, cache=cache)

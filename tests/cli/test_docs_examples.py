@@ -13,7 +13,18 @@ ROOT = Path(__file__).parents[2]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("doc", ["docs/diagnostics.md", "docs/language.md", "docs/cli.md"])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        "docs/diagnostics.md",
+        "docs/language.md",
+        "docs/cli.md",
+        "docs/tutorial.md",
+        "docs/cel.md",
+        "docs/index.md",
+        "docs/api.md",
+    ],
+)
 def test_documented_examples_match_real_output(doc: str) -> None:
     run = subprocess.run(
         [sys.executable, "docs/examples/check_docs.py", doc],

@@ -126,3 +126,18 @@ def test_nothing_patches_a_class_or_a_module() -> None:
                 if (name[:1].isupper() and name not in own) or name.endswith(("_mod", "_module")):
                     patched.append(f"{rel}: {ast.unparse(t)}")
     assert set(patched) <= LIBRARY_STATE, patched
+
+
+def test_only_the_language_server_imports_pygls_and_lsprotocol() -> None:
+    both = _importers("pygls") + _importers("lsprotocol")
+    assert [p for p in both if not p.startswith("lsp/")] == []
+
+
+def test_the_editing_layer_is_free_of_lsp_and_the_graphs_of_the_parser() -> None:
+    """charter.editing answers in charter's own terms (no LSP types); charter.graph draws compiled
+    policies and trace records, never parse trees; the engine imports neither."""
+    assert [p for p in _importers("charter.lsp") if p.startswith("editing/")] == []
+    graph_parser = _importers("charter.syntax") + _importers("charter.compiler") + _importers("lark")
+    assert [p for p in graph_parser if p.startswith("graph/")] == []
+    both = _importers("charter.editing") + _importers("charter.graph")
+    assert [p for p in both if p.startswith(("engine/", "syntax/", "compiler/", "cel/"))] == []

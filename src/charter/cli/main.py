@@ -9,7 +9,9 @@ from charter.cli.check import check_cmd
 from charter.cli.diff import diff_cmd
 from charter.cli.eval import eval_cmd
 from charter.cli.fmt import fmt_cmd
+from charter.cli.graph import graph_cmd
 from charter.cli.humans import approvals_cmd, escalations_cmd, resume_cmd, stop_cmd, stops_cmd
+from charter.cli.lsp import lsp_cmd
 from charter.cli.replay import replay_cmd
 from charter.cli.test import test_cmd
 from charter.cli.trace import trace_cmd
@@ -43,6 +45,8 @@ cli.add_command(test_cmd)
 cli.add_command(diff_cmd)
 cli.add_command(serve_cmd)
 cli.add_command(mcp_proxy_cmd)
+cli.add_command(lsp_cmd)
+cli.add_command(graph_cmd)
 for _cmd in (replay_cmd, trace_cmd, approvals_cmd, escalations_cmd, stop_cmd, resume_cmd, stops_cmd):
     cli.add_command(_cmd)
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from charter.diagnostics import Code, Diagnostic, Span, error
-from charter.syntax import ast, parse_file
+from charter.syntax import ParseResult, ast, parse_file, parse_text
+from charter.syntax.parser import decode
+
+if TYPE_CHECKING:
+    from charter.compiler.cache import CompileCache
+
+#: Texts that stand for files, by resolved path: an editor's unsaved buffers (see ``load``).
+Overlay = Mapping[Path, str]
 
 #: File suffix of policy files found when a directory is given.
 POLICY_SUFFIX = ".charter"
@@ -44,14 +52,26 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def expand(paths: list[str | Path]) -> tuple[list[Path], list[Diagnostic]]:
-    """Files named directly, plus every ``*.charter`` file under named directories (sorted)."""
+def expand(paths: list[str | Path], overlay: Overlay | None = None) -> tuple[list[Path], list[Diagnostic]]:
+    """Files named directly, plus every ``*.charter`` file under named directories (sorted).
+
+    Overlay texts of policy files under a named directory count as files there, saved or not.
+    """
     files: list[Path] = []
     diags: list[Diagnostic] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
             found = sorted(x for x in p.rglob("*" + POLICY_SUFFIX) if x.is_file())
+            if overlay:
+                real = p.resolve()
+                have = {x.resolve() for x in found}
+                extra = [
+                    x
+                    for x in overlay
+                    if x.suffix == POLICY_SUFFIX and x not in have and x.is_relative_to(real)
+                ]
+                found = sorted([*found, *extra])
             if not found:
                 diags.append(
                     error(
@@ -62,7 +82,7 @@ def expand(paths: list[str | Path]) -> tuple[list[Path], list[Diagnostic]]:
                     )
                 )
             files.extend(found)
-        elif p.exists():
+        elif p.exists() or (overlay is not None and p.resolve() in overlay):
             files.append(p)
         else:
             diags.append(error(Code.E204_MISSING_FILE, f"no such file: {raw}", Span.point(str(raw))))
@@ -105,10 +125,27 @@ def _read_inventory(path: Path, shown: str, span: Span) -> tuple[Inventory | Non
     return inv, None
 
 
-def load(paths: list[str | Path]) -> Loaded:
-    """Parse the given files or directories, following includes; cycles and missing files are diagnosed."""
+def _parse(path: Path, real: Path, overlay: Overlay | None, cache: CompileCache | None) -> ParseResult:
+    """One file's parse: its overlay text when it has one, else the file; through the cache if any."""
+    if overlay is not None and real in overlay:
+        shown = str(path)
+        text, problems = decode(shown, overlay[real].encode("utf-8", "surrogatepass"))
+        if text is None:
+            return ParseResult(None, tuple(problems), "")
+        return cache.parse_text(text, shown) if cache is not None else parse_text(text, shown)
+    return cache.parse_file(path) if cache is not None else parse_file(path)
+
+
+def load(
+    paths: list[str | Path], *, overlay: Overlay | None = None, cache: CompileCache | None = None
+) -> Loaded:
+    """Parse the given files or directories, following includes; cycles and missing files are diagnosed.
+
+    ``overlay`` maps resolved paths to texts read instead of the files (an editor's unsaved
+    buffers); ``cache`` reuses the parses of unchanged files from the previous compile.
+    """
     out = Loaded()
-    files, diags = expand(paths)
+    files, diags = expand(paths, overlay)
     out.diagnostics.extend(diags)
     seen: dict[Path, str] = {}
     stack: list[Path] = []
@@ -135,7 +172,7 @@ def load(paths: list[str | Path]) -> Loaded:
             return
         shown = _display(path)
         seen[real] = shown
-        if not path.exists():
+        if not path.exists() and (overlay is None or real not in overlay):
             out.diagnostics.append(
                 error(
                     Code.E204_MISSING_FILE,
@@ -145,7 +182,7 @@ def load(paths: list[str | Path]) -> Loaded:
                 )
             )
             return
-        result = parse_file(path)
+        result = _parse(path, real, overlay, cache)
         out.sources[shown] = result.source
         out.diagnostics.extend(result.diagnostics)
         if result.module is None:

@@ -10,7 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from charter.compiler.load import Loaded, load, load_text
+from charter.compiler.cache import CompileCache
+from charter.compiler.load import Loaded, Overlay, load, load_text
 from charter.compiler.lower import Lowered, Lowerer
 from charter.compiler.resolve import Symbols, resolve
 from charter.compiler.typecheck import ConditionCompiler, Environments, environments
@@ -18,6 +19,7 @@ from charter.diagnostics import Code, Diagnostic, Span, sort_key, warning
 from charter.engine import policy as ir
 from charter.engine.boundaries import KINDS
 from charter.engine.index import Index
+from charter.syntax import ast
 
 #: Diagnostics reported per run before the rest are summarised.
 MAX_DIAGNOSTICS = 200
@@ -36,6 +38,8 @@ class CompileResult:
     lowered: Lowered | None = None
     stage: str = "index"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the parsed files (typed AST), for tools that read the source structure (editors, graphs)
+    modules: list[ast.Module] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -104,22 +108,25 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def build(loaded: Loaded, stop_after: str | None = None) -> CompileResult:
-    """Run the stages over loaded modules; stop early on errors or after ``stop_after``."""
+def build(loaded: Loaded, stop_after: str | None = None, cache: CompileCache | None = None) -> CompileResult:
+    """Run the stages over loaded modules; stop early on errors or after ``stop_after``.
+
+    With a ``cache``, conditions compiled by the previous compile are reused (see CompileCache).
+    """
     # Compiling allocates many small objects that all stay alive: the cyclic GC would rescan them
     # again and again (quadratic on big policies), so it is paused for the compile.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _build(loaded, stop_after)
+        return _build(loaded, stop_after, cache)
     finally:
         if enabled:
             gc.enable()
 
 
-def _build(loaded: Loaded, stop_after: str | None = None) -> CompileResult:
+def _build(loaded: Loaded, stop_after: str | None, cache: CompileCache | None) -> CompileResult:
     diags = list(loaded.diagnostics)
-    res = CompileResult(None, diags, loaded.sources, stage="load")
+    res = CompileResult(None, diags, loaded.sources, stage="load", modules=loaded.modules)
     if stop_after == "load" or any(d.is_error for d in diags):
         res.diagnostics = _finish(diags)
         return res
@@ -131,9 +138,11 @@ def _build(loaded: Loaded, stop_after: str | None = None) -> CompileResult:
     if stop_after == "resolve":
         res.diagnostics = _finish(diags)
         return res
-    lowerer = Lowerer(sym, envs, ConditionCompiler())
+    lowerer = Lowerer(sym, envs, ConditionCompiler(cache.conditions if cache is not None else None))
     for order, entry in enumerate(sym.rules):
         lowerer.lower(order, entry)
+    if cache is not None:
+        cache.keep_conditions(lowerer.conds.cache)
     diags.extend(lowerer.diags)
     res.lowered, res.stage = lowerer.out, "typecheck"
     if stop_after == "typecheck" or any(d.is_error for d in diags):
@@ -212,12 +221,27 @@ def _by_id(item: Any) -> str:
     return str(item.id)
 
 
-def compile_paths(paths: list[str | Path], stop_after: str | None = None) -> CompileResult:
-    """Compile files or directories."""
+def compile_paths(
+    paths: list[str | Path],
+    stop_after: str | None = None,
+    *,
+    overlay: Overlay | None = None,
+    cache: CompileCache | None = None,
+) -> CompileResult:
+    """Compile files or directories.
+
+    ``overlay`` maps resolved paths to texts read instead of those files (unsaved editor buffers);
+    ``cache`` makes a recompile after a small edit reuse what did not change (see CompileCache).
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return build(load(paths), stop_after)
+        if cache is not None:
+            cache.begin()
+        result = build(load(paths, overlay=overlay, cache=cache), stop_after, cache)
+        if cache is not None:
+            cache.end()
+        return result
     finally:
         if enabled:
             gc.enable()

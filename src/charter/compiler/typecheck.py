@@ -223,8 +223,11 @@ def _offset_span(span: Span, text: str, start: int, end: int) -> Span:
 class ConditionCompiler:
     """Compiles conditions with a cache: identical (text, environment) pairs compile once."""
 
-    def __init__(self) -> None:
+    def __init__(self, previous: Mapping[tuple[str, Any], Compiled | CelCompileError] | None = None) -> None:
+        #: exactly the conditions this compile used (later stages read what conditions refer to)
         self.cache: dict[tuple[str, Any], Compiled | CelCompileError] = {}
+        #: an earlier compile's cache, consulted on a miss (an editor recompiling after each edit)
+        self.previous = previous or {}
         # Structural keys of the type objects seen so far, by identity; the type is kept with its
         # key so its id cannot be reused by another object while this compiler lives.
         self._type_keys: dict[int, tuple[CelType, Any]] = {}
@@ -246,6 +249,10 @@ class ConditionCompiler:
         """Compile one condition; problems become diagnostics located inside the condition."""
         key = (text, self._env_key(env))
         found = self.cache.get(key)
+        if found is None:
+            found = self.previous.get(key)
+            if found is not None:
+                self.cache[key] = found
         if found is None:
             try:
                 found = compile_condition(text, env)

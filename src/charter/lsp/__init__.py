@@ -1,0 +1,1 @@
+"""The charter language server (pygls): a thin shell of LSP types over charter.editing."""
