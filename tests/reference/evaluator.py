@@ -269,16 +269,22 @@ def evaluate(policy: CompiledPolicy, raw: Mapping[str, Any], state: State) -> Ve
     if so_far() is Outcome.ALLOW:  # §7.3
         rates = [(rl, holds(rl, req)) for rl in policy.rates if req.covered_by(rl.selector)]
         budgets = [
-            (b, holds(b, req))
-            for b in policy.budgets
-            if b.unit in req.cost and b.mode is Mode.ENFORCE and req.covered_by(b.selector)
+            (b, holds(b, req)) for b in policy.budgets if b.unit in req.cost and req.covered_by(b.selector)
         ]
         for x, v in rates + budgets:
             if v == ERROR:
                 took = FAIL[x.fail]
                 kind = "rate" if x in policy.rates else "budget"
+                if x.mode is not Mode.ENFORCE:  # §4: recorded, never enforced
+                    failures.add((f"{kind} {x.id}", "none (shadow)"))
+                    continue
                 failures.add((f"{kind} {x.id}", took.value if took is not None else "ignore (fail-open)"))
-        failed = [(FAIL[x.fail], x.id) for x, v in rates + budgets if v == ERROR and FAIL[x.fail] is not None]
+        budgets = [(b, v) for b, v in budgets if b.mode is Mode.ENFORCE]
+        failed = [
+            (FAIL[x.fail], x.id)
+            for x, v in rates + budgets
+            if v == ERROR and FAIL[x.fail] is not None and x.mode is Mode.ENFORCE
+        ]
         # a rate or budget that fails closed: nothing is counted or reserved
         contrib += [(o, i, None) for o, i in failed]
         if not failed:

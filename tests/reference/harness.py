@@ -102,6 +102,21 @@ def same(eng: tuple[Any, ...], ref: evaluator.Verdict) -> bool:
     return eng == reference_view(ref)
 
 
+def _whole(d: dict[str, Any]) -> dict[str, Any]:
+    """A decision as compared between the specialised and the general engine (no id, no latency,
+    no ids of records it opened)."""
+    out = {k: v for k, v in d.items() if k not in ("id", "elapsed_us")}
+    ob = dict(out["obligations"])
+    for k in ("approval_id", "approval_expires_at"):
+        ob.pop(k, None)
+    if "escalation" in ob:
+        ob["escalation"] = {k: v for k, v in ob["escalation"].items() if k != "id"}
+    out["obligations"] = ob
+    if out.get("hold_id"):
+        out["hold_id"] = "<hold>"
+    return out
+
+
 def run(
     seed: int, requests: int, features: frozenset[str] = gen.SAFE_FEATURES, result: Run | None = None
 ) -> Run:
@@ -126,15 +141,22 @@ def run_world(
         return out
     out.policies += 1
     stops, used = gen.initial_state(rng, world)
-    store = MemoryStore()
+    store, general_store = MemoryStore(), MemoryStore()
     seed_store(policy, store, stops, used)
+    seed_store(policy, general_store, stops, used)
     engine = charter.Engine(policy, store=store)
+    # the same triples through the general path (no specialisation): whole decisions must agree
+    general = charter.Engine(policy, store=general_store, specialise=False)
     state = evaluator.State(set(stops), {(b, v): evaluator.micros(a) for b, v, a in used})
     for i in range(requests):
         req = gen.request(rng, world, i)
         ref = evaluator.evaluate(policy, req, state)
         try:
-            eng = engine_view(engine.decide(req))
+            d = engine.decide(req)
+            eng = engine_view(d)
+            whole, whole_general = _whole(d.to_dict()), _whole(general.decide(req).to_dict())
+            if whole != whole_general:
+                eng = (f"specialised != general: {whole} != {whole_general}", [], False, [], [], [], [])
         except Exception as exc:
             eng = (f"crash: {type(exc).__name__}: {exc}", [], False, [], [], [], [])
         out.triples += 1
