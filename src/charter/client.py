@@ -88,6 +88,7 @@ class Client:
         *,
         timeout: float = 5.0,
         on_transport_error: str = "raise",
+        headers: Mapping[str, str] | None = None,
     ):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
@@ -102,6 +103,7 @@ class Client:
         self.timeout = timeout
         self.on_transport_error = on_transport_error
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        self._headers.update(headers or {})  # e.g. the command line's X-Charter-Client
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         self._local = threading.local()

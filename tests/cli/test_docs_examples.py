@@ -23,6 +23,7 @@ ROOT = Path(__file__).parents[2]
         "docs/cel.md",
         "docs/index.md",
         "docs/api.md",
+        "docs/humans.md",
     ],
 )
 def test_documented_examples_match_real_output(doc: str) -> None:

@@ -85,7 +85,9 @@ def test_demo_in_process(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
     )
-    assert cli.returncode == 0 and "alice approved it" in cli.stdout, cli.stdout + cli.stderr
+    assert cli.returncode == 0 and "alice, through the Python API, approved it" in cli.stdout, (
+        cli.stdout + cli.stderr
+    )
 
 
 def test_demo_is_deterministic_apart_from_gate_ids(tmp_path: Path) -> None:

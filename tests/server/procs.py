@@ -37,7 +37,7 @@ def tokens_file(path: Path) -> Path:
 class Serve:
     """One `charter serve` subprocess; ``stop()`` ends it (and only it)."""
 
-    def __init__(self, policy: Path, store: str, tmp: Path, *extra: str):
+    def __init__(self, policy: Path, store: str, tmp: Path, *extra: str, tokens: Path | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / f"serve-{self.port}.log"
@@ -54,7 +54,7 @@ class Serve:
             "--port",
             str(self.port),
             "--tokens",
-            str(tokens_file(tmp / "tokens.json")),
+            str(tokens or tokens_file(tmp / "tokens.json")),
             "--log-level",
             "warning",
             *extra,

@@ -694,6 +694,10 @@ class Gen:
             d = self.duration()
             self.emit("expires", "after", d.text)
             return ast.DurationClause(duration=d)
+        if name == "redeem within":
+            d = self.duration()
+            self.emit("redeem", "within", d.text)
+            return ast.DurationClause(clause="redeem within", duration=d)
         if name in ("scope", "stop"):
             s = self.c.choice(list(Scope))
             self.emit(name, s.value)

@@ -258,7 +258,8 @@ def test_cli_list_show_explain_export(location: str) -> None:
     assert d.id in out and d2.id not in out
     out = r.invoke(cli, ["trace", "explain", d.id, "--trace", t]).output
     assert "needed human approval" in out and "It needed 2 approvals from treasury (alice, bob)" in out
-    assert "alice approved it at" in out and "bob approved it at" in out
+    assert "alice, through the Python API, approved it at" in out
+    assert "bob, through the Python API, approved it at" in out
     out = r.invoke(cli, ["trace", "explain", d2.id, "--trace", t, "--format", "json"]).output
     assert json.loads(out)["outcome"] == "allow"
     res = r.invoke(cli, ["trace", "verify", "--trace", t])

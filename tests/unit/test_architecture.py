@@ -80,6 +80,7 @@ INTERNAL_EXCEPTIONS = {
     "SyntaxProblem",
     "StepFailure",
     "ApiError",
+    "Refused",  # the inbox's HTML answer with a status, like ApiError for the JSON API
 }
 
 
@@ -141,3 +142,13 @@ def test_the_editing_layer_is_free_of_lsp_and_the_graphs_of_the_parser() -> None
     assert [p for p in graph_parser if p.startswith("graph/")] == []
     both = _importers("charter.editing") + _importers("charter.graph")
     assert [p for p in both if p.startswith(("engine/", "syntax/", "compiler/", "cel/"))] == []
+
+
+def test_people_facing_shells_stay_outside_the_core() -> None:
+    """Notifications and the inbox are shells over the public API: the engine, the approvals
+    lifecycle and the state layer never import them, and notifications never import the server."""
+    shells = _importers("charter.notify") + _importers("charter.server")
+    core = ("engine/", "approvals/", "state/", "compiler/", "syntax/", "cel/")
+    assert {p for p in shells if p.startswith(core)} == set()
+    assert [p for p in _importers("charter.server") if p.startswith("notify/")] == []
+    assert [p for p in _importers("charter.engine") if p.startswith("notify/")] == []

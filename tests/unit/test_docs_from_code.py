@@ -33,6 +33,7 @@ SAMPLES = {
     "quorum": "quorum 1",
     "separation of duties": "separation of duties off",
     "expires after": "expires after 1h",
+    "redeem within": "redeem within 30m",
     "on timeout": "on timeout deny",
     "scope": "scope agent",
     "limit": "limit 5 USD per day",

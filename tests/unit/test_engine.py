@@ -62,6 +62,7 @@ def test_approval_obligations(engine: charter.Engine) -> None:
         "separation_of_duties": True,
         "expires_in_s": 14400.0,
         "on_timeout": "deny",
+        "redeem_within_s": 3600.0,
     }
 
 

@@ -291,12 +291,82 @@ def test_webhook_notifier_never_blocks_and_retries() -> None:
     srv = http.server.HTTPServer(("127.0.0.1", 0), H)
     th = threading.Thread(target=srv.serve_forever, daemon=True)
     th.start()
-    from charter.approvals import WebhookNotifier
+    from charter.notify.dispatch import Dispatcher, Lane, Retry
+    from charter.notify.webhook import WebhookTarget
 
-    n = WebhookNotifier(f"http://127.0.0.1:{srv.server_port}/hook", backoff_s=0.01)
+    lane = Lane(WebhookTarget(f"http://127.0.0.1:{srv.server_port}/hook", None), "hook", retry=Retry(3, 0.01))
+    n = Dispatcher([lane])
     t0 = time.perf_counter()
     n.notify("approval", "opened", {"id": "ap-1"})
     assert time.perf_counter() - t0 < 0.05
     n.close()
     srv.shutdown()
-    assert n.sent == 1 and len(hits) == 1 and b'"ap-1"' in hits[0]
+    assert (lane.counters.sent, lane.counters.retried) == (1, 1) and len(hits) == 1 and b'"ap-1"' in hits[0]
+
+
+def test_trace_explain_names_people_and_channels(tmp_path: Path, clock: Clock) -> None:
+    from charter.approvals import Channel
+    from charter.trace import TraceLog
+    from charter.trace.story import story
+
+    trace = TraceLog(tmp_path / "t.db", durable=True, clock=clock)
+    engine = charter.Engine(charter.loads(POLICY), trace=trace, clock=clock)
+    aid = engine.decide(big()).obligations["approval_id"]
+    engine.approvals.approve(aid, "alice", "fine", via=Channel.INBOX)
+    engine.approvals.approve(aid, "bob", via=Channel.ADMIN)
+    d = engine.decide(big(approval=aid))
+    _, lines = story(trace.path, d.id)
+    assert "alice, through the inbox, approved it at" in "\n".join(lines)
+    assert "bob, with direct store access (admin mode), approved it at" in "\n".join(lines)
+    # the approval record itself, by its id
+    rec, lines = story(trace.path, aid)
+    assert rec is not None and rec["kind"] == "approval"
+    assert any("approved by alice through the inbox (fine)" in x for x in lines)
+    # a halt by a stop names who set it and how; the resume names both operators
+    engine.stops.stop("agent", "pay", "runaway loop", "olga", via=Channel.CLI)
+    halted = engine.decide(big(10.0))
+    _, lines = story(trace.path, halted.id)
+    assert any(
+        x.startswith("The stop on agent pay was set by olga, through the command line (with a token),")
+        for x in lines
+    )
+    engine.stops.resume("agent", "pay", "olga", via=Channel.CLI)
+    engine.stops.resume("agent", "pay", "peter", "checked", via=Channel.HTTP)
+    resumed = next(e for e in engine.stops.log() if e["event"] == "resumed")
+    assert [(p["by"], p["via"]) for p in resumed["operators"]] == [("olga", "cli"), ("peter", "http")]
+    from charter.trace.log import query
+
+    rec = next(r for r in query(trace.path, kind="stop") if r["event"]["event"] == "resumed")
+    _, lines = story(trace.path, rec["id"])
+    assert "asked for by: olga through the command line (with a token)" in lines[0]
+    assert "peter through the HTTP API" in lines[0]
+    trace.close()
+
+
+def test_granted_approval_lapses_after_its_redeem_window(engine: charter.Engine, clock: Clock) -> None:
+    aid = engine.decide(big()).obligations["approval_id"]
+    engine.approvals.approve(aid, "alice")
+    engine.approvals.approve(aid, "bob")
+    doc = engine.approvals.get(aid)
+    assert doc["status"] == "approved" and doc["redeem_by"] == clock.t + 3600.0  # the default window
+    clock.t += 3600.0
+    d = engine.decide(big(approval=aid))
+    assert d.outcome is Outcome.DENY
+    assert d.rules[0].reason == f"approval {aid} was granted but not used within 1 h; ask again"
+    assert engine.approvals.get(aid)["status"] == "expired"
+    assert not engine.approvals.redeem(aid, "d-x")
+
+
+def test_redeem_window_from_the_policy(clock: Clock) -> None:
+    policy = POLICY.replace("  on timeout deny\n", "  on timeout deny\n  redeem within 15m\n")
+    engine = charter.Engine(charter.loads(policy), clock=clock)
+    aid = engine.decide(big()).obligations["approval_id"]
+    engine.approvals.approve(aid, "alice")
+    engine.approvals.approve(aid, "bob")
+    clock.t += 14 * 60
+    assert engine.decide(big(approval=aid)).outcome is Outcome.ALLOW
+    aid2 = engine.decide(big(13000.0)).obligations["approval_id"]
+    engine.approvals.approve(aid2, "alice")
+    engine.approvals.approve(aid2, "bob")
+    clock.t += 15 * 60
+    assert engine.decide(big(13000.0, approval=aid2)).outcome is Outcome.DENY

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from charter.approvals.errors import HumanError
+from charter.approvals.identity import Channel
 from charter.approvals.ids import random_hex
 from charter.approvals.notify import NullNotifier
 from charter.approvals.records import RECORD_TTL_S, history, read, read_all, update
@@ -89,9 +90,13 @@ class Escalations:
         if step is not None and target == doc.get("target"):
             return doc
 
+        moved: list[bool] = []  # set by the attempt that wrote (another replica may have moved it)
+
         def change(d: dict[str, Any]) -> dict[str, Any]:
-            if d["status"] != "open":
-                return d
+            moved.clear()
+            if d["status"] != "open" or (step is not None and d.get("target") == target):
+                return d  # already where it belongs: nothing to write, nobody to tell
+            moved.append(True)
             if step is None:
                 d["status"] = "fallback"
                 d["outcome"] = d["fallback"]
@@ -103,7 +108,8 @@ class Escalations:
             return d
 
         new = update(self.store, KIND, doc["id"], change)
-        self.notifier.notify(KIND, "timed out" if step is None else "moved up", new)
+        if moved:
+            self.notifier.notify(KIND, "timed out" if step is None else "moved up", new)
         return new
 
     def get(self, escalation_id: str) -> dict[str, Any]:
@@ -114,7 +120,8 @@ class Escalations:
         """Escalations, newest first."""
         return read_all(self.store, KIND, status, self._advance)
 
-    def _may_answer(self, doc: Mapping[str, Any], who: str) -> bool:
+    def may_answer(self, doc: Mapping[str, Any], who: str) -> bool:
+        """True when ``who`` is the current target of the chain, or a target above it."""
         step = current_step(doc, self.clock())
         if step is None:
             return False
@@ -124,8 +131,10 @@ class Escalations:
                 return True
         return False
 
-    def answer(self, escalation_id: str, who: str, verdict: str, note: str = "") -> dict[str, Any]:
-        """The current target (or someone above it in the chain) answers allow or deny."""
+    def answer(
+        self, escalation_id: str, who: str, verdict: str, note: str = "", *, via: Channel = Channel.PYTHON
+    ) -> dict[str, Any]:
+        """The current target (or someone above it in the chain) answers allow or deny, through ``via``."""
         if verdict not in ("allow", "deny"):
             raise HumanError(f"an escalation is answered allow or deny, not {verdict!r}", "bad-verdict")
         self.get(escalation_id)
@@ -134,15 +143,16 @@ class Escalations:
         def change(d: dict[str, Any]) -> dict[str, Any]:
             if d["status"] != "open":
                 raise HumanError(f"escalation {escalation_id} is {d['status']}, not open", d["status"])
-            if not self._may_answer(d, who):
+            if not self.may_answer(d, who):
                 raise HumanError(
                     f"{who} is not the current target of escalation {escalation_id} ({d.get('target')})",
                     "not-target",
                 )
-            d["answers"] = [*d["answers"], {"by": who, "at": now, "verdict": verdict, "note": note}]
+            answer = {"by": who, "at": now, "verdict": verdict, "note": note, "via": via.value}
+            d["answers"] = [*d["answers"], answer]
             d["status"] = "allowed" if verdict == "allow" else "denied"
             d["outcome"] = verdict
-            history(d, now, f"answered {verdict}", who, note)
+            history(d, now, f"answered {verdict}", who, note, via)
             return d
 
         doc = update(self.store, KIND, escalation_id, change)

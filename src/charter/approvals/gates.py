@@ -7,12 +7,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from charter.approvals.errors import HumanError
+from charter.approvals.identity import Channel
 from charter.approvals.ids import random_hex
 from charter.approvals.notify import NullNotifier
 from charter.approvals.records import RECORD_TTL_S, history, read, read_all, update
 from charter.state import StateStore
 
 KIND = "approval"
+#: How long a granted approval stays usable when its gate does not say (``redeem within``): after
+#: this the action must be asked for again. Documented in docs/humans.md.
+DEFAULT_REDEEM_S = 3600.0
 
 
 def _members_ok(doc: Mapping[str, Any], gate: Mapping[str, Any], who: str) -> bool:
@@ -45,10 +49,12 @@ class Approvals:
         now = self.clock()
         # one pass (no generators: this runs on the decision path of every human gate)
         shortest = float("inf")
+        redeem = float("inf")
         on_timeout = "deny"
         groups = set()
         for g in gates:
             shortest = min(shortest, float(g.get("expires_in_s", 86400.0)))
+            redeem = min(redeem, float(g.get("redeem_within_s") or DEFAULT_REDEEM_S))
             if g.get("on_timeout") in ("halt", "escalate"):
                 on_timeout = g["on_timeout"]
             groups.add(g["group"])
@@ -68,6 +74,7 @@ class Approvals:
             "group": group,
             "created_at": now,
             "expires_at": expires,
+            "redeem_within_s": redeem,
             "on_timeout": on_timeout,
             "approvals": [],
             "denials": [],
@@ -81,17 +88,35 @@ class Approvals:
 
     # ---- reading -----------------------------------------------------------------------------
     def _expire(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Time out a pending request past its deadline, and a granted one not used in its window."""
         now = self.clock()
-        if doc["status"] == "pending" and now >= doc["expires_at"]:
+        changed: list[bool] = []
+        if _unused_too_long(doc, now):
+
+            def lapse(d: dict[str, Any]) -> dict[str, Any]:
+                changed.clear()
+                if _unused_too_long(d, now):
+                    changed.append(True)
+                    d["status"] = "expired"
+                    d["outcome"] = "deny"
+                    d["unused"] = True
+                    history(d, now, "expired", None, f"approved but not used within {_span(d)}: deny")
+                return d
+
+            doc = update(self.store, KIND, doc["id"], lapse)
+        elif doc["status"] == "pending" and now >= doc["expires_at"]:
 
             def change(d: dict[str, Any]) -> dict[str, Any]:
+                changed.clear()
                 if d["status"] == "pending":
+                    changed.append(True)
                     d["status"] = "expired"
                     d["outcome"] = d.get("on_timeout", "deny")
                     history(d, now, "expired", None, f"no quorum in time: {d['outcome']}")
                 return d
 
             doc = update(self.store, KIND, doc["id"], change)
+        if changed:  # only the replica whose write timed it out tells anyone
             self.notifier.notify(KIND, "timed out", doc)
         return doc
 
@@ -104,22 +129,34 @@ class Approvals:
         return read_all(self.store, KIND, status, self._expire)
 
     # ---- answering ---------------------------------------------------------------------------
-    def _check_approver(self, doc: Mapping[str, Any], who: str) -> None:
+    @staticmethod
+    def refusal(doc: Mapping[str, Any], who: str) -> HumanError | None:
+        """Why ``who`` may not answer this request (not a member; separation of duties), or None.
+        The inbox asks this to explain a missing button; approve and deny raise it."""
         if not any(_members_ok(doc, g, who) for g in doc["gates"]):
             groups = ", ".join(g["group"] for g in doc["gates"])
-            raise HumanError(f"{who} is not a member of {groups}", "not-approver")
+            return HumanError(f"{who} is not a member of {groups}", "not-approver")
         sod = any(g.get("separation_of_duties", True) for g in doc["gates"])
         if sod and (
             who == doc["requester"] or who in doc["chain"] or (doc.get("human") and who == doc["human"])
         ):
-            raise HumanError(
+            return HumanError(
                 f"separation of duties: {who} asked for this action (or is in its delegation chain) "
                 "and cannot approve it",
                 "self-approval",
             )
+        return None
 
-    def approve(self, approval_id: str, who: str, note: str = "") -> dict[str, Any]:
-        """Record one approval; the request is approved once every gate reaches its quorum."""
+    def _check_approver(self, doc: Mapping[str, Any], who: str) -> None:
+        refused = self.refusal(doc, who)
+        if refused is not None:
+            raise refused
+
+    def approve(
+        self, approval_id: str, who: str, note: str = "", *, via: Channel = Channel.PYTHON
+    ) -> dict[str, Any]:
+        """Record one approval by ``who`` (acting through ``via``); the request is approved once
+        every gate reaches its quorum, and stays usable for its redeem window from then."""
         now = self.clock()
         self.get(approval_id)
 
@@ -133,23 +170,26 @@ class Approvals:
                 raise HumanError(
                     f"{who} has already approved {approval_id}; an approver counts once", "duplicate"
                 )
-            d["approvals"] = [*d["approvals"], {"by": who, "at": now, "note": note}]
-            history(d, now, "approved-by", who, note)
+            d["approvals"] = [*d["approvals"], {"by": who, "at": now, "note": note, "via": via.value}]
+            history(d, now, "approved-by", who, note, via)
             met = all(
                 sum(1 for a in d["approvals"] if _members_ok(d, g, a["by"])) >= int(g.get("quorum", 1))
                 for g in d["gates"]
             )
             if met:
                 d["status"] = "approved"
-                history(d, now, "approved", None, "quorum reached")
+                d["redeem_by"] = now + float(d.get("redeem_within_s") or DEFAULT_REDEEM_S)
+                history(d, now, "approved", None, f"quorum reached; usable for {_span(d)}")
             return d
 
         doc = update(self.store, KIND, approval_id, change)
         self.notifier.notify(KIND, "approved" if doc["status"] == "approved" else "answered", doc)
         return doc
 
-    def deny(self, approval_id: str, who: str, note: str = "") -> dict[str, Any]:
-        """An eligible approver refuses: the request is denied."""
+    def deny(
+        self, approval_id: str, who: str, note: str = "", *, via: Channel = Channel.PYTHON
+    ) -> dict[str, Any]:
+        """An eligible approver refuses (through ``via``): the request is denied."""
         now = self.clock()
         self.get(approval_id)
 
@@ -157,9 +197,9 @@ class Approvals:
             if d["status"] != "pending":
                 raise HumanError(f"approval {approval_id} is {d['status']}, not pending", d["status"])
             self._check_approver(d, who)
-            d["denials"] = [*d["denials"], {"by": who, "at": now, "note": note}]
+            d["denials"] = [*d["denials"], {"by": who, "at": now, "note": note, "via": via.value}]
             d["status"] = "denied"
-            history(d, now, "denied", who, note)
+            history(d, now, "denied", who, note, via)
             return d
 
         doc = update(self.store, KIND, approval_id, change)
@@ -180,7 +220,11 @@ class Approvals:
             "approved": f"approval {approval_id} was granted",
             "pending": f"approval {approval_id} is still waiting for approvers",
             "denied": f"approval {approval_id} was denied",
-            "expired": f"approval {approval_id} expired before reaching quorum",
+            "expired": (
+                f"approval {approval_id} was granted but not used within {_span(doc)}; ask again"
+                if doc.get("unused")
+                else f"approval {approval_id} expired before reaching quorum"
+            ),
             "redeemed": f"approval {approval_id} was already used",
         }
         return status, doc, messages.get(status, status)
@@ -191,9 +235,9 @@ class Approvals:
         if got is None:
             return False
         version, doc = got
-        if doc["status"] != "approved":
-            return False
         now = self.clock()
+        if doc["status"] != "approved" or _unused_too_long(doc, now):
+            return False
         doc["status"] = "redeemed"
         doc["redeemed_by_decision"] = decision_id
         history(doc, now, "redeemed", None, decision_id)
@@ -201,3 +245,25 @@ class Approvals:
         if ok:
             self.notifier.notify(KIND, "redeemed", doc)
         return ok
+
+
+def _unused_too_long(doc: Mapping[str, Any], now: float) -> bool:
+    """A granted approval whose redeem window has passed (a record granted before windows existed
+    gets the default window from its last approval)."""
+    if doc["status"] != "approved":
+        return False
+    by = doc.get("redeem_by")
+    if by is None:
+        last = max((float(a.get("at", 0)) for a in doc.get("approvals", ())), default=0.0)
+        by = last + DEFAULT_REDEEM_S
+    return bool(now >= by)
+
+
+def _span(doc: Mapping[str, Any]) -> str:
+    """The redeem window in words ('1 h', '15 min', '30 s')."""
+    s = float(doc.get("redeem_within_s") or DEFAULT_REDEEM_S)
+    if s >= 3600 and s % 3600 == 0:
+        return f"{s / 3600:g} h"
+    if s >= 60 and s % 60 == 0:
+        return f"{s / 60:g} min"
+    return f"{s:g} s"

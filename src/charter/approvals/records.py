@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from charter.approvals.errors import HumanError
+from charter.approvals.identity import Channel
 from charter.state import StateStore
 
 #: Records of gates, escalations and resumes are kept this long (seconds).
@@ -56,6 +57,16 @@ def read_all(
     return sorted(docs, key=lambda d: d["created_at"], reverse=True)
 
 
-def history(doc: dict[str, Any], at: float, event: str, by: str | None = None, note: str = "") -> None:
-    """Append one entry to a record's status history."""
-    doc["history"] = [*doc.get("history", []), {"at": at, "event": event, "by": by, "note": note}]
+def history(
+    doc: dict[str, Any],
+    at: float,
+    event: str,
+    by: str | None = None,
+    note: str = "",
+    via: Channel | None = None,
+) -> None:
+    """Append one entry to a record's status history (``via``: the channel a person acted through)."""
+    entry: dict[str, Any] = {"at": at, "event": event, "by": by, "note": note}
+    if via is not None:
+        entry["via"] = via.value
+    doc["history"] = [*doc.get("history", []), entry]

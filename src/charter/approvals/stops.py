@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from charter.approvals.errors import HumanError
+from charter.approvals.identity import Channel
 from charter.approvals.notify import NullNotifier
 from charter.approvals.records import RECORD_TTL_S, update
 from charter.state import StateStore, StopRecord
@@ -48,43 +49,69 @@ class Stops:
             )
         return scope, value
 
-    def _log(self, event: str, scope: str, value: str, who: str, reason: str) -> dict[str, Any]:
+    def _log(
+        self,
+        event: str,
+        scope: str,
+        value: str,
+        who: str,
+        reason: str,
+        via: Channel,
+        people: builtins.list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         now = self.clock()
         seq = time.time_ns()
-        entry = {
+        entry: dict[str, Any] = {
             "id": f"{seq}-{os.urandom(3).hex()}",
             "event": event,
             "scope": scope,
             "value": value,
             "by": who,
+            "via": via.value,
             "at": now,
             "reason": reason,
             "seq": seq,
         }
+        if people is not None:  # a resume: every operator who asked for it, and how
+            entry["operators"] = people
         self.store.put_record(LOG, str(entry["id"]), entry, ttl_s=RECORD_TTL_S * 12)
         self.notifier.notify("stop", event, entry)
         return entry
 
-    def stop(self, scope: str, value: str, reason: str, who: str) -> StopRecord:
-        """Stop a scope now, for every process sharing the store."""
+    def stop(
+        self, scope: str, value: str, reason: str, who: str, *, via: Channel = Channel.PYTHON
+    ) -> StopRecord:
+        """Stop a scope now, for every process sharing the store (``who`` acting through ``via``)."""
         if not reason.strip():
             raise HumanError("a stop needs a reason", "no-reason")
         scope, value = self._check(scope, value, who)
         rec = StopRecord(scope, value, reason, who, self.clock(), "operator")
         self.store.set_stop(rec)
-        self._log("stopped", scope, value, who, reason)
+        self._log("stopped", scope, value, who, reason, via)
         return rec
 
     def list(self) -> list[StopRecord]:
         """Active stops."""
         return self.store.list_stops()
 
+    def resume_requests(self, scope: str, value: str) -> builtins.list[dict[str, Any]]:
+        """Who has asked to resume the active stop on (scope, value) so far (by, via, at, reason)."""
+        active = {(s.scope, s.value): s for s in self.store.list_stops()}
+        stop = active.get((scope, value))
+        got = self.store.get_record(RESUME, f"{scope}:{value}")
+        if stop is None or got is None or got[1].get("stop_at") != stop.at:
+            return []
+        doc = got[1]
+        return list(doc.get("requests") or [{"by": w} for w in doc.get("operators", [])])
+
     def log(self) -> builtins.list[dict[str, Any]]:
         """Every stop and resume, oldest first."""
         return sorted(self.store.list_records(LOG), key=lambda e: (e["at"], e.get("seq", 0)))
 
-    def resume(self, scope: str, value: str, who: str, reason: str = "") -> dict[str, Any]:
-        """Ask to resume; the stop is cleared once enough distinct operators asked."""
+    def resume(
+        self, scope: str, value: str, who: str, reason: str = "", *, via: Channel = Channel.PYTHON
+    ) -> dict[str, Any]:
+        """Ask to resume (through ``via``); the stop is cleared once enough distinct operators asked."""
         scope, value = self._check(scope, value, who)
         active = {(s.scope, s.value): s for s in self.store.list_stops()}
         stop = active.get((scope, value))
@@ -98,13 +125,15 @@ class Stops:
 
         def change(d: dict[str, Any]) -> dict[str, Any]:
             if d.get("stop_at") != stop.at:
-                d = {"id": rid, "stop_at": stop.at, "operators": []}
+                d = {"id": rid, "stop_at": stop.at, "operators": [], "requests": []}
             if who in d["operators"]:
                 raise HumanError(
                     f"{who} already asked to resume {scope} {value}; a second operator must confirm",
                     "duplicate",
                 )
             d["operators"] = [*d["operators"], who]
+            asked = {"by": who, "via": via.value, "at": self.clock(), "reason": reason}
+            d["requests"] = [*d.get("requests", []), asked]
             return d
 
         doc = update(self.store, RESUME, rid, change)
@@ -115,9 +144,10 @@ class Stops:
             self.store.put_record(
                 RESUME, rid, {"id": rid, "stop_at": None, "operators": []}, ttl_s=RECORD_TTL_S
             )
-            self._log("resumed", scope, value, ", ".join(doc["operators"]), reason)
+            people = list(doc.get("requests", []))
+            self._log("resumed", scope, value, ", ".join(doc["operators"]), reason, via, people)
         else:
-            self._log("resume-requested", scope, value, who, reason)
+            self._log("resume-requested", scope, value, who, reason, via)
         return {
             "scope": scope,
             "value": value,

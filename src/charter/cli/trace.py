@@ -103,7 +103,7 @@ def trace_show(record_id: str, trace_path: str | None) -> None:
 @click.option("--trace", "trace_path", help=TRACE_HELP)
 @click.option("--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty", show_default=True)
 def trace_explain(record_id: str, trace_path: str | None, fmt: str) -> None:
-    """The story of a decision in plain words."""
+    """The story of a decision (or of an approval, escalation or stop record) in plain words."""
     from charter.trace.story import story
 
     try:
@@ -113,7 +113,9 @@ def trace_explain(record_id: str, trace_path: str | None, fmt: str) -> None:
     if rec is None:
         raise click.ClickException(f"no record {record_id}")
     if fmt == "json":
-        echo_json({"id": record_id, "outcome": rec["outcome"], "explanation": lines})
+        echo_json(
+            {"id": record_id, "kind": rec.get("kind"), "outcome": rec.get("outcome"), "explanation": lines}
+        )
     else:
         click.echo("\n".join(lines))
 

@@ -331,6 +331,7 @@ class Lowerer:
             self.diags.append(error(Code.E403_BAD_QUORUM, "quorum must be at least 1", q.span))
         sod = entry.one("separation of duties")
         exp = entry.one("expires after")
+        redeem = entry.one("redeem within")
         timeout, _ = self._outcome(entry, "on timeout", Outcome.DENY, {"deny", "escalate", "halt"})
         return ir.ApprovalGate(
             group,
@@ -339,6 +340,7 @@ class Lowerer:
             exp.duration.seconds if exp is not None else 86400.0,
             timeout,
             members,
+            redeem.duration.seconds if redeem is not None else ir.DEFAULT_REDEEM_S,
         )
 
     def _budget(self, entry: RuleEntry, env: dict[str, Any]) -> None:

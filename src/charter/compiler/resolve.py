@@ -22,7 +22,7 @@ ALLOWED: dict[RuleKind, set[str]] = {
     RuleKind.HALT: MATCHING | {"stop"},
     RuleKind.ESCALATE: MATCHING | {"to", "severity"},
     RuleKind.APPROVAL: MATCHING
-    | {"approvers", "quorum", "separation of duties", "expires after", "on timeout"},
+    | {"approvers", "quorum", "separation of duties", "expires after", "redeem within", "on timeout"},
     RuleKind.BUDGET: COMMON | {"scope", "limit", "timezone", "on exceed", "stop", "to"},
     RuleKind.RATE: COMMON | {"scope", "limit", "on exceed", "stop", "to"},
     RuleKind.TRIPWIRE: COMMON - {"on error"} | {"trigger", "then", "to", "stop"},
@@ -56,6 +56,7 @@ CLAUSE_ORDER = (
     "quorum",
     "separation of duties",
     "expires after",
+    "redeem within",
     "on timeout",
     "scope",
     "limit",

@@ -51,6 +51,7 @@ _CLAUSE_WORDS = [
     "quorum",
     "separation",
     "expires",
+    "redeem",
     "to",
     "severity",
     "stop",

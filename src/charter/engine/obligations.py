@@ -28,6 +28,8 @@ class ApprovalGate:
     separation_of_duties: bool
     expires_in_s: float
     on_timeout: Outcome
+    #: how long a granted approval stays usable (``redeem within``)
+    redeem_within_s: float
 
     @classmethod
     def of(cls, rule: Rule) -> ApprovalGate:
@@ -42,6 +44,7 @@ class ApprovalGate:
             gate.separation_of_duties,
             gate.expires_seconds,
             gate.on_timeout,
+            gate.redeem_seconds,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,6 +57,7 @@ class ApprovalGate:
             "separation_of_duties": self.separation_of_duties,
             "expires_in_s": self.expires_in_s,
             "on_timeout": self.on_timeout._value_,
+            "redeem_within_s": self.redeem_within_s,
         }
 
 

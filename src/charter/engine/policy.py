@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from charter.approvals.gates import DEFAULT_REDEEM_S
 from charter.enums import (
     ActionKind,
     Calendar,
@@ -105,6 +106,8 @@ class ApprovalGate:
     expires_seconds: float = 86400.0
     on_timeout: Outcome = Outcome.DENY
     members: tuple[str, ...] = ()
+    #: ``redeem within``: how long a granted approval stays usable
+    redeem_seconds: float = DEFAULT_REDEEM_S
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,11 +20,13 @@ from starlette.routing import Route
 
 from charter import __version__
 from charter.approvals import HumanError
+from charter.approvals.identity import Channel
 from charter.enums import HitKind
 from charter.errors import RequestError, UnknownDecision
 from charter.server import wire
 from charter.server.auth import Principal, TokenSet
 from charter.server.fast import HttpLike, SidecarApp
+from charter.server.inbox import Inbox
 from charter.server.runtime import Runtime
 from charter.state.memory import MemoryStore
 from charter.telemetry import TRACEPARENT
@@ -34,6 +36,16 @@ T = TypeVar("T")
 _ANON = Principal("anonymous", frozenset({"admin"}))
 #: HumanError codes that mean "you may not" (403) or "no such thing" (404); others are 409.
 _FORBIDDEN = frozenset({"not-approver", "self-approval", "not-operator", "not-target"})
+
+
+#: The header the `charter` command line sends, so the trace says a person answered through it.
+CLIENT_HEADER = "x-charter-client"
+
+
+def channel(request: HttpLike) -> Channel:
+    """How a person reached the API: the command line says so in a header, anything else is HTTP.
+    (Only the label depends on it: who acted is always the token's name.)"""
+    return Channel.CLI if request.headers.get(CLIENT_HEADER, "").lower() == "cli" else Channel.HTTP
 
 
 class ApiError(Exception):
@@ -287,12 +299,14 @@ class Sidecar:
     async def approve(self, request: HttpRequest, who: Principal) -> Any:
         body: wire.NoteBody = await self.model(request, wire.NoteBody)
         aid = request.path_params["approval_id"]
-        return await self._human(lambda: self.rt.engine.approvals.approve(aid, who.name, body.note))
+        via = channel(request)
+        return await self._human(lambda: self.rt.engine.approvals.approve(aid, who.name, body.note, via=via))
 
     async def deny(self, request: HttpRequest, who: Principal) -> Any:
         body: wire.NoteBody = await self.model(request, wire.NoteBody)
         aid = request.path_params["approval_id"]
-        return await self._human(lambda: self.rt.engine.approvals.deny(aid, who.name, body.note))
+        via = channel(request)
+        return await self._human(lambda: self.rt.engine.approvals.deny(aid, who.name, body.note, via=via))
 
     async def escalations(self, request: HttpRequest, who: Principal) -> Any:
         status = request.query_params.get("status")
@@ -305,24 +319,30 @@ class Sidecar:
     async def answer(self, request: HttpRequest, who: Principal) -> Any:
         body: wire.AnswerBody = await self.model(request, wire.AnswerBody)
         eid = request.path_params["escalation_id"]
+        via = channel(request)
         return await self._human(
-            lambda: self.rt.engine.escalations.answer(eid, who.name, body.verdict, body.note)
+            lambda: self.rt.engine.escalations.answer(eid, who.name, body.verdict, body.note, via=via)
         )
 
     async def stops(self, request: HttpRequest, who: Principal) -> Any:
         return {"items": [s.to_dict() for s in await self._human(self.rt.engine.stops.list)]}
 
+    async def stop_log(self, request: HttpRequest, who: Principal) -> Any:
+        return {"items": await self._human(self.rt.engine.stops.log)}
+
     async def stop(self, request: HttpRequest, who: Principal) -> Any:
         body: wire.StopBody = await self.model(request, wire.StopBody)
         stops = self.rt.engine.stops
-        rec = await self._human(lambda: stops.stop(body.scope, body.value, body.reason, who.name))
+        via = channel(request)
+        rec = await self._human(lambda: stops.stop(body.scope, body.value, body.reason, who.name, via=via))
         log.warning("stop %s=%s by %s", body.scope, body.value, who.name)
         return rec.to_dict()
 
     async def resume(self, request: HttpRequest, who: Principal) -> Any:
         body: wire.ResumeBody = await self.model(request, wire.ResumeBody)
+        via = channel(request)
         return await self._human(
-            lambda: self.rt.engine.stops.resume(body.scope, body.value, who.name, body.reason)
+            lambda: self.rt.engine.stops.resume(body.scope, body.value, who.name, body.reason, via=via)
         )
 
     # ---- operations ------------------------------------------------------------------------------
@@ -361,6 +381,7 @@ class Sidecar:
             pending=pending,
             stops=stops,
             reload_error=self.rt.reload_error,
+            notifications=self.rt.dispatcher.stats() if self.rt.dispatcher else (),
         )
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -385,6 +406,7 @@ class Sidecar:
             Route(f"{v}/stops", r("read-stops", self.stops), methods=["GET"]),
             Route(f"{v}/stops", r("stop", self.stop), methods=["POST"]),
             Route(f"{v}/stops/resume", r("stop", self.resume), methods=["POST"]),
+            Route(f"{v}/stops/log", r("read-stops", self.stop_log), methods=["GET"]),
             Route("/livez", r("public", self.livez), methods=["GET"]),
             Route("/readyz", r("public", self.readyz), methods=["GET"]),
             Route("/metrics", r("public", self.metrics), methods=["GET"]),
@@ -428,7 +450,7 @@ class Sidecar:
             inline=self.inline,
             max_body=self.max_body,
             internal_error=lambda: _error(_INTERNAL),
-            routes=self.routes(),
+            routes=[*self.routes(), *Inbox(self).routes()],
             lifespan=self.lifespan,
         )
 

@@ -67,6 +67,17 @@ class TokenSet:
                 found = p
         return found
 
+    def by_tag(self, tag: str) -> tuple[str, Principal] | None:
+        """(hex SHA-256, principal) of the token whose hash starts with ``tag`` (an inbox session
+        names its token this way), or None; every entry is compared, as in :meth:`lookup`."""
+        want = tag.encode("ascii", "replace")
+        found = None
+        for h, p in self._entries:
+            hexed = h.hex()
+            if len(want) >= 16 and hmac.compare_digest(hexed[: len(want)].encode(), want):
+                found = (hexed, p)
+        return found
+
     @classmethod
     def parse(cls, doc: Any, where: str) -> TokenSet:
         """From ``{"tokens": [{"name", "role"|"roles", "sha256"|"token"}]}`` (or the bare list)."""

@@ -95,6 +95,14 @@ def app_from_env() -> Any:
     type=click.Path(exists=True, dir_okay=False),
     help="Bearer tokens file (YAML/JSON); else $CHARTER_TOKENS.",
 )
+@click.option(
+    "--humans",
+    "humans_config",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="CHARTER_HUMANS",
+    help="Inbox and notification settings (YAML; see docs/humans.md); else $CHARTER_HUMANS.",
+)
 @click.option("--no-auth", is_flag=True, help="Serve without tokens (loopback only; every caller is admin).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option(
@@ -137,6 +145,7 @@ def serve_cmd(
     host: str,
     port: int,
     tokens_file: str | None,
+    humans_config: str | None,
     no_auth: bool,
     workers: int,
     max_body: int,
@@ -171,6 +180,7 @@ def serve_cmd(
         poll_s=poll_s,
         workers=workers,
         otel=otel,
+        humans_config=humans_config,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     common: dict[str, Any] = {

@@ -63,6 +63,7 @@ class Metrics:
         pending: int | None,
         stops: int | None,
         reload_error: str | None,
+        notifications: Iterable[tuple[str, str, Any]] = (),
     ) -> str:
         """The text exposition format (version 0.0.4)."""
         out: list[str] = []
@@ -133,6 +134,19 @@ class Metrics:
             )
         if stops is not None:
             metric("charter_active_stops", "gauge", "Active emergency stops.", [("", stops)])
+        notes = list(notifications)
+        if notes:
+            rows = [
+                (f'{{target="{_esc(kind)}",name="{_esc(name)}",result="{what}"}}', getattr(c, what))
+                for kind, name, c in notes
+                for what in ("sent", "failed", "dropped", "retried")
+            ]
+            metric(
+                "charter_notifications_total",
+                "counter",
+                "Notifications per target: sent, failed after every retry, dropped (queue full), retried.",
+                rows,
+            )
         metric(
             "charter_policy_info",
             "gauge",

@@ -38,6 +38,8 @@ class ServeConfig:
     poll_s: float = 1.0
     workers: int = 1
     otel: bool = False
+    #: the humans section: inbox settings and notification targets (docs/humans.md)
+    humans_config: str | None = None
 
 
 def policy_files(path: str | Path) -> list[Path]:
@@ -82,7 +84,12 @@ class Runtime:
         metrics: Metrics | None = None,
         poll_s: float = 1.0,
         otel: bool = False,
+        humans: Any = None,
     ):
+        from charter.approvals import Fanout
+        from charter.approvals.feed import ChangeFeed
+        from charter.notify import Dispatcher, HumansConfig
+
         self.store = store
         self.trace = trace
         self.clock = clock
@@ -90,6 +97,11 @@ class Runtime:
         self.metrics = metrics or Metrics()
         self.poll_s = poll_s
         self.otel = otel
+        #: inbox settings and notification lanes; every human act moves the inbox's change mark
+        self.humans: HumansConfig = humans or HumansConfig()
+        self.feed = ChangeFeed(store)
+        self.dispatcher = Dispatcher(self.humans.lanes, self.humans.inbox.url) if self.humans.lanes else None
+        self.notifier = Fanout(self.feed, self.dispatcher) if self.dispatcher else self.feed
         self.engine = self._engine(policy)
         #: set for a Redis store when greenlet is installed: decisions await redis.asyncio (no thread)
         self.bridge: Any = None
@@ -103,7 +115,14 @@ class Runtime:
     def _engine(self, policy: CompiledPolicy, pending: PendingDecisions | None = None) -> Engine:
         """An Engine on this runtime's store and trace (one OpenTelemetry span per decision if on);
         ``pending``: the unsettled decisions of the engine it replaces (they can still be settled)."""
-        engine = Engine(policy, store=self.store, trace=self.trace, clock=self.clock, pending=pending)
+        engine = Engine(
+            policy,
+            store=self.store,
+            trace=self.trace,
+            clock=self.clock,
+            notifier=self.notifier,
+            pending=pending,
+        )
         if self.otel:
             from charter.telemetry import instrument
 
@@ -114,6 +133,11 @@ class Runtime:
     def from_config(cls, cfg: ServeConfig, clock: Callable[[], float] | None = None) -> Runtime:
         """Load the policy (raising CharterError), open the store and the trace."""
         policy = charter.load(cfg.policy_path)
+        humans = None
+        if cfg.humans_config:
+            from charter.notify import load_humans_config
+
+            humans = load_humans_config(cfg.humans_config)
         bridged = None
         if urlsplit(cfg.store_url).scheme.lower() in ("redis", "rediss", "unix"):
             from charter.server.aredis import open_bridged
@@ -126,7 +150,14 @@ class Runtime:
 
             trace = TraceLog(cfg.trace_path)
         rt = cls(
-            policy, store, trace, policy_path=cfg.policy_path, clock=clock, poll_s=cfg.poll_s, otel=cfg.otel
+            policy,
+            store,
+            trace,
+            policy_path=cfg.policy_path,
+            clock=clock,
+            poll_s=cfg.poll_s,
+            otel=cfg.otel,
+            humans=humans,
         )
         rt.bridge = bridged[1] if bridged is not None else None
         return rt
@@ -193,8 +224,10 @@ class Runtime:
             self._thread.start()
 
     def close(self) -> None:
-        """Stop watching, flush the trace, close the store."""
+        """Stop watching, send queued notifications (briefly), flush the trace, close the store."""
         self._stop.set()
+        if self.dispatcher is not None:
+            self.dispatcher.close(wait_s=2.0)
         if self.trace is not None:
             try:
                 self.trace.close()

@@ -99,7 +99,7 @@ class ResumeResult(BaseModel):
 
 
 class Record(BaseModel):
-    """An approval request or escalation record (see docs/approvals.md for its fields)."""
+    """An approval request or escalation record (see docs/humans.md for its fields)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -117,6 +117,13 @@ class StopList(BaseModel):
     """Active stops."""
 
     items: list[StopModel]
+
+
+class StopLogList(BaseModel):
+    """Every stop and resume, oldest first: scope, value, who (``by``), through which channel
+    (``via``), when and why (see docs/humans.md)."""
+
+    items: list[dict[str, Any]]
 
 
 class Explained(BaseModel):
@@ -158,6 +165,7 @@ _MODELS: list[type[BaseModel]] = [
     RecordList,
     StopModel,
     StopList,
+    StopLogList,
     Explained,
     ErrorBody,
     Health,
@@ -326,6 +334,9 @@ def openapi(version: str) -> dict[str, Any]:
             "post": _op(
                 "Resume", "operator, admin", ("ResumeResult", "Resume status"), "ResumeBody", conflict
             )
+        },
+        f"{v}/stops/log": {
+            "get": _op("Stop log", "orchestrator, operator, admin", ("StopLogList", "Stops and resumes"))
         },
         "/livez": {"get": _open("Liveness", "Health")},
         "/readyz": {"get": _open("Readiness", "Health")},

@@ -355,9 +355,10 @@ class SwitchClause(Node):
 
 
 class DurationClause(Node):
-    """``expires after DURATION``."""
+    """``expires after DURATION`` (time to reach quorum) or ``redeem within DURATION`` (time to use a
+    granted approval)."""
 
-    clause: Literal["expires after"] = "expires after"
+    clause: Literal["expires after", "redeem within"] = "expires after"
     duration: Duration
 
 

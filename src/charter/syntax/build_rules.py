@@ -146,6 +146,12 @@ class RuleParts(AstBase):
         return ast.DurationClause(duration=self._duration(ch[0]), span=self._meta_span(meta))
 
     @v_args(meta=True)
+    def c_redeem(self, meta: Meta, ch: list[Token]) -> ast.DurationClause:
+        return ast.DurationClause(
+            clause="redeem within", duration=self._duration(ch[0]), span=self._meta_span(meta)
+        )
+
+    @v_args(meta=True)
     def c_stop(self, meta: Meta, ch: list[Any]) -> ast.ScopeClause:
         return ast.ScopeClause(clause="stop", scope=Scope(ch[0]), span=self._meta_span(meta))
 

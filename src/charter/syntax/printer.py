@@ -268,7 +268,7 @@ class _Printer:
         if isinstance(c, ast.SwitchClause):
             return f"separation of duties {'on' if c.on else 'off'}"
         if isinstance(c, ast.DurationClause):
-            return f"expires after {c.duration.text}"
+            return f"{c.clause} {c.duration.text}"
         if isinstance(c, ast.ScopeClause):
             return f"{c.clause} {c.scope.value}"
         if isinstance(c, ast.LimitClause):
