@@ -58,7 +58,7 @@ def _drop(url: str) -> None:
 def _sink(name: str, location: str, n: int, policy: Any) -> list[dict[str, Any]]:
     """One sink's figures: queued append, decide with it, batch write rate, durable append, verify."""
     import charter
-    from charter.engine.req import parse_request
+    from charter.engine.validate import validate_request
     from charter.trace import TraceLog, verify_log
 
     def req(i: int) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def _sink(name: str, location: str, n: int, policy: Any) -> list[dict[str, Any]]
     plain = charter.Engine(policy)
     traced = charter.Engine(policy, trace=log)
     d = plain.decide(req(1))
-    r = parse_request(req(1))
+    r = validate_request(req(1))
     app = _time(lambda i: log.record_decision(d, r), n)
     log.flush()
     t = time.perf_counter()

@@ -191,8 +191,7 @@ def _check_items(
             got = run(shlex.split(arg), ROOT)
             if normalise(got) != normalise(body):
                 failures += 1
-                print(f"{path}: output differs for charter {arg}\n--- documented\n{body}"
-                      f"--- real\n{got}\n")
+                print(f"{path}: output differs for charter {arg}\n--- documented\n{body}--- real\n{got}\n")
             continue
         opts = dict(o.split("=", 1) if "=" in o else (o, "1") for o in arg.split())
         name = opts.get("name", "policy.charter")
@@ -210,8 +209,7 @@ def _check_items(
         if not ok:
             failures += 1
             shown = body if len(body) < 1500 else body[:1500] + "..."
-            print(f"{path}: example {n} gives {codes or 'no diagnostics'}, expected {want}\n"
-                  f"{shown}\n{got}\n")
+            print(f"{path}: example {n} gives {codes or 'no diagnostics'}, expected {want}\n{shown}\n{got}\n")
         pending = (f"example {n} ({name})", got)
     print(f"{path}: {n} examples checked, {failures} failed")
     return failures

@@ -4,10 +4,9 @@ from charter.api import Policy, check, load, loads
 from charter.diagnostics import CharterError, Diagnostic
 from charter.engine.decision import Decision
 from charter.engine.engine import Engine, Settlement
-from charter.engine.req import RequestError
 from charter.engine.request import Request
 from charter.enums import Outcome
-from charter.errors import Error
+from charter.errors import Error, RequestError, SettleError, UnknownDecision
 
 __version__ = "0.1.0"
 
@@ -21,7 +20,9 @@ __all__ = [
     "Policy",
     "Request",
     "RequestError",
+    "SettleError",
     "Settlement",
+    "UnknownDecision",
     "__version__",
     "check",
     "load",

@@ -12,13 +12,14 @@ from urllib.parse import quote, urlsplit
 from charter.engine.decision import BoundaryCheck, Decision, Failure, RuleHit
 from charter.engine.engine import Settlement
 from charter.engine.request import Request
-from charter.enums import Outcome
+from charter.enums import HitKind, Outcome
+from charter.errors import Error
 from charter.state.types import StopRecord
 
 __all__ = ["Client", "SidecarError", "TransportError"]
 
 
-class SidecarError(Exception):
+class SidecarError(Error):
     """The sidecar refused the request; ``status``, ``code`` and ``field`` say how and why."""
 
     def __init__(self, status: int, message: str, code: str = "", field: str | None = None):
@@ -188,7 +189,7 @@ class Client:
                     (
                         RuleHit(
                             "charter.fail-closed",
-                            "failure",
+                            HitKind.FAILURE,
                             Outcome.DENY,
                             "The sidecar could not be reached, so the action is denied (fail closed).",
                         ),

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from charter.errors import Error
+
 
 @dataclass(frozen=True, slots=True)
 class Span:
@@ -158,7 +160,7 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     return f"did you mean '{close[0]}'?" if close else None
 
 
-class CharterError(Exception):
+class CharterError(Error):
     """Raised at the API edge when loading or compiling fails; carries the diagnostics."""
 
     def __init__(self, diagnostics: Sequence[Diagnostic], sources: dict[str, str] | None = None):

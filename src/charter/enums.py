@@ -107,6 +107,39 @@ class FailMode(enum.Enum):
     REQUIRE_APPROVAL = "require_approval"
     IGNORE = "ignore"  # explicit fail-open: counted and visible
 
+    #: the outcome a failure contributes (None: ignored, the explicit fail-open)
+    outcome: Outcome | None
+
+
+for _fail in FailMode:
+    object.__setattr__(_fail, "outcome", None if _fail is FailMode.IGNORE else Outcome(_fail.value))
+
+
+class HitKind(enum.StrEnum):
+    """What contributed to a decision (``RuleHit.kind``) or was consulted (``BoundaryCheck.kind``).
+
+    A ``StrEnum``: members compare equal to, and serialise as, their text.
+    """
+
+    PERMIT = "permit"
+    FORBID = "forbid"
+    HALT = "halt"
+    ESCALATE = "escalate"
+    REQUIRE_APPROVAL = "require approval"
+    BUDGET = "budget"
+    RATE = "rate"
+    TRIPWIRE = "tripwire"
+    RESULT = "on result"
+    #: an emergency stop that covered the request
+    STOP = "stop"
+    #: the engine failing closed (a store or record that could not be used)
+    FAILURE = "failure"
+    #: a human answer used for a resubmitted action
+    APPROVAL = "approval"
+    ESCALATION = "escalation"
+    #: an idempotency key reused for a different request
+    IDEMPOTENCY = "idempotency"
+
 
 class Severity(enum.Enum):
     """Severity of an escalation or a signal."""

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from charter.engine.decision import Decision
 from charter.enums import Outcome
+from charter.errors import Error
 from charter.hits import reason_text, reasons_text
 
 __all__ = [
@@ -30,7 +31,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 Cost = Mapping[str, float] | float | None
 
 
-class GuardError(Exception):
+class GuardError(Error):
     """The action was not allowed; ``decision`` says why (None when a human answer ended it)."""
 
     def __init__(self, decision: Decision | None, message: str | None = None):

@@ -1,17 +1,17 @@
 """OpenTelemetry (the `otel` extra): one span per decision, joined to the caller's W3C trace.
 
 Nothing here is imported unless telemetry is turned on (``instrument(engine)``, ``charter serve
---otel`` or ``CHARTER_OTEL=1``), so an engine without it pays nothing: ``instrument`` wraps the
-engine's ``decide`` on that one instance and leaves the class untouched.
+--otel`` or ``CHARTER_OTEL=1``), so an engine without it pays nothing: ``instrument`` gives that
+one engine a :class:`SpanObserver` (an engine observer, engine/observe.py); nothing is patched.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import re
-from collections.abc import Callable, Mapping
 from typing import Any
+
+from charter.engine.observe import Observer
 
 #: A W3C ``traceparent`` (version 00): 00-<32 hex trace id>-<16 hex parent span id>-<2 hex flags>.
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -41,11 +41,6 @@ def available() -> bool:
     return importlib.util.find_spec("opentelemetry") is not None
 
 
-def _trace_id_of(request: Any) -> str | None:
-    tid = request.get("trace_id") if isinstance(request, Mapping) else getattr(request, "trace_id", None)
-    return tid if isinstance(tid, str) else None
-
-
 def _parent(trace_id: str | None) -> Any:
     """The OpenTelemetry context of the caller's trace: a full ``traceparent`` is its remote parent
     span; a bare 32-hex trace id makes the span join that trace; anything else: the current context."""
@@ -65,20 +60,9 @@ def _parent(trace_id: str | None) -> Any:
     return None
 
 
-def _with_trace_id(request: Any, traceparent: str) -> Any:
-    """The request carrying ``traceparent`` as its trace id (a copy; the caller's object is kept)."""
-    if isinstance(request, Mapping):
-        return {**request, "trace_id": traceparent}
-    if hasattr(request, "model_copy"):
-        return request.model_copy(update={"trace_id": traceparent})
-    out = copy.copy(request)
-    out.trace_id = traceparent
-    return out
-
-
 def instrument(engine: Any, tracer: Any = None) -> Any:
-    """Wrap ``engine.decide`` (this instance only) so each decision is one span ``charter.decide``
-    with the outcome, deciding rule ids, policy revision and latency as attributes.
+    """Give ``engine`` an observer that makes each decision one span ``charter.decide`` with the
+    outcome, deciding rule ids, policy revision and latency as attributes (this engine only).
 
     The span's parent is the request's ``trace_id`` when it is a W3C ``traceparent`` (or a bare
     trace id), else the current OpenTelemetry context; a request without a trace id is given the
@@ -87,41 +71,61 @@ def instrument(engine: Any, tracer: Any = None) -> Any:
     """
     from opentelemetry import trace as ot
 
-    tracer = tracer or ot.get_tracer("charter")
-    inner: Callable[[Any], Any] = engine.decide
-    if getattr(inner, "__charter_otel__", False):
+    if any(isinstance(o, SpanObserver) for o in engine.observers):
         return engine
+    return engine.observe(SpanObserver(tracer or ot.get_tracer("charter")))
 
-    def decide(request: Any) -> Any:
-        tid = _trace_id_of(request)
-        with tracer.start_as_current_span(
-            "charter.decide", context=_parent(tid), kind=ot.SpanKind.INTERNAL, record_exception=True
-        ) as span:
-            if tid is None:
-                sc = span.get_span_context()
-                if sc.is_valid:
-                    request = _with_trace_id(
-                        request, f"00-{sc.trace_id:032x}-{sc.span_id:016x}-{int(sc.trace_flags):02x}"
-                    )
-            elif span.is_recording():
-                span.set_attribute("charter.request.trace_id", tid)
-            d = inner(request)
-            if span.is_recording():
-                span.set_attributes(
-                    {
-                        "charter.decision.id": d.id,
-                        "charter.outcome": d.outcome.value,
-                        "charter.rules": [h.id for h in d.rules],
-                        "charter.policy.revision": d.revision,
-                        "charter.latency_us": round(float(d.elapsed_us), 1),
-                        "charter.default_deny": bool(d.default_deny),
-                        "charter.failures": len(d.failures),
-                    }
-                )
-                if d.failures:
-                    span.set_status(ot.Status(ot.StatusCode.ERROR, d.failures[-1].where))
-            return d
 
-    decide.__charter_otel__ = True  # type: ignore[attr-defined]
-    engine.decide = decide
-    return engine
+class SpanObserver(Observer):
+    """One OpenTelemetry span per decision, current while the engine decides."""
+
+    def __init__(self, tracer: Any):
+        self.tracer = tracer
+
+    def decision_started(self, request: Any) -> Any:
+        from opentelemetry import context as otctx
+        from opentelemetry import trace as ot
+
+        tid = request.trace_id if isinstance(request.trace_id, str) else None
+        span = self.tracer.start_span("charter.decide", context=_parent(tid), kind=ot.SpanKind.INTERNAL)
+        if tid is None:
+            sc = span.get_span_context()
+            if sc.is_valid:
+                request.trace_id = f"00-{sc.trace_id:032x}-{sc.span_id:016x}-{int(sc.trace_flags):02x}"
+        elif span.is_recording():
+            span.set_attribute("charter.request.trace_id", tid)
+        return span, otctx.attach(ot.set_span_in_context(span))
+
+    def decision_finished(self, token: Any, request: Any, decision: Any) -> None:
+        from opentelemetry import context as otctx
+        from opentelemetry import trace as ot
+
+        span, attached = token
+        otctx.detach(attached)
+        d = decision
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "charter.decision.id": d.id,
+                    "charter.outcome": d.outcome.value,
+                    "charter.rules": [h.id for h in d.rules],
+                    "charter.policy.revision": d.revision,
+                    "charter.latency_us": round(float(d.elapsed_us), 1),
+                    "charter.default_deny": bool(d.default_deny),
+                    "charter.failures": len(d.failures),
+                }
+            )
+            if d.failures:
+                span.set_status(ot.Status(ot.StatusCode.ERROR, d.failures[-1].where))
+        span.end()
+
+    def decision_failed(self, token: Any, request: Any, error: BaseException) -> None:
+        from opentelemetry import context as otctx
+        from opentelemetry import trace as ot
+
+        span, attached = token
+        otctx.detach(attached)
+        if span.is_recording():
+            span.record_exception(error)
+            span.set_status(ot.Status(ot.StatusCode.ERROR, type(error).__name__))
+        span.end()

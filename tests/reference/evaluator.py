@@ -50,6 +50,10 @@ class Verdict:
     stops: list[tuple[str, str]] = field(default_factory=list)
     reserve: list[tuple[str, str, int]] = field(default_factory=list)
     count: list[tuple[str, str]] = field(default_factory=list)
+    #: §3: where evaluation failed ("rule ID", "budget ID" ...) and the failure mode taken
+    failures: set[tuple[str, str]] = field(default_factory=set)
+    #: §7.4 obligations: the rules whose human gates a require_approval decision names
+    gates: list[str] = field(default_factory=list)
 
 
 def all_of(values: Iterable[Truth]) -> Truth:
@@ -213,7 +217,9 @@ def holds(item: Any, req: Request) -> Truth:
                     alts.append(True if sc.where is None else cond(sc.where, {**req.act, **sig}))
         parts.append(any_of(alts))
     for seq in getattr(item, "sequences", ()):
-        parts.append(not seq.after)  # an empty run: nothing happened yet
+        # §3.1: without context.run the run's history is unknown (an error: the rule fails by its
+        # `on error`); with one, the reference models a run where nothing happened yet
+        parts.append(not seq.after if req.context.get("run") else ERROR)
     return all_of(parts)
 
 
@@ -224,6 +230,7 @@ def evaluate(policy: CompiledPolicy, raw: Mapping[str, Any], state: State) -> Ve
     if covering:  # §7.1 halt absorbs; nothing is counted
         return Verdict(Outcome.HALT, [f"stop:{s}:{v}" for s, v in covering], False)
     contrib: list[tuple[Outcome, str, Any]] = []  # (outcome, id, what may set a stop)
+    failures: set[tuple[str, str]] = set()
     permitted = False
     for rule in policy.rules:
         if not req.covered_by(rule.selector) or rule.mode is Mode.SHADOW:
@@ -232,16 +239,23 @@ def evaluate(policy: CompiledPolicy, raw: Mapping[str, Any], state: State) -> Ve
         if v is True:
             permitted |= rule.kind is RuleKind.PERMIT
             contrib.append((rule.effect, rule.id, rule if rule.kind is RuleKind.HALT else None))
-        elif v == ERROR and FAIL[rule.fail] is not None:
-            contrib.append((FAIL[rule.fail], rule.id, None))
+        elif v == ERROR:
+            took = FAIL[rule.fail]
+            failures.add((f"rule {rule.id}", took.value if took is not None else "ignore (fail-open)"))
+            if took is not None:
+                contrib.append((took, rule.id, None))
     if req.kind == "call" and req.tool is None:
         contrib.append((Outcome.DENY, "charter.unknown-tool", None))
     for tw in policy.tripwires:  # §7.2: only the stateless delegation-depth tripwire is modelled
         assert tw.trigger is TriggerKind.DEPTH, "the reference models depth tripwires only"
         # the trigger is part of the conjunction: below the depth, a failing condition does not matter
+        covering = req.covered_by(tw.selector) and len(req.chain) > tw.threshold
+        if tw.mode is not Mode.ENFORCE and covering and holds(tw, req) == ERROR:
+            failures.add((f"tripwire {tw.id}", "none (shadow)"))  # §4: recorded, never enforced
         if tw.mode is Mode.ENFORCE and req.covered_by(tw.selector) and len(req.chain) > tw.threshold:
             v = holds(tw, req)
             if v == ERROR:
+                failures.add((f"tripwire {tw.id}", "deny"))
                 contrib.append((Outcome.DENY, tw.id, None))
             elif v and len(req.chain) > tw.threshold:
                 contrib.append((tw.outcome, tw.id, tw))
@@ -255,11 +269,22 @@ def evaluate(policy: CompiledPolicy, raw: Mapping[str, Any], state: State) -> Ve
     if so_far() is Outcome.ALLOW:  # §7.3
         rates = [(rl, holds(rl, req)) for rl in policy.rates if req.covered_by(rl.selector)]
         budgets = [
-            (b, holds(b, req))
-            for b in policy.budgets
-            if b.unit in req.cost and b.mode is Mode.ENFORCE and req.covered_by(b.selector)
+            (b, holds(b, req)) for b in policy.budgets if b.unit in req.cost and req.covered_by(b.selector)
         ]
-        failed = [(FAIL[x.fail], x.id) for x, v in rates + budgets if v == ERROR and FAIL[x.fail] is not None]
+        for x, v in rates + budgets:
+            if v == ERROR:
+                took = FAIL[x.fail]
+                kind = "rate" if x in policy.rates else "budget"
+                if x.mode is not Mode.ENFORCE:  # §4: recorded, never enforced
+                    failures.add((f"{kind} {x.id}", "none (shadow)"))
+                    continue
+                failures.add((f"{kind} {x.id}", took.value if took is not None else "ignore (fail-open)"))
+        budgets = [(b, v) for b, v in budgets if b.mode is Mode.ENFORCE]
+        failed = [
+            (FAIL[x.fail], x.id)
+            for x, v in rates + budgets
+            if v == ERROR and FAIL[x.fail] is not None and x.mode is Mode.ENFORCE
+        ]
         # a rate or budget that fails closed: nothing is counted or reserved
         contrib += [(o, i, None) for o, i in failed]
         if not failed:
@@ -291,7 +316,21 @@ def evaluate(policy: CompiledPolicy, raw: Mapping[str, Any], state: State) -> Ve
             if o is Outcome.HALT and scope is not None:
                 name = "global" if scope is Scope.ORG else scope.value
                 stops += [(name, v) for v in req.scope_values(scope)]
-    return Verdict(outcome, ids, default_deny, stops, reserve if outcome is Outcome.ALLOW else [], count)
+    gates = [
+        r.id
+        for r in policy.rules
+        if r.id in ids and r.approval is not None and outcome is Outcome.REQUIRE_APPROVAL
+    ]
+    return Verdict(
+        outcome,
+        ids,
+        default_deny,
+        stops,
+        reserve if outcome is Outcome.ALLOW else [],
+        count,
+        failures,
+        sorted(gates),
+    )
 
 
 def apply(state: State, v: Verdict) -> None:

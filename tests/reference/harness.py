@@ -24,8 +24,8 @@ class Mismatch:
     index: int
     policy: str
     request: dict[str, Any]
-    engine: tuple[str, list[str], bool]
-    reference: tuple[str, list[str], bool]
+    engine: tuple[Any, ...]
+    reference: tuple[Any, ...]
     stops: list[tuple[str, str]]
     used: dict[tuple[str, str], int]
 
@@ -64,16 +64,57 @@ def seed_store(
         store.apply(Batch(now=SEED_AT - 60, reserve=ReserveOp(f"seed-{n}", (line,), 10.0**7)))
 
 
-def engine_view(d: Any) -> tuple[str, list[str], bool]:
-    """The decision content compared: outcome, deciding rule ids, default deny."""
-    return d.outcome.value, [h.id for h in d.rules], d.default_deny
+def engine_view(d: Any) -> tuple[Any, ...]:
+    """The decision content compared: outcome, deciding rule ids, default deny, and the rest of the
+    decision the reference models: failures (where, the mode taken), the human gates a
+    require_approval names, the stops a halt sets, the budget lines an allow holds."""
+    ob = d.obligations
+    return (
+        d.outcome.value,
+        [h.id for h in d.rules],
+        d.default_deny,
+        sorted({(f.where, f.took) for f in d.failures}),
+        [g["rule"] for g in ob.get("approvals", [])],
+        sorted({(s["scope"], s["value"]) for s in ob.get("stops", [])}),
+        sorted((b.id, b.key.split(":")[2]) for b in d.boundaries if b.kind == "budget" and b.ok and b.key)
+        if d.allowed
+        else [],
+    )
 
 
-def same(eng: tuple[str, list[str], bool], ref: evaluator.Verdict) -> bool:
+def reference_view(ref: evaluator.Verdict) -> tuple[Any, ...]:
+    """The same content, from the reference."""
+    return (
+        ref.outcome.value,
+        ref.rules,
+        ref.default_deny,
+        sorted(ref.failures),
+        ref.gates,
+        sorted(set(ref.stops)),
+        sorted((bid, value) for bid, value, _ in ref.reserve),
+    )
+
+
+def same(eng: tuple[Any, ...], ref: evaluator.Verdict) -> bool:
     """Agreement; for an emergency stop the engine names one of the covering stops."""
     if ref.rules and ref.rules[0].startswith("stop:"):
         return eng[0] == "halt" and len(eng[1]) == 1 and eng[1][0] in ref.rules
-    return eng == (ref.outcome.value, ref.rules, ref.default_deny)
+    return eng == reference_view(ref)
+
+
+def _whole(d: dict[str, Any]) -> dict[str, Any]:
+    """A decision as compared between the specialised and the general engine (no id, no latency,
+    no ids of records it opened)."""
+    out = {k: v for k, v in d.items() if k not in ("id", "elapsed_us")}
+    ob = dict(out["obligations"])
+    for k in ("approval_id", "approval_expires_at"):
+        ob.pop(k, None)
+    if "escalation" in ob:
+        ob["escalation"] = {k: v for k, v in ob["escalation"].items() if k != "id"}
+    out["obligations"] = ob
+    if out.get("hold_id"):
+        out["hold_id"] = "<hold>"
+    return out
 
 
 def run(
@@ -100,17 +141,24 @@ def run_world(
         return out
     out.policies += 1
     stops, used = gen.initial_state(rng, world)
-    store = MemoryStore()
+    store, general_store = MemoryStore(), MemoryStore()
     seed_store(policy, store, stops, used)
+    seed_store(policy, general_store, stops, used)
     engine = charter.Engine(policy, store=store)
+    # the same triples through the general path (no specialisation): whole decisions must agree
+    general = charter.Engine(policy, store=general_store, specialise=False)
     state = evaluator.State(set(stops), {(b, v): evaluator.micros(a) for b, v, a in used})
     for i in range(requests):
         req = gen.request(rng, world, i)
         ref = evaluator.evaluate(policy, req, state)
         try:
-            eng = engine_view(engine.decide(req))
+            d = engine.decide(req)
+            eng = engine_view(d)
+            whole, whole_general = _whole(d.to_dict()), _whole(general.decide(req).to_dict())
+            if whole != whole_general:
+                eng = (f"specialised != general: {whole} != {whole_general}", [], False, [], [], [], [])
         except Exception as exc:
-            eng = (f"crash: {type(exc).__name__}: {exc}", [], False)
+            eng = (f"crash: {type(exc).__name__}: {exc}", [], False, [], [], [], [])
         out.triples += 1
         out.outcomes[ref.outcome.value] = out.outcomes.get(ref.outcome.value, 0) + 1
         if not same(eng, ref):
@@ -121,7 +169,7 @@ def run_world(
                     text,
                     req,
                     eng,
-                    (ref.outcome.value, ref.rules, ref.default_deny),
+                    reference_view(ref),
                     sorted(state.stops),
                     dict(state.used),
                 )

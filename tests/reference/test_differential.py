@@ -14,7 +14,9 @@ REQUESTS = 101
 
 
 def test_engine_agrees_with_reference() -> None:
-    """>= 20,000 (policy, request, state) triples: same outcome, deciding rules, default deny."""
+    """>= 20,000 (policy, request, state) triples: the engine agrees with the reference on outcome,
+    deciding rules, default deny, failures, gates, stops and holds, and its general path
+    (``specialise=False``) gives the same whole decisions as its specialised one."""
     t0 = time.perf_counter()
     run = harness.Run()
     for seed in range(POLICIES):

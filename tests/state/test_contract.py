@@ -367,6 +367,18 @@ def test_remember_and_replay(store: StateStore) -> None:
     assert store.remember("d:1", "newer", now=T0 + 102, ttl_s=100) == "new"
 
 
+def test_a_stop_is_checked_before_a_replay(store: StateStore) -> None:
+    """A remembered decision is never replayed past a stop that covers the batch (issue 15 item 1)."""
+    assert store.remember("d:stop", '{"allow":true}', now=T0, ttl_s=100) is None
+    store.set_stop(StopRecord("agent", "a1", "incident", "ops", T0))
+    res = store.apply(
+        Batch(now=T0 + 1, stop_keys=(("global", "*"), ("agent", "a1")), idempotency_key="d:stop")
+    )
+    assert res.stop is not None and res.stop.value == "a1" and res.replayed_payload is None
+    res = store.apply(Batch(now=T0 + 1, stop_keys=(("agent", "a2"),), idempotency_key="d:stop"))
+    assert res.stop is None and res.replayed_payload == '{"allow":true}'
+
+
 # ---------------------------------------------------------------- records
 def test_records_cas(store: StateStore) -> None:
     assert store.get_record("approval", "a1") is None

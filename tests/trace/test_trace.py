@@ -279,9 +279,9 @@ def test_append_cost_is_small(location: str) -> None:
     """Not a timed target (see bench/), only a guard that appends stay off the hot path."""
     e, log = _engine(location)
     d = e.decide(req(1.0))
-    from charter.engine.req import parse_request
+    from charter.engine.validate import validate_request
 
-    r = parse_request(req(1.0))
+    r = validate_request(req(1.0))
     t0 = time.perf_counter()
     for _ in range(2000):
         log.record_decision(d, r)

@@ -50,6 +50,87 @@ def test_the_engine_never_imports_the_parser_or_the_compiler() -> None:
     assert {p for p in both if p.startswith("engine/")} == set()
 
 
+def _tree(rel: str) -> ast.Module:
+    return ast.parse((SRC / rel).read_text(), rel)
+
+
+def test_the_engine_imports_neither_testing_nor_telemetry_nor_the_sidecar() -> None:
+    """Coverage, OpenTelemetry and the sidecar observe or call the engine; it never reaches for them."""
+    outward = _importers("charter.testing") + _importers("charter.telemetry") + _importers("charter.server")
+    assert {p for p in outward if p.startswith("engine/")} == set()
+
+
+def test_a_decision_is_built_in_one_place() -> None:
+    """engine/finish.py's DecisionBuilder makes every Decision the engine returns."""
+    builders = []
+    for path in sorted((SRC / "engine").glob("*.py")):
+        for node in ast.walk(_tree(f"engine/{path.name}")):
+            if isinstance(node, ast.Call):
+                text = ast.unparse(node.func)
+                args = [ast.unparse(a) for a in node.args]
+                if text == "Decision" or (text in ("_new", "object.__new__") and args == ["Decision"]):
+                    builders.append(path.name)
+    assert set(builders) == {"finish.py"}, builders
+
+
+#: Exceptions that never leave the module that raises them (control flow of a fast path or a parser).
+INTERNAL_EXCEPTIONS = {
+    "_Fallback",
+    "_NoFast",
+    "NoFastPath",
+    "ParseFailure",
+    "SyntaxProblem",
+    "StepFailure",
+    "ApiError",
+    "Refused",  # the inbox's HTML answer with a status, like ApiError for the JSON API
+}
+
+
+def test_every_error_charter_raises_derives_from_charter_error() -> None:
+    import importlib
+
+    import charter
+
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC)
+        for node in ast.walk(ast.parse(path.read_text(), str(rel))):
+            if isinstance(node, ast.ClassDef) and node.name not in INTERNAL_EXCEPTIONS:
+                bases = {ast.unparse(b) for b in node.bases}
+                if bases & {"Exception", "ValueError", "KeyError", "RuntimeError", "LookupError"} or any(
+                    b.endswith("Error") for b in bases
+                ):
+                    module = "charter." + ".".join(rel.with_suffix("").parts)
+                    cls = getattr(importlib.import_module(module.removesuffix(".__init__")), node.name)
+                    found.append(cls)
+                    assert issubclass(cls, charter.Error), (
+                        f"{module}.{node.name} does not derive from charter.Error"
+                    )
+    assert len(found) >= 10
+
+
+#: Library state set on purpose (none since charter's CEL replaced cel-python's parser).
+LIBRARY_STATE: set[str] = set()
+
+
+def test_nothing_patches_a_class_or_a_module() -> None:
+    """Observation goes through engine observers: no module assigns to a class or module of another."""
+    patched = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = str(path.relative_to(SRC))
+        tree = ast.parse(path.read_text(), rel)
+        own = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+        for node in ast.walk(tree):
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            for t in targets:
+                if not isinstance(t, ast.Attribute) or not isinstance(t.value, ast.Name):
+                    continue
+                name = t.value.id
+                if (name[:1].isupper() and name not in own) or name.endswith(("_mod", "_module")):
+                    patched.append(f"{rel}: {ast.unparse(t)}")
+    assert set(patched) <= LIBRARY_STATE, patched
+
+
 def test_only_the_language_server_imports_pygls_and_lsprotocol() -> None:
     both = _importers("pygls") + _importers("lsprotocol")
     assert [p for p in both if not p.startswith("lsp/")] == []

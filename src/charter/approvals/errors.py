@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from charter.errors import Error
 
-class HumanError(Exception):
+
+class HumanError(Error):
     """An approval, answer, stop or resume that is not accepted; the message says why."""
 
     def __init__(self, message: str, code: str = "refused"):

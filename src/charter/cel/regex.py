@@ -27,6 +27,7 @@ import re2
 from re2 import _re2
 
 from charter.cel.values import EvalError
+from charter.errors import Error
 
 _OPTIONS = re2.Options()
 _OPTIONS.never_capture = True
@@ -36,7 +37,7 @@ _UNANCHORED = _re2.RE2.Anchor.UNANCHORED
 Matcher = Callable[[str], bool]
 
 
-class RegexError(ValueError):
+class RegexError(Error, ValueError):
     """A pattern RE2 does not accept."""
 
 

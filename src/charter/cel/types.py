@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from charter.errors import Error
+
 _UINT_MAX = 2**64 - 1
 
 
@@ -161,7 +163,7 @@ class CelProblem:
     help: str | None = None
 
 
-class CelCompileError(Exception):
+class CelCompileError(Error):
     """Raised by compile_condition when the condition cannot be compiled."""
 
     def __init__(self, problems: list[CelProblem]) -> None:

@@ -13,6 +13,7 @@ import datetime
 from typing import Any
 
 from charter.cel.types import UInt
+from charter.errors import Error
 
 INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
@@ -27,7 +28,7 @@ _NS = 1_000_000_000
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
-class EvalError(Exception):
+class EvalError(Error):
     """A CEL evaluation error (langdef "Runtime errors"): absorbed by && / || and macros, else final."""
 
     __slots__ = ()
@@ -38,7 +39,7 @@ class EvalError(Exception):
         return str(self.args[0]) if self.args else "error"
 
 
-class CostExceeded(Exception):
+class CostExceeded(Error):
     """The evaluation's cost budget is spent; never absorbed: the whole evaluation fails."""
 
 

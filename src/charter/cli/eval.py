@@ -12,7 +12,7 @@ from charter.api import check as compile_check
 from charter.cli.output import echo_json, style_diag, use_color
 from charter.engine.engine import Engine
 from charter.engine.explain import explain
-from charter.engine.prepare import RequestError, parse_request
+from charter.engine.validate import RequestError, validate_request
 from charter.enums import Outcome
 from charter.hits import hit_line
 
@@ -90,7 +90,7 @@ def eval_cmd(
         click.echo(f"error: cannot read request {request_spec}: {exc.strerror}", err=True)
         ctx.exit(2)
     try:
-        req = parse_request(raw)  # type: ignore[arg-type]
+        req = validate_request(raw)
     except RequestError as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(2)

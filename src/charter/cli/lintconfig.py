@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from charter.diagnostics import Code, Diagnostic, Severity, Span, warning
+from charter.errors import Error
 
 #: title and one-line description of every lint (warning) code; docs/lint.md has a section for each
 LINTS: dict[str, tuple[str, str]] = {
@@ -38,7 +39,7 @@ _IGNORE = re.compile(
 )
 
 
-class LintConfigError(ValueError):
+class LintConfigError(Error, ValueError):
     """A lint configuration that does not parse or names an unknown code or level."""
 
 

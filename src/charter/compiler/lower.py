@@ -53,7 +53,7 @@ class Lowered:
     budgets: list[ir.Budget] = field(default_factory=list)
     rates: list[ir.RateLimit] = field(default_factory=list)
     tripwires: list[ir.Tripwire] = field(default_factory=list)
-    results: list[ir.ResultCheck] = field(default_factory=list)
+    result_checks: list[ir.ResultCheck] = field(default_factory=list)
     marks: dict[tuple[Any, ...], ir.EventMark] = field(default_factory=dict)
     uses_run_state: bool = False
 
@@ -470,7 +470,7 @@ class Lowerer:
                     "possible: halt [scope], escalate, deny, label L",
                 )
             )
-        self.out.results.append(
+        self.out.result_checks.append(
             ir.ResultCheck(
                 id=entry.rule.id.value,
                 reason=self._reason(entry),

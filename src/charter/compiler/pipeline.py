@@ -17,6 +17,7 @@ from charter.compiler.resolve import Symbols, resolve
 from charter.compiler.typecheck import ConditionCompiler, Environments, environments
 from charter.diagnostics import Code, Diagnostic, Span, sort_key, warning
 from charter.engine import policy as ir
+from charter.engine.boundaries import KINDS
 from charter.engine.index import Index
 from charter.syntax import ast
 
@@ -193,20 +194,14 @@ def assemble(loaded: Loaded, sym: Symbols, envs: Environments, lowerer: Lowerer)
     rules = tuple(low.rules)
     index = {
         "rules": Index(rules, order_key=lambda r: (-r.effect.rank, r.id)),
-        "budgets": Index(low.budgets, order_key=lambda b: b.id),
-        "rates": Index(low.rates, order_key=lambda b: b.id),
-        "tripwires": Index(low.tripwires, order_key=lambda b: b.id),
-        "results": Index(low.results, order_key=lambda b: b.id),
+        **{kind.index: Index(getattr(low, kind.items), order_key=_by_id) for kind in KINDS},
     }
     return ir.CompiledPolicy(
         revision=revision_of(loaded.sources, loaded.inventories),
         name=names[0] if names else "policy",
         files=tuple(sorted(loaded.sources)),
         rules=rules,
-        budgets=tuple(low.budgets),
-        rates=tuple(low.rates),
-        tripwires=tuple(low.tripwires),
-        result_checks=tuple(low.results),
+        **{kind.items: tuple(getattr(low, kind.items)) for kind in KINDS},
         marks=tuple(low.marks.values()),
         tools=tools,
         agents=_agents(sym, envs),
@@ -220,6 +215,10 @@ def assemble(loaded: Loaded, sym: Symbols, envs: Environments, lowerer: Lowerer)
         index=index,
         uses_run_state=low.uses_run_state,
     )
+
+
+def _by_id(item: Any) -> str:
+    return str(item.id)
 
 
 def compile_paths(

@@ -37,6 +37,63 @@ REQUIRED: dict[RuleKind, tuple[str, ...]] = {
 }
 REPEATABLE = {"when", "unless", "signal", "after", "before"}
 
+#: The order clauses are listed in (docs/language.md, "Which clauses each kind accepts").
+CLAUSE_ORDER = (
+    "actor",
+    "action",
+    "when",
+    "unless",
+    "reason",
+    "mode",
+    "on error",
+    "signal",
+    "after",
+    "before",
+    "stop",
+    "to",
+    "severity",
+    "approvers",
+    "quorum",
+    "separation of duties",
+    "expires after",
+    "redeem within",
+    "on timeout",
+    "scope",
+    "limit",
+    "timezone",
+    "on exceed",
+    "trigger",
+    "then",
+)
+
+
+def clause_table() -> str:
+    """The Markdown table of which clauses each rule kind accepts and requires, from ALLOWED and
+    REQUIRED (docs/language.md embeds it; tests/unit/test_docs_from_code.py keeps them equal)."""
+    kinds = list(RuleKind)
+    assert set(CLAUSE_ORDER) == set().union(*ALLOWED.values()), "a clause is missing from CLAUSE_ORDER"
+
+    def cell(kind: RuleKind, clause: str) -> str:
+        if clause in REQUIRED.get(kind, ()):
+            return "**R**"
+        return "✓" if clause in ALLOWED[kind] else "—"
+
+    rows: list[tuple[list[str], list[str]]] = []
+    for clause in CLAUSE_ORDER:
+        cells = [cell(k, clause) for k in kinds]
+        if rows and rows[-1][1] == cells:
+            rows[-1][0].append(clause)
+        else:
+            rows.append(([clause], cells))
+    out = [
+        "| clause | " + " | ".join(k.value for k in kinds) + " |",
+        "|---" * (len(kinds) + 1) + "|",
+    ]
+    for clauses, cells in rows:
+        out.append("| " + ", ".join(f"`{c}`" for c in clauses) + " | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
 _REQUIRED_HELP = {
     "approvers": "name the group that must approve, e.g. approvers treasury",
     "scope": "say what the limit is counted per, e.g. scope agent",

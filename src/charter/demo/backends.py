@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,16 +30,11 @@ class DemoClock:
         self.now += seconds
 
 
-class DemoEngine(charter.Engine):
+def demo_engine(*args: Any, **kwargs: Any) -> charter.Engine:
     """The engine with readable, fixed decision ids (d-demo-0001, d-demo-0002, ...)."""
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._demo_seq = 0
-
-    def _new_id(self) -> str:
-        self._demo_seq += 1
-        return f"d-demo-{self._demo_seq:04d}"
+    seq = itertools.count(1)
+    kwargs["new_id"] = lambda: f"d-demo-{next(seq):04d}"
+    return charter.Engine(*args, **kwargs)
 
 
 @dataclass
@@ -106,7 +102,7 @@ class InProcess(Backend):
         self.policy = charter.load(policies)
         self.store = open_store(f"sqlite:///{workdir / 'state.db'}")
         self.log = TraceLog(workdir / "trace.db", clock=clock)
-        self.engine = DemoEngine(self.policy, store=self.store, trace=self.log, clock=clock)
+        self.engine = demo_engine(self.policy, store=self.store, trace=self.log, clock=clock)
 
     def decide(self, request: Mapping[str, Any]) -> Decision:
         return self.engine.decide(request)

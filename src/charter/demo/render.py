@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from charter.engine.decision import Decision
+from charter.enums import HitKind
 from charter.hits import failed, hit_line
 
 STYLE = {
@@ -112,12 +113,12 @@ class Out:
         if not rules and d.default_deny:
             what.append("\ndefault deny: no rule permits it", style="dim")
         for b in d.boundaries:
-            if b.kind == "budget" and not b.ok:
+            if b.kind == HitKind.BUDGET and not b.ok:
                 what.append(
                     f"\nbudget {b.id}: {b.used:g} used + {b.amount:g} asked > {b.limit:g} {b.unit}",
                     style="red",
                 )
-            if b.kind == "tripwire" and not b.ok:
+            if b.kind == HitKind.TRIPWIRE and not b.ok:
                 what.append(f"\ntripwire {b.id}: {b.used:g} calls, limit {b.limit:g}", style="red")
         self._row(t, Text(agent, style="bold"), what)
 

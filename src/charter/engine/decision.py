@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from charter.enums import Outcome
+from charter.enums import HitKind, Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +16,7 @@ class RuleHit:
     """A rule that matched (or failed) with the effect it contributed."""
 
     id: str
-    kind: str
+    kind: HitKind
     effect: Outcome
     reason: str
     source: str | None = None
@@ -28,7 +28,7 @@ class RuleHit:
         """The inverse of :meth:`to_dict` (replayed decisions, the sidecar client)."""
         return cls(
             r["id"],
-            r["kind"],
+            HitKind(r["kind"]),
             Outcome(r["effect"]),
             r["reason"],
             r.get("source"),
@@ -40,7 +40,7 @@ class RuleHit:
         """JSON-ready form."""
         d: dict[str, Any] = {
             "id": self.id,
-            "kind": self.kind,
+            "kind": str(self.kind),
             "effect": self.effect.value,
             "reason": self.reason,
         }
@@ -59,7 +59,7 @@ class BoundaryCheck:
     not change it; not ``frozen`` because a stateful decision builds one per boundary on its hot
     path, and a frozen dataclass costs ~5x as much to build)."""
 
-    kind: str  # budget | rate | tripwire | stop | sequence
+    kind: HitKind  # budget | rate | tripwire | stop
     id: str
     ok: bool
     scope: str | None = None
@@ -73,7 +73,9 @@ class BoundaryCheck:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (fields that do not apply are left out)."""
-        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+        out = {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+        out["kind"] = str(self.kind)
+        return out
 
 
 @dataclass(frozen=True, slots=True)

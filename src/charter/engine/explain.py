@@ -10,6 +10,10 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from charter.engine.boundaries import BY_KIND
+from charter.engine.boundaries import number_text as _num
+from charter.enums import HitKind
+
 _VERB = {
     "allow": "was allowed",
     "require_approval": "needed human approval",
@@ -18,13 +22,6 @@ _VERB = {
     "halt": "was halted",
 }
 _KIND = {"call": "call to", "delegate": "hand-off to", "model": "model call to", "message": "message to"}
-
-
-def _num(x: Any) -> str:
-    if x is None:
-        return "?"
-    x = float(x)
-    return f"{int(x):,}" if x == int(x) else f"{x:,.2f}"
 
 
 def _clock(t: Any) -> str:
@@ -111,28 +108,12 @@ def explain(
                 + "."
             )
     for b in d.get("boundaries", []):
-        kind = b.get("kind")
-        if kind == "budget" and b.get("limit") is not None and b.get("amount") is not None:
-            before = float(b.get("used") or 0) + float(b.get("reserved") or 0)
-            after = before + float(b.get("amount") or 0)
-            state = "within the limit" if b.get("ok") else "over the limit, so nothing was reserved"
-            lines.append(
-                f"Budget {b['id']} ({b.get('scope')}): {_num(before)} -> {_num(after)} of "
-                f"{_num(b['limit'])} {b.get('unit')}, {state}."
-            )
-        elif kind == "rate":
-            lines.append(
-                f"Rate {b['id']}: {_num(b.get('used'))} of {_num(b.get('limit'))} "
-                f"{b.get('detail') or ''}".rstrip()
-                + "."
-            )
-        elif kind == "tripwire":
-            state = "tripped" if not b.get("ok") else "not tripped"
-            lines.append(
-                f"Tripwire {b['id']} ({b.get('detail')}): {_num(b.get('used'))} against "
-                f"{_num(b.get('limit'))}, {state}."
-            )
-        elif kind == "stop":
+        kind = BY_KIND.get(str(b.get("kind")))
+        if kind is not None:
+            text = kind.describe(b)
+            if text:
+                lines.append(text)
+        elif b.get("kind") == HitKind.STOP:
             lines.append(f"An emergency stop covered it: {b.get('detail')}.")
     for s in d.get("shadow", []):
         lines.append(f"Shadow rule '{s['id']}' would have made it {s['effect']} (not enforced).")

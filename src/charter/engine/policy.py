@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from charter.approvals.gates import DEFAULT_REDEEM_S
 from charter.enums import (
     ActionKind,
     Calendar,
     FailMode,
+    HitKind,
     Mode,
     Outcome,
     RuleKind,
@@ -43,6 +44,12 @@ class Condition:
     fn: CondFn
     explain: Callable[[Mapping[str, Any]], list[tuple[str, Any]]] | None = None
     references: frozenset[str] = frozenset()
+    #: it reads the run's history (``run.steps``, ``run.labels``): unknown without ``context.run``
+    reads_history: bool = field(default=False, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        history = any(r == "run" or r.startswith("run.") for r in self.references)
+        object.__setattr__(self, "reads_history", history)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,27 +149,34 @@ class Rule:
     order: int = 0
     #: the RuleHit this rule contributes when it holds (built once; decisions share it)
     hit: Any = field(default=None, compare=False, repr=False)
+    #: it reads the run's history (a sequence, or a condition on ``run``): unknown without a run
+    reads_history: bool = field(default=False, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         from charter.engine.decision import RuleHit
+        from charter.enums import HitKind
 
         object.__setattr__(
             self,
             "hit",
             RuleHit(
                 self.id,
-                self.kind.value,
+                HitKind(self.kind.value),
                 self.effect,
                 self.reason,
                 str(self.source) if self.source else None,
                 self.mode is Mode.SHADOW,
             ),
         )
+        history = bool(self.sequences) or any(c.reads_history for c in self.conditions)
+        object.__setattr__(self, "reads_history", history)
 
 
 @dataclass(frozen=True, slots=True)
 class Budget:
     """A spend limit: amount per scope instance and window, in one unit."""
+
+    kind: ClassVar[HitKind] = HitKind.BUDGET
 
     id: str
     reason: str
@@ -186,6 +200,8 @@ class Budget:
 class RateLimit:
     """At most ``limit`` matching actions per scope instance in a rolling window."""
 
+    kind: ClassVar[HitKind] = HitKind.RATE
+
     id: str
     reason: str
     scope: Scope
@@ -205,6 +221,8 @@ class RateLimit:
 class Tripwire:
     """A runaway tripwire with its response."""
 
+    kind: ClassVar[HitKind] = HitKind.TRIPWIRE
+
     id: str
     reason: str
     trigger: TriggerKind
@@ -223,6 +241,8 @@ class Tripwire:
 @dataclass(frozen=True, slots=True)
 class ResultCheck:
     """A check after an action (``on result``): may halt, escalate or label the run's data."""
+
+    kind: ClassVar[HitKind] = HitKind.RESULT
 
     id: str
     reason: str

@@ -1,4 +1,4 @@
-"""Stateful boundaries: turns budgets, rates and tripwires into one atomic store batch and back."""
+"""The stateful step: budgets, rates, tripwires, the run's event and stop checks as one atomic store batch."""
 
 from __future__ import annotations
 
@@ -10,12 +10,23 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from charter.engine.decision import BoundaryCheck, Failure
-from charter.engine.evaluate import EvalError, View, check_conditions
+from charter.engine.evaluate import ConditionError, check_conditions
+from charter.engine.observe import Observer
 from charter.engine.policy import Budget, CompiledPolicy, EventMark, RateLimit, Tripwire
-from charter.engine.prepare import scope_values
-from charter.engine.req import Req
-from charter.enums import ActionKind, Calendar, Mode, Outcome, Scope, TriggerKind
-from charter.state import Batch, BatchResult, BudgetLine, EventOp, HitOp, RecordOp, ReserveOp
+from charter.engine.view import View, scope_values
+from charter.enums import ActionKind, Calendar, HitKind, Mode, Outcome, RuleKind, Scope, TriggerKind
+from charter.state import (
+    Batch,
+    BatchResult,
+    BudgetLine,
+    EventOp,
+    HitOp,
+    RecordOp,
+    ReserveOp,
+    StateStore,
+    StopRecord,
+    StoreError,
+)
 
 MICROS = 1_000_000
 #: Budget holds expire after this long without a settlement (a dead client's hold is released).
@@ -78,7 +89,7 @@ def call_fingerprint(view: View) -> str:
 _NO_BATCH = Batch(now=0.0)
 
 
-class Plan:
+class BatchPlan:
     """The batch for one decision and how to read its result back (a plain slotted class: one
     is built per decision)."""
 
@@ -94,41 +105,35 @@ class Plan:
         self.shadow_budgets: list[Budget] = []
 
 
-_FAIL = {
-    "deny": Outcome.DENY,
-    "halt": Outcome.HALT,
-    "escalate": Outcome.ESCALATE,
-    "require_approval": Outcome.REQUIRE_APPROVAL,
-}
-
-
-def _applies(item: Any, view: View, errors: list[tuple[Any, Outcome, str]], failures: list[Failure]) -> bool:
+def applies(
+    item: Any,
+    view: View,
+    errors: list[tuple[Any, Outcome, str]],
+    failures: list[Failure],
+    observer: Observer | None = None,
+) -> bool:
     """Whether a boundary's conditions hold; a failure contributes its failure mode (deny by default)."""
     if not item.conditions:
         return True
+    if observer is not None:
+        observer.conditions_evaluated(item, item.conditions, view)
     try:
         return check_conditions(item.conditions, view)
-    except EvalError as exc:
+    except ConditionError as exc:
+        where = f"{item.kind} {item.id}"
+        if item.mode is not Mode.ENFORCE:  # a shadow boundary's failure is recorded, never enforced
+            failures.append(Failure(where, str(exc), "none (shadow)"))
+            return False
         fail = getattr(item, "fail", None)
-        took = _FAIL.get(fail.value if fail is not None else "deny")
-        failures.append(
-            Failure(
-                f"{boundary_kind(item)} {item.id}", str(exc), took.value if took else "ignore (fail-open)"
-            )
-        )
-        if took is not None and item.mode is Mode.ENFORCE:
+        took = fail.outcome if fail is not None else Outcome.DENY
+        failures.append(Failure(where, str(exc), took.value if took else "ignore (fail-open)"))
+        if took is not None:
             errors.append((item, took, str(exc)))
         return False
 
 
-def boundary_kind(item: Any) -> str:
-    """How a boundary is named in decisions: budget, rate, tripwire (or rule)."""
-    return {"Budget": "budget", "RateLimit": "rate", "Tripwire": "tripwire"}.get(type(item).__name__, "rule")
-
-
 def plan_batch(
     policy: CompiledPolicy,
-    req: Req,
     view: View,
     allow_spend: bool,
     keys: tuple[tuple[str, str], ...],
@@ -136,7 +141,9 @@ def plan_batch(
     pending_ttl_s: float | None = None,
     pending_always: bool = False,
     by_hold: bool = False,
-) -> Plan:
+    observer: Observer | None = None,
+    request_digest: str = "",
+) -> BatchPlan:
     """Build the atomic batch: stop keys, tripwire hits, and (when allowed so far) rates, budget, event.
 
     With ``pending_ttl_s``, an allowed decision's settlement record (``pending``, for the other
@@ -145,15 +152,16 @@ def plan_batch(
     goes through, which is exactly when the decision stays allowed. ``by_hold``: settling needs
     only the hold (``Settling._by_hold``), so a decision that holds money writes no record.
     """
+    req = view.req
     idx = policy.index
     now = view.now
-    plan = Plan()
+    plan = BatchPlan()
     hits: list[HitOp] = []
     tw: Tripwire
     for tw in view.select(idx["tripwires"]) if policy.tripwires else ():
-        if tw.trigger in _NOT_COUNTED or not _applies(tw, view, plan.errors, plan.failures):
+        if tw.trigger in _NOT_COUNTED or not applies(tw, view, plan.errors, plan.failures, observer):
             continue
-        op = _tripwire_hit(tw, req, view)
+        op = _tripwire_hit(tw, view)
         if op is not None and tw.mode is Mode.SHADOW:
             # INVARIANT: a shadow tripwire only counts; the store must not see it trip.
             op = HitOp(op.key, op.window_s, op.amount, member=op.member)
@@ -165,9 +173,9 @@ def plan_batch(
     if allow_spend:
         rl: RateLimit
         for rl in view.select(idx["rates"]) if policy.rates else ():
-            if rl.conditions and not _applies(rl, view, plan.errors, plan.failures):
+            if rl.conditions and not applies(rl, view, plan.errors, plan.failures, observer):
                 continue
-            for value in scope_values(rl.scope, req, view):
+            for value in scope_values(rl.scope, view):
                 # INVARIANT: a shadow rate only counts; it never limits (and never blocks a reservation)
                 limit = None if rl.mode is Mode.SHADOW else rl.limit
                 hits.append(HitOp(f"rl:{rl.id}:{value}", rl.window_seconds, 1, limit))
@@ -176,12 +184,14 @@ def plan_batch(
         b: Budget
         for b in view.select(idx["budgets"]) if policy.budgets else ():
             amount = req.cost.get(b.unit)
-            if amount is None or (b.conditions and not _applies(b, view, plan.errors, plan.failures)):
+            if amount is None or (
+                b.conditions and not applies(b, view, plan.errors, plan.failures, observer)
+            ):
                 continue
             if b.mode is Mode.SHADOW:
                 plan.shadow_budgets.append(b)
                 continue
-            for value in scope_values(b.scope, req, view):
+            for value in scope_values(b.scope, view):
                 if b.calendar is not None:
                     wid, end = calendar_window(b.calendar, b.timezone, now)
                     lines.append(
@@ -195,9 +205,11 @@ def plan_batch(
                     )
                 plan.lines.append((b, value))
         if lines:
-            # INVARIANT: a retried request (same idempotency key) maps to the same hold, so even two
-            # concurrent retries are charged once.
-            hold = f"h:k:{req.idempotency_key}" if req.idempotency_key else f"h:{decision_id}"
+            # INVARIANT: a retried request (same idempotency key, same request) maps to the same hold,
+            # so even two concurrent retries are charged once; another request under the key (which
+            # is refused once the first is remembered) never rides on the first one's hold.
+            key = req.idempotency_key
+            hold = f"h:k:{key}:{request_digest[:32]}" if key else f"h:{decision_id}"
             reserve = ReserveOp(hold, tuple(lines), HOLD_TTL_S)
         run = req.run
         if run and (policy.marks or policy.uses_run_state):
@@ -236,10 +248,10 @@ def plan_batch(
     return plan
 
 
-def _tripwire_hit(tw: Tripwire, req: Req, view: View) -> HitOp | None:
+def _tripwire_hit(tw: Tripwire, view: View) -> HitOp | None:
     window = tw.window_seconds
     threshold = int(tw.threshold)
-    run = req.run or "-"
+    run = view.req.run or "-"
     if tw.trigger is TriggerKind.REPEAT:
         return HitOp(
             f"tw:{tw.id}:{view.actor_id}:{call_fingerprint(view)}", window or 60.0, 1, trip_above=threshold
@@ -272,22 +284,26 @@ _NOT_COUNTED = (TriggerKind.DEPTH, TriggerKind.VELOCITY)
 
 def depth_trips(
     policy: CompiledPolicy,
-    req: Req,
     view: View,
     errors: list[tuple[Any, Outcome, str]],
     failures: list[Failure],
+    observer: Observer | None = None,
 ) -> list[Tripwire]:
     """Delegation-depth tripwires this request trips (they need no state)."""
     depth = len(view.chain)
     out = []
     for tw in view.select(policy.index["tripwires"]):
-        if tw.trigger is TriggerKind.DEPTH and depth > tw.threshold and _applies(tw, view, errors, failures):
+        if (
+            tw.trigger is TriggerKind.DEPTH
+            and depth > tw.threshold
+            and applies(tw, view, errors, failures, observer)
+        ):
             out.append(tw)
     return out
 
 
 def velocity_hits(
-    policy: CompiledPolicy, req: Req, view: View, spent: Mapping[str, float]
+    policy: CompiledPolicy, view: View, spent: Mapping[str, float], observer: Observer | None = None
 ) -> list[tuple[Tripwire, HitOp]]:
     """Spend-velocity counters for money actually spent (counted when an action is settled)."""
     out = []
@@ -295,14 +311,14 @@ def velocity_hits(
         if tw.trigger is not TriggerKind.VELOCITY:
             continue
         amount = spent.get(tw.unit or "")
-        if not amount or not _applies(tw, view, [], []):
+        if not amount or not applies(tw, view, [], [], observer):
             continue
         trip = micros(tw.threshold) if tw.mode is Mode.ENFORCE else None
         out.append(
             (
                 tw,
                 HitOp(
-                    f"tw:{tw.id}:{req.workflow or '-'}",
+                    f"tw:{tw.id}:{view.req.workflow or '-'}",
                     tw.window_seconds or 60.0,
                     micros(amount),
                     trip_above=trip,
@@ -323,7 +339,7 @@ class StateOutcome:
         self.checks: list[BoundaryCheck] = []
         self.tripped: list[Tripwire] = []
         #: (kind, id, effect, reason, escalation path or None)
-        self.deciding: list[tuple[str, str, Outcome, str, Any]] = []
+        self.deciding: list[tuple[HitKind, str, Outcome, str, Any]] = []
         self.stops_to_set: list[tuple[Scope, Tripwire | Budget | RateLimit]] = []
 
 
@@ -343,7 +359,7 @@ def _texts(item: RateLimit | Budget) -> tuple[Any, str, str]:
     return got
 
 
-def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
+def read_result(plan: BatchPlan, res: BatchResult) -> StateOutcome:
     """Interpret a batch result: tripped tripwires, limited rates, budgets that would overspend."""
     out = StateOutcome()
     checks = out.checks
@@ -355,7 +371,7 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
             tripped = hit.tripped or (not enforce and hit.total > item.threshold * scale)
             out.checks.append(
                 BoundaryCheck(
-                    "tripwire",
+                    HitKind.TRIPWIRE,
                     item.id,
                     not tripped,
                     key=key,
@@ -369,7 +385,7 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
                 if item.outcome.rank > worst.rank:
                     worst = item.outcome
                 out.tripped.append(item)
-                out.deciding.append(("tripwire", item.id, item.outcome, item.reason, item.escalation))
+                out.deciding.append((HitKind.TRIPWIRE, item.id, item.outcome, item.reason, item.escalation))
                 if item.outcome is Outcome.HALT and item.stop_scope is not None:
                     out.stops_to_set.append((item.stop_scope, item))
         else:
@@ -379,7 +395,7 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
             _, scope, window = _texts(rl)
             checks.append(
                 BoundaryCheck(
-                    "rate",
+                    HitKind.RATE,
                     rl.id,
                     not over,
                     scope,
@@ -395,17 +411,19 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
             if hit.limited and enforce:
                 if rl.on_exceed.rank > worst.rank:
                     worst = rl.on_exceed
-                out.deciding.append(("rate", rl.id, rl.on_exceed, rl.reason, rl.escalation))
+                out.deciding.append((HitKind.RATE, rl.id, rl.on_exceed, rl.reason, rl.escalation))
                 if rl.on_exceed is Outcome.HALT and rl.stop_scope is not None:
                     out.stops_to_set.append((rl.stop_scope, rl))
     for b in plan.shadow_budgets:
-        out.checks.append(BoundaryCheck("budget", b.id, True, unit=b.unit, detail="shadow: not reserved"))
+        out.checks.append(
+            BoundaryCheck(HitKind.BUDGET, b.id, True, unit=b.unit, detail="shadow: not reserved")
+        )
     if res.reserve is not None:
         for (b, value), st in zip(plan.lines, res.reserve.lines, strict=False):
             enforce = b.mode is Mode.ENFORCE
             checks.append(
                 BoundaryCheck(
-                    "budget",
+                    HitKind.BUDGET,
                     b.id,
                     st.ok,
                     f"{_texts(b)[1]}={value}",
@@ -420,8 +438,43 @@ def read_result(plan: Plan, res: BatchResult, view: View) -> StateOutcome:
             if not st.ok and enforce:
                 if b.on_exceed.rank > worst.rank:
                     worst = b.on_exceed
-                out.deciding.append(("budget", b.id, b.on_exceed, b.reason, b.escalation))
+                out.deciding.append((HitKind.BUDGET, b.id, b.on_exceed, b.reason, b.escalation))
                 if b.on_exceed is Outcome.HALT and b.stop_scope is not None:
                     out.stops_to_set.append((b.stop_scope, b))
     out.outcome = worst
     return out
+
+
+def set_stops(
+    store: StateStore, items: list[tuple[Scope, Any]], view: View, failures: list[Failure]
+) -> list[StopRecord]:
+    """Set the stops a halt calls for (a rule, boundary or check that halts, with its scope).
+
+    A stop that cannot be stored is a failure; the decision halts anyway (not persisted).
+    """
+    out = []
+    for scope, item in items:
+        values = ["*"] if scope in (Scope.GLOBAL, Scope.ORG) else scope_values(scope, view)
+        for value in values:
+            rec = StopRecord(
+                "global" if scope is Scope.ORG else scope.value,
+                value,
+                item.reason or f"tripped {item.id}",
+                f"policy:{item.id}",
+                view.now,
+                str(item.kind.value if isinstance(item.kind, RuleKind) else item.kind),
+            )
+            try:
+                store.set_stop(rec)
+                out.append(rec)
+            except StoreError as exc:
+                failures.append(Failure(f"stop {scope.value}={value}", str(exc), "halt (not persisted)"))
+    return out
+
+
+def release(store: StateStore, hold_id: str, now: float, failures: list[Failure]) -> None:
+    """Give a reservation back (a stricter outcome arrived after it); its TTL frees it otherwise."""
+    try:
+        store.release(hold_id, now=now)
+    except StoreError as exc:
+        failures.append(Failure("state store", f"release {hold_id}: {exc}", "hold expires by TTL"))

@@ -21,8 +21,8 @@ from starlette.routing import Route
 from charter import __version__
 from charter.approvals import HumanError
 from charter.approvals.identity import Channel
-from charter.engine.req import RequestError
-from charter.engine.request import Request
+from charter.enums import HitKind
+from charter.errors import RequestError, UnknownDecision
 from charter.server import wire
 from charter.server.auth import Principal, TokenSet
 from charter.server.fast import HttpLike, SidecarApp
@@ -225,18 +225,12 @@ class Sidecar:
     @staticmethod
     def _decide(engine: Any, data: dict[str, Any]) -> Any:
         try:
-            return engine.decide(data)
+            d = engine.decide(data)
         except RequestError as exc:
             raise ApiError(422, "malformed", str(exc), exc.field) from None
-        except (TypeError, ValueError, AttributeError, KeyError):
-            # The engine's fast parser choked on an odd shape (e.g. a list where a string belongs):
-            # let the wire model name the field; if it finds nothing wrong, this is a real bug (500).
-            try:
-                Request.model_validate(data)
-            except ValidationError as exc:
-                field, msg = _loc(exc)
-                raise ApiError(422, "malformed", msg, field) from None
-            raise
+        if d.rules and d.rules[0].kind is HitKind.IDEMPOTENCY:
+            raise ApiError(409, "idempotency-conflict", d.rules[0].reason, "idempotency_key")
+        return d
 
     @staticmethod
     def _late(engine: Any, fut: Any) -> None:
@@ -260,13 +254,15 @@ class Sidecar:
                     labels=tuple(body.labels),
                 )
             )
-        except KeyError:
+        except UnknownDecision:
             raise ApiError(
                 404,
                 "unknown",
                 f"unknown or already settled decision {body.decision_id!r} "
                 "(settle on the replica that decided)",
             ) from None
+        except RequestError as exc:  # an invalid settlement (SettleError): nothing was committed
+            raise ApiError(422, "malformed", str(exc), exc.field) from None
         return st.to_dict()
 
     async def explain(self, request: HttpRequest, who: Principal) -> Any:

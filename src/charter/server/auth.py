@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from charter.errors import Error
+
 ROLES = ("orchestrator", "approver", "operator", "admin")
 
 #: What each permission needs (admin may do everything).
@@ -26,7 +28,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 
-class TokenError(ValueError):
+class TokenError(Error, ValueError):
     """A tokens file that cannot be used; the message says which entry and why."""
 
 

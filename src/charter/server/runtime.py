@@ -15,6 +15,7 @@ import charter
 from charter.diagnostics import CharterError
 from charter.engine.engine import Engine
 from charter.engine.policy import CompiledPolicy
+from charter.engine.settle import PendingDecisions
 from charter.server.metrics import Metrics
 from charter.state import StateStore, open_store
 
@@ -111,9 +112,17 @@ class Runtime:
         self._thread: threading.Thread | None = None
         self._sig = _signature(self._watched()) if policy_path else ()
 
-    def _engine(self, policy: CompiledPolicy) -> Engine:
-        """An Engine on this runtime's store and trace (one OpenTelemetry span per decision if on)."""
-        engine = Engine(policy, store=self.store, trace=self.trace, clock=self.clock, notifier=self.notifier)
+    def _engine(self, policy: CompiledPolicy, pending: PendingDecisions | None = None) -> Engine:
+        """An Engine on this runtime's store and trace (one OpenTelemetry span per decision if on);
+        ``pending``: the unsettled decisions of the engine it replaces (they can still be settled)."""
+        engine = Engine(
+            policy,
+            store=self.store,
+            trace=self.trace,
+            clock=self.clock,
+            notifier=self.notifier,
+            pending=pending,
+        )
         if self.otel:
             from charter.telemetry import instrument
 
@@ -177,9 +186,7 @@ class Runtime:
                 if policy.revision == old.policy.revision:
                     self.reload_error = None
                     return False
-                new = self._engine(policy)
-                new._pending = old._pending  # decisions made before the swap can still be settled
-                new._settle_runs = old._settle_runs
+                new = self._engine(policy, old.pending)  # decisions made before the swap can still be settled
                 self.engine = new  # one reference assignment: atomic for readers
                 self.loaded_at = time.time()
                 self.reload_error = None

@@ -112,14 +112,15 @@ class MemoryStore:
     def apply(self, batch: Batch) -> BatchResult:
         now = batch.now
         with self._lock:
-            if batch.idempotency_key is not None:
-                got = self._idem.get(batch.idempotency_key)
-                if got is not None and got[1] > now:
-                    return BatchResult(replayed_payload=got[0])
+            # INVARIANT: stops first, then a replay (a retried request is halted like any other)
             for sk in batch.stop_keys:
                 stop = self._stops.get(sk)
                 if stop is not None:
                     return BatchResult(stop=stop)
+            if batch.idempotency_key is not None:
+                got = self._idem.get(batch.idempotency_key)
+                if got is not None and got[1] > now:
+                    return BatchResult(replayed_payload=got[0])
             hits = tuple(self._hit(h, now) for h in batch.hits)
             blocked = any(h.limited or h.tripped for h in hits)
             reserve = None

@@ -120,10 +120,6 @@ DECLARE
   nrb float8; lk text[]; lroll float8[]; lexp float8[]; lamt bigint[]; lnrs bigint[];
   lnrb float8[]; lmode text[]; i int; j int; nlocks bigint;
 BEGIN
-  IF b->>'idem' IS NOT NULL THEN
-    SELECT payload INTO p FROM {s}.idem WHERE key = b->>'idem' AND expires_at > now_;
-    IF FOUND THEN RETURN jsonb_build_object('replayed', p); END IF;
-  END IF;
   -- the first stop that applies, and the keys' locks (in order), in one statement
   SELECT (SELECT x.rec FROM jsonb_array_elements(b->'stops') WITH ORDINALITY AS q(v, i)
       JOIN {s}.stops x ON x.scope = q.v->>0 AND x.value = q.v->>1 ORDER BY q.i LIMIT 1),
@@ -131,6 +127,11 @@ BEGIN
       (SELECT DISTINCT x::bigint AS x FROM jsonb_array_elements_text(b->'locks') x ORDER BY 1) q)
     INTO st, nlocks;
   IF st IS NOT NULL THEN RETURN jsonb_build_object('stop', st); END IF;
+  -- stops first, then a replay (a retried request is halted like any other)
+  IF b->>'idem' IS NOT NULL THEN
+    SELECT payload INTO p FROM {s}.idem WHERE key = b->>'idem' AND expires_at > now_;
+    IF FOUND THEN RETURN jsonb_build_object('replayed', p); END IF;
+  END IF;
 
   -- (loops index the arrays: a FOR over a query runs one more statement)
   FOR j IN 0 .. jsonb_array_length(b->'hits') - 1 LOOP

@@ -112,11 +112,13 @@ end
 local function nexta() local v = ARGV[a]; a = a + 1; return v end
 local function nextk() local v = KEYS[k]; k = k + 1; return v end
 
+-- stops first, then a replay (a retried request is halted like any other)
+local replay = nil
 if nexta() == '1' then
   local v = redis.call('GET', nextk())
   if v then
     local sep = string.find(v, '|', 1, true)
-    if tonumber(string.sub(v, 1, sep - 1)) > now then return {'R', string.sub(v, sep + 1)} end
+    if tonumber(string.sub(v, 1, sep - 1)) > now then replay = string.sub(v, sep + 1) end
   end
 end
 local nstops = tonumber(nexta())
@@ -128,6 +130,7 @@ if nstops > 0 then
     if recs[i] then return {'S', recs[i]} end
   end
 end
+if replay then return {'R', replay} end
 
 local blocked = false
 local hits = {}

@@ -121,15 +121,14 @@ def apply(db: sqlite3.Connection, batch: Batch) -> BatchResult:
         params.append(k0)
     sql = read_sql(idem is not None, len(sk) if stops_inline else 0, len(plain), line)
     row = db.execute(sql, params).fetchone()
-    i = 0
-    if idem is not None:
-        if row[0] is not None:
-            return BatchResult(replayed_payload=row[0])
-        i = 1
+    i = 1 if idem is not None else 0
+    # INVARIANT: stops first, then a replay (a retried request is halted like any other)
     if stops_inline and sk:
         if row[i] is not None:
             return BatchResult(stop=stop_from_dict(json.loads(row[i])))
         i += 1
+    if idem is not None and row[0] is not None:
+        return BatchResult(replayed_payload=row[0])
     sums = {}
     for h in plain:
         sums[h.key] = row[i : i + 3]

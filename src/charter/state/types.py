@@ -8,10 +8,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from charter.errors import Error
 from charter.jsonenc import compact_encoder
 
 #: 1 USD expressed in integer micro-units; every amount in this package is an int.
 MICRO = 1_000_000
+
+#: The largest amount (in units, e.g. USD) one request, settlement or budget line may carry:
+#: 10**15 micro-units, so a limit plus an amount stays exact in every store (Redis's Lua numbers
+#: are doubles, exact to 2**53 ≈ 9.007e15; SQLite and PostgreSQL hold 64-bit integers).
+MAX_AMOUNT = 1_000_000_000
 
 #: Compact JSON (no circular-reference check: the state layer encodes plain trees only).
 dumps = compact_encoder()
@@ -67,7 +73,7 @@ class StoreFault(enum.Enum):
     OTHER = "other"
 
 
-class StoreError(Exception):
+class StoreError(Error):
     """Every backend failure, mapped; raw driver exceptions never reach the engine."""
 
     def __init__(self, kind: StoreFault, backend: str, message: str) -> None:

@@ -1,6 +1,6 @@
 """Turns the Lark parse tree into the typed AST; the only place that knows the tree's shape.
 
-The builder is split in three: :mod:`ast_base` (spans, literals), :mod:`ast_rules` (rules and
+The builder is split in three: :mod:`build_base` (spans, literals), :mod:`build_rules` (rules and
 their clauses) and this module (the declarations at the top level), joined in :class:`ToAst`.
 """
 
@@ -13,13 +13,13 @@ from lark import Token, v_args
 from lark.tree import Meta
 
 from charter.syntax import ast
-from charter.syntax.ast_base import (
+from charter.syntax.build_base import (
     MAX_DURATION_SECONDS,
     SyntaxProblem,
     parse_duration_text,
     unquote,
 )
-from charter.syntax.ast_rules import RuleParts
+from charter.syntax.build_rules import RuleParts
 
 __all__ = ["MAX_DURATION_SECONDS", "SyntaxProblem", "ToAst", "parse_duration_text", "unquote"]
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from charter.cel.syntax import Logic
-from charter.engine import settling as _engine_mod
-from charter.engine import stateful as _stateful_mod
+from charter.engine.boundaries import boundaries
 from charter.engine.decision import Decision
-from charter.engine.engine import Engine
-from charter.engine.evaluate import EvalError, View, check_sequence, rule_holds
-from charter.engine.plan import Plan
+from charter.engine.evaluate import ConditionError, Verdict, check_sequence, rule_holds
+from charter.engine.observe import Observer
 from charter.engine.policy import CompiledPolicy, Condition, Rule
+from charter.engine.settle import Settlement
+from charter.engine.validate import ValidRequest
+from charter.engine.view import RunView, View
 
 #: operand key: (owner id, operand label)
 Operand = tuple[str, str]
@@ -55,39 +56,39 @@ def _operand_labels(cond: Condition, prefix: str) -> list[str]:
     return [prefix + cond.text]
 
 
-class Coverage:
-    """Accumulates coverage for one compiled policy across many engines and decisions."""
+class Coverage(Observer):
+    """Accumulates coverage for one compiled policy across many engines and decisions.
+
+    An engine observer: give it to the engines whose decisions count
+    (``Engine(policy, observers=[coverage])``). Thread-safe (one lock around recording).
+    """
 
     def __init__(self, policy: CompiledPolicy):
         self.policy = policy
+        self._lock = threading.Lock()
         self.items: dict[str, Item] = {}
         self._owners: dict[int, str] = {}
-        groups: tuple[tuple[str, Sequence[Any]], ...] = (
-            ("rule", policy.rules),
-            ("budget", policy.budgets),
-            ("rate", policy.rates),
-            ("tripwire", policy.tripwires),
-            ("on result", policy.result_checks),
-        )
-        for kind, group in groups:
-            for it in group:
-                src = str(it.source) if it.source else ""
-                label = kind if kind != "rule" else it.kind.value
-                item = Item(it.id, label, src)
-                self.items[it.id] = item
-                conds: Sequence[Condition] = getattr(it, "conditions", ())
-                if conds:
-                    self._owners[id(conds)] = it.id
-                for seq in getattr(it, "sequences", ()):
-                    item.operands.setdefault(_seq_label(seq), set())
-                for sc in getattr(it, "signals", ()):
-                    item.operands.setdefault(f"signal {sc.kind}", set())
-                    if sc.where is not None:
-                        for lab in _operand_labels(sc.where, f"signal {sc.kind} where "):
-                            item.operands.setdefault(lab, set())
-                for i, cond in enumerate(conds):
-                    for lab in _operand_labels(cond, _prefix(cond, i)):
+        items = [
+            *((it.kind.value, it) for it in policy.rules),
+            *((str(k.kind), it) for k, it in boundaries(policy)),
+        ]
+        for label, it in items:
+            src = str(it.source) if it.source else ""
+            item = Item(it.id, label, src)
+            self.items[it.id] = item
+            conds: Sequence[Condition] = getattr(it, "conditions", ())
+            if conds:
+                self._owners[id(conds)] = it.id
+            for seq in getattr(it, "sequences", ()):
+                item.operands.setdefault(_seq_label(seq), set())
+            for sc in getattr(it, "signals", ()):
+                item.operands.setdefault(f"signal {sc.kind}", set())
+                if sc.where is not None:
+                    for lab in _operand_labels(sc.where, f"signal {sc.kind} where "):
                         item.operands.setdefault(lab, set())
+            for i, cond in enumerate(conds):
+                for lab in _operand_labels(cond, _prefix(cond, i)):
+                    item.operands.setdefault(lab, set())
 
     # ---- recording -----------------------------------------------------------------------------
     def _conditions(
@@ -108,8 +109,34 @@ class Coverage:
                 if value is True or value is False:
                     item.operands.setdefault(f"{prefix}{text}", set()).add(bool(value))
 
+    # ---- the observer ----------------------------------------------------------------------------
+    def rules_evaluated(self, view: View, candidates: Sequence[Rule], verdict: Verdict) -> None:
+        """Every selected rule's parts, evaluated against the decision's view."""
+        with self._lock:
+            self.record_rules(view, candidates)
+
+    def conditions_evaluated(self, owner: Any, conditions: Sequence[Condition], view: View) -> None:
+        """A boundary's or check's conditions."""
+        with self._lock:
+            self.record_conditions(conditions, view)
+
+    def decision_finished(self, token: Any, request: ValidRequest, decision: Decision) -> None:
+        """Boundaries that bit and rules that decided."""
+        with self._lock:
+            self.record_decision(decision)
+
+    def settled(self, settlement: Settlement) -> None:
+        """Checks after an action that held."""
+        with self._lock:
+            for c in settlement.checks:
+                self.record_check(c.id)
+
+    # ---- recording ---------------------------------------------------------------------------------
     def record_rules(self, view: View, candidates: Sequence[Rule]) -> None:
         """Evaluate every selected rule's parts against a decision's view."""
+        if view.run is None:
+            view = view.copy()
+            view.run = RunView()  # coverage asks what each part gives, history or not
         act = view.activation()
         for rule in candidates:
             item = self.items.get(rule.id)
@@ -130,7 +157,7 @@ class Coverage:
             try:
                 parts = rule.conditions or rule.signals or rule.sequences
                 holds = rule_holds(rule, view) if parts else True
-            except EvalError:
+            except ConditionError:
                 holds = False
             if holds:
                 item.fired = True
@@ -193,40 +220,3 @@ class Coverage:
 
 def _pct(a: int, b: int) -> float:
     return round(100.0 * a / b, 1) if b else 100.0
-
-
-@contextlib.contextmanager
-def tracking(cov: Coverage | None) -> Iterator[None]:
-    """While active, the engine reports evaluations to ``cov`` (single-threaded test runs only)."""
-    if cov is None:
-        yield
-        return
-    orig_run = Plan.run
-    orig_engine_cc = _engine_mod.check_conditions
-    orig_state_cc = _stateful_mod.check_conditions
-
-    def run(plan: Plan, policy: CompiledPolicy, view: View) -> Any:
-        if policy is cov.policy:
-            cov.record_rules(view, plan.candidates)
-        return orig_run(plan, policy, view)
-
-    def engine_cc(conds: Sequence[Condition], view: View) -> bool:
-        cov.record_conditions(conds, view)
-        return orig_engine_cc(conds, view)
-
-    def state_cc(conds: Sequence[Condition], view: View) -> bool:
-        cov.record_conditions(conds, view)
-        return orig_state_cc(conds, view)
-
-    Plan.run = run  # type: ignore[method-assign,assignment]
-    _engine_mod.check_conditions = engine_cc
-    _stateful_mod.check_conditions = state_cc
-    lane = Engine.lane_enabled
-    Engine.lane_enabled = False  # engines built now evaluate through Plan.run
-    try:
-        yield
-    finally:
-        Engine.lane_enabled = lane
-        Plan.run = orig_run  # type: ignore[method-assign]
-        _engine_mod.check_conditions = orig_engine_cc
-        _stateful_mod.check_conditions = orig_state_cc

@@ -8,10 +8,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from charter.engine.evaluate import RunView, evaluate
+from charter.engine.boundaries import boundaries
+from charter.engine.evaluate import evaluate
 from charter.engine.policy import CompiledPolicy, Rule
-from charter.engine.prepare import build_view
-from charter.engine.req import parse_request
+from charter.engine.validate import validate_request
+from charter.engine.view import RunView, build_view
 from charter.enums import Outcome
 
 _NUM = re.compile(r"args\.(\w+)\s*(?:[<>]=?|==|!=)\s*(-?\d+(?:\.\d+)?)")
@@ -122,14 +123,15 @@ def decide(
 
     With ``history`` the run has already seen every event and label that sequences refer to.
     """
-    req = parse_request(request)
+    req = validate_request(request)
     view = build_view(policy, req, NOW)
     if history and policy.marks:
         labels = frozenset(lab for m in policy.marks for lab in m.labels)
         view.run = RunView(1, labels, {m.id: (0, NOW) for m in policy.marks})
-    sel = (view.kind, view.target, view.actor_id, view.roles, view.ancestors, req.workflow, view.target_roles)
-    v = evaluate(policy, view, policy.index["rules"].select(*sel))
-    return v.outcome, [h.id for h in v.deciding], v.approvals
+    else:
+        view.run = RunView()  # a run that has seen nothing yet
+    v = evaluate(view, view.select(policy.index["rules"]))
+    return v.outcome, [h.id for h in v.deciding], list(v.approvals)
 
 
 def _subject(r: Mapping[str, Any]) -> str:
@@ -146,12 +148,10 @@ def _gates(rules: list[Rule]) -> dict[str, tuple[int, str]]:
 
 def _limits(policy: CompiledPolicy) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], float] = {}
-    for b in policy.budgets:
-        out[("budget", b.id)] = b.limit_micros / 1e6
-    for r in policy.rates:
-        out[("rate", r.id)] = r.limit / r.window_seconds
-    for t in policy.tripwires:
-        out[("tripwire", t.id)] = t.threshold / (t.window_seconds or 1.0)
+    for kind, item in boundaries(policy):
+        loose = kind.looseness(item)
+        if loose is not None:
+            out[(str(kind.kind), item.id)] = loose
     return out
 
 

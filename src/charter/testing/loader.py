@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from charter.errors import Error
+
 #: default start of a scenario's clock: a Wednesday morning, mid-month (UTC)
 DEFAULT_START = datetime(2030, 1, 16, 9, 0, tzinfo=UTC).timestamp()
 
@@ -19,7 +21,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-class TestLoadError(Exception):
+class TestLoadError(Error):
     """A test file that cannot be read or does not follow the format."""
 
     __test__ = False

@@ -13,9 +13,9 @@ from charter.approvals import HumanError
 from charter.engine.decision import Decision
 from charter.engine.engine import Engine, Settlement
 from charter.engine.policy import CompiledPolicy
-from charter.engine.req import RequestError
+from charter.errors import RequestError
 from charter.hits import hit_line
-from charter.testing.coverage import Coverage, tracking
+from charter.testing.coverage import Coverage
 from charter.testing.loader import Case, Step, TestFile
 
 _DECIDE_EXPECT = {"outcome", "rules", "reasons", "obligations", "default_deny", "shadow", "boundaries"}
@@ -231,7 +231,7 @@ def _human_id(args: Mapping[str, Any], state: _State, kind: str) -> str:
     return got
 
 
-def _decide(step: Step, case: Case, state: _State, cov: Coverage | None) -> list[str]:
+def _decide(step: Step, case: Case, state: _State) -> list[str]:
     req = build_request(step.args, case.defaults, state)
     d = state.engine.decide(req)
     state.last = d
@@ -241,12 +241,10 @@ def _decide(step: Step, case: Case, state: _State, cov: Coverage | None) -> list
     esc = d.obligations.get("escalation")
     if isinstance(esc, Mapping) and esc.get("id"):
         state.last_escalation = esc["id"]
-    if cov is not None:
-        cov.record_decision(d)
     return check_decision(d, step.expect)
 
 
-def _settle(step: Step, state: _State, cov: Coverage | None) -> list[str]:
+def _settle(step: Step, state: _State) -> list[str]:
     args = step.args if isinstance(step.args, Mapping) else {}
     did = args.get("decision", "last")
     if did == "last":
@@ -259,9 +257,6 @@ def _settle(step: Step, state: _State, cov: Coverage | None) -> list[str]:
         outcome=str(args.get("outcome", "success")),
         labels=tuple(args.get("labels") or ()),
     )
-    if cov is not None:
-        for c in st.checks:
-            cov.record_check(c.id)
     return check_settlement(st, step.expect)
 
 
@@ -340,42 +335,41 @@ def run_case(policy: CompiledPolicy, case: Case, file: str, cov: Coverage | None
     t0 = time.perf_counter()
     result = CaseResult(file, case.name, case.scenario, "passed")
     clock = Clock(case.start)
-    with tracking(cov):
-        state = _State(Engine(policy, clock=clock), clock)
-        actions: dict[str, Callable[[Step], list[str]]] = {
-            "decide": lambda s: _decide(s, case, state, cov),
-            "settle": lambda s: _settle(s, state, cov),
-        }
-        for step in case.steps:
-            result.steps += 1
-            what = _describe(step, case.defaults)
-            label = f"step {step.index + 1} ({what})" if case.scenario else what
-            try:
-                problems: list[str] = []
-                for i in range(step.repeat):
-                    if step.kind == "advance":
-                        clock.t += float(step.args)
-                    else:
-                        one = (
-                            step
-                            if step.repeat == 1
-                            else Step(step.kind, _numbered(step.args, i), step.expect, step.index)
-                        )
-                        problems = actions.get(step.kind, lambda s: _human(s, state))(one)
-                    if problems:
-                        break
-            except StepFailure as exc:
-                result.status = "failed"
-                result.messages.append(f"{label}: {exc}")
-                break
-            except (RequestError, KeyError, ValueError, TypeError) as exc:
-                result.status = "error"
-                result.messages.append(f"{label}: {type(exc).__name__}: {exc}")
-                break
-            if problems:
-                result.status = "failed"
-                result.messages.extend(f"{label}: {p}" for p in problems)
-                break
+    state = _State(Engine(policy, clock=clock, observers=[cov] if cov is not None else ()), clock)
+    actions: dict[str, Callable[[Step], list[str]]] = {
+        "decide": lambda s: _decide(s, case, state),
+        "settle": lambda s: _settle(s, state),
+    }
+    for step in case.steps:
+        result.steps += 1
+        what = _describe(step, case.defaults)
+        label = f"step {step.index + 1} ({what})" if case.scenario else what
+        try:
+            problems: list[str] = []
+            for i in range(step.repeat):
+                if step.kind == "advance":
+                    clock.t += float(step.args)
+                else:
+                    one = (
+                        step
+                        if step.repeat == 1
+                        else Step(step.kind, _numbered(step.args, i), step.expect, step.index)
+                    )
+                    problems = actions.get(step.kind, lambda s: _human(s, state))(one)
+                if problems:
+                    break
+        except StepFailure as exc:
+            result.status = "failed"
+            result.messages.append(f"{label}: {exc}")
+            break
+        except (RequestError, KeyError, ValueError, TypeError) as exc:
+            result.status = "error"
+            result.messages.append(f"{label}: {type(exc).__name__}: {exc}")
+            break
+        if problems:
+            result.status = "failed"
+            result.messages.extend(f"{label}: {p}" for p in problems)
+            break
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from charter.enums import Outcome
+from charter.enums import HitKind, Outcome
 
 _RANK = {o.value: o.rank for o in Outcome}
 
@@ -100,24 +100,23 @@ def records_from(source: str | Path) -> Iterator[dict[str, Any]]:
 
 def _seed(store: Any, rec: dict[str, Any], now: float) -> None:
     """Put into an empty store the state the recorded decision saw (stops, budgets, counters)."""
+    from charter.engine.boundaries import BY_KIND
     from charter.state import Batch, BudgetLine, HitOp, ReserveOp, StopRecord
 
     hits, lines = [], []
     for b in rec.get("boundaries", []):
-        kind, key = b.get("kind"), b.get("key")
-        if kind == "stop":
+        if b.get("kind") == HitKind.STOP:
             scope, _, value = str(b.get("id", "")).partition(":")
             store.set_stop(StopRecord(scope, value, b.get("detail") or "", "replay", now, "replay"))
-        elif kind == "budget" and key:
-            seen = float(b.get("used") or 0) + float(b.get("reserved") or 0)
-            if seen > 0:
-                lines.append(BudgetLine(key, 2**62, round(seen * 1_000_000)))
-        elif kind in ("rate", "tripwire") and key and b.get("used"):
-            count = float(b["used"])
-            if kind == "rate" or b.get("detail") != "spend-velocity":
-                count = max(0.0, count - 1)  # the recorded count includes the recorded request
-            if count > 0:
-                hits.append(HitOp(key, 3600.0 * 24, int(count)))
+            continue
+        kind = BY_KIND.get(str(b.get("kind")))
+        seed = kind.seed(b) if kind is not None else None
+        if seed is None:
+            continue
+        if seed.spent_micros:
+            lines.append(BudgetLine(seed.key, 2**62, seed.spent_micros))
+        if seed.hits:
+            hits.append(HitOp(seed.key, 3600.0 * 24, seed.hits))
     if hits or lines:
         reserve = ReserveOp("replay-seed", tuple(lines), 3600.0) if lines else None
         store.apply(Batch(now=now - 1e-3, hits=tuple(hits), reserve=reserve))

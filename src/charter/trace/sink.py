@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from charter.errors import Error
+
 #: One stored record: (seq, id, kind, at, outcome, agent, rules, ref, prev, hash, body).
 Row = tuple[int, str, str, float, Any, Any, str, Any, str, str, str]
 #: What a chain append produces from the head it continues: (rows, new seq, new head hash).
@@ -20,7 +22,7 @@ Sign = Callable[[int, str], dict[str, Any]]
 CHECKPOINT_FIELDS = ("length", "head", "at", "signature", "public_key")
 
 
-class TraceError(Exception):
+class TraceError(Error):
     """The trace could not be written (or read); decisions fail closed while this lasts."""
 
 

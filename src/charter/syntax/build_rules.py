@@ -10,7 +10,7 @@ from lark.tree import Meta
 
 from charter.enums import ActionKind, Calendar, Mode, RuleKind, Scope, TriggerKind
 from charter.syntax import ast
-from charter.syntax.ast_base import AstBase, unquote
+from charter.syntax.build_base import AstBase, unquote
 
 
 class RuleParts(AstBase):
