@@ -17,10 +17,11 @@ import charter
 from charter.cel import CelCompileError, CelError, CelType, compile_condition
 from charter.cel.limits import DECISION_COST, Limits
 from charter.engine.engine import Engine
+from charter.engine.validate import LIMITS, RequestError, validate_request
 from charter.enums import Outcome
 
 BOUND_S = 0.050
-BIG = 200_000  # list elements: about 1 MB of JSON, the size of the largest request body
+BIG = 200_000  # list elements handed to a condition directly (no request limit in between)
 
 POLICY = """
 policy hostile
@@ -76,20 +77,44 @@ def _deep(n: int) -> Any:
 
 
 def _request() -> dict[str, Any]:
+    """The largest request the request limits admit (engine/validate.py LIMITS), spread over the
+    shapes the hostile conditions work on: as many list elements, map entries and characters of
+    text as one request may carry, and the deepest nesting."""
+    n = LIMITS.max_values
+    words = n // 10
+    table = n // 20
+    depth = LIMITS.max_depth - 2  # args -> deep -> the nested lists
+    items = n - words - table - depth - 9  # the containers, the text and the root count too
+    text = LIMITS.max_string
     return {
         "actor": {"id": "a"},
         "action": {
             "kind": "call",
             "target": "t.x",
             "args": {
-                "items": [1] * BIG,
-                "words": ["ab"] * 20_000,
-                "text": "a" * 1_000_000,
-                "deep": _deep(200),
-                "table": {f"k{i}": i for i in range(50_000)},
+                "items": [1] * items,
+                "words": ["ab"] * words,
+                "text": "a" * text,
+                "deep": _deep(depth),
+                "table": {f"k{i}": i for i in range(table)},
             },
         },
     }
+
+
+def test_the_hostile_request_is_the_largest_the_limits_admit() -> None:
+    req = _request()
+    assert validate_request(req) is not None
+    args = req["action"]["args"]
+    bigger = {
+        **req,
+        "action": {
+            **req["action"],
+            "args": {**args, "items": [*args["items"], 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]},
+        },
+    }
+    with pytest.raises(RequestError):
+        validate_request(bigger)
 
 
 def _forbid(name: str, cond: str) -> str:

@@ -61,6 +61,9 @@ class RequestLimits:
     max_string: int = 256 * 1024
     #: JSON values (scalars and containers) in args, actor attributes and context together
     max_values: int = 10_000
+    #: characters of every string and key in args, actor attributes and context together (the
+    #: sidecar's 1 MiB body limit, held in-process too)
+    max_chars: int = 1024 * 1024
 
 
 LIMITS = RequestLimits()
@@ -195,6 +198,7 @@ def value_problem(value: Any, where: str, limits: RequestLimits = LIMITS) -> tup
     """
     stack: list[tuple[Any, str, int]] = [(value, where, 0)]
     count = 0
+    chars = 0
     while stack:
         v, path, depth = stack.pop()
         count += 1
@@ -204,6 +208,9 @@ def value_problem(value: Any, where: str, limits: RequestLimits = LIMITS) -> tup
         if c is str:
             if len(v) > limits.max_string:
                 return path, f"a string longer than {limits.max_string:,} characters"
+            chars += len(v)
+            if chars > limits.max_chars:
+                return path, f"more than {limits.max_chars:,} characters of text in a request"
         elif c is bool or v is None:
             continue
         elif c is int:
@@ -221,6 +228,9 @@ def value_problem(value: Any, where: str, limits: RequestLimits = LIMITS) -> tup
                         return path, f"a key that is not a string ({type(k).__name__})"
                     if len(k) > limits.max_string:
                         return path, f"a key longer than {limits.max_string:,} characters"
+                    chars += len(k)
+                    if chars > limits.max_chars:
+                        return path, f"more than {limits.max_chars:,} characters of text in a request"
                     stack.append((x, f"{path}.{k}", depth + 1))
             else:
                 for i, x in enumerate(v):
@@ -380,11 +390,13 @@ def _scalars_ok(d: dict[str, Any]) -> int:
     INVARIANT: the same rules as :func:`value_problem` for scalars (test_validate.py compares).
     """
     deep = len(d) > 64
+    chars = 0
     for k, v in d.items():
         c = v.__class__
         if c is str:
             if len(v) > 262144:  # LIMITS.max_string
                 return -1
+            chars += len(v)
         elif c is int:
             if not -9223372036854775808 <= v <= 9223372036854775807:
                 return -1
@@ -395,11 +407,15 @@ def _scalars_ok(d: dict[str, Any]) -> int:
             deep = True
         if k.__class__ is not str or len(k) > 262144:
             return -1
-    return 1 if deep else 0
+    # more than a third of LIMITS.max_chars in one of the three mappings (args, attributes,
+    # context): the deep check counts the text of all three together
+    return 1 if deep or chars > 349525 else 0
 
 
 _NO: Any = object()
-assert MAX_ID == 256 and LIMITS.max_string == 262144, "the shape tier spells these limits out"
+assert MAX_ID == 256 and LIMITS.max_string == 262144 and LIMITS.max_chars // 3 == 349525, (
+    "the shape tier spells these limits out"
+)
 
 
 def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
