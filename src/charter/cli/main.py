@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from charter import __version__
@@ -15,6 +17,7 @@ from charter.cli.lsp import lsp_cmd
 from charter.cli.replay import replay_cmd
 from charter.cli.test import test_cmd
 from charter.cli.trace import trace_cmd
+from charter.extras import MissingExtra
 from charter.integrations.mcp_cli import mcp_proxy_cmd
 from charter.server.cli import serve_cmd
 
@@ -52,5 +55,9 @@ for _cmd in (replay_cmd, trace_cmd, approvals_cmd, escalations_cmd, stop_cmd, re
 
 
 def main() -> None:
-    """Console-script entry point; usage errors exit 2."""
-    cli(prog_name="charter")
+    """Console-script entry point; usage errors exit 2, and so does a feature whose extra is missing."""
+    try:
+        cli(prog_name="charter")
+    except MissingExtra as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)

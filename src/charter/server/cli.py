@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from charter.diagnostics import CharterError
+from charter.extras import missing_extra
 from charter.server.proto import protocol_class
 from charter.server.runtime import ServeConfig
 
@@ -156,7 +157,10 @@ def serve_cmd(
     otel: bool,
 ) -> None:
     """Serve decisions for POLICY_PATH over HTTP (see docs/sidecar.md)."""
-    import uvicorn
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise missing_extra("server", "charter serve", exc) from exc
 
     if no_auth and not _loopback(host):
         raise click.UsageError("--no-auth is only allowed on a loopback address")
