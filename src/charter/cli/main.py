@@ -8,6 +8,7 @@ import click
 
 from charter import __version__
 from charter.cli.check import check_cmd
+from charter.cli.completion import completion_cmd
 from charter.cli.diff import diff_cmd
 from charter.cli.eval import eval_cmd
 from charter.cli.fmt import fmt_cmd
@@ -50,6 +51,7 @@ cli.add_command(serve_cmd)
 cli.add_command(mcp_proxy_cmd)
 cli.add_command(lsp_cmd)
 cli.add_command(graph_cmd)
+cli.add_command(completion_cmd)
 for _cmd in (replay_cmd, trace_cmd, approvals_cmd, escalations_cmd, stop_cmd, resume_cmd, stops_cmd):
     cli.add_command(_cmd)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from charter.cli.stores import resolve_store, store_option
 from charter.diagnostics import CharterError
 from charter.extras import missing_extra
 from charter.server.proto import protocol_class
@@ -74,13 +75,7 @@ def app_from_env() -> Any:
 
 @click.command("serve")
 @click.argument("policy_path", type=click.Path(exists=True))
-@click.option(
-    "--store",
-    "store_url",
-    default="memory://",
-    show_default=True,
-    help="State store URL (use redis:// or postgresql:// for several replicas).",
-)
+@store_option
 @click.option(
     "--trace",
     "trace_path",
@@ -173,7 +168,7 @@ def serve_cmd(
         click.echo("warning: with --workers > 1 and memory://, each worker has its own state", err=True)
     cfg = ServeConfig(
         policy_path=policy_path,
-        store_url=store_url,
+        store_url=resolve_store(store_url),
         trace_path=trace_path,
         host=host,
         port=port,
