@@ -388,6 +388,7 @@ class Sidecar:
             stops=stops,
             reload_error=self.rt.reload_error,
             notifications=self.rt.dispatcher.stats() if self.rt.dispatcher else (),
+            exports=[(e.sink.name, e.metrics()) for e in self.rt.exporters],
         )
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 

@@ -134,6 +134,19 @@ def app_from_env() -> Any:
     envvar="CHARTER_OTEL",
     help="One OpenTelemetry span per decision (needs the otel extra; also $CHARTER_OTEL=1).",
 )
+@click.option(
+    "--export",
+    "export",
+    multiple=True,
+    metavar="KIND:URL",
+    help="Export decision logs, masked as the policy declares: otlp:http://HOST:4318/v1/logs "
+    "(needs the otel extra) or jsonl:http(s)://HOST/PATH (docs/export.md).",
+)
+@click.option(
+    "--export-key-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A file whose bytes key the hash masks (else a random key per process).",
+)
 def serve_cmd(
     policy_path: str,
     store_url: str,
@@ -150,6 +163,8 @@ def serve_cmd(
     log_level: str,
     access_log: bool,
     otel: bool,
+    export: tuple[str, ...],
+    export_key_file: str | None,
 ) -> None:
     """Serve decisions for POLICY_PATH over HTTP (see docs/sidecar.md)."""
     try:
@@ -179,6 +194,8 @@ def serve_cmd(
         poll_s=poll_s,
         workers=workers,
         otel=otel,
+        export=export,
+        export_key_file=export_key_file,
         humans_config=humans_config,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
