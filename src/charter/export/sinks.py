@@ -26,7 +26,7 @@ class ExportError(Error):
     """A sink URL that cannot be used (unknown scheme, missing extra for OTLP)."""
 
 
-class SendFailed(Exception):
+class SendFailed(ExportError):
     """One send failed; ``retry`` says whether the same batch may be sent again."""
 
     def __init__(self, message: str, retry: bool):
