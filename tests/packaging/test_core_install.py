@@ -132,3 +132,28 @@ def test_serve_without_the_extra_says_which(core_venv: Path) -> None:
     assert res.returncode == 2
     assert "pip install 'charter[server]'" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("code", "extra"),
+    [
+        ("from charter.export import OtlpLogsSink; OtlpLogsSink('http://127.0.0.1:1/v1/logs')", "otel"),
+        ("import charter as c, charter.telemetry as t; t.instrument(c.Engine(c.load('policies')))", "otel"),
+        ("from charter.state import open_store; open_store('redis://127.0.0.1:1/0')", "redis"),
+        ("from charter.state import open_store; open_store('postgresql://x@127.0.0.1:1/db')", "postgres"),
+    ],
+)  # fmt: skip
+def test_optional_features_name_their_extra(core_venv: Path, code: str, extra: str) -> None:
+    res = _run([str(core_venv / "bin" / "python"), "-c", code], cwd=ROOT)
+    assert res.returncode != 0
+    assert f"pip install 'charter[{extra}]'" in res.stderr, res.stderr[-2000:]
+
+
+def test_the_jsonl_export_works_in_the_core_install(core_venv: Path) -> None:
+    code = (
+        "import charter; from charter.export import Exporter, JsonlHttpSink; "
+        "p = charter.load('policies'); e = Exporter(JsonlHttpSink('http://127.0.0.1:9/'), p, retries=0); "
+        "e.close(); print('ok')"
+    )
+    res = _run([str(core_venv / "bin" / "python"), "-c", code], cwd=ROOT)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
