@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# `charter eval`/`serve` default to a SQLite file under the working directory; tests that do not name
+# a store get a fresh in-memory one instead (tests of the default unset this).
+os.environ.setdefault("CHARTER_STORE", "memory://")
 
 
 @pytest.fixture(scope="session")

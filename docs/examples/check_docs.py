@@ -216,6 +216,8 @@ def _check_items(
 
 
 def main() -> None:
+    # `charter eval` keeps state in ./.charter/state.db by default: the examples each start fresh
+    os.environ.setdefault("CHARTER_STORE", "memory://")
     docs = [Path(a) for a in sys.argv[1:]] or sorted((ROOT / "docs").glob("*.md"))
     total = sum(check_doc(p) for p in docs)
     sys.exit(1 if total else 0)

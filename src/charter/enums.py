@@ -148,3 +148,12 @@ class Severity(enum.Enum):
     MEDIUM = "medium"
     HIGH = "high"
     CRITICAL = "critical"
+
+
+class MaskKind(enum.Enum):
+    """How a ``mask``/``hash`` declaration edits an argument before a decision log leaves the process."""
+
+    #: replaced by ``"****"``
+    MASK = "mask"
+    #: replaced by a keyed hash (HMAC-SHA256) of its canonical JSON: equal values stay joinable
+    HASH = "hash"

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from charter.engine.observe import Observer
+from charter.extras import missing_extra
 
 #: A W3C ``traceparent`` (version 00): 00-<32 hex trace id>-<16 hex parent span id>-<2 hex flags>.
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -66,10 +67,13 @@ def instrument(engine: Any, tracer: Any = None) -> Any:
 
     The span's parent is the request's ``trace_id`` when it is a W3C ``traceparent`` (or a bare
     trace id), else the current OpenTelemetry context; a request without a trace id is given the
-    span's ``traceparent``, so the trace record keeps the trace id of the span. Raises ImportError
-    when the `otel` extra is not installed.
+    span's ``traceparent``, so the trace record keeps the trace id of the span. Raises
+    :class:`charter.extras.MissingExtra` (an ImportError) when the `otel` extra is not installed.
     """
-    from opentelemetry import trace as ot
+    try:
+        from opentelemetry import trace as ot
+    except ImportError as exc:
+        raise missing_extra("otel", "OpenTelemetry spans", exc) from exc
 
     if any(isinstance(o, SpanObserver) for o in engine.observers):
         return engine

@@ -165,3 +165,27 @@ def test_tokens_never_span_lines_and_classify_names() -> None:
     by_pos = {(t.line, t.column): t.type for t in toks}
     line = text[: text.index("approvers treasury")].count("\n") + 1
     assert by_pos[(line, 3)] is TokenType.KEYWORD and by_pos[(line, 13)] is TokenType.CLASS
+
+
+def test_mask_paths_reference_the_argument_of_every_tool_declaring_it() -> None:
+    from charter.syntax import parse_text
+
+    text = (
+        "policy p\n"
+        "tool a.send { arg password: string }\n"
+        "tool b.send { arg password: string  arg card: map of string }\n"
+        "mask args.password, args.card.number\n"
+    )
+    module = parse_text(text, "p.charter").module
+    assert module is not None
+    ix = SymbolIndex.build([module], {"p.charter": text})
+    refs = {
+        o.key: o
+        for k in ("a.send/password", "b.send/password")
+        for o in ix.references((SymbolKind.TOOL_ARG, k))
+    }
+    assert set(refs) == {(SymbolKind.TOOL_ARG, "a.send/password"), (SymbolKind.TOOL_ARG, "b.send/password")}
+    ref = refs[(SymbolKind.TOOL_ARG, "a.send/password")]
+    assert (ref.span.line, ref.span.column, ref.span.end_column) == (4, 11, 19)
+    (card,) = ix.references((SymbolKind.TOOL_ARG, "b.send/card"))
+    assert text[card.span.start : card.span.end] == "card"

@@ -154,3 +154,39 @@ def test_people_facing_shells_stay_outside_the_core() -> None:
     assert {p for p in shells if p.startswith(core)} == set()
     assert [p for p in _importers("charter.server") if p.startswith("notify/")] == []
     assert [p for p in _importers("charter.engine") if p.startswith("notify/")] == []
+
+
+def test_export_is_an_observer_and_the_engine_never_imports_it() -> None:
+    """Decision-log export hooks in as an engine observer: the engine, compiler and syntax never import
+    charter.export, and the export package imports neither the parser, the compiler nor the sidecar."""
+    assert {
+        p for p in _importers("charter.export") if p.split("/")[0] in ("engine", "compiler", "syntax")
+    } == set()
+    inward = _importers("charter.syntax") + _importers("charter.compiler") + _importers("charter.server")
+    assert {p for p in inward if p.startswith("export/")} == set()
+    assert {p for p in _importers("lark") + _importers("opentelemetry") if p.startswith("export/")} <= {
+        "export/sinks.py"
+    }
+
+
+def test_optional_packages_are_imported_only_behind_missing_extra() -> None:
+    """A module that imports an extra's package at import time does it inside try/except ImportError
+    (charter.extras.missing_extra names the extra), so the core install imports cleanly."""
+    optional = ("redis", "psycopg", "hiredis", "starlette", "uvicorn", "pygls", "lsprotocol", "rich", "httpx")
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        guarded = {
+            id(n)
+            for node in tree.body
+            if isinstance(node, ast.Try)
+            and any("ImportError" in ast.unparse(h.type) for h in node.handlers if h.type is not None)
+            for child in node.body
+            for n in ast.walk(child)
+        }
+        for node in tree.body:  # module level only: function-level imports run on use
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in guarded:
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                if any(n.split(".")[0] in optional for n in names):
+                    offenders.append(str(path.relative_to(SRC)))
+    assert offenders == []

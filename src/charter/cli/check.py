@@ -8,6 +8,8 @@ from charter.api import check as compile_check
 from charter.cli.lintconfig import LintConfigError, configure
 from charter.cli.output import echo_json, github_annotation, style_diag, use_color
 from charter.cli.sarif import to_junit, to_sarif
+from charter.cli.stdin import STDIN_ARG, STDIN_NAME, read_policy_stdin
+from charter.compiler.pipeline import CompileResult, compile_text
 from charter.diagnostics import Diagnostic
 
 
@@ -24,12 +26,23 @@ from charter.diagnostics import Diagnostic
 @click.option("--strict", is_flag=True, help="Exit 1 when there are warnings.")
 @click.pass_context
 def check_cmd(ctx: click.Context, paths: tuple[str, ...], fmt: str, strict: bool) -> None:
-    """Check policy files or directories.
+    """Check policy files or directories ('-': one policy read from standard input, named <stdin>).
 
     Exit status: 0 clean, 1 warnings with --strict, 2 errors. Lint levels come from [tool.charter]
     in pyproject.toml or .charter.yaml (docs/lint.md); '# charter: ignore CODE -- reason' suppresses.
     """
-    result = compile_check(list(paths))
+    if STDIN_ARG in paths:
+        if len(paths) > 1:
+            raise click.UsageError("'-' (standard input) cannot be combined with other paths")
+        text, problems = read_policy_stdin()
+        result = (
+            compile_text(text, STDIN_NAME)
+            if text is not None
+            else CompileResult(policy=None, diagnostics=problems, sources={})
+        )
+        paths = (".",)  # lint configuration: from the working directory
+    else:
+        result = compile_check(list(paths))
     try:
         diags: list[Diagnostic] = configure(paths, result.diagnostics, result.sources)
     except LintConfigError as exc:

@@ -10,6 +10,7 @@ import yaml
 
 from charter.api import check as compile_check
 from charter.cli.output import echo_json, style_diag, use_color
+from charter.cli.stores import resolve_store, store_option
 from charter.engine.engine import Engine
 from charter.engine.explain import explain
 from charter.engine.validate import RequestError, validate_request
@@ -56,13 +57,7 @@ def _read_request(spec: str) -> object:
     show_default=True,
     help="Exit 1 when the decision is not allow (or is deny/halt).",
 )
-@click.option(
-    "--store",
-    "store_url",
-    default="memory://",
-    show_default=True,
-    help="State store URL (memory://, sqlite:///path, redis://..., postgresql://...).",
-)
+@store_option
 @click.pass_context
 def eval_cmd(
     ctx: click.Context,
@@ -97,7 +92,7 @@ def eval_cmd(
     from charter.state import StoreError, open_store
 
     try:
-        store = open_store(store_url)
+        store = open_store(resolve_store(store_url))
     except (ValueError, StoreError) as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(2)

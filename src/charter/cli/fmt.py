@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from charter.cli.output import style_diag, use_color
+from charter.cli.stdin import STDIN_ARG, STDIN_NAME, read_policy_stdin
 from charter.compiler.load import POLICY_SUFFIX
 from charter.syntax.parser import decode
 from charter.syntax.printer import format_source
@@ -38,11 +39,26 @@ def fmt_cmd(
 ) -> None:
     """Format policy files (directories expand to their *.charter files).
 
-    With one file and no option, print the formatted text. Exit status: 0 done (or nothing
-    to change), 1 files would change with --check, 2 a file does not parse or cannot be read.
+    With one file and no option, print the formatted text; '-' formats standard input to standard
+    output (an editor's format-on-save). With -w, name each file rewritten and count the unchanged.
+    Exit status: 0 done (or nothing to change), 1 files would change with --check, 2 a file does
+    not parse or cannot be read.
     """
-    files, missing = _expand(paths)
     color = use_color(ctx)
+    if STDIN_ARG in paths:
+        if len(paths) > 1 or write or check_only or show_diff:
+            raise click.UsageError(
+                "'-' (standard input) is formatted to standard output, alone and without options"
+            )
+        text, problems = read_policy_stdin()
+        out, diags = format_source(text, STDIN_NAME) if text is not None else (None, problems)
+        if out is None:
+            for d in diags:
+                click.echo(style_diag(d, text, color), err=True)
+            ctx.exit(2)
+        click.echo(out, nl=False)
+        return
+    files, missing = _expand(paths)
     failed = bool(missing)
     for raw in missing:
         click.echo(f"{raw}: no such file or directory", err=True)
@@ -53,6 +69,7 @@ def fmt_cmd(
     if printing and len(files) > 1:
         raise click.UsageError("several files: use -w, --check or --diff")
     changed: list[str] = []
+    unchanged = 0
     for path in files:
         shown = str(path)
         try:
@@ -78,6 +95,7 @@ def fmt_cmd(
             click.echo(out, nl=False)
             continue
         if out == text:
+            unchanged += 1
             continue
         changed.append(shown)
         if show_diff:
@@ -90,8 +108,13 @@ def fmt_cmd(
             click.echo("".join(diff), nl=False)
         if write:
             path.write_text(out, encoding="utf-8")
+            click.echo(f"reformatted {shown}", err=True)
         elif check_only and not show_diff:
             click.echo(shown)
+    if write:
+        n = len(changed)
+        done = f"{n} file{'s' if n != 1 else ''} reformatted, " if n else ""
+        click.echo(f"{done}{unchanged} file{'s' if unchanged != 1 else ''} unchanged", err=True)
     if check_only and changed:
         n = len(changed)
         click.echo(f"{n} file{'s' if n != 1 else ''} would be reformatted", err=True)

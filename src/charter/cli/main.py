@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from charter import __version__
 from charter.cli.check import check_cmd
+from charter.cli.completion import completion_cmd
 from charter.cli.diff import diff_cmd
 from charter.cli.eval import eval_cmd
 from charter.cli.fmt import fmt_cmd
@@ -15,6 +18,7 @@ from charter.cli.lsp import lsp_cmd
 from charter.cli.replay import replay_cmd
 from charter.cli.test import test_cmd
 from charter.cli.trace import trace_cmd
+from charter.extras import MissingExtra
 from charter.integrations.mcp_cli import mcp_proxy_cmd
 from charter.server.cli import serve_cmd
 
@@ -47,10 +51,15 @@ cli.add_command(serve_cmd)
 cli.add_command(mcp_proxy_cmd)
 cli.add_command(lsp_cmd)
 cli.add_command(graph_cmd)
+cli.add_command(completion_cmd)
 for _cmd in (replay_cmd, trace_cmd, approvals_cmd, escalations_cmd, stop_cmd, resume_cmd, stops_cmd):
     cli.add_command(_cmd)
 
 
 def main() -> None:
-    """Console-script entry point; usage errors exit 2."""
-    cli(prog_name="charter")
+    """Console-script entry point; usage errors exit 2, and so does a feature whose extra is missing."""
+    try:
+        cli(prog_name="charter")
+    except MissingExtra as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)

@@ -31,6 +31,29 @@ def _load_policy(path: Path, cache: dict[Path, CompiledPolicy | str]) -> Compile
     return cache[key]
 
 
+class _Progress:
+    """A transient 'testing n/m' counter on a terminal's stderr, redrawn in place and erased at the end."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.done = 0
+        self.shown = False
+
+    def advance(self) -> None:
+        self.done += 1
+        width = 30
+        filled = width * self.done // max(self.total, 1)
+        bar = "#" * filled + "-" * (width - filled)
+        click.echo(f"\rtesting [{bar}] {self.done}/{self.total}", nl=False, err=True)
+        self.shown = True
+
+    def clear(self) -> None:
+        """Erase the counter (before a result line, and at the end)."""
+        if self.shown:
+            click.echo("\r\x1b[2K", nl=False, err=True)
+            self.shown = False
+
+
 @click.command("test")
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--run", "run_re", metavar="REGEX", help="Only tests and scenarios whose name matches.")
@@ -92,32 +115,17 @@ def test_cmd(
     results: list[FileResult] = []
     n_cases = sum(len(tf.cases) for tf, _ in loaded)
     show_progress = fmt == "pretty" and sys.stderr.isatty() and n_cases >= 20
-    progress = None
-    task = None
-    if show_progress:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        progress = Progress(
-            TextColumn("testing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        progress.start()
-        task = progress.add_task("tests", total=n_cases)
+    progress = _Progress(n_cases) if show_progress else None
 
     def on_case(c: CaseResult) -> None:
-        if progress is not None and task is not None:
-            progress.advance(task)
+        if progress is not None:
+            progress.advance()
         if fmt == "pretty":
             line = case_line(c, verbose)
             if line is not None:
                 if progress is not None:
-                    progress.console.print(line, markup=False, highlight=False)
-                else:
-                    click.echo(line)
+                    progress.clear()
+                click.echo(line)
 
     try:
         for tf, pol in loaded:
@@ -125,7 +133,7 @@ def test_cmd(
             results.append(run_file(tf, pol, cov, select, on_case))
     finally:
         if progress is not None:
-            progress.stop()
+            progress.clear()
     c = counts(results)
     under = False
     if want_cov and threshold is not None:

@@ -214,6 +214,7 @@ def assemble(loaded: Loaded, sym: Symbols, envs: Environments, lowerer: Lowerer)
         stops=stops,
         index=index,
         uses_run_state=low.uses_run_state,
+        masks=tuple(ir.MaskRule(path, kind) for path, (kind, _) in sorted(sym.masks.items())),
     )
 
 

@@ -9,11 +9,13 @@ from typing import Any
 
 from charter.compiler.load import Loaded
 from charter.diagnostics import Code, Diagnostic, Span, did_you_mean, error
-from charter.enums import RuleKind
+from charter.enums import MaskKind, RuleKind
 from charter.syntax import ast
 
 COMMON = {"actor", "action", "when", "unless", "reason", "mode", "on error"}
 MATCHING = COMMON | {"signal", "after", "before"}
+#: Argument types a mask path may go inside (``args.card.number``); masking a list edits each element.
+_NESTED_TYPES = {"map", "list", "dyn", "any"}
 
 #: Which clauses each rule kind accepts, and which it requires.
 ALLOWED: dict[RuleKind, set[str]] = {
@@ -152,6 +154,9 @@ class Symbols:
     tags: dict[str, list[str]] = field(default_factory=dict)
     categories: dict[str, list[str]] = field(default_factory=dict)
     used: set[tuple[str, str]] = field(default_factory=set)
+    #: ``mask``/``hash`` declarations, and the argument paths they name once checked (path -> kind, span)
+    mask_decls: list[ast.Mask] = field(default_factory=list)
+    masks: dict[tuple[str, ...], tuple[MaskKind, Span]] = field(default_factory=dict)
 
     @property
     def signal_sources(self) -> set[str]:
@@ -257,6 +262,8 @@ class Resolver:
         elif isinstance(item, ast.Roles):
             for n in item.names:
                 self._declare(s.roles, "role", n, n.span)
+        elif isinstance(item, ast.Mask):
+            s.mask_decls.append(item)
         elif isinstance(item, ast.Attribute):
             self._declare(s.attributes, "attribute", item.name, item)
         elif isinstance(item, ast.ContextField):
@@ -437,6 +444,47 @@ class Resolver:
             if oc is not None and oc.outcome.group is not None:
                 self.check("group", oc.outcome.group, s.groups)
 
+    def mask_paths(self) -> None:
+        """``mask``/``hash`` paths: each names an argument some tool declares (``args.NAME``), and
+        goes deeper (``args.NAME.FIELD``) only into a map or list argument."""
+        s = self.sym
+        arg_types: dict[str, set[str]] = {}
+        for tool in s.tools.values():
+            for a in tool.args:
+                arg_types.setdefault(a.name.value, set()).add(a.type.name)
+        for decl in s.mask_decls:
+            for n in decl.paths:
+                parts = n.value.split(".")
+                if parts[0] != "args" or len(parts) < 2:
+                    self.diags.append(
+                        error(
+                            Code.E402_BAD_VALUE,
+                            f"{decl.kind.value} path '{n.value}' does not name an argument",
+                            n.span,
+                            "write args.NAME (or args.NAME.FIELD inside a map or list argument)",
+                        )
+                    )
+                    continue
+                arg = ast.Name(value=parts[1], span=n.span)
+                if not self.check("argument", arg, arg_types, "no declared tool has it: arg NAME: TYPE"):
+                    continue
+                if len(parts) > 2 and not arg_types[parts[1]] & _NESTED_TYPES:
+                    kinds = " or ".join(sorted(arg_types[parts[1]]))
+                    self.diags.append(
+                        error(
+                            Code.E402_BAD_VALUE,
+                            f"args.{parts[1]} is {kinds}: it has no field '{parts[2]}'",
+                            n.span,
+                            f"{decl.kind.value} args.{parts[1]} edits the whole value",
+                        )
+                    )
+                    continue
+                path = tuple(parts[1:])
+                if path in s.masks:
+                    self._dup(f"{decl.kind.value} path", n, s.masks[path][1])
+                    continue
+                s.masks[path] = (decl.kind, n.span)
+
     def other_names(self) -> None:
         """Names used by declarations: agent roles and parents, ranks, stops operators."""
         s = self.sym
@@ -493,5 +541,6 @@ def resolve(loaded: Loaded) -> tuple[Symbols, list[Diagnostic]]:
     r = Resolver(loaded)
     r.declarations()
     r.other_names()
+    r.mask_paths()
     r.rules()
     return r.sym, r.diags

@@ -9,9 +9,14 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from charter.extras import missing_extra
+
+try:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+except ImportError as _exc:  # an optional dependency: name the extra to install
+    raise missing_extra("demo", "the terminal demo", _exc) from _exc
 
 from charter.engine.decision import Decision
 from charter.enums import HitKind

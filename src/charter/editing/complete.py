@@ -52,7 +52,7 @@ class Completions:
 
 _TOP = [
     "policy", "include", "units", "roles", "attribute", "context", "agents from", "agent", "tool",
-    "group", "signal", "rank", "stops", "escalation",
+    "group", "signal", "rank", "stops", "escalation", "mask", "hash",
 ]  # fmt: skip
 _SNIPPETS = {
     "permit": 'permit ${1:id} {\n  actor role ${2:role}\n  action call ${3:tool}\n  reason "${4:why}"\n}',

@@ -246,6 +246,24 @@ def _units(node: ast.Units, walk: Walk) -> Iterator[Occurrence]:
         yield _decl(SymbolKind.UNIT, n, node)
 
 
+@extractor(ast.Mask)
+def _mask(node: ast.Mask, walk: Walk) -> Iterator[Occurrence]:
+    """``mask args.NAME...``: a reference to argument NAME of every tool that declares it (so
+    go-to-definition, find-references and rename of an argument reach the mask paths)."""
+    if not walk.resolving:
+        return
+    for n in node.paths:
+        parts = n.value.split(".")
+        if len(parts) < 2 or parts[0] != "args" or n.span.line != n.span.end_line:
+            continue
+        col = n.span.column + len("args.")
+        where = Span(n.span.path, n.span.line, col, n.span.line, col + len(parts[1]),
+                     n.span.start + len("args."), n.span.start + len("args.") + len(parts[1]))  # fmt: skip
+        for tool, args in walk.index.tool_args.items():
+            if parts[1] in args:
+                yield Occurrence(SymbolKind.TOOL_ARG, f"{tool}/{parts[1]}", where)
+
+
 @extractor(ast.Roles)
 def _roles(node: ast.Roles, walk: Walk) -> Iterator[Occurrence]:
     for n in node.names:

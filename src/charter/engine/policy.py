@@ -12,6 +12,7 @@ from charter.enums import (
     Calendar,
     FailMode,
     HitKind,
+    MaskKind,
     Mode,
     Outcome,
     RuleKind,
@@ -268,6 +269,14 @@ class EventMark:
 
 
 @dataclass(frozen=True, slots=True)
+class MaskRule:
+    """``mask args.card.number``: the path below ``args`` (``("card", "number")``) and how it is edited."""
+
+    path: tuple[str, ...]
+    kind: MaskKind
+
+
+@dataclass(frozen=True, slots=True)
 class ToolInfo:
     """A declared tool."""
 
@@ -340,6 +349,8 @@ class CompiledPolicy:
     stops: StopsConfig
     index: Any = field(default=None, compare=False, repr=False)
     uses_run_state: bool = False
+    #: argument paths edited before a decision log leaves the process (``mask``/``hash``; charter.export)
+    masks: tuple[MaskRule, ...] = ()
 
     @property
     def stateful(self) -> bool:

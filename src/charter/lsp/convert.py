@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lsprotocol import types as lsp
+from charter.extras import missing_extra
+
+try:
+    from lsprotocol import types as lsp
+except ImportError as _exc:  # an optional dependency: name the extra to install
+    raise missing_extra("lsp", "the language server (charter lsp)", _exc) from _exc
 
 from charter.diagnostics import Diagnostic, Severity, Span
 from charter.editing.text import LineIndex

@@ -15,11 +15,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from lsprotocol import types as lsp
-from pygls.exceptions import JsonRpcException
-from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
-from pygls.uris import from_fs_path, to_fs_path
+from charter.extras import missing_extra
+
+try:
+    from lsprotocol import types as lsp
+    from pygls.exceptions import JsonRpcException
+    from pygls.lsp.server import LanguageServer
+    from pygls.protocol import LanguageServerProtocol
+    from pygls.uris import from_fs_path, to_fs_path
+except ImportError as _exc:  # an optional dependency: name the extra to install
+    raise missing_extra("lsp", "the language server (charter lsp)", _exc) from _exc
 
 from charter import __version__
 from charter.editing.complete import ItemKind, complete

@@ -13,10 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from starlette.applications import Starlette
-from starlette.requests import Request as HttpRequest
-from starlette.responses import Response
-from starlette.routing import Route
+
+from charter.extras import missing_extra
+
+try:
+    from starlette.applications import Starlette
+    from starlette.requests import Request as HttpRequest
+    from starlette.responses import Response
+    from starlette.routing import Route
+except ImportError as _exc:  # an optional dependency: name the extra to install
+    raise missing_extra("server", "the sidecar (charter serve)", _exc) from _exc
 
 from charter import __version__
 from charter.approvals import HumanError
@@ -382,6 +388,7 @@ class Sidecar:
             stops=stops,
             reload_error=self.rt.reload_error,
             notifications=self.rt.dispatcher.stats() if self.rt.dispatcher else (),
+            exports=[(e.sink.name, e.metrics()) for e in self.rt.exporters],
         )
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 

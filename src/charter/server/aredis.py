@@ -19,12 +19,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
-import redis.asyncio
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
-from redis.client import Pipeline
-from redis.retry import Retry
+from charter.extras import missing_extra
+
+try:
+    import redis
+    import redis.asyncio
+    from redis.asyncio.retry import Retry as AsyncRetry
+    from redis.backoff import NoBackoff
+    from redis.client import Pipeline
+    from redis.retry import Retry
+except ImportError as _exc:  # an optional dependency: name the extra to install
+    raise missing_extra("redis", "the sidecar's Redis client", _exc) from _exc
 
 from charter.state.base import query_params
 from charter.state.redis_store import RedisStore

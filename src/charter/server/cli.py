@@ -13,7 +13,9 @@ from typing import Any
 
 import click
 
+from charter.cli.stores import resolve_store, store_option
 from charter.diagnostics import CharterError
+from charter.extras import missing_extra
 from charter.server.proto import protocol_class
 from charter.server.runtime import ServeConfig
 
@@ -73,13 +75,7 @@ def app_from_env() -> Any:
 
 @click.command("serve")
 @click.argument("policy_path", type=click.Path(exists=True))
-@click.option(
-    "--store",
-    "store_url",
-    default="memory://",
-    show_default=True,
-    help="State store URL (use redis:// or postgresql:// for several replicas).",
-)
+@store_option
 @click.option(
     "--trace",
     "trace_path",
@@ -138,6 +134,19 @@ def app_from_env() -> Any:
     envvar="CHARTER_OTEL",
     help="One OpenTelemetry span per decision (needs the otel extra; also $CHARTER_OTEL=1).",
 )
+@click.option(
+    "--export",
+    "export",
+    multiple=True,
+    metavar="KIND:URL",
+    help="Export decision logs, masked as the policy declares: otlp:http://HOST:4318/v1/logs "
+    "(needs the otel extra) or jsonl:http(s)://HOST/PATH (docs/export.md).",
+)
+@click.option(
+    "--export-key-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A file whose bytes key the hash masks (else a random key per process).",
+)
 def serve_cmd(
     policy_path: str,
     store_url: str,
@@ -154,9 +163,14 @@ def serve_cmd(
     log_level: str,
     access_log: bool,
     otel: bool,
+    export: tuple[str, ...],
+    export_key_file: str | None,
 ) -> None:
     """Serve decisions for POLICY_PATH over HTTP (see docs/sidecar.md)."""
-    import uvicorn
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise missing_extra("server", "charter serve", exc) from exc
 
     if no_auth and not _loopback(host):
         raise click.UsageError("--no-auth is only allowed on a loopback address")
@@ -169,7 +183,7 @@ def serve_cmd(
         click.echo("warning: with --workers > 1 and memory://, each worker has its own state", err=True)
     cfg = ServeConfig(
         policy_path=policy_path,
-        store_url=store_url,
+        store_url=resolve_store(store_url),
         trace_path=trace_path,
         host=host,
         port=port,
@@ -180,6 +194,8 @@ def serve_cmd(
         poll_s=poll_s,
         workers=workers,
         otel=otel,
+        export=export,
+        export_key_file=export_key_file,
         humans_config=humans_config,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

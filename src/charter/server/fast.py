@@ -6,10 +6,15 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
-from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from charter.extras import missing_extra
+
+try:
+    from starlette.applications import Starlette
+    from starlette.requests import ClientDisconnect
+    from starlette.responses import Response
+    from starlette.types import Receive, Scope, Send
+except ImportError as _exc:  # an optional dependency: name the extra to install
+    raise missing_extra("server", "the sidecar (charter serve)", _exc) from _exc
 
 log = logging.getLogger("charter.server")
 #: The one route served without Starlette's middleware stack and router.

@@ -64,6 +64,7 @@ class Metrics:
         stops: int | None,
         reload_error: str | None,
         notifications: Iterable[tuple[str, str, Any]] = (),
+        exports: Iterable[tuple[str, dict[str, int]]] = (),
     ) -> str:
         """The text exposition format (version 0.0.4)."""
         out: list[str] = []
@@ -146,6 +147,34 @@ class Metrics:
                 "counter",
                 "Notifications per target: sent, failed after every retry, dropped (queue full), retried.",
                 rows,
+            )
+        sinks = list(exports)
+        if sinks:
+            metric(
+                "charter_export_records_total",
+                "counter",
+                "Decision-log records per export target: exported, or dropped (queue full, retries spent).",
+                [
+                    (f'{{target="{_esc(name)}",result="{what}"}}', m[key])
+                    for name, m in sinks
+                    for what, key in (
+                        ("exported", "exported"),
+                        ("dropped_queue_full", "dropped_queue_full"),
+                        ("dropped_send_failed", "dropped_send_failed"),
+                    )
+                ],
+            )
+            metric(
+                "charter_export_retries_total",
+                "counter",
+                "Batches sent again after a failed send.",
+                [(f'{{target="{_esc(name)}"}}', m["retries"]) for name, m in sinks],
+            )
+            metric(
+                "charter_export_queue_depth",
+                "gauge",
+                "Decision-log records waiting to be sent.",
+                [(f'{{target="{_esc(name)}"}}', m["queue_depth"]) for name, m in sinks],
             )
         metric(
             "charter_policy_info",

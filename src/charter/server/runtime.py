@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,10 @@ class ServeConfig:
     poll_s: float = 1.0
     workers: int = 1
     otel: bool = False
+    #: decision-log export targets (``otlp:URL``, ``jsonl:URL``; charter.export, docs/export.md)
+    export: tuple[str, ...] = ()
+    #: a file whose bytes key the ``hash`` masks (else a random key per process)
+    export_key_file: str | None = None
     #: the humans section: inbox settings and notification targets (docs/humans.md)
     humans_config: str | None = None
 
@@ -85,6 +89,7 @@ class Runtime:
         poll_s: float = 1.0,
         otel: bool = False,
         humans: Any = None,
+        exporters: Sequence[Any] = (),
     ):
         from charter.approvals import Fanout
         from charter.approvals.feed import ChangeFeed
@@ -102,6 +107,8 @@ class Runtime:
         self.feed = ChangeFeed(store)
         self.dispatcher = Dispatcher(self.humans.lanes, self.humans.inbox.url) if self.humans.lanes else None
         self.notifier = Fanout(self.feed, self.dispatcher) if self.dispatcher else self.feed
+        #: decision-log exporters (one per target), observers of every engine this runtime builds
+        self.exporters: list[Any] = list(exporters)
         self.engine = self._engine(policy)
         #: set for a Redis store when greenlet is installed: decisions await redis.asyncio (no thread)
         self.bridge: Any = None
@@ -127,7 +134,13 @@ class Runtime:
             from charter.telemetry import instrument
 
             instrument(engine)
+        for exporter in self.exporters:
+            engine.observe(exporter)
         return engine
+
+    def current_policy(self) -> CompiledPolicy:
+        """The policy in force (exporters read its masks when a decision finishes)."""
+        return self.engine.policy
 
     @classmethod
     def from_config(cls, cfg: ServeConfig, clock: Callable[[], float] | None = None) -> Runtime:
@@ -149,6 +162,15 @@ class Runtime:
             from charter.trace import TraceLog
 
             trace = TraceLog(cfg.trace_path)
+        exporters = []
+        holder: list[Runtime] = []  # the exporters read the masks of the policy in force, once rt exists
+        if cfg.export:
+            from charter.export import Exporter, Masker, open_sink
+
+            key = Path(cfg.export_key_file).read_bytes() if cfg.export_key_file else None
+            masker = Masker(key)
+            for spec in cfg.export:
+                exporters.append(Exporter(open_sink(spec), lambda: holder[0].current_policy(), masker=masker))
         rt = cls(
             policy,
             store,
@@ -158,7 +180,10 @@ class Runtime:
             poll_s=cfg.poll_s,
             otel=cfg.otel,
             humans=humans,
+            exporters=exporters,
         )
+        if exporters:
+            holder.append(rt)
         rt.bridge = bridged[1] if bridged is not None else None
         return rt
 
@@ -228,6 +253,11 @@ class Runtime:
         self._stop.set()
         if self.dispatcher is not None:
             self.dispatcher.close(wait_s=2.0)
+        for exporter in self.exporters:
+            try:
+                exporter.close(timeout=2.0)
+            except Exception:
+                log.exception("closing a decision-log exporter failed")
         if self.trace is not None:
             try:
                 self.trace.close()

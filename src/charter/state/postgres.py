@@ -11,8 +11,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-import psycopg
-from psycopg.types.json import Jsonb
+from charter.extras import missing_extra
+
+try:
+    import psycopg
+    from psycopg.types.json import Jsonb
+except ImportError as _exc:  # an optional dependency: name the extra to install
+    raise missing_extra("postgres", "the PostgreSQL state store", _exc) from _exc
 
 from charter.state import postgres_sql as ddl
 from charter.state.types import (

@@ -10,10 +10,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
-import redis.exceptions as rex
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from charter.extras import missing_extra
+
+try:
+    import redis
+    import redis.exceptions as rex
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ImportError as _exc:  # an optional dependency: name the extra to install
+    raise missing_extra("redis", "the Redis state store", _exc) from _exc
 
 from charter.state import redis_lua as lua
 from charter.state.base import query_params

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis.exceptions as rex
-from hiredis import pack_command
+from charter.extras import missing_extra
+
+try:
+    import redis.exceptions as rex
+    from hiredis import pack_command
+except ImportError as _exc:  # an optional dependency: name the extra to install
+    raise missing_extra("redis", "the Redis state store", _exc) from _exc
 
 from charter.state.types import StoreError, StoreFault
 

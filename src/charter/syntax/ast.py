@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from charter.diagnostics import Span
-from charter.enums import ActionKind, Calendar, Mode, RuleKind, Scope, TriggerKind
+from charter.enums import ActionKind, Calendar, MaskKind, Mode, RuleKind, Scope, TriggerKind
 
 _NOWHERE = Span("<none>", 1, 1, 1, 1)
 _LINE_BREAK = re.compile(r"[ \t\r]*\n[ \t]*")
@@ -98,6 +98,14 @@ class Units(Node):
     """``units USD, tokens``."""
 
     names: tuple[Name, ...]
+
+
+class Mask(Node):
+    """``mask args.password, args.card.number`` or ``hash args.account``: argument paths edited in
+    exported decision logs."""
+
+    kind: MaskKind
+    paths: tuple[Name, ...]
 
 
 class Roles(Node):
@@ -435,6 +443,7 @@ Item = (
     | Rank
     | Stops
     | Escalation
+    | Mask
     | Rule
 )
 

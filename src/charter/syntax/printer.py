@@ -17,7 +17,7 @@ INDENT = "  "
 MAX_WIDTH = 100
 
 #: Top-level one-line declarations that stay together (no blank line) when consecutive.
-_GROUPED = (ast.Include, ast.AgentsFrom, ast.Units, ast.Roles, ast.Attribute, ast.ContextField)
+_GROUPED = (ast.Include, ast.AgentsFrom, ast.Units, ast.Roles, ast.Attribute, ast.ContextField, ast.Mask)
 
 _NUMBER = r"(-?[0-9][0-9_]*(?:\.[0-9][0-9_]*)?)"
 _INT = r"([0-9][0-9_]*)"
@@ -355,6 +355,8 @@ class _Printer:
             return [_Line(self._names("units ", item.names, 0), 0, start, end)]
         if isinstance(item, ast.Roles):
             return [_Line(self._names("roles ", item.names, 0), 0, start, end)]
+        if isinstance(item, ast.Mask):
+            return [_Line(self._names(f"{item.kind.value} ", item.paths, 0), 0, start, end)]
         if isinstance(item, ast.Attribute):
             return [_Line(f"attribute {item.name.value}: {self._type(item.type)}", 0, start, end)]
         if isinstance(item, ast.ContextField):

@@ -12,6 +12,7 @@ from typing import Any
 from lark import Token, v_args
 from lark.tree import Meta
 
+from charter.enums import MaskKind
 from charter.syntax import ast
 from charter.syntax.build_base import (
     MAX_DURATION_SECONDS,
@@ -62,6 +63,14 @@ class ToAst(RuleParts):
     @v_args(meta=True)
     def units(self, meta: Meta, ch: list[Any]) -> ast.Units:
         return ast.Units(names=ch[0], span=self._meta_span(meta))
+
+    @v_args(meta=True)
+    def mask_decl(self, meta: Meta, ch: list[Any]) -> ast.Mask:
+        return ast.Mask(kind=MaskKind.MASK, paths=ch[0], span=self._meta_span(meta))
+
+    @v_args(meta=True)
+    def hash_decl(self, meta: Meta, ch: list[Any]) -> ast.Mask:
+        return ast.Mask(kind=MaskKind.HASH, paths=ch[0], span=self._meta_span(meta))
 
     @v_args(meta=True)
     def roles(self, meta: Meta, ch: list[Any]) -> ast.Roles:

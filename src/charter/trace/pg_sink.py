@@ -9,7 +9,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-import psycopg
+from charter.extras import missing_extra
+
+try:
+    import psycopg
+except ImportError as _exc:  # an optional dependency: name the extra to install
+    raise missing_extra("postgres", "the PostgreSQL trace", _exc) from _exc
 
 from charter.trace.record import GENESIS
 from charter.trace.sink import CHECKPOINT_FIELDS, Build, Sign, TraceError, display

@@ -18,9 +18,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
-from starlette.routing import BaseRoute, Route
+from charter.extras import missing_extra
+
+try:
+    from starlette.requests import Request
+    from starlette.responses import RedirectResponse, Response, StreamingResponse
+    from starlette.routing import BaseRoute, Route
+except ImportError as _exc:  # an optional dependency: name the extra to install
+    raise missing_extra("server", "the approvals inbox", _exc) from _exc
 
 from charter.approvals import HumanError
 from charter.approvals.escalations import current_step
