@@ -152,6 +152,11 @@ class Symbols:
     tags: dict[str, list[str]] = field(default_factory=dict)
     categories: dict[str, list[str]] = field(default_factory=dict)
     used: set[tuple[str, str]] = field(default_factory=set)
+    #: named constants and named conditions (docs/language.md, "Constants and named conditions")
+    constants: dict[str, ast.ConstDecl] = field(default_factory=dict)
+    conditions: dict[str, ast.ConditionDecl] = field(default_factory=dict)
+    #: the values of ``const NAME: T from "FILE"``, read by the load stage, by constant name
+    constant_files: dict[str, Any] = field(default_factory=dict)
 
     @property
     def signal_sources(self) -> set[str]:
@@ -307,6 +312,15 @@ class Resolver:
                 s.stops = item
         elif isinstance(item, ast.Escalation):
             self._declare(s.escalations, "escalation", item.name, item)
+        elif isinstance(item, (ast.ConstDecl, ast.ConditionDecl)):
+            # One namespace: a condition reads constants and calls conditions by the same kind of name.
+            other = s.conditions if isinstance(item, ast.ConstDecl) else s.constants
+            if item.name.value in other:
+                self._dup("name", item.name, other[item.name.value].name.span)
+            elif isinstance(item, ast.ConstDecl):
+                self._declare(s.constants, "constant", item.name, item)
+            else:
+                self._declare(s.conditions, "condition", item.name, item)
 
     # ---- rules ------------------------------------------------------------------------------
     def rules(self) -> None:
@@ -491,6 +505,7 @@ class Resolver:
 def resolve(loaded: Loaded) -> tuple[Symbols, list[Diagnostic]]:
     """Run the resolve stage."""
     r = Resolver(loaded)
+    r.sym.constant_files = dict(loaded.constant_files)
     r.declarations()
     r.other_names()
     r.rules()

@@ -199,6 +199,39 @@ class Escalation(Node):
     final: str | None = None
 
 
+# ---- named constants and named conditions ---------------------------------------------------
+
+
+class ConstDecl(Node):
+    """``const NAME [: TYPE] = VALUE`` or ``const NAME: TYPE from "FILE.yaml"``."""
+
+    name: Name
+    type: TypeRef | None = None
+    #: the literal value (None when it comes from a file)
+    value: Any = None
+    #: the file the value is read from, relative to the policy file (None for a literal)
+    file: str | None = None
+
+
+class CondParam(Node):
+    """``NAME: TYPE``, one parameter of a named condition."""
+
+    name: Name
+    type: TypeRef
+
+
+class ConditionDecl(Node):
+    """``condition NAME(PARAM: TYPE, ...) = CEL``; ``body_span`` locates the expression itself."""
+
+    name: Name
+    params: tuple[CondParam, ...]
+    body: str
+    body_span: Span = Field(default=_NOWHERE, repr=False, exclude=True)
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.name, self.params, normalise_condition(self.body))
+
+
 # ---- selectors --------------------------------------------------------------------------------
 
 
@@ -436,6 +469,8 @@ Item = (
     | Stops
     | Escalation
     | Rule
+    | ConstDecl
+    | ConditionDecl
 )
 
 
