@@ -264,3 +264,22 @@ def test_a_named_condition_that_reads_run_state_makes_the_policy_keep_it() -> No
     assert result.policy.uses_run_state
     rule = result.policy.rules[0]
     assert rule.conditions[0].references == frozenset({"run.labels"})
+
+
+# ---- editors -----------------------------------------------------------------------------------
+
+
+def test_the_symbol_index_knows_constants_and_named_conditions() -> None:
+    from charter.editing.symbols import SymbolIndex, SymbolKind
+
+    module = parse_text(POLICY, "p.charter").module
+    assert module is not None
+    ix = SymbolIndex.build([module], {"p.charter": POLICY})
+    (decl,) = ix.declarations((SymbolKind.CONDITION, "colleague"))
+    assert decl.span.line == 7
+    # called from the body of all_colleagues (a named condition refers to another)
+    (ref,) = ix.references((SymbolKind.CONDITION, "colleague"))
+    assert ref.span.line == 9
+    assert [o.span.line for o in ix.references((SymbolKind.CONSTANT, "org_domain"))] == [7]
+    assert [o.span.line for o in ix.references((SymbolKind.CONSTANT, "members"))] == [21]
+    assert [o.span.line for o in ix.references((SymbolKind.CONDITION, "all_colleagues"))] == [16]
