@@ -283,3 +283,17 @@ def test_the_symbol_index_knows_constants_and_named_conditions() -> None:
     assert [o.span.line for o in ix.references((SymbolKind.CONSTANT, "org_domain"))] == [7]
     assert [o.span.line for o in ix.references((SymbolKind.CONSTANT, "members"))] == [21]
     assert [o.span.line for o in ix.references((SymbolKind.CONDITION, "all_colleagues"))] == [16]
+
+
+def test_a_list_constant_inside_a_body_that_another_condition_calls() -> None:
+    # Regression: preparing a body that holds an inlined list constant walked into the list.
+    text = (
+        'const members: set of string = ["amir", "beth"]\n'
+        "condition known(n: string) = n in members\n"
+        "condition all_known(xs: list of string) = xs.all(x, known(x))\n"
+        "tool t { arg xs: list of string }\n"
+        'permit p {\n  action call t\n  when all_known(args.xs)\n  reason "r"\n}\n'
+    )
+    engine = _engine(text)
+    assert _decide(engine, "t", {"xs": ["amir", "beth"]}).outcome is Outcome.ALLOW
+    assert _decide(engine, "t", {"xs": ["amir", "zed"]}).outcome is Outcome.DENY

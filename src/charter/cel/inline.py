@@ -80,6 +80,8 @@ class InlineTooLarge(Exception):
 
 def _rebuild(n: Node, visit: Callable[[Node, bool], Node]) -> Node:
     """``n`` with every child replaced by ``visit(child, inner)`` (inner: the child is in a macro's scope)."""
+    if isinstance(n, Lit):  # a literal's value may be a list (an inlined constant): no children
+        return replace(n)
     changes: dict[str, Any] = {}
     scoped = {"body", "filter"} if isinstance(n, (Comprehension, Bind, OptMap)) else set()
     for f in fields(n):
