@@ -23,9 +23,9 @@ ALLOWED: dict[RuleKind, set[str]] = {
     RuleKind.ESCALATE: MATCHING | {"to", "severity"},
     RuleKind.APPROVAL: MATCHING
     | {"approvers", "quorum", "separation of duties", "expires after", "redeem within", "on timeout"},
-    RuleKind.BUDGET: COMMON | {"scope", "limit", "timezone", "on exceed", "stop", "to"},
+    RuleKind.BUDGET: COMMON | {"scope", "limit", "timezone", "on exceed", "stop", "to", "amount"},
     RuleKind.RATE: COMMON | {"scope", "limit", "on exceed", "stop", "to"},
-    RuleKind.TRIPWIRE: COMMON - {"on error"} | {"trigger", "then", "to", "stop"},
+    RuleKind.TRIPWIRE: COMMON - {"on error"} | {"trigger", "then", "to", "stop", "amount"},
     RuleKind.RESULT: COMMON | {"then", "to", "stop"},
 }
 REQUIRED: dict[RuleKind, tuple[str, ...]] = {
@@ -60,6 +60,7 @@ CLAUSE_ORDER = (
     "on timeout",
     "scope",
     "limit",
+    "amount",
     "timezone",
     "on exceed",
     "trigger",

@@ -312,10 +312,19 @@ class ConditionCompiler:
         return found[1]
 
     def compile(
-        self, text: str, env: Mapping[str, CelType], span: Span, diags: list[Diagnostic]
+        self,
+        text: str,
+        env: Mapping[str, CelType],
+        span: Span,
+        diags: list[Diagnostic],
+        *,
+        numeric: bool = False,
     ) -> Compiled | None:
-        """Compile one condition; problems become diagnostics located inside the condition."""
-        key = (text, self._env_key(env), self._defs_key)
+        """Compile one condition; problems become diagnostics located inside the condition.
+
+        ``numeric``: an ``amount`` expression, which gives an int or a double instead of a bool.
+        """
+        key = (text, self._env_key(env), (self._defs_key, numeric))
         found = self.cache.get(key)
         if found is None:
             found = self.previous.get(key)
@@ -323,7 +332,19 @@ class ConditionCompiler:
                 self.cache[key] = found
         if found is None:
             try:
-                found = compile_condition(text, env, defs=self.defs)
+                found = compile_condition(text, env, defs=self.defs, expect_bool=not numeric)
+                if numeric and found.result_type.kind not in ("int", "uint", "double", "dyn"):
+                    found = CelCompileError(
+                        [
+                            CelProblem(
+                                ProblemKind.TYPE,
+                                f"an amount must be a number, but this gives {found.result_type}",
+                                0,
+                                len(text),
+                                "count a numeric argument, e.g. amount args.amount",
+                            )
+                        ]
+                    )
             except CelCompileError as exc:
                 found = exc
             except RecursionError:

@@ -324,6 +324,17 @@ class ConditionClause(Node):
         return (self.clause, normalise_condition(self.text))
 
 
+class AmountClause(Node):
+    """``amount CEL``: what a budget or a spend tripwire counts, from the request (not ``cost``)."""
+
+    clause: Literal["amount"] = "amount"
+    text: str
+    text_span: Span = Field(default=_NOWHERE, repr=False, exclude=True)
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.clause, normalise_condition(self.text))
+
+
 class SignalClause(Node):
     """``signal KIND [where CEL]``."""
 
@@ -442,6 +453,7 @@ Clause = (
     | LimitClause
     | TimezoneClause
     | TriggerClause
+    | AmountClause
 )
 
 

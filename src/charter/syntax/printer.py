@@ -244,6 +244,8 @@ class _Printer:
             if a.kind is None:
                 return "action any"
             return self._target(a.target, indent, f"action {a.kind.value} ")
+        if isinstance(c, ast.AmountClause):
+            return self._condition("amount", c.text, indent)
         if isinstance(c, ast.ConditionClause):
             return self._condition(c.clause, c.text, indent)
         if isinstance(c, ast.SignalClause):
