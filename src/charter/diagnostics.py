@@ -80,6 +80,7 @@ class Code(enum.Enum):
     E204_MISSING_FILE = "E204"
     E205_BAD_INVENTORY = "E205"
     E206_BAD_HEADER = "E206"
+    E207_BAD_NAME = "E207"
     # conditions (CEL) and types
     E301_CEL_SYNTAX = "E301"
     E302_CEL_UNKNOWN_NAME = "E302"
@@ -91,6 +92,7 @@ class Code(enum.Enum):
     E308_CEL_BAD_CALL = "E308"
     E309_CEL_BAD_PATTERN = "E309"
     E310_CEL_UNGUARDED_ARG = "E310"
+    E311_CONDITION_READS_ARGS = "E311"
     # semantics
     E401_WIDENS_PARENT = "E401"
     E402_BAD_VALUE = "E402"

@@ -17,6 +17,9 @@ from charter.syntax.transform import parse_duration_text
 T = TypeVar("T")
 
 KEYWORDS = {
+    "amount",
+    "const",
+    "condition",
     "policy",
     "extends",
     "for",
@@ -721,6 +724,11 @@ class Gen:
                     window = ast.Window(rolling=d)
             unit_name = ast.Name(value=unit) if unit else None
             return ast.LimitClause(amount=n, unit=unit_name, window=window)
+        if name == "amount":
+            text = self.cel()
+            self.emit("amount")
+            self.toks.append(Tok(text, cel=True))
+            return ast.AmountClause(text=text)
         if name == "timezone":
             v, lit = self.string()
             self.emit("timezone", lit)

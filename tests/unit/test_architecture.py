@@ -82,6 +82,7 @@ INTERNAL_EXCEPTIONS = {
     "SyntaxProblem",
     "StepFailure",
     "ApiError",
+    "InlineTooLarge",  # charter.cel.api turns it into a CelCompileError (E304)
     "Refused",  # the inbox's HTML answer with a status, like ApiError for the JSON API
 }
 

@@ -40,6 +40,7 @@ SAMPLES = {
     "timezone": 'timezone "UTC"',
     "on exceed": "on exceed halt",
     "trigger": "trigger repeated call more than 5 times within 2m",
+    "amount": "amount double(args.n)",
     "then": "then halt",
 }
 HEAD = "policy p\nunits USD\ngroup g { members a, b }\ntool t { arg n: int }\nsignal k { from s }\n"

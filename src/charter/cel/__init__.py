@@ -1,6 +1,7 @@
 """charter.cel: charter's own implementation of CEL (parse, check, compile to Python closures, evaluate)."""
 
-from charter.cel.api import Compiled, compile_condition, compile_unchecked
+from charter.cel.api import Compiled, compile_condition, compile_unchecked, define
+from charter.cel.inline import Constant, Definition, Definitions
 from charter.cel.limits import Limits
 from charter.cel.types import (
     CelCompileError,
@@ -18,6 +19,9 @@ __all__ = [
     "CelProblem",
     "CelType",
     "Compiled",
+    "Constant",
+    "Definition",
+    "Definitions",
     "Duration",
     "Limits",
     "Optional",
@@ -27,4 +31,5 @@ __all__ = [
     "UInt",
     "compile_condition",
     "compile_unchecked",
+    "define",
 ]

@@ -7,6 +7,7 @@ from typing import Any
 
 from charter.cel.checker import check
 from charter.cel.fastpath import build_fast
+from charter.cel.inline import Definition, Definitions, InlineTooLarge, free_names, inline, prepare
 from charter.cel.limits import BUDGET_ATTRIBUTE, Budget, Limits
 from charter.cel.parser import ParseFailure, parse
 from charter.cel.runtime import Compiler, Fn, State
@@ -100,11 +101,17 @@ def compile_condition(
     *,
     limits: Limits = _DEFAULT_LIMITS,
     expect_bool: bool = True,
+    defs: Definitions | None = None,
 ) -> Compiled:
-    """Parse, check and compile a CEL condition; raises CelCompileError(problems)."""
+    """Parse, check and compile a CEL condition; raises CelCompileError(problems).
+
+    ``defs``: the policy's named constants and conditions (checked as declared, inlined into the
+    compiled closures; see :mod:`charter.cel.inline`).
+    """
     node = _parse(text, limits)
+    check_env = {**env, **defs.types()} if defs else env
     try:
-        result_type, refs, problems = check(node, text, env, limits)
+        result_type, refs, problems = check(node, text, check_env, limits, defs or None)
     except RecursionError:
         raise CelCompileError(
             [CelProblem(ProblemKind.TOO_COMPLEX, "the condition is too complex", 0, len(text))]
@@ -122,7 +129,69 @@ def compile_condition(
         )
     if problems:
         raise CelCompileError(problems)
+    if defs:
+        node = _inlined(node, text, defs)
+        refs = defs.strip(refs)
     return Compiled(text, node, result_type, refs, limits, env)
+
+
+def _inlined(node: Node, text: str, defs: Definitions) -> Node:
+    try:
+        return inline(node, defs)
+    except (InlineTooLarge, RecursionError):
+        raise CelCompileError(
+            [
+                CelProblem(
+                    ProblemKind.TOO_COMPLEX,
+                    "the condition is too complex once its named conditions are written out",
+                    0,
+                    len(text),
+                    "split it, or call fewer named conditions inside one another",
+                )
+            ]
+        ) from None
+
+
+def define(
+    name: str,
+    params: tuple[tuple[str, CelType], ...],
+    text: str,
+    env: Mapping[str, CelType],
+    defs: Definitions,
+    *,
+    limits: Limits = _DEFAULT_LIMITS,
+) -> Definition:
+    """Check a named condition's body once (its parameters typed as declared) and prepare it.
+
+    ``env``: the request roots the body may read; ``defs``: the constants and the conditions
+    declared before it (a condition never calls itself, directly or not). Raises
+    CelCompileError(problems) with offsets into ``text``.
+    """
+    node = _parse(text, limits)
+    check_env = {**env, **defs.types(), **dict(params)}
+    try:
+        result_type, refs, problems = check(node, text, check_env, limits, defs)
+    except RecursionError:
+        raise CelCompileError(
+            [CelProblem(ProblemKind.TOO_COMPLEX, "the condition is too complex", 0, len(text))]
+        ) from None
+    if not problems and result_type.kind not in ("bool", "dyn"):
+        problems.append(
+            CelProblem(
+                ProblemKind.NOT_BOOL,
+                f"a named condition must be true or false, but this one gives {result_type}",
+                0,
+                len(text),
+                "compare the value with something",
+            )
+        )
+    if problems:
+        raise CelCompileError(problems)
+    names = frozenset(p for p, _ in params)
+    body = prepare(name, _inlined(node, text, defs), names)
+    roots = frozenset(free_names(body)) - names
+    references = frozenset(r for r in defs.strip(refs) if r.split(".", 1)[0] not in names)
+    return Definition(name, params, body, roots, references)
 
 
 def compile_unchecked(text: str, *, limits: Limits = _DEFAULT_LIMITS) -> Compiled:
@@ -135,4 +204,4 @@ def compile_unchecked(text: str, *, limits: Limits = _DEFAULT_LIMITS) -> Compile
     return Compiled(text, node, DYN, frozenset(), limits, None)
 
 
-__all__ = ["BOOL", "Compiled", "compile_condition", "compile_unchecked"]
+__all__ = ["BOOL", "Compiled", "compile_condition", "compile_unchecked", "define"]

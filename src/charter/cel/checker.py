@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 
+from charter.cel.inline import Definition, Definitions
 from charter.cel.library import GLOBALS, MACROS, MEMBERS
 from charter.cel.limits import Limits
 from charter.cel.regex import RegexError, compile_pattern
@@ -133,10 +134,13 @@ def _join(ts: list[CelType]) -> CelType:
 
 
 class _Checker:
-    def __init__(self, text: str, env: Mapping[str, CelType], limits: Limits) -> None:
+    def __init__(
+        self, text: str, env: Mapping[str, CelType], limits: Limits, defs: Definitions | None = None
+    ) -> None:
         self.text = text
         self.env = env
         self.limits = limits
+        self.defs = defs
         self.problems: list[CelProblem] = []
         self.refs: set[str] = set()
         self.in_path = False
@@ -327,9 +331,11 @@ class _Checker:
 
     # -- functions --------------------------------------------------------------------------------
     def _Call(self, n: Call, scope: Mapping[str, CelType], depth: int) -> CelType:
+        if self.defs is not None and n.name in self.defs.conditions:
+            return self._named(n, self.defs.conditions[n.name], scope, depth)
         f = GLOBALS.get(n.name)
         if f is None:
-            hint = _suggest(n.name, [*GLOBALS, *MACROS])
+            hint = _suggest(n.name, [*GLOBALS, *MACROS, *(self.defs.conditions if self.defs else ())])
             if n.name in MEMBERS:
                 hint = f"{n.name}() is called on a value: x.{n.name}(...)"
             self.problem(ProblemKind.UNSUPPORTED, f"unknown or unsupported function '{n.name}()'", n, hint)
@@ -338,6 +344,26 @@ class _Checker:
         if n.name == "matches" and len(n.args) == 2:
             self._pattern(n.args[1])
         return self._resolve(n, f, args, n.args)
+
+    def _named(self, n: Call, d: Definition, scope: Mapping[str, CelType], depth: int) -> CelType:
+        """A call of a named condition: arguments checked against its parameters; gives bool."""
+        args = [self.visit(a, scope, depth) for a in n.args]
+        if len(args) != len(d.params):
+            self.problem(ProblemKind.TYPE, f"{d.name}() takes {len(d.params)} argument"
+                         f"{'' if len(d.params) == 1 else 's'}, not {len(args)}", n,
+                         f"it is declared as {d.signature}")  # fmt: skip
+            return BOOL
+        for (pname, ptype), a, node in zip(d.params, args, n.args, strict=True):
+            if _match(Overload((ptype,), BOOL), [a]) is None:
+                self.problem(ProblemKind.TYPE, f"{d.name}() needs {describe(ptype)} for {pname}, but "
+                             f"{self.src(node)} is {describe(a)}", node,
+                             f"it is declared as {d.signature}")  # fmt: skip
+        captured = sorted(d.roots & set(scope))
+        if captured:
+            self.problem(ProblemKind.TYPE, f"{d.name}() reads '{captured[0]}', which a macro variable "
+                         "here hides", n, f"rename the variable '{captured[0]}'")  # fmt: skip
+        self.refs.update(d.references)
+        return BOOL
 
     def _Method(self, n: Method, scope: Mapping[str, CelType], depth: int) -> CelType:
         t = self.visit(n.target, scope, depth)
@@ -701,10 +727,13 @@ def _suggest(name: str, options: list[str]) -> str | None:
 
 
 def check(
-    node: Node, text: str, env: Mapping[str, CelType], limits: Limits
+    node: Node, text: str, env: Mapping[str, CelType], limits: Limits, defs: Definitions | None = None
 ) -> tuple[CelType, frozenset[str], list[CelProblem]]:
-    """Type-check ``node``; return (result type, dotted reference paths, problems)."""
-    c = _Checker(text, env, limits)
+    """Type-check ``node``; return (result type, dotted reference paths, problems).
+
+    ``defs``: the named conditions calls may name (constants are declared in ``env``).
+    """
+    c = _Checker(text, env, limits, defs)
     t = c.visit(node, {})
     return t, frozenset(c.refs), c.problems
 

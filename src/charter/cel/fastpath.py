@@ -190,8 +190,12 @@ class _Gen:
     def _in(self, n: Binary) -> Code:
         left = self.gen(n.left)
         r = n.right
+        vals: list[Any] | None = None
         if isinstance(r, ListLit) and r.items and not r.optional and all(isinstance(x, Lit) for x in r.items):
             vals = [x.value for x in r.items if isinstance(x, Lit)]
+        elif isinstance(r, Lit) and type(r.value) is list and r.value:  # a named list constant, inlined
+            vals = r.value
+        if vals is not None:
             if all(type(v) is str for v in vals):
                 k = self.const(frozenset(vals))
                 return (self.guard(left, "str", lambda a: f"{a} in {k}"), "bool")

@@ -477,6 +477,21 @@ class Compiler:
 
             return eq
         if op == "in":
+            r = n.right
+            if isinstance(r, Lit) and type(r.value) is list and r.value:
+                # A named list constant (inlined): texts or whole numbers are one hash lookup.
+                kinds = {type(v) for v in r.value}
+                if kinds == {str} or kinds == {int}:
+                    members = frozenset(r.value)
+                    kind = next(iter(kinds))
+
+                    def member(st: State) -> Any:
+                        v = left(st)
+                        if type(v) is kind:
+                            return v in members
+                        return contains_elem(r.value, v, st)
+
+                    return member
             return lambda st: contains_elem(right(st), left(st), st)
         fn = _BINARY[op]
         if op == "+":

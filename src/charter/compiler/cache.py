@@ -34,7 +34,7 @@ class CompileCache:
         self._parsed: dict[tuple[str, bytes], ParseResult] = {}
         self._fresh: dict[tuple[str, bytes], ParseResult] = {}
         #: the condition compiler's cache after the last compile (see ConditionCompiler.previous)
-        self.conditions: Mapping[tuple[str, Any], Any] = {}
+        self.conditions: Mapping[tuple[str, Any, Any], Any] = {}
         #: parses this cache answered without parsing, and parses it had to run (for tests)
         self.hits = 0
         self.misses = 0
@@ -48,7 +48,7 @@ class CompileCache:
         self._parsed = self._fresh
         self._fresh = {}
 
-    def keep_conditions(self, conditions: Mapping[tuple[str, Any], Any]) -> None:
+    def keep_conditions(self, conditions: Mapping[tuple[str, Any, Any], Any]) -> None:
         """The conditions a compile used (its typecheck stage ran), for the next compile."""
         self.conditions = dict(conditions)
 

@@ -43,6 +43,10 @@ class Loaded:
     sources: dict[str, str] = field(default_factory=dict)
     inventories: list[Inventory] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: values of ``const NAME: T from "FILE"`` by constant name, and the texts of those files
+    #: (part of the policy revision)
+    constant_files: dict[str, Any] = field(default_factory=dict)
+    data_sources: dict[str, str] = field(default_factory=dict)
 
 
 def _display(path: Path) -> str:
@@ -125,6 +129,50 @@ def _read_inventory(path: Path, shown: str, span: Span) -> tuple[Inventory | Non
     return inv, None
 
 
+#: Largest constants file, and most values one may hold (docs/language.md, "Constants").
+MAX_CONSTANT_FILE_BYTES = 4 * 1024 * 1024
+MAX_CONSTANT_FILE_VALUES = 100_000
+
+
+def _read_constants(path: Path, shown: str, span: Span) -> tuple[Any, str | None, Diagnostic | None]:
+    """The value of a constants file (one key, whose value is a list or a scalar) and its text."""
+
+    def bad(msg: str, help: str | None = None) -> tuple[Any, None, Diagnostic]:
+        return None, None, error(Code.E205_BAD_INVENTORY, f"constants file {shown}: {msg}", span, help)
+
+    try:
+        if path.stat().st_size > MAX_CONSTANT_FILE_BYTES:
+            return bad(f"larger than {MAX_CONSTANT_FILE_BYTES // (1024 * 1024)} MiB")
+        text = path.read_text("utf-8")
+        data = yaml.safe_load(text)
+    except FileNotFoundError:
+        return (
+            None,
+            None,
+            error(
+                Code.E204_MISSING_FILE,
+                f"constants file not found: {shown}",
+                span,
+                "the path is relative to the policy file",
+            ),
+        )
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+        return bad(f"cannot read it: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    if not isinstance(data, dict) or len(data) != 1:
+        return bad(
+            "it must hold one key, whose value is a list or a single value", "e.g. payees: [FR76..., DE89...]"
+        )
+    (value,) = data.values()
+    if isinstance(value, list):
+        if len(value) > MAX_CONSTANT_FILE_VALUES:
+            return bad(f"more than {MAX_CONSTANT_FILE_VALUES:,} values")
+        if not all(isinstance(v, (str, int, float, bool)) for v in value):
+            return bad("the list may hold only texts, numbers and true/false")
+    elif not isinstance(value, (str, int, float, bool)):
+        return bad("the value must be a list, a text, a number or true/false")
+    return value, text, None
+
+
 def _parse(path: Path, real: Path, overlay: Overlay | None, cache: CompileCache | None) -> ParseResult:
     """One file's parse: its overlay text when it has one, else the file; through the cache if any."""
     if overlay is not None and real in overlay:
@@ -203,6 +251,26 @@ def load(
                     out.diagnostics.append(diag)
                 if inv is not None:
                     out.inventories.append(inv)
+            elif isinstance(item, ast.ConstDecl) and item.file is not None:
+                data_path = path.parent / item.file
+                data_shown = _display(data_path)
+                if not data_path.resolve().is_relative_to(path.parent.resolve()):
+                    # A constants file is data of this policy: it lives in the policy's directory tree.
+                    out.diagnostics.append(
+                        error(
+                            Code.E205_BAD_INVENTORY,
+                            f"constants file {item.file} is outside the policy's directory",
+                            item.span,
+                            "keep it beside the policy file or below it",
+                        )
+                    )
+                    continue
+                value, text, diag = _read_constants(data_path, data_shown, item.span)
+                if diag is not None:
+                    out.diagnostics.append(diag)
+                else:
+                    out.constant_files[item.name.value] = value
+                    out.data_sources[data_shown] = text or ""
         stack.pop()
 
     for f in files:

@@ -24,6 +24,7 @@ from charter.enums import (
     Outcome,
     RuleKind,
     Scope,
+    TriggerKind,
 )
 from charter.syntax import ast
 
@@ -382,9 +383,22 @@ class Lowerer:
                 on_exceed=outcome,
                 stop_scope=self._halt_scope(entry, outcome, stop),
                 fail=self._fail(entry),
+                amount=self._amount(entry, env),
                 **self._shared(entry, env),
             )
         )
+
+    def _amount(self, entry: RuleEntry, env: dict[str, Any]) -> ir.Condition | None:
+        """``amount CEL``: the number a budget or spend tripwire counts, instead of ``cost.<unit>``."""
+        clause: ast.AmountClause | None = entry.one("amount")
+        if clause is None:
+            return None
+        compiled = self.conds.compile(clause.text, env, clause.text_span, self.diags, numeric=True)
+        if compiled is None:
+            return None
+        if any(r == "run" or r.startswith("run.") for r in compiled.references):
+            self.out.uses_run_state = True
+        return self._cond(clause.text, False, compiled)
 
     def _rate(self, entry: RuleEntry, env: dict[str, Any]) -> None:
         lim: ast.LimitClause = entry.one("limit")
@@ -427,6 +441,16 @@ class Lowerer:
 
     def _tripwire(self, entry: RuleEntry, env: dict[str, Any]) -> None:
         trig: ast.Trigger = entry.one("trigger").trigger
+        amount = entry.one("amount")
+        if amount is not None and trig.kind is not TriggerKind.VELOCITY:
+            self.diags.append(
+                error(
+                    Code.E402_BAD_VALUE,
+                    "'amount' counts money: only a 'spend more than' tripwire takes it",
+                    amount.span,
+                    "remove it, or trigger on spend: trigger spend more than 3000 EUR within 1h",
+                )
+            )
         outcome, stop = self._outcome(
             entry, "then", Outcome.HALT, {"deny", "halt", "escalate", "require_approval"}
         )
@@ -441,6 +465,7 @@ class Lowerer:
                 unit=trig.unit.value if trig.unit else None,
                 outcome=outcome,
                 stop_scope=stop,
+                amount=self._amount(entry, env),
                 **self._shared(entry, env),
             )
         )

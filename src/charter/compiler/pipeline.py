@@ -138,7 +138,9 @@ def _build(loaded: Loaded, stop_after: str | None, cache: CompileCache | None) -
     if stop_after == "resolve":
         res.diagnostics = _finish(diags)
         return res
-    lowerer = Lowerer(sym, envs, ConditionCompiler(cache.conditions if cache is not None else None))
+    lowerer = Lowerer(
+        sym, envs, ConditionCompiler(cache.conditions if cache is not None else None, envs.defs)
+    )
     for order, entry in enumerate(sym.rules):
         lowerer.lower(order, entry)
     if cache is not None:
@@ -153,7 +155,7 @@ def _build(loaded: Loaded, stop_after: str | None, cache: CompileCache | None) -
 
     diags.extend(analyse(sym, lowerer.out))
     compiled = [c for c in lowerer.conds.cache.values() if not isinstance(c, Exception)]
-    diags.extend(unused(loaded.modules, sym, compiled, (text for text, _ in lowerer.conds.cache)))
+    diags.extend(unused(loaded.modules, sym, compiled, (key[0] for key in lowerer.conds.cache)))
     res.stage = "analyse"
     if stop_after == "analyse":
         res.diagnostics = _finish(diags)
@@ -197,7 +199,7 @@ def assemble(loaded: Loaded, sym: Symbols, envs: Environments, lowerer: Lowerer)
         **{kind.index: Index(getattr(low, kind.items), order_key=_by_id) for kind in KINDS},
     }
     return ir.CompiledPolicy(
-        revision=revision_of(loaded.sources, loaded.inventories),
+        revision=revision_of({**loaded.sources, **loaded.data_sources}, loaded.inventories),
         name=names[0] if names else "policy",
         files=tuple(sorted(loaded.sources)),
         rules=rules,

@@ -25,9 +25,9 @@ ALLOWED: dict[RuleKind, set[str]] = {
     RuleKind.ESCALATE: MATCHING | {"to", "severity"},
     RuleKind.APPROVAL: MATCHING
     | {"approvers", "quorum", "separation of duties", "expires after", "redeem within", "on timeout"},
-    RuleKind.BUDGET: COMMON | {"scope", "limit", "timezone", "on exceed", "stop", "to"},
+    RuleKind.BUDGET: COMMON | {"scope", "limit", "timezone", "on exceed", "stop", "to", "amount"},
     RuleKind.RATE: COMMON | {"scope", "limit", "on exceed", "stop", "to"},
-    RuleKind.TRIPWIRE: COMMON - {"on error"} | {"trigger", "then", "to", "stop"},
+    RuleKind.TRIPWIRE: COMMON - {"on error"} | {"trigger", "then", "to", "stop", "amount"},
     RuleKind.RESULT: COMMON | {"then", "to", "stop"},
 }
 REQUIRED: dict[RuleKind, tuple[str, ...]] = {
@@ -62,6 +62,7 @@ CLAUSE_ORDER = (
     "on timeout",
     "scope",
     "limit",
+    "amount",
     "timezone",
     "on exceed",
     "trigger",
@@ -157,6 +158,11 @@ class Symbols:
     #: ``mask``/``hash`` declarations, and the argument paths they name once checked (path -> kind, span)
     mask_decls: list[ast.Mask] = field(default_factory=list)
     masks: dict[tuple[str, ...], tuple[MaskKind, Span]] = field(default_factory=dict)
+    #: named constants and named conditions (docs/language.md, "Constants and named conditions")
+    constants: dict[str, ast.ConstDecl] = field(default_factory=dict)
+    conditions: dict[str, ast.ConditionDecl] = field(default_factory=dict)
+    #: the values of ``const NAME: T from "FILE"``, read by the load stage, by constant name
+    constant_files: dict[str, Any] = field(default_factory=dict)
 
     @property
     def signal_sources(self) -> set[str]:
@@ -314,6 +320,15 @@ class Resolver:
                 s.stops = item
         elif isinstance(item, ast.Escalation):
             self._declare(s.escalations, "escalation", item.name, item)
+        elif isinstance(item, (ast.ConstDecl, ast.ConditionDecl)):
+            # One namespace: a condition reads constants and calls conditions by the same kind of name.
+            other = s.conditions if isinstance(item, ast.ConstDecl) else s.constants
+            if item.name.value in other:
+                self._dup("name", item.name, other[item.name.value].name.span)
+            elif isinstance(item, ast.ConstDecl):
+                self._declare(s.constants, "constant", item.name, item)
+            else:
+                self._declare(s.conditions, "condition", item.name, item)
 
     # ---- rules ------------------------------------------------------------------------------
     def rules(self) -> None:
@@ -539,6 +554,7 @@ class Resolver:
 def resolve(loaded: Loaded) -> tuple[Symbols, list[Diagnostic]]:
     """Run the resolve stage."""
     r = Resolver(loaded)
+    r.sym.constant_files = dict(loaded.constant_files)
     r.declarations()
     r.other_names()
     r.mask_paths()

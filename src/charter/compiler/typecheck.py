@@ -7,7 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from charter.cel import CelCompileError, CelProblem, CelType, Compiled, Limits, ProblemKind, compile_condition
+from charter.cel import (
+    CelCompileError,
+    CelProblem,
+    CelType,
+    Compiled,
+    Definitions,
+    Limits,
+    ProblemKind,
+    compile_condition,
+)
 from charter.cel.parser import escape_warnings
 from charter.compiler.resolve import RuleEntry, Symbols
 from charter.diagnostics import Code, Diagnostic, Span, did_you_mean, error, warning
@@ -81,7 +90,7 @@ SIGNAL_FIELDS: dict[str, CelType] = {
 
 def cel_type(ref: ast.TypeRef, diags: list[Diagnostic]) -> CelType:
     """The CEL type of a declared type, reporting unknown type names."""
-    if ref.name == "list":
+    if ref.name in ("list", "set"):  # a set is a list to the checker (docs/language.md, "Constants")
         return CelType.LIST(cel_type(ref.element, diags) if ref.element else CelType.DYN)
     if ref.name == "map":
         return CelType.MAP(S, cel_type(ref.element, diags) if ref.element else CelType.DYN)
@@ -93,7 +102,7 @@ def cel_type(ref: ast.TypeRef, diags: list[Diagnostic]) -> CelType:
                 f"unknown type '{ref.name}'",
                 ref.span,
                 did_you_mean(ref.name, _TYPES)
-                or "types: " + ", ".join(sorted(_TYPES)) + ", list of T, map of T",
+                or "types: " + ", ".join(sorted(_TYPES)) + ", list of T, set of T, map of T",
             )
         )
         return CelType.DYN
@@ -135,6 +144,8 @@ class Environments:
     diags: list[Diagnostic] = field(default_factory=list)
     #: ``args`` and ``action`` types already built, by targeted tools (many rules target the same tools).
     args_cache: dict[tuple[str, ...], tuple[CelType, CelType]] = field(default_factory=dict)
+    #: the policy's named constants and conditions, seen by every condition
+    defs: Definitions = field(default_factory=Definitions)
 
     def base(self, args: CelType, action: CelType = _ACTION_OPEN) -> dict[str, CelType]:
         """Roots every condition sees."""
@@ -150,9 +161,27 @@ class Environments:
         }
 
 
+def _no_set(ref: ast.TypeRef, diags: list[Diagnostic]) -> None:
+    """E201 for ``set of T`` outside constants and condition parameters (requests carry lists)."""
+    t: ast.TypeRef | None = ref
+    while t is not None:
+        if t.name == "set":
+            diags.append(error(Code.E201_UNKNOWN_NAME, "'set of' is only for constants and condition "
+                               "parameters", t.span, "requests carry lists: write list of ..."))  # fmt: skip
+            return
+        t = t.element
+
+
 def environments(sym: Symbols) -> Environments:
     """Build the declared request schema as CEL types."""
     diags: list[Diagnostic] = []
+    for attribute in sym.attributes.values():
+        _no_set(attribute.type, diags)
+    for field_decl in sym.context.values():
+        _no_set(field_decl.type, diags)
+    for tool in sym.tools.values():
+        for a in tool.args:
+            _no_set(a.type, diags)
     attrs = {n: cel_type(a.type, diags) for n, a in sym.attributes.items()}
     ctx = {n: cel_type(c.type, diags) for n, c in sym.context.items()}
     actor_fields: dict[str, CelType] = {
@@ -174,9 +203,15 @@ def environments(sym: Symbols) -> Environments:
     tool_args = {
         name: {a.name.value: cel_type(a.type, diags) for a in tool.args} for name, tool in sym.tools.items()
     }
-    return Environments(
+    envs = Environments(
         CelType.OBJECT(actor_fields), CelType.OBJECT(context_fields), attrs, ctx, tool_args, diags
     )
+    if sym.constants or sym.conditions:
+        from charter.compiler.define import definitions
+
+        roots = envs.base(_OPEN_ARGS)
+        envs.defs = definitions(sym.constants, sym.conditions, sym.constant_files, roots, cel_type, diags)
+    return envs
 
 
 def targeted_tools(entry: RuleEntry, sym: Symbols) -> list[str] | None:
@@ -230,7 +265,7 @@ def args_type(tools: list[str] | None, envs: Environments) -> tuple[CelType, Cel
     return found
 
 
-def _offset_span(span: Span, text: str, start: int, end: int) -> Span:
+def offset_span(span: Span, text: str, start: int, end: int) -> Span:
     """A span inside a condition, given character offsets into its text."""
     start = max(0, min(start, len(text)))
     end = max(start, min(end, len(text)))
@@ -248,9 +283,17 @@ def _offset_span(span: Span, text: str, start: int, end: int) -> Span:
 class ConditionCompiler:
     """Compiles conditions with a cache: identical (text, environment) pairs compile once."""
 
-    def __init__(self, previous: Mapping[tuple[str, Any], Compiled | CelCompileError] | None = None) -> None:
+    def __init__(
+        self,
+        previous: Mapping[tuple[str, Any, Any], Compiled | CelCompileError] | None = None,
+        defs: Definitions | None = None,
+    ) -> None:
+        #: the policy's named constants and conditions (part of every cache key: an edit to one
+        #: recompiles the conditions that may read it)
+        self.defs = defs or Definitions()
+        self._defs_key: Any = _defs_key(self.defs)
         #: exactly the conditions this compile used (later stages read what conditions refer to)
-        self.cache: dict[tuple[str, Any], Compiled | CelCompileError] = {}
+        self.cache: dict[tuple[str, Any, Any], Compiled | CelCompileError] = {}
         #: an earlier compile's cache, consulted on a miss (an editor recompiling after each edit)
         self.previous = previous or {}
         # Structural keys of the type objects seen so far, by identity; the type is kept with its
@@ -269,10 +312,19 @@ class ConditionCompiler:
         return found[1]
 
     def compile(
-        self, text: str, env: Mapping[str, CelType], span: Span, diags: list[Diagnostic]
+        self,
+        text: str,
+        env: Mapping[str, CelType],
+        span: Span,
+        diags: list[Diagnostic],
+        *,
+        numeric: bool = False,
     ) -> Compiled | None:
-        """Compile one condition; problems become diagnostics located inside the condition."""
-        key = (text, self._env_key(env))
+        """Compile one condition; problems become diagnostics located inside the condition.
+
+        ``numeric``: an ``amount`` expression, which gives an int or a double instead of a bool.
+        """
+        key = (text, self._env_key(env), (self._defs_key, numeric))
         found = self.cache.get(key)
         if found is None:
             found = self.previous.get(key)
@@ -280,7 +332,19 @@ class ConditionCompiler:
                 self.cache[key] = found
         if found is None:
             try:
-                found = compile_condition(text, env)
+                found = compile_condition(text, env, defs=self.defs, expect_bool=not numeric)
+                if numeric and found.result_type.kind not in ("int", "uint", "double", "dyn"):
+                    found = CelCompileError(
+                        [
+                            CelProblem(
+                                ProblemKind.TYPE,
+                                f"an amount must be a number, but this gives {found.result_type}",
+                                0,
+                                len(text),
+                                "count a numeric argument, e.g. amount args.amount",
+                            )
+                        ]
+                    )
             except CelCompileError as exc:
                 found = exc
             except RecursionError:
@@ -295,7 +359,7 @@ class ConditionCompiler:
                     error(
                         Code.E301_CEL_SYNTAX,
                         f"the condition runs into '{kw}': a condition ends at the end of its line",
-                        _offset_span(span, text, swallowed.start(1), swallowed.end(1)),
+                        offset_span(span, text, swallowed.start(1), swallowed.end(1)),
                         f"start '{kw}' on a new line",
                     )
                 )
@@ -303,7 +367,7 @@ class ConditionCompiler:
             if not problems:
                 diags.append(error(Code.E304_CEL_TOO_COMPLEX, "the condition is too complex", span))
             for p in problems:
-                where = _offset_span(span, text, p.start, p.end)
+                where = offset_span(span, text, p.start, p.end)
                 misplaced = _misplaced(p, text, env)
                 if misplaced is not None:
                     diags.append(error(Code.E307_CEL_WRONG_PLACE, misplaced[0], where, misplaced[1]))
@@ -316,7 +380,7 @@ class ConditionCompiler:
                 warning(
                     Code.W510_CEL_ESCAPE,
                     "'\\b' in a text is a backspace character, not a word boundary",
-                    _offset_span(span, text, start, end),
+                    offset_span(span, text, start, end),
                     'write the pattern as a raw text, r"\\bword\\b", where backslashes are kept as they are',
                 )
             )
@@ -349,6 +413,15 @@ def _misplaced(p: CelProblem, text: str, env: Mapping[str, CelType]) -> tuple[st
     if place is None or name in env:
         return None
     return (f"'{name}' is only available in {place[0]}", place[1])
+
+
+def _defs_key(defs: Definitions) -> Any:
+    """A structural key of the definitions (constants by value, conditions by their bodies)."""
+    if not defs:
+        return None
+    consts = tuple(sorted((n, _type_key(c.type), repr(c.value)) for n, c in defs.constants.items()))
+    conds = tuple(sorted((n, repr(d.params), repr(d.body)) for n, d in defs.conditions.items()))
+    return (consts, conds)
 
 
 def _type_key(t: CelType | None) -> Any:

@@ -19,6 +19,7 @@ from charter.compiler.resolve import Symbols
 from charter.diagnostics import Code, Diagnostic, Span, warning
 from charter.syntax import ast
 
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _QUOTED = re.compile(r"\"((?:[^\"\\\n]|\\.)*)\"|'((?:[^'\\\n]|\\.)*)'")
 
 
@@ -40,7 +41,10 @@ def unused(
     modules: list[ast.Module], sym: Symbols, conditions: list[Compiled], texts: Iterable[str]
 ) -> list[Diagnostic]:
     """W508 for every declaration nothing refers to, in declaration order."""
+    texts = [*texts, *(c.body for c in sym.conditions.values())]
     quoted = {a or b for text in texts for a, b in _QUOTED.findall(text)}
+    # Constants and named conditions are used when a condition names them (a word outside quotes).
+    words = {w for text in texts for w in _WORD.findall(_QUOTED.sub(" ", text))}
     used = {(what, name) for what, name in sym.used}
     used |= {("group", name) for what, name in sym.used if what == "escalation target"}
     used |= {("escalation", name) for what, name in sym.used if what == "escalation target"}
@@ -73,12 +77,18 @@ def unused(
                 found.append(("attribute", item.name))
             elif isinstance(item, ast.ContextField):
                 found.append(("context field", item.name))
+            elif isinstance(item, ast.ConstDecl):
+                found.append(("constant", item.name))
+            elif isinstance(item, ast.ConditionDecl):
+                found.append(("condition", item.name))
     whole = {"attribute": all_attrs, "context field": all_fields, "unit": all_costs or all_estimates}
     out: list[Diagnostic] = []
     for what, name in found:
         if (what, name.value) in used or whole.get(what, False):
             continue
         if what in ("role", "signal") and name.value in quoted:
+            continue
+        if what in ("constant", "condition") and name.value in words:
             continue
         out.append(_warning(what, name.value, name.span))
     return out

@@ -42,10 +42,12 @@ class SymbolKind(enum.Enum):
     SIGNAL = "signal"
     SIGNAL_SOURCE = "signal source"
     RULE = "rule"
+    CONSTANT = "constant"
+    CONDITION = "condition"
 
 
-#: Kinds whose declared names a condition may use as bare identifiers (named conditions, later).
-CEL_NAME_KINDS: set[SymbolKind] = set()
+#: Kinds whose declared names a condition may use as bare identifiers.
+CEL_NAME_KINDS: set[SymbolKind] = {SymbolKind.CONSTANT, SymbolKind.CONDITION}
 
 Key = tuple[SymbolKind, str]
 
@@ -338,6 +340,17 @@ def _rule(node: ast.Rule, walk: Walk) -> Iterator[Occurrence]:
     yield _decl(SymbolKind.RULE, node.id, node)
 
 
+@extractor(ast.ConstDecl)
+def _const(node: ast.ConstDecl, walk: Walk) -> Iterator[Occurrence]:
+    yield _decl(SymbolKind.CONSTANT, node.name, node)
+
+
+@extractor(ast.ConditionDecl)
+def _named_condition(node: ast.ConditionDecl, walk: Walk) -> Iterator[Occurrence]:
+    yield _decl(SymbolKind.CONDITION, node.name, node)
+    yield from _cel(node.body, node.body_span, walk)
+
+
 # ---- references inside rules ----------------------------------------------------------------
 @extractor(ast.ActorSel)
 def _actor(node: ast.ActorSel, walk: Walk) -> Iterator[Occurrence]:
@@ -442,10 +455,13 @@ def _cel(text: str, span: Span, walk: Walk) -> Iterator[Occurrence]:
     base = span.start
     for m in _PATH.finditer(blanked):
         root, member = m.group(1), m.group(2)
+        named = next(
+            (k for k in sorted(CEL_NAME_KINDS, key=lambda k: k.value) if (k, root) in walk.index._decls), None
+        )
+        if named is not None:  # a constant (``payees.size()`` too) or a named condition
+            yield Occurrence(named, root, walk.lines.span(walk.path, base + m.start(1), base + m.end(1)))
+            continue
         if member is None:
-            if any((k, root) in walk.index._decls for k in CEL_NAME_KINDS):
-                kind = next(k for k in CEL_NAME_KINDS if (k, root) in walk.index._decls)
-                yield Occurrence(kind, root, walk.lines.span(walk.path, base + m.start(1), base + m.end(1)))
             continue
         where = walk.lines.span(walk.path, base + m.start(2), base + m.end(2))
         if root in _ROOT_KIND:

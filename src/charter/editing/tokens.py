@@ -66,6 +66,8 @@ _KIND_TOKEN = {
     SymbolKind.SIGNAL: TokenType.EVENT,
     SymbolKind.SIGNAL_SOURCE: TokenType.ENUM,
     SymbolKind.RULE: TokenType.STRUCT,
+    SymbolKind.CONSTANT: TokenType.ENUM_MEMBER,
+    SymbolKind.CONDITION: TokenType.FUNCTION,
 }
 
 

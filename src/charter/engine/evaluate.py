@@ -36,6 +36,29 @@ def check_condition(cond: Condition, act: Mapping[str, Any]) -> bool:
     raise ConditionError(f"condition '{cond.text}': {msg}")
 
 
+def spend_amount(expr: Condition, view: View) -> float:
+    """The amount an ``amount CEL`` expression gives for this request (budgets, spend tripwires).
+
+    Raises ConditionError unless it is a finite number of at least zero (a negative amount would
+    refund a budget; NaN or infinity would break it): the boundary then fails closed.
+    """
+    if expr.reads_history and view.run is None:
+        raise ConditionError(f"amount '{expr.text}': {NO_RUN}")
+    try:
+        value = expr.fn(view.activation())
+    except RecursionError:
+        raise ConditionError(f"amount '{expr.text}' is too deep to evaluate") from None
+    kind = type(value)
+    if kind is not int and kind is not float:
+        msg = getattr(value, "message", None) or f"gave {kind.__name__}, not a number"
+        raise ConditionError(f"amount '{expr.text}': {msg}")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConditionError(f"amount '{expr.text}': {value} is not a finite number")
+    if value < 0:
+        raise ConditionError(f"amount '{expr.text}': {value} is negative")
+    return float(value)
+
+
 def check_conditions(conds: Sequence[Condition], view: View) -> bool:
     """All conditions hold. False beats an error (commutative AND); an error otherwise raises.
 

@@ -195,6 +195,8 @@ class Budget:
     fail: FailMode = FailMode.DENY
     source: Source | None = None
     escalation: EscalationPath | None = None
+    #: ``amount CEL``: the amount counted, from the request, instead of ``cost.<unit>``
+    amount: Condition | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +239,8 @@ class Tripwire:
     conditions: tuple[Condition, ...] = ()
     mode: Mode = Mode.ENFORCE
     source: Source | None = None
+    #: ``amount CEL`` (spend tripwires): the amount counted at settlement, instead of the cost
+    amount: Condition | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,10 @@ class Settler:
         self.shared = shared
         self._record = record
         self.velocity = any(t.trigger.value == "spend-velocity" for t in policy.tripwires)
+        #: a spend tripwire counts an ``amount`` from the request: settlements count it without a cost
+        self.velocity_amounts = any(
+            t.trigger.value == "spend-velocity" and t.amount is not None for t in policy.tripwires
+        )
         #: a decision that only holds money settles from its hold alone (see by_hold)
         self.hold_settles = (
             shared and len(policy.units) == 1 and not policy.result_checks and not self.velocity
@@ -208,7 +212,7 @@ class Settler:
             except StoreError as exc:
                 st.failures.append(Failure("state store", f"commit: {exc}", "hold expires by TTL"))
         spent = actual_map or dict(req.cost)
-        if spent and self.velocity:
+        if (spent or self.velocity_amounts) and self.velocity:
             self._count_velocity(view, spent, now, st)
         all_labels = set(labels)
         checks: tuple[ResultCheck, ...] = view.select(self.policy.index["results"])
@@ -342,7 +346,7 @@ class Settler:
 
     def _count_velocity(self, view: View, spent: Mapping[str, float], now: float, st: Settlement) -> None:
         """Spend velocity counts money actually spent; a trip stops its scope for later decisions."""
-        pairs = velocity_hits(self.policy, view, spent, self.observer)
+        pairs = velocity_hits(self.policy, view, spent, self.observer, st.failures)
         if not pairs:
             return
         try:

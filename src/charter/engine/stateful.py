@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from charter.engine.decision import BoundaryCheck, Failure
-from charter.engine.evaluate import ConditionError, check_conditions
+from charter.engine.evaluate import ConditionError, check_conditions, spend_amount
 from charter.engine.observe import Observer
 from charter.engine.policy import Budget, CompiledPolicy, EventMark, RateLimit, Tripwire
 from charter.engine.view import View, scope_values
@@ -183,11 +183,15 @@ def plan_batch(
         lines: list[BudgetLine] = []
         b: Budget
         for b in view.select(idx["budgets"]) if policy.budgets else ():
-            amount = req.cost.get(b.unit)
+            amount = req.cost.get(b.unit) if b.amount is None else 0.0
             if amount is None or (
                 b.conditions and not applies(b, view, plan.errors, plan.failures, observer)
             ):
                 continue
+            if b.amount is not None:
+                amount = _budget_amount(b, view, plan)
+                if amount is None:
+                    continue
             if b.mode is Mode.SHADOW:
                 plan.shadow_budgets.append(b)
                 continue
@@ -248,6 +252,24 @@ def plan_batch(
     return plan
 
 
+def _budget_amount(b: Budget, view: View, plan: BatchPlan) -> float | None:
+    """A budget's ``amount`` for this request; None (and a failure with its ``on error``) when it
+    cannot be counted: nothing is reserved, and the failure mode decides (deny by default)."""
+    assert b.amount is not None
+    try:
+        return spend_amount(b.amount, view)
+    except ConditionError as exc:
+        where = f"{b.kind} {b.id}"
+        if b.mode is not Mode.ENFORCE:
+            plan.failures.append(Failure(where, str(exc), "none (shadow)"))
+            return None
+        took = b.fail.outcome
+        plan.failures.append(Failure(where, str(exc), took.value if took else "ignore (fail-open)"))
+        if took is not None:
+            plan.errors.append((b, took, str(exc)))
+        return None
+
+
 def _tripwire_hit(tw: Tripwire, view: View) -> HitOp | None:
     window = tw.window_seconds
     threshold = int(tw.threshold)
@@ -303,16 +325,34 @@ def depth_trips(
 
 
 def velocity_hits(
-    policy: CompiledPolicy, view: View, spent: Mapping[str, float], observer: Observer | None = None
+    policy: CompiledPolicy,
+    view: View,
+    spent: Mapping[str, float],
+    observer: Observer | None = None,
+    failures: list[Failure] | None = None,
 ) -> list[tuple[Tripwire, HitOp]]:
-    """Spend-velocity counters for money actually spent (counted when an action is settled)."""
+    """Spend-velocity counters for money actually spent (counted when an action is settled).
+
+    A tripwire with ``amount`` counts that expression over the settled request instead of the
+    cost; when it cannot be evaluated (an error, a negative or non-finite number) nothing is
+    counted and the failure is recorded in ``failures`` (the settlement's).
+    """
     out = []
     for tw in view.select(policy.index["tripwires"]):
         if tw.trigger is not TriggerKind.VELOCITY:
             continue
-        amount = spent.get(tw.unit or "")
+        amount: float | None = spent.get(tw.unit or "") if tw.amount is None else 1.0
         if not amount or not applies(tw, view, [], [], observer):
             continue
+        if tw.amount is not None:
+            try:
+                amount = spend_amount(tw.amount, view)
+            except ConditionError as exc:
+                if failures is not None:
+                    failures.append(Failure(f"{tw.kind} {tw.id}", str(exc), "not counted"))
+                continue
+            if not amount:
+                continue
         trip = micros(tw.threshold) if tw.mode is Mode.ENFORCE else None
         out.append(
             (

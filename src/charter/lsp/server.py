@@ -71,6 +71,8 @@ _OUTLINE = {
     SymbolKind.SIGNAL: lsp.SymbolKind.Event,
     SymbolKind.AGENT: lsp.SymbolKind.Variable,
     SymbolKind.POLICY: lsp.SymbolKind.Namespace,
+    SymbolKind.CONSTANT: lsp.SymbolKind.Constant,
+    SymbolKind.CONDITION: lsp.SymbolKind.Function,
 }
 
 

@@ -207,6 +207,39 @@ class Escalation(Node):
     final: str | None = None
 
 
+# ---- named constants and named conditions ---------------------------------------------------
+
+
+class ConstDecl(Node):
+    """``const NAME [: TYPE] = VALUE`` or ``const NAME: TYPE from "FILE.yaml"``."""
+
+    name: Name
+    type: TypeRef | None = None
+    #: the literal value (None when it comes from a file)
+    value: Any = None
+    #: the file the value is read from, relative to the policy file (None for a literal)
+    file: str | None = None
+
+
+class CondParam(Node):
+    """``NAME: TYPE``, one parameter of a named condition."""
+
+    name: Name
+    type: TypeRef
+
+
+class ConditionDecl(Node):
+    """``condition NAME(PARAM: TYPE, ...) = CEL``; ``body_span`` locates the expression itself."""
+
+    name: Name
+    params: tuple[CondParam, ...]
+    body: str
+    body_span: Span = Field(default=_NOWHERE, repr=False, exclude=True)
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.name, self.params, normalise_condition(self.body))
+
+
 # ---- selectors --------------------------------------------------------------------------------
 
 
@@ -292,6 +325,17 @@ class ConditionClause(Node):
     """``when CEL`` or ``unless CEL``; ``text_span`` locates the expression itself."""
 
     clause: Literal["when", "unless"]
+    text: str
+    text_span: Span = Field(default=_NOWHERE, repr=False, exclude=True)
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.clause, normalise_condition(self.text))
+
+
+class AmountClause(Node):
+    """``amount CEL``: what a budget or a spend tripwire counts, from the request (not ``cost``)."""
+
+    clause: Literal["amount"] = "amount"
     text: str
     text_span: Span = Field(default=_NOWHERE, repr=False, exclude=True)
 
@@ -417,6 +461,7 @@ Clause = (
     | LimitClause
     | TimezoneClause
     | TriggerClause
+    | AmountClause
 )
 
 
@@ -445,6 +490,8 @@ Item = (
     | Escalation
     | Mask
     | Rule
+    | ConstDecl
+    | ConditionDecl
 )
 
 

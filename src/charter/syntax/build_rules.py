@@ -70,6 +70,13 @@ class RuleParts(AstBase):
         return self._condition(meta, "unless", ch[0])
 
     @v_args(meta=True)
+    def c_amount(self, meta: Meta, ch: list[Token]) -> ast.AmountClause:
+        tok = ch[0]
+        return ast.AmountClause(
+            text=str(tok).rstrip(), text_span=self._tok_span(tok), span=self._meta_span(meta)
+        )
+
+    @v_args(meta=True)
     def c_signal(self, meta: Meta, ch: list[Any]) -> ast.SignalClause:
         where = str(ch[1]).rstrip() if ch[1] is not None else None
         where_span = self._tok_span(ch[1]) if ch[1] is not None else self._meta_span(meta)

@@ -17,7 +17,17 @@ INDENT = "  "
 MAX_WIDTH = 100
 
 #: Top-level one-line declarations that stay together (no blank line) when consecutive.
-_GROUPED = (ast.Include, ast.AgentsFrom, ast.Units, ast.Roles, ast.Attribute, ast.ContextField, ast.Mask)
+_GROUPED = (
+    ast.Include,
+    ast.AgentsFrom,
+    ast.Units,
+    ast.Roles,
+    ast.Attribute,
+    ast.ContextField,
+    ast.ConstDecl,
+    ast.ConditionDecl,
+    ast.Mask,
+)
 
 _NUMBER = r"(-?[0-9][0-9_]*(?:\.[0-9][0-9_]*)?)"
 _INT = r"([0-9][0-9_]*)"
@@ -235,6 +245,8 @@ class _Printer:
             if a.kind is None:
                 return "action any"
             return self._target(a.target, indent, f"action {a.kind.value} ")
+        if isinstance(c, ast.AmountClause):
+            return self._condition("amount", c.text, indent)
         if isinstance(c, ast.ConditionClause):
             return self._condition(c.clause, c.text, indent)
         if isinstance(c, ast.SignalClause):
@@ -431,6 +443,25 @@ class _Printer:
             if item.final is not None:
                 body.append(self._sub(f"finally {item.final}", self._find_kw(item, "finally")))
             return self._block(item, f"escalation {item.name.value}", item.name, body)
+        if isinstance(item, ast.ConstDecl):
+            text = f"const {item.name.value}"
+            text += f": {self._type(item.type)}" if item.type is not None else ""
+            if item.file is not None:
+                text += f" from {quote(item.file)}"
+            else:
+                numbers: list[str] = []
+                if self._has(item) and self._has(item.name):
+                    tail = self.code[item.name.span.end : item.span.end]
+                    numbers = [m.group(1) for m in _VALUE_TOKEN.finditer(tail) if m.group(1)]
+                text += " = " + self._value(item.value, numbers)
+            return [_Line(text, 0, start, end)]
+        if isinstance(item, ast.ConditionDecl):
+            params = ", ".join(f"{p.name.value}: {self._type(p.type)}" for p in item.params)
+            return [
+                _Line(
+                    self._condition(f"condition {item.name.value}({params}) =", item.body, 0), 0, start, end
+                )
+            ]
         if isinstance(item, ast.Rule):
             kind = item.kind.value
             lines = [_Line(self._clause(c, 1), 1, self._start(c), self._end(c)) for c in item.clauses]

@@ -84,6 +84,33 @@ class ToAst(RuleParts):
     def context_decl(self, meta: Meta, ch: list[Any]) -> ast.ContextField:
         return ast.ContextField(name=self._name(ch[0]), type=ch[1], span=self._meta_span(meta))
 
+    # ---- named constants and named conditions ---------------------------------------------
+    @v_args(meta=True)
+    def const_value(self, meta: Meta, ch: list[Any]) -> ast.ConstDecl:
+        return ast.ConstDecl(name=self._name(ch[0]), type=ch[1], value=ch[2], span=self._meta_span(meta))
+
+    @v_args(meta=True)
+    def const_file(self, meta: Meta, ch: list[Any]) -> ast.ConstDecl:
+        return ast.ConstDecl(
+            name=self._name(ch[0]), type=ch[1], file=unquote(ch[2]), span=self._meta_span(meta)
+        )
+
+    @v_args(meta=True)
+    def condition_decl(self, meta: Meta, ch: list[Any]) -> ast.ConditionDecl:
+        body = ch[-1]
+        params = tuple(p for p in ch[1:-1] if p is not None)
+        return ast.ConditionDecl(
+            name=self._name(ch[0]),
+            params=params,
+            body=str(body).rstrip(),
+            body_span=self._tok_span(body),
+            span=self._meta_span(meta),
+        )
+
+    @v_args(meta=True)
+    def cparam(self, meta: Meta, ch: list[Any]) -> ast.CondParam:
+        return ast.CondParam(name=self._name(ch[0]), type=ch[1], span=self._meta_span(meta))
+
     @v_args(meta=True)
     def type_name(self, meta: Meta, ch: list[Token]) -> ast.TypeRef:
         return ast.TypeRef(name=str(ch[0]), span=self._meta_span(meta))
@@ -95,6 +122,10 @@ class ToAst(RuleParts):
     @v_args(meta=True)
     def type_map(self, meta: Meta, ch: list[Any]) -> ast.TypeRef:
         return ast.TypeRef(name="map", element=ch[0], span=self._meta_span(meta))
+
+    @v_args(meta=True)
+    def type_set(self, meta: Meta, ch: list[Any]) -> ast.TypeRef:
+        return ast.TypeRef(name="set", element=ch[0], span=self._meta_span(meta))
 
     # ---- agents, tools, groups, signals ---------------------------------------------------
     @v_args(meta=True)
