@@ -80,6 +80,7 @@ class Code(enum.Enum):
     E204_MISSING_FILE = "E204"
     E205_BAD_INVENTORY = "E205"
     E206_BAD_HEADER = "E206"
+    E207_OUTSIDE_ROOT = "E207"
     # conditions (CEL) and types
     E301_CEL_SYNTAX = "E301"
     E302_CEL_UNKNOWN_NAME = "E302"
