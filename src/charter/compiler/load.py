@@ -82,10 +82,18 @@ class Loaded:
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
+def _real(path: Path) -> Path:
+    """``path.resolve()``, or the absolute path when it cannot be resolved (a symlink loop)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # outside the cwd, or a symlink loop
         return str(path)
 
 
@@ -124,7 +132,7 @@ def expand(
                     )
                 )
             files.extend((f, root) for f in found)
-        elif p.exists() or p.is_symlink() or (overlay is not None and p.resolve() in overlay):
+        elif p.exists() or p.is_symlink() or (overlay is not None and _real(p) in overlay):
             files.append((p, root))
         else:
             diags.append(error(Code.E204_MISSING_FILE, f"no such file: {raw}", Span.point(str(raw))))
@@ -179,7 +187,7 @@ def _parse(
     """One file's parse: its overlay text when it has one, else the file read through the path
     resolver (confined to ``root``, regular, bounded); through the cache if any."""
     shown = _display(path)
-    real = path.resolve()
+    real = _real(path)
     if overlay is not None and real in overlay and real.is_relative_to(root):
         data = overlay[real].encode("utf-8", "surrogatepass")
     else:
@@ -220,10 +228,7 @@ def load(
     stack: list[Path] = []
 
     def visit(path: Path, root: Path, via: Span | None) -> None:
-        try:
-            real = path.resolve()
-        except (OSError, RuntimeError):
-            real = path.absolute()
+        real = _real(path)
         if real in stack:
             chain = " -> ".join(_display(p) for p in [*stack[stack.index(real) :], real])
             out.diagnostics.append(

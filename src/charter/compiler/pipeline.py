@@ -13,6 +13,7 @@ from typing import Any
 from charter.compiler.cache import CompileCache
 from charter.compiler.load import Loaded, Overlay, load, load_text
 from charter.compiler.lower import Lowered, Lowerer
+from charter.compiler.ranges import check_ranges
 from charter.compiler.resolve import Symbols, resolve
 from charter.compiler.typecheck import ConditionCompiler, Environments, environments
 from charter.diagnostics import Code, Diagnostic, Span, sort_key, warning
@@ -135,6 +136,7 @@ def _build(loaded: Loaded, stop_after: str | None, cache: CompileCache | None) -
     if stop_after == "load" or any(d.is_error for d in diags):
         res.diagnostics = _finish(diags)
         return res
+    diags.extend(check_ranges(loaded.modules))
     sym, rdiags = resolve(loaded)
     diags.extend(rdiags)
     res.symbols, res.stage = sym, "resolve"
