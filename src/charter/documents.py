@@ -114,7 +114,10 @@ class _BoundedLoader(yaml.SafeLoader):
 
 def parse_yaml(text: str, *, what: str = "document", depth: int = MAX_DOCUMENT_DEPTH) -> Any:
     """YAML text as data, with the limits of this module."""
-    loader = _BoundedLoader(text)
+    try:
+        loader = _BoundedLoader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters up front
+        raise DocumentError(f"the {what} is not valid YAML: {str(exc).splitlines()[0]}") from None
     loader.depth_limit = depth
     try:
         return loader.get_single_data()
