@@ -304,6 +304,18 @@ class SQLiteStore:
                 db.execute(f'SELECT * FROM "{name}" LIMIT 1').fetchall()
 
         self._read(probe)
+        if self.path == ":memory:":
+            return
+        # The open connection may answer from its page cache while the file under it is garbage:
+        # read the file as a new reader would, through a fresh read-only connection.
+        try:
+            fresh = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self._busy_ms / 1000)
+            try:
+                probe(fresh)
+            finally:
+                fresh.close()
+        except sqlite3.Error as exc:
+            raise map_sqlite_error(exc) from None
 
     def close(self) -> None:
         with self._lock:
