@@ -24,7 +24,6 @@ from charter.api import check
 from charter.cli.main import cli
 from charter.compiler.cache import CompileCache
 from charter.compiler.load import load
-from charter.files import FileError, FileProblem, read_bounded, resolve
 from charter.syntax.parser import MAX_FILE_BYTES, parse_file
 
 SECRET = "TOPSECRET-4f2a"
@@ -148,6 +147,8 @@ def test_a_sparse_huge_file_is_refused_without_reading_it(tree: Path) -> None:
 
 
 def test_read_bounded_streams_at_most_the_limit(tmp_path: Path) -> None:
+    from charter.files import FileError, FileProblem, read_bounded
+
     f = tmp_path / "f"
     f.write_bytes(b"x" * 101)
     assert read_bounded(f, 101) == b"x" * 101
@@ -171,6 +172,8 @@ def test_parse_file_of_a_device_is_a_diagnostic() -> None:
 
 
 def test_resolve_confines(tmp_path: Path) -> None:
+    from charter.files import FileError, resolve
+
     root = (tmp_path / "r").resolve()
     root.mkdir()
     (root / "ok").write_text("x")
