@@ -151,7 +151,13 @@ def parse_document(
             raise DocumentError(f"the {what} is not valid JSON: {exc}") from None
     except RecursionError:
         raise DocumentError(f"the {what} nests too deep") from None
-    return parse_yaml(text, what=what, depth=depth)
+    try:
+        return parse_yaml(text, what=what, depth=depth)
+    except DocumentError as exc:
+        prefix = f"the {what} is not valid YAML: "
+        if str(exc).startswith(prefix):
+            raise DocumentError(f"the {what} is neither JSON nor YAML: {str(exc)[len(prefix) :]}") from None
+        raise
 
 
 def load_document(
