@@ -81,6 +81,7 @@ class Code(enum.Enum):
     E205_BAD_INVENTORY = "E205"
     E206_BAD_HEADER = "E206"
     E207_BAD_NAME = "E207"
+    E208_OUTSIDE_ROOT = "E208"
     # conditions (CEL) and types
     E301_CEL_SYNTAX = "E301"
     E302_CEL_UNKNOWN_NAME = "E302"

@@ -191,3 +191,33 @@ def test_optional_packages_are_imported_only_behind_missing_extra() -> None:
                 if any(n.split(".")[0] in optional for n in names):
                     offenders.append(str(path.relative_to(SRC)))
     assert offenders == []
+
+
+#: Readers of policy files and of untrusted documents: each goes through charter.files (paths
+#: confined, regular files, bounded) and charter.documents (size, depth, no YAML aliases), never
+#: opening, reading or YAML-loading a file itself (issue 15, items 5 and 6).
+_CONFINED_READERS = (
+    "compiler/load.py",
+    "compiler/cache.py",
+    "cli/fmt.py",
+    "cli/eval.py",
+    "testing/loader.py",
+    "server/auth.py",
+    "editing/project.py",
+)
+
+
+def test_policy_and_document_readers_read_through_one_mechanism() -> None:
+    banned = ("read_text", "read_bytes", "safe_load", "open", "load")
+    found = []
+    for rel in _CONFINED_READERS:
+        for node in ast.walk(_tree(rel)):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                owner = ast.unparse(func.value) if isinstance(func, ast.Attribute) else ""
+                if name in banned and owner not in ("", "self") and owner not in ("cache",):
+                    found.append(f"{rel}: {ast.unparse(func)}")
+                elif name == "open" and owner == "":
+                    found.append(f"{rel}: open()")
+    assert found == []

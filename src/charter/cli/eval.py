@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
 import click
-import yaml
 
 from charter.api import check as compile_check
 from charter.cli.output import echo_json, style_diag, use_color
 from charter.cli.stores import resolve_store, store_option
+from charter.documents import DocumentError, load_document
 from charter.engine.engine import Engine
 from charter.engine.explain import explain
 from charter.engine.validate import RequestError, validate_request
@@ -27,22 +24,11 @@ _COLORS = {
 
 
 def _read_request(spec: str) -> object:
-    if spec == "-":
-        text = sys.stdin.read()
-    else:
-        with open(spec, encoding="utf-8") as fh:
-            text = fh.read()
-    if len(text) > 1_000_000:
-        raise click.UsageError("the request is larger than 1 MB")
+    """The request document (JSON or YAML) through the one bounded reader: size, depth, no aliases."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise click.UsageError(
-                f"the request is neither JSON nor YAML: {str(exc).splitlines()[0]}"
-            ) from None
+        return load_document(spec, what="request")
+    except DocumentError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 @click.command("eval")

@@ -9,19 +9,23 @@ import click
 
 from charter.cli.output import style_diag, use_color
 from charter.cli.stdin import STDIN_ARG, STDIN_NAME, read_policy_stdin
-from charter.compiler.load import POLICY_SUFFIX
-from charter.syntax.parser import decode
+from charter.compiler.load import MAX_FILES, POLICY_SUFFIX
+from charter.files import FileError, policy_files, read_bounded
+from charter.syntax.parser import MAX_FILE_BYTES, decode
 from charter.syntax.printer import format_source
 
 
 def _expand(paths: tuple[str, ...]) -> tuple[list[Path], list[str]]:
+    """The files to format (the policy loader's listing of a directory) and what cannot be read."""
     files: list[Path] = []
     missing: list[str] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            files.extend(sorted(x for x in p.rglob("*" + POLICY_SUFFIX) if x.is_file()))
-        elif p.is_file():
+            found, problems = policy_files(p, POLICY_SUFFIX, MAX_FILES)
+            files.extend(found)
+            missing.extend(str(exc) for exc in problems)
+        elif p.is_file() or p.is_symlink():
             files.append(p)
         else:
             missing.append(raw)
@@ -61,7 +65,7 @@ def fmt_cmd(
     files, missing = _expand(paths)
     failed = bool(missing)
     for raw in missing:
-        click.echo(f"{raw}: no such file or directory", err=True)
+        click.echo(raw if " " in raw else f"{raw}: no such file or directory", err=True)
     if not files and not missing:
         click.echo("no policy files found", err=True)
         ctx.exit(2)
@@ -73,9 +77,9 @@ def fmt_cmd(
     for path in files:
         shown = str(path)
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            click.echo(f"{shown}: cannot read file: {exc.strerror}", err=True)
+            data = read_bounded(path, MAX_FILE_BYTES)
+        except FileError as exc:
+            click.echo(f"{shown}: {exc}", err=True)
             failed = True
             continue
         text, problems = decode(shown, data)

@@ -31,6 +31,7 @@ def replay_cmd(
     """Re-decide the recorded requests under CANDIDATE (a policy file or directory), each with the
     state its decision saw, and report what changes. Exit 0, 1 per --fail-on, 2 on a load error."""
     from charter.api import check
+    from charter.documents import DocumentError
     from charter.trace.replay import records_from, replay
     from charter.trace.sink import TraceError
 
@@ -42,7 +43,7 @@ def replay_cmd(
         ctx.exit(2)
     try:
         report = replay(result.policy, records_from(trace_path))
-    except (FileNotFoundError, TraceError) as exc:
+    except (FileNotFoundError, TraceError, DocumentError) as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(2)
     if fmt == "json":

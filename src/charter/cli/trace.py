@@ -10,6 +10,7 @@ import sys
 import click
 
 from charter.cli.output import echo_json
+from charter.documents import DocumentError, load_document
 from charter.hits import hit_tag
 from charter.trace.sink import TraceError
 
@@ -140,8 +141,10 @@ def trace_verify(
 
     cps = []
     for f in cp_files:
-        with open(f, encoding="utf-8") as fh:
-            cps.append(json.load(fh))
+        try:
+            cps.append(load_document(f, what="checkpoint", json_only=True))
+        except DocumentError as exc:
+            raise click.UsageError(str(exc)) from None
     try:
         rep = verify_log(_path(trace_path), cps, public_key)
     except (FileNotFoundError, TraceError) as exc:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from charter.files import FileError, read_bounded
 from charter.syntax import ParseResult, parse_file, parse_text
 from charter.syntax.parser import MAX_FILE_BYTES, decode
 
@@ -72,10 +73,8 @@ class CompileCache:
         """
         shown = str(path)
         try:
-            if path.stat().st_size > MAX_FILE_BYTES:
-                return parse_file(path)
-            data = path.read_bytes()
-        except OSError:
+            data = read_bounded(path, MAX_FILE_BYTES)
+        except FileError:
             return parse_file(path)
         text, problems = decode(shown, data)
         if text is None:

@@ -13,6 +13,7 @@ from typing import Any
 from charter.compiler.cache import CompileCache
 from charter.compiler.load import Loaded, Overlay, load, load_text
 from charter.compiler.lower import Lowered, Lowerer
+from charter.compiler.ranges import check_ranges
 from charter.compiler.resolve import Symbols, resolve
 from charter.compiler.typecheck import ConditionCompiler, Environments, environments
 from charter.diagnostics import Code, Diagnostic, Span, sort_key, warning
@@ -66,13 +67,18 @@ def _finish(diags: list[Diagnostic]) -> list[Diagnostic]:
     return sorted(unique, key=sort_key)
 
 
-def revision_of(sources: dict[str, str], inventories: list[Any]) -> str:
-    """A content hash of every source file (order-independent)."""
+def revision_of(sources: dict[str, str], inventories: list[Any], names: dict[str, str] | None = None) -> str:
+    """A content hash of every source file and its path relative to the policy root (order-independent).
+
+    ``names`` maps each shown path to its root-relative name, so the revision is the same from
+    any working directory and whether the policy was named by an absolute or a relative path.
+    """
     h = hashlib.sha256()
-    for path in sorted(sources):
+    named = {(names or {}).get(path, path): text for path, text in sources.items()}
+    for path in sorted(named):
         h.update(path.encode())
         h.update(b"\0")
-        h.update(sources[path].encode())
+        h.update(named[path].encode())
         h.update(b"\0")
     for inv in sorted(inventories, key=lambda i: i.path):
         h.update(repr((inv.agents, sorted(inv.groups.items()))).encode())
@@ -130,6 +136,7 @@ def _build(loaded: Loaded, stop_after: str | None, cache: CompileCache | None) -
     if stop_after == "load" or any(d.is_error for d in diags):
         res.diagnostics = _finish(diags)
         return res
+    diags.extend(check_ranges(loaded.modules))
     sym, rdiags = resolve(loaded)
     diags.extend(rdiags)
     res.symbols, res.stage = sym, "resolve"
@@ -199,7 +206,7 @@ def assemble(loaded: Loaded, sym: Symbols, envs: Environments, lowerer: Lowerer)
         **{kind.index: Index(getattr(low, kind.items), order_key=_by_id) for kind in KINDS},
     }
     return ir.CompiledPolicy(
-        revision=revision_of({**loaded.sources, **loaded.data_sources}, loaded.inventories),
+        revision=revision_of({**loaded.sources, **loaded.data_sources}, loaded.inventories, loaded.names),
         name=names[0] if names else "policy",
         files=tuple(sorted(loaded.sources)),
         rules=rules,

@@ -22,7 +22,9 @@ from charter.compiler.resolve import Symbols
 from charter.diagnostics import Code, Diagnostic, Span, warning
 from charter.editing.symbols import Occurrence, SymbolIndex, SymbolKind
 from charter.editing.text import LineIndex
+from charter.files import FileError, read_bounded
 from charter.syntax import ast
+from charter.syntax.parser import MAX_FILE_BYTES
 
 
 def absolute(shown: str) -> Path:
@@ -62,8 +64,8 @@ class ProjectCompile:
                 if isinstance(item, ast.AgentsFrom):
                     shown = str(Path(m.path).parent / item.path)
                     try:
-                        texts.append((shown, absolute(shown).read_text("utf-8")))
-                    except (OSError, UnicodeDecodeError):
+                        texts.append((shown, read_bounded(absolute(shown), MAX_FILE_BYTES).decode("utf-8")))
+                    except (FileError, UnicodeDecodeError):
                         continue
         declared = set(_group_names(self.result.modules))
         out: list[Occurrence] = []
@@ -142,8 +144,8 @@ class Project:
         if real in self.overlay:
             return self.overlay[real]
         try:
-            return real.read_text("utf-8")
-        except (OSError, UnicodeDecodeError):
+            return read_bounded(real, MAX_FILE_BYTES).decode("utf-8")
+        except (FileError, UnicodeDecodeError):
             return None
 
     # ---- which files make one policy --------------------------------------------------------

@@ -452,7 +452,7 @@ class Sidecar:
 
     def app(self) -> Starlette:
         """The Starlette application, with the lean path for POST /v1/decide in front of it."""
-        return SidecarApp(
+        app = SidecarApp(
             self.route("decide", self.decide),
             inline=self.inline,
             max_body=self.max_body,
@@ -460,6 +460,11 @@ class Sidecar:
             routes=[*self.routes(), *Inbox(self).routes()],
             lifespan=self.lifespan,
         )
+        # Starlette's trailing-slash redirect builds an absolute Location from the request's Host
+        # header (reflecting whatever a caller sends); the sidecar's own redirects are relative paths
+        # (see inbox.routes.see_other), and a path with an extra slash is simply not found.
+        app.router.redirect_slashes = False
+        return app
 
 
 def create_app(runtime: Runtime, tokens: TokenSet | None = None, **kw: Any) -> Starlette:

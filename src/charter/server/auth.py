@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from charter.documents import DocumentError, parse_document, read_text
 from charter.errors import Error
 
 ROLES = ("orchestrator", "approver", "operator", "admin")
@@ -86,6 +84,7 @@ class TokenSet:
             raise TokenError(f"{where}: expected a list under 'tokens'")
         entries: list[tuple[str, Principal]] = []
         names: set[str] = set()
+        owners: dict[str, str] = {}
         for n, item in enumerate(items):
             at = f"{where}: tokens[{n}]"
             if not isinstance(item, Mapping):
@@ -107,6 +106,12 @@ class TokenSet:
                 raise TokenError(f"{at} ({name}): give 'sha256' (preferred) or a 'token' of >= 16 chars")
             if name in names:
                 raise TokenError(f"{at}: duplicate name {name!r}")
+            if h in owners:
+                raise TokenError(
+                    f"{at} ({name}): the same token as {owners[h]!r}: one token names one caller "
+                    "(give each caller its own token)"
+                )
+            owners[h] = name
             names.add(name)
             entries.append((h, Principal(name, frozenset(roles))))
         return cls(entries)
@@ -116,13 +121,16 @@ def load_tokens(path: str | Path | None = None, env: Mapping[str, str] | None = 
     """Tokens from ``path`` (YAML or JSON), else from $CHARTER_TOKENS (the same document inline)."""
     env = os.environ if env is None else env
     if path:
-        text, where = Path(path).read_text("utf-8"), str(path)
+        try:
+            text, where = read_text(path, what="tokens file"), str(path)
+        except DocumentError as exc:
+            raise TokenError(str(exc)) from None
     elif env.get("CHARTER_TOKENS"):
         text, where = env["CHARTER_TOKENS"], "$CHARTER_TOKENS"
     else:
         return TokenSet()
     try:
-        doc = json.loads(text) if text.lstrip().startswith(("{", "[")) else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise TokenError(f"{where}: not valid YAML/JSON ({type(exc).__name__})") from None
+        doc = parse_document(text, what="tokens file")
+    except DocumentError as exc:
+        raise TokenError(f"{where}: not valid YAML/JSON ({exc})") from None
     return TokenSet.parse(doc, where)

@@ -293,7 +293,29 @@ class SQLiteStore:
         return [json.loads(r[0]) for r in rows]
 
     def ping(self) -> None:
-        self._read(lambda db: db.execute("SELECT 1").fetchone())
+        """Read the schema and the first row of every table: ``SELECT 1`` succeeds on a file whose
+        pages are garbage, and readiness must say not ready when every decision would deny."""
+
+        def probe(db: sqlite3.Connection) -> None:
+            tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            if not tables:
+                raise sqlite3.DatabaseError("the state database has no tables")
+            for name in tables:
+                db.execute(f'SELECT * FROM "{name}" LIMIT 1').fetchall()
+
+        self._read(probe)
+        if self.path == ":memory:":
+            return
+        # The open connection may answer from its page cache while the file under it is garbage:
+        # read the file as a new reader would, through a fresh read-only connection.
+        try:
+            fresh = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self._busy_ms / 1000)
+            try:
+                probe(fresh)
+            finally:
+                fresh.close()
+        except sqlite3.Error as exc:
+            raise map_sqlite_error(exc) from None
 
     def close(self) -> None:
         with self._lock:

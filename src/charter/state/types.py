@@ -18,6 +18,12 @@ MICRO = 1_000_000
 #: 10**15 micro-units, so a limit plus an amount stays exact in every store (Redis's Lua numbers
 #: are doubles, exact to 2**53 ≈ 9.007e15; SQLite and PostgreSQL hold 64-bit integers).
 MAX_AMOUNT = 1_000_000_000
+#: The largest count (a rate limit, a tripwire threshold) a policy may declare: exact as a double
+#: (Redis) and far inside a signed 64-bit integer (SQLite, PostgreSQL bigint).
+MAX_COUNT = 1_000_000_000_000_000
+#: The longest window or duration a policy may declare (100 years, in seconds): in microseconds it
+#: still fits a signed 64-bit integer and a double exactly.
+MAX_WINDOW_S = 100 * 366 * 86_400
 
 #: Compact JSON (no circular-reference check: the state layer encodes plain trees only).
 dumps = compact_encoder()

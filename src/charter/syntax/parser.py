@@ -15,6 +15,7 @@ from lark.exceptions import VisitError
 from lark.visitors import _vargs_meta
 
 from charter.diagnostics import Code, Diagnostic, Span, did_you_mean, error
+from charter.files import FileError, FileProblem, read_bounded
 from charter.syntax import ast
 from charter.syntax.lalr import Build, Driver, NoFastPath, cached_lark
 from charter.syntax.transform import SyntaxProblem, ToAst
@@ -414,33 +415,18 @@ def _iter_comments(text: str) -> list[re.Match[str]]:
 
 
 def parse_file(path: str | Path) -> ParseResult:
-    """Read and parse one policy file; unreadable, binary or oversized files give diagnostics."""
+    """Read and parse one policy file; unreadable, binary, oversized or non-regular files (a device,
+    a FIFO, a symlink loop) give diagnostics, read through charter.files (bounded, never blocking)."""
     p = Path(path)
     shown = str(path)
     try:
-        size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return ParseResult(
-                None,
-                (
-                    error(
-                        Code.E003_TOO_LARGE,
-                        f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}",
-                        Span.point(shown),
-                        "split the policy into several files joined with include",
-                    ),
-                ),
-                "",
-            )
-        data = p.read_bytes()
-    except IsADirectoryError:
-        return ParseResult(None, (error(Code.E001_UNREADABLE, "is a directory", Span.point(shown)),), "")
-    except OSError as exc:
-        return ParseResult(
-            None,
-            (error(Code.E001_UNREADABLE, f"cannot read file: {exc.strerror}", Span.point(shown)),),
-            "",
+        data = read_bounded(p, MAX_FILE_BYTES)
+    except FileError as exc:
+        code = Code.E003_TOO_LARGE if exc.problem is FileProblem.TOO_LARGE else Code.E001_UNREADABLE
+        help_ = (
+            "split the policy into several files joined with include" if code is Code.E003_TOO_LARGE else None
         )
+        return ParseResult(None, (error(code, exc.reason, Span.point(shown), help_),), "")
     text, diags = decode(shown, data)
     if text is None:
         return ParseResult(None, tuple(diags), "")

@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from charter.documents import DocumentError, load_document
 from charter.errors import Error
 
 #: default start of a scenario's clock: a Wednesday morning, mid-month (UTC)
@@ -148,11 +147,9 @@ def load_test_file(path: str | Path) -> TestFile:
     p = Path(path)
     sp = str(p)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TestLoadError(sp, f"cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise TestLoadError(sp, f"not valid YAML: {exc}") from None
+        data = load_document(p, what="test file")
+    except DocumentError as exc:
+        raise TestLoadError(sp, str(exc)) from None
     data = _mapping(data, sp, "the file")
     unknown = set(data) - {"policy", "tests", "scenarios"}
     if unknown:

@@ -14,8 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from charter.trace.keys import load_or_create_key, sign_checkpoint
-from charter.trace.record import canonical, decision_record, event_record, link
-from charter.trace.sink import Built, Row, TraceError, default_key_path, display, open_reader, open_sink
+from charter.trace.record import canonical, decision_record, event_record, index_of, link
+from charter.trace.sink import (
+    Built,
+    Row,
+    StoredRow,
+    TraceError,
+    default_key_path,
+    display,
+    open_reader,
+    open_sink,
+)
 
 __all__ = ["TraceError", "TraceLog", "default_path", "export_jsonl", "get", "open_reader", "query"]
 
@@ -117,22 +126,7 @@ class TraceLog:
             rec["prev"] = head
             body = canonical(rec)
             h = link(head, body)
-            rules = " ".join(r["id"] for r in rec.get("rules", []))
-            rows.append(
-                (
-                    seq,
-                    rec["id"],
-                    rec["kind"],
-                    rec["at"],
-                    rec.get("outcome"),
-                    rec.get("agent"),
-                    rules,
-                    rec.get("ref"),
-                    head,
-                    h,
-                    body,
-                )
-            )
+            rows.append((seq, *index_of(rec), head, h, body))
             head = h
         return rows, seq, head
 
@@ -223,8 +217,8 @@ class TraceLog:
             )
 
     # ---- reading ----------------------------------------------------------------------------
-    def rows(self) -> Iterator[tuple[int, str, str, str]]:
-        """(seq, prev, hash, body) in order, for verification."""
+    def rows(self) -> Iterator[StoredRow]:
+        """(seq, prev, hash, body, index columns) in order, for verification."""
         self.flush()
         reader = open_reader(self.path)
         try:
@@ -302,7 +296,7 @@ def export_jsonl(path: str | Path, out: Any) -> int:
     reader = open_reader(path)
     n = 0
     try:
-        for seq, prev, h, body in reader.rows():
+        for seq, prev, h, body, _ in reader.rows():
             out.write(json.dumps({"seq": seq, "prev": prev, "hash": h, "body": body}) + "\n")
             n += 1
     finally:

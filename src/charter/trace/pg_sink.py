@@ -17,7 +17,16 @@ except ImportError as _exc:  # an optional dependency: name the extra to install
     raise missing_extra("postgres", "the PostgreSQL trace", _exc) from _exc
 
 from charter.trace.record import GENESIS
-from charter.trace.sink import CHECKPOINT_FIELDS, Build, Sign, TraceError, display
+from charter.trace.sink import (
+    CHECKPOINT_FIELDS,
+    INDEX_SQL,
+    Build,
+    Sign,
+    StoredRow,
+    TraceError,
+    checked_bodies,
+    display,
+)
 
 T = TypeVar("T")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -249,11 +258,12 @@ class PostgresReader:
             self.conn.close()
             raise FileNotFoundError(f"no trace log at {display(url)}")
 
-    def rows(self) -> Iterator[tuple[int, str, str, str]]:
+    def rows(self) -> Iterator[StoredRow]:
         with self.conn.cursor(name="charter_trace_rows") as cur:
             cur.itersize = 5000
-            cur.execute(f"SELECT seq, prev, hash, body FROM {self._s}.trace ORDER BY seq")
-            yield from cur
+            cur.execute(f"SELECT seq, prev, hash, body, {INDEX_SQL} FROM {self._s}.trace ORDER BY seq")
+            for seq, prev, h, body, *index in cur:
+                yield seq, prev, h, body, tuple(index)
 
     def checkpoints(self) -> list[dict[str, Any]]:
         cur = self.conn.execute(
@@ -264,13 +274,15 @@ class PostgresReader:
     def bodies(
         self, where: Sequence[str], args: Sequence[Any], *, newest_first: bool, limit: int | None
     ) -> list[str]:
-        sql = f"SELECT body FROM {self._s}.trace" + (" WHERE " + " AND ".join(where) if where else "")
+        sql = f"SELECT seq, body, {INDEX_SQL} FROM {self._s}.trace" + (
+            " WHERE " + " AND ".join(where) if where else ""
+        )
         sql += " ORDER BY seq DESC" if newest_first else " ORDER BY seq"
         params = list(args)
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [r[0] for r in self.conn.execute(sql.replace("?", "%s"), params)]
+        return checked_bodies(self.conn.execute(sql.replace("?", "%s"), params))
 
     def close(self) -> None:
         self.conn.close()

@@ -94,3 +94,37 @@ def event_record(kind: str, payload: Mapping[str, Any], at: float, ref: str | No
         "ref": ref,
         "event": dict(payload),
     }
+
+
+#: The index columns stored beside each record body, in storage order. Readers filter on them
+#: (``trace list --outcome deny``), so each must equal what the hashed body says: verify and every
+#: read check them with :func:`index_problem`.
+INDEX_COLUMNS = ("id", "kind", "at", "outcome", "agent", "rules", "ref")
+
+
+def index_of(rec: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The index columns of a record, derived from its body (the only way they are made)."""
+    rules = " ".join(r["id"] for r in rec.get("rules", []))
+    return (rec["id"], rec["kind"], rec["at"], rec.get("outcome"), rec.get("agent"), rules, rec.get("ref"))
+
+
+def index_problem(seq: Any, body: str, columns: tuple[Any, ...]) -> str | None:
+    """Why a stored row's index columns disagree with its hashed body (an edit), or None."""
+    try:
+        derived = index_of(json.loads(body))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return f"record {seq} has a body that is not a trace record"
+    for name, stored, want in zip(INDEX_COLUMNS, columns, derived, strict=True):
+        if stored != want and not (name == "at" and _same_float(stored, want)):
+            return (
+                f"record {seq} was altered: its {name!r} column says {stored!r} "
+                f"but its hashed body says {want!r}"
+            )
+    return None
+
+
+def _same_float(a: Any, b: Any) -> bool:
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False

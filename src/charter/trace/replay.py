@@ -78,16 +78,28 @@ class ReplayReport:
 
 
 def records_from(source: str | Path) -> Iterator[dict[str, Any]]:
-    """Decision records from a trace log (SQLite file or PostgreSQL URL) or a JSONL export, oldest first."""
+    """Decision records from a trace log (SQLite file or PostgreSQL URL) or a JSONL export, oldest first.
+
+    A JSONL export is untrusted input: each line goes through the bounded document reader
+    (raises charter.documents.DocumentError on an oversized, too deep or malformed line).
+    """
+    from charter.documents import MAX_DOCUMENT_BYTES, DocumentError, parse_document
     from charter.trace.sink import is_postgres, open_reader
 
     p = Path(source)
     if not is_postgres(source) and p.suffix == ".jsonl":
         with p.open(encoding="utf-8") as f:
-            for line in f:
-                row = json.loads(line)
-                rec = json.loads(row["body"]) if "body" in row else row
-                if rec.get("kind") == "decision":
+            for n, line in enumerate(f, 1):
+                if len(line) > MAX_DOCUMENT_BYTES:
+                    raise DocumentError(f"{p}:{n}: a line is larger than {MAX_DOCUMENT_BYTES:,} bytes")
+                row = parse_document(line, what=f"{p}:{n}", json_only=True)
+                body = row.get("body") if isinstance(row, dict) else None
+                rec = (
+                    parse_document(body, what=f"{p}:{n} body", json_only=True)
+                    if isinstance(body, str)
+                    else row
+                )
+                if isinstance(rec, dict) and rec.get("kind") == "decision":
                     yield rec
         return
     reader = open_reader(source)

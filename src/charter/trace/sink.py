@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -12,6 +12,10 @@ from charter.errors import Error
 
 #: One stored record: (seq, id, kind, at, outcome, agent, rules, ref, prev, hash, body).
 Row = tuple[int, str, str, float, Any, Any, str, Any, str, str, str]
+#: One row as readers stream it: (seq, prev, hash, body, index columns as stored).
+StoredRow = tuple[int, str, str, str, tuple[Any, ...]]
+#: The SQL list of the index columns (see charter.trace.record.INDEX_COLUMNS).
+INDEX_SQL = "id, kind, at, outcome, agent, rules, ref"
 #: What a chain append produces from the head it continues: (rows, new seq, new head hash).
 Built = tuple[list[Row], int, str]
 #: Builds the rows of an append from the current head (seq, hash) of the chain.
@@ -57,8 +61,8 @@ class Sink(Protocol):
 class Reader(Protocol):
     """Read-only access to a stored chain (raises FileNotFoundError when there is none)."""
 
-    def rows(self) -> Iterator[tuple[int, str, str, str]]:
-        """(seq, prev, hash, body) in chain order, streamed."""
+    def rows(self) -> Iterator[StoredRow]:
+        """(seq, prev, hash, body, index columns) in chain order, streamed."""
         ...
 
     def checkpoints(self) -> list[dict[str, Any]]:
@@ -68,7 +72,11 @@ class Reader(Protocol):
     def bodies(
         self, where: Sequence[str], args: Sequence[Any], *, newest_first: bool, limit: int | None
     ) -> list[str]:
-        """Record bodies matching every ``where`` clause (``?`` placeholders), in chain order."""
+        """Record bodies matching every ``where`` clause (``?`` placeholders), in chain order.
+
+        Each row's index columns (what ``where`` filtered on) are checked against its hashed body
+        (:func:`checked_bodies`): an edited column raises TraceError instead of misleading a reader.
+        """
         ...
 
     def close(self) -> None:
@@ -127,3 +135,19 @@ def default_key_path(location: str | Path) -> str:
     return (
         q.get("key") or os.environ.get("CHARTER_TRACE_KEY") or os.path.join(os.getcwd(), "charter-trace.key")
     )
+
+
+def checked_bodies(rows: Iterable[Sequence[Any]]) -> list[str]:
+    """The bodies of (seq, body, *index columns) rows, each row's columns checked against its body.
+
+    Raises TraceError at the first row whose columns were edited (``trace verify`` names them all).
+    """
+    from charter.trace.record import index_problem
+
+    out: list[str] = []
+    for seq, body, *columns in rows:
+        problem = index_problem(seq, body, tuple(columns))
+        if problem is not None:
+            raise TraceError(f"the trace was tampered with: {problem} (run charter trace verify)")
+        out.append(body)
+    return out

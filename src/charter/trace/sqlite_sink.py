@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from charter.trace.record import GENESIS
-from charter.trace.sink import CHECKPOINT_FIELDS, Build, Sign
+from charter.trace.sink import CHECKPOINT_FIELDS, INDEX_SQL, Build, Sign, StoredRow, checked_bodies
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS trace (
@@ -107,8 +107,11 @@ class SqliteReader:
             raise FileNotFoundError(f"no trace log at {path}")
         self.conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
 
-    def rows(self) -> Iterator[tuple[int, str, str, str]]:
-        yield from self.conn.execute("SELECT seq, prev, hash, body FROM trace ORDER BY seq")
+    def rows(self) -> Iterator[StoredRow]:
+        for seq, prev, h, body, *index in self.conn.execute(
+            f"SELECT seq, prev, hash, body, {INDEX_SQL} FROM trace ORDER BY seq"
+        ):
+            yield seq, prev, h, body, tuple(index)
 
     def checkpoints(self) -> list[dict[str, Any]]:
         cur = self.conn.execute(f"SELECT {', '.join(CHECKPOINT_FIELDS)} FROM checkpoints ORDER BY rowid")
@@ -117,13 +120,13 @@ class SqliteReader:
     def bodies(
         self, where: Sequence[str], args: Sequence[Any], *, newest_first: bool, limit: int | None
     ) -> list[str]:
-        sql = "SELECT body FROM trace" + (" WHERE " + " AND ".join(where) if where else "")
+        sql = f"SELECT seq, body, {INDEX_SQL} FROM trace" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY seq DESC" if newest_first else " ORDER BY seq"
         params = list(args)
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [r[0] for r in self.conn.execute(sql, params)]
+        return checked_bodies(self.conn.execute(sql, params))
 
     def close(self) -> None:
         self.conn.close()

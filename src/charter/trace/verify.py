@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from charter.trace.keys import check_checkpoint
-from charter.trace.record import GENESIS, link
+from charter.trace.record import GENESIS, index_problem, link
 
 
 @dataclass
@@ -41,13 +41,15 @@ class VerifyReport:
 
 
 def verify_rows(
-    rows: Iterable[tuple[int, str, str, str]],
+    rows: Iterable[tuple[Any, ...]],
     checkpoints: Iterable[dict[str, Any]] = (),
     trusted_key: str | None = None,
     first_problem_only: bool = True,
     after: tuple[int, str] = (0, GENESIS),
 ) -> VerifyReport:
-    """Check (seq, prev, hash, body) rows in order against the chain rule and the checkpoints.
+    """Check (seq, prev, hash, body[, index columns]) rows in order against the chain rule and the
+    checkpoints; when a row carries its stored index columns (outcome, agent, kind...), each must
+    equal what its hashed body says, so an edited column is detected like an edited body.
 
     ``after=(seq, hash)`` verifies incrementally from a record already trusted (e.g. one a signed
     checkpoint vouches for): the rows then start at seq + 1.
@@ -59,7 +61,8 @@ def verify_rows(
     cps = list(checkpoints)
     wanted = {int(c["length"]) for c in cps}
     n = 0
-    for seq, rprev, rhash, body in rows:
+    for row in rows:
+        seq, rprev, rhash, body = row[:4]
         n += 1
         if seq != expected:
             problems.append(f"record {expected} is missing or out of order (found seq {seq})")
@@ -67,6 +70,8 @@ def verify_rows(
             problems.append(f"record {seq} does not follow record {seq - 1} (chain broken)")
         elif link(rprev, body) != rhash:
             problems.append(f"record {seq} was altered (its hash does not match its content)")
+        elif len(row) > 4 and (bad := index_problem(seq, body, tuple(row[4]))) is not None:
+            problems.append(bad)
         if problems and first_problem_only:
             break
         if seq in wanted:
