@@ -126,6 +126,10 @@ class Engine:
         #: nothing is stateful: no store call unless a stop, a key or a human answer asks for one
         #: (``specialise=False``: every decision takes the stateful step, for tests comparing both)
         self._stateless = specialise and not policy.stateful and not self._state.depth_trips
+        #: the planner's memo of plans by selection key (read inline by _decide)
+        self._plans = self._planner._plans
+        #: where an allow that settling can only add run labels to is kept (None: the settler decides)
+        self._keep_run = self.pending.keep_run if self._settler.lite and specialise else None
 
     # ---- deciding ----------------------------------------------------------------------------------
     def decide(self, request: Request | ValidRequest | Mapping[str, Any]) -> Decision:
@@ -162,13 +166,39 @@ class Engine:
             except StoreError as exc:
                 return self._conclude(did, view, _failed(Ruling(_NO_VERDICT), f"state store: {exc}"), t0)
             view.run = RunView(rs.steps, rs.labels, rs.marks)
-        # 3. select and plan; 4. the verdict of the rules
-        plan = self._planner.plan(view)
+        # 3. select and plan (the planner's memo read inline: Planner.plan's key, a frame less)
+        plan = self._plans.get(
+            (
+                view.kind._value_,
+                view.target,
+                view.actor_id,
+                view.roles,
+                view.ancestors,
+                req.workflow,
+                view.target_roles,
+            )
+        )
+        if plan is None:
+            plan = self._planner.plan(view)
+        # 4. the verdict of the rules
         verdict = plan.run(view)
         if observer is not None:
             observer.rules_evaluated(view, plan.candidates, verdict)
         # 5. the stateful step, when anything is stateful
         if self._stateless and not (self._stops or req.idempotency_key or req.approval):
+            outcome = verdict.outcome
+            if (outcome is _ALLOW or outcome is _DENY) and self.trace is None:
+                # the verdict is the decision: no state, nothing to open, set or record
+                # (INVARIANT: what _conclude gives it; tests/unit/test_specialised.py compares)
+                if outcome is _ALLOW:
+                    keep_run = self._keep_run
+                    if keep_run is not None:
+                        keep_run(did, req.run)
+                    else:
+                        self._settler.keep(did, None, view)
+                if view._activation.__class__ is Activation:
+                    view._activation = None  # view <-> activation is a cycle: free both by refcount
+                return self._builder.verdict(did, verdict, t0)
             return self._conclude(did, view, verdict, t0)  # the verdict is the ruling
         return self._conclude(did, view, self._state.rule(did, view, verdict, observer), t0)
 

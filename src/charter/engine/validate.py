@@ -77,7 +77,8 @@ _CALL = ActionKind.CALL
 _TOP = frozenset({"actor", "action", "context", "cost", "signals", "approval", "idempotency_key", "trace_id"})
 _ACTOR = frozenset({"id", "roles", "attributes", "chain", "human"})
 _ACTION = frozenset({"kind", "target", "args", "labels"})
-_CTX_FIXED = ("workflow", "run", "tenant", "env")
+_CTX_IDS = ("workflow", "run", "tenant", "env")
+_CTX_FIXED = frozenset(_CTX_IDS)
 _SIGNAL = frozenset({"source", "kind", "severity", "score", "note"})
 _EMPTY: dict[str, Any] = {}
 _new = object.__new__
@@ -143,7 +144,7 @@ class ValidRequest:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready request (the shape of docs/schema/request.schema.json)."""
-        ctx: dict[str, Any] = {k: getattr(self, k) for k in _CTX_FIXED if getattr(self, k) is not None}
+        ctx: dict[str, Any] = {k: getattr(self, k) for k in _CTX_IDS if getattr(self, k) is not None}
         if self.time is not None:
             from datetime import UTC, datetime
 
@@ -440,9 +441,10 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
         target = action["target"]
     except (KeyError, TypeError):
         return None
-    if aid.__class__ is not str or not 0 < len(aid) <= 256 or target.__class__ is not str:
+    # (truth tests before lengths: an empty string is refused without a len() call)
+    if aid.__class__ is not str or target.__class__ is not str or not aid or not target:
         return None
-    if not 0 < len(target) <= 256:
+    if len(aid) > 256 or len(target) > 256:
         return None
     r = _new(ValidRequest)
     r.actor_id = aid
@@ -565,7 +567,8 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
             r.context_extra = _EMPTY
     if deep and _values_problem(r) is not None:
         return None
-    if len(d) == 2 or (len(d) == 3 and ctx is not _NO):
+    n = len(d)
+    if n == 2 or (n == 3 and ctx is not _NO):
         r.approval = r.idempotency_key = r.trace_id = r.time = None
         r.cost = _EMPTY
         r.signals = ()
