@@ -425,17 +425,12 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
     Written for the interpreter (this runs before every agent action): exact-class checks,
     limits as literal constants, subscripts in one try block, the common small shapes inline.
     """
+    # Unknown keys: the top level's are refused in _rest, the actor's where its keys are not
+    # counted (the common shapes are proved free of them by their length)
     try:
-        if not _TOP.issuperset(d):
-            return None
         actor = d["actor"]
         action = d["action"]
-        if (
-            actor.__class__ is not dict
-            or action.__class__ is not dict
-            or not _ACTOR.issuperset(actor)
-            or not _ACTION.issuperset(action)
-        ):
+        if actor.__class__ is not dict or action.__class__ is not dict or not _ACTION.issuperset(action):
             return None
         aid = actor["id"]
         target = action["target"]
@@ -474,6 +469,8 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
             r.chain = ()
             r.human = None
         else:
+            if not _ACTOR.issuperset(actor):
+                return None
             chain = get("chain", ())
             if chain:
                 chain = _ids(chain)
@@ -578,6 +575,8 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
 
 def _rest(d: dict[str, Any], r: ValidRequest) -> ValidRequest | None:
     """The shape tier for the less common top-level fields: cost, signals, approval, key, trace id."""
+    if not _TOP.issuperset(d):
+        return None
     r.time = None
     cost = d.get("cost", _EMPTY)
     if cost.__class__ is not dict:
