@@ -425,12 +425,12 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
     Written for the interpreter (this runs before every agent action): exact-class checks,
     limits as literal constants, subscripts in one try block, the common small shapes inline.
     """
-    # Unknown keys: the top level's are refused in _rest, the actor's where its keys are not
-    # counted (the common shapes are proved free of them by their length)
+    # Unknown keys: the top level's are refused in _rest, the actor's and the action's where
+    # their keys are not counted (the common shapes are proved free of them by their length)
     try:
         actor = d["actor"]
         action = d["action"]
-        if actor.__class__ is not dict or action.__class__ is not dict or not _ACTION.issuperset(action):
+        if actor.__class__ is not dict or action.__class__ is not dict:
             return None
         aid = actor["id"]
         target = action["target"]
@@ -500,12 +500,17 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
     else:
         get = action.get
         kind = get("kind", _CALL)
+        args = get("args", _EMPTY)
+        labels = get("labels", _NO)
+        if len(action) != 1 + (kind is not _CALL) + (args is not _EMPTY) + (
+            labels is not _NO
+        ) and not _ACTION.issuperset(action):
+            return None
         if kind is not _CALL:
             kind = _KINDS.get(kind) if kind.__class__ is str else None
             if kind is None:
                 return None
         r.kind = kind
-        args = get("args", _EMPTY)
         if args.__class__ is not dict:
             return None
         if args:
@@ -515,7 +520,6 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
                     return None
                 deep = True
         r.args = args
-        labels = get("labels", _NO)
         if labels is _NO:
             r.labels = _EMPTY
         elif labels.__class__ is not dict:
