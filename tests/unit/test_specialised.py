@@ -22,6 +22,7 @@ from tests.conformance import runner
 from tests.reference import gen, harness
 
 import charter
+from charter.engine.observe import Observer
 from charter.state.memory import MemoryStore
 from charter.state.types import StopRecord
 
@@ -205,3 +206,100 @@ forbid shadowed {
 }
 """
 _GENERATED = Pair(charter.loads(_GENERATED_POLICY), lambda: 1_767_225_600.0, trace=True)
+
+
+# ---- the verdict-only conclusion (no trace), declared agents, chains, humans, observers --------------
+
+_DECLARED_POLICY = (
+    _GENERATED_POLICY
+    + """
+agent agent-0 { role payer  clearance true }
+agent agent-1 { role sre }
+agent agent-2 { role reader  clearance false }
+"""
+)
+#: no trace: allows and denies are concluded from the verdict without the stateful step
+_UNTRACED = Pair(charter.loads(_DECLARED_POLICY), lambda: 1_767_225_600.0)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    agent=st.sampled_from(_AGENTS[:4]),
+    roles=st.lists(st.sampled_from(["payer", "reader", "sre", "x"]), max_size=2),
+    tool=st.sampled_from(_TOOLS),
+    amount=st.one_of(st.integers(0, 30_000), st.floats(0, 30_000)),
+    env=st.sampled_from([None, "dev", "prod"]),
+    attributes=st.sampled_from([None, {}, {"clearance": True}, {"clearance": False}, {"team": "x"}]),
+    chain=st.sampled_from([None, [], ["agent-1"]]),
+    human=st.sampled_from([None, "", "h1"]),
+)
+def test_untraced_requests_decide_the_same_either_way(
+    agent: str,
+    roles: list[str],
+    tool: str,
+    amount: Any,
+    env: str | None,
+    attributes: dict[str, Any] | None,
+    chain: list[str] | None,
+    human: str | None,
+) -> None:
+    actor: dict[str, Any] = {"id": agent, "roles": roles}
+    if attributes is not None:
+        actor["attributes"] = attributes
+    if chain is not None:
+        actor["chain"] = chain
+    if human is not None:
+        actor["human"] = human
+    req: dict[str, Any] = {"actor": actor, "action": {"target": tool, "args": {"amount": amount}}}
+    if env:
+        req["context"] = {"env": env}
+    got = _UNTRACED.decide(req)
+    if got["outcome"] == "allow":  # kept for settling the same way by both engines
+        _UNTRACED.settle(labels=["done"])
+
+
+class _Seen(Observer):
+    """Counts what the engine tells it."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def rules_evaluated(self, view: Any, candidates: Any, verdict: Any) -> None:
+        self.events.append("rules")
+
+    def decision_finished(self, token: Any, request: Any, decision: Any) -> None:
+        self.events.append(decision.outcome.value)
+
+
+def test_an_observer_sees_verdict_only_decisions_and_changes_none() -> None:
+    policy = charter.loads(_DECLARED_POLICY)
+    seen = _Seen()
+    plain, observed, general = (
+        charter.Engine(policy, specialise=True),
+        charter.Engine(policy, specialise=True, observers=[seen]),
+        charter.Engine(policy, specialise=False),
+    )
+    reqs = [
+        {"actor": {"id": "agent-0"}, "action": {"target": "payments.transfer", "args": {"amount": 5}}},
+        {"actor": {"id": "agent-2"}, "action": {"target": "payments.transfer", "args": {"amount": 5}}},
+        {"actor": {"id": "agent-1"}, "action": {"target": "kb.read"}, "context": {"env": "dev"}},
+    ]
+    for req in reqs:
+        a, b, c = (whole(e.decide(req).to_dict()) for e in (plain, observed, general))
+        assert a == b == c
+    assert seen.events == ["rules", "allow", "rules", "deny", "rules", "allow"]
+
+
+def test_default_decision_ids_are_made_inline_as_the_id_source_makes_them() -> None:
+    from charter.engine.engine import SequentialIds
+
+    engine = charter.Engine(charter.loads(_DECLARED_POLICY))
+    req = {"actor": {"id": "agent-0"}, "action": {"target": "kb.read"}}
+    ids = [engine.decide(req).id for _ in range(3)]
+    src = engine._new_id
+    assert isinstance(src, SequentialIds)
+    nxt = src()  # the source's own next id follows the inline ones
+    assert all(i.startswith(src.prefix) and len(i) == len(nxt) for i in ids)
+    assert ids == sorted(ids) and len(set(ids)) == 3 and nxt > ids[-1]
+    custom = charter.Engine(charter.loads(_DECLARED_POLICY), new_id=lambda: "fixed")
+    assert custom.decide(req).id == "fixed"

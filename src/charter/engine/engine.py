@@ -117,6 +117,8 @@ class Engine:
         self._builder = DecisionBuilder(policy.revision)
         #: where decision ids come from (unique per engine and store; default: sequential_ids())
         self._new_id = new_id or sequential_ids()
+        #: the default ids, made inline by _decide (a frame less per decision); None: call _new_id
+        self._ids = self._new_id if isinstance(self._new_id, SequentialIds) else None
         self._units = policy.units
         self._rules = {r.id: r for r in policy.rules}
         self._reads_history = policy.uses_run_state
@@ -126,6 +128,10 @@ class Engine:
         #: nothing is stateful: no store call unless a stop, a key or a human answer asks for one
         #: (``specialise=False``: every decision takes the stateful step, for tests comparing both)
         self._stateless = specialise and not policy.stateful and not self._state.depth_trips
+        #: the planner's memo of plans by selection key (read inline by _decide)
+        self._plans = self._planner._plans
+        #: where an allow that settling can only add run labels to is kept (None: the settler decides)
+        self._keep_run = self.pending.keep_run if self._settler.lite and specialise else None
 
     # ---- deciding ----------------------------------------------------------------------------------
     def decide(self, request: Request | ValidRequest | Mapping[str, Any]) -> Decision:
@@ -152,7 +158,8 @@ class Engine:
 
     def _decide(self, req: ValidRequest, t0: float, observer: Observer | None) -> Decision:
         """The pipeline, after validation. Each step is skipped when it cannot apply."""
-        did = self._new_id()
+        ids = self._ids
+        did = ids.prefix + hex(next(ids.counter))[3:] if ids is not None else self._new_id()
         # 2. resolve: the actor, the target, the time (and the run's history, if rules read it)
         now = req.time
         view = build_view(self.policy, req, self.clock() if now is None else now)
@@ -162,13 +169,39 @@ class Engine:
             except StoreError as exc:
                 return self._conclude(did, view, _failed(Ruling(_NO_VERDICT), f"state store: {exc}"), t0)
             view.run = RunView(rs.steps, rs.labels, rs.marks)
-        # 3. select and plan; 4. the verdict of the rules
-        plan = self._planner.plan(view)
+        # 3. select and plan (the planner's memo read inline: Planner.plan's key, a frame less)
+        plan = self._plans.get(
+            (
+                view.kind._value_,
+                view.target,
+                view.actor_id,
+                view.roles,
+                view.ancestors,
+                req.workflow,
+                view.target_roles,
+            )
+        )
+        if plan is None:
+            plan = self._planner.plan(view)
+        # 4. the verdict of the rules
         verdict = plan.run(view)
         if observer is not None:
             observer.rules_evaluated(view, plan.candidates, verdict)
         # 5. the stateful step, when anything is stateful
         if self._stateless and not (self._stops or req.idempotency_key or req.approval):
+            outcome = verdict.outcome
+            if (outcome is _ALLOW or outcome is _DENY) and self.trace is None:
+                # the verdict is the decision: no state, nothing to open, set or record
+                # (INVARIANT: what _conclude gives it; tests/unit/test_specialised.py compares)
+                if outcome is _ALLOW:
+                    keep_run = self._keep_run
+                    if keep_run is not None:
+                        keep_run(did, req.run)
+                    else:
+                        self._settler.keep(did, None, view)
+                if view._activation.__class__ is Activation:
+                    view._activation = None  # view <-> activation is a cycle: free both by refcount
+                return self._builder.verdict(did, verdict, t0)
             return self._conclude(did, view, verdict, t0)  # the verdict is the ruling
         return self._conclude(did, view, self._state.rule(did, view, verdict, observer), t0)
 
@@ -337,20 +370,28 @@ class Engine:
         self.store.close()
 
 
-def sequential_ids() -> Callable[[], str]:
-    """Decision ids ``d-<12 random hex>-<12 hex counter>``.
+class SequentialIds:
+    """Decision ids ``d-<12 random hex>-<12 hex counter>`` (call it for the next one).
 
     INVARIANT: ids of one engine sort in the order they were made (fixed width: the counter
     starts at 2**48 and the leading "1" is cut off), so stores that key rows by decision id
-    append to their B-trees instead of splitting pages in the middle.
+    append to their B-trees instead of splitting pages in the middle. ``Engine._decide`` makes
+    them inline from ``prefix`` and ``counter`` exactly as ``__call__`` does.
     """
-    prefix = f"d-{os.urandom(6).hex()}-"
-    ids = itertools.count(ID_BASE + 1)
 
-    def new_id() -> str:
-        return prefix + hex(next(ids))[3:]  # hex(): half the cost of an f-string
+    __slots__ = ("counter", "prefix")
 
-    return new_id
+    def __init__(self) -> None:
+        self.prefix = f"d-{os.urandom(6).hex()}-"
+        self.counter = itertools.count(ID_BASE + 1)
+
+    def __call__(self) -> str:
+        return self.prefix + hex(next(self.counter))[3:]  # hex(): half the cost of an f-string
+
+
+def sequential_ids() -> Callable[[], str]:
+    """A new source of sequential decision ids (see :class:`SequentialIds`)."""
+    return SequentialIds()
 
 
 def _by_id(hit: RuleHit) -> str:

@@ -7,6 +7,7 @@ from time import perf_counter
 from typing import Any
 
 from charter.engine.decision import BoundaryCheck, Decision, Failure, RuleHit
+from charter.engine.evaluate import Verdict
 from charter.engine.policy import Rule
 from charter.engine.view import View
 from charter.enums import HitKind, Outcome
@@ -53,6 +54,25 @@ class DecisionBuilder:
         d.hold_id = hold_id
         d.replayed = False
         d.evidence = evidence if evidence is not None else {}
+        d.elapsed_us = (perf_counter() - t0) * 1e6
+        return d
+
+    def verdict(self, did: str, verdict: Verdict, t0: float) -> Decision:
+        """The decision of an allow or deny verdict no state changed and no trace records:
+        :meth:`build` with the verdict's parts, no boundaries, obligations, hold or evidence."""
+        d: Decision = _new(Decision)
+        d.id = did
+        d.outcome = verdict.outcome
+        d.rules = verdict.deciding
+        d.revision = self.revision
+        d.boundaries = ()
+        d.shadow = verdict.shadow
+        d.failures = verdict.failures
+        d.obligations = {}
+        d.default_deny = verdict.default_deny
+        d.hold_id = None
+        d.replayed = False
+        d.evidence = {}
         d.elapsed_us = (perf_counter() - t0) * 1e6
         return d
 

@@ -79,7 +79,7 @@ class RulePlan:
 #: Python expressions that build each activation root from the view (``v``).
 _ROOT_SOURCE = {
     "args": "v.args",
-    "actor": "v.actor_dict()",
+    "actor": "v.declared.activation if v.declared is not None else v.actor_dict()",
     "context": "v.context_dict()",
     "tool": "v.tool_root()",
 }

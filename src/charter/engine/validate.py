@@ -77,7 +77,8 @@ _CALL = ActionKind.CALL
 _TOP = frozenset({"actor", "action", "context", "cost", "signals", "approval", "idempotency_key", "trace_id"})
 _ACTOR = frozenset({"id", "roles", "attributes", "chain", "human"})
 _ACTION = frozenset({"kind", "target", "args", "labels"})
-_CTX_FIXED = ("workflow", "run", "tenant", "env")
+_CTX_IDS = ("workflow", "run", "tenant", "env")
+_CTX_FIXED = frozenset(_CTX_IDS)
 _SIGNAL = frozenset({"source", "kind", "severity", "score", "note"})
 _EMPTY: dict[str, Any] = {}
 _new = object.__new__
@@ -143,7 +144,7 @@ class ValidRequest:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready request (the shape of docs/schema/request.schema.json)."""
-        ctx: dict[str, Any] = {k: getattr(self, k) for k in _CTX_FIXED if getattr(self, k) is not None}
+        ctx: dict[str, Any] = {k: getattr(self, k) for k in _CTX_IDS if getattr(self, k) is not None}
         if self.time is not None:
             from datetime import UTC, datetime
 
@@ -424,25 +425,21 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
     Written for the interpreter (this runs before every agent action): exact-class checks,
     limits as literal constants, subscripts in one try block, the common small shapes inline.
     """
+    # Unknown keys: the top level's are refused in _rest, the actor's and the action's where
+    # their keys are not counted (the common shapes are proved free of them by their length)
     try:
-        if not _TOP.issuperset(d):
-            return None
         actor = d["actor"]
         action = d["action"]
-        if (
-            actor.__class__ is not dict
-            or action.__class__ is not dict
-            or not _ACTOR.issuperset(actor)
-            or not _ACTION.issuperset(action)
-        ):
+        if actor.__class__ is not dict or action.__class__ is not dict:
             return None
         aid = actor["id"]
         target = action["target"]
     except (KeyError, TypeError):
         return None
-    if aid.__class__ is not str or not 0 < len(aid) <= 256 or target.__class__ is not str:
+    # (truth tests before lengths: an empty string is refused without a len() call)
+    if aid.__class__ is not str or target.__class__ is not str or not aid or not target:
         return None
-    if not 0 < len(target) <= 256:
+    if len(aid) > 256 or len(target) > 256:
         return None
     r = _new(ValidRequest)
     r.actor_id = aid
@@ -472,6 +469,8 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
             r.chain = ()
             r.human = None
         else:
+            if not _ACTOR.issuperset(actor):
+                return None
             chain = get("chain", ())
             if chain:
                 chain = _ids(chain)
@@ -501,12 +500,17 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
     else:
         get = action.get
         kind = get("kind", _CALL)
+        args = get("args", _EMPTY)
+        labels = get("labels", _NO)
+        if len(action) != 1 + (kind is not _CALL) + (args is not _EMPTY) + (
+            labels is not _NO
+        ) and not _ACTION.issuperset(action):
+            return None
         if kind is not _CALL:
             kind = _KINDS.get(kind) if kind.__class__ is str else None
             if kind is None:
                 return None
         r.kind = kind
-        args = get("args", _EMPTY)
         if args.__class__ is not dict:
             return None
         if args:
@@ -516,7 +520,6 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
                     return None
                 deep = True
         r.args = args
-        labels = get("labels", _NO)
         if labels is _NO:
             r.labels = _EMPTY
         elif labels.__class__ is not dict:
@@ -565,7 +568,8 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
             r.context_extra = _EMPTY
     if deep and _values_problem(r) is not None:
         return None
-    if len(d) == 2 or (len(d) == 3 and ctx is not _NO):
+    n = len(d)
+    if n == 2 or (n == 3 and ctx is not _NO):
         r.approval = r.idempotency_key = r.trace_id = r.time = None
         r.cost = _EMPTY
         r.signals = ()
@@ -575,6 +579,8 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
 
 def _rest(d: dict[str, Any], r: ValidRequest) -> ValidRequest | None:
     """The shape tier for the less common top-level fields: cost, signals, approval, key, trace id."""
+    if not _TOP.issuperset(d):
+        return None
     r.time = None
     cost = d.get("cost", _EMPTY)
     if cost.__class__ is not dict:

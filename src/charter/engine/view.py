@@ -93,7 +93,8 @@ class View:
     roles: frozenset[str]
     ancestors: tuple[str, ...]
     attributes: Mapping[str, Any]
-    #: the declared agent when the request adds nothing to its attributes (its activation is reused)
+    #: the declared agent whose precomputed activation is this view's ``actor`` root: the request
+    #: adds nothing to its attributes and has no delegation chain or human (else None)
     declared: AgentInfo | None
     kind: ActionKind
     target: str
@@ -193,9 +194,9 @@ class View:
 
     def actor_dict(self) -> Mapping[str, Any]:
         """The ``actor`` root of conditions."""
-        req = self.req
-        if self.declared is not None and not req.chain and not req.human:
+        if self.declared is not None:
             return self.declared.activation
+        req = self.req
         actor = dict(self.attributes)
         actor["id"] = self.actor_id
         actor["roles"] = sorted(self.roles)
@@ -314,7 +315,7 @@ def build_view(policy: CompiledPolicy, req: ValidRequest, now: float) -> View:
             v.declared = None
         else:
             v.attributes = dattrs  # declared attributes win; the request adds nothing
-            v.declared = declared
+            v.declared = declared if not req.chain and not req.human else None
     else:
         v.roles = frozenset(req.roles) if req.roles else _EMPTY_ROLES
         v.ancestors = ()
