@@ -15,7 +15,7 @@ from charter.cli.lsp import lsp_cmd
 from charter.cli.replay import replay_cmd
 from charter.cli.test import test_cmd
 from charter.cli.trace import trace_cmd
-from charter.integrations.mcp_cli import mcp_proxy_cmd
+from charter.integrations.mcp_cli import gateway_cmd, mcp_proxy_cmd
 from charter.server.cli import serve_cmd
 
 #: Exit codes (documented in docs/cli.md).
@@ -45,6 +45,7 @@ cli.add_command(test_cmd)
 cli.add_command(diff_cmd)
 cli.add_command(serve_cmd)
 cli.add_command(mcp_proxy_cmd)
+cli.add_command(gateway_cmd)
 cli.add_command(lsp_cmd)
 cli.add_command(graph_cmd)
 for _cmd in (replay_cmd, trace_cmd, approvals_cmd, escalations_cmd, stop_cmd, resume_cmd, stops_cmd):
