@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import mcp_types as types
 from mcp import Client, StdioServerParameters
 from mcp.server.lowlevel.server import Server
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from charter.engine.decision import Decision
 from charter.engine.engine import Engine
@@ -34,6 +37,23 @@ __all__ = ["Gateway", "GatewayError", "ToolFilter", "http_app"]
 ACTOR_KEY = "charter.actor"
 #: upper bound of a tool name the gateway will look up (the spec's names are at most 128 chars)
 MAX_NAME = 256
+
+
+#: the key of the approval question in an ``input_required`` result
+_APPROVAL_KEY = "charter-approval"
+_APPROVAL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"approved": {"type": "boolean", "title": "It is approved: run the call"}},
+    "required": ["approved"],
+}
+
+
+def _approved(answer: Any) -> bool:
+    """Whether an elicitation answer says "approved" (anything else: not approved)."""
+    if answer is None or getattr(answer, "action", None) != "accept":
+        return False
+    content = getattr(answer, "content", None)
+    return isinstance(content, Mapping) and content.get("approved") is True
 
 
 class GatewayError(Error):
@@ -146,9 +166,13 @@ class Upstream:
         return out
 
     async def call(self, name: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
-        """Call a tool on the server."""
+        """Call a tool on the server. The session's request is sent as is: the result's output
+        schema is checked by the agent's client, against the listing the gateway passed on."""
         assert self.client is not None
-        return await self.client.call_tool(name, arguments)
+        return await self.client.session.send_request(
+            types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments)),
+            types.CallToolResult,
+        )
 
 
 # ---- the gateway ---------------------------------------------------------------------------------
@@ -283,32 +307,39 @@ class Gateway:
         base = self.config.inbox
         return f"{base.rstrip('/')}/approvals/{approval_id}" if base else None
 
-    async def _ask_approval(self, ctx: Any, d: Decision, exposed: str, link: str | None) -> bool:
-        """Ask the human at the client (MCP elicitation) to approve in the inbox and retry.
-        True if they say it is approved; False if the client cannot be asked or declines."""
-        session = getattr(ctx, "session", None)
-        caps = getattr(session, "client_capabilities", None)
-        if session is None or caps is None or caps.elicitation is None:
-            return False
-        aid = str(d.obligations["approval_id"])
+    def _approval_message(self, d: Decision, exposed: str, aid: str, link: str | None) -> str:
         where = f" at {link}" if link else ""
-        message = (
+        return (
             f"charter: the call to {exposed} needs human approval ({decision_reasons(d)}). "
             f"Approval {aid}{where}. Accept once it is approved to run the call."
         )
-        schema: dict[str, Any] = {
-            "type": "object",
-            "properties": {"approved": {"type": "boolean", "title": "It is approved: run the call"}},
-            "required": ["approved"],
-        }
-        try:
-            answer = await session.elicit_form(message, schema, related_request_id=ctx.request_id)  # type: ignore[arg-type]
-        except Exception:  # no back-channel (stateless HTTP), or the client failed: not approved
-            return False
-        return answer.action == "accept" and bool((answer.content or {}).get("approved"))
 
-    async def call(self, ctx: Any, name: str, arguments: Any) -> types.CallToolResult:
-        """Decide one tools/call and forward it if allowed (the heart of the gateway)."""
+    async def _ask_legacy(self, ctx: Any, message: str) -> bool:
+        """Ask the human at the client with an ``elicitation/create`` request (handshake-era
+        connections with a back-channel). True if they say it is approved."""
+        try:
+            answer = await ctx.session.elicit_form(message, _APPROVAL_SCHEMA, related_request_id=ctx.request_id)
+        except Exception:  # no back-channel (JSON-response or stateless HTTP), or the client failed
+            return False
+        return _approved(answer)
+
+    async def call(
+        self,
+        ctx: Any,
+        name: str,
+        arguments: Any,
+        input_responses: Mapping[str, Any] | None = None,
+        request_state: str | None = None,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """Decide one tools/call and forward it if allowed (the heart of the gateway).
+
+        require_approval: a client that declares elicitation is asked (2026-07-28: an
+        ``input_required`` result the client answers by retrying the call; earlier versions: an
+        ``elicitation/create`` request); when the human says it is approved, the call is decided
+        again with the approval id, and the engine checks that approval (its quorum, and that it
+        was given for this very actor and action: a forged or replayed ``requestState`` cannot
+        approve anything else). Otherwise the answer is a tool error with the inbox link.
+        """
         actor = self._actor(ctx)
         if actor is None:
             return _error("charter: this client is not identified (no valid token); denied", {"outcome": "deny"})
@@ -317,27 +348,50 @@ class Gateway:
             return _error(f"charter: unknown tool {str(name)[:128]!r}", {"outcome": "deny"})
         if arguments is None:
             arguments = {}
-        d = await self._decide(self._request(actor, route, arguments, None))
+        # the human answered our question (accept or not): never ask again for this call
+        answered = isinstance(input_responses, Mapping) and _APPROVAL_KEY in input_responses
+        retried = (
+            answered
+            and isinstance(request_state, str)
+            and request_state.startswith("ap-")
+            and len(request_state) <= 128
+            and _approved(input_responses.get(_APPROVAL_KEY))  # type: ignore[union-attr]
+        )
+        d = await self._decide(self._request(actor, route, arguments, request_state if retried else None))
         if isinstance(d, str):
             return _error(d, {"outcome": "deny"})
-        if d.outcome is Outcome.REQUIRE_APPROVAL and d.obligations.get("approval_id"):
+        if d.outcome is Outcome.REQUIRE_APPROVAL and d.obligations.get("approval_id") and not answered:
             aid = str(d.obligations["approval_id"])
             link = self._inbox_link(aid)
-            if await self._ask_approval(ctx, d, name, link):
-                d2 = await self._decide(self._request(actor, route, arguments, aid))
-                if isinstance(d2, str):
-                    return _error(d2, {"outcome": "deny"})
-                d = d2
-            if d.outcome is Outcome.REQUIRE_APPROVAL:
-                where = f" Approve it at {link}, then" if link else " Once it is approved,"
-                meta: dict[str, Any] = {"outcome": d.outcome.value, "decision_id": d.id, "approval_id": aid}
-                if link:
-                    meta["inbox"] = link
-                return _error(
-                    f"charter: this call needs human approval ({decision_reasons(d)}). "
-                    f"Approval id: {aid}.{where} retry the same call.",
-                    meta,
-                )
+            caps = getattr(getattr(ctx, "session", None), "client_capabilities", None)
+            if caps is not None and caps.elicitation is not None:
+                message = self._approval_message(d, name, aid, link)
+                if getattr(ctx, "protocol_version", None) in MODERN_PROTOCOL_VERSIONS:
+                    return types.InputRequiredResult(
+                        input_requests={
+                            _APPROVAL_KEY: types.ElicitRequest(
+                                params=types.ElicitRequestFormParams(message=message, requested_schema=_APPROVAL_SCHEMA)  # type: ignore[arg-type]
+                            )
+                        },
+                        request_state=aid,
+                    )
+                if await self._ask_legacy(ctx, message):
+                    d2 = await self._decide(self._request(actor, route, arguments, aid))
+                    if isinstance(d2, str):
+                        return _error(d2, {"outcome": "deny"})
+                    d = d2
+        if d.outcome is Outcome.REQUIRE_APPROVAL:
+            aid = str(d.obligations.get("approval_id") or request_state or "")
+            link = self._inbox_link(aid) if aid else None
+            where = f" Approve it at {link}, then" if link else " Once it is approved,"
+            meta: dict[str, Any] = {"outcome": d.outcome.value, "decision_id": d.id, "approval_id": aid}
+            if link:
+                meta["inbox"] = link
+            return _error(
+                f"charter: this call needs human approval ({decision_reasons(d)}). "
+                f"Approval id: {aid}.{where} retry the same call.",
+                meta,
+            )
         if d.outcome is not Outcome.ALLOW:
             meta = {"outcome": d.outcome.value, "decision_id": d.id, "rules": [h.id for h in d.rules]}
             esc = d.obligations.get("escalation") or {}
@@ -362,32 +416,109 @@ class Gateway:
         except Exception:  # a settlement problem never turns into a tool error; it is traced
             return
 
-    async def _on_call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await self.call(ctx, params.name, params.arguments)
+    async def _on_call_tool(
+        self, ctx: Any, params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        return await self.call(ctx, params.name, params.arguments, params.input_responses, params.request_state)
 
     # ---- the MCP server ------------------------------------------------------------------------
     def _make_server(self) -> Server[Any]:
-        return Server(
+        server: Server[Any] = Server(
             "charter-gateway",
             version="1",
             instructions="Tools behind charter: every call is decided by the policy.",
             on_list_tools=self._on_list_tools,
             on_call_tool=self._on_call_tool,
         )
+        # The SDK's default OpenTelemetry middleware opens a span per message (about 70 µs);
+        # charter's own observers trace decisions (charter.telemetry), so the gateway drops it.
+        server.middleware = []
+        return server
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Gateway]:
         """Connect the upstream servers for the life of the block."""
-        async with contextlib.AsyncExitStack() as stack:
-            await self.start(stack)
-            yield self
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                await self.start(stack)
+                yield self
+        except BaseExceptionGroup as group:  # the sessions' task groups wrap what start raised
+            found = group.subgroup(lambda e: isinstance(e, GatewayError))
+            if found is None:
+                raise
+            leaf: BaseException = found
+            while isinstance(leaf, BaseExceptionGroup):
+                leaf = leaf.exceptions[0]
+            raise leaf from None
 
     async def serve_stdio(self) -> None:
         """Serve one MCP client over this process's stdin/stdout."""
         from mcp.server.stdio import stdio_server
 
-        async with self.running(), stdio_server() as (read, write):
+        stdin, stdout = await _pipe_files()
+        async with self.running(), stdio_server(stdin, stdout) as (read, write):  # type: ignore[arg-type]
             await self.server.run(read, write, self.server.create_initialization_options())
+
+
+#: the longest JSON-RPC line read from the agent over stdio (a longer one is dropped and answered
+#: with a parse error by the SDK): bounds the memory one message can take
+MAX_LINE = 4 * 1024 * 1024
+
+
+class _LineReader:
+    """stdin as the SDK's stdio server reads it (``async for line``), without a worker thread
+    per line (anyio's wrap_file reads each line in a thread: a thread hop per message)."""
+
+    def __init__(self, reader: asyncio.StreamReader):
+        self._reader = reader
+
+    def __aiter__(self) -> _LineReader:
+        return self
+
+    async def __anext__(self) -> str:
+        try:
+            line = await self._reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            if not exc.partial:
+                raise StopAsyncIteration from None
+            line = exc.partial
+        except asyncio.LimitOverrunError as exc:
+            # too long: skip to the end of the line, hand the SDK something it rejects
+            await self._reader.readexactly(exc.consumed)
+            while True:
+                try:
+                    await self._reader.readuntil(b"\n")
+                    break
+                except asyncio.LimitOverrunError as more:
+                    await self._reader.readexactly(more.consumed)
+                except asyncio.IncompleteReadError:
+                    break
+            return "{}"
+        return line.decode("utf-8", "replace")
+
+
+class _LineWriter:
+    """stdout for the SDK's stdio server: one blocking write per message (small, never a thread)."""
+
+    def __init__(self, fd: int):
+        self._fd = fd
+
+    async def write(self, text: str) -> None:
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            n = os.write(self._fd, data)
+            data = data[n:]
+
+    async def flush(self) -> None:
+        return None
+
+
+async def _pipe_files() -> tuple[_LineReader, _LineWriter]:
+    """Thread-free stdin/stdout for the stdio front."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=MAX_LINE)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return _LineReader(reader), _LineWriter(sys.stdout.fileno())
 
 
 def http_app(
