@@ -265,3 +265,15 @@ def test_filter_follows_permits_and_unconditional_forbids(tmp_path: Path) -> Non
     assert f.visible("payments-agent", "pay.transfer")  # the forbid has a condition: still visible
     assert not f.visible("nobody", "kb.read")
     assert not f.visible("research-agent", "no.such.tool")
+
+
+def test_the_documented_configuration_is_valid() -> None:
+    """The YAML example of docs/integrations.md parses into the configuration it describes."""
+    import yaml
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "integrations.md").read_text("utf-8")
+    block = doc.split("## MCP gateway", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    cfg = parse_config(yaml.safe_load(block))
+    assert [s.name for s in cfg.servers] == ["kb", "web"] and cfg.namespaced
+    assert cfg.servers[0].command and cfg.servers[1].url and cfg.servers[1].labels == ("untrusted",)
+    assert cfg.inbox == "http://127.0.0.1:8181/ui"
