@@ -182,7 +182,8 @@ async def bench_http(calls: int, tmp: Path) -> dict[str, float]:
         direct = await _measure(url, calls)
         with _proc(
             sys.executable, "-m", "charter", "gateway", "--transport", "http", "--port", str(gport),
-            "--config", str(paths["config"]), "--policy", str(paths["policy"]), "--tokens", str(paths["tokens"]),
+            "--config", str(paths["config"]), "--policy", str(paths["policy"]),
+            "--tokens", str(paths["tokens"]),
         ):  # fmt: skip
             _wait_port(gport)
             gw = await _measure(f"http://127.0.0.1:{gport}/mcp", calls, TOKEN)
@@ -205,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"{'transport':<10}{'direct p50':>12}{'gateway p50':>13}{'added p50':>11}{'added p99':>11}  (µs)")
+        print(
+            f"{'transport':<10}{'direct p50':>12}{'gateway p50':>13}{'added p50':>11}{'added p99':>11}  (µs)"
+        )
         for k, v in out.items():
             print(
                 f"{k:<10}{v['direct_p50_us']:>12}{v['gateway_p50_us']:>13}{v['added_p50_us']:>11}"

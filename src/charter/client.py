@@ -229,7 +229,9 @@ def _answer(status: int, raw: bytes) -> Any:
         data = None
     if status >= 300:
         if isinstance(data, Mapping):
-            raise SidecarError(status, str(data.get("error", "")), str(data.get("code", "")), data.get("field"))
+            raise SidecarError(
+                status, str(data.get("error", "")), str(data.get("code", "")), data.get("field")
+            )
         raise SidecarError(status, raw[:200].decode("utf-8", "replace"))
     if data is None and raw:
         raise SidecarError(status, "the sidecar answered with something that is not JSON")
@@ -379,7 +381,9 @@ class _AsyncStops:
     def __init__(self, c: AsyncClient):
         self._c = c
 
-    async def stop(self, scope: str, value: str = "*", reason: str = "", who: str | None = None) -> StopRecord:
+    async def stop(
+        self, scope: str, value: str = "*", reason: str = "", who: str | None = None
+    ) -> StopRecord:
         d = await self._c.request("POST", "/v1/stops", {"scope": scope, "value": value, "reason": reason})
         return StopRecord(**d)
 

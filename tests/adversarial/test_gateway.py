@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +18,6 @@ pytest.importorskip("mcp", reason="the mcp package is not installed (pip install
 
 import httpx
 import mcp_types as types
-
-from charter.integrations.gateway import MAX_LINE, Gateway, http_app
-from charter.integrations.gateway_config import parse_config
-from charter.server.auth import load_tokens
 from tests.integrations.gateway_support import (
     TOKENS,
     client,
@@ -30,6 +27,10 @@ from tests.integrations.gateway_support import (
     text,
     write_policy,
 )
+
+from charter.integrations.gateway import MAX_LINE, Gateway, http_app
+from charter.integrations.gateway_config import parse_config
+from charter.server.auth import load_tokens
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -174,7 +175,12 @@ def _http_gw(tmp: Path) -> Gateway:
 def test_http_refuses_missing_and_forged_tokens(tmp_path: Path, auth: str | None) -> None:
     with serve_http(http_app(_http_gw(tmp_path))) as base:
         headers = {"Authorization": auth} if auth is not None else {}
-        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "kb__read", "arguments": {}}}
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "kb__read", "arguments": {}},
+        }
         r = httpx.post(f"{base}/mcp", json=body, headers=headers, timeout=30)
         assert r.status_code == 401
         assert "contents of" not in r.text
@@ -191,7 +197,9 @@ def test_approval_is_bound_to_its_call_and_used_once(tmp_path: Path) -> None:
         async def main() -> list[Any]:
             async with client(url, TOKENS["payments-agent"]) as c:
                 s = c.session
-                first = await s.call_tool("pay__transfer", {"amount": 500, "to": "a"}, allow_input_required=True)
+                first = await s.call_tool(
+                    "pay__transfer", {"amount": 500, "to": "a"}, allow_input_required=True
+                )
                 # the client declares no elicitation: the link comes back, no question
                 assert isinstance(first, types.CallToolResult) and first.is_error
                 aid = (first.meta or {})["charter"]["approval_id"]
@@ -235,7 +243,9 @@ def test_replayed_jsonrpc_ids_are_decided_each_time(tmp_path: Path) -> None:
                 s = c.session
                 outs = []
                 for name in ("kb__read", "kb__write", "kb__read"):
-                    req = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments={"doc": "d"}))
+                    req = types.CallToolRequest(
+                        params=types.CallToolRequestParams(name=name, arguments={"doc": "d"})
+                    )
                     outs.append(await s.send_request(req, types.CallToolResult))
                 return outs
 
@@ -252,7 +262,7 @@ def _stdio_proc(tmp: Path) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "charter", "gateway", "--config", str(cfg), "--policy", str(tmp / "policy"),
          "--agent", "research-agent"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=str(tmp),
-        env={k: v for k, v in __import__("os").environ.items() if k not in ("CHARTER_TOKENS", "CHARTER_TOKEN")},
+        env={k: v for k, v in os.environ.items() if k not in ("CHARTER_TOKENS", "CHARTER_TOKEN")},
     )  # fmt: skip
 
 
@@ -276,20 +286,31 @@ def test_stdio_survives_garbage_and_oversized_lines(tmp_path: Path) -> None:
     try:
         send(
             {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-             "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+             "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                        "clientInfo": {"name": "t", "version": "1"}}}
         )  # fmt: skip
         assert "result" in answer(1)
         send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         send(b"this is not json")
         send(b"[" * 100_000)
-        send(b'{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "kb__read", "arguments": {"doc": NaN}}}')
+        nan_call = b'{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": '
+        send(nan_call + b'{"name": "kb__read", "arguments": {"doc": NaN}}}')
         r2 = answer(2)  # a NaN literal: refused (by the SDK's JSON parser or by the engine)
         assert "error" in r2 or r2["result"]["isError"] is True
         send(b"x" * (MAX_LINE + 10))
-        send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "read", "arguments": {"doc": "q"}}})
+        send(
+            {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "tools/call",
+                "params": {"name": "read", "arguments": {"doc": "q"}},
+            }
+        )
         r3 = answer(3)
         assert r3["result"]["content"][0]["text"] == "contents of q"
-        send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "write", "arguments": {}}})
+        send(
+            {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "write", "arguments": {}}}
+        )
         r3b = answer(3)  # the same id again: a new call, decided again (and denied)
         assert r3b["result"]["isError"] is True
     finally:

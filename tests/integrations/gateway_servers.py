@@ -58,5 +58,9 @@ if __name__ == "__main__":
         server.run("stdio")
     else:
         server.run(
-            "streamable-http", host="127.0.0.1", port=int(sys.argv[3]), json_response=True, stateless_http=False
+            "streamable-http",
+            host="127.0.0.1",
+            port=int(sys.argv[3]),
+            json_response=True,
+            stateless_http=False,
         )

@@ -13,9 +13,9 @@ pytest.importorskip("ag2", reason="the ag2 package is not installed (pip install
 from ag2 import Agent, tool
 from ag2.events import ToolCallEvent, ToolResultEvent
 from ag2.testing import TestConfig
+from tests.integrations.gateway_support import engine
 
 from charter.integrations.ag2 import CharterToolMiddleware, charter_middleware
-from tests.integrations.gateway_support import engine
 
 
 def _results(reply: Any) -> list[str]:
@@ -29,7 +29,9 @@ def _results(reply: Any) -> list[str]:
     ]
 
 
-def _agent(tmp: Path, *calls: ToolCallEvent, per_tool: bool = False, run: str | None = None) -> tuple[Any, Any, list[str]]:
+def _agent(
+    tmp: Path, *calls: ToolCallEvent, per_tool: bool = False, run: str | None = None
+) -> tuple[Any, Any, list[str]]:
     eng, rec = engine(tmp)
     ran: list[str] = []
 
@@ -46,7 +48,11 @@ def _agent(tmp: Path, *calls: ToolCallEvent, per_tool: bool = False, run: str | 
         return f"sent {amount:g}"
 
     context = {"run": run} if run else None
-    hook = [CharterToolMiddleware(eng, "payments-agent" if per_tool else "research-agent", context)] if per_tool else []
+    hook = (
+        [CharterToolMiddleware(eng, "payments-agent" if per_tool else "research-agent", context)]
+        if per_tool
+        else []
+    )
     tools = [
         tool(read, name="kb.read", middleware=hook),
         tool(write, name="kb.write", middleware=hook),
@@ -87,7 +93,11 @@ def test_tool_middleware_holds_for_approval_then_runs(tmp_path: Path) -> None:
     tools = [tool(transfer, name="pay.transfer", middleware=[hook])]
 
     def turn(arguments: str) -> list[str]:
-        agent = Agent("payments", config=TestConfig(ToolCallEvent("pay.transfer", arguments=arguments), "ok"), tools=tools)
+        agent = Agent(
+            "payments",
+            config=TestConfig(ToolCallEvent("pay.transfer", arguments=arguments), "ok"),
+            tools=tools,
+        )
         return _results(asyncio.run(agent.ask("pay")))
 
     (held,) = turn('{"amount": 500, "to": "acme"}')

@@ -80,12 +80,22 @@ def _call(t: Any, args: dict[str, Any], agent: Any) -> str:
     if run_before_tool_call_hooks(ctx):
         blocked = "Tool execution blocked by hook."
         after = ToolCallHookContext(
-            tool_name=t.name, tool_input=args, tool=structured, agent=agent, tool_result=blocked, raw_tool_result=blocked
+            tool_name=t.name,
+            tool_input=args,
+            tool=structured,
+            agent=agent,
+            tool_result=blocked,
+            raw_tool_result=blocked,
         )
         return run_after_tool_call_hooks(after) or blocked
     result = str(structured.invoke(args))
     after = ToolCallHookContext(
-        tool_name=t.name, tool_input=args, tool=structured, agent=agent, tool_result=result, raw_tool_result=result
+        tool_name=t.name,
+        tool_input=args,
+        tool=structured,
+        agent=agent,
+        tool_result=result,
+        raw_tool_result=result,
     )
     return run_after_tool_call_hooks(after) or result
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
@@ -16,10 +17,6 @@ pytest.importorskip("mcp", reason="the mcp package is not installed (pip install
 import httpx
 import mcp_types as types
 from mcp import StdioServerParameters
-
-from charter.integrations.gateway import Gateway, GatewayError, ToolFilter, http_app
-from charter.integrations.gateway_config import GatewayConfigError, parse_config
-from charter.server.auth import load_tokens
 from tests.integrations.gateway_support import (
     TOKENS,
     client,
@@ -30,6 +27,10 @@ from tests.integrations.gateway_support import (
     text,
     write_policy,
 )
+
+from charter.integrations.gateway import Gateway, GatewayError, ToolFilter, http_app
+from charter.integrations.gateway_config import GatewayConfigError, parse_config
+from charter.server.auth import load_tokens
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -44,14 +45,8 @@ def _run(coro: Any) -> Any:
 def _stdio_gateway(tmp: Path, token: str, *extra: str) -> StdioServerParameters:
     write_policy(tmp)
     cfg = tmp / "gateway.yaml"
-    cfg.write_text(
-        "inbox: http://127.0.0.1:8181/ui\nservers:\n"
-        + "".join(
-            f"  - {{name: {n}, command: [{sys.executable!r}, {str(Path(__file__).parent / 'gateway_servers.py')!r}, {n}, stdio], prefix: '{n}.'}}\n"
-            for n in ("kb", "pay")
-        ),
-        "utf-8",
-    )
+    servers = [stdio_server(n) for n in ("kb", "pay")]
+    cfg.write_text(json.dumps({"inbox": "http://127.0.0.1:8181/ui", "servers": servers}), "utf-8")
     return StdioServerParameters(
         command=sys.executable,
         args=[
@@ -93,7 +88,9 @@ def test_stdio_gateway_filters_and_decides(tmp_path: Path) -> None:
     _run(payments())
     from charter.trace.log import query
 
-    outcomes = sorted(r["outcome"] for r in query(tmp_path / "trace.db", limit=100) if r.get("kind") == "decision")
+    outcomes = sorted(
+        r["outcome"] for r in query(tmp_path / "trace.db", limit=100) if r.get("kind") == "decision"
+    )
     assert outcomes == ["allow", "allow", "deny", "deny", "require_approval"]
 
 

@@ -65,7 +65,9 @@ def test_async_client_mirrors_the_sync_client(served: Serve) -> None:
             async with AsyncClient(served.url, secret("ops")) as ops:
                 await ops.stops.stop("agent", "c8", reason="test")
                 assert "c8" in [s.value for s in await ops.stops.list()]
-            assert (await orch.decide({"actor": {"id": "c8"}, "action": {"target": "search"}})).outcome is Outcome.HALT
+            assert (
+                await orch.decide({"actor": {"id": "c8"}, "action": {"target": "search"}})
+            ).outcome is Outcome.HALT
             assert (await orch.ready()) == sync.ready()
             # many concurrent decisions on one client: none blocks the loop, all answered
             many = await asyncio.gather(*(orch.decide(CASES[0]) for _ in range(50)))

@@ -17,11 +17,11 @@ async def adecide(backend: Any, request: Mapping[str, Any]) -> Decision:
     its ``adecide`` (inline for an in-memory store), a sync client runs in a worker thread."""
     decide = backend.decide
     if inspect.iscoroutinefunction(decide):
-        return await decide(request)  # type: ignore[no-any-return]
+        return await decide(request)
     adecide_ = getattr(backend, "adecide", None)
     if adecide_ is not None:
-        return await adecide_(request)  # type: ignore[no-any-return]
-    return await asyncio.to_thread(decide, request)  # type: ignore[no-any-return]
+        return await adecide_(request)
+    return await asyncio.to_thread(decide, request)
 
 
 async def asettle(backend: Any, decision_id: str, **kw: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -39,7 +40,10 @@ class CharterToolMiddleware:
 
     def request(self, actor: str, tool: str, args: Mapping[str, Any], approval: str | None) -> dict[str, Any]:
         """The decision request for one tool call."""
-        req: dict[str, Any] = {"actor": {"id": actor}, "action": {"kind": "call", "target": tool, "args": dict(args)}}
+        req: dict[str, Any] = {
+            "actor": {"id": actor},
+            "action": {"kind": "call", "target": tool, "args": dict(args)},
+        }
         if self.context:
             req["context"] = dict(self.context)
         if approval:
@@ -54,13 +58,17 @@ class CharterToolMiddleware:
         except ValueError:
             return ToolResultEvent.from_call(event, result="charter: the tool arguments are not JSON; denied")
         if not isinstance(args, dict):
-            return ToolResultEvent.from_call(event, result="charter: the tool arguments are not an object; denied")
+            return ToolResultEvent.from_call(
+                event, result="charter: the tool arguments are not an object; denied"
+            )
         actor = self.actor or "agent"
         key = (str(event.name), json.dumps(args, sort_keys=True, default=str))
         try:
             d = await adecide(self.backend, self.request(actor, event.name, args, self._approvals.get(key)))
         except Exception as exc:  # fail closed: the tool does not run
-            return ToolResultEvent.from_call(event, result=f"charter could not decide ({type(exc).__name__}); denied")
+            return ToolResultEvent.from_call(
+                event, result=f"charter could not decide ({type(exc).__name__}); denied"
+            )
         if d.outcome is Outcome.REQUIRE_APPROVAL and d.obligations.get("approval_id"):
             aid = self._approvals[key] = str(d.obligations["approval_id"])
             return ToolResultEvent.from_call(
@@ -69,19 +77,22 @@ class CharterToolMiddleware:
                 "pending. Call the tool again with the same arguments once it is approved.",
             )
         if d.outcome is not Outcome.ALLOW:
-            return ToolResultEvent.from_call(event, result=f"charter: {d.outcome.value}: {decision_reasons(d)}")
+            return ToolResultEvent.from_call(
+                event, result=f"charter: {d.outcome.value}: {decision_reasons(d)}"
+            )
         self._approvals.pop(key, None)
         result = await call_next(event, context)
         if d.hold_id or self.context.get("run"):
             failed = isinstance(result, ToolErrorEvent)
-            try:
+            # the tool ran: a settlement problem is traced, not raised into the agent
+            with contextlib.suppress(Exception):
                 await asettle(self.backend, d.id, outcome="failure" if failed else "success")
-            except Exception:  # the tool ran: a settlement problem is traced, not raised into the agent
-                pass
         return result
 
 
-def charter_middleware(backend: Any, actor: str | None = None, context: Mapping[str, Any] | None = None) -> Any:
+def charter_middleware(
+    backend: Any, actor: str | None = None, context: Mapping[str, Any] | None = None
+) -> Any:
     """Agent-level middleware: every tool call of the agent goes through charter
     (``Agent("name", config=..., middleware=[charter_middleware(engine, "name")])``)."""
     from ag2 import Middleware

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -100,10 +101,9 @@ class CharterHooks:
         if d is None:
             return why
         if d.hold_id or self.context.get("run"):
-            try:
+            # the tool ran: a settlement problem is traced, not raised into the crew
+            with contextlib.suppress(Exception):
                 self.backend.settle(d.id, outcome="success")
-            except Exception:  # the tool ran: a settlement problem is traced, not raised into the crew
-                pass
         return None
 
     def _remember(self, ctx: Any, d: Decision | None, why: str) -> None:

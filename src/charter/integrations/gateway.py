@@ -156,9 +156,7 @@ class Upstream:
         out: list[types.Tool] = []
         cursor: str | None = None
         for _ in range(1000):  # bounded: a server that pages forever is cut off
-            res = await (
-                self.client.list_tools(cursor=cursor) if cursor else self.client.list_tools()
-            )
+            res = await (self.client.list_tools(cursor=cursor) if cursor else self.client.list_tools())
             out.extend(res.tools)
             cursor = res.next_cursor
             if not cursor:
@@ -183,7 +181,7 @@ def _error(text: str, meta: Mapping[str, Any]) -> types.CallToolResult:
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=text)],
         is_error=True,
-        _meta={"charter": dict(meta)},  # type: ignore[call-arg]
+        _meta={"charter": dict(meta)},
     )
 
 
@@ -245,7 +243,9 @@ class Gateway:
             try:
                 await up.connect(stack)
             except Exception as exc:
-                raise GatewayError(f"server {up.cfg.name}: cannot connect ({type(exc).__name__}: {exc})") from None
+                raise GatewayError(
+                    f"server {up.cfg.name}: cannot connect ({type(exc).__name__}: {exc})"
+                ) from None
         await self.refresh()
 
     async def refresh(self) -> None:
@@ -318,7 +318,9 @@ class Gateway:
         """Ask the human at the client with an ``elicitation/create`` request (handshake-era
         connections with a back-channel). True if they say it is approved."""
         try:
-            answer = await ctx.session.elicit_form(message, _APPROVAL_SCHEMA, related_request_id=ctx.request_id)
+            answer = await ctx.session.elicit_form(
+                message, _APPROVAL_SCHEMA, related_request_id=ctx.request_id
+            )
         except Exception:  # no back-channel (JSON-response or stateless HTTP), or the client failed
             return False
         return _approved(answer)
@@ -342,7 +344,9 @@ class Gateway:
         """
         actor = self._actor(ctx)
         if actor is None:
-            return _error("charter: this client is not identified (no valid token); denied", {"outcome": "deny"})
+            return _error(
+                "charter: this client is not identified (no valid token); denied", {"outcome": "deny"}
+            )
         route = self.routes.get(name) if isinstance(name, str) and len(name) <= MAX_NAME else None
         if route is None:
             return _error(f"charter: unknown tool {str(name)[:128]!r}", {"outcome": "deny"})
@@ -370,7 +374,9 @@ class Gateway:
                     return types.InputRequiredResult(
                         input_requests={
                             _APPROVAL_KEY: types.ElicitRequest(
-                                params=types.ElicitRequestFormParams(message=message, requested_schema=_APPROVAL_SCHEMA)  # type: ignore[arg-type]
+                                params=types.ElicitRequestFormParams(
+                                    message=message, requested_schema=_APPROVAL_SCHEMA
+                                )
                             )
                         },
                         request_state=aid,
@@ -419,7 +425,9 @@ class Gateway:
     async def _on_call_tool(
         self, ctx: Any, params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
-        return await self.call(ctx, params.name, params.arguments, params.input_responses, params.request_state)
+        return await self.call(
+            ctx, params.name, params.arguments, params.input_responses, params.request_state
+        )
 
     # ---- the MCP server ------------------------------------------------------------------------
     def _make_server(self) -> Server[Any]:

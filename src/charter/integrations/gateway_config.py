@@ -13,7 +13,14 @@ import yaml
 
 from charter.errors import Error
 
-__all__ = ["GatewayConfig", "GatewayConfigError", "Namespacing", "UpstreamConfig", "load_config", "parse_config"]
+__all__ = [
+    "GatewayConfig",
+    "GatewayConfigError",
+    "Namespacing",
+    "UpstreamConfig",
+    "load_config",
+    "parse_config",
+]
 
 #: A server name: it becomes the prefix of its tools' names, so it is kept plain.
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
@@ -139,7 +146,11 @@ def parse_config(doc: Any) -> GatewayConfig:
     if unknown:
         raise GatewayConfigError(f"unknown key(s) {', '.join(sorted(map(str, unknown)))}")
     separator = doc.get("separator", "__")
-    if not isinstance(separator, str) or not 1 <= len(separator) <= 4 or not re.fullmatch(r"[_.\-]+", separator):
+    if (
+        not isinstance(separator, str)
+        or not 1 <= len(separator) <= 4
+        or not re.fullmatch(r"[_.\-]+", separator)
+    ):
         raise GatewayConfigError("'separator' must be 1 to 4 of the characters _ . -")
     try:
         namespacing = Namespacing(doc.get("namespacing", "auto"))

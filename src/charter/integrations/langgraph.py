@@ -57,7 +57,11 @@ class _Attempt:
                 },
             }
         if d.outcome is not Outcome.ALLOW:
-            return {"name": name, "error": f"{d.outcome.value}: {decision_reasons(d)}", "outcome": d.outcome.value}
+            return {
+                "name": name,
+                "error": f"{d.outcome.value}: {decision_reasons(d)}",
+                "outcome": d.outcome.value,
+            }
         settle = bool(d.hold_id or (self.context or {}).get("run"))
         try:
             result = fn(**args)
@@ -80,7 +84,7 @@ def _guarded(attempt: _Attempt, name: str, args: dict[str, Any]) -> dict[str, An
     from langgraph.func import task
     from langgraph.types import interrupt
 
-    step = task(name=TASK_NAME)(attempt)
+    step: Any = task(name=TASK_NAME)(attempt)  # type: ignore[arg-type]
     out: dict[str, Any] = step(name, args).result()
     if "pending" in out:
         aid = _approval_answer(interrupt(out["pending"]))

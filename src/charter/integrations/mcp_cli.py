@@ -63,7 +63,12 @@ def mcp_proxy_cmd(
 @click.command("gateway")
 @click.option("--config", "config_path", required=True, help="Gateway configuration (YAML): the servers.")
 @click.option("--policy", "policy_path", required=True, help="Policy file or directory (in-process engine).")
-@click.option("--store", default="memory://", show_default=True, help="State store URL (share it with `charter serve` for the inbox).")
+@click.option(
+    "--store",
+    default="memory://",
+    show_default=True,
+    help="State store URL (share it with `charter serve` for the inbox).",
+)
 @click.option("--trace", "trace_path", help="Trace log (SQLite file or postgresql:// URL).")
 @click.option(
     "--transport",
@@ -72,9 +77,13 @@ def mcp_proxy_cmd(
     show_default=True,
     help="How agents reach the gateway.",
 )
-@click.option("--tokens", "tokens_file", help="Agents' bearer tokens (the sidecar's tokens file); else $CHARTER_TOKENS.")
+@click.option(
+    "--tokens", "tokens_file", help="Agents' bearer tokens (the sidecar's tokens file); else $CHARTER_TOKENS."
+)
 @click.option("--token", envvar="CHARTER_TOKEN", help="stdio: this agent's token (or $CHARTER_TOKEN).")
-@click.option("--agent", help="stdio without tokens: the actor id of every call (the local caller is trusted).")
+@click.option(
+    "--agent", help="stdio without tokens: the actor id of every call (the local caller is trusted)."
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="http: bind address.")
 @click.option("--port", default=8765, show_default=True, type=int, help="http: port.")
 @click.option("--stateless", is_flag=True, help="http: no MCP sessions (no elicitation back-channel).")
@@ -107,7 +116,7 @@ def gateway_cmd(
         from charter.trace import TraceLog
 
         trace = TraceLog(trace_path)
-    engine = charter.Engine(charter.load(policy_path), store=open_store(store), trace=trace)  # type: ignore[arg-type]
+    engine = charter.Engine(charter.load(policy_path), store=open_store(store), trace=trace)
     gw = Gateway(engine, config, tokens=tokens)
     if transport == "http":
         if not tokens:

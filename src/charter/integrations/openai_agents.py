@@ -70,7 +70,9 @@ class CharterTools:
         """SDK `needs_approval` callable (use :meth:`bind` to name the tool)."""
         tool = getattr(run_context, "tool_name", None) or params.get("__tool__") or "unknown"
         actor = self.agent or getattr(getattr(run_context, "agent", None), "name", None) or "agent"
-        d = await self._decide(actor, str(tool), {k: v for k, v in params.items() if k != "__tool__"}, call_id)
+        d = await self._decide(
+            actor, str(tool), {k: v for k, v in params.items() if k != "__tool__"}, call_id
+        )
         self._decisions[call_id] = d
         return d.outcome is Outcome.REQUIRE_APPROVAL
 
