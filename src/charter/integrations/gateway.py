@@ -583,13 +583,18 @@ def http_app(
     async def _lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
         msg = await receive()
         assert msg["type"] == "lifespan.startup"
+        started = False
         try:
             async with gateway.running(), lifespan_ctx(inner):
                 await send({"type": "lifespan.startup.complete"})
-                msg = await receive()
-                await send({"type": "lifespan.shutdown.complete"})
+                started = True
+                await receive()  # lifespan.shutdown
         except Exception as exc:
+            if started:
+                raise
             await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
-            raise
+            return
+        # only once the upstream sessions are closed (the server would cancel us after this)
+        await send({"type": "lifespan.shutdown.complete"})
 
     return app
