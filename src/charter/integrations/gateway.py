@@ -514,7 +514,11 @@ class _LineWriter:
     async def write(self, text: str) -> None:
         data = memoryview(text.encode("utf-8"))
         while data:
-            n = os.write(self._fd, data)
+            try:
+                n = os.write(self._fd, data)
+            except BlockingIOError:  # stdout shares stdin's (non-blocking) file: wait for room
+                await asyncio.sleep(0.001)
+                continue
             data = data[n:]
 
     async def flush(self) -> None:
