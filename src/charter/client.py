@@ -16,7 +16,7 @@ from charter.enums import HitKind, Outcome
 from charter.errors import Error
 from charter.state.types import StopRecord
 
-__all__ = ["Client", "SidecarError", "TransportError"]
+__all__ = ["AsyncClient", "Client", "SidecarError", "TransportError"]
 
 
 class SidecarError(Error):
@@ -151,19 +151,7 @@ class Client:
                 raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
         if resp.will_close:
             self._drop()
-        try:
-            data = json.loads(raw) if raw else None
-        except ValueError:
-            data = None
-        if resp.status >= 300:
-            if isinstance(data, Mapping):
-                raise SidecarError(
-                    resp.status, str(data.get("error", "")), str(data.get("code", "")), data.get("field")
-                )
-            raise SidecarError(resp.status, raw[:200].decode("utf-8", "replace"))
-        if data is None and raw:
-            raise SidecarError(resp.status, "the sidecar answered with something that is not JSON")
-        return data
+        return _answer(resp.status, raw)
 
     def close(self) -> None:
         """Close this thread's connection."""
@@ -183,20 +171,7 @@ class Client:
             data = self.request("POST", "/v1/decide", body)
         except TransportError as exc:
             if self.on_transport_error == "deny":
-                return Decision(
-                    "d-unreachable",
-                    Outcome.DENY,
-                    (
-                        RuleHit(
-                            "charter.fail-closed",
-                            HitKind.FAILURE,
-                            Outcome.DENY,
-                            "The sidecar could not be reached, so the action is denied (fail closed).",
-                        ),
-                    ),
-                    "",
-                    failures=(Failure("sidecar", str(exc), "deny"),),
-                )
+                return _unreachable(exc)
             raise
         if not isinstance(data, Mapping) or "outcome" not in data:
             raise SidecarError(200, "the sidecar's answer is not a decision")
@@ -226,6 +201,200 @@ class Client:
     def ready(self) -> dict[str, Any]:
         """The readiness report (raises SidecarError 503 when not ready)."""
         return dict(self.request("GET", "/readyz"))
+
+
+def _unreachable(exc: Exception) -> Decision:
+    """The ``deny`` decision of ``on_transport_error="deny"``: records why nothing was decided."""
+    return Decision(
+        "d-unreachable",
+        Outcome.DENY,
+        (
+            RuleHit(
+                "charter.fail-closed",
+                HitKind.FAILURE,
+                Outcome.DENY,
+                "The sidecar could not be reached, so the action is denied (fail closed).",
+            ),
+        ),
+        "",
+        failures=(Failure("sidecar", str(exc), "deny"),),
+    )
+
+
+def _answer(status: int, raw: bytes) -> Any:
+    """The decoded JSON answer of the sidecar, or the SidecarError it stands for."""
+    try:
+        data = json.loads(raw) if raw else None
+    except ValueError:
+        data = None
+    if status >= 300:
+        if isinstance(data, Mapping):
+            raise SidecarError(
+                status, str(data.get("error", "")), str(data.get("code", "")), data.get("field")
+            )
+        raise SidecarError(status, raw[:200].decode("utf-8", "replace"))
+    if data is None and raw:
+        raise SidecarError(status, "the sidecar answered with something that is not JSON")
+    return data
+
+
+class AsyncClient:
+    """The async twin of :class:`Client` (httpx, one pooled connection set per client): the same
+    methods, awaited, and the same fail-closed rules. For async frameworks (OpenAI Agents SDK
+    guardrails, AG2 middleware), where the sync client would block the event loop.
+    """
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8181",
+        token: str | None = None,
+        *,
+        timeout: float = 5.0,
+        on_transport_error: str = "raise",
+        headers: Mapping[str, str] | None = None,
+    ):
+        import httpx
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"sidecar URL must be http:// or https://, not {url!r}")
+        if on_transport_error not in ("raise", "deny"):
+            raise ValueError("on_transport_error is 'raise' or 'deny'")
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.on_transport_error = on_transport_error
+        hdrs = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
+        if token:
+            hdrs["Authorization"] = f"Bearer {token}"
+        self._http = httpx.AsyncClient(base_url=self.url, headers=hdrs, timeout=timeout)
+        self._httpx = httpx
+        self.approvals = _AsyncApprovals(self)
+        self.escalations = _AsyncEscalations(self)
+        self.stops = _AsyncStops(self)
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"AsyncClient({self.url!r})"
+
+    async def request(self, method: str, path: str, body: Any = None) -> Any:
+        """Send one request; the decoded JSON answer, or an exception."""
+        payload = None if body is None else json.dumps(body, default=_jsonable).encode("utf-8")
+        try:
+            resp = await self._http.request(method, path, content=payload)
+        except self._httpx.HTTPError as exc:
+            raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+        return _answer(resp.status_code, resp.content)
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def decide(self, request: Request | Mapping[str, Any]) -> Decision:
+        """Decide one action on the sidecar."""
+        body = request.model_dump(mode="json", exclude_none=True) if isinstance(request, Request) else request
+        try:
+            data = await self.request("POST", "/v1/decide", body)
+        except TransportError as exc:
+            if self.on_transport_error == "deny":
+                return _unreachable(exc)
+            raise
+        if not isinstance(data, Mapping) or "outcome" not in data:
+            raise SidecarError(200, "the sidecar's answer is not a decision")
+        return decision_from_dict(data)
+
+    async def settle(
+        self,
+        decision_id: str,
+        actual_cost: Mapping[str, float] | float | None = None,
+        outcome: str = "success",
+        labels: tuple[str, ...] | list[str] = (),
+    ) -> Settlement:
+        """Settle a decision (on the replica that made it)."""
+        cost = dict(actual_cost) if isinstance(actual_cost, Mapping) else actual_cost
+        return settlement_from_dict(
+            await self.request(
+                "POST",
+                "/v1/settle",
+                {"decision_id": decision_id, "actual_cost": cost, "outcome": outcome, "labels": list(labels)},
+            )
+        )
+
+    async def explain(self, decision_id: str) -> dict[str, Any]:
+        """The traced record of a decision and its explanation in plain words."""
+        return dict(await self.request("GET", f"/v1/decisions/{quote(decision_id, safe='')}"))
+
+    async def ready(self) -> dict[str, Any]:
+        """The readiness report (raises SidecarError 503 when not ready)."""
+        return dict(await self.request("GET", "/readyz"))
+
+
+class _AsyncApprovals:
+    """``client.approvals`` of the async client."""
+
+    def __init__(self, c: AsyncClient):
+        self._c = c
+
+    async def list(self, status: str | None = None) -> list[dict[str, Any]]:
+        q = f"?status={quote(status)}" if status else ""
+        return list((await self._c.request("GET", f"/v1/approvals{q}"))["items"])
+
+    async def get(self, approval_id: str) -> dict[str, Any]:
+        return dict(await self._c.request("GET", f"/v1/approvals/{quote(approval_id, safe='')}"))
+
+    async def approve(self, approval_id: str, who: str | None = None, note: str = "") -> dict[str, Any]:
+        path = f"/v1/approvals/{quote(approval_id, safe='')}/approve"
+        return dict(await self._c.request("POST", path, {"note": note}))
+
+    async def deny(self, approval_id: str, who: str | None = None, note: str = "") -> dict[str, Any]:
+        path = f"/v1/approvals/{quote(approval_id, safe='')}/deny"
+        return dict(await self._c.request("POST", path, {"note": note}))
+
+
+class _AsyncEscalations:
+    """``client.escalations`` of the async client."""
+
+    def __init__(self, c: AsyncClient):
+        self._c = c
+
+    async def list(self, status: str | None = None) -> list[dict[str, Any]]:
+        q = f"?status={quote(status)}" if status else ""
+        return list((await self._c.request("GET", f"/v1/escalations{q}"))["items"])
+
+    async def get(self, escalation_id: str) -> dict[str, Any]:
+        return dict(await self._c.request("GET", f"/v1/escalations/{quote(escalation_id, safe='')}"))
+
+    async def answer(
+        self, escalation_id: str, who: str | None = None, verdict: str = "deny", note: str = ""
+    ) -> dict[str, Any]:
+        path = f"/v1/escalations/{quote(escalation_id, safe='')}/answer"
+        return dict(await self._c.request("POST", path, {"verdict": verdict, "note": note}))
+
+
+class _AsyncStops:
+    """``client.stops`` of the async client."""
+
+    def __init__(self, c: AsyncClient):
+        self._c = c
+
+    async def stop(
+        self, scope: str, value: str = "*", reason: str = "", who: str | None = None
+    ) -> StopRecord:
+        d = await self._c.request("POST", "/v1/stops", {"scope": scope, "value": value, "reason": reason})
+        return StopRecord(**d)
+
+    async def resume(
+        self, scope: str, value: str = "*", who: str | None = None, reason: str = ""
+    ) -> dict[str, Any]:
+        body = {"scope": scope, "value": value, "reason": reason}
+        return dict(await self._c.request("POST", "/v1/stops/resume", body))
+
+    async def list(self) -> list[StopRecord]:
+        return [StopRecord(**s) for s in (await self._c.request("GET", "/v1/stops"))["items"]]
 
 
 def _jsonable(value: Any) -> Any:

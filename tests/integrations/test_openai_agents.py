@@ -100,3 +100,45 @@ def test_unknown_tool_is_rejected_for_the_model() -> None:
         )
     )
     assert out.behavior["type"] == "reject_content" and "deny" in out.behavior["message"]
+
+
+def test_guardrails_await_the_async_client(tmp_path: Path) -> None:
+    """With a sidecar, the async guardrails use charter.client.AsyncClient (no blocking call in
+    the event loop): decisions and the settlement go over it."""
+    from tests.server.conftest import secret, write_policy
+    from tests.server.procs import Serve
+
+    from charter.client import AsyncClient
+
+    s = Serve(write_policy(tmp_path / "policy"), "memory://", tmp_path, "--poll", "0")
+    try:
+        s.wait_ready()
+
+        class Spy(AsyncClient):
+            calls: list[str] = []  # noqa: RUF012
+
+            async def decide(self, request: Any) -> Any:
+                self.calls.append(request["action"]["target"])
+                return await super().decide(request)
+
+        async def main() -> None:
+            backend = Spy(s.url, secret("orch"))
+            ct = CharterTools(backend, agent="c1", context={"run": "r-async"})
+            agent = Agent(name="c1")
+            ok = await ct.input_guardrail.run(
+                ToolInputGuardrailData(context=_ctx("search", {}, "a1"), agent=agent)
+            )
+            assert ok.behavior["type"] == "allow"
+            await ct.output_guardrail.run(
+                ToolOutputGuardrailData(context=_ctx("search", {}, "a1"), agent=agent, output="x")
+            )
+            no = await ct.input_guardrail.run(
+                ToolInputGuardrailData(context=_ctx("nope", {}, "a2"), agent=agent)
+            )
+            assert no.behavior["type"] == "reject_content" and "deny" in no.behavior["message"]
+            assert Spy.calls == ["search", "nope"]
+            await backend.aclose()
+
+        asyncio.run(asyncio.wait_for(main(), 60))
+    finally:
+        s.stop()

@@ -221,3 +221,13 @@ def test_policy_and_document_readers_read_through_one_mechanism() -> None:
                 elif name == "open" and owner == "":
                     found.append(f"{rel}: open()")
     assert found == []
+
+
+def test_frameworks_are_imported_only_by_the_integrations() -> None:
+    """The MCP SDK and the agent frameworks are optional: only charter/integrations reaches for them,
+    and nothing outside it imports an integration at module import time except the CLI's commands."""
+    for library in ("mcp", "mcp_types", "ag2", "crewai", "langgraph", "agents"):
+        assert [p for p in _importers(library) if not p.startswith("integrations/")] == [], library
+    users = {p for p in _importers("charter.integrations") if not p.startswith("integrations/")}
+    assert users <= {"cli/main.py"}, users
+    assert not {p for p in users if p.startswith(("engine/", "compiler/", "syntax/"))}

@@ -19,7 +19,7 @@ from charter.cli.replay import replay_cmd
 from charter.cli.test import test_cmd
 from charter.cli.trace import trace_cmd
 from charter.extras import MissingExtra
-from charter.integrations.mcp_cli import mcp_proxy_cmd
+from charter.integrations.mcp_cli import gateway_cmd, mcp_proxy_cmd
 from charter.server.cli import serve_cmd
 
 #: Exit codes (documented in docs/cli.md).
@@ -49,6 +49,7 @@ cli.add_command(test_cmd)
 cli.add_command(diff_cmd)
 cli.add_command(serve_cmd)
 cli.add_command(mcp_proxy_cmd)
+cli.add_command(gateway_cmd)
 cli.add_command(lsp_cmd)
 cli.add_command(graph_cmd)
 cli.add_command(completion_cmd)

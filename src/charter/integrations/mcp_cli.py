@@ -1,4 +1,4 @@
-"""`charter mcp-proxy`: put a policy between any MCP client and an MCP server (stdio)."""
+"""`charter mcp-proxy` (stdio relay) and `charter gateway` (MCP gateway over stdio and HTTP)."""
 
 from __future__ import annotations
 
@@ -58,3 +58,80 @@ def mcp_proxy_cmd(
         backend = charter.Engine(charter.load(policy_path), store=open_store(store), trace=trace)  # type: ignore[arg-type]
     context = {k: v for k, v in (("workflow", workflow), ("run", run_id)) if v}
     sys.exit(McpProxy(backend, list(command), agent=agent, context=context, hold_s=hold).run())
+
+
+@click.command("gateway")
+@click.option("--config", "config_path", required=True, help="Gateway configuration (YAML): the servers.")
+@click.option("--policy", "policy_path", required=True, help="Policy file or directory (in-process engine).")
+@click.option(
+    "--store",
+    default="memory://",
+    show_default=True,
+    help="State store URL (share it with `charter serve` for the inbox).",
+)
+@click.option("--trace", "trace_path", help="Trace log (SQLite file or postgresql:// URL).")
+@click.option(
+    "--transport",
+    type=click.Choice(["stdio", "http"]),
+    default="stdio",
+    show_default=True,
+    help="How agents reach the gateway.",
+)
+@click.option(
+    "--tokens", "tokens_file", help="Agents' bearer tokens (the sidecar's tokens file); else $CHARTER_TOKENS."
+)
+@click.option("--token", envvar="CHARTER_TOKEN", help="stdio: this agent's token (or $CHARTER_TOKEN).")
+@click.option(
+    "--agent", help="stdio without tokens: the actor id of every call (the local caller is trusted)."
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="http: bind address.")
+@click.option("--port", default=8765, show_default=True, type=int, help="http: port.")
+@click.option("--stateless", is_flag=True, help="http: no MCP sessions (no elicitation back-channel).")
+def gateway_cmd(
+    config_path: str,
+    policy_path: str,
+    store: str,
+    trace_path: str | None,
+    transport: str,
+    tokens_file: str | None,
+    token: str | None,
+    agent: str | None,
+    host: str,
+    port: int,
+    stateless: bool,
+) -> None:
+    """An MCP gateway: filter tools/list and decide every tools/call of several MCP servers."""
+    import anyio
+
+    import charter
+    from charter.integrations.gateway import Gateway, http_app
+    from charter.integrations.gateway_config import load_config
+    from charter.server.auth import load_tokens
+    from charter.state import open_store
+
+    config = load_config(config_path)
+    tokens = load_tokens(tokens_file)
+    trace = None
+    if trace_path:
+        from charter.trace import TraceLog
+
+        trace = TraceLog(trace_path)
+    engine = charter.Engine(charter.load(policy_path), store=open_store(store), trace=trace)
+    gw = Gateway(engine, config, tokens=tokens)
+    if transport == "http":
+        if not tokens:
+            raise click.UsageError("--transport http needs agents' tokens (--tokens FILE or $CHARTER_TOKENS)")
+        import uvicorn
+
+        uvicorn.run(http_app(gw, host=host, stateless=stateless), host=host, port=port, log_level="warning")
+        return
+    if tokens:
+        actor = gw.actor_for_token(token)
+        if actor is None:
+            raise click.UsageError("no valid token for this agent: give --token or $CHARTER_TOKEN")
+        gw.agent = actor
+    elif agent:
+        gw.agent = agent
+    else:
+        raise click.UsageError("give --tokens FILE with --token, or --agent NAME")
+    anyio.run(gw.serve_stdio)

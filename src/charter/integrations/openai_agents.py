@@ -9,12 +9,16 @@ from typing import Any
 from charter.engine.decision import Decision
 from charter.enums import Outcome
 from charter.hits import decision_reasons
+from charter.integrations._aio import adecide, asettle
 
 __all__ = ["CharterTools"]
 
 
 class CharterTools:
     """Decides every function-tool call of an `agents` Agent with charter.
+
+    ``backend`` is an Engine or a :class:`charter.client.AsyncClient` (a sync Client works too,
+    in a worker thread): the guardrails are async and never block the event loop on charter.
 
     * ``needs_approval`` (pass it to ``@function_tool(needs_approval=...)``): decides the call and
       returns True when charter requires approval, so the SDK interrupts the run; the charter
@@ -55,9 +59,9 @@ class CharterTools:
         """The charter approval id opened for a tool call (None if it did not need one)."""
         return self._approvals.get(call_id)
 
-    def _decide(self, actor: str, tool: str, args: Mapping[str, Any], call_id: str) -> Decision:
+    async def _decide(self, actor: str, tool: str, args: Mapping[str, Any], call_id: str) -> Decision:
         aid = self._approvals.get(call_id)
-        d: Decision = self.backend.decide(self.request(actor, tool, args, aid))
+        d = await adecide(self.backend, self.request(actor, tool, args, aid))
         if d.outcome is Outcome.REQUIRE_APPROVAL and d.obligations.get("approval_id"):
             self._approvals[call_id] = str(d.obligations["approval_id"])
         return d
@@ -66,7 +70,9 @@ class CharterTools:
         """SDK `needs_approval` callable (use :meth:`bind` to name the tool)."""
         tool = getattr(run_context, "tool_name", None) or params.get("__tool__") or "unknown"
         actor = self.agent or getattr(getattr(run_context, "agent", None), "name", None) or "agent"
-        d = self._decide(actor, str(tool), {k: v for k, v in params.items() if k != "__tool__"}, call_id)
+        d = await self._decide(
+            actor, str(tool), {k: v for k, v in params.items() if k != "__tool__"}, call_id
+        )
         self._decisions[call_id] = d
         return d.outcome is Outcome.REQUIRE_APPROVAL
 
@@ -90,7 +96,7 @@ class CharterTools:
         actor = self.agent or getattr(data.agent, "name", None) or "agent"
         d = self._decisions.pop(call_id, None)
         if d is None or d.outcome is not Outcome.ALLOW:
-            d = self._decide(actor, ctx.tool_name, args, call_id)
+            d = await self._decide(actor, ctx.tool_name, args, call_id)
         info = {"decision_id": d.id, "outcome": d.outcome.value, "rules": [h.id for h in d.rules]}
         if d.outcome is Outcome.ALLOW:
             self._decisions[f"settle:{call_id}"] = d
@@ -109,5 +115,5 @@ class CharterTools:
 
         d = self._decisions.pop(f"settle:{getattr(data.context, 'tool_call_id', '')}", None)
         if d is not None and (d.hold_id or self.context.get("run")):
-            self.backend.settle(d.id, outcome="success")
+            await asettle(self.backend, d.id, outcome="success")
         return ToolGuardrailFunctionOutput.allow()

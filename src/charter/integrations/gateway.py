@@ -1,0 +1,604 @@
+"""`charter gateway`: one policy in front of several MCP servers, over stdio or Streamable HTTP.
+
+Built on the ``mcp`` SDK (2.x): a low-level ``Server`` faces the agents, one persistent
+``mcp.Client`` session per upstream server faces the tools. Each agent is identified by a
+bearer token (the sidecar's tokens file format: the entry's name is the actor id);
+``tools/list`` shows only the tools some rule of the policy could allow that actor; every
+``tools/call`` is decided by the in-process engine before it reaches a server, and allowed
+calls are settled with their result's labels so ``on result`` rules see them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import mcp_types as types
+from mcp import Client, StdioServerParameters
+from mcp.server.lowlevel.server import Server
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from charter.engine.decision import Decision
+from charter.engine.engine import Engine
+from charter.enums import ActionKind, Mode, Outcome, RuleKind
+from charter.errors import Error
+from charter.hits import decision_reasons
+from charter.integrations.gateway_config import GatewayConfig, UpstreamConfig
+from charter.server.auth import TokenSet
+
+__all__ = ["Gateway", "GatewayError", "ToolFilter", "http_app"]
+
+#: the ASGI scope key under which the HTTP front puts the authenticated actor id
+ACTOR_KEY = "charter.actor"
+#: upper bound of a tool name the gateway will look up (the spec's names are at most 128 chars)
+MAX_NAME = 256
+
+
+#: the key of the approval question in an ``input_required`` result
+_APPROVAL_KEY = "charter-approval"
+_APPROVAL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"approved": {"type": "boolean", "title": "It is approved: run the call"}},
+    "required": ["approved"],
+}
+
+
+def _approved(answer: Any) -> bool:
+    """Whether an elicitation answer says "approved" (anything else: not approved)."""
+    if answer is None or getattr(answer, "action", None) != "accept":
+        return False
+    content = getattr(answer, "content", None)
+    return isinstance(content, Mapping) and content.get("approved") is True
+
+
+class GatewayError(Error):
+    """The gateway cannot start: an upstream server is unreachable, or tool names collide."""
+
+
+# ---- what the policy could ever allow ---------------------------------------------------------
+
+
+class ToolFilter:
+    """Which tools the policy could ever allow an actor: some enforced ``permit`` covers the
+    actor and the tool, and no unconditional enforced ``forbid``/``halt`` does.
+
+    Conditions, budgets and humans may still refuse a visible tool at call time; a hidden tool
+    can never be allowed, so hiding it changes no decision (the engine decides every call,
+    hidden or not). Answers are memoised per (actor, target).
+    """
+
+    def __init__(self, engine: Engine, workflow: str | None = None):
+        self.policy = engine.policy
+        self.workflow = workflow
+        self._memo: dict[tuple[str, str], bool] = {}
+
+    def visible(self, actor: str, target: str) -> bool:
+        """Whether some rule could allow ``actor`` to call ``target``."""
+        key = (actor, target)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = self._compute(actor, target)
+        return found
+
+    def _compute(self, actor: str, target: str) -> bool:
+        declared = self.policy.agents.get(actor)
+        roles = declared.roles if declared is not None else frozenset()
+        ancestors = tuple(declared.ancestors) if declared is not None else ()
+        rules = self.policy.index["rules"].select(
+            ActionKind.CALL, target, actor, roles, ancestors, self.workflow
+        )
+        permitted = False
+        for r in rules:
+            if r.mode is not Mode.ENFORCE:
+                continue
+            if r.kind is RuleKind.PERMIT:
+                permitted = True
+            elif (
+                r.kind in (RuleKind.FORBID, RuleKind.HALT)
+                and not r.conditions
+                and not r.signals
+                and not r.sequences
+            ):
+                return False
+        return permitted
+
+
+# ---- upstream servers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where an exposed tool goes: its server, its name there, and its charter target."""
+
+    upstream: Upstream
+    name: str
+    target: str
+    tool: types.Tool
+
+
+class Upstream:
+    """A persistent client session with one upstream MCP server."""
+
+    def __init__(self, cfg: UpstreamConfig):
+        self.cfg = cfg
+        self.client: Client | None = None
+
+    def _server(self) -> Any:
+        cfg = self.cfg
+        if cfg.command:
+            return StdioServerParameters(
+                command=cfg.command[0],
+                args=list(cfg.command[1:]),
+                env=dict(cfg.env) or None,
+                cwd=cfg.cwd,
+            )
+        assert cfg.url is not None
+        if not cfg.headers:
+            return cfg.url
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+
+        return streamable_http_client(cfg.url, http_client=create_mcp_http_client(headers=dict(cfg.headers)))
+
+    async def connect(self, stack: contextlib.AsyncExitStack) -> None:
+        """Open the session (kept for the gateway's life)."""
+        # no response cache: a tools/list of the gateway must see what the server has now
+        self.client = await stack.enter_async_context(Client(self._server(), cache=None))
+
+    async def tools(self) -> list[types.Tool]:
+        """Every tool of the server (all pages)."""
+        assert self.client is not None
+        out: list[types.Tool] = []
+        cursor: str | None = None
+        for _ in range(1000):  # bounded: a server that pages forever is cut off
+            res = await (self.client.list_tools(cursor=cursor) if cursor else self.client.list_tools())
+            out.extend(res.tools)
+            cursor = res.next_cursor
+            if not cursor:
+                break
+        return out
+
+    async def call(self, name: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
+        """Call a tool on the server. The session's request is sent as is: the result's output
+        schema is checked by the agent's client, against the listing the gateway passed on."""
+        assert self.client is not None
+        return await self.client.session.send_request(
+            types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments)),
+            types.CallToolResult,
+        )
+
+
+# ---- the gateway ---------------------------------------------------------------------------------
+
+
+def _error(text: str, meta: Mapping[str, Any]) -> types.CallToolResult:
+    """A tool error the model sees (isError), with charter's details under ``_meta.charter``."""
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text)],
+        is_error=True,
+        _meta={"charter": dict(meta)},
+    )
+
+
+class Gateway:
+    """The gateway: routes, the filter, and the decide/forward/settle path of a tools/call.
+
+    ``tokens`` identifies agents (HTTP: each request's bearer token; stdio: the one token the
+    gateway was started with). Without tokens, ``agent`` is the actor of every call (stdio only:
+    the local process that started the gateway is trusted to say who it is).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        config: GatewayConfig,
+        *,
+        tokens: TokenSet | None = None,
+        agent: str | None = None,
+    ):
+        self.engine = engine
+        self.config = config
+        self.tokens = tokens or TokenSet()
+        self.agent = agent
+        self.filter = ToolFilter(engine, config.workflow)
+        self.upstreams = [Upstream(s) for s in config.servers]
+        self.routes: dict[str, Route] = {}
+        self._listed: dict[str, list[types.Tool]] = {}
+        self._context: dict[str, Any] = {
+            k: v for k, v in (("workflow", config.workflow), ("run", config.run)) if v
+        }
+        from charter.state.memory import MemoryStore
+
+        #: the engine's store does no I/O: decide and settle inline (no thread hop per call)
+        self._inline = isinstance(engine.store, MemoryStore)
+        self.server = self._make_server()
+
+    # ---- identity -----------------------------------------------------------------------------
+    def actor_for_token(self, token: str | None) -> str | None:
+        """The actor id of a bearer token (None: missing, unknown, or not allowed to decide)."""
+        if not token or len(token) > 4096:
+            return None
+        who = self.tokens.lookup(token)
+        if who is None or not who.may("decide"):
+            return None
+        return who.name
+
+    def _actor(self, ctx: Any) -> str | None:
+        request = getattr(ctx, "request", None)
+        if request is not None:  # HTTP: the front authenticated this request
+            scope = getattr(request, "scope", None) or {}
+            actor = scope.get(ACTOR_KEY)
+            return actor if isinstance(actor, str) else None
+        return self.agent
+
+    # ---- starting ------------------------------------------------------------------------------
+    async def start(self, stack: contextlib.AsyncExitStack) -> None:
+        """Connect every upstream server and build the routes (names must not collide)."""
+        for up in self.upstreams:
+            try:
+                await up.connect(stack)
+            except Exception as exc:
+                raise GatewayError(
+                    f"server {up.cfg.name}: cannot connect ({type(exc).__name__}: {exc})"
+                ) from None
+        await self.refresh()
+
+    async def refresh(self) -> None:
+        """List every server's tools again and rebuild the routes."""
+        routes: dict[str, Route] = {}
+        sep = self.config.separator
+        for up in self.upstreams:
+            for tool in await up.tools():
+                exposed = f"{up.cfg.name}{sep}{tool.name}" if self.config.namespaced else tool.name
+                if exposed in routes:
+                    raise GatewayError(
+                        f"tool name {exposed!r} is offered by {routes[exposed].upstream.cfg.name} and "
+                        f"{up.cfg.name}: set 'namespacing: always'"
+                    )
+                shown = tool.model_copy(update={"name": exposed})
+                routes[exposed] = Route(up, tool.name, up.cfg.prefix + tool.name, shown)
+        self.routes = routes
+        self._listed.clear()
+
+    # ---- tools/list ----------------------------------------------------------------------------
+    def tools_for(self, actor: str) -> list[types.Tool]:
+        """The tools ``actor`` is shown (those the policy could ever allow it)."""
+        listed = self._listed.get(actor)
+        if listed is None:
+            listed = [r.tool for r in self.routes.values() if self.filter.visible(actor, r.target)]
+            if len(self._listed) > 10_000:  # bounded under many distinct actors
+                self._listed.clear()
+            self._listed[actor] = listed
+        return listed
+
+    async def _on_list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
+        actor = self._actor(ctx)
+        return types.ListToolsResult(tools=self.tools_for(actor) if actor else [])
+
+    # ---- tools/call ----------------------------------------------------------------------------
+    def _request(self, actor: str, route: Route, arguments: Any, approval: str | None) -> dict[str, Any]:
+        req: dict[str, Any] = {
+            "actor": {"id": actor},
+            "action": {"kind": "call", "target": route.target, "args": arguments},
+        }
+        if self._context:
+            req["context"] = self._context
+        if approval:
+            req["approval"] = approval
+        return req
+
+    async def _decide(self, req: dict[str, Any]) -> Decision | str:
+        """The decision, or the text of why none could be made (the call is then refused)."""
+        try:
+            if self._inline:
+                return self.engine.decide(req)
+            return await asyncio.to_thread(self.engine.decide, req)
+        except Error as exc:  # a malformed request: nothing decided, nothing forwarded
+            return f"charter refused the request: {exc}"
+        except Exception as exc:  # fail closed
+            return f"charter could not decide this call ({type(exc).__name__}); denied"
+
+    def _inbox_link(self, approval_id: str) -> str | None:
+        base = self.config.inbox
+        return f"{base.rstrip('/')}/approvals/{approval_id}" if base else None
+
+    def _approval_message(self, d: Decision, exposed: str, aid: str, link: str | None) -> str:
+        where = f" at {link}" if link else ""
+        return (
+            f"charter: the call to {exposed} needs human approval ({decision_reasons(d)}). "
+            f"Approval {aid}{where}. Accept once it is approved to run the call."
+        )
+
+    async def _ask_legacy(self, ctx: Any, message: str) -> bool:
+        """Ask the human at the client with an ``elicitation/create`` request (handshake-era
+        connections with a back-channel). True if they say it is approved."""
+        try:
+            answer = await ctx.session.elicit_form(
+                message, _APPROVAL_SCHEMA, related_request_id=ctx.request_id
+            )
+        except Exception:  # no back-channel (JSON-response or stateless HTTP), or the client failed
+            return False
+        return _approved(answer)
+
+    async def call(
+        self,
+        ctx: Any,
+        name: str,
+        arguments: Any,
+        input_responses: Mapping[str, Any] | None = None,
+        request_state: str | None = None,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """Decide one tools/call and forward it if allowed (the heart of the gateway).
+
+        require_approval: a client that declares elicitation is asked (2026-07-28: an
+        ``input_required`` result the client answers by retrying the call; earlier versions: an
+        ``elicitation/create`` request); when the human says it is approved, the call is decided
+        again with the approval id, and the engine checks that approval (its quorum, and that it
+        was given for this very actor and action: a forged or replayed ``requestState`` cannot
+        approve anything else). Otherwise the answer is a tool error with the inbox link.
+        """
+        actor = self._actor(ctx)
+        if actor is None:
+            return _error(
+                "charter: this client is not identified (no valid token); denied", {"outcome": "deny"}
+            )
+        route = self.routes.get(name) if isinstance(name, str) and len(name) <= MAX_NAME else None
+        if route is None:
+            return _error(f"charter: unknown tool {str(name)[:128]!r}", {"outcome": "deny"})
+        if arguments is None:
+            arguments = {}
+        # the human answered our question (accept or not): never ask again for this call
+        answered = isinstance(input_responses, Mapping) and _APPROVAL_KEY in input_responses
+        retried = (
+            answered
+            and isinstance(request_state, str)
+            and request_state.startswith("ap-")
+            and len(request_state) <= 128
+            and _approved(input_responses.get(_APPROVAL_KEY))  # type: ignore[union-attr]
+        )
+        d = await self._decide(self._request(actor, route, arguments, request_state if retried else None))
+        if isinstance(d, str):
+            return _error(d, {"outcome": "deny"})
+        if d.outcome is Outcome.REQUIRE_APPROVAL and d.obligations.get("approval_id") and not answered:
+            aid = str(d.obligations["approval_id"])
+            link = self._inbox_link(aid)
+            caps = getattr(getattr(ctx, "session", None), "client_capabilities", None)
+            if caps is not None and caps.elicitation is not None:
+                message = self._approval_message(d, name, aid, link)
+                if getattr(ctx, "protocol_version", None) in MODERN_PROTOCOL_VERSIONS:
+                    return types.InputRequiredResult(
+                        input_requests={
+                            _APPROVAL_KEY: types.ElicitRequest(
+                                params=types.ElicitRequestFormParams(
+                                    message=message, requested_schema=_APPROVAL_SCHEMA
+                                )
+                            )
+                        },
+                        request_state=aid,
+                    )
+                if await self._ask_legacy(ctx, message):
+                    d2 = await self._decide(self._request(actor, route, arguments, aid))
+                    if isinstance(d2, str):
+                        return _error(d2, {"outcome": "deny"})
+                    d = d2
+        if d.outcome is Outcome.REQUIRE_APPROVAL:
+            aid = str(d.obligations.get("approval_id") or request_state or "")
+            link = self._inbox_link(aid) if aid else None
+            where = f" Approve it at {link}, then" if link else " Once it is approved,"
+            meta: dict[str, Any] = {"outcome": d.outcome.value, "decision_id": d.id, "approval_id": aid}
+            if link:
+                meta["inbox"] = link
+            return _error(
+                f"charter: this call needs human approval ({decision_reasons(d)}). "
+                f"Approval id: {aid}.{where} retry the same call.",
+                meta,
+            )
+        if d.outcome is not Outcome.ALLOW:
+            meta = {"outcome": d.outcome.value, "decision_id": d.id, "rules": [h.id for h in d.rules]}
+            esc = d.obligations.get("escalation") or {}
+            if esc.get("id"):
+                meta["escalation_id"] = esc["id"]
+            return _error(f"charter: {d.outcome.value}: {decision_reasons(d)}", meta)
+        try:
+            result = await route.upstream.call(route.name, arguments)
+        except BaseException:
+            await self._settle(d, "failure", route)
+            raise
+        await self._settle(d, "failure" if result.is_error else "success", route)
+        return result
+
+    async def _settle(self, d: Decision, outcome: str, route: Route) -> None:
+        labels = route.upstream.cfg.labels
+        try:
+            if self._inline:
+                self.engine.settle(d.id, outcome=outcome, labels=labels)
+            else:
+                await asyncio.to_thread(self.engine.settle, d.id, None, outcome, labels)
+        except Exception:  # a settlement problem never turns into a tool error; it is traced
+            return
+
+    async def _on_call_tool(
+        self, ctx: Any, params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        return await self.call(
+            ctx, params.name, params.arguments, params.input_responses, params.request_state
+        )
+
+    # ---- the MCP server ------------------------------------------------------------------------
+    def _make_server(self) -> Server[Any]:
+        server: Server[Any] = Server(
+            "charter-gateway",
+            version="1",
+            instructions="Tools behind charter: every call is decided by the policy.",
+            on_list_tools=self._on_list_tools,
+            on_call_tool=self._on_call_tool,
+        )
+        # The SDK's default OpenTelemetry middleware opens a span per message (about 70 µs);
+        # charter's own observers trace decisions (charter.telemetry), so the gateway drops it.
+        server.middleware = []
+        return server
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Gateway]:
+        """Connect the upstream servers for the life of the block."""
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                await self.start(stack)
+                yield self
+        except BaseExceptionGroup as group:  # the sessions' task groups wrap what start raised
+            found = group.subgroup(lambda e: isinstance(e, GatewayError))
+            if found is None:
+                raise
+            leaf: BaseException = found
+            while isinstance(leaf, BaseExceptionGroup):
+                leaf = leaf.exceptions[0]
+            raise leaf from None
+
+    async def serve_stdio(self) -> None:
+        """Serve one MCP client over this process's stdin/stdout."""
+        from mcp.server.stdio import stdio_server
+
+        stdin, stdout = await _pipe_files()
+        async with self.running(), stdio_server(stdin, stdout) as (read, write):  # type: ignore[arg-type]
+            await self.server.run(read, write, self.server.create_initialization_options())
+
+
+#: the longest JSON-RPC line read from the agent over stdio (a longer one is dropped and answered
+#: with a parse error by the SDK): bounds the memory one message can take
+MAX_LINE = 4 * 1024 * 1024
+
+
+class _LineReader:
+    """stdin as the SDK's stdio server reads it (``async for line``), without a worker thread
+    per line (anyio's wrap_file reads each line in a thread: a thread hop per message)."""
+
+    def __init__(self, reader: asyncio.StreamReader):
+        self._reader = reader
+
+    def __aiter__(self) -> _LineReader:
+        return self
+
+    async def __anext__(self) -> str:
+        try:
+            line = await self._reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            if not exc.partial:
+                raise StopAsyncIteration from None
+            line = exc.partial
+        except asyncio.LimitOverrunError as exc:
+            # too long: skip to the end of the line, hand the SDK something it rejects
+            await self._reader.readexactly(exc.consumed)
+            while True:
+                try:
+                    await self._reader.readuntil(b"\n")
+                    break
+                except asyncio.LimitOverrunError as more:
+                    await self._reader.readexactly(more.consumed)
+                except asyncio.IncompleteReadError:
+                    break
+            return "{}"
+        return line.decode("utf-8", "replace")
+
+
+class _LineWriter:
+    """stdout for the SDK's stdio server: one blocking write per message (small, never a thread)."""
+
+    def __init__(self, fd: int):
+        self._fd = fd
+
+    async def write(self, text: str) -> None:
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            try:
+                n = os.write(self._fd, data)
+            except BlockingIOError:  # stdout shares stdin's (non-blocking) file: wait for room
+                await asyncio.sleep(0.001)
+                continue
+            data = data[n:]
+
+    async def flush(self) -> None:
+        return None
+
+
+async def _pipe_files() -> tuple[_LineReader, _LineWriter]:
+    """Thread-free stdin/stdout for the stdio front."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=MAX_LINE)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return _LineReader(reader), _LineWriter(sys.stdout.fileno())
+
+
+def http_app(
+    gateway: Gateway,
+    *,
+    path: str = "/mcp",
+    stateless: bool = False,
+    json_response: bool = True,
+    host: str = "127.0.0.1",
+) -> Any:
+    """The Streamable HTTP front as an ASGI app: every request must carry a valid bearer token
+    (401 otherwise, before any MCP message is read); the token's name is the actor."""
+    inner = gateway.server.streamable_http_app(
+        streamable_http_path=path, stateless_http=stateless, json_response=json_response, host=host
+    )
+    lifespan_ctx = inner.router.lifespan_context
+
+    async def unauthorised(send: Any) -> None:
+        body = b'{"error":"a valid bearer token is required","code":"unauthorized"}'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"www-authenticate", b'Bearer realm="charter-gateway"'),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await inner(scope, receive, send)
+            return
+        token = None
+        for k, v in scope.get("headers") or ():
+            if k == b"authorization":
+                raw = v.decode("latin-1")
+                if raw[:7].lower() == "bearer ":
+                    token = raw[7:].strip()
+                break
+        actor = gateway.actor_for_token(token)
+        if actor is None:
+            await unauthorised(send)
+            return
+        scope[ACTOR_KEY] = actor
+        await inner(scope, receive, send)
+
+    async def _lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        msg = await receive()
+        assert msg["type"] == "lifespan.startup"
+        started = False
+        try:
+            async with gateway.running(), lifespan_ctx(inner):
+                await send({"type": "lifespan.startup.complete"})
+                started = True
+                await receive()  # lifespan.shutdown
+        except Exception as exc:
+            if started:
+                raise
+            await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+            return
+        # only once the upstream sessions are closed (the server would cancel us after this)
+        await send({"type": "lifespan.shutdown.complete"})
+
+    return app
