@@ -7,6 +7,7 @@ import click
 from charter import __version__
 from charter.cli.check import check_cmd
 from charter.cli.diff import diff_cmd
+from charter.cli.prove import prove_cmd
 from charter.cli.eval import eval_cmd
 from charter.cli.fmt import fmt_cmd
 from charter.cli.graph import graph_cmd
@@ -43,6 +44,7 @@ cli.add_command(eval_cmd)
 cli.add_command(fmt_cmd)
 cli.add_command(test_cmd)
 cli.add_command(diff_cmd)
+cli.add_command(prove_cmd)
 cli.add_command(serve_cmd)
 cli.add_command(mcp_proxy_cmd)
 cli.add_command(lsp_cmd)
