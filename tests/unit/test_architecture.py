@@ -154,3 +154,20 @@ def test_people_facing_shells_stay_outside_the_core() -> None:
     assert {p for p in shells if p.startswith(core)} == set()
     assert [p for p in _importers("charter.server") if p.startswith("notify/")] == []
     assert [p for p in _importers("charter.engine") if p.startswith("notify/")] == []
+
+
+def test_only_the_analysis_package_imports_the_smt_solver() -> None:
+    """z3 is an optional extra: only charter/analysis imports it (the CLI loads analysis lazily)."""
+    assert [p for p in _importers("z3") if not p.startswith("analysis/")] == []
+
+
+def test_the_engine_and_the_compiler_never_import_the_analysis() -> None:
+    """The analysis reads compiled policies and replays through the engine; nothing depends back."""
+    found = _importers("charter.analysis")
+    assert {p for p in found if p.startswith(("engine/", "compiler/", "cel/", "syntax/"))} == set()
+    assert {p for p in found if not p.startswith("analysis/")} <= {"cli/prove.py"}
+
+
+def test_the_analysis_never_imports_the_parser() -> None:
+    """It encodes the checked CEL AST and the compiled policy, never the policy text."""
+    assert {p for p in _importers("charter.syntax") if p.startswith("analysis/")} == set()

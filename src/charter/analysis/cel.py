@@ -503,7 +503,7 @@ class _Re:
             self.take()
             return inner
         if c == ".":
-            return z3.Diff(z3.AllChar(z3.StringSort()), z3.Re(z3.StringVal("\n")))
+            return z3.Diff(z3.AllChar(z3.ReSort(z3.StringSort())), z3.Re(z3.StringVal("\n")))
         if c == "[":
             return self.klass()
         if c == "\\":
@@ -555,7 +555,7 @@ class _Re:
                 pairs.append((c, c))
         cls = _ranges(pairs)
         if negate:
-            return z3.Diff(z3.AllChar(z3.StringSort()), cls)
+            return z3.Diff(z3.AllChar(z3.ReSort(z3.StringSort())), cls)
         return cls
 
 
@@ -567,6 +567,6 @@ def regex(pattern: str) -> z3.ReRef:
     body, start, end = parser.alt()
     if parser.i != len(pattern):
         raise Unsupported("an unbalanced ')' in a regular expression")
-    anything = z3.Star(z3.AllChar(z3.StringSort()))
+    anything = z3.Star(z3.AllChar(z3.ReSort(z3.StringSort())))
     parts = ([] if start else [anything]) + [body] + ([] if end else [anything])
     return parts[0] if len(parts) == 1 else z3.Concat(*parts)

@@ -1,4 +1,4 @@
-"""`charter prove`: "can <actor or role> <call T> [where CEL]" -- reachability of an outcome, proved or witnessed."""
+"""`charter prove`: "can <actor or role> <call T> [where CEL]", an outcome proved unreachable or witnessed."""
 
 from __future__ import annotations
 
@@ -41,7 +41,11 @@ class ReachResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        out: dict[str, Any] = {"question": self.question, "outcome": self.outcome, "answer": self.answer.value}
+        out: dict[str, Any] = {
+            "question": self.question,
+            "outcome": self.outcome,
+            "answer": self.answer.value,
+        }
         if self.witness is not None:
             out["counterexample"] = self.witness.to_dict()
         if self.reasons:
@@ -82,7 +86,9 @@ def reach(policy: CompiledPolicy, question: str, outcome: str = "allow") -> Reac
     goal: list[z3.BoolRef] = [e.outcome == RANK[want]]
     if case.tool is None and target:
         goal.append(req.target == z3.StringVal(target))
-    role = by == "role" or (by is None and who not in policy.agents and who != "any" and _is_role(policy, who))
+    role = by == "role" or (
+        by is None and who not in policy.agents and who != "any" and _is_role(policy, who)
+    )
     if who != "any":
         goal.append(enc.role(who) if role else req.actor == z3.StringVal(who))
     reasons = list(e.approximations)

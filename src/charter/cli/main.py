@@ -7,12 +7,12 @@ import click
 from charter import __version__
 from charter.cli.check import check_cmd
 from charter.cli.diff import diff_cmd
-from charter.cli.prove import prove_cmd
 from charter.cli.eval import eval_cmd
 from charter.cli.fmt import fmt_cmd
 from charter.cli.graph import graph_cmd
 from charter.cli.humans import approvals_cmd, escalations_cmd, resume_cmd, stop_cmd, stops_cmd
 from charter.cli.lsp import lsp_cmd
+from charter.cli.prove import prove_cmd
 from charter.cli.replay import replay_cmd
 from charter.cli.test import test_cmd
 from charter.cli.trace import trace_cmd

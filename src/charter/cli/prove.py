@@ -1,4 +1,4 @@
-"""`charter diff --prove` output and `charter prove POLICY QUESTION`: proved answers as text, JSON or SARIF."""
+"""`charter diff --prove` output and `charter prove POLICY QUESTION`: text, JSON or SARIF."""
 
 from __future__ import annotations
 
@@ -93,13 +93,15 @@ def diff_prove(old: CompiledPolicy, new: CompiledPolicy, fmt: str, fail_on: str,
                 click.echo(f"{direction}s ({len(group)}):")
             for c in group:
                 click.echo(f"  {c.kind}: {c.case}: {c.old} -> {c.new}")
-                click.echo(f"    counterexample (replayed): {json.dumps(c.witness.to_dict(), sort_keys=True)}")
+                click.echo(
+                    f"    counterexample (replayed): {json.dumps(c.witness.to_dict(), sort_keys=True)}"
+                )
         for u in result.unknowns:
             click.echo(f"unknown: {u.case}: {'; '.join(u.reasons)}")
         if result.answer.value == "proved":
             click.echo(f"proved: no request in any state changes outcome ({len(result.proved)} cases)")
         click.echo(f"({result.seconds:.2f} s)")
-    if fail_on == "widen" and result.widens or fail_on == "any" and result.changes:
+    if (fail_on == "widen" and result.widens) or (fail_on == "any" and result.changes):
         sys.exit(1)
     if fail_on in ("widen", "any") and result.unknowns:
         sys.exit(3)
@@ -136,11 +138,11 @@ def prove_cmd(policy: str, question: str, outcome: str, fmt: str) -> None:
     if fmt == "json":
         echo_json(res.to_dict())
     else:
-        if res.answer.value == "counterexample":
+        if res.answer.value == "counterexample" and res.witness is not None:
             click.echo(f"yes: this request gets {outcome} (replayed through the engine):")
             click.echo("  " + json.dumps(res.witness.to_dict(), sort_keys=True))
         elif res.answer.value == "proved":
             click.echo(f"no: proved that no such request gets {outcome}, in any state")
         else:
-            click.echo("unknown: " + "; ".join(res.reasons))
+            click.echo("unknown: " + "; ".join(res.reasons or []))
     sys.exit({"counterexample": 0, "proved": 1}.get(res.answer.value, 3))
