@@ -26,6 +26,7 @@ from charter.cel.syntax import (
     Unary,
 )
 from charter.cel.types import UInt
+from charter.errors import Error
 
 _SCALARS = ("bool", "string", "int", "double")
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
@@ -41,7 +42,7 @@ ENCODED = (
 )  # fmt: skip
 
 
-class Unsupported(Exception):
+class Unsupported(Error):
     """A CEL construct this encoding does not model; the reason names it."""
 
 
