@@ -134,7 +134,7 @@ def _key(x: Any) -> Any:
 def diff_case(old: CompiledPolicy, new: CompiledPolicy, case: Case, out: DiffResult) -> None:
     """Find every (old outcome, new outcome) pair of one case, one replayed counterexample each."""
     types, clash = ({}, []) if case.tool is None else arg_types([old, new], case.tool)
-    req = SymRequest(case, types)
+    req = SymRequest(case, types, [*old.tools, *new.tools])
     po, pn = PolicyEncoder(old, req), PolicyEncoder(new, req)
     ro, rn = po.relevant_rules(), pn.relevant_rules()
     if (

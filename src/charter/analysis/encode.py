@@ -78,7 +78,7 @@ def _cel_kind(t: CelType | None) -> str:
 class SymRequest:
     """The z3 variables of one case's request and state, shared by every policy encoded over it."""
 
-    def __init__(self, case: Case, arg_types: Mapping[str, str]):
+    def __init__(self, case: Case, arg_types: Mapping[str, str], declared_tools: Iterable[str] = ()):
         self.case = case
         self.actor = z3.String("actor")
         self.target = z3.StringVal(case.tool) if case.tool else z3.String("target")
@@ -100,6 +100,8 @@ class SymRequest:
             self.constraints.append(z3.Length(v) <= MAX_ID)
         if case.tool is None:
             self.constraints += [z3.Length(self.target) >= 1, z3.Length(self.target) <= MAX_ID]
+            if case.kind is ActionKind.CALL:  # the case of calls to a tool no version declares
+                self.constraints += [self.target != z3.StringVal(t) for t in sorted(set(declared_tools))]
         self._vars: dict[tuple[Any, ...], Any] = {}
         #: free stand-ins for what is not encoded: key -> (value, error)
         self.opaque: dict[tuple[Any, ...], tuple[z3.BoolRef, z3.BoolRef]] = {}
@@ -344,6 +346,16 @@ class PolicyEncoder:
             parts.append(_or(alts))
         return _and(parts)
 
+    def may_target(self, sel: Selector) -> bool:
+        """A static filter: False when the selector's action part can never cover this case."""
+        case = self.r.case
+        if sel.kind is not None and sel.kind is not case.kind:
+            return False
+        t = sel.target
+        if t.any or case.tool is None:
+            return True
+        return case.tool in t.names
+
     def target_matches(self, sel: Selector) -> z3.BoolRef:
         """The selector's action part, for this case's kind and target."""
         case = self.r.case
@@ -483,13 +495,13 @@ class PolicyEncoder:
 
     def relevant_rules(self) -> list[Rule]:
         """The rules whose selector can cover a request of this case (a static filter)."""
-        return [r for r in self.p.rules if not z3.is_false(z3.simplify(self.target_matches(r.selector)))]
+        return [r for r in self.p.rules if self.may_target(r.selector)]
 
     def boundaries(self) -> z3.ArithRef:
         """What rates and budgets contribute when the rules allow (state: counts and spend are free)."""
         contrib: dict[int, list[z3.BoolRef]] = {k: [] for k in range(1, 5)}
         for tw in self.p.tripwires:
-            if tw.mode is Mode.ENFORCE and not z3.is_false(z3.simplify(self.target_matches(tw.selector))):
+            if tw.mode is Mode.ENFORCE and self.may_target(tw.selector):
                 self.approx.append(f"tripwire {tw.id}: taken as not tripped (tripwires are not encoded)")
         for rl in self.p.rates:
             self._limit(rl, contrib)
@@ -503,9 +515,9 @@ class PolicyEncoder:
     def _limit(self, item: RateLimit | Budget, contrib: dict[int, list[z3.BoolRef]]) -> None:
         if item.mode is not Mode.ENFORCE:
             return
-        sel = self.selects(item.selector)
-        if z3.is_false(z3.simplify(sel)):
+        if not self.may_target(item.selector):
             return
+        sel = self.selects(item.selector)
         if item.scope is Scope.ROLE:
             self.approx.append(f"{item.kind} {item.id}: role-scoped state is not encoded")
         falses: list[z3.BoolRef] = []

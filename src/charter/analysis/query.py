@@ -79,7 +79,7 @@ def reach(policy: CompiledPolicy, question: str, outcome: str = "allow") -> Reac
     tool = target if kind is ActionKind.CALL else None
     case = Case(kind, tool if tool in policy.tools else None)
     types, _ = arg_types([policy], tool) if tool else ({}, [])
-    req = SymRequest(case, types)
+    req = SymRequest(case, types, policy.tools)
     remember_marks([policy])
     enc = PolicyEncoder(policy, req)
     e = enc.encode()

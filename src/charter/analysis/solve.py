@@ -92,6 +92,32 @@ def _simplifications(req: SymRequest) -> list[z3.BoolRef]:
     return out
 
 
+def _minimal(s: z3.Solver, lits: list[z3.BoolRef]) -> z3.ModelRef:
+    """A model of ``s`` (known satisfiable) keeping as many simplifying literals as it can:
+    assume them all, drop one literal of each unsat core until the rest is satisfiable."""
+    flags = [z3.Bool(f"simplify#{i}") for i in range(len(lits))]
+    s.push()
+    s.add(*[z3.Implies(f, lit) for f, lit in zip(flags, lits, strict=True)])
+    assumed = list(flags)
+    for _ in range(len(flags) + 1):
+        res = s.check(*assumed)
+        if res == z3.sat:
+            break
+        core = {str(c) for c in s.unsat_core()} if res == z3.unsat else {str(f) for f in assumed}
+        if not core:
+            assumed = []
+            continue
+        drop = next(f for f in assumed if str(f) in core)
+        assumed.remove(drop)
+    else:  # pragma: no cover - each round drops one flag, so the loop ends with sat
+        s.check()
+    if s.check(*assumed) != z3.sat:
+        s.check()
+    model = s.model()
+    s.pop()
+    return model
+
+
 def _ensure_history(req: SymRequest) -> list[z3.BoolRef]:
     # a run that has seen an event has at least one step
     out = []
@@ -126,18 +152,7 @@ def search(
             return Search(Answer.PROVED)
         if res == z3.unknown:
             return Search(Answer.UNKNOWN, None, [f"the solver gave up: {s.reason_unknown()}"])
-        s.push()
-        for lit in _simplifications(req):
-            s.push()
-            s.add(lit)
-            if s.check() == z3.sat:
-                s.pop()
-                s.add(lit)
-            else:
-                s.pop()
-        s.check()
-        model = s.model()
-        s.pop()
+        model = _minimal(s, _simplifications(req))
         concrete = concretise(model, req, policies)
         claimed = tuple(BY_RANK[model.eval(o, model_completion=True).as_long()].value for o in outcomes)
         got = tuple(o.value if isinstance(o, Outcome) else o for o in (replay(p, concrete) for p in policies))

@@ -107,19 +107,90 @@ def diff_prove(old: CompiledPolicy, new: CompiledPolicy, fmt: str, fail_on: str,
         sys.exit(3)
 
 
+def lint_sarif(result: Any) -> dict[str, Any]:
+    """A SARIF 2.1.0 log of proved lint findings: one rule per code, located at the rule's source."""
+    from charter.analysis.lint import LintCode
+
+    codes = list(LintCode)
+    rules = [
+        {"id": c.value, "name": c.slug, "shortDescription": {"text": c.slug.replace("-", " ")}} for c in codes
+    ]
+    results = []
+    for f in result.findings:
+        loc: dict[str, Any] = {}
+        if f.source:
+            path, line, col = f.source.rsplit(":", 2)
+            loc = {
+                "physicalLocation": {
+                    "artifactLocation": {"uri": path},
+                    "region": {"startLine": max(1, int(line)), "startColumn": max(1, int(col))},
+                }
+            }
+        entry: dict[str, Any] = {
+            "ruleId": f.code.value,
+            "ruleIndex": codes.index(f.code),
+            "level": "warning",
+            "message": {"text": f"{f.message} ({f.answer.value})"},
+        }
+        if loc:
+            entry["locations"] = [loc]
+        results.append(entry)
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {"driver": {"name": "charter-prove", "version": __version__, "rules": rules}},
+                "results": results,
+            }
+        ],
+    }
+
+
+def _lint(pol: CompiledPolicy, fmt: str) -> None:
+    from charter.analysis.lint import lint
+
+    result = lint(pol)
+    if fmt == "json":
+        echo_json(result.to_dict())
+    elif fmt == "sarif":
+        echo_json(lint_sarif(result))
+    else:
+        for f in result.findings:
+            where = f"{f.source}: " if f.source else ""
+            click.echo(f"{where}{f.code.value} {f.code.slug} ({f.answer.value}): {f.message}")
+            if f.witness is not None:
+                click.echo(f"    counterexample (replayed): {json.dumps(f.witness, sort_keys=True)}")
+        for u in result.unknowns:
+            click.echo(f"unknown: {u}")
+        click.echo(
+            f"{len(result.findings)} findings, {len(result.unknowns)} unknown ({result.seconds:.2f} s)"
+        )
+    sys.exit(1 if result.findings else 0)
+
+
 @click.command("prove")
 @click.argument("policy", type=click.Path(exists=True))
-@click.argument("question")
+@click.argument("question", required=False)
 @click.option(
     "--outcome",
     type=click.Choice(["allow", "require_approval", "escalate", "deny", "halt"]),
     default="allow",
     show_default=True,
 )
-@click.option("--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty", show_default=True)
-def prove_cmd(policy: str, question: str, outcome: str, fmt: str) -> None:
+@click.option(
+    "--format", "fmt", type=click.Choice(["pretty", "json", "sarif"]), default="pretty", show_default=True
+)
+@click.option(
+    "--lint",
+    "lint_",
+    is_flag=True,
+    help="Lint by proof: dead rules, shadowed permits, conditions that can error, unreachable gates, "
+    "budgets no request can consume (exit 1 on a finding).",
+)
+def prove_cmd(policy: str, question: str | None, outcome: str, fmt: str, lint_: bool) -> None:
     """Answer "can <actor or role> <call T | delegate A | ...> [where CEL]" with a proof or a
-    replayed counterexample.
+    replayed counterexample, or (--lint) lint the policy by proof.
 
     Exit status: 0 reachable (a request is printed), 1 proved unreachable, 3 unknown, 2 bad input.
     """
@@ -130,12 +201,20 @@ def prove_cmd(policy: str, question: str, outcome: str, fmt: str) -> None:
     except ImportError:
         _missing_z3()
     pol = _load(policy)
+    if lint_:
+        _lint(pol, fmt)
+        return
+    if not question:
+        click.echo(
+            'error: ask a question, e.g. "can role support call payments.refund", or pass --lint', err=True
+        )
+        sys.exit(2)
     try:
         res = reach(pol, question, outcome)
     except QueryError as ex:
         click.echo(f"error: {ex}", err=True)
         sys.exit(2)
-    if fmt == "json":
+    if fmt in ("json", "sarif"):
         echo_json(res.to_dict())
     else:
         if res.answer.value == "counterexample" and res.witness is not None:
