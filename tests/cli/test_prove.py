@@ -14,10 +14,10 @@ from click.testing import CliRunner
 
 pytest.importorskip("z3")
 
-from charter.analysis.solve import Stats  # noqa: E402
-from charter.cli.main import cli  # noqa: E402
+from tests.cli.test_check_ci import _official_sarif_schema
 
-from tests.cli.test_check_ci import _official_sarif_schema  # noqa: E402
+from charter.analysis.solve import Stats
+from charter.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
