@@ -12,7 +12,7 @@ import z3
 from charter.analysis.encode import BY_RANK, Case, PolicyEncoder, SymRequest, arg_types, cases
 from charter.analysis.replay import remember_marks
 from charter.analysis.solve import Answer, Witness, search
-from charter.engine.policy import CompiledPolicy, Condition
+from charter.engine.policy import CompiledPolicy, Condition, Rule
 from charter.enums import Outcome
 
 _A, _RA, _E, _D, _H = (o.rank for o in (Outcome.ALLOW, Outcome.REQUIRE_APPROVAL, Outcome.ESCALATE,
@@ -113,8 +113,20 @@ class DiffResult:
         }
 
 
+_KEYS: dict[int, tuple[Any, Any]] = {}
+
+
 def _key(x: Any) -> Any:
     """A structural identity of compiled items: conditions by text, sources and order ignored."""
+    if isinstance(x, Rule):
+        got = _KEYS.get(id(x))
+        if got is None or got[0] is not x:
+            got = _KEYS[id(x)] = (x, _key_of(x))
+        return got[1]
+    return _key_of(x)
+
+
+def _key_of(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return tuple(_key(i) for i in x)
     if isinstance(x, Condition):
@@ -188,6 +200,7 @@ def prove_diff(old: CompiledPolicy, new: CompiledPolicy) -> DiffResult:
     for case in cases([old, new]):
         diff_case(old, new, case, out)
     out.seconds = time.perf_counter() - t0
+    _KEYS.clear()
     return out
 
 

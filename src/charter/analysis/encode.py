@@ -86,6 +86,7 @@ class SymRequest:
         self.chain_len = z3.Int("chain_len")
         self.ctx_ids = {k: z3.String(f"context.{k}") for k in ("workflow", "run", "tenant", "env")}
         self.arg_types = dict(arg_types)
+        self.declared_tools = frozenset(declared_tools)
         self.run_steps = z3.Int("run.steps")
         self.constraints: list[z3.BoolRef] = [
             z3.Length(self.actor) >= 1,
@@ -352,7 +353,12 @@ class PolicyEncoder:
         if sel.kind is not None and sel.kind is not case.kind:
             return False
         t = sel.target
-        if t.any or case.tool is None:
+        if t.any:
+            return True
+        if case.tool is None:
+            # an undeclared call target is none of the declared tools a selector names
+            if case.kind is ActionKind.CALL:
+                return not (t.names <= self.r.declared_tools)
             return True
         return case.tool in t.names
 
