@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def generated(rules: int, threshold: float) -> str:
-    """A policy of ``rules`` rules over rules//10 tools; tool 0's lowest approval threshold is ``threshold``."""
+    """A policy of ``rules`` rules over rules//10 tools; tool 0's lowest approval threshold: ``threshold``."""
     tools = max(1, rules // 10)
     out = ["policy big\n\nunits USD\nroles r0, r1, r2, r3\n\ngroup g { members p, q }\n"]
     for t in range(tools):
