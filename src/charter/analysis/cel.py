@@ -280,15 +280,13 @@ class Encoder:
             kind, x, y = self._num(a, b, op)
             if kind == "int":
                 if op == "/" or op == "%":
-                    if not (z3.is_int_value(y)):
-                        raise Unsupported(f"integer '{op}' by a value that is not a constant")
-                    d = y.as_long()
-                    if d == 0:
+                    if z3.is_int_value(y) and y.as_long() == 0:
                         return V("int", z3.IntVal(0), TRUE)
-                    q = z3.If(x >= 0, x / abs(d), -((-x) / abs(d)))  # truncates toward zero
-                    q = q if d > 0 else -q
-                    r = q if op == "/" else x - q * d
-                    return V("int", r, _or([err, r > INT_MAX, r < INT_MIN]))
+                    ax, ay = z3.If(x >= 0, x, -x), z3.If(y >= 0, y, -y)
+                    mag = z3.If(ay == 0, 0, ax / ay)  # |x| div |y|: truncation toward zero
+                    q = z3.If((x >= 0) == (y > 0), mag, -mag)
+                    r = q if op == "/" else x - q * y
+                    return V("int", r, _or([err, y == 0, r > INT_MAX, r < INT_MIN]))
                 r = {"+": x + y, "-": x - y, "*": x * y}[op]
                 return V("int", r, _or([err, r > INT_MAX, r < INT_MIN]))
             if op == "%":

@@ -98,6 +98,16 @@ def _solve(c: _Case, policy: CompiledPolicy, goal: z3.BoolRef) -> Search:
     )
 
 
+def _well_typed(req: SymRequest) -> list[z3.BoolRef]:
+    """A well-typed request: every declared argument, attribute, context field and cost unit it reads is
+    present, and it names its run (missing ones fail closed by design, docs/semantics.md)."""
+    out = [req.has_run()]
+    for key, v in req.values().items():
+        if key[0] in ("args", "actor.attr", "context", "cost") and key[-1] == "present":
+            out.append(v)
+    return out
+
+
 def _failures(policy: CompiledPolicy, concrete: Concrete, item_id: str) -> bool:
     """The engine lists a failure of ``item_id`` for the request (a condition errored)."""
     try:
@@ -203,15 +213,16 @@ def _rule_findings(policy: CompiledPolicy, rule: Rule, per_case: list[_Case], ou
         for c in mine:
             if z3.is_false(c.e.fails[rule.id]):
                 continue
-            res = _solve(c, policy, c.e.fails[rule.id])
+            res = _solve(c, policy, z3.And(c.e.fails[rule.id], *_well_typed(c.req)))
             if res.answer is Answer.COUNTEREXAMPLE and res.witness is not None:
                 if _failures(policy, res.witness.concrete, rule.id):
                     out.findings.append(
                         Finding(
                             LintCode.P103_CONDITION_CAN_ERROR,
                             rule.id,
-                            f"a condition of {rule.id} can fail on a well-typed request ({c.case}); the rule"
-                            f" then contributes its 'on error' ({rule.fail.value})",
+                            f"a condition of {rule.id} can fail on a well-typed request ({c.case}: every"
+                            f" declared argument present, a run named); the rule then contributes its"
+                            f" 'on error' ({rule.fail.value})",
                             src,
                             Answer.COUNTEREXAMPLE,
                             res.witness.to_dict(),
