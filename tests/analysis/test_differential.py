@@ -1,7 +1,7 @@
 """Differential test of the proved diff: generated policy pairs, every counterexample replays, every
 "proved equivalent" pair agrees on random requests through the real engine.
 
-Default (make test, about a minute on a shared 2-core box): 150 seeded pairs and 100 random
+Default (make test, about a minute on a shared 2-core box): 150 seeded pairs and 170 random
 requests per proved pair (the 10,000 requests spread over the proved pairs).
 CHARTER_ANALYSIS_FULL=1: 1,000 pairs and 10,000 random requests for every proved pair
 (CHARTER_ANALYSIS_PAIRS / CHARTER_ANALYSIS_REQUESTS override either).
@@ -27,7 +27,7 @@ from charter.state.memory import MemoryStore
 
 FULL = os.environ.get("CHARTER_ANALYSIS_FULL") == "1"
 PAIRS = int(os.environ.get("CHARTER_ANALYSIS_PAIRS", "1000" if FULL else "150"))
-REQUESTS = int(os.environ.get("CHARTER_ANALYSIS_REQUESTS", "10000" if FULL else "100"))
+REQUESTS = int(os.environ.get("CHARTER_ANALYSIS_REQUESTS", "10000" if FULL else "170"))
 NOW = 1_900_000_000.0
 
 HEADER = """policy gen
@@ -212,7 +212,7 @@ def test_generated_pairs_counterexamples_reproduce_and_proofs_hold(tmp_path: Pat
     assert pairs >= PAIRS * 0.95, pairs  # nearly every generated pair compiles
     assert changes > PAIRS // 10 and proved > PAIRS // 5, (changes, proved)
     assert Stats.replayed == Stats.reproduced + len(Stats.mismatches)
-    assert requests >= 10_000 or requests >= PAIRS * REQUESTS // 5, requests
+    assert requests >= 10_000 or PAIRS < 150, requests
     print(
         f"pairs={pairs} proved={proved} changes={changes} unknown={unknown} requests={requests} "
         f"replayed={Stats.replayed} reproduced={Stats.reproduced}"
