@@ -38,7 +38,9 @@ ENCODED = (
     "&&", "||", "!", "? :", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%", "unary -",
     "in (list literal, role/tag/label lists, map keys)", "has()", "size(string)", "size(list literal)",
     "startsWith", "endsWith", "contains", "matches", "int(double)", "int(int)", "double(int)",
-    "double(double)", "string(string)", "exists", "all", "exists_one",
+    "double(double)", "string(string)", "exists", "all", "exists_one", "math.abs", "math.sign",
+    "math.greatest", "math.least", "math.ceil", "math.floor", "math.trunc", "indexOf(string)",
+    "charAt", "substring",
 )  # fmt: skip
 
 
@@ -350,7 +352,40 @@ class Encoder:
             return args[0]
         if name in ("startsWith", "endsWith", "contains", "matches") and len(args) == 2:
             return self._method(args[0], name, args[1:])
+        if name.startswith("math."):
+            return self._math(name, args, err)
         raise Unsupported(f"the function {name}()")
+
+    @staticmethod
+    def _math(name: str, args: list[V], err: z3.BoolRef) -> V:
+        """math.abs, sign, greatest, least (numbers of one kind), ceil, floor, trunc (doubles)."""
+        kinds = {a.kind for a in args}
+        if not args or len(kinds) != 1 or kinds - {"int", "double"}:
+            raise Unsupported(f"{name}() of {', '.join(sorted(kinds)) or 'nothing'}")
+        kind = args[0].kind
+        x = args[0].term
+        if name == "math.abs" and len(args) == 1:
+            r = z3.If(x >= 0, x, -x)
+            return V(kind, r, _or([err, r > INT_MAX]) if kind == "int" else err)
+        if name == "math.sign" and len(args) == 1:
+            one, zero = (z3.IntVal(1), z3.IntVal(0)) if kind == "int" else (z3.RealVal(1), z3.RealVal(0))
+            return V(kind, z3.If(x > 0, one, z3.If(x < 0, -one, zero)), err)
+        if name in ("math.greatest", "math.least") and len(args) >= 2:
+            best = x
+            for a in args[1:]:
+                better = a.term > best if name == "math.greatest" else a.term < best
+                best = z3.If(better, a.term, best)
+            return V(kind, best, err)
+        if name in ("math.ceil", "math.floor", "math.trunc") and len(args) == 1 and kind == "double":
+            fl = z3.ToReal(z3.ToInt(x))  # floor
+            if name == "math.floor":
+                r = fl
+            elif name == "math.ceil":
+                r = z3.If(fl == x, x, fl + 1)
+            else:
+                r = z3.If(x >= 0, fl, z3.If(fl == x, x, fl + 1))
+            return V("double", r, err)
+        raise Unsupported(f"{name}() in this form")
 
     @staticmethod
     def _size(x: V) -> V:
@@ -372,10 +407,23 @@ class Encoder:
                 return V("bool", z3.SuffixOf(a, s), err)
             if name == "contains":
                 return V("bool", z3.Contains(s, a), err)
+            if name == "indexOf":
+                return V("int", z3.IndexOf(s, a, z3.IntVal(0)), err)
             if name == "matches":
                 if not z3.is_string_value(a):
                     raise Unsupported("matches() with a computed pattern")
                 return V("bool", z3.InRe(s, regex(a.as_string())), err)
+        if target.kind == "string" and name in ("charAt", "substring") and args:
+            if any(a.kind != "int" for a in args) or len(args) > (1 if name == "charAt" else 2):
+                raise Unsupported(f".{name}() with these arguments")
+            s = target.term
+            n = z3.Length(s)
+            start = args[0].term
+            if name == "charAt":
+                return V("string", z3.SubString(s, start, z3.IntVal(1)), _or([err, start < 0, start > n]))
+            stop = args[1].term if len(args) == 2 else n
+            bad = _or([start < 0, start > n, stop < 0, stop > n, start > stop])
+            return V("string", z3.SubString(s, start, stop - start), _or([err, bad]))
         raise Unsupported(f"the method .{name}() on a {target.kind}")
 
     def _comprehension(self, n: Comprehension, sc: dict[str, V]) -> V:
