@@ -77,6 +77,11 @@ CONDS = [
     'when args.s in ["a1", "b", "v{m}"]',
     'when context.env == "prod"',
     "when int(args.amount) > {k}",
+    "when math.abs(args.n) > {k}",
+    'when args.s.charAt(0) == "a"',
+    'when args.s.substring(1) == "1"',
+    "when math.greatest(args.n, {k}) == args.n",
+    "when 100 / args.n > {m}",
 ]
 ON_ERROR = ["", "", "", "on error ignore", "on error halt", "on error require approval"]
 
