@@ -226,3 +226,43 @@ def test_lint_of_a_clean_policy_finds_nothing(tmp_path: Path) -> None:
 
 def test_every_counterexample_so_far_reproduced() -> None:
     assert not Stats.mismatches, Stats.mismatches
+
+
+BUDGETED = """policy b
+
+units USD
+
+tool pay {
+  arg amount: double
+}
+
+permit pay {
+  action call pay
+  reason "p"
+}
+
+budget daily {
+  scope agent
+  action call pay
+  limit 100 USD per day
+  reason "b"
+}
+"""
+
+
+def test_some_state_and_every_state(tmp_path: Path) -> None:
+    """State is free: a small cost is denied only once the budget is nearly spent (the replay seeds
+    the store with that spend), and no costed request is allowed whatever the state."""
+    path = tmp_path / "b.charter"
+    path.write_text(BUDGETED)
+    q = "can any call pay where cost.USD > 0.0 && cost.USD < 1.0"
+    code, out = run("prove", str(path), q, "--outcome", "deny", "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    used = doc["counterexample"]["state"]["budget_used"]["daily"]
+    cost = doc["counterexample"]["request"]["cost"]["USD"]
+    assert used + cost > 100.0 and doc["counterexample"]["outcomes"] == ["deny"]
+    assert run("prove", str(path), q)[0] == 0  # allowed in some state (nothing spent yet)
+    code, out = run("prove", str(path), q, "--in-every-state")
+    assert code == 1 and "whatever the state" in out
+    assert run("prove", str(path), "can any call pay", "--in-every-state")[0] == 0  # no cost: no budget

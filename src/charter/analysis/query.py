@@ -66,8 +66,23 @@ def _env(policy: CompiledPolicy, tool: str | None) -> dict[str, CelType]:
     }
 
 
-def reach(policy: CompiledPolicy, question: str, outcome: str = "allow") -> ReachResult:
-    """Is there a request (and state) matching the question that the policy decides ``outcome``?"""
+def _every_state(req: SymRequest, goal: z3.BoolRef) -> z3.BoolRef:
+    """``goal`` for every value of the state (rate counts, budget spend, the run's history)."""
+    from z3.z3util import get_vars
+
+    state = [v for k, v in req.values().items() if k[0] in ("state.rate", "run.mark", "run.labels")]
+    state += [v for k, v in req.values().items() if k[0] == "state.budget" and k[-1] == "#n"]
+    state.append(req.run_steps)
+    names = {str(v) for v in state}
+    bounds = [c for c in req.constraints if any(str(v) in names for v in get_vars(c))]
+    return z3.ForAll(state, z3.Implies(z3.And(*bounds), goal)) if bounds else z3.ForAll(state, goal)
+
+
+def reach(
+    policy: CompiledPolicy, question: str, outcome: str = "allow", every_state: bool = False
+) -> ReachResult:
+    """Is there a request (and state) matching the question that the policy decides ``outcome``?
+    With ``every_state``: a request the policy decides ``outcome`` whatever the state."""
     m = _Q.match(question)
     if m is None:
         raise QueryError('expected "can <agent | role R> <call|delegate|model|message> [TARGET] [where CEL]"')
@@ -107,7 +122,10 @@ def reach(policy: CompiledPolicy, question: str, outcome: str = "allow") -> Reac
     def check(got: tuple[str, ...]) -> bool:
         return got == (want.value,)
 
-    res = search(req, z3.And(*goal), [policy], [e.outcome], reasons, check)
+    target = z3.And(*goal)
+    if every_state:
+        target = _every_state(req, target)
+    res = search(req, target, [policy], [e.outcome], reasons, check)
     return ReachResult(res.answer, question, outcome, res.witness, res.reasons or None)
 
 

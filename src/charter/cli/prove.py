@@ -188,7 +188,16 @@ def _lint(pol: CompiledPolicy, fmt: str) -> None:
     help="Lint by proof: dead rules, shadowed permits, conditions that can error, unreachable gates, "
     "budgets no request can consume (exit 1 on a finding).",
 )
-def prove_cmd(policy: str, question: str | None, outcome: str, fmt: str, lint_: bool) -> None:
+@click.option(
+    "--in-every-state",
+    "every_state",
+    is_flag=True,
+    help="Ask for a request that gets the outcome whatever the state (budgets spent, rates used, run "
+    "history); by default some state is enough.",
+)
+def prove_cmd(
+    policy: str, question: str | None, outcome: str, fmt: str, lint_: bool, every_state: bool
+) -> None:
     """Answer "can <actor or role> <call T | delegate A | ...> [where CEL]" with a proof or a
     replayed counterexample, or (--lint) lint the policy by proof.
 
@@ -210,7 +219,7 @@ def prove_cmd(policy: str, question: str | None, outcome: str, fmt: str, lint_: 
         )
         sys.exit(2)
     try:
-        res = reach(pol, question, outcome)
+        res = reach(pol, question, outcome, every_state)
     except QueryError as ex:
         click.echo(f"error: {ex}", err=True)
         sys.exit(2)
@@ -221,7 +230,8 @@ def prove_cmd(policy: str, question: str | None, outcome: str, fmt: str, lint_: 
             click.echo(f"yes: this request gets {outcome} (replayed through the engine):")
             click.echo("  " + json.dumps(res.witness.to_dict(), sort_keys=True))
         elif res.answer.value == "proved":
-            click.echo(f"no: proved that no such request gets {outcome}, in any state")
+            when = "whatever the state" if every_state else "in any state"
+            click.echo(f"no: proved that no such request gets {outcome} {when}")
         else:
             click.echo("unknown: " + "; ".join(res.reasons or []))
     sys.exit({"counterexample": 0, "proved": 1}.get(res.answer.value, 3))
