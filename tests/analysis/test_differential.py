@@ -216,7 +216,9 @@ def test_generated_pairs_counterexamples_reproduce_and_proofs_hold(tmp_path: Pat
                 assert got[0] == got[1], (req, got, _text(rules, budget), _text(new_rules, new_budget))
     assert pairs >= PAIRS * 0.95, pairs  # nearly every generated pair compiles
     assert changes > PAIRS // 10 and proved > PAIRS // 5, (changes, proved)
-    assert Stats.replayed == Stats.reproduced + len(Stats.mismatches)
+    # a replay that did not reproduce is either a mismatch (a failure above) or a candidate whose
+    # doubles a float cannot hold exactly (retried, never printed)
+    assert Stats.replayed >= Stats.reproduced + len(Stats.mismatches)
     assert requests >= 10_000 or PAIRS < 150, requests
     print(
         f"pairs={pairs} proved={proved} changes={changes} unknown={unknown} requests={requests} "

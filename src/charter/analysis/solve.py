@@ -161,6 +161,9 @@ def search(
         if witness.reproduced or (check is not None and check(got)):
             Stats.reproduced += 1
             return Search(Answer.COUNTEREXAMPLE, witness)
+        inexact = _inexact_doubles(model, req)
+        if inexact and not approximations:
+            approximations = [f"doubles are encoded as reals ({inexact} is not a double)"]
         if not approximations:
             msg = f"encoding mismatch: claimed {claimed}, the engine gave {got} for {concrete.request}"
             Stats.mismatches.append(msg)
@@ -172,6 +175,20 @@ def search(
             break
         s.add(z3.Or(*diff))
     return Search(Answer.UNKNOWN, None, reasons + approximations)
+
+
+def _inexact_doubles(model: z3.ModelRef, req: SymRequest) -> str:
+    """A double variable whose model value no float holds exactly (rounding may change the outcome)."""
+    from fractions import Fraction
+
+    for key, v in req.values().items():
+        if key[-1] == "double" and z3.is_const(v):
+            got = model.eval(v, model_completion=True)
+            if z3.is_rational_value(got):
+                frac = Fraction(got.numerator_as_long(), got.denominator_as_long())
+                if Fraction(float(frac)) != frac:
+                    return f"{'.'.join(str(k) for k in key[:-1])} = {got}"
+    return ""
 
 
 def _model_terms(req: SymRequest) -> list[Any]:
