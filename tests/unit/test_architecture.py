@@ -231,3 +231,20 @@ def test_frameworks_are_imported_only_by_the_integrations() -> None:
     users = {p for p in _importers("charter.integrations") if not p.startswith("integrations/")}
     assert users <= {"cli/main.py"}, users
     assert not {p for p in users if p.startswith(("engine/", "compiler/", "syntax/"))}
+
+
+def test_only_the_analysis_package_imports_the_smt_solver() -> None:
+    """z3 is an optional extra: only charter/analysis imports it (the CLI loads analysis lazily)."""
+    assert [p for p in _importers("z3") if not p.startswith("analysis/")] == []
+
+
+def test_the_engine_and_the_compiler_never_import_the_analysis() -> None:
+    """The analysis reads compiled policies and replays through the engine; nothing depends back."""
+    found = _importers("charter.analysis")
+    assert {p for p in found if p.startswith(("engine/", "compiler/", "cel/", "syntax/"))} == set()
+    assert {p for p in found if not p.startswith("analysis/")} <= {"cli/prove.py"}
+
+
+def test_the_analysis_never_imports_the_parser() -> None:
+    """It encodes the checked CEL AST and the compiled policy, never the policy text."""
+    assert {p for p in _importers("charter.syntax") if p.startswith("analysis/")} == set()

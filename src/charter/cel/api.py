@@ -73,6 +73,16 @@ class Compiled:
         fast = build_fast(node, slow)
         self.fn: Callable[[Mapping[str, Any]], Any] = fast if fast is not None else slow
 
+    @property
+    def node(self) -> Node:
+        """The checked AST (what charter.analysis encodes for a solver)."""
+        return self._node
+
+    @property
+    def env(self) -> Mapping[str, Any] | None:
+        """The declarations the AST was checked against (None when compiled unchecked)."""
+        return self._compiler.declared
+
     def explain(self, activation: Mapping[str, Any]) -> list[tuple[str, Any]]:
         """Each top-level &&/|| operand's source text with its value, then the whole."""
         out: list[tuple[str, Any]] = []

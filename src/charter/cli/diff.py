@@ -27,24 +27,35 @@ def _load(path: str) -> CompiledPolicy:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["pretty", "json", "github"]),
+    type=click.Choice(["pretty", "json", "github", "sarif"]),
     default="pretty",
     show_default=True,
     help="Output format.",
 )
 @click.option(
     "--fail-on",
-    type=click.Choice(["widen", "never"]),
+    type=click.Choice(["widen", "any", "never"]),
     default="never",
     show_default=True,
-    help="Exit 1 when the new version widens what agents may do.",
+    help="Exit 1 when the new version widens what agents may do (any: changes it at all).",
 )
-def diff_cmd(old: str, new: str, fmt: str, fail_on: str) -> None:
+@click.option(
+    "--prove",
+    is_flag=True,
+    help="Prove it with the z3 SMT solver over every request and state (needs the analysis extra).",
+)
+def diff_cmd(old: str, new: str, fmt: str, fail_on: str, prove: bool) -> None:
     """Compare two policy versions over every declared agent, tool and delegation.
 
     Exit status: 0, or 1 with --fail-on widen when something is widened; 2 when a version does not
-    compile.
+    compile. With --prove: 3 when --fail-on is given and some case is unknown (nothing is
+    proved about it, so the gate fails closed).
     """
+    if prove:
+        from charter.cli.prove import diff_prove
+
+        diff_prove(_load(old), _load(new), fmt, fail_on, new)
+        return
     changes = diff(_load(old), _load(new))
     widen = [c for c in changes if c.direction == "widen"]
     if fmt == "json":
@@ -70,5 +81,5 @@ def diff_cmd(old: str, new: str, fmt: str, fail_on: str) -> None:
                 click.echo(f"  {c.kind:9s} {c.subject}: {c.old} -> {c.new}  ({c.detail})")
         if not changes:
             click.echo("no semantic change over the declared catalog")
-    if fail_on == "widen" and widen:
+    if (fail_on == "widen" and widen) or (fail_on == "any" and changes):
         sys.exit(1)

@@ -15,6 +15,7 @@ from charter.cli.fmt import fmt_cmd
 from charter.cli.graph import graph_cmd
 from charter.cli.humans import approvals_cmd, escalations_cmd, resume_cmd, stop_cmd, stops_cmd
 from charter.cli.lsp import lsp_cmd
+from charter.cli.prove import prove_cmd
 from charter.cli.replay import replay_cmd
 from charter.cli.test import test_cmd
 from charter.cli.trace import trace_cmd
@@ -47,6 +48,7 @@ cli.add_command(eval_cmd)
 cli.add_command(fmt_cmd)
 cli.add_command(test_cmd)
 cli.add_command(diff_cmd)
+cli.add_command(prove_cmd)
 cli.add_command(serve_cmd)
 cli.add_command(mcp_proxy_cmd)
 cli.add_command(gateway_cmd)

@@ -140,7 +140,9 @@ class Lowerer:
 
     @staticmethod
     def _cond(text: str, negate: bool, compiled: Any) -> ir.Condition:
-        return ir.Condition(text, negate, compiled.fn, compiled.explain, frozenset(compiled.references))
+        return ir.Condition(
+            text, negate, compiled.fn, compiled.explain, frozenset(compiled.references), compiled
+        )
 
     def _mark(self, ev: ast.EventSel) -> str:
         if ev.by == "labelled":

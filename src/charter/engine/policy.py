@@ -45,6 +45,9 @@ class Condition:
     fn: CondFn
     explain: Callable[[Mapping[str, Any]], list[tuple[str, Any]]] | None = None
     references: frozenset[str] = frozenset()
+    #: the checked CEL program (charter.cel's ``Compiled``: its AST and declarations), read by
+    #: charter.analysis to encode the condition for a solver; None for hand-built conditions
+    checked: Any = field(default=None, compare=False, repr=False)
     #: it reads the run's history (``run.steps``, ``run.labels``): unknown without ``context.run``
     reads_history: bool = field(default=False, init=False, compare=False, repr=False)
 
