@@ -24,6 +24,7 @@ ROOT = Path(__file__).parents[2]
         "docs/index.md",
         "docs/api.md",
         "docs/humans.md",
+        "docs/semantics.md",
     ],
 )
 def test_documented_examples_match_real_output(doc: str) -> None:
