@@ -25,6 +25,7 @@ ROOT = Path(__file__).parents[2]
         "docs/api.md",
         "docs/humans.md",
         "docs/export.md",
+        "docs/semantics.md",
     ],
 )
 def test_documented_examples_match_real_output(doc: str) -> None:

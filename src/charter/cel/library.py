@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from charter.cel import ext_encoders, ext_lists, ext_math, ext_strings, network, optionals, timelib
+from charter.cel import (
+    ext_encoders,
+    ext_lists,
+    ext_math,
+    ext_strings,
+    network,
+    optionals,
+    provenance,
+    timelib,
+)
 from charter.cel.limits import text_cost
 from charter.cel.signatures import Function, fn
 from charter.cel.stdlib import (
@@ -78,6 +87,13 @@ STANDARD: list[Function] = [
        examples=["'ACME-7'.matches('^[A-Z]+-[0-9]+$')", "'send money'.matches(r'\\bsend\\b')"]),
     fn("matches", _matches_placeholder, "(string, string) -> bool", cost=_text_cost,
        examples=["matches('abc', 'b')"]),
+    fn("labels", provenance.placeholder, "(A) -> list(string)",
+       doc="the provenance labels of an argument or element (sorted); [] for a computed value",
+       examples=["labels('computed') == []"]),
+    fn("sources", provenance.placeholder, "(A) -> list(map(string, dyn))",
+       doc="where an argument or element came from: kind (user, agent, call, unknown), call, tool, "
+           "field, labels, inputs; one unknown source for a value without provenance",
+       examples=["sources('computed')[0].kind == 'unknown'"]),
 ]  # fmt: skip
 
 _ACCESSOR_DOCS = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from charter.cel import optionals
+from charter.cel import optionals, provenance
 from charter.cel.library import GLOBALS, MEMBERS
 from charter.cel.limits import FREE_TEXT, Budget, Limits, elements_cost, text_cost
 from charter.cel.regex import Matcher, cached_pattern, compile_pattern
@@ -323,6 +323,10 @@ class Compiler:
             return unbound
         if name == "matches":
             return self._matches(args, literal_pattern)
+        if (name == "labels" or name == "sources") and len(args) == 1:
+            of = provenance.labels_of if name == "labels" else provenance.sources_of
+            value = args[0]
+            return lambda st: of(st.act, value(st))
         impl = f.impl
         cost = f.cost
         if cost is None:

@@ -25,6 +25,7 @@ from charter.cel import (
 )
 from charter.cel.library import GLOBALS, MACROS
 from charter.cel.parser import ParseFailure, parse
+from charter.cel.provenance import SOURCE_TYPE
 from charter.cel.syntax import Call, Node, children
 from charter.cel.values import TYPE_NAMES
 from charter.diagnostics import Code, Diagnostic, Span, error
@@ -313,11 +314,12 @@ def definitions(
                     error(Code.E202_DUPLICATE, f"parameter '{p.name.value}' is declared twice", p.name.span)
                 )
                 bad = True
-            t = (
-                CelType.LIST(cel_type(p.type.element, diags))
-                if p.type.name == "set" and p.type.element
-                else cel_type(p.type, diags)
-            )
+            if p.type.name == "source" and p.type.element is None:
+                t = SOURCE_TYPE  # what sources(v) lists: a type for parameters only
+            elif p.type.name == "set" and p.type.element:
+                t = CelType.LIST(cel_type(p.type.element, diags))
+            else:
+                t = cel_type(p.type, diags)
             params.append((p.name.value, t))
         if bad:
             continue

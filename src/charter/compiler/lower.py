@@ -16,6 +16,7 @@ from charter.compiler.typecheck import (
 )
 from charter.diagnostics import Code, Diagnostic, error
 from charter.engine import policy as ir
+from charter.engine.provenance import RESERVED_LABELS
 from charter.enums import (
     ActionKind,
     Calendar,
@@ -485,6 +486,17 @@ class Lowerer:
     def _result(self, entry: RuleEntry, env: dict[str, Any]) -> None:
         then: ast.OutcomeSpec = entry.one("then").outcome
         labels = frozenset(n.value for n in then.labels)
+        for n in then.labels:
+            if n.value in RESERVED_LABELS:
+                self.diags.append(
+                    error(
+                        Code.E402_BAD_VALUE,
+                        f"the label '{n.value}' is reserved: only the engine gives it",
+                        n.span,
+                        "'planned' and 'unknown' are derived from a value's sources; choose another label",
+                    )
+                )
+        labels -= RESERVED_LABELS
         outcome: Outcome | None = None
         if then.kind in ("halt", "escalate", "deny"):
             outcome = _SPEC_OUTCOME[then.kind]

@@ -51,6 +51,14 @@ class Action(BaseModel):
         max_length=MAX_ITEMS,
         description="Provenance labels per argument, e.g. {'recipient': ['untrusted']}",
     )
+    call_id: str | None = Field(
+        default=None, min_length=1, max_length=MAX_ID, description="The orchestrator's id of this call"
+    )
+    provenance: dict[str, Any] | None = Field(
+        default=None,
+        description="Per argument (per element for a list): {'sources': [{'from': 'user'|'agent'} | "
+        "{'call': ID, 'field'?: PATH}], 'labels': [...]}; checked by the request validator",
+    )
 
 
 class Context(BaseModel):

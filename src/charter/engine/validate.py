@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from charter.engine.provenance import Entry, check_call_id, check_provenance
 from charter.engine.request import MAX_ID, MAX_ITEMS, Request
 from charter.enums import ActionKind
 from charter.errors import RequestError, SettleError
@@ -99,6 +100,7 @@ class ValidRequest:
         "approval",
         "args",
         "attributes",
+        "call_id",
         "chain",
         "context_extra",
         "cost",
@@ -107,6 +109,7 @@ class ValidRequest:
         "idempotency_key",
         "kind",
         "labels",
+        "provenance",
         "roles",
         "run",
         "signals",
@@ -126,6 +129,10 @@ class ValidRequest:
     target: str
     args: Mapping[str, Any]
     labels: Mapping[str, tuple[str, ...]]
+    #: the orchestrator's id of this call (None: not given)
+    call_id: str | None
+    #: checked ``action.provenance`` (empty: none given; see charter.engine.provenance)
+    provenance: Mapping[str, Entry | tuple[Entry, ...]]
     workflow: str | None
     run: str | None
     tenant: str | None
@@ -163,6 +170,7 @@ class ValidRequest:
                 "target": self.target,
                 "args": dict(self.args),
                 "labels": {k: list(v) for k, v in self.labels.items()},
+                **self._provenance_dict(),
             },
             "context": ctx,
             "cost": dict(self.cost),
@@ -171,6 +179,18 @@ class ValidRequest:
             "idempotency_key": self.idempotency_key,
             "trace_id": self.trace_id,
         }
+
+    def _provenance_dict(self) -> dict[str, Any]:
+        """``call_id`` and ``provenance`` as given (absent when not given, so older digests hold)."""
+        out: dict[str, Any] = {}
+        if self.call_id is not None:
+            out["call_id"] = self.call_id
+        if self.provenance:
+            out["provenance"] = {
+                k: [e.to_dict() for e in v] if isinstance(v, tuple) else v.to_dict()
+                for k, v in self.provenance.items()
+            }
+        return out
 
     def digest(self, *, binding: bool = False) -> str:
         """SHA-256 of the request's canonical JSON, without its ``trace_id`` (a retry may come
@@ -357,6 +377,8 @@ def _by_model(request: Mapping[str, Any]) -> ValidRequest:
     a, act, ctx = m.actor, m.action, m.context
     r.actor_id, r.roles, r.attributes, r.chain, r.human = a.id, a.roles, a.attributes, a.chain, a.human
     r.kind, r.target, r.args, r.labels = act.kind, act.target, act.args, act.labels
+    r.call_id = check_call_id(act.call_id)
+    r.provenance = check_provenance(act.provenance, act.args)
     r.workflow, r.run, r.tenant, r.env = ctx.workflow, ctx.run, ctx.tenant, ctx.env
     r.time = ctx.time.timestamp() if ctx.time is not None else None
     r.context_extra = dict(ctx.model_extra or {})
@@ -442,6 +464,7 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
     if len(aid) > 256 or len(target) > 256:
         return None
     r = _new(ValidRequest)
+    r.call_id, r.provenance = None, _EMPTY  # the shape tier takes no provenance (the model tier does)
     r.actor_id = aid
     r.target = target
     deep = False  # a container (or many values) in args, attributes or context: the deep check

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from charter.cel.limits import DECISION_COST, Budget
+from charter.cel.provenance import PROVENANCE
 from charter.engine.policy import AgentInfo, CompiledPolicy, ToolInfo
+from charter.engine.provenance import ProvenanceTable
 from charter.engine.validate import ValidRequest
 from charter.enums import ActionKind, Scope
 
@@ -155,7 +157,9 @@ class View:
     def full_activation(self) -> dict[str, Any]:
         """A plain dict with every root built (to extend with more names)."""
         act = self.activation()
-        return {name: act[name] for name in ROOTS}
+        out = {name: act[name] for name in ROOTS}
+        out[PROVENANCE] = act.get(PROVENANCE)
+        return out
 
     def root(self, name: str) -> Any:
         """Build one root of the activation."""
@@ -182,7 +186,22 @@ class View:
         if name == "run":
             run = self.run
             return {"steps": run.steps if run else 0, "labels": sorted(run.labels) if run else []}
+        if name == PROVENANCE:
+            return self.provenance_table()
         raise KeyError(name)
+
+    def provenance_table(self) -> ProvenanceTable | None:
+        """What ``labels(x)`` and ``sources(x)`` read (None: no argument has provenance or labels).
+
+        ``agent`` sources are ``planned`` only when the run's labels are known and hold no
+        ``untrusted`` (the planner chose the value before reading untrusted content), else ``unknown``.
+        """
+        req = self.req
+        if not req.provenance and not req.labels:
+            return None
+        run = self.run
+        agent = "planned" if run is not None and "untrusted" not in run.labels else "unknown"
+        return ProvenanceTable(self.args, req.provenance, req.labels, agent)
 
     def _arg_labels(self) -> dict[str, list[str]]:
         """Labels per argument: every argument the tool declares (none: []), then any other labelled."""

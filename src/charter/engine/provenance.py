@@ -1,0 +1,282 @@
+"""Provenance of request arguments: `action.provenance` checked, and what labels() and sources() read.
+
+A request may say, per argument and per list element, where a value came from (``sources``: the
+user, the agent, or an earlier call's result) and which labels it carries. This module checks
+that structure (one validator, called by :func:`charter.engine.validate.validate_request`) and
+answers ``labels(x)`` / ``sources(x)`` for the values of one decision (docs/semantics.md,
+"Provenance").
+
+INVARIANT (closed by default): a value without provenance has no labels and one ``unknown``
+source; derived labels ``planned`` and ``unknown`` come only from the engine, never a request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from charter.errors import RequestError
+
+__all__ = [
+    "MAX_ELEMENTS",
+    "MAX_PATH",
+    "MAX_PER_VALUE",
+    "RESERVED_LABELS",
+    "Entry",
+    "ProvenanceTable",
+    "Source",
+    "check_call_id",
+    "check_provenance",
+]
+
+#: labels only the engine derives (E402 in a ``then label``, a RequestError in a request)
+RESERVED_LABELS = frozenset({"planned", "unknown"})
+#: sources and labels of one value
+MAX_PER_VALUE = 16
+#: entries of one list argument
+MAX_ELEMENTS = 256
+#: entries in one request (every argument and element together)
+MAX_TOTAL = 10_000
+#: characters of a call id, a label or a field path
+MAX_PATH = 256
+#: names in a field path (``a.b.c``)
+MAX_PATH_PARTS = 16
+
+_FROM = frozenset({"user", "agent"})
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a value came from: ``user``, ``agent``, or ``call`` (an earlier call, a field of its result)."""
+
+    kind: str
+    call: str = ""
+    field: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        """The request form of this source."""
+        if self.kind != "call":
+            return {"from": self.kind}
+        return {"call": self.call, "field": self.field} if self.field else {"call": self.call}
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """The provenance a request gives one value: its labels and its sources."""
+
+    labels: tuple[str, ...] = ()
+    sources: tuple[Source, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The request form of this entry."""
+        return {"labels": list(self.labels), "sources": [s.to_dict() for s in self.sources]}
+
+
+def _fail(where: str, msg: str) -> RequestError:
+    return RequestError(f"request field '{where}': {msg}", where)
+
+
+def check_call_id(call_id: Any) -> str | None:
+    """``action.call_id``: None or an id of 1 to 256 characters."""
+    if call_id is None:
+        return None
+    if call_id.__class__ is not str or not 0 < len(call_id) <= MAX_PATH:
+        raise _fail("action.call_id", f"an id of 1 to {MAX_PATH} characters")
+    return call_id
+
+
+def _name(v: Any, where: str, what: str) -> str:
+    if v.__class__ is not str or not 0 < len(v) <= MAX_PATH:
+        raise _fail(where, f"{what} must be a text of 1 to {MAX_PATH} characters")
+    return v
+
+
+def _path(v: Any, where: str) -> str:
+    path = _name(v, where, "a field path")
+    parts = path.split(".")
+    if len(parts) > MAX_PATH_PARTS or any(not p for p in parts):
+        raise _fail(where, f"a field path is 1 to {MAX_PATH_PARTS} names separated by '.'")
+    return path
+
+
+def _entry(e: Any, where: str) -> Entry:
+    if e.__class__ is not dict:
+        raise _fail(where, "a provenance entry is an object with 'sources' and/or 'labels'")
+    extra = set(e) - {"sources", "labels"}
+    if extra:
+        raise _fail(where, f"unknown key {sorted(extra)[0]!r} (an entry has 'sources' and 'labels')")
+    labels = e.get("labels", [])
+    if labels.__class__ is not list or len(labels) > MAX_PER_VALUE:
+        raise _fail(f"{where}.labels", f"a list of at most {MAX_PER_VALUE} labels")
+    for lab in labels:
+        _name(lab, f"{where}.labels", "a label")
+        if lab in RESERVED_LABELS:
+            raise _fail(f"{where}.labels", f"'{lab}' is reserved: only the engine gives it")
+    sources = e.get("sources", [])
+    if sources.__class__ is not list or len(sources) > MAX_PER_VALUE:
+        raise _fail(f"{where}.sources", f"a list of at most {MAX_PER_VALUE} sources")
+    out: list[Source] = []
+    for i, s in enumerate(sources):
+        sw = f"{where}.sources[{i}]"
+        if s.__class__ is not dict:
+            raise _fail(sw, 'a source is {"from": "user" | "agent"} or {"call": ID, "field"?: PATH}')
+        if "from" in s:
+            if len(s) != 1 or s["from"] not in _FROM:
+                raise _fail(sw, 'a source "from" is "user" or "agent", alone')
+            out.append(Source(s["from"]))
+        elif "call" in s:
+            if set(s) - {"call", "field"}:
+                raise _fail(sw, 'a call source has "call" and optionally "field"')
+            call = _name(s["call"], f"{sw}.call", "a call id")
+            field = _path(s["field"], f"{sw}.field") if "field" in s else ""
+            out.append(Source("call", call, field))
+        else:
+            raise _fail(sw, 'a source is {"from": "user" | "agent"} or {"call": ID, "field"?: PATH}')
+    return Entry(tuple(sorted(set(labels))), tuple(out))
+
+
+def check_provenance(provenance: Any, args: Mapping[str, Any]) -> Mapping[str, Entry | tuple[Entry, ...]]:
+    """``action.provenance`` checked against the arguments: one entry for a scalar or object, one
+    per element for a list (lengths must match); raises RequestError (never an allow)."""
+    if provenance is None:
+        return {}
+    if provenance.__class__ is not dict or len(provenance) > MAX_ELEMENTS:
+        raise _fail("action.provenance", f"an object of at most {MAX_ELEMENTS} arguments")
+    out: dict[str, Entry | tuple[Entry, ...]] = {}
+    total = 0
+    for name, spec in provenance.items():
+        where = f"action.provenance.{name}"
+        if name.__class__ is not str or name not in args:
+            raise _fail(where, f"no argument {str(name)[:40]!r} in action.args")
+        value = args[name]
+        if value.__class__ is list or value.__class__ is tuple:
+            if spec.__class__ is not list:
+                raise _fail(where, "a list argument needs one entry per element (a list)")
+            if len(spec) != len(value):
+                raise _fail(where, f"{len(spec)} entries for a list of {len(value)} elements")
+            if len(spec) > MAX_ELEMENTS:
+                raise _fail(where, f"at most {MAX_ELEMENTS} elements carry provenance")
+            total += len(spec)
+            if total > MAX_TOTAL:
+                raise _fail("action.provenance", f"more than {MAX_TOTAL} entries")
+            out[name] = tuple(_entry(e, f"{where}[{i}]") for i, e in enumerate(spec))
+        else:
+            total += 1
+            out[name] = _entry(spec, where)
+    return out
+
+
+# ---- the values of one decision ---------------------------------------------------------------
+
+
+def _trackable(v: Any) -> bool:
+    """Whether a value is its own object: singletons and values Python caches (booleans, null,
+    small integers, texts of 0-1 characters) could be computed by a condition, so they carry none."""
+    t = v.__class__
+    if t is str:
+        return len(v) > 1
+    if t is int:
+        return not -5 <= v <= 256
+    return t is float or t is list or t is dict or t is tuple
+
+
+_AMBIGUOUS = Entry(("\x00",))
+
+
+class ProvenanceTable:
+    """``labels(x)`` and ``sources(x)`` for one decision's argument values, by object identity.
+
+    A value computed in a condition is a new object, so it has no provenance (closed). A value
+    registered twice with different provenance (the same object in two places) gets none.
+    """
+
+    __slots__ = ("_agent", "_by_id", "_source_dicts")
+
+    def __init__(
+        self,
+        args: Mapping[str, Any],
+        provenance: Mapping[str, Entry | tuple[Entry, ...]],
+        whole: Mapping[str, tuple[str, ...]],
+        agent_label: str,
+    ) -> None:
+        self._by_id: dict[int, tuple[Any, Entry, tuple[str, ...]]] = {}
+        self._source_dicts: dict[Source, dict[str, Any]] = {}
+        self._agent = agent_label
+        derived = {"user": "user", "agent": agent_label}
+        for name, value in args.items():
+            given = tuple(lab for lab in whole.get(name, ()) if lab not in RESERVED_LABELS)
+            spec = provenance.get(name)
+            if spec is None:
+                if given:
+                    entry = Entry(given)
+                    labs = tuple(sorted(set(given)))
+                    self._add(value, entry, labs)
+                    if value.__class__ is list:
+                        for x in value:
+                            self._add(x, entry, labs)
+                continue
+            if isinstance(spec, Entry):
+                self._add(value, spec, self._labels(spec, given, derived))
+                continue
+            if not isinstance(value, list | tuple) or len(value) != len(spec):
+                continue  # not the shape the validator checked (coerced?): no provenance, closed
+            common: set[str] | None = None
+            sources: list[Source] = []
+            for x, e in zip(value, spec, strict=True):
+                labs = self._labels(e, given, derived)
+                self._add(x, e, labs)
+                common = set(labs) if common is None else common & set(labs)
+                sources.extend(e.sources)
+            # a list is only as trusted as its least trusted element
+            self._add(value, Entry((), tuple(sources)), tuple(sorted(common or ())))
+
+    @staticmethod
+    def _labels(e: Entry, given: tuple[str, ...], derived: Mapping[str, str]) -> tuple[str, ...]:
+        out = set(e.labels) | set(given)
+        for s in e.sources:
+            # a call's result labels come from run history (issue 18 step 5); until then unknown
+            out.add(derived.get(s.kind, "unknown"))
+        return tuple(sorted(out))
+
+    def _add(self, value: Any, entry: Entry, labels: tuple[str, ...]) -> None:
+        if not _trackable(value):
+            return
+        key = id(value)
+        old = self._by_id.get(key)
+        if old is not None and (old[1] != entry or old[2] != labels):
+            entry, labels = _AMBIGUOUS, ()
+        self._by_id[key] = (value, entry, labels)
+
+    def _find(self, value: Any) -> tuple[Entry, tuple[str, ...]] | None:
+        found = self._by_id.get(id(value))
+        if found is None or found[0] is not value or found[1] is _AMBIGUOUS:
+            return None
+        return found[1], found[2]
+
+    def labels(self, value: Any) -> list[str]:
+        """The labels of a value (sorted); [] for a value without provenance."""
+        found = self._find(value)
+        return list(found[1]) if found is not None else []
+
+    def sources(self, value: Any) -> list[dict[str, Any]] | None:
+        """The sources of a value; None for a value without any (the caller says ``unknown``)."""
+        found = self._find(value)
+        if found is None or not found[0].sources:
+            return None
+        return [self._source(s) for s in found[0].sources]
+
+    def _source(self, s: Source) -> dict[str, Any]:
+        d = self._source_dicts.get(s)
+        if d is None:
+            label = {"user": "user", "agent": self._agent}.get(s.kind, "unknown")
+            d = {
+                "kind": s.kind,
+                "call": s.call,
+                "tool": "",
+                "field": s.field,
+                "labels": [label],
+                "inputs": [],
+            }
+            self._source_dicts[s] = d
+        return d
