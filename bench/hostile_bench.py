@@ -93,10 +93,13 @@ def _post(conn: http.client.HTTPConnection, body: bytes, token: str) -> int:
     return r.status
 
 
-def _hostile(port: int, stop: Any, out: Any) -> None:
+def _hostile(port: int, stop: Any, ready: Any, out: Any) -> None:
     body = json.dumps(_request()).encode()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    times, codes = [], Counter()
+    times: list[float] = []
+    codes: Counter[int] = Counter()
+    _post(conn, body, HOSTILE_TOKEN)
+    ready.put(True)
     while not stop.is_set():
         t0 = time.perf_counter()
         codes[_post(conn, body, HOSTILE_TOKEN)] += 1
@@ -134,11 +137,12 @@ def measure(port: int, hostile: int, seconds: float) -> dict[str, Any]:
     """Victim alone, then victim while ``hostile`` processes loop the largest admitted request."""
     alone, _ = victim(port, seconds)
     ctx = mp.get_context("spawn")
-    stop, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_hostile, args=(port, stop, out)) for _ in range(hostile)]
+    stop, ready, out = ctx.Event(), ctx.Queue(), ctx.Queue()
+    procs = [ctx.Process(target=_hostile, args=(port, stop, ready, out)) for _ in range(hostile)]
     for p in procs:
         p.start()
-    time.sleep(1.0)  # the hostile loop is running
+    for _ in procs:  # every hostile loop is running
+        ready.get(timeout=120)
     loaded, vcodes = victim(port, seconds)
     stop.set()
     htimes: list[float] = []

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -69,6 +70,8 @@ class ApiError(Exception):
 #: Bodies above this many bytes are "heavy": read on the loop, then parsed, validated and decided
 #: on the heavy worker, so the event loop keeps answering small requests (docs/security.md).
 HEAVY_BODY = 64 * 1024
+#: The interpreter's GIL switch interval while the sidecar runs (see Sidecar.lifespan).
+SWITCH_INTERVAL_S = 0.001
 
 
 #: json.dumps(data, separators=(",", ":"), default=str), without building an encoder per call.
@@ -505,6 +508,12 @@ class Sidecar:
             self.pool = ThreadPoolExecutor(self._threads, thread_name_prefix="charter-io")
             self.heavy = ThreadPoolExecutor(1, thread_name_prefix="charter-heavy")
             self._pool_closed = False
+        # The heavy worker holds the GIL for up to a decision's budget (~40 ms of CPU); the loop
+        # thread waiting for it gets it after the switch interval, and it waits once per I/O step
+        # of a small request. 1 ms instead of CPython's 5 ms keeps that wait short (it only
+        # matters while two threads want the GIL, so small decisions alone cost the same).
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, SWITCH_INTERVAL_S))
         self.rt.start()
         if self.rt.bridge is not None:
             await self.rt.bridge.start()
@@ -525,6 +534,7 @@ class Sidecar:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.heavy.shutdown(wait=False, cancel_futures=True)
             self._pool_closed = True
+            sys.setswitchinterval(switch)
             if self.rt.bridge is not None:
                 with contextlib.suppress(Exception):
                     await self.rt.bridge.stop()
