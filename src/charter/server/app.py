@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -57,9 +58,20 @@ def channel(request: HttpLike) -> Channel:
 class ApiError(Exception):
     """An error response: status, machine code, message and (for a malformed request) the field."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+    def __init__(
+        self, status: int, code: str, message: str, field: str | None = None, retry_after: int | None = None
+    ):
         super().__init__(message)
         self.status, self.code, self.field = status, code, field
+        #: seconds a refused caller should wait (a 429 carries it as Retry-After)
+        self.retry_after = retry_after
+
+
+#: Bodies above this many bytes are "heavy": read on the loop, then parsed, validated and decided
+#: on the heavy worker, so the event loop keeps answering small requests (docs/security.md).
+HEAVY_BODY = 64 * 1024
+#: The interpreter's GIL switch interval while the sidecar runs (see Sidecar.lifespan).
+SWITCH_INTERVAL_S = 0.001
 
 
 #: json.dumps(data, separators=(",", ":"), default=str), without building an encoder per call.
@@ -80,6 +92,8 @@ _INTERNAL = ApiError(500, "internal", "internal error; treat the action as not a
 
 def _error(exc: ApiError) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if exc.retry_after is not None:
+        headers = {"Retry-After": str(exc.retry_after)}
     body = {"error": str(exc), "code": exc.code, "field": exc.field}
     return Response(_dumps(body), exc.status, headers=headers, media_type="application/json")
 
@@ -102,6 +116,9 @@ class Sidecar:
         max_body: int = 1 << 20,
         time_limit_s: float = 2.0,
         threads: int = 64,
+        heavy_body: int = HEAVY_BODY,
+        heavy_per_caller: int = 1,
+        heavy_queue: int = 8,
     ):
         if not no_auth and not tokens:
             raise ValueError("no bearer tokens configured (give --tokens or CHARTER_TOKENS, or --no-auth)")
@@ -114,6 +131,14 @@ class Sidecar:
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="charter-io")
         #: MemoryStore calls never block: run them on the loop (no thread hop on the hot path).
         self.inline = type(runtime.store) is MemoryStore
+        #: heavy requests (body over ``heavy_body`` bytes) are decided on one worker thread, at most
+        #: ``heavy_per_caller`` in flight per caller and ``heavy_queue`` in all (429 beyond): a caller
+        #: sending the largest admitted input cannot hold the event loop or queue unbounded work.
+        self.heavy_body = min(heavy_body, max_body)
+        self.heavy_per_caller = heavy_per_caller
+        self.heavy_queue = heavy_queue
+        self.heavy = ThreadPoolExecutor(1, thread_name_prefix="charter-heavy")
+        self._heavy_in: dict[str, int] = {}
         self.spec = wire.openapi(__version__)
 
     # ---- plumbing ------------------------------------------------------------------------------
@@ -141,6 +166,18 @@ class Sidecar:
 
     async def body(self, request: HttpLike) -> Any:
         """The JSON body, at most ``max_body`` bytes (413), valid JSON (400)."""
+        return self.parse(await self.raw(request))
+
+    @staticmethod
+    def parse(raw: bytes) -> Any:
+        """``raw`` as JSON (400 if it is not)."""
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError):
+            raise ApiError(400, "bad-json", "request body is not valid JSON", "body") from None
+
+    async def raw(self, request: HttpLike) -> bytes:
+        """The body's bytes, at most ``max_body`` (413)."""
         cl = request.headers.get("content-length")
         if cl is not None:
             if not cl.isdigit():
@@ -156,10 +193,7 @@ class Sidecar:
                     raise ApiError(413, "too-large", f"request body over {self.max_body} bytes")
                 parts.append(chunk)
             raw = b"".join(parts)
-        try:
-            return json.loads(raw)
-        except (ValueError, RecursionError):
-            raise ApiError(400, "bad-json", "request body is not valid JSON", "body") from None
+        return raw
 
     async def model(self, request: HttpRequest, cls: type[BaseModel]) -> Any:
         """The body validated as a wire type (422 naming the field)."""
@@ -204,12 +238,10 @@ class Sidecar:
 
     # ---- deciding ------------------------------------------------------------------------------
     async def decide(self, request: HttpLike, who: Principal) -> Response:
-        data = await self.body(request)
-        if not isinstance(data, dict):
-            raise ApiError(422, "malformed", "the request must be a JSON object", "body")
-        parent = request.headers.get("traceparent")
-        if parent and data.get("trace_id") is None and TRACEPARENT.match(parent.strip().lower()):
-            data["trace_id"] = parent.strip().lower()  # W3C trace context: kept in the trace record
+        cl = request.headers.get("content-length")
+        if self.inline and (cl is None or not cl.isdigit() or int(cl) > self.heavy_body):
+            return await self._heavy(request, who)  # (an invalid Content-Length is refused there)
+        data = self._data(self.parse(await self.raw(request)), request)
         engine = self.rt.engine
         t0 = time.perf_counter()
         bridge = self.rt.bridge
@@ -225,6 +257,55 @@ class Sidecar:
             except asyncio.CancelledError:
                 fut.add_done_callback(lambda f: self._late(engine, f))
                 raise
+        self.rt.metrics.observe(d.outcome.value, time.perf_counter() - t0, d.failures)
+        return Response(_dumps(d.to_dict()), 200, media_type="application/json")
+
+    @staticmethod
+    def _data(data: Any, request: HttpLike) -> dict[str, Any]:
+        """The parsed body as a request object (422 if it is not one), with the W3C trace context."""
+        if not isinstance(data, dict):
+            raise ApiError(422, "malformed", "the request must be a JSON object", "body")
+        parent = request.headers.get("traceparent")
+        if parent and data.get("trace_id") is None and TRACEPARENT.match(parent.strip().lower()):
+            data["trace_id"] = parent.strip().lower()  # W3C trace context: kept in the trace record
+        return data
+
+    async def _heavy(self, request: HttpLike, who: Principal) -> Response:
+        """A heavy decide (memory store): a slot for the caller first (429 if it has its share in
+        flight or the worker's queue is full), then the body is read on the loop and parsed,
+        validated and decided on the heavy worker; the loop only waits."""
+        mine = self._heavy_in.get(who.name, 0)
+        if mine >= self.heavy_per_caller or sum(self._heavy_in.values()) >= self.heavy_queue:
+            await self.raw(request)  # drained (bytes only, bounded), so the connection stays usable
+            raise ApiError(
+                429,
+                "busy",
+                f"{who.name} already has {mine} large request(s) in flight (at most "
+                f"{self.heavy_per_caller}) or the large-request queue is full; retry later, "
+                "and treat the action as not allowed until then",
+                retry_after=1,
+            )
+        self._heavy_in[who.name] = mine + 1
+        try:
+            raw = await self.raw(request)
+            engine = self.rt.engine
+            t0 = time.perf_counter()
+
+            def work() -> Any:
+                return self._decide(engine, self._data(self.parse(raw), request))
+
+            fut = asyncio.get_running_loop().run_in_executor(self.heavy, work)
+            try:
+                d = await asyncio.shield(fut)
+            except asyncio.CancelledError:
+                fut.add_done_callback(lambda f: self._late(engine, f))
+                raise
+        finally:
+            left = self._heavy_in[who.name] - 1
+            if left:
+                self._heavy_in[who.name] = left
+            else:
+                del self._heavy_in[who.name]
         self.rt.metrics.observe(d.outcome.value, time.perf_counter() - t0, d.failures)
         return Response(_dumps(d.to_dict()), 200, media_type="application/json")
 
@@ -425,7 +506,14 @@ class Sidecar:
         """Start the policy watcher and the SIGHUP handler; close everything on shutdown."""
         if self._pool_closed:  # a second lifespan (test clients) gets a fresh pool
             self.pool = ThreadPoolExecutor(self._threads, thread_name_prefix="charter-io")
+            self.heavy = ThreadPoolExecutor(1, thread_name_prefix="charter-heavy")
             self._pool_closed = False
+        # The heavy worker holds the GIL for up to a decision's budget (~40 ms of CPU); the loop
+        # thread waiting for it gets it after the switch interval, and it waits once per I/O step
+        # of a small request. 1 ms instead of CPython's 5 ms keeps that wait short (it only
+        # matters while two threads want the GIL, so small decisions alone cost the same).
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, SWITCH_INTERVAL_S))
         self.rt.start()
         if self.rt.bridge is not None:
             await self.rt.bridge.start()
@@ -444,7 +532,9 @@ class Sidecar:
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(signal.SIGHUP)
             self.pool.shutdown(wait=False, cancel_futures=True)
+            self.heavy.shutdown(wait=False, cancel_futures=True)
             self._pool_closed = True
+            sys.setswitchinterval(switch)
             if self.rt.bridge is not None:
                 with contextlib.suppress(Exception):
                     await self.rt.bridge.stop()
@@ -455,7 +545,7 @@ class Sidecar:
         app = SidecarApp(
             self.route("decide", self.decide),
             inline=self.inline,
-            max_body=self.max_body,
+            max_body=self.heavy_body if self.inline else self.max_body,
             internal_error=lambda: _error(_INTERNAL),
             routes=[*self.routes(), *Inbox(self).routes()],
             lifespan=self.lifespan,

@@ -137,6 +137,7 @@ class SidecarApp(Starlette):
         self._decide = decide
         #: the store never blocks (memory): a decision can be answered without leaving the caller
         self.inline = inline
+        #: the largest body answered in the protocol (proto.py); larger ones take the ASGI path
         self.max_body = max_body
         self._internal_error = internal_error
 

@@ -243,7 +243,17 @@ def openapi(version: str) -> dict[str, Any]:
     v = f"/{API_VERSION}"
     paths: dict[str, Any] = {
         f"{v}/decide": {
-            "post": _op("Decide", "orchestrator, admin", ("DecisionModel", "The decision"), "Request")
+            "post": _op(
+                "Decide",
+                "orchestrator, admin",
+                ("DecisionModel", "The decision"),
+                "Request",
+                {
+                    "429": _json(
+                        "ErrorBody", "The caller already has a large request in flight; see Retry-After"
+                    )
+                },
+            )
         },
         f"{v}/settle": {
             "post": _op(
