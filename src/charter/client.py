@@ -7,7 +7,7 @@ import json
 import threading
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 from charter.engine.decision import BoundaryCheck, Decision, Failure, RuleHit
 from charter.engine.engine import Settlement
@@ -90,11 +90,7 @@ class Client:
         on_transport_error: str = "raise",
         headers: Mapping[str, str] | None = None,
     ):
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(f"sidecar URL must be http:// or https://, not {url!r}")
-        if on_transport_error not in ("raise", "deny"):
-            raise ValueError("on_transport_error is 'raise' or 'deny'")
+        parts = _checked_settings(url, on_transport_error)
         self.url = url.rstrip("/")
         self._https = parts.scheme == "https"
         self._host = parts.hostname or "127.0.0.1"
@@ -203,6 +199,16 @@ class Client:
         return dict(self.request("GET", "/readyz"))
 
 
+def _checked_settings(url: str, on_transport_error: str) -> SplitResult:
+    """The sidecar URL split, after refusing what neither client can use (both clients' settings)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"sidecar URL must be http:// or https://, not {url!r}")
+    if on_transport_error not in ("raise", "deny"):
+        raise ValueError("on_transport_error is 'raise' or 'deny'")
+    return parts
+
+
 def _unreachable(exc: Exception) -> Decision:
     """The ``deny`` decision of ``on_transport_error="deny"``: records why nothing was decided."""
     return Decision(
@@ -255,11 +261,7 @@ class AsyncClient:
     ):
         import httpx
 
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(f"sidecar URL must be http:// or https://, not {url!r}")
-        if on_transport_error not in ("raise", "deny"):
-            raise ValueError("on_transport_error is 'raise' or 'deny'")
+        _checked_settings(url, on_transport_error)
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.on_transport_error = on_transport_error
