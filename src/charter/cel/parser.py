@@ -52,7 +52,8 @@ _TOKENS = re.compile(
     """,
     re.X | re.S,
 )
-_RESERVED = frozenset(
+#: Words CEL reserves (the spec's lexis): never identifiers, also kept from charter's own names.
+RESERVED_WORDS = frozenset(
     [
         "as",
         "break",
@@ -446,7 +447,7 @@ class _Parser:
                 return Lit(t.start, t.end, name == "true")
             if name == "null":
                 return Lit(t.start, t.end, None)
-            if name in _RESERVED or name == "in":
+            if name in RESERVED_WORDS or name == "in":
                 raise self.error(t, f"'{name}' is a reserved word")
             if self.at("("):
                 self.next()

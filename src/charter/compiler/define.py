@@ -24,7 +24,7 @@ from charter.cel import (
     define,
 )
 from charter.cel.library import GLOBALS, MACROS
-from charter.cel.parser import ParseFailure, parse
+from charter.cel.parser import RESERVED_WORDS, ParseFailure, parse
 from charter.cel.provenance import SOURCE_TYPE
 from charter.cel.syntax import Call, Node, children
 from charter.cel.values import TYPE_NAMES
@@ -58,24 +58,8 @@ RESERVED = frozenset(
         "false",
         "null",
         "in",
-        "as",
-        "break",
-        "const",
-        "continue",
-        "else",
-        "for",
-        "function",
-        "if",
-        "import",
-        "let",
-        "loop",
-        "package",
-        "namespace",
-        "return",
-        "var",
-        "void",
-        "while",
     }
+    | RESERVED_WORDS
 )
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SCALARS = {
