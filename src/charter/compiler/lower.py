@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from charter.cel.provenance import PROVENANCE
 from charter.compiler.resolve import RuleEntry, Symbols
 from charter.compiler.typecheck import (
     ConditionCompiler,
@@ -135,7 +136,7 @@ class Lowerer:
                 compiled = self.conds.compile(c.text, env, c.text_span, self.diags)
                 if compiled is not None:
                     out.append(self._cond(c.text, name == "unless", compiled))
-                    if any(r == "run" or r.startswith("run.") for r in compiled.references):
+                    if _reads_run(compiled.references):
                         self.out.uses_run_state = True
         return tuple(out)
 
@@ -399,7 +400,7 @@ class Lowerer:
         compiled = self.conds.compile(clause.text, env, clause.text_span, self.diags, numeric=True)
         if compiled is None:
             return None
-        if any(r == "run" or r.startswith("run.") for r in compiled.references):
+        if _reads_run(compiled.references):
             self.out.uses_run_state = True
         return self._cond(clause.text, False, compiled)
 
@@ -516,10 +517,17 @@ class Lowerer:
                 outcome=outcome,
                 stop_scope=self._halt_scope(entry, outcome, then.scope) if outcome is not None else None,
                 labels=labels,
+                fields=frozenset(f.value for f in then.fields),
                 fail=self._fail(entry),
                 **self._shared(entry, env),
             )
         )
+
+
+def _reads_run(references: frozenset[str]) -> bool:
+    """A condition that reads the run's state: ``run`` itself, or provenance (an ``agent`` source
+    is ``planned`` only while the run's labels hold no ``untrusted``: they must be read)."""
+    return any(r == "run" or r.startswith("run.") or r == PROVENANCE for r in references)
 
 
 def to_micros(amount: float | Decimal) -> int:

@@ -169,6 +169,8 @@ class Engine:
             except StoreError as exc:
                 return self._conclude(did, view, _failed(Ruling(_NO_VERDICT), f"state store: {exc}"), t0)
             view.run = RunView(rs.steps, rs.labels, rs.marks)
+        if req.provenance and req.run:
+            view.calls = self._settler.call_lookup(req.run)
         # 3. select and plan (the planner's memo read inline: Planner.plan's key, a frame less)
         plan = self._plans.get(
             (
@@ -195,7 +197,7 @@ class Engine:
                 # (INVARIANT: what _conclude gives it; tests/unit/test_specialised.py compares)
                 if outcome is _ALLOW:
                     keep_run = self._keep_run
-                    if keep_run is not None:
+                    if keep_run is not None and req.call_id is None:
                         keep_run(did, req.run)
                     else:
                         self._settler.keep(did, None, view)

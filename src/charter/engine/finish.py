@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from time import perf_counter
 from typing import Any
 
+from charter.cel.provenance import PROVENANCE
 from charter.engine.decision import BoundaryCheck, Decision, Failure, RuleHit
 from charter.engine.evaluate import Verdict
 from charter.engine.policy import Rule
@@ -110,7 +111,30 @@ def evidence(
             pairs = cond.explain(act) if cond.explain is not None else [(cond.text, cond.fn(act))]
             for text, value in pairs:
                 vals.append((("unless " if cond.negate else "") + text, _plain(value)))
+        if any(PROVENANCE in c.references for c in rule.conditions):
+            vals.extend(_provenance_read(rule, view, act))
         out[hit.id] = vals
+    return out
+
+
+def _provenance_read(rule: Rule, view: View, act: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """What a rule that reads ``labels()`` / ``sources()`` rested on: the labels and sources of
+    each argument its conditions name (per element for a list), and the earlier calls they
+    named (their tool and result labels, or ``unknown``)."""
+    table = act.get(PROVENANCE)
+    if table is None:
+        return [("provenance", "none given")]
+    names = sorted(
+        {r.split(".")[1] for c in rule.conditions for r in c.references if r.startswith("args.") and "." in r}
+    )
+    out: list[tuple[str, Any]] = []
+    for name in names:
+        if name in view.args:
+            try:
+                out.append((f"provenance of args.{name}", table.describe(view.args[name])))
+            except Exception as exc:  # a store fault: the rule already failed closed
+                out.append((f"provenance of args.{name}", f"error: {exc}"))
+    out.append(("provenance calls", table.read()))
     return out
 
 

@@ -263,6 +263,8 @@ class ResultCheck:
     mode: Mode = Mode.ENFORCE
     fail: FailMode = FailMode.DENY
     source: Source | None = None
+    #: ``then label L on F``: the result fields (paths) the labels are given to; empty: the whole result
+    fields: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,20 +12,25 @@ source; derived labels ``planned`` and ``unknown`` come only from the engine, ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from charter.cel.values import EvalError
 from charter.errors import RequestError
 
 __all__ = [
+    "CALL_RECORD",
     "MAX_ELEMENTS",
     "MAX_PATH",
     "MAX_PER_VALUE",
     "RESERVED_LABELS",
+    "CallLookup",
     "Entry",
     "ProvenanceTable",
     "Source",
+    "call_facts",
+    "call_key",
     "check_call_id",
     "check_provenance",
 ]
@@ -44,6 +49,36 @@ MAX_PATH = 256
 MAX_PATH_PARTS = 16
 
 _FROM = frozenset({"user", "agent"})
+
+#: the store record kind of what a settled call left for later provenance (see :func:`call_facts`)
+CALL_RECORD = "call"
+#: looks up the facts of an earlier call of the run by its call id (None: not settled in this run);
+#: may raise the store's error
+CallLookup = Callable[[str], "Mapping[str, Any] | None"]
+
+
+def call_key(run: str, call_id: str) -> str:
+    """The store record id of a call of a run (length-prefixed: no two (run, call) pairs collide)."""
+    return f"{len(run)}:{run}:{call_id}"
+
+
+def call_facts(
+    tool: str,
+    labels: frozenset[str] | set[str],
+    fields: Mapping[str, frozenset[str] | set[str]],
+    inputs: frozenset[str] | set[str],
+    at: float,
+) -> dict[str, Any]:
+    """What a settled call leaves for the values later calls take from its result: its tool, the
+    labels of its result (settlement and ``on result`` checks), the labels given to fields
+    (``then label L on F``), and ``inputs``, the labels of its own arguments."""
+    return {
+        "tool": tool,
+        "labels": sorted(labels),
+        "fields": {f: sorted(v) for f, v in sorted(fields.items())},
+        "inputs": sorted(inputs),
+        "at": at,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +226,7 @@ class ProvenanceTable:
     registered twice with different provenance (the same object in two places) gets none.
     """
 
-    __slots__ = ("_agent", "_by_id", "_source_dicts")
+    __slots__ = ("_agent", "_by_id", "_calls", "_fault", "_lookup", "_source_dicts", "inputs")
 
     def __init__(
         self,
@@ -199,10 +234,18 @@ class ProvenanceTable:
         provenance: Mapping[str, Entry | tuple[Entry, ...]],
         whole: Mapping[str, tuple[str, ...]],
         agent_label: str,
+        calls: CallLookup | None = None,
     ) -> None:
         self._by_id: dict[int, tuple[Any, Entry, tuple[str, ...]]] = {}
         self._source_dicts: dict[Source, dict[str, Any]] = {}
         self._agent = agent_label
+        self._lookup = calls
+        #: the facts of each earlier call a source names (None: not settled in this run)
+        self._calls: dict[str, Mapping[str, Any] | None] = {}
+        #: a store fault while looking up a call: every labels()/sources() is an error (closed)
+        self._fault = ""
+        #: every label of every argument and element (the ``inputs`` a later call's source reports)
+        self.inputs: set[str] = set()
         derived = {"user": "user", "agent": agent_label}
         for name, value in args.items():
             given = tuple(lab for lab in whole.get(name, ()) if lab not in RESERVED_LABELS)
@@ -211,6 +254,7 @@ class ProvenanceTable:
                 if given:
                     entry = Entry(given)
                     labs = tuple(sorted(set(given)))
+                    self.inputs.update(labs)
                     self._add(value, entry, labs)
                     if value.__class__ is list:
                         for x in value:
@@ -231,13 +275,42 @@ class ProvenanceTable:
             # a list is only as trusted as its least trusted element
             self._add(value, Entry((), tuple(sources)), tuple(sorted(common or ())))
 
-    @staticmethod
-    def _labels(e: Entry, given: tuple[str, ...], derived: Mapping[str, str]) -> tuple[str, ...]:
+    def _labels(self, e: Entry, given: tuple[str, ...], derived: Mapping[str, str]) -> tuple[str, ...]:
         out = set(e.labels) | set(given)
         for s in e.sources:
-            # a call's result labels come from run history (issue 18 step 5); until then unknown
-            out.add(derived.get(s.kind, "unknown"))
+            if s.kind == "call":
+                out.update(self._call_labels(s))
+            else:
+                out.add(derived[s.kind])
+        self.inputs.update(out)
         return tuple(sorted(out))
+
+    def _facts(self, call: str) -> Mapping[str, Any] | None:
+        """The facts an earlier call of the run left when it was settled (None: none)."""
+        if call in self._calls:
+            return self._calls[call]
+        facts = None
+        if self._lookup is not None:
+            try:
+                facts = self._lookup(call)
+            except Exception as exc:  # a store fault: nothing read here can be trusted
+                self._fault = f"provenance: call {call[:60]}: {exc}"
+        self._calls[call] = facts
+        return facts
+
+    def _call_labels(self, s: Source) -> tuple[str, ...]:
+        """A value from an earlier call's result: that result's labels, plus those ``on result``
+        checks gave the field it came from (or a field above it); ``unknown`` when the call was
+        not settled in this run (closed: the value proves nothing)."""
+        facts = self._facts(s.call)
+        if facts is None:
+            return ("unknown",)
+        out = tuple(facts.get("labels", ()))
+        if s.field:
+            for f, labs in facts.get("fields", {}).items():
+                if s.field == f or s.field.startswith(f + "."):
+                    out += tuple(labs)
+        return out
 
     def _add(self, value: Any, entry: Entry, labels: tuple[str, ...]) -> None:
         if not _trackable(value):
@@ -249,6 +322,8 @@ class ProvenanceTable:
         self._by_id[key] = (value, entry, labels)
 
     def _find(self, value: Any) -> tuple[Entry, tuple[str, ...]] | None:
+        if self._fault:
+            raise EvalError(self._fault)
         found = self._by_id.get(id(value))
         if found is None or found[0] is not value or found[1] is _AMBIGUOUS:
             return None
@@ -269,14 +344,44 @@ class ProvenanceTable:
     def _source(self, s: Source) -> dict[str, Any]:
         d = self._source_dicts.get(s)
         if d is None:
-            label = {"user": "user", "agent": self._agent}.get(s.kind, "unknown")
+            facts = self._facts(s.call) if s.kind == "call" else None
+            if s.kind != "call":
+                labels = [{"user": "user", "agent": self._agent}[s.kind]]
+            else:
+                labels = sorted(set(self._call_labels(s)))
             d = {
                 "kind": s.kind,
                 "call": s.call,
-                "tool": "",
+                "tool": str(facts.get("tool", "")) if facts is not None else "",
                 "field": s.field,
-                "labels": [label],
-                "inputs": [],
+                "labels": labels,
+                "inputs": list(facts.get("inputs", ())) if facts is not None else [],
             }
             self._source_dicts[s] = d
         return d
+
+    def describe(self, value: Any) -> Any:
+        """The labels and sources of a value (per element for a list), for evidence."""
+        if isinstance(value, list | tuple):
+            return [self.describe(x) for x in value]
+        found = self._find(value)
+        if found is None:
+            return {"labels": [], "sources": ["unknown"]}
+        return {"labels": list(found[1]), "sources": [s.to_dict() for s in found[0].sources]}
+
+    def read(self) -> dict[str, Any]:
+        """What this decision's provenance rested on, for evidence and the trace: the earlier
+        calls its sources named (tool and result labels, or ``unknown``) and any store fault."""
+        out: dict[str, Any] = {
+            "calls": {
+                c: (
+                    {"tool": f.get("tool", ""), "labels": list(f.get("labels", ()))}
+                    if f is not None
+                    else "unknown"
+                )
+                for c, f in sorted(self._calls.items())
+            }
+        }
+        if self._fault:
+            out["fault"] = self._fault
+        return out

@@ -11,6 +11,7 @@ from charter.engine.decision import BoundaryCheck, Failure, RuleHit
 from charter.engine.evaluate import ConditionError, check_conditions
 from charter.engine.observe import Observer
 from charter.engine.policy import CompiledPolicy, ResultCheck
+from charter.engine.provenance import CALL_RECORD, CallLookup, call_facts, call_key
 from charter.engine.stateful import MICROS, micros, set_stops, velocity_hits
 from charter.engine.validate import ValidRequest, check_settlement, validate_request
 from charter.engine.view import View, build_view
@@ -153,7 +154,7 @@ class Settler:
         replicas (``stored``: the decision's batch already wrote it). A failure to store it
         leaves the decision to be settled on this replica only."""
         req = view.req
-        if hold is None and self.lite:
+        if hold is None and self.lite and not (req.call_id and req.run):
             self.pending.keep_run(did, req.run)
             return None
         self.pending.keep(did, hold, view)
@@ -215,9 +216,16 @@ class Settler:
         if (spent or self.velocity_amounts) and self.velocity:
             self._count_velocity(view, spent, now, st)
         all_labels = set(labels)
+        whole = set(labels)
+        fields: dict[str, set[str]] = {}
         checks: tuple[ResultCheck, ...] = view.select(self.policy.index["results"])
         if checks:
-            all_labels |= self._result_checks(checks, view, st, outcome, labels, actual_map)
+            whole |= self._result_checks(checks, view, st, outcome, labels, actual_map, fields)
+            all_labels |= whole
+            for labs in fields.values():
+                all_labels |= labs
+        if req.run and req.call_id:
+            self._keep_call(view, req.run, req.call_id, whole, fields, now, st)
         if req.run and all_labels:
             try:
                 self.store.add_labels(f"run:{req.run}", frozenset(all_labels), now=now, ttl_s=LABELS_TTL_S)
@@ -235,8 +243,10 @@ class Settler:
         outcome: str,
         labels: tuple[str, ...],
         actual: dict[str, float],
+        fields: dict[str, set[str]],
     ) -> set[str]:
-        """Run the checks after an action; the labels they add to the run."""
+        """Run the checks after an action; the labels they give the whole result (those given
+        to fields, ``then label L on F``, are added to ``fields``)."""
         req = view.req
         act = view.full_activation()
         act["result"] = {
@@ -268,7 +278,11 @@ class Settler:
             )
             if chk.mode is Mode.SHADOW:
                 continue
-            added |= chk.labels
+            if chk.fields:
+                for f in chk.fields:
+                    fields.setdefault(f, set()).update(chk.labels)
+            else:
+                added |= chk.labels
             if chk.outcome is not None and (worst is None or chk.outcome.rank > worst.rank):
                 worst = chk.outcome
             if chk.outcome is Outcome.HALT:
@@ -278,6 +292,37 @@ class Settler:
         if stops:
             st.stops.extend(set_stops(self.store, stops, view, st.failures))
         return added
+
+    def call_lookup(self, run: str) -> CallLookup:
+        """The facts of a run's earlier settled calls, by call id (for provenance sources)."""
+        get = self.store.get_record
+
+        def lookup(call_id: str) -> Any:
+            got = get(CALL_RECORD, call_key(run, call_id))
+            return got[1] if got is not None else None
+
+        return lookup
+
+    def _keep_call(
+        self,
+        view: View,
+        run: str,
+        call_id: str,
+        labels: set[str],
+        fields: dict[str, set[str]],
+        now: float,
+        st: Settlement,
+    ) -> None:
+        """Keep what this call's result is worth to later provenance (see call_facts)."""
+        table = view.provenance_table()
+        inputs = table.inputs if table is not None else set()
+        facts = call_facts(view.target, labels, fields, inputs, now)
+        try:
+            self.store.put_record(CALL_RECORD, call_key(run, call_id), facts, ttl_s=LABELS_TTL_S)
+        except StoreError as exc:
+            st.failures.append(
+                Failure("state store", f"call {call_id[:60]}: {exc}", "its values prove nothing")
+            )
 
     def _settle_by_hold(
         self,
@@ -342,6 +387,8 @@ class Settler:
             return None
         req = validate_request(doc["request"])
         view = build_view(self.policy, req, float(doc.get("now") or self.clock()))
+        if req.provenance and req.run:
+            view.calls = self.call_lookup(req.run)
         return (doc.get("hold"), view)
 
     def _count_velocity(self, view: View, spent: Mapping[str, float], now: float, st: Settlement) -> None:

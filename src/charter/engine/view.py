@@ -9,7 +9,7 @@ from typing import Any
 from charter.cel.limits import DECISION_COST, Budget
 from charter.cel.provenance import PROVENANCE
 from charter.engine.policy import AgentInfo, CompiledPolicy, ToolInfo
-from charter.engine.provenance import ProvenanceTable
+from charter.engine.provenance import CallLookup, ProvenanceTable
 from charter.engine.validate import ValidRequest
 from charter.enums import ActionKind, Scope
 
@@ -77,6 +77,7 @@ class View:
         "ancestors",
         "args",
         "attributes",
+        "calls",
         "declared",
         "kind",
         "labels",
@@ -108,6 +109,8 @@ class View:
     signals: tuple[Mapping[str, Any], ...]
     now: float
     run: RunView | None
+    #: the facts of the run's earlier calls, for provenance sources that name one (None: no run)
+    calls: CallLookup | None
     _activation: dict[str, Any] | None
 
     @property
@@ -201,7 +204,7 @@ class View:
             return None
         run = self.run
         agent = "planned" if run is not None and "untrusted" not in run.labels else "unknown"
-        return ProvenanceTable(self.args, req.provenance, req.labels, agent)
+        return ProvenanceTable(self.args, req.provenance, req.labels, agent, self.calls)
 
     def _arg_labels(self) -> dict[str, list[str]]:
         """Labels per argument: every argument the tool declares (none: []), then any other labelled."""
@@ -361,6 +364,7 @@ def build_view(policy: CompiledPolicy, req: ValidRequest, now: float) -> View:
     v.signals = effective_signals(policy, req) if req.signals else ()
     v.now = now
     v.run = None
+    v.calls = None
     v._activation = None
     return v
 

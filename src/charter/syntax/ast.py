@@ -280,12 +280,14 @@ class Within(Node):
 
 
 class OutcomeSpec(Node):
-    """A response: allow, deny, ignore, halt [scope], escalate, require approval [from G], label L."""
+    """A response: allow, deny, ignore, halt [scope], escalate, require approval [from G], label L [on F]."""
 
     kind: Literal["allow", "deny", "ignore", "halt", "escalate", "require_approval", "label"]
     scope: Scope | None = None
     group: Name | None = None
     labels: tuple[Name, ...] = ()
+    #: ``label L on F, G``: the result fields the labels are given to (empty: the whole result)
+    fields: tuple[Name, ...] = ()
 
 
 class Trigger(Node):

@@ -336,4 +336,5 @@ class RuleParts(AstBase):
 
     @v_args(meta=True)
     def o_label(self, meta: Meta, ch: list[Any]) -> ast.OutcomeSpec:
-        return ast.OutcomeSpec(kind="label", labels=ch[0], span=self._meta_span(meta))
+        fields = ch[1] if len(ch) > 1 and ch[1] is not None else ()
+        return ast.OutcomeSpec(kind="label", labels=ch[0], fields=fields, span=self._meta_span(meta))

@@ -216,7 +216,9 @@ class _Printer:
         if o.kind == "require_approval":
             return prefix + "require approval" + (f" from {o.group.value}" if o.group else "")
         if o.kind == "label":
-            return self._names(prefix + "label ", o.labels, indent)
+            text = self._names(prefix + "label ", o.labels, indent)
+            # the fields stay on the last line of the labels ("on" starts them only there)
+            return text + " on " + ", ".join(f.value for f in o.fields) if o.fields else text
         return prefix + o.kind
 
     def _condition(self, keyword: str, text: str, indent: int) -> str:
