@@ -6,13 +6,14 @@ intent is the user's prompt in ``context.user_prompt``, provenance is one label 
 
 ``after`` is the same assistant with the language of docs/design/agent-security.md: run grants
 declared by the trusted caller before the run, provenance per element with named sources (the
-earlier call that produced a value), results kept in the run's history. Its requests are built
-here in the proposed wire form so phase B can plug the engine in; until the engine has the
-features (``Engine.begin_run``, ``action.provenance``) it is not ``ready`` and the runner says so.
+earlier call that produced a value), results kept in the run's history. It is ``ready`` when the
+engine has what it needs (``Engine.begin_run``, ``settle(result=...)``) and the policy is no
+longer a draft; until then ``why`` says what is missing and the runner refuses it.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +35,16 @@ class PolicySet(Protocol):
     """A policy and the request shape it expects."""
 
     name: str
-    #: False while the engine lacks what the set needs (then ``why`` says what)
-    ready: bool
-    why: str
+
+    @property
+    def ready(self) -> bool:
+        """False while the engine lacks what the set needs (then ``why`` says what)."""
+        ...
+
+    @property
+    def why(self) -> str:
+        """What the set lacks to run (empty when ready)."""
+        ...
 
     def policy_path(self) -> Path:
         """The directory of ``*.charter`` files."""
@@ -52,6 +60,10 @@ class PolicySet(Protocol):
 
     def settle_labels(self, scenario: Scenario, step: Step, prov: Provenance) -> list[str]:
         """The labels given when the step's call is settled."""
+        ...
+
+    def settle_result(self, step: Step) -> Mapping[str, Any] | None:
+        """The call's result as ``settle(result=...)`` takes it (None: not given)."""
         ...
 
 
@@ -92,15 +104,35 @@ class Before:
         """The result's labels."""
         return sorted(prov.result_labels)
 
+    def settle_result(self, step: Step) -> Mapping[str, Any] | None:
+        """Nothing: today's history keeps no results."""
+        return None
 
-def _source(src: str, run: str, calls: Mapping[str, str]) -> dict[str, Any]:
+
+def _source(src: str, run: str) -> dict[str, Any]:
+    """One source in the wire form; a call is named by its id only (the engine knows its tool
+    from its own record of the call, so the orchestrator cannot misname it)."""
     if src == USER:
         return {"from": "user"}
     if src == AGENT:
         return {"from": "agent"}
     step, field = source_step(src), source_field(src)
-    out = {"call": f"{run}:{step}", "tool": calls[step]}
+    out = {"call": f"{run}:{step}"}
     return out | {"field": field} if field else out
+
+
+def missing_features() -> list[str]:
+    """What the after set needs and this engine or checkout lacks (empty: it can run)."""
+    import charter
+
+    out = []
+    if not hasattr(charter.Engine, "begin_run"):
+        out.append("Engine.begin_run (run grants)")
+    if "result" not in inspect.signature(charter.Engine.settle).parameters:
+        out.append("settle(result=...) (history of results)")
+    if not list((POLICIES / "after").glob("*.charter")):
+        out.append("examples/assistant/after/*.charter (the policy is still a draft)")
+    return out
 
 
 @dataclass(frozen=True)
@@ -108,14 +140,20 @@ class After:
     """The proposed language (docs/design/agent-security.md): grants, per-element provenance."""
 
     name: str = "after"
-    ready: bool = False
-    why: str = (
-        "needs the phase-B engine: Engine.begin_run (run grants) and action.provenance "
-        "(per-element labels with named sources); see docs/design/agent-security.md"
-    )
+
+    @property
+    def ready(self) -> bool:
+        """Whether the engine has every feature the set needs."""
+        return not missing_features()
+
+    @property
+    def why(self) -> str:
+        """What is missing (empty when ready)."""
+        missing = missing_features()
+        return f"needs {'; '.join(missing)}: see docs/design/agent-security.md" if missing else ""
 
     def policy_path(self) -> Path:
-        """examples/assistant/after (``*.charter.draft`` until the language step lands)."""
+        """examples/assistant/after."""
         return POLICIES / "after"
 
     def begin_payload(self, scenario: Scenario, run: str) -> dict[str, Any]:
@@ -146,13 +184,12 @@ class After:
         the model); the policy decides what they are worth (``on result ... then label``), so
         trust is written in the policy, not in the orchestrator.
         """
-        calls = {s.id: s.call for s in scenario.steps}
         provenance: dict[str, Any] = {}
         for a, srcs in step.sources.items():
             if isinstance(prov.arg_labels[a], tuple):  # a list: one entry per element
-                provenance[a] = [{"sources": [_source(x, run, calls) for x in el]} for el in srcs]
+                provenance[a] = [{"sources": [_source(x, run) for x in el]} for el in srcs]
             else:
-                provenance[a] = {"sources": [_source(x, run, calls) for x in srcs]}  # type: ignore[arg-type]
+                provenance[a] = {"sources": [_source(x, run) for x in srcs]}  # type: ignore[arg-type]
         return {
             "actor": {"id": AGENT_ID},
             "action": {
@@ -169,6 +206,16 @@ class After:
         """Only what the orchestrator learned from the content itself (a step's own ``labels``,
         e.g. a scan that found secrets); the tool's labels come from the policy's checks."""
         return sorted(step.labels) if step.labels is not None else []
+
+    def settle_result(self, step: Step) -> Mapping[str, Any] | None:
+        """The scripted result: an object as it is, a list of rows as ``{"items": rows}`` (the
+        tools declare ``result items: list of map of any``); the engine keeps declared fields."""
+        r = step.result
+        if isinstance(r, Mapping):
+            return dict(r)
+        if isinstance(r, list):
+            return {"items": list(r)}
+        return None
 
 
 #: every policy set by name

@@ -162,8 +162,10 @@ def run_scenario(
         executed = final == "allow"
         if executed:
             labels = policy_set.settle_labels(scenario, step, p)
+            result = policy_set.settle_result(step)
+            extra = {"result": result} if result is not None else {}
             t0 = perf_counter_ns() if timed else 0
-            engine.settle(d.id, outcome="success", labels=labels)
+            engine.settle(d.id, outcome="success", labels=labels, **extra)
             if timings is not None:
                 timings.append(("settle", "allow", perf_counter_ns() - t0))
         out.append(StepReport(step.id, step.call, first, final, rules, executed, step.injected, step.harmful))
