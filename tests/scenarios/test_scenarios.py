@@ -164,7 +164,7 @@ def test_the_after_request_keeps_elements_and_names_sources(corpus: Corpus) -> N
 def test_the_after_set_says_why_it_cannot_run_yet(corpus: Corpus) -> None:
     if POLICY_SETS["after"].ready:
         pytest.skip("the after set runs: see the after tests")
-    with pytest.raises(RuntimeError, match="needs .*docs/design/agent-security.md"):
+    with pytest.raises(RuntimeError, match=r"needs .*docs/design/agent-security.md"):
         run_corpus(corpus, POLICY_SETS["after"])
 
 
