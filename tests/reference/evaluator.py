@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from charter.cel.provenance import PROVENANCE
 from charter.engine.policy import CompiledPolicy, Condition, Selector
 from charter.enums import FailMode, Mode, Outcome, RuleKind, Scope, TriggerKind
 
@@ -79,6 +80,104 @@ def cond(c: Condition, act: Mapping[str, Any]) -> Truth:
     return ERROR
 
 
+def amount_of(c: Condition, req: Request) -> float | str:
+    """§7 spend from arguments: the value of an ``amount`` expression, or ERROR unless it is a
+    finite number of at least zero (without a run, one that reads the run is an error too)."""
+    if any(r == "run" or r.startswith("run.") for r in c.references) and not req.context.get("run"):
+        return ERROR
+    try:
+        v = c.fn(req.act)
+    except Exception:
+        return ERROR
+    if type(v) not in (int, float) or v != v or v in (float("inf"), float("-inf")) or v < 0:
+        return ERROR
+    return float(v)
+
+
+#: §9.2: labels only the engine gives; a request's own are dropped from ``action.labels``
+RESERVED = frozenset({"planned", "unknown"})
+
+
+def _own_object(v: Any) -> bool:
+    """§9.2: values Python shares between places carry no provenance (true, false, null, integers
+    from -5 to 256, texts of 0 or 1 character)."""
+    if type(v) is str:
+        return len(v) > 1
+    if type(v) is int:
+        return not -5 <= v <= 256
+    return type(v) in (float, list, dict)
+
+
+class Provenance:
+    """§9.2 ``labels(x)`` / ``sources(x)``, transcribed: per argument value (by the value itself),
+    the labels its entry gives, the whole argument's labels, and one per source (``user``;
+    ``agent``: ``planned`` when the run's labels are known and hold no ``untrusted``, else
+    ``unknown``; a call: ``unknown``, as the reference models no settled calls). A value given two
+    different provenances has none."""
+
+    def __init__(
+        self, args: Mapping[str, Any], prov: Mapping[str, Any], whole: Mapping[str, list[str]], planned: bool
+    ):
+        self.found: list[tuple[Any, list[str], list[dict[str, Any]]] | None] = []
+        self.values: list[Any] = []
+        agent = "planned" if planned else "unknown"
+        for name, value in args.items():
+            given = [x for x in whole.get(name, ()) if x not in RESERVED]
+            entry = prov.get(name)
+            if entry is None and not given:
+                continue
+            entry = entry or {}
+            srcs = []
+            labs = set(entry.get("labels", ())) | set(given)
+            for s in entry.get("sources", ()):
+                if "from" in s:
+                    kind, label = s["from"], "user" if s["from"] == "user" else agent
+                    srcs.append(
+                        {"kind": kind, "call": "", "tool": "", "field": "", "labels": [label], "inputs": []}
+                    )
+                else:
+                    label = "unknown"
+                    srcs.append(
+                        {
+                            "kind": "call",
+                            "call": s["call"],
+                            "tool": "",
+                            "field": s.get("field", ""),
+                            "labels": [label],
+                            "inputs": [],
+                        }
+                    )
+                labs.add(label)
+            if not _own_object(value):
+                continue
+            mine = (value, sorted(labs), srcs)
+            for i, v in enumerate(self.values):
+                if v is value:
+                    old = self.found[i]
+                    if old is None or (old[1], old[2]) != (mine[1], mine[2]):
+                        self.found[i] = None
+                    break
+            else:
+                self.values.append(value)
+                self.found.append(mine)
+
+    def _get(self, value: Any) -> tuple[Any, list[str], list[dict[str, Any]]] | None:
+        for v, f in zip(self.values, self.found, strict=True):
+            if v is value:
+                return f
+        return None
+
+    def labels(self, value: Any) -> list[str]:
+        """The value's labels; [] without provenance."""
+        f = self._get(value)
+        return list(f[1]) if f is not None else []
+
+    def sources(self, value: Any) -> list[dict[str, Any]] | None:
+        """The value's sources; None without any."""
+        f = self._get(value)
+        return [dict(s) for s in f[2]] if f is not None and f[2] else None
+
+
 def micros(x: float) -> int:
     """Amounts in integer micro-units."""
     return round(x * 1_000_000)
@@ -113,6 +212,7 @@ class Request:
         self.workflow = ctx.get("workflow") or ""
         self.context = ctx
         self.cost = {u: float(a) for u, a in (raw.get("cost") or {}).items()}
+        self.args = args
         self.signals = effective_signals(policy, raw.get("signals") or ())
         arg_labels = {k: list(v) for k, v in (action.get("labels") or {}).items()}
         t = ctx.get("time")
@@ -147,6 +247,10 @@ class Request:
             "signals": self.signals,
             "run": {"steps": 0, "labels": []},  # no run history is modelled
         }
+        prov = action.get("provenance") or {}
+        if prov or arg_labels:
+            # the run's labels are known only with a run (nothing untrusted happened in it yet)
+            self.act[PROVENANCE] = Provenance(args, prov, arg_labels, bool(ctx.get("run")))
 
     def lineage(self) -> set[str]:
         """The actor and the agents it descends from (§2 sub-agents)."""
@@ -269,8 +373,20 @@ def evaluate(policy: CompiledPolicy, raw: Mapping[str, Any], state: State) -> Ve
     if so_far() is Outcome.ALLOW:  # §7.3
         rates = [(rl, holds(rl, req)) for rl in policy.rates if req.covered_by(rl.selector)]
         budgets = [
-            (b, holds(b, req)) for b in policy.budgets if b.unit in req.cost and req.covered_by(b.selector)
+            (b, holds(b, req))
+            for b in policy.budgets
+            if (b.amount is not None or b.unit in req.cost) and req.covered_by(b.selector)
         ]
+        # §7 spend from arguments: where the conditions hold, an amount that cannot be counted
+        # fails the budget (its `on error`) as a condition error would
+        amounts: dict[str, float] = {}
+        for i, (b, v) in enumerate(budgets):
+            if b.amount is not None and v is True:
+                a = amount_of(b.amount, req)
+                if a == ERROR:
+                    budgets[i] = (b, ERROR)
+                else:
+                    amounts[b.id] = float(a)
         for x, v in rates + budgets:
             if v == ERROR:
                 took = FAIL[x.fail]
@@ -301,7 +417,7 @@ def evaluate(policy: CompiledPolicy, raw: Mapping[str, Any], state: State) -> Ve
             for b, v in budgets if not rate_over else ():  # a rate over its limit: budgets not consulted
                 if v is not True:
                     continue
-                amount = micros(req.cost[b.unit])
+                amount = micros(amounts[b.id] if b.amount is not None else req.cost[b.unit])
                 for value in req.scope_values(b.scope):
                     if state.used.get((b.id, value), 0) + amount > b.limit_micros:
                         contrib.append((b.on_exceed, b.id, b))

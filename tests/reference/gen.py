@@ -25,6 +25,9 @@ ALL_FEATURES = frozenset(
         "depth-then-deny",  # a delegation-depth tripwire that denies
         "unsorted-ids",  # rule ids whose order differs from the order the engine collects them in
         "role-scope",  # budgets and rates counted per role (an actor may hold several)
+        "named",  # named constants and named conditions (issue 18 step 1)
+        "amount",  # budgets that count an amount from the arguments (issue 18 step 2)
+        "provenance",  # labels()/sources() in conditions, action.provenance in requests (step 4)
     }
 )
 SAFE_FEATURES: frozenset[str] = frozenset(
@@ -37,6 +40,9 @@ SAFE_FEATURES: frozenset[str] = frozenset(
         "boundary-errors",
         "rate-and-budget",
         "signal-errors",
+        "named",
+        "amount",
+        "provenance",
     }
 )
 FAIL_MODES = ["ignore", "deny", "halt", "escalate", "require approval"]
@@ -55,6 +61,7 @@ class World:
     budgets: list[tuple[str, str]] = field(default_factory=list)  # (id, scope)
     rules: list[str] = field(default_factory=list)  # rule blocks (text)
     header: list[str] = field(default_factory=list)  # declarations (text)
+    features: frozenset[str] = frozenset()  # what requests may use too
 
     def text(self) -> str:
         """The whole policy file."""
@@ -69,7 +76,7 @@ class PolicyGen:
     def __init__(self, rng: random.Random, features: frozenset[str] = SAFE_FEATURES):
         self.r = rng
         self.f = features
-        self.w = World()
+        self.w = World(features=features)
         self.n = 0
 
     def pick(self, xs: list[Any], k: int | None = None) -> Any:
@@ -125,6 +132,20 @@ class PolicyGen:
         used = sorted({ln.split("from ")[1].split()[0] for ln in h if ln.startswith("signal")})
         if len(used) >= 2 and r.random() < 0.8:
             h.append("rank " + " > ".join(r.sample(used, len(used))))
+        if "named" in self.f:
+            h += [
+                f"const lim = {r.randint(0, 5)}",
+                "const cap: double = " + r.choice(["1.0", "10.0", "100.0"]),
+                "const branches: set of string = " + r.choice(['["main"]', '["main", "release/1"]', "[]"]),
+                "condition big(x: double) = x > cap",
+                'condition known_branch(b: string) = b in branches || b.startsWith("rel")',
+                "condition many(n: int) = n >= lim && big(double(n))",
+            ]
+        if "provenance" in self.f:
+            h += [
+                'condition vouched(v: any) = labels(v).size() > 0 && labels(v).all(l, l in ["user", "trusted"])',
+                'condition from_user(v: any) = sources(v).all(s, s.kind == "user")',
+            ]
 
     # ---- conditions -----------------------------------------------------------------------
     def atom(self, args: list[str] | None) -> str:
@@ -145,20 +166,38 @@ class PolicyGen:
             lambda: f'action.kind == "{r.choice(["call", "delegate"])}"',
         ]
         names = [*list(ARG_TYPES), "missing"] if args is None else args
+        named, prov = "named" in self.f, "provenance" in self.f
         for a in names:
             typ = ARG_TYPES.get(a, "int")
             # an argument only some of the rule's tools declare must be guarded (E310)
             g = f"has(args.{a}) && " if a in self.partial else ""
             if typ == "double":
                 pool.append(lambda a=a, g=g: f"{g}args.{a} > {r.choice(['1.0', '10.0', '100.0'])}")
+                if named:
+                    pool.append(lambda a=a, g=g: f"{g}big(args.{a})")
             elif typ == "int":
                 pool.append(lambda a=a, g=g: f"{g}args.{a} >= {r.randint(0, 5)}")
                 pool.append(lambda a=a, g=g: f"{g}10 / args.{a} > 2")
+                if named:
+                    pool.append(lambda a=a, g=g: f"{g}many(args.{a})")
+                    pool.append(lambda a=a, g=g: f"{g}args.{a} >= lim")
             elif typ == "string":
                 pool.append(lambda a=a, g=g: f'{g}args.{a} == "main"')
                 pool.append(lambda a=a, g=g: f'{g}args.{a}.startsWith("rel")')
+                if named:
+                    pool.append(lambda a=a, g=g: f"{g}known_branch(args.{a})")
+                    pool.append(lambda a=a, g=g: f"{g}args.{a} in branches")
             else:
                 pool.append(lambda a=a, g=g: f"{g}args.{a}")
+            if prov:
+                pool.append(lambda a=a, g=g: f"{g}vouched(args.{a})")
+                pool.append(lambda a=a, g=g: f"{g}from_user(args.{a})")
+                pool.append(
+                    lambda a=a, g=g: f'{g}"{r.choice(["x1", "unknown", "planned"])}" in labels(args.{a})'
+                )
+                pool.append(
+                    lambda a=a, g=g: f'{g}sources(args.{a}).exists(s, s.kind == "call" && s.field == "id")'
+                )
         text = r.choice(pool)()
         return f"({text})" if " && " in text else text
 
@@ -299,6 +338,12 @@ class PolicyGen:
             ]
             w.budgets.append((bid, scope))
             kind = "budget"
+            payers = sorted(t for t, a in w.tools.items() if "amount" in a)
+            if "amount" in self.f and payers and r.random() < 0.5:
+                # counted from the arguments: a tool list that all declare `amount` (a negative
+                # amount, a missing or mistyped argument are failures of the budget)
+                body.append("action call " + ", ".join(self.pick(payers, 2)))
+                body.append("amount " + r.choice(["args.amount", "args.amount * 2.0", "args.amount - 10.0"]))
         elif x < 0.75:
             bid, kind = self.ident("xrate"), "rate"
             scopes = ["agent", "tool", "global"] + (["role"] if "role-scope" in self.f else [])
@@ -316,7 +361,7 @@ class PolicyGen:
             a = self.actor()
             if a:
                 body.append(a)
-            if r.random() < 0.4:
+            if r.random() < 0.4 and not any(b.startswith("amount ") for b in body):
                 act, _ = self.action()
                 if act:
                     body.append(act)
@@ -393,6 +438,25 @@ def request(rng: random.Random, w: World, i: int) -> dict[str, Any]:
         "action": {"kind": kind, "target": target, "args": args},
         "context": ctx,
     }
+    if "provenance" in w.features and args and r.random() < 0.6:
+        prov: dict[str, Any] = {}
+        for a in r.sample(sorted(args), r.randint(1, len(args))):
+            entry: dict[str, Any] = {}
+            if r.random() < 0.8:
+                entry["sources"] = [
+                    r.choice(
+                        [{"from": "user"}, {"from": "agent"}, {"call": "c1", "field": "id"}, {"call": "c2"}]
+                    )
+                    for _ in range(r.randint(1, 2))
+                ]
+            if r.random() < 0.4:
+                entry["labels"] = r.sample(["trusted", "x1", "user"], r.randint(1, 2))
+            prov[a] = entry
+        req["action"]["provenance"] = prov
+        req["action"]["call_id"] = f"c{i}"
+        if r.random() < 0.3:
+            a = r.choice(sorted(args))
+            req["action"]["labels"] = {a: r.sample(["trusted", "x1", "planned"], r.randint(1, 2))}
     if r.random() < 0.7:
         units = r.sample(["USD", "tokens"], r.randint(1, 2))
         req["cost"] = {u: r.choice([0, 0.25, 0.5, 1, 2.5]) for u in units}

@@ -46,3 +46,29 @@ def test_engine_agrees_with_reference_shrinking(data: st.DataObject) -> None:
     world = gen.PolicyGen(rng, gen.SAFE_FEATURES).policy()
     run = harness.run_world(world, rng, 8)
     assert not run.mismatches, str(run.mismatches[0])
+
+
+def test_the_generator_covers_the_issue_18_language() -> None:
+    """The triples above exercise named constants and conditions, budgets counting an amount from
+    the arguments, and provenance (labels()/sources() in conditions, action.provenance in requests)."""
+    import random
+
+    uses = (
+        "big(",
+        "many(",
+        "known_branch(",
+        "vouched(",
+        "from_user(",
+        "in labels(",
+        "sources(",
+        "amount args.",
+    )
+    seen = dict.fromkeys((*uses, "requests"), 0)
+    for seed in range(50):
+        rng = random.Random(seed)
+        world = gen.PolicyGen(rng, gen.SAFE_FEATURES).policy()
+        rules = "\n".join(world.rules)  # uses in rules, not the declarations every policy has
+        for key in uses:
+            seen[key] += key in rules
+        seen["requests"] += sum("provenance" in gen.request(rng, world, i)["action"] for i in range(20))
+    assert min(seen.values()) >= 5, seen
