@@ -143,7 +143,8 @@ class PolicyGen:
             ]
         if "provenance" in self.f:
             h += [
-                'condition vouched(v: any) = labels(v).size() > 0 && labels(v).all(l, l in ["user", "trusted"])',
+                "condition vouched(v: any) = labels(v).size() > 0 && "
+                'labels(v).all(l, l in ["user", "trusted"])',
                 'condition from_user(v: any) = sources(v).all(s, s.kind == "user")',
             ]
 
