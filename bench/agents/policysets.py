@@ -158,7 +158,7 @@ class After:
 
     def begin_payload(self, scenario: Scenario, run: str) -> dict[str, Any]:
         """What the trusted caller declares at the start of the run (``POST /v1/runs``)."""
-        return {"run": run, "actor": {"id": AGENT_ID}, "grants": [dict(g) for g in scenario.grants]}
+        return {"run": run, "actor": AGENT_ID, "grants": [dict(g) for g in scenario.grants]}
 
     def begin(self, engine: Any, scenario: Scenario, run: str) -> None:
         """``engine.begin_run(run, actor=..., grants=...)`` (the proposed API). A grant the
