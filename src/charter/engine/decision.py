@@ -107,8 +107,14 @@ class Decision:
     default_deny: bool = False
     hold_id: str | None = None
     replayed: bool = False
+    grants: list[GrantUseModel] = Field(
+        default_factory=list,
+        description="run grant instances granted() consulted (absent when none): id, kind, covers, uses_left",
+    )
     #: values of the CEL sub-expressions of the deciding rules (filled when tracing)
     evidence: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
+    #: the run grant instances ``granted()`` consulted: id, kind, covers, uses_left
+    grants: tuple[dict[str, Any], ...] = ()
 
     @property
     def allowed(self) -> bool:
@@ -122,7 +128,7 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         """The decision as JSON-ready data with stable field names (schema in docs/)."""
-        return {
+        out = {
             "schema_version": 1,
             "id": self.id,
             "outcome": self.outcome.value,
@@ -138,6 +144,9 @@ class Decision:
             "replayed": self.replayed,
             "evidence": {k: [[t, v] for t, v in vals] for k, vals in self.evidence.items()},
         }
+        if self.grants:  # additive: only a decision that consulted run grants carries the key
+            out["grants"] = [dict(g) for g in self.grants]
+        return out
 
 
 class RuleHitModel(BaseModel):
@@ -174,6 +183,15 @@ class FailureModel(BaseModel):
     where: str
     error: str
     took: str
+
+
+class GrantUseModel(BaseModel):
+    """Wire form of a run grant instance a decision consulted."""
+
+    id: str
+    kind: str
+    covers: bool
+    uses_left: int | None = None
 
 
 class DecisionModel(BaseModel):

@@ -25,6 +25,7 @@ from charter.engine.settle import PendingDecisions, Settlement, Settler
 from charter.engine.stateful import release, set_stops
 from charter.engine.step import Ruling, StatefulStep, _failed
 from charter.engine.validate import ValidRequest, _common_shape, check_cost_units, validate_request
+from charter.engine.grants import GrantTable, Run
 from charter.engine.view import Activation, RunView, View, build_view
 from charter.enums import HitKind, Outcome
 from charter.errors import RequestError
@@ -169,6 +170,10 @@ class Engine:
             except StoreError as exc:
                 return self._conclude(did, view, _failed(Ruling(_NO_VERDICT), f"state store: {exc}"), t0)
             view.run = RunView(rs.steps, rs.labels, rs.marks)
+            if rs.grants:
+                view.run.grants = rs.grants
+                if self.policy.grant_kinds:
+                    view.run.table = GrantTable(self.policy, view, rs.grants)
         # 3. select and plan (the planner's memo read inline: Planner.plan's key, a frame less)
         plan = self._plans.get(
             (
@@ -261,6 +266,11 @@ class Engine:
             evidence(deciding, view, self._rules) if self.trace is not None and not ruling.final else None,
             t0,
         )
+        run = view.run
+        if run is not None and run.table is not None and run.table.consulted:
+            d.grants = tuple(run.table.consulted)
+        if run is not None:
+            run.table = None  # view <-> table is a cycle: free both by refcount
         if view._activation.__class__ is Activation:
             view._activation = None
         if self.trace is not None or view.req.idempotency_key:
@@ -351,6 +361,33 @@ class Engine:
         for a decision this engine does not know or that was settled already.
         """
         return self._settler.settle(decision_id, actual_cost, outcome, labels)
+
+    # ---- run grants -----------------------------------------------------------------------------
+    def begin_run(
+        self,
+        run: str,
+        *,
+        actor: str = "",
+        grants: Sequence[Mapping[str, Any]] = (),
+        labels: Sequence[str] = (),
+    ) -> Run:
+        """Declare what a run may do before it does anything: its grants (``g1``..``gN``), bound to
+        the run and its actor, and its first labels. All are stored or none.
+
+        Raises GrantError (a charter.Error) with one problem per grant the policy refuses (G101-G104)
+        or G105 when the run already has grants or a recorded step; nothing is stored then.
+        """
+        from charter.engine.grants import run_begin
+
+        return run_begin(self, run, actor, grants, labels)
+
+    def narrow_run(
+        self, run: str, *, revoke: Sequence[str] = (), uses: Mapping[str, int] | None = None
+    ) -> Run:
+        """Revoke grants of a run, or leave them at most ``uses[id]`` more uses; never widens."""
+        from charter.engine.grants import run_narrow
+
+        return run_narrow(self, run, revoke, uses or {})
 
     # ---- observing ----------------------------------------------------------------------------------
     def observe(self, observer: Observer) -> Engine:
