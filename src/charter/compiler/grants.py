@@ -133,7 +133,7 @@ def _param(p: ast.ParamClause, diags: list[Diagnostic]) -> tuple[ir.GrantParam, 
             diags.append(
                 error(
                     Code.E303_CEL_TYPE,
-                    f"the default of param '{p.name.value}' is not a {_type_text(t)}",
+                    f"the default of param '{p.name.value}' is not of type {_type_text(t)}",
                     p.span,
                     "give a value of the declared type, e.g. [] for a set",
                 )
