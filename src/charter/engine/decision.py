@@ -107,14 +107,8 @@ class Decision:
     default_deny: bool = False
     hold_id: str | None = None
     replayed: bool = False
-    grants: list[GrantUseModel] = Field(
-        default_factory=list,
-        description="run grant instances granted() consulted (absent when none): id, kind, covers, uses_left",
-    )
     #: values of the CEL sub-expressions of the deciding rules (filled when tracing)
     evidence: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
-    #: the run grant instances ``granted()`` consulted: id, kind, covers, uses_left
-    grants: tuple[dict[str, Any], ...] = ()
 
     @property
     def allowed(self) -> bool:
@@ -144,8 +138,26 @@ class Decision:
             "replayed": self.replayed,
             "evidence": {k: [[t, v] for t, v in vals] for k, vals in self.evidence.items()},
         }
-        if self.grants:  # additive: only a decision that consulted run grants carries the key
-            out["grants"] = [dict(g) for g in self.grants]
+        return out
+
+
+@dataclass(slots=True)
+class GrantedDecision(Decision):
+    """A decision that consulted run grants (a subclass, so other decisions carry no extra field)."""
+
+    #: the run grant instances ``granted()`` consulted: id, kind, covers, uses_left
+    grants: tuple[dict[str, Any], ...] = ()
+
+    @staticmethod
+    def of(d: Decision, grants: tuple[dict[str, Any], ...]) -> GrantedDecision:
+        """``d`` with the grants it consulted."""
+        fields = {name: getattr(d, name) for name in Decision.__dataclass_fields__}
+        return GrantedDecision(**fields, grants=grants)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision's JSON form with ``grants`` (additive to schema version 1)."""
+        out = Decision.to_dict(self)
+        out["grants"] = [dict(g) for g in self.grants]
         return out
 
 
@@ -212,3 +224,7 @@ class DecisionModel(BaseModel):
     elapsed_us: float
     hold_id: str | None = None
     replayed: bool = False
+    grants: list[GrantUseModel] = Field(
+        default_factory=list,
+        description="run grant instances granted() consulted (absent when none): id, kind, covers, uses_left",
+    )

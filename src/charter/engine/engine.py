@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from time import perf_counter
 from typing import Any, Protocol
 
-from charter.engine.decision import Decision, Failure, RuleHit
+from charter.engine.decision import Decision, Failure, GrantedDecision, RuleHit
 from charter.engine.evaluate import Verdict
 from charter.engine.finish import DecisionBuilder, evidence
 from charter.engine.gates import HumanGates, not_recorded
@@ -268,7 +268,7 @@ class Engine:
         )
         run = view.run
         if run is not None and run.table is not None and run.table.consulted:
-            d.grants = tuple(run.table.consulted)
+            d = GrantedDecision.of(d, tuple(run.table.consulted))
         if run is not None:
             run.table = None  # view <-> table is a cycle: free both by refcount
         if view._activation.__class__ is Activation:
