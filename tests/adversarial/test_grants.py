@@ -179,7 +179,7 @@ def test_concurrent_begin_and_decide() -> None:
         run = f"r{i}"
         errors: list[Exception] = []
 
-        def begin(e: Engine = e, run: str = run) -> None:
+        def begin(e: Engine = e, run: str = run, errors: list[Exception] = errors) -> None:
             try:
                 e.begin_run(run, actor="assistant", grants=[{"kind": "send-mail", "to": ["a@x"]}])
             except GrantError as exc:

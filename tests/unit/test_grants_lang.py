@@ -1,4 +1,4 @@
-"""The grant declaration: parse, fmt round trip, checks (E302, E306, E307, E106, E108, E303, W501) and run.grants."""
+"""The grant declaration: parse, fmt round trip, checks (E302, E306, E307, E106, E108, E303, W501)."""
 
 from __future__ import annotations
 
@@ -61,8 +61,12 @@ def test_compiles_to_a_grant_kind() -> None:
 @pytest.mark.parametrize(
     ("text", "code", "words"),
     [
-        ('permit p {\n  action call mail.send\n  when granted("send-mial")\n}\n', "E302", "unknown grant kind"),
-        ('permit p {\n  action call mail.send\n  when granted(tool.name)\n}\n', "E302", "text literal"),
+        (
+            'permit p {\n  action call mail.send\n  when granted("send-mial")\n}\n',
+            "E302",
+            "unknown grant kind",
+        ),
+        ("permit p {\n  action call mail.send\n  when granted(tool.name)\n}\n", "E302", "text literal"),
         ("grant g {\n  action call mail.send\n  bound args.to.size() > 0\n}\n", "E307", "cannot read 'args'"),
         ("grant g {\n  action call mail.send\n  covers 1 + 2\n}\n", "E306", "true or false"),
         ("grant g {\n  action call mail.send\n  covers grant.nope == 1\n}\n", "E302", "nope"),
@@ -85,7 +89,9 @@ def test_did_you_mean() -> None:
 
 
 def test_w501_when_the_rule_cannot_meet_the_kind() -> None:
-    found = _codes(GRANT + 'permit p {\n  action call files.read\n  when granted("send-mail")\n  reason "x"\n}\n')
+    found = _codes(
+        GRANT + 'permit p {\n  action call files.read\n  when granted("send-mail")\n  reason "x"\n}\n'
+    )
     assert [c for c, _ in found] == ["W501"]
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 
+from charter.cel.grants import GRANTS
 from charter.cel.inline import Definition, Definitions
 from charter.cel.library import GLOBALS, MACROS, MEMBERS
 from charter.cel.limits import Limits
-from charter.cel.grants import GRANTS
 from charter.cel.provenance import PROVENANCE
 from charter.cel.regex import RegexError, compile_pattern
 from charter.cel.signatures import Function, Overload

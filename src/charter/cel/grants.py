@@ -1,4 +1,4 @@
-"""``granted("KIND")``: whether a grant of the request's run covers it, answered by data its activation carries.
+"""``granted("KIND")``: whether a grant of the request's run covers it, from data in its activation.
 
 The engine puts an object with ``granted(kind, activation) -> bool`` under :data:`GRANTS` in the
 activation (a key no condition can name); without one (no run, no grants, an unknown run) the

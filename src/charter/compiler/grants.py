@@ -77,11 +77,9 @@ def check_granted(
             hint = did_you_mean(arg.value, kinds) or (
                 "declared grant kinds: " + ", ".join(sorted(kinds))
                 if kinds
-                else 'declare one: grant KIND { action call TOOL ... }'
+                else "declare one: grant KIND { action call TOOL ... }"
             )
-            diags.append(
-                error(Code.E302_CEL_UNKNOWN_NAME, f"unknown grant kind '{arg.value}'", where, hint)
-            )
+            diags.append(error(Code.E302_CEL_UNKNOWN_NAME, f"unknown grant kind '{arg.value}'", where, hint))
 
 
 def _selector(decl: ast.GrantDecl, sym: Symbols) -> tuple[ir.Selector, list[str] | None]:
@@ -169,7 +167,8 @@ def _rewrite_bound(diags: list[Diagnostic], start: int, text: str) -> None:
                 Code.E307_CEL_WRONG_PLACE,
                 f"a bound cannot read '{name}'",
                 d.span,
-                "a bound is checked when the grant is declared: it sees only grant.*, constants and conditions",
+                "a bound is checked when the grant is declared: "
+                "it sees only grant.*, constants and conditions",
             )
 
 
@@ -211,7 +210,9 @@ def grant_kinds(
         for c in decl.clauses:
             if isinstance(c, ast.ParamClause):
                 if c.name.value in fields:
-                    diags.append(error(Code.E202_DUPLICATE, f"param '{c.name.value}' is declared twice", c.span))
+                    diags.append(
+                        error(Code.E202_DUPLICATE, f"param '{c.name.value}' is declared twice", c.span)
+                    )
                     continue
                 found = _param(c, diags)
                 if found is not None:

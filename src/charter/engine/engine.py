@@ -16,6 +16,7 @@ from charter.engine.decision import Decision, Failure, GrantedDecision, RuleHit
 from charter.engine.evaluate import Verdict
 from charter.engine.finish import DecisionBuilder, evidence
 from charter.engine.gates import HumanGates, not_recorded
+from charter.engine.grants import GrantTable, Run
 from charter.engine.obligations import NONE, ApprovalGate, Escalation, HumanRecord, Obligations
 from charter.engine.observe import Observer, Observers
 from charter.engine.plan import Planner
@@ -25,7 +26,6 @@ from charter.engine.settle import PendingDecisions, Settlement, Settler
 from charter.engine.stateful import release, set_stops
 from charter.engine.step import Ruling, StatefulStep, _failed
 from charter.engine.validate import ValidRequest, _common_shape, check_cost_units, validate_request
-from charter.engine.grants import GrantTable, Run
 from charter.engine.view import Activation, RunView, View, build_view
 from charter.enums import HitKind, Outcome
 from charter.errors import RequestError

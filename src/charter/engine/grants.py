@@ -121,7 +121,7 @@ class Run:
 
 def _scalar(value: Any, scalar: str) -> tuple[bool, Any]:
     if scalar == "any":
-        if isinstance(value, bool) or isinstance(value, str):
+        if isinstance(value, (bool, str)):
             return _scalar(value, "bool" if isinstance(value, bool) else "string")
         if isinstance(value, int):
             return _scalar(value, "int")
@@ -187,13 +187,19 @@ def _check_one(
             hint = did_you_mean(str(name), declared) or (
                 "params: " + ", ".join(sorted(declared)) if declared else f"'{kind.name}' takes no params"
             )
-            problems.append(_problem("G103", f"grant {index} ({kind.name}): no param '{str(name)[:64]}'", index, hint))
+            problems.append(
+                _problem("G103", f"grant {index} ({kind.name}): no param '{str(name)[:64]}'", index, hint)
+            )
     for p in kind.params:
         if p.name not in raw:
             if p.required:
                 problems.append(
-                    _problem("G102", f"grant {index} ({kind.name}): param '{p.name}' is required", index,
-                             f"give {p.name}: {p.type}")  # fmt: skip
+                    _problem(
+                        "G102",
+                        f"grant {index} ({kind.name}): param '{p.name}' is required",
+                        index,
+                        f"give {p.name}: {p.type}",
+                    )
                 )
             else:
                 params[p.name] = list(p.default) if isinstance(p.default, list) else p.default
@@ -252,7 +258,9 @@ def check_grants(
     kinds = policy.grant_kinds
     for i, raw in enumerate(grants):
         if not isinstance(raw, Mapping) or not isinstance(raw.get("kind"), str):
-            problems.append(_problem("G101", f"grant {i} names no kind", i, 'e.g. {"kind": "send-mail", ...}'))
+            problems.append(
+                _problem("G101", f"grant {i} names no kind", i, 'e.g. {"kind": "send-mail", ...}')
+            )
             continue
         kind = kinds.get(raw["kind"])
         if kind is None:
@@ -354,10 +362,9 @@ def _with_grant(act: Mapping[str, Any], params: Mapping[str, Any]) -> Mapping[st
     if isinstance(act, Activation):
         scope = Activation(act)
         scope.view = act.view
-        try:
-            scope._budget = act._budget
-        except AttributeError:
-            pass
+        budget = getattr(act, "_budget", None)
+        if budget is not None:
+            scope._budget = budget
         scope["grant"] = params
         return scope
     out = dict(act)

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from charter.cel.limits import DECISION_COST, Budget
 from charter.cel.grants import GRANTS
+from charter.cel.limits import DECISION_COST, Budget
 from charter.cel.provenance import PROVENANCE
 from charter.engine.policy import AgentInfo, CompiledPolicy, ToolInfo
 from charter.engine.provenance import ProvenanceTable
@@ -192,9 +192,7 @@ class View:
             run = self.run
             if run is None:
                 return {"steps": 0, "labels": [], "grants": []}
-            grants = [
-                {**g.params, "id": g.id, "kind": g.kind, "uses_left": g.uses_left} for g in run.grants
-            ]
+            grants = [{**g.params, "id": g.id, "kind": g.kind, "uses_left": g.uses_left} for g in run.grants]
             return {"steps": run.steps, "labels": sorted(run.labels), "grants": grants}
         if name == PROVENANCE:
             return self.provenance_table()

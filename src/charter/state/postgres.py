@@ -24,9 +24,9 @@ from charter.state.grant_ops import apply_with_grants, decode_grants, encode_gra
 from charter.state.types import (
     EMPTY_RUN,
     Batch,
-    GrantRecord,
     BatchResult,
     CommitResult,
+    GrantRecord,
     HitResult,
     LineStatus,
     ReserveResult,
@@ -200,7 +200,7 @@ class PostgresStore:
                 def run(b: Batch) -> BatchResult:
                     got = conn.execute(f"SELECT {s}.apply(%s)", (Jsonb(self._body(b)),)).fetchone()
                     try:
-                        return self._parse(b, got[0])
+                        return self._parse(b, got[0] if got is not None else None)
                     except (ValueError, TypeError, KeyError, IndexError) as exc:
                         raise StoreError(StoreFault.PROTOCOL, "postgresql", repr(exc)) from None
 
@@ -402,7 +402,7 @@ class PostgresStore:
                     f"(SELECT doc FROM {s}.run_grants WHERE run_key = %s AND expires_at > %s FOR UPDATE)",
                     (run_key, now, run_key, now),
                 ).fetchone()
-                if (row[0] or 0) > 0 or decode_grants(row[1]):
+                if row is None or (row[0] or 0) > 0 or decode_grants(row[1]):
                     return False
                 conn.execute(
                     f"INSERT INTO {s}.run_grants VALUES (%s, %s, %s) ON CONFLICT (run_key) DO UPDATE "

@@ -17,7 +17,8 @@ BEGIN = (
     + """
 local e = num(redis.call('HGET', KEYS[1], 'exp'))
 local live = not (e and e <= tonumber(ARGV[1]))
-if live and (tonumber(redis.call('HGET', KEYS[1], 'steps') or '0') > 0 or redis.call('EXISTS', KEYS[3]) == 1) then
+local steps = tonumber(redis.call('HGET', KEYS[1], 'steps') or '0')
+if live and (steps > 0 or redis.call('EXISTS', KEYS[3]) == 1) then
   return 0
 end
 if not live then redis.call('DEL', KEYS[1], KEYS[2]) end
@@ -77,7 +78,9 @@ REFUND = (
     SHEBANG
     + """
 for i = 1, #ARGV do
-  if tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0') > 0 then redis.call('HINCRBY', KEYS[1], ARGV[i], -1) end
+  if tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0') > 0 then
+    redis.call('HINCRBY', KEYS[1], ARGV[i], -1)
+  end
 end
 return 1
 """

@@ -23,8 +23,8 @@ except ImportError as _exc:  # an optional dependency: name the extra to install
 
 from charter.state import redis_grants
 from charter.state import redis_lua as lua
-from charter.state.grant_ops import went_through
 from charter.state.base import query_params
+from charter.state.grant_ops import went_through
 from charter.state.redis_wire import map_redis_error, send_command
 from charter.state.types import (
     BUDGET_GRACE_S,
@@ -549,13 +549,17 @@ class RedisStore:
             raise map_redis_error(exc) from None
 
 
-def _grant_records(docs: Mapping[str, str], used: Mapping[str, str], limits: Mapping[str, str]) -> tuple[GrantRecord, ...]:
+def _grant_records(
+    docs: Mapping[str, str], used: Mapping[str, str], limits: Mapping[str, str]
+) -> tuple[GrantRecord, ...]:
     out = []
     for gid, doc in docs.items():
         g = GrantRecord.from_doc(json.loads(doc))
         lim = limits.get(gid)
         limit = None if lim in (None, "") else int(str(lim))
-        out.append(GrantRecord(g.id, g.seq, g.kind, g.params, limit, int(str(used.get(gid, 0))), g.actor, g.at))
+        out.append(
+            GrantRecord(g.id, g.seq, g.kind, g.params, limit, int(str(used.get(gid, 0))), g.actor, g.at)
+        )
     return tuple(sorted(out, key=lambda g: g.seq))
 
 

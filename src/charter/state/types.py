@@ -223,9 +223,7 @@ class GrantUseOp:
     candidates: tuple[tuple[str, ...], ...]
 
 
-def pick_grant_uses(
-    grants: Mapping[str, GrantRecord], op: GrantUseOp
-) -> tuple[GrantRecord, ...] | None:
+def pick_grant_uses(grants: Mapping[str, GrantRecord], op: GrantUseOp) -> tuple[GrantRecord, ...] | None:
     """The records after consuming ``op`` (None: some kind has no candidate with uses left).
 
     The one rule every store applies (inside its atomic step) so all stores pick alike.
@@ -252,9 +250,7 @@ def pick_grant_uses(
     return tuple(out)
 
 
-def narrowed(
-    grant: GrantRecord, revoke: frozenset[str], uses: Mapping[str, int]
-) -> GrantRecord | None:
+def narrowed(grant: GrantRecord, revoke: frozenset[str], uses: Mapping[str, int]) -> GrantRecord | None:
     """A grant after ``narrow``: None when revoked; at most ``uses[id]`` more uses (never more)."""
     if grant.id in revoke:
         return None
@@ -264,7 +260,9 @@ def narrowed(
     limit = grant.used + max(0, int(more))
     if grant.limit is not None:
         limit = min(limit, grant.limit)
-    return GrantRecord(grant.id, grant.seq, grant.kind, grant.params, limit, grant.used, grant.actor, grant.at)
+    return GrantRecord(
+        grant.id, grant.seq, grant.kind, grant.params, limit, grant.used, grant.actor, grant.at
+    )
 
 
 @dataclass(frozen=True, slots=True)
