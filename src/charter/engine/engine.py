@@ -123,6 +123,8 @@ class Engine:
         self._units = policy.units
         self._rules = {r.id: r for r in policy.rules}
         self._reads_history = policy.uses_run_state
+        #: the policy declares run grant kinds (granted(), run.grants)
+        self._grants = bool(policy.grant_kinds)
         #: the in-memory store's live stop table (never rebound; empty: nothing is stopped),
         #: or a table that is never empty for other stores (their stops live in the store)
         self._stops: Mapping[Any, Any] = store.stops_table if in_memory else {None: None}  # type: ignore[attr-defined]
@@ -172,7 +174,7 @@ class Engine:
             view.run = RunView(rs.steps, rs.labels, rs.marks)
             if rs.grants:
                 view.run.grants = rs.grants
-                if self.policy.grant_kinds:
+                if self._grants:
                     view.run.table = GrantTable(self.policy, view, rs.grants)
         # 3. select and plan (the planner's memo read inline: Planner.plan's key, a frame less)
         plan = self._plans.get(
@@ -266,11 +268,12 @@ class Engine:
             evidence(deciding, view, self._rules) if self.trace is not None and not ruling.final else None,
             t0,
         )
-        run = view.run
-        if run is not None and run.table is not None and run.table.consulted:
-            d = GrantedDecision.of(d, tuple(run.table.consulted))
-        if run is not None:
-            run.table = None  # view <-> table is a cycle: free both by refcount
+        if self._grants:
+            run = view.run
+            if run is not None and run.table is not None:
+                if run.table.consulted:
+                    d = GrantedDecision.of(d, tuple(run.table.consulted))
+                run.table = None  # view <-> table is a cycle: free both by refcount
         if view._activation.__class__ is Activation:
             view._activation = None
         if self.trace is not None or view.req.idempotency_key:

@@ -200,7 +200,7 @@ class PostgresStore:
                 def run(b: Batch) -> BatchResult:
                     got = conn.execute(f"SELECT {s}.apply(%s)", (Jsonb(self._body(b)),)).fetchone()
                     try:
-                        return self._parse(b, got[0] if got is not None else None)
+                        return self._parse(b, got[0] if got is not None else {})
                     except (ValueError, TypeError, KeyError, IndexError) as exc:
                         raise StoreError(StoreFault.PROTOCOL, "postgresql", repr(exc)) from None
 
