@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import SplitResult, quote, urlsplit
 
-from charter.engine.decision import BoundaryCheck, Decision, Failure, RuleHit
+from charter.engine.decision import BoundaryCheck, Decision, Failure, GrantedDecision, RuleHit
+from charter.engine.grants import Grant, GrantError, GrantProblem, Run
 from charter.engine.engine import Settlement
 from charter.engine.request import Request
 from charter.enums import HitKind, Outcome
@@ -54,7 +55,23 @@ def decision_from_dict(d: Mapping[str, Any]) -> Decision:
         bool(d.get("replayed", False)),
         {k: [(t, v) for t, v in vals] for k, vals in (d.get("evidence") or {}).items()},
     )
+    grants = d.get("grants")
+    if grants:
+        return GrantedDecision.of(dec, tuple(dict(g) for g in grants))
     return dec
+
+
+def run_from_dict(d: Mapping[str, Any]) -> Run:
+    """A :class:`charter.engine.grants.Run` from its wire form."""
+    grants = tuple(
+        Grant(str(g["id"]), str(g["kind"]), g.get("uses_left"), dict(g.get("params") or {}))
+        for g in d.get("grants", ())
+    )
+    return Run(str(d["run"]), str(d.get("actor", "")), grants, str(d.get("revision", "")))
+
+
+def _run_body(run: str, actor: str, grants: Any, labels: Any) -> dict[str, Any]:
+    return {"run": run, "actor": actor, "grants": [dict(g) for g in grants], "labels": list(labels)}
 
 
 def settlement_from_dict(d: Mapping[str, Any]) -> Settlement:
@@ -190,6 +207,17 @@ class Client:
             )
         )
 
+    def begin_run(
+        self, run: str, *, actor: str = "", grants: Any = (), labels: Any = ()
+    ) -> Run:
+        """Declare a run's grants before it does anything (raises GrantError when refused)."""
+        return run_from_dict(self.request("POST", "/v1/runs", _run_body(run, actor, grants, labels)))
+
+    def narrow_run(self, run: str, *, revoke: Any = (), uses: Mapping[str, int] | None = None) -> Run:
+        """Revoke grants of a run or lower their uses (never widens)."""
+        body = {"revoke": list(revoke), "uses": dict(uses or {})}
+        return run_from_dict(self.request("POST", f"/v1/runs/{quote(run, safe='')}/narrow", body))
+
     def explain(self, decision_id: str) -> dict[str, Any]:
         """The traced record of a decision and its explanation in plain words."""
         return dict(self.request("GET", f"/v1/decisions/{quote(decision_id, safe='')}"))
@@ -234,6 +262,21 @@ def _answer(status: int, raw: bytes) -> Any:
     except ValueError:
         data = None
     if status >= 300:
+        if isinstance(data, Mapping) and isinstance(data.get("diagnostics"), list):
+            # a refused begin_run: the same GrantError the engine raises in process
+            raise GrantError(
+                [
+                    GrantProblem(
+                        str(p.get("code", "")),
+                        str(p.get("name", "")),
+                        str(p.get("message", "")),
+                        p.get("index"),
+                        str(p.get("help") or ""),
+                    )
+                    for p in data["diagnostics"]
+                    if isinstance(p, Mapping)
+                ]
+            )
         if isinstance(data, Mapping):
             raise SidecarError(
                 status, str(data.get("error", "")), str(data.get("code", "")), data.get("field")
@@ -325,6 +368,17 @@ class AsyncClient:
                 {"decision_id": decision_id, "actual_cost": cost, "outcome": outcome, "labels": list(labels)},
             )
         )
+
+    async def begin_run(
+        self, run: str, *, actor: str = "", grants: Any = (), labels: Any = ()
+    ) -> Run:
+        """Declare a run's grants before it does anything (raises GrantError when refused)."""
+        return run_from_dict(await self.request("POST", "/v1/runs", _run_body(run, actor, grants, labels)))
+
+    async def narrow_run(self, run: str, *, revoke: Any = (), uses: Mapping[str, int] | None = None) -> Run:
+        """Revoke grants of a run or lower their uses (never widens)."""
+        body = {"revoke": list(revoke), "uses": dict(uses or {})}
+        return run_from_dict(await self.request("POST", f"/v1/runs/{quote(run, safe='')}/narrow", body))
 
     async def explain(self, decision_id: str) -> dict[str, Any]:
         """The traced record of a decision and its explanation in plain words."""

@@ -139,6 +139,8 @@ class HitKind(enum.StrEnum):
     ESCALATION = "escalation"
     #: an idempotency key reused for a different request
     IDEMPOTENCY = "idempotency"
+    #: a run grant whose use the decision consumed (or found used up)
+    GRANT = "grant"
 
 
 class Severity(enum.Enum):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 
+from charter.cel.grants import GRANTS
 from charter.cel.inline import Definition, Definitions
 from charter.cel.library import GLOBALS, MACROS, MEMBERS
 from charter.cel.limits import Limits
@@ -346,6 +347,8 @@ class _Checker:
             self._pattern(n.args[1])
         if n.name == "labels" or n.name == "sources":
             self.refs.add(PROVENANCE)  # reads the activation's provenance data, not only its argument
+        if n.name == "granted":
+            self.refs.add(GRANTS)  # reads the run's grants from the activation
         return self._resolve(n, f, args, n.args)
 
     def _named(self, n: Call, d: Definition, scope: Mapping[str, CelType], depth: int) -> CelType:

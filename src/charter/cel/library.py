@@ -14,6 +14,7 @@ from charter.cel import (
     ext_lists,
     ext_math,
     ext_strings,
+    grants,
     network,
     optionals,
     provenance,
@@ -94,6 +95,10 @@ STANDARD: list[Function] = [
        doc="where an argument or element came from: kind (user, agent, call, unknown), call, tool, "
            "field, labels, inputs; one unknown source for a value without provenance",
        examples=["sources('computed')[0].kind == 'unknown'"]),
+    fn("granted", grants.placeholder, "(string) -> bool",
+       doc="whether a grant of the request's run, of the kind named (a text literal), covers the "
+           "request and has uses left; false without a run or a grant",
+       examples=["!granted('send-mail')"]),
 ]  # fmt: skip
 
 _ACCESSOR_DOCS = {

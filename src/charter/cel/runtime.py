@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from charter.cel import optionals, provenance
+from charter.cel import grants, optionals, provenance
 from charter.cel.library import GLOBALS, MEMBERS
 from charter.cel.limits import FREE_TEXT, Budget, Limits, elements_cost, text_cost
 from charter.cel.regex import Matcher, cached_pattern, compile_pattern
@@ -327,6 +327,9 @@ class Compiler:
             of = provenance.labels_of if name == "labels" else provenance.sources_of
             value = args[0]
             return lambda st: of(st.act, value(st))
+        if name == "granted" and len(args) == 1:
+            kind = args[0]
+            return lambda st: grants.granted_of(st.act, kind(st))
         impl = f.impl
         cost = f.cost
         if cost is None:

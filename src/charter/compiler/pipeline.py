@@ -145,11 +145,21 @@ def _build(loaded: Loaded, stop_after: str | None, cache: CompileCache | None) -
     if stop_after == "resolve":
         res.diagnostics = _finish(diags)
         return res
-    lowerer = Lowerer(
-        sym, envs, ConditionCompiler(cache.conditions if cache is not None else None, envs.defs)
-    )
+    conds = ConditionCompiler(cache.conditions if cache is not None else None, envs.defs)
+    conds.grant_kinds = sym.grants
+    lowerer = Lowerer(sym, envs, conds)
+    kinds: dict[str, ir.GrantKind] = {}
+    if sym.grants:
+        from charter.compiler.grants import grant_kinds
+
+        kinds = grant_kinds(sym, envs, conds, diags)
     for order, entry in enumerate(sym.rules):
         lowerer.lower(order, entry)
+    if kinds:
+        from charter.compiler.grants import never_fires
+
+        spans = {e.rule.id.value: e.rule.id.span for e in sym.rules}
+        diags.extend(never_fires(lowerer.out.rules, kinds, spans))
     if cache is not None:
         cache.keep_conditions(lowerer.conds.cache)
     diags.extend(lowerer.diags)
@@ -167,13 +177,19 @@ def _build(loaded: Loaded, stop_after: str | None, cache: CompileCache | None) -
     if stop_after == "analyse":
         res.diagnostics = _finish(diags)
         return res
-    res.policy = assemble(loaded, sym, envs, lowerer)
+    res.policy = assemble(loaded, sym, envs, lowerer, kinds)
     res.stage = "index"
     res.diagnostics = _finish(diags)
     return res
 
 
-def assemble(loaded: Loaded, sym: Symbols, envs: Environments, lowerer: Lowerer) -> ir.CompiledPolicy:
+def assemble(
+    loaded: Loaded,
+    sym: Symbols,
+    envs: Environments,
+    lowerer: Lowerer,
+    grant_kinds: dict[str, ir.GrantKind] | None = None,
+) -> ir.CompiledPolicy:
     """Stage 'index': the immutable compiled policy with its indexes."""
     low = lowerer.out
     tools = {
@@ -222,8 +238,10 @@ def assemble(loaded: Loaded, sym: Symbols, envs: Environments, lowerer: Lowerer)
         escalations=lowerer.escalations,
         stops=stops,
         index=index,
-        uses_run_state=low.uses_run_state,
+        # a policy with grant kinds reads every run's grants and records its steps (run-started)
+        uses_run_state=low.uses_run_state or bool(grant_kinds),
         masks=tuple(ir.MaskRule(path, kind) for path, (kind, _) in sorted(sym.masks.items())),
+        grant_kinds=grant_kinds or {},
     )
 
 

@@ -163,6 +163,8 @@ class Symbols:
     conditions: dict[str, ast.ConditionDecl] = field(default_factory=dict)
     #: the values of ``const NAME: T from "FILE"``, read by the load stage, by constant name
     constant_files: dict[str, Any] = field(default_factory=dict)
+    #: run grant kinds (docs/language.md, "Run grants"), checked by charter.compiler.grants
+    grants: dict[str, ast.GrantDecl] = field(default_factory=dict)
 
     @property
     def signal_sources(self) -> set[str]:
@@ -320,6 +322,8 @@ class Resolver:
                 s.stops = item
         elif isinstance(item, ast.Escalation):
             self._declare(s.escalations, "escalation", item.name, item)
+        elif isinstance(item, ast.GrantDecl):
+            self._declare(s.grants, "grant kind", item.name, item)
         elif isinstance(item, (ast.ConstDecl, ast.ConditionDecl)):
             # One namespace: a condition reads constants and calls conditions by the same kind of name.
             other = s.conditions if isinstance(item, ast.ConstDecl) else s.constants

@@ -127,7 +127,9 @@ _ACTION_OPEN = _action(CelType.MAP(S, LS))
 _TOOL = CelType.OBJECT({"name": S, "category": S, "tags": LS})
 _COST = CelType.MAP(S, D)
 _SIGNALS = CelType.LIST(CelType.OBJECT(SIGNAL_FIELDS))
-_RUN = CelType.OBJECT({"steps": N, "labels": LS})
+#: one run grant instance as ``run.grants`` lists it (its params under their names, as dyn)
+GRANT_INSTANCE = CelType.MAP(S, CelType.DYN)
+_RUN = CelType.OBJECT({"steps": N, "labels": LS, "grants": CelType.LIST(GRANT_INSTANCE)})
 _OPEN_ARGS = CelType.MAP(S, CelType.DYN)
 _RESULT = CelType.OBJECT({"outcome": S, "failed": B, "cost": CelType.MAP(S, D), "labels": LS})
 
@@ -299,6 +301,10 @@ class ConditionCompiler:
         # Structural keys of the type objects seen so far, by identity; the type is kept with its
         # key so its id cannot be reused by another object while this compiler lives.
         self._type_keys: dict[int, tuple[CelType, Any]] = {}
+        #: the policy's grant kinds, which ``granted("KIND")`` must name (charter.compiler.grants)
+        self.grant_kinds: Mapping[str, Any] = {}
+        #: compiling a grant's own clauses (where granted() is out of place)
+        self.in_grant = False
 
     def _env_key(self, env: Mapping[str, CelType]) -> Any:
         # INVARIANT: structural (object fields included), so a condition is only reused for an
@@ -375,6 +381,10 @@ class ConditionCompiler:
                 code = _PROBLEM_CODES.get(p.kind, Code.E301_CEL_SYNTAX)
                 diags.append(error(code, p.message, where, p.help))
             return None
+        if "granted" in text:
+            from charter.compiler.grants import check_granted
+
+            check_granted(text, found.node, span, self.grant_kinds, diags, self.in_grant)
         for start, end in escape_warnings(text, _LIMITS):
             diags.append(
                 warning(

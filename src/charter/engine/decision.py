@@ -122,7 +122,7 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         """The decision as JSON-ready data with stable field names (schema in docs/)."""
-        return {
+        out = {
             "schema_version": 1,
             "id": self.id,
             "outcome": self.outcome.value,
@@ -138,6 +138,27 @@ class Decision:
             "replayed": self.replayed,
             "evidence": {k: [[t, v] for t, v in vals] for k, vals in self.evidence.items()},
         }
+        return out
+
+
+@dataclass(slots=True)
+class GrantedDecision(Decision):
+    """A decision that consulted run grants (a subclass, so other decisions carry no extra field)."""
+
+    #: the run grant instances ``granted()`` consulted: id, kind, covers, uses_left
+    grants: tuple[dict[str, Any], ...] = ()
+
+    @staticmethod
+    def of(d: Decision, grants: tuple[dict[str, Any], ...]) -> GrantedDecision:
+        """``d`` with the grants it consulted."""
+        fields = {name: getattr(d, name) for name in Decision.__dataclass_fields__}
+        return GrantedDecision(**fields, grants=grants)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision's JSON form with ``grants`` (additive to schema version 1)."""
+        out = Decision.to_dict(self)
+        out["grants"] = [dict(g) for g in self.grants]
+        return out
 
 
 class RuleHitModel(BaseModel):
@@ -176,6 +197,15 @@ class FailureModel(BaseModel):
     took: str
 
 
+class GrantUseModel(BaseModel):
+    """Wire form of a run grant instance a decision consulted."""
+
+    id: str
+    kind: str
+    covers: bool
+    uses_left: int | None = None
+
+
 class DecisionModel(BaseModel):
     """JSON Schema of a decision as returned by ``Decision.to_dict`` and the sidecar."""
 
@@ -194,3 +224,7 @@ class DecisionModel(BaseModel):
     elapsed_us: float
     hold_id: str | None = None
     replayed: bool = False
+    grants: list[GrantUseModel] = Field(
+        default_factory=list,
+        description="run grant instances granted() consulted (absent when none): id, kind, covers, uses_left",
+    )

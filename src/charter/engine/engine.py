@@ -12,10 +12,11 @@ from collections.abc import Callable, Mapping, Sequence
 from time import perf_counter
 from typing import Any, Protocol
 
-from charter.engine.decision import Decision, Failure, RuleHit
+from charter.engine.decision import Decision, Failure, GrantedDecision, RuleHit
 from charter.engine.evaluate import Verdict
 from charter.engine.finish import DecisionBuilder, evidence
 from charter.engine.gates import HumanGates, not_recorded
+from charter.engine.grants import GrantTable, Run
 from charter.engine.obligations import NONE, ApprovalGate, Escalation, HumanRecord, Obligations
 from charter.engine.observe import Observer, Observers
 from charter.engine.plan import Planner
@@ -122,6 +123,8 @@ class Engine:
         self._units = policy.units
         self._rules = {r.id: r for r in policy.rules}
         self._reads_history = policy.uses_run_state
+        #: the policy declares run grant kinds (granted(), run.grants)
+        self._grants = bool(policy.grant_kinds)
         #: the in-memory store's live stop table (never rebound; empty: nothing is stopped),
         #: or a table that is never empty for other stores (their stops live in the store)
         self._stops: Mapping[Any, Any] = store.stops_table if in_memory else {None: None}  # type: ignore[attr-defined]
@@ -163,14 +166,18 @@ class Engine:
         # 2. resolve: the actor, the target, the time (and the run's history, if rules read it)
         now = req.time
         view = build_view(self.policy, req, self.clock() if now is None else now)
+        if req.provenance and req.run:
+            view.calls = self._settler.call_lookup(req.run)
         if self._reads_history and req.run:
             try:
                 rs = self.store.run_state(f"run:{req.run}")
             except StoreError as exc:
                 return self._conclude(did, view, _failed(Ruling(_NO_VERDICT), f"state store: {exc}"), t0)
             view.run = RunView(rs.steps, rs.labels, rs.marks)
-        if req.provenance and req.run:
-            view.calls = self._settler.call_lookup(req.run)
+            if rs.grants:
+                view.run.grants = rs.grants
+                if self._grants:
+                    view.run.table = GrantTable(self.policy, view, rs.grants)
         # 3. select and plan (the planner's memo read inline: Planner.plan's key, a frame less)
         plan = self._plans.get(
             (
@@ -263,6 +270,12 @@ class Engine:
             evidence(deciding, view, self._rules) if self.trace is not None and not ruling.final else None,
             t0,
         )
+        if self._grants:
+            run = view.run
+            if run is not None and run.table is not None:
+                if run.table.consulted:
+                    d = GrantedDecision.of(d, tuple(run.table.consulted))
+                run.table = None  # view <-> table is a cycle: free both by refcount
         if view._activation.__class__ is Activation:
             view._activation = None
         if self.trace is not None or view.req.idempotency_key:
@@ -353,6 +366,33 @@ class Engine:
         for a decision this engine does not know or that was settled already.
         """
         return self._settler.settle(decision_id, actual_cost, outcome, labels)
+
+    # ---- run grants -----------------------------------------------------------------------------
+    def begin_run(
+        self,
+        run: str,
+        *,
+        actor: str = "",
+        grants: Sequence[Mapping[str, Any]] = (),
+        labels: Sequence[str] = (),
+    ) -> Run:
+        """Declare what a run may do before it does anything: its grants (``g1``..``gN``), bound to
+        the run and its actor, and its first labels. All are stored or none.
+
+        Raises GrantError (a charter.Error) with one problem per grant the policy refuses (G101-G104)
+        or G105 when the run already has grants or a recorded step; nothing is stored then.
+        """
+        from charter.engine.grants import run_begin
+
+        return run_begin(self, run, actor, grants, labels)
+
+    def narrow_run(
+        self, run: str, *, revoke: Sequence[str] = (), uses: Mapping[str, int] | None = None
+    ) -> Run:
+        """Revoke grants of a run, or leave them at most ``uses[id]`` more uses; never widens."""
+        from charter.engine.grants import run_narrow
+
+        return run_narrow(self, run, revoke, uses or {})
 
     # ---- observing ----------------------------------------------------------------------------------
     def observe(self, observer: Observer) -> Engine:

@@ -334,6 +334,44 @@ class StopsConfig:
     resume_requires: int = 2
 
 
+@dataclass(frozen=True, slots=True)
+class GrantParam:
+    """One ``param NAME: TYPE [= VALUE]`` of a grant kind (``type``: the declared type's text)."""
+
+    name: str
+    type: str
+    #: the scalar element type: string, int, double, bool or any
+    scalar: str
+    #: a list or set of ``scalar``
+    many: bool
+    required: bool
+    default: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class GrantCheck:
+    """A ``covers`` or ``bound`` condition of a grant kind, where it was written."""
+
+    text: str
+    fn: CondFn
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class GrantKind:
+    """``grant KIND { ... }``: what a run grant of this kind may cover, its typed params and bounds."""
+
+    name: str
+    selector: Selector
+    params: tuple[GrantParam, ...]
+    covers: tuple[GrantCheck, ...]
+    bounds: tuple[GrantCheck, ...]
+    #: ``uses``: how many allowed actions one instance may cover (None: no limit)
+    uses: CondFn | None
+    reason: str = ""
+    source: Source | None = None
+
+
 @dataclass(frozen=True)
 class CompiledPolicy:
     """An immutable, thread-safe compiled policy. ``revision`` is a content hash of its sources."""
@@ -360,6 +398,8 @@ class CompiledPolicy:
     uses_run_state: bool = False
     #: argument paths edited before a decision log leaves the process (``mask``/``hash``; charter.export)
     masks: tuple[MaskRule, ...] = ()
+    #: run grant kinds by name (docs/language.md, "Run grants")
+    grant_kinds: Mapping[str, GrantKind] = field(default_factory=dict)
 
     @property
     def stateful(self) -> bool:

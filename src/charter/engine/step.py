@@ -122,6 +122,12 @@ def _halted(ruling: Ruling, s: StopRecord) -> Ruling:
     return ruling.end(Outcome.HALT, hit)
 
 
+def grant_refused(ruling: Ruling) -> Ruling:
+    """A grant the decision relied on was used up or revoked meanwhile: deny (nothing was written)."""
+    reason = "a run grant this action relied on has no use left (used up or revoked meanwhile)"
+    return ruling.end(Outcome.DENY, RuleHit("grant", HitKind.GRANT, Outcome.DENY, reason))
+
+
 def conflict(ruling: Ruling, key: str) -> Ruling:
     """The idempotency key was first used for another request: refused, the first one is untouched."""
     reason = (
@@ -143,6 +149,8 @@ class StatefulStep:
         self.settler = settler
         self.depth_trips = any(t.trigger is TriggerKind.DEPTH for t in policy.tripwires)
         self.pend_always = bool(policy.result_checks) or settler.velocity
+        #: the policy declares grant kinds (a policy without pays nothing for them)
+        self.grants = bool(policy.grant_kinds)
 
     def rule(self, did: str, view: View, verdict: Verdict, observer: Observer | None) -> Ruling:
         """The ruling of this request: the verdict and everything the store says."""
@@ -186,6 +194,14 @@ class StatefulStep:
             if ruling.outcome is not Outcome.ALLOW:
                 # a boundary that failed closed: count tripwires, but reserve nothing
                 plan = plan_batch(policy, view, False, keys, did, request_digest=ruling.request_digest)
+        run = view.run if self.grants else None
+        table = run.table if run is not None else None
+        if table is not None:
+            for where, message in table.failures:
+                ruling.failures.append(Failure(where, message, "not covered"))
+            if ruling.outcome is Outcome.ALLOW:
+                # its own op in the batch: one use of each covering grant, iff the batch goes through
+                plan.batch.grant_use = table.use_op()
         try:
             res = self.store.apply(plan.batch)
         except StoreError as exc:
@@ -194,6 +210,13 @@ class StatefulStep:
             return _halted(ruling, res.stop)
         if res.replayed_payload is not None:
             return self._replay(ruling, res.replayed_payload, req.idempotency_key or "")
+        if self.grants:
+            if res.grant_refused:
+                return grant_refused(ruling)
+            for g in res.grant_uses:
+                ruling.boundaries.append(
+                    BoundaryCheck(HitKind.GRANT, g.id, True, used=g.used, limit=g.limit, detail=g.kind)
+                )
         ruling.recorded = res.recorded
         st = read_result(plan, res)
         ruling.boundaries.extend(st.checks)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from charter.cel.grants import GRANTS
 from charter.cel.limits import DECISION_COST, Budget
 from charter.cel.provenance import PROVENANCE
 from charter.engine.policy import AgentInfo, CompiledPolicy, ToolInfo
@@ -33,6 +34,10 @@ class RunView:
     steps: int = 0
     labels: frozenset[str] = frozenset()
     marks: Mapping[str, tuple[int, float]] = field(default_factory=dict)
+    #: the run's grant instances (charter.state.types.GrantRecord), lowest id first
+    grants: tuple[Any, ...] = ()
+    #: what ``granted()`` reads (charter.engine.grants.GrantTable; None: no grants)
+    table: Any = None
 
 
 #: The roots of the activation conditions read, each with its bit (see :func:`root_bits`).
@@ -188,9 +193,15 @@ class View:
             return list(self.signals)
         if name == "run":
             run = self.run
-            return {"steps": run.steps if run else 0, "labels": sorted(run.labels) if run else []}
+            if run is None:
+                return {"steps": 0, "labels": [], "grants": []}
+            grants = [{**g.params, "id": g.id, "kind": g.kind, "uses_left": g.uses_left} for g in run.grants]
+            return {"steps": run.steps, "labels": sorted(run.labels), "grants": grants}
         if name == PROVENANCE:
             return self.provenance_table()
+        if name == GRANTS:
+            run = self.run
+            return run.table if run is not None else None
         raise KeyError(name)
 
     def provenance_table(self) -> ProvenanceTable | None:

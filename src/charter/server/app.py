@@ -28,6 +28,7 @@ except ImportError as _exc:  # an optional dependency: name the extra to install
 from charter import __version__
 from charter.approvals import HumanError
 from charter.approvals.identity import Channel
+from charter.engine.grants import GrantError
 from charter.enums import HitKind
 from charter.errors import RequestError, UnknownDecision
 from charter.server import wire
@@ -352,6 +353,38 @@ class Sidecar:
             raise ApiError(422, "malformed", str(exc), exc.field) from None
         return st.to_dict()
 
+    # ---- runs ------------------------------------------------------------------------------------
+    async def begin_run(self, request: HttpRequest, who: Principal) -> Any:
+        body: wire.BeginRunRequest = await self.model(request, wire.BeginRunRequest)
+        engine = self.rt.engine
+        try:
+            run = await self.call(
+                lambda: engine.begin_run(body.run, actor=body.actor, grants=body.grants, labels=body.labels)
+            )
+        except GrantError as exc:
+            status = 409 if exc.run_started else 422
+            code = "run-started" if exc.run_started else "grants-refused"
+            out = {
+                "error": str(exc),
+                "code": code,
+                "field": "grants" if status == 422 else None,
+                "diagnostics": [p.to_dict() for p in exc.problems],
+                "refused": list(exc.refused),
+            }
+            return respond(out, status)
+        except RequestError as exc:
+            raise ApiError(422, "malformed", str(exc), exc.field) from None
+        return respond(run.to_dict(), 201)
+
+    async def narrow_run(self, request: HttpRequest, who: Principal) -> Any:
+        body: wire.NarrowRunRequest = await self.model(request, wire.NarrowRunRequest)
+        engine, run = self.rt.engine, request.path_params["run"]
+        try:
+            out = await self.call(lambda: engine.narrow_run(run, revoke=body.revoke, uses=body.uses))
+        except RequestError as exc:
+            raise ApiError(422, "malformed", str(exc), exc.field) from None
+        return out.to_dict()
+
     async def explain(self, request: HttpRequest, who: Principal) -> Any:
         did = request.path_params["decision_id"]
         trace = self.rt.trace
@@ -483,6 +516,8 @@ class Sidecar:
         return [
             Route(f"{v}/decide", r("decide", self.decide), methods=["POST"]),
             Route(f"{v}/settle", r("decide", self.settle), methods=["POST"]),
+            Route(f"{v}/runs", r("decide", self.begin_run), methods=["POST"]),
+            Route(f"{v}/runs/{{run}}/narrow", r("decide", self.narrow_run), methods=["POST"]),
             Route(f"{v}/decisions/{{decision_id}}", r("read", self.explain), methods=["GET"]),
             Route(f"{v}/approvals", r("read-humans", self.approvals), methods=["GET"]),
             Route(f"{v}/approvals/{{approval_id}}", r("read-humans", self.approval), methods=["GET"]),

@@ -33,6 +33,62 @@ class SettleRequest(_Strict):
     labels: list[str] = Field(default_factory=list, max_length=256)
 
 
+class BeginRunRequest(_Strict):
+    """Declare a run's grants and first labels before it does anything (POST /v1/runs)."""
+
+    run: str = Field(min_length=1, max_length=1024)
+    actor: str = Field(default="", max_length=1024)
+    grants: list[dict[str, Any]] = Field(
+        default_factory=list, max_length=64, description='Grant instances: {"kind": KIND, PARAM: VALUE, ...}'
+    )
+    labels: list[str] = Field(default_factory=list, max_length=256)
+
+
+class NarrowRunRequest(_Strict):
+    """Revoke grants, or leave them at most N more uses (POST /v1/runs/{run}/narrow); never widens."""
+
+    revoke: list[str] = Field(default_factory=list, max_length=64)
+    uses: dict[str, int] = Field(default_factory=dict, description="grant id -> most further uses (>= 0)")
+
+
+class GrantModel(BaseModel):
+    """One grant instance of a run."""
+
+    id: str
+    kind: str
+    uses_left: int | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunModel(BaseModel):
+    """A run's grants after begin or narrow."""
+
+    run: str
+    actor: str
+    grants: list[GrantModel]
+    revision: str
+
+
+class GrantProblemModel(BaseModel):
+    """Why a grant was refused (G101 unknown-grant-kind ... G105 run-started)."""
+
+    code: str
+    name: str
+    message: str
+    index: int | None = None
+    help: str | None = None
+
+
+class GrantErrorBody(BaseModel):
+    """A refused begin_run (409 run-started, 422 grants the policy refuses): nothing was stored."""
+
+    error: str
+    code: str
+    field: str | None = None
+    diagnostics: list[GrantProblemModel]
+    refused: list[int]
+
+
 class StopModel(BaseModel):
     """An emergency stop."""
 
@@ -156,6 +212,10 @@ _MODELS: list[type[BaseModel]] = [
     DecisionModel,
     SettleRequest,
     SettlementModel,
+    BeginRunRequest,
+    NarrowRunRequest,
+    RunModel,
+    GrantErrorBody,
     NoteBody,
     AnswerBody,
     StopBody,
@@ -220,6 +280,12 @@ def _op(
     return op
 
 
+def _created(op: dict[str, Any]) -> dict[str, Any]:
+    """An operation whose success is 201 Created."""
+    op["responses"] = {"201": op["responses"].pop("200"), **op["responses"]}
+    return op
+
+
 def _open(summary: str, ok: str, content: str = "application/json") -> dict[str, Any]:
     schema = _ref(ok) if content == "application/json" else {"type": "string"}
     return {
@@ -262,6 +328,30 @@ def openapi(version: str) -> dict[str, Any]:
                 ("SettlementModel", "The settlement"),
                 "SettleRequest",
                 not_found,
+            )
+        },
+        f"{v}/runs": {
+            "post": _created(
+                _op(
+                    "Begin run",
+                    "orchestrator, admin",
+                    ("RunModel", "The run's grants (201)"),
+                    "BeginRunRequest",
+                    {
+                        "409": _json("GrantErrorBody", "run-started: the run has grants or a recorded step"),
+                        "422": _json("GrantErrorBody", "Grants the policy refuses (nothing stored)"),
+                    },
+                )
+            )
+        },
+        f"{v}/runs/{{run}}/narrow": {
+            "post": _op(
+                "Narrow run",
+                "orchestrator, admin",
+                ("RunModel", "The run's grants after"),
+                "NarrowRunRequest",
+                None,
+                ["run"],
             )
         },
         f"{v}/decisions/{{decision_id}}": {

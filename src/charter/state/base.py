@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qs, urlsplit
 
-from charter.state.types import Batch, BatchResult, CommitResult, RunState, StopRecord
+from charter.state.types import Batch, BatchResult, CommitResult, GrantRecord, RunState, StopRecord
 
 SCHEMES = ("memory://", "sqlite:///", "redis://", "postgresql://")
 
@@ -38,6 +38,24 @@ class StateStore(Protocol):
     def add_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None: ...
 
     def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    def begin_grants(
+        self,
+        run_key: str,
+        grants: Sequence[GrantRecord],
+        labels: frozenset[str] = frozenset(),
+        *,
+        now: float,
+        ttl_s: float,
+    ) -> bool:
+        """Store a run's grants and first labels iff it has no grants and no step (False: started)."""
+        ...
+
+    def narrow_grants(
+        self, run_key: str, revoke: Sequence[str], uses: Mapping[str, int], *, now: float
+    ) -> tuple[GrantRecord, ...]:
+        """Revoke grants or lower their uses (never widen); the run's grants after."""
+        ...
 
     def set_stop(self, rec: StopRecord) -> None: ...
 

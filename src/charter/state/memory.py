@@ -19,6 +19,7 @@ from charter.state.types import (
     BatchResult,
     BudgetLine,
     CommitResult,
+    GrantRecord,
     HitOp,
     HitResult,
     LineStatus,
@@ -29,6 +30,8 @@ from charter.state.types import (
     StopRecord,
     check_stop,
     dumps,
+    narrowed,
+    pick_grant_uses,
     prune_margin,
 )
 from charter.state.windows import Holds, Members, Series
@@ -69,6 +72,8 @@ class _Run:
     marks: dict[str, tuple[int, float]] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
     expires_at: float = float("inf")
+    #: run grant instances by id, lowest first (charter.engine.grants)
+    grants: dict[str, GrantRecord] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -121,6 +126,14 @@ class MemoryStore:
                 got = self._idem.get(batch.idempotency_key)
                 if got is not None and got[1] > now:
                     return BatchResult(replayed_payload=got[0])
+            uses: tuple[GrantRecord, ...] = ()
+            if batch.grant_use is not None:
+                # checked before anything is counted: a refused grant use writes nothing
+                gr = self._runs.get(batch.grant_use.run_key)
+                picked = None if gr is None else pick_grant_uses(gr.grants, batch.grant_use)
+                if picked is None:
+                    return BatchResult(grant_refused=True)
+                uses = picked
             hits = tuple(self._hit(h, now) for h in batch.hits)
             blocked = any(h.limited or h.tripped for h in hits)
             reserve = None
@@ -144,7 +157,15 @@ class MemoryStore:
             recorded = batch.record is not None and not blocked
             if recorded:
                 self._put(batch.record)  # type: ignore[arg-type]
-            return BatchResult(hits=hits, reserve=reserve, step=step, run=run, recorded=recorded)
+            if uses and not blocked:
+                grants = self._runs[batch.grant_use.run_key].grants  # type: ignore[union-attr]
+                for g in uses:
+                    grants[g.id] = g
+            elif blocked:
+                uses = ()
+            return BatchResult(
+                hits=hits, reserve=reserve, step=step, run=run, recorded=recorded, grant_uses=uses
+            )
 
     def _hit(self, op: HitOp, now: float) -> HitResult:
         lo = now - op.window_s
@@ -225,6 +246,8 @@ class MemoryStore:
 
     @staticmethod
     def _snapshot(r: _Run) -> RunState:
+        if r.grants:
+            return RunState(r.steps, frozenset(r.labels), dict(r.marks), tuple(r.grants.values()))
         return RunState(r.steps, frozenset(r.labels), dict(r.marks))
 
     # ------------------------------------------------------------------ holds
@@ -301,6 +324,43 @@ class MemoryStore:
             r = self._run(run_key, now)
             r.labels.update(labels)
             r.expires_at = now + ttl_s
+
+    # ------------------------------------------------------------------ run grants
+    def begin_grants(
+        self,
+        run_key: str,
+        grants: Sequence[GrantRecord],
+        labels: frozenset[str] = frozenset(),
+        *,
+        now: float,
+        ttl_s: float,
+    ) -> bool:
+        """Store a run's grants (and first labels) iff the run has no grants and no step; atomic."""
+        with self._lock:
+            r = self._run(run_key, now)
+            if r.steps or r.grants:
+                return False
+            r.grants = {g.id: g for g in grants}
+            r.labels.update(labels)
+            r.expires_at = now + ttl_s
+            return True
+
+    def narrow_grants(
+        self, run_key: str, revoke: Sequence[str], uses: Mapping[str, int], *, now: float
+    ) -> tuple[GrantRecord, ...]:
+        """Revoke grants or lower their uses (never widen); the run's grants after."""
+        with self._lock:
+            r = self._runs.get(run_key)
+            if r is None:
+                return ()
+            out: dict[str, GrantRecord] = {}
+            gone = frozenset(revoke)
+            for gid, g in r.grants.items():
+                kept = narrowed(g, gone, uses)
+                if kept is not None:
+                    out[gid] = kept
+            r.grants = out
+            return tuple(out.values())
 
     def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:
         with self._lock:

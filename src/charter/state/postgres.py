@@ -20,11 +20,13 @@ except ImportError as _exc:  # an optional dependency: name the extra to install
     raise missing_extra("postgres", "the PostgreSQL state store", _exc) from _exc
 
 from charter.state import postgres_sql as ddl
+from charter.state.grant_ops import apply_with_grants, decode_grants, encode_grants, narrow_all
 from charter.state.types import (
     EMPTY_RUN,
     Batch,
     BatchResult,
     CommitResult,
+    GrantRecord,
     HitResult,
     LineStatus,
     ReserveResult,
@@ -150,6 +152,8 @@ class PostgresStore:
             if not (current and current[0]):
                 conn.execute(ddl.TABLES.format(s=self._s))
             conn.execute(ddl.FUNCTIONS.format(s=self._s))
+            # a new table only: creating it (or finding it) locks none that decisions write
+            conn.execute(ddl.GRANT_TABLES.format(s=self._s))
 
     def _call(self, fn: Callable[[], T]) -> T:
         """Run fn under the lock; retry whole transactions that lost a serialization race."""
@@ -171,6 +175,46 @@ class PostgresStore:
 
     # ------------------------------------------------------------------ hot path
     def apply(self, batch: Batch) -> BatchResult:
+        if batch.grant_use is not None:
+            return self._apply_grants(batch)
+        out = self._one(f"SELECT {self._s}.apply(%s)", (Jsonb(self._body(batch)),))
+        try:
+            return self._parse(batch, out)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise StoreError(StoreFault.PROTOCOL, "postgresql", repr(exc)) from None
+
+    def _apply_grants(self, batch: Batch) -> BatchResult:
+        """The batch and its grant-use op in one transaction (the run's grants row locked)."""
+        s = self._s
+
+        def tx() -> BatchResult:
+            conn = self._connection()
+            with conn.transaction():
+
+                def read(key: str) -> tuple[GrantRecord, ...]:
+                    row = conn.execute(
+                        f"SELECT doc FROM {s}.run_grants WHERE run_key = %s FOR UPDATE", (key,)
+                    ).fetchone()
+                    return decode_grants(row[0]) if row is not None else ()
+
+                def run(b: Batch) -> BatchResult:
+                    got = conn.execute(f"SELECT {s}.apply(%s)", (Jsonb(self._body(b)),)).fetchone()
+                    try:
+                        return self._parse(b, got[0] if got is not None else {})
+                    except (ValueError, TypeError, KeyError, IndexError) as exc:
+                        raise StoreError(StoreFault.PROTOCOL, "postgresql", repr(exc)) from None
+
+                def write(key: str, grants: tuple[GrantRecord, ...]) -> None:
+                    conn.execute(
+                        f"UPDATE {s}.run_grants SET doc = %s WHERE run_key = %s", (encode_grants(grants), key)
+                    )
+
+                return apply_with_grants(batch, read, run, write)
+
+        return self._call(tx)
+
+    def _body(self, batch: Batch) -> dict[str, Any]:
+        """The JSON argument of the apply function."""
         sch = self.schema
         locks: set[int] = set()
         hits = []
@@ -231,11 +275,7 @@ class PostgresStore:
                 "t": t,
             }
         body["locks"] = sorted(locks)
-        out = self._one(f"SELECT {self._s}.apply(%s)", (Jsonb(body),))
-        try:
-            return self._parse(batch, out)
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
-            raise StoreError(StoreFault.PROTOCOL, "postgresql", repr(exc)) from None
+        return body
 
     @staticmethod
     def _parse(batch: Batch, out: dict[str, Any]) -> BatchResult:
@@ -318,20 +358,83 @@ class PostgresStore:
 
     # ------------------------------------------------------------------ runs
     def run_state(self, run_key: str) -> RunState:
+        # the run's grants come back from the same statement (one round trip)
         row = self._call(
             lambda: (
                 self._connection()
                 .execute(
-                    f"SELECT steps, labels, marks FROM {self._s}.runs WHERE key = %s",
-                    (run_key,),
+                    f"SELECT r.steps, r.labels, r.marks, g.doc FROM (SELECT 1) x "
+                    f"LEFT JOIN {self._s}.runs r ON r.key = %s "
+                    f"LEFT JOIN {self._s}.run_grants g ON g.run_key = %s",
+                    (run_key, run_key),
                 )
                 .fetchone()
             )
         )
-        if row is None:
+        if row is None or (row[0] is None and row[3] is None):
             return EMPTY_RUN
+        grants = decode_grants(row[3])
+        if row[0] is None:
+            return RunState(0, frozenset(), {}, grants)
         marks = {k: (int(v[0]), float(v[1])) for k, v in row[2].items()}
-        return RunState(int(row[0]), frozenset(row[1]), marks)
+        return RunState(int(row[0]), frozenset(row[1]), marks, grants)
+
+    # ------------------------------------------------------------------ run grants
+    def begin_grants(
+        self,
+        run_key: str,
+        grants: Sequence[GrantRecord],
+        labels: frozenset[str] = frozenset(),
+        *,
+        now: float,
+        ttl_s: float,
+    ) -> bool:
+        """Store a run's grants (and first labels) iff the run has no grants and no step; atomic."""
+        s = self._s
+
+        def tx() -> bool:
+            conn = self._connection()
+            with conn.transaction():
+                # the run's lock, as the apply function takes it for the run's event
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(self.schema, "r", run_key),))
+                row = conn.execute(
+                    f"SELECT (SELECT steps FROM {s}.runs WHERE key = %s AND expires_at > %s), "
+                    f"(SELECT doc FROM {s}.run_grants WHERE run_key = %s AND expires_at > %s FOR UPDATE)",
+                    (run_key, now, run_key, now),
+                ).fetchone()
+                if row is None or (row[0] or 0) > 0 or decode_grants(row[1]):
+                    return False
+                conn.execute(
+                    f"INSERT INTO {s}.run_grants VALUES (%s, %s, %s) ON CONFLICT (run_key) DO UPDATE "
+                    "SET doc = excluded.doc, expires_at = excluded.expires_at",
+                    (run_key, encode_grants(grants), now + ttl_s),
+                )
+            return True
+
+        ok = self._call(tx)
+        if ok and labels:
+            self.add_labels(run_key, labels, now=now, ttl_s=ttl_s)
+        return ok
+
+    def narrow_grants(
+        self, run_key: str, revoke: Sequence[str], uses: Mapping[str, int], *, now: float
+    ) -> tuple[GrantRecord, ...]:
+        """Revoke grants or lower their uses (never widen); the run's grants after."""
+        s = self._s
+
+        def tx() -> tuple[GrantRecord, ...]:
+            conn = self._connection()
+            with conn.transaction():
+                row = conn.execute(
+                    f"SELECT doc FROM {s}.run_grants WHERE run_key = %s FOR UPDATE", (run_key,)
+                ).fetchone()
+                left = narrow_all(decode_grants(row[0]) if row else (), revoke, uses)
+                conn.execute(
+                    f"UPDATE {s}.run_grants SET doc = %s WHERE run_key = %s", (encode_grants(left), run_key)
+                )
+                return left
+
+        return self._call(tx)
 
     def add_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
         s = self._s

@@ -38,6 +38,12 @@ CREATE TABLE IF NOT EXISTS {s}.records(kind text NOT NULL, id text NOT NULL,
   PRIMARY KEY(kind, id));
 """
 
+#: run grants (charter.state.grant_ops): one document per run
+GRANT_TABLES = """
+CREATE TABLE IF NOT EXISTS {s}.run_grants(run_key text PRIMARY KEY, doc text NOT NULL,
+  expires_at float8 NOT NULL);
+"""
+
 FUNCTIONS = (
     (
         """

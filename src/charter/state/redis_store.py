@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -20,8 +21,10 @@ try:
 except ImportError as _exc:  # an optional dependency: name the extra to install
     raise missing_extra("redis", "the Redis state store", _exc) from _exc
 
+from charter.state import redis_grants
 from charter.state import redis_lua as lua
 from charter.state.base import query_params
+from charter.state.grant_ops import went_through
 from charter.state.redis_wire import map_redis_error, send_command
 from charter.state.types import (
     BUDGET_GRACE_S,
@@ -32,6 +35,7 @@ from charter.state.types import (
     Batch,
     BatchResult,
     CommitResult,
+    GrantRecord,
     HitResult,
     LineStatus,
     ReserveResult,
@@ -92,6 +96,10 @@ class RedisStore:
         self._put_record = reg(lua.PUT_RECORD)
         self._cas_record = reg(lua.CAS_RECORD)
         self._clear_stop = reg(lua.CLEAR_STOP)
+        self._grants_begin = reg(redis_grants.BEGIN)
+        self._grants_consume = reg(redis_grants.CONSUME)
+        self._grants_refund = reg(redis_grants.REFUND)
+        self._grants_narrow = reg(redis_grants.NARROW)
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -165,6 +173,84 @@ class RedisStore:
 
     # ------------------------------------------------------------------ hot path
     def apply(self, batch: Batch) -> BatchResult:
+        op = batch.grant_use
+        if op is None:
+            return self._apply_batch(batch)
+        # the grant-use op: consumed (atomically, checked before written) just before the batch,
+        # given back if the batch does not go through (charter.state.redis_grants)
+        rk = op.run_key
+        gkeys = [self._k("rg", rk), self._k("rgu", rk), self._k("rgl", rk)]
+        args: list[str] = [str(len(op.candidates))]
+        for ids in op.candidates:
+            args += [str(len(ids)), *ids]
+        got = self._call(lambda: self._eval(self._grants_consume, gkeys, args))
+        if not got:
+            probe = self._apply_batch(
+                Batch(now=batch.now, stop_keys=batch.stop_keys, idempotency_key=batch.idempotency_key)
+            )
+            if probe.stop is not None or probe.replayed_payload is not None:
+                return probe
+            return BatchResult(grant_refused=True)
+        used = {str(got[i]): int(got[i + 1]) for i in range(0, len(got), 2)}
+        try:
+            res = self._apply_batch(batch)
+        except StoreError:
+            self._refund(gkeys, list(used))
+            raise
+        if not went_through(res):
+            self._refund(gkeys, list(used))
+            return res
+        current = {g.id: g for g in self._grants(rk)}
+        res.grant_uses = tuple(
+            GrantRecord(g.id, g.seq, g.kind, g.params, g.limit, used[g.id], g.actor, g.at)
+            for gid in used
+            if (g := current.get(gid)) is not None
+        )
+        return res
+
+    def _refund(self, gkeys: list[str], ids: list[str]) -> None:
+        with contextlib.suppress(StoreError):
+            self._call(lambda: self._eval(self._grants_refund, [gkeys[1]], ids))
+
+    def _grants(self, run_key: str) -> tuple[GrantRecord, ...]:
+        def go() -> list[Any]:
+            p = self._r.pipeline(transaction=True)
+            p.hgetall(self._k("rg", run_key))
+            p.hgetall(self._k("rgu", run_key))
+            p.hgetall(self._k("rgl", run_key))
+            return p.execute()
+
+        return _grant_records(*self._call(go))
+
+    def begin_grants(
+        self,
+        run_key: str,
+        grants: Sequence[GrantRecord],
+        labels: frozenset[str] = frozenset(),
+        *,
+        now: float,
+        ttl_s: float,
+    ) -> bool:
+        """Store a run's grants (and first labels) iff the run has no grants and no step; atomic."""
+        keys = [self._k(p, run_key) for p in ("r", "rl", "rg", "rgu", "rgl")]
+        args = [_f(now), _f(now + ttl_s), _ms(ttl_s), str(len(grants))]
+        for g in grants:
+            args += [g.id, dumps(g.to_doc()), "" if g.limit is None else str(g.limit)]
+        args += sorted(labels)
+        return bool(self._call(lambda: self._eval(self._grants_begin, keys, args)))
+
+    def narrow_grants(
+        self, run_key: str, revoke: Sequence[str], uses: Mapping[str, int], *, now: float
+    ) -> tuple[GrantRecord, ...]:
+        """Revoke grants or lower their uses (never widen); the run's grants after."""
+        keys = [self._k(p, run_key) for p in ("rg", "rgu", "rgl")]
+        args = [str(len(revoke)), *revoke]
+        for gid, n in uses.items():
+            args += [gid, str(int(n))]
+        self._call(lambda: self._eval(self._grants_narrow, keys, args))
+        return self._grants(run_key)
+
+    def _apply_batch(self, batch: Batch) -> BatchResult:
         now = batch.now
         keys: list[str] = []
         codes: list[str] = []  # expected type of each key, checked before anything is written
@@ -344,13 +430,21 @@ class RedisStore:
             p.hget(self._k("r", run_key), "steps")
             p.smembers(self._k("rl", run_key))
             p.hgetall(self._k("rm", run_key))
+            # the run's grants, in the same round trip
+            p.hgetall(self._k("rg", run_key))
+            p.hgetall(self._k("rgu", run_key))
+            p.hgetall(self._k("rgl", run_key))
             return p.execute()
 
-        steps, labels, marks = self._call(go)
-        if steps is None and not labels:
+        steps, labels, marks, docs, used, limits = self._call(go)
+        if steps is None and not labels and not docs:
             return EMPTY_RUN
         flat = [x for kv in marks.items() for x in kv]
-        return _run_state(int(steps or 0), list(labels), flat)
+        state = _run_state(int(steps or 0), list(labels), flat)
+        if docs:
+            grants = _grant_records(docs, used, limits)
+            return RunState(state.steps, state.labels, state.marks, grants)
+        return state
 
     def add_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
         keys = [self._k(p, run_key) for p in ("r", "rl", "rm", "re")]
@@ -453,6 +547,20 @@ class RedisStore:
             self._r.close()
         except rex.RedisError as exc:
             raise map_redis_error(exc) from None
+
+
+def _grant_records(
+    docs: Mapping[str, str], used: Mapping[str, str], limits: Mapping[str, str]
+) -> tuple[GrantRecord, ...]:
+    out = []
+    for gid, doc in docs.items():
+        g = GrantRecord.from_doc(json.loads(doc))
+        lim = limits.get(gid)
+        limit = None if lim in (None, "") else int(str(lim))
+        out.append(
+            GrantRecord(g.id, g.seq, g.kind, g.params, limit, int(str(used.get(gid, 0))), g.actor, g.at)
+        )
+    return tuple(sorted(out, key=lambda g: g.seq))
 
 
 def _run_state(steps: Any, labels: list[str], marks_flat: list[str]) -> RunState:

@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 from charter.state import sqlite_batch
 from charter.state.base import query_params
+from charter.state.grant_ops import apply_with_grants, decode_grants, encode_grants, narrow_all
 from charter.state.sqlite_batch import PRUNE_P, line_state, load_run, put_record
 from charter.state.sqlite_schema import SCHEMA, map_sqlite_error, migrate
 from charter.state.types import (
@@ -23,6 +24,7 @@ from charter.state.types import (
     Batch,
     BatchResult,
     CommitResult,
+    GrantRecord,
     LineStatus,
     RecordOp,
     RunState,
@@ -119,7 +121,15 @@ class SQLiteStore:
     # ------------------------------------------------------------------ hot path
     def apply(self, batch: Batch) -> BatchResult:
         with self._tx() as db:
-            res = sqlite_batch.apply(db, batch)
+            if batch.grant_use is None:
+                res = sqlite_batch.apply(db, batch)
+            else:  # the grant-use op, in the same transaction (charter.state.grant_ops)
+                res = apply_with_grants(
+                    batch,
+                    lambda key: _grants(db, key),
+                    lambda b: sqlite_batch.apply(db, b),
+                    lambda key, grants: _write_grants(db, key, grants, None),
+                )
             self._ops += 1
             if self._ops % 2000 == 0:
                 self._gc(db, batch.now)
@@ -144,6 +154,7 @@ class SQLiteStore:
         db.execute("DELETE FROM records WHERE expires_at<=?", (time.time(),))
         db.execute("DELETE FROM events WHERE run_key IN (SELECT key FROM runs WHERE expires_at<=?)", (now,))
         db.execute("DELETE FROM runs WHERE expires_at<=?", (now,))
+        db.execute("DELETE FROM run_grants WHERE expires_at<=?", (now,))
 
     # ------------------------------------------------------------------ holds
     def commit(self, hold_id: str, actual: int | None, *, now: float) -> CommitResult:
@@ -205,11 +216,44 @@ class SQLiteStore:
     def run_state(self, run_key: str) -> RunState:
         def go(db: sqlite3.Connection) -> RunState:
             steps, labels, marks = load_run(db, run_key, None)
-            if not steps and not labels:
+            grants = _grants(db, run_key)
+            if not steps and not labels and not grants:
                 return EMPTY_RUN
-            return RunState(steps, frozenset(labels), {k: (v[0], v[1]) for k, v in marks.items()})
+            return RunState(steps, frozenset(labels), {k: (v[0], v[1]) for k, v in marks.items()}, grants)
 
         return self._read(go)
+
+    # ------------------------------------------------------------------ run grants
+    def begin_grants(
+        self,
+        run_key: str,
+        grants: Sequence[GrantRecord],
+        labels: frozenset[str] = frozenset(),
+        *,
+        now: float,
+        ttl_s: float,
+    ) -> bool:
+        """Store a run's grants (and first labels) iff the run has no grants and no step; atomic."""
+        with self._tx() as db:
+            steps, have, marks = load_run(db, run_key, now)
+            if steps or _grants(db, run_key):
+                return False
+            have.update(labels)
+            db.execute(
+                "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?)",
+                (run_key, steps, _dumps(sorted(have)), _dumps(marks), now + ttl_s),
+            )
+            _write_grants(db, run_key, tuple(grants), now + ttl_s)
+            return True
+
+    def narrow_grants(
+        self, run_key: str, revoke: Sequence[str], uses: Mapping[str, int], *, now: float
+    ) -> tuple[GrantRecord, ...]:
+        """Revoke grants or lower their uses (never widen); the run's grants after."""
+        with self._tx() as db:
+            left = narrow_all(_grants(db, run_key), revoke, uses)
+            _write_grants(db, run_key, left, None)
+            return left
 
     def add_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
         with self._tx() as db:
@@ -323,6 +367,22 @@ class SQLiteStore:
                 self._db.close()
             except sqlite3.Error as exc:
                 raise map_sqlite_error(exc) from None
+
+
+def _grants(db: sqlite3.Connection, run_key: str) -> tuple[GrantRecord, ...]:
+    row = db.execute("SELECT doc FROM run_grants WHERE run_key=?", (run_key,)).fetchone()
+    return decode_grants(row[0]) if row is not None else ()
+
+
+def _write_grants(
+    db: sqlite3.Connection, run_key: str, grants: tuple[GrantRecord, ...], expires_at: float | None
+) -> None:
+    if expires_at is None:
+        db.execute("UPDATE run_grants SET doc=? WHERE run_key=?", (encode_grants(grants), run_key))
+    else:
+        db.execute(
+            "INSERT OR REPLACE INTO run_grants VALUES(?,?,?)", (run_key, encode_grants(grants), expires_at)
+        )
 
 
 def _drop_line(db: sqlite3.Connection, key: str, exp: float, hold_id: str) -> None:

@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS idem(key TEXT PRIMARY KEY, payload TEXT NOT NULL,
   expires_at REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS records(kind TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
   doc TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY(kind, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run_grants(run_key TEXT PRIMARY KEY, doc TEXT NOT NULL,
+  expires_at REAL NOT NULL) WITHOUT ROWID;
 """
 
 # A budget's running sum of live holds (rs, rb): rs = sum of its hold lines expiring after rb;

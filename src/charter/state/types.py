@@ -160,10 +160,118 @@ class EventOp:
 
 
 @dataclass(frozen=True, slots=True)
+class GrantRecord:
+    """One run grant instance as a store keeps it (``limit`` None: no use limit).
+
+    ``seq`` orders instances (``g<seq>`` is the id); ``used`` counts the allowed actions it covered.
+    """
+
+    id: str
+    seq: int
+    kind: str
+    params: Mapping[str, Any]
+    limit: int | None
+    used: int = 0
+    actor: str = ""
+    at: float = 0.0
+
+    @property
+    def uses_left(self) -> int | None:
+        """Uses left (None: no limit)."""
+        return None if self.limit is None else max(0, self.limit - self.used)
+
+    def to_doc(self) -> dict[str, Any]:
+        """JSON-ready form (the stores that keep documents)."""
+        return {
+            "id": self.id,
+            "seq": self.seq,
+            "kind": self.kind,
+            "params": dict(self.params),
+            "limit": self.limit,
+            "used": self.used,
+            "actor": self.actor,
+            "at": self.at,
+        }
+
+    @staticmethod
+    def from_doc(d: Mapping[str, Any]) -> GrantRecord:
+        """The record of a document written by :meth:`to_doc`."""
+        limit = d.get("limit")
+        return GrantRecord(
+            str(d["id"]),
+            int(d["seq"]),
+            str(d["kind"]),
+            dict(d.get("params") or {}),
+            None if limit is None else int(limit),
+            int(d.get("used", 0)),
+            str(d.get("actor", "")),
+            float(d.get("at", 0.0)),
+        )
+
+
+@dataclass(slots=True)
+class GrantUseOp:
+    """Consume one use of a covering grant instance per kind relied on, in the decide batch.
+
+    ``candidates``: per kind, the ids of the instances that covered the request, lowest first;
+    the store consumes the first one still present with uses left. If a kind has none left (a
+    concurrent decision used it up, or it was revoked), the whole batch is refused (nothing
+    written: ``BatchResult.grant_refused``).
+    """
+
+    run_key: str
+    candidates: tuple[tuple[str, ...], ...]
+
+
+def pick_grant_uses(grants: Mapping[str, GrantRecord], op: GrantUseOp) -> tuple[GrantRecord, ...] | None:
+    """The records after consuming ``op`` (None: some kind has no candidate with uses left).
+
+    The one rule every store applies (inside its atomic step) so all stores pick alike.
+    """
+    out: list[GrantRecord] = []
+    taken: set[str] = set()
+    for ids in op.candidates:
+        chosen = None
+        for gid in ids:
+            g = grants.get(gid)
+            if g is None or gid in taken or (g.limit is not None and g.used >= g.limit):
+                continue
+            chosen = g
+            break
+        if chosen is None:
+            return None
+        taken.add(chosen.id)
+        out.append(
+            GrantRecord(
+                chosen.id, chosen.seq, chosen.kind, chosen.params, chosen.limit, chosen.used + 1,
+                chosen.actor, chosen.at,
+            )
+        )  # fmt: skip
+    return tuple(out)
+
+
+def narrowed(grant: GrantRecord, revoke: frozenset[str], uses: Mapping[str, int]) -> GrantRecord | None:
+    """A grant after ``narrow``: None when revoked; at most ``uses[id]`` more uses (never more)."""
+    if grant.id in revoke:
+        return None
+    more = uses.get(grant.id)
+    if more is None:
+        return grant
+    limit = grant.used + max(0, int(more))
+    if grant.limit is not None:
+        limit = min(limit, grant.limit)
+    return GrantRecord(
+        grant.id, grant.seq, grant.kind, grant.params, limit, grant.used, grant.actor, grant.at
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class RunState:
     steps: int
     labels: frozenset[str]
     marks: Mapping[str, tuple[int, float]] = field(default_factory=dict)
+    #: the run's grant instances, lowest id first (docs/language.md, "Run grants")
+    grants: tuple[GrantRecord, ...] = ()
 
 
 EMPTY_RUN = RunState(0, frozenset(), {})
@@ -215,6 +323,8 @@ class Batch:
     idempotency_ttl_s: float = 86400.0
     #: written iff nothing was replayed, stopped, limited, tripped or refused (like the event)
     record: RecordOp | None = None
+    #: run grant uses consumed iff the batch goes through (its own op: see GrantUseOp)
+    grant_use: GrantUseOp | None = None
 
 
 @dataclass(slots=True)
@@ -227,6 +337,10 @@ class BatchResult:
     replayed_payload: str | None = None
     #: the batch's record op was written
     recorded: bool = False
+    #: the grant instances whose use this batch consumed (after the use)
+    grant_uses: tuple[GrantRecord, ...] = ()
+    #: a grant the decision relied on had no use left: nothing was written
+    grant_refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -345,6 +345,27 @@ class AmountClause(Node):
         return (self.clause, normalise_condition(self.text))
 
 
+class ParamClause(Node):
+    """``param NAME: TYPE [= VALUE]``: one typed parameter of a grant kind (no value: required)."""
+
+    clause: Literal["param"] = "param"
+    name: Name
+    type: TypeRef
+    #: the default value (None: the parameter is required)
+    default: Any = None
+
+
+class GrantCelClause(Node):
+    """``covers CEL``, ``bound CEL`` or ``uses CEL`` of a grant kind."""
+
+    clause: Literal["covers", "bound", "uses"]
+    text: str
+    text_span: Span = Field(default=_NOWHERE, repr=False, exclude=True)
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.clause, normalise_condition(self.text))
+
+
 class SignalClause(Node):
     """``signal KIND [where CEL]``."""
 
@@ -464,6 +485,8 @@ Clause = (
     | TimezoneClause
     | TriggerClause
     | AmountClause
+    | ParamClause
+    | GrantCelClause
 )
 
 
@@ -472,6 +495,13 @@ class Rule(Node):
 
     kind: RuleKind
     id: Name
+    clauses: tuple[Clause, ...]
+
+
+class GrantDecl(Node):
+    """``grant KIND { action ...  param ...  covers ...  bound ...  uses ...  reason ... }``."""
+
+    name: Name
     clauses: tuple[Clause, ...]
 
 
@@ -494,6 +524,7 @@ Item = (
     | Rule
     | ConstDecl
     | ConditionDecl
+    | GrantDecl
 )
 
 

@@ -77,6 +77,30 @@ class RuleParts(AstBase):
         )
 
     @v_args(meta=True)
+    def c_param(self, meta: Meta, ch: list[Any]) -> ast.ParamClause:
+        return ast.ParamClause(name=self._name(ch[0]), type=ch[1], default=ch[2], span=self._meta_span(meta))
+
+    def _grant_cel(self, meta: Meta, kind: str, tok: Token) -> ast.GrantCelClause:
+        return ast.GrantCelClause(
+            clause=kind,  # type: ignore[arg-type]
+            text=str(tok).rstrip(),
+            text_span=self._tok_span(tok),
+            span=self._meta_span(meta),
+        )
+
+    @v_args(meta=True)
+    def c_covers(self, meta: Meta, ch: list[Token]) -> ast.GrantCelClause:
+        return self._grant_cel(meta, "covers", ch[0])
+
+    @v_args(meta=True)
+    def c_bound(self, meta: Meta, ch: list[Token]) -> ast.GrantCelClause:
+        return self._grant_cel(meta, "bound", ch[0])
+
+    @v_args(meta=True)
+    def c_uses(self, meta: Meta, ch: list[Token]) -> ast.GrantCelClause:
+        return self._grant_cel(meta, "uses", ch[0])
+
+    @v_args(meta=True)
     def c_signal(self, meta: Meta, ch: list[Any]) -> ast.SignalClause:
         where = str(ch[1]).rstrip() if ch[1] is not None else None
         where_span = self._tok_span(ch[1]) if ch[1] is not None else self._meta_span(meta)

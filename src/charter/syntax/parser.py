@@ -55,6 +55,7 @@ _TOP_KEYWORDS = [
     "rate",
     "tripwire",
     "on",
+    "grant",
 ]
 _TOP_LINE = re.compile(r"^(?:{})\b".format("|".join(_TOP_KEYWORDS)), re.M)
 

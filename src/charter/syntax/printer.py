@@ -249,6 +249,17 @@ class _Printer:
             return self._target(a.target, indent, f"action {a.kind.value} ")
         if isinstance(c, ast.AmountClause):
             return self._condition("amount", c.text, indent)
+        if isinstance(c, ast.GrantCelClause):
+            return self._condition(c.clause, c.text, indent)
+        if isinstance(c, ast.ParamClause):
+            text = f"param {c.name.value}: {self._type(c.type)}"
+            if c.default is not None:
+                numbers: list[str] = []
+                if self._has(c) and self._has(c.name):
+                    tail = self.code[c.name.span.end : c.span.end]
+                    numbers = [m.group(1) for m in _VALUE_TOKEN.finditer(tail) if m.group(1)]
+                text += " = " + self._value(c.default, numbers)
+            return text
         if isinstance(c, ast.ConditionClause):
             return self._condition(c.clause, c.text, indent)
         if isinstance(c, ast.SignalClause):
@@ -464,6 +475,10 @@ class _Printer:
                     self._condition(f"condition {item.name.value}({params}) =", item.body, 0), 0, start, end
                 )
             ]
+        if isinstance(item, ast.GrantDecl):
+            lines = [_Line(self._clause(c, 1), 1, self._start(c), self._end(c)) for c in item.clauses]
+            block = self._block(item, f"grant {item.name.value}", item.name, [])
+            return [block[0], *lines, block[1]]
         if isinstance(item, ast.Rule):
             kind = item.kind.value
             lines = [_Line(self._clause(c, 1), 1, self._start(c), self._end(c)) for c in item.clauses]

@@ -108,6 +108,10 @@ class ToAst(RuleParts):
         )
 
     @v_args(meta=True)
+    def grant_decl(self, meta: Meta, ch: list[Any]) -> ast.GrantDecl:
+        return ast.GrantDecl(name=self._name(ch[0]), clauses=tuple(ch[1:]), span=self._meta_span(meta))
+
+    @v_args(meta=True)
     def cparam(self, meta: Meta, ch: list[Any]) -> ast.CondParam:
         return ast.CondParam(name=self._name(ch[0]), type=ch[1], span=self._meta_span(meta))
 
