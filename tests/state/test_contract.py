@@ -17,7 +17,7 @@ from charter.state import (
     StopRecord,
     open_store,
 )
-from charter.state.types import BUDGET_GRACE_S
+from charter.state.types import BUDGET_GRACE_S, LABEL_MARK
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -242,6 +242,30 @@ def test_events_labels_marks(store: StateStore) -> None:
     # the run expired (ttl 3600 after its last write): it starts afresh
     fresh = ev(T0 + 3 + 3600, 1)
     assert fresh.step == 1 and fresh.run is not None and fresh.run.labels == frozenset()
+
+
+def test_mark_labels_records_each_label_at_the_runs_step(store: StateStore) -> None:
+    # docs/semantics.md 8.1: a label records the step and time of its latest arrival, whichever
+    # way it came; a settlement's labels arrive at the run's current step
+    store.mark_labels("run:m", frozenset({"early"}), now=T0, ttl_s=3600)
+    st = store.run_state("run:m")
+    assert st.steps == 0 and st.labels == {"early"} and st.marks == {LABEL_MARK + "early": (0, T0)}
+    for i in range(2):
+        op = EventOp("run:m", {"n": i}, frozenset({"pii"}), frozenset({LABEL_MARK + "pii"}), 3600)
+        store.apply(Batch(now=T0 + 1 + i, event=op))
+    store.mark_labels("run:m", frozenset({"tainted", "pii"}), now=T0 + 5.5, ttl_s=3600)
+    st = store.run_state("run:m")
+    assert st.steps == 2 and st.labels == {"early", "pii", "tainted"}
+    assert dict(st.marks) == {
+        LABEL_MARK + "early": (0, T0),
+        LABEL_MARK + "pii": (2, T0 + 5.5),
+        LABEL_MARK + "tainted": (2, T0 + 5.5),
+    }
+    # labels and marks expire with the run: a mark after expiry starts at step 0
+    store.mark_labels("run:m", frozenset({"late"}), now=T0 + 6 + 3600, ttl_s=3600)
+    st = store.run_state("run:m")
+    assert st.steps == 0 and st.labels == {"late"}
+    assert dict(st.marks) == {LABEL_MARK + "late": (0, T0 + 6 + 3600)}
 
 
 # ---------------------------------------------------------------- stops

@@ -15,6 +15,7 @@ from charter.state.types import (
     BUDGET_GRACE_S,
     EMPTY_RUN,
     HOLD_RETAIN_S,
+    LABEL_MARK,
     Batch,
     BatchResult,
     BudgetLine,
@@ -300,6 +301,15 @@ class MemoryStore:
         with self._lock:
             r = self._run(run_key, now)
             r.labels.update(labels)
+            r.expires_at = now + ttl_s
+
+    def mark_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
+        with self._lock:
+            r = self._run(run_key, now)
+            r.labels.update(labels)
+            seen = (r.steps, now)
+            for lab in labels:
+                r.marks[LABEL_MARK + lab] = seen
             r.expires_at = now + ttl_s
 
     def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:

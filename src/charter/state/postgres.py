@@ -349,6 +349,28 @@ class PostgresStore:
         params = {"k": run_key, "l": sorted(labels), "now": now, "exp": now + ttl_s}
         self._call(lambda: self._connection().execute(sql, params))
 
+    def mark_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
+        s = self._s
+        # the labels' marks are computed from the row's steps inside the statement (atomic)
+        sql = (
+            f"WITH old AS (DELETE FROM {s}.events WHERE run_key = %(k)s AND EXISTS "
+            f"(SELECT 1 FROM {s}.runs WHERE key = %(k)s AND expires_at <= %(now)s)) "
+            f"INSERT INTO {s}.runs AS r VALUES (%(k)s, 0, %(l)s, "
+            "(SELECT jsonb_object_agg('l:' || x, jsonb_build_array(0, %(now)s::float8)) "
+            "FROM unnest(%(l)s::text[]) x), %(exp)s) "
+            "ON CONFLICT (key) DO UPDATE SET "
+            "steps = CASE WHEN r.expires_at <= %(now)s THEN 0 ELSE r.steps END, "
+            "marks = (CASE WHEN r.expires_at <= %(now)s THEN '{}'::jsonb ELSE r.marks END) || "
+            "(SELECT jsonb_object_agg('l:' || x, jsonb_build_array("
+            "CASE WHEN r.expires_at <= %(now)s THEN 0 ELSE r.steps END, %(now)s::float8)) "
+            "FROM unnest(%(l)s::text[]) x), "
+            "labels = ARRAY(SELECT DISTINCT x FROM unnest(CASE WHEN r.expires_at <= %(now)s "
+            "THEN '{}'::text[] ELSE r.labels END || excluded.labels) x ORDER BY 1), "
+            "expires_at = excluded.expires_at"
+        )
+        params = {"k": run_key, "l": sorted(labels), "now": now, "exp": now + ttl_s}
+        self._call(lambda: self._connection().execute(sql, params))
+
     def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:
         rows = self._call(
             lambda: (

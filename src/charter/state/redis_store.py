@@ -88,6 +88,7 @@ class RedisStore:
         self._release = reg(lua.RELEASE)
         self._status = reg(lua.STATUS)
         self._add_labels = reg(lua.ADD_LABELS)
+        self._mark_labels = reg(lua.MARK_LABELS)
         self._remember = reg(lua.REMEMBER)
         self._put_record = reg(lua.PUT_RECORD)
         self._cas_record = reg(lua.CAS_RECORD)
@@ -356,6 +357,11 @@ class RedisStore:
         keys = [self._k(p, run_key) for p in ("r", "rl", "rm", "re")]
         args = [_f(now), _f(now + ttl_s), _ms(ttl_s), *sorted(labels)]
         self._call(lambda: self._eval(self._add_labels, keys, args))
+
+    def mark_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
+        keys = [self._k(p, run_key) for p in ("r", "rl", "rm", "re")]
+        args = [_f(now), _f(now + ttl_s), _ms(ttl_s), *sorted(labels)]
+        self._call(lambda: self._eval(self._mark_labels, keys, args))
 
     def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:
         if limit <= 0:

@@ -19,6 +19,7 @@ from charter.state.sqlite_schema import SCHEMA, map_sqlite_error, migrate
 from charter.state.types import (
     EMPTY_RUN,
     HOLD_RETAIN_S,
+    LABEL_MARK,
     PID,
     Batch,
     BatchResult,
@@ -215,6 +216,17 @@ class SQLiteStore:
         with self._tx() as db:
             steps, have, marks = load_run(db, run_key, now)
             have.update(labels)
+            db.execute(
+                "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?)",
+                (run_key, steps, _dumps(sorted(have)), _dumps(marks), now + ttl_s),
+            )
+
+    def mark_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
+        with self._tx() as db:
+            steps, have, marks = load_run(db, run_key, now)
+            have.update(labels)
+            for lab in labels:
+                marks[LABEL_MARK + lab] = [steps, now]
             db.execute(
                 "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?)",
                 (run_key, steps, _dumps(sorted(have)), _dumps(marks), now + ttl_s),
