@@ -268,6 +268,34 @@ def test_mark_labels_records_each_label_at_the_runs_step(store: StateStore) -> N
     assert dict(st.marks) == {LABEL_MARK + "late": (0, T0 + 6 + 3600)}
 
 
+def test_history_detail_joins_each_event_with_its_settlement(store: StateStore) -> None:
+    # docs/semantics.md, "History with conditions": events carry the arguments kept at decision
+    # time, put_result the declared result fields kept at settlement
+    def ev(now: float, did: str, args: dict[str, object]) -> None:
+        op = EventOp("run:h", {"decision": did, "target": "t", "args": args}, ttl_s=3600)
+        store.apply(Batch(now=now, event=op))
+
+    assert store.history_detail("run:h", 10) == []
+    ev(T0, "d1", {"x": 1})
+    ev(T0 + 1, "d2", {"x": "é"})
+    store.put_result(
+        "run:h", "d1", {"result": {"id": "m-1"}, "cut": {}, "outcome": "success"}, now=T0 + 2, ttl_s=3600
+    )
+    ev(T0 + 3, "d3", {"x": [1, 2]})
+    store.put_result("run:h", "d3", {"result": {"n": 1.5}, "labels": ["pii"]}, now=T0 + 4, ttl_s=3600)
+    got = store.history_detail("run:h", 10)
+    assert [e["decision"] for e in got] == ["d1", "d2", "d3"]
+    assert got[0]["settlement"] == {"result": {"id": "m-1"}, "cut": {}, "outcome": "success"}
+    assert "settlement" not in got[1] and got[1]["args"] == {"x": "é"}
+    assert got[2]["settlement"]["result"] == {"n": 1.5}
+    assert [e["decision"] for e in store.history_detail("run:h", 2)] == ["d2", "d3"]
+    assert store.history_detail("run:h", 0) == []
+    assert store.run_state("run:h").steps == 3  # a settlement is not a step
+    # a run that expired starts afresh: its old events and results are gone
+    ev(T0 + 4 + 3600, "d4", {})
+    assert [e["decision"] for e in store.history_detail("run:h", 10)] == ["d4"]
+
+
 # ---------------------------------------------------------------- stops
 def test_stops(store: StateStore) -> None:
     rec = StopRecord("agent", "pay-1", "runaway", "alice", T0)

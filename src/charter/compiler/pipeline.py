@@ -184,6 +184,8 @@ def assemble(loaded: Loaded, sym: Symbols, envs: Environments, lowerer: Lowerer)
             {a.name.value: a.type.name for a in t.args},
             frozenset(a.name.value for a in t.args if a.secret),
             any(a.type.name in ("double", "number", "int") for a in t.args),
+            envs.tool_results.get(name, {}),
+            frozenset(r.name.value for r in t.results if r.secret),
         )
         for name, t in sym.tools.items()
     }
@@ -223,6 +225,7 @@ def assemble(loaded: Loaded, sym: Symbols, envs: Environments, lowerer: Lowerer)
         stops=stops,
         index=index,
         uses_run_state=low.uses_run_state,
+        history_detail=low.history_detail or any(t.results for t in sym.tools.values()),
         masks=tuple(ir.MaskRule(path, kind) for path, (kind, _) in sorted(sym.masks.items())),
     )
 

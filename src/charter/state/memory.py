@@ -69,6 +69,8 @@ class _Run:
     labels: set[str] = field(default_factory=set)
     marks: dict[str, tuple[int, float]] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
+    #: decision id -> its settlement's history detail (JSON), see put_result
+    results: dict[str, str] = field(default_factory=dict)
     expires_at: float = float("inf")
 
 
@@ -317,6 +319,30 @@ class MemoryStore:
             r = self._runs.get(run_key)
             events = [] if r is None else r.events[-limit:] if limit > 0 else []
             return [json.loads(e) for e in events]
+
+    def put_result(
+        self, run_key: str, decision: str, doc: Mapping[str, Any], *, now: float, ttl_s: float
+    ) -> None:
+        with self._lock:
+            r = self._run(run_key, now)
+            r.results[decision] = dumps(doc)
+            r.expires_at = now + ttl_s
+
+    def history_detail(self, run_key: str, limit: int) -> list[dict[str, Any]]:
+        with self._lock:
+            r = self._runs.get(run_key)
+            if r is None or limit <= 0:
+                return []
+            events = r.events[-limit:]
+            results = r.results
+        out = []
+        for raw in events:
+            ev = json.loads(raw)
+            got = results.get(str(ev.get("decision")))
+            if got is not None:
+                ev["settlement"] = json.loads(got)
+            out.append(ev)
+        return out
 
     # ------------------------------------------------------------------ stops
     def set_stop(self, rec: StopRecord) -> None:
