@@ -10,8 +10,8 @@ from typing import Any
 from urllib.parse import SplitResult, quote, urlsplit
 
 from charter.engine.decision import BoundaryCheck, Decision, Failure, GrantedDecision, RuleHit
-from charter.engine.grants import Grant, GrantError, GrantProblem, Run
 from charter.engine.engine import Settlement
+from charter.engine.grants import Grant, GrantError, GrantProblem, Run
 from charter.engine.request import Request
 from charter.enums import HitKind, Outcome
 from charter.errors import Error
@@ -207,9 +207,7 @@ class Client:
             )
         )
 
-    def begin_run(
-        self, run: str, *, actor: str = "", grants: Any = (), labels: Any = ()
-    ) -> Run:
+    def begin_run(self, run: str, *, actor: str = "", grants: Any = (), labels: Any = ()) -> Run:
         """Declare a run's grants before it does anything (raises GrantError when refused)."""
         return run_from_dict(self.request("POST", "/v1/runs", _run_body(run, actor, grants, labels)))
 
@@ -369,9 +367,7 @@ class AsyncClient:
             )
         )
 
-    async def begin_run(
-        self, run: str, *, actor: str = "", grants: Any = (), labels: Any = ()
-    ) -> Run:
+    async def begin_run(self, run: str, *, actor: str = "", grants: Any = (), labels: Any = ()) -> Run:
         """Declare a run's grants before it does anything (raises GrantError when refused)."""
         return run_from_dict(await self.request("POST", "/v1/runs", _run_body(run, actor, grants, labels)))
 

@@ -17,7 +17,7 @@ from charter.state import (
     StopRecord,
     open_store,
 )
-from charter.state.types import BUDGET_GRACE_S
+from charter.state.types import BUDGET_GRACE_S, LABEL_MARK
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -242,6 +242,58 @@ def test_events_labels_marks(store: StateStore) -> None:
     # the run expired (ttl 3600 after its last write): it starts afresh
     fresh = ev(T0 + 3 + 3600, 1)
     assert fresh.step == 1 and fresh.run is not None and fresh.run.labels == frozenset()
+
+
+def test_mark_labels_records_each_label_at_the_runs_step(store: StateStore) -> None:
+    # docs/semantics.md 8.1: a label records the step and time of its latest arrival, whichever
+    # way it came; a settlement's labels arrive at the run's current step
+    store.mark_labels("run:m", frozenset({"early"}), now=T0, ttl_s=3600)
+    st = store.run_state("run:m")
+    assert st.steps == 0 and st.labels == {"early"} and st.marks == {LABEL_MARK + "early": (0, T0)}
+    for i in range(2):
+        op = EventOp("run:m", {"n": i}, frozenset({"pii"}), frozenset({LABEL_MARK + "pii"}), 3600)
+        store.apply(Batch(now=T0 + 1 + i, event=op))
+    store.mark_labels("run:m", frozenset({"tainted", "pii"}), now=T0 + 5.5, ttl_s=3600)
+    st = store.run_state("run:m")
+    assert st.steps == 2 and st.labels == {"early", "pii", "tainted"}
+    assert dict(st.marks) == {
+        LABEL_MARK + "early": (0, T0),
+        LABEL_MARK + "pii": (2, T0 + 5.5),
+        LABEL_MARK + "tainted": (2, T0 + 5.5),
+    }
+    # labels and marks expire with the run: a mark after expiry starts at step 0
+    store.mark_labels("run:m", frozenset({"late"}), now=T0 + 6 + 3600, ttl_s=3600)
+    st = store.run_state("run:m")
+    assert st.steps == 0 and st.labels == {"late"}
+    assert dict(st.marks) == {LABEL_MARK + "late": (0, T0 + 6 + 3600)}
+
+
+def test_history_detail_joins_each_event_with_its_settlement(store: StateStore) -> None:
+    # docs/semantics.md, "History with conditions": events carry the arguments kept at decision
+    # time, put_result the declared result fields kept at settlement
+    def ev(now: float, did: str, args: dict[str, object]) -> None:
+        op = EventOp("run:h", {"decision": did, "target": "t", "args": args}, ttl_s=3600)
+        store.apply(Batch(now=now, event=op))
+
+    assert store.history_detail("run:h", 10) == []
+    ev(T0, "d1", {"x": 1})
+    ev(T0 + 1, "d2", {"x": "é"})
+    store.put_result(
+        "run:h", "d1", {"result": {"id": "m-1"}, "cut": {}, "outcome": "success"}, now=T0 + 2, ttl_s=3600
+    )
+    ev(T0 + 3, "d3", {"x": [1, 2]})
+    store.put_result("run:h", "d3", {"result": {"n": 1.5}, "labels": ["pii"]}, now=T0 + 4, ttl_s=3600)
+    got = store.history_detail("run:h", 10)
+    assert [e["decision"] for e in got] == ["d1", "d2", "d3"]
+    assert got[0]["settlement"] == {"result": {"id": "m-1"}, "cut": {}, "outcome": "success"}
+    assert "settlement" not in got[1] and got[1]["args"] == {"x": "é"}
+    assert got[2]["settlement"]["result"] == {"n": 1.5}
+    assert [e["decision"] for e in store.history_detail("run:h", 2)] == ["d2", "d3"]
+    assert store.history_detail("run:h", 0) == []
+    assert store.run_state("run:h").steps == 3  # a settlement is not a step
+    # a run that expired starts afresh: its old events and results are gone
+    ev(T0 + 4 + 3600, "d4", {})
+    assert [e["decision"] for e in store.history_detail("run:h", 10)] == ["d4"]
 
 
 # ---------------------------------------------------------------- stops

@@ -1,7 +1,11 @@
-"""Where a run's labels come from today: every row and clause of docs/semantics.md section 8.1.
+"""Run labels, one rule: every row and clause of docs/semantics.md section 8.1.
 
-These pin the documented behaviour; the single rule proposed in docs/design/agent-security.md
-("Run labels: one rule") changes them on purpose, and this file with them.
+A run's labels are the labels of everything that entered it (settled results, `on result`
+checks, the arguments, elements and provenance of allowed calls); each records the step and time
+of its latest arrival, and `run.labels`, `after labelled`, `after labelled ... within` and
+`before labelled` all see it the same way, whatever the policy. (Issue 18 step 3 changed these
+tests on purpose: a settled label used to be invisible to a windowed `after labelled`, and a
+policy without history clauses kept no argument labels.)
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from typing import Any
 
 import charter
 from charter.enums import Outcome
+from charter.state.memory import MemoryStore
 
 BASE = """
 roles r
@@ -79,14 +84,87 @@ def test_on_result_labels_join_the_run() -> None:
     assert _send(e, "r1") == (Outcome.DENY, ["after-untrusted"])
 
 
-def test_a_windowed_after_labelled_sees_argument_labels_only() -> None:
+def test_a_windowed_after_labelled_sees_settled_labels_too() -> None:
     e = _engine(AFTER)
-    # the label at settlement: in run.labels, but no step mark, so the window never holds
+    # the label at settlement arrives at the run's current step: inside the window
     e.settle(_decide(e, "read", "r1").id, labels=["tainted"])
-    assert _send(e, "r1") == (Outcome.ALLOW, ["reads"])
-    # the same label on an allowed action's argument sets the mark
+    assert _send(e, "r1") == (Outcome.DENY, ["after-tainted-recently"])
+    # the same label on an allowed action's argument arrives at that action's step
     _decide(e, "read", "r2", {"q": ["tainted"]})
     assert _send(e, "r2") == (Outcome.DENY, ["after-tainted-recently"])
+
+
+def test_a_windowed_after_labelled_counts_steps_from_the_latest_arrival() -> None:
+    e = _engine(AFTER)
+    e.settle(_decide(e, "read", "r1").id, labels=["tainted"])  # arrives at step 1
+    for _ in range(3):
+        assert _decide(e, "read", "r1").outcome is Outcome.ALLOW  # steps 2-4
+    assert _send(e, "r1") == (Outcome.ALLOW, ["reads"])  # 4 - 1 >= 3: outside the window
+    # it arrives again (an argument this time): the window starts afresh
+    _decide(e, "read", "r1", {"q": ["tainted"]})
+    assert _send(e, "r1") == (Outcome.DENY, ["after-tainted-recently"])
+
+
+def test_an_on_result_label_sets_the_window_too() -> None:
+    text = AFTER + "on result tainted-read {\n  action call read\n  then label tainted\n}\n"
+    e = _engine(text)
+    e.settle(_decide(e, "read", "r1").id)
+    assert _send(e, "r1") == (Outcome.DENY, ["after-tainted-recently"])
+
+
+def test_a_windowed_after_labelled_in_seconds_sees_settled_labels() -> None:
+    text = BASE + (
+        'forbid recent {\n  action call send\n  after labelled tainted within 60s\n  reason "r"\n}\n'
+    )
+    t = [1_000_000.0]
+    e = charter.Engine(charter.loads(text), clock=lambda: t[0])
+    e.settle(_decide(e, "read", "r1").id, labels=["tainted"])
+    t[0] += 30
+    assert _send(e, "r1") == (Outcome.DENY, ["recent"])
+    t[0] += 61
+    assert _send(e, "r1") == (Outcome.ALLOW, ["reads"])
+
+
+def test_provenance_labels_join_the_run() -> None:
+    e = _engine(AFTER)
+
+    def with_provenance(target: str) -> Outcome:
+        prov = {"to": {"sources": [{"from": "user"}], "labels": ["untrusted"]}}
+        action = {"target": target, "args": {"to": "b"}, "provenance": prov}
+        return e.decide({"actor": {"id": "a"}, "action": action, "context": {"run": "r1"}}).outcome
+
+    assert with_provenance("other") is Outcome.DENY  # denied: adds nothing
+    assert _send(e, "r1") == (Outcome.ALLOW, ["reads"])
+    assert with_provenance("read") is Outcome.ALLOW
+    assert _send(e, "r1") == (Outcome.DENY, ["after-untrusted"])
+    assert e.store.run_state("run:r1").labels == {"untrusted"}
+
+
+def test_a_policy_without_history_clauses_keeps_run_labels() -> None:
+    # a policy reloaded with an `after labelled` clause sees the run's whole past
+    store = MemoryStore()
+    plain = charter.Engine(charter.loads(BASE), store=store)
+    assert _decide(plain, "read", "r1", {"q": ["untrusted"]}).outcome is Outcome.ALLOW
+    plain.settle(_decide(plain, "read", "r1").id, labels=["tainted"])
+    assert store.run_state("run:r1").labels == {"untrusted", "tainted"}
+    after = charter.Engine(charter.loads(AFTER), store=store)
+    assert _send(after, "r1") == (Outcome.DENY, ["after-tainted-recently", "after-untrusted"])
+
+
+def test_a_held_action_adds_nothing_while_it_waits() -> None:
+    text = (
+        BASE
+        + (
+            "group g { members alice }\n"
+            'require approval ask {\n  action call other\n  approvers g\n  reason "ask"\n}\n'
+            'permit others {\n  action call other\n  reason "ok"\n}\n'
+        )
+        + AFTER[len(BASE) :]
+    )
+    e = _engine(text)
+    held = _decide(e, "other", "r1", {"q": ["untrusted"]})
+    assert held.outcome is Outcome.REQUIRE_APPROVAL
+    assert _send(e, "r1") == (Outcome.ALLOW, ["reads"])
 
 
 def test_run_labels_in_a_condition_see_every_source() -> None:

@@ -295,6 +295,9 @@ def normalise(v: Any) -> Any:
         return dict(v)
     if isinstance(v, (list, tuple)):
         return list(v)
+    error = getattr(v, "cel_error", None)
+    if error is not None:  # a value that must not be read, e.g. a history value kept cut
+        raise EvalError(str(error))
     raise EvalError(f"unsupported value of Python type {t.__name__}")
 
 

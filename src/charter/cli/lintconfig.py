@@ -26,6 +26,7 @@ LINTS: dict[str, tuple[str, str]] = {
     "W508": ("unused-declaration", "A declaration nothing refers to."),
     "W509": ("suppression-without-reason", "A '# charter: ignore' comment without '-- reason'."),
     "W510": ("cel-escape", "'\\b' in a text that is not raw: a backspace, not a regex word boundary."),
+    "W511": ("label-as-permission", "A permit on 'after labelled': run labels only grow, from any source."),
 }
 LEVELS = {
     "off": None,

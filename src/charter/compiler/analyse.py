@@ -95,6 +95,19 @@ def analyse(sym: Symbols, low: Lowered) -> list[Diagnostic]:
                     'add reason "..." so decisions explain themselves',
                 )
             )
+        if entry.rule.kind is RuleKind.PERMIT:
+            for c in entry.clauses.get("after", []):
+                if c.event.by == "labelled":
+                    labels = ", ".join(n.value for n in c.event.labels)
+                    out.append(
+                        warning(
+                            Code.W511_LABEL_AS_PERMISSION,
+                            f"permit '{rid.value}' allows because the run is labelled {labels}",
+                            c.span,
+                            "run labels only grow, from anything that enters the run: permit on "
+                            "the action's own evidence, such as labels(args.x)",
+                        )
+                    )
         oc = entry.one("on error")
         if oc is not None and oc.outcome.kind == "ignore":
             out.append(

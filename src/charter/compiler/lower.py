@@ -12,8 +12,11 @@ from charter.compiler.resolve import RuleEntry, Symbols
 from charter.compiler.typecheck import (
     ConditionCompiler,
     Environments,
+    earlier_type,
+    event_tools,
     rule_env,
     signal_env,
+    where_env,
 )
 from charter.diagnostics import Code, Diagnostic, error
 from charter.engine import policy as ir
@@ -59,6 +62,8 @@ class Lowered:
     result_checks: list[ir.ResultCheck] = field(default_factory=list)
     marks: dict[tuple[Any, ...], ir.EventMark] = field(default_factory=dict)
     uses_run_state: bool = False
+    #: a rule relates the action to earlier entries (``where``): history keeps their detail
+    history_detail: bool = False
 
 
 class Lowerer:
@@ -70,6 +75,8 @@ class Lowerer:
         self.conds = conds
         self.diags: list[Diagnostic] = []
         self.out = Lowered()
+        #: the event matchers by mark id (a ``where`` clause matches history entries with them)
+        self._events: dict[str, ir.EventMark] = {}
         self.escalations = {name: self._escalation(e) for name, e in sym.escalations.items()}
 
     # ---- shared pieces ------------------------------------------------------------------------
@@ -146,6 +153,23 @@ class Lowerer:
             text, negate, compiled.fn, compiled.explain, frozenset(compiled.references), compiled
         )
 
+    def _where(self, c: ast.SequenceClause, env: dict[str, Any]) -> ir.Condition | None:
+        """The compiled ``where`` of a history clause, with ``earlier`` typed by the event's tools."""
+        assert c.where is not None
+        if c.event.by == "labelled":
+            self.diags.append(
+                error(
+                    Code.E106_BAD_CLAUSE,
+                    "'where' relates the action to an earlier call or delegation, not to a label",
+                    c.where_span,
+                    "write 'after call TOOL where earlier.args.x == args.y'",
+                )
+            )
+            return None
+        earlier = earlier_type(event_tools(c.event, self.sym), self.envs)
+        compiled = self.conds.compile(c.where, where_env(env, earlier), c.where_span, self.diags)
+        return self._cond(c.where, False, compiled) if compiled is not None else None
+
     def _mark(self, ev: ast.EventSel) -> str:
         if ev.by == "labelled":
             key: tuple[Any, ...] = ("labelled", frozenset(n.value for n in ev.labels))
@@ -159,6 +183,7 @@ class Lowerer:
         if found is None:
             found = ir.EventMark(f"m{len(self.out.marks) + 1}", kind, target, labels)
             self.out.marks[key] = found
+            self._events[found.id] = found
         return found.id
 
     def _mode(self, entry: RuleEntry) -> Mode:
@@ -289,16 +314,22 @@ class Lowerer:
         for name in ("after", "before"):
             for c in entry.clauses.get(name, []):
                 w = c.within
+                mark = self._mark(c.event)
+                where = self._where(c, env) if c.where is not None else None
                 sequences.append(
                     ir.SequenceCondition(
-                        self._mark(c.event),
+                        mark,
                         name == "after",
                         w.steps if w is not None else None,
                         w.duration.seconds if w is not None and w.duration is not None else None,
                         labels=frozenset(n.value for n in c.event.labels),
+                        where=where,
+                        event=self._events[mark] if c.where is not None else None,
                     )
                 )
                 self.out.uses_run_state = True
+                if c.where is not None:
+                    self.out.history_detail = True
         approval = None
         if kind is RuleKind.APPROVAL:
             approval = self._approval(entry)

@@ -200,6 +200,8 @@ def assemble(
             {a.name.value: a.type.name for a in t.args},
             frozenset(a.name.value for a in t.args if a.secret),
             any(a.type.name in ("double", "number", "int") for a in t.args),
+            envs.tool_results.get(name, {}),
+            frozenset(r.name.value for r in t.results if r.secret),
         )
         for name, t in sym.tools.items()
     }
@@ -240,6 +242,7 @@ def assemble(
         index=index,
         # a policy with grant kinds reads every run's grants and records its steps (run-started)
         uses_run_state=low.uses_run_state or bool(grant_kinds),
+        history_detail=low.history_detail or any(t.results for t in sym.tools.values()),
         masks=tuple(ir.MaskRule(path, kind) for path, (kind, _) in sorted(sym.masks.items())),
         grant_kinds=grant_kinds or {},
     )

@@ -144,6 +144,8 @@ class Environments:
     context_types: dict[str, CelType]
     tool_args: dict[str, dict[str, CelType]]
     diags: list[Diagnostic] = field(default_factory=list)
+    #: the result fields each tool declares (``result NAME: type``): what run history keeps
+    tool_results: dict[str, dict[str, CelType]] = field(default_factory=dict)
     #: ``args`` and ``action`` types already built, by targeted tools (many rules target the same tools).
     args_cache: dict[tuple[str, ...], tuple[CelType, CelType]] = field(default_factory=dict)
     #: the policy's named constants and conditions, seen by every condition
@@ -205,8 +207,21 @@ def environments(sym: Symbols) -> Environments:
     tool_args = {
         name: {a.name.value: cel_type(a.type, diags) for a in tool.args} for name, tool in sym.tools.items()
     }
+    for tool in sym.tools.values():
+        for r in tool.results:
+            _no_set(r.type, diags)
+    tool_results = {
+        name: {r.name.value: cel_type(r.type, diags) for r in tool.results}
+        for name, tool in sym.tools.items()
+    }
     envs = Environments(
-        CelType.OBJECT(actor_fields), CelType.OBJECT(context_fields), attrs, ctx, tool_args, diags
+        CelType.OBJECT(actor_fields),
+        CelType.OBJECT(context_fields),
+        attrs,
+        ctx,
+        tool_args,
+        diags,
+        tool_results,
     )
     if sym.constants or sym.conditions:
         from charter.compiler.define import definitions
@@ -404,6 +419,10 @@ _LIMITS = Limits()
 _PLACED_ROOTS: dict[str, tuple[str, str]] = {
     "result": ("'on result' rules", "check the outcome of an action in an 'on result' rule"),
     "estimate": ("'on result' rules", "compare the estimate with the cost in an 'on result' rule"),
+    "earlier": (
+        "an 'after EVENT where ...' or 'before EVENT where ...' condition",
+        "relate the action to an earlier call with 'after call TOOL where earlier.args.x == args.y'",
+    ),
     **{
         name: (
             "a 'signal KIND where ...' condition",
@@ -448,6 +467,57 @@ def rule_env(entry: RuleEntry, sym: Symbols, envs: Environments) -> dict[str, Ce
     if entry.rule.kind is RuleKind.RESULT:
         env["result"] = _RESULT
         env["estimate"] = _COST
+    return env
+
+
+def event_tools(ev: ast.EventSel, sym: Symbols) -> list[str] | None:
+    """The declared tools a ``call`` event can match, or None when it can match any call."""
+    if ev.by != "call" or ev.target is None or ev.target.by == "any":
+        return None
+    out: list[str] = []
+    for n in ev.target.names:
+        if ev.target.by == "name":
+            out.append(n.value)
+        elif ev.target.by == "tag":
+            out.extend(sym.tags.get(n.value, []))
+        elif ev.target.by == "category":
+            out.extend(sym.categories.get(n.value, []))
+    return out
+
+
+def _agreed(tools: list[str] | None, declared: Mapping[str, Mapping[str, CelType]]) -> CelType:
+    """A record of the fields ``tools`` declare when every one declares the same fields with the
+    same types; a map of any otherwise (docs/semantics.md, "History with conditions")."""
+    if not tools:
+        return _OPEN_ARGS
+    first = declared.get(tools[0]) or {}
+    if not first or any(dict(declared.get(t) or {}) != dict(first) for t in tools[1:]):
+        return _OPEN_ARGS
+    return CelType.OBJECT(dict(first))
+
+
+def earlier_type(tools: list[str] | None, envs: Environments) -> CelType:
+    """The type of ``earlier`` (one history entry) for an event over ``tools``."""
+    return CelType.OBJECT(
+        {
+            "call": S,
+            "step": N,
+            "at": D,
+            "agent": S,
+            "kind": S,
+            "tool": S,
+            "outcome": S,
+            "args": _agreed(tools, envs.tool_args),
+            "result": _agreed(tools, envs.tool_results),
+            "labels": LS,
+        }
+    )
+
+
+def where_env(base: Mapping[str, CelType], earlier: CelType) -> dict[str, CelType]:
+    """Roots of an ``after/before EVENT where ...`` condition: ``earlier``, then the rule's."""
+    env = dict(base)
+    env["earlier"] = earlier
     return env
 
 

@@ -197,7 +197,12 @@ class Engine:
         if observer is not None:
             observer.rules_evaluated(view, plan.candidates, verdict)
         # 5. the stateful step, when anything is stateful
-        if self._stateless and not (self._stops or req.idempotency_key or req.approval):
+        # (a request naming a run whose action carries labels takes the stateful step: an allowed
+        # action's labels join the run whatever the policy, docs/semantics.md 8.1)
+        run = req.run
+        if self._stateless and not (
+            self._stops or req.idempotency_key or req.approval or (run and (view.labels or req.provenance))
+        ):
             outcome = verdict.outcome
             if (outcome is _ALLOW or outcome is _DENY) and self.trace is None:
                 # the verdict is the decision: no state, nothing to open, set or record

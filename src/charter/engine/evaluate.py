@@ -7,6 +7,7 @@ from typing import Any
 
 from charter.engine.decision import Failure, RuleHit
 from charter.engine.policy import Condition, Rule, Selector, SequenceCondition
+from charter.engine.runlabels import latest_arrival
 from charter.engine.view import View
 from charter.enums import ActionKind, FailMode, HitKind, Mode, Outcome, RuleKind
 from charter.errors import Error
@@ -82,18 +83,22 @@ def check_conditions(conds: Sequence[Condition], view: View) -> bool:
 
 
 def check_sequence(seq: SequenceCondition, view: View) -> bool:
-    """``after`` holds when the mark was set within the window; ``before`` when it never was."""
+    """``after`` holds when the event happened within the window; ``before`` when it never did.
+
+    A ``labelled`` event is the arrival of one of its labels in the run, by the one rule of
+    docs/semantics.md 8.1 (engine/runlabels.py): present in ``run.labels`` for the unwindowed
+    clauses, at the step and time of its latest arrival for a window.
+    """
     run = view.run
-    seen = run.marks.get(seq.mark) if run is not None else None
-    if (
-        seen is None
-        and seq.labels
-        and run is not None
-        and seq.within_steps is None
-        and seq.within_seconds is None
-        and not seq.labels.isdisjoint(run.labels)
-    ):
-        return seq.after
+    if seq.labels:
+        if run is None:
+            return not seq.after
+        if seq.within_steps is None and seq.within_seconds is None:
+            held = not seq.labels.isdisjoint(run.labels) or seq.mark in run.marks
+            return held if seq.after else not held
+        seen = latest_arrival(run, seq.labels, seq.mark)
+    else:
+        seen = run.marks.get(seq.mark) if run is not None else None
     if not seq.after:
         return seen is None
     if seen is None:

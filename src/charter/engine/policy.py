@@ -75,6 +75,11 @@ class SequenceCondition:
     text: str = ""
     #: for ``after labelled L`` with no window: result labels already in the run also count
     labels: frozenset[str] = frozenset()
+    #: ``where CEL``: the condition an earlier entry must meet, with ``earlier`` bound to it
+    #: (docs/semantics.md, "History with conditions"); None: the event alone
+    where: Condition | None = None
+    #: the event's matcher (kind and target), for matching history entries
+    event: EventMark | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +301,10 @@ class ToolInfo:
     secret_args: frozenset[str]
     #: some argument is declared double/int, so JSON numbers are coerced to it
     coerce: bool = False
+    #: ``result NAME: type``: the result fields history keeps, by name, as CEL types
+    results: Mapping[str, Any] = field(default_factory=dict)
+    #: ``result NAME: type secret``: kept for conditions, never written to the trace
+    secret_results: frozenset[str] = frozenset()
 
     #: the ``tool`` root of conditions, built once
     activation: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -400,6 +409,9 @@ class CompiledPolicy:
     masks: tuple[MaskRule, ...] = ()
     #: run grant kinds by name (docs/language.md, "Run grants")
     grant_kinds: Mapping[str, GrantKind] = field(default_factory=dict)
+    #: run history keeps detail (arguments at decision, declared result fields at settlement):
+    #: a rule has ``after/before ... where``, or a tool declares ``result`` fields
+    history_detail: bool = False
 
     @property
     def stateful(self) -> bool:

@@ -228,7 +228,7 @@ class Settler:
             self._keep_call(view, req.run, req.call_id, whole, fields, now, st)
         if req.run and all_labels:
             try:
-                self.store.add_labels(f"run:{req.run}", frozenset(all_labels), now=now, ttl_s=LABELS_TTL_S)
+                self.store.mark_labels(f"run:{req.run}", frozenset(all_labels), now=now, ttl_s=LABELS_TTL_S)
             except StoreError as exc:
                 st.failures.append(Failure("state store", f"labels: {exc}", "labels lost"))
         st.labels = tuple(sorted(all_labels))
@@ -367,7 +367,7 @@ class Settler:
         st = Settlement(did, False, outcome, labels=tuple(sorted(set(labels))))
         if run and labels:
             try:
-                self.store.add_labels(f"run:{run}", frozenset(labels), now=self.clock(), ttl_s=LABELS_TTL_S)
+                self.store.mark_labels(f"run:{run}", frozenset(labels), now=self.clock(), ttl_s=LABELS_TTL_S)
             except StoreError as exc:
                 st.failures.append(Failure("state store", f"labels: {exc}", "labels lost"))
         self._record(st)

@@ -13,6 +13,7 @@ from charter.engine.decision import BoundaryCheck, Failure
 from charter.engine.evaluate import ConditionError, check_conditions, spend_amount
 from charter.engine.observe import Observer
 from charter.engine.policy import Budget, CompiledPolicy, EventMark, RateLimit, Tripwire
+from charter.engine.runlabels import entered_labels, label_marks
 from charter.engine.view import View, scope_values
 from charter.enums import ActionKind, Calendar, HitKind, Mode, Outcome, RuleKind, Scope, TriggerKind
 from charter.state import (
@@ -216,8 +217,12 @@ def plan_batch(
             hold = f"h:k:{key}:{request_digest[:32]}" if key else f"h:{decision_id}"
             reserve = ReserveOp(hold, tuple(lines), HOLD_TTL_S)
         run = req.run
-        if run and (policy.marks or policy.uses_run_state):
+        # every policy keeps run labels when a request names a run (docs/semantics.md 8.1)
+        entered = entered_labels(view) if run else frozenset()
+        if run and (policy.marks or policy.uses_run_state or entered):
             marks = frozenset(m.id for m in policy.marks if mark_matches(m, view))
+            if entered:
+                marks |= label_marks(entered)
             event = EventOp(
                 f"run:{run}",
                 {
@@ -227,7 +232,7 @@ def plan_batch(
                     "target": view.target,
                     "at": now,
                 },
-                view.labels,
+                entered,
                 marks,
                 RUN_TTL_S,
             )

@@ -2,6 +2,7 @@
 
 from charter.state.base import StateStore, open_store
 from charter.state.types import (
+    LABEL_MARK,
     MICRO,
     Batch,
     BatchResult,
@@ -21,6 +22,7 @@ from charter.state.types import (
 )
 
 __all__ = [
+    "LABEL_MARK",
     "MICRO",
     "Batch",
     "BatchResult",

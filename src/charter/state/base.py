@@ -37,6 +37,21 @@ class StateStore(Protocol):
 
     def add_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None: ...
 
+    def mark_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
+        """Add labels to a run, each marked ``LABEL_MARK + label`` at (the run's step count, now)."""
+        ...
+
+    def put_result(
+        self, run_key: str, decision: str, doc: Mapping[str, Any], *, now: float, ttl_s: float
+    ) -> None:
+        """Keep a settled call's history detail (its kept result fields) beside its event."""
+        ...
+
+    def history_detail(self, run_key: str, limit: int) -> list[dict[str, Any]]:
+        """The run's last ``limit`` events, oldest first, each with ``settlement``: the doc
+        ``put_result`` kept for its ``decision`` (absent when none was)."""
+        ...
+
     def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]: ...
 
     def begin_grants(

@@ -15,6 +15,7 @@ from charter.state.types import (
     BUDGET_GRACE_S,
     EMPTY_RUN,
     HOLD_RETAIN_S,
+    LABEL_MARK,
     Batch,
     BatchResult,
     BudgetLine,
@@ -71,6 +72,8 @@ class _Run:
     labels: set[str] = field(default_factory=set)
     marks: dict[str, tuple[int, float]] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
+    #: decision id -> its settlement's history detail (JSON), see put_result
+    results: dict[str, str] = field(default_factory=dict)
     expires_at: float = float("inf")
     #: run grant instances by id, lowest first (charter.engine.grants)
     grants: dict[str, GrantRecord] = field(default_factory=dict)
@@ -362,11 +365,44 @@ class MemoryStore:
             r.grants = out
             return tuple(out.values())
 
+    def mark_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
+        with self._lock:
+            r = self._run(run_key, now)
+            r.labels.update(labels)
+            seen = (r.steps, now)
+            for lab in labels:
+                r.marks[LABEL_MARK + lab] = seen
+            r.expires_at = now + ttl_s
+
     def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:
         with self._lock:
             r = self._runs.get(run_key)
             events = [] if r is None else r.events[-limit:] if limit > 0 else []
             return [json.loads(e) for e in events]
+
+    def put_result(
+        self, run_key: str, decision: str, doc: Mapping[str, Any], *, now: float, ttl_s: float
+    ) -> None:
+        with self._lock:
+            r = self._run(run_key, now)
+            r.results[decision] = dumps(doc)
+            r.expires_at = now + ttl_s
+
+    def history_detail(self, run_key: str, limit: int) -> list[dict[str, Any]]:
+        with self._lock:
+            r = self._runs.get(run_key)
+            if r is None or limit <= 0:
+                return []
+            events = r.events[-limit:]
+            results = r.results
+        out = []
+        for raw in events:
+            ev = json.loads(raw)
+            got = results.get(str(ev.get("decision")))
+            if got is not None:
+                ev["settlement"] = json.loads(got)
+            out.append(ev)
+        return out
 
     # ------------------------------------------------------------------ stops
     def set_stop(self, rec: StopRecord) -> None:

@@ -145,9 +145,10 @@ class PostgresStore:
             # ADD COLUMN IF NOT EXISTS) and CREATE INDEX lock tables that running decisions are
             # writing, and a process starting beside them deadlocked with them.
             current = conn.execute(
-                "SELECT to_regclass(%s) IS NOT NULL AND EXISTS (SELECT 1 FROM pg_attribute"
+                "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL AND EXISTS"
+                " (SELECT 1 FROM pg_attribute"
                 " WHERE attrelid = to_regclass(%s) AND attname = 'rb' AND NOT attisdropped)",
-                (f"{self._s}.records", f"{self._s}.budgets"),
+                (f"{self._s}.records", f"{self._s}.results", f"{self._s}.budgets"),
             ).fetchone()
             if not (current and current[0]):
                 conn.execute(ddl.TABLES.format(s=self._s))
@@ -452,6 +453,28 @@ class PostgresStore:
         params = {"k": run_key, "l": sorted(labels), "now": now, "exp": now + ttl_s}
         self._call(lambda: self._connection().execute(sql, params))
 
+    def mark_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
+        s = self._s
+        # the labels' marks are computed from the row's steps inside the statement (atomic)
+        sql = (
+            f"WITH old AS (DELETE FROM {s}.events WHERE run_key = %(k)s AND EXISTS "
+            f"(SELECT 1 FROM {s}.runs WHERE key = %(k)s AND expires_at <= %(now)s)) "
+            f"INSERT INTO {s}.runs AS r VALUES (%(k)s, 0, %(l)s, "
+            "(SELECT jsonb_object_agg('l:' || x, jsonb_build_array(0, %(now)s::float8)) "
+            "FROM unnest(%(l)s::text[]) x), %(exp)s) "
+            "ON CONFLICT (key) DO UPDATE SET "
+            "steps = CASE WHEN r.expires_at <= %(now)s THEN 0 ELSE r.steps END, "
+            "marks = (CASE WHEN r.expires_at <= %(now)s THEN '{}'::jsonb ELSE r.marks END) || "
+            "(SELECT jsonb_object_agg('l:' || x, jsonb_build_array("
+            "CASE WHEN r.expires_at <= %(now)s THEN 0 ELSE r.steps END, %(now)s::float8)) "
+            "FROM unnest(%(l)s::text[]) x), "
+            "labels = ARRAY(SELECT DISTINCT x FROM unnest(CASE WHEN r.expires_at <= %(now)s "
+            "THEN '{}'::text[] ELSE r.labels END || excluded.labels) x ORDER BY 1), "
+            "expires_at = excluded.expires_at"
+        )
+        params = {"k": run_key, "l": sorted(labels), "now": now, "exp": now + ttl_s}
+        self._call(lambda: self._connection().execute(sql, params))
+
     def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:
         rows = self._call(
             lambda: (
@@ -464,6 +487,47 @@ class PostgresStore:
             )
         )
         return [r[0] for r in reversed(rows)]
+
+    def put_result(
+        self, run_key: str, decision: str, doc: Mapping[str, Any], *, now: float, ttl_s: float
+    ) -> None:
+        s = self._s
+        sql = (
+            f"WITH old AS (DELETE FROM {s}.events WHERE run_key = %(k)s AND EXISTS "
+            f"(SELECT 1 FROM {s}.runs WHERE key = %(k)s AND expires_at <= %(now)s)), "
+            f"res AS (INSERT INTO {s}.results VALUES (%(k)s, %(d)s, %(doc)s) "
+            "ON CONFLICT (run_key, decision) DO UPDATE SET doc = excluded.doc) "
+            f"INSERT INTO {s}.runs AS r VALUES (%(k)s, 0, '{{}}', '{{}}', %(exp)s) "
+            "ON CONFLICT (key) DO UPDATE SET "
+            "steps = CASE WHEN r.expires_at <= %(now)s THEN 0 ELSE r.steps END, "
+            "marks = CASE WHEN r.expires_at <= %(now)s THEN '{}'::jsonb ELSE r.marks END, "
+            "labels = CASE WHEN r.expires_at <= %(now)s THEN '{}'::text[] ELSE r.labels END, "
+            "expires_at = excluded.expires_at"
+        )
+        params = {"k": run_key, "d": decision, "doc": Jsonb(dict(doc)), "now": now, "exp": now + ttl_s}
+        self._call(lambda: self._connection().execute(sql, params))
+
+    def history_detail(self, run_key: str, limit: int) -> list[dict[str, Any]]:
+        s = self._s
+        rows = self._call(
+            lambda: (
+                self._connection()
+                .execute(
+                    f"SELECT e.doc, x.doc FROM {s}.events e LEFT JOIN {s}.results x ON "
+                    "x.run_key = e.run_key AND x.decision = e.doc->>'decision' "
+                    "WHERE e.run_key = %s ORDER BY e.step DESC LIMIT %s",
+                    (run_key, max(limit, 0)),
+                )
+                .fetchall()
+            )
+        )
+        out = []
+        for ev, res in reversed(rows):
+            ev = dict(ev)
+            if res is not None:
+                ev["settlement"] = res
+            out.append(ev)
+        return out
 
     # ------------------------------------------------------------------ stops
     def set_stop(self, rec: StopRecord) -> None:

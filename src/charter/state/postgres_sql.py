@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS {s}.runs(key text PRIMARY KEY, steps int NOT NULL,
   labels text[] NOT NULL, marks jsonb NOT NULL, expires_at float8 NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.events(run_key text NOT NULL, step int NOT NULL,
   doc jsonb NOT NULL, PRIMARY KEY(run_key, step));
+CREATE TABLE IF NOT EXISTS {s}.results(run_key text NOT NULL, decision text NOT NULL,
+  doc jsonb NOT NULL, PRIMARY KEY(run_key, decision));
 CREATE TABLE IF NOT EXISTS {s}.stops(scope text NOT NULL, value text NOT NULL,
   rec jsonb NOT NULL, PRIMARY KEY(scope, value));
 CREATE TABLE IF NOT EXISTS {s}.idem(key text PRIMARY KEY, payload text NOT NULL,
@@ -109,6 +111,7 @@ BEGIN
   DELETE FROM {s}.idem WHERE expires_at <= now_;
   DELETE FROM {s}.records WHERE expires_at <= extract(epoch FROM clock_timestamp());
   DELETE FROM {s}.events e USING {s}.runs r WHERE e.run_key = r.key AND r.expires_at <= now_;
+  DELETE FROM {s}.results x USING {s}.runs r WHERE x.run_key = r.key AND r.expires_at <= now_;
   DELETE FROM {s}.runs WHERE expires_at <= now_;
 END $f$;
 

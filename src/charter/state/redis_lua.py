@@ -446,6 +446,40 @@ return 1
 """
 )
 
+# KEYS: r, rl, rm, re. ARGV: now, exp, ttl_ms, labels... Each label is also marked 'l:<label>'
+# at the run's step count and now (the same "<step>:<now>" form as the batch's marks).
+MARK_LABELS = (
+    PRELUDE
+    + """
+local e = num(redis.call('HGET', KEYS[1], 'exp'))
+if e and e <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4]) end
+redis.call('HSETNX', KEYS[1], 'steps', '0')
+redis.call('HSET', KEYS[1], 'exp', ARGV[2])
+local seen = redis.call('HGET', KEYS[1], 'steps') .. ':' .. ARGV[1]
+for i = 4, #ARGV do
+  redis.call('SADD', KEYS[2], ARGV[i])
+  redis.call('HSET', KEYS[3], 'l:' .. ARGV[i], seen)
+end
+for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+return 1
+"""
+)
+
+# KEYS: r, rl, rm, re, rr. ARGV: now, exp, ttl_ms, decision, doc. A settled call's history detail
+# in the run's results hash (rr), beside its event; an expired run starts afresh.
+PUT_RESULT = (
+    PRELUDE
+    + """
+local e = num(redis.call('HGET', KEYS[1], 'exp'))
+if e and e <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]) end
+redis.call('HSETNX', KEYS[1], 'steps', '0')
+redis.call('HSET', KEYS[1], 'exp', ARGV[2])
+redis.call('HSET', KEYS[5], ARGV[4], ARGV[5])
+for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+return 1
+"""
+)
+
 # KEYS: idem key. ARGV: now, exp, ttl_ms, payload. Value stored as "<exp>|<payload>".
 REMEMBER = (
     SHEBANG

@@ -92,6 +92,8 @@ class RedisStore:
         self._release = reg(lua.RELEASE)
         self._status = reg(lua.STATUS)
         self._add_labels = reg(lua.ADD_LABELS)
+        self._mark_labels = reg(lua.MARK_LABELS)
+        self._put_result = reg(lua.PUT_RESULT)
         self._remember = reg(lua.REMEMBER)
         self._put_record = reg(lua.PUT_RECORD)
         self._cas_record = reg(lua.CAS_RECORD)
@@ -451,11 +453,44 @@ class RedisStore:
         args = [_f(now), _f(now + ttl_s), _ms(ttl_s), *sorted(labels)]
         self._call(lambda: self._eval(self._add_labels, keys, args))
 
+    def mark_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
+        keys = [self._k(p, run_key) for p in ("r", "rl", "rm", "re")]
+        args = [_f(now), _f(now + ttl_s), _ms(ttl_s), *sorted(labels)]
+        self._call(lambda: self._eval(self._mark_labels, keys, args))
+
     def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:
         if limit <= 0:
             return []
         raw = self._call(lambda: self._r.lrange(self._k("re", run_key), -limit, -1))
         return [json.loads(x) for x in raw]
+
+    def put_result(
+        self, run_key: str, decision: str, doc: Mapping[str, Any], *, now: float, ttl_s: float
+    ) -> None:
+        keys = [self._k(p, run_key) for p in ("r", "rl", "rm", "re", "rr")]
+        args = [_f(now), _f(now + ttl_s), _ms(ttl_s), decision, dumps(dict(doc))]
+        self._call(lambda: self._eval(self._put_result, keys, args))
+
+    def history_detail(self, run_key: str, limit: int) -> list[dict[str, Any]]:
+        if limit <= 0:
+            return []
+
+        def go() -> list[Any]:
+            p = self._r.pipeline(transaction=True)
+            p.lrange(self._k("re", run_key), -limit, -1)
+            p.hgetall(self._k("rr", run_key))
+            return p.execute()
+
+        raw, results = self._call(go)
+        found = {str(k): v for k, v in results.items()} if results else {}
+        out = []
+        for x in raw:
+            ev = json.loads(x)
+            got = found.get(str(ev.get("decision")))
+            if got is not None:
+                ev["settlement"] = json.loads(got)
+            out.append(ev)
+        return out
 
     # ------------------------------------------------------------------ stops
     def set_stop(self, rec: StopRecord) -> None:

@@ -20,6 +20,7 @@ from charter.state.sqlite_schema import SCHEMA, map_sqlite_error, migrate
 from charter.state.types import (
     EMPTY_RUN,
     HOLD_RETAIN_S,
+    LABEL_MARK,
     PID,
     Batch,
     BatchResult,
@@ -153,6 +154,7 @@ class SQLiteStore:
         db.execute("DELETE FROM wsums WHERE b<=?", (now - WSUM_IDLE_S,))
         db.execute("DELETE FROM records WHERE expires_at<=?", (time.time(),))
         db.execute("DELETE FROM events WHERE run_key IN (SELECT key FROM runs WHERE expires_at<=?)", (now,))
+        db.execute("DELETE FROM results WHERE run_key IN (SELECT key FROM runs WHERE expires_at<=?)", (now,))
         db.execute("DELETE FROM runs WHERE expires_at<=?", (now,))
         db.execute("DELETE FROM run_grants WHERE expires_at<=?", (now,))
 
@@ -264,6 +266,17 @@ class SQLiteStore:
                 (run_key, steps, _dumps(sorted(have)), _dumps(marks), now + ttl_s),
             )
 
+    def mark_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
+        with self._tx() as db:
+            steps, have, marks = load_run(db, run_key, now)
+            have.update(labels)
+            for lab in labels:
+                marks[LABEL_MARK + lab] = [steps, now]
+            db.execute(
+                "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?)",
+                (run_key, steps, _dumps(sorted(have)), _dumps(marks), now + ttl_s),
+            )
+
     def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:
         rows = self._read(
             lambda db: db.execute(
@@ -272,6 +285,34 @@ class SQLiteStore:
             ).fetchall()
         )
         return [json.loads(r[0]) for r in reversed(rows)]
+
+    def put_result(
+        self, run_key: str, decision: str, doc: Mapping[str, Any], *, now: float, ttl_s: float
+    ) -> None:
+        with self._tx() as db:
+            steps, have, marks = load_run(db, run_key, now)
+            db.execute("INSERT OR REPLACE INTO results VALUES(?,?,?)", (run_key, decision, _dumps(dict(doc))))
+            db.execute(
+                "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?)",
+                (run_key, steps, _dumps(sorted(have)), _dumps(marks), now + ttl_s),
+            )
+
+    def history_detail(self, run_key: str, limit: int) -> list[dict[str, Any]]:
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT e.doc, r.doc FROM events e LEFT JOIN results r ON r.run_key=e.run_key "
+                "AND r.decision=json_extract(e.doc, '$.decision') WHERE e.run_key=? "
+                "ORDER BY e.step DESC LIMIT ?",
+                (run_key, max(limit, 0)),
+            ).fetchall()
+        )
+        out = []
+        for ev_doc, res_doc in reversed(rows):
+            ev = json.loads(ev_doc)
+            if res_doc is not None:
+                ev["settlement"] = json.loads(res_doc)
+            out.append(ev)
+        return out
 
     # ------------------------------------------------------------------ stops
     def set_stop(self, rec: StopRecord) -> None:

@@ -339,6 +339,7 @@ def load_run(
     if now is not None and row[3] <= now:
         db.execute("DELETE FROM runs WHERE key=?", (run_key,))
         db.execute("DELETE FROM events WHERE run_key=?", (run_key,))
+        db.execute("DELETE FROM results WHERE run_key=?", (run_key,))
         return 0, set(), {}
     return row[0], set(json.loads(row[1])), json.loads(row[2])
 

@@ -150,6 +150,12 @@ class ReserveResult:
     replayed: bool
 
 
+#: The prefix of a label's mark in a run's marks: ``l:<label>`` -> (step, time) of the label's
+#: latest arrival, whichever way it came (an allowed action's arguments or a settlement); compiled
+#: mark ids never start with it (docs/semantics.md 8.1).
+LABEL_MARK = "l:"
+
+
 @dataclass(slots=True)
 class EventOp:
     run_key: str

@@ -155,13 +155,22 @@ class ToolArg(Node):
     secret: bool = False
 
 
+class ToolResult(Node):
+    """``result NAME: type [secret]``: a field of the tool's result that run history keeps."""
+
+    name: Name
+    type: TypeRef
+    secret: bool = False
+
+
 class Tool(Node):
-    """``tool NAME { category ...  tags ...  arg ... }``."""
+    """``tool NAME { category ...  tags ...  arg ...  result ... }``."""
 
     name: Name
     category: Name | None = None
     tags: tuple[Name, ...] = ()
     args: tuple[ToolArg, ...] = ()
+    results: tuple[ToolResult, ...] = ()
 
 
 class Group(Node):
@@ -380,11 +389,17 @@ class SignalClause(Node):
 
 
 class SequenceClause(Node):
-    """``after EVENT [within ...]`` or ``before EVENT``."""
+    """``after EVENT [within ...] [where CEL]`` or ``before EVENT [where CEL]``."""
 
     clause: Literal["after", "before"]
     event: EventSel
     within: Within | None = None
+    where: str | None = None
+    where_span: Span = Field(default=_NOWHERE, repr=False, exclude=True)
+
+    def _key(self) -> tuple[Any, ...]:
+        where = normalise_condition(self.where) if self.where is not None else None
+        return (self.clause, self.event, self.within, where)
 
 
 class ReasonClause(Node):

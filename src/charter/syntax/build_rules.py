@@ -110,11 +110,28 @@ class RuleParts(AstBase):
 
     @v_args(meta=True)
     def c_after(self, meta: Meta, ch: list[Any]) -> ast.SequenceClause:
-        return ast.SequenceClause(clause="after", event=ch[0], within=ch[1], span=self._meta_span(meta))
+        where, where_span = self._where(meta, ch[2])
+        return ast.SequenceClause(
+            clause="after",
+            event=ch[0],
+            within=ch[1],
+            where=where,
+            where_span=where_span,
+            span=self._meta_span(meta),
+        )
 
     @v_args(meta=True)
     def c_before(self, meta: Meta, ch: list[Any]) -> ast.SequenceClause:
-        return ast.SequenceClause(clause="before", event=ch[0], span=self._meta_span(meta))
+        where, where_span = self._where(meta, ch[1])
+        return ast.SequenceClause(
+            clause="before", event=ch[0], where=where, where_span=where_span, span=self._meta_span(meta)
+        )
+
+    def _where(self, meta: Meta, tok: Token | None) -> tuple[str | None, Any]:
+        """The text and span of a history clause's ``where`` condition (None: it has none)."""
+        if tok is None:
+            return None, self._meta_span(meta)
+        return str(tok).rstrip(), self._tok_span(tok)
 
     @v_args(meta=True)
     def c_reason(self, meta: Meta, ch: list[Token]) -> ast.ReasonClause:

@@ -279,6 +279,8 @@ class _Printer:
                 else:
                     steps = self._as_written(c.within, r"within\s+" + _INT, c.within.steps or 0)
                     text += f" within {steps} steps"
+            if c.where is not None:
+                return self._condition(text + " where", c.where, indent)
             return text
         if isinstance(c, ast.ReasonClause):
             return f"reason {quote(c.text)}"
@@ -419,6 +421,10 @@ class _Printer:
                 text = f"arg {arg.name.value}: {self._type(arg.type)}"
                 text += " secret" if arg.secret else ""
                 body.append(self._sub(text, self._start(arg), self._end(arg)))
+            for res in item.results:
+                text = f"result {res.name.value}: {self._type(res.type)}"
+                text += " secret" if res.secret else ""
+                body.append(self._sub(text, self._start(res), self._end(res)))
             return self._block(item, f"tool {item.name.value}", item.name, body)
         if isinstance(item, ast.Group):
             at = self._kw_start(item.members[0], "members") if item.members else None

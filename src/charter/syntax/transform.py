@@ -185,6 +185,7 @@ class ToAst(RuleParts):
         category = None
         tags: tuple[ast.Name, ...] = ()
         args: list[ast.ToolArg] = []
+        results: list[ast.ToolResult] = []
         for kind, payload in ch[1:]:
             if kind == "category":
                 if category is not None:
@@ -197,9 +198,18 @@ class ToAst(RuleParts):
                 category = payload
             elif kind == "tags":
                 tags = tags + payload
+            elif kind == "result":
+                results.append(payload)
             else:
                 args.append(payload)
-        return ast.Tool(name=name, category=category, tags=tags, args=tuple(args), span=self._meta_span(meta))
+        return ast.Tool(
+            name=name,
+            category=category,
+            tags=tags,
+            args=tuple(args),
+            results=tuple(results),
+            span=self._meta_span(meta),
+        )
 
     def tool_category(self, ch: list[Token]) -> tuple[str, Any]:
         return ("category", self._name(ch[0]))
@@ -212,6 +222,18 @@ class ToAst(RuleParts):
         return (
             "arg",
             ast.ToolArg(
+                name=self._name(ch[0]),
+                type=ch[1],
+                secret=ch[2] is not None,
+                span=self._meta_span(meta),
+            ),
+        )
+
+    @v_args(meta=True)
+    def tool_result(self, meta: Meta, ch: list[Any]) -> tuple[str, Any]:
+        return (
+            "result",
+            ast.ToolResult(
                 name=self._name(ch[0]),
                 type=ch[1],
                 secret=ch[2] is not None,
