@@ -16,6 +16,7 @@ from charter.engine.decision import Decision, Failure, RuleHit
 from charter.engine.evaluate import Verdict
 from charter.engine.finish import DecisionBuilder, evidence
 from charter.engine.gates import HumanGates, not_recorded
+from charter.engine.history import attach_loader
 from charter.engine.obligations import NONE, ApprovalGate, Escalation, HumanRecord, Obligations
 from charter.engine.observe import Observer, Observers
 from charter.engine.plan import Planner
@@ -122,6 +123,8 @@ class Engine:
         self._units = policy.units
         self._rules = {r.id: r for r in policy.rules}
         self._reads_history = policy.uses_run_state
+        #: ``where`` clauses read the run's entries in detail (engine/history.py)
+        self._history_detail = policy.history_detail
         #: the in-memory store's live stop table (never rebound; empty: nothing is stopped),
         #: or a table that is never empty for other stores (their stops live in the store)
         self._stops: Mapping[Any, Any] = store.stops_table if in_memory else {None: None}  # type: ignore[attr-defined]
@@ -169,6 +172,8 @@ class Engine:
             except StoreError as exc:
                 return self._conclude(did, view, _failed(Ruling(_NO_VERDICT), f"state store: {exc}"), t0)
             view.run = RunView(rs.steps, rs.labels, rs.marks)
+            if self._history_detail:
+                attach_loader(view.run, self.store, f"run:{req.run}", self.policy)
         # 3. select and plan (the planner's memo read inline: Planner.plan's key, a frame less)
         plan = self._plans.get(
             (
@@ -348,14 +353,20 @@ class Engine:
         actual_cost: Mapping[str, float] | float | None = None,
         outcome: str = "success",
         labels: tuple[str, ...] | list[str] = (),
+        result: Mapping[str, Any] | None = None,
     ) -> Settlement:
         """Record what an action really did: commit its actual cost (refunding or charging the
         difference), add its result labels to the run, and run the checks after an action.
 
+        ``result``: the call's result; when the policy keeps history detail, the fields its tool
+        declares (``result NAME: TYPE``) are kept in the run's history for ``where`` clauses
+        (converted like arguments; a field of the wrong type is dropped and named in the
+        settlement's failures; ``secret`` fields are never written to the trace).
+
         Raises SettleError for an invalid settlement (nothing is committed) and UnknownDecision
         for a decision this engine does not know or that was settled already.
         """
-        return self._settler.settle(decision_id, actual_cost, outcome, labels)
+        return self._settler.settle(decision_id, actual_cost, outcome, labels, result)
 
     # ---- observing ----------------------------------------------------------------------------------
     def observe(self, observer: Observer) -> Engine:

@@ -100,9 +100,11 @@ def evidence(
 ) -> dict[str, list[tuple[str, Any]]]:
     """The values of each deciding rule's condition parts (the trace's "why")."""
     out: dict[str, list[tuple[str, Any]]] = {}
+    detail = view.run.detail if view.run is not None else None
+    matched = detail.matched if detail is not None else None
     for hit in deciding:
         rule = rules.get(hit.id)
-        if rule is None or not rule.conditions:
+        if rule is None or not (rule.conditions or (matched and rule.sequences)):
             continue
         act = view.activation()
         vals: list[tuple[str, Any]] = []
@@ -110,7 +112,14 @@ def evidence(
             pairs = cond.explain(act) if cond.explain is not None else [(cond.text, cond.fn(act))]
             for text, value in pairs:
                 vals.append((("unless " if cond.negate else "") + text, _plain(value)))
-        out[hit.id] = vals
+        if matched:
+            # the entry a where clause matched: its call, tool and step (never its values,
+            # which may be secret)
+            for seq in rule.sequences:
+                if seq.where is not None and seq.where.text in matched:
+                    vals.append((f"earlier where {seq.where.text}", matched[seq.where.text]))
+        if vals:
+            out[hit.id] = vals
     return out
 
 

@@ -33,6 +33,9 @@ class RunView:
     steps: int = 0
     labels: frozenset[str] = frozenset()
     marks: Mapping[str, tuple[int, float]] = field(default_factory=dict)
+    #: the run's entries in detail, read on first use by a ``where`` clause (engine/history.py);
+    #: None when the policy keeps no history detail
+    detail: Any = None
 
 
 #: The roots of the activation conditions read, each with its bit (see :func:`root_bits`).
