@@ -118,6 +118,19 @@ def test_entries_older_than_the_detail_window_are_an_error_not_a_miss(tmp_path: 
             assert d.outcome is Outcome.ALLOW, d.failures
 
 
+def test_history_past_the_detail_window_is_unreadable() -> None:
+    text = POLICY + (
+        "forbid many-deletes {\n  action call mail.delete\n"
+        '  when history.filter(e, e.tool == "mail.delete").size() > 100000\n  reason "r"\n}\n'
+    )
+    e = charter.Engine(charter.loads(text))
+    for _ in range(DETAIL_CALLS + 1):  # one more than the window holds
+        assert _do(e, "mail.delete", {"message_id": "m"}).outcome is Outcome.ALLOW
+    d = _do(e, "mail.delete", {"message_id": "m"})
+    assert d.outcome is Outcome.DENY  # the count could miss older entries: closed, not "fewer"
+    assert any("more than the 512 kept in detail" in f.error for f in d.failures)
+
+
 def test_secret_result_fields_never_reach_the_trace(tmp_path: Path) -> None:
     from charter.trace import TraceLog
 

@@ -77,3 +77,32 @@ def test_only_history_policies_record_detail() -> None:
     assert detail.decide(req).outcome is Outcome.ALLOW
     (ev,) = detail.store.history_detail("run:r", 10)
     assert (ev["call"], ev["target"], ev["args"]) == ("c-1", "mail.send", {"to": "x"})
+
+
+HISTORY_POLICY = """
+tool mail.send { arg to: string  result id: string }
+permit work { action call mail.send  reason "ok" }
+forbid third-send {
+  action call mail.send
+  when history.filter(e, e.tool == "mail.send" && e.outcome == "success").size() >= 2
+  reason "At most two mails a run."
+}
+"""
+
+
+def _mail(e: charter.Engine, run: str | None = "r") -> charter.Decision:
+    req = {"actor": {"id": "b"}, "action": {"target": "mail.send", "args": {"to": "x"}}}
+    if run:
+        req["context"] = {"run": run}
+    return e.decide(req)
+
+
+def test_history_in_a_condition_lists_the_runs_entries() -> None:
+    e = charter.Engine(charter.loads(HISTORY_POLICY))
+    for _ in range(2):
+        e.settle(_mail(e).id, result={"id": "m"})
+    d = _mail(e)
+    assert (d.outcome, [h.id for h in d.rules]) == (Outcome.DENY, ["third-send"])
+    assert _mail(e, "other").outcome is Outcome.ALLOW
+    no_run = _mail(e, None)
+    assert no_run.outcome is Outcome.DENY and no_run.failures  # unknown history: closed

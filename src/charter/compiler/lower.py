@@ -144,6 +144,8 @@ class Lowerer:
                     out.append(self._cond(c.text, name == "unless", compiled))
                     if any(r == "run" or r.startswith("run.") for r in compiled.references):
                         self.out.uses_run_state = True
+                    if any(r.startswith("history") for r in compiled.references):
+                        self.out.uses_run_state = self.out.history_detail = True
         return tuple(out)
 
     @staticmethod
@@ -432,6 +434,8 @@ class Lowerer:
             return None
         if any(r == "run" or r.startswith("run.") for r in compiled.references):
             self.out.uses_run_state = True
+        if any(r.startswith("history") for r in compiled.references):
+            self.out.uses_run_state = self.out.history_detail = True
         return self._cond(clause.text, False, compiled)
 
     def _rate(self, entry: RuleEntry, env: dict[str, Any]) -> None:

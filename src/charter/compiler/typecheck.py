@@ -129,6 +129,23 @@ _COST = CelType.MAP(S, D)
 _SIGNALS = CelType.LIST(CelType.OBJECT(SIGNAL_FIELDS))
 _RUN = CelType.OBJECT({"steps": N, "labels": LS})
 _OPEN_ARGS = CelType.MAP(S, CelType.DYN)
+#: ``history``: the run's entries (``earlier`` of any call), oldest first
+_HISTORY = CelType.LIST(
+    CelType.OBJECT(
+        {
+            "call": S,
+            "step": N,
+            "at": D,
+            "agent": S,
+            "kind": S,
+            "tool": S,
+            "outcome": S,
+            "args": _OPEN_ARGS,
+            "result": _OPEN_ARGS,
+            "labels": LS,
+        }
+    )
+)
 _RESULT = CelType.OBJECT({"outcome": S, "failed": B, "cost": CelType.MAP(S, D), "labels": LS})
 
 
@@ -160,6 +177,7 @@ class Environments:
             "cost": _COST,
             "signals": _SIGNALS,
             "run": _RUN,
+            "history": _HISTORY,
         }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from charter.cel.history import DETAIL_CALLS, convert, keep_values, restore
+from charter.cel.history import DETAIL_CALLS, Unreadable, convert, keep_values, restore
 from charter.engine.decision import Failure
 from charter.engine.evaluate import ConditionError, check_condition
 from charter.engine.policy import CompiledPolicy, EventMark, SequenceCondition, ToolInfo
@@ -23,7 +23,14 @@ from charter.engine.view import RunView, View
 from charter.enums import ActionKind
 from charter.state import StateStore, StoreError
 
-__all__ = ["DETAIL_CALLS", "attach_loader", "check_where", "decision_detail", "settlement_detail"]
+__all__ = [
+    "DETAIL_CALLS",
+    "attach_loader",
+    "check_where",
+    "decision_detail",
+    "history_root",
+    "settlement_detail",
+]
 
 
 def decision_detail(view: View, labels: frozenset[str]) -> dict[str, Any]:
@@ -96,6 +103,25 @@ class _Detail:
         return self.entries
 
 
+def history_root(run: RunView | None) -> list[dict[str, Any]] | Unreadable:
+    """The ``history`` root of conditions: the run's entries in detail, oldest first; unreadable
+    (an evaluation error wherever it is read) without a run, on a store fault, or when the run
+    has entries older than the detail window (a query over it could miss them)."""
+    detail = run.detail if run is not None else None
+    if detail is None:
+        return Unreadable("history: the request names no run, or the policy keeps no history detail")
+    try:
+        entries = detail.read()
+    except ConditionError as exc:
+        return Unreadable(str(exc))
+    if detail.evicted:
+        return Unreadable(
+            f"history: the run has {detail.steps} calls, more than the {DETAIL_CALLS} kept in detail; "
+            "use 'after call ... within N steps where ...'"
+        )
+    return entries
+
+
 def attach_loader(run: RunView, store: StateStore, run_key: str, policy: CompiledPolicy) -> None:
     """Let ``where`` clauses read the run's last ``DETAIL_CALLS`` entries (lazily, at most once)."""
     run.detail = _Detail(lambda: store.history_detail(run_key, DETAIL_CALLS), run.steps, policy.agents)
@@ -150,6 +176,8 @@ def check_where(seq: SequenceCondition, view: View) -> bool:
         raise ConditionError(f"'{seq.text or seq.where.text}': the run's history is unknown")
     entries = detail.read()
     act = view.full_activation()
+    if "history" in seq.where.references:
+        act["history"] = history_root(run)
     first_error: ConditionError | None = None
     reaches_back = True  # the window reaches past the oldest entry kept in detail
     now = view.now

@@ -191,6 +191,10 @@ class View:
             return {"steps": run.steps if run else 0, "labels": sorted(run.labels) if run else []}
         if name == PROVENANCE:
             return self.provenance_table()
+        if name == "history":
+            from charter.engine.history import history_root  # (history imports this module)
+
+            return history_root(self.run)
         raise KeyError(name)
 
     def provenance_table(self) -> ProvenanceTable | None:
