@@ -196,16 +196,19 @@ class Client:
         actual_cost: Mapping[str, float] | float | None = None,
         outcome: str = "success",
         labels: tuple[str, ...] | list[str] = (),
+        result: Mapping[str, Any] | None = None,
     ) -> Settlement:
-        """Settle a decision (on the replica that made it)."""
+        """Settle a decision (on the replica that made it); ``result``: see :meth:`charter.Engine.settle`."""
         cost = dict(actual_cost) if isinstance(actual_cost, Mapping) else actual_cost
-        return settlement_from_dict(
-            self.request(
-                "POST",
-                "/v1/settle",
-                {"decision_id": decision_id, "actual_cost": cost, "outcome": outcome, "labels": list(labels)},
-            )
-        )
+        body: dict[str, Any] = {
+            "decision_id": decision_id,
+            "actual_cost": cost,
+            "outcome": outcome,
+            "labels": list(labels),
+        }
+        if result is not None:  # only when given: a sidecar before 'result' refuses the key
+            body["result"] = dict(result)
+        return settlement_from_dict(self.request("POST", "/v1/settle", body))
 
     def begin_run(self, run: str, *, actor: str = "", grants: Any = (), labels: Any = ()) -> Run:
         """Declare a run's grants before it does anything (raises GrantError when refused)."""
@@ -356,16 +359,19 @@ class AsyncClient:
         actual_cost: Mapping[str, float] | float | None = None,
         outcome: str = "success",
         labels: tuple[str, ...] | list[str] = (),
+        result: Mapping[str, Any] | None = None,
     ) -> Settlement:
-        """Settle a decision (on the replica that made it)."""
+        """Settle a decision (on the replica that made it); ``result``: see :meth:`charter.Engine.settle`."""
         cost = dict(actual_cost) if isinstance(actual_cost, Mapping) else actual_cost
-        return settlement_from_dict(
-            await self.request(
-                "POST",
-                "/v1/settle",
-                {"decision_id": decision_id, "actual_cost": cost, "outcome": outcome, "labels": list(labels)},
-            )
-        )
+        body: dict[str, Any] = {
+            "decision_id": decision_id,
+            "actual_cost": cost,
+            "outcome": outcome,
+            "labels": list(labels),
+        }
+        if result is not None:  # only when given: a sidecar before 'result' refuses the key
+            body["result"] = dict(result)
+        return settlement_from_dict(await self.request("POST", "/v1/settle", body))
 
     async def begin_run(self, run: str, *, actor: str = "", grants: Any = (), labels: Any = ()) -> Run:
         """Declare a run's grants before it does anything (raises GrantError when refused)."""

@@ -22,6 +22,7 @@ __all__ = [
     "DETAIL_CALLS",
     "VALUE_LIMIT",
     "CutValue",
+    "Unreadable",
     "convert",
     "keep_values",
     "restore",
@@ -57,6 +58,19 @@ class CutValue:
 
     def __repr__(self) -> str:
         return f"CutValue({self.path!r}, {self.digest[:12]!r})"
+
+
+class Unreadable:
+    """A history that cannot be read (no run, a store fault, entries past the detail window):
+    every CEL operation on it is an evaluation error, so the rule fails closed."""
+
+    __slots__ = ("cel_error",)
+
+    def __init__(self, message: str) -> None:
+        self.cel_error = message
+
+    def __repr__(self) -> str:
+        return f"Unreadable({self.cel_error!r})"
 
 
 def _digest(text: str) -> str:

@@ -145,6 +145,8 @@ class Lowerer:
                     out.append(self._cond(c.text, name == "unless", compiled))
                     if _reads_run(compiled.references):
                         self.out.uses_run_state = True
+                    if any(r.startswith("history") for r in compiled.references):
+                        self.out.uses_run_state = self.out.history_detail = True
         return tuple(out)
 
     @staticmethod
@@ -433,6 +435,8 @@ class Lowerer:
             return None
         if _reads_run(compiled.references):
             self.out.uses_run_state = True
+        if any(r.startswith("history") for r in compiled.references):
+            self.out.uses_run_state = self.out.history_detail = True
         return self._cond(clause.text, False, compiled)
 
     def _rate(self, entry: RuleEntry, env: dict[str, Any]) -> None:

@@ -131,6 +131,23 @@ _SIGNALS = CelType.LIST(CelType.OBJECT(SIGNAL_FIELDS))
 GRANT_INSTANCE = CelType.MAP(S, CelType.DYN)
 _RUN = CelType.OBJECT({"steps": N, "labels": LS, "grants": CelType.LIST(GRANT_INSTANCE)})
 _OPEN_ARGS = CelType.MAP(S, CelType.DYN)
+#: ``history``: the run's entries (``earlier`` of any call), oldest first
+_HISTORY = CelType.LIST(
+    CelType.OBJECT(
+        {
+            "call": S,
+            "step": N,
+            "at": D,
+            "agent": S,
+            "kind": S,
+            "tool": S,
+            "outcome": S,
+            "args": _OPEN_ARGS,
+            "result": _OPEN_ARGS,
+            "labels": LS,
+        }
+    )
+)
 _RESULT = CelType.OBJECT({"outcome": S, "failed": B, "cost": CelType.MAP(S, D), "labels": LS})
 
 
@@ -162,6 +179,7 @@ class Environments:
             "cost": _COST,
             "signals": _SIGNALS,
             "run": _RUN,
+            "history": _HISTORY,
         }
 
 

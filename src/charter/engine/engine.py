@@ -17,6 +17,7 @@ from charter.engine.evaluate import Verdict
 from charter.engine.finish import DecisionBuilder, evidence
 from charter.engine.gates import HumanGates, not_recorded
 from charter.engine.grants import GrantTable, Run
+from charter.engine.history import attach_loader
 from charter.engine.obligations import NONE, ApprovalGate, Escalation, HumanRecord, Obligations
 from charter.engine.observe import Observer, Observers
 from charter.engine.plan import Planner
@@ -125,6 +126,8 @@ class Engine:
         self._reads_history = policy.uses_run_state
         #: the policy declares run grant kinds (granted(), run.grants)
         self._grants = bool(policy.grant_kinds)
+        #: ``where`` clauses read the run's entries in detail (engine/history.py)
+        self._history_detail = policy.history_detail
         #: the in-memory store's live stop table (never rebound; empty: nothing is stopped),
         #: or a table that is never empty for other stores (their stops live in the store)
         self._stops: Mapping[Any, Any] = store.stops_table if in_memory else {None: None}  # type: ignore[attr-defined]
@@ -178,6 +181,8 @@ class Engine:
                 view.run.grants = rs.grants
                 if self._grants:
                     view.run.table = GrantTable(self.policy, view, rs.grants)
+            if self._history_detail:
+                attach_loader(view.run, self.store, f"run:{req.run}", self.policy)
         # 3. select and plan (the planner's memo read inline: Planner.plan's key, a frame less)
         plan = self._plans.get(
             (
@@ -363,14 +368,20 @@ class Engine:
         actual_cost: Mapping[str, float] | float | None = None,
         outcome: str = "success",
         labels: tuple[str, ...] | list[str] = (),
+        result: Mapping[str, Any] | None = None,
     ) -> Settlement:
         """Record what an action really did: commit its actual cost (refunding or charging the
         difference), add its result labels to the run, and run the checks after an action.
 
+        ``result``: the call's result; when the policy keeps history detail, the fields its tool
+        declares (``result NAME: TYPE``) are kept in the run's history for ``where`` clauses
+        (converted like arguments; a field of the wrong type is dropped and named in the
+        settlement's failures; ``secret`` fields are never written to the trace).
+
         Raises SettleError for an invalid settlement (nothing is committed) and UnknownDecision
         for a decision this engine does not know or that was settled already.
         """
-        return self._settler.settle(decision_id, actual_cost, outcome, labels)
+        return self._settler.settle(decision_id, actual_cost, outcome, labels, result)
 
     # ---- run grants -----------------------------------------------------------------------------
     def begin_run(

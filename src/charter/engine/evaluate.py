@@ -89,6 +89,10 @@ def check_sequence(seq: SequenceCondition, view: View) -> bool:
     docs/semantics.md 8.1 (engine/runlabels.py): present in ``run.labels`` for the unwindowed
     clauses, at the step and time of its latest arrival for a window.
     """
+    if seq.where is not None:
+        from charter.engine.history import check_where  # (history imports this module)
+
+        return check_where(seq, view)
     run = view.run
     if seq.labels:
         if run is None:

@@ -101,9 +101,11 @@ def evidence(
 ) -> dict[str, list[tuple[str, Any]]]:
     """The values of each deciding rule's condition parts (the trace's "why")."""
     out: dict[str, list[tuple[str, Any]]] = {}
+    detail = view.run.detail if view.run is not None else None
+    matched = detail.matched if detail is not None else None
     for hit in deciding:
         rule = rules.get(hit.id)
-        if rule is None or not rule.conditions:
+        if rule is None or not (rule.conditions or (matched and rule.sequences)):
             continue
         act = view.activation()
         vals: list[tuple[str, Any]] = []
@@ -113,7 +115,14 @@ def evidence(
                 vals.append((("unless " if cond.negate else "") + text, _plain(value)))
         if any(PROVENANCE in c.references for c in rule.conditions):
             vals.extend(_provenance_read(rule, view, act))
-        out[hit.id] = vals
+        if matched:
+            # the entry a where clause matched: its call, tool and step (never its values,
+            # which may be secret)
+            for seq in rule.sequences:
+                if seq.where is not None and seq.where.text in matched:
+                    vals.append((f"earlier where {seq.where.text}", matched[seq.where.text]))
+        if vals:
+            out[hit.id] = vals
     return out
 
 

@@ -52,7 +52,7 @@ class Condition:
     reads_history: bool = field(default=False, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        history = any(r == "run" or r.startswith("run.") for r in self.references)
+        history = any(r == "run" or r.startswith(("run.", "history")) for r in self.references)
         object.__setattr__(self, "reads_history", history)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from charter.engine.decision import BoundaryCheck, Failure, RuleHit
 from charter.engine.evaluate import ConditionError, check_conditions
+from charter.engine.history import settlement_detail
 from charter.engine.observe import Observer
 from charter.engine.policy import CompiledPolicy, ResultCheck
 from charter.engine.provenance import CALL_RECORD, CallLookup, call_facts, call_key
@@ -16,7 +17,7 @@ from charter.engine.stateful import MICROS, micros, set_stops, velocity_hits
 from charter.engine.validate import ValidRequest, check_settlement, validate_request
 from charter.engine.view import View, build_view
 from charter.enums import HitKind, Mode, Outcome, Scope
-from charter.errors import UnknownDecision
+from charter.errors import SettleError, UnknownDecision
 from charter.state import Batch, CommitResult, StateStore, StopRecord, StoreError
 
 __all__ = ["PENDING_LIMIT", "PENDING_TTL_S", "Pending", "PendingDecisions", "Settlement", "Settler"]
@@ -131,7 +132,9 @@ class Settler:
         )
         self.observer: Observer | None = None
         #: an allow that holds nothing needs only its run id kept (see PendingDecisions)
-        self.lite = not shared and not policy.result_checks and not self.velocity
+        self.lite = (
+            not shared and not policy.result_checks and not self.velocity and not policy.history_detail
+        )
 
     # ---- what a decision leaves for settling ------------------------------------------------------
     def by_hold(self, req: ValidRequest) -> bool:
@@ -177,9 +180,12 @@ class Settler:
         actual_cost: Mapping[str, float] | float | None = None,
         outcome: str = "success",
         labels: tuple[str, ...] | list[str] = (),
+        result: Mapping[str, Any] | None = None,
     ) -> Settlement:
         """Record what an action really did (see :meth:`charter.Engine.settle`)."""
         actual, outcome, labels = check_settlement(actual_cost, outcome, labels, self.policy.units)
+        if result is not None and not isinstance(result, Mapping):
+            raise SettleError("result must be an object (field name -> value)")
         runs = self.pending.runs
         if decision_id in runs:
             return self._settle_lite(decision_id, runs.pop(decision_id), outcome, labels)
@@ -231,9 +237,30 @@ class Settler:
                 self.store.mark_labels(f"run:{req.run}", frozenset(all_labels), now=now, ttl_s=LABELS_TTL_S)
             except StoreError as exc:
                 st.failures.append(Failure("state store", f"labels: {exc}", "labels lost"))
+        if req.run and self.policy.history_detail:
+            self._keep_result(view, decision_id, result, outcome, frozenset(all_labels), now, st)
         st.labels = tuple(sorted(all_labels))
         self._record(st)
         return st
+
+    def _keep_result(
+        self,
+        view: View,
+        did: str,
+        result: Mapping[str, Any] | None,
+        outcome: str,
+        labels: frozenset[str],
+        now: float,
+        st: Settlement,
+    ) -> None:
+        """Keep the settled call's outcome, labels and declared result fields in its run's
+        history (engine/history.py); the values never enter the settlement or the trace."""
+        doc, failures = settlement_detail(view.tool, result, outcome, labels)
+        st.failures.extend(failures)
+        try:
+            self.store.put_result(f"run:{view.req.run}", did, doc, now=now, ttl_s=LABELS_TTL_S)
+        except StoreError as exc:
+            st.failures.append(Failure("state store", f"history: {exc}", "result not kept"))
 
     def _result_checks(
         self,

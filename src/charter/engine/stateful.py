@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from charter.engine.decision import BoundaryCheck, Failure
 from charter.engine.evaluate import ConditionError, check_conditions, spend_amount
+from charter.engine.history import decision_detail
 from charter.engine.observe import Observer
 from charter.engine.policy import Budget, CompiledPolicy, EventMark, RateLimit, Tripwire
 from charter.engine.runlabels import entered_labels, label_marks
@@ -223,19 +224,16 @@ def plan_batch(
             marks = frozenset(m.id for m in policy.marks if mark_matches(m, view))
             if entered:
                 marks |= label_marks(entered)
-            event = EventOp(
-                f"run:{run}",
-                {
-                    "decision": decision_id,
-                    "agent": view.actor_id,
-                    "kind": view.kind.value,
-                    "target": view.target,
-                    "at": now,
-                },
-                entered,
-                marks,
-                RUN_TTL_S,
-            )
+            ev_doc: dict[str, Any] = {
+                "decision": decision_id,
+                "agent": view.actor_id,
+                "kind": view.kind.value,
+                "target": view.target,
+                "at": now,
+            }
+            if policy.history_detail:
+                ev_doc.update(decision_detail(view, entered))
+            event = EventOp(f"run:{run}", ev_doc, entered, marks, RUN_TTL_S)
     record = None
     if (
         pending_ttl_s is not None

@@ -38,6 +38,9 @@ class RunView:
     grants: tuple[Any, ...] = ()
     #: what ``granted()`` reads (charter.engine.grants.GrantTable; None: no grants)
     table: Any = None
+    #: the run's entries in detail, read on first use by a ``where`` clause (engine/history.py);
+    #: None when the policy keeps no history detail
+    detail: Any = None
 
 
 #: The roots of the activation conditions read, each with its bit (see :func:`root_bits`).
@@ -202,6 +205,10 @@ class View:
         if name == GRANTS:
             run = self.run
             return run.table if run is not None else None
+        if name == "history":
+            from charter.engine.history import history_root  # (history imports this module)
+
+            return history_root(self.run)
         raise KeyError(name)
 
     def provenance_table(self) -> ProvenanceTable | None:

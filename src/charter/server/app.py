@@ -340,6 +340,7 @@ class Sidecar:
                     actual_cost=body.actual_cost,
                     outcome=body.outcome,
                     labels=tuple(body.labels),
+                    result=body.result,
                 )
             )
         except UnknownDecision:

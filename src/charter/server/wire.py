@@ -31,6 +31,11 @@ class SettleRequest(_Strict):
     )
     outcome: str = Field(default="success", max_length=64, description="success, failure, ...")
     labels: list[str] = Field(default_factory=list, max_length=256)
+    result: dict[str, Any] | None = Field(
+        default=None,
+        description="The call's result: the fields its tool declares ('result NAME: TYPE') are kept "
+        "in the run's history for 'where' clauses (secret ones never in the trace)",
+    )
 
 
 class BeginRunRequest(_Strict):

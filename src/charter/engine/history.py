@@ -1,0 +1,207 @@
+"""History with conditions: what an allowed call leaves in its run, its settled result, and
+``after/before EVENT ... where CEL`` over the run's entries (docs/semantics.md, "History with
+conditions").
+
+Only policies with ``history_detail`` (a ``where`` clause, or a tool that declares ``result``
+fields) record or read any of this; every other policy pays nothing.
+
+Failure is closed: an entry the ``where`` needs that is older than the detail window, a cut
+value compared, a ``where`` that gives an error, a store fault -- each is an evaluation error of
+the rule (its ``on error``, deny by default), never a silent "not found".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from charter.cel.history import DETAIL_CALLS, Unreadable, convert, keep_values, restore
+from charter.engine.decision import Failure
+from charter.engine.evaluate import ConditionError, check_condition
+from charter.engine.policy import CompiledPolicy, EventMark, SequenceCondition, ToolInfo
+from charter.engine.view import RunView, View
+from charter.enums import ActionKind
+from charter.state import StateStore, StoreError
+
+__all__ = [
+    "DETAIL_CALLS",
+    "attach_loader",
+    "check_where",
+    "decision_detail",
+    "history_root",
+    "settlement_detail",
+]
+
+
+def decision_detail(view: View, labels: frozenset[str]) -> dict[str, Any]:
+    """What an allowed call adds to its history entry beside the plain event: its call id, the
+    arguments kept (bounded; longer ones as their SHA-256) and the labels it brought."""
+    kept, cut = keep_values(view.args) if view.args else ({}, {})
+    out: dict[str, Any] = {"args": kept, "labels": sorted(labels)}
+    if cut:
+        out["cut"] = cut
+    call_id = view.req.call_id
+    if call_id is not None:
+        out["call"] = call_id
+    return out
+
+
+def settlement_detail(
+    tool: ToolInfo | None, result: Mapping[str, Any] | None, outcome: str, labels: frozenset[str]
+) -> tuple[dict[str, Any], list[Failure]]:
+    """The settlement's history detail: the declared result fields converted to their types
+    (a field of the wrong type is dropped, with a failure that names it but never its value),
+    bounded like arguments; undeclared fields are not kept."""
+    failures: list[Failure] = []
+    fields: dict[str, Any] = {}
+    declared = tool.results if tool is not None else {}
+    for name, value in (result or {}).items():
+        typ = declared.get(name)
+        if typ is None:
+            continue
+        try:
+            fields[name] = convert(value, typ)
+        except (ValueError, RecursionError) as exc:
+            failures.append(Failure(f"result {name}", f"not kept: {exc}", "dropped"))
+    kept, cut = keep_values(fields)
+    doc: dict[str, Any] = {"outcome": outcome, "labels": sorted(labels), "result": kept}
+    if cut:
+        doc["cut"] = cut
+    return doc, failures
+
+
+class _Detail:
+    """A run's entries in detail, read from the store once per decision on first use."""
+
+    __slots__ = ("agents", "entries", "error", "evicted", "load", "matched", "steps")
+
+    def __init__(self, load: Any, steps: int, agents: Mapping[str, Any]) -> None:
+        self.load = load
+        self.steps = steps
+        self.agents = agents
+        self.entries: list[dict[str, Any]] | None = None
+        self.evicted = False
+        self.error: str | None = None
+        #: where text -> the entry it matched ("call (tool, step N)"), for evidence
+        self.matched: dict[str, str] = {}
+
+    def read(self) -> list[dict[str, Any]]:
+        if self.error is not None:
+            raise ConditionError(self.error)
+        if self.entries is None:
+            try:
+                events = self.load()
+            except StoreError as exc:
+                self.error = f"history: the state store failed: {exc}"
+                raise ConditionError(self.error) from None
+            n = len(events)
+            # one event per step: the newest event is the run's last step (at least: a decision
+            # made since the run's state was read may have added one)
+            first = max(self.steps - n + 1, 1)
+            self.entries = [_entry(ev, first + i) for i, ev in enumerate(events)]
+            self.evicted = first > 1
+        return self.entries
+
+
+def history_root(run: RunView | None) -> list[dict[str, Any]] | Unreadable:
+    """The ``history`` root of conditions: the run's entries in detail, oldest first; unreadable
+    (an evaluation error wherever it is read) without a run, on a store fault, or when the run
+    has entries older than the detail window (a query over it could miss them)."""
+    detail = run.detail if run is not None else None
+    if detail is None:
+        return Unreadable("history: the request names no run, or the policy keeps no history detail")
+    try:
+        entries = detail.read()
+    except ConditionError as exc:
+        return Unreadable(str(exc))
+    if detail.evicted:
+        return Unreadable(
+            f"history: the run has {detail.steps} calls, more than the {DETAIL_CALLS} kept in detail; "
+            "use 'after call ... within N steps where ...'"
+        )
+    return entries
+
+
+def attach_loader(run: RunView, store: StateStore, run_key: str, policy: CompiledPolicy) -> None:
+    """Let ``where`` clauses read the run's last ``DETAIL_CALLS`` entries (lazily, at most once)."""
+    run.detail = _Detail(lambda: store.history_detail(run_key, DETAIL_CALLS), run.steps, policy.agents)
+
+
+def _entry(ev: Mapping[str, Any], step: int) -> dict[str, Any]:
+    """One history entry as conditions read it (``earlier``; cut values unreadable)."""
+    st = ev.get("settlement") or {}
+    kind = str(ev.get("kind", ""))
+    target = str(ev.get("target", ""))
+    labels = sorted({*ev.get("labels", ()), *st.get("labels", ())})
+    return {
+        "call": str(ev.get("call") or ev.get("decision", "")),
+        "step": step,
+        "at": float(ev.get("at", 0.0)),
+        "agent": str(ev.get("agent", "")),
+        "kind": kind,
+        "tool": target if kind == "call" else "",
+        "target": target,
+        "outcome": str(st.get("outcome", "")),
+        "args": restore(ev.get("args") or {}, ev.get("cut") or {}, "earlier.args"),
+        "result": restore(st.get("result") or {}, st.get("cut") or {}, "earlier.result"),
+        "labels": labels,
+    }
+
+
+def _matches(mark: EventMark, entry: Mapping[str, Any], agents: Mapping[str, Any]) -> bool:
+    if mark.kind is not None and entry["kind"] != mark.kind.value:
+        return False
+    t = mark.target
+    target = entry["target"]
+    if t.any or target in t.names:
+        return True
+    if t.roles and mark.kind is ActionKind.DELEGATE:
+        agent = agents.get(target)
+        return agent is not None and not t.roles.isdisjoint(agent.roles)
+    return False
+
+
+def check_where(seq: SequenceCondition, view: View) -> bool:
+    """``after EVENT [within ...] where CEL``: an entry in the window matches the event and the
+    condition holds with ``earlier`` bound to it; ``before EVENT where CEL``: none does.
+
+    Raises ConditionError (the rule fails closed) when the run names no history, the store
+    fails, the condition errs on an entry and no other entry matches, or no entry matched but
+    the window reaches entries older than the detail window.
+    """
+    assert seq.where is not None and seq.event is not None
+    run = view.run
+    detail = run.detail if run is not None else None
+    if detail is None:
+        raise ConditionError(f"'{seq.text or seq.where.text}': the run's history is unknown")
+    entries = detail.read()
+    act = view.full_activation()
+    if "history" in seq.where.references:
+        act["history"] = history_root(run)
+    first_error: ConditionError | None = None
+    reaches_back = True  # the window reaches past the oldest entry kept in detail
+    now = view.now
+    for entry in reversed(entries):
+        if seq.within_steps is not None and detail.steps - entry["step"] >= seq.within_steps:
+            reaches_back = False
+            break
+        if seq.within_seconds is not None and now - entry["at"] > seq.within_seconds:
+            reaches_back = False
+            break
+        if not _matches(seq.event, entry, detail.agents):
+            continue
+        act["earlier"] = entry
+        try:
+            if check_condition(seq.where, act):
+                detail.matched[seq.where.text] = f"{entry['call']} ({entry['target']}, step {entry['step']})"
+                return seq.after
+        except ConditionError as exc:
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
+    if detail.evicted and reaches_back:
+        raise ConditionError(
+            f"history: the clause needs entries older than the detail window (the last {DETAIL_CALLS} "
+            f"calls of {detail.steps}), so whether one matches is unknown"
+        )
+    return not seq.after
