@@ -1,5 +1,10 @@
 """Instructions per decision under callgrind: `python bench/instr.py [--rules 14] [-n 3000]`.
 
+``--agents before|after`` counts the `agents` suite's decisions instead: ``--runs`` runs of the
+assistant's workload (bench/agents), played once to warm up, then again with every
+``Engine.decide`` called inside the callback (settling, building requests and answering gates
+are not counted).
+
 Wall-clock latency on a shared, loaded machine varies by 2x between runs; instruction counts do
 not. This runs the engine bench's workload (warmed up: every request decided once) and then ``n``
 decisions inside a ctypes callback, under ``valgrind --tool=callgrind``, and divides the inclusive
@@ -17,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,30 +64,85 @@ def _loop(rules: int, n: int) -> None:
     ctypes.CDLL(None).bsearch(ctypes.byref(key), one, 1, 4, callback)  # calls loop once
 
 
+def _agents_loop(policy_set: str, runs: int) -> None:
+    """Run inside valgrind: the agents workload, each decide inside the callback; prints the count."""
+    sys.path.insert(0, str(ROOT))
+    import charter
+    from bench.agents.policysets import CORPUS, POLICY_SETS
+    from bench.agents.runner import run_scenario
+    from bench.agents.scenario import load_corpus
+    from bench.agents.workload import build_runs
+
+    ps = POLICY_SETS[policy_set]
+    corpus = load_corpus(CORPUS)
+    policy = charter.load(ps.policy_path())
+    work = build_runs(corpus, runs)
+    for br in work:  # warm-up: imports, plans, CEL caches
+        run_scenario(policy, ps, corpus, br.scenario)
+    original = charter.Engine.decide
+    box: list[Any] = [None, None, None]
+    count = [0]
+
+    def body(a: int, b: int) -> int:
+        box[2] = original(box[0], box[1])
+        return 0
+
+    callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)(body)
+    one = (ctypes.c_int * 1)(1)
+    key = ctypes.c_int(1)
+    bsearch = ctypes.CDLL(None).bsearch
+
+    def decide(self: Any, request: Any) -> Any:
+        box[0], box[1] = self, request
+        count[0] += 1
+        bsearch(ctypes.byref(key), one, 1, 4, callback)  # calls body once
+        return box[2]
+
+    charter.Engine.decide = decide  # type: ignore[method-assign]
+    for br in work:
+        run_scenario(policy, ps, corpus, br.scenario)
+    print(f"decisions={count[0]}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the loop under callgrind and print the instructions per decision."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rules", type=int, default=14)
     ap.add_argument("-n", type=int, default=3000, help="decisions counted")
     ap.add_argument("--python", default=sys.executable, help="interpreter whose charter is measured")
+    ap.add_argument("--agents", choices=["before", "after"], help="the agents suite's decisions instead")
+    ap.add_argument("--runs", type=int, default=40, help="with --agents: runs of the workload")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.inner:
-        _loop(args.rules, args.n)
+        if args.agents:
+            _agents_loop(args.agents, args.runs)
+        else:
+            _loop(args.rules, args.n)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "callgrind.out")
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", args.python, __file__]
-        subprocess.run(
-            [*cmd, "--inner", "--rules", str(args.rules), "-n", str(args.n)], check=True, capture_output=True
+        what = (
+            ["--agents", args.agents, "--runs", str(args.runs)]
+            if args.agents
+            else ["--rules", str(args.rules)]
+        )
+        ran = subprocess.run(
+            [*cmd, "--inner", *what, "-n", str(args.n)], check=True, capture_output=True, text=True
         )
         text = subprocess.run(
             ["callgrind_annotate", "--inclusive=yes", out], check=True, capture_output=True, text=True
         ).stdout
+    n = args.n
+    label = f"rules={args.rules}"
+    if args.agents:
+        n = int(next(ln for ln in ran.stdout.splitlines() if ln.startswith("decisions=")).split("=")[1])
+        label = f"agents={args.agents} runs={args.runs} decisions={n}"
     for line in text.splitlines():
         if "_CallPythonObject" in line or "closure_fcn" in line:
             total = int(line.split()[0].replace(",", ""))
-            print(f"rules={args.rules} instructions/decision={total // args.n}")
+            print(f"{label} instructions/decision={total // n}")
             return 0
     print("the callback was not found in callgrind's output", file=sys.stderr)
     return 1
