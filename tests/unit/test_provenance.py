@@ -107,14 +107,15 @@ def test_an_engine_reads_labels_and_sources_per_element() -> None:
     assert engine.decide({"actor": {"id": "a"}, "action": bad}).outcome is Outcome.DENY
 
 
-def test_the_after_drafts_provenance_conditions_compile() -> None:
-    """The after draft's named conditions on labels() and sources() compile and decide."""
-    draft = (ROOT / "examples/assistant/after/assistant.charter.draft").read_text()
+def test_the_after_policys_provenance_conditions_compile() -> None:
+    """The after policy's named conditions on labels() and sources() compile and decide alone."""
+    draft = (ROOT / "examples/assistant/after/assistant.charter").read_text()
     found = {
         m.group(1): m.group(0) for m in re.finditer(r"^condition (\w+)\(.*?(?=\n\n|\n#)", draft, re.S | re.M)
     }
-    wanted = ["typed", "vouched", "secret", "asked", "from_origin"]
+    wanted = ["typed", "secret", "asked", "from_origin", "typed_or_from"]
     assert all("labels(" in found[n] or "sources(" in found[n] or n == "asked" for n in wanted)
+    found["typed"] += '\ncondition vouched(v: any) = labels(v).size() > 0 && labels(v).all(l, l in ["user"])'
     policy = (
         "\n".join(found[n] for n in wanted)
         + """
@@ -122,7 +123,7 @@ tool mail.send { arg to: list of string  arg subject: string }
 permit checked {
   action call mail.send
   when args.to.all(r, vouched(r) && !secret(r)) && typed(args.subject)
-  when args.to.all(r, !from_origin(r, ["contacts.search"]))
+  when args.to.all(r, !from_origin(r, ["contacts.search"]) && typed_or_from(r, ["contacts.search"]))
   reason "Uses every provenance condition of the after draft."
 }
 """

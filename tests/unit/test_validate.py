@@ -42,6 +42,20 @@ _VALUE = st.recursive(
 )
 
 
+_SOURCE = st.one_of(
+    st.sampled_from([{"from": "user"}, {"from": "agent"}, {"from": "model"}, {"from": "user", "call": "c"}]),
+    st.fixed_dictionaries({"call": _ID}, optional={"field": st.sampled_from(["id", "a.b", "", "x..y", 3])}),
+    _SCALAR,
+)
+_ENTRY = st.one_of(
+    st.fixed_dictionaries(
+        {}, optional={"sources": st.one_of(st.lists(_SOURCE, max_size=2), _SCALAR), "labels": _STRS}
+    ),
+    st.sampled_from([{"labels": ["planned"]}, {"extra": 1}]),
+    _SCALAR,
+)
+
+
 def _maybe(d: dict[str, Any], draw: Any, key: str, strat: Any) -> None:
     if draw(st.booleans()):
         d[key] = draw(strat)
@@ -66,6 +80,17 @@ def requests(draw: Any) -> Any:
     _maybe(
         action, draw, "labels", st.one_of(st.dictionaries(st.text(max_size=2), _STRS, max_size=2), _SCALAR)
     )
+    _maybe(action, draw, "call_id", st.one_of(_ID, _SCALAR))
+    if draw(st.booleans()):  # provenance: per argument (per element for a list), or a wrong shape
+        args = action.get("args")
+        names = list(args) if isinstance(args, dict) else []
+        action["provenance"] = draw(
+            st.one_of(
+                st.fixed_dictionaries({n: st.one_of(_ENTRY, st.lists(_ENTRY, max_size=3)) for n in names}),
+                st.dictionaries(st.text(max_size=2), _ENTRY, max_size=2),
+                _SCALAR,
+            )
+        )
     d: dict[str, Any] = {"actor": actor, "action": action}
     _maybe(
         d,

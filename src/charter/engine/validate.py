@@ -77,7 +77,7 @@ _KINDS = {k.value: k for k in ActionKind}
 _CALL = ActionKind.CALL
 _TOP = frozenset({"actor", "action", "context", "cost", "signals", "approval", "idempotency_key", "trace_id"})
 _ACTOR = frozenset({"id", "roles", "attributes", "chain", "human"})
-_ACTION = frozenset({"kind", "target", "args", "labels"})
+_ACTION = frozenset({"kind", "target", "args", "labels", "call_id", "provenance"})
 _CTX_IDS = ("workflow", "run", "tenant", "env")
 _CTX_FIXED = frozenset(_CTX_IDS)
 _SIGNAL = frozenset({"source", "kind", "severity", "score", "note"})
@@ -464,7 +464,7 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
     if len(aid) > 256 or len(target) > 256:
         return None
     r = _new(ValidRequest)
-    r.call_id, r.provenance = None, _EMPTY  # the shape tier takes no provenance (the model tier does)
+    r.call_id, r.provenance = None, _EMPTY
     r.actor_id = aid
     r.target = target
     deep = False  # a container (or many values) in args, attributes or context: the deep check
@@ -525,9 +525,11 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
         kind = get("kind", _CALL)
         args = get("args", _EMPTY)
         labels = get("labels", _NO)
-        if len(action) != 1 + (kind is not _CALL) + (args is not _EMPTY) + (
-            labels is not _NO
-        ) and not _ACTION.issuperset(action):
+        call_id = get("call_id", _NO)
+        prov = get("provenance", _NO)
+        if len(action) != 1 + (kind is not _CALL) + (args is not _EMPTY) + (labels is not _NO) + (
+            call_id is not _NO
+        ) + (prov is not _NO) and not _ACTION.issuperset(action):
             return None
         if kind is not _CALL:
             kind = _KINDS.get(kind) if kind.__class__ is str else None
@@ -543,6 +545,15 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
                     return None
                 deep = True
         r.args = args
+        if call_id is not _NO or prov is not _NO:
+            # the one provenance checker (as the model tier calls it); a problem is the model
+            # tier's to word
+            try:
+                r.call_id = check_call_id(None if call_id is _NO else call_id)
+                if prov is not _NO and prov is not None:
+                    r.provenance = check_provenance(prov, args)
+            except RequestError:
+                return None
         if labels is _NO:
             r.labels = _EMPTY
         elif labels.__class__ is not dict:
