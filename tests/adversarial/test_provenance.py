@@ -178,3 +178,72 @@ def test_agent_sources_are_unknown_without_run_state() -> None:
         }
     )
     assert d.outcome is Outcome.DENY
+
+
+# ---- values from earlier calls: only the engine's own record of the call counts ----------------
+
+CALLS = """
+tool contacts.search { category read  arg name: string }
+tool mail.send { arg to: list of string }
+on result directory { action call contacts.search  then label trusted on email }
+permit reads { action call contacts.search }
+permit to-the-directory {
+  action call mail.send
+  when size(args.to) > 0 && args.to.all(r, "trusted" in labels(r))
+}
+"""
+
+
+def _calls_engine() -> Engine:
+    e = Engine(charter.loads(CALLS))
+    d = e.decide(
+        {
+            "actor": {"id": "a"},
+            "context": {"run": "r1"},
+            "action": {"target": "contacts.search", "call_id": "c1", "args": {"name": "Ruth"}},
+        }
+    )
+    e.settle(d.id)
+    return e
+
+
+def _send(e: Engine, run: str | None, source: dict[str, Any]) -> Any:
+    req: dict[str, Any] = {
+        "actor": {"id": "a"},
+        "action": {
+            "target": "mail.send",
+            "call_id": "c2",
+            "args": {"to": TO[:1]},
+            "provenance": {"to": [{"sources": [source]}]},
+        },
+    }
+    if run is not None:
+        req["context"] = {"run": run}
+    return e.decide(req)
+
+
+def test_a_call_settled_in_another_run_vouches_for_nothing() -> None:
+    e = _calls_engine()
+    assert _send(e, "r1", {"call": "c1", "field": "email"}).outcome is Outcome.ALLOW
+    # the same call id named from another run, or without a run: unknown
+    assert _send(e, "r2", {"call": "c1", "field": "email"}).outcome is Outcome.DENY
+    assert _send(e, None, {"call": "c1", "field": "email"}).outcome is Outcome.DENY
+
+
+def test_a_field_label_does_not_reach_another_field_or_a_lookalike_path() -> None:
+    e = _calls_engine()
+    for field in ("name", "emails", "email_x", "e.mail"):
+        assert _send(e, "r1", {"call": "c1", "field": field}).outcome is Outcome.DENY, field
+
+
+def test_a_decision_that_was_not_allowed_leaves_no_call_record() -> None:
+    e = Engine(charter.loads(CALLS.replace("permit reads { action call contacts.search }", "")))
+    d = e.decide(
+        {
+            "actor": {"id": "a"},
+            "context": {"run": "r1"},
+            "action": {"target": "contacts.search", "call_id": "c1", "args": {"name": "Ruth"}},
+        }
+    )
+    assert d.outcome is Outcome.DENY
+    assert _send(e, "r1", {"call": "c1", "field": "email"}).outcome is Outcome.DENY
