@@ -453,6 +453,45 @@ class Settler:
             st.stops.extend(set_stops(self.store, stops, view, st.failures))
 
 
+def label_checks(
+    policy: CompiledPolicy, view: View, outcome: str, labels: tuple[str, ...]
+) -> tuple[set[str], dict[str, set[str]]]:
+    """The labels the policy's ``on result`` checks give a call's result, whole and per field
+    (``then label L on F``), without their other effects: for a call that was not decided here
+    (an imported one), which raises no stop or escalation. As at settlement, a check whose
+    condition fails to evaluate applies unless its ``on error`` is ignore."""
+    checks: tuple[ResultCheck, ...] = view.select(policy.index["results"])
+    whole: set[str] = set()
+    fields: dict[str, set[str]] = {}
+    if not checks:
+        return whole, fields
+    act = view.full_activation()
+    act["result"] = {
+        "outcome": outcome,
+        "failed": outcome not in ("success", "ok"),
+        "cost": {},
+        "labels": sorted(labels),
+    }
+    act["estimate"] = {}
+    probe = view.copy()
+    probe._activation = act
+    for chk in checks:
+        if not chk.labels or chk.mode is Mode.SHADOW:
+            continue
+        try:
+            holds = check_conditions(chk.conditions, probe)
+        except ConditionError:
+            holds = chk.fail.outcome is not None
+        if not holds:
+            continue
+        if chk.fields:
+            for f in chk.fields:
+                fields.setdefault(f, set()).update(chk.labels)
+        else:
+            whole |= chk.labels
+    return whole, fields
+
+
 def _committed(st: Settlement, cr: CommitResult) -> None:
     """A hold's commit, in a settlement: committed or not, and each budget line after it."""
     st.committed = cr.ok
