@@ -207,9 +207,7 @@ class Client:
             )
         )
 
-    def begin_run(
-        self, run: str, *, actor: str = "", grants: Any = (), labels: Any = ()
-    ) -> Run:
+    def begin_run(self, run: str, *, actor: str = "", grants: Any = (), labels: Any = ()) -> Run:
         """Declare a run's grants before it does anything (raises GrantError when refused)."""
         return run_from_dict(self.request("POST", "/v1/runs", _run_body(run, actor, grants, labels)))
 
@@ -369,9 +367,7 @@ class AsyncClient:
             )
         )
 
-    async def begin_run(
-        self, run: str, *, actor: str = "", grants: Any = (), labels: Any = ()
-    ) -> Run:
+    async def begin_run(self, run: str, *, actor: str = "", grants: Any = (), labels: Any = ()) -> Run:
         """Declare a run's grants before it does anything (raises GrantError when refused)."""
         return run_from_dict(await self.request("POST", "/v1/runs", _run_body(run, actor, grants, labels)))
 

@@ -67,7 +67,9 @@ def test_begin_decide_narrow(http: TestClient, tmp_path: Path) -> None:
     body = {"run": "r1", "actor": "assistant", "grants": [{"kind": "send-mail", "to": ["a@x"]}]}
     r = http.post("/v1/runs", json=body, headers=auth("orch"))
     assert r.status_code == 201
-    assert r.json()["grants"] == [{"id": "g1", "kind": "send-mail", "uses_left": 1, "params": {"to": ["a@x"]}}]
+    assert r.json()["grants"] == [
+        {"id": "g1", "kind": "send-mail", "uses_left": 1, "params": {"to": ["a@x"]}}
+    ]
     d = http.post("/v1/decide", json=_mail("r1", "a@x"), headers=auth("orch")).json()
     assert d["outcome"] == "allow"
     assert d["grants"] == [{"id": "g1", "kind": "send-mail", "covers": True, "uses_left": 1}]
