@@ -10,8 +10,8 @@ from typing import Any
 from urllib.parse import SplitResult, quote, urlsplit
 
 from charter.engine.decision import BoundaryCheck, Decision, Failure, GrantedDecision, RuleHit
-from charter.engine.grants import Grant, GrantError, GrantProblem, Run
 from charter.engine.engine import Settlement
+from charter.engine.grants import Grant, GrantError, GrantProblem, Run
 from charter.engine.request import Request
 from charter.enums import HitKind, Outcome
 from charter.errors import Error

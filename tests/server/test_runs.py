@@ -15,9 +15,9 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 import charter
-from charter.trace.verify import verify_log
 from charter.server import Runtime, create_app
 from charter.state.memory import MemoryStore
+from charter.trace.verify import verify_log
 
 from .conftest import auth, token_set, write_policy
 

@@ -166,3 +166,20 @@ permit p {
     assert not e.decide(req("agent")).allowed
     d = e.decide(req("user"))
     assert d.allowed and [g["covers"] for g in d.to_dict()["grants"]] == [True, False]
+
+
+def test_editor_index_and_tokens() -> None:
+    from charter.editing import SymbolKind
+    from charter.editing.symbols import SymbolIndex
+    from charter.editing.tokens import TokenType, tokens
+
+    text = BASE + GRANT
+    module = parse_text(text, "p.charter").module
+    assert module is not None
+    ix = SymbolIndex.build([module], {"p.charter": text})
+    (decl,) = ix.declarations((SymbolKind.GRANT, "send-mail"))
+    assert decl.span.line == text[: text.index("send-mail")].count("\n") + 1
+    by_pos = {(t.line, t.column): t.type for t in tokens(text, module, ix, "p.charter")}
+    line = decl.span.line
+    assert by_pos[(line, 1)] is TokenType.KEYWORD  # grant
+    assert by_pos[(line, decl.span.column)] is TokenType.STRUCT
