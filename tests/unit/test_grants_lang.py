@@ -113,3 +113,73 @@ def test_run_grants_in_conditions() -> None:
     e2 = Engine(r.policy)
     e2.begin_run("r1", actor="a", grants=[{"kind": "send-mail", "to": ["x"], "count": 1}])
     assert e2.decide(req).allowed
+
+
+def test_explain_says_which_grant_covered_it() -> None:
+    from charter.engine.explain import explain
+
+    r = compile_text(BASE + GRANT + 'permit p {\n  action call mail.send\n  when granted("send-mail")\n}\n')
+    assert r.policy is not None
+    e = Engine(r.policy)
+    e.begin_run("r1", actor="a", grants=[{"kind": "send-mail", "to": ["x"], "count": 2}])
+
+    def req(to: str) -> dict[str, object]:
+        return {
+            "actor": {"id": "a"},
+            "action": {"kind": "call", "target": "mail.send", "args": {"to": [to]}},
+            "context": {"run": "r1"},
+        }
+
+    lines = explain(e.decide(req("x")).to_dict(), req("x"))
+    assert "It was covered by grant g1 (send-mail) of run r1." in lines
+    assert "It used one use of grant g1 (1 of 2 used)." in lines
+    lines = explain(e.decide(req("evil")).to_dict(), req("evil"))
+    assert "No grant of run r1 covers it:" in lines
+
+
+def test_covers_can_read_sources() -> None:
+    """No from_origin() yet: a grant's covers names the sources it trusts through sources()."""
+    text = """
+grant reply {
+  action call mail.send
+  param from_kinds: set of string = []
+  covers args.to.all(r, sources(r).exists(s, s.kind in grant.from_kinds))
+}
+permit p {
+  action call mail.send
+  when granted("reply")
+  reason "x"
+}
+"""
+    r = compile_text(BASE + text)
+    assert r.policy is not None, r.errors
+    e = Engine(r.policy)
+    e.begin_run("r1", actor="a", grants=[{"kind": "reply", "from_kinds": ["user"]}, {"kind": "reply"}])
+
+    def req(src: str | None) -> dict[str, object]:
+        action: dict[str, object] = {"kind": "call", "target": "mail.send", "args": {"to": ["x@y"]}}
+        if src is not None:
+            action["provenance"] = {"to": [{"sources": [{"from": src}]}]}
+        return {"actor": {"id": "a"}, "action": action, "context": {"run": "r1"}}
+
+    assert not e.decide(req(None)).allowed  # no provenance: closed
+    assert not e.decide(req("agent")).allowed
+    d = e.decide(req("user"))
+    assert d.allowed and [g["covers"] for g in d.to_dict()["grants"]] == [True, False]
+
+
+def test_editor_index_and_tokens() -> None:
+    from charter.editing import SymbolKind
+    from charter.editing.symbols import SymbolIndex
+    from charter.editing.tokens import TokenType, tokens
+
+    text = BASE + GRANT
+    module = parse_text(text, "p.charter").module
+    assert module is not None
+    ix = SymbolIndex.build([module], {"p.charter": text})
+    (decl,) = ix.declarations((SymbolKind.GRANT, "send-mail"))
+    assert decl.span.line == text[: text.index("send-mail")].count("\n") + 1
+    by_pos = {(t.line, t.column): t.type for t in tokens(text, module, ix, "p.charter")}
+    line = decl.span.line
+    assert by_pos[(line, 1)] is TokenType.KEYWORD  # grant
+    assert by_pos[(line, decl.span.column)] is TokenType.STRUCT

@@ -98,7 +98,7 @@ STANDARD: list[Function] = [
     fn("granted", grants.placeholder, "(string) -> bool",
        doc="whether a grant of the request's run, of the kind named (a text literal), covers the "
            "request and has uses left; false without a run or a grant",
-       examples=["!granted('send-mail')"]),
+       examples=["granted('pay')"]),
 ]  # fmt: skip
 
 _ACCESSOR_DOCS = {

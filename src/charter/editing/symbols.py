@@ -44,6 +44,7 @@ class SymbolKind(enum.Enum):
     RULE = "rule"
     CONSTANT = "constant"
     CONDITION = "condition"
+    GRANT = "grant kind"
 
 
 #: Kinds whose declared names a condition may use as bare identifiers.
@@ -349,6 +350,16 @@ def _const(node: ast.ConstDecl, walk: Walk) -> Iterator[Occurrence]:
 def _named_condition(node: ast.ConditionDecl, walk: Walk) -> Iterator[Occurrence]:
     yield _decl(SymbolKind.CONDITION, node.name, node)
     yield from _cel(node.body, node.body_span, walk)
+
+
+@extractor(ast.GrantDecl)
+def _grant(node: ast.GrantDecl, walk: Walk) -> Iterator[Occurrence]:
+    yield _decl(SymbolKind.GRANT, node.name, node)
+
+
+@extractor(ast.GrantCelClause)
+def _grant_cel(node: ast.GrantCelClause, walk: Walk) -> Iterator[Occurrence]:
+    yield from _cel(node.text, node.text_span, walk)
 
 
 # ---- references inside rules ----------------------------------------------------------------

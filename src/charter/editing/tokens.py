@@ -68,6 +68,7 @@ _KIND_TOKEN = {
     SymbolKind.RULE: TokenType.STRUCT,
     SymbolKind.CONSTANT: TokenType.ENUM_MEMBER,
     SymbolKind.CONDITION: TokenType.FUNCTION,
+    SymbolKind.GRANT: TokenType.STRUCT,
 }
 
 

@@ -43,6 +43,20 @@ def describe_action(request: Mapping[str, Any]) -> str:
     return f"{what} by {request.get('actor', {}).get('id')}"
 
 
+def _grant_lines(d: Mapping[str, Any], r: Mapping[str, Any]) -> list[str]:
+    """What the run grants the decision consulted said (docs/language.md, "Run grants")."""
+    grants = d.get("grants") or []
+    if not grants:
+        return []
+    run = (r.get("context") or {}).get("run") or "?"
+    covering = [g for g in grants if g.get("covers")]
+    if covering:
+        return [f"It was covered by grant {g['id']} ({g['kind']}) of run {run}." for g in covering[:1]]
+    out = [f"No grant of run {run} covers it:"]
+    out += [f"  {g['id']} ({g['kind']}) does not cover it (uses left: {g.get('uses_left')})." for g in grants]
+    return out
+
+
 def explain(
     decision: Mapping[str, Any], request: Mapping[str, Any], humans: Sequence[Mapping[str, Any]] | None = None
 ) -> list[str]:
@@ -107,6 +121,7 @@ def explain(
                 + (f" ({h['note']})" if h.get("note") else "")
                 + "."
             )
+    lines.extend(_grant_lines(d, r))
     for b in d.get("boundaries", []):
         kind = BY_KIND.get(str(b.get("kind")))
         if kind is not None:
@@ -115,6 +130,12 @@ def explain(
                 lines.append(text)
         elif b.get("kind") == HitKind.STOP:
             lines.append(f"An emergency stop covered it: {b.get('detail')}.")
+        elif b.get("kind") == HitKind.GRANT:
+            limit = b.get("limit")
+            of = f" of {_num(float(limit))}" if limit is not None else ""
+            lines.append(
+                f"It used one use of grant {b.get('id')} ({_num(float(b.get('used') or 0))}{of} used)."
+            )
     for s in d.get("shadow", []):
         lines.append(f"Shadow rule '{s['id']}' would have made it {s['effect']} (not enforced).")
     for f in d.get("failures", []):

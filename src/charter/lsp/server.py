@@ -73,6 +73,7 @@ _OUTLINE = {
     SymbolKind.POLICY: lsp.SymbolKind.Namespace,
     SymbolKind.CONSTANT: lsp.SymbolKind.Constant,
     SymbolKind.CONDITION: lsp.SymbolKind.Function,
+    SymbolKind.GRANT: lsp.SymbolKind.Struct,
 }
 
 
