@@ -22,6 +22,7 @@ from charter.engine.observe import Observer, Observers
 from charter.engine.plan import Planner
 from charter.engine.policy import CompiledPolicy
 from charter.engine.request import Request
+from charter.engine.runimport import RunImport, export_run, import_run
 from charter.engine.settle import PendingDecisions, Settlement, Settler
 from charter.engine.stateful import release, set_stops
 from charter.engine.step import Ruling, StatefulStep, _failed
@@ -367,6 +368,40 @@ class Engine:
         for a decision this engine does not know or that was settled already.
         """
         return self._settler.settle(decision_id, actual_cost, outcome, labels, result)
+
+    # ---- a run's history ----------------------------------------------------------------------------
+    def import_run(
+        self, run: str, *, actor: str, events: Sequence[Mapping[str, Any]], charge: bool = False
+    ) -> RunImport:
+        """Seed ``run`` with calls that already happened (a resumed or moved run): each event
+        (``call_id``, ``kind``, ``target``, ``args``, ``provenance``, ``result``, ``labels``,
+        ``outcome``, ``at``) is appended in order as an allowed, settled call; no rule is
+        evaluated for it. All events are checked before anything is written (RunImportError:
+        nothing was); events whose call id the run already has are skipped, so a retry is safe.
+        One ``run-import`` trace record (count, first and last call id, SHA-256 of the events)
+        tells an audit that history entered the run without a decision of this engine.
+        ``charge=True`` (count budgets and rates) is not supported yet: RunImportError."""
+        done = import_run(self.policy, self.store, run, actor, events, charge)
+        if self.trace is not None:
+            ids = [str(e.get("call_id")) for e in events]
+            self.trace.record_event(
+                "run-import",
+                {
+                    "run": run,
+                    "actor": actor,
+                    "count": done.imported,
+                    "skipped": done.skipped,
+                    "first": ids[0] if ids else None,
+                    "last": ids[-1] if ids else None,
+                    "sha256": done.digest,
+                },
+            )
+        return done
+
+    def export_run(self, run: str) -> dict[str, Any]:
+        """The run's steps, labels and history (the last entries kept in detail), in the shape
+        :meth:`import_run` takes."""
+        return export_run(self.store, run)
 
     # ---- observing ----------------------------------------------------------------------------------
     def observe(self, observer: Observer) -> Engine:

@@ -38,6 +38,35 @@ class SettleRequest(_Strict):
     )
 
 
+class RunImportBody(_Strict):
+    """Calls that already happened, to seed a run's history (docs/semantics.md 8.3)."""
+
+    actor: str = Field(min_length=1, max_length=256, description="The agent that made the calls")
+    events: list[dict[str, Any]] = Field(
+        max_length=10_000,
+        description="call_id, kind, target, args, provenance, result, labels, outcome, at (epoch s)",
+    )
+    charge: bool = Field(default=False, description="Count budgets and rates (not supported yet: 400)")
+
+
+class RunImportModel(BaseModel):
+    """What an import did."""
+
+    run: str
+    imported: int
+    skipped: int
+    sha256: str
+
+
+class RunModel(BaseModel):
+    """A run's steps, labels and history (the last entries kept in detail), importable elsewhere."""
+
+    run: str
+    steps: int
+    labels: list[str]
+    events: list[dict[str, Any]]
+
+
 class StopModel(BaseModel):
     """An emergency stop."""
 
@@ -161,6 +190,9 @@ _MODELS: list[type[BaseModel]] = [
     DecisionModel,
     SettleRequest,
     SettlementModel,
+    RunImportBody,
+    RunImportModel,
+    RunModel,
     NoteBody,
     AnswerBody,
     StopBody,
@@ -268,6 +300,18 @@ def openapi(version: str) -> dict[str, Any]:
                 "SettleRequest",
                 not_found,
             )
+        },
+        f"{v}/runs/{{run}}/history": {
+            "post": _op(
+                "Import run history",
+                "orchestrator, admin",
+                ("RunImportModel", "The import (all or nothing; call ids the run has are skipped)"),
+                "RunImportBody",
+                params=["run"],
+            )
+        },
+        f"{v}/runs/{{run}}": {
+            "get": _op("Export run", "orchestrator, admin", ("RunModel", "The run"), params=["run"])
         },
         f"{v}/decisions/{{decision_id}}": {
             "get": _op(
