@@ -6,7 +6,7 @@ from charter.engine.decision import Decision
 from charter.engine.engine import Engine, Settlement
 from charter.engine.request import Request
 from charter.enums import Outcome
-from charter.errors import Error, RequestError, SettleError, UnknownDecision
+from charter.errors import Error, RequestError, RunImportError, SettleError, UnknownDecision
 
 __version__ = "0.1.0"
 
@@ -20,6 +20,7 @@ __all__ = [
     "Policy",
     "Request",
     "RequestError",
+    "RunImportError",
     "SettleError",
     "Settlement",
     "UnknownDecision",

@@ -38,6 +38,15 @@ class SettleError(RequestError):
     still be settled with a valid settlement."""
 
 
+class RunImportError(Error):
+    """A malformed import of a run's history (``Engine.import_run``): nothing was written.
+    ``index`` is the offending event (None: the import as a whole). 400 over HTTP."""
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message if index is None else f"events[{index}]: {message}")
+        self.index = index
+
+
 class UnknownDecision(Error, KeyError):
     """``settle`` of a decision this engine (and the store it shares) does not know, or that was
     already settled. Also a ``KeyError`` for callers that caught one before; the sidecar catches this

@@ -14,6 +14,7 @@ from typing import Any
 
 import charter
 from charter.enums import Outcome
+from charter.state import StoreError, StoreFault
 from charter.state.memory import MemoryStore
 
 BASE = """
@@ -46,10 +47,16 @@ def _engine(text: str) -> charter.Engine:
     return charter.Engine(charter.loads(text))
 
 
-def _decide(e: charter.Engine, target: str, run: str, labels: dict[str, list[str]] | None = None) -> Any:
+def _decide(
+    e: charter.Engine, target: str, run: str | None, labels: dict[str, list[str]] | None = None
+) -> Any:
     args = {"to": "b"} if target == "send" else {}
-    req = {"actor": {"id": "a"}, "action": {"target": target, "args": args, "labels": labels or {}}}
-    req["context"] = {"run": run}
+    req: dict[str, Any] = {
+        "actor": {"id": "a"},
+        "action": {"target": target, "args": args, "labels": labels or {}},
+    }
+    if run is not None:
+        req["context"] = {"run": run}
     return e.decide(req)
 
 
@@ -182,3 +189,17 @@ def test_before_labelled_turns_false_from_any_source() -> None:
     assert _send(e, "r1") == (Outcome.DENY, ["first"])
     e.settle(_decide(e, "read", "r1").id, labels=["untrusted"])
     assert _send(e, "r1") == (Outcome.ALLOW, ["reads"])
+
+
+class _NoLabels(MemoryStore):
+    def mark_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
+        raise StoreError(StoreFault.UNAVAILABLE, "test", "connection refused")
+
+
+def test_labels_that_cannot_be_kept_deny_the_action() -> None:
+    # a policy without run state adds an allowed action's labels in one store operation
+    e = charter.Engine(charter.loads(BASE), store=_NoLabels())
+    d = _decide(e, "read", "r1", {"q": ["untrusted"]})
+    assert d.outcome is Outcome.DENY and "run labels" in d.failures[0].error
+    assert _decide(e, "read", "r1").outcome is Outcome.ALLOW  # nothing to keep: no store call
+    assert _decide(e, "read", None, {"q": ["untrusted"]}).outcome is Outcome.ALLOW  # no run

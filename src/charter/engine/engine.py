@@ -23,8 +23,10 @@ from charter.engine.observe import Observer, Observers
 from charter.engine.plan import Planner
 from charter.engine.policy import CompiledPolicy
 from charter.engine.request import Request
+from charter.engine.runimport import RunImport, export_run, import_run
+from charter.engine.runlabels import entered_labels
 from charter.engine.settle import PendingDecisions, Settlement, Settler
-from charter.engine.stateful import release, set_stops
+from charter.engine.stateful import RUN_TTL_S, release, set_stops
 from charter.engine.step import Ruling, StatefulStep, _failed
 from charter.engine.validate import ValidRequest, _common_shape, check_cost_units, validate_request
 from charter.engine.view import Activation, RunView, View, build_view
@@ -202,13 +204,14 @@ class Engine:
         if observer is not None:
             observer.rules_evaluated(view, plan.candidates, verdict)
         # 5. the stateful step, when anything is stateful
-        # (a request naming a run whose action carries labels takes the stateful step: an allowed
-        # action's labels join the run whatever the policy, docs/semantics.md 8.1)
-        run = req.run
-        if self._stateless and not (
-            self._stops or req.idempotency_key or req.approval or (run and (view.labels or req.provenance))
-        ):
+        if self._stateless and not (self._stops or req.idempotency_key or req.approval):
             outcome = verdict.outcome
+            if outcome is _ALLOW and req.run and (view.labels or req.provenance):
+                # an allowed action's labels join its run whatever the policy (docs/semantics.md
+                # 8.1): one store operation; if it fails, so does the decision (closed)
+                failure = self._keep_labels(view)
+                if failure is not None:
+                    return self._conclude(did, view, _failed(Ruling(verdict), failure), t0)
             if (outcome is _ALLOW or outcome is _DENY) and self.trace is None:
                 # the verdict is the decision: no state, nothing to open, set or record
                 # (INVARIANT: what _conclude gives it; tests/unit/test_specialised.py compares)
@@ -223,6 +226,18 @@ class Engine:
                 return self._builder.verdict(did, verdict, t0)
             return self._conclude(did, view, verdict, t0)  # the verdict is the ruling
         return self._conclude(did, view, self._state.rule(did, view, verdict, observer), t0)
+
+    def _keep_labels(self, view: View) -> str | None:
+        """Add an allowed action's labels to its run (a policy with no run state: no batch, so no
+        step is counted); the failure's message when the store refuses."""
+        labels = entered_labels(view)
+        if not labels:
+            return None
+        try:
+            self.store.mark_labels(f"run:{view.req.run}", labels, now=view.now, ttl_s=RUN_TTL_S)
+        except StoreError as exc:
+            return f"state store: run labels: {exc}"
+        return None
 
     def _conclude(self, did: str, view: View, ruling: Ruling | Verdict, t0: float) -> Decision:
         """6. The decision of a ruling (or of a verdict no state changed): the obligations of a
@@ -409,6 +424,40 @@ class Engine:
         from charter.engine.grants import run_narrow
 
         return run_narrow(self, run, revoke, uses or {})
+
+    # ---- a run's history ----------------------------------------------------------------------------
+    def import_run(
+        self, run: str, *, actor: str, events: Sequence[Mapping[str, Any]], charge: bool = False
+    ) -> RunImport:
+        """Seed ``run`` with calls that already happened (a resumed or moved run): each event
+        (``call_id``, ``kind``, ``target``, ``args``, ``provenance``, ``result``, ``labels``,
+        ``outcome``, ``at``) is appended in order as an allowed, settled call; no rule is
+        evaluated for it. All events are checked before anything is written (RunImportError:
+        nothing was); events whose call id the run already has are skipped, so a retry is safe.
+        One ``run-import`` trace record (count, first and last call id, SHA-256 of the events)
+        tells an audit that history entered the run without a decision of this engine.
+        ``charge=True`` (count budgets and rates) is not supported yet: RunImportError."""
+        done = import_run(self.policy, self.store, run, actor, events, charge)
+        if self.trace is not None:
+            ids = [str(e.get("call_id")) for e in events]
+            self.trace.record_event(
+                "run-import",
+                {
+                    "run": run,
+                    "actor": actor,
+                    "count": done.imported,
+                    "skipped": done.skipped,
+                    "first": ids[0] if ids else None,
+                    "last": ids[-1] if ids else None,
+                    "sha256": done.digest,
+                },
+            )
+        return done
+
+    def export_run(self, run: str) -> dict[str, Any]:
+        """The run's steps, labels and history (the last entries kept in detail), in the shape
+        :meth:`import_run` takes."""
+        return export_run(self.store, run)
 
     # ---- observing ----------------------------------------------------------------------------------
     def observe(self, observer: Observer) -> Engine:

@@ -30,7 +30,7 @@ from charter.approvals import HumanError
 from charter.approvals.identity import Channel
 from charter.engine.grants import GrantError
 from charter.enums import HitKind
-from charter.errors import RequestError, UnknownDecision
+from charter.errors import RequestError, RunImportError, UnknownDecision
 from charter.server import wire
 from charter.server.auth import Principal, TokenSet
 from charter.server.fast import HttpLike, SidecarApp
@@ -386,6 +386,23 @@ class Sidecar:
             raise ApiError(422, "malformed", str(exc), exc.field) from None
         return out.to_dict()
 
+    async def import_run(self, request: HttpRequest, who: Principal) -> Any:
+        body: wire.RunImportBody = await self.model(request, wire.RunImportBody)
+        engine = self.rt.engine
+        run = request.path_params["run"]
+        try:
+            done = await self.call(
+                lambda: engine.import_run(run, actor=body.actor, events=body.events, charge=body.charge)
+            )
+        except RunImportError as exc:  # malformed: nothing was written
+            raise ApiError(400, "malformed", str(exc), "events") from None
+        return done.to_dict()
+
+    async def export_run(self, request: HttpRequest, who: Principal) -> Any:
+        engine = self.rt.engine
+        run = request.path_params["run"]
+        return await self.call(lambda: engine.export_run(run))
+
     async def explain(self, request: HttpRequest, who: Principal) -> Any:
         did = request.path_params["decision_id"]
         trace = self.rt.trace
@@ -519,6 +536,8 @@ class Sidecar:
             Route(f"{v}/settle", r("decide", self.settle), methods=["POST"]),
             Route(f"{v}/runs", r("decide", self.begin_run), methods=["POST"]),
             Route(f"{v}/runs/{{run}}/narrow", r("decide", self.narrow_run), methods=["POST"]),
+            Route(f"{v}/runs/{{run}}/history", r("decide", self.import_run), methods=["POST"]),
+            Route(f"{v}/runs/{{run}}", r("decide", self.export_run), methods=["GET"]),
             Route(f"{v}/decisions/{{decision_id}}", r("read", self.explain), methods=["GET"]),
             Route(f"{v}/approvals", r("read-humans", self.approvals), methods=["GET"]),
             Route(f"{v}/approvals/{{approval_id}}", r("read-humans", self.approval), methods=["GET"]),

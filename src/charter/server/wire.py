@@ -94,6 +94,35 @@ class GrantErrorBody(BaseModel):
     refused: list[int]
 
 
+class RunImportBody(_Strict):
+    """Calls that already happened, to seed a run's history (docs/semantics.md 8.3)."""
+
+    actor: str = Field(min_length=1, max_length=256, description="The agent that made the calls")
+    events: list[dict[str, Any]] = Field(
+        max_length=10_000,
+        description="call_id, kind, target, args, provenance, result, labels, outcome, at (epoch s)",
+    )
+    charge: bool = Field(default=False, description="Count budgets and rates (not supported yet: 400)")
+
+
+class RunImportModel(BaseModel):
+    """What an import did."""
+
+    run: str
+    imported: int
+    skipped: int
+    sha256: str
+
+
+class RunExportModel(BaseModel):
+    """A run's steps, labels and history (the last entries kept in detail), importable elsewhere."""
+
+    run: str
+    steps: int
+    labels: list[str]
+    events: list[dict[str, Any]]
+
+
 class StopModel(BaseModel):
     """An emergency stop."""
 
@@ -221,6 +250,9 @@ _MODELS: list[type[BaseModel]] = [
     NarrowRunRequest,
     RunModel,
     GrantErrorBody,
+    RunImportBody,
+    RunImportModel,
+    RunExportModel,
     NoteBody,
     AnswerBody,
     StopBody,
@@ -358,6 +390,18 @@ def openapi(version: str) -> dict[str, Any]:
                 None,
                 ["run"],
             )
+        },
+        f"{v}/runs/{{run}}/history": {
+            "post": _op(
+                "Import run history",
+                "orchestrator, admin",
+                ("RunImportModel", "The import (all or nothing; call ids the run has are skipped)"),
+                "RunImportBody",
+                params=["run"],
+            )
+        },
+        f"{v}/runs/{{run}}": {
+            "get": _op("Export run", "orchestrator, admin", ("RunExportModel", "The run"), params=["run"])
         },
         f"{v}/decisions/{{decision_id}}": {
             "get": _op(

@@ -1,0 +1,197 @@
+"""Importing and exporting a run's history (issue 18 step 7; docs/semantics.md 8.3).
+
+An orchestrator that resumes a run, or moves it to replicas with another store, seeds it with
+the calls that already happened. Imported events are facts, not decisions: each is appended in
+order as an allowed, settled call (steps, marks, labels by the one rule of 8.1, history detail
+as the current policy keeps it); no rule is evaluated, no approval asked, nothing charged.
+
+All or nothing: every event is checked before anything is written, and a malformed import is a
+:class:`RunImportError` (400 over HTTP). Events whose call id the run already has are skipped,
+so an import can be retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from charter.engine.history import DETAIL_CALLS, decision_detail, settlement_detail
+from charter.engine.policy import CompiledPolicy
+from charter.engine.runlabels import entered_labels, label_marks
+from charter.engine.stateful import RUN_TTL_S, mark_matches
+from charter.engine.validate import validate_request
+from charter.engine.view import build_view
+from charter.enums import ActionKind
+from charter.errors import RequestError, RunImportError
+from charter.state import Batch, EventOp, StateStore
+
+__all__ = ["MAX_IMPORT_BYTES", "MAX_IMPORT_EVENTS", "RunImport", "RunImportError", "export_run", "import_run"]
+
+#: events in one import
+MAX_IMPORT_EVENTS = 10_000
+#: bytes of JSON of one import's events
+MAX_IMPORT_BYTES = 1 << 20
+#: how far back the run is read to skip call ids it already has (and to export)
+_SCAN = 100_000
+
+_KEYS = frozenset({"call_id", "kind", "target", "args", "provenance", "result", "labels", "outcome", "at"})
+
+
+@dataclass(frozen=True, slots=True)
+class RunImport:
+    """What an import did: how many events were appended, how many were already in the run."""
+
+    run: str
+    imported: int
+    skipped: int
+    digest: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"run": self.run, "imported": self.imported, "skipped": self.skipped, "sha256": self.digest}
+
+
+def _fail(msg: str, i: int | None = None) -> RunImportError:
+    return RunImportError(msg, i)
+
+
+def _checked(
+    policy: CompiledPolicy, run: str, actor: str, events: Sequence[Any], after: float
+) -> list[tuple[dict[str, Any], Any]]:
+    """Every event checked (with its validated request) before anything is written."""
+    out = []
+    seen: set[str] = set()
+    last = after
+    for i, ev in enumerate(events):
+        if not isinstance(ev, Mapping):
+            raise _fail("an event is an object", i)
+        extra = set(ev) - _KEYS
+        if extra:
+            raise _fail(f"unknown key {sorted(extra)[0]!r} (an event has {', '.join(sorted(_KEYS))})", i)
+        call_id = ev.get("call_id")
+        if not isinstance(call_id, str) or not call_id or len(call_id) > 256:
+            raise _fail("call_id: a text of 1 to 256 characters", i)
+        if call_id in seen:
+            raise _fail(f"call_id {call_id!r} appears twice in the import", i)
+        seen.add(call_id)
+        kind = ev.get("kind", "call")
+        if kind not in ("call", "delegate"):
+            raise _fail("kind: 'call' or 'delegate'", i)
+        target = ev.get("target")
+        if not isinstance(target, str) or not target:
+            raise _fail("target: a text", i)
+        if kind == "call" and target not in policy.tools:
+            raise _fail(f"target {target!r} is not a tool the policy declares", i)
+        at = ev.get("at")
+        if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
+            raise _fail("at: a finite time in epoch seconds", i)
+        if at < last:
+            raise _fail("events must be in time order and not before the run's last entry", i)
+        last = float(at)
+        labels = ev.get("labels", [])
+        if not isinstance(labels, list) or not all(isinstance(x, str) and 0 < len(x) <= 256 for x in labels):
+            raise _fail("labels: a list of texts", i)
+        result = ev.get("result")
+        if result is not None and not isinstance(result, Mapping):
+            raise _fail("result: an object (field name -> value)", i)
+        outcome = ev.get("outcome", "success")
+        if not isinstance(outcome, str) or not outcome or len(outcome) > 64:
+            raise _fail("outcome: a text of 1 to 64 characters", i)
+        action: dict[str, Any] = {
+            "kind": kind,
+            "target": target,
+            "args": ev.get("args") or {},
+            "call_id": call_id,
+        }
+        if ev.get("provenance") is not None:
+            action["provenance"] = ev["provenance"]
+        try:
+            req = validate_request({"actor": {"id": actor}, "action": action, "context": {"run": run}})
+        except RequestError as exc:
+            raise _fail(str(exc), i) from None
+        out.append((dict(ev), req))
+    return out
+
+
+def import_run(
+    policy: CompiledPolicy,
+    store: StateStore,
+    run: str,
+    actor: str,
+    events: Sequence[Any],
+    charge: bool = False,
+) -> RunImport:
+    """Append ``events`` to ``run`` as allowed, settled calls (see the module's docstring)."""
+    if not isinstance(run, str) or not run or len(run) > 256:
+        raise _fail("run: a text of 1 to 256 characters")
+    if not isinstance(actor, str) or not actor or len(actor) > 256:
+        raise _fail("actor: a text of 1 to 256 characters")
+    if charge:
+        raise _fail("charge=True (counting budgets and rates for imported calls) is not supported yet")
+    if not isinstance(events, list | tuple):
+        raise _fail("events: a list")
+    if len(events) > MAX_IMPORT_EVENTS:
+        raise _fail(f"at most {MAX_IMPORT_EVENTS} events in one import")
+    try:
+        blob = json.dumps(list(events), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise _fail(f"events are not JSON: {exc}") from None
+    if len(blob.encode("utf-8", "surrogatepass")) > MAX_IMPORT_BYTES:
+        raise _fail(f"events take more than {MAX_IMPORT_BYTES} bytes of JSON")
+    digest = hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+    key = f"run:{run}"
+    have = store.history(key, _SCAN)
+    known = {str(e.get("call") or e.get("decision")) for e in have}
+    after = max((float(e.get("at", 0.0)) for e in have), default=-math.inf)
+    todo = [
+        (ev, req) for ev, req in _checked(policy, run, actor, events, -math.inf) if ev["call_id"] not in known
+    ]
+    if todo and float(todo[0][0]["at"]) < after:
+        raise _fail("events must be in time order and not before the run's last entry")
+    for ev, req in todo:
+        at = float(ev["at"])
+        view = build_view(policy, req, at)
+        labels = entered_labels(view) | frozenset(ev.get("labels", ()))
+        marks = frozenset(m.id for m in policy.marks if mark_matches(m, view)) | label_marks(labels)
+        doc: dict[str, Any] = {
+            "decision": ev["call_id"],
+            "agent": actor,
+            "kind": view.kind.value,
+            "target": view.target,
+            "at": at,
+            "imported": True,
+        }
+        if policy.history_detail:
+            doc.update(decision_detail(view, labels))
+        store.apply(Batch(now=at, event=EventOp(key, doc, labels, marks, RUN_TTL_S)))
+        if policy.history_detail and view.kind is ActionKind.CALL:
+            detail, _ = settlement_detail(view.tool, ev.get("result"), ev.get("outcome", "success"), labels)
+            store.put_result(key, ev["call_id"], detail, now=at, ttl_s=RUN_TTL_S)
+    return RunImport(run, len(todo), len(events) - len(todo), digest)
+
+
+def export_run(store: StateStore, run: str) -> dict[str, Any]:
+    """The run's state and history in the shape ``import_run`` takes (what the store keeps: the
+    last entries in detail when the policy keeps history detail)."""
+    key = f"run:{run}"
+    state = store.run_state(key)
+    events = []
+    for e in store.history_detail(key, DETAIL_CALLS):
+        st = e.get("settlement") or {}
+        out: dict[str, Any] = {
+            "call_id": str(e.get("call") or e.get("decision")),
+            "kind": e.get("kind", "call"),
+            "target": e.get("target", ""),
+            "at": e.get("at", 0.0),
+            "args": e.get("args") or {},
+            "labels": sorted({*e.get("labels", ()), *st.get("labels", ())}),
+        }
+        if st:
+            out["outcome"] = st.get("outcome", "success")
+            out["result"] = st.get("result") or {}
+        events.append(out)
+    return {"run": run, "steps": state.steps, "labels": sorted(state.labels), "events": events}
