@@ -3,6 +3,7 @@ then label L on FIELD``, and what sources() and the evidence say about them."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -148,3 +149,31 @@ def test_the_evidence_records_the_provenance_a_rule_read(tmp_path: Any) -> None:
 def test_reserved_labels_stay_reserved_on_fields(label: str) -> None:
     res = compile_text(POLICY.replace("then label selector on id", f"then label {label} on id"))
     assert any(d.code.value == "E402" for d in res.diagnostics)
+
+
+def test_an_imported_call_is_labelled_by_the_checks_as_a_settled_one() -> None:
+    """A resumed run's calls (Engine.import_run) leave the same facts as settled ones: the
+    policy's on result checks label them (fields included), and later values name them."""
+    e = Engine(charter.loads(POLICY))
+    e.import_run(
+        "r1",
+        actor="a",
+        events=[
+            {
+                "call_id": "r1:s",
+                "kind": "call",
+                "target": "mail.search",
+                "args": {"query": "invoices"},
+                "provenance": {"query": {"sources": [{"from": "user"}]}},
+                "labels": ["x"],
+                "at": time.time(),
+            }
+        ],
+    )
+    assert _delete(e, {"call": "r1:s", "field": "id"}).outcome.value == "allow"
+    d = _delete(e, {"call": "r1:s", "field": "subject"})
+    assert [h.id for h in d.rules] == ["delete-untrusted"]
+    facts = e.store.get_record(CALL_RECORD, call_key("r1", "r1:s"))
+    assert facts is not None and facts[1]["fields"] == {"id": ["selector"]}
+    assert facts[1]["labels"] == ["untrusted", "x"] and facts[1]["inputs"] == ["user"]
+    assert {"selector", "untrusted", "x"} <= set(e.store.run_state("run:r1").labels)

@@ -22,6 +22,7 @@ from typing import Any
 from charter.engine.history import DETAIL_CALLS, decision_detail, settlement_detail
 from charter.engine.policy import CompiledPolicy
 from charter.engine.runlabels import entered_labels, label_marks
+from charter.engine.settle import keep_call_facts, label_checks, store_call_lookup
 from charter.engine.stateful import RUN_TTL_S, mark_matches
 from charter.engine.validate import validate_request
 from charter.engine.view import build_view
@@ -155,7 +156,14 @@ def import_run(
     for ev, req in todo:
         at = float(ev["at"])
         view = build_view(policy, req, at)
-        labels = entered_labels(view) | frozenset(ev.get("labels", ()))
+        if req.provenance:
+            view.calls = store_call_lookup(store, run)  # values from earlier calls of the run
+        given = frozenset(ev.get("labels", ()))
+        # the policy's `on result` checks label an imported result as they would a settled one
+        # (labels only: an imported call raises no stop or escalation)
+        whole, fields = label_checks(policy, view, str(ev.get("outcome", "success")), tuple(sorted(given)))
+        checked = frozenset(whole).union(*fields.values())
+        labels = entered_labels(view) | given | checked
         marks = frozenset(m.id for m in policy.marks if mark_matches(m, view)) | label_marks(labels)
         doc: dict[str, Any] = {
             "decision": ev["call_id"],
@@ -171,6 +179,8 @@ def import_run(
         if policy.history_detail and view.kind is ActionKind.CALL:
             detail, _ = settlement_detail(view.tool, ev.get("result"), ev.get("outcome", "success"), labels)
             store.put_result(key, ev["call_id"], detail, now=at, ttl_s=RUN_TTL_S)
+        # what later values from this call's result are worth (as for a settled call)
+        keep_call_facts(store, view, run, ev["call_id"], set(given | whole), fields, at)
     return RunImport(run, len(todo), len(events) - len(todo), digest)
 
 

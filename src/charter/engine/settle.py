@@ -322,13 +322,7 @@ class Settler:
 
     def call_lookup(self, run: str) -> CallLookup:
         """The facts of a run's earlier settled calls, by call id (for provenance sources)."""
-        get = self.store.get_record
-
-        def lookup(call_id: str) -> Any:
-            got = get(CALL_RECORD, call_key(run, call_id))
-            return got[1] if got is not None else None
-
-        return lookup
+        return store_call_lookup(self.store, run)
 
     def _keep_call(
         self,
@@ -341,11 +335,8 @@ class Settler:
         st: Settlement,
     ) -> None:
         """Keep what this call's result is worth to later provenance (see call_facts)."""
-        table = view.provenance_table()
-        inputs = table.inputs if table is not None else set()
-        facts = call_facts(view.target, labels, fields, inputs, now)
         try:
-            self.store.put_record(CALL_RECORD, call_key(run, call_id), facts, ttl_s=LABELS_TTL_S)
+            keep_call_facts(self.store, view, run, call_id, labels, fields, now)
         except StoreError as exc:
             st.failures.append(
                 Failure("state store", f"call {call_id[:60]}: {exc}", "its values prove nothing")
@@ -451,6 +442,33 @@ class Settler:
                     stops.append((tw.stop_scope, tw))
         if stops:
             st.stops.extend(set_stops(self.store, stops, view, st.failures))
+
+
+def store_call_lookup(store: StateStore, run: str) -> CallLookup:
+    """The facts of a run's earlier settled (or imported) calls in ``store``, by call id."""
+    get = store.get_record
+
+    def lookup(call_id: str) -> Any:
+        got = get(CALL_RECORD, call_key(run, call_id))
+        return got[1] if got is not None else None
+
+    return lookup
+
+
+def keep_call_facts(
+    store: StateStore,
+    view: View,
+    run: str,
+    call_id: str,
+    labels: set[str],
+    fields: dict[str, set[str]],
+    now: float,
+) -> None:
+    """Keep what a call's result is worth to later provenance (see call_facts); raises StoreError."""
+    table = view.provenance_table()
+    inputs = table.inputs if table is not None else set()
+    facts = call_facts(view.target, labels, fields, inputs, now)
+    store.put_record(CALL_RECORD, call_key(run, call_id), facts, ttl_s=LABELS_TTL_S)
 
 
 def label_checks(
