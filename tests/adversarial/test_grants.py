@@ -7,6 +7,8 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from charter.compiler.pipeline import compile_text
 from charter.engine.engine import Engine
@@ -213,3 +215,21 @@ def test_exactly_n_allowed_under_50_concurrent_decisions() -> None:
     for t in threads:
         t.join()
     assert outcomes.count(True) == 7
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    uses=st.integers(min_value=0, max_value=6),
+    tries=st.integers(min_value=0, max_value=10),
+    narrow_to=st.one_of(st.none(), st.integers(min_value=0, max_value=10)),
+)
+def test_allowed_count_is_min_of_uses_and_tries(uses: int, tries: int, narrow_to: int | None) -> None:
+    """Whatever the planner asked and whatever narrowing followed, never more than the grant allows."""
+    e = _engine()
+    e.begin_run("r1", actor="assistant", grants=[{"kind": "send-mail", "to": ["a@x"], "count": uses}])
+    limit = uses
+    if narrow_to is not None:
+        e.narrow_run("r1", uses={"g1": narrow_to})
+        limit = min(uses, narrow_to)
+    allowed = sum(e.decide(_mail("r1", ["a@x"])).allowed for _ in range(tries))
+    assert allowed == min(limit, tries)

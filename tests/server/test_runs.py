@@ -3,6 +3,7 @@ the run-begin and run-narrow trace records."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import warnings
 from collections.abc import Iterator
@@ -15,11 +16,14 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 import charter
+from charter.client import AsyncClient, Client
+from charter.engine.grants import GrantError
 from charter.server import Runtime, create_app
 from charter.state.memory import MemoryStore
 from charter.trace.verify import verify_log
 
-from .conftest import auth, token_set, write_policy
+from .conftest import auth, secret, token_set, write_policy
+from .procs import Serve
 
 POLICY = """
 policy runs
@@ -114,3 +118,41 @@ def test_trace_records_run_begin_and_narrow(tmp_path: Path) -> None:
         kinds = [r[0] for r in db.execute("SELECT kind FROM trace ORDER BY seq")]
     assert kinds == ["run-begin", "run-narrow"]
     assert verify_log(tmp_path / "t.db").ok  # in the hash chain
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    tmp = tmp_path_factory.mktemp("serve-runs")
+    s = Serve(write_policy(tmp / "policy", POLICY), "memory://", tmp, "--poll", "0")
+    try:
+        s.wait_ready()
+        yield s
+    finally:
+        s.stop()
+
+
+def test_clients_begin_and_narrow_like_the_engine(served: Serve) -> None:
+    grants = [{"kind": "send-mail", "to": ["a@x"]}]
+    with Client(served.url, secret("orch")) as c:
+        run = c.begin_run("rc1", actor="assistant", grants=grants)
+        assert [(g.id, g.kind, g.uses_left) for g in run.grants] == [("g1", "send-mail", 1)]
+        d = c.decide(_mail("rc1", "a@x"))
+        assert d.allowed and d.to_dict()["grants"][0]["covers"] is True
+        with pytest.raises(GrantError) as err:
+            c.begin_run("rc1", actor="assistant", grants=grants)
+        assert err.value.run_started
+        with pytest.raises(GrantError) as err:
+            c.begin_run("rc2", grants=[{"kind": "send-mial"}])
+        assert err.value.refused == (0,) and err.value.problems[0].code == "G101"
+        assert c.narrow_run("rc1", revoke=["g1"]).grants == ()
+
+    async def main() -> None:
+        async with AsyncClient(served.url, secret("orch")) as ac:
+            run = await ac.begin_run("ra1", actor="assistant", grants=grants)
+            assert run.grants[0].id == "g1"
+            assert (await ac.decide(_mail("ra1", "a@x"))).allowed
+            assert (await ac.narrow_run("ra1", uses={"g1": 0})).grants[0].uses_left == 0
+            with pytest.raises(GrantError):
+                await ac.begin_run("ra1", actor="assistant", grants=grants)
+
+    asyncio.run(asyncio.wait_for(main(), 60))

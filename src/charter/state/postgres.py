@@ -152,9 +152,9 @@ class PostgresStore:
             ).fetchone()
             if not (current and current[0]):
                 conn.execute(ddl.TABLES.format(s=self._s))
-            conn.execute(ddl.FUNCTIONS.format(s=self._s))
             # a new table only: creating it (or finding it) locks none that decisions write
             conn.execute(ddl.GRANT_TABLES.format(s=self._s))
+            conn.execute(ddl.FUNCTIONS.format(s=self._s))
 
     def _call(self, fn: Callable[[], T]) -> T:
         """Run fn under the lock; retry whole transactions that lost a serialization race."""

@@ -113,6 +113,7 @@ BEGIN
   DELETE FROM {s}.events e USING {s}.runs r WHERE e.run_key = r.key AND r.expires_at <= now_;
   DELETE FROM {s}.results x USING {s}.runs r WHERE x.run_key = r.key AND r.expires_at <= now_;
   DELETE FROM {s}.runs WHERE expires_at <= now_;
+  DELETE FROM {s}.run_grants WHERE expires_at <= now_;
 END $f$;
 
 CREATE OR REPLACE FUNCTION {s}.apply(b jsonb) RETURNS jsonb LANGUAGE plpgsql AS $f$
