@@ -190,9 +190,19 @@ def check_where(seq: SequenceCondition, view: View) -> bool:
     if detail is None:
         raise ConditionError(f"'{seq.text or seq.where.text}': the run's history is unknown")
     events = detail.events()
-    act = view.full_activation()
-    if "history" in seq.where.references:
-        act["history"] = history_root(run)
+    # the decision's own (lazy) activation, with ``earlier`` bound for this clause only: no
+    # compiled condition elsewhere can name ``earlier`` (E307), and it is removed afterwards
+    act = view.activation()
+    try:
+        return _search(seq, view, detail, events, act)
+    finally:
+        act.pop("earlier", None)
+
+
+def _search(
+    seq: SequenceCondition, view: View, detail: _Detail, events: list[Mapping[str, Any]], act: Any
+) -> bool:
+    assert seq.where is not None and seq.event is not None
     first_error: ConditionError | None = None
     reaches_back = True  # the window reaches past the oldest entry kept in detail
     now = view.now
