@@ -206,16 +206,17 @@ class Engine:
         # 5. the stateful step, when anything is stateful
         if self._stateless and not (self._stops or req.idempotency_key or req.approval):
             outcome = verdict.outcome
-            if outcome is _ALLOW and req.run and (view.labels or req.provenance):
-                # an allowed action's labels join its run whatever the policy (docs/semantics.md
-                # 8.1): one store operation; if it fails, so does the decision (closed)
-                failure = self._keep_labels(view)
-                if failure is not None:
-                    return self._conclude(did, view, _failed(Ruling(verdict), failure), t0)
             if (outcome is _ALLOW or outcome is _DENY) and self.trace is None:
                 # the verdict is the decision: no state, nothing to open, set or record
                 # (INVARIANT: what _conclude gives it; tests/unit/test_specialised.py compares)
                 if outcome is _ALLOW:
+                    if req.run and (view.labels or req.provenance):
+                        # an allowed action's labels join its run whatever the policy
+                        # (docs/semantics.md 8.1): one store operation; if it fails, so does
+                        # the decision (closed)
+                        failure = self._keep_labels(view)
+                        if failure is not None:
+                            return self._conclude(did, view, _failed(Ruling(verdict), failure), t0)
                     keep_run = self._keep_run
                     if keep_run is not None and req.call_id is None:
                         keep_run(did, req.run)
@@ -224,6 +225,10 @@ class Engine:
                 if view._activation.__class__ is Activation:
                     view._activation = None  # view <-> activation is a cycle: free both by refcount
                 return self._builder.verdict(did, verdict, t0)
+            if outcome is _ALLOW and req.run and (view.labels or req.provenance):
+                failure = self._keep_labels(view)  # (as above: traced)
+                if failure is not None:
+                    return self._conclude(did, view, _failed(Ruling(verdict), failure), t0)
             return self._conclude(did, view, verdict, t0)  # the verdict is the ruling
         return self._conclude(did, view, self._state.rule(did, view, verdict, observer), t0)
 
