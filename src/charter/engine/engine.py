@@ -21,7 +21,7 @@ from charter.engine.observe import Observer, Observers
 from charter.engine.plan import Planner
 from charter.engine.policy import CompiledPolicy
 from charter.engine.request import Request
-from charter.engine.settle import PendingDecisions, Settlement, Settler
+from charter.engine.settle import PENDING_LIMIT, PendingDecisions, Settlement, Settler
 from charter.engine.stateful import release, set_stops
 from charter.engine.step import Ruling, StatefulStep, _failed
 from charter.engine.validate import ValidRequest, _common_shape, check_cost_units, validate_request
@@ -131,7 +131,7 @@ class Engine:
         #: the planner's memo of plans by selection key (read inline by _decide)
         self._plans = self._planner._plans
         #: where an allow that settling can only add run labels to is kept (None: the settler decides)
-        self._keep_run = self.pending.keep_run if self._settler.lite and specialise else None
+        self._runs = self.pending.runs if self._settler.lite and specialise else None
 
     # ---- deciding ----------------------------------------------------------------------------------
     def decide(self, request: Request | ValidRequest | Mapping[str, Any]) -> Decision:
@@ -194,9 +194,11 @@ class Engine:
                 # the verdict is the decision: no state, nothing to open, set or record
                 # (INVARIANT: what _conclude gives it; tests/unit/test_specialised.py compares)
                 if outcome is _ALLOW:
-                    keep_run = self._keep_run
-                    if keep_run is not None:
-                        keep_run(did, req.run)
+                    runs = self._runs
+                    if runs is not None and len(runs) < PENDING_LIMIT:
+                        runs[did] = req.run  # PendingDecisions.keep_run, inline (a frame less)
+                    elif runs is not None:
+                        self.pending.keep_run(did, req.run)
                     else:
                         self._settler.keep(did, None, view)
                 if view._activation.__class__ is Activation:
