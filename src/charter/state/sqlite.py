@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 from charter.state import sqlite_batch
 from charter.state.base import query_params
 from charter.state.sqlite_batch import PRUNE_P, line_state, load_run, put_record
-from charter.state.sqlite_schema import SCHEMA, map_sqlite_error, migrate
+from charter.state.sqlite_schema import FUSED, SCHEMA, map_sqlite_error, migrate
 from charter.state.types import (
     EMPTY_RUN,
     HOLD_RETAIN_S,
@@ -77,6 +77,8 @@ class SQLiteStore:
                 migrate(db)
             else:
                 db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            # (TEMP: also on a read-only file, whose writes then fail as READONLY like any other)
+            db.executescript(FUSED)
             return db
         except sqlite3.Error as exc:
             raise map_sqlite_error(exc) from None
