@@ -76,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
             [*cmd, "--inner", "--rules", str(args.rules), "-n", str(args.n)], check=True, capture_output=True
         )
         text = subprocess.run(
-            ["callgrind_annotate", "--inclusive=yes", "--threshold=100", out], check=True, capture_output=True, text=True
+            ["callgrind_annotate", "--inclusive=yes", "--threshold=100", out],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     for line in text.splitlines():
         if "_CallPythonObject" in line or "closure_fcn" in line:

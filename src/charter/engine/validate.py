@@ -438,7 +438,7 @@ def _scalars_ok(d: dict[str, Any]) -> int:
 
 
 _NO: Any = object()
-assert MAX_ID == 256 and LIMITS.max_string == 262144 and 3 * 262144 < LIMITS.max_chars, (
+assert MAX_ID == 256 and LIMITS.max_string == 262144 and LIMITS.max_chars > 3 * 262144, (
     "the shape tier spells these limits out"
 )
 
