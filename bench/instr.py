@@ -132,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
             [*cmd, "--inner", *what, "-n", str(args.n)], check=True, capture_output=True, text=True
         )
         text = subprocess.run(
-            ["callgrind_annotate", "--inclusive=yes", out], check=True, capture_output=True, text=True
+            ["callgrind_annotate", "--inclusive=yes", "--threshold=100", out],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     n = args.n
     label = f"rules={args.rules}"

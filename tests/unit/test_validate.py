@@ -227,6 +227,20 @@ def test_nesting_size_and_count_limits() -> None:
     }
 
 
+def test_the_text_of_keys_counts_towards_the_text_limit_in_both_tiers() -> None:
+    """Ten keys of 200,000 characters: 2 M characters of text, over LIMITS.max_chars. The shape
+    tier once counted only the values' text and accepted what the model tier refuses."""
+    args = {f"k{i:02d}" + "x" * 200_000: 1 for i in range(10)}
+    req = {"actor": {"id": "a"}, "action": {"target": "t", "args": args}}
+    assert _common_shape(req) is None
+    with pytest.raises(RequestError, match="characters of text"):
+        validate_request(req)
+    one = {"actor": {"id": "a"}, "action": {"target": "t", "args": {"k" * (LIMITS.max_string + 1): 1}}}
+    assert _common_shape(one) is None
+    with pytest.raises(RequestError, match="key longer"):
+        validate_request(one)
+
+
 @pytest.mark.parametrize(
     ("cost", "message"),
     [

@@ -25,7 +25,7 @@ from charter.engine.policy import CompiledPolicy
 from charter.engine.request import Request
 from charter.engine.runimport import RunImport, export_run, import_run
 from charter.engine.runlabels import entered_labels
-from charter.engine.settle import PendingDecisions, Settlement, Settler
+from charter.engine.settle import PENDING_LIMIT, PendingDecisions, Settlement, Settler
 from charter.engine.stateful import RUN_TTL_S, release, set_stops
 from charter.engine.step import Ruling, StatefulStep, _failed
 from charter.engine.validate import ValidRequest, _common_shape, check_cost_units, validate_request
@@ -139,7 +139,7 @@ class Engine:
         #: the planner's memo of plans by selection key (read inline by _decide)
         self._plans = self._planner._plans
         #: where an allow that settling can only add run labels to is kept (None: the settler decides)
-        self._keep_run = self.pending.keep_run if self._settler.lite and specialise else None
+        self._runs = self.pending.runs if self._settler.lite and specialise else None
 
     # ---- deciding ----------------------------------------------------------------------------------
     def decide(self, request: Request | ValidRequest | Mapping[str, Any]) -> Decision:
@@ -217,9 +217,12 @@ class Engine:
                         failure = self._keep_labels(view)
                         if failure is not None:
                             return self._conclude(did, view, _failed(Ruling(verdict), failure), t0)
-                    keep_run = self._keep_run
-                    if keep_run is not None and req.call_id is None:
-                        keep_run(did, req.run)
+                    runs = self._runs
+                    if runs is not None and req.call_id is None:
+                        if len(runs) < PENDING_LIMIT:
+                            runs[did] = req.run  # PendingDecisions.keep_run, inline (a frame less)
+                        else:
+                            self.pending.keep_run(did, req.run)
                     else:
                         self._settler.keep(did, None, view)
                 if view._activation.__class__ is Activation:

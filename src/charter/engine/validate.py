@@ -406,19 +406,22 @@ def _ids(v: Any) -> tuple[str, ...] | None:
 
 
 def _scalars_ok(d: dict[str, Any]) -> int:
-    """-1: a key that is not a string, or a scalar that breaks a value rule; 0: every key a string
-    and every value a valid JSON scalar; 1: a container, or more values than are checked inline
-    (the deep check, :func:`value_problem`, decides).
+    """-1: a key that is not a string, or a number that breaks a value rule; 0: every key a
+    string and every value a valid JSON scalar; 1: a container, more values than are checked
+    inline, or more text than a quarter of the request's (the deep check, :func:`value_problem`,
+    decides).
 
-    INVARIANT: the same rules as :func:`value_problem` for scalars (test_validate.py compares).
+    INVARIANT: accepts only what :func:`value_problem` accepts (test_validate.py compares). A
+    string or a key longer than LIMITS.max_string is over the text bound too, so the deep check
+    words it; the three mappings (args, attributes, context) checked here hold less than
+    LIMITS.max_chars together.
     """
-    deep = len(d) > 64
+    if len(d) > 64:
+        return 1
     chars = 0
     for k, v in d.items():
         c = v.__class__
         if c is str:
-            if len(v) > 262144:  # LIMITS.max_string
-                return -1
             chars += len(v)
         elif c is int:
             if not -9223372036854775808 <= v <= 9223372036854775807:
@@ -427,16 +430,15 @@ def _scalars_ok(d: dict[str, Any]) -> int:
             if v - v != 0.0:  # NaN or an infinity
                 return -1
         elif c is not bool and v is not None:
-            deep = True
-        if k.__class__ is not str or len(k) > 262144:
+            return 1
+        if k.__class__ is not str:
             return -1
-    # more than a third of LIMITS.max_chars in one of the three mappings (args, attributes,
-    # context): the deep check counts the text of all three together
-    return 1 if deep or chars > 349525 else 0
+        chars += len(k)
+    return 1 if chars > 262144 else 0
 
 
 _NO: Any = object()
-assert MAX_ID == 256 and LIMITS.max_string == 262144 and LIMITS.max_chars // 3 == 349525, (
+assert MAX_ID == 256 and LIMITS.max_string == 262144 and LIMITS.max_chars > 3 * 262144, (
     "the shape tier spells these limits out"
 )
 

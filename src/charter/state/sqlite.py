@@ -16,7 +16,7 @@ from charter.state import sqlite_batch
 from charter.state.base import query_params
 from charter.state.grant_ops import apply_with_grants, decode_grants, encode_grants, narrow_all
 from charter.state.sqlite_batch import PRUNE_P, line_state, load_run, put_record
-from charter.state.sqlite_schema import SCHEMA, map_sqlite_error, migrate
+from charter.state.sqlite_schema import FUSED, SCHEMA, map_sqlite_error, migrate
 from charter.state.types import (
     EMPTY_RUN,
     HOLD_RETAIN_S,
@@ -80,6 +80,8 @@ class SQLiteStore:
                 migrate(db)
             else:
                 db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            # (TEMP: also on a read-only file, whose writes then fail as READONLY like any other)
+            db.executescript(FUSED)
             return db
         except sqlite3.Error as exc:
             raise map_sqlite_error(exc) from None

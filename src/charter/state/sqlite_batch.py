@@ -16,6 +16,8 @@ from typing import Any
 
 from charter.state.sqlite_schema import (
     BELOW_SQL,
+    HIT_WRITE,
+    HOLD_WRITE,
     LINE_COLS,
     LINE_SQL,
     LIVE_SQL,
@@ -179,12 +181,16 @@ def _counted(db: sqlite3.Connection, op: HitOp, now: float, got: tuple[Any, ...]
         db.execute("DELETE FROM hits WHERE key=? AND t<=?", (key, lo - prune_margin(op.window_s)))
     limited = op.limit is not None and total + op.amount > op.limit
     if not limited:
-        db.execute("INSERT INTO hits VALUES(?,?,?,?)", (key, now, random.getrandbits(62), op.amount))
         total += op.amount
         if now > wb:  # INVARIANT: s counts exactly the hits above b
             ws += op.amount
             moved = True
-    if moved:
+        n = random.getrandbits(62)
+        if moved:  # the hit and its running sum in one statement (sqlite_schema.FUSED)
+            db.execute(HIT_WRITE, (key, now, n, op.amount, ws, wb))
+            return HitResult(key, total, False, op.trip_above is not None and total > op.trip_above)
+        db.execute("INSERT INTO hits VALUES(?,?,?,?)", (key, now, n, op.amount))
+    elif moved:
         db.execute("INSERT OR REPLACE INTO wsums VALUES(?,?,?)", (key, ws, wb))
     return HitResult(key, total, limited, op.trip_above is not None and total > op.trip_above)
 
@@ -309,10 +315,15 @@ def _reserve(
     if result.ok:
         exp = now + op.ttl_s
         lines = [[x.key, x.limit, x.amount, x.rolling_s, x.expires_at] for x in op.lines]
-        db.execute(
-            "INSERT INTO holds VALUES(?,?,?,?,?)",
-            (op.hold_id, "held", exp, dumps(lines), dumps([True, lines_to_json(result.lines)])),
-        )
+        doc, res = dumps(lines), dumps([True, lines_to_json(result.lines)])
+        if len(op.lines) == 1:
+            line = op.lines[0]
+            meta, (rs, rb) = sums[0]
+            if meta == (line.rolling_s, line.expires_at):  # the usual: one statement (FUSED)
+                rs = rs + line.amount if exp > rb else rs
+                db.execute(HOLD_WRITE, (op.hold_id, exp, doc, res, line.key, line.amount, rs, rb))
+                return result
+        db.execute("INSERT INTO holds VALUES(?,?,?,?,?)", (op.hold_id, "held", exp, doc, res))
         for line, (meta, (rs, rb)) in zip(op.lines, sums, strict=True):
             db.execute("INSERT INTO hold_lines VALUES(?,?,?,?)", (line.key, op.hold_id, line.amount, exp))
             # INVARIANT: rs counts exactly the key's hold lines expiring after rb
