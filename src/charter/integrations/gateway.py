@@ -18,10 +18,15 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import mcp_types as types
-from mcp import Client, StdioServerParameters
-from mcp.server.lowlevel.server import Server
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from charter.extras import missing_extra
+
+try:
+    import mcp_types as types
+    from mcp import Client, StdioServerParameters
+    from mcp.server.lowlevel.server import Server
+    from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+except ImportError as _exc:
+    raise missing_extra("mcp", "the MCP gateway (charter gateway)", _exc) from _exc
 
 from charter.engine.decision import Decision
 from charter.engine.engine import Engine
