@@ -745,6 +745,7 @@ def http_app(
         streamable_http_path=path, stateless_http=stateless, json_response=json_response, host=host
     )
     lifespan_ctx = inner.router.lifespan_context
+    fast = _HttpFast(gateway, json_response) if gateway.fast else None
 
     async def unauthorised(send: Any) -> None:
         body = b'{"error":"a valid bearer token is required","code":"unauthorized"}'
@@ -780,6 +781,10 @@ def http_app(
             await unauthorised(send)
             return
         scope[ACTOR_KEY] = actor
+        if fast is not None and scope.get("method") == "POST" and scope.get("path") == path:
+            receive = await fast.take(scope, receive, send, actor)
+            if receive is None:
+                return
         await inner(scope, receive, send)
 
     async def _lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -800,3 +805,115 @@ def http_app(
         await send({"type": "lifespan.shutdown.complete"})
 
     return app
+
+
+#: the largest request body the HTTP fast path reads (a larger one goes to the SDK, which bounds it)
+FAST_MAX_BODY = 1024 * 1024
+_PROTOCOL_HEADER = b"mcp-protocol-version"
+_MODERN = frozenset(v.encode() for v in MODERN_PROTOCOL_VERSIONS)
+
+
+class _HttpFast:
+    """The HTTP front's fast path: a POST of one well-formed 2026-07-28 ``tools/call`` is checked
+    as the SDK checks it (content type, DNS-rebinding Host/Origin rules, Accept, routing headers,
+    the envelope, ``Mcp-Param-*`` headers against the tool's schema), decided and forwarded by
+    :meth:`Gateway.answer_fast`, and answered with one JSON response. Any other request, or one
+    failing a check, goes to the SDK's app with its body replayed: the SDK answers it (with the
+    same rejection it always gives)."""
+
+    def __init__(self, gateway: Gateway, json_response: bool):
+        from mcp.server.transport_security import TransportSecurityMiddleware
+
+        self.gateway = gateway
+        self.json_response = json_response
+        self.security = TransportSecurityMiddleware(gateway.server.session_manager.security_settings)
+
+    async def take(self, scope: dict[str, Any], receive: Any, send: Any, actor: str) -> Any:
+        """None if the request was answered here; else the ``receive`` the SDK's app must use."""
+        from mcp.server.streamable_http import check_accept_headers
+        from mcp.shared.inbound import (
+            ERROR_CODE_HTTP_STATUS,
+            find_duplicated_routing_header,
+            validate_mcp_param_headers,
+        )
+        from starlette.requests import Request
+
+        version = next((v for k, v in scope.get("headers") or () if k == _PROTOCOL_HEADER), None)
+        if version not in _MODERN:
+            return receive  # the handshake era: the SDK's sessions
+        request = Request(scope)
+        if await self.security.validate_request(request, is_post=True) is not None:
+            return receive
+        has_json, has_sse = check_accept_headers(request)
+        if not has_json or (not self.json_response and not has_sse):
+            return receive
+        size = request.headers.get("content-length", "")
+        if not size.isdigit() or int(size) > FAST_MAX_BODY:
+            return receive
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None  # the client left before sending its request: nothing to answer
+            body += message.get("body", b"")
+            if len(body) > int(size):
+                break
+            if not message.get("more_body", False):
+                break
+        replay = _replay(bytes(body), receive)
+        if len(body) != int(size):
+            return replay
+        try:
+            decoded = json.loads(body)
+        except (ValueError, RecursionError):
+            return replay
+        headers = request.headers
+        if find_duplicated_routing_header(headers.items()) is not None:
+            return replay
+        if any(k.startswith("mcp-param-") for k in headers):
+            return replay  # the SDK validates those against the tool's listed schema
+        call = parse_call(decoded, headers=dict(headers))
+        if call is None:
+            return replay
+        route = self.gateway.routes.get(call.name)
+        # as the SDK does with the schema the agent was shown: arguments a schema says must be
+        # mirrored in Mcp-Param-* headers are refused without them (by the SDK: it answers)
+        if (
+            call.arguments
+            and route is not None
+            and self.gateway.filter.visible(actor, route.target)
+            and validate_mcp_param_headers(route.tool.input_schema, call.arguments, headers) is not None
+        ):
+            return replay
+        reply = await self.gateway.answer_fast(call, actor)
+        status = 200
+        error = reply.get("error")
+        if isinstance(error, dict) and isinstance(error.get("code"), int):
+            status = ERROR_CODE_HTTP_STATUS.get(error["code"], 200)
+        payload = json.dumps(reply, separators=(",", ":")).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+        return None
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    """A ``receive`` that gives the already-read body first, then the client's further messages."""
+    sent = False
+
+    async def again() -> Any:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again
