@@ -159,13 +159,15 @@ class Upstream:
         from mcp.shared._httpx_utils import create_mcp_http_client
 
         http = create_mcp_http_client(headers=dict(cfg.headers) or None)
-        self.raw = RawHttp(cfg.url, http)
+        self.raw = RawHttp(cfg.url, http, cfg.headers)
         return streamable_http_client(cfg.url, http_client=http)
 
     async def connect(self, stack: contextlib.AsyncExitStack) -> None:
         """Open the session (kept for the gateway's life)."""
         # no response cache: a tools/list of the gateway must see what the server has now
         self.client = await stack.enter_async_context(Client(self._server(), cache=None))
+        if isinstance(self.raw, RawHttp):
+            stack.callback(self.raw.close)
 
     async def tools(self) -> list[types.Tool]:
         """Every tool of the server (all pages)."""
