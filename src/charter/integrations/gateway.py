@@ -234,6 +234,8 @@ class Gateway:
         self.engine = engine
         #: take well-formed 2026-07-28 tools/call requests on the raw JSON-RPC fast path
         self.fast = fast
+        #: tools/call requests answered on the fast path (tests and metrics)
+        self.fast_calls = 0
         self.config = config
         self.tokens = tokens or TokenSet()
         self.agent = agent
@@ -544,6 +546,7 @@ class Gateway:
         """The JSON-RPC response to a fast-path tools/call: decided and forwarded by :meth:`handle`
         (the same path as the SDK's), put on the wire as the SDK would."""
         reply: dict[str, Any] = {"jsonrpc": "2.0", "id": call.id}
+        self.fast_calls += 1
         try:
             out = await self.handle(
                 actor,

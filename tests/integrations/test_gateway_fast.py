@@ -1,0 +1,341 @@
+"""The gateway's raw JSON-RPC fast path against its SDK path: the same cases through the real mcp
+SDK client over stdio and HTTP give the same results, and hostile input gets the SDK's answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("mcp", reason="the mcp package is not installed (pip install 'charter[mcp]')")
+
+import httpx
+from mcp import StdioServerParameters
+from tests.integrations.gateway_support import (
+    TOKENS,
+    client,
+    engine,
+    http_server,
+    serve_http,
+    stdio_server,
+    write_policy,
+)
+
+from charter.integrations.gateway import Gateway, _StdioFast, http_app
+from charter.integrations.gateway_config import parse_config
+from charter.integrations.gateway_fast import parse_call
+from charter.server.auth import load_tokens
+
+pytestmark = pytest.mark.timeout(180)
+
+PV = "io.modelcontextprotocol/protocolVersion"
+ENVELOPE = {
+    PV: "2026-07-28",
+    "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+#: (agent, tool, arguments): allowed, denied, hidden, unknown, held for approval, a failing tool,
+#: arguments the server refuses, an on-result label
+CASES = [
+    ("research-agent", "kb__read", {"doc": "q3"}),
+    ("research-agent", "kb__write", {"doc": "q3", "text": "x"}),
+    ("research-agent", "kb__nope", {}),
+    ("research-agent", "kb__read", {}),
+    ("research-agent", "kb__echo", {"value": 'é\u2028\n"<>'}),
+    ("payments-agent", "pay__transfer", {"amount": 50, "to": "acme"}),
+    ("payments-agent", "pay__transfer", {"amount": 5000, "to": "acme"}),
+    ("payments-agent", "pay__transfer", {"amount": 500, "to": "acme"}),
+    ("payments-agent", "pay__fail", {}),
+    ("payments-agent", "pay__read_balance", {}),
+]
+
+_IDS = re.compile(r"\b(ap|d|esc)-[0-9a-f][\w-]*")
+
+
+def _normal(value: Any) -> Any:
+    """A result with decision/approval ids blanked (each run mints new ones)."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return json.loads(_IDS.sub(r"\1-ID", text))
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 150))
+
+
+async def _results(target: Any, token: str | None = None) -> list[Any]:
+    out = []
+    async with client(target, token) as c:
+        for _, tool, args in [x for x in CASES if token is None or TOKENS[x[0]] == token]:
+            r = await c.call_tool(tool, args)
+            out.append(_normal(r.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    return out
+
+
+# ---- stdio front: `charter gateway` with and without the fast path -------------------------------
+
+
+def _stdio(tmp: Path, token: str, *extra: str) -> StdioServerParameters:
+    write_policy(tmp)
+    cfg = tmp / "gateway.yaml"
+    servers = [stdio_server(n) for n in ("kb", "pay")]
+    cfg.write_text(json.dumps({"inbox": "http://127.0.0.1:8181/ui", "servers": servers}), "utf-8")
+    return StdioServerParameters(
+        command=sys.executable,
+        args=[
+            "-m", "charter", "gateway", "--config", str(cfg), "--policy", str(tmp / "policy"),
+            "--tokens", str(tmp / "tokens.yaml"), *extra,
+        ],
+        env={**os.environ, "CHARTER_TOKEN": token},
+        cwd=str(tmp),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("agent", ["research-agent", "payments-agent"])
+def test_stdio_fast_path_answers_as_the_sdk_path(tmp_path: Path, agent: str) -> None:
+    token = TOKENS[agent]
+    expected = [c for c in CASES if c[0] == agent]
+
+    async def both() -> tuple[list[Any], list[Any]]:
+        fast = []
+        slow = []
+        async with client(_stdio(tmp_path, token)) as c, client(_stdio(tmp_path, token, "--no-fast")) as s:
+            for _, tool, args in expected:
+                for cli, out in ((c, fast), (s, slow)):
+                    r = await cli.call_tool(tool, args)
+                    out.append(_normal(r.model_dump(mode="json", by_alias=True, exclude_none=True)))
+        return fast, slow
+
+    fast, slow = _run(both())
+    assert fast == slow
+    assert len(fast) == len(expected)
+    assert any(not r.get("isError") for r in fast) and any(r.get("isError") for r in fast)
+
+
+# ---- HTTP front, HTTP and stdio servers behind ------------------------------------------------
+
+
+def _gateway(tmp: Path, kb_url: str, fast: bool) -> Gateway:
+    eng, _ = engine(tmp)
+    cfg = parse_config(
+        {
+            "inbox": "http://127.0.0.1:8181/ui",
+            "servers": [
+                {"name": "kb", "url": kb_url, "prefix": "kb."},
+                {**stdio_server("pay"), "labels": ["from-pay"]},
+            ],
+        }
+    )
+    return Gateway(eng, cfg, tokens=load_tokens(tmp / "tokens.yaml"), fast=fast)
+
+
+def test_http_fast_path_answers_as_the_sdk_path(tmp_path: Path) -> None:
+    write_policy(tmp_path)
+    with http_server("kb") as kb_url:
+        fast_gw, slow_gw = _gateway(tmp_path, kb_url, True), _gateway(tmp_path, kb_url, False)
+        with serve_http(http_app(fast_gw)) as fast_base, serve_http(http_app(slow_gw)) as slow_base:
+            for agent in ("research-agent", "payments-agent"):
+                fast = _run(_results(f"{fast_base}/mcp", TOKENS[agent]))
+                slow = _run(_results(f"{slow_base}/mcp", TOKENS[agent]))
+                assert fast == slow, agent
+            n = len(CASES)
+            assert fast_gw.fast_calls == n and slow_gw.fast_calls == 0
+            # settled alike: the on-result label and the server's label reached the engine
+            for gw in (fast_gw, slow_gw):
+                rec = gw.engine.observers[0]  # type: ignore[attr-defined]
+                labels = sorted(tuple(sorted(s.labels)) for s in rec.settlements)
+                assert ("financial", "from-pay") in labels
+            fast_s = sorted(
+                (s.result, tuple(sorted(s.labels))) for s in fast_gw.engine.observers[0].settlements
+            )  # type: ignore[attr-defined]
+            slow_s = sorted(
+                (s.result, tuple(sorted(s.labels))) for s in slow_gw.engine.observers[0].settlements
+            )  # type: ignore[attr-defined]
+            assert fast_s == slow_s
+
+
+def _post(base: str, body: Any, token: str, **headers: str) -> httpx.Response:
+    hdrs = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": "kb__read",
+        **headers,
+    }
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(f"{base}/mcp", content=content, headers=hdrs, timeout=30)
+
+
+def _call(rid: Any = 7, name: str = "kb__read", **params: Any) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": rid,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": {"doc": "d"}, "_meta": ENVELOPE, **params},
+    }
+
+
+HOSTILE: list[tuple[str, Any, dict[str, str]]] = [
+    ("well-formed", _call(), {}),
+    ("string id", _call("req-1"), {}),
+    ("bad json", b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {', {}),
+    ("deep json", b"[" * 100_000 + b"]" * 100_000, {}),
+    ("batch", [_call(1), _call(2)], {}),
+    ("notification", {k: v for k, v in _call().items() if k != "id"}, {}),
+    ("unknown method", {**_call(), "method": "tools/frobnicate"}, {"Mcp-Method": "tools/frobnicate"}),
+    ("bool id", _call(True), {}),
+    ("null id", _call(None), {}),
+    ("float id", _call(1.5), {}),
+    ("huge id", _call("x" * 10_000), {}),
+    ("arguments not an object", _call(arguments=[1, 2]), {}),
+    ("name not a string", _call(name=7), {}),  # type: ignore[arg-type]
+    ("extra param", _call(requestState="ap-forged"), {}),
+    ("no envelope", {**_call(), "params": {"name": "kb__read", "arguments": {}}}, {}),
+    (
+        "old version in envelope",
+        _call(_meta={**ENVELOPE, "io.modelcontextprotocol/protocolVersion": "2025-06-18"}),
+        {},
+    ),
+    ("header mismatch", _call(), {"Mcp-Name": "kb__write"}),
+    ("method header mismatch", _call(), {"Mcp-Method": "tools/list"}),
+    ("version header mismatch", _call(), {"MCP-Protocol-Version": "2099-01-01"}),
+    ("wrong content type", _call(), {"Content-Type": "text/plain"}),
+    ("no json accept", _call(), {"Accept": "text/event-stream"}),
+    ("foreign host", _call(), {"Host": "evil.example:80"}),
+    ("foreign origin", _call(), {"Origin": "http://evil.example"}),
+    ("param header", _call(), {"Mcp-Param-Doc": "d"}),
+    ("a response posted", {"jsonrpc": "2.0", "id": 7, "result": {}}, {}),
+    ("huge body", {**_call(), "pad": "x" * (2 * 1024 * 1024)}, {}),
+]
+
+
+@pytest.mark.parametrize("case", [h[0] for h in HOSTILE])
+def test_hostile_http_requests_get_the_sdk_answer(tmp_path: Path, case: str, _http_pair: Any) -> None:
+    """Each request, sent to a gateway with and without the fast path: the same status and body."""
+    fast_base, slow_base, fast_gw = _http_pair
+    body, headers = next((b, h) for name, b, h in HOSTILE if name == case)
+    before = fast_gw.fast_calls
+    a = _post(fast_base, body, TOKENS["research-agent"], **headers)
+    b = _post(slow_base, body, TOKENS["research-agent"], **headers)
+    assert a.status_code == b.status_code, (a.text[:300], b.text[:300])
+    if b.headers.get("content-type", "").startswith("application/json"):
+        assert _normal(a.json()) == _normal(b.json())
+    else:
+        assert a.content == b.content
+    took = fast_gw.fast_calls - before
+    assert took == (1 if case in ("well-formed", "string id") else 0), case
+
+
+@pytest.fixture(scope="module")
+def _http_pair(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    tmp = tmp_path_factory.mktemp("pair")
+    write_policy(tmp)
+    with http_server("kb") as kb_url:
+        fast_gw, slow_gw = _gateway(tmp, kb_url, True), _gateway(tmp, kb_url, False)
+        with serve_http(http_app(fast_gw)) as fast_base, serve_http(http_app(slow_gw)) as slow_base:
+            yield fast_base, slow_base, fast_gw
+
+
+def test_concurrent_calls_with_one_id_are_each_answered(_http_pair: Any) -> None:
+    """HTTP ids are per request: the same id from many concurrent requests is no confusion."""
+    fast_base, _, _ = _http_pair
+
+    async def main() -> list[Any]:
+        async with httpx.AsyncClient(timeout=30) as c:
+            hdrs = {
+                "Authorization": f"Bearer {TOKENS['research-agent']}",
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "MCP-Protocol-Version": "2026-07-28",
+                "Mcp-Method": "tools/call",
+                "Mcp-Name": "kb__read",
+            }
+            rs = await asyncio.gather(
+                *(
+                    c.post(f"{fast_base}/mcp", json=_call(1, arguments={"doc": f"d{i}"}), headers=hdrs)
+                    for i in range(20)
+                )
+            )
+            return [r.json() for r in rs]
+
+    answers = _run(main())
+    texts = sorted(a["result"]["content"][0]["text"] for a in answers)
+    assert texts == sorted(f"contents of d{i}" for i in range(20))
+
+
+# ---- the stdio front's line handling, in-process ----------------------------------------------
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+
+    async def write(self, text: str) -> None:
+        self.lines.append(json.loads(text))
+
+
+META = ENVELOPE
+
+
+def test_stdio_fast_path_takes_only_exact_tools_calls(tmp_path: Path) -> None:
+    eng, _ = engine(tmp_path)
+    gw = Gateway(eng, parse_config({"servers": [stdio_server("kb")]}), agent="research-agent")
+
+    async def main() -> tuple[list[bool], list[dict[str, Any]]]:
+        out = _Lines()
+        fast = _StdioFast(gw, out)  # type: ignore[arg-type]
+        async with gw.running():
+            lines = [
+                json.dumps(
+                    {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": ENVELOPE}}
+                ),
+                json.dumps(_call(2, name="read")),
+                json.dumps(_call(2, name="read")),  # the id is in flight: left to the SDK
+                "{not json",
+                json.dumps([_call(3, name="read")]),
+                json.dumps({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "read"}}),
+                json.dumps({**_call(4, name="read"), "method": "tools/frobnicate"}),
+                json.dumps(_call(5, name="write", arguments={"doc": "d", "text": "t"})),
+                json.dumps(_call(6, name="read", inputResponses={})),
+                '"tools/call"',
+                json.dumps({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": "x"}),
+            ]
+            took = [fast.offer(x.encode() + b"\n") for x in lines]
+            while fast.inflight:
+                await asyncio.sleep(0.01)
+        return took, out.lines
+
+    took, answers = _run(main())
+    assert took == [False, True, False, False, False, False, False, True, False, False, False]
+    by_id = {a["id"]: a for a in answers}
+    assert set(by_id) == {2, 5}
+    assert by_id[2]["result"]["content"][0]["text"] == "contents of d"
+    assert by_id[5]["result"]["isError"] is True and "no rule permits it" in json.dumps(by_id[5])
+
+
+def test_stdio_fast_path_stays_off_on_handshake_connections(tmp_path: Path) -> None:
+    eng, _ = engine(tmp_path)
+    gw = Gateway(eng, parse_config({"servers": [stdio_server("kb")]}), agent="research-agent")
+    fast = _StdioFast(gw, _Lines())  # type: ignore[arg-type]
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}
+    assert not fast.offer(json.dumps(init).encode())
+    assert fast.modern is False
+    assert not fast.offer(json.dumps(_call(1, name="read")).encode())
+
+
+def test_parse_call_bounds_and_shapes() -> None:
+    assert parse_call(_call()) is not None
+    assert parse_call(_call(2**53)) is None
+    assert parse_call(_call(name="x" * 257)) is None
+    assert parse_call({**_call(), "extra": 1}) is None
+    assert parse_call({**_call(), "jsonrpc": "1.0"}) is None
+    assert parse_call(_call(_meta={"io.modelcontextprotocol/protocolVersion": "2026-07-28"})) is None
+    assert parse_call([_call()]) is None
