@@ -211,10 +211,11 @@ class _Channel:
         return True
 
     def fail_all(self) -> None:
+        # a request already sent may have run: it fails (never re-sent through the SDK session)
         self.closed = True
         for fut in self.pending.values():
             if not fut.done():
-                fut.set_exception(UpstreamUnavailable())
+                fut.set_exception(UpstreamError({"code": -32603, "message": "the upstream server went away"}))
         self.pending.clear()
 
 
