@@ -100,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     dec = engines["off"].decide(REQUESTS[1])
     t = time.perf_counter()
     for _ in range(2000):
-        rec = up.masker.apply(build_record(req, dec, 0), policy.masks)
-        json.dumps(rec, separators=(",", ":"), default=str)
+        up.masker.encode(build_record(req, dec, 0), policy.masks)
     sender_us = (time.perf_counter() - t) / 2000 * 1e6
     result: dict[str, Any] = {
         "sender_us_per_record": round(sender_us, 1),

@@ -34,6 +34,8 @@ from mcp_types import (
 from mcp_types import methods as _methods
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from charter.errors import Error
+
 if TYPE_CHECKING:
     import httpx2 as httpx  # the mcp SDK's HTTP client
 
@@ -52,7 +54,7 @@ _PARAM_KEYS = frozenset({"name", "arguments", "_meta"})
 RAW_ID = "charter-"
 
 
-class UpstreamError(Exception):
+class UpstreamError(Error):
     """The upstream server answered a raw request with a JSON-RPC error (passed on as it is)."""
 
     def __init__(self, error: Any):
@@ -60,7 +62,7 @@ class UpstreamError(Exception):
         self.error = error if isinstance(error, dict) else {"code": -32603, "message": "Internal error"}
 
 
-class UpstreamUnavailable(Exception):
+class UpstreamUnavailable(Error):
     """The raw channel cannot carry this call (not ready, closed): the SDK client carries it."""
 
 
