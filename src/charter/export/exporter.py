@@ -26,7 +26,7 @@ log = logging.getLogger("charter.export")
 RECORD_VERSION = 1
 #: Seconds between two warnings about dropped batches.
 WARN_EVERY_S = 30.0
-#: Seconds between two looks of the sender thread at the buffer.
+#: Seconds between two looks of flush() at the sender's progress.
 POLL_S = 0.01
 
 
@@ -89,10 +89,11 @@ class Exporter(Observer):
     ``policy`` is the policy whose masks apply, or a callable returning the current one (an engine
     whose policy is reloaded: ``lambda: engine.policy``); masks are read when the decision finishes.
     A deciding thread only appends to a bounded buffer (a deque append, atomic under the GIL: no
-    lock, no wake-up); when ``max_queue`` records wait, the record is dropped and counted. The
-    sender thread polls the buffer every ``POLL_S`` and sends up to ``batch_size`` records at a time,
-    a partial batch once its first record has waited ``flush_s``; a failed batch is retried
-    ``retries`` times with exponential backoff from ``backoff_s`` (capped at ``max_backoff_s``),
+    lock; it wakes the sender once per full batch); when ``max_queue`` records wait, the record is
+    dropped and counted. The sender thread sleeps until a full batch waits and sends up to
+    ``batch_size`` records at a time, a partial batch once its first record has waited
+    ``flush_s``; a failed batch is retried ``retries`` times with exponential backoff from
+    ``backoff_s`` (capped at ``max_backoff_s``),
     then dropped and counted. Records are built and masked on the sender thread.
     """
 
@@ -127,6 +128,9 @@ class Exporter(Observer):
         self._taken = 0  # records the sender took from the buffer (written by the sender only)
         self._done = 0  # ... and has sent or dropped
         self._stopping = threading.Event()
+        #: set by a deciding thread when a full batch waits, by flush() and close()
+        self._wake = threading.Event()
+        self._urgent = False  # flush(): send a partial batch now
         self._last_warning = 0.0
         self._thread = threading.Thread(target=self._run, name="charter-export", daemon=True)
         self._thread.start()
@@ -134,8 +138,11 @@ class Exporter(Observer):
     # ---- the deciding thread: O(1), never blocks, never raises ---------------------------------
     def decision_finished(self, token: Any, request: ValidRequest, decision: Decision) -> None:
         try:
-            if len(self._buf) < self.max_queue:
-                self._buf.append((request, decision, time.time_ns(), self._policy().masks))
+            buf = self._buf
+            if len(buf) < self.max_queue:
+                buf.append((request, decision, time.time_ns(), self._policy().masks))
+                if len(buf) % self.batch_size == 0:  # once per batch: a full batch wakes the sender
+                    self._wake.set()
                 return
         except Exception:  # an export problem is never a failed decision
             log.debug("charter export: could not queue decision %s", decision.id, exc_info=True)
@@ -144,6 +151,10 @@ class Exporter(Observer):
 
     # ---- the sender thread ---------------------------------------------------------------------
     def _run(self) -> None:
+        # The sender sleeps until a full batch is waiting (the deciding thread wakes it, once per
+        # batch) or the oldest waiting record is flush_s old. It does not poll: every wake-up of a
+        # second thread is a GIL hand-off the deciding threads pay for, and on a busy machine a
+        # hand-off waits for the OS to schedule the thread that gets the GIL back.
         waiting_since: float | None = None
         while True:
             n = len(self._buf)
@@ -152,18 +163,24 @@ class Exporter(Observer):
                 if stopping:
                     return
                 waiting_since = None
-                self._stopping.wait(POLL_S)
+                self._wake.clear()
+                if not self._buf and not self._stopping.is_set():
+                    self._wake.wait(self.flush_s)
                 continue
             now = time.monotonic()
             if waiting_since is None:
                 waiting_since = now
-            if n < self.batch_size and not stopping and now - waiting_since < self.flush_s:
-                self._stopping.wait(POLL_S)
+            due = stopping or self._urgent or now - waiting_since >= self.flush_s
+            if n < self.batch_size and not due:
+                self._wake.clear()
+                if len(self._buf) < self.batch_size and not self._urgent:
+                    self._wake.wait(max(0.0, self.flush_s - (now - waiting_since)))
                 continue
+            self._urgent = False
             k = min(n, self.batch_size)
             self._taken += k  # first: flush() must never see an empty buffer and nothing in flight
             batch = [self._buf.popleft() for _ in range(k)]
-            waiting_since = None
+            waiting_since = None if len(self._buf) == 0 else time.monotonic()
             self._send(batch)
 
     def _records(
@@ -231,6 +248,8 @@ class Exporter(Observer):
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued record was sent or dropped; False when ``timeout`` ran out."""
         end = time.monotonic() + timeout
+        self._urgent = True
+        self._wake.set()
         with self._lock:
             while self._buf or self._done < self._taken:
                 left = end - time.monotonic()
@@ -242,6 +261,7 @@ class Exporter(Observer):
     def close(self, timeout: float = 5.0) -> None:
         """Send what is queued (up to ``timeout``), stop the thread and close the sink."""
         self._stopping.set()
+        self._wake.set()
         self._thread.join(timeout)
         self.sink.close()
 
