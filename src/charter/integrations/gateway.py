@@ -642,7 +642,8 @@ class _StdioFast:
 
     async def _run(self, call: FastCall) -> None:
         reply = await self.gateway.answer_fast(call, self.gateway.agent)
-        await self.writer.write(json.dumps(reply, separators=(",", ":")) + "\n")
+        with contextlib.suppress(OSError):  # the agent went away: nobody to answer
+            await self.writer.write(json.dumps(reply, separators=(",", ":")) + "\n")
 
 
 #: the longest JSON-RPC line read from the agent over stdio (a longer one is dropped and answered

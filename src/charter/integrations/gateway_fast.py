@@ -167,20 +167,17 @@ class _Channel:
         #: the 2026-07-28 envelope the SDK client sends this server (None: not seen yet)
         self.envelope: dict[str, Any] | None = None
         self.version: str | None = None
-        #: a handshake-era session that completed initialization (raw requests carry no envelope)
-        self.legacy_ready = False
         self.closed = False
 
     @property
     def ready(self) -> bool:
-        return not self.closed and (self.envelope is not None or self.legacy_ready)
+        # only a 2026-07-28 session: a handshake-era one (the SDK client sent `initialize`) keeps
+        # every call on the SDK session, whose connection state the raw channel does not track
+        return not self.closed and self.envelope is not None
 
     def watch(self, msg: Any) -> None:
         """Learn the era from a message the SDK client sends (the first ones only)."""
         if self.ready or not isinstance(msg, (types.JSONRPCRequest, types.JSONRPCNotification)):
-            return
-        if msg.method == "notifications/initialized":
-            self.legacy_ready = True
             return
         if msg.method == "initialize":
             return
@@ -441,11 +438,8 @@ class RawHttp:
         #: plain http:// goes over charter's small HTTP/1.1 client; https:// over the SDK's httpx
         self._plain = _Http11(url, headers or {}) if url.startswith("http://") else None
         self.channel = _Channel()
-        self._session_id: str | None = None
-        self._legacy_version: str | None = None
         hooks = dict(client.event_hooks)
         hooks["request"] = [*hooks.get("request", []), self._watch_request]
-        hooks["response"] = [*hooks.get("response", []), self._watch_response]
         client.event_hooks = hooks
 
     async def _watch_request(self, request: httpx.Request) -> None:
@@ -455,29 +449,19 @@ class RawHttp:
             msg = types.jsonrpc_message_adapter.validate_json(request.content, by_name=False)
         except ValueError:
             return
-        pv = request.headers.get("mcp-protocol-version")
-        if pv and pv not in MODERN_PROTOCOL_VERSIONS:
-            self._legacy_version = pv
         self.channel.watch(msg)
-
-    async def _watch_response(self, response: httpx.Response) -> None:
-        sid = response.headers.get("mcp-session-id")
-        if sid and self._session_id is None:
-            self._session_id = sid
 
     async def call(self, name: str, arguments: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         """POST a raw tools/call; its result object, and the protocol version it was asked in."""
         channel = self.channel
         rid, req = channel.request(name, arguments)
-        version = channel.version or self._legacy_version
-        headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
-        if version:
-            headers["mcp-protocol-version"] = version
-        if channel.envelope is not None:
-            headers["mcp-method"] = "tools/call"
-            headers["mcp-name"] = name
-        elif self._session_id:
-            headers["mcp-session-id"] = self._session_id
+        headers = {
+            "accept": "application/json, text/event-stream",
+            "content-type": "application/json",
+            "mcp-protocol-version": channel.version or "",
+            "mcp-method": "tools/call",
+            "mcp-name": name,
+        }
         body = json.dumps(req, separators=(",", ":")).encode()
         try:
             if self._plain is not None:
