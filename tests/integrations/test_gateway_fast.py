@@ -339,3 +339,26 @@ def test_parse_call_bounds_and_shapes() -> None:
     assert parse_call({**_call(), "jsonrpc": "1.0"}) is None
     assert parse_call(_call(_meta={"io.modelcontextprotocol/protocolVersion": "2026-07-28"})) is None
     assert parse_call([_call()]) is None
+
+
+@pytest.mark.parametrize("twice", ["mcp-name", "accept", "content-type"])
+def test_a_header_given_twice_gets_the_sdk_answer(_http_pair: Any, twice: str) -> None:
+    fast_base, slow_base, fast_gw = _http_pair
+    base = {
+        "authorization": f"Bearer {TOKENS['research-agent']}",
+        "accept": "application/json, text/event-stream",
+        "content-type": "application/json",
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "tools/call",
+        "mcp-name": "kb__read",
+    }
+    other = {"mcp-name": "kb__write", "accept": "text/html", "content-type": "text/plain"}[twice]
+    headers = [*base.items(), (twice, other)]
+    before = fast_gw.fast_calls
+    answers = [
+        httpx.post(f"{b}/mcp", content=json.dumps(_call()).encode(), headers=headers, timeout=30)
+        for b in (fast_base, slow_base)
+    ]
+    assert answers[0].status_code == answers[1].status_code
+    assert _normal(answers[0].text) == _normal(answers[1].text)
+    assert fast_gw.fast_calls == before

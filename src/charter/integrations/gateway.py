@@ -833,27 +833,30 @@ class _HttpFast:
         self.gateway = gateway
         self.json_response = json_response
         self.security = TransportSecurityMiddleware(gateway.server.session_manager.security_settings)
+        self._schemas: dict[int, tuple[types.Tool, bool]] = {}
 
     async def take(self, scope: dict[str, Any], receive: Any, send: Any, actor: str) -> Any:
         """None if the request was answered here; else the ``receive`` the SDK's app must use."""
         from mcp.server.streamable_http import check_accept_headers
-        from mcp.shared.inbound import (
-            ERROR_CODE_HTTP_STATUS,
-            find_duplicated_routing_header,
-            validate_mcp_param_headers,
-        )
-        from starlette.requests import Request
+        from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS, validate_mcp_param_headers
 
-        version = next((v for k, v in scope.get("headers") or () if k == _PROTOCOL_HEADER), None)
+        raw = scope.get("headers") or ()
+        version = next((v for k, v in raw if k == _PROTOCOL_HEADER), None)
         if version not in _MODERN:
             return receive  # the handshake era: the SDK's sessions
-        request = Request(scope)
-        if await self.security.validate_request(request, is_post=True) is not None:
+        # the headers decoded once (starlette's Headers decodes on every lookup); the SDK's checks
+        # only read ``request.headers``, so they are given this view
+        pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+        headers = dict(pairs)
+        if len(headers) != len(pairs):
+            return receive  # a header given twice: which copy counts is the SDK's to say
+        view = _Headers(headers)
+        if await self.security.validate_request(view, is_post=True) is not None:  # type: ignore[arg-type]
             return receive
-        has_json, has_sse = check_accept_headers(request)
+        has_json, has_sse = check_accept_headers(view)  # type: ignore[arg-type]
         if not has_json or (not self.json_response and not has_sse):
             return receive
-        size = request.headers.get("content-length", "")
+        size = headers.get("content-length", "")
         if not size.isdigit() or int(size) > FAST_MAX_BODY:
             return receive
         body = bytearray()
@@ -873,20 +876,19 @@ class _HttpFast:
             decoded = json.loads(body)
         except (ValueError, RecursionError):
             return replay
-        headers = request.headers
-        if find_duplicated_routing_header(headers.items()) is not None:
-            return replay
         if any(k.startswith("mcp-param-") for k in headers):
             return replay  # the SDK validates those against the tool's listed schema
-        call = parse_call(decoded, headers=dict(headers))
+        call = parse_call(decoded, headers=headers)
         if call is None:
             return replay
         route = self.gateway.routes.get(call.name)
         # as the SDK does with the schema the agent was shown: arguments a schema says must be
-        # mirrored in Mcp-Param-* headers are refused without them (by the SDK: it answers)
+        # mirrored in Mcp-Param-* headers are refused without them (by the SDK: it answers); a
+        # schema without x-mcp-header annotations has nothing to check
         if (
             call.arguments
             and route is not None
+            and self._annotated(route.tool)
             and self.gateway.filter.visible(actor, route.target)
             and validate_mcp_param_headers(route.tool.input_schema, call.arguments, headers) is not None
         ):
@@ -909,6 +911,32 @@ class _HttpFast:
         )
         await send({"type": "http.response.body", "body": payload})
         return None
+
+    def _annotated(self, tool: types.Tool) -> bool:
+        """Whether a tool's input schema has ``x-mcp-header`` annotations (memoised per tool)."""
+        found = self._schemas.get(id(tool))
+        if found is None or found[0] is not tool:
+            found = (tool, "x-mcp-header" in json.dumps(tool.input_schema, default=str))
+            if len(self._schemas) > 10_000:
+                self._schemas.clear()
+            self._schemas[id(tool)] = found
+        return found[1]
+
+
+class _Headers:
+    """What the SDK's header checks read of a request: ``headers.get`` (lower-case names)."""
+
+    __slots__ = ("headers",)
+
+    def __init__(self, headers: dict[str, str]):
+        self.headers = _LowerDict(headers)
+
+
+class _LowerDict(dict[str, str]):
+    """The decoded headers; lookups by any case, as starlette's Headers allows."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
 
 
 def _replay(body: bytes, receive: Any) -> Any:
