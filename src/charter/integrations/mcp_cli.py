@@ -130,7 +130,18 @@ def gateway_cmd(
             raise click.UsageError("--transport http needs agents' tokens (--tokens FILE or $CHARTER_TOKENS)")
         import uvicorn
 
-        uvicorn.run(http_app(gw, host=host, stateless=stateless), host=host, port=port, log_level="warning")
+        from charter.server.proto import protocol_class
+
+        # the sidecar's httptools protocol: a response's head and body in one write (one TCP segment)
+        uvicorn.run(
+            http_app(gw, host=host, stateless=stateless),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            http=protocol_class(),
+        )
         return
     if tokens:
         actor = gw.actor_for_token(token)
