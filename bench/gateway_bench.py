@@ -1,10 +1,12 @@
 """Gateway overhead: p50/p99 of a tools/call direct to a local MCP server vs through `charter gateway`.
 
-    python bench/gateway_bench.py [--calls 2000] [--transport stdio|http|both] [--json]
+    python bench/gateway_bench.py [--calls 2000] [--transport stdio|http|both] [--no-fast] [--json]
 
 stdio: the mcp SDK's client launches the server (direct) or `charter gateway` (which launches the
 same server). http: the server and the gateway listen on local ports (uvicorn); the client keeps
-one session. The added latency is the difference of the two distributions' percentiles.
+one session. Direct and gateway calls are interleaved in blocks of 20 (a loaded machine slows
+both alike). The added latency is the difference of the two distributions' percentiles; the
+gateway's CPU per call is read from /proc. ``--no-fast``: the gateway's SDK path only.
 """
 
 from __future__ import annotations
@@ -97,19 +99,29 @@ async def _client(target: Any, token: str | None = None) -> AsyncIterator[Any]:
         yield c
 
 
-async def _measure(target: Any, calls: int, token: str | None = None, tool: str = "echo") -> list[float]:
-    async with _client(target, token) as c:
-        for _ in range(min(200, calls)):  # warm-up
-            await c.call_tool(tool, {"value": "x"})
-        out: list[float] = []
-        cpu0 = _gateway_cpu_s()
-        for _ in range(calls):
-            t0 = time.perf_counter()
-            r = await c.call_tool(tool, {"value": "x"})
-            out.append((time.perf_counter() - t0) * 1e6)
-            if r.is_error:
-                raise RuntimeError(f"the call failed: {r.content}")
-        _CPU.append((_gateway_cpu_s() - cpu0) / calls * 1e6)
+async def _measure_pair(
+    direct: Any, gateway: Any, calls: int, token: str | None = None, tool: str = "echo"
+) -> tuple[list[float], list[float]]:
+    """Round-trip times (µs) of ``calls`` calls direct and through the gateway, interleaved in
+    blocks of 20 so that the load of a shared machine hits both sides alike."""
+    async with _client(direct) as d, _client(gateway, token) as g:
+        for c in (d, g):
+            for _ in range(min(200, calls)):  # warm-up
+                await c.call_tool(tool, {"value": "x"})
+        out: tuple[list[float], list[float]] = ([], [])
+        cpu = 0.0
+        for block in range(0, calls, 20):
+            for side, c in enumerate((d, g)):
+                cpu0 = _gateway_cpu_s() if side else 0.0
+                for _ in range(min(20, calls - block)):
+                    t0 = time.perf_counter()
+                    r = await c.call_tool(tool, {"value": "x"})
+                    out[side].append((time.perf_counter() - t0) * 1e6)
+                    if r.is_error:
+                        raise RuntimeError(f"the call failed: {r.content}")
+                if side:
+                    cpu += _gateway_cpu_s() - cpu0
+        _CPU.append(cpu / calls * 1e6)
         return out
 
 
@@ -152,42 +164,39 @@ def _summary(direct: list[float], gw: list[float]) -> dict[str, float]:
     }
 
 
-async def bench_stdio(calls: int, tmp: Path) -> dict[str, float]:
+async def bench_stdio(calls: int, tmp: Path, extra: tuple[str, ...] = ()) -> dict[str, float]:
     """Direct stdio server vs `charter gateway --transport stdio` in front of it."""
     from mcp import StdioServerParameters
 
     server = [sys.executable, str(SERVERS), "kb", "stdio"]
     paths = _setup(tmp, {"command": server})
     env = {**os.environ, "CHARTER_TOKEN": TOKEN}
-    direct = await _measure(StdioServerParameters(command=server[0], args=server[1:]), calls)
     gw_params = StdioServerParameters(
         command=sys.executable,
         args=[
             "-m", "charter", "gateway", "--config", str(paths["config"]), "--policy", str(paths["policy"]),
-            "--tokens", str(paths["tokens"]),
+            "--tokens", str(paths["tokens"]), *extra,
         ],
         env=env,
     )  # fmt: skip
-    gw = await _measure(gw_params, calls)
-    return _summary(direct, gw)
+    direct = StdioServerParameters(command=server[0], args=server[1:])
+    return _summary(*await _measure_pair(direct, gw_params, calls))
 
 
-async def bench_http(calls: int, tmp: Path) -> dict[str, float]:
+async def bench_http(calls: int, tmp: Path, extra: tuple[str, ...] = ()) -> dict[str, float]:
     """Direct Streamable HTTP server vs `charter gateway --transport http` in front of it."""
     sport, gport = _free_port(), _free_port()
     url = f"http://127.0.0.1:{sport}/mcp"
     paths = _setup(tmp, {"url": url})
     with _proc(sys.executable, str(SERVERS), "kb", "http", str(sport)):
         _wait_port(sport)
-        direct = await _measure(url, calls)
         with _proc(
             sys.executable, "-m", "charter", "gateway", "--transport", "http", "--port", str(gport),
             "--config", str(paths["config"]), "--policy", str(paths["policy"]),
-            "--tokens", str(paths["tokens"]),
+            "--tokens", str(paths["tokens"]), *extra,
         ):  # fmt: skip
             _wait_port(gport)
-            gw = await _measure(f"http://127.0.0.1:{gport}/mcp", calls, TOKEN)
-    return _summary(direct, gw)
+            return _summary(*await _measure_pair(url, f"http://127.0.0.1:{gport}/mcp", calls, TOKEN))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,13 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--transport", choices=["stdio", "http", "both"], default="both")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-fast", action="store_true", help="the gateway without its fast path (SDK only)")
     a = ap.parse_args(argv)
+    extra = ("--no-fast",) if a.no_fast else ()
     out: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as d:
         if a.transport in ("stdio", "both"):
-            out["stdio"] = asyncio.run(bench_stdio(a.calls, Path(d)))
+            out["stdio"] = asyncio.run(bench_stdio(a.calls, Path(d), extra))
         if a.transport in ("http", "both"):
-            out["http"] = asyncio.run(bench_http(a.calls, Path(d)))
+            out["http"] = asyncio.run(bench_http(a.calls, Path(d), extra))
     if a.json:
         print(json.dumps(out, indent=2))
     else:

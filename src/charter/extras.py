@@ -28,6 +28,8 @@ EXTRAS: dict[str, str] = {
     "demo": "the terminal demo (python -m charter.demo): rich",
     "langgraph": "the LangGraph adapter",
     "openai-agents": "the OpenAI Agents SDK adapter",
+    "ag2": "the AG2 (AutoGen) adapter",
+    "crewai": "the CrewAI adapter",
     "mcp": "the MCP proxy and gateway",
 }
 

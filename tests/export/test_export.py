@@ -7,6 +7,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import charter
 from charter.engine.engine import Engine
@@ -176,3 +178,30 @@ def test_decisions_are_the_same_with_export_on(policy: charter.Policy, jsonl_tar
             d.pop("id"), d.pop("elapsed_us", None)
         assert a == b
     exp.close()
+
+
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@given(_JSONISH)
+def test_record_arguments_are_copied_as_a_json_round_trip_would(value: Any) -> None:
+    """The exporter's deep copy of the arguments (a specialised json.loads(json.dumps(v))) gives the
+    same whole result, and shares nothing mutable with the caller's arguments."""
+    import json
+
+    from charter.export.exporter import _plain
+
+    args = {"v": value}
+    copied = _plain(args, 0)
+    assert copied == json.loads(json.dumps(args, default=str))
+    assert json.dumps(copied, sort_keys=True) == json.dumps(json.loads(json.dumps(args)), sort_keys=True)
+    if isinstance(value, (dict, list)):
+        assert copied["v"] is not value

@@ -44,6 +44,11 @@ EXTRA_MODULES = {
     "charter.trace.pg_sink": "postgres",
     "charter.lsp.server": "lsp",
     "charter.demo.render": "demo",
+    "charter.integrations.gateway": "mcp",
+    "charter.integrations.langgraph": "langgraph",
+    "charter.integrations.openai_agents": "openai-agents",
+    "charter.integrations.ag2": "ag2",
+    "charter.integrations.crewai": "crewai",
 }
 
 

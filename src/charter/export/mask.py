@@ -30,6 +30,11 @@ MIN_ECHO = 4
 MAX_DEPTH = 64
 
 
+def encode(record: Any) -> str:
+    """The export encoding of a record: compact JSON, ASCII-only, anything not JSON as its text."""
+    return json.dumps(record, separators=(",", ":"), default=str)
+
+
 class Masker:
     """Applies a policy's mask rules to export records; ``key`` keys the hashes (random per process
     when not given, so hashes then join only within one process's logs)."""
@@ -44,23 +49,31 @@ class Masker:
 
     def apply(self, record: dict[str, Any], rules: Sequence[MaskRule]) -> dict[str, Any]:
         """Edit ``record`` (an export record, owned by the caller) in place and return it."""
-        if not rules:
-            return record
-        action = record.get("request", {}).get("action")
-        args = action.get("args") if isinstance(action, dict) else None
-        if not isinstance(args, dict):
-            return record
-        found: list[str] = []
-        for rule in rules:
-            self._edit(args, rule.path, rule.kind, found, 0)
-        echoes = {s for s in found if len(s) >= MIN_ECHO}
+        self.encode(record, rules)
+        return record
+
+    def encode(self, record: dict[str, Any], rules: Sequence[MaskRule]) -> str:
+        """Mask ``record`` in place (as :meth:`apply`) and return its JSON text, encoded once: the
+        text that is searched for echoes of the masked values is the text that is exported (it
+        is encoded again only when an echo had to be scrubbed)."""
+        text = None
+        echoes: set[str] = set()
+        if rules:
+            action = record.get("request", {}).get("action")
+            args = action.get("args") if isinstance(action, dict) else None
+            if isinstance(args, dict):
+                found: list[str] = []
+                for rule in rules:
+                    self._edit(args, rule.path, rule.kind, found, 0)
+                echoes = {s for s in found if len(s) >= MIN_ECHO}
+        text = encode(record)
         if echoes:
             # one C-speed search of the record's JSON first: the walk runs only when a value echoes
-            text = json.dumps(record, ensure_ascii=False, default=str)
-            hits = [e for e in echoes if json.dumps(e, ensure_ascii=False)[1:-1] in text]
+            hits = [e for e in echoes if json.dumps(e)[1:-1] in text]
             if hits:
                 record.update(_scrub(record, sorted(hits, key=len, reverse=True), 0))
-        return record
+                text = encode(record)
+        return text
 
     def _replace(self, value: Any, kind: MaskKind, found: list[str]) -> Any:
         _strings(value, found, 0)

@@ -6,7 +6,6 @@ exporter's thread does, with backoff). Sinks run on the exporter's thread only.
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.error
 import urllib.request
@@ -14,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from charter.errors import Error
+from charter.export.mask import encode
 from charter.extras import missing_extra
 
 #: Seconds a single send may take before it counts as failed.
@@ -70,7 +70,11 @@ class JsonlHttpSink:
         self.timeout = timeout
 
     def send(self, records: Sequence[dict[str, Any]]) -> None:
-        body = "".join(json.dumps(r, separators=(",", ":"), default=str) + "\n" for r in records)
+        self.send_encoded(records, [encode(r) for r in records])
+
+    def send_encoded(self, records: Sequence[dict[str, Any]], lines: Sequence[str]) -> None:
+        """Send a batch whose records are already encoded (``lines[i]`` is ``records[i]``'s JSON)."""
+        body = "\n".join(lines) + "\n" if lines else ""
         _post(self.url, body.encode(), "application/x-ndjson", self.headers, self.timeout)
 
     def close(self) -> None:
@@ -108,7 +112,7 @@ class OtlpLogsSink:
         self._resource = Resource.create({"service.name": service_name})
         self._scope = InstrumentationScope("charter.export")
 
-    def _log(self, r: dict[str, Any]) -> Any:
+    def _log(self, r: dict[str, Any], body: str | None = None) -> Any:
         ts = int(r.get("time_unix_nano") or time.time_ns())
         decision = r.get("decision", {})
         outcome = str(decision.get("outcome", ""))
@@ -124,15 +128,19 @@ class OtlpLogsSink:
             observed_timestamp=ts,
             severity_number=self._info if outcome == "allow" else self._warn,
             severity_text="INFO" if outcome == "allow" else "WARN",
-            body=json.dumps(r, separators=(",", ":"), default=str),
+            body=body if body is not None else encode(r),
             attributes=attrs,
             event_name="charter.decision",
         )
         return self._Readable(log_record=log, resource=self._resource, instrumentation_scope=self._scope)
 
     def send(self, records: Sequence[dict[str, Any]]) -> None:
+        self.send_encoded(records, [encode(r) for r in records])
+
+    def send_encoded(self, records: Sequence[dict[str, Any]], lines: Sequence[str]) -> None:
+        """Send a batch whose records are already encoded (the log bodies)."""
         try:
-            result = self._exporter.export([self._log(r) for r in records])
+            result = self._exporter.export([self._log(r, b) for r, b in zip(records, lines, strict=True)])
         except Exception as exc:  # the SDK raising is a failed send, never a failed decision
             raise SendFailed(
                 f"OTLP export to {self.endpoint} raised {type(exc).__name__}: {exc}", True

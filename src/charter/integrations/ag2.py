@@ -8,8 +8,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from charter.enums import Outcome
+from charter.extras import missing_extra
 from charter.hits import decision_reasons
 from charter.integrations._aio import adecide, asettle
+
+try:  # the framework itself: without it the adapter cannot work, and says which extra to install
+    import ag2  # noqa: F401
+except ImportError as _exc:
+    raise missing_extra("ag2", "the AG2 adapter", _exc) from _exc
 
 __all__ = ["CharterToolMiddleware", "charter_middleware"]
 

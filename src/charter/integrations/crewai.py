@@ -9,7 +9,13 @@ from typing import Any
 
 from charter.engine.decision import Decision
 from charter.enums import Outcome
+from charter.extras import missing_extra
 from charter.hits import decision_reasons
+
+try:  # the framework itself: without it the adapter cannot work, and says which extra to install
+    import crewai  # noqa: F401
+except ImportError as _exc:
+    raise missing_extra("crewai", "the CrewAI adapter", _exc) from _exc
 
 __all__ = ["CharterHooks"]
 

@@ -6,8 +6,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from charter.enums import Outcome
+from charter.extras import missing_extra
 from charter.guard import Denied, Escalated, Halted, build_request
 from charter.hits import decision_reasons, reason_text
+
+try:  # the framework itself: without it the adapter cannot work, and says which extra to install
+    import langgraph  # noqa: F401
+except ImportError as _exc:
+    raise missing_extra("langgraph", "the LangGraph adapter", _exc) from _exc
 
 __all__ = ["charter_call", "charter_tool_node"]
 

@@ -87,6 +87,12 @@ def mcp_proxy_cmd(
 @click.option("--host", default="127.0.0.1", show_default=True, help="http: bind address.")
 @click.option("--port", default=8765, show_default=True, type=int, help="http: port.")
 @click.option("--stateless", is_flag=True, help="http: no MCP sessions (no elicitation back-channel).")
+@click.option(
+    "--fast/--no-fast",
+    default=True,
+    show_default=True,
+    help="Take 2026-07-28 tools/call requests on the raw JSON-RPC fast path (--no-fast: the SDK path only).",
+)
 def gateway_cmd(
     config_path: str,
     policy_path: str,
@@ -99,6 +105,7 @@ def gateway_cmd(
     host: str,
     port: int,
     stateless: bool,
+    fast: bool,
 ) -> None:
     """An MCP gateway: filter tools/list and decide every tools/call of several MCP servers."""
     import anyio
@@ -117,13 +124,24 @@ def gateway_cmd(
 
         trace = TraceLog(trace_path)
     engine = charter.Engine(charter.load(policy_path), store=open_store(store), trace=trace)
-    gw = Gateway(engine, config, tokens=tokens)
+    gw = Gateway(engine, config, tokens=tokens, fast=fast)
     if transport == "http":
         if not tokens:
             raise click.UsageError("--transport http needs agents' tokens (--tokens FILE or $CHARTER_TOKENS)")
         import uvicorn
 
-        uvicorn.run(http_app(gw, host=host, stateless=stateless), host=host, port=port, log_level="warning")
+        from charter.server.proto import protocol_class
+
+        # the sidecar's httptools protocol: a response's head and body in one write (one TCP segment)
+        uvicorn.run(
+            http_app(gw, host=host, stateless=stateless),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            http=protocol_class(),
+        )
         return
     if tokens:
         actor = gw.actor_for_token(token)

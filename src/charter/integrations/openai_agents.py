@@ -8,8 +8,14 @@ from typing import Any
 
 from charter.engine.decision import Decision
 from charter.enums import Outcome
+from charter.extras import missing_extra
 from charter.hits import decision_reasons
 from charter.integrations._aio import adecide, asettle
+
+try:  # the framework itself: without it the adapter cannot work, and says which extra to install
+    import agents  # noqa: F401
+except ImportError as _exc:
+    raise missing_extra("openai-agents", "the OpenAI Agents SDK adapter", _exc) from _exc
 
 __all__ = ["CharterTools"]
 
