@@ -28,7 +28,7 @@ from charter.errors import Error
 from charter.export.exporter import RECORD_VERSION
 from charter.export.mask import Masker
 from charter.export.sinks import SendFailed, Sink
-from charter.trace.record import GENESIS
+from charter.trace.record import GENESIS, index_problem
 from charter.trace.sink import Reader, StoredRow, display, open_reader
 from charter.trace.verify import verify_rows
 
@@ -207,15 +207,14 @@ class Shipper:
                         break
                     self._stop.wait(self.poll_s)
                     continue
-                report = verify_rows(rows, after=pos)
-                good = rows[: report.records - 1] if report.problems else rows
+                good, parsed, problem = self._verified(rows, pos)
                 if good:
-                    if not self._ship(good):
+                    if not self._ship(good, parsed):
                         break
                     pos = (self.stats.cursor_seq, self._head)
-                if report.problems:
-                    self.stats.refused = report.problems[0]
-                    log.error("charter trace ship: refused, not shipped: %s", report.problems[0])
+                if problem is not None:
+                    self.stats.refused = problem
+                    log.error("charter trace ship: refused, not shipped: %s", problem)
                     break
         except (ShipError, FileNotFoundError, OSError, Error) as exc:
             self.stats.error = str(exc)
@@ -240,14 +239,39 @@ class Shipper:
                 "another trace, or records were removed or rewritten (run charter trace verify)"
             )
 
-    def _ship(self, rows: Sequence[StoredRow]) -> bool:
-        """Send the decision records of ``rows`` until acknowledged, then move the cursor past them.
-        False when stopped or given up before the target acknowledged them (cursor unchanged)."""
+    @staticmethod
+    def _verified(
+        rows: Sequence[StoredRow], pos: tuple[int, str]
+    ) -> tuple[Sequence[StoredRow], list[dict[str, Any]], str | None]:
+        """The verified prefix of ``rows`` (continuing the chain at ``pos``), their parsed bodies,
+        and why the first row after that prefix is refused (None when every row is good). The
+        checks are the trace's own: the chain rule of ``charter trace verify`` (verify_rows), then
+        each row's index columns against its body as every trace read does (index_problem), with
+        the body parsed once."""
+        report = verify_rows([r[:4] for r in rows], after=pos)
+        good = rows[: report.records - 1] if report.problems else rows
+        parsed: list[dict[str, Any]] = []
+        for i, (seq, _prev, _h, body, index) in enumerate(good):
+            try:
+                rec = json.loads(body)
+            except ValueError:
+                rec = None
+            if not isinstance(rec, dict):
+                return good[:i], parsed, f"record {seq} has a body that is not a trace record"
+            problem = index_problem(seq, body, index, rec)
+            if problem is not None:
+                return good[:i], parsed, problem
+            parsed.append(rec)
+        return good, parsed, report.problems[0] if report.problems else None
+
+    def _ship(self, rows: Sequence[StoredRow], parsed: Sequence[dict[str, Any]]) -> bool:
+        """Send the decision records of ``rows`` (``parsed``: their bodies) until acknowledged, then
+        move the cursor past them. False when stopped or given up before the target acknowledged
+        them (the cursor is unchanged)."""
         masks = self._masks()
         records: list[dict[str, Any]] = []
         lines: list[str] = []
-        for seq, _prev, h, body, _index in rows:
-            rec = json.loads(body)
+        for (seq, _prev, h, _body, _index), rec in zip(rows, parsed, strict=True):
             if rec.get("kind") != "decision":
                 self.stats.events_skipped += 1
                 continue
