@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         default="inprocess",
         help="in-process Exporter or trace shipper",
     )
+    ap.add_argument("--nice", type=int, default=0, help="shipper mode: run the shippers under nice -n N")
     args = ap.parse_args(argv)
     if args.mode == "shipper":
         return shipper_bench(args)
@@ -228,7 +229,8 @@ def shipper_bench(args: argparse.Namespace) -> int:
         log.flush()
 
     def ship(name: str, to: str) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "charter", "trace", "ship", "--trace", str(work / f"{name}.db")]
+        cmd = ["nice", "-n", str(args.nice)] if args.nice else []
+        cmd += [sys.executable, "-m", "charter", "trace", "ship", "--trace", str(work / f"{name}.db")]
         cmd += ["--to", to, "--policy", str(work / "policies"), "--cursor", str(work / f"{name}.cursor")]
         cmd += ["--follow", "--poll", "0.2", "--format", "json"]
         # the shipper whose target is down warns on stderr (every 30 s): not the bench's output
@@ -279,6 +281,7 @@ def shipper_bench(args: argparse.Namespace) -> int:
     base = us["trace"]
     result: dict[str, Any] = {
         "mode": "shipper",
+        "nice": args.nice,
         "n": args.n,
         "rounds": args.rounds,
         "us": us,
