@@ -187,6 +187,7 @@ class Shipper:
                     if reader is None:
                         reader = open_reader(self.trace)
                         self._check_cursor(reader, pos)
+                    checkpoints = reader.checkpoints()
                     rows = reader.batch(pos[0], self.batch_size)
                 except ShipError:
                     raise
@@ -207,7 +208,7 @@ class Shipper:
                         break
                     self._stop.wait(self.poll_s)
                     continue
-                good, parsed, problem = self._verified(rows, pos)
+                good, parsed, problem = self._verified(rows, pos, checkpoints)
                 if good:
                     if not self._ship(good, parsed):
                         break
@@ -241,15 +242,28 @@ class Shipper:
 
     @staticmethod
     def _verified(
-        rows: Sequence[StoredRow], pos: tuple[int, str]
+        rows: Sequence[StoredRow], pos: tuple[int, str], checkpoints: Sequence[dict[str, Any]] = ()
     ) -> tuple[Sequence[StoredRow], list[dict[str, Any]], str | None]:
         """The verified prefix of ``rows`` (continuing the chain at ``pos``), their parsed bodies,
         and why the first row after that prefix is refused (None when every row is good). The
-        checks are the trace's own: the chain rule of ``charter trace verify`` (verify_rows), then
-        each row's index columns against its body as every trace read does (index_problem), with
-        the body parsed once."""
-        report = verify_rows([r[:4] for r in rows], after=pos)
-        good = rows[: report.records - 1] if report.problems else rows
+        checks are the trace's own: the chain rule and the signed checkpoints of ``charter trace
+        verify`` (verify_rows; the checkpoints whose length falls in these rows), then each row's
+        index columns against its body as every trace read does (index_problem), each body parsed
+        once. On a broken link the record before it is held back too: its own hash may be the
+        one that was rewritten."""
+        last = rows[-1][0]
+        cps = [c for c in checkpoints if pos[0] < int(c["length"]) <= last]
+        report = verify_rows([r[:4] for r in rows], cps, after=pos)
+        if report.problems:
+            bad = report.records - 1  # the index of the row that failed (the first problem is its)
+            if "checkpoint" in report.problems[0]:
+                # a checkpoint inside these rows does not match: nothing up to it is trusted
+                bad = 0
+            elif "does not follow" in report.problems[0] and bad > 0:
+                bad -= 1
+            good = rows[:bad]
+        else:
+            good = rows
         parsed: list[dict[str, Any]] = []
         for i, (seq, _prev, _h, body, index) in enumerate(good):
             try:
