@@ -245,9 +245,12 @@ def test_cli_json_summary(policy: charter.Policy, jsonl_target: Any, tmp_path: P
     assert SECRET not in json.dumps(jsonl_target.wait(4))
 
 
+@pytest.mark.parametrize("target", ["up", "down"])
 def test_sigterm_saves_the_cursor_and_exits_0(
-    policy: charter.Policy, jsonl_target: Any, tmp_path: Path
+    policy: charter.Policy, jsonl_target: Any, tmp_path: Path, target: str
 ) -> None:
+    """Idle or in a retry backoff, a signal stops it at once. (The stop is a flag it polls: a
+    signal handler setting a threading.Event deadlocked when it interrupted Event.wait.)"""
     (tmp_path / "p").mkdir()
     (tmp_path / "p" / "pay.charter").write_text(POLICY)
     trace = str(tmp_path / "t.db")
@@ -256,16 +259,29 @@ def test_sigterm_saves_the_cursor_and_exits_0(
     cmd += ["--to", f"jsonl:http://127.0.0.1:{jsonl_target.port}/", "--policy", str(tmp_path / "p")]
     cmd += ["--cursor", str(tmp_path / "c"), "--format", "json"]
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    if target == "down":
+        jsonl_target.status = 503
     try:
-        jsonl_target.wait(3, timeout=30)
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        if target == "up":
+            jsonl_target.wait(3, timeout=30)
+        else:
+            with jsonl_target.got:
+                jsonl_target.got.wait_for(lambda: jsonl_target.requests >= 2, 30)
+        proc.send_signal(signal.SIGTERM)  # idle (up) or in a retry backoff (down)
+        out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0
+    assert proc.returncode == 0, err
     summary = json.loads(out)
-    assert summary["stopped"] and summary["shipped"] == 3
-    assert json.loads((tmp_path / "c").read_text())["seq"] == 3
+    assert summary["stopped"] and summary["shipped"] == (3 if target == "up" else 0)
+    if target == "up":
+        assert json.loads((tmp_path / "c").read_text())["seq"] == 3
+    else:
+        assert summary["retries"] >= 1 and not (tmp_path / "c").exists()

@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -37,6 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("charter.export.ship")
 
+#: Seconds between two looks at the stop flag while waiting.
+STOP_POLL_S = 0.05
 #: Seconds between two warnings about a target that is down.
 WARN_EVERY_S = 30.0
 #: The fields of a trace decision record that make the export record's ``decision`` (the
@@ -166,13 +167,15 @@ class Shipper:
         self.max_backoff_s = max_backoff_s
         self.give_up_s = give_up_s
         self.stats = ShipStats(trace=display(trace), target=sink.name)
-        self._stop = threading.Event()
+        # a plain flag, polled: stop() runs in signal handlers, where setting a threading.Event
+        # can deadlock (the handler may interrupt the main thread inside Event.wait, holding its lock)
+        self._stopping = False
         self._last_warning = 0.0
         self._head = GENESIS  # hash of the last shipped record
 
     def stop(self) -> None:
         """Stop after the batch in flight (a signal handler may call it); the cursor is kept."""
-        self._stop.set()
+        self._stopping = True
 
     # ---- the loop ------------------------------------------------------------------------------
     def run(self, follow: bool = False) -> ShipStats:
@@ -182,7 +185,7 @@ class Shipper:
         try:
             pos = self.cursor.load()
             self.stats.cursor_seq = pos[0]
-            while not self._stop.is_set():
+            while not self._stopping:
                 try:
                     if reader is None:
                         reader = open_reader(self.trace)
@@ -201,12 +204,12 @@ class Shipper:
                         with contextlib.suppress(Exception):
                             reader.close()
                         reader = None
-                    self._stop.wait(self.poll_s)
+                    self._sleep(self.poll_s)
                     continue
                 if not rows:
                     if not follow:
                         break
-                    self._stop.wait(self.poll_s)
+                    self._sleep(self.poll_s)
                     continue
                 good, parsed, problem = self._verified(rows, pos, checkpoints)
                 if good:
@@ -220,7 +223,7 @@ class Shipper:
         except (ShipError, FileNotFoundError, OSError, Error) as exc:
             self.stats.error = str(exc)
         finally:
-            self.stats.stopped = self._stop.is_set()
+            self.stats.stopped = self._stopping
             self.stats.seconds = time.monotonic() - t0
             if reader is not None:
                 with contextlib.suppress(Exception):
@@ -324,9 +327,19 @@ class Shipper:
                     return False
                 self.stats.retries += 1
                 self._warn("retrying in %.1f s (%s)", delay, exc)
-                if self._stop.wait(delay):
+                if self._sleep(delay):
                     return False
                 delay = min(max(delay * 2, 0.01), self.max_backoff_s)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, in short steps that look at the stop flag; True when stopped."""
+        end = time.monotonic() + seconds
+        while not self._stopping:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(left, STOP_POLL_S))
+        return self._stopping
 
     def _warn(self, msg: str, *args: Any) -> None:
         now = time.monotonic()
