@@ -1,4 +1,4 @@
-"""`charter trace list|show|explain|verify|export|checkpoint`: reading and proving the decision trace."""
+"""`charter trace list|show|explain|verify|export|checkpoint|ship`: reading, proving, shipping the trace."""
 
 from __future__ import annotations
 
@@ -201,3 +201,114 @@ def trace_export(trace_path: str | None, out: str) -> None:
             raise click.ClickException(str(exc)) from None
     if out != "-":
         click.echo(f"{n} records written to {out}", err=True)
+
+
+@trace_cmd.command("ship")
+@click.option("--trace", "trace_path", help=TRACE_HELP)
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    help="Where to send: otlp:http(s)://HOST:4318/v1/logs or jsonl:http(s)://HOST/PATH (as serve --export).",
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    required=True,
+    type=click.Path(exists=True),
+    help="Policy whose mask/hash declarations are applied before a record leaves.",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Key of the hash masks (as serve --export-key-file); default: random per run.",
+)
+@click.option(
+    "--cursor",
+    "cursor_path",
+    type=click.Path(dir_okay=False),
+    help="File keeping the last shipped record (written per acknowledged batch); a restart goes on from it.",
+)
+@click.option("--follow", is_flag=True, help="Keep shipping new records until SIGINT/SIGTERM.")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 10_000))
+@click.option(
+    "--poll",
+    "poll_s",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.01, 3600),
+    help="Seconds between looks for new records.",
+)
+@click.option(
+    "--give-up-after",
+    "give_up_s",
+    type=click.FloatRange(0),
+    help="Stop (exit 1) after this many seconds of failed sends of one batch; default: retry forever.",
+)
+@click.option("--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty", show_default=True)
+@click.pass_context
+def trace_ship(
+    ctx: click.Context,
+    trace_path: str | None,
+    target: str,
+    policy_path: str,
+    key_file: str | None,
+    cursor_path: str | None,
+    follow: bool,
+    batch_size: int,
+    poll_s: float,
+    give_up_s: float | None,
+    fmt: str,
+) -> None:
+    """Send the trace's decisions, verified and masked, to an OTLP or JSONL target (out of process).
+
+    Exit 0 when caught up or stopped by a signal (the cursor is saved), 1 when a record failed
+    verification (refused, not shipped), the target refused a batch or --give-up-after ran out.
+    """
+    import signal
+
+    import charter
+    from charter.export import ExportError, Masker, open_sink
+    from charter.export.ship import Shipper
+
+    try:
+        policy = charter.load(policy_path)
+    except charter.Error as exc:
+        raise click.ClickException(f"cannot load the policy {policy_path}: {exc}") from None
+    from pathlib import Path
+
+    key = Path(key_file).read_bytes() if key_file else None
+    try:
+        sink = open_sink(target)
+    except ExportError as exc:
+        raise click.UsageError(str(exc)) from None
+    shipper = Shipper(
+        _path(trace_path),
+        sink,
+        policy.masks,
+        masker=Masker(key),
+        cursor=cursor_path,
+        batch_size=batch_size,
+        poll_s=poll_s,
+        give_up_s=give_up_s,
+    )
+    old = {s: signal.signal(s, lambda *_: shipper.stop()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stats = shipper.run(follow=follow)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        sink.close()
+    if fmt == "json":
+        echo_json(stats.to_dict())
+    else:
+        click.echo(
+            f"shipped {stats.shipped} decisions in {stats.batches} batches to {stats.target} "
+            f"(cursor at record {stats.cursor_seq}, {stats.events_skipped} event records passed over, "
+            f"{stats.retries} retries)"
+        )
+        if stats.refused:
+            click.echo(f"REFUSED (not shipped): {stats.refused}", err=True)
+        if stats.error:
+            click.echo(f"error: {stats.error}", err=True)
+    ctx.exit(0 if stats.refused is None and stats.error is None else 1)

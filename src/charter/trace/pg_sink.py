@@ -265,6 +265,17 @@ class PostgresReader:
             for seq, prev, h, body, *index in cur:
                 yield seq, prev, h, body, tuple(index)
 
+    def batch(self, after: int, limit: int) -> list[StoredRow]:
+        try:
+            cur = self.conn.execute(
+                f"SELECT seq, prev, hash, body, {INDEX_SQL} FROM {self._s}.trace "
+                "WHERE seq > %s ORDER BY seq LIMIT %s",
+                (after, limit),
+            )
+            return [(int(seq), prev, h, body, tuple(index)) for seq, prev, h, body, *index in cur]
+        finally:
+            self.conn.rollback()  # end the read-only transaction: the next call sees later appends
+
     def checkpoints(self) -> list[dict[str, Any]]:
         cur = self.conn.execute(
             f"SELECT {', '.join(CHECKPOINT_FIELDS)} FROM {self._s}.trace_checkpoints ORDER BY n"

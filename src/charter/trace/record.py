@@ -108,10 +108,13 @@ def index_of(rec: Mapping[str, Any]) -> tuple[Any, ...]:
     return (rec["id"], rec["kind"], rec["at"], rec.get("outcome"), rec.get("agent"), rules, rec.get("ref"))
 
 
-def index_problem(seq: Any, body: str, columns: tuple[Any, ...]) -> str | None:
-    """Why a stored row's index columns disagree with its hashed body (an edit), or None."""
+def index_problem(
+    seq: Any, body: str, columns: tuple[Any, ...], parsed: Mapping[str, Any] | None = None
+) -> str | None:
+    """Why a stored row's index columns disagree with its hashed body (an edit), or None;
+    ``parsed`` is ``json.loads(body)`` when the caller has it already (it is not parsed again)."""
     try:
-        derived = index_of(json.loads(body))
+        derived = index_of(parsed if parsed is not None else json.loads(body))
     except (ValueError, TypeError, KeyError, AttributeError):
         return f"record {seq} has a body that is not a trace record"
     for name, stored, want in zip(INDEX_COLUMNS, columns, derived, strict=True):

@@ -65,6 +65,12 @@ class Reader(Protocol):
         """(seq, prev, hash, body, index columns) in chain order, streamed."""
         ...
 
+    def batch(self, after: int, limit: int) -> list[StoredRow]:
+        """Up to ``limit`` rows with ``seq > after``, in chain order, from a fresh snapshot (a
+        follower calls it again and sees what was appended since). Appends are serialised and
+        commit whole, so what one call sees is always a prefix of the chain: no gaps."""
+        ...
+
     def checkpoints(self) -> list[dict[str, Any]]:
         """Stored checkpoints, oldest first."""
         ...

@@ -113,6 +113,14 @@ class SqliteReader:
         ):
             yield seq, prev, h, body, tuple(index)
 
+    def batch(self, after: int, limit: int) -> list[StoredRow]:
+        # no transaction is left open between calls (autocommit reads): each sees the latest commit
+        cur = self.conn.execute(
+            f"SELECT seq, prev, hash, body, {INDEX_SQL} FROM trace WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
+        )
+        return [(seq, prev, h, body, tuple(index)) for seq, prev, h, body, *index in cur]
+
     def checkpoints(self) -> list[dict[str, Any]]:
         cur = self.conn.execute(f"SELECT {', '.join(CHECKPOINT_FIELDS)} FROM checkpoints ORDER BY rowid")
         return [dict(zip(CHECKPOINT_FIELDS, r, strict=True)) for r in cur]
