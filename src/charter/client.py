@@ -219,6 +219,18 @@ class Client:
         body = {"revoke": list(revoke), "uses": dict(uses or {})}
         return run_from_dict(self.request("POST", f"/v1/runs/{quote(run, safe='')}/narrow", body))
 
+    def import_run(
+        self, run: str, *, actor: str, events: list[Mapping[str, Any]], charge: bool = False
+    ) -> dict[str, Any]:
+        """Seed a run's history (see :meth:`charter.Engine.import_run`); a malformed import is
+        SidecarError 400 and writes nothing."""
+        body = {"actor": actor, "events": [dict(e) for e in events], "charge": charge}
+        return dict(self.request("POST", f"/v1/runs/{quote(run, safe='')}/history", body))
+
+    def export_run(self, run: str) -> dict[str, Any]:
+        """A run's steps, labels and history (see :meth:`charter.Engine.export_run`)."""
+        return dict(self.request("GET", f"/v1/runs/{quote(run, safe='')}"))
+
     def explain(self, decision_id: str) -> dict[str, Any]:
         """The traced record of a decision and its explanation in plain words."""
         return dict(self.request("GET", f"/v1/decisions/{quote(decision_id, safe='')}"))
@@ -381,6 +393,18 @@ class AsyncClient:
         """Revoke grants of a run or lower their uses (never widens)."""
         body = {"revoke": list(revoke), "uses": dict(uses or {})}
         return run_from_dict(await self.request("POST", f"/v1/runs/{quote(run, safe='')}/narrow", body))
+
+    async def import_run(
+        self, run: str, *, actor: str, events: list[Mapping[str, Any]], charge: bool = False
+    ) -> dict[str, Any]:
+        """Seed a run's history (see :meth:`charter.Engine.import_run`); a malformed import is
+        SidecarError 400 and writes nothing."""
+        body = {"actor": actor, "events": [dict(e) for e in events], "charge": charge}
+        return dict(await self.request("POST", f"/v1/runs/{quote(run, safe='')}/history", body))
+
+    async def export_run(self, run: str) -> dict[str, Any]:
+        """A run's steps, labels and history (see :meth:`charter.Engine.export_run`)."""
+        return dict(await self.request("GET", f"/v1/runs/{quote(run, safe='')}"))
 
     async def explain(self, decision_id: str) -> dict[str, Any]:
         """The traced record of a decision and its explanation in plain words."""

@@ -155,3 +155,13 @@ def test_the_sidecar_imports_and_exports(tmp_path: Path) -> None:
         req = {"actor": {"id": "bot"}, "action": {"target": "mail.delete", "args": {"message_id": "m-1"}}}
         req["context"] = {"run": "r1"}
         assert http.post("/v1/decide", req).json()["outcome"] == "deny"
+        from tests.server.conftest import secret
+
+        from charter.client import Client, SidecarError
+
+        client = Client(str(http.client.base_url), secret("orch"))
+        assert client.import_run("r2", actor="bot", events=[_ev(1)])["imported"] == 1
+        assert client.export_run("r2")["steps"] == 1
+        with pytest.raises(SidecarError) as err:
+            client.import_run("r2", actor="bot", events=[_ev(0, "shell.exec")])
+        assert err.value.status == 400

@@ -128,8 +128,6 @@ class Engine:
         self._reads_history = policy.uses_run_state
         #: the policy declares run grant kinds (granted(), run.grants)
         self._grants = bool(policy.grant_kinds)
-        #: ``where`` clauses read the run's entries in detail (engine/history.py)
-        self._history_detail = policy.history_detail
         #: the in-memory store's live stop table (never rebound; empty: nothing is stopped),
         #: or a table that is never empty for other stores (their stops live in the store)
         self._stops: Mapping[Any, Any] = store.stops_table if in_memory else {None: None}  # type: ignore[attr-defined]
@@ -183,7 +181,7 @@ class Engine:
                 view.run.grants = rs.grants
                 if self._grants:
                     view.run.table = GrantTable(self.policy, view, rs.grants)
-            if self._history_detail:
+            if self.policy.history_detail:
                 attach_loader(view.run, self.store, f"run:{req.run}", self.policy)
         # 3. select and plan (the planner's memo read inline: Planner.plan's key, a frame less)
         plan = self._plans.get(
@@ -206,16 +204,17 @@ class Engine:
         # 5. the stateful step, when anything is stateful
         if self._stateless and not (self._stops or req.idempotency_key or req.approval):
             outcome = verdict.outcome
-            if outcome is _ALLOW and req.run and (view.labels or req.provenance):
-                # an allowed action's labels join its run whatever the policy (docs/semantics.md
-                # 8.1): one store operation; if it fails, so does the decision (closed)
-                failure = self._keep_labels(view)
-                if failure is not None:
-                    return self._conclude(did, view, _failed(Ruling(verdict), failure), t0)
             if (outcome is _ALLOW or outcome is _DENY) and self.trace is None:
                 # the verdict is the decision: no state, nothing to open, set or record
                 # (INVARIANT: what _conclude gives it; tests/unit/test_specialised.py compares)
                 if outcome is _ALLOW:
+                    if req.run and (view.labels or req.provenance):
+                        # an allowed action's labels join its run whatever the policy
+                        # (docs/semantics.md 8.1): one store operation; if it fails, so does
+                        # the decision (closed)
+                        failure = self._keep_labels(view)
+                        if failure is not None:
+                            return self._conclude(did, view, _failed(Ruling(verdict), failure), t0)
                     keep_run = self._keep_run
                     if keep_run is not None and req.call_id is None:
                         keep_run(did, req.run)
@@ -224,6 +223,10 @@ class Engine:
                 if view._activation.__class__ is Activation:
                     view._activation = None  # view <-> activation is a cycle: free both by refcount
                 return self._builder.verdict(did, verdict, t0)
+            if outcome is _ALLOW and req.run and (view.labels or req.provenance):
+                failure = self._keep_labels(view)  # (as above: traced)
+                if failure is not None:
+                    return self._conclude(did, view, _failed(Ruling(verdict), failure), t0)
             return self._conclude(did, view, verdict, t0)  # the verdict is the ruling
         return self._conclude(did, view, self._state.rule(did, view, verdict, observer), t0)
 

@@ -73,34 +73,48 @@ def settlement_detail(
 class _Detail:
     """A run's entries in detail, read from the store once per decision on first use."""
 
-    __slots__ = ("agents", "entries", "error", "evicted", "load", "matched", "steps")
+    __slots__ = ("agents", "built", "error", "evicted", "first", "load", "matched", "raw", "steps")
 
     def __init__(self, load: Any, steps: int, agents: Mapping[str, Any]) -> None:
         self.load = load
         self.steps = steps
         self.agents = agents
-        self.entries: list[dict[str, Any]] | None = None
+        self.raw: list[Mapping[str, Any]] | None = None
+        self.built: list[dict[str, Any] | None] = []
+        self.first = 1
         self.evicted = False
         self.error: str | None = None
         #: where text -> the entry it matched ("call (tool, step N)"), for evidence
         self.matched: dict[str, str] = {}
 
-    def read(self) -> list[dict[str, Any]]:
+    def events(self) -> list[Mapping[str, Any]]:
+        """The stored events, oldest first (read once; a store fault is remembered)."""
         if self.error is not None:
             raise ConditionError(self.error)
-        if self.entries is None:
+        if self.raw is None:
             try:
-                events = self.load()
+                raw = self.load()
             except StoreError as exc:
                 self.error = f"history: the state store failed: {exc}"
                 raise ConditionError(self.error) from None
-            n = len(events)
             # one event per step: the newest event is the run's last step (at least: a decision
             # made since the run's state was read may have added one)
-            first = max(self.steps - n + 1, 1)
-            self.entries = [_entry(ev, first + i) for i, ev in enumerate(events)]
-            self.evicted = first > 1
-        return self.entries
+            self.first = max(self.steps - len(raw) + 1, 1)
+            self.evicted = self.first > 1
+            self.raw = raw
+            self.built = [None] * len(raw)
+        return self.raw
+
+    def entry(self, i: int) -> dict[str, Any]:
+        """Event ``i`` as conditions read it (built on first use)."""
+        got = self.built[i]
+        if got is None:
+            got = self.built[i] = _entry(self.raw[i], self.first + i)  # type: ignore[index]
+        return got
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every entry, oldest first."""
+        return [self.entry(i) for i in range(len(self.events()))]
 
 
 def history_root(run: RunView | None) -> list[dict[str, Any]] | Unreadable:
@@ -148,11 +162,12 @@ def _entry(ev: Mapping[str, Any], step: int) -> dict[str, Any]:
     }
 
 
-def _matches(mark: EventMark, entry: Mapping[str, Any], agents: Mapping[str, Any]) -> bool:
-    if mark.kind is not None and entry["kind"] != mark.kind.value:
+def _matches(mark: EventMark, ev: Mapping[str, Any], agents: Mapping[str, Any]) -> bool:
+    """Whether a stored event matches the clause's event (kind and target)."""
+    if mark.kind is not None and ev.get("kind") != mark.kind.value:
         return False
     t = mark.target
-    target = entry["target"]
+    target = ev.get("target", "")
     if t.any or target in t.names:
         return True
     if t.roles and mark.kind is ActionKind.DELEGATE:
@@ -174,22 +189,35 @@ def check_where(seq: SequenceCondition, view: View) -> bool:
     detail = run.detail if run is not None else None
     if detail is None:
         raise ConditionError(f"'{seq.text or seq.where.text}': the run's history is unknown")
-    entries = detail.read()
-    act = view.full_activation()
-    if "history" in seq.where.references:
-        act["history"] = history_root(run)
+    events = detail.events()
+    # the decision's own (lazy) activation, with ``earlier`` bound for this clause only: no
+    # compiled condition elsewhere can name ``earlier`` (E307), and it is removed afterwards
+    act = view.activation()
+    try:
+        return _search(seq, view, detail, events, act)
+    finally:
+        act.pop("earlier", None)
+
+
+def _search(
+    seq: SequenceCondition, view: View, detail: _Detail, events: list[Mapping[str, Any]], act: Any
+) -> bool:
+    assert seq.where is not None and seq.event is not None
     first_error: ConditionError | None = None
     reaches_back = True  # the window reaches past the oldest entry kept in detail
     now = view.now
-    for entry in reversed(entries):
-        if seq.within_steps is not None and detail.steps - entry["step"] >= seq.within_steps:
+    mark = seq.event
+    for i in range(len(events) - 1, -1, -1):
+        ev = events[i]
+        if seq.within_steps is not None and detail.steps - (detail.first + i) >= seq.within_steps:
             reaches_back = False
             break
-        if seq.within_seconds is not None and now - entry["at"] > seq.within_seconds:
+        if seq.within_seconds is not None and now - float(ev.get("at", 0.0)) > seq.within_seconds:
             reaches_back = False
             break
-        if not _matches(seq.event, entry, detail.agents):
+        if not _matches(mark, ev, detail.agents):  # on the stored event: no entry built
             continue
+        entry = detail.entry(i)
         act["earlier"] = entry
         try:
             if check_condition(seq.where, act):

@@ -89,6 +89,7 @@ def call_fingerprint(view: View) -> str:
 
 
 _NO_BATCH = Batch(now=0.0)
+_NO_LABELS: frozenset[str] = frozenset()
 
 
 class BatchPlan:
@@ -219,7 +220,7 @@ def plan_batch(
             reserve = ReserveOp(hold, tuple(lines), HOLD_TTL_S)
         run = req.run
         # every policy keeps run labels when a request names a run (docs/semantics.md 8.1)
-        entered = entered_labels(view) if run else frozenset()
+        entered = entered_labels(view) if run else _NO_LABELS
         if run and (policy.marks or policy.uses_run_state or entered):
             marks = frozenset(m.id for m in policy.marks if mark_matches(m, view))
             if entered:

@@ -72,8 +72,11 @@ class _Run:
     labels: set[str] = field(default_factory=set)
     marks: dict[str, tuple[int, float]] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
-    #: decision id -> its settlement's history detail (JSON), see put_result
-    results: dict[str, str] = field(default_factory=dict)
+    #: decision id -> its settlement's history detail (as JSON gives it back), see put_result
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the events as JSON gives them back, parsed once (history_detail hands out shallow copies:
+    #: readers never change what they are given)
+    parsed: list[dict[str, Any]] = field(default_factory=list)
     expires_at: float = float("inf")
     #: run grant instances by id, lowest first (charter.engine.grants)
     grants: dict[str, GrantRecord] = field(default_factory=dict)
@@ -151,7 +154,9 @@ class MemoryStore:
                 if not blocked:
                     r.steps += 1
                     step = r.steps
-                    r.events.append(dumps(ev.event))
+                    text = dumps(ev.event)
+                    r.events.append(text)
+                    r.parsed.append(json.loads(text))
                     r.labels.update(ev.labels)
                     for m in ev.marks:
                         r.marks[m] = (step, now)
@@ -385,7 +390,7 @@ class MemoryStore:
     ) -> None:
         with self._lock:
             r = self._run(run_key, now)
-            r.results[decision] = dumps(doc)
+            r.results[decision] = json.loads(dumps(doc))
             r.expires_at = now + ttl_s
 
     def history_detail(self, run_key: str, limit: int) -> list[dict[str, Any]]:
@@ -393,16 +398,16 @@ class MemoryStore:
             r = self._runs.get(run_key)
             if r is None or limit <= 0:
                 return []
-            events = r.events[-limit:]
+            events = r.parsed[-limit:]
             results = r.results
-        out = []
-        for raw in events:
-            ev = json.loads(raw)
-            got = results.get(str(ev.get("decision")))
-            if got is not None:
-                ev["settlement"] = json.loads(got)
-            out.append(ev)
-        return out
+            out = []
+            for parsed in events:
+                ev = dict(parsed)
+                got = results.get(str(ev.get("decision")))
+                if got is not None:
+                    ev["settlement"] = got
+                out.append(ev)
+            return out
 
     # ------------------------------------------------------------------ stops
     def set_stop(self, rec: StopRecord) -> None:
