@@ -60,6 +60,12 @@ def test_the_honest_request_is_allowed() -> None:
         {"to": [USER, {"sources": [{"from": "user"}], "trust": "me"}]},  # unknown key
         {"to": [USER, "user"]},  # not an object
         {"to": [USER, {"labels": "user"}]},  # labels as a text
+        {"to": [USER, {"sources": [{"from": ["user"]}]}]},  # an origin that is not a text
+        {"to": [USER, {"sources": [{"call": "r1:x", "field": ".a"}]}]},  # leading dot
+        {"to": [USER, {"sources": [{"call": "r1:x", "field": "a."}]}]},  # trailing dot
+        {"to": [USER, {"sources": [{"call": "r1:x", "field": ""}]}]},  # empty path
+        {"to": [USER, {"sources": [{"call": "r1:x", "field": 3}]}]},  # path not a text
+        {"to": [USER, {"sources": [{"call": "r1:x", "field": "id", "tool": "contacts.search"}]}]},  # a claim
         [USER],  # not an object
         "user",
     ],

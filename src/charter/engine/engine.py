@@ -128,8 +128,6 @@ class Engine:
         self._reads_history = policy.uses_run_state
         #: the policy declares run grant kinds (granted(), run.grants)
         self._grants = bool(policy.grant_kinds)
-        #: ``where`` clauses read the run's entries in detail (engine/history.py)
-        self._history_detail = policy.history_detail
         #: the in-memory store's live stop table (never rebound; empty: nothing is stopped),
         #: or a table that is never empty for other stores (their stops live in the store)
         self._stops: Mapping[Any, Any] = store.stops_table if in_memory else {None: None}  # type: ignore[attr-defined]
@@ -183,7 +181,7 @@ class Engine:
                 view.run.grants = rs.grants
                 if self._grants:
                     view.run.table = GrantTable(self.policy, view, rs.grants)
-            if self._history_detail:
+            if self.policy.history_detail:
                 attach_loader(view.run, self.store, f"run:{req.run}", self.policy)
         # 3. select and plan (the planner's memo read inline: Planner.plan's key, a frame less)
         plan = self._plans.get(

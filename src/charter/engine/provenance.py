@@ -135,11 +135,37 @@ def _path(v: Any, where: str) -> str:
     return path
 
 
+_USER_SOURCE, _AGENT_SOURCE = Source("user"), Source("agent")
+#: the commonest entries, checked once (entries are immutable, so they are shared)
+_COMMON: tuple[tuple[dict[str, Any], Entry], ...] = (
+    ({"sources": [{"from": "user"}]}, Entry((), (_USER_SOURCE,))),
+    ({"sources": [{"from": "agent"}]}, Entry((), (_AGENT_SOURCE,))),
+)
+#: call sources already built, by (call id, field): one request names a few calls many times
+_CALL_SOURCES: dict[tuple[str, str], Source] = {}
+_CALL_SOURCES_MAX = 4096
+#: entries of one source and no labels, by their source
+_ONE_SOURCE: dict[Source, Entry] = {}
+
+
+def _call_source(call: str, field: str) -> Source:
+    key = (call, field)
+    s = _CALL_SOURCES.get(key)
+    if s is None:
+        if len(_CALL_SOURCES) >= _CALL_SOURCES_MAX:
+            _CALL_SOURCES.clear()  # bounded: a cache, never a record
+        s = _CALL_SOURCES[key] = Source("call", call, field)
+    return s
+
+
 def _entry(e: Any, where: str) -> Entry:
     if e.__class__ is not dict:
         raise _fail(where, "a provenance entry is an object with 'sources' and/or 'labels'")
-    extra = set(e) - {"sources", "labels"}
-    if extra:
+    for shape, entry in _COMMON:
+        if e == shape:
+            return entry
+    if len(e) > ("sources" in e) + ("labels" in e):
+        extra = set(e) - {"sources", "labels"}
         raise _fail(where, f"unknown key {sorted(extra)[0]!r} (an entry has 'sources' and 'labels')")
     labels = e.get("labels", [])
     if labels.__class__ is not list or len(labels) > MAX_PER_VALUE:
@@ -153,22 +179,43 @@ def _entry(e: Any, where: str) -> Entry:
         raise _fail(f"{where}.sources", f"a list of at most {MAX_PER_VALUE} sources")
     out: list[Source] = []
     for i, s in enumerate(sources):
-        sw = f"{where}.sources[{i}]"
         if s.__class__ is not dict:
+            sw = f"{where}.sources[{i}]"
             raise _fail(sw, 'a source is {"from": "user" | "agent"} or {"call": ID, "field"?: PATH}')
         if "from" in s:
-            if len(s) != 1 or s["from"] not in _FROM:
-                raise _fail(sw, 'a source "from" is "user" or "agent", alone')
-            out.append(Source(s["from"]))
+            if len(s) != 1 or s["from"].__class__ is not str or s["from"] not in _FROM:
+                raise _fail(f"{where}.sources[{i}]", 'a source "from" is "user" or "agent", alone')
+            out.append(_USER_SOURCE if s["from"] == "user" else _AGENT_SOURCE)
         elif "call" in s:
-            if set(s) - {"call", "field"}:
-                raise _fail(sw, 'a call source has "call" and optionally "field"')
-            call = _name(s["call"], f"{sw}.call", "a call id")
-            field = _path(s["field"], f"{sw}.field") if "field" in s else ""
-            out.append(Source("call", call, field))
+            if len(s) > 1 + ("field" in s):
+                raise _fail(f"{where}.sources[{i}]", 'a call source has "call" and optionally "field"')
+            call = s["call"]
+            field = s.get("field", "")
+            # the checks in full only for what the common case cannot prove (a short text id,
+            # a simple field path)
+            if call.__class__ is not str or not 0 < len(call) <= MAX_PATH:
+                _name(call, f"{where}.sources[{i}].call", "a call id")
+            if "field" in s and (
+                field.__class__ is not str
+                or not 0 < len(field) <= MAX_PATH
+                or ".." in field
+                or field[0] == "."
+                or field[-1] == "."
+                or field.count(".") >= MAX_PATH_PARTS
+            ):
+                _path(field, f"{where}.sources[{i}].field")
+            out.append(_call_source(call, field))
         else:
+            sw = f"{where}.sources[{i}]"
             raise _fail(sw, 'a source is {"from": "user" | "agent"} or {"call": ID, "field"?: PATH}')
-    return Entry(tuple(sorted(set(labels))), tuple(out))
+    if not labels and len(out) == 1:  # one source, no labels: the usual entry, built once
+        found = _ONE_SOURCE.get(out[0])
+        if found is None:
+            if len(_ONE_SOURCE) >= _CALL_SOURCES_MAX:
+                _ONE_SOURCE.clear()
+            found = _ONE_SOURCE[out[0]] = Entry((), (out[0],))
+        return found
+    return Entry(tuple(sorted(set(labels))) if labels else (), tuple(out))
 
 
 def check_provenance(provenance: Any, args: Mapping[str, Any]) -> Mapping[str, Entry | tuple[Entry, ...]]:
