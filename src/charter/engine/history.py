@@ -73,7 +73,7 @@ def settlement_detail(
 class _Detail:
     """A run's entries in detail, read from the store once per decision on first use."""
 
-    __slots__ = ("agents", "built", "error", "evicted", "first", "load", "matched", "raw", "steps")
+    __slots__ = ("agents", "built", "error", "evicted", "first", "load", "matched", "parts", "raw", "steps")
 
     def __init__(self, load: Any, steps: int, agents: Mapping[str, Any]) -> None:
         self.load = load
@@ -81,6 +81,8 @@ class _Detail:
         self.agents = agents
         self.raw: list[Mapping[str, Any]] | None = None
         self.built: list[dict[str, Any] | None] = []
+        #: entries with only the fields ``where`` clauses read so far (see ``part``)
+        self.parts: list[dict[str, Any] | None] = []
         self.first = 1
         self.evicted = False
         self.error: str | None = None
@@ -103,6 +105,7 @@ class _Detail:
             self.evicted = self.first > 1
             self.raw = raw
             self.built = [None] * len(raw)
+            self.parts = [None] * len(raw)
         return self.raw
 
     def entry(self, i: int) -> dict[str, Any]:
@@ -111,6 +114,25 @@ class _Detail:
         if got is None:
             got = self.built[i] = _entry(self.raw[i], self.first + i)  # type: ignore[index]
         return got
+
+    def part(self, i: int, fields: frozenset[str] | None) -> dict[str, Any]:
+        """Event ``i`` with at least ``fields`` built (all of them for None): a ``where`` that
+        reads only ``earlier.result.id`` never sees, so never pays for, the other fields."""
+        got = self.built[i]
+        if got is not None:
+            return got
+        if fields is None:
+            return self.entry(i)
+        part = self.parts[i]
+        if part is None:
+            part = self.parts[i] = {}
+        ev = self.raw[i]  # type: ignore[index]
+        for name in fields:
+            if name not in part:
+                build = _FIELDS.get(name)
+                if build is not None:  # a field entries lack reads as "no such key", as in the whole entry
+                    part[name] = build(ev, self.first + i)
+        return part
 
     def read(self) -> list[dict[str, Any]]:
         """Every entry, oldest first."""
@@ -143,23 +165,33 @@ def attach_loader(run: RunView, store: StateStore, run_key: str, policy: Compile
 
 def _entry(ev: Mapping[str, Any], step: int) -> dict[str, Any]:
     """One history entry as conditions read it (``earlier``; cut values unreadable)."""
-    st = ev.get("settlement") or {}
-    kind = str(ev.get("kind", ""))
-    target = str(ev.get("target", ""))
-    labels = sorted({*ev.get("labels", ()), *st.get("labels", ())})
-    return {
-        "call": str(ev.get("call") or ev.get("decision", "")),
-        "step": step,
-        "at": float(ev.get("at", 0.0)),
-        "agent": str(ev.get("agent", "")),
-        "kind": kind,
-        "tool": target if kind == "call" else "",
-        "target": target,
-        "outcome": str(st.get("outcome", "")),
-        "args": restore(ev.get("args") or {}, ev.get("cut") or {}, "earlier.args"),
-        "result": restore(st.get("result") or {}, st.get("cut") or {}, "earlier.result"),
-        "labels": labels,
-    }
+    return {name: build(ev, step) for name, build in _FIELDS.items()}
+
+
+def _settlement(ev: Mapping[str, Any]) -> Mapping[str, Any]:
+    return ev.get("settlement") or {}
+
+
+def _tool(ev: Mapping[str, Any], step: int) -> str:
+    return str(ev.get("target", "")) if str(ev.get("kind", "")) == "call" else ""
+
+
+#: each field of an entry, built from the stored event (and its step); the order is the entry's
+_FIELDS: dict[str, Any] = {
+    "call": lambda ev, step: str(ev.get("call") or ev.get("decision", "")),
+    "step": lambda ev, step: step,
+    "at": lambda ev, step: float(ev.get("at", 0.0)),
+    "agent": lambda ev, step: str(ev.get("agent", "")),
+    "kind": lambda ev, step: str(ev.get("kind", "")),
+    "tool": _tool,
+    "target": lambda ev, step: str(ev.get("target", "")),
+    "outcome": lambda ev, step: str(_settlement(ev).get("outcome", "")),
+    "args": lambda ev, step: restore(ev.get("args") or {}, ev.get("cut") or {}, "earlier.args"),
+    "result": lambda ev, step: restore(
+        _settlement(ev).get("result") or {}, _settlement(ev).get("cut") or {}, "earlier.result"
+    ),
+    "labels": lambda ev, step: sorted({*ev.get("labels", ()), *_settlement(ev).get("labels", ())}),
+}
 
 
 def _matches(mark: EventMark, ev: Mapping[str, Any], agents: Mapping[str, Any]) -> bool:
@@ -207,6 +239,10 @@ def _search(
     reaches_back = True  # the window reaches past the oldest entry kept in detail
     now = view.now
     mark = seq.event
+    fields = seq.earlier_fields
+    where = seq.where
+    budget = act.cel_budget  # the decision's CEL work: each entry checked is one step of a search
+    step_cost = seq.step_cost
     for i in range(len(events) - 1, -1, -1):
         ev = events[i]
         if seq.within_steps is not None and detail.steps - (detail.first + i) >= seq.within_steps:
@@ -217,11 +253,14 @@ def _search(
             break
         if not _matches(mark, ev, detail.agents):  # on the stored event: no entry built
             continue
-        entry = detail.entry(i)
-        act["earlier"] = entry
+        budget.cost += step_cost
+        if budget.cost > budget.max_cost:
+            raise ConditionError(f"condition '{where.text}': cost limit exceeded (searching the run's history)")
+        act["earlier"] = detail.part(i, fields)
         try:
-            if check_condition(seq.where, act):
-                detail.matched[seq.where.text] = f"{entry['call']} ({entry['target']}, step {entry['step']})"
+            if check_condition(where, act):
+                call = _FIELDS["call"](ev, detail.first + i)
+                detail.matched[where.text] = f"{call} ({ev.get('target', '')}, step {detail.first + i})"
                 return seq.after
         except ConditionError as exc:
             first_error = first_error or exc
