@@ -114,7 +114,7 @@ def instructions(entries: int, case: str, n: int) -> int:
             check=True, capture_output=True,
         )  # fmt: skip
         text = subprocess.run(
-            ["callgrind_annotate", "--inclusive=yes", out], check=True, capture_output=True, text=True
+            ["callgrind_annotate", "--inclusive=yes", "--threshold=100", out], check=True, capture_output=True, text=True
         ).stdout
     for line in text.splitlines():
         if "_CallPythonObject" in line or "closure_fcn" in line:

@@ -128,10 +128,9 @@ class _Detail:
             part = self.parts[i] = {}
         ev = self.raw[i]  # type: ignore[index]
         for name in fields:
-            if name not in part:
-                build = _FIELDS.get(name)
-                if build is not None:  # a field entries lack reads as "no such key", as in the whole entry
-                    part[name] = build(ev, self.first + i)
+            if name not in part and name in _FIELDS:
+                # (a field entries lack is left out: it reads as "no such key", as in the whole entry)
+                part[name] = _FIELDS[name](ev, self.first + i)
         return part
 
     def read(self) -> list[dict[str, Any]]:
@@ -172,6 +171,11 @@ def _settlement(ev: Mapping[str, Any]) -> Mapping[str, Any]:
     return ev.get("settlement") or {}
 
 
+def _result(ev: Mapping[str, Any], step: int) -> Any:
+    st = ev.get("settlement") or {}
+    return restore(st.get("result") or {}, st.get("cut") or {}, "earlier.result")
+
+
 def _tool(ev: Mapping[str, Any], step: int) -> str:
     return str(ev.get("target", "")) if str(ev.get("kind", "")) == "call" else ""
 
@@ -187,9 +191,7 @@ _FIELDS: dict[str, Any] = {
     "target": lambda ev, step: str(ev.get("target", "")),
     "outcome": lambda ev, step: str(_settlement(ev).get("outcome", "")),
     "args": lambda ev, step: restore(ev.get("args") or {}, ev.get("cut") or {}, "earlier.args"),
-    "result": lambda ev, step: restore(
-        _settlement(ev).get("result") or {}, _settlement(ev).get("cut") or {}, "earlier.result"
-    ),
+    "result": _result,
     "labels": lambda ev, step: sorted({*ev.get("labels", ()), *_settlement(ev).get("labels", ())}),
 }
 
@@ -239,20 +241,32 @@ def _search(
     reaches_back = True  # the window reaches past the oldest entry kept in detail
     now = view.now
     mark = seq.event
+    # the event's matcher, taken apart once (``_matches`` decides what this does not)
+    kind = mark.kind._value_ if mark.kind is not None else None
+    any_target = mark.target.any
+    names = mark.target.names
+    roles = mark.target.roles and mark.kind is ActionKind.DELEGATE
     fields = seq.earlier_fields
     where = seq.where
     budget = act.cel_budget  # the decision's CEL work: each entry checked is one step of a search
     step_cost = seq.step_cost
+    within_steps = seq.within_steps
+    within_seconds = seq.within_seconds
+    last = detail.steps - detail.first  # steps back from the newest step to entry 0
     for i in range(len(events) - 1, -1, -1):
         ev = events[i]
-        if seq.within_steps is not None and detail.steps - (detail.first + i) >= seq.within_steps:
+        if within_steps is not None and last - i >= within_steps:
             reaches_back = False
             break
-        if seq.within_seconds is not None and now - float(ev.get("at", 0.0)) > seq.within_seconds:
+        if within_seconds is not None and now - float(ev.get("at", 0.0)) > within_seconds:
             reaches_back = False
             break
-        if not _matches(mark, ev, detail.agents):  # on the stored event: no entry built
+        # on the stored event: no entry is built for an event the clause does not name
+        if kind is not None and ev.get("kind") != kind:
             continue
+        if not any_target and ev.get("target", "") not in names:
+            if not roles or not _matches(mark, ev, detail.agents):
+                continue
         budget.cost += step_cost
         if budget.cost > budget.max_cost:
             raise ConditionError(f"condition '{where.text}': cost limit exceeded (searching the run's history)")
