@@ -64,7 +64,10 @@ def setup(entries: int, case: str) -> tuple[Any, dict[str, Any]]:
     # add an entry to the run and change what the next decision reads)
     req = {
         "actor": {"id": "bot"},
-        "action": {"target": "mail.archive" if case == "none" else "mail.delete", "args": {"message_id": target}},
+        "action": {
+            "target": "mail.archive" if case == "none" else "mail.delete",
+            "args": {"message_id": target},
+        },
         "context": {"run": "r"},
     }
     d = engine.decide(req)
@@ -114,7 +117,10 @@ def instructions(entries: int, case: str, n: int) -> int:
             check=True, capture_output=True,
         )  # fmt: skip
         text = subprocess.run(
-            ["callgrind_annotate", "--inclusive=yes", "--threshold=100", out], check=True, capture_output=True, text=True
+            ["callgrind_annotate", "--inclusive=yes", "--threshold=100", out],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     for line in text.splitlines():
         if "_CallPythonObject" in line or "closure_fcn" in line:

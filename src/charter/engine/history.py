@@ -264,12 +264,17 @@ def _search(
         # on the stored event: no entry is built for an event the clause does not name
         if kind is not None and ev.get("kind") != kind:
             continue
-        if not any_target and ev.get("target", "") not in names:
-            if not roles or not _matches(mark, ev, detail.agents):
-                continue
+        if (
+            not any_target
+            and ev.get("target", "") not in names
+            and (not roles or not _matches(mark, ev, detail.agents))
+        ):
+            continue
         budget.cost += step_cost
         if budget.cost > budget.max_cost:
-            raise ConditionError(f"condition '{where.text}': cost limit exceeded (searching the run's history)")
+            raise ConditionError(
+                f"condition '{where.text}': cost limit exceeded (searching the run's history)"
+            )
         act["earlier"] = detail.part(i, fields)
         try:
             if check_condition(where, act):
