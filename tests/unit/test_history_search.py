@@ -171,3 +171,31 @@ def test_each_entry_checked_is_charged_to_the_decisions_budget(monkeypatch: pyte
     assert _delete(e, "m-39").outcome is Outcome.DENY  # the newest matches within the budget
     monkeypatch.setattr(view_module, "DECISION_COST", 300)
     assert _delete(e, "m-nowhere2").outcome is Outcome.ALLOW
+
+
+def test_a_part_kept_across_decisions_never_outlives_its_event() -> None:
+    # the memory store replaces an event's dict when it is settled: the part built before the
+    # settlement (no result) is not reused after it
+    e = charter.Engine(charter.loads(SEARCH))
+    assert e._history_parts is not None  # the memory store: parts are kept across decisions
+    d = e.decide(
+        {
+            "actor": {"id": "a"},
+            "action": {"target": "mail.send", "args": {"body": "b"}},
+            "context": {"run": "r"},
+        }
+    )
+    before = _delete(e, "m-1")  # unsettled: no result.id to compare, so closed
+    assert before.outcome is Outcome.DENY and any("no such key" in f.error for f in before.failures)
+    e.settle(d.id, result={"id": "m-1"})
+    assert _delete(e, "m-2").outcome is Outcome.ALLOW  # m-1 was sent: m-2 was not
+    after = _delete(e, "m-1")
+    assert (after.outcome, tuple(after.failures)) == (Outcome.DENY, ())
+    assert [h.id for h in after.rules] == ["delete-own-mail"]
+
+
+def test_parts_are_kept_only_on_the_memory_store(tmp_path: Any) -> None:
+    from charter.state import open_store
+
+    e = charter.Engine(charter.loads(SEARCH), store=open_store(f"sqlite:///{tmp_path}/s.db"))
+    assert e._history_parts is None

@@ -16,7 +16,7 @@ from charter.engine.decision import Decision, Failure, RuleHit
 from charter.engine.evaluate import Verdict
 from charter.engine.finish import DecisionBuilder, evidence
 from charter.engine.gates import HumanGates, not_recorded
-from charter.engine.history import attach_loader
+from charter.engine.history import PartCache, attach_loader
 from charter.engine.obligations import NONE, ApprovalGate, Escalation, HumanRecord, Obligations
 from charter.engine.observe import Observer, Observers
 from charter.engine.plan import Planner
@@ -125,6 +125,10 @@ class Engine:
         self._units = policy.units
         self._rules = {r.id: r for r in policy.rules}
         self._reads_history = policy.uses_run_state
+        #: parts of history entries built by earlier decisions (engine/history.py): only on the
+        #: memory store, which hands out the events it keeps (another store's events are new objects
+        #: at each read, so a cache would only hold them in memory)
+        self._history_parts: PartCache | None = {} if getattr(store, "backend", "") == "memory" else None
         #: the in-memory store's live stop table (never rebound; empty: nothing is stopped),
         #: or a table that is never empty for other stores (their stops live in the store)
         self._stops: Mapping[Any, Any] = store.stops_table if in_memory else {None: None}  # type: ignore[attr-defined]
@@ -173,7 +177,7 @@ class Engine:
                 return self._conclude(did, view, _failed(Ruling(_NO_VERDICT), f"state store: {exc}"), t0)
             view.run = RunView(rs.steps, rs.labels, rs.marks)
             if self.policy.history_detail:
-                attach_loader(view.run, self.store, f"run:{req.run}", self.policy)
+                attach_loader(view.run, self.store, f"run:{req.run}", self.policy, self._history_parts)
         # 3. select and plan (the planner's memo read inline: Planner.plan's key, a frame less)
         plan = self._plans.get(
             (

@@ -25,6 +25,8 @@ from charter.state import StateStore, StoreError
 
 __all__ = [
     "DETAIL_CALLS",
+    "PART_CACHE",
+    "PartCache",
     "attach_loader",
     "check_where",
     "decision_detail",
@@ -70,13 +72,23 @@ def settlement_detail(
     return doc, failures
 
 
+#: stored event's id -> (the event, its step, the part of its entry built so far); see _Detail.shared
+PartCache = dict[int, tuple[Mapping[str, Any], int, dict[str, Any]]]
+#: parts an engine keeps across decisions (all of them dropped when full)
+PART_CACHE = 8192
+
+
 class _Detail:
     """A run's entries in detail, read from the store once per decision on first use."""
 
-    __slots__ = ("agents", "built", "error", "evicted", "first", "load", "matched", "parts", "raw", "steps")
+    __slots__ = ("agents", "built", "cache", "error", "evicted", "first", "load", "matched", "parts", "raw",
+                 "steps")  # fmt: skip
 
-    def __init__(self, load: Any, steps: int, agents: Mapping[str, Any]) -> None:
+    def __init__(
+        self, load: Any, steps: int, agents: Mapping[str, Any], cache: PartCache | None = None
+    ) -> None:
         self.load = load
+        self.cache = cache
         self.steps = steps
         self.agents = agents
         self.raw: list[Mapping[str, Any]] | None = None
@@ -124,13 +136,32 @@ class _Detail:
         if fields is None:
             return self.entry(i)
         part = self.parts[i]
-        if part is None:
-            part = self.parts[i] = {}
         ev = self.raw[i]  # type: ignore[index]
+        step = self.first + i
+        if part is None:
+            part = self.parts[i] = self.shared(ev, step)
         for name in fields:
             if name not in part and name in _FIELDS:
                 # (a field entries lack is left out: it reads as "no such key", as in the whole entry)
-                part[name] = _FIELDS[name](ev, self.first + i)
+                part[name] = _FIELDS[name](ev, step)
+        return part
+
+    def shared(self, ev: Mapping[str, Any], step: int) -> dict[str, Any]:
+        """The part built for this very stored event (the same object, at the same step) by an
+        earlier decision, or a new one kept for later ones: a store that hands out the events it
+        keeps (the memory store) has each field built once, not once per decision."""
+        cache = self.cache
+        if cache is None:
+            return {}
+        key = id(ev)
+        hit = cache.get(key)
+        # INVARIANT: the cache holds ``ev`` itself, so ``id(ev)`` cannot name another object
+        if hit is not None and hit[0] is ev and hit[1] == step:
+            return hit[2]
+        if len(cache) >= PART_CACHE:
+            cache.clear()
+        part: dict[str, Any] = {}
+        cache[key] = (ev, step, part)
         return part
 
     def read(self) -> list[dict[str, Any]]:
@@ -157,9 +188,12 @@ def history_root(run: RunView | None) -> list[dict[str, Any]] | Unreadable:
     return entries
 
 
-def attach_loader(run: RunView, store: StateStore, run_key: str, policy: CompiledPolicy) -> None:
-    """Let ``where`` clauses read the run's last ``DETAIL_CALLS`` entries (lazily, at most once)."""
-    run.detail = _Detail(lambda: store.history_detail(run_key, DETAIL_CALLS), run.steps, policy.agents)
+def attach_loader(
+    run: RunView, store: StateStore, run_key: str, policy: CompiledPolicy, cache: PartCache | None = None
+) -> None:
+    """Let ``where`` clauses read the run's last ``DETAIL_CALLS`` entries (lazily, at most once);
+    ``cache``: the engine's parts of entries built by earlier decisions."""
+    run.detail = _Detail(lambda: store.history_detail(run_key, DETAIL_CALLS), run.steps, policy.agents, cache)
 
 
 def _entry(ev: Mapping[str, Any], step: int) -> dict[str, Any]:
