@@ -66,9 +66,9 @@ def _same(a: Any, b: Any) -> bool:
     t = type(a)
     if t is type(b):
         if t is str or t is bool:
-            return a == b  # type: ignore[no-any-return]
+            return a == b
         if t is int and _INT_MIN <= a <= _INT_MAX and _INT_MIN <= b <= _INT_MAX:
-            return a == b  # type: ignore[no-any-return]
+            return a == b
     raise _Fallback
 
 

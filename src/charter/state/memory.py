@@ -148,9 +148,9 @@ class MemoryStore:
                     r.events.append(text)
                     parsed = json.loads(text)
                     decision = str(parsed.get("decision"))
-                    got = r.results.get(decision)
-                    if got is not None:
-                        parsed["settlement"] = got
+                    settled = r.results.get(decision)
+                    if settled is not None:
+                        parsed["settlement"] = settled
                     r.index[decision] = len(r.parsed)
                     r.parsed.append(parsed)
                     r.labels.update(ev.labels)
