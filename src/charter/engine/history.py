@@ -17,7 +17,7 @@ from typing import Any
 
 from charter.cel.history import DETAIL_CALLS, Unreadable, convert, keep_values, restore
 from charter.engine.decision import Failure
-from charter.engine.evaluate import ConditionError, check_condition
+from charter.engine.evaluate import ConditionError, condition_error
 from charter.engine.policy import CompiledPolicy, EventMark, SequenceCondition, ToolInfo
 from charter.engine.view import RunView, View
 from charter.enums import ActionKind
@@ -284,6 +284,8 @@ def _search(
     where = seq.where
     budget = act.cel_budget  # the decision's CEL work: each entry checked is one step of a search
     step_cost = seq.step_cost
+    fn = where.fn
+    assert not where.negate
     within_steps = seq.within_steps
     within_seconds = seq.within_seconds
     last = detail.steps - detail.first  # steps back from the newest step to entry 0
@@ -310,13 +312,21 @@ def _search(
                 f"condition '{where.text}': cost limit exceeded (searching the run's history)"
             )
         act["earlier"] = detail.part(i, fields)
+        # the compiled condition called directly (a where is never negated); anything but
+        # true/false is the error check_condition gives
         try:
-            if check_condition(where, act):
-                call = _FIELDS["call"](ev, detail.first + i)
-                detail.matched[where.text] = f"{call} ({ev.get('target', '')}, step {detail.first + i})"
-                return seq.after
-        except ConditionError as exc:
-            first_error = first_error or exc
+            held = fn(act)
+        except RecursionError:
+            first_error = first_error or ConditionError(f"condition '{where.text}' is too deep to evaluate")
+            continue
+        if held is False:
+            continue
+        if held is not True:
+            first_error = first_error or condition_error(where, held)
+            continue
+        call = _FIELDS["call"](ev, detail.first + i)
+        detail.matched[where.text] = f"{call} ({ev.get('target', '')}, step {detail.first + i})"
+        return seq.after
     if first_error is not None:
         raise first_error
     if detail.evicted and reaches_back:
