@@ -60,6 +60,18 @@ def _in_str(x: str, c: Any) -> bool:
     raise _Fallback
 
 
+def _same(a: Any, b: Any) -> bool:
+    """``a == b`` for two values read from the activation: exact when both are texts, both
+    booleans or both 64-bit integers (where CEL equality is Python's); anything else falls back."""
+    t = type(a)
+    if t is type(b):
+        if t is str or t is bool:
+            return a == b
+        if t is int and _INT_MIN <= a <= _INT_MAX and _INT_MIN <= b <= _INT_MAX:
+            return a == b
+    raise _Fallback
+
+
 #: Longest text (and largest container for ``in``) handled here; see the module docstring.
 _MAX_TEXT = 4096
 
@@ -180,6 +192,9 @@ class _Gen:
         left = self.gen(n.left)
         right = self.gen(n.right)
         kind = left[1] or right[1]
+        if kind is None and op in ("==", "!="):  # two values read from the activation
+            same = f"_same({left[0]}, {right[0]})"
+            return (same if op == "==" else f"(not {same})", "bool")
         if kind not in _ORDERED_KINDS:
             raise _NoFast
         return (
@@ -282,6 +297,7 @@ def build_fast(
     namespace: dict[str, Any] = {
         "_fb": _fb,
         "_in_str": _in_str,
+        "_same": _same,
         "_SIZED": _SIZED,
         "_slow": slow,
         "__builtins__": {"type": type, "len": len, "str": str, "int": int, "float": float,

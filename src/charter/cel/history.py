@@ -103,7 +103,10 @@ def keep_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, st
 
 
 def restore(kept: Mapping[str, Any], cut: Mapping[str, str], where: str) -> dict[str, Any]:
-    """Kept values as a condition reads them: cut ones as :class:`CutValue`."""
+    """Kept values as a condition reads them: cut ones as :class:`CutValue` (``kept`` itself when
+    none was cut: conditions never change what they read)."""
+    if not cut:
+        return kept  # type: ignore[return-value]
     out = dict(kept)
     for name, digest in cut.items():
         out[name] = CutValue(f"{where}.{name}", str(digest))

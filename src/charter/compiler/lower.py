@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from charter.cel.provenance import PROVENANCE
+from charter.cel.syntax import size as cel_size
 from charter.compiler.resolve import RuleEntry, Symbols
 from charter.compiler.typecheck import (
     ConditionCompiler,
@@ -327,6 +328,8 @@ class Lowerer:
                         labels=frozenset(n.value for n in c.event.labels),
                         where=where,
                         event=self._events[mark] if c.where is not None else None,
+                        earlier_fields=earlier_fields(where.references) if where is not None else None,
+                        step_cost=cel_size(where.checked.node) + 1 if where is not None else 1,
                     )
                 )
                 self.out.uses_run_state = True
@@ -568,3 +571,18 @@ def _reads_run(references: frozenset[str]) -> bool:
 def to_micros(amount: float | Decimal) -> int:
     """Amounts in integer micro-units (exact sums on every store)."""
     return round(Decimal(str(amount)) * MICROS)
+
+
+def earlier_fields(references: frozenset[str]) -> frozenset[str] | None:
+    """The fields of ``earlier`` a ``where`` reads (``earlier.result.id`` reads ``result``);
+    None when it reads the entry whole (the checker then names plain ``earlier``: ``size(earlier)``,
+    ``earlier[k]``, ``'x' in earlier``, a named condition given ``earlier``)."""
+    out: set[str] = set()
+    for ref in references:
+        head, dot, rest = ref.partition(".")
+        if head != "earlier":
+            continue
+        if not dot:
+            return None
+        out.add(rest.partition(".")[0])
+    return frozenset(out)

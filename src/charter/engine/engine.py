@@ -18,6 +18,7 @@ from charter.engine.finish import DecisionBuilder, evidence
 from charter.engine.gates import HumanGates, not_recorded
 from charter.engine.grants import GrantTable, Run
 from charter.engine.history import attach_loader
+from charter.engine.history import PartCache, attach_loader
 from charter.engine.obligations import NONE, ApprovalGate, Escalation, HumanRecord, Obligations
 from charter.engine.observe import Observer, Observers
 from charter.engine.plan import Planner
@@ -128,6 +129,10 @@ class Engine:
         self._reads_history = policy.uses_run_state
         #: the policy declares run grant kinds (granted(), run.grants)
         self._grants = bool(policy.grant_kinds)
+        #: parts of history entries built by earlier decisions (engine/history.py): only on the
+        #: memory store, which hands out the events it keeps (another store's events are new objects
+        #: at each read, so a cache would only hold them in memory)
+        self._history_parts: PartCache | None = {} if getattr(store, "backend", "") == "memory" else None
         #: the in-memory store's live stop table (never rebound; empty: nothing is stopped),
         #: or a table that is never empty for other stores (their stops live in the store)
         self._stops: Mapping[Any, Any] = store.stops_table if in_memory else {None: None}  # type: ignore[attr-defined]
@@ -182,7 +187,7 @@ class Engine:
                 if self._grants:
                     view.run.table = GrantTable(self.policy, view, rs.grants)
             if self.policy.history_detail:
-                attach_loader(view.run, self.store, f"run:{req.run}", self.policy)
+                attach_loader(view.run, self.store, f"run:{req.run}", self.policy, self._history_parts)
         # 3. select and plan (the planner's memo read inline: Planner.plan's key, a frame less)
         plan = self._plans.get(
             (

@@ -31,10 +31,15 @@ def check_condition(cond: Condition, act: Mapping[str, Any]) -> bool:
         raise ConditionError(f"condition '{cond.text}' is too deep to evaluate") from None
     if value is True or value is False:
         return (not value) if cond.negate else value
+    raise condition_error(cond, value)
+
+
+def condition_error(cond: Condition, value: Any) -> ConditionError:
+    """The error of a condition that gave ``value``, not true or false (an error value's message)."""
     msg = getattr(value, "message", None)
     if msg is None:
         msg = f"gave {type(value).__name__}, not true or false"
-    raise ConditionError(f"condition '{cond.text}': {msg}")
+    return ConditionError(f"condition '{cond.text}': {msg}")
 
 
 def spend_amount(expr: Condition, view: View) -> float:

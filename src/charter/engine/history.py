@@ -17,7 +17,7 @@ from typing import Any
 
 from charter.cel.history import DETAIL_CALLS, Unreadable, convert, keep_values, restore
 from charter.engine.decision import Failure
-from charter.engine.evaluate import ConditionError, check_condition
+from charter.engine.evaluate import ConditionError, condition_error
 from charter.engine.policy import CompiledPolicy, EventMark, SequenceCondition, ToolInfo
 from charter.engine.view import RunView, View
 from charter.enums import ActionKind
@@ -25,6 +25,8 @@ from charter.state import StateStore, StoreError
 
 __all__ = [
     "DETAIL_CALLS",
+    "PART_CACHE",
+    "PartCache",
     "attach_loader",
     "check_where",
     "decision_detail",
@@ -70,17 +72,29 @@ def settlement_detail(
     return doc, failures
 
 
+#: stored event's id -> (the event, its step, the part of its entry built so far); see _Detail.shared
+PartCache = dict[int, tuple[Mapping[str, Any], int, dict[str, Any]]]
+#: parts an engine keeps across decisions (all of them dropped when full)
+PART_CACHE = 8192
+
+
 class _Detail:
     """A run's entries in detail, read from the store once per decision on first use."""
 
-    __slots__ = ("agents", "built", "error", "evicted", "first", "load", "matched", "raw", "steps")
+    __slots__ = ("agents", "built", "cache", "error", "evicted", "first", "load", "matched", "parts", "raw",
+                 "steps")  # fmt: skip
 
-    def __init__(self, load: Any, steps: int, agents: Mapping[str, Any]) -> None:
+    def __init__(
+        self, load: Any, steps: int, agents: Mapping[str, Any], cache: PartCache | None = None
+    ) -> None:
         self.load = load
+        self.cache = cache
         self.steps = steps
         self.agents = agents
         self.raw: list[Mapping[str, Any]] | None = None
         self.built: list[dict[str, Any] | None] = []
+        #: entries with only the fields ``where`` clauses read so far (see ``part``)
+        self.parts: list[dict[str, Any] | None] = []
         self.first = 1
         self.evicted = False
         self.error: str | None = None
@@ -103,6 +117,7 @@ class _Detail:
             self.evicted = self.first > 1
             self.raw = raw
             self.built = [None] * len(raw)
+            self.parts = [None] * len(raw)
         return self.raw
 
     def entry(self, i: int) -> dict[str, Any]:
@@ -111,6 +126,43 @@ class _Detail:
         if got is None:
             got = self.built[i] = _entry(self.raw[i], self.first + i)  # type: ignore[index]
         return got
+
+    def part(self, i: int, fields: frozenset[str] | None) -> dict[str, Any]:
+        """Event ``i`` with at least ``fields`` built (all of them for None): a ``where`` that
+        reads only ``earlier.result.id`` never sees, so never pays for, the other fields."""
+        got = self.built[i]
+        if got is not None:
+            return got
+        if fields is None:
+            return self.entry(i)
+        part = self.parts[i]
+        ev = self.raw[i]  # type: ignore[index]
+        step = self.first + i
+        if part is None:
+            part = self.parts[i] = self.shared(ev, step)
+        for name in fields:
+            if name not in part and name in _FIELDS:
+                # (a field entries lack is left out: it reads as "no such key", as in the whole entry)
+                part[name] = _FIELDS[name](ev, step)
+        return part
+
+    def shared(self, ev: Mapping[str, Any], step: int) -> dict[str, Any]:
+        """The part built for this very stored event (the same object, at the same step) by an
+        earlier decision, or a new one kept for later ones: a store that hands out the events it
+        keeps (the memory store) has each field built once, not once per decision."""
+        cache = self.cache
+        if cache is None:
+            return {}
+        key = id(ev)
+        hit = cache.get(key)
+        # INVARIANT: the cache holds ``ev`` itself, so ``id(ev)`` cannot name another object
+        if hit is not None and hit[0] is ev and hit[1] == step:
+            return hit[2]
+        if len(cache) >= PART_CACHE:
+            cache.clear()
+        part: dict[str, Any] = {}
+        cache[key] = (ev, step, part)
+        return part
 
     def read(self) -> list[dict[str, Any]]:
         """Every entry, oldest first."""
@@ -136,30 +188,46 @@ def history_root(run: RunView | None) -> list[dict[str, Any]] | Unreadable:
     return entries
 
 
-def attach_loader(run: RunView, store: StateStore, run_key: str, policy: CompiledPolicy) -> None:
-    """Let ``where`` clauses read the run's last ``DETAIL_CALLS`` entries (lazily, at most once)."""
-    run.detail = _Detail(lambda: store.history_detail(run_key, DETAIL_CALLS), run.steps, policy.agents)
+def attach_loader(
+    run: RunView, store: StateStore, run_key: str, policy: CompiledPolicy, cache: PartCache | None = None
+) -> None:
+    """Let ``where`` clauses read the run's last ``DETAIL_CALLS`` entries (lazily, at most once);
+    ``cache``: the engine's parts of entries built by earlier decisions."""
+    run.detail = _Detail(lambda: store.history_detail(run_key, DETAIL_CALLS), run.steps, policy.agents, cache)
 
 
 def _entry(ev: Mapping[str, Any], step: int) -> dict[str, Any]:
     """One history entry as conditions read it (``earlier``; cut values unreadable)."""
+    return {name: build(ev, step) for name, build in _FIELDS.items()}
+
+
+def _settlement(ev: Mapping[str, Any]) -> Mapping[str, Any]:
+    return ev.get("settlement") or {}
+
+
+def _result(ev: Mapping[str, Any], step: int) -> Any:
     st = ev.get("settlement") or {}
-    kind = str(ev.get("kind", ""))
-    target = str(ev.get("target", ""))
-    labels = sorted({*ev.get("labels", ()), *st.get("labels", ())})
-    return {
-        "call": str(ev.get("call") or ev.get("decision", "")),
-        "step": step,
-        "at": float(ev.get("at", 0.0)),
-        "agent": str(ev.get("agent", "")),
-        "kind": kind,
-        "tool": target if kind == "call" else "",
-        "target": target,
-        "outcome": str(st.get("outcome", "")),
-        "args": restore(ev.get("args") or {}, ev.get("cut") or {}, "earlier.args"),
-        "result": restore(st.get("result") or {}, st.get("cut") or {}, "earlier.result"),
-        "labels": labels,
-    }
+    return restore(st.get("result") or {}, st.get("cut") or {}, "earlier.result")
+
+
+def _tool(ev: Mapping[str, Any], step: int) -> str:
+    return str(ev.get("target", "")) if str(ev.get("kind", "")) == "call" else ""
+
+
+#: each field of an entry, built from the stored event (and its step); the order is the entry's
+_FIELDS: dict[str, Any] = {
+    "call": lambda ev, step: str(ev.get("call") or ev.get("decision", "")),
+    "step": lambda ev, step: step,
+    "at": lambda ev, step: float(ev.get("at", 0.0)),
+    "agent": lambda ev, step: str(ev.get("agent", "")),
+    "kind": lambda ev, step: str(ev.get("kind", "")),
+    "tool": _tool,
+    "target": lambda ev, step: str(ev.get("target", "")),
+    "outcome": lambda ev, step: str(_settlement(ev).get("outcome", "")),
+    "args": lambda ev, step: restore(ev.get("args") or {}, ev.get("cut") or {}, "earlier.args"),
+    "result": _result,
+    "labels": lambda ev, step: sorted({*ev.get("labels", ()), *_settlement(ev).get("labels", ())}),
+}
 
 
 def _matches(mark: EventMark, ev: Mapping[str, Any], agents: Mapping[str, Any]) -> bool:
@@ -207,24 +275,58 @@ def _search(
     reaches_back = True  # the window reaches past the oldest entry kept in detail
     now = view.now
     mark = seq.event
+    # the event's matcher, taken apart once (``_matches`` decides what this does not)
+    kind = mark.kind._value_ if mark.kind is not None else None
+    any_target = mark.target.any
+    names = mark.target.names
+    roles = mark.target.roles and mark.kind is ActionKind.DELEGATE
+    fields = seq.earlier_fields
+    where = seq.where
+    budget = act.cel_budget  # the decision's CEL work: each entry checked is one step of a search
+    step_cost = seq.step_cost
+    fn = where.fn
+    assert not where.negate
+    within_steps = seq.within_steps
+    within_seconds = seq.within_seconds
+    last = detail.steps - detail.first  # steps back from the newest step to entry 0
     for i in range(len(events) - 1, -1, -1):
         ev = events[i]
-        if seq.within_steps is not None and detail.steps - (detail.first + i) >= seq.within_steps:
+        if within_steps is not None and last - i >= within_steps:
             reaches_back = False
             break
-        if seq.within_seconds is not None and now - float(ev.get("at", 0.0)) > seq.within_seconds:
+        if within_seconds is not None and now - float(ev.get("at", 0.0)) > within_seconds:
             reaches_back = False
             break
-        if not _matches(mark, ev, detail.agents):  # on the stored event: no entry built
+        # on the stored event: no entry is built for an event the clause does not name
+        if kind is not None and ev.get("kind") != kind:
             continue
-        entry = detail.entry(i)
-        act["earlier"] = entry
+        if (
+            not any_target
+            and ev.get("target", "") not in names
+            and (not roles or not _matches(mark, ev, detail.agents))
+        ):
+            continue
+        budget.cost += step_cost
+        if budget.cost > budget.max_cost:
+            raise ConditionError(
+                f"condition '{where.text}': cost limit exceeded (searching the run's history)"
+            )
+        act["earlier"] = detail.part(i, fields)
+        # the compiled condition called directly (a where is never negated); anything but
+        # true/false is the error check_condition gives
         try:
-            if check_condition(seq.where, act):
-                detail.matched[seq.where.text] = f"{entry['call']} ({entry['target']}, step {entry['step']})"
-                return seq.after
-        except ConditionError as exc:
-            first_error = first_error or exc
+            held = fn(act)
+        except RecursionError:
+            first_error = first_error or ConditionError(f"condition '{where.text}' is too deep to evaluate")
+            continue
+        if held is False:
+            continue
+        if held is not True:
+            first_error = first_error or condition_error(where, held)
+            continue
+        call = _FIELDS["call"](ev, detail.first + i)
+        detail.matched[where.text] = f"{call} ({ev.get('target', '')}, step {detail.first + i})"
+        return seq.after
     if first_error is not None:
         raise first_error
     if detail.evicted and reaches_back:

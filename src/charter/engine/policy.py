@@ -80,6 +80,13 @@ class SequenceCondition:
     where: Condition | None = None
     #: the event's matcher (kind and target), for matching history entries
     event: EventMark | None = None
+    #: the fields of ``earlier`` the ``where`` reads (only these are built for each entry it is
+    #: checked against); None: it reads the entry whole (``size(earlier)``, a named condition
+    #: given ``earlier``), so every field is built
+    earlier_fields: frozenset[str] | None = None
+    #: the cost units each entry checked charges the decision's CEL budget (like one step of a
+    #: comprehension: the condition's size in nodes plus one), so a long search stays bounded
+    step_cost: int = 1
 
 
 @dataclass(frozen=True, slots=True)

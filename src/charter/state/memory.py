@@ -74,9 +74,12 @@ class _Run:
     events: list[str] = field(default_factory=list)
     #: decision id -> its settlement's history detail (as JSON gives it back), see put_result
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: the events as JSON gives them back, parsed once (history_detail hands out shallow copies:
-    #: readers never change what they are given)
+    #: the events as JSON gives them back, parsed once, each with its ``settlement`` once settled
+    #: (history_detail hands out these very dicts: readers never change what they are given, and
+    #: put_result replaces an event's dict instead of changing it)
     parsed: list[dict[str, Any]] = field(default_factory=list)
+    #: decision id -> its event's index in ``parsed``
+    index: dict[str, int] = field(default_factory=dict)
     expires_at: float = float("inf")
     #: run grant instances by id, lowest first (charter.engine.grants)
     grants: dict[str, GrantRecord] = field(default_factory=dict)
@@ -156,7 +159,13 @@ class MemoryStore:
                     step = r.steps
                     text = dumps(ev.event)
                     r.events.append(text)
-                    r.parsed.append(json.loads(text))
+                    parsed = json.loads(text)
+                    decision = str(parsed.get("decision"))
+                    settled = r.results.get(decision)
+                    if settled is not None:
+                        parsed["settlement"] = settled
+                    r.index[decision] = len(r.parsed)
+                    r.parsed.append(parsed)
                     r.labels.update(ev.labels)
                     for m in ev.marks:
                         r.marks[m] = (step, now)
@@ -390,7 +399,10 @@ class MemoryStore:
     ) -> None:
         with self._lock:
             r = self._run(run_key, now)
-            r.results[decision] = json.loads(dumps(doc))
+            got = r.results[decision] = json.loads(dumps(doc))
+            i = r.index.get(decision)
+            if i is not None:  # a new dict: a reader may hold the old one
+                r.parsed[i] = {**r.parsed[i], "settlement": got}
             r.expires_at = now + ttl_s
 
     def history_detail(self, run_key: str, limit: int) -> list[dict[str, Any]]:
@@ -398,16 +410,7 @@ class MemoryStore:
             r = self._runs.get(run_key)
             if r is None or limit <= 0:
                 return []
-            events = r.parsed[-limit:]
-            results = r.results
-            out = []
-            for parsed in events:
-                ev = dict(parsed)
-                got = results.get(str(ev.get("decision")))
-                if got is not None:
-                    ev["settlement"] = got
-                out.append(ev)
-            return out
+            return r.parsed[-limit:]
 
     # ------------------------------------------------------------------ stops
     def set_stop(self, rec: StopRecord) -> None:
