@@ -11,9 +11,13 @@ _STR: Any = json.encoder.encode_basestring
 
 
 def compact_encoder(
-    *, sort_keys: bool = False, default: Callable[[Any], Any] | None = None, check_circular: bool = False
+    *,
+    sort_keys: bool = False,
+    default: Callable[[Any], Any] | None = None,
+    check_circular: bool = False,
+    ensure_ascii: bool = False,
 ) -> Callable[[Any], str]:
-    """A function giving exactly ``json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
+    """A function giving exactly ``json.JSONEncoder(separators=(",", ":"), ensure_ascii=...,
     sort_keys=..., default=..., check_circular=...).encode(o)``, without its Python layers.
 
     With ``check_circular`` the C encoder is made per call (its reference markers are per
@@ -21,7 +25,7 @@ def compact_encoder(
     """
     enc = json.JSONEncoder(
         separators=(",", ":"),
-        ensure_ascii=False,
+        ensure_ascii=ensure_ascii,
         sort_keys=sort_keys,
         default=default,
         check_circular=check_circular,
@@ -29,18 +33,19 @@ def compact_encoder(
     if _C is None:
         return enc.encode
     dflt = enc.default
+    estr = json.encoder.encode_basestring_ascii if ensure_ascii else _STR
 
     if check_circular:
 
         def encode(o: Any) -> str:
             if isinstance(o, str):
-                return str(_STR(o))
-            return "".join(_C({}, dflt, _STR, None, ":", ",", sort_keys, False, True)(o, 0))
+                return str(estr(o))
+            return "".join(_C({}, dflt, estr, None, ":", ",", sort_keys, False, True)(o, 0))
 
         return encode
-    once = _C(None, dflt, _STR, None, ":", ",", sort_keys, False, True)
+    once = _C(None, dflt, estr, None, ":", ",", sort_keys, False, True)
 
     def encode_plain(o: Any) -> str:
-        return str(_STR(o)) if isinstance(o, str) else "".join(once(o, 0))
+        return str(estr(o)) if isinstance(o, str) else "".join(once(o, 0))
 
     return encode_plain

@@ -70,7 +70,7 @@ class Compiled:
         self._compiler = Compiler(limits, declared)
         slow = _runner(self._compiler.compile(node), limits.max_cost)
         self.evaluate: Callable[[Mapping[str, Any]], Any] = slow
-        fast = build_fast(node, slow)
+        fast = build_fast(node, slow, limits.max_cost)
         self.fn: Callable[[Mapping[str, Any]], Any] = fast if fast is not None else slow
 
     @property

@@ -5,8 +5,13 @@ would (checked by inline ``type(x) is T`` guards on every value read from the ac
 raises; any exception makes the whole evaluation fall back to the evaluator. Only boolean
 conditions built from constructs whose result the guards pin down are compiled here (so &&/||
 short-circuiting is safe: an operand that would be an error raises and falls back). Text
-operations are guarded to texts of at most 4,096 characters, so the cost the evaluator would
-charge can never reach the budget on this path.
+operations are guarded to texts of at most 4,096 characters and ``in`` to lists of at most
+FREE_ELEMENTS, which the evaluator charges nothing for. ``all``/``exists`` over lists (of at most
+32 elements), list equality with a literal list of texts, ``labels()``/``sources()`` of a value
+read, ``granted("KIND")`` and text ``+`` are compiled too: what the evaluator would charge for
+them is counted and checked against what it would have had left, and spent from the decision's
+budget exactly as it would (see :func:`build_fast`); tests/cel/test_fastpath_loops.py compares
+results and budgets.
 Source is built from the tree only: names are emitted with repr(); literals are placeholder
 constants in the compiled code (shared by conditions of the same shape) set to the parsed values,
 and the source shown in ``fn.__doc__`` has their repr().
@@ -19,10 +24,13 @@ from collections.abc import Callable, Mapping
 from types import CodeType
 from typing import Any
 
+from charter.cel import grants, provenance
+from charter.cel.limits import BUDGET_ATTRIBUTE, FREE_ELEMENTS, FREE_TEXT, Budget, Limits
 from charter.cel.regex import RegexError, compile_pattern
 from charter.cel.syntax import (
     Binary,
     Call,
+    Comprehension,
     Cond,
     Has,
     Ident,
@@ -34,6 +42,7 @@ from charter.cel.syntax import (
     Node,
     Select,
     Unary,
+    size,
 )
 
 _INT_MIN = -(2**63)
@@ -55,8 +64,10 @@ def _fb() -> Any:
 
 def _in_str(x: str, c: Any) -> bool:
     t = type(c)
-    if (t is list or t is dict or t is tuple) and len(c) <= _MAX_TEXT:
-        return x in c  # a text equals only a text (CEL heterogeneous equality)
+    # a text equals only a text (CEL heterogeneous equality); the evaluator charges for a list
+    # of more than FREE_ELEMENTS, so a longer one falls back (a nearly spent budget decides)
+    if ((t is list or t is tuple) and len(c) <= FREE_ELEMENTS) or (t is dict and len(c) <= _MAX_TEXT):
+        return x in c
     raise _Fallback
 
 
@@ -75,6 +86,76 @@ def _same(a: Any, b: Any) -> bool:
 #: Longest text (and largest container for ``in``) handled here; see the module docstring.
 _MAX_TEXT = 4096
 
+#: Longest list a comprehension (``all``, ``exists``) iterates here; a longer one falls back.
+_MAX_ITEMS = 32
+#: Most work a fast comprehension may stand for (items x body, nested multiplied), about an
+#: evaluation's budget: the cost is counted exactly and checked after (see build_fast), this only
+#: bounds the work done before a fall back.
+_MAX_LOOP_COST = 60_000
+
+#: Values ``labels()`` and ``sources()`` are asked about here: those the evaluator passes as they
+#: are (it normalises others into new values, which the provenance data may not know).
+_AS_IS = frozenset({str, float, bool, list, dict, type(None)})
+
+
+def _items(xs: Any) -> Any:
+    if type(xs) is list and len(xs) <= _MAX_ITEMS:
+        return xs
+    raise _Fallback
+
+
+def _all(xs: Any, step: int, cost: list[int], body: Callable[[Any], bool]) -> bool:
+    """CEL ``all`` over a list whose every body is exact (an error raises: the evaluator decides);
+    charges ``cost`` what the evaluator charges, ``step`` per element visited."""
+    for x in _items(xs):
+        cost[0] += step
+        if not body(x):
+            return False
+    return True
+
+
+def _any(xs: Any, step: int, cost: list[int], body: Callable[[Any], bool]) -> bool:
+    """CEL ``exists``, as :func:`_all`."""
+    for x in _items(xs):
+        cost[0] += step
+        if body(x):
+            return True
+    return False
+
+
+def _labels(act: Any, v: Any) -> Any:
+    if type(v) in _AS_IS:
+        return provenance.labels_of(act, v)
+    raise _Fallback
+
+
+def _sources(act: Any, v: Any) -> Any:
+    if type(v) in _AS_IS:
+        return provenance.sources_of(act, v)
+    raise _Fallback
+
+
+def _cat(a: Any, b: Any) -> str:
+    """Text ``+`` whose result the evaluator charges nothing for (at most FREE_TEXT characters)."""
+    if type(a) is str and type(b) is str and len(a) + len(b) <= FREE_TEXT:
+        return a + b
+    raise _Fallback
+
+
+def _texts_eq(x: Any, want: list[str], cost: list[int]) -> bool:
+    """A list compared with a list literal of texts (CEL list equality, exact for texts; the
+    evaluator charges one unit per element when the lengths are equal)."""
+    if type(x) is list and all(type(e) is str for e in x):
+        if len(x) == len(want):
+            cost[0] += len(x)
+        return x == want
+    raise _Fallback
+
+
+def _budget(act: Any) -> Budget | None:
+    """The decision's shared budget the evaluator would spend from (None: none)."""
+    return getattr(act, BUDGET_ATTRIBUTE, None)
+
 
 _SIZED = (str, list, dict, bytes, tuple)
 
@@ -87,6 +168,12 @@ class _Gen:
         self.n = 0
         #: literal placeholders of the source's shape: (placeholder, value, repr of the value)
         self.literals: list[tuple[str, Any, str]] = []
+        #: comprehension variables in scope: CEL name -> python parameter
+        self.scope: dict[str, str] = {}
+        #: iterations the enclosing comprehensions stand for (their bounds multiplied)
+        self.loops = 1
+        #: the code counts what the evaluator would charge (in ``_c``): see build_fast
+        self.charged = False
 
     def literal(self, value: Any) -> str:
         """A literal written as a placeholder constant, so conditions of one shape share code."""
@@ -135,7 +222,35 @@ class _Gen:
         raise _NoFast
 
     def _Ident(self, n: Ident) -> Code:
+        local = self.scope.get(n.name)
+        if local is not None:
+            return (local, None)
         return (f"act[{n.name!r}]", None)
+
+    def _Comprehension(self, n: Comprehension) -> Code:
+        if n.macro not in ("all", "exists") or n.var2 is not None or n.filter is not None:
+            raise _NoFast
+        target, kind = self.gen(n.target)
+        if kind is not None:
+            raise _NoFast
+        loops = self.loops * _MAX_ITEMS
+        if loops * (size(n.body) + 1) > _MAX_LOOP_COST:
+            raise _NoFast
+        var = self.tmp().replace("_t", "_v")
+        saved, outer = self.scope.get(n.var), self.loops
+        self.scope[n.var], self.loops = var, loops
+        try:
+            body = self._bool(n.body)
+        finally:
+            self.loops = outer
+            if saved is None:
+                del self.scope[n.var]
+            else:
+                self.scope[n.var] = saved
+        fn = "_all" if n.macro == "all" else "_any"
+        self.charged = True
+        step = size(n.body) + 1  # what the evaluator charges per element (no filter here)
+        return (f"{fn}({target}, {step}, _c, lambda {var}: {body})", "bool")
 
     def _Select(self, n: Select) -> Code:
         if n.optional:
@@ -187,6 +302,21 @@ class _Gen:
         op = n.op
         if op == "in":
             return self._in(n)
+        if op == "+":
+            left = self.gen(n.left)
+            right = self.gen(n.right)
+            if left[1] != "str" and right[1] != "str":
+                raise _NoFast
+            return (f"_cat({left[0]}, {right[0]})", "str")
+        if op in ("==", "!=") and isinstance(n.right, ListLit):
+            r = n.right
+            if r.optional or not all(isinstance(x, Lit) and type(x.value) is str for x in r.items):
+                raise _NoFast
+            k = self.const([x.value for x in r.items if isinstance(x, Lit)])
+            left_code = self.gen(n.left)[0]
+            self.charged = True
+            test = f"_texts_eq({left_code}, {k}, _c)"
+            return (test if op == "==" else f"(not {test})", "bool")
         if op not in ("==", "!=", "<", "<=", ">", ">="):
             raise _NoFast
         left = self.gen(n.left)
@@ -206,7 +336,13 @@ class _Gen:
         left = self.gen(n.left)
         r = n.right
         vals: list[Any] | None = None
-        if isinstance(r, ListLit) and r.items and not r.optional and all(isinstance(x, Lit) for x in r.items):
+        if (
+            isinstance(r, ListLit)
+            and r.items
+            and len(r.items) <= FREE_ELEMENTS  # a longer literal list is charged for
+            and not r.optional
+            and all(isinstance(x, Lit) for x in r.items)
+        ):
             vals = [x.value for x in r.items if isinstance(x, Lit)]
         elif isinstance(r, Lit) and type(r.value) is list and r.value:  # a named list constant, inlined
             vals = r.value
@@ -246,6 +382,21 @@ class _Gen:
     def _Call(self, n: Call) -> Code:
         if n.name == "size" and len(n.args) == 1:
             return self._sized(n.args[0])
+        if n.name in ("labels", "sources") and len(n.args) == 1:
+            # provenance is found by the value's identity: only values read (from the activation
+            # or a comprehension's list) are the same objects the evaluator passes; a literal or
+            # a computed value may not be (constants in code are interned)
+            if not isinstance(n.args[0], (Ident, Select, Index)):
+                raise _NoFast
+            code, _ = self.gen(n.args[0])
+            return (f"_{n.name}(act, {code})", None)
+        if n.name == "granted" and len(n.args) == 1:
+            kind = n.args[0]
+            if not (isinstance(kind, Lit) and type(kind.value) is str):
+                raise _NoFast
+            # the run's grant table answers each kind once per decision (its answers are kept),
+            # so a fall back to the evaluator after this asks the same question, same answer
+            return (f"_granted(act, {self.literal(kind.value)})", "bool")
         raise _NoFast
 
     def _Method(self, n: Method) -> Code:
@@ -276,21 +427,51 @@ class _Gen:
 
 
 def build_fast(
-    node: Node, slow: Callable[[Mapping[str, Any]], Any]
+    node: Node, slow: Callable[[Mapping[str, Any]], Any], max_cost: int | None = None
 ) -> Callable[[Mapping[str, Any]], Any] | None:
-    """The fast callable for `node`, or None when it has no fast form."""
+    """The fast callable for `node`, or None when it has no fast form.
+
+    ``max_cost``: one evaluation's budget (the evaluator's). Code that counts what the evaluator
+    would charge (comprehensions, list equality) checks the count against what the evaluator
+    would have had left, and spends it from the decision's shared budget as the evaluator does
+    (setting it to its value at the start plus this evaluation's cost: the evaluator discards
+    what nested evaluations, ``granted()``'s, spent); over the limit, or on any error, the budget
+    is put back and the evaluator decides.
+    """
     gen = _Gen()
     try:
         expr = gen._bool(node)
     except (_NoFast, RecursionError):
         return None
-    shape = (
-        "def _fast(act):\n"
-        "    try:\n"
-        f"        return {expr}\n"
-        "    except Exception:\n"
-        "        return _slow(act)\n"
-    )
+    if not gen.charged:
+        shape = (
+            "def _fast(act):\n"
+            "    try:\n"
+            f"        return {expr}\n"
+            "    except Exception:\n"
+            "        return _slow(act)\n"
+        )
+    else:
+        shape = (
+            "def _fast(act):\n"
+            "    _c = [0]\n"
+            "    _b = _budget(act)\n"
+            "    _s = 0 if _b is None else _b.cost\n"
+            "    try:\n"
+            f"        _r = {expr}\n"
+            "    except Exception:\n"
+            "        _r = None\n"
+            "    if _r is not None:\n"
+            "        if _b is None:\n"
+            "            if _c[0] <= _MAXC:\n"
+            "                return _r\n"
+            "        elif _s + _c[0] <= min(_b.max_cost, _s + _MAXC):\n"
+            "            _b.cost = _s + _c[0]\n"
+            "            return _r\n"
+            "    if _b is not None:\n"
+            "        _b.cost = _s\n"
+            "    return _slow(act)\n"
+        )
     src = shape
     for placeholder, _, text in gen.literals:
         src = src.replace(repr(placeholder), text)
@@ -299,9 +480,19 @@ def build_fast(
         "_in_str": _in_str,
         "_same": _same,
         "_SIZED": _SIZED,
+        "_all": _all,
+        "_any": _any,
+        "_labels": _labels,
+        "_sources": _sources,
+        "_texts_eq": _texts_eq,
+        "_granted": grants.granted_of,
+        "_cat": _cat,
+        "_budget": _budget,
+        "_MAXC": Limits().max_cost if max_cost is None else max_cost,
         "_slow": slow,
         "__builtins__": {"type": type, "len": len, "str": str, "int": int, "float": float,
-                         "bool": bool, "dict": dict, "list": list, "Exception": Exception},
+                         "bool": bool, "dict": dict, "list": list, "min": min,
+                         "Exception": Exception},
         **gen.consts,
     }  # fmt: skip
     code = _code(shape, {placeholder: value for placeholder, value, _ in gen.literals})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +16,7 @@ from charter.engine.policy import Budget, CompiledPolicy, EventMark, RateLimit, 
 from charter.engine.runlabels import entered_labels, label_marks
 from charter.engine.view import View, scope_values
 from charter.enums import ActionKind, Calendar, HitKind, Mode, Outcome, RuleKind, Scope, TriggerKind
+from charter.jsonenc import compact_encoder
 from charter.state import (
     Batch,
     BatchResult,
@@ -82,9 +82,15 @@ def _calendar_window(cal: Calendar, tz: str, now: float) -> tuple[str, float, fl
     return wid, start.timestamp(), end.timestamp()
 
 
+#: exactly ``json.dumps(o, sort_keys=True, default=str, separators=(",", ":"))`` (the digests are
+#: store keys, so they never change), with the C encoder built once; the arguments are a validated
+#: tree (bounded nesting, no cycles), so no reference markers are needed
+_fingerprint_text = compact_encoder(sort_keys=True, default=str, ensure_ascii=True)
+
+
 def call_fingerprint(view: View) -> str:
     """A stable digest of (tool, arguments) for identical-call repetition."""
-    blob = json.dumps([view.target, view.args], sort_keys=True, default=str, separators=(",", ":"))
+    blob = _fingerprint_text([view.target, view.args])
     return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
 
 
