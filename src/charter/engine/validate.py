@@ -526,13 +526,16 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
         get = action.get
         kind = get("kind", _CALL)
         args = get("args", _EMPTY)
-        labels = get("labels", _NO)
-        call_id = get("call_id", _NO)
-        prov = get("provenance", _NO)
-        if len(action) != 1 + (kind is not _CALL) + (args is not _EMPTY) + (labels is not _NO) + (
-            call_id is not _NO
-        ) + (prov is not _NO) and not _ACTION.issuperset(action):
-            return None
+        if len(action) == 1 + (kind is not _CALL) + (args is not _EMPTY):
+            labels = call_id = prov = _NO  # kind and args alone: the usual (three lookups less)
+        else:
+            labels = get("labels", _NO)
+            call_id = get("call_id", _NO)
+            prov = get("provenance", _NO)
+            if len(action) != 1 + (kind is not _CALL) + (args is not _EMPTY) + (labels is not _NO) + (
+                call_id is not _NO
+            ) + (prov is not _NO) and not _ACTION.issuperset(action):
+                return None
         if kind is not _CALL:
             kind = _KINDS.get(kind) if kind.__class__ is str else None
             if kind is None:
