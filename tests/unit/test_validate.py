@@ -196,7 +196,7 @@ def test_common_shapes_take_the_shape_tier() -> None:
     [
         {"target": "t", "kind": "call", "args": {"a": 1}, "extra": 1},
         {"target": "t", "args": {"a": 1}, "extra": 1},
-        {"target": "t", "kind": "read", "extra": None},
+        {"target": "t", "kind": "model", "extra": None},
         {"target": "t", "kind": "call", "args": {}, "labels": {}, "extra": 1},
     ],
 )
