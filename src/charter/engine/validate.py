@@ -476,13 +476,13 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
         r.human = None
     else:
         get = actor.get
-        roles = get("roles", ())
+        roles = get("roles", _NO)
         if roles.__class__ is list and len(roles) == 1:  # the usual shape: one role
             role = roles[0]
             if role.__class__ is not str or len(role) > 256:
                 return None
             r.roles = (role,)
-        elif roles == ():
+        elif roles is _NO:
             r.roles = ()
         else:
             roles = _ids(roles)
@@ -490,7 +490,8 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
                 return None
             r.roles = roles
         attrs = get("attributes", _EMPTY)
-        if len(actor) == 1 + (roles != ()) + (attrs is not _EMPTY):  # no chain, no human: the usual
+        # (identity tests: a list compared with () costs two failed rich comparisons)
+        if len(actor) == 1 + (roles is not _NO) + (attrs is not _EMPTY):  # no chain, no human: the usual
             r.chain = ()
             r.human = None
         else:
