@@ -74,6 +74,7 @@ def requests(draw: Any) -> Any:
         st.one_of(st.dictionaries(st.text(max_size=2), _VALUE, max_size=2), _SCALAR),
     )
     _maybe(actor, draw, "human", _ID)
+    _maybe(actor, draw, draw(st.sampled_from(["extra", "role"])), _SCALAR)
     action: dict[str, Any] = {"target": draw(_ID)}
     _maybe(action, draw, "kind", st.sampled_from(["call", "delegate", "read", "nope", 3, None]))
     _maybe(action, draw, "args", st.one_of(st.dictionaries(st.text(max_size=2), _VALUE, max_size=2), _SCALAR))
@@ -81,6 +82,8 @@ def requests(draw: Any) -> Any:
         action, draw, "labels", st.one_of(st.dictionaries(st.text(max_size=2), _STRS, max_size=2), _SCALAR)
     )
     _maybe(action, draw, "call_id", st.one_of(_ID, _SCALAR))
+    # an unknown key beside the usual ones (the shape tier proves its absence by counting keys)
+    _maybe(action, draw, draw(st.sampled_from(["extra", "label", "Kind"])), _SCALAR)
     if draw(st.booleans()):  # provenance: per argument (per element for a list), or a wrong shape
         args = action.get("args")
         names = list(args) if isinstance(args, dict) else []
@@ -186,6 +189,23 @@ def test_common_shapes_take_the_shape_tier() -> None:
     nested = {"actor": {"id": "a"}, "action": {"target": "t", "args": {"to": ["a", "b"], "meta": {"k": 1.5}}}}
     r = _common_shape(nested)
     assert r is not None and r.args == nested["action"]["args"]
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        {"target": "t", "kind": "call", "args": {"a": 1}, "extra": 1},
+        {"target": "t", "args": {"a": 1}, "extra": 1},
+        {"target": "t", "kind": "model", "extra": None},
+        {"target": "t", "kind": "call", "args": {}, "labels": {}, "extra": 1},
+    ],
+)
+def test_an_unknown_action_key_beside_the_usual_ones_is_refused_by_both_tiers(action: dict[str, Any]) -> None:
+    """The shape tier proves the usual action shape free of other keys by counting them."""
+    d = {"actor": {"id": "a"}, "action": action}
+    assert _common_shape(d) is None
+    with pytest.raises(RequestError, match="extra"):
+        validate_request(d)
 
 
 @pytest.mark.parametrize(
