@@ -4,7 +4,6 @@ same runs the scenario tests check (no mismatch with expected.yaml)."""
 from __future__ import annotations
 
 import pytest
-
 from bench.agents.policysets import CORPUS, POLICY_SETS
 from bench.agents.scenario import load_corpus, provenance
 from bench.agents.workload import IDENTICAL, build_runs

@@ -17,7 +17,6 @@ from charter.engine.evaluate import Verdict
 from charter.engine.finish import DecisionBuilder, evidence
 from charter.engine.gates import HumanGates, not_recorded
 from charter.engine.grants import GrantTable, Run
-from charter.engine.history import attach_loader
 from charter.engine.history import PartCache, attach_loader
 from charter.engine.obligations import NONE, ApprovalGate, Escalation, HumanRecord, Obligations
 from charter.engine.observe import Observer, Observers
