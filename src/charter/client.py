@@ -74,6 +74,39 @@ def _run_body(run: str, actor: str, grants: Any, labels: Any) -> dict[str, Any]:
     return {"run": run, "actor": actor, "grants": [dict(g) for g in grants], "labels": list(labels)}
 
 
+def _run_path(run: str, rest: str = "") -> str:
+    """The sidecar path of a run (its id percent-encoded whole: ``/`` and ``..`` stay inside it)."""
+    return f"/v1/runs/{quote(run, safe='')}{rest}"
+
+
+def _narrow_body(revoke: Any, uses: Mapping[str, int] | None) -> dict[str, Any]:
+    return {"revoke": list(revoke), "uses": dict(uses or {})}
+
+
+def _import_body(actor: str, events: list[Mapping[str, Any]], charge: bool) -> dict[str, Any]:
+    return {"actor": actor, "events": [dict(e) for e in events], "charge": charge}
+
+
+def _settle_body(
+    decision_id: str,
+    actual_cost: Mapping[str, float] | float | None,
+    outcome: str,
+    labels: tuple[str, ...] | list[str],
+    result: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The ``/v1/settle`` body, for both clients."""
+    cost = dict(actual_cost) if isinstance(actual_cost, Mapping) else actual_cost
+    body: dict[str, Any] = {
+        "decision_id": decision_id,
+        "actual_cost": cost,
+        "outcome": outcome,
+        "labels": list(labels),
+    }
+    if result is not None:  # only when given: a sidecar before 'result' refuses the key
+        body["result"] = dict(result)
+    return body
+
+
 def settlement_from_dict(d: Mapping[str, Any]) -> Settlement:
     """A :class:`charter.Settlement` from its wire form."""
     return Settlement(
@@ -199,15 +232,7 @@ class Client:
         result: Mapping[str, Any] | None = None,
     ) -> Settlement:
         """Settle a decision (on the replica that made it); ``result``: see :meth:`charter.Engine.settle`."""
-        cost = dict(actual_cost) if isinstance(actual_cost, Mapping) else actual_cost
-        body: dict[str, Any] = {
-            "decision_id": decision_id,
-            "actual_cost": cost,
-            "outcome": outcome,
-            "labels": list(labels),
-        }
-        if result is not None:  # only when given: a sidecar before 'result' refuses the key
-            body["result"] = dict(result)
+        body = _settle_body(decision_id, actual_cost, outcome, labels, result)
         return settlement_from_dict(self.request("POST", "/v1/settle", body))
 
     def begin_run(self, run: str, *, actor: str = "", grants: Any = (), labels: Any = ()) -> Run:
@@ -216,20 +241,18 @@ class Client:
 
     def narrow_run(self, run: str, *, revoke: Any = (), uses: Mapping[str, int] | None = None) -> Run:
         """Revoke grants of a run or lower their uses (never widens)."""
-        body = {"revoke": list(revoke), "uses": dict(uses or {})}
-        return run_from_dict(self.request("POST", f"/v1/runs/{quote(run, safe='')}/narrow", body))
+        return run_from_dict(self.request("POST", _run_path(run, "/narrow"), _narrow_body(revoke, uses)))
 
     def import_run(
         self, run: str, *, actor: str, events: list[Mapping[str, Any]], charge: bool = False
     ) -> dict[str, Any]:
         """Seed a run's history (see :meth:`charter.Engine.import_run`); a malformed import is
         SidecarError 400 and writes nothing."""
-        body = {"actor": actor, "events": [dict(e) for e in events], "charge": charge}
-        return dict(self.request("POST", f"/v1/runs/{quote(run, safe='')}/history", body))
+        return dict(self.request("POST", _run_path(run, "/history"), _import_body(actor, events, charge)))
 
     def export_run(self, run: str) -> dict[str, Any]:
         """A run's steps, labels and history (see :meth:`charter.Engine.export_run`)."""
-        return dict(self.request("GET", f"/v1/runs/{quote(run, safe='')}"))
+        return dict(self.request("GET", _run_path(run)))
 
     def explain(self, decision_id: str) -> dict[str, Any]:
         """The traced record of a decision and its explanation in plain words."""
@@ -374,15 +397,7 @@ class AsyncClient:
         result: Mapping[str, Any] | None = None,
     ) -> Settlement:
         """Settle a decision (on the replica that made it); ``result``: see :meth:`charter.Engine.settle`."""
-        cost = dict(actual_cost) if isinstance(actual_cost, Mapping) else actual_cost
-        body: dict[str, Any] = {
-            "decision_id": decision_id,
-            "actual_cost": cost,
-            "outcome": outcome,
-            "labels": list(labels),
-        }
-        if result is not None:  # only when given: a sidecar before 'result' refuses the key
-            body["result"] = dict(result)
+        body = _settle_body(decision_id, actual_cost, outcome, labels, result)
         return settlement_from_dict(await self.request("POST", "/v1/settle", body))
 
     async def begin_run(self, run: str, *, actor: str = "", grants: Any = (), labels: Any = ()) -> Run:
@@ -391,20 +406,22 @@ class AsyncClient:
 
     async def narrow_run(self, run: str, *, revoke: Any = (), uses: Mapping[str, int] | None = None) -> Run:
         """Revoke grants of a run or lower their uses (never widens)."""
-        body = {"revoke": list(revoke), "uses": dict(uses or {})}
-        return run_from_dict(await self.request("POST", f"/v1/runs/{quote(run, safe='')}/narrow", body))
+        return run_from_dict(
+            await self.request("POST", _run_path(run, "/narrow"), _narrow_body(revoke, uses))
+        )
 
     async def import_run(
         self, run: str, *, actor: str, events: list[Mapping[str, Any]], charge: bool = False
     ) -> dict[str, Any]:
         """Seed a run's history (see :meth:`charter.Engine.import_run`); a malformed import is
         SidecarError 400 and writes nothing."""
-        body = {"actor": actor, "events": [dict(e) for e in events], "charge": charge}
-        return dict(await self.request("POST", f"/v1/runs/{quote(run, safe='')}/history", body))
+        return dict(
+            await self.request("POST", _run_path(run, "/history"), _import_body(actor, events, charge))
+        )
 
     async def export_run(self, run: str) -> dict[str, Any]:
         """A run's steps, labels and history (see :meth:`charter.Engine.export_run`)."""
-        return dict(await self.request("GET", f"/v1/runs/{quote(run, safe='')}"))
+        return dict(await self.request("GET", _run_path(run)))
 
     async def explain(self, decision_id: str) -> dict[str, Any]:
         """The traced record of a decision and its explanation in plain words."""
