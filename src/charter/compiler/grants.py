@@ -91,17 +91,8 @@ def _selector(decl: ast.GrantDecl, sym: Symbols) -> tuple[ir.Selector, list[str]
     target = ir.Target()
     tools: list[str] | None = None
     if sel.target is not None and sel.target.by != "any":
-        names: set[str] = set()
-        roles: set[str] = set()
-        for n in sel.target.names:
-            if sel.target.by == "name":
-                names.add(n.value)
-            elif sel.target.by == "tag":
-                names.update(sym.tags.get(n.value, []))
-            elif sel.target.by == "category":
-                names.update(sym.categories.get(n.value, []))
-            else:
-                roles.add(n.value)
+        names = set(sel.target.tool_names(sym.tags, sym.categories))
+        roles = {n.value for n in sel.target.names} if sel.target.by == "role" else set()
         target = ir.Target(any=False, names=frozenset(names), roles=frozenset(roles))
         if sel.kind is ActionKind.CALL and not roles:
             tools = sorted(names)

@@ -257,15 +257,7 @@ def targeted_tools(entry: RuleEntry, sym: Symbols) -> list[str] | None:
     sel: ast.ActionSel = clause.selector
     if sel.kind is None or sel.kind.value != "call" or sel.target is None or sel.target.by == "any":
         return None
-    out: list[str] = []
-    for n in sel.target.names:
-        if sel.target.by == "name":
-            out.append(n.value)
-        elif sel.target.by == "tag":
-            out.extend(sym.tags.get(n.value, []))
-        elif sel.target.by == "category":
-            out.extend(sym.categories.get(n.value, []))
-    return out
+    return sel.target.tool_names(sym.tags, sym.categories)
 
 
 def args_type(tools: list[str] | None, envs: Environments) -> tuple[CelType, CelType]:
@@ -492,15 +484,7 @@ def event_tools(ev: ast.EventSel, sym: Symbols) -> list[str] | None:
     """The declared tools a ``call`` event can match, or None when it can match any call."""
     if ev.by != "call" or ev.target is None or ev.target.by == "any":
         return None
-    out: list[str] = []
-    for n in ev.target.names:
-        if ev.target.by == "name":
-            out.append(n.value)
-        elif ev.target.by == "tag":
-            out.extend(sym.tags.get(n.value, []))
-        elif ev.target.by == "category":
-            out.extend(sym.categories.get(n.value, []))
-    return out
+    return ev.target.tool_names(sym.tags, sym.categories)
 
 
 def _agreed(tools: list[str] | None, declared: Mapping[str, Mapping[str, CelType]]) -> CelType:

@@ -448,13 +448,7 @@ def rule_tools(rule: ast.Rule | None, index: SymbolIndex) -> list[str]:
         sel = clause.selector
         if sel.kind is None or sel.kind.value != "call" or sel.target is None:
             continue
-        for n in sel.target.names:
-            if sel.target.by == "name":
-                out.append(n.value)
-            elif sel.target.by == "tag":
-                out.extend(index.tags.get(n.value, []))
-            elif sel.target.by == "category":
-                out.extend(index.categories.get(n.value, []))
+        out.extend(sel.target.tool_names(index.tags, index.categories))
     return out
 
 

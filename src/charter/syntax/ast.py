@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -264,6 +265,15 @@ class TargetSel(Node):
 
     by: Literal["any", "name", "tag", "category", "role"]
     names: tuple[Name, ...] = ()
+
+    def tool_names(
+        self, tags: Mapping[str, Sequence[str]], categories: Mapping[str, Sequence[str]]
+    ) -> list[str]:
+        """The tool names this selector names, tags and categories expanded (roles and ``any``: none)."""
+        if self.by == "name":
+            return [n.value for n in self.names]
+        table = tags if self.by == "tag" else categories if self.by == "category" else None
+        return [] if table is None else [t for n in self.names for t in table.get(n.value, ())]
 
 
 class ActionSel(Node):
