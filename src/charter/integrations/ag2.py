@@ -11,6 +11,7 @@ from charter.enums import Outcome
 from charter.extras import missing_extra
 from charter.hits import decision_reasons
 from charter.integrations._aio import adecide, asettle
+from charter.integrations.requests import tool_call_request
 
 try:  # the framework itself: without it the adapter cannot work, and says which extra to install
     import ag2  # noqa: F401
@@ -46,15 +47,7 @@ class CharterToolMiddleware:
 
     def request(self, actor: str, tool: str, args: Mapping[str, Any], approval: str | None) -> dict[str, Any]:
         """The decision request for one tool call."""
-        req: dict[str, Any] = {
-            "actor": {"id": actor},
-            "action": {"kind": "call", "target": tool, "args": dict(args)},
-        }
-        if self.context:
-            req["context"] = dict(self.context)
-        if approval:
-            req["approval"] = approval
-        return req
+        return tool_call_request(actor, tool, args, self.context, approval)
 
     async def __call__(self, call_next: Any, event: Any, context: Any) -> Any:
         from ag2.events import ToolErrorEvent, ToolResultEvent

@@ -11,6 +11,7 @@ from charter.engine.decision import Decision
 from charter.enums import Outcome
 from charter.extras import missing_extra
 from charter.hits import decision_reasons
+from charter.integrations.requests import tool_call_request
 
 try:  # the framework itself: without it the adapter cannot work, and says which extra to install
     import crewai  # noqa: F401
@@ -64,16 +65,9 @@ class CharterHooks:
         name = self.target(str(ctx.tool_name))
         args = dict(ctx.tool_input or {})
         key = (name, json.dumps(args, sort_keys=True, default=str))
-        req: dict[str, Any] = {
-            "actor": {"id": self._actor(ctx)},
-            "action": {"kind": "call", "target": name, "args": args},
-        }
-        if self.context:
-            req["context"] = dict(self.context)
         with self._lock:
             aid = self._approvals.get(key)
-        if aid:
-            req["approval"] = aid
+        req = tool_call_request(self._actor(ctx), name, args, self.context, aid)
         try:
             d: Decision = self.backend.decide(req)
         except Exception as exc:  # fail closed
