@@ -265,7 +265,13 @@ def trace_ship(
     Exit 0 when caught up or stopped by a signal (the cursor is saved), 1 when a record failed
     verification (refused, not shipped), the target refused a batch or --give-up-after ran out.
     """
+    import math
     import signal
+
+    # click.FloatRange lets NaN through (every comparison with it is False): refuse it here.
+    for name, value in (("--poll", poll_s), ("--give-up-after", give_up_s)):
+        if value is not None and not math.isfinite(value):
+            raise click.BadParameter(f"{value} is not a finite number of seconds", param_hint=name)
 
     import charter
     from charter.export import ExportError, Masker, open_sink

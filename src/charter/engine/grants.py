@@ -437,6 +437,17 @@ def run_narrow(engine: Any, run: str, revoke: Sequence[str], uses: Mapping[str, 
     for gid, n in uses.items():
         if not isinstance(gid, str) or isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise RequestError("uses maps grant ids to whole numbers >= 0", "uses")
+    # A mistyped or unknown id would otherwise be a silent no-op that leaves the real grant live:
+    # refuse it, writing nothing. Ids never appear after the run's grants are stored, so this
+    # read cannot let anything widen; at worst it refuses an id a concurrent narrow just removed.
+    known = {g.id for g in engine.store.run_state(f"run:{run}").grants}
+    unknown = sorted({*revoke, *uses} - known)
+    if unknown:
+        raise RequestError(
+            f"run {run!r} has no grant {', '.join(map(repr, unknown))} (unknown, or already revoked); "
+            "nothing was changed",
+            "revoke" if set(unknown) & set(revoke) else "uses",
+        )
     now = engine.clock()
     left = engine.store.narrow_grants(f"run:{run}", list(revoke), dict(uses), now=now)
     actor = left[0].actor if left else ""

@@ -99,6 +99,10 @@ def export_record(rec: dict[str, Any], seq: int, h: str) -> dict[str, Any]:
     }
 
 
+#: A cursor file is one small JSON object; anything longer is not one (and is never parsed).
+MAX_CURSOR_BYTES = 4096
+
+
 class Cursor:
     """The last shipped record (seq and hash) in a small JSON file, replaced atomically; without a
     path it lives in memory only (a restart starts from the first record)."""
@@ -111,9 +115,18 @@ class Cursor:
         if self.path is None or not self.path.exists():
             return 0, GENESIS
         try:
-            data = json.loads(self.path.read_text("utf-8"))
-            return int(data["seq"]), str(data["hash"])
-        except (ValueError, KeyError, TypeError) as exc:
+            with open(self.path, "rb") as f:
+                raw = f.read(MAX_CURSOR_BYTES + 1)
+            if len(raw) > MAX_CURSOR_BYTES:
+                raise ValueError(f"more than {MAX_CURSOR_BYTES} bytes")
+            data = json.loads(raw.decode("utf-8"))
+            seq, h = data["seq"], data["hash"]
+            # Exact types: int(1e400) overflows, int(True) / int("5") / int(1.5) would silently
+            # move the cursor somewhere it never was.
+            if type(seq) is not int or seq < 0 or not isinstance(h, str) or (seq == 0) != (h == GENESIS):
+                raise ValueError(f"seq {seq!r} / hash {h!r} is not a position in a trace")
+            return seq, h
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ShipError(f"cursor {self.path} is not a shipper cursor: {exc}") from None
 
     def save(self, seq: int, h: str, trace: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from pydantic.json_schema import models_json_schema
 
 from charter.engine.decision import BoundaryModel, DecisionModel, FailureModel, RuleHitModel
@@ -53,7 +53,9 @@ class NarrowRunRequest(_Strict):
     """Revoke grants, or leave them at most N more uses (POST /v1/runs/{run}/narrow); never widens."""
 
     revoke: list[str] = Field(default_factory=list, max_length=64)
-    uses: dict[str, int] = Field(default_factory=dict, description="grant id -> most further uses (>= 0)")
+    uses: dict[str, StrictInt] = Field(
+        default_factory=dict, description="grant id -> most further uses (>= 0)"
+    )
 
 
 class GrantModel(BaseModel):
