@@ -258,6 +258,7 @@ def plan_batch(
         event=event,
         idempotency_key=req.idempotency_key,
         record=record,
+        want_run=False,  # the rules read the run's state before (Engine._decide): no second snapshot
     )
     return plan
 

@@ -14,6 +14,7 @@ from typing import Any
 from charter.state.types import (
     BUDGET_GRACE_S,
     EMPTY_RUN,
+    HISTORY_CAP,
     HOLD_RETAIN_S,
     LABEL_MARK,
     Batch,
@@ -45,8 +46,34 @@ def _freeze(doc: Mapping[str, Any]) -> bytes:
 
 def _thaw(snapshot: bytes) -> dict[str, Any]:
     """A fresh copy of a record with JSON's types, as the other stores give it back."""
-    doc: dict[str, Any] = json.loads(dumps(marshal.loads(snapshot)))
+    doc: dict[str, Any] = _own(marshal.loads(snapshot))
     return doc
+
+
+#: the classes a JSON tree's leaves have (kept as they are: immutable)
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+#: events a run's history may hold past HISTORY_CAP before the oldest are dropped (in one go, so
+#: the list is not moved at every event)
+_HISTORY_SLACK = 512
+
+
+def _own(v: Any) -> Any:
+    """A copy of a JSON tree with JSON's types: exactly what ``json.loads(dumps(v))`` gives, in a
+    third of its time (leaves are immutable, so they are shared; anything that is not a plain
+    dict, list, tuple or leaf takes the JSON round trip itself)."""
+    c = v.__class__
+    if c in _LEAVES:
+        return v
+    if c is dict:
+        out = {}
+        for k, x in v.items():
+            if k.__class__ is not str:
+                return json.loads(dumps(v))
+            out[k] = x if x.__class__ in _LEAVES else _own(x)
+        return out
+    if c is list or c is tuple:
+        return [x if x.__class__ in _LEAVES else _own(x) for x in v]
+    return json.loads(dumps(v))
 
 
 @dataclass
@@ -71,18 +98,52 @@ class _Run:
     steps: int = 0
     labels: set[str] = field(default_factory=set)
     marks: dict[str, tuple[int, float]] = field(default_factory=dict)
-    events: list[str] = field(default_factory=list)
+    #: the events as stored (the store's own copies, with JSON's types), oldest first; at most
+    #: HISTORY_CAP (+ _HISTORY_SLACK until the oldest are dropped) are kept. Nobody changes them:
+    #: ``history`` hands out copies
+    events: list[dict[str, Any]] = field(default_factory=list)
+    #: the same events, each with its ``settlement`` once settled (the very event dict until
+    #: then). history_detail hands out these very dicts: readers never change what they are
+    #: given, and put_result replaces an event's dict instead of changing it
+    parsed: list[dict[str, Any]] = field(default_factory=list)
     #: decision id -> its settlement's history detail (as JSON gives it back), see put_result
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: the events as JSON gives them back, parsed once, each with its ``settlement`` once settled
-    #: (history_detail hands out these very dicts: readers never change what they are given, and
-    #: put_result replaces an event's dict instead of changing it)
-    parsed: list[dict[str, Any]] = field(default_factory=list)
-    #: decision id -> its event's index in ``parsed``
+    #: decision id -> its event's number (events ever appended before it; ``dropped`` of them are gone)
     index: dict[str, int] = field(default_factory=dict)
+    #: events dropped from the front of ``events`` and ``parsed`` (see HISTORY_CAP)
+    dropped: int = 0
     expires_at: float = float("inf")
     #: run grant instances by id, lowest first (charter.engine.grants)
     grants: dict[str, GrantRecord] = field(default_factory=dict)
+
+    def append(self, doc: dict[str, Any]) -> None:
+        """Keep an event (the store's own copy), with its settlement if it came first."""
+        decision = str(doc.get("decision"))
+        settled = self.results.get(decision)
+        self.index[decision] = self.dropped + len(self.events)
+        self.events.append(doc)
+        self.parsed.append(doc if settled is None else {**doc, "settlement": settled})
+        if len(self.events) > HISTORY_CAP + _HISTORY_SLACK:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Drop the events past HISTORY_CAP, and what is kept for them (a long run's memory is
+        bounded: docs/state.md)."""
+        gone = len(self.events) - HISTORY_CAP
+        index, results = self.index, self.results
+        for i, ev in enumerate(self.events[:gone]):
+            decision = str(ev.get("decision"))
+            if index.get(decision) == self.dropped + i:  # (a later event may have the same id)
+                del index[decision]
+                results.pop(decision, None)
+        del self.events[:gone]
+        del self.parsed[:gone]
+        self.dropped += gone
+
+    def position(self, decision: str) -> int | None:
+        """Where the event of ``decision`` is in ``parsed`` (None: no such event kept)."""
+        n = self.index.get(decision)
+        return None if n is None else n - self.dropped
 
 
 class MemoryStore:
@@ -157,20 +218,14 @@ class MemoryStore:
                 if not blocked:
                     r.steps += 1
                     step = r.steps
-                    text = dumps(ev.event)
-                    r.events.append(text)
-                    parsed = json.loads(text)
-                    decision = str(parsed.get("decision"))
-                    settled = r.results.get(decision)
-                    if settled is not None:
-                        parsed["settlement"] = settled
-                    r.index[decision] = len(r.parsed)
-                    r.parsed.append(parsed)
+                    # the store's own copy (the caller's arguments may change after), no JSON text
+                    r.append(_own(ev.event))
                     r.labels.update(ev.labels)
                     for m in ev.marks:
                         r.marks[m] = (step, now)
                     r.expires_at = now + ev.ttl_s
-                run = self._snapshot(r)
+                if batch.want_run:
+                    run = self._snapshot(r)
             recorded = batch.record is not None and not blocked
             if recorded:
                 self._put(batch.record)  # type: ignore[arg-type]
@@ -391,18 +446,24 @@ class MemoryStore:
     def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:
         with self._lock:
             r = self._runs.get(run_key)
-            events = [] if r is None else r.events[-limit:] if limit > 0 else []
-            return [json.loads(e) for e in events]
+            if r is None or limit <= 0:
+                return []
+            # copies: a caller may change what it is given
+            return [_own(e) for e in r.events[-min(limit, HISTORY_CAP) :]]
 
     def put_result(
         self, run_key: str, decision: str, doc: Mapping[str, Any], *, now: float, ttl_s: float
     ) -> None:
+        got = _own(doc)
         with self._lock:
             r = self._run(run_key, now)
-            got = r.results[decision] = json.loads(dumps(doc))
-            i = r.index.get(decision)
+            r.results[decision] = got
+            i = r.position(decision)
             if i is not None:  # a new dict: a reader may hold the old one
-                r.parsed[i] = {**r.parsed[i], "settlement": got}
+                r.parsed[i] = {**r.events[i], "settlement": got}
+            elif len(r.results) > 2 * (HISTORY_CAP + _HISTORY_SLACK):
+                # results whose event is not kept (dropped, or never came): bounded too (amortised)
+                r.results = {d: doc for d, doc in r.results.items() if d in r.index or d == decision}
             r.expires_at = now + ttl_s
 
     def history_detail(self, run_key: str, limit: int) -> list[dict[str, Any]]:
@@ -410,7 +471,7 @@ class MemoryStore:
             r = self._runs.get(run_key)
             if r is None or limit <= 0:
                 return []
-            return r.parsed[-limit:]
+            return r.parsed[-min(limit, HISTORY_CAP) :]
 
     # ------------------------------------------------------------------ stops
     def set_stop(self, rec: StopRecord) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from charter.state.types import BUDGET_GRACE_S
-
-HISTORY_CAP = 10_000
+from charter.state.types import BUDGET_GRACE_S, HISTORY_CAP
 
 # Members of sliding-window, spend and hold sorted sets are "<amount>:<unique token>".
 # "#!lua" (Redis >= 7): a write script is refused up front when out of memory or on a read-only

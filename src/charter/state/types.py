@@ -46,6 +46,10 @@ def prune_margin(window_s: float) -> float:
     return window_s if window_s > PRUNE_LAG_S else PRUNE_LAG_S
 
 
+#: Events a run's history keeps (older ones are dropped; the step counter keeps counting): the
+#: memory and Redis stores (docs/state.md)
+HISTORY_CAP = 10_000
+
 #: TTL used where the protocol has no expiry (stops, all-time budgets, records without ttl).
 LONG_TTL_S = 10 * 365 * 86400.0
 
@@ -331,6 +335,9 @@ class Batch:
     record: RecordOp | None = None
     #: run grant uses consumed iff the batch goes through (its own op: see GrantUseOp)
     grant_use: GrantUseOp | None = None
+    #: False: the caller never reads ``BatchResult.run`` (the engine read the run's state before
+    #: its rules), so a store may leave it None instead of building it
+    want_run: bool = True
 
 
 @dataclass(slots=True)
