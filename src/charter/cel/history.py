@@ -35,6 +35,9 @@ CALL_LIMIT = 8192
 #: calls of a run kept in detail (older ones keep only their marks and labels)
 DETAIL_CALLS = 512
 
+#: integers whose JSON is at most 20 characters lie strictly between these
+_INT_LO, _INT_HI = -(10**19), 10**19
+
 _encode = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=False, ensure_ascii=False).encode
 
 
@@ -84,6 +87,34 @@ def keep_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, st
     ``CALL_LIMIT``; a value JSON cannot hold (NaN, infinity, a foreign object) is cut too, with
     the digest of its ``repr``.
     """
+    # first, whether anything can be cut at all: a leaf's JSON is never longer than a bound
+    # known without encoding it (a text of n characters: at most 6n + 2 bytes), so a call
+    # whose values fit by their bounds keeps every value, and none is encoded
+    total = 0
+    for value in values.values():
+        c = value.__class__
+        if c is str:
+            size = 6 * len(value) + 2
+        elif c is bool or value is None:
+            size = 5
+        elif c is int and _INT_LO < value < _INT_HI:
+            size = 20
+        elif c is float and value - value == 0.0:  # (not NaN or an infinity: those are cut)
+            size = 32
+        else:
+            size = VALUE_LIMIT + 1
+        if size > VALUE_LIMIT:  # a container, a long text: its exact size
+            try:
+                size = len(_encode(value).encode("utf-8", "surrogatepass"))
+            except (TypeError, ValueError, RecursionError):
+                break
+            if size > VALUE_LIMIT:
+                break
+        total += size
+        if total > CALL_LIMIT:
+            break
+    else:
+        return dict(values), {}
     kept: dict[str, Any] = {}
     cut: dict[str, str] = {}
     used = 0
