@@ -177,3 +177,30 @@ def test_an_imported_call_is_labelled_by_the_checks_as_a_settled_one() -> None:
     assert facts is not None and facts[1]["fields"] == {"id": ["selector"]}
     assert facts[1]["labels"] == ["untrusted", "x"] and facts[1]["inputs"] == ["user"]
     assert {"selector", "untrusted", "x"} <= set(e.store.run_state("run:r1").labels)
+
+
+def test_a_check_that_reads_provenance_keeps_the_same_call_facts() -> None:
+    """A settlement's checks build the decision's provenance table only when one reads it, and the
+    call's facts (the inputs later sources report) are made from that same table: they are what a
+    settlement whose checks read nothing keeps."""
+    reading = POLICY.replace(
+        "then label untrusted", 'when "user" in labels(args.query) || true\n  then label untrusted'
+    )
+    facts = []
+    for text in (POLICY, reading):
+        store = MemoryStore()
+        e = Engine(charter.loads(text), store=store)
+        d = e.decide(
+            _req(
+                "mail.search",
+                "r1:s",
+                {"query": "invoices"},
+                {"query": {"sources": [{"from": "user"}], "labels": ["typed"]}},
+            )
+        )
+        st = e.settle(d.id, labels=["x"])
+        assert st.labels == ("selector", "untrusted", "x")
+        got = store.get_record(CALL_RECORD, call_key("r1", "r1:s"))
+        assert got is not None
+        facts.append({k: v for k, v in got[1].items() if k != "at"})
+    assert facts[0] == facts[1] and facts[0]["inputs"] == ["typed", "user"]

@@ -7,15 +7,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from charter.cel.provenance import PROVENANCE
 from charter.engine.decision import BoundaryCheck, Failure, RuleHit
 from charter.engine.evaluate import ConditionError, check_conditions
 from charter.engine.history import settlement_detail
 from charter.engine.observe import Observer
 from charter.engine.policy import CompiledPolicy, ResultCheck
-from charter.engine.provenance import CALL_RECORD, CallLookup, call_facts, call_key
+from charter.engine.provenance import CALL_RECORD, CallLookup, ProvenanceTable, call_facts, call_key
 from charter.engine.stateful import MICROS, micros, set_stops, velocity_hits
 from charter.engine.validate import ValidRequest, check_settlement, validate_request
-from charter.engine.view import View, build_view
+from charter.engine.view import Activation, View, build_view
 from charter.enums import HitKind, Mode, Outcome, Scope
 from charter.errors import SettleError, UnknownDecision
 from charter.state import Batch, CommitResult, StateStore, StopRecord, StoreError
@@ -27,6 +28,8 @@ PENDING_LIMIT = 200_000
 PENDING_TTL_S = 86400.0
 #: Run labels are kept this long after they are added.
 LABELS_TTL_S = 7 * 86400.0
+#: no provenance table was built for the view yet
+_NOT_BUILT: Any = object()
 
 
 @dataclass(slots=True)
@@ -225,13 +228,15 @@ class Settler:
         whole = set(labels)
         fields: dict[str, set[str]] = {}
         checks: tuple[ResultCheck, ...] = view.select(self.policy.index["results"])
+        table: Any = _NOT_BUILT
         if checks:
-            whole |= self._result_checks(checks, view, st, outcome, labels, actual_map, fields)
+            added, table = self._result_checks(checks, view, st, outcome, labels, actual_map, fields)
+            whole |= added
             all_labels |= whole
             for labs in fields.values():
                 all_labels |= labs
         if req.run and req.call_id:
-            self._keep_call(view, req.run, req.call_id, whole, fields, now, st)
+            self._keep_call(view, req.run, req.call_id, whole, fields, now, st, table)
         if req.run and all_labels:
             try:
                 self.store.mark_labels(f"run:{req.run}", frozenset(all_labels), now=now, ttl_s=LABELS_TTL_S)
@@ -271,20 +276,12 @@ class Settler:
         labels: tuple[str, ...],
         actual: dict[str, float],
         fields: dict[str, set[str]],
-    ) -> set[str]:
+    ) -> tuple[set[str], Any]:
         """Run the checks after an action; the labels they give the whole result (those given
-        to fields, ``then label L on F``, are added to ``fields``)."""
+        to fields, ``then label L on F``, are added to ``fields``), and the provenance table if
+        a check built it (else ``_NOT_BUILT``)."""
         req = view.req
-        act = view.full_activation()
-        act["result"] = {
-            "outcome": outcome,
-            "failed": outcome not in ("success", "ok"),
-            "cost": actual or dict(req.cost),
-            "labels": sorted(labels),
-        }
-        act["estimate"] = dict(req.cost)
-        probe = view.copy()
-        probe._activation = act
+        probe = _probe(view, outcome, actual or dict(req.cost), labels, dict(req.cost))
         worst: Outcome | None = None
         stops: list[tuple[Scope, Any]] = []
         added: set[str] = set()
@@ -318,7 +315,7 @@ class Settler:
             st.outcome = worst
         if stops:
             st.stops.extend(set_stops(self.store, stops, view, st.failures))
-        return added
+        return added, dict.get(probe._activation, PROVENANCE, _NOT_BUILT)  # type: ignore[arg-type]
 
     def call_lookup(self, run: str) -> CallLookup:
         """The facts of a run's earlier settled calls, by call id (for provenance sources)."""
@@ -333,10 +330,12 @@ class Settler:
         fields: dict[str, set[str]],
         now: float,
         st: Settlement,
+        table: Any = _NOT_BUILT,
     ) -> None:
-        """Keep what this call's result is worth to later provenance (see call_facts)."""
+        """Keep what this call's result is worth to later provenance (see call_facts); ``table``:
+        the view's provenance table if the checks built it (``_NOT_BUILT``: not yet)."""
         try:
-            keep_call_facts(self.store, view, run, call_id, labels, fields, now)
+            keep_call_facts(self.store, view, run, call_id, labels, fields, now, table)
         except StoreError as exc:
             st.failures.append(
                 Failure("state store", f"call {call_id[:60]}: {exc}", "its values prove nothing")
@@ -463,9 +462,13 @@ def keep_call_facts(
     labels: set[str],
     fields: dict[str, set[str]],
     now: float,
+    table: ProvenanceTable | object | None = _NOT_BUILT,
 ) -> None:
-    """Keep what a call's result is worth to later provenance (see call_facts); raises StoreError."""
-    table = view.provenance_table()
+    """Keep what a call's result is worth to later provenance (see call_facts); raises StoreError.
+    ``table``: the view's provenance table when it was built already (it is built once)."""
+    if table is _NOT_BUILT:
+        table = view.provenance_table()
+    assert table is None or isinstance(table, ProvenanceTable)
     inputs = table.inputs if table is not None else set()
     facts = call_facts(view.target, labels, fields, inputs, now)
     store.put_record(CALL_RECORD, call_key(run, call_id), facts, ttl_s=LABELS_TTL_S)
@@ -483,16 +486,7 @@ def label_checks(
     fields: dict[str, set[str]] = {}
     if not checks:
         return whole, fields
-    act = view.full_activation()
-    act["result"] = {
-        "outcome": outcome,
-        "failed": outcome not in ("success", "ok"),
-        "cost": {},
-        "labels": sorted(labels),
-    }
-    act["estimate"] = {}
-    probe = view.copy()
-    probe._activation = act
+    probe = _probe(view, outcome, {}, labels, {})
     for chk in checks:
         if not chk.labels or chk.mode is Mode.SHADOW:
             continue
@@ -508,6 +502,25 @@ def label_checks(
         else:
             whole |= chk.labels
     return whole, fields
+
+
+def _probe(
+    view: View, outcome: str, cost: Mapping[str, float], labels: tuple[str, ...], estimate: dict[str, float]
+) -> View:
+    """The view the checks after an action read: the decision's roots (each built on first use,
+    as for deciding) and ``result`` and ``estimate``. (It used to build every root up front:
+    most checks read one or two, and the provenance table was then built twice per settle.)"""
+    probe = view.copy()
+    act = probe._activation = Activation()
+    act.view = probe
+    act["result"] = {
+        "outcome": outcome,
+        "failed": outcome not in ("success", "ok"),
+        "cost": cost,
+        "labels": sorted(labels),
+    }
+    act["estimate"] = estimate
+    return probe
 
 
 def _committed(st: Settlement, cr: CommitResult) -> None:
