@@ -76,10 +76,16 @@ def settlement_detail(
 PartCache = dict[int, tuple[Mapping[str, Any], int, dict[str, Any]]]
 #: parts an engine keeps across decisions (all of them dropped when full)
 PART_CACHE = 8192
+#: no ``where`` clause matched an entry yet (shared: never written, see _search)
+_NO_MATCH: dict[str, str] = {}
 
 
 class _Detail:
-    """A run's entries in detail, read from the store once per decision on first use."""
+    """A run's entries in detail, read from the store once per decision on first use.
+
+    Made for every decision of a policy that keeps history detail, read by few: only what
+    every reader needs is set here; the rest when the entries are first read (``events``).
+    """
 
     __slots__ = ("agents", "built", "cache", "error", "evicted", "first", "load", "matched", "parts", "raw",
                  "steps")  # fmt: skip
@@ -92,14 +98,17 @@ class _Detail:
         self.steps = steps
         self.agents = agents
         self.raw: list[Mapping[str, Any]] | None = None
-        self.built: list[dict[str, Any] | None] = []
-        #: entries with only the fields ``where`` clauses read so far (see ``part``)
-        self.parts: list[dict[str, Any] | None] = []
-        self.first = 1
-        self.evicted = False
         self.error: str | None = None
-        #: where text -> the entry it matched ("call (tool, step N)"), for evidence
-        self.matched: dict[str, str] = {}
+        #: where text -> the entry it matched ("call (tool, step N)"), for evidence (a dict of its
+        #: own once a clause matches)
+        self.matched: dict[str, str] = _NO_MATCH
+        # (set by ``events``: the entries as read, those built from them, the first one's step,
+        # and whether older ones were dropped)
+        self.built: list[dict[str, Any] | None]
+        #: entries with only the fields ``where`` clauses read so far (see ``part``)
+        self.parts: list[dict[str, Any] | None]
+        self.first: int
+        self.evicted: bool
 
     def events(self) -> list[Mapping[str, Any]]:
         """The stored events, oldest first (read once; a store fault is remembered)."""
@@ -325,6 +334,8 @@ def _search(
             first_error = first_error or condition_error(where, held)
             continue
         call = _FIELDS["call"](ev, detail.first + i)
+        if detail.matched is _NO_MATCH:
+            detail.matched = {}
         detail.matched[where.text] = f"{call} ({ev.get('target', '')}, step {detail.first + i})"
         return seq.after
     if first_error is not None:
