@@ -13,6 +13,7 @@ from charter.engine.engine import Engine
 from charter.engine.provenance import Entry, ProvenanceTable, Source
 from charter.engine.validate import validate_request
 from charter.enums import Outcome
+from charter.errors import RequestError
 
 ROOT = Path(__file__).resolve().parents[2]
 TO = ["ruth@ledgerly.example", "mark@exfil.example"]
@@ -157,3 +158,31 @@ on result picked {
     result = compile_text(text)
     codes = [(d.code.value, d.message) for d in result.diagnostics]
     assert ("E402", "the label 'planned' is reserved: only the engine gives it") in codes
+
+
+def test_the_shortcut_for_common_entries_is_the_checker() -> None:
+    """check_provenance takes the commonest entries (one source, nothing else) by a shortcut: it
+    gives the entry the full checker gives, or leaves the entry to it (never accepts what the
+    checker refuses)."""
+    import itertools
+
+    from charter.engine.provenance import _entry, _fast_entry
+
+    calls: list[Any] = ["c-1", "", "x" * 256, "x" * 257, 7, None]
+    fields: list[Any] = ["id", "a.b", "", ".a", "a.", "a..b", ".".join("a" * 16), ".".join("a" * 17), 3]
+    sources: list[Any] = [{"from": "user"}, {"from": "agent"}, {"from": "model"}, {"from": 1}]
+    sources += [{"call": c} for c in calls] + [{"call": c, "field": f} for c in calls for f in fields]
+    sources += [{"field": "id"}, {"call": "c", "from": "user"}, {"call": "c", "field": "id", "x": 1}, "s"]
+    shapes: list[Any] = [{"sources": [s]} for s in sources]
+    shapes += [{"sources": [s], "labels": []} for s in sources[:3]]
+    shapes += [{"sources": [s, t]} for s, t in itertools.product(sources[:3], repeat=2)]
+    shapes += [{"sources": []}, {"sources": "x"}, {"labels": ["a"]}, {}, [], "x"]
+    for shape in shapes:
+        fast = _fast_entry(shape)
+        try:
+            want = _entry(shape, "w")
+        except RequestError:
+            assert fast is None, shape
+            continue
+        assert fast is None or fast == want, shape
+    assert _fast_entry({"sources": [{"call": "c-1", "field": "id"}]}) is not None

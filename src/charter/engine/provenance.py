@@ -146,6 +146,58 @@ _CALL_SOURCES: dict[tuple[str, str], Source] = {}
 _CALL_SOURCES_MAX = 4096
 #: entries of one source and no labels, by their source
 _ONE_SOURCE: dict[Source, Entry] = {}
+#: entries of one call source and no labels, by (call id, field): the commonest entries of all
+_CALL_ENTRIES: dict[tuple[str, str], Entry] = {}
+
+
+def _call_entry(call: str, field: str) -> Entry:
+    """The entry of one call source and no labels (built once per call and field)."""
+    key = (call, field)
+    e = _CALL_ENTRIES.get(key)
+    if e is None:
+        if len(_CALL_ENTRIES) >= _CALL_SOURCES_MAX:
+            _CALL_ENTRIES.clear()  # bounded: a cache, never a record
+        e = _CALL_ENTRIES[key] = Entry((), (_call_source(call, field),))
+    return e
+
+
+def _fast_entry(e: Any) -> Entry | None:
+    """The entry of the commonest shapes (one source and nothing else), checked exactly as
+    :func:`_entry` checks them, without its messages; None: :func:`_entry` decides (and words
+    any problem)."""
+    if e.__class__ is not dict or len(e) != 1:
+        return None
+    sources = e.get("sources")
+    if sources.__class__ is not list or len(sources) != 1:
+        return None
+    s = sources[0]
+    if s.__class__ is not dict:
+        return None
+    n = len(s)
+    field: Any
+    if n == 1:
+        source = s.get("from")
+        if source is not None:  # (compared as _COMMON's shapes are)
+            return _COMMON[0][1] if source == "user" else _COMMON[1][1] if source == "agent" else None
+        call = s.get("call")
+        field = ""
+    elif n == 2:
+        call = s.get("call")
+        field = s.get("field")
+        if (
+            field.__class__ is not str
+            or not 0 < len(field) <= MAX_PATH
+            or ".." in field
+            or field[0] == "."
+            or field[-1] == "."
+            or field.count(".") >= MAX_PATH_PARTS
+        ):
+            return None
+    else:
+        return None
+    if call.__class__ is not str or not 0 < len(call) <= MAX_PATH:
+        return None
+    return _call_entry(call, field)
 
 
 def _call_source(call: str, field: str) -> Source:
@@ -209,6 +261,8 @@ def _entry(e: Any, where: str) -> Entry:
             sw = f"{where}.sources[{i}]"
             raise _fail(sw, 'a source is {"from": "user" | "agent"} or {"call": ID, "field"?: PATH}')
     if not labels and len(out) == 1:  # one source, no labels: the usual entry, built once
+        if out[0].kind == "call":
+            return _call_entry(out[0].call, out[0].field)
         found = _ONE_SOURCE.get(out[0])
         if found is None:
             if len(_ONE_SOURCE) >= _CALL_SOURCES_MAX:
@@ -228,24 +282,27 @@ def check_provenance(provenance: Any, args: Mapping[str, Any]) -> Mapping[str, E
     out: dict[str, Entry | tuple[Entry, ...]] = {}
     total = 0
     for name, spec in provenance.items():
-        where = f"action.provenance.{name}"
         if name.__class__ is not str or name not in args:
-            raise _fail(where, f"no argument {str(name)[:40]!r} in action.args")
+            raise _fail(f"action.provenance.{name}", f"no argument {str(name)[:40]!r} in action.args")
         value = args[name]
+        # (the commonest entries first, without the texts only a problem needs)
         if value.__class__ is list or value.__class__ is tuple:
-            if spec.__class__ is not list:
-                raise _fail(where, "a list argument needs one entry per element (a list)")
-            if len(spec) != len(value):
-                raise _fail(where, f"{len(spec)} entries for a list of {len(value)} elements")
-            if len(spec) > MAX_ELEMENTS:
+            if spec.__class__ is not list or len(spec) != len(value) or len(spec) > MAX_ELEMENTS:
+                where = f"action.provenance.{name}"
+                if spec.__class__ is not list:
+                    raise _fail(where, "a list argument needs one entry per element (a list)")
+                if len(spec) != len(value):
+                    raise _fail(where, f"{len(spec)} entries for a list of {len(value)} elements")
                 raise _fail(where, f"at most {MAX_ELEMENTS} elements carry provenance")
             total += len(spec)
             if total > MAX_TOTAL:
                 raise _fail("action.provenance", f"more than {MAX_TOTAL} entries")
-            out[name] = tuple(_entry(e, f"{where}[{i}]") for i, e in enumerate(spec))
+            out[name] = tuple(
+                _fast_entry(e) or _entry(e, f"action.provenance.{name}[{i}]") for i, e in enumerate(spec)
+            )
         else:
             total += 1
-            out[name] = _entry(spec, where)
+            out[name] = _fast_entry(spec) or _entry(spec, f"action.provenance.{name}")
     return out
 
 
@@ -295,7 +352,9 @@ class ProvenanceTable:
         self.inputs: set[str] = set()
         derived = {"user": "user", "agent": agent_label}
         for name, value in args.items():
-            given = tuple(lab for lab in whole.get(name, ()) if lab not in RESERVED_LABELS)
+            given = whole.get(name, ())
+            if given:
+                given = tuple(lab for lab in given if lab not in RESERVED_LABELS)
             spec = provenance.get(name)
             if spec is None:
                 if given:
@@ -314,16 +373,24 @@ class ProvenanceTable:
                 continue  # not the shape the validator checked (coerced?): no provenance, closed
             common: set[str] | None = None
             sources: list[Source] = []
+            seen: dict[int, tuple[str, ...]] = {}  # entry id -> its labels (entries are shared)
             for x, e in zip(value, spec, strict=True):
-                labs = self._labels(e, given, derived)
-                self._add(x, e, labs)
-                common = set(labs) if common is None else common & set(labs)
+                known = seen.get(id(e))
+                if known is None:
+                    known = seen[id(e)] = self._labels(e, given, derived)
+                self._add(x, e, known)
+                if common is None:
+                    common = set(known)
+                else:
+                    common.intersection_update(known)
                 sources.extend(e.sources)
             # a list is only as trusted as its least trusted element
             self._add(value, Entry((), tuple(sources)), tuple(sorted(common or ())))
 
     def _labels(self, e: Entry, given: tuple[str, ...], derived: Mapping[str, str]) -> tuple[str, ...]:
-        out = set(e.labels) | set(given)
+        out = set(e.labels)
+        if given:
+            out.update(given)
         for s in e.sources:
             if s.kind == "call":
                 out.update(self._call_labels(s))
