@@ -281,20 +281,23 @@ class Settler:
         to fields, ``then label L on F``, are added to ``fields``), and the provenance table if
         a check built it (else ``_NOT_BUILT``)."""
         req = view.req
-        probe = _probe(view, outcome, actual or dict(req.cost), labels, dict(req.cost))
+        probe: View | None = None  # made for the first check with conditions (most have none)
         worst: Outcome | None = None
         stops: list[tuple[Scope, Any]] = []
         added: set[str] = set()
         for chk in checks:
-            if self.observer is not None and chk.conditions:
-                self.observer.conditions_evaluated(chk, chk.conditions, probe)
-            try:
-                holds = check_conditions(chk.conditions, probe)
-            except ConditionError as exc:
-                st.failures.append(Failure(f"check {chk.id}", str(exc), chk.fail.value))
-                holds = chk.fail.outcome is not None
-            if not holds:
-                continue
+            if chk.conditions:
+                if probe is None:
+                    probe = _probe(view, outcome, actual or dict(req.cost), labels, dict(req.cost))
+                if self.observer is not None:
+                    self.observer.conditions_evaluated(chk, chk.conditions, probe)
+                try:
+                    holds = check_conditions(chk.conditions, probe)
+                except ConditionError as exc:
+                    st.failures.append(Failure(f"check {chk.id}", str(exc), chk.fail.value))
+                    holds = chk.fail.outcome is not None
+                if not holds:
+                    continue
             eff = chk.outcome or Outcome.ALLOW
             source = str(chk.source) if chk.source else None
             st.checks.append(
@@ -315,6 +318,8 @@ class Settler:
             st.outcome = worst
         if stops:
             st.stops.extend(set_stops(self.store, stops, view, st.failures))
+        if probe is None:
+            return added, _NOT_BUILT
         return added, dict.get(probe._activation, PROVENANCE, _NOT_BUILT)  # type: ignore[arg-type]
 
     def call_lookup(self, run: str) -> CallLookup:
