@@ -69,7 +69,13 @@ def _own(v: Any) -> Any:
         for k, x in v.items():
             if k.__class__ is not str:
                 return json.loads(dumps(v))
-            out[k] = x if x.__class__ in _LEAVES else _own(x)
+            xc = x.__class__
+            if xc in _LEAVES:
+                out[k] = x
+            elif xc is list or xc is tuple:  # (a list of labels, of recipients: a call less)
+                out[k] = [y if y.__class__ in _LEAVES else _own(y) for y in x]
+            else:
+                out[k] = _own(x)
         return out
     if c is list or c is tuple:
         return [x if x.__class__ in _LEAVES else _own(x) for x in v]
@@ -188,10 +194,12 @@ class MemoryStore:
         now = batch.now
         with self._lock:
             # INVARIANT: stops first, then a replay (a retried request is halted like any other)
-            for sk in batch.stop_keys:
-                stop = self._stops.get(sk)
-                if stop is not None:
-                    return BatchResult(stop=stop)
+            stops = self._stops
+            if stops:  # (nothing stopped, the usual case: no key looked up)
+                for sk in batch.stop_keys:
+                    stop = stops.get(sk)
+                    if stop is not None:
+                        return BatchResult(stop=stop)
             if batch.idempotency_key is not None:
                 got = self._idem.get(batch.idempotency_key)
                 if got is not None and got[1] > now:
