@@ -187,7 +187,7 @@ class Settler:
     ) -> Settlement:
         """Record what an action really did (see :meth:`charter.Engine.settle`)."""
         actual, outcome, labels = check_settlement(actual_cost, outcome, labels, self.policy.units)
-        if result is not None and not isinstance(result, Mapping):
+        if result is not None and result.__class__ is not dict and not isinstance(result, Mapping):
             raise SettleError("result must be an object (field name -> value)")
         runs = self.pending.runs
         if decision_id in runs:
@@ -205,9 +205,11 @@ class Settler:
         now = self.clock()
         st = Settlement(decision_id, False, outcome, labels=tuple(labels))
         actual_map: dict[str, float] = {}
-        if isinstance(actual, Mapping):
+        if actual is None:
+            pass
+        elif isinstance(actual, Mapping):
             actual_map = dict(actual)
-        elif actual is not None:
+        else:
             units = list(req.cost) or sorted(self.policy.units)
             if units:
                 actual_map = {units[0]: actual}
