@@ -15,8 +15,6 @@ from charter.state import LABEL_MARK
 
 __all__ = ["entered_labels", "label_marks", "latest_arrival"]
 
-_EMPTY: frozenset[str] = frozenset()
-
 
 def entered_labels(view: View) -> frozenset[str]:
     """The labels this action brings into its run if it is allowed: its argument labels and the
@@ -29,14 +27,21 @@ def entered_labels(view: View) -> frozenset[str]:
     prov = view.req.provenance
     if not prov:
         return view.labels
-    out = set(view.labels)
+    out: set[str] | None = None  # made for the first entry with labels (most entries have none)
     for spec in prov.values():
         if spec.__class__ is tuple:
             for e in spec:
-                out.update(e.labels)
-        else:
+                if e.labels:
+                    if out is None:
+                        out = set(view.labels)
+                    out.update(e.labels)
+        elif spec.labels:  # type: ignore[union-attr]
+            if out is None:
+                out = set(view.labels)
             out.update(spec.labels)  # type: ignore[union-attr]
-    return frozenset(out) if out else _EMPTY
+    if out is None:
+        return view.labels
+    return frozenset(out)
 
 
 def label_marks(labels: frozenset[str]) -> frozenset[str]:
