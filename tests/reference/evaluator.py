@@ -39,7 +39,8 @@ class RunRef:
 
     actor: str = ""
     grants: list[dict[str, Any]] = field(default_factory=list)
-    actions: list[tuple[str, str]] = field(default_factory=list)
+    #: (kind, target, the arguments as conditions saw them, agent)
+    actions: list[tuple[str, str, dict[str, Any], str]] = field(default_factory=list)
 
 
 @dataclass
@@ -69,8 +70,8 @@ class Verdict:
     failures: set[tuple[str, str]] = field(default_factory=set)
     #: §7.4 obligations: the rules whose human gates a require_approval decision names
     gates: list[str] = field(default_factory=list)
-    #: §8: an allowed action of a run becomes its history: (run, kind, target)
-    record: tuple[str, str, str] | None = None
+    #: §8: an allowed action of a run becomes its history: (run, kind, target, args, agent)
+    record: tuple[str, str, str, dict[str, Any], str] | None = None
     #: §9.3: the grant instances whose use an allowed decision spends: (run, grant id)
     grant_uses: list[tuple[str, str]] = field(default_factory=list)
 
@@ -413,19 +414,25 @@ def holds(item: Any, req: Request) -> Truth:
     for seq in getattr(item, "sequences", ()):
         # §3.1: without context.run the run's history is unknown (an error: the rule fails by its
         # `on error`); with one, `after E` holds when an earlier allowed action of the run matches
-        # E, `before E` when none does (the reference models neither windows nor `where`)
+        # E, `before E` when none does (no windows are modelled). §8.2 `where C`: an entry counts
+        # when C holds with `earlier` bound to it; an entry on which C fails does not stop the
+        # search: a match elsewhere decides, otherwise the error is the rule's
         if not req.run_id:
             parts.append(ERROR)
             continue
-        assert seq.where is None and seq.within_steps is None and seq.within_seconds is None
-        assert not seq.labels
+        assert seq.within_steps is None and seq.within_seconds is None and not seq.labels
         mark = next(m for m in req.policy.marks if m.id == seq.mark)
-        seen = any(
-            (mark.kind is None or mark.kind.value == kind)
-            and (mark.target.any or target in mark.target.names)
-            for kind, target in req.run.actions
-        )
-        parts.append(seen if seq.after else not seen)
+        found: list[Truth] = []
+        for step, (kind, target, args, agent) in enumerate(req.run.actions, start=1):
+            kind_ok = mark.kind is None or mark.kind.value == kind
+            if kind_ok and (mark.target.any or target in mark.target.names):
+                if seq.where is None:
+                    found.append(True)
+                    continue
+                earlier = {"step": step, "agent": agent, "kind": kind, "tool": target, "args": args}
+                found.append(cond(seq.where, {**req.act, "earlier": earlier}))
+        seen = any_of(found)
+        parts.append(seen if seq.after else ERROR if seen == ERROR else not seen)
     return all_of(parts)
 
 
@@ -551,7 +558,7 @@ def evaluate(policy: CompiledPolicy, raw: Mapping[str, Any], state: State) -> Ve
         count,
         failures,
         sorted(gates),
-        (req.run_id, req.kind, req.target) if allowed and req.run_id else None,
+        (req.run_id, req.kind, req.target, req.args, req.id) if allowed and req.run_id else None,
         [(req.run_id, gid) for gid in req.grants.relied.values()] if allowed and req.grants else [],
     )
 
@@ -564,8 +571,8 @@ def apply(state: State, v: Verdict) -> None:
     for bid, value, amount in v.reserve:
         state.used[(bid, value)] = state.used.get((bid, value), 0) + amount
     if v.record is not None:
-        run, kind, target = v.record
-        state.runs.setdefault(run, RunRef()).actions.append((kind, target))
+        run, kind, target, args, agent = v.record
+        state.runs.setdefault(run, RunRef()).actions.append((kind, target, args, agent))
     for run, gid in v.grant_uses:
         for g in state.runs[run].grants:
             if g["id"] == gid and g["uses_left"] is not None:

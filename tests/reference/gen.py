@@ -31,6 +31,7 @@ ALL_FEATURES = frozenset(
         "provenance",  # labels()/sources() in conditions, action.provenance in requests (step 4)
         "runs",  # requests name one of RUNS: allowed actions become the run's history (`before`)
         "grants",  # grant kinds, runs begun with grants, granted()/run.grants in rules (step 3)
+        "where",  # after/before call T where C over the run's history (step 6)
     }
 )
 SAFE_FEATURES: frozenset[str] = frozenset(
@@ -48,6 +49,7 @@ SAFE_FEATURES: frozenset[str] = frozenset(
         "provenance",
         "runs",
         "grants",
+        "where",
     }
 )
 FAIL_MODES = ["ignore", "deny", "halt", "escalate", "require approval"]
@@ -249,6 +251,27 @@ class PolicyGen:
             return f"{self.atom(args)} || {self.atom(args)}"
         return f"!({self.atom(args)})"
 
+    def where(self, args: list[str] | None) -> str:
+        """``after/before call T where C``: C relates the earlier call's arguments to this
+        request's (an argument both declare, typed alike) or reads the earlier call alone."""
+        r = self.r
+        tool = r.choice(sorted(self.w.tools))
+        common = sorted(set(self.w.tools[tool]) & set(args or ()) - self.partial)
+        conds = ["earlier.args.size() >= 2", f'earlier.tool == "{tool}"']
+        for a in common:
+            conds.append(f"earlier.args.{a} == args.{a}")
+            conds.append(f"earlier.args.{a} == args.{a}")
+        for a in self.w.tools[tool]:
+            conds.append(
+                {
+                    "amount": "earlier.args.amount > 10.0",
+                    "count": "earlier.args.count >= 2",
+                    "branch": 'earlier.args.branch == "main"',
+                    "flag": "earlier.args.flag",
+                }[a]
+            )
+        return f"{r.choice(['after', 'before'])} call {tool} where {r.choice(conds)}"
+
     # ---- selectors ------------------------------------------------------------------------
     def actor(self) -> str | None:
         x = self.r.random()
@@ -331,6 +354,8 @@ class PolicyGen:
         if act:
             body.append(act)
         if w.grant_kinds and r.random() < 0.2:
+            if r.random() < 0.5:  # most grant rules permit (allowed decisions spend uses)
+                kind, rid = "permit", self.ident("perm")
             # granted() as the rule's one condition, in an enforced rule: every decision that
             # reaches the rule asks it, so the kinds an allowed decision relied on (whose use it
             # spends) are those of the covering rules -- the same whatever order conditions run in
@@ -356,6 +381,8 @@ class PolicyGen:
                 body.append(f"signal {k}{where}")
         if "sequences" in self.f and r.random() < 0.1:
             body.append(f"before call {r.choice(sorted(w.tools))}")
+        if "where" in self.f and r.random() < 0.15:
+            body.append(self.where(args))
         if r.random() < 0.12:
             body.append("mode shadow")
         if r.random() < 0.3:

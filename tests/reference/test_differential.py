@@ -75,20 +75,23 @@ def test_the_generator_covers_the_issue_18_language() -> None:
 
 
 def test_the_generator_covers_runs_and_grants() -> None:
-    """Requests name runs (their allowed actions are the history `before` reads), runs are begun
-    with grants, rules ask granted() and read run.grants, and allowed decisions spend grant uses
-    (compared with the engine's grant boundaries in every triple above)."""
+    """Requests name runs (their allowed actions are the history `after/before ... where` reads),
+    runs are begun with grants, rules ask granted() and read run.grants, and allowed decisions
+    spend grant uses (compared with the engine's grant boundaries in every triple above)."""
     import random
 
     from . import evaluator
 
-    seen = dict.fromkeys(("granted(", "run.grants", "runs begun", "uses spent", "history kept"), 0)
+    seen = dict.fromkeys(
+        ("granted(", "run.grants", "where earlier", "runs begun", "uses spent", "history kept"), 0
+    )
     for seed in range(30):
         rng = random.Random(seed)
         world = gen.PolicyGen(rng, gen.SAFE_FEATURES).policy()
         rules = "\n".join(world.rules)
         seen["granted("] += "granted(" in rules
         seen["run.grants"] += "run.grants" in rules
+        seen["where earlier"] += " where earlier." in rules
     orig, counts = evaluator.evaluate, {"uses": 0, "record": 0}
 
     def counting(policy: object, raw: object, state: evaluator.State) -> evaluator.Verdict:
