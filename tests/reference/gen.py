@@ -32,6 +32,7 @@ ALL_FEATURES = frozenset(
         "runs",  # requests name one of RUNS: allowed actions become the run's history (`before`)
         "grants",  # grant kinds, runs begun with grants, granted()/run.grants in rules (step 3)
         "where",  # after/before call T where C over the run's history (step 6)
+        "imports",  # runs seeded with imported calls (Engine.import_run) before any request (step 7)
     }
 )
 SAFE_FEATURES: frozenset[str] = frozenset(
@@ -50,6 +51,7 @@ SAFE_FEATURES: frozenset[str] = frozenset(
         "runs",
         "grants",
         "where",
+        "imports",
     }
 )
 FAIL_MODES = ["ignore", "deny", "halt", "escalate", "require approval"]
@@ -642,4 +644,32 @@ def run_grants(rng: random.Random, w: World) -> list[tuple[str, str, list[dict[s
             for _ in range(r.randint(1, 3))
         ]
         out.append((run, actor, grants))
+    return out
+
+
+def run_imports(rng: random.Random, w: World, now: float) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """Calls that already happened, imported into runs before any request: (run, actor, events);
+    arguments typed as the tool declares them."""
+    r = rng
+    if "imports" not in w.features:
+        return []
+    out = []
+    for run in RUNS:
+        if r.random() < 0.4:
+            continue
+        events = []
+        for j in range(r.randint(1, 3)):
+            tool = r.choice(sorted(w.tools))
+            args = {
+                a: {
+                    "double": r.choice([0.5, 5.0, 50.0, 500.0]),
+                    "int": r.randint(0, 6),
+                    "string": r.choice(["main", "release/1", "feature"]),
+                    "bool": r.random() < 0.5,
+                }[ARG_TYPES[a]]
+                for a in w.tools[tool]
+                if r.random() < 0.7
+            }
+            events.append({"call_id": f"{run}:imp{j}", "target": tool, "args": args, "at": now - 100 + j})
+        out.append((run, r.choice(sorted(w.agents)), events))
     return out

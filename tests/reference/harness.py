@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,6 +165,13 @@ def run_world(
                 for g in begun.grants
             ],
         )
+    now = time.time()
+    for run_id, actor, events in gen.run_imports(rng, world, now):
+        engine.import_run(run_id, actor=actor, events=events)
+        general.import_run(run_id, actor=actor, events=events)
+        # imported calls are the run's history as allowed calls are (docs/semantics.md 8.3)
+        ref_run = state.runs.setdefault(run_id, evaluator.RunRef())
+        ref_run.actions += [("call", ev["target"], dict(ev["args"]), actor) for ev in events]
     for i in range(requests):
         req = gen.request(rng, world, i)
         ref = evaluator.evaluate(policy, req, state)

@@ -75,15 +75,25 @@ def test_the_generator_covers_the_issue_18_language() -> None:
 
 
 def test_the_generator_covers_runs_and_grants() -> None:
-    """Requests name runs (their allowed actions are the history `after/before ... where` reads),
-    runs are begun with grants, rules ask granted() and read run.grants, and allowed decisions
-    spend grant uses (compared with the engine's grant boundaries in every triple above)."""
+    """Requests name runs (their allowed actions, and calls imported before the first request, are
+    the history `after/before ... where` reads), runs are begun with grants, rules ask granted()
+    and read run.grants, and allowed decisions spend grant uses (compared with the engine's grant
+    boundaries in every triple above)."""
     import random
 
     from . import evaluator
 
     seen = dict.fromkeys(
-        ("granted(", "run.grants", "where earlier", "runs begun", "uses spent", "history kept"), 0
+        (
+            "granted(",
+            "run.grants",
+            "where earlier",
+            "runs begun",
+            "runs imported",
+            "uses spent",
+            "history kept",
+        ),
+        0,
     )
     for seed in range(30):
         rng = random.Random(seed)
@@ -107,6 +117,7 @@ def test_the_generator_covers_runs_and_grants() -> None:
             rng = random.Random(seed)
             world = gen.PolicyGen(rng, gen.SAFE_FEATURES).policy()
             seen["runs begun"] += bool(gen.run_grants(random.Random(seed), world))
+            seen["runs imported"] += bool(gen.run_imports(random.Random(seed), world, 0.0))
             harness.run(seed, 101, gen.SAFE_FEATURES, run)
     finally:
         evaluator.evaluate = orig
