@@ -6,7 +6,7 @@ from charter.engine.decision import Decision
 from charter.engine.engine import Engine, Settlement
 from charter.engine.request import Request
 from charter.enums import Outcome
-from charter.errors import Error, RequestError, RunImportError, SettleError, UnknownDecision
+from charter.errors import Error, RequestError, RunImportError, SettleError, UnknownDecision, UnknownRun
 
 __version__ = "0.1.0"
 
@@ -24,6 +24,7 @@ __all__ = [
     "SettleError",
     "Settlement",
     "UnknownDecision",
+    "UnknownRun",
     "__version__",
     "check",
     "load",

@@ -251,7 +251,8 @@ class Client:
         return dict(self.request("POST", _run_path(run, "/history"), _import_body(actor, events, charge)))
 
     def export_run(self, run: str) -> dict[str, Any]:
-        """A run's steps, labels and history (see :meth:`charter.Engine.export_run`)."""
+        """A run's steps, labels and history (see :meth:`charter.Engine.export_run`); a run the
+        sidecar's store has nothing of is SidecarError 404 ``unknown-run``."""
         return dict(self.request("GET", _run_path(run)))
 
     def explain(self, decision_id: str) -> dict[str, Any]:
@@ -420,7 +421,8 @@ class AsyncClient:
         )
 
     async def export_run(self, run: str) -> dict[str, Any]:
-        """A run's steps, labels and history (see :meth:`charter.Engine.export_run`)."""
+        """A run's steps, labels and history (see :meth:`charter.Engine.export_run`); a run the
+        sidecar's store has nothing of is SidecarError 404 ``unknown-run``."""
         return dict(await self.request("GET", _run_path(run)))
 
     async def explain(self, decision_id: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ clauses keep working. The rest of the hierarchy lives beside the code that raise
 
 from __future__ import annotations
 
-__all__ = ["Error", "RequestError", "SettleError", "UnknownDecision"]
+__all__ = ["Error", "RequestError", "SettleError", "UnknownDecision", "UnknownRun"]
 
 
 class Error(Exception):
@@ -58,3 +58,19 @@ class UnknownDecision(Error, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])  # KeyError's own __str__ would quote the message
+
+
+class UnknownRun(Error, LookupError):
+    """``export_run`` of a run the store has nothing of (no step, grant or label: never begun, a
+    mistyped id, expired, or kept by another store). 404 over HTTP. An empty export would let a
+    resumed run start without its history, so the rules that read it would stop firing."""
+
+    def __init__(self, run: str):
+        super().__init__(
+            f"no run {run!r} in this store (no recorded step, grant or label): check the id, and "
+            "export from the store the run was decided on"
+        )
+        self.run = run
+
+    def __str__(self) -> str:
+        return str(self.args[0])

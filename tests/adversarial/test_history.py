@@ -241,3 +241,51 @@ def test_evidence_names_the_matched_entry_not_its_values(tmp_path: Path) -> None
         ("earlier where earlier.result.id == args.message_id", f"{d.id[:-1]}1 (mail.send, step 1)")
     ]
     log.close()
+
+
+WHERE_AND_WHEN = """
+policy where-and-when
+tool pay { arg amount: double  arg to: string  arg ref: string }
+tool note { arg to: string }
+signal alarm { from monitor }
+permit work { action call pay, note  reason "ok" }
+forbid again-to-the-same {
+  action call pay
+  when args.amount > 100.0
+  before call note where earlier.args.to == args.ref
+  reason "r"
+}
+forbid alarmed {
+  action call pay
+  signal alarm
+  after call note where earlier.args.to == args.ref
+  reason "r"
+}
+"""
+
+
+@pytest.mark.parametrize("specialise", [True, False])
+def test_a_where_error_does_not_beat_a_false_part(specialise: bool) -> None:
+    """docs/semantics.md 2 and 8.2: a rule's parts combine commutatively -- a `where` that fails
+    on every entry is an error of that part, and another part that is false still decides (the
+    rule does not apply), as for a `when` that fails; with every other part true, the error is the
+    rule's (closed). Before the fix a `where` error failed the rule whatever the other parts were
+    (a spurious deny), while a failing `when` next to a false part did not."""
+    e = charter.Engine(charter.loads(WHERE_AND_WHEN), specialise=specialise)
+    ctx = {"run": "r1"}
+    note = {"actor": {"id": "a"}, "action": {"target": "note", "args": {"to": "x"}}, "context": ctx}
+    assert e.decide(note).outcome is Outcome.ALLOW
+
+    def pay(amount: float, **extra: Any) -> charter.Decision:
+        args = {"amount": amount, "to": "x"}
+        return e.decide(
+            {"actor": {"id": "a"}, "action": {"target": "pay", "args": args}, "context": ctx, **extra}
+        )
+
+    small = pay(5.0)  # `when` false, no signal: neither forbid applies, the where errors are moot
+    assert small.outcome is Outcome.ALLOW and not small.failures, small.failures
+    big = pay(500.0)  # every other part of again-to-the-same holds: its where error is its own
+    assert big.outcome is Outcome.DENY and [f.where for f in big.failures] == ["rule again-to-the-same"]
+    alarm = [{"source": "monitor", "kind": "alarm"}]
+    both = pay(5.0, signals=alarm)  # alarmed: the signal holds, its where fails: closed
+    assert both.outcome is Outcome.DENY and [f.where for f in both.failures] == ["rule alarmed"]

@@ -42,9 +42,9 @@ forbid send-after-web {
 T = 1_767_225_600.0
 
 
-def _ev(i: int, target: str = "mail.send", **extra: Any) -> dict[str, Any]:
+def _ev(i: int, target: str = "mail.send", base: float = T, **extra: Any) -> dict[str, Any]:
     args = {"to": "a@b.example"} if target == "mail.send" else {"url": "https://x.example"}
-    ev: dict[str, Any] = {"call_id": f"c-{i}", "target": target, "args": args, "at": T + i}
+    ev: dict[str, Any] = {"call_id": f"c-{i}", "target": target, "args": args, "at": base + i}
     ev.update(extra)
     return ev
 
@@ -105,7 +105,7 @@ BAD: list[tuple[Any, str]] = [
 
 @pytest.mark.parametrize(("events", "what"), BAD, ids=[w for _, w in BAD])
 def test_a_malformed_import_writes_nothing(events: Any, what: str) -> None:
-    e = charter.Engine(charter.loads(POLICY))
+    e = charter.Engine(charter.loads(POLICY), clock=lambda: T + 50)
     with pytest.raises(RunImportError, match=what):
         e.import_run("r1", actor="bot", events=[_ev(0), *events] if isinstance(events, list) else events)
     assert e.store.run_state("run:r1").steps == 0
@@ -135,7 +135,7 @@ def test_the_trace_records_the_import(tmp_path: Path) -> None:
     from charter.trace import TraceLog
 
     log = TraceLog(str(tmp_path / "trace.db"))
-    e = charter.Engine(charter.loads(POLICY), trace=log)
+    e = charter.Engine(charter.loads(POLICY), trace=log, clock=lambda: T + 50)
     done = e.import_run("r1", actor="bot", events=[_ev(1), _ev(2)])
     log.flush()
     rows = repr(list(log.rows()))
@@ -144,11 +144,16 @@ def test_the_trace_records_the_import(tmp_path: Path) -> None:
 
 
 def test_the_sidecar_imports_and_exports(tmp_path: Path) -> None:
+    import time
+
+    now = time.time() - 60  # the sidecar's clock is the system's: events within the run's retention
     for http in serve(tmp_path, POLICY):
-        ok = http.post("/v1/runs/r1/history", {"actor": "bot", "events": [_ev(1, result={"id": "m-1"})]})
+        ok = http.post(
+            "/v1/runs/r1/history", {"actor": "bot", "events": [_ev(1, base=now, result={"id": "m-1"})]}
+        )
         assert ok.status_code == 200, ok.text
         assert ok.json()["imported"] == 1
-        bad = http.post("/v1/runs/r1/history", {"actor": "bot", "events": [_ev(0)]})
+        bad = http.post("/v1/runs/r1/history", {"actor": "bot", "events": [_ev(0, base=now)]})
         assert bad.status_code == 400 and "time order" in bad.text
         got = http.client.get("/v1/runs/r1", headers=http.headers)
         assert got.status_code == 200 and got.json()["steps"] == 1
@@ -160,8 +165,11 @@ def test_the_sidecar_imports_and_exports(tmp_path: Path) -> None:
         from charter.client import Client, SidecarError
 
         client = Client(str(http.client.base_url), secret("orch"))
-        assert client.import_run("r2", actor="bot", events=[_ev(1)])["imported"] == 1
+        assert client.import_run("r2", actor="bot", events=[_ev(1, base=now)])["imported"] == 1
         assert client.export_run("r2")["steps"] == 1
         with pytest.raises(SidecarError) as err:
-            client.import_run("r2", actor="bot", events=[_ev(0, "shell.exec")])
+            client.import_run("r2", actor="bot", events=[_ev(0, "shell.exec", base=now)])
         assert err.value.status == 400
+        with pytest.raises(SidecarError) as err:
+            client.export_run("r-typo")  # an unknown run is not an empty one
+        assert err.value.status == 404

@@ -105,14 +105,16 @@ def test_hostile_run_bodies_are_4xx(http: Any, path: str, body: str) -> None:
     r = http.post(path, content=body, headers=H)
     assert 400 <= r.status_code < 500, r.text
     assert r.json()["error"]
-    assert http.get("/v1/runs/r2", headers=auth("orch")).json()["events"] == []
-    assert http.get("/v1/runs/h1", headers=auth("orch")).json()["steps"] == 0
+    # nothing was written: the store has nothing of either run (an unknown run exports as 404)
+    assert http.get("/v1/runs/r2", headers=auth("orch")).status_code == 404
+    assert http.get("/v1/runs/h1", headers=auth("orch")).status_code == 404
 
 
 def test_run_ids_in_paths_never_reach_another_run(http: Any) -> None:
     for path in ("/v1/runs/r1%2Fx", "/v1/runs/r1/x", "/v1/runs/..", "/v1/runs/%2e%2e"):
         r = http.get(path, headers=auth("orch"))
-        assert r.status_code == 404 or r.json()["run"] != "r1", path
+        # 404: no such route; 400: a run id the one rule refuses (a dot segment)
+        assert r.status_code in (400, 404) or r.json()["run"] != "r1", path
 
 
 @pytest.mark.parametrize("who", ["alice", "ops", None])

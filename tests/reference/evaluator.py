@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from charter.cel.grants import GRANTS
 from charter.cel.provenance import PROVENANCE
-from charter.engine.policy import CompiledPolicy, Condition, Selector
+from charter.engine.policy import CompiledPolicy, Condition, GrantKind, Selector
 from charter.enums import FailMode, Mode, Outcome, RuleKind, Scope, TriggerKind
 
 ERROR = "error"  # a condition that did not give true or false (§3)
@@ -31,14 +32,28 @@ RANK = {
 
 
 @dataclass
+class RunRef:
+    """§8, §9.3: what the reference knows of one run: its actor and grant instances (as
+    ``begin_run`` stored them: ``id``, ``kind``, ``params``, ``uses_left``), and its allowed
+    actions, oldest first (kind, target)."""
+
+    actor: str = ""
+    grants: list[dict[str, Any]] = field(default_factory=list)
+    #: (kind, target, the arguments as conditions saw them, agent)
+    actions: list[tuple[str, str, dict[str, Any], str]] = field(default_factory=list)
+
+
+@dataclass
 class State:
-    """What the reference knows of the store: stops, budget spend and rate counts."""
+    """What the reference knows of the store: stops, budget spend, rate counts and runs."""
 
     stops: set[tuple[str, str]] = field(default_factory=set)
     #: (budget id, scope value) -> micro-units spent or held
     used: dict[tuple[str, str], int] = field(default_factory=dict)
     #: (rate id, scope value) -> actions counted
     counted: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: run id -> the run
+    runs: dict[str, RunRef] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,6 +70,10 @@ class Verdict:
     failures: set[tuple[str, str]] = field(default_factory=set)
     #: §7.4 obligations: the rules whose human gates a require_approval decision names
     gates: list[str] = field(default_factory=list)
+    #: §8: an allowed action of a run becomes its history: (run, kind, target, args, agent)
+    record: tuple[str, str, str, dict[str, Any], str] | None = None
+    #: §9.3: the grant instances whose use an allowed decision spends: (run, grant id)
+    grant_uses: list[tuple[str, str]] = field(default_factory=list)
 
 
 def all_of(values: Iterable[Truth]) -> Truth:
@@ -80,10 +99,15 @@ def cond(c: Condition, act: Mapping[str, Any]) -> Truth:
     return ERROR
 
 
+def reads_run(c: Condition) -> bool:
+    """Whether a condition reads the ``run`` root."""
+    return any(r == "run" or r.startswith("run.") for r in c.references)
+
+
 def amount_of(c: Condition, req: Request) -> float | str:
     """§7 spend from arguments: the value of an ``amount`` expression, or ERROR unless it is a
     finite number of at least zero (without a run, one that reads the run is an error too)."""
-    if any(r == "run" or r.startswith("run.") for r in c.references) and not req.context.get("run"):
+    if reads_run(c) and not req.context.get("run"):
         return ERROR
     try:
         v = c.fn(req.act)
@@ -183,11 +207,58 @@ def micros(x: float) -> int:
     return round(x * 1_000_000)
 
 
+class Grants:
+    """§9.3 ``granted("KIND")``, transcribed: an instance of KIND of the request's run, bound to the
+    request's actor (or an ancestor; no actor: anyone), whose kind's ``action`` meets the request,
+    with uses left and every ``covers`` true (an error: not covered, and a failure). Remembers the
+    kinds it answered true (``relied``: an allowed decision spends one use of the lowest covering
+    instance of each)."""
+
+    def __init__(self, policy: CompiledPolicy, req: Request, run: RunRef):
+        self.kinds = policy.grant_kinds
+        self.req = req
+        self.run = run
+        self.relied: dict[str, str] = {}
+        self.failures: set[tuple[str, str]] = set()
+
+    def _covers(self, decl: GrantKind, g: Mapping[str, Any], act: Mapping[str, Any]) -> bool:
+        scope = {**act, "grant": g["params"]}
+        for check in decl.covers:
+            try:
+                got = check.fn(scope)
+            except Exception:
+                got = ERROR
+            if got is not True:
+                if got is not False:
+                    self.failures.add((f"grant {g['id']} covers", "not covered"))
+                return False
+        return True
+
+    def granted(self, kind: str, act: Mapping[str, Any]) -> bool:
+        decl = self.kinds.get(kind)
+        if decl is None:
+            return False
+        req = self.req
+        covering = [
+            g["id"]
+            for g in self.run.grants
+            if g["kind"] == kind
+            and req.meets(decl.selector)
+            and g["uses_left"] != 0
+            and (not self.run.actor or self.run.actor in req.lineage())
+            and self._covers(decl, g, act)
+        ]
+        if covering:
+            self.relied[kind] = covering[0]  # instances are kept lowest id first
+        return bool(covering)
+
+
 class Request:
     """The request dict resolved against the policy (§2 actor resolution, §9 activation)."""
 
-    def __init__(self, policy: CompiledPolicy, raw: Mapping[str, Any]):
+    def __init__(self, policy: CompiledPolicy, raw: Mapping[str, Any], state: State | None = None):
         actor, action, ctx = raw["actor"], raw["action"], dict(raw.get("context") or {})
+        self.policy = policy
         self.id: str = actor["id"]
         declared = policy.agents.get(self.id)
         attrs = dict(actor.get("attributes") or {})
@@ -245,8 +316,19 @@ class Request:
             },
             "cost": self.cost,
             "signals": self.signals,
-            "run": {"steps": 0, "labels": []},  # no run history is modelled
         }
+        # §9 `run`: the run's steps and grants (its labels are not modelled: no rule reads them)
+        self.run_id: str = ctx.get("run") or ""
+        self.run = (state.runs.get(self.run_id) if state is not None else None) or RunRef()
+        grants = [
+            {**g["params"], "id": g["id"], "kind": g["kind"], "uses_left": g["uses_left"]}
+            for g in self.run.grants
+        ]
+        self.act["run"] = {"steps": len(self.run.actions), "labels": [], "grants": grants}
+        self.grants: Grants | None = None
+        if self.run_id and self.run.grants and policy.grant_kinds:
+            self.grants = Grants(policy, self, self.run)
+            self.act[GRANTS] = self.grants
         prov = action.get("provenance") or {}
         if prov or arg_labels:
             # the run's labels are known only with a run (nothing untrusted happened in it yet)
@@ -255,6 +337,13 @@ class Request:
     def lineage(self) -> set[str]:
         """The actor and the agents it descends from (§2 sub-agents)."""
         return {self.id, *self.ancestors}
+
+    def meets(self, sel: Selector) -> bool:
+        """§2: the action part of a selector (kind and target)."""
+        if sel.kind is not None and sel.kind.value != self.kind:
+            return False
+        t = sel.target
+        return t.any or self.target in t.names or bool(t.roles & self.target_roles)
 
     def covered_by(self, sel: Selector) -> bool:
         """§2: actor, action and narrowing-module subject."""
@@ -311,7 +400,9 @@ def effective_signals(policy: CompiledPolicy, raw: Iterable[Mapping[str, Any]]) 
 
 def holds(item: Any, req: Request) -> Truth:
     """§2: all conditions hold together; signal clauses are alternatives; no run history."""
-    parts = [cond(c, req.act) for c in item.conditions]
+    # §3.1: a condition that reads the run (run.steps, run.labels, run.grants) of a request that
+    # names no run fails
+    parts = [ERROR if not req.run_id and reads_run(c) else cond(c, req.act) for c in item.conditions]
     signals = getattr(item, "signals", ())
     if signals:
         alts = []
@@ -322,14 +413,32 @@ def holds(item: Any, req: Request) -> Truth:
         parts.append(any_of(alts))
     for seq in getattr(item, "sequences", ()):
         # §3.1: without context.run the run's history is unknown (an error: the rule fails by its
-        # `on error`); with one, the reference models a run where nothing happened yet
-        parts.append(not seq.after if req.context.get("run") else ERROR)
+        # `on error`); with one, `after E` holds when an earlier allowed action of the run matches
+        # E, `before E` when none does (no windows are modelled). §8.2 `where C`: an entry counts
+        # when C holds with `earlier` bound to it; an entry on which C fails does not stop the
+        # search: a match elsewhere decides, otherwise the error is the rule's
+        if not req.run_id:
+            parts.append(ERROR)
+            continue
+        assert seq.within_steps is None and seq.within_seconds is None and not seq.labels
+        mark = next(m for m in req.policy.marks if m.id == seq.mark)
+        found: list[Truth] = []
+        for step, (kind, target, args, agent) in enumerate(req.run.actions, start=1):
+            kind_ok = mark.kind is None or mark.kind.value == kind
+            if kind_ok and (mark.target.any or target in mark.target.names):
+                if seq.where is None:
+                    found.append(True)
+                    continue
+                earlier = {"step": step, "agent": agent, "kind": kind, "tool": target, "args": args}
+                found.append(cond(seq.where, {**req.act, "earlier": earlier}))
+        seen = any_of(found)
+        parts.append(seen if seq.after else ERROR if seen == ERROR else not seen)
     return all_of(parts)
 
 
 def evaluate(policy: CompiledPolicy, raw: Mapping[str, Any], state: State) -> Verdict:
     """Decide one request (§1-§7). Does not modify ``state``; see :func:`apply`."""
-    req = Request(policy, raw)
+    req = Request(policy, raw, state)
     covering = sorted(req.stop_keys() & state.stops)
     if covering:  # §7.1 halt absorbs; nothing is counted
         return Verdict(Outcome.HALT, [f"stop:{s}:{v}" for s, v in covering], False)
@@ -437,15 +546,20 @@ def evaluate(policy: CompiledPolicy, raw: Mapping[str, Any], state: State) -> Ve
         for r in policy.rules
         if r.id in ids and r.approval is not None and outcome is Outcome.REQUIRE_APPROVAL
     ]
+    allowed = outcome is Outcome.ALLOW
+    if req.grants is not None:
+        failures |= req.grants.failures
     return Verdict(
         outcome,
         ids,
         default_deny,
         stops,
-        reserve if outcome is Outcome.ALLOW else [],
+        reserve if allowed else [],
         count,
         failures,
         sorted(gates),
+        (req.run_id, req.kind, req.target, req.args, req.id) if allowed and req.run_id else None,
+        [(req.run_id, gid) for gid in req.grants.relied.values()] if allowed and req.grants else [],
     )
 
 
@@ -456,3 +570,10 @@ def apply(state: State, v: Verdict) -> None:
         state.counted[key] = state.counted.get(key, 0) + 1
     for bid, value, amount in v.reserve:
         state.used[(bid, value)] = state.used.get((bid, value), 0) + amount
+    if v.record is not None:
+        run, kind, target, args, agent = v.record
+        state.runs.setdefault(run, RunRef()).actions.append((kind, target, args, agent))
+    for run, gid in v.grant_uses:
+        for g in state.runs[run].grants:
+            if g["id"] == gid and g["uses_left"] is not None:
+                g["uses_left"] -= 1

@@ -13,6 +13,7 @@ CATS = ["cat0", "cat1"]
 SOURCES = ["src0", "src1", "src2", "src3"]
 WORKFLOWS = ["w1", "w2"]
 BASE_TIME = "2025-01-15T{:02d}:{:02d}:{:02d}+00:00"
+RUNS = ["ra", "rb"]
 
 #: Optional features; each one is off by default only while it exposes a known engine bug.
 ALL_FEATURES = frozenset(
@@ -28,6 +29,10 @@ ALL_FEATURES = frozenset(
         "named",  # named constants and named conditions (issue 18 step 1)
         "amount",  # budgets that count an amount from the arguments (issue 18 step 2)
         "provenance",  # labels()/sources() in conditions, action.provenance in requests (step 4)
+        "runs",  # requests name one of RUNS: allowed actions become the run's history (`before`)
+        "grants",  # grant kinds, runs begun with grants, granted()/run.grants in rules (step 3)
+        "where",  # after/before call T where C over the run's history (step 6)
+        "imports",  # runs seeded with imported calls (Engine.import_run) before any request (step 7)
     }
 )
 SAFE_FEATURES: frozenset[str] = frozenset(
@@ -43,6 +48,10 @@ SAFE_FEATURES: frozenset[str] = frozenset(
         "named",
         "amount",
         "provenance",
+        "runs",
+        "grants",
+        "where",
+        "imports",
     }
 )
 FAIL_MODES = ["ignore", "deny", "halt", "escalate", "require approval"]
@@ -59,6 +68,7 @@ class World:
     cats: set[str] = field(default_factory=set)
     signals: list[str] = field(default_factory=list)
     budgets: list[tuple[str, str]] = field(default_factory=list)  # (id, scope)
+    grant_kinds: list[str] = field(default_factory=list)
     rules: list[str] = field(default_factory=list)  # rule blocks (text)
     header: list[str] = field(default_factory=list)  # declarations (text)
     features: frozenset[str] = frozenset()  # what requests may use too
@@ -147,6 +157,28 @@ class PolicyGen:
                 'labels(v).all(l, l in ["user", "trusted"])',
                 'condition from_user(v: any) = sources(v).all(s, s.kind == "user")',
             ]
+        if "grants" in self.f:
+            for i in range(r.randint(1, 2)):
+                self.grant_kind(f"gk{i}")
+
+    def grant_kind(self, name: str) -> None:
+        """A grant kind: tools it may cover, typed params, `covers` that never fail (a tool set,
+        a bound on how many arguments), `uses` from a param, a constant or none."""
+        r, w = self.r, self.w
+        act = (
+            "action call any"
+            if r.random() < 0.3
+            else "action call " + ", ".join(self.pick(sorted(w.tools), 3))
+        )
+        body = [act, "param tools: set of string = []", "param most: int = 3", "param n: int = 2"]
+        if r.random() < 0.6:
+            body.append("covers tool.name in grant.tools")
+        if r.random() < 0.4:
+            body.append("covers args.size() <= grant.most")
+        body.append("bound grant.most >= 0 && grant.n >= 0")
+        body.append(r.choice(["uses grant.n", "uses grant.n", f"uses {r.randint(1, 3)}", ""]))
+        w.grant_kinds.append(name)
+        w.header.append(f"grant {name} {{\n  " + "\n  ".join(b for b in body if b) + "\n}")
 
     # ---- conditions -----------------------------------------------------------------------
     def atom(self, args: list[str] | None) -> str:
@@ -168,6 +200,13 @@ class PolicyGen:
         ]
         names = [*list(ARG_TYPES), "missing"] if args is None else args
         named, prov = "named" in self.f, "provenance" in self.f
+        if self.w.grant_kinds and r.random() < 0.08:  # run.grants: the run's instances (no use spent)
+            return r.choice(
+                [
+                    f'run.grants.exists(g, g.kind == "{r.choice(self.w.grant_kinds)}")',
+                    "run.grants.size() >= 2",
+                ]
+            )
         for a in names:
             typ = ARG_TYPES.get(a, "int")
             # an argument only some of the rule's tools declare must be guarded (E310)
@@ -213,6 +252,27 @@ class PolicyGen:
         if x < 0.9:
             return f"{self.atom(args)} || {self.atom(args)}"
         return f"!({self.atom(args)})"
+
+    def where(self, args: list[str] | None) -> str:
+        """``after/before call T where C``: C relates the earlier call's arguments to this
+        request's (an argument both declare, typed alike) or reads the earlier call alone."""
+        r = self.r
+        tool = r.choice(sorted(self.w.tools))
+        common = sorted(set(self.w.tools[tool]) & set(args or ()) - self.partial)
+        conds = ["earlier.args.size() >= 2", f'earlier.tool == "{tool}"']
+        for a in common:
+            conds.append(f"earlier.args.{a} == args.{a}")
+            conds.append(f"earlier.args.{a} == args.{a}")
+        for a in self.w.tools[tool]:
+            conds.append(
+                {
+                    "amount": "earlier.args.amount > 10.0",
+                    "count": "earlier.args.count >= 2",
+                    "branch": 'earlier.args.branch == "main"',
+                    "flag": "earlier.args.flag",
+                }[a]
+            )
+        return f"{r.choice(['after', 'before'])} call {tool} where {r.choice(conds)}"
 
     # ---- selectors ------------------------------------------------------------------------
     def actor(self) -> str | None:
@@ -295,6 +355,21 @@ class PolicyGen:
         act, args = self.action()
         if act:
             body.append(act)
+        if w.grant_kinds and r.random() < 0.2:
+            if r.random() < 0.5:  # most grant rules permit (allowed decisions spend uses)
+                kind, rid = "permit", self.ident("perm")
+            # granted() as the rule's one condition, in an enforced rule: every decision that
+            # reaches the rule asks it, so the kinds an allowed decision relied on (whose use it
+            # spends) are those of the covering rules -- the same whatever order conditions run in
+            body.append(r.choice(["when", "when", "unless"]) + f' granted("{r.choice(w.grant_kinds)}")')
+            if r.random() < 0.3:
+                body.append("on error " + r.choice(FAIL_MODES))
+            if kind == "escalate":
+                body.append("to chain")
+            if kind == "require approval":
+                body.append("approvers approvers")
+            w.rules.append(f"{kind} {rid} {{\n  " + "\n  ".join(body) + "\n}")
+            return
         for _ in range(r.choice([0, 0, 1, 1, 2])):
             body.append(r.choice(["when", "when", "unless"]) + " " + self.condition(args))
         if w.signals and r.random() < 0.25:
@@ -308,6 +383,8 @@ class PolicyGen:
                 body.append(f"signal {k}{where}")
         if "sequences" in self.f and r.random() < 0.1:
             body.append(f"before call {r.choice(sorted(w.tools))}")
+        if "where" in self.f and r.random() < 0.15:
+            body.append(self.where(args))
         if r.random() < 0.12:
             body.append("mode shadow")
         if r.random() < 0.3:
@@ -428,6 +505,8 @@ def request(rng: random.Random, w: World, i: int) -> dict[str, Any]:
             }[typ]
             args[a] = good if r.random() < 0.9 else r.choice(["x", 3, 1.5, None, True])
     ctx: dict[str, Any] = {"time": BASE_TIME.format(12 + i // 3600, i // 60 % 60, i % 60)}
+    if "runs" in w.features and r.random() < 0.6:
+        ctx["run"] = r.choice(RUNS)
     if r.random() < 0.6:
         ctx["workflow"] = r.choice(WORKFLOWS)
     if r.random() < 0.5:
@@ -545,3 +624,52 @@ class DrawRandom(random.Random):
         k: int = 1,
     ) -> list[Any]:
         return [self.choice(list(population)) for _ in range(k)]
+
+
+def run_grants(rng: random.Random, w: World) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """The runs begun before any request: (run, actor -- "" for any --, grants)."""
+    r = rng
+    out = []
+    for run in RUNS:
+        if not w.grant_kinds or r.random() < 0.2:
+            continue
+        actor = r.choice(["", *sorted(w.agents)])
+        grants = [
+            {
+                "kind": r.choice(w.grant_kinds),
+                "tools": r.sample(sorted(w.tools), r.randint(0, len(w.tools))),
+                "most": r.randint(0, 4),
+                "n": r.randint(0, 3),
+            }
+            for _ in range(r.randint(1, 3))
+        ]
+        out.append((run, actor, grants))
+    return out
+
+
+def run_imports(rng: random.Random, w: World, now: float) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """Calls that already happened, imported into runs before any request: (run, actor, events);
+    arguments typed as the tool declares them."""
+    r = rng
+    if "imports" not in w.features:
+        return []
+    out = []
+    for run in RUNS:
+        if r.random() < 0.4:
+            continue
+        events = []
+        for j in range(r.randint(1, 3)):
+            tool = r.choice(sorted(w.tools))
+            args = {
+                a: {
+                    "double": r.choice([0.5, 5.0, 50.0, 500.0]),
+                    "int": r.randint(0, 6),
+                    "string": r.choice(["main", "release/1", "feature"]),
+                    "bool": r.random() < 0.5,
+                }[ARG_TYPES[a]]
+                for a in w.tools[tool]
+                if r.random() < 0.7
+            }
+            events.append({"call_id": f"{run}:imp{j}", "target": tool, "args": args, "at": now - 100 + j})
+        out.append((run, r.choice(sorted(w.agents)), events))
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +68,8 @@ def seed_store(
 def engine_view(d: Any) -> tuple[Any, ...]:
     """The decision content compared: outcome, deciding rule ids, default deny, and the rest of the
     decision the reference models: failures (where, the mode taken), the human gates a
-    require_approval names, the stops a halt sets, the budget lines an allow holds."""
+    require_approval names, the stops a halt sets, the budget lines an allow holds, the grant
+    instances whose use an allow spends."""
     ob = d.obligations
     return (
         d.outcome.value,
@@ -79,6 +81,7 @@ def engine_view(d: Any) -> tuple[Any, ...]:
         sorted((b.id, b.key.split(":")[2]) for b in d.boundaries if b.kind == "budget" and b.ok and b.key)
         if d.allowed
         else [],
+        sorted(b.id for b in d.boundaries if b.kind == "grant"),
     )
 
 
@@ -92,6 +95,7 @@ def reference_view(ref: evaluator.Verdict) -> tuple[Any, ...]:
         ref.gates,
         sorted(set(ref.stops)),
         sorted((bid, value) for bid, value, _ in ref.reserve),
+        sorted(gid for _, gid in ref.grant_uses),
     )
 
 
@@ -148,6 +152,26 @@ def run_world(
     # the same triples through the general path (no specialisation): whole decisions must agree
     general = charter.Engine(policy, store=general_store, specialise=False)
     state = evaluator.State(set(stops), {(b, v): evaluator.micros(a) for b, v, a in used})
+    for run_id, actor, grants in gen.run_grants(rng, world):
+        try:
+            begun = engine.begin_run(run_id, actor=actor, grants=grants)
+        except charter.Error as exc:  # a grant the policy refuses: both sides begin no run
+            raise AssertionError(f"seed={seed}: the generated grants were refused: {exc}") from exc
+        general.begin_run(run_id, actor=actor, grants=grants)
+        state.runs[run_id] = evaluator.RunRef(
+            actor,
+            [
+                {"id": g.id, "kind": g.kind, "params": dict(g.params), "uses_left": g.uses_left}
+                for g in begun.grants
+            ],
+        )
+    now = time.time()
+    for run_id, actor, events in gen.run_imports(rng, world, now):
+        engine.import_run(run_id, actor=actor, events=events)
+        general.import_run(run_id, actor=actor, events=events)
+        # imported calls are the run's history as allowed calls are (docs/semantics.md 8.3)
+        ref_run = state.runs.setdefault(run_id, evaluator.RunRef())
+        ref_run.actions += [("call", ev["target"], dict(ev["args"]), actor) for ev in events]
     for i in range(requests):
         req = gen.request(rng, world, i)
         ref = evaluator.evaluate(policy, req, state)
@@ -156,9 +180,9 @@ def run_world(
             eng = engine_view(d)
             whole, whole_general = _whole(d.to_dict()), _whole(general.decide(req).to_dict())
             if whole != whole_general:
-                eng = (f"specialised != general: {whole} != {whole_general}", [], False, [], [], [], [])
+                eng = (f"specialised != general: {whole} != {whole_general}", [], False, [], [], [], [], [])
         except Exception as exc:
-            eng = (f"crash: {type(exc).__name__}: {exc}", [], False, [], [], [], [])
+            eng = (f"crash: {type(exc).__name__}: {exc}", [], False, [], [], [], [], [])
         out.triples += 1
         out.outcomes[ref.outcome.value] = out.outcomes.get(ref.outcome.value, 0) + 1
         if not same(eng, ref):

@@ -15,8 +15,8 @@ REQUESTS = 101
 
 def test_engine_agrees_with_reference() -> None:
     """>= 20,000 (policy, request, state) triples: the engine agrees with the reference on outcome,
-    deciding rules, default deny, failures, gates, stops and holds, and its general path
-    (``specialise=False``) gives the same whole decisions as its specialised one."""
+    deciding rules, default deny, failures, gates, stops, holds and grant uses spent, and its
+    general path (``specialise=False``) gives the same whole decisions as its specialised one."""
     t0 = time.perf_counter()
     run = harness.Run()
     for seed in range(POLICIES):
@@ -64,11 +64,63 @@ def test_the_generator_covers_the_issue_18_language() -> None:
         "amount args.",
     )
     seen = dict.fromkeys((*uses, "requests"), 0)
-    for seed in range(50):
+    for seed in range(100):
         rng = random.Random(seed)
         world = gen.PolicyGen(rng, gen.SAFE_FEATURES).policy()
         rules = "\n".join(world.rules)  # uses in rules, not the declarations every policy has
         for key in uses:
             seen[key] += key in rules
         seen["requests"] += sum("provenance" in gen.request(rng, world, i)["action"] for i in range(20))
+    assert min(seen.values()) >= 5, seen
+
+
+def test_the_generator_covers_runs_and_grants() -> None:
+    """Requests name runs (their allowed actions, and calls imported before the first request, are
+    the history `after/before ... where` reads), runs are begun with grants, rules ask granted()
+    and read run.grants, and allowed decisions spend grant uses (compared with the engine's grant
+    boundaries in every triple above)."""
+    import random
+
+    from . import evaluator
+
+    seen = dict.fromkeys(
+        (
+            "granted(",
+            "run.grants",
+            "where earlier",
+            "runs begun",
+            "runs imported",
+            "uses spent",
+            "history kept",
+        ),
+        0,
+    )
+    for seed in range(30):
+        rng = random.Random(seed)
+        world = gen.PolicyGen(rng, gen.SAFE_FEATURES).policy()
+        rules = "\n".join(world.rules)
+        seen["granted("] += "granted(" in rules
+        seen["run.grants"] += "run.grants" in rules
+        seen["where earlier"] += " where earlier." in rules
+    orig, counts = evaluator.evaluate, {"uses": 0, "record": 0}
+
+    def counting(policy: object, raw: object, state: evaluator.State) -> evaluator.Verdict:
+        v = orig(policy, raw, state)  # type: ignore[arg-type]
+        counts["uses"] += bool(v.grant_uses)
+        counts["record"] += v.record is not None
+        return v
+
+    evaluator.evaluate = counting  # type: ignore[assignment]
+    try:
+        run = harness.Run()
+        for seed in range(60):
+            rng = random.Random(seed)
+            world = gen.PolicyGen(rng, gen.SAFE_FEATURES).policy()
+            seen["runs begun"] += bool(gen.run_grants(random.Random(seed), world))
+            seen["runs imported"] += bool(gen.run_imports(random.Random(seed), world, 0.0))
+            harness.run(seed, 101, gen.SAFE_FEATURES, run)
+    finally:
+        evaluator.evaluate = orig
+    assert not run.mismatches, str(run.mismatches[0])
+    seen["uses spent"], seen["history kept"] = counts["uses"], counts["record"]
     assert min(seen.values()) >= 5, seen

@@ -447,7 +447,7 @@ class Engine:
         One ``run-import`` trace record (count, first and last call id, SHA-256 of the events)
         tells an audit that history entered the run without a decision of this engine.
         ``charge=True`` (count budgets and rates) is not supported yet: RunImportError."""
-        done = import_run(self.policy, self.store, run, actor, events, charge)
+        done = import_run(self.policy, self.store, run, actor, events, charge, now=self.clock())
         if self.trace is not None:
             ids = [str(e.get("call_id")) for e in events]
             self.trace.record_event(
@@ -466,8 +466,9 @@ class Engine:
 
     def export_run(self, run: str) -> dict[str, Any]:
         """The run's steps, labels and history (the last entries kept in detail), in the shape
-        :meth:`import_run` takes."""
-        return export_run(self.store, run)
+        :meth:`import_run` takes; ``secret`` arguments and result fields are named in an event's
+        ``redacted``, never given. Raises UnknownRun when the store has nothing of the run."""
+        return export_run(self.store, run, self.policy)
 
     # ---- observing ----------------------------------------------------------------------------------
     def observe(self, observer: Observer) -> Engine:

@@ -130,8 +130,13 @@ def rule_holds(rule: Rule, view: View) -> bool:
             first_error = ConditionError(f"'{_sequence_text(rule.sequences[0])}': {NO_RUN}")
         else:
             for seq in rule.sequences:
-                if not check_sequence(seq, view):
-                    return False
+                # a `where` that failed on every matching entry is an error of this part only:
+                # another part that is false still decides (commutative, as for conditions)
+                try:
+                    if not check_sequence(seq, view):
+                        return False
+                except ConditionError as exc:
+                    first_error = first_error or exc
     try:
         if not check_conditions(rule.conditions, view):
             return False

@@ -38,7 +38,8 @@ __all__ = [
 MAX_GRANTS = 64
 #: Most values of one set or list param.
 MAX_VALUES = 256
-#: Longest text of a param value (and of a kind or run id), in characters.
+#: Longest text of a param value (and of a kind or an actor), in characters (a run id: see
+#: charter.engine.validate.check_run_id).
 MAX_STRING = 1024
 
 
@@ -382,10 +383,10 @@ def grant_table(policy: CompiledPolicy, view: Any) -> GrantTable | None:
 
 
 def _check_run_id(run: Any, actor: Any, labels: Any) -> None:
+    from charter.engine.validate import check_run_id
     from charter.errors import RequestError
 
-    if not isinstance(run, str) or not run or len(run) > MAX_STRING:
-        raise RequestError(f"run must be a non-empty text of at most {MAX_STRING} characters", "run")
+    check_run_id(run)  # the one rule for run ids, as context.run has it
     if not isinstance(actor, str) or len(actor) > MAX_STRING:
         raise RequestError(f"actor must be a text of at most {MAX_STRING} characters", "actor")
     if not isinstance(labels, (list, tuple, frozenset, set)) or len(labels) > MAX_VALUES:

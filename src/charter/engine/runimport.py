@@ -7,7 +7,12 @@ as the current policy keeps it); no rule is evaluated, no approval asked, nothin
 
 All or nothing: every event is checked before anything is written, and a malformed import is a
 :class:`RunImportError` (400 over HTTP). Events whose call id the run already has are skipped,
-so an import can be retried.
+so an import can be retried. An event's time is bounded by the engine's clock: no older than the
+run's retention (the store would drop it at once: a silent loss of history) and no more than
+:data:`MAX_SKEW_S` ahead (a future entry would sit inside every time window).
+
+An export names the run's fields the policy marks ``secret`` (arguments and result fields) in
+``redacted`` instead of giving their values: an importer's ``where`` over one fails closed.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,22 +30,35 @@ from charter.engine.policy import CompiledPolicy
 from charter.engine.runlabels import entered_labels, label_marks
 from charter.engine.settle import keep_call_facts, label_checks, store_call_lookup
 from charter.engine.stateful import RUN_TTL_S, mark_matches
-from charter.engine.validate import validate_request
+from charter.engine.validate import check_run_id, validate_request
 from charter.engine.view import build_view
 from charter.enums import ActionKind
-from charter.errors import RequestError, RunImportError
+from charter.errors import RequestError, RunImportError, UnknownRun
 from charter.state import Batch, EventOp, StateStore
 
-__all__ = ["MAX_IMPORT_BYTES", "MAX_IMPORT_EVENTS", "RunImport", "RunImportError", "export_run", "import_run"]
+__all__ = [
+    "MAX_IMPORT_BYTES",
+    "MAX_IMPORT_EVENTS",
+    "MAX_SKEW_S",
+    "RunImport",
+    "RunImportError",
+    "UnknownRun",
+    "export_run",
+    "import_run",
+]
 
 #: events in one import
 MAX_IMPORT_EVENTS = 10_000
 #: bytes of JSON of one import's events
 MAX_IMPORT_BYTES = 1 << 20
+#: how far an event's ``at`` may be ahead of the engine's clock (replicas' clock skew), seconds
+MAX_SKEW_S = 300.0
 #: how far back the run is read to skip call ids it already has (and to export)
 _SCAN = 100_000
 
-_KEYS = frozenset({"call_id", "kind", "target", "args", "provenance", "result", "labels", "outcome", "at"})
+_KEYS = frozenset(
+    {"call_id", "kind", "target", "args", "provenance", "result", "labels", "outcome", "at", "redacted"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,17 +75,25 @@ class RunImport:
         return {"run": self.run, "imported": self.imported, "skipped": self.skipped, "sha256": self.digest}
 
 
+def _path_text(x: Any) -> bool:
+    return isinstance(x, str) and 0 < len(x) <= 256
+
+
 def _fail(msg: str, i: int | None = None) -> RunImportError:
     return RunImportError(msg, i)
 
 
 def _checked(
-    policy: CompiledPolicy, run: str, actor: str, events: Sequence[Any], after: float
+    policy: CompiledPolicy, run: str, actor: str, events: Sequence[Any], after: float, now: float
 ) -> list[tuple[dict[str, Any], Any]]:
     """Every event checked (with its validated request) before anything is written."""
     out = []
     seen: set[str] = set()
     last = after
+    # an entry older than the run's retention would be dropped by the store at once (the import
+    # would report it imported and the run would not have it); one from the future would sit in
+    # every `within` window for as long as it is ahead
+    oldest, newest = now - RUN_TTL_S, now + MAX_SKEW_S
     for i, ev in enumerate(events):
         if not isinstance(ev, Mapping):
             raise _fail("an event is an object", i)
@@ -90,6 +117,13 @@ def _checked(
         at = ev.get("at")
         if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
             raise _fail("at: a finite time in epoch seconds", i)
+        if not oldest <= at <= newest:
+            raise _fail(
+                f"at: {at:.15g} is not a time this run can hold: from {oldest:.0f} (the run's "
+                f"retention, {RUN_TTL_S / 86400:g} days before this engine's clock) to {newest:.0f} "
+                f"({MAX_SKEW_S:g} s after it); import a run's recent calls, with their real times",
+                i,
+            )
         if at < last:
             raise _fail("events must be in time order and not before the run's last entry", i)
         last = float(at)
@@ -102,6 +136,9 @@ def _checked(
         outcome = ev.get("outcome", "success")
         if not isinstance(outcome, str) or not outcome or len(outcome) > 64:
             raise _fail("outcome: a text of 1 to 64 characters", i)
+        redacted = ev.get("redacted", [])
+        if not isinstance(redacted, list) or not all(_path_text(x) for x in redacted):
+            raise _fail("redacted: a list of field paths (as export_run gives them)", i)
         action: dict[str, Any] = {
             "kind": kind,
             "target": target,
@@ -125,10 +162,14 @@ def import_run(
     actor: str,
     events: Sequence[Any],
     charge: bool = False,
+    now: float | None = None,
 ) -> RunImport:
-    """Append ``events`` to ``run`` as allowed, settled calls (see the module's docstring)."""
-    if not isinstance(run, str) or not run or len(run) > 256:
-        raise _fail("run: a text of 1 to 256 characters")
+    """Append ``events`` to ``run`` as allowed, settled calls (see the module's docstring);
+    ``now``: the engine's clock (default: the system's)."""
+    try:
+        check_run_id(run)
+    except RequestError as exc:
+        raise _fail(str(exc)) from None
     if not isinstance(actor, str) or not actor or len(actor) > 256:
         raise _fail("actor: a text of 1 to 256 characters")
     if charge:
@@ -149,7 +190,9 @@ def import_run(
     known = {str(e.get("call") or e.get("decision")) for e in have}
     after = max((float(e.get("at", 0.0)) for e in have), default=-math.inf)
     todo = [
-        (ev, req) for ev, req in _checked(policy, run, actor, events, -math.inf) if ev["call_id"] not in known
+        (ev, req)
+        for ev, req in _checked(policy, run, actor, events, -math.inf, time.time() if now is None else now)
+        if ev["call_id"] not in known
     ]
     if todo and float(todo[0][0]["at"]) < after:
         raise _fail("events must be in time order and not before the run's last entry")
@@ -184,24 +227,47 @@ def import_run(
     return RunImport(run, len(todo), len(events) - len(todo), digest)
 
 
-def export_run(store: StateStore, run: str) -> dict[str, Any]:
+def export_run(store: StateStore, run: str, policy: CompiledPolicy | None = None) -> dict[str, Any]:
     """The run's state and history in the shape ``import_run`` takes (what the store keeps: the
-    last entries in detail when the policy keeps history detail)."""
+    last entries in detail when the policy keeps history detail).
+
+    Raises RequestError for a malformed run id and :class:`UnknownRun` when the store has nothing
+    of the run. With ``policy``, the arguments and result fields its tools mark ``secret`` are
+    left out and named in the event's ``redacted`` (the trace never holds them either; an importer
+    whose ``where`` reads one gets an evaluation error, closed, rather than a stand-in value).
+    """
+    check_run_id(run)
     key = f"run:{run}"
     state = store.run_state(key)
+    if not (state.steps or state.labels or state.grants or state.marks):
+        raise UnknownRun(run)
+    tools = policy.tools if policy is not None else {}
     events = []
     for e in store.history_detail(key, DETAIL_CALLS):
         st = e.get("settlement") or {}
+        target = e.get("target", "")
+        tool = tools.get(target) if e.get("kind", "call") == "call" else None
+        args = dict(e.get("args") or {})
+        hidden = [f"args.{a}" for a in sorted(tool.secret_args & args.keys())] if tool is not None else []
+        for a in tool.secret_args if tool is not None else ():
+            args.pop(a, None)
         out: dict[str, Any] = {
             "call_id": str(e.get("call") or e.get("decision")),
             "kind": e.get("kind", "call"),
-            "target": e.get("target", ""),
+            "target": target,
             "at": e.get("at", 0.0),
-            "args": e.get("args") or {},
+            "args": args,
             "labels": sorted({*e.get("labels", ()), *st.get("labels", ())}),
         }
         if st:
             out["outcome"] = st.get("outcome", "success")
-            out["result"] = st.get("result") or {}
+            result = dict(st.get("result") or {})
+            if tool is not None:
+                hidden += [f"result.{f}" for f in sorted(tool.secret_results & result.keys())]
+                for f in tool.secret_results:
+                    result.pop(f, None)
+            out["result"] = result
+        if hidden:
+            out["redacted"] = hidden
         events.append(out)
     return {"run": run, "steps": state.steps, "labels": sorted(state.labels), "events": events}

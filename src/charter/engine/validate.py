@@ -44,6 +44,8 @@ __all__ = [
     "ValidRequest",
     "check_amounts",
     "check_cost_units",
+    "check_run_id",
+    "run_id_ok",
     "validate_request",
 ]
 
@@ -314,6 +316,45 @@ def check_cost_units(
             )
 
 
+#: run ids that would be path segments of their own ("." and ".." in /v1/runs/{run})
+_DOT_IDS = frozenset({".", ".."})
+#: the rule, worded for errors (docs/security.md, "Request limits")
+RUN_ID_RULE = (
+    f"a run id is 1 to {MAX_ID} printable characters: no control or format characters, no '/', "
+    "no leading or trailing space, not '.' or '..'"
+)
+
+
+def run_id_ok(run: str) -> bool:
+    """Whether a text is a valid run id (the shape tier calls this; :func:`check_run_id` words it).
+
+    Why the rule: a run id is a path segment of the sidecar's run routes (``/v1/runs/{run}``:
+    a '/' or a dot segment could never be addressed there), a key in every store and a field of
+    trace lines and CLI output (a control or bidi-format character would forge or hide text), and
+    an id that differs from another only by surrounding spaces, or is blank, is a client bug.
+    ``str.isprintable`` refuses Unicode categories C* and Z* except the ASCII space, so after it
+    the only whitespace left is ' '.
+    """
+    return (
+        0 < len(run) <= MAX_ID
+        and run.isprintable()
+        and run[0] != " "
+        and run[-1] != " "
+        and "/" not in run
+        and run not in _DOT_IDS
+    )
+
+
+def check_run_id(run: Any, where: str = "run", error: type[RequestError] = RequestError) -> str:
+    """A run id from any entry (``context.run``, ``begin_run``, ``narrow_run``, ``import_run``,
+    ``export_run``, the sidecar's ``/v1/runs/{run}``), or ``error`` naming ``where``."""
+    if run.__class__ is not str:
+        raise error(f"{where}: a run id is a text, not {type(run).__name__}", where)
+    if not run_id_ok(run):
+        raise error(f"{where}: {RUN_ID_RULE} (got {run[:40]!r}{'...' if len(run) > 40 else ''})", where)
+    return run
+
+
 def check_settlement(
     actual: Any, outcome: Any, labels: Any, units: frozenset[str]
 ) -> tuple[dict[str, float] | float | None, str, tuple[str, ...]]:
@@ -380,6 +421,8 @@ def _by_model(request: Mapping[str, Any]) -> ValidRequest:
     r.call_id = check_call_id(act.call_id)
     r.provenance = check_provenance(act.provenance, act.args)
     r.workflow, r.run, r.tenant, r.env = ctx.workflow, ctx.run, ctx.tenant, ctx.env
+    if r.run is not None:
+        check_run_id(r.run, "context.run")
     r.time = ctx.time.timestamp() if ctx.time is not None else None
     r.context_extra = dict(ctx.model_extra or {})
     r.cost = check_amounts(m.cost, "cost")
@@ -594,6 +637,8 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
                     if k == "env":
                         r.env = v
                     elif k == "run":
+                        if not run_id_ok(v):
+                            return None  # the model tier words it
                         r.run = v
                     elif k == "workflow":
                         r.workflow = v

@@ -29,8 +29,9 @@ from charter import __version__
 from charter.approvals import HumanError
 from charter.approvals.identity import Channel
 from charter.engine.grants import GrantError
+from charter.engine.validate import check_run_id
 from charter.enums import HitKind
-from charter.errors import RequestError, RunImportError, UnknownDecision
+from charter.errors import RequestError, RunImportError, UnknownDecision, UnknownRun
 from charter.server import wire
 from charter.server.auth import Principal, TokenSet
 from charter.server.fast import HttpLike, SidecarApp
@@ -97,6 +98,14 @@ def _error(exc: ApiError) -> Response:
         headers = {"Retry-After": str(exc.retry_after)}
     body = {"error": str(exc), "code": exc.code, "field": exc.field}
     return Response(_dumps(body), exc.status, headers=headers, media_type="application/json")
+
+
+def _path_run(request: HttpRequest) -> str:
+    """The ``{run}`` of a run route, checked by the one rule for run ids (a malformed URL: 400)."""
+    try:
+        return check_run_id(request.path_params["run"])
+    except RequestError as exc:
+        raise ApiError(400, "malformed", str(exc), "run") from None
 
 
 def _loc(err: ValidationError) -> tuple[str, str]:
@@ -379,7 +388,7 @@ class Sidecar:
 
     async def narrow_run(self, request: HttpRequest, who: Principal) -> Any:
         body: wire.NarrowRunRequest = await self.model(request, wire.NarrowRunRequest)
-        engine, run = self.rt.engine, request.path_params["run"]
+        engine, run = self.rt.engine, _path_run(request)
         try:
             out = await self.call(lambda: engine.narrow_run(run, revoke=body.revoke, uses=body.uses))
         except RequestError as exc:
@@ -389,7 +398,7 @@ class Sidecar:
     async def import_run(self, request: HttpRequest, who: Principal) -> Any:
         body: wire.RunImportBody = await self.model(request, wire.RunImportBody)
         engine = self.rt.engine
-        run = request.path_params["run"]
+        run = _path_run(request)
         try:
             done = await self.call(
                 lambda: engine.import_run(run, actor=body.actor, events=body.events, charge=body.charge)
@@ -400,8 +409,11 @@ class Sidecar:
 
     async def export_run(self, request: HttpRequest, who: Principal) -> Any:
         engine = self.rt.engine
-        run = request.path_params["run"]
-        return await self.call(lambda: engine.export_run(run))
+        run = _path_run(request)
+        try:
+            return await self.call(lambda: engine.export_run(run))
+        except UnknownRun as exc:
+            raise ApiError(404, "unknown-run", str(exc), "run") from None
 
     async def explain(self, request: HttpRequest, who: Principal) -> Any:
         did = request.path_params["decision_id"]

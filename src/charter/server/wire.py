@@ -41,7 +41,7 @@ class SettleRequest(_Strict):
 class BeginRunRequest(_Strict):
     """Declare a run's grants and first labels before it does anything (POST /v1/runs)."""
 
-    run: str = Field(min_length=1, max_length=1024)
+    run: str = Field(min_length=1, max_length=256, description="Run id (checked as context.run is)")
     actor: str = Field(default="", max_length=1024)
     grants: list[dict[str, Any]] = Field(
         default_factory=list, max_length=64, description='Grant instances: {"kind": KIND, PARAM: VALUE, ...}'
@@ -102,7 +102,8 @@ class RunImportBody(_Strict):
     actor: str = Field(min_length=1, max_length=256, description="The agent that made the calls")
     events: list[dict[str, Any]] = Field(
         max_length=10_000,
-        description="call_id, kind, target, args, provenance, result, labels, outcome, at (epoch s)",
+        description="call_id, kind, target, args, provenance, result, labels, outcome, at (epoch s, "
+        "within the run's retention of 7 days and at most 300 s ahead of the sidecar's clock), redacted",
     )
     charge: bool = Field(default=False, description="Count budgets and rates (not supported yet: 400)")
 
@@ -122,7 +123,10 @@ class RunExportModel(BaseModel):
     run: str
     steps: int
     labels: list[str]
-    events: list[dict[str, Any]]
+    events: list[dict[str, Any]] = Field(
+        description="call_id, kind, target, at, args, labels, outcome, result; redacted: the fields "
+        "the policy marks secret, left out (e.g. result.pin)"
+    )
 
 
 class StopModel(BaseModel):
@@ -344,6 +348,8 @@ def openapi(version: str) -> dict[str, Any]:
         [(m, "validation") for m in _MODELS], ref_template="#/components/schemas/{model}"
     )
     not_found = {"404": _json("ErrorBody", "Unknown id")}
+    #: the run routes' {run}: checked by the one rule for run ids (charter.engine.validate)
+    bad_run = {"400": _json("ErrorBody", "Body is not JSON, or a run id the rule refuses (field: run)")}
     conflict = {"409": _json("ErrorBody", "Refused (already answered, expired, duplicate ...)")}
     v = f"/{API_VERSION}"
     paths: dict[str, Any] = {
@@ -389,7 +395,7 @@ def openapi(version: str) -> dict[str, Any]:
                 "orchestrator, admin",
                 ("RunModel", "The run's grants after"),
                 "NarrowRunRequest",
-                None,
+                bad_run,
                 ["run"],
             )
         },
@@ -399,11 +405,23 @@ def openapi(version: str) -> dict[str, Any]:
                 "orchestrator, admin",
                 ("RunImportModel", "The import (all or nothing; call ids the run has are skipped)"),
                 "RunImportBody",
+                {
+                    "400": _json(
+                        "ErrorBody", "A malformed import (nothing written), or a run id the rule refuses"
+                    )
+                },
                 params=["run"],
             )
         },
         f"{v}/runs/{{run}}": {
-            "get": _op("Export run", "orchestrator, admin", ("RunExportModel", "The run"), params=["run"])
+            "get": _op(
+                "Export run",
+                "orchestrator, admin",
+                ("RunExportModel", "The run (secret fields named in an event's redacted, never given)"),
+                None,
+                {**bad_run, "404": _json("ErrorBody", "unknown-run: no step, grant or label of it here")},
+                ["run"],
+            )
         },
         f"{v}/decisions/{{decision_id}}": {
             "get": _op(
