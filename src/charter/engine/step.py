@@ -12,7 +12,7 @@ from charter.engine.obligations import HumanRecord
 from charter.engine.observe import Observer
 from charter.engine.policy import CompiledPolicy, EscalationPath
 from charter.engine.settle import PENDING_TTL_S, Settler
-from charter.engine.stateful import depth_trips, plan_batch, read_result, release
+from charter.engine.stateful import Specialised, depth_trips, plan_batch, read_result, release
 from charter.engine.view import View, stop_keys
 from charter.enums import HitKind, Mode, Outcome, Scope, TriggerKind
 from charter.state import StateStore, StopRecord, StoreError
@@ -56,11 +56,14 @@ class Ruling:
         #: the deciding human gates of the rules (their obligations)
         self.approvals = verdict.approvals
         #: escalation paths of the contributions equal to the outcome (the first one is taken)
-        self.paths: list[EscalationPath | None] = [r.escalation for r in verdict.escalations]
+        # (usually there are none: no comprehension is run for them)
+        self.paths: list[EscalationPath | None] = (
+            [r.escalation for r in verdict.escalations] if verdict.escalations else []
+        )
         #: what a halt stops: (scope, the rule or boundary that halted)
-        self.stops: list[tuple[Scope | None, Any]] = [
-            (r.stop_scope, r) for r in verdict.halts if r.stop_scope
-        ]
+        self.stops: list[tuple[Scope | None, Any]] = (
+            [(r.stop_scope, r) for r in verdict.halts if r.stop_scope] if verdict.halts else []
+        )
         self.hold_id: str | None = None
         #: the batch wrote the decision's settlement record
         self.recorded = False
@@ -151,6 +154,8 @@ class StatefulStep:
         self.pend_always = bool(policy.result_checks) or settler.velocity
         #: the policy declares grant kinds (a policy without pays nothing for them)
         self.grants = bool(policy.grant_kinds)
+        #: the tripwires, rates and budgets specialised once, selected once per request shape
+        self.boundaries = Specialised(policy)
 
     def rule(self, did: str, view: View, verdict: Verdict, observer: Observer | None) -> Ruling:
         """The ruling of this request: the verdict and everything the store says."""
@@ -174,26 +179,28 @@ class StatefulStep:
         # redeemed after it, which can still turn the decision down
         settler = self.settler
         pend = PENDING_TTL_S if settler.shared and not req.approval else None
-        allow = ruling.outcome is Outcome.ALLOW
         policy = self.policy
+        sel = self.boundaries.select(view)
         plan = plan_batch(
+            sel,
             policy,
             view,
-            allow,
+            ruling.outcome is Outcome.ALLOW,
             keys,
             did,
             pend,
             self.pend_always,
-            settler.by_hold(req),
+            pend is not None and settler.by_hold(req),  # (only a batch with a record asks)
             observer,
             ruling.request_digest,
         )
-        ruling.failures.extend(plan.failures)
+        if plan.failures:
+            ruling.failures.extend(plan.failures)
         if plan.errors:
             ruling.add_errors(plan.errors)
             if ruling.outcome is not Outcome.ALLOW:
                 # a boundary that failed closed: count tripwires, but reserve nothing
-                plan = plan_batch(policy, view, False, keys, did, request_digest=ruling.request_digest)
+                plan = plan_batch(sel, policy, view, False, keys, did, request_digest=ruling.request_digest)
         run = view.run if self.grants else None
         table = run.table if run is not None else None
         if table is not None:
@@ -218,13 +225,14 @@ class StatefulStep:
                     BoundaryCheck(HitKind.GRANT, g.id, True, used=g.used, limit=g.limit, detail=g.kind)
                 )
         ruling.recorded = res.recorded
-        st = read_result(plan, res)
-        ruling.boundaries.extend(st.checks)
-        for kind, bid, eff, reason, path in st.deciding:
-            ruling.add(eff, RuleHit(bid, kind, eff, reason), path, None, None)
-        ruling.stops.extend(st.stops_to_set)
+        st = read_result(plan, res, ruling.boundaries)
+        if st.deciding:
+            for kind, bid, eff, reason, path in st.deciding:
+                ruling.add(eff, RuleHit(bid, kind, eff, reason), path, None, None)
+            ruling.stops.extend(st.stops_to_set)
         reserve = plan.batch.reserve
-        if res.reserve is not None and res.reserve.ok and reserve is not None:
+        held = res.reserve
+        if held is not None and held.ok and reserve is not None:
             if ruling.outcome is Outcome.ALLOW:
                 ruling.hold_id = reserve.hold_id
             else:  # a stricter outcome arrived after the reservation: give the money back
