@@ -5,15 +5,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from charter.engine.decision import BoundaryCheck, Failure
+from charter.engine.decision import BoundaryCheck, Failure, RuleHit
 from charter.engine.evaluate import ConditionError, check_conditions, spend_amount
 from charter.engine.history import decision_detail
 from charter.engine.index import MEMO_LIMIT
 from charter.engine.observe import Observer
-from charter.engine.policy import Budget, CompiledPolicy, EventMark, RateLimit, Tripwire
+from charter.engine.policy import Budget, CompiledPolicy, EscalationPath, EventMark, RateLimit, Tripwire
 from charter.engine.runlabels import entered_labels, label_marks
 from charter.engine.view import View, scope_values
 from charter.enums import ActionKind, Calendar, HitKind, Mode, Outcome, RuleKind, Scope, TriggerKind
@@ -32,6 +32,9 @@ from charter.state import (
     StopRecord,
     StoreError,
 )
+
+if TYPE_CHECKING:
+    from charter.engine.step import Ruling
 
 MICROS = 1_000_000
 #: Budget holds expire after this long without a settlement (a dead client's hold is released).
@@ -103,6 +106,15 @@ _NO_LABELS: frozenset[str] = frozenset()
 _EMPTY: Any = ()
 
 
+class Contribution(NamedTuple):
+    """What an exceeded boundary contributes to a ruling (made once per boundary: the hit is a
+    frozen value, shared by the decisions it decides)."""
+
+    outcome: Outcome
+    hit: RuleHit
+    path: EscalationPath | None
+
+
 class RatePlan:
     """A rate limit specialised once per engine: its counter's key prefix, window and limit and
     the texts of its check, so a decision only joins a key and reads a hit."""
@@ -139,15 +151,17 @@ class RatePlan:
         self.shown_limit = float(rl.limit)
         window = f"per {rl.window_seconds:g}s"
         self.detail = window if self.enforce else window + " (shadow)"
-        self.deciding = (HitKind.RATE, rl.id, rl.on_exceed, rl.reason, rl.escalation)
+        self.deciding = Contribution(
+            rl.on_exceed, RuleHit(rl.id, HitKind.RATE, rl.on_exceed, rl.reason), rl.escalation
+        )
         self.stop = (
             (rl.stop_scope, rl) if rl.on_exceed is Outcome.HALT and rl.stop_scope is not None else None
         )
 
-    def read(self, value: str, hit: HitResult, out: StateOutcome) -> None:
+    def read(self, value: str, hit: HitResult, ruling: Ruling) -> None:
         """The check of this rate's hit (``value``: the scope instance counted)."""
         over = hit.limited or (not self.enforce and hit.total > self.item.limit)
-        out.checks.append(
+        ruling.boundaries.append(
             BoundaryCheck(
                 HitKind.RATE,
                 self.id,
@@ -163,7 +177,7 @@ class RatePlan:
             )
         )
         if hit.limited and self.enforce:
-            out.contribute(self.deciding, self.stop)
+            ruling.contribute(self.deciding, self.stop)
 
 
 class TripwirePlan:
@@ -176,14 +190,16 @@ class TripwirePlan:
         self.enforce = tw.mode is Mode.ENFORCE
         self.scale = MICROS if tw.trigger is TriggerKind.VELOCITY else 1
         self.detail = tw.trigger.value + ("" if self.enforce else " (shadow)")
-        self.deciding = (HitKind.TRIPWIRE, tw.id, tw.outcome, tw.reason, tw.escalation)
+        self.deciding = Contribution(
+            tw.outcome, RuleHit(tw.id, HitKind.TRIPWIRE, tw.outcome, tw.reason), tw.escalation
+        )
         self.stop = (tw.stop_scope, tw) if tw.outcome is Outcome.HALT and tw.stop_scope is not None else None
 
-    def read(self, key: str, hit: HitResult, out: StateOutcome) -> None:
+    def read(self, key: str, hit: HitResult, ruling: Ruling) -> None:
         """The check of this tripwire's hit (``key``: its counter)."""
         tw = self.item
         tripped = hit.tripped or (not self.enforce and hit.total > tw.threshold * self.scale)
-        out.checks.append(
+        ruling.boundaries.append(
             BoundaryCheck(
                 HitKind.TRIPWIRE,
                 tw.id,
@@ -196,7 +212,7 @@ class TripwirePlan:
             )
         )
         if hit.tripped and self.enforce:
-            out.contribute(self.deciding, self.stop)
+            ruling.contribute(self.deciding, self.stop)
 
 
 class BudgetPlan:
@@ -240,7 +256,9 @@ class BudgetPlan:
         self.shadow = b.mode is Mode.SHADOW
         self.enforce = b.mode is Mode.ENFORCE
         self.scope_eq = b.scope.value + "="
-        self.deciding = (HitKind.BUDGET, b.id, b.on_exceed, b.reason, b.escalation)
+        self.deciding = Contribution(
+            b.on_exceed, RuleHit(b.id, HitKind.BUDGET, b.on_exceed, b.reason), b.escalation
+        )
         self.stop = (b.stop_scope, b) if b.on_exceed is Outcome.HALT and b.stop_scope is not None else None
         #: a calendar budget's current window (start, end, id), kept here: one compare per
         #: decision (one attribute, so a reader in another thread never sees half of a new one)
@@ -252,9 +270,9 @@ class BudgetPlan:
         wid, start, end = _calendar_window(self.calendar, self.timezone, now)
         return start, end, wid
 
-    def read(self, value: str, st: LineStatus, out: StateOutcome) -> None:
+    def read(self, value: str, st: LineStatus, ruling: Ruling) -> None:
         """The check of one of this budget's lines (``value``: the scope instance)."""
-        out.checks.append(
+        ruling.boundaries.append(
             BoundaryCheck(
                 HitKind.BUDGET,
                 self.id,
@@ -269,7 +287,7 @@ class BudgetPlan:
             )
         )
         if not st.ok and self.enforce:
-            out.contribute(self.deciding, self.stop)
+            ruling.contribute(self.deciding, self.stop)
 
 
 class Boundaries:
@@ -623,42 +641,19 @@ def velocity_hits(
     return out
 
 
-class StateOutcome:
-    """What the store said, as boundary checks and contributions (a plain slotted class: one
-    is built per stateful decision; ``deciding`` and ``stops_to_set`` stay the shared empty
-    tuple unless something was exceeded)."""
-
-    __slots__ = ("checks", "deciding", "stops_to_set")
-
-    def __init__(self, checks: list[BoundaryCheck]) -> None:
-        self.checks = checks
-        #: (kind, id, effect, reason, escalation path or None)
-        self.deciding: list[tuple[HitKind, str, Outcome, str, Any]] = _EMPTY
-        self.stops_to_set: list[tuple[Scope, Tripwire | Budget | RateLimit]] = _EMPTY
-
-    def contribute(self, deciding: tuple[HitKind, str, Outcome, str, Any], stop: Any) -> None:
-        """An exceeded boundary's contribution, and the stop its halt sets (or None)."""
-        if self.deciding is _EMPTY:
-            self.deciding, self.stops_to_set = [], []
-        self.deciding.append(deciding)
-        if stop is not None:
-            self.stops_to_set.append(stop)
-
-
-def read_result(plan: BatchPlan, res: BatchResult, checks: list[BoundaryCheck]) -> StateOutcome:
-    """Interpret a batch result: tripped tripwires, limited rates, budgets that would overspend.
-
-    The checks are appended to ``checks`` (the ruling's), in the batch's order.
-    """
-    out = StateOutcome(checks)
+def read_result(plan: BatchPlan, res: BatchResult, ruling: Ruling) -> None:
+    """Interpret a batch result into the ruling: a check per hit, shadow budget and budget line
+    (in the batch's order), and the contribution of each tripped tripwire, limited rate and
+    budget that would overspend (the stop its halt sets)."""
     for (bp, value), hit in zip(plan.hits, res.hits, strict=False):
-        bp.read(value, hit, out)
+        bp.read(value, hit, ruling)
     for b in plan.shadow_budgets:
-        checks.append(BoundaryCheck(HitKind.BUDGET, b.id, True, unit=b.unit, detail="shadow: not reserved"))
+        ruling.boundaries.append(
+            BoundaryCheck(HitKind.BUDGET, b.id, True, unit=b.unit, detail="shadow: not reserved")
+        )
     if res.reserve is not None:
         for (lp, value), st in zip(plan.lines, res.reserve.lines, strict=False):
-            lp.read(value, st, out)
-    return out
+            lp.read(value, st, ruling)
 
 
 def set_stops(

@@ -12,7 +12,14 @@ from charter.engine.obligations import HumanRecord
 from charter.engine.observe import Observer
 from charter.engine.policy import CompiledPolicy, EscalationPath
 from charter.engine.settle import PENDING_TTL_S, Settler
-from charter.engine.stateful import Specialised, depth_trips, plan_batch, read_result, release
+from charter.engine.stateful import (
+    Contribution,
+    Specialised,
+    depth_trips,
+    plan_batch,
+    read_result,
+    release,
+)
 from charter.engine.view import View, stop_keys
 from charter.enums import HitKind, Mode, Outcome, Scope, TriggerKind
 from charter.state import StateStore, StopRecord, StoreError
@@ -87,6 +94,12 @@ class Ruling:
             self.paths.append(path)
         if eff is Outcome.HALT and item is not None:
             self.stops.append((stop, item))
+
+    def contribute(self, c: Contribution, stop: tuple[Scope, Any] | None) -> None:
+        """An exceeded boundary's contribution, and the stop its halt sets (or None)."""
+        self.add(c.outcome, c.hit, c.path, None, None)
+        if stop is not None:
+            self.stops.append(stop)
 
     def add_errors(self, errors: list[tuple[Any, Outcome, str]]) -> None:
         """Boundaries whose conditions failed contribute their failure mode."""
@@ -225,11 +238,7 @@ class StatefulStep:
                     BoundaryCheck(HitKind.GRANT, g.id, True, used=g.used, limit=g.limit, detail=g.kind)
                 )
         ruling.recorded = res.recorded
-        st = read_result(plan, res, ruling.boundaries)
-        if st.deciding:
-            for kind, bid, eff, reason, path in st.deciding:
-                ruling.add(eff, RuleHit(bid, kind, eff, reason), path, None, None)
-            ruling.stops.extend(st.stops_to_set)
+        read_result(plan, res, ruling)
         reserve = plan.batch.reserve
         held = res.reserve
         if held is not None and held.ok and reserve is not None:
