@@ -297,7 +297,7 @@ class Boundaries:
     record failures or errors, so only then does a plan get lists for them).
     """
 
-    __slots__ = ("budgets", "fallible", "rates", "tripwires")
+    __slots__ = ("budgets", "fallible", "rates", "stop_keys", "tripwires")
 
     def __init__(
         self,
@@ -308,6 +308,8 @@ class Boundaries:
         self.tripwires = tripwires
         self.rates = rates
         self.budgets = budgets
+        #: the stop keys of this shape's requests without a chain, run or tenant (set on first use)
+        self.stop_keys: tuple[tuple[str, str], ...] | None = None
         self.fallible = (
             any(t.item.conditions for t in tripwires)
             or any(r.conditional for r in rates)

@@ -187,13 +187,21 @@ class StatefulStep:
             ruling.redeem, ruling.pending = answer.redeem, answer.pending
         if self.depth_trips and req.chain:
             self._depth(view, ruling, observer)
-        keys = stop_keys(view)
+        sel = self.boundaries.select(view)
+        if req.chain or req.run or req.tenant:
+            keys = stop_keys(view)
+        else:
+            # the stop keys of a request without a chain, run or tenant depend only on what
+            # selects its boundaries (agent and ancestors, workflow, target, roles): kept there
+            kept = sel.stop_keys
+            keys = kept if kept is not None else stop_keys(view)
+            if kept is None:
+                sel.stop_keys = keys
         # the settlement record rides in the batch (one store call); not when an answer is
         # redeemed after it, which can still turn the decision down
         settler = self.settler
         pend = PENDING_TTL_S if settler.shared and not req.approval else None
         policy = self.policy
-        sel = self.boundaries.select(view)
         plan = plan_batch(
             sel,
             policy,

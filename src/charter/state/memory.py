@@ -58,7 +58,7 @@ class _Budget:
     holds: Holds = field(default_factory=Holds)
 
 
-@dataclass
+@dataclass(slots=True)  # one per reservation: no instance dict
 class _Hold:
     lines: tuple[BudgetLine, ...]
     expires_at: float
