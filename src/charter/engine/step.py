@@ -24,6 +24,9 @@ from charter.engine.view import View, stop_keys
 from charter.enums import HitKind, Mode, Outcome, Scope, TriggerKind
 from charter.state import StateStore, StopRecord, StoreError
 
+#: a ruling's list that is still empty (never appended to: see Ruling.add)
+_NONE: Any = ()
+
 
 class Ruling:
     """The decision being made: the verdict's outcome combined with what the state said.
@@ -63,13 +66,14 @@ class Ruling:
         #: the deciding human gates of the rules (their obligations)
         self.approvals = verdict.approvals
         #: escalation paths of the contributions equal to the outcome (the first one is taken)
-        # (usually there are none: no comprehension is run for them)
+        # (usually there are none: then both are a shared empty tuple, replaced by a list on
+        # the first append, so a ruling builds no list that stays empty)
         self.paths: list[EscalationPath | None] = (
-            [r.escalation for r in verdict.escalations] if verdict.escalations else []
+            [r.escalation for r in verdict.escalations] if verdict.escalations else _NONE
         )
         #: what a halt stops: (scope, the rule or boundary that halted)
         self.stops: list[tuple[Scope | None, Any]] = (
-            [(r.stop_scope, r) for r in verdict.halts if r.stop_scope] if verdict.halts else []
+            [(r.stop_scope, r) for r in verdict.halts if r.stop_scope] if verdict.halts else _NONE
         )
         self.hold_id: str | None = None
         #: the batch wrote the decision's settlement record
@@ -91,15 +95,24 @@ class Ruling:
         elif eff is self.outcome:
             if all(h.id != hit.id for h in self.deciding):
                 self.deciding.append(hit)
-            self.paths.append(path)
+            if self.paths:
+                self.paths.append(path)
+            else:  # the shared empty tuple (or an empty list)
+                self.paths = [path]
         if eff is Outcome.HALT and item is not None:
-            self.stops.append((stop, item))
+            self._stop((stop, item))
 
     def contribute(self, c: Contribution, stop: tuple[Scope, Any] | None) -> None:
         """An exceeded boundary's contribution, and the stop its halt sets (or None)."""
         self.add(c.outcome, c.hit, c.path, None, None)
         if stop is not None:
+            self._stop(stop)
+
+    def _stop(self, stop: tuple[Scope | None, Any]) -> None:
+        if self.stops:
             self.stops.append(stop)
+        else:  # the shared empty tuple (or an empty list)
+            self.stops = [stop]
 
     def add_errors(self, errors: list[tuple[Any, Outcome, str]]) -> None:
         """Boundaries whose conditions failed contribute their failure mode."""
