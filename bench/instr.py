@@ -1,5 +1,8 @@
 """Instructions per decision under callgrind: `python bench/instr.py [--rules 14] [-n 3000]`.
 
+``--state memory|sqlite`` counts the `state` suite's decisions instead (bench/suites/state.py:
+one budget and one rate per decision) on that store (the SQLite file in a temporary directory).
+
 ``--agents before|after`` counts the `agents` suite's decisions instead: ``--runs`` runs of the
 assistant's workload (bench/agents), played once to warm up, then again with every
 ``Engine.decide`` called inside the callback (settling, building requests and answering gates
@@ -64,6 +67,44 @@ def _loop(rules: int, n: int) -> None:
     ctypes.CDLL(None).bsearch(ctypes.byref(key), one, 1, 4, callback)  # calls loop once
 
 
+def _state_loop(store_name: str, n: int) -> None:
+    """Run inside valgrind: the state suite's engine and requests on one store, ``n`` decisions."""
+    sys.path.insert(0, str(ROOT))
+    import charter
+    from bench.suites.state import POLICY
+    from charter.state import open_store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = "memory://" if store_name == "memory" else f"sqlite://{tmp}/bench.db"
+        store = open_store(url)
+        engine = charter.Engine(charter.loads(POLICY), store=store)
+        # the suite's requests: 50 actors, 7 arguments (350 distinct requests, cycled)
+        reqs = [
+            {
+                "actor": {"id": f"a{i % 50}"},
+                "action": {"target": "api", "args": {"q": str(i % 7)}},
+                "cost": {"USD": 0.01},
+            }
+            for i in range(350)
+        ]
+        decide = engine.decide
+        for r in reqs:  # warm-up: every request decided once
+            if decide(r).outcome.value != "allow":
+                raise RuntimeError("the state workload must be allowed")
+        m = len(reqs)
+
+        def loop(a: int, b: int) -> int:
+            for i in range(n):
+                decide(reqs[i % m])
+            return 0
+
+        callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)(loop)
+        one = (ctypes.c_int * 1)(1)
+        key = ctypes.c_int(1)
+        ctypes.CDLL(None).bsearch(ctypes.byref(key), one, 1, 4, callback)  # calls loop once
+        store.close()
+
+
 def _agents_loop(policy_set: str, runs: int) -> None:
     """Run inside valgrind: the agents workload, each decide inside the callback; prints the count."""
     sys.path.insert(0, str(ROOT))
@@ -111,12 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", type=int, default=3000, help="decisions counted")
     ap.add_argument("--python", default=sys.executable, help="interpreter whose charter is measured")
     ap.add_argument("--agents", choices=["before", "after"], help="the agents suite's decisions instead")
+    ap.add_argument(
+        "--state", choices=["memory", "sqlite"], help="the state suite's decisions on this store instead"
+    )
     ap.add_argument("--runs", type=int, default=40, help="with --agents: runs of the workload")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.inner:
         if args.agents:
             _agents_loop(args.agents, args.runs)
+        elif args.state:
+            _state_loop(args.state, args.n)
         else:
             _loop(args.rules, args.n)
         return 0
@@ -126,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         what = (
             ["--agents", args.agents, "--runs", str(args.runs)]
             if args.agents
+            else ["--state", args.state]
+            if args.state
             else ["--rules", str(args.rules)]
         )
         ran = subprocess.run(
@@ -142,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.agents:
         n = int(next(ln for ln in ran.stdout.splitlines() if ln.startswith("decisions=")).split("=")[1])
         label = f"agents={args.agents} runs={args.runs} decisions={n}"
+    elif args.state:
+        label = f"state={args.state}"
     for line in text.splitlines():
         if "_CallPythonObject" in line or "closure_fcn" in line:
             total = int(line.split()[0].replace(",", ""))

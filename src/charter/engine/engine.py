@@ -291,7 +291,7 @@ class Engine:
                 failures = (*failures, failure)
         deciding = ruling.deciding
         if deciding.__class__ is not tuple:
-            deciding = tuple(sorted(deciding, key=_by_id))
+            deciding = tuple(sorted(deciding, key=_by_id) if len(deciding) > 1 else deciding)
         d = self._builder.build(
             did,
             outcome,

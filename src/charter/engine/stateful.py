@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from charter.engine.decision import BoundaryCheck, Failure
+from charter.engine.decision import BoundaryCheck, Failure, RuleHit
 from charter.engine.evaluate import ConditionError, check_conditions, spend_amount
 from charter.engine.history import decision_detail
+from charter.engine.index import MEMO_LIMIT
 from charter.engine.observe import Observer
-from charter.engine.policy import Budget, CompiledPolicy, EventMark, RateLimit, Tripwire
+from charter.engine.policy import Budget, CompiledPolicy, EscalationPath, EventMark, RateLimit, Tripwire
 from charter.engine.runlabels import entered_labels, label_marks
 from charter.engine.view import View, scope_values
 from charter.enums import ActionKind, Calendar, HitKind, Mode, Outcome, RuleKind, Scope, TriggerKind
@@ -23,12 +24,17 @@ from charter.state import (
     BudgetLine,
     EventOp,
     HitOp,
+    HitResult,
+    LineStatus,
     RecordOp,
     ReserveOp,
     StateStore,
     StopRecord,
     StoreError,
 )
+
+if TYPE_CHECKING:
+    from charter.engine.step import Ruling
 
 MICROS = 1_000_000
 #: Budget holds expire after this long without a settlement (a dead client's hold is released).
@@ -96,6 +102,268 @@ def call_fingerprint(view: View) -> str:
 
 _NO_BATCH = Batch(now=0.0)
 _NO_LABELS: frozenset[str] = frozenset()
+#: a plan's list that stays empty for this selection (never appended to: see Boundaries.fallible)
+_EMPTY: Any = ()
+
+
+class Contribution(NamedTuple):
+    """What an exceeded boundary contributes to a ruling (made once per boundary: the hit is a
+    frozen value, shared by the decisions it decides)."""
+
+    outcome: Outcome
+    hit: RuleHit
+    path: EscalationPath | None
+
+
+class RatePlan:
+    """A rate limit specialised once per engine: its counter's key prefix, window and limit and
+    the texts of its check, so a decision only joins a key and reads a hit."""
+
+    __slots__ = (
+        "agent",
+        "conditional",
+        "deciding",
+        "detail",
+        "enforce",
+        "id",
+        "item",
+        "limit",
+        "prefix",
+        "scope",
+        "scope_text",
+        "shown_limit",
+        "stop",
+        "window_s",
+    )
+
+    def __init__(self, rl: RateLimit):
+        self.item = rl
+        self.id = rl.id
+        self.prefix = f"rl:{rl.id}:"
+        self.window_s = rl.window_seconds
+        # INVARIANT: a shadow rate only counts; it never limits (and never blocks a reservation)
+        self.limit = None if rl.mode is Mode.SHADOW else rl.limit
+        self.scope = rl.scope
+        self.agent = rl.scope is Scope.AGENT  # the commonest scope: no scope_values call
+        self.conditional = bool(rl.conditions)
+        self.enforce = rl.mode is Mode.ENFORCE
+        self.scope_text = rl.scope.value
+        self.shown_limit = float(rl.limit)
+        window = f"per {rl.window_seconds:g}s"
+        self.detail = window if self.enforce else window + " (shadow)"
+        self.deciding = Contribution(
+            rl.on_exceed, RuleHit(rl.id, HitKind.RATE, rl.on_exceed, rl.reason), rl.escalation
+        )
+        self.stop = (
+            (rl.stop_scope, rl) if rl.on_exceed is Outcome.HALT and rl.stop_scope is not None else None
+        )
+
+    def read(self, value: str, hit: HitResult, ruling: Ruling) -> None:
+        """The check of this rate's hit (``value``: the scope instance counted)."""
+        over = hit.limited or (not self.enforce and hit.total > self.item.limit)
+        ruling.boundaries.append(
+            BoundaryCheck(
+                HitKind.RATE,
+                self.id,
+                not over,
+                self.scope_text,
+                value,
+                "calls",
+                float(hit.total),
+                None,
+                None,
+                self.shown_limit,
+                self.detail,
+            )
+        )
+        if hit.limited and self.enforce:
+            ruling.contribute(self.deciding, self.stop)
+
+
+class TripwirePlan:
+    """A counted tripwire (repetition, ping-pong, fan-out) specialised once per engine."""
+
+    __slots__ = ("deciding", "detail", "enforce", "item", "scale", "stop")
+
+    def __init__(self, tw: Tripwire):
+        self.item = tw
+        self.enforce = tw.mode is Mode.ENFORCE
+        self.scale = MICROS if tw.trigger is TriggerKind.VELOCITY else 1
+        self.detail = tw.trigger.value + ("" if self.enforce else " (shadow)")
+        self.deciding = Contribution(
+            tw.outcome, RuleHit(tw.id, HitKind.TRIPWIRE, tw.outcome, tw.reason), tw.escalation
+        )
+        self.stop = (tw.stop_scope, tw) if tw.outcome is Outcome.HALT and tw.stop_scope is not None else None
+
+    def read(self, key: str, hit: HitResult, ruling: Ruling) -> None:
+        """The check of this tripwire's hit (``key``: its counter)."""
+        tw = self.item
+        tripped = hit.tripped or (not self.enforce and hit.total > tw.threshold * self.scale)
+        ruling.boundaries.append(
+            BoundaryCheck(
+                HitKind.TRIPWIRE,
+                tw.id,
+                not tripped,
+                key=key,
+                used=hit.total / self.scale,
+                limit=tw.threshold,
+                unit=tw.unit,
+                detail=self.detail,
+            )
+        )
+        if hit.tripped and self.enforce:
+            ruling.contribute(self.deciding, self.stop)
+
+
+class BudgetPlan:
+    """A budget specialised once per engine: its key prefix, limit and check texts."""
+
+    __slots__ = (
+        "agent",
+        "calendar",
+        "conditional",
+        "cost_unit",
+        "deciding",
+        "enforce",
+        "id",
+        "item",
+        "limit",
+        "prefix",
+        "rolling_s",
+        "scope",
+        "scope_eq",
+        "shadow",
+        "stop",
+        "timezone",
+        "unit",
+        "window",
+    )
+
+    def __init__(self, b: Budget):
+        self.item = b
+        self.id = b.id
+        self.prefix = f"b:{b.id}:"
+        self.limit = b.limit_micros
+        self.unit = b.unit
+        #: the cost counted (None: the budget's ``amount`` expression is)
+        self.cost_unit = b.unit if b.amount is None else None
+        self.calendar = b.calendar
+        self.timezone = b.timezone
+        self.rolling_s = b.rolling_seconds
+        self.scope = b.scope
+        self.agent = b.scope is Scope.AGENT
+        self.conditional = bool(b.conditions)
+        self.shadow = b.mode is Mode.SHADOW
+        self.enforce = b.mode is Mode.ENFORCE
+        self.scope_eq = b.scope.value + "="
+        self.deciding = Contribution(
+            b.on_exceed, RuleHit(b.id, HitKind.BUDGET, b.on_exceed, b.reason), b.escalation
+        )
+        self.stop = (b.stop_scope, b) if b.on_exceed is Outcome.HALT and b.stop_scope is not None else None
+        #: a calendar budget's current window (start, end, id), kept here: one compare per
+        #: decision (one attribute, so a reader in another thread never sees half of a new one)
+        self.window: tuple[float, float, str] = (0.0, 0.0, "")
+
+    def window_at(self, now: float) -> tuple[float, float, str]:
+        """The calendar window containing ``now`` (the same one calendar_window gives)."""
+        assert self.calendar is not None
+        wid, start, end = _calendar_window(self.calendar, self.timezone, now)
+        return start, end, wid
+
+    def read(self, value: str, st: LineStatus, ruling: Ruling) -> None:
+        """The check of one of this budget's lines (``value``: the scope instance)."""
+        ruling.boundaries.append(
+            BoundaryCheck(
+                HitKind.BUDGET,
+                self.id,
+                st.ok,
+                self.scope_eq + value,
+                st.key,
+                self.unit,
+                st.used / MICROS,
+                st.reserved / MICROS,
+                st.amount / MICROS,
+                st.limit / MICROS,
+            )
+        )
+        if not st.ok and self.enforce:
+            ruling.contribute(self.deciding, self.stop)
+
+
+class Boundaries:
+    """The counted tripwires, rates and budgets covering one request shape, specialised.
+
+    ``fallible``: some boundary has conditions or an amount expression (only then can planning
+    record failures or errors, so only then does a plan get lists for them).
+    """
+
+    __slots__ = ("budgets", "fallible", "rates", "stop_keys", "tripwires")
+
+    def __init__(
+        self,
+        tripwires: tuple[TripwirePlan, ...],
+        rates: tuple[RatePlan, ...],
+        budgets: tuple[BudgetPlan, ...],
+    ):
+        self.tripwires = tripwires
+        self.rates = rates
+        self.budgets = budgets
+        #: the stop keys of this shape's requests without a chain, run or tenant (set on first use)
+        self.stop_keys: tuple[tuple[str, str], ...] | None = None
+        self.fallible = (
+            any(t.item.conditions for t in tripwires)
+            or any(r.conditional for r in rates)
+            or any(b.conditional or b.cost_unit is None for b in budgets)
+        )
+
+
+class Specialised:
+    """Every stateful boundary of a policy specialised once (engine build), and the boundaries
+    covering each request shape, selected once per shape (a bounded memo, like the index's)."""
+
+    def __init__(self, policy: CompiledPolicy):
+        idx = policy.index
+        self._rates_idx = idx["rates"] if policy.rates else None
+        self._budgets_idx = idx["budgets"] if policy.budgets else None
+        self._tripwires_idx = idx["tripwires"] if policy.tripwires else None
+        self._plans: dict[int, RatePlan | TripwirePlan | BudgetPlan] = {}
+        for rl in policy.rates:
+            self._plans[id(rl)] = RatePlan(rl)
+        for b in policy.budgets:
+            self._plans[id(b)] = BudgetPlan(b)
+        for tw in policy.tripwires:
+            if tw.trigger not in _NOT_COUNTED:
+                self._plans[id(tw)] = TripwirePlan(tw)
+        self._memo: dict[tuple[Any, ...], Boundaries] = {}
+
+    def select(self, view: View) -> Boundaries:
+        """The boundaries covering this request, in the index's order."""
+        key = (
+            view.kind._value_,
+            view.target,
+            view.actor_id,
+            view.roles,
+            view.ancestors,
+            view.req.workflow,
+            view.target_roles,
+        )
+        got = self._memo.get(key)
+        if got is not None:
+            return got
+        plans: Any = self._plans
+        got = Boundaries(
+            tuple(plans[id(t)] for t in view.select(self._tripwires_idx) if id(t) in plans)
+            if self._tripwires_idx is not None
+            else (),
+            tuple(plans[id(r)] for r in view.select(self._rates_idx)) if self._rates_idx is not None else (),
+            tuple(plans[id(b)] for b in view.select(self._budgets_idx))
+            if self._budgets_idx is not None
+            else (),
+        )
+        if len(self._memo) >= MEMO_LIMIT:
+            self._memo.clear()
+        self._memo[key] = got
+        return got
 
 
 class BatchPlan:
@@ -104,14 +372,15 @@ class BatchPlan:
 
     __slots__ = ("batch", "errors", "failures", "hits", "lines", "shadow_budgets")
 
-    def __init__(self) -> None:
+    def __init__(self, fallible: bool) -> None:
         self.batch: Batch = _NO_BATCH  # set once planned
-        self.hits: list[tuple[Any, str]] = []  # (rate|tripwire, scope value)
-        self.lines: list[tuple[Budget, str]] = []
-        self.failures: list[Failure] = []
+        self.hits: list[tuple[RatePlan | TripwirePlan, str]] = []  # (its plan, scope value or key)
+        self.lines: list[tuple[BudgetPlan, str]] = []  # (its plan, scope value)
+        # only a fallible selection records failures and errors (others share an empty tuple)
+        self.failures: list[Failure] = [] if fallible else _EMPTY
         #: boundaries whose condition failed: (item, outcome its failure mode contributes, message)
-        self.errors: list[tuple[Any, Outcome, str]] = []
-        self.shadow_budgets: list[Budget] = []
+        self.errors: list[tuple[Any, Outcome, str]] = [] if fallible else _EMPTY
+        self.shadow_budgets: list[Budget] = _EMPTY
 
 
 def applies(
@@ -142,6 +411,7 @@ def applies(
 
 
 def plan_batch(
+    sel: Boundaries,
     policy: CompiledPolicy,
     view: View,
     allow_spend: bool,
@@ -155,20 +425,21 @@ def plan_batch(
 ) -> BatchPlan:
     """Build the atomic batch: stop keys, tripwire hits, and (when allowed so far) rates, budget, event.
 
-    With ``pending_ttl_s``, an allowed decision's settlement record (``pending``, for the other
+    ``sel``: the boundaries covering this request (``Specialised.select``). With
+    ``pending_ttl_s``, an allowed decision's settlement record (``pending``, for the other
     replicas sharing the store) rides in the same batch when it holds money or when
     ``pending_always`` (run, result checks, spend velocity); the store writes it iff the batch
     goes through, which is exactly when the decision stays allowed. ``by_hold``: settling needs
     only the hold (``Settling._by_hold``), so a decision that holds money writes no record.
     """
     req = view.req
-    idx = policy.index
     now = view.now
-    plan = BatchPlan()
+    plan = BatchPlan(sel.fallible)
     hits: list[HitOp] = []
-    tw: Tripwire
-    for tw in view.select(idx["tripwires"]) if policy.tripwires else ():
-        if tw.trigger in _NOT_COUNTED or not applies(tw, view, plan.errors, plan.failures, observer):
+    reads = plan.hits
+    for tp in sel.tripwires:
+        tw = tp.item
+        if tw.conditions and not applies(tw, view, plan.errors, plan.failures, observer):
             continue
         op = _tripwire_hit(tw, view)
         if op is not None and tw.mode is Mode.SHADOW:
@@ -176,47 +447,49 @@ def plan_batch(
             op = HitOp(op.key, op.window_s, op.amount, member=op.member)
         if op is not None:
             hits.append(op)
-            plan.hits.append((tw, op.key))
+            reads.append((tp, op.key))
     reserve = None
     event = None
     if allow_spend:
-        rl: RateLimit
-        for rl in view.select(idx["rates"]) if policy.rates else ():
-            if rl.conditions and not applies(rl, view, plan.errors, plan.failures, observer):
+        for rp in sel.rates:
+            if rp.conditional and not applies(rp.item, view, plan.errors, plan.failures, observer):
                 continue
-            for value in scope_values(rl.scope, view):
-                # INVARIANT: a shadow rate only counts; it never limits (and never blocks a reservation)
-                limit = None if rl.mode is Mode.SHADOW else rl.limit
-                hits.append(HitOp(f"rl:{rl.id}:{value}", rl.window_seconds, 1, limit))
-                plan.hits.append((rl, value))
+            if rp.agent:
+                value = view.actor_id
+                hits.append(HitOp(rp.prefix + value, rp.window_s, 1, rp.limit))
+                reads.append((rp, value))
+            else:
+                for value in scope_values(rp.scope, view):
+                    hits.append(HitOp(rp.prefix + value, rp.window_s, 1, rp.limit))
+                    reads.append((rp, value))
         lines: list[BudgetLine] = []
-        b: Budget
-        for b in view.select(idx["budgets"]) if policy.budgets else ():
-            amount = req.cost.get(b.unit) if b.amount is None else 0.0
+        for bp in sel.budgets:
+            unit = bp.cost_unit
+            amount = req.cost.get(unit) if unit is not None else 0.0
             if amount is None or (
-                b.conditions and not applies(b, view, plan.errors, plan.failures, observer)
+                bp.conditional and not applies(bp.item, view, plan.errors, plan.failures, observer)
             ):
                 continue
-            if b.amount is not None:
-                amount = _budget_amount(b, view, plan)
+            if unit is None:
+                amount = _budget_amount(bp.item, view, plan)
                 if amount is None:
                     continue
-            if b.mode is Mode.SHADOW:
-                plan.shadow_budgets.append(b)
+            if bp.shadow:
+                if plan.shadow_budgets is _EMPTY:
+                    plan.shadow_budgets = []
+                plan.shadow_budgets.append(bp.item)
                 continue
-            for value in scope_values(b.scope, view):
-                if b.calendar is not None:
-                    wid, end = calendar_window(b.calendar, b.timezone, now)
-                    lines.append(
-                        BudgetLine(f"b:{b.id}:{value}:{wid}", b.limit_micros, micros(amount), None, end)
-                    )
+            spend = round(amount * MICROS)  # micros(amount)
+            if bp.calendar is not None:
+                start, end, wid = bp.window
+                if not start <= now < end:
+                    start, end, wid = bp.window = bp.window_at(now)
+            for value in (view.actor_id,) if bp.agent else scope_values(bp.scope, view):
+                if bp.calendar is not None:
+                    lines.append(BudgetLine(f"{bp.prefix}{value}:{wid}", bp.limit, spend, None, end))
                 else:
-                    lines.append(
-                        BudgetLine(
-                            f"b:{b.id}:{value}", b.limit_micros, micros(amount), b.rolling_seconds, None
-                        )
-                    )
-                plan.lines.append((b, value))
+                    lines.append(BudgetLine(bp.prefix + value, bp.limit, spend, bp.rolling_s, None))
+                plan.lines.append((bp, value))
         if lines:
             # INVARIANT: a retried request (same idempotency key, same request) maps to the same hold,
             # so even two concurrent retries are charged once; another request under the key (which
@@ -250,15 +523,9 @@ def plan_batch(
     ):
         doc = {"hold": reserve.hold_id if reserve else None, "request": req.to_dict(), "now": now}
         record = RecordOp("pending", decision_id, doc, pending_ttl_s)
+    # want_run=False: the rules read the run's state before (Engine._decide): no second snapshot
     plan.batch = Batch(
-        now=now,
-        stop_keys=keys,
-        hits=tuple(hits),
-        reserve=reserve,
-        event=event,
-        idempotency_key=req.idempotency_key,
-        record=record,
-        want_run=False,  # the rules read the run's state before (Engine._decide): no second snapshot
+        now, keys, tuple(hits), reserve, event, req.idempotency_key, record=record, want_run=False
     )
     return plan
 
@@ -379,121 +646,19 @@ def velocity_hits(
     return out
 
 
-class StateOutcome:
-    """What the store said, as outcomes and boundary checks (a plain slotted class: one is
-    built per stateful decision)."""
-
-    __slots__ = ("checks", "deciding", "outcome", "stops_to_set", "tripped")
-
-    def __init__(self) -> None:
-        self.outcome = Outcome.ALLOW
-        self.checks: list[BoundaryCheck] = []
-        self.tripped: list[Tripwire] = []
-        #: (kind, id, effect, reason, escalation path or None)
-        self.deciding: list[tuple[HitKind, str, Outcome, str, Any]] = []
-        self.stops_to_set: list[tuple[Scope, Tripwire | Budget | RateLimit]] = []
-
-
-#: per boundary: (the boundary, its scope name, a rate's "per <window>s") -- the texts a check
-#: shows, made once per boundary instead of once per decision; keyed by id() and checked by
-#: identity, so a boundary of a replaced policy never lends its text to a new one
-_TEXTS: dict[int, tuple[Any, str, str]] = {}
-
-
-def _texts(item: RateLimit | Budget) -> tuple[Any, str, str]:
-    got = _TEXTS.get(id(item))
-    if got is None or got[0] is not item:
-        if len(_TEXTS) > 10_000:  # policies reloaded many times: start afresh
-            _TEXTS.clear()
-        window = f"per {item.window_seconds:g}s" if isinstance(item, RateLimit) else ""
-        got = _TEXTS[id(item)] = (item, item.scope.value, window)
-    return got
-
-
-def read_result(plan: BatchPlan, res: BatchResult) -> StateOutcome:
-    """Interpret a batch result: tripped tripwires, limited rates, budgets that would overspend."""
-    out = StateOutcome()
-    checks = out.checks
-    worst = Outcome.ALLOW
-    for (item, key), hit in zip(plan.hits, res.hits, strict=False):
-        if isinstance(item, Tripwire):
-            enforce = item.mode is Mode.ENFORCE
-            scale = MICROS if item.trigger is TriggerKind.VELOCITY else 1
-            tripped = hit.tripped or (not enforce and hit.total > item.threshold * scale)
-            out.checks.append(
-                BoundaryCheck(
-                    HitKind.TRIPWIRE,
-                    item.id,
-                    not tripped,
-                    key=key,
-                    used=hit.total / (MICROS if item.trigger is TriggerKind.VELOCITY else 1),
-                    limit=item.threshold,
-                    unit=item.unit,
-                    detail=item.trigger.value + ("" if enforce else " (shadow)"),
-                )
-            )
-            if hit.tripped and enforce:
-                if item.outcome.rank > worst.rank:
-                    worst = item.outcome
-                out.tripped.append(item)
-                out.deciding.append((HitKind.TRIPWIRE, item.id, item.outcome, item.reason, item.escalation))
-                if item.outcome is Outcome.HALT and item.stop_scope is not None:
-                    out.stops_to_set.append((item.stop_scope, item))
-        else:
-            rl: RateLimit = item
-            enforce = rl.mode is Mode.ENFORCE
-            over = hit.limited or (not enforce and hit.total > rl.limit)
-            _, scope, window = _texts(rl)
-            checks.append(
-                BoundaryCheck(
-                    HitKind.RATE,
-                    rl.id,
-                    not over,
-                    scope,
-                    key,
-                    "calls",
-                    float(hit.total),
-                    None,
-                    None,
-                    float(rl.limit),
-                    window if enforce else window + " (shadow)",
-                )
-            )
-            if hit.limited and enforce:
-                if rl.on_exceed.rank > worst.rank:
-                    worst = rl.on_exceed
-                out.deciding.append((HitKind.RATE, rl.id, rl.on_exceed, rl.reason, rl.escalation))
-                if rl.on_exceed is Outcome.HALT and rl.stop_scope is not None:
-                    out.stops_to_set.append((rl.stop_scope, rl))
+def read_result(plan: BatchPlan, res: BatchResult, ruling: Ruling) -> None:
+    """Interpret a batch result into the ruling: a check per hit, shadow budget and budget line
+    (in the batch's order), and the contribution of each tripped tripwire, limited rate and
+    budget that would overspend (the stop its halt sets)."""
+    for (bp, value), hit in zip(plan.hits, res.hits, strict=False):
+        bp.read(value, hit, ruling)
     for b in plan.shadow_budgets:
-        out.checks.append(
+        ruling.boundaries.append(
             BoundaryCheck(HitKind.BUDGET, b.id, True, unit=b.unit, detail="shadow: not reserved")
         )
     if res.reserve is not None:
-        for (b, value), st in zip(plan.lines, res.reserve.lines, strict=False):
-            enforce = b.mode is Mode.ENFORCE
-            checks.append(
-                BoundaryCheck(
-                    HitKind.BUDGET,
-                    b.id,
-                    st.ok,
-                    f"{_texts(b)[1]}={value}",
-                    st.key,
-                    b.unit,
-                    st.used / MICROS,
-                    st.reserved / MICROS,
-                    st.amount / MICROS,
-                    st.limit / MICROS,
-                )
-            )
-            if not st.ok and enforce:
-                if b.on_exceed.rank > worst.rank:
-                    worst = b.on_exceed
-                out.deciding.append((HitKind.BUDGET, b.id, b.on_exceed, b.reason, b.escalation))
-                if b.on_exceed is Outcome.HALT and b.stop_scope is not None:
-                    out.stops_to_set.append((b.stop_scope, b))
-    out.outcome = worst
-    return out
+        for (lp, value), st in zip(plan.lines, res.reserve.lines, strict=False):
+            lp.read(value, st, ruling)
 
 
 def set_stops(

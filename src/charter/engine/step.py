@@ -12,10 +12,20 @@ from charter.engine.obligations import HumanRecord
 from charter.engine.observe import Observer
 from charter.engine.policy import CompiledPolicy, EscalationPath
 from charter.engine.settle import PENDING_TTL_S, Settler
-from charter.engine.stateful import depth_trips, plan_batch, read_result, release
+from charter.engine.stateful import (
+    Contribution,
+    Specialised,
+    depth_trips,
+    plan_batch,
+    read_result,
+    release,
+)
 from charter.engine.view import View, stop_keys
 from charter.enums import HitKind, Mode, Outcome, Scope, TriggerKind
 from charter.state import StateStore, StopRecord, StoreError
+
+#: a ruling's list that is still empty (never appended to: see Ruling.add)
+_NONE: Any = ()
 
 
 class Ruling:
@@ -56,11 +66,15 @@ class Ruling:
         #: the deciding human gates of the rules (their obligations)
         self.approvals = verdict.approvals
         #: escalation paths of the contributions equal to the outcome (the first one is taken)
-        self.paths: list[EscalationPath | None] = [r.escalation for r in verdict.escalations]
+        # (usually there are none: then both are a shared empty tuple, replaced by a list on
+        # the first append, so a ruling builds no list that stays empty)
+        self.paths: list[EscalationPath | None] = (
+            [r.escalation for r in verdict.escalations] if verdict.escalations else _NONE
+        )
         #: what a halt stops: (scope, the rule or boundary that halted)
-        self.stops: list[tuple[Scope | None, Any]] = [
-            (r.stop_scope, r) for r in verdict.halts if r.stop_scope
-        ]
+        self.stops: list[tuple[Scope | None, Any]] = (
+            [(r.stop_scope, r) for r in verdict.halts if r.stop_scope] if verdict.halts else _NONE
+        )
         self.hold_id: str | None = None
         #: the batch wrote the decision's settlement record
         self.recorded = False
@@ -81,9 +95,24 @@ class Ruling:
         elif eff is self.outcome:
             if all(h.id != hit.id for h in self.deciding):
                 self.deciding.append(hit)
-            self.paths.append(path)
+            if self.paths:
+                self.paths.append(path)
+            else:  # the shared empty tuple (or an empty list)
+                self.paths = [path]
         if eff is Outcome.HALT and item is not None:
-            self.stops.append((stop, item))
+            self._stop((stop, item))
+
+    def contribute(self, c: Contribution, stop: tuple[Scope, Any] | None) -> None:
+        """An exceeded boundary's contribution, and the stop its halt sets (or None)."""
+        self.add(c.outcome, c.hit, c.path, None, None)
+        if stop is not None:
+            self._stop(stop)
+
+    def _stop(self, stop: tuple[Scope | None, Any]) -> None:
+        if self.stops:
+            self.stops.append(stop)
+        else:  # the shared empty tuple (or an empty list)
+            self.stops = [stop]
 
     def add_errors(self, errors: list[tuple[Any, Outcome, str]]) -> None:
         """Boundaries whose conditions failed contribute their failure mode."""
@@ -151,6 +180,8 @@ class StatefulStep:
         self.pend_always = bool(policy.result_checks) or settler.velocity
         #: the policy declares grant kinds (a policy without pays nothing for them)
         self.grants = bool(policy.grant_kinds)
+        #: the tripwires, rates and budgets specialised once, selected once per request shape
+        self.boundaries = Specialised(policy)
 
     def rule(self, did: str, view: View, verdict: Verdict, observer: Observer | None) -> Ruling:
         """The ruling of this request: the verdict and everything the store says."""
@@ -169,31 +200,41 @@ class StatefulStep:
             ruling.redeem, ruling.pending = answer.redeem, answer.pending
         if self.depth_trips and req.chain:
             self._depth(view, ruling, observer)
-        keys = stop_keys(view)
+        sel = self.boundaries.select(view)
+        if req.chain or req.run or req.tenant:
+            keys = stop_keys(view)
+        else:
+            # the stop keys of a request without a chain, run or tenant depend only on what
+            # selects its boundaries (agent and ancestors, workflow, target, roles): kept there
+            kept = sel.stop_keys
+            keys = kept if kept is not None else stop_keys(view)
+            if kept is None:
+                sel.stop_keys = keys
         # the settlement record rides in the batch (one store call); not when an answer is
         # redeemed after it, which can still turn the decision down
         settler = self.settler
         pend = PENDING_TTL_S if settler.shared and not req.approval else None
-        allow = ruling.outcome is Outcome.ALLOW
         policy = self.policy
         plan = plan_batch(
+            sel,
             policy,
             view,
-            allow,
+            ruling.outcome is Outcome.ALLOW,
             keys,
             did,
             pend,
             self.pend_always,
-            settler.by_hold(req),
+            pend is not None and settler.by_hold(req),  # (only a batch with a record asks)
             observer,
             ruling.request_digest,
         )
-        ruling.failures.extend(plan.failures)
+        if plan.failures:
+            ruling.failures.extend(plan.failures)
         if plan.errors:
             ruling.add_errors(plan.errors)
             if ruling.outcome is not Outcome.ALLOW:
                 # a boundary that failed closed: count tripwires, but reserve nothing
-                plan = plan_batch(policy, view, False, keys, did, request_digest=ruling.request_digest)
+                plan = plan_batch(sel, policy, view, False, keys, did, request_digest=ruling.request_digest)
         run = view.run if self.grants else None
         table = run.table if run is not None else None
         if table is not None:
@@ -218,13 +259,10 @@ class StatefulStep:
                     BoundaryCheck(HitKind.GRANT, g.id, True, used=g.used, limit=g.limit, detail=g.kind)
                 )
         ruling.recorded = res.recorded
-        st = read_result(plan, res)
-        ruling.boundaries.extend(st.checks)
-        for kind, bid, eff, reason, path in st.deciding:
-            ruling.add(eff, RuleHit(bid, kind, eff, reason), path, None, None)
-        ruling.stops.extend(st.stops_to_set)
+        read_result(plan, res, ruling)
         reserve = plan.batch.reserve
-        if res.reserve is not None and res.reserve.ok and reserve is not None:
+        held = res.reserve
+        if held is not None and held.ok and reserve is not None:
             if ruling.outcome is Outcome.ALLOW:
                 ruling.hold_id = reserve.hold_id
             else:  # a stricter outcome arrived after the reservation: give the money back

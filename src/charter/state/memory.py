@@ -91,7 +91,7 @@ class _Budget:
     holds: Holds = field(default_factory=Holds)
 
 
-@dataclass
+@dataclass(slots=True)  # one per reservation: no instance dict
 class _Hold:
     lines: tuple[BudgetLine, ...]
     expires_at: float
@@ -212,8 +212,12 @@ class MemoryStore:
                 if picked is None:
                     return BatchResult(grant_refused=True)
                 uses = picked
-            hits = tuple(self._hit(h, now) for h in batch.hits)
-            blocked = any(h.limited or h.tripped for h in hits)
+            hits = tuple([self._hit(h, now) for h in batch.hits]) if batch.hits else ()
+            blocked = False
+            for h in hits:
+                if h.limited or h.tripped:
+                    blocked = True
+                    break
             reserve = None
             if batch.reserve is not None and not blocked:
                 reserve = self._reserve(batch.reserve, now)
@@ -268,13 +272,7 @@ class MemoryStore:
             win = self._windows.get(op.key)
             if win is None:
                 win = self._windows[op.key] = Series()
-            win.prune(lo - prune_margin(op.window_s))
-            total = win.total_after(lo)
-            if op.limit is not None and total + op.amount > op.limit:
-                limited = True
-            else:
-                win.add(now, op.amount)
-                total += op.amount
+            total, limited = win.hit(lo - prune_margin(op.window_s), lo, now, op.amount, op.limit)
         tripped = op.trip_above is not None and total > op.trip_above
         return HitResult(op.key, total, limited, tripped)
 
@@ -301,14 +299,17 @@ class MemoryStore:
         if old is not None:
             return ReserveResult(old.result.ok, old.result.lines, True)
         statuses = []
+        all_ok = True
         for line in op.lines:
             b = self._budget(line.key, now)
             b.rolling_s = line.rolling_s
             used, reserved = self._used_reserved(b, now)
             ok = used + reserved + line.amount <= line.limit
+            if not ok:
+                all_ok = False
             statuses.append(LineStatus(line.key, line.limit, used, reserved, line.amount, ok))
-        result = ReserveResult(all(s.ok for s in statuses), tuple(statuses), False)
-        if result.ok:
+        result = ReserveResult(all_ok, tuple(statuses), False)
+        if all_ok:
             exp = now + op.ttl_s
             for line in op.lines:
                 b = self._budgets[line.key]

@@ -139,7 +139,11 @@ def apply(db: sqlite3.Connection, batch: Batch) -> BatchResult:
         _counted(db, h, now, sums[h.key]) if h.member is None and h.key in sums else hit(db, h, now)
         for h in batch.hits
     )
-    blocked = any(h.limited or h.tripped for h in hits)
+    blocked = False
+    for got in hits:
+        if got.limited or got.tripped:
+            blocked = True
+            break
     reserve = None
     if rv is not None and not blocked:
         reserve = _reserve(db, rv, now, row[i:] if line else None)
@@ -305,14 +309,17 @@ def _reserve(
         return ReserveResult(bool(ok), lines_from_json(lines), True)
     statuses = []
     sums = []
+    all_ok = True
     for line in op.lines:
         used, reserved, meta, rsb = line_state(db, line.key, now, line.rolling_s, True, first)
         first = None
         sums.append((meta, rsb))
         ok = used + reserved + line.amount <= line.limit
+        if not ok:
+            all_ok = False
         statuses.append(LineStatus(line.key, line.limit, used, reserved, line.amount, ok))
-    result = ReserveResult(all(s.ok for s in statuses), tuple(statuses), False)
-    if result.ok:
+    result = ReserveResult(all_ok, tuple(statuses), False)
+    if all_ok:
         exp = now + op.ttl_s
         lines = [[x.key, x.limit, x.amount, x.rolling_s, x.expires_at] for x in op.lines]
         doc, res = dumps(lines), dumps([True, lines_to_json(result.lines)])
