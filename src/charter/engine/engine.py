@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from time import perf_counter
 from typing import Any, Protocol
 
-from charter.engine.decision import Decision, Failure, GrantedDecision, RuleHit
+from charter.engine.decision import Decision, Failure, RuleHit
 from charter.engine.evaluate import Verdict
 from charter.engine.finish import DecisionBuilder, evidence
 from charter.engine.gates import HumanGates, not_recorded
@@ -292,6 +292,12 @@ class Engine:
         deciding = ruling.deciding
         if deciding.__class__ is not tuple:
             deciding = tuple(sorted(deciding, key=_by_id) if len(deciding) > 1 else deciding)
+        grants: tuple[dict[str, Any], ...] = ()
+        if self._grants:
+            run = view.run
+            if run is not None and run.table is not None:
+                grants = tuple(run.table.consulted)
+                run.table = None  # view <-> table is a cycle: free both by refcount
         d = self._builder.build(
             did,
             outcome,
@@ -304,13 +310,8 @@ class Engine:
             hold,
             evidence(deciding, view, self._rules) if self.trace is not None and not ruling.final else None,
             t0,
+            grants,
         )
-        if self._grants:
-            run = view.run
-            if run is not None and run.table is not None:
-                if run.table.consulted:
-                    d = GrantedDecision.of(d, tuple(run.table.consulted))
-                run.table = None  # view <-> table is a cycle: free both by refcount
         if view._activation.__class__ is Activation:
             view._activation = None
         if self.trace is not None or view.req.idempotency_key:

@@ -7,7 +7,7 @@ from time import perf_counter
 from typing import Any
 
 from charter.cel.provenance import PROVENANCE
-from charter.engine.decision import BoundaryCheck, Decision, Failure, RuleHit
+from charter.engine.decision import BoundaryCheck, Decision, Failure, GrantedDecision, RuleHit
 from charter.engine.evaluate import Verdict
 from charter.engine.policy import Rule
 from charter.engine.view import View
@@ -40,9 +40,16 @@ class DecisionBuilder:
         hold_id: str | None,
         evidence: dict[str, list[tuple[str, Any]]] | None,
         t0: float,
+        grants: tuple[dict[str, Any], ...] = (),
     ) -> Decision:
-        """A decision made now (``t0``: when deciding started, for ``elapsed_us``)."""
-        d: Decision = _new(Decision)  # every field set below (a dataclass __init__ costs twice as much)
+        """A decision made now (``t0``: when deciding started, for ``elapsed_us``); one that
+        consulted run ``grants`` is a :class:`GrantedDecision` naming them."""
+        d: Decision
+        if grants:
+            d = g = _new(GrantedDecision)
+            g.grants = grants
+        else:
+            d = _new(Decision)  # every field set below (a dataclass __init__ costs twice as much)
         d.id = did
         d.outcome = outcome
         d.rules = rules
