@@ -173,14 +173,27 @@ def _any(xs: Any, step: int, cost: list[int], body: Callable[[Any], bool]) -> bo
 
 
 def _labels(act: Any, v: Any) -> Any:
+    """``labels(v)`` as :func:`provenance.labels_of` answers it, reading the data directly: a
+    KeyError is its ``None`` (no data); any other failure falls back, and the evaluator's
+    ``labels_of`` decides (closed)."""
     if type(v) in _AS_IS:
-        return provenance.labels_of(act, v)
+        try:
+            data = act[_PROVENANCE]
+        except KeyError:
+            return []
+        return data.labels(v) if data is not None else []
     raise _Fallback
 
 
 def _sources(act: Any, v: Any) -> Any:
+    """``sources(v)``, as :func:`_labels` (a value without sources has one ``unknown`` source)."""
     if type(v) in _AS_IS:
-        return provenance.sources_of(act, v)
+        try:
+            data = act[_PROVENANCE]
+        except KeyError:
+            data = None
+        found = data.sources(v) if data is not None else None
+        return found if found is not None else provenance.sources_of({}, v)  # (one unknown source)
     raise _Fallback
 
 
@@ -207,6 +220,7 @@ def _budget(act: Any) -> Budget | None:
 
 
 _SIZED = (str, list, dict, bytes, tuple)
+_PROVENANCE = provenance.PROVENANCE
 
 Code = tuple[str, str | None]  # (python expression, static python type name or None)
 
