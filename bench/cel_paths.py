@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,24 +60,23 @@ def _why_slow(node: Any) -> str:
     return ",".join(sorted(set(found))) or "?"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Instrument, play, print."""
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--policy-set", default="after")
-    ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--top", type=int, default=60)
-    args = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
+@dataclass
+class Row:
+    """One condition (by its source text; equal texts of several rules are one row)."""
 
+    source: str
+    #: "fast", or "slow: " and the constructs without a fast form
+    path: str
+    runs: int = 0
+    #: runs of a fast closure that fell back to the evaluator (a guard failed)
+    fallbacks: int = 0
+    seconds: float = 0.0
+
+
+@contextmanager
+def _instrumented(rows: dict[str, Row]) -> Iterator[None]:
+    """While inside, every condition compiled is counted and timed into ``rows``."""
     from charter.cel import api, fastpath
-
-    calls: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0])  # runs, fallbacks, seconds
-    paths: dict[str, str] = {}
-    original_build = fastpath.build_fast
-
-    def build(node: Any, slow: Callable[[Mapping[str, Any]], Any], max_cost: int | None = None) -> Any:
-        key = f"{node.start}:{node.end}:{id(node)}"
-        return original_build(node, slow, max_cost), key
 
     original_init = api.Compiled.__init__
 
@@ -84,52 +84,78 @@ def main(argv: list[str] | None = None) -> int:
         original_init(self, source, node, *rest)
         key = " ".join(source.split())
         fast = self.fn is not self.evaluate
-        paths[key] = "fast" if fast else "slow: " + _why_slow(node)
+        row = rows.setdefault(key, Row(key, "fast" if fast else "slow: " + _why_slow(node)))
         slow, fn = self.evaluate, self.fn
-        box = calls[key]
         inside = [False]
 
         def counted_slow(act: Mapping[str, Any]) -> Any:
             if inside[0]:
-                box[1] += 1
+                row.fallbacks += 1
             return slow(act)
 
-        if fast:  # rebuild the fast closure around a slow that counts fall backs
-            fn = fastpath.build_fast(node, counted_slow, self._limits.max_cost)
+        if fast:  # the fast closure again, around a slow that counts fall backs
+            fn = fastpath.build_fast(node, counted_slow, self._limits.max_cost) or fn
 
         def timed(act: Mapping[str, Any]) -> Any:
-            box[0] += 1
+            row.runs += 1
             inside[0] = True
             t = time.perf_counter()
             try:
                 return fn(act)
             finally:
-                box[2] += time.perf_counter() - t
+                row.seconds += time.perf_counter() - t
                 inside[0] = False
 
         self.fn = timed
 
     api.Compiled.__init__ = init  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        api.Compiled.__init__ = original_init  # type: ignore[method-assign]
 
+
+def measure(policy_set: str = "after", runs: int = 10) -> list[Row]:
+    """Load the policy set with its conditions instrumented, play ``runs`` runs of the agents
+    workload, and give a row per condition compiled (most time first)."""
     import charter
     from bench.agents.policysets import CORPUS, POLICY_SETS
     from bench.agents.runner import run_scenario
     from bench.agents.scenario import load_corpus
     from bench.agents.workload import build_runs
 
-    ps = POLICY_SETS[args.policy_set]
+    ps = POLICY_SETS[policy_set]
     corpus = load_corpus(CORPUS)
-    policy = charter.load(ps.policy_path())
-    work = build_runs(corpus, args.runs)
-    for br in work:
+    rows: dict[str, Row] = {}
+    with _instrumented(rows):
+        policy = charter.load(ps.policy_path())
+    for br in build_runs(corpus, runs):
         run_scenario(policy, ps, corpus, br.scenario)
-    rows = sorted(calls.items(), key=lambda kv: -kv[1][2])
-    total = sum(v[2] for v in calls.values())
+    return sorted(rows.values(), key=lambda r: -r.seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and print."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--policy-set", default="after")
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--top", type=int, default=60)
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    rows = measure(args.policy_set, args.runs)
+    total = sum(r.seconds for r in rows) or 1.0
+    ran = [r for r in rows if r.runs]
+    slow = sum(1 for r in ran if r.path != "fast")
+    print(
+        f"{len(rows)} conditions compiled, {len(ran)} ran: {len(ran) - slow} fast, {slow} without a "
+        f"fast form; {sum(r.fallbacks for r in ran)} fall backs in {sum(r.runs for r in ran)} runs"
+    )
     print(f"{'runs':>6} {'fallbk':>6} {'µs/run':>8} {'share':>6}  path  condition")
-    for key, (n, fb, s) in rows[: args.top]:
-        if not n:
-            continue
-        print(f"{n:6d} {fb:6d} {s / n * 1e6:8.1f} {s / total:6.1%}  {paths[key]:<5} {key[:110]}")
+    for r in ran[: args.top]:
+        print(
+            f"{r.runs:6d} {r.fallbacks:6d} {r.seconds / r.runs * 1e6:8.1f} {r.seconds / total:6.1%}  "
+            f"{r.path:<5} {r.source[:110]}"
+        )
     return 0
 
 
