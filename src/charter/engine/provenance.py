@@ -184,6 +184,12 @@ def _fast_entry(e: Any) -> Entry | None:
     elif n == 2:
         call = s.get("call")
         field = s.get("field")
+        if call.__class__ is str and field.__class__ is str and field:
+            # a pair seen before was checked then: only checked pairs are kept (an empty field,
+            # kept for sources without one, is a problem here, so it is never looked up)
+            found = _CALL_ENTRIES.get((call, field))
+            if found is not None:
+                return found
         if (
             field.__class__ is not str
             or not 0 < len(field) <= MAX_PATH
