@@ -28,7 +28,7 @@ from types import CodeType
 from typing import Any
 
 from charter.cel import grants, provenance
-from charter.cel.limits import BUDGET_ATTRIBUTE, FREE_ELEMENTS, FREE_TEXT, Budget, Limits
+from charter.cel.limits import BUDGET_ATTRIBUTE, FREE_ELEMENTS, FREE_TEXT, Limits
 from charter.cel.regex import RegexError, compile_pattern
 from charter.cel.syntax import (
     Binary,
@@ -140,19 +140,15 @@ _MAX_ITEMS = 32
 _AS_IS = frozenset({str, float, bool, list, dict, type(None)})
 
 
-def _items(xs: Any) -> Any:
-    if type(xs) is list and len(xs) <= _MAX_ITEMS:
-        return xs
-    raise _Fallback
-
-
 def _all(xs: Any, step: int, cost: list[int], body: Callable[[Any], bool]) -> bool:
     """CEL ``all`` over a list whose every body is exact (an error raises: the evaluator decides);
     charges ``cost[0]`` what the evaluator charges, ``step`` per element visited. Past ``cost[1]``
     (one evaluation's budget, which the evaluator could not exceed either) it falls back: this
     bounds the work done before a fall back by what the evaluator may do, however deeply
     comprehensions nest (named conditions inlined into one another nest them)."""
-    for x in _items(xs):
+    if type(xs) is not list or len(xs) > _MAX_ITEMS:
+        raise _Fallback
+    for x in xs:
         cost[0] += step
         if cost[0] > cost[1]:
             raise _Fallback
@@ -163,7 +159,9 @@ def _all(xs: Any, step: int, cost: list[int], body: Callable[[Any], bool]) -> bo
 
 def _any(xs: Any, step: int, cost: list[int], body: Callable[[Any], bool]) -> bool:
     """CEL ``exists``, as :func:`_all`."""
-    for x in _items(xs):
+    if type(xs) is not list or len(xs) > _MAX_ITEMS:
+        raise _Fallback
+    for x in xs:
         cost[0] += step
         if cost[0] > cost[1]:
             raise _Fallback
@@ -212,11 +210,6 @@ def _texts_eq(x: Any, want: list[str], cost: list[int]) -> bool:
             cost[0] += len(x)
         return x == want
     raise _Fallback
-
-
-def _budget(act: Any) -> Budget | None:
-    """The decision's shared budget the evaluator would spend from (None: none)."""
-    return getattr(act, BUDGET_ATTRIBUTE, None)
 
 
 _SIZED = (str, list, dict, bytes, tuple)
@@ -543,17 +536,16 @@ def build_fast(
         shape = (
             "def _fast(act):\n"
             "    _c = [0, _MAXC]\n"
-            "    _b = _budget(act)\n"
+            "    _b = getattr(act, _BUDGET, None)\n"
             "    _s = 0 if _b is None else _b.cost\n"
             "    try:\n"
             f"        _r = {expr}\n"
             "    except Exception:\n"
             "        _r = None\n"
-            "    if _r is not None:\n"
+            "    if _r is not None and _c[0] <= _MAXC:\n"
             "        if _b is None:\n"
-            "            if _c[0] <= _MAXC:\n"
-            "                return _r\n"
-            "        elif _s + _c[0] <= min(_b.max_cost, _s + _MAXC):\n"
+            "            return _r\n"
+            "        if _s + _c[0] <= _b.max_cost:\n"
             "            _b.cost = _s + _c[0]\n"
             "            return _r\n"
             "    if _b is not None:\n"
@@ -579,11 +571,11 @@ def build_fast(
         "_texts_eq": _texts_eq,
         "_granted": grants.granted_of,
         "_cat": _cat,
-        "_budget": _budget,
+        "_BUDGET": BUDGET_ATTRIBUTE,
         "_MAXC": Limits().max_cost if max_cost is None else max_cost,
         "_slow": slow,
         "__builtins__": {"type": type, "len": len, "str": str, "int": int, "float": float,
-                         "bool": bool, "dict": dict, "list": list, "min": min,
+                         "bool": bool, "dict": dict, "list": list, "getattr": getattr,
                          "Exception": Exception},
         **gen.consts,
     }  # fmt: skip
