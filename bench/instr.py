@@ -105,8 +105,11 @@ def _state_loop(store_name: str, n: int) -> None:
         store.close()
 
 
-def _agents_loop(policy_set: str, runs: int) -> None:
-    """Run inside valgrind: the agents workload, each decide inside the callback; prints the count."""
+def _agents_loop(policy_set: str, runs: int, writes: bool = False) -> None:
+    """Run inside valgrind: the agents workload, each decide inside the callback; prints the count.
+
+    ``writes``: only the decisions on tools outside category ``read`` are counted (the others
+    run outside the callback): the write tools are where conditions run."""
     sys.path.insert(0, str(ROOT))
     import charter
     from bench.agents.policysets import CORPUS, POLICY_SETS
@@ -133,7 +136,13 @@ def _agents_loop(policy_set: str, runs: int) -> None:
     key = ctypes.c_int(1)
     bsearch = ctypes.CDLL(None).bsearch
 
+    tools = policy.tools
+
     def decide(self: Any, request: Any) -> Any:
+        if writes:
+            info = tools.get(request.get("action", {}).get("target", ""))
+            if info is not None and info.category == "read":
+                return original(self, request)
         box[0], box[1] = self, request
         count[0] += 1
         bsearch(ctypes.byref(key), one, 1, 4, callback)  # calls body once
@@ -156,11 +165,16 @@ def main(argv: list[str] | None = None) -> int:
         "--state", choices=["memory", "sqlite"], help="the state suite's decisions on this store instead"
     )
     ap.add_argument("--runs", type=int, default=40, help="with --agents: runs of the workload")
+    ap.add_argument(
+        "--writes",
+        action="store_true",
+        help="with --agents: count only decisions on tools not of category read",
+    )
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.inner:
         if args.agents:
-            _agents_loop(args.agents, args.runs)
+            _agents_loop(args.agents, args.runs, args.writes)
         elif args.state:
             _state_loop(args.state, args.n)
         else:
@@ -170,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         out = os.path.join(tmp, "callgrind.out")
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", args.python, __file__]
         what = (
-            ["--agents", args.agents, "--runs", str(args.runs)]
+            ["--agents", args.agents, "--runs", str(args.runs), *(["--writes"] if args.writes else [])]
             if args.agents
             else ["--state", args.state]
             if args.state
@@ -189,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     label = f"rules={args.rules}"
     if args.agents:
         n = int(next(ln for ln in ran.stdout.splitlines() if ln.startswith("decisions=")).split("=")[1])
-        label = f"agents={args.agents} runs={args.runs} decisions={n}"
+        label = f"agents={args.agents}{' writes' if args.writes else ''} runs={args.runs} decisions={n}"
     elif args.state:
         label = f"state={args.state}"
     for line in text.splitlines():

@@ -17,7 +17,26 @@ ENV = {
                         open=True),
     "x": CelType.DYN,
 }  # fmt: skip
-LEAVES = ["a.n", "a.d", "a.s", "a.b", "x", "a.m.k", "a['s']", "a.l[0]", "a.l[1]", "a.m['k']"]
+LEAVES = [
+    "a.n",
+    "a.d",
+    "a.s",
+    "a.b",
+    "x",
+    "a.m.k",
+    "a['s']",
+    "a.l[0]",
+    "a.l[1]",
+    "a.m['k']",
+    "-a.d",
+    "-a.n",
+    "{'risk': 'r', 'ops': 'o', 'ACME': 'a'}[a.s]",
+    "{'risk': 1, 'ops': 2.5}[x]",
+    "size(a.s) + size(a.l)",
+    "size(a.l) + 9223372036854775807",
+    "a.s + 'k'",
+    "-(-9223372036854775807 - 1)",
+]
 CONTAINERS = ["a.l", "a.m", '["risk", "ops"]', "[1, 2, 3]", "x"]
 LITERALS = ["1", "0", "-3", "2.5", "0.0", "'risk'", "''", "'ACME'", "true", "false", "9223372036854775807"]
 
@@ -88,3 +107,33 @@ def test_fast_path_gives_what_the_evaluator_gives() -> None:
             shared.cel_budget.cost = 99
             assert fn_result == repr(c.evaluate(shared)), (text, act)
     assert fast > 2000  # most generated conditions that compile take the fast path
+
+
+def _value_expr(r: random.Random, d: int) -> str:
+    """An expression whose value need not be a boolean (a budget amount, a grant's use count)."""
+    if d <= 0 or r.random() < 0.5:
+        return r.choice(LEAVES + LITERALS)
+    return f"({_cond(r, d - 1)} ? {_value_expr(r, d - 1)} : {_value_expr(r, d - 1)})"
+
+
+def test_fast_values_give_what_the_evaluator_gives() -> None:
+    """Whole values (not only booleans): a value read is returned as the evaluator returns it."""
+    r = random.Random(1818)
+    fast = 0
+    for _ in range(3000):
+        text = _value_expr(r, r.randint(0, 2))
+        try:
+            c = compile_condition(text, ENV, expect_bool=False)
+        except CelCompileError:
+            continue
+        fast += c.fn is not c.evaluate
+        for _ in range(3):
+            act = _activation(r)
+            assert repr(c.fn(act)) == repr(c.evaluate(act)), (text, act)
+    assert fast > 1000
+
+
+def test_orderings_of_two_values_read_take_the_fast_path() -> None:
+    for text in ("a.d <= a.m.k", "a.s < x", "-a.d == a.d", "{'a': 'b'}[a.s] in a.l", "a.d"):
+        c = compile_condition(text, ENV, expect_bool=False)
+        assert c.fn is not c.evaluate, text

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from charter.cel import CelCompileError, CelType, compile_condition
+from charter.cel.api import define
 from charter.cel.grants import GRANTS
+from charter.cel.inline import Definitions
 from charter.cel.limits import Budget
 from charter.cel.provenance import PROVENANCE
 from charter.cel.values import EvalError
@@ -43,6 +45,8 @@ def _leaf(r: random.Random, vars_: list[str]) -> str:
         return f"sources({v}).size() > 0"
     if c < 0.78:
         return f"{v}.kind == 'call' && {v}.inputs.all(l, l in ['user', 'trusted'])"
+    if c < 0.8:  # a named condition with two comprehensions: three deep inside a loop
+        return f"fo({v}, {r.choice(CONTAINERS)})"
     if c < 0.85:
         return f"granted({r.choice(KINDS)})"
     if c < 0.92:
@@ -149,13 +153,26 @@ def _both(c: Any, act: dict[str, Any], spent: int | None, total: int) -> tuple[s
     return out[0], out[1]
 
 
+#: the example assistant's from_origin, as the generated conditions call it
+_FO = define(
+    "fo",
+    (("v", CelType.DYN), ("origins", CelType.LIST(CelType.STRING))),
+    'sources(v).size() > 0 && sources(v).all(s, s.kind == "call" && '
+    '(s.inputs.all(l, l in ["user", "trusted"]) || "a" in s.inputs && s.inputs.all(l, l != "untrusted")) && '
+    '(s.tool in origins || s.tool + "." + s.field in origins))',
+    ENV,
+    Definitions(),
+)
+DEFS = Definitions({}, {"fo": _FO})
+
+
 def test_fast_loops_give_what_the_evaluator_gives() -> None:
     r = random.Random(181818)
     fast = 0
     for _ in range(3000):
         text = _cond(r, r.randint(0, 3), [])
         try:
-            c = compile_condition(text, ENV)
+            c = compile_condition(text, ENV, defs=DEFS)
         except CelCompileError:
             continue
         fast += c.fn is not c.evaluate
@@ -176,6 +193,23 @@ def test_the_fast_path_covers_the_example_grants() -> None:
     ):
         c = compile_condition(text, ENV)
         assert c.fn is not c.evaluate, text
+
+
+def test_deeply_nested_comprehensions_stop_at_the_budget_as_the_evaluator() -> None:
+    """Named conditions inlined into one another nest comprehensions three deep: the fast path
+    counts their cost as it goes and falls back past one evaluation's budget."""
+    inner = define("inner", (("v", CelType.DYN), ("w", CelType.DYN)),
+                   "x.all(u, u == v || u == w || u == 'a')", ENV, Definitions())  # fmt: skip
+    c = compile_condition("x.all(v, x.all(w, inner(v, w)))", ENV, defs=Definitions({}, {"inner": inner}))
+    assert c.fn is not c.evaluate
+    for n in (0, 1, 5, 20, 32):
+        for fill in ("a", "b"):
+            act = {"x": [fill] * n}
+            for spent, total in ((None, 0), (0, 100_000), (99_990, 100_000), (0, 30_000)):
+                f, e = _both(c, act, spent, total)
+                assert f == e, (n, fill, spent, total)
+    f, e = _both(c, {"x": ["a"] * 32}, 0, 200_000)
+    assert f == e and "cost limit" in f  # 32**3 inner steps: past one evaluation's 50,000
 
 
 def test_a_comprehension_over_a_long_list_falls_back_and_charges_as_the_evaluator() -> None:

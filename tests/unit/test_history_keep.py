@@ -66,6 +66,29 @@ def test_keep_values_is_the_rule(seed: int) -> None:
         assert cut == want_cut
 
 
+def _leaf(rng: random.Random, kind: int, width: int) -> Any:
+    if kind == 0:  # texts whose JSON is longer than they are: escapes, multi-byte characters
+        return "".join(rng.choice('ab"\\\n\x01é\U0001f600\ud800') for _ in range(width))
+    if kind == 1:
+        return rng.choice([True, None, 10**18, 10**19, -(10**19) + 1, 0.5, float("nan"), -0.0, 1e308])
+    return rng.choice(["x" * width, ["nested"], {"k": 1}, ("t",)])
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_lists_of_leaves_near_the_limits(seed: int) -> None:
+    """Lists of leaves (recipients, attachments) are bounded without encoding: still exact."""
+    rng = random.Random(1000 + seed)
+    for _ in range(200):
+        n = rng.choice([0, 1, 2, 10, 60, 140, 170, 200, 511, 512, 513])
+        width = rng.choice([0, 1, 2, 5, 20])
+        kind = rng.randrange(3)
+        values = {f"a{i}": [_leaf(rng, kind, width) for _ in range(n)] for i in range(rng.randrange(1, 10))}
+        kept, cut = keep_values(values)
+        want_kept, want_cut = _reference(values)
+        assert list(kept) == list(want_kept) and all(kept[k] is want_kept[k] for k in kept)
+        assert cut == want_cut
+
+
 def test_keep_values_at_the_call_limit() -> None:
     # eight values of exactly 1 KiB of JSON fill the call; a ninth byte anywhere is cut
     full = {f"v{i}": "x" * (VALUE_LIMIT - 2) for i in range(CALL_LIMIT // VALUE_LIMIT)}

@@ -7,11 +7,14 @@ conditions built from constructs whose result the guards pin down are compiled h
 short-circuiting is safe: an operand that would be an error raises and falls back). Text
 operations are guarded to texts of at most 4,096 characters and ``in`` to lists of at most
 FREE_ELEMENTS, which the evaluator charges nothing for. ``all``/``exists`` over lists (of at most
-32 elements), list equality with a literal list of texts, ``labels()``/``sources()`` of a value
-read, ``granted("KIND")`` and text ``+`` are compiled too: what the evaluator would charge for
-them is counted and checked against what it would have had left, and spent from the decision's
-budget exactly as it would (see :func:`build_fast`); tests/cel/test_fastpath_loops.py compares
-results and budgets.
+32 elements, nested however deep named conditions nest them), list equality with a literal list
+of texts, ``labels()``/``sources()`` of a value read, ``granted("KIND")`` and text ``+`` are
+compiled too: what the evaluator would charge for them is counted (a comprehension stops past
+one evaluation's budget) and checked against what it would have had left, and spent from the
+decision's budget exactly as it would (see :func:`build_fast`); tests/cel/test_fastpath_loops.py
+compares results and budgets. Orderings of two values read, unary ``-``, integer ``+``, a map
+literal looked up by a text, and conditions whose value is not a boolean (a budget's amount, a
+grant's uses) are exact only for the value types the guards admit, and fall back otherwise.
 Source is built from the tree only: names are emitted with repr(); literals are placeholder
 constants in the compiled code (shared by conditions of the same shape) set to the parsed values,
 and the source shown in ``fn.__doc__`` has their repr().
@@ -25,7 +28,7 @@ from types import CodeType
 from typing import Any
 
 from charter.cel import grants, provenance
-from charter.cel.limits import BUDGET_ATTRIBUTE, FREE_ELEMENTS, FREE_TEXT, Budget, Limits
+from charter.cel.limits import BUDGET_ATTRIBUTE, FREE_ELEMENTS, FREE_TEXT, Limits
 from charter.cel.regex import RegexError, compile_pattern
 from charter.cel.syntax import (
     Binary,
@@ -38,6 +41,7 @@ from charter.cel.syntax import (
     ListLit,
     Lit,
     Logic,
+    MapLit,
     Method,
     Node,
     Select,
@@ -73,13 +77,55 @@ def _in_str(x: str, c: Any) -> bool:
 
 def _same(a: Any, b: Any) -> bool:
     """``a == b`` for two values read from the activation: exact when both are texts, both
-    booleans or both 64-bit integers (where CEL equality is Python's); anything else falls back."""
+    booleans, both doubles (IEEE equality in both: NaN equals nothing) or both 64-bit integers
+    (where CEL equality is Python's); anything else falls back."""
     t = type(a)
     if t is type(b):
-        if t is str or t is bool:
+        if t is str or t is bool or t is float:
             return a == b
         if t is int and _INT_MIN <= a <= _INT_MAX and _INT_MIN <= b <= _INT_MAX:
             return a == b
+    raise _Fallback
+
+
+def _ordered(a: Any, b: Any) -> bool:
+    """Whether ``a < b`` (and the other orderings) of two values read from the activation is
+    Python's: both texts (code point order in both), both doubles (NaN compares false in both),
+    both booleans or both 64-bit integers. Anything else (an int against a double included, which
+    CEL compares by value) falls back."""
+    t = type(a)
+    if t is type(b):
+        if t is str or t is float or t is bool:
+            return True
+        if t is int and _INT_MIN <= a <= _INT_MAX and _INT_MIN <= b <= _INT_MAX:
+            return True
+    raise _Fallback
+
+
+def _value(v: Any) -> Any:
+    """A condition's whole value when it is not known to be a boolean: the value the evaluator
+    returns as it is (a text, double, boolean or 64-bit integer read); anything else falls back."""
+    t = type(v)
+    if t is str or t is float or t is bool or (t is int and _INT_MIN <= v <= _INT_MAX):
+        return v
+    raise _Fallback
+
+
+def _iadd(a: int, b: int) -> int:
+    """Integer ``+`` of two 64-bit integers; an overflow (an error in CEL) falls back."""
+    r = a + b
+    if _INT_MIN <= r <= _INT_MAX:
+        return r
+    raise _Fallback
+
+
+def _neg(a: Any) -> Any:
+    """Unary ``-`` of a double or a 64-bit integer (whose negation fits: -(-2**63) is an error)."""
+    t = type(a)
+    if t is float:
+        return -a
+    if t is int and _INT_MIN < a <= _INT_MAX:
+        return -a
     raise _Fallback
 
 
@@ -88,27 +134,24 @@ _MAX_TEXT = 4096
 
 #: Longest list a comprehension (``all``, ``exists``) iterates here; a longer one falls back.
 _MAX_ITEMS = 32
-#: Most work a fast comprehension may stand for (items x body, nested multiplied), about an
-#: evaluation's budget: the cost is counted exactly and checked after (see build_fast), this only
-#: bounds the work done before a fall back.
-_MAX_LOOP_COST = 60_000
 
 #: Values ``labels()`` and ``sources()`` are asked about here: those the evaluator passes as they
 #: are (it normalises others into new values, which the provenance data may not know).
 _AS_IS = frozenset({str, float, bool, list, dict, type(None)})
 
 
-def _items(xs: Any) -> Any:
-    if type(xs) is list and len(xs) <= _MAX_ITEMS:
-        return xs
-    raise _Fallback
-
-
 def _all(xs: Any, step: int, cost: list[int], body: Callable[[Any], bool]) -> bool:
     """CEL ``all`` over a list whose every body is exact (an error raises: the evaluator decides);
-    charges ``cost`` what the evaluator charges, ``step`` per element visited."""
-    for x in _items(xs):
+    charges ``cost[0]`` what the evaluator charges, ``step`` per element visited. Past ``cost[1]``
+    (one evaluation's budget, which the evaluator could not exceed either) it falls back: this
+    bounds the work done before a fall back by what the evaluator may do, however deeply
+    comprehensions nest (named conditions inlined into one another nest them)."""
+    if type(xs) is not list or len(xs) > _MAX_ITEMS:
+        raise _Fallback
+    for x in xs:
         cost[0] += step
+        if cost[0] > cost[1]:
+            raise _Fallback
         if not body(x):
             return False
     return True
@@ -116,22 +159,39 @@ def _all(xs: Any, step: int, cost: list[int], body: Callable[[Any], bool]) -> bo
 
 def _any(xs: Any, step: int, cost: list[int], body: Callable[[Any], bool]) -> bool:
     """CEL ``exists``, as :func:`_all`."""
-    for x in _items(xs):
+    if type(xs) is not list or len(xs) > _MAX_ITEMS:
+        raise _Fallback
+    for x in xs:
         cost[0] += step
+        if cost[0] > cost[1]:
+            raise _Fallback
         if body(x):
             return True
     return False
 
 
 def _labels(act: Any, v: Any) -> Any:
+    """``labels(v)`` as :func:`provenance.labels_of` answers it, reading the data directly: a
+    KeyError is its ``None`` (no data); any other failure falls back, and the evaluator's
+    ``labels_of`` decides (closed)."""
     if type(v) in _AS_IS:
-        return provenance.labels_of(act, v)
+        try:
+            data = act[_PROVENANCE]
+        except KeyError:
+            return []
+        return data.labels(v) if data is not None else []
     raise _Fallback
 
 
 def _sources(act: Any, v: Any) -> Any:
+    """``sources(v)``, as :func:`_labels` (a value without sources has one ``unknown`` source)."""
     if type(v) in _AS_IS:
-        return provenance.sources_of(act, v)
+        try:
+            data = act[_PROVENANCE]
+        except KeyError:
+            data = None
+        found = data.sources(v) if data is not None else None
+        return found if found is not None else provenance.sources_of({}, v)  # (one unknown source)
     raise _Fallback
 
 
@@ -152,12 +212,8 @@ def _texts_eq(x: Any, want: list[str], cost: list[int]) -> bool:
     raise _Fallback
 
 
-def _budget(act: Any) -> Budget | None:
-    """The decision's shared budget the evaluator would spend from (None: none)."""
-    return getattr(act, BUDGET_ATTRIBUTE, None)
-
-
 _SIZED = (str, list, dict, bytes, tuple)
+_PROVENANCE = provenance.PROVENANCE
 
 Code = tuple[str, str | None]  # (python expression, static python type name or None)
 
@@ -170,8 +226,6 @@ class _Gen:
         self.literals: list[tuple[str, Any, str]] = []
         #: comprehension variables in scope: CEL name -> python parameter
         self.scope: dict[str, str] = {}
-        #: iterations the enclosing comprehensions stand for (their bounds multiplied)
-        self.loops = 1
         #: the code counts what the evaluator would charge (in ``_c``): see build_fast
         self.charged = False
 
@@ -233,16 +287,12 @@ class _Gen:
         target, kind = self.gen(n.target)
         if kind is not None:
             raise _NoFast
-        loops = self.loops * _MAX_ITEMS
-        if loops * (size(n.body) + 1) > _MAX_LOOP_COST:
-            raise _NoFast
         var = self.tmp().replace("_t", "_v")
-        saved, outer = self.scope.get(n.var), self.loops
-        self.scope[n.var], self.loops = var, loops
+        saved = self.scope.get(n.var)
+        self.scope[n.var] = var
         try:
             body = self._bool(n.body)
         finally:
-            self.loops = outer
             if saved is None:
                 del self.scope[n.var]
             else:
@@ -262,6 +312,8 @@ class _Gen:
         return (f"{code}[{n.field!r}]", None)
 
     def _Index(self, n: Index) -> Code:
+        if isinstance(n.operand, MapLit) and not n.optional:
+            return self._map_lookup(n.operand, n.index)
         code, kind = self.gen(n.operand)
         if kind is not None or not isinstance(n.index, Lit) or n.optional:
             raise _NoFast
@@ -272,6 +324,23 @@ class _Gen:
             t = self.tmp()
             return (f"({t}[{v!r}] if type({t} := {code}) is list else _fb())", None)
         raise _NoFast
+
+    def _map_lookup(self, m: MapLit, index: Node) -> Code:
+        """``{"k": "v", ...}[x]`` for a map literal of distinct text keys and literal values: a
+        constant dict looked up by a text (a missing key, an error in CEL, falls back)."""
+        table: dict[str, Any] = {}
+        for key, value, opt in m.entries:
+            if opt or not isinstance(key, Lit) or type(key.value) is not str or not isinstance(value, Lit):
+                raise _NoFast
+            if key.value in table or type(value.value) not in (str, bool, float, int):
+                raise _NoFast  # a repeated key is an error in CEL
+            table[key.value] = value.value
+        kinds = {type(v) for v in table.values()}
+        kind = next(iter(kinds)).__name__ if len(kinds) == 1 else None
+        k = self.const(table)
+        code, _ = self.gen(index)
+        t = self.tmp()
+        return (f"({k}[{t}] if type({t} := {code}) is str and {t} in {k} else _fb())", kind)
 
     def _bool(self, n: Node) -> str:
         """Code giving exactly True or False (a value read from the activation is checked)."""
@@ -288,6 +357,11 @@ class _Gen:
         return ("(" + joiner.join(self._bool(x) for x in n.operands) + ")", "bool")
 
     def _Unary(self, n: Unary) -> Code:
+        if n.op == "-":
+            code, kind = self.gen(n.operand)
+            if kind not in (None, "int", "float"):
+                raise _NoFast
+            return (f"_neg({code})", kind)
         if n.op != "!":
             raise _NoFast
         return (f"(not {self._bool(n.operand)})", "bool")
@@ -305,6 +379,8 @@ class _Gen:
         if op == "+":
             left = self.gen(n.left)
             right = self.gen(n.right)
+            if left[1] == "int" and right[1] == "int":  # sizes, integer literals
+                return (f"_iadd({left[0]}, {right[0]})", "int")
             if left[1] != "str" and right[1] != "str":
                 raise _NoFast
             return (f"_cat({left[0]}, {right[0]})", "str")
@@ -325,6 +401,9 @@ class _Gen:
         if kind is None and op in ("==", "!="):  # two values read from the activation
             same = f"_same({left[0]}, {right[0]})"
             return (same if op == "==" else f"(not {same})", "bool")
+        if kind is None:  # an ordering of two values read (an amount against a grant's cap)
+            a, b = self.tmp(), self.tmp()
+            return (f"({a} {op} {b} if _ordered({a} := {left[0]}, {b} := {right[0]}) else _fb())", "bool")
         if kind not in _ORDERED_KINDS:
             raise _NoFast
         return (
@@ -440,9 +519,11 @@ def build_fast(
     """
     gen = _Gen()
     try:
-        expr = gen._bool(node)
+        expr, kind = gen.gen(node)
     except (_NoFast, RecursionError):
         return None
+    if kind is None:  # a value read, or a choice of values of different kinds: checked whole
+        expr = f"_value({expr})"
     if not gen.charged:
         shape = (
             "def _fast(act):\n"
@@ -454,18 +535,17 @@ def build_fast(
     else:
         shape = (
             "def _fast(act):\n"
-            "    _c = [0]\n"
-            "    _b = _budget(act)\n"
+            "    _c = [0, _MAXC]\n"
+            "    _b = getattr(act, _BUDGET, None)\n"
             "    _s = 0 if _b is None else _b.cost\n"
             "    try:\n"
             f"        _r = {expr}\n"
             "    except Exception:\n"
             "        _r = None\n"
-            "    if _r is not None:\n"
+            "    if _r is not None and _c[0] <= _MAXC:\n"
             "        if _b is None:\n"
-            "            if _c[0] <= _MAXC:\n"
-            "                return _r\n"
-            "        elif _s + _c[0] <= min(_b.max_cost, _s + _MAXC):\n"
+            "            return _r\n"
+            "        if _s + _c[0] <= _b.max_cost:\n"
             "            _b.cost = _s + _c[0]\n"
             "            return _r\n"
             "    if _b is not None:\n"
@@ -479,6 +559,10 @@ def build_fast(
         "_fb": _fb,
         "_in_str": _in_str,
         "_same": _same,
+        "_ordered": _ordered,
+        "_value": _value,
+        "_iadd": _iadd,
+        "_neg": _neg,
         "_SIZED": _SIZED,
         "_all": _all,
         "_any": _any,
@@ -487,11 +571,11 @@ def build_fast(
         "_texts_eq": _texts_eq,
         "_granted": grants.granted_of,
         "_cat": _cat,
-        "_budget": _budget,
+        "_BUDGET": BUDGET_ATTRIBUTE,
         "_MAXC": Limits().max_cost if max_cost is None else max_cost,
         "_slow": slow,
         "__builtins__": {"type": type, "len": len, "str": str, "int": int, "float": float,
-                         "bool": bool, "dict": dict, "list": list, "min": min,
+                         "bool": bool, "dict": dict, "list": list, "getattr": getattr,
                          "Exception": Exception},
         **gen.consts,
     }  # fmt: skip

@@ -80,6 +80,32 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _list_bound(items: list[Any]) -> int:
+    """At least the JSON size of a list of leaves (texts, booleans, null, 64-bit-ish integers,
+    finite doubles), known without encoding it: the brackets, a comma per element and each
+    leaf's bound as :func:`keep_values` takes it; past ``VALUE_LIMIT``, or for any other element,
+    ``VALUE_LIMIT + 1`` (the list is encoded to learn its size). Recipients, attachments and
+    participants are such lists, often empty."""
+    if len(items) > VALUE_LIMIT // 2:
+        return VALUE_LIMIT + 1
+    size = 2
+    for x in items:
+        c = x.__class__
+        if c is str:
+            size += 6 * len(x) + 3
+        elif c is bool or x is None:
+            size += 6
+        elif c is int and _INT_LO < x < _INT_HI:
+            size += 21
+        elif c is float and x - x == 0.0:
+            size += 33
+        else:
+            return VALUE_LIMIT + 1
+        if size > VALUE_LIMIT:
+            return VALUE_LIMIT + 1
+    return size
+
+
 def keep_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """The values history keeps whole, and the SHA-256 of those it cuts (by name).
 
@@ -88,8 +114,9 @@ def keep_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, st
     the digest of its ``repr``.
     """
     # first, whether anything can be cut at all: a leaf's JSON is never longer than a bound
-    # known without encoding it (a text of n characters: at most 6n + 2 bytes), so a call
-    # whose values fit by their bounds keeps every value, and none is encoded
+    # known without encoding it (a text of n characters: at most 6n + 2 bytes; a list of
+    # leaves: see _list_bound), so a call whose values fit by their bounds keeps every value,
+    # and none is encoded
     total = 0
     for value in values.values():
         c = value.__class__
@@ -101,6 +128,8 @@ def keep_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, st
             size = 20
         elif c is float and value - value == 0.0:  # (not NaN or an infinity: those are cut)
             size = 32
+        elif c is list:
+            size = _list_bound(value)
         else:
             size = VALUE_LIMIT + 1
         if size > VALUE_LIMIT:  # a container, a long text: its exact size

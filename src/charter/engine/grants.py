@@ -18,6 +18,7 @@ from charter.cel import CelError
 from charter.diagnostics import did_you_mean
 from charter.engine.index import target_matches
 from charter.engine.policy import CompiledPolicy, GrantKind
+from charter.engine.view import Activation
 from charter.errors import Error
 from charter.state.types import GrantRecord, GrantUseOp
 
@@ -358,9 +359,8 @@ class GrantTable:
 
 def _with_grant(act: Mapping[str, Any], params: Mapping[str, Any]) -> Mapping[str, Any]:
     """The activation with ``grant`` bound to an instance's params (the request's roots shared)."""
-    from charter.engine.view import Activation
-
-    if isinstance(act, Activation):
+    # (Activation is imported at module level: an import statement here ran once per instance)
+    if act.__class__ is Activation:
         scope = Activation(act)
         scope.view = act.view
         budget = getattr(act, "_budget", None)

@@ -184,6 +184,12 @@ def _fast_entry(e: Any) -> Entry | None:
     elif n == 2:
         call = s.get("call")
         field = s.get("field")
+        if call.__class__ is str and field.__class__ is str and field:
+            # a pair seen before was checked then: only checked pairs are kept (an empty field,
+            # kept for sources without one, is a problem here, so it is never looked up)
+            found = _CALL_ENTRIES.get((call, field))
+            if found is not None:
+                return found
         if (
             field.__class__ is not str
             or not 0 < len(field) <= MAX_PATH
@@ -309,17 +315,6 @@ def check_provenance(provenance: Any, args: Mapping[str, Any]) -> Mapping[str, E
 # ---- the values of one decision ---------------------------------------------------------------
 
 
-def _trackable(v: Any) -> bool:
-    """Whether a value is its own object: singletons and values Python caches (booleans, null,
-    small integers, texts of 0-1 characters) could be computed by a condition, so they carry none."""
-    t = v.__class__
-    if t is str:
-        return len(v) > 1
-    if t is int:
-        return not -5 <= v <= 256
-    return t is float or t is list or t is dict or t is tuple
-
-
 _AMBIGUOUS = Entry(("\x00",))
 
 
@@ -341,7 +336,7 @@ class ProvenanceTable:
         calls: CallLookup | None = None,
     ) -> None:
         self._by_id: dict[int, tuple[Any, Entry, tuple[str, ...]]] = {}
-        self._source_dicts: dict[Source, dict[str, Any]] = {}
+        self._source_dicts: dict[int, dict[str, Any]] = {}
         self._agent = agent_label
         self._lookup = calls
         #: the facts of each earlier call a source names (None: not settled in this run)
@@ -351,6 +346,9 @@ class ProvenanceTable:
         #: every label of every argument and element (the ``inputs`` a later call's source reports)
         self.inputs: set[str] = set()
         derived = {"user": "user", "agent": agent_label}
+        # entry id -> its labels, for the arguments without whole-argument labels (entries are
+        # shared: the commonest, such as one user source, are the same object everywhere)
+        seen: dict[int, tuple[str, ...]] = {}
         for name, value in args.items():
             given = whole.get(name, ())
             if given:
@@ -366,18 +364,21 @@ class ProvenanceTable:
                         for x in value:
                             self._add(x, entry, labs)
                 continue
+            labelled = seen if not given else {}
             if isinstance(spec, Entry):
-                self._add(value, spec, self._labels(spec, given, derived))
+                found = labelled.get(id(spec))
+                if found is None:
+                    found = labelled[id(spec)] = self._labels(spec, given, derived)
+                self._add(value, spec, found)
                 continue
             if not isinstance(value, list | tuple) or len(value) != len(spec):
                 continue  # not the shape the validator checked (coerced?): no provenance, closed
             common: set[str] | None = None
             sources: list[Source] = []
-            seen: dict[int, tuple[str, ...]] = {}  # entry id -> its labels (entries are shared)
             for x, e in zip(value, spec, strict=True):
-                known = seen.get(id(e))
+                known = labelled.get(id(e))
                 if known is None:
-                    known = seen[id(e)] = self._labels(e, given, derived)
+                    known = labelled[id(e)] = self._labels(e, given, derived)
                 self._add(x, e, known)
                 if common is None:
                     common = set(known)
@@ -427,7 +428,17 @@ class ProvenanceTable:
         return out
 
     def _add(self, value: Any, entry: Entry, labels: tuple[str, ...]) -> None:
-        if not _trackable(value):
+        # only a value that is its own object: singletons and values Python caches (booleans,
+        # null, small integers, texts of 0-1 characters) could be computed by a condition, so
+        # they carry none
+        t = value.__class__
+        if t is str:
+            if len(value) <= 1:
+                return
+        elif t is int:
+            if -5 <= value <= 256:
+                return
+        elif t is not float and t is not list and t is not dict and t is not tuple:
             return
         key = id(value)
         old = self._by_id.get(key)
@@ -456,7 +467,9 @@ class ProvenanceTable:
         return [self._source(s) for s in found[0].sources]
 
     def _source(self, s: Source) -> dict[str, Any]:
-        d = self._source_dicts.get(s)
+        # by identity: a Source's hash is a Python call, and the table's entries keep every
+        # source it is asked about alive (equal sources of two objects get equal dicts)
+        d = self._source_dicts.get(id(s))
         if d is None:
             facts = self._facts(s.call) if s.kind == "call" else None
             if s.kind != "call":
@@ -471,7 +484,7 @@ class ProvenanceTable:
                 "labels": labels,
                 "inputs": list(facts.get("inputs", ())) if facts is not None else [],
             }
-            self._source_dicts[s] = d
+            self._source_dicts[id(s)] = d
         return d
 
     def describe(self, value: Any) -> Any:
