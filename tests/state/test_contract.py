@@ -450,6 +450,23 @@ def test_records_cas(store: StateStore) -> None:
     assert store.list_records("escalation") == [{"state": "open"}]
 
 
+def test_records_read_back_as_json_gives_them(store: StateStore) -> None:
+    """Every store hands a record back with JSON's types (tuples as lists, keys as strings), and a
+    fresh copy each time: changing what was read (or what was written) never changes the record."""
+    doc = {"args": {"to": ("a@x", "b@y")}, "nested": [("t", 1)], "keyed": {1: "one"}}
+    store.put_record("call", "c1", doc, ttl_s=3600)
+    doc["args"]["extra"] = True  # the caller's dict changes after the write
+    want = {"args": {"to": ["a@x", "b@y"]}, "nested": [["t", 1]], "keyed": {"1": "one"}}
+    got = store.get_record("call", "c1")
+    assert got is not None and got[1] == want
+    got[1]["args"]["to"].append("c@z")
+    again = store.get_record("call", "c1")
+    assert again is not None and again[1] == want
+    assert store.cas_record("call", "c1", again[0], {"args": {"to": ("d@w",)}})
+    last = store.get_record("call", "c1")
+    assert last is not None and last[1] == {"args": {"to": ["d@w"]}}
+
+
 def test_cas_exactly_one_winner(store: StateStore) -> None:
     if store.backend == "sqlite":  # a connection per thread is exercised here too
         pass
