@@ -23,6 +23,7 @@ from charter.state import postgres_sql as ddl
 from charter.state.grant_ops import apply_with_grants, decode_grants, encode_grants, narrow_all
 from charter.state.types import (
     EMPTY_RUN,
+    HISTORY_CAP,
     Batch,
     BatchResult,
     CommitResult,
@@ -99,9 +100,14 @@ class PostgresStore:
         *,
         connect_timeout: float = 5.0,
         statement_timeout_ms: int = 10_000,
+        history_cap: int = HISTORY_CAP,
     ) -> None:
         if not _IDENT.match(schema):
             raise ValueError(f"invalid PostgreSQL schema name {schema!r}")
+        if history_cap < 1:
+            raise ValueError("history_cap must be at least 1")
+        #: events kept per run (docs/state.md): older ones are deleted every HISTORY_PRUNE_EVERY steps
+        self.history_cap = history_cap
         self.dsn = dsn
         self.schema = schema
         self._s = f'"{schema}"'
@@ -263,6 +269,7 @@ class PostgresStore:
                 "labels": sorted(ev.labels),
                 "marks": sorted(ev.marks),
                 "exp": batch.now + ev.ttl_s,
+                "cap": self.history_cap,
             }
             locks.add(_lock_id(sch, "r", ev.run_key))
         rec = batch.record
@@ -481,7 +488,7 @@ class PostgresStore:
                 self._connection()
                 .execute(
                     f"SELECT doc FROM {self._s}.events WHERE run_key = %s ORDER BY step DESC LIMIT %s",
-                    (run_key, max(limit, 0)),
+                    (run_key, max(min(limit, self.history_cap), 0)),
                 )
                 .fetchall()
             )
@@ -516,7 +523,7 @@ class PostgresStore:
                     f"SELECT e.doc, x.doc FROM {s}.events e LEFT JOIN {s}.results x ON "
                     "x.run_key = e.run_key AND x.decision = e.doc->>'decision' "
                     "WHERE e.run_key = %s ORDER BY e.step DESC LIMIT %s",
-                    (run_key, max(limit, 0)),
+                    (run_key, max(min(limit, self.history_cap), 0)),
                 )
                 .fetchall()
             )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from charter.state.types import BUDGET_GRACE_S, HOLD_RETAIN_S
+from charter.state.types import BUDGET_GRACE_S, HISTORY_PRUNE_EVERY, HOLD_RETAIN_S
 
 TABLES = """
 CREATE SCHEMA IF NOT EXISTS {s};
@@ -320,6 +320,7 @@ BEGIN
       rsteps := 0; rlabels := '{{}}'; rmarks := '{{}}';
     ELSIF rexp <= now_ THEN
       DELETE FROM {s}.events WHERE run_key = e->>'run';
+      DELETE FROM {s}.results WHERE run_key = e->>'run';
       rsteps := 0; rlabels := '{{}}'; rmarks := '{{}}';
     END IF;
     IF NOT blocked THEN
@@ -334,6 +335,12 @@ BEGIN
           marks = excluded.marks, expires_at = excluded.expires_at;
       INSERT INTO {s}.events VALUES (e->>'run', rsteps, e->'doc')
         ON CONFLICT (run_key, step) DO UPDATE SET doc = excluded.doc;
+      -- the events past the cap and their settlements, every PRUNE_EVERY steps (a range delete)
+      IF rsteps % PRUNE_EVERY = 0 AND rsteps > (e->>'cap')::int THEN
+        DELETE FROM {s}.results WHERE run_key = e->>'run' AND decision IN (SELECT doc->>'decision'
+          FROM {s}.events WHERE run_key = e->>'run' AND step <= rsteps - (e->>'cap')::int);
+        DELETE FROM {s}.events WHERE run_key = e->>'run' AND step <= rsteps - (e->>'cap')::int;
+      END IF;
     END IF;
     run_out := jsonb_build_array(rsteps, to_jsonb(rlabels), rmarks);
   END IF;
@@ -406,4 +413,5 @@ END $f$;
     )
     .replace("GRACE", repr(BUDGET_GRACE_S))
     .replace("RETAIN", repr(HOLD_RETAIN_S))
+    .replace("PRUNE_EVERY", str(HISTORY_PRUNE_EVERY))
 )

@@ -19,6 +19,7 @@ from charter.state.sqlite_batch import PRUNE_P, line_state, load_run, put_record
 from charter.state.sqlite_schema import FUSED, SCHEMA, map_sqlite_error, migrate
 from charter.state.types import (
     EMPTY_RUN,
+    HISTORY_CAP,
     HOLD_RETAIN_S,
     LABEL_MARK,
     PID,
@@ -50,7 +51,18 @@ class SQLiteStore:
 
     backend = "sqlite"
 
-    def __init__(self, path: str, *, busy_timeout_ms: int = 5000, readonly: bool = False) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        busy_timeout_ms: int = 5000,
+        readonly: bool = False,
+        history_cap: int = HISTORY_CAP,
+    ) -> None:
+        if history_cap < 1:
+            raise ValueError("history_cap must be at least 1")
+        #: events kept per run (docs/state.md): older ones are deleted every HISTORY_PRUNE_EVERY steps
+        self.history_cap = history_cap
         self.path = path
         self._busy_ms = int(busy_timeout_ms)
         self._readonly = readonly
@@ -125,12 +137,12 @@ class SQLiteStore:
     def apply(self, batch: Batch) -> BatchResult:
         with self._tx() as db:
             if batch.grant_use is None:
-                res = sqlite_batch.apply(db, batch)
+                res = sqlite_batch.apply(db, batch, self.history_cap)
             else:  # the grant-use op, in the same transaction (charter.state.grant_ops)
                 res = apply_with_grants(
                     batch,
                     lambda key: _grants(db, key),
-                    lambda b: sqlite_batch.apply(db, b),
+                    lambda b: sqlite_batch.apply(db, b, self.history_cap),
                     lambda key, grants: _write_grants(db, key, grants, None),
                 )
             self._ops += 1
@@ -283,7 +295,7 @@ class SQLiteStore:
         rows = self._read(
             lambda db: db.execute(
                 "SELECT doc FROM events WHERE run_key=? ORDER BY step DESC LIMIT ?",
-                (run_key, max(limit, 0)),
+                (run_key, max(min(limit, self.history_cap), 0)),
             ).fetchall()
         )
         return [json.loads(r[0]) for r in reversed(rows)]
@@ -305,7 +317,7 @@ class SQLiteStore:
                 "SELECT e.doc, r.doc FROM events e LEFT JOIN results r ON r.run_key=e.run_key "
                 "AND r.decision=json_extract(e.doc, '$.decision') WHERE e.run_key=? "
                 "ORDER BY e.step DESC LIMIT ?",
-                (run_key, max(limit, 0)),
+                (run_key, max(min(limit, self.history_cap), 0)),
             ).fetchall()
         )
         out = []

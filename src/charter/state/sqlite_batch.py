@@ -27,6 +27,8 @@ from charter.state.sqlite_schema import (
 )
 from charter.state.types import (
     BUDGET_GRACE_S,
+    HISTORY_CAP,
+    HISTORY_PRUNE_EVERY,
     Batch,
     BatchResult,
     HitOp,
@@ -86,8 +88,8 @@ def read_sql(idem: bool, stops: int, sums: int, line: bool) -> str:
     return sql
 
 
-def apply(db: sqlite3.Connection, batch: Batch) -> BatchResult:
-    """The batch, in the caller's transaction."""
+def apply(db: sqlite3.Connection, batch: Batch, cap: int = HISTORY_CAP) -> BatchResult:
+    """The batch, in the caller's transaction; a run keeps its last ``cap`` events."""
     now = batch.now
     sk = batch.stop_keys
     stops_inline = len(sk) <= STOPS_PER_STATEMENT
@@ -166,6 +168,8 @@ def apply(db: sqlite3.Connection, batch: Batch) -> BatchResult:
                 "INSERT OR REPLACE INTO events VALUES(?,?,?)",
                 (ev.run_key, step, dumps(ev.event)),
             )
+            if step % HISTORY_PRUNE_EVERY == 0 and step > cap:
+                prune_history(db, ev.run_key, step - cap)
         run = RunState(steps, frozenset(labels), {k: (v[0], v[1]) for k, v in marks.items()})
     recorded = batch.record is not None and not blocked
     if recorded:
@@ -360,6 +364,17 @@ def load_run(
         db.execute("DELETE FROM results WHERE run_key=?", (run_key,))
         return 0, set(), {}
     return row[0], set(json.loads(row[1])), json.loads(row[2])
+
+
+def prune_history(db: sqlite3.Connection, run_key: str, upto: int) -> None:
+    """Delete a run's events up to step ``upto`` and the settlements kept for them (as the
+    memory and Redis stores drop a run's oldest events past the cap: docs/state.md)."""
+    db.execute(
+        "DELETE FROM results WHERE run_key=?1 AND decision IN (SELECT json_extract(doc, '$.decision') "
+        "FROM events WHERE run_key=?1 AND step<=?2)",
+        (run_key, upto),
+    )
+    db.execute("DELETE FROM events WHERE run_key=? AND step<=?", (run_key, upto))
 
 
 def put_record(db: sqlite3.Connection, op: RecordOp) -> None:
