@@ -559,10 +559,7 @@ def _rows(store: StateStore, key: str) -> tuple[int, int]:
     "backend",
     [
         "memory",
-        pytest.param(
-            "sqlite",
-            marks=pytest.mark.xfail(strict=True, reason="not yet: reads ignore a run's expiry"),
-        ),
+        "sqlite",
         "redis",
         pytest.param(
             "postgresql",

@@ -161,8 +161,15 @@ def apply(db: sqlite3.Connection, batch: Batch, cap: int = HISTORY_CAP) -> Batch
             for m in ev.marks:
                 marks[m] = [step, now]
             db.execute(
-                "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?)",
-                (ev.run_key, steps, dumps(sorted(labels)), dumps(marks), now + ev.ttl_s),
+                "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?,?)",
+                (
+                    ev.run_key,
+                    steps,
+                    dumps(sorted(labels)),
+                    dumps(marks),
+                    now + ev.ttl_s,
+                    time.time() + ev.ttl_s,
+                ),
             )
             db.execute(
                 "INSERT OR REPLACE INTO events VALUES(?,?,?)",
@@ -354,16 +361,26 @@ def _reserve(
 def load_run(
     db: sqlite3.Connection, run_key: str, now: float | None
 ) -> tuple[int, set[str], dict[str, list[Any]]]:
-    """(steps, labels, marks) of a run; with ``now``, an expired run is deleted and empty."""
-    row = db.execute("SELECT steps, labels, marks, expires_at FROM runs WHERE key=?", (run_key,)).fetchone()
+    """(steps, labels, marks) of a run; an expired one is empty. A run expires at ``expires_at`` on
+    the writers' clock (``now``) and at its deadline ``dl`` on the store's (wall clock, ``ttl_s``
+    after its last write: a Redis key's TTL), whichever comes first; a reader (``now`` None) only
+    knows the store's. With ``now`` (a writer), an expired run's rows are deleted."""
+    row = db.execute(
+        "SELECT steps, labels, marks, expires_at, dl FROM runs WHERE key=?", (run_key,)
+    ).fetchone()
     if row is None:
         return 0, set(), {}
-    if now is not None and row[3] <= now:
-        db.execute("DELETE FROM runs WHERE key=?", (run_key,))
-        db.execute("DELETE FROM events WHERE run_key=?", (run_key,))
-        db.execute("DELETE FROM results WHERE run_key=?", (run_key,))
-        return 0, set(), {}
-    return row[0], set(json.loads(row[1])), json.loads(row[2])
+    dl = row[4]
+    if dl is not None and dl <= time.time():
+        if now is None:
+            return 0, set(), {}
+    elif now is None or row[3] > now:
+        return row[0], set(json.loads(row[1])), json.loads(row[2])
+    db.execute("DELETE FROM runs WHERE key=?", (run_key,))
+    db.execute("DELETE FROM events WHERE run_key=?", (run_key,))
+    db.execute("DELETE FROM results WHERE run_key=?", (run_key,))
+    db.execute("DELETE FROM run_grants WHERE run_key=?", (run_key,))
+    return 0, set(), {}
 
 
 def prune_history(db: sqlite3.Connection, run_key: str, upto: int) -> None:
