@@ -561,10 +561,7 @@ def _rows(store: StateStore, key: str) -> tuple[int, int]:
         "memory",
         "sqlite",
         "redis",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.xfail(strict=True, reason="not yet: reads ignore a run's expiry"),
-        ),
+        "postgresql",
     ],
 )
 def test_an_expired_run_reads_as_empty(backend: str, tmp_path: Path, tag: str) -> None:

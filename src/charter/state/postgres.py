@@ -44,6 +44,15 @@ from charter.state.types import (
 
 T = TypeVar("T")
 INF = 1e308
+#: the server's clock, on which a run's deadline ``dl`` is kept (ttl after its last write, like a
+#: Redis key's TTL); the writers' ``now`` may be any clock
+_CLK = "extract(epoch FROM clock_timestamp())"
+#: the run row ``r`` is expired: on the writers' clock or past its deadline
+_DEAD_R = f"(r.expires_at <= %(now)s OR r.dl <= {_CLK})"
+_DEAD_ROW = f"(expires_at <= %(now)s OR dl <= {_CLK})"
+_DL = f"{_CLK} + %(ttl)s"
+#: a row iff the run (key: the first parameter) is past its deadline (reads see nothing of it)
+_DEAD = "SELECT 1 FROM {s}.runs WHERE key = %s AND dl <= " + _CLK
 #: Attempts for a transaction that failed with a serialization failure or a deadlock.
 RETRIES = 3
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -153,8 +162,10 @@ class PostgresStore:
             current = conn.execute(
                 "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL AND EXISTS"
                 " (SELECT 1 FROM pg_attribute"
-                " WHERE attrelid = to_regclass(%s) AND attname = 'rb' AND NOT attisdropped)",
-                (f"{self._s}.records", f"{self._s}.results", f"{self._s}.budgets"),
+                " WHERE attrelid = to_regclass(%s) AND attname = 'rb' AND NOT attisdropped) AND EXISTS"
+                " (SELECT 1 FROM pg_attribute"
+                " WHERE attrelid = to_regclass(%s) AND attname = 'dl' AND NOT attisdropped)",
+                (f"{self._s}.records", f"{self._s}.results", f"{self._s}.budgets", f"{self._s}.runs"),
             ).fetchone()
             if not (current and current[0]):
                 conn.execute(ddl.TABLES.format(s=self._s))
@@ -270,6 +281,7 @@ class PostgresStore:
                 "marks": sorted(ev.marks),
                 "exp": batch.now + ev.ttl_s,
                 "cap": self.history_cap,
+                "ttl": ev.ttl_s,
             }
             locks.add(_lock_id(sch, "r", ev.run_key))
         rec = batch.record
@@ -373,8 +385,9 @@ class PostgresStore:
                 .execute(
                     f"SELECT r.steps, r.labels, r.marks, g.doc FROM (SELECT 1) x "
                     f"LEFT JOIN {self._s}.runs r ON r.key = %s "
-                    f"LEFT JOIN {self._s}.run_grants g ON g.run_key = %s",
-                    (run_key, run_key),
+                    f"LEFT JOIN {self._s}.run_grants g ON g.run_key = %s "
+                    f"WHERE NOT EXISTS ({_DEAD.format(s=self._s)})",  # (its grants go with it)
+                    (run_key, run_key, run_key),
                 )
                 .fetchone()
             )
@@ -406,7 +419,8 @@ class PostgresStore:
                 # the run's lock, as the apply function takes it for the run's event
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(self.schema, "r", run_key),))
                 row = conn.execute(
-                    f"SELECT (SELECT steps FROM {s}.runs WHERE key = %s AND expires_at > %s), "
+                    f"SELECT (SELECT steps FROM {s}.runs WHERE key = %s AND expires_at > %s "
+                    f"AND NOT coalesce(dl <= {_CLK}, false)), "
                     f"(SELECT doc FROM {s}.run_grants WHERE run_key = %s AND expires_at > %s FOR UPDATE)",
                     (run_key, now, run_key, now),
                 ).fetchone()
@@ -448,16 +462,16 @@ class PostgresStore:
         s = self._s
         sql = (
             f"WITH old AS (DELETE FROM {s}.events WHERE run_key = %(k)s AND EXISTS "
-            f"(SELECT 1 FROM {s}.runs WHERE key = %(k)s AND expires_at <= %(now)s)) "
-            f"INSERT INTO {s}.runs AS r VALUES (%(k)s, 0, %(l)s, '{{}}', %(exp)s) "
+            f"(SELECT 1 FROM {s}.runs WHERE key = %(k)s AND {_DEAD_ROW})) "
+            f"INSERT INTO {s}.runs AS r VALUES (%(k)s, 0, %(l)s, '{{}}', %(exp)s, {_DL}) "
             "ON CONFLICT (key) DO UPDATE SET "
-            "steps = CASE WHEN r.expires_at <= %(now)s THEN 0 ELSE r.steps END, "
-            "marks = CASE WHEN r.expires_at <= %(now)s THEN '{}'::jsonb ELSE r.marks END, "
-            "labels = ARRAY(SELECT DISTINCT x FROM unnest(CASE WHEN r.expires_at <= %(now)s "
+            f"steps = CASE WHEN {_DEAD_R} THEN 0 ELSE r.steps END, "
+            f"marks = CASE WHEN {_DEAD_R} THEN '{{}}'::jsonb ELSE r.marks END, "
+            f"labels = ARRAY(SELECT DISTINCT x FROM unnest(CASE WHEN {_DEAD_R} "
             "THEN '{}'::text[] ELSE r.labels END || excluded.labels) x ORDER BY 1), "
-            "expires_at = excluded.expires_at"
+            "expires_at = excluded.expires_at, dl = excluded.dl"
         )
-        params = {"k": run_key, "l": sorted(labels), "now": now, "exp": now + ttl_s}
+        params = {"k": run_key, "l": sorted(labels), "now": now, "exp": now + ttl_s, "ttl": ttl_s}
         self._call(lambda: self._connection().execute(sql, params))
 
     def mark_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
@@ -465,21 +479,21 @@ class PostgresStore:
         # the labels' marks are computed from the row's steps inside the statement (atomic)
         sql = (
             f"WITH old AS (DELETE FROM {s}.events WHERE run_key = %(k)s AND EXISTS "
-            f"(SELECT 1 FROM {s}.runs WHERE key = %(k)s AND expires_at <= %(now)s)) "
+            f"(SELECT 1 FROM {s}.runs WHERE key = %(k)s AND {_DEAD_ROW})) "
             f"INSERT INTO {s}.runs AS r VALUES (%(k)s, 0, %(l)s, "
             "(SELECT jsonb_object_agg('l:' || x, jsonb_build_array(0, %(now)s::float8)) "
-            "FROM unnest(%(l)s::text[]) x), %(exp)s) "
+            f"FROM unnest(%(l)s::text[]) x), %(exp)s, {_DL}) "
             "ON CONFLICT (key) DO UPDATE SET "
-            "steps = CASE WHEN r.expires_at <= %(now)s THEN 0 ELSE r.steps END, "
-            "marks = (CASE WHEN r.expires_at <= %(now)s THEN '{}'::jsonb ELSE r.marks END) || "
+            f"steps = CASE WHEN {_DEAD_R} THEN 0 ELSE r.steps END, "
+            f"marks = (CASE WHEN {_DEAD_R} THEN '{{}}'::jsonb ELSE r.marks END) || "
             "(SELECT jsonb_object_agg('l:' || x, jsonb_build_array("
-            "CASE WHEN r.expires_at <= %(now)s THEN 0 ELSE r.steps END, %(now)s::float8)) "
+            f"CASE WHEN {_DEAD_R} THEN 0 ELSE r.steps END, %(now)s::float8)) "
             "FROM unnest(%(l)s::text[]) x), "
-            "labels = ARRAY(SELECT DISTINCT x FROM unnest(CASE WHEN r.expires_at <= %(now)s "
+            f"labels = ARRAY(SELECT DISTINCT x FROM unnest(CASE WHEN {_DEAD_R} "
             "THEN '{}'::text[] ELSE r.labels END || excluded.labels) x ORDER BY 1), "
-            "expires_at = excluded.expires_at"
+            "expires_at = excluded.expires_at, dl = excluded.dl"
         )
-        params = {"k": run_key, "l": sorted(labels), "now": now, "exp": now + ttl_s}
+        params = {"k": run_key, "l": sorted(labels), "now": now, "exp": now + ttl_s, "ttl": ttl_s}
         self._call(lambda: self._connection().execute(sql, params))
 
     def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:
@@ -487,8 +501,9 @@ class PostgresStore:
             lambda: (
                 self._connection()
                 .execute(
-                    f"SELECT doc FROM {self._s}.events WHERE run_key = %s ORDER BY step DESC LIMIT %s",
-                    (run_key, max(min(limit, self.history_cap), 0)),
+                    f"SELECT doc FROM {self._s}.events WHERE run_key = %s "
+                    f"AND NOT EXISTS ({_DEAD.format(s=self._s)}) ORDER BY step DESC LIMIT %s",
+                    (run_key, run_key, max(min(limit, self.history_cap), 0)),
                 )
                 .fetchall()
             )
@@ -501,17 +516,24 @@ class PostgresStore:
         s = self._s
         sql = (
             f"WITH old AS (DELETE FROM {s}.events WHERE run_key = %(k)s AND EXISTS "
-            f"(SELECT 1 FROM {s}.runs WHERE key = %(k)s AND expires_at <= %(now)s)), "
+            f"(SELECT 1 FROM {s}.runs WHERE key = %(k)s AND {_DEAD_ROW})), "
             f"res AS (INSERT INTO {s}.results VALUES (%(k)s, %(d)s, %(doc)s) "
             "ON CONFLICT (run_key, decision) DO UPDATE SET doc = excluded.doc) "
-            f"INSERT INTO {s}.runs AS r VALUES (%(k)s, 0, '{{}}', '{{}}', %(exp)s) "
+            f"INSERT INTO {s}.runs AS r VALUES (%(k)s, 0, '{{}}', '{{}}', %(exp)s, {_DL}) "
             "ON CONFLICT (key) DO UPDATE SET "
-            "steps = CASE WHEN r.expires_at <= %(now)s THEN 0 ELSE r.steps END, "
-            "marks = CASE WHEN r.expires_at <= %(now)s THEN '{}'::jsonb ELSE r.marks END, "
-            "labels = CASE WHEN r.expires_at <= %(now)s THEN '{}'::text[] ELSE r.labels END, "
-            "expires_at = excluded.expires_at"
+            f"steps = CASE WHEN {_DEAD_R} THEN 0 ELSE r.steps END, "
+            f"marks = CASE WHEN {_DEAD_R} THEN '{{}}'::jsonb ELSE r.marks END, "
+            f"labels = CASE WHEN {_DEAD_R} THEN '{{}}'::text[] ELSE r.labels END, "
+            "expires_at = excluded.expires_at, dl = excluded.dl"
         )
-        params = {"k": run_key, "d": decision, "doc": Jsonb(dict(doc)), "now": now, "exp": now + ttl_s}
+        params = {
+            "k": run_key,
+            "d": decision,
+            "doc": Jsonb(dict(doc)),
+            "now": now,
+            "exp": now + ttl_s,
+            "ttl": ttl_s,
+        }
         self._call(lambda: self._connection().execute(sql, params))
 
     def history_detail(self, run_key: str, limit: int) -> list[dict[str, Any]]:
@@ -522,8 +544,9 @@ class PostgresStore:
                 .execute(
                     f"SELECT e.doc, x.doc FROM {s}.events e LEFT JOIN {s}.results x ON "
                     "x.run_key = e.run_key AND x.decision = e.doc->>'decision' "
-                    "WHERE e.run_key = %s ORDER BY e.step DESC LIMIT %s",
-                    (run_key, max(min(limit, self.history_cap), 0)),
+                    f"WHERE e.run_key = %s AND NOT EXISTS ({_DEAD.format(s=s)}) "
+                    "ORDER BY e.step DESC LIMIT %s",
+                    (run_key, run_key, max(min(limit, self.history_cap), 0)),
                 )
                 .fetchall()
             )
