@@ -230,7 +230,7 @@ class MemoryStore:
             uses: tuple[GrantRecord, ...] = ()
             if batch.grant_use is not None:
                 # checked before anything is counted: a refused grant use writes nothing
-                gr = self._runs.get(batch.grant_use.run_key)
+                gr = self._live(batch.grant_use.run_key)  # (a run past its deadline has none)
                 picked = None if gr is None else pick_grant_uses(gr.grants, batch.grant_use)
                 if picked is None:
                     return BatchResult(grant_refused=True)
@@ -267,9 +267,10 @@ class MemoryStore:
             if recorded:
                 self._put(batch.record)  # type: ignore[arg-type]
             if uses and not blocked:
-                grants = self._runs[batch.grant_use.run_key].grants  # type: ignore[union-attr]
-                for g in uses:
-                    grants[g.id] = g
+                gr = self._runs.get(batch.grant_use.run_key)  # type: ignore[union-attr]
+                if gr is not None:  # (a new run made by this batch may have reclaimed another)
+                    for g in uses:
+                        gr.grants[g.id] = g
             elif blocked:
                 uses = ()
             return BatchResult(
