@@ -1,4 +1,5 @@
-"""One contract suite, run against every backend with a controllable clock (no sleeps)."""
+"""One contract suite, run against every backend with a controllable clock (no sleeps, but 0.5 s
+for a run's deadline on the store's own clock, which a Redis server's cannot be faked)."""
 
 from __future__ import annotations
 
