@@ -210,8 +210,11 @@ class PostgresStore:
             with conn.transaction():
 
                 def read(key: str) -> tuple[GrantRecord, ...]:
+                    # (none once the run is past its deadline: they go with it, as in memory)
                     row = conn.execute(
-                        f"SELECT doc FROM {s}.run_grants WHERE run_key = %s FOR UPDATE", (key,)
+                        f"SELECT doc FROM {s}.run_grants WHERE run_key = %s "
+                        f"AND NOT EXISTS ({_DEAD.format(s=s)}) FOR UPDATE",
+                        (key, key),
                     ).fetchone()
                     return decode_grants(row[0]) if row is not None else ()
 
@@ -421,8 +424,9 @@ class PostgresStore:
                 row = conn.execute(
                     f"SELECT (SELECT steps FROM {s}.runs WHERE key = %s AND expires_at > %s "
                     f"AND NOT coalesce(dl <= {_CLK}, false)), "
-                    f"(SELECT doc FROM {s}.run_grants WHERE run_key = %s AND expires_at > %s FOR UPDATE)",
-                    (run_key, now, run_key, now),
+                    f"(SELECT doc FROM {s}.run_grants WHERE run_key = %s AND expires_at > %s "
+                    f"AND NOT EXISTS ({_DEAD.format(s=s)}) FOR UPDATE)",
+                    (run_key, now, run_key, now, run_key),
                 ).fetchone()
                 if row is None or (row[0] or 0) > 0 or decode_grants(row[1]):
                     return False
@@ -434,7 +438,7 @@ class PostgresStore:
             return True
 
         ok = self._call(tx)
-        if ok and labels:
+        if ok:  # (also without labels: the run's row carries its deadline, which its grants follow)
             self.add_labels(run_key, labels, now=now, ttl_s=ttl_s)
         return ok
 
@@ -448,7 +452,9 @@ class PostgresStore:
             conn = self._connection()
             with conn.transaction():
                 row = conn.execute(
-                    f"SELECT doc FROM {s}.run_grants WHERE run_key = %s FOR UPDATE", (run_key,)
+                    f"SELECT doc FROM {s}.run_grants WHERE run_key = %s "
+                    f"AND NOT EXISTS ({_DEAD.format(s=s)}) FOR UPDATE",
+                    (run_key, run_key),
                 ).fetchone()
                 left = narrow_all(decode_grants(row[0]) if row else (), revoke, uses)
                 conn.execute(

@@ -143,7 +143,7 @@ class SQLiteStore:
             else:  # the grant-use op, in the same transaction (charter.state.grant_ops)
                 res = apply_with_grants(
                     batch,
-                    lambda key: _grants(db, key),
+                    lambda key: _live_grants(db, key),
                     lambda b: sqlite_batch.apply(db, b, self.history_cap),
                     lambda key, grants: _write_grants(db, key, grants, None),
                 )
@@ -277,7 +277,7 @@ class SQLiteStore:
     ) -> tuple[GrantRecord, ...]:
         """Revoke grants or lower their uses (never widen); the run's grants after."""
         with self._tx() as db:
-            left = narrow_all(_grants(db, run_key), revoke, uses)
+            left = narrow_all(_live_grants(db, run_key), revoke, uses)
             _write_grants(db, run_key, left, None)
             return left
 
@@ -433,6 +433,13 @@ class SQLiteStore:
                 self._db.close()
             except sqlite3.Error as exc:
                 raise map_sqlite_error(exc) from None
+
+
+def _live_grants(db: sqlite3.Connection, run_key: str) -> tuple[GrantRecord, ...]:
+    """A run's grants; none once the run is past its deadline (they go with it, as in memory)."""
+    if db.execute(_DEAD, (run_key, time.time())).fetchone() is not None:
+        return ()
+    return _grants(db, run_key)
 
 
 def _grants(db: sqlite3.Connection, run_key: str) -> tuple[GrantRecord, ...]:
