@@ -1,8 +1,11 @@
-"""One contract suite, run against every backend with a controllable clock (no sleeps)."""
+"""One contract suite, run against every backend with a controllable clock (no sleeps, but 0.5 s
+for a run's deadline on the store's own clock, which a Redis server's cannot be faked)."""
 
 from __future__ import annotations
 
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +20,11 @@ from charter.state import (
     StopRecord,
     open_store,
 )
-from charter.state.types import BUDGET_GRACE_S, LABEL_MARK
+from charter.state.memory import MemoryStore
+from charter.state.sqlite import SQLiteStore
+from charter.state.types import BUDGET_GRACE_S, HISTORY_CAP, HISTORY_PRUNE_EVERY, LABEL_MARK
+
+from .conftest import BACKENDS, PG_DSN, cleanup, store_url
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -499,3 +506,96 @@ def test_ping(store: StateStore) -> None:
 def test_unknown_scheme() -> None:
     with pytest.raises(ValueError, match="memory://"):
         open_store("mongodb://localhost/x")
+
+
+# ---------------------------------------------------------------- bounds on a run
+def _capped(backend: str, tmp_path: Path, tag: str, cap: int) -> tuple[StateStore, int]:
+    """The backend's store keeping ``cap`` events per run, and the cap it keeps (Redis: its
+    script's HISTORY_CAP, not an option)."""
+    url = store_url(backend, tmp_path, tag)
+    if backend == "memory":
+        return MemoryStore(history_cap=cap), cap
+    if backend == "sqlite":
+        return SQLiteStore(str(tmp_path / "capped.db"), history_cap=cap), cap
+    if backend == "postgresql":
+        from charter.state.postgres import PostgresStore
+
+        return PostgresStore(PG_DSN, tag, history_cap=cap), cap
+    return open_store(url), HISTORY_CAP
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_run_keeps_its_last_cap_events_with_their_settlements(
+    backend: str, tmp_path: Path, tag: str
+) -> None:
+    # docs/state.md: every store keeps a run's last HISTORY_CAP events (SQLite and PostgreSQL
+    # delete the older ones every HISTORY_PRUNE_EVERY steps); readers see the same in all four
+    store, cap = _capped(backend, tmp_path, tag, 5)
+    try:
+        n = cap + 2 * HISTORY_PRUNE_EVERY + 3  # two prunes and a few events past the second
+        for i in range(1, n + 1):
+            op = EventOp("run:cap", {"decision": f"d{i}", "n": i}, ttl_s=3600)
+            assert store.apply(Batch(now=T0 + i * 1e-3, event=op)).step == i
+            # settled: 1 and 300 dropped and deleted, n - cap dropped (on disk until the next
+            # prune), n - cap + 1 kept
+            if i in (1, 300, n - cap, n - cap + 1):
+                store.put_result("run:cap", f"d{i}", {"outcome": i}, now=T0 + i * 1e-3, ttl_s=3600)
+        store.put_result("run:cap", f"d{n}", {"outcome": n}, now=T0 + 1, ttl_s=3600)
+        kept = list(range(n - cap + 1, n + 1))
+        assert store.run_state("run:cap").steps == n  # the step counter keeps counting
+        assert [e["n"] for e in store.history("run:cap", n + 10)] == kept
+        assert [e["n"] for e in store.history("run:cap", 2)] == kept[-2:]
+        got = store.history_detail("run:cap", n + 10)
+        assert [e["n"] for e in got] == kept
+        settled = {e["n"]: e["settlement"]["outcome"] for e in got if "settlement" in e}
+        assert settled == {n - cap + 1: n - cap + 1, n: n}
+        if backend in ("sqlite", "postgresql"):  # the disk holds at most cap + K - 1 events
+            rows = _rows(store, "run:cap")
+            assert rows[0] <= cap + HISTORY_PRUNE_EVERY - 1 and rows[0] >= cap
+            # the settlements of deleted events went with them (n - cap + 1's, n's, n - cap's left)
+            assert rows[1] == 3
+    finally:
+        store.close()
+        cleanup(backend, tag)
+
+
+def _rows(store: StateStore, key: str) -> tuple[int, int]:
+    """(events, results) rows of a run on disk (SQLite, PostgreSQL)."""
+    if isinstance(store, SQLiteStore):
+        db = store._conn()
+        ev = db.execute("SELECT count(*) FROM events WHERE run_key=?", (key,)).fetchone()[0]
+        res = db.execute("SELECT count(*) FROM results WHERE run_key=?", (key,)).fetchone()[0]
+        return int(ev), int(res)
+    conn = store._connection()  # type: ignore[attr-defined]
+    s = store._s  # type: ignore[attr-defined]
+    ev = conn.execute(f"SELECT count(*) FROM {s}.events WHERE run_key=%s", (key,)).fetchone()[0]
+    res = conn.execute(f"SELECT count(*) FROM {s}.results WHERE run_key=%s", (key,)).fetchone()[0]
+    return int(ev), int(res)
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "memory",
+        "sqlite",
+        "redis",
+        "postgresql",
+    ],
+)
+def test_an_expired_run_reads_as_empty(backend: str, tmp_path: Path, tag: str) -> None:
+    # a run lives ttl_s on the store's clock past its last write (Redis: the keys' TTL), whatever
+    # clock the caller's ``now`` is on; after that every read sees nothing of it. (A short real
+    # wait: a Redis server's clock cannot be faked.)
+    store = open_store(store_url(backend, tmp_path, tag))
+    try:
+        ttl = 0.3
+        store.apply(Batch(now=T0, event=EventOp("run:x", {"decision": "d1"}, frozenset({"pii"}), ttl_s=ttl)))
+        store.put_result("run:x", "d1", {"outcome": "ok"}, now=T0, ttl_s=ttl)
+        assert store.run_state("run:x").steps == 1
+        time.sleep(ttl + 0.2)
+        st = store.run_state("run:x")
+        assert st.steps == 0 and not st.labels and not st.marks
+        assert store.history("run:x") == [] and store.history_detail("run:x", 10) == []
+    finally:
+        store.close()
+        cleanup(backend, tag)

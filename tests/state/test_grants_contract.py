@@ -4,6 +4,7 @@ batch (exactly N under concurrency), narrow; the same answers from memory, SQLit
 from __future__ import annotations
 
 import threading
+import time
 
 from charter.state import Batch
 from charter.state.base import StateStore
@@ -119,3 +120,15 @@ def test_concurrent_begin_and_decide_one_wins(store: StateStore) -> None:
     rs = store.run_state(RUN)
     assert rs.steps == 1
     assert (outcomes == [True]) == bool(rs.grants)
+
+
+def test_grants_go_with_a_run_past_its_deadline(store: StateStore) -> None:
+    # a run lives ttl_s on the store's clock past its last write (Redis: its keys' TTL); its
+    # grants go with it: run_state shows none, a use is refused, begin starts it afresh
+    assert store.begin_grants(RUN, _grants(), now=NOW, ttl_s=0.3)
+    assert len(store.run_state(RUN).grants) == 2
+    time.sleep(0.5)
+    assert store.run_state(RUN).grants == ()
+    assert store.apply(_use("g1")).grant_refused
+    assert store.begin_grants(RUN, _grants(), now=NOW, ttl_s=3600)
+    assert not store.apply(_use("g1")).grant_refused

@@ -104,3 +104,65 @@ def test_a_batch_need_not_snapshot_the_run() -> None:
     assert st.steps == 1 and st.labels == {"pii"} and dict(st.marks) == {"m": (1, T0)}
     res = store.apply(Batch(now=T0 + 1, event=EventOp("run:s", {"decision": "d2"}, ttl_s=60.0)))
     assert res.run is not None and res.run.steps == 2
+
+
+class _Clock:
+    """The store's clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.t = 1_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_expired_runs_read_as_empty_and_are_reclaimed() -> None:
+    # a run lives ttl_s on the store's clock past its last write (a Redis key's TTL); the store
+    # forgets it when a new run is made after that (a heap: no scan of every run per decision)
+    clock = _Clock()
+    store = MemoryStore(clock=clock)
+    for i in range(100):
+        store.apply(Batch(now=T0, event=EventOp(f"run:{i}", {"n": i}, ttl_s=60.0)))
+    store.put_result("run:7", "d", {"outcome": "ok"}, now=T0, ttl_s=60.0)
+    clock.t += 30
+    store.add_labels("run:1", frozenset({"kept"}), now=T0, ttl_s=60.0)  # run:1 lives 60 s more
+    assert store.run_state("run:2").steps == 1
+    clock.t += 31
+    assert store.run_state("run:2").steps == 0 and store.history("run:2") == []
+    assert store.history_detail("run:7", 10) == []
+    assert store.run_state("run:1").labels == {"kept"}
+    store.apply(Batch(now=T0, event=EventOp("run:new", {"n": 0}, ttl_s=60.0)))
+    assert sorted(store._runs) == ["run:1", "run:new"]
+    assert len(store._run_expiry) == 2  # one entry per run
+    # an expired run written again starts afresh, even though the writer's clock did not move
+    assert store.apply(Batch(now=T0, event=EventOp("run:2", {"n": 1}, ttl_s=60.0))).step == 1
+    clock.t += 61
+    store.apply(Batch(now=T0, event=EventOp("run:last", {"n": 0}, ttl_s=60.0)))
+    assert sorted(store._runs) == ["run:last"]
+
+
+def test_remembered_payloads_and_records_are_forgotten_after_expiry() -> None:
+    store = MemoryStore()
+    for i in range(50):
+        store.remember(f"k{i}", "p", now=T0, ttl_s=10.0)
+    assert store.remember("k1", "q", now=T0 + 5, ttl_s=10.0) == "p"
+    store.remember("late", "p", now=T0 + 11, ttl_s=10.0)
+    assert sorted(store._idem) == ["late"]
+    for i in range(50):
+        store.put_record("approval", f"a{i}", {"i": i}, ttl_s=-1.0)  # expired at once
+    store.put_record("approval", "kept", {"i": 0}, ttl_s=3600.0)
+    assert list(store._records) == [("approval", "kept")]
+    assert store.list_records("approval") == [{"i": 0}]
+
+
+def test_a_reservation_forgets_hold_records_past_their_retention() -> None:
+    from charter.state import BudgetLine, ReserveOp
+    from charter.state.types import HOLD_RETAIN_S
+
+    store = MemoryStore()
+    line = BudgetLine("b:x", limit=10**9, amount=1)
+    for i in range(20):
+        store.apply(Batch(now=T0, reserve=ReserveOp(f"h{i}", (line,), 60.0)))
+    later = T0 + 60 + HOLD_RETAIN_S + 1
+    store.apply(Batch(now=later, reserve=ReserveOp("h-new", (line,), 60.0)))
+    assert list(store._holds) == ["h-new"]  # (before, only a commit forgot them)

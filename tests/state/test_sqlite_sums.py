@@ -7,7 +7,7 @@ import random
 import sqlite3
 from pathlib import Path
 
-from charter.state import Batch, BudgetLine, HitOp, ReserveOp, open_store
+from charter.state import Batch, BudgetLine, EventOp, HitOp, ReserveOp, open_store
 from charter.state.sqlite import SQLiteStore
 
 T0 = 1_800_000_000.0
@@ -100,4 +100,27 @@ def test_counter_sum_with_thousands_of_live_entries(tmp_path: Path) -> None:
         assert res.hits[0].total == min(i + 1, 2500) and res.hits[0].limited == (i >= 2500)
     (s, b) = store._db.execute("SELECT s, b FROM wsums WHERE key='rl:k'").fetchone()  # type: ignore[attr-defined]
     assert s == 2500 and b == T0 + 2999 * 0.01 - 100.0
+    store.close()
+
+
+def test_a_file_whose_runs_have_no_deadline_is_migrated(tmp_path: Path) -> None:
+    # runs gained ``dl`` (a run's deadline on the store's clock); a run written before reads as live
+    path = tmp_path / "runs.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.executescript(
+        """
+        PRAGMA journal_mode=WAL;
+        CREATE TABLE runs(key TEXT PRIMARY KEY, steps INTEGER NOT NULL, labels TEXT NOT NULL,
+          marks TEXT NOT NULL, expires_at REAL NOT NULL) WITHOUT ROWID;
+        CREATE TABLE events(run_key TEXT NOT NULL, step INTEGER NOT NULL, doc TEXT NOT NULL,
+          PRIMARY KEY(run_key, step)) WITHOUT ROWID;
+        """
+    )
+    old.execute("INSERT INTO runs VALUES('run:o', 1, '[\"pii\"]', '{}', ?)", (T0 + 3600,))
+    old.execute("INSERT INTO events VALUES('run:o', 1, '{\"n\": 1}')")
+    old.close()
+    store = open_store(f"sqlite:///{path}")
+    assert store.run_state("run:o").steps == 1 and store.history("run:o") == [{"n": 1}]
+    got = store.apply(Batch(now=T0 + 1, event=EventOp("run:o", {"n": 2}, ttl_s=3600)))
+    assert got.step == 2 and [e["n"] for e in store.history("run:o")] == [1, 2]
     store.close()

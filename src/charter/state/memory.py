@@ -7,7 +7,7 @@ import json
 import marshal
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,7 +121,13 @@ class _Run:
     index: dict[str, int] = field(default_factory=dict)
     #: events dropped from the front of ``events`` and ``parsed`` (see HISTORY_CAP)
     dropped: int = 0
+    #: on the caller's clock (``now + ttl_s`` of the last write): a write at or after it starts afresh
     expires_at: float = float("inf")
+    #: on the store's clock (``clock() + ttl_s`` at the last write), like a Redis key's TTL: from
+    #: then on the run reads as empty and the store reclaims it (MemoryStore._reclaim_runs)
+    deadline: float = float("inf")
+    #: events kept (the store's history_cap)
+    cap: int = HISTORY_CAP
     #: run grant instances by id, lowest first (charter.engine.grants)
     grants: dict[str, GrantRecord] = field(default_factory=dict)
 
@@ -132,13 +138,13 @@ class _Run:
         self.index[decision] = self.dropped + len(self.events)
         self.events.append(doc)
         self.parsed.append(doc if settled is None else {**doc, "settlement": settled})
-        if len(self.events) > HISTORY_CAP + _HISTORY_SLACK:
+        if len(self.events) > self.cap + _HISTORY_SLACK:
             self._trim()
 
     def _trim(self) -> None:
         """Drop the events past HISTORY_CAP, and what is kept for them (a long run's memory is
         bounded: docs/state.md)."""
-        gone = len(self.events) - HISTORY_CAP
+        gone = len(self.events) - self.cap
         index, results = self.index, self.results
         for i, ev in enumerate(self.events[:gone]):
             decision = str(ev.get("decision"))
@@ -156,11 +162,20 @@ class _Run:
 
 
 class MemoryStore:
-    """Dictionaries under a lock; single process only."""
+    """Dictionaries under a lock; single process only.
+
+    ``clock``: the store's own clock (seconds), on which a run's keys live ``ttl_s`` past its last
+    write, as a Redis key does on the server's (the caller's ``now`` may be any clock: a test's, an
+    import's past times). ``history_cap``: the events kept per run (docs/state.md).
+    """
 
     backend = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time, history_cap: int = HISTORY_CAP) -> None:
+        if history_cap < 1:
+            raise ValueError("history_cap must be at least 1")
+        self._clock = clock
+        self.history_cap = history_cap
         self._lock = threading.Lock()
         self._windows: dict[str, Series] = {}
         self._members: dict[str, Members] = {}
@@ -168,6 +183,14 @@ class MemoryStore:
         self._holds: dict[str, _Hold] = {}
         self._hold_expiry: list[tuple[float, str]] = []  # (forget after, hold id), a heap
         self._runs: dict[str, _Run] = {}
+        #: (deadline, run key), a heap with at most one entry per run (pushed when the run is made;
+        #: a popped run whose deadline moved on is pushed again): reclaiming costs O(log runs) per
+        #: run reclaimed, never a scan of every run
+        self._run_expiry: list[tuple[float, str]] = []
+        #: (expires_at, key) of remembered payloads; (expires_at, kind, id) of records (one entry
+        #: per record, as for runs)
+        self._idem_expiry: list[tuple[float, str]] = []
+        self._record_expiry: list[tuple[float, str, str]] = []
         self._stops: dict[tuple[str, str], StopRecord] = {}
         self._idem: dict[str, tuple[str, float]] = {}
         self._records: dict[tuple[str, str], tuple[int, bytes, float]] = {}
@@ -210,7 +233,7 @@ class MemoryStore:
             uses: tuple[GrantRecord, ...] = ()
             if batch.grant_use is not None:
                 # checked before anything is counted: a refused grant use writes nothing
-                gr = self._runs.get(batch.grant_use.run_key)
+                gr = self._live(batch.grant_use.run_key)  # (a run past its deadline has none)
                 picked = None if gr is None else pick_grant_uses(gr.grants, batch.grant_use)
                 if picked is None:
                     return BatchResult(grant_refused=True)
@@ -229,7 +252,8 @@ class MemoryStore:
             run = None
             if batch.event is not None:
                 ev = batch.event
-                r = self._run(ev.run_key, now)
+                t = self._clock()
+                r = self._run(ev.run_key, now, t)
                 if not blocked:
                     r.steps += 1
                     step = r.steps
@@ -239,15 +263,17 @@ class MemoryStore:
                     for m in ev.marks:
                         r.marks[m] = (step, now)
                     r.expires_at = now + ev.ttl_s
+                    r.deadline = t + ev.ttl_s
                 if batch.want_run:
                     run = self._snapshot(r)
             recorded = batch.record is not None and not blocked
             if recorded:
                 self._put(batch.record)  # type: ignore[arg-type]
             if uses and not blocked:
-                grants = self._runs[batch.grant_use.run_key].grants  # type: ignore[union-attr]
-                for g in uses:
-                    grants[g.id] = g
+                gr = self._runs.get(batch.grant_use.run_key)  # type: ignore[union-attr]
+                if gr is not None:  # (a new run made by this batch may have reclaimed another)
+                    for g in uses:
+                        gr.grants[g.id] = g
             elif blocked:
                 uses = ()
             return BatchResult(
@@ -319,14 +345,50 @@ class MemoryStore:
                 b.expires_at = line.expires_at
                 b.holds.add(op.hold_id, line.amount, exp)
             self._holds[op.hold_id] = _Hold(op.lines, exp, result)
-            heapq.heappush(self._hold_expiry, (exp + HOLD_RETAIN_S, op.hold_id))
+            heap = self._hold_expiry
+            heapq.heappush(heap, (exp + HOLD_RETAIN_S, op.hold_id))
+            if heap[0][0] <= now:  # (holds never committed are forgotten too, not only on commit)
+                self._gc(now)
         return result
 
-    def _run(self, run_key: str, now: float) -> _Run:
+    def _run(self, run_key: str, now: float, t: float) -> _Run:
+        """The run a write at ``now`` (store clock ``t``) goes to: a fresh one when it expired on
+        either clock. A fresh run reads as gone until the caller touches it (``_touch``)."""
         r = self._runs.get(run_key)
-        if r is None or r.expires_at <= now:
-            r = self._runs[run_key] = _Run()
+        if r is None:
+            heap = self._run_expiry
+            if heap and heap[0][0] <= t:  # (before the new run is queued: it is not due yet)
+                self._reclaim_runs(t)
+            r = self._runs[run_key] = _Run(expires_at=now, deadline=t, cap=self.history_cap)
+            heapq.heappush(heap, (t, run_key))  # moved on to its deadline when popped
+        elif r.expires_at <= now or r.deadline <= t:
+            # (its entry is still in the heap: it follows the new run's deadline when popped)
+            r = self._runs[run_key] = _Run(expires_at=now, deadline=t, cap=self.history_cap)
         return r
+
+    @staticmethod
+    def _touch(r: _Run, now: float, t: float, ttl_s: float) -> None:
+        r.expires_at = now + ttl_s
+        r.deadline = t + ttl_s
+
+    def _live(self, run_key: str) -> _Run | None:
+        """The run as a reader sees it: None once its deadline passed (like an expired Redis key)."""
+        r = self._runs.get(run_key)
+        return None if r is None or r.deadline <= self._clock() else r
+
+    def _reclaim_runs(self, t: float) -> None:
+        """Drop the runs whose deadline passed by ``t``; a run written since its entry was pushed
+        is pushed again at its current deadline (one entry per run)."""
+        heap, runs = self._run_expiry, self._runs
+        while heap and heap[0][0] <= t:
+            _, key = heapq.heappop(heap)
+            r = runs.get(key)
+            if r is None:
+                continue
+            if r.deadline <= t:
+                del runs[key]
+            else:
+                heapq.heappush(heap, (r.deadline, key))
 
     @staticmethod
     def _snapshot(r: _Run) -> RunState:
@@ -400,14 +462,15 @@ class MemoryStore:
     # ------------------------------------------------------------------ runs
     def run_state(self, run_key: str) -> RunState:
         with self._lock:
-            r = self._runs.get(run_key)
+            r = self._live(run_key)
             return EMPTY_RUN if r is None else self._snapshot(r)
 
     def add_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
         with self._lock:
-            r = self._run(run_key, now)
+            t = self._clock()
+            r = self._run(run_key, now, t)
             r.labels.update(labels)
-            r.expires_at = now + ttl_s
+            self._touch(r, now, t, ttl_s)
 
     # ------------------------------------------------------------------ run grants
     def begin_grants(
@@ -421,12 +484,13 @@ class MemoryStore:
     ) -> bool:
         """Store a run's grants (and first labels) iff the run has no grants and no step; atomic."""
         with self._lock:
-            r = self._run(run_key, now)
+            t = self._clock()
+            r = self._run(run_key, now, t)
             if r.steps or r.grants:
                 return False
             r.grants = {g.id: g for g in grants}
             r.labels.update(labels)
-            r.expires_at = now + ttl_s
+            self._touch(r, now, t, ttl_s)
             return True
 
     def narrow_grants(
@@ -434,7 +498,7 @@ class MemoryStore:
     ) -> tuple[GrantRecord, ...]:
         """Revoke grants or lower their uses (never widen); the run's grants after."""
         with self._lock:
-            r = self._runs.get(run_key)
+            r = self._live(run_key)
             if r is None:
                 return ()
             out: dict[str, GrantRecord] = {}
@@ -448,42 +512,44 @@ class MemoryStore:
 
     def mark_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
         with self._lock:
-            r = self._run(run_key, now)
+            t = self._clock()
+            r = self._run(run_key, now, t)
             r.labels.update(labels)
             seen = (r.steps, now)
             for lab in labels:
                 r.marks[LABEL_MARK + lab] = seen
-            r.expires_at = now + ttl_s
+            self._touch(r, now, t, ttl_s)
 
     def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:
         with self._lock:
-            r = self._runs.get(run_key)
+            r = self._live(run_key)
             if r is None or limit <= 0:
                 return []
             # copies: a caller may change what it is given
-            return [_own(e) for e in r.events[-min(limit, HISTORY_CAP) :]]
+            return [_own(e) for e in r.events[-min(limit, r.cap) :]]
 
     def put_result(
         self, run_key: str, decision: str, doc: Mapping[str, Any], *, now: float, ttl_s: float
     ) -> None:
         got = _own(doc)
         with self._lock:
-            r = self._run(run_key, now)
+            t = self._clock()
+            r = self._run(run_key, now, t)
             r.results[decision] = got
             i = r.position(decision)
             if i is not None:  # a new dict: a reader may hold the old one
                 r.parsed[i] = {**r.events[i], "settlement": got}
-            elif len(r.results) > 2 * (HISTORY_CAP + _HISTORY_SLACK):
+            elif len(r.results) > 2 * (r.cap + _HISTORY_SLACK):
                 # results whose event is not kept (dropped, or never came): bounded too (amortised)
                 r.results = {d: doc for d, doc in r.results.items() if d in r.index or d == decision}
-            r.expires_at = now + ttl_s
+            self._touch(r, now, t, ttl_s)
 
     def history_detail(self, run_key: str, limit: int) -> list[dict[str, Any]]:
         with self._lock:
-            r = self._runs.get(run_key)
+            r = self._live(run_key)
             if r is None or limit <= 0:
                 return []
-            return r.parsed[-min(limit, HISTORY_CAP) :]
+            return r.parsed[-min(limit, r.cap) :]
 
     # ------------------------------------------------------------------ stops
     def set_stop(self, rec: StopRecord) -> None:
@@ -502,10 +568,18 @@ class MemoryStore:
     # ------------------------------------------------------------------ idempotency
     def remember(self, key: str, payload: str, *, now: float, ttl_s: float) -> str | None:
         with self._lock:
-            got = self._idem.get(key)
+            idem = self._idem
+            got = idem.get(key)
             if got is not None and got[1] > now:
                 return got[0]
-            self._idem[key] = (payload, now + ttl_s)
+            heap = self._idem_expiry
+            while heap and heap[0][0] <= now:  # forget expired payloads (O(log n) each)
+                exp, k = heapq.heappop(heap)
+                old = idem.get(k)
+                if old is not None and old[1] == exp:  # (not one remembered again since)
+                    del idem[k]
+            idem[key] = (payload, now + ttl_s)
+            heapq.heappush(heap, (now + ttl_s, key))
             return None
 
     # ------------------------------------------------------------------ records
@@ -516,9 +590,20 @@ class MemoryStore:
     def _put(self, op: RecordOp) -> None:
         t = time.time()
         exp = float("inf") if op.ttl_s is None else t + op.ttl_s
-        old = self._records.get((op.kind, op.id))
+        records, heap = self._records, self._record_expiry
+        while heap and heap[0][0] <= t:  # forget expired records (O(log n) each)
+            _, kind, rid = heapq.heappop(heap)
+            got = records.get((kind, rid))
+            if got is not None:
+                if got[2] <= t:
+                    del records[(kind, rid)]
+                else:  # put again since: follow its expiry (one entry per record)
+                    heapq.heappush(heap, (got[2], kind, rid))
+        old = records.get((op.kind, op.id))
         version = 1 if old is None or old[2] <= t else old[0] + 1
-        self._records[(op.kind, op.id)] = (version, _freeze(op.doc), exp)
+        records[(op.kind, op.id)] = (version, _freeze(op.doc), exp)
+        if old is None:
+            heapq.heappush(heap, (exp, op.kind, op.id))
 
     def get_record(self, kind: str, id: str) -> tuple[int, dict[str, Any]] | None:
         with self._lock:

@@ -23,6 +23,7 @@ from charter.state import postgres_sql as ddl
 from charter.state.grant_ops import apply_with_grants, decode_grants, encode_grants, narrow_all
 from charter.state.types import (
     EMPTY_RUN,
+    HISTORY_CAP,
     Batch,
     BatchResult,
     CommitResult,
@@ -43,6 +44,15 @@ from charter.state.types import (
 
 T = TypeVar("T")
 INF = 1e308
+#: the server's clock, on which a run's deadline ``dl`` is kept (ttl after its last write, like a
+#: Redis key's TTL); the writers' ``now`` may be any clock
+_CLK = "extract(epoch FROM clock_timestamp())"
+#: the run row ``r`` is expired: on the writers' clock or past its deadline
+_DEAD_R = f"(r.expires_at <= %(now)s OR r.dl <= {_CLK})"
+_DEAD_ROW = f"(expires_at <= %(now)s OR dl <= {_CLK})"
+_DL = f"{_CLK} + %(ttl)s"
+#: a row iff the run (key: the first parameter) is past its deadline (reads see nothing of it)
+_DEAD = "SELECT 1 FROM {s}.runs WHERE key = %s AND dl <= " + _CLK
 #: Attempts for a transaction that failed with a serialization failure or a deadlock.
 RETRIES = 3
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -99,9 +109,14 @@ class PostgresStore:
         *,
         connect_timeout: float = 5.0,
         statement_timeout_ms: int = 10_000,
+        history_cap: int = HISTORY_CAP,
     ) -> None:
         if not _IDENT.match(schema):
             raise ValueError(f"invalid PostgreSQL schema name {schema!r}")
+        if history_cap < 1:
+            raise ValueError("history_cap must be at least 1")
+        #: events kept per run (docs/state.md): older ones are deleted every HISTORY_PRUNE_EVERY steps
+        self.history_cap = history_cap
         self.dsn = dsn
         self.schema = schema
         self._s = f'"{schema}"'
@@ -147,8 +162,10 @@ class PostgresStore:
             current = conn.execute(
                 "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL AND EXISTS"
                 " (SELECT 1 FROM pg_attribute"
-                " WHERE attrelid = to_regclass(%s) AND attname = 'rb' AND NOT attisdropped)",
-                (f"{self._s}.records", f"{self._s}.results", f"{self._s}.budgets"),
+                " WHERE attrelid = to_regclass(%s) AND attname = 'rb' AND NOT attisdropped) AND EXISTS"
+                " (SELECT 1 FROM pg_attribute"
+                " WHERE attrelid = to_regclass(%s) AND attname = 'dl' AND NOT attisdropped)",
+                (f"{self._s}.records", f"{self._s}.results", f"{self._s}.budgets", f"{self._s}.runs"),
             ).fetchone()
             if not (current and current[0]):
                 conn.execute(ddl.TABLES.format(s=self._s))
@@ -193,8 +210,11 @@ class PostgresStore:
             with conn.transaction():
 
                 def read(key: str) -> tuple[GrantRecord, ...]:
+                    # (none once the run is past its deadline: they go with it, as in memory)
                     row = conn.execute(
-                        f"SELECT doc FROM {s}.run_grants WHERE run_key = %s FOR UPDATE", (key,)
+                        f"SELECT doc FROM {s}.run_grants WHERE run_key = %s "
+                        f"AND NOT EXISTS ({_DEAD.format(s=s)}) FOR UPDATE",
+                        (key, key),
                     ).fetchone()
                     return decode_grants(row[0]) if row is not None else ()
 
@@ -263,6 +283,8 @@ class PostgresStore:
                 "labels": sorted(ev.labels),
                 "marks": sorted(ev.marks),
                 "exp": batch.now + ev.ttl_s,
+                "cap": self.history_cap,
+                "ttl": ev.ttl_s,
             }
             locks.add(_lock_id(sch, "r", ev.run_key))
         rec = batch.record
@@ -366,8 +388,9 @@ class PostgresStore:
                 .execute(
                     f"SELECT r.steps, r.labels, r.marks, g.doc FROM (SELECT 1) x "
                     f"LEFT JOIN {self._s}.runs r ON r.key = %s "
-                    f"LEFT JOIN {self._s}.run_grants g ON g.run_key = %s",
-                    (run_key, run_key),
+                    f"LEFT JOIN {self._s}.run_grants g ON g.run_key = %s "
+                    f"WHERE NOT EXISTS ({_DEAD.format(s=self._s)})",  # (its grants go with it)
+                    (run_key, run_key, run_key),
                 )
                 .fetchone()
             )
@@ -399,9 +422,11 @@ class PostgresStore:
                 # the run's lock, as the apply function takes it for the run's event
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(self.schema, "r", run_key),))
                 row = conn.execute(
-                    f"SELECT (SELECT steps FROM {s}.runs WHERE key = %s AND expires_at > %s), "
-                    f"(SELECT doc FROM {s}.run_grants WHERE run_key = %s AND expires_at > %s FOR UPDATE)",
-                    (run_key, now, run_key, now),
+                    f"SELECT (SELECT steps FROM {s}.runs WHERE key = %s AND expires_at > %s "
+                    f"AND NOT coalesce(dl <= {_CLK}, false)), "
+                    f"(SELECT doc FROM {s}.run_grants WHERE run_key = %s AND expires_at > %s "
+                    f"AND NOT EXISTS ({_DEAD.format(s=s)}) FOR UPDATE)",
+                    (run_key, now, run_key, now, run_key),
                 ).fetchone()
                 if row is None or (row[0] or 0) > 0 or decode_grants(row[1]):
                     return False
@@ -413,7 +438,7 @@ class PostgresStore:
             return True
 
         ok = self._call(tx)
-        if ok and labels:
+        if ok:  # (also without labels: the run's row carries its deadline, which its grants follow)
             self.add_labels(run_key, labels, now=now, ttl_s=ttl_s)
         return ok
 
@@ -427,7 +452,9 @@ class PostgresStore:
             conn = self._connection()
             with conn.transaction():
                 row = conn.execute(
-                    f"SELECT doc FROM {s}.run_grants WHERE run_key = %s FOR UPDATE", (run_key,)
+                    f"SELECT doc FROM {s}.run_grants WHERE run_key = %s "
+                    f"AND NOT EXISTS ({_DEAD.format(s=s)}) FOR UPDATE",
+                    (run_key, run_key),
                 ).fetchone()
                 left = narrow_all(decode_grants(row[0]) if row else (), revoke, uses)
                 conn.execute(
@@ -441,16 +468,16 @@ class PostgresStore:
         s = self._s
         sql = (
             f"WITH old AS (DELETE FROM {s}.events WHERE run_key = %(k)s AND EXISTS "
-            f"(SELECT 1 FROM {s}.runs WHERE key = %(k)s AND expires_at <= %(now)s)) "
-            f"INSERT INTO {s}.runs AS r VALUES (%(k)s, 0, %(l)s, '{{}}', %(exp)s) "
+            f"(SELECT 1 FROM {s}.runs WHERE key = %(k)s AND {_DEAD_ROW})) "
+            f"INSERT INTO {s}.runs AS r VALUES (%(k)s, 0, %(l)s, '{{}}', %(exp)s, {_DL}) "
             "ON CONFLICT (key) DO UPDATE SET "
-            "steps = CASE WHEN r.expires_at <= %(now)s THEN 0 ELSE r.steps END, "
-            "marks = CASE WHEN r.expires_at <= %(now)s THEN '{}'::jsonb ELSE r.marks END, "
-            "labels = ARRAY(SELECT DISTINCT x FROM unnest(CASE WHEN r.expires_at <= %(now)s "
+            f"steps = CASE WHEN {_DEAD_R} THEN 0 ELSE r.steps END, "
+            f"marks = CASE WHEN {_DEAD_R} THEN '{{}}'::jsonb ELSE r.marks END, "
+            f"labels = ARRAY(SELECT DISTINCT x FROM unnest(CASE WHEN {_DEAD_R} "
             "THEN '{}'::text[] ELSE r.labels END || excluded.labels) x ORDER BY 1), "
-            "expires_at = excluded.expires_at"
+            "expires_at = excluded.expires_at, dl = excluded.dl"
         )
-        params = {"k": run_key, "l": sorted(labels), "now": now, "exp": now + ttl_s}
+        params = {"k": run_key, "l": sorted(labels), "now": now, "exp": now + ttl_s, "ttl": ttl_s}
         self._call(lambda: self._connection().execute(sql, params))
 
     def mark_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
@@ -458,21 +485,21 @@ class PostgresStore:
         # the labels' marks are computed from the row's steps inside the statement (atomic)
         sql = (
             f"WITH old AS (DELETE FROM {s}.events WHERE run_key = %(k)s AND EXISTS "
-            f"(SELECT 1 FROM {s}.runs WHERE key = %(k)s AND expires_at <= %(now)s)) "
+            f"(SELECT 1 FROM {s}.runs WHERE key = %(k)s AND {_DEAD_ROW})) "
             f"INSERT INTO {s}.runs AS r VALUES (%(k)s, 0, %(l)s, "
             "(SELECT jsonb_object_agg('l:' || x, jsonb_build_array(0, %(now)s::float8)) "
-            "FROM unnest(%(l)s::text[]) x), %(exp)s) "
+            f"FROM unnest(%(l)s::text[]) x), %(exp)s, {_DL}) "
             "ON CONFLICT (key) DO UPDATE SET "
-            "steps = CASE WHEN r.expires_at <= %(now)s THEN 0 ELSE r.steps END, "
-            "marks = (CASE WHEN r.expires_at <= %(now)s THEN '{}'::jsonb ELSE r.marks END) || "
+            f"steps = CASE WHEN {_DEAD_R} THEN 0 ELSE r.steps END, "
+            f"marks = (CASE WHEN {_DEAD_R} THEN '{{}}'::jsonb ELSE r.marks END) || "
             "(SELECT jsonb_object_agg('l:' || x, jsonb_build_array("
-            "CASE WHEN r.expires_at <= %(now)s THEN 0 ELSE r.steps END, %(now)s::float8)) "
+            f"CASE WHEN {_DEAD_R} THEN 0 ELSE r.steps END, %(now)s::float8)) "
             "FROM unnest(%(l)s::text[]) x), "
-            "labels = ARRAY(SELECT DISTINCT x FROM unnest(CASE WHEN r.expires_at <= %(now)s "
+            f"labels = ARRAY(SELECT DISTINCT x FROM unnest(CASE WHEN {_DEAD_R} "
             "THEN '{}'::text[] ELSE r.labels END || excluded.labels) x ORDER BY 1), "
-            "expires_at = excluded.expires_at"
+            "expires_at = excluded.expires_at, dl = excluded.dl"
         )
-        params = {"k": run_key, "l": sorted(labels), "now": now, "exp": now + ttl_s}
+        params = {"k": run_key, "l": sorted(labels), "now": now, "exp": now + ttl_s, "ttl": ttl_s}
         self._call(lambda: self._connection().execute(sql, params))
 
     def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:
@@ -480,8 +507,9 @@ class PostgresStore:
             lambda: (
                 self._connection()
                 .execute(
-                    f"SELECT doc FROM {self._s}.events WHERE run_key = %s ORDER BY step DESC LIMIT %s",
-                    (run_key, max(limit, 0)),
+                    f"SELECT doc FROM {self._s}.events WHERE run_key = %s "
+                    f"AND NOT EXISTS ({_DEAD.format(s=self._s)}) ORDER BY step DESC LIMIT %s",
+                    (run_key, run_key, max(min(limit, self.history_cap), 0)),
                 )
                 .fetchall()
             )
@@ -494,17 +522,24 @@ class PostgresStore:
         s = self._s
         sql = (
             f"WITH old AS (DELETE FROM {s}.events WHERE run_key = %(k)s AND EXISTS "
-            f"(SELECT 1 FROM {s}.runs WHERE key = %(k)s AND expires_at <= %(now)s)), "
+            f"(SELECT 1 FROM {s}.runs WHERE key = %(k)s AND {_DEAD_ROW})), "
             f"res AS (INSERT INTO {s}.results VALUES (%(k)s, %(d)s, %(doc)s) "
             "ON CONFLICT (run_key, decision) DO UPDATE SET doc = excluded.doc) "
-            f"INSERT INTO {s}.runs AS r VALUES (%(k)s, 0, '{{}}', '{{}}', %(exp)s) "
+            f"INSERT INTO {s}.runs AS r VALUES (%(k)s, 0, '{{}}', '{{}}', %(exp)s, {_DL}) "
             "ON CONFLICT (key) DO UPDATE SET "
-            "steps = CASE WHEN r.expires_at <= %(now)s THEN 0 ELSE r.steps END, "
-            "marks = CASE WHEN r.expires_at <= %(now)s THEN '{}'::jsonb ELSE r.marks END, "
-            "labels = CASE WHEN r.expires_at <= %(now)s THEN '{}'::text[] ELSE r.labels END, "
-            "expires_at = excluded.expires_at"
+            f"steps = CASE WHEN {_DEAD_R} THEN 0 ELSE r.steps END, "
+            f"marks = CASE WHEN {_DEAD_R} THEN '{{}}'::jsonb ELSE r.marks END, "
+            f"labels = CASE WHEN {_DEAD_R} THEN '{{}}'::text[] ELSE r.labels END, "
+            "expires_at = excluded.expires_at, dl = excluded.dl"
         )
-        params = {"k": run_key, "d": decision, "doc": Jsonb(dict(doc)), "now": now, "exp": now + ttl_s}
+        params = {
+            "k": run_key,
+            "d": decision,
+            "doc": Jsonb(dict(doc)),
+            "now": now,
+            "exp": now + ttl_s,
+            "ttl": ttl_s,
+        }
         self._call(lambda: self._connection().execute(sql, params))
 
     def history_detail(self, run_key: str, limit: int) -> list[dict[str, Any]]:
@@ -515,8 +550,9 @@ class PostgresStore:
                 .execute(
                     f"SELECT e.doc, x.doc FROM {s}.events e LEFT JOIN {s}.results x ON "
                     "x.run_key = e.run_key AND x.decision = e.doc->>'decision' "
-                    "WHERE e.run_key = %s ORDER BY e.step DESC LIMIT %s",
-                    (run_key, max(limit, 0)),
+                    f"WHERE e.run_key = %s AND NOT EXISTS ({_DEAD.format(s=s)}) "
+                    "ORDER BY e.step DESC LIMIT %s",
+                    (run_key, run_key, max(min(limit, self.history_cap), 0)),
                 )
                 .fetchall()
             )

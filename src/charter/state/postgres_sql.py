@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from charter.state.types import BUDGET_GRACE_S, HOLD_RETAIN_S
+from charter.state.types import BUDGET_GRACE_S, HISTORY_PRUNE_EVERY, HOLD_RETAIN_S
 
 TABLES = """
 CREATE SCHEMA IF NOT EXISTS {s};
@@ -27,6 +27,9 @@ CREATE INDEX IF NOT EXISTS hold_lines_ke ON {s}.hold_lines(key, expires_at) INCL
 ALTER TABLE {s}.budgets ADD COLUMN IF NOT EXISTS rs bigint, ADD COLUMN IF NOT EXISTS rb float8;
 CREATE TABLE IF NOT EXISTS {s}.runs(key text PRIMARY KEY, steps int NOT NULL,
   labels text[] NOT NULL, marks jsonb NOT NULL, expires_at float8 NOT NULL);
+-- a run's deadline on the server's clock (ttl after its last write, like a Redis key's TTL);
+-- NULL: written by an earlier version, read as live
+ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS dl float8;
 CREATE TABLE IF NOT EXISTS {s}.events(run_key text NOT NULL, step int NOT NULL,
   doc jsonb NOT NULL, PRIMARY KEY(run_key, step));
 CREATE TABLE IF NOT EXISTS {s}.results(run_key text NOT NULL, decision text NOT NULL,
@@ -110,9 +113,11 @@ BEGIN
     (SELECT 1 FROM {s}.budgets x WHERE x.key = h.key AND x.rb IS NOT NULL AND h.expires_at > x.rb);
   DELETE FROM {s}.idem WHERE expires_at <= now_;
   DELETE FROM {s}.records WHERE expires_at <= extract(epoch FROM clock_timestamp());
-  DELETE FROM {s}.events e USING {s}.runs r WHERE e.run_key = r.key AND r.expires_at <= now_;
-  DELETE FROM {s}.results x USING {s}.runs r WHERE x.run_key = r.key AND r.expires_at <= now_;
-  DELETE FROM {s}.runs WHERE expires_at <= now_;
+  DELETE FROM {s}.events e USING {s}.runs r WHERE e.run_key = r.key
+    AND (r.expires_at <= now_ OR r.dl <= extract(epoch FROM clock_timestamp()));
+  DELETE FROM {s}.results x USING {s}.runs r WHERE x.run_key = r.key
+    AND (r.expires_at <= now_ OR r.dl <= extract(epoch FROM clock_timestamp()));
+  DELETE FROM {s}.runs WHERE expires_at <= now_ OR dl <= extract(epoch FROM clock_timestamp());
   DELETE FROM {s}.run_grants WHERE expires_at <= now_;
 END $f$;
 
@@ -124,7 +129,7 @@ DECLARE
   blocked bool := false;
   total bigint; lo float8; lim bigint; amt bigint; present bool; limited bool; tripped bool;
   res jsonb; ok bool; statuses jsonb; u bigint; rs bigint; lok bool; exp_ float8;
-  step_ int; run_out jsonb; rsteps int; rlabels text[]; rmarks jsonb; rexp float8;
+  step_ int; run_out jsonb; rsteps int; rlabels text[]; rmarks jsonb; rexp float8; rdl float8;
   p text; st jsonb; c jsonb; recorded bool := false; ws bigint; wb float8; dsum bigint;
   k text; roll float8; bt bigint; br float8; be float8; rs_ bigint; rb_ float8; nrs bigint;
   nrb float8; lk text[]; lroll float8[]; lexp float8[]; lamt bigint[]; lnrs bigint[];
@@ -314,12 +319,13 @@ BEGIN
 
   e := b->'event';
   IF jsonb_typeof(e) = 'object' THEN
-    SELECT steps, labels, marks, expires_at INTO rsteps, rlabels, rmarks, rexp
+    SELECT steps, labels, marks, expires_at, dl INTO rsteps, rlabels, rmarks, rexp, rdl
       FROM {s}.runs WHERE key = e->>'run';
     IF NOT FOUND THEN
       rsteps := 0; rlabels := '{{}}'; rmarks := '{{}}';
-    ELSIF rexp <= now_ THEN
+    ELSIF rexp <= now_ OR rdl <= extract(epoch FROM clock_timestamp()) THEN
       DELETE FROM {s}.events WHERE run_key = e->>'run';
+      DELETE FROM {s}.results WHERE run_key = e->>'run';
       rsteps := 0; rlabels := '{{}}'; rmarks := '{{}}';
     END IF;
     IF NOT blocked THEN
@@ -329,11 +335,18 @@ BEGIN
         ARRAY(SELECT jsonb_array_elements_text(e->'labels'))) x ORDER BY 1);
       rmarks := rmarks || coalesce((SELECT jsonb_object_agg(m, jsonb_build_array(rsteps, b->'now'))
         FROM jsonb_array_elements_text(e->'marks') m), '{{}}');
-      INSERT INTO {s}.runs VALUES (e->>'run', rsteps, rlabels, rmarks, (e->>'exp')::float8)
+      INSERT INTO {s}.runs VALUES (e->>'run', rsteps, rlabels, rmarks, (e->>'exp')::float8,
+          extract(epoch FROM clock_timestamp()) + (e->>'ttl')::float8)
         ON CONFLICT (key) DO UPDATE SET steps = excluded.steps, labels = excluded.labels,
-          marks = excluded.marks, expires_at = excluded.expires_at;
+          marks = excluded.marks, expires_at = excluded.expires_at, dl = excluded.dl;
       INSERT INTO {s}.events VALUES (e->>'run', rsteps, e->'doc')
         ON CONFLICT (run_key, step) DO UPDATE SET doc = excluded.doc;
+      -- the events past the cap and their settlements, every PRUNE_EVERY steps (a range delete)
+      IF rsteps % PRUNE_EVERY = 0 AND rsteps > (e->>'cap')::int THEN
+        DELETE FROM {s}.results WHERE run_key = e->>'run' AND decision IN (SELECT doc->>'decision'
+          FROM {s}.events WHERE run_key = e->>'run' AND step <= rsteps - (e->>'cap')::int);
+        DELETE FROM {s}.events WHERE run_key = e->>'run' AND step <= rsteps - (e->>'cap')::int;
+      END IF;
     END IF;
     run_out := jsonb_build_array(rsteps, to_jsonb(rlabels), rmarks);
   END IF;
@@ -406,4 +419,5 @@ END $f$;
     )
     .replace("GRACE", repr(BUDGET_GRACE_S))
     .replace("RETAIN", repr(HOLD_RETAIN_S))
+    .replace("PRUNE_EVERY", str(HISTORY_PRUNE_EVERY))
 )

@@ -19,6 +19,7 @@ from charter.state.sqlite_batch import PRUNE_P, line_state, load_run, put_record
 from charter.state.sqlite_schema import FUSED, SCHEMA, map_sqlite_error, migrate
 from charter.state.types import (
     EMPTY_RUN,
+    HISTORY_CAP,
     HOLD_RETAIN_S,
     LABEL_MARK,
     PID,
@@ -42,6 +43,8 @@ __all__ = ["PRUNE_P", "SQLiteStore"]
 WSUM_IDLE_S = 86400.0
 
 T = TypeVar("T")
+#: a row iff the run is past its deadline on the store's clock (reads see nothing of it)
+_DEAD = "SELECT 1 FROM runs WHERE key=?1 AND dl<=?2"
 _dumps = dumps
 
 
@@ -50,7 +53,18 @@ class SQLiteStore:
 
     backend = "sqlite"
 
-    def __init__(self, path: str, *, busy_timeout_ms: int = 5000, readonly: bool = False) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        busy_timeout_ms: int = 5000,
+        readonly: bool = False,
+        history_cap: int = HISTORY_CAP,
+    ) -> None:
+        if history_cap < 1:
+            raise ValueError("history_cap must be at least 1")
+        #: events kept per run (docs/state.md): older ones are deleted every HISTORY_PRUNE_EVERY steps
+        self.history_cap = history_cap
         self.path = path
         self._busy_ms = int(busy_timeout_ms)
         self._readonly = readonly
@@ -125,12 +139,12 @@ class SQLiteStore:
     def apply(self, batch: Batch) -> BatchResult:
         with self._tx() as db:
             if batch.grant_use is None:
-                res = sqlite_batch.apply(db, batch)
+                res = sqlite_batch.apply(db, batch, self.history_cap)
             else:  # the grant-use op, in the same transaction (charter.state.grant_ops)
                 res = apply_with_grants(
                     batch,
-                    lambda key: _grants(db, key),
-                    lambda b: sqlite_batch.apply(db, b),
+                    lambda key: _live_grants(db, key),
+                    lambda b: sqlite_batch.apply(db, b, self.history_cap),
                     lambda key, grants: _write_grants(db, key, grants, None),
                 )
             self._ops += 1
@@ -155,9 +169,15 @@ class SQLiteStore:
         # a running sum is only a cache of its hits: one collected is rebuilt by its next hit
         db.execute("DELETE FROM wsums WHERE b<=?", (now - WSUM_IDLE_S,))
         db.execute("DELETE FROM records WHERE expires_at<=?", (time.time(),))
-        db.execute("DELETE FROM events WHERE run_key IN (SELECT key FROM runs WHERE expires_at<=?)", (now,))
-        db.execute("DELETE FROM results WHERE run_key IN (SELECT key FROM runs WHERE expires_at<=?)", (now,))
-        db.execute("DELETE FROM runs WHERE expires_at<=?", (now,))
+        # runs expired on either clock (sqlite_batch.load_run)
+        dead = (now, time.time())
+        db.execute(
+            "DELETE FROM events WHERE run_key IN (SELECT key FROM runs WHERE expires_at<=? OR dl<=?)", dead
+        )
+        db.execute(
+            "DELETE FROM results WHERE run_key IN (SELECT key FROM runs WHERE expires_at<=? OR dl<=?)", dead
+        )
+        db.execute("DELETE FROM runs WHERE expires_at<=? OR dl<=?", dead)
         db.execute("DELETE FROM run_grants WHERE expires_at<=?", (now,))
 
     # ------------------------------------------------------------------ holds
@@ -219,6 +239,8 @@ class SQLiteStore:
     # ------------------------------------------------------------------ runs
     def run_state(self, run_key: str) -> RunState:
         def go(db: sqlite3.Connection) -> RunState:
+            if db.execute(_DEAD, (run_key, time.time())).fetchone() is not None:
+                return EMPTY_RUN  # (its grants too: they belong to the run)
             steps, labels, marks = load_run(db, run_key, None)
             grants = _grants(db, run_key)
             if not steps and not labels and not grants:
@@ -244,8 +266,8 @@ class SQLiteStore:
                 return False
             have.update(labels)
             db.execute(
-                "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?)",
-                (run_key, steps, _dumps(sorted(have)), _dumps(marks), now + ttl_s),
+                "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?,?)",
+                (run_key, steps, _dumps(sorted(have)), _dumps(marks), now + ttl_s, time.time() + ttl_s),
             )
             _write_grants(db, run_key, tuple(grants), now + ttl_s)
             return True
@@ -255,7 +277,7 @@ class SQLiteStore:
     ) -> tuple[GrantRecord, ...]:
         """Revoke grants or lower their uses (never widen); the run's grants after."""
         with self._tx() as db:
-            left = narrow_all(_grants(db, run_key), revoke, uses)
+            left = narrow_all(_live_grants(db, run_key), revoke, uses)
             _write_grants(db, run_key, left, None)
             return left
 
@@ -264,8 +286,8 @@ class SQLiteStore:
             steps, have, marks = load_run(db, run_key, now)
             have.update(labels)
             db.execute(
-                "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?)",
-                (run_key, steps, _dumps(sorted(have)), _dumps(marks), now + ttl_s),
+                "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?,?)",
+                (run_key, steps, _dumps(sorted(have)), _dumps(marks), now + ttl_s, time.time() + ttl_s),
             )
 
     def mark_labels(self, run_key: str, labels: frozenset[str], *, now: float, ttl_s: float) -> None:
@@ -275,15 +297,16 @@ class SQLiteStore:
             for lab in labels:
                 marks[LABEL_MARK + lab] = [steps, now]
             db.execute(
-                "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?)",
-                (run_key, steps, _dumps(sorted(have)), _dumps(marks), now + ttl_s),
+                "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?,?)",
+                (run_key, steps, _dumps(sorted(have)), _dumps(marks), now + ttl_s, time.time() + ttl_s),
             )
 
     def history(self, run_key: str, limit: int = 100) -> list[dict[str, Any]]:
         rows = self._read(
             lambda db: db.execute(
-                "SELECT doc FROM events WHERE run_key=? ORDER BY step DESC LIMIT ?",
-                (run_key, max(limit, 0)),
+                f"SELECT doc FROM events WHERE run_key=?1 AND NOT EXISTS({_DEAD}) "
+                "ORDER BY step DESC LIMIT ?3",
+                (run_key, time.time(), max(min(limit, self.history_cap), 0)),
             ).fetchall()
         )
         return [json.loads(r[0]) for r in reversed(rows)]
@@ -295,17 +318,17 @@ class SQLiteStore:
             steps, have, marks = load_run(db, run_key, now)
             db.execute("INSERT OR REPLACE INTO results VALUES(?,?,?)", (run_key, decision, _dumps(dict(doc))))
             db.execute(
-                "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?)",
-                (run_key, steps, _dumps(sorted(have)), _dumps(marks), now + ttl_s),
+                "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?,?)",
+                (run_key, steps, _dumps(sorted(have)), _dumps(marks), now + ttl_s, time.time() + ttl_s),
             )
 
     def history_detail(self, run_key: str, limit: int) -> list[dict[str, Any]]:
         rows = self._read(
             lambda db: db.execute(
                 "SELECT e.doc, r.doc FROM events e LEFT JOIN results r ON r.run_key=e.run_key "
-                "AND r.decision=json_extract(e.doc, '$.decision') WHERE e.run_key=? "
-                "ORDER BY e.step DESC LIMIT ?",
-                (run_key, max(limit, 0)),
+                "AND r.decision=json_extract(e.doc, '$.decision') WHERE e.run_key=?1 "
+                f"AND NOT EXISTS({_DEAD}) ORDER BY e.step DESC LIMIT ?3",
+                (run_key, time.time(), max(min(limit, self.history_cap), 0)),
             ).fetchall()
         )
         out = []
@@ -410,6 +433,13 @@ class SQLiteStore:
                 self._db.close()
             except sqlite3.Error as exc:
                 raise map_sqlite_error(exc) from None
+
+
+def _live_grants(db: sqlite3.Connection, run_key: str) -> tuple[GrantRecord, ...]:
+    """A run's grants; none once the run is past its deadline (they go with it, as in memory)."""
+    if db.execute(_DEAD, (run_key, time.time())).fetchone() is not None:
+        return ()
+    return _grants(db, run_key)
 
 
 def _grants(db: sqlite3.Connection, run_key: str) -> tuple[GrantRecord, ...]:

@@ -27,6 +27,8 @@ from charter.state.sqlite_schema import (
 )
 from charter.state.types import (
     BUDGET_GRACE_S,
+    HISTORY_CAP,
+    HISTORY_PRUNE_EVERY,
     Batch,
     BatchResult,
     HitOp,
@@ -86,8 +88,8 @@ def read_sql(idem: bool, stops: int, sums: int, line: bool) -> str:
     return sql
 
 
-def apply(db: sqlite3.Connection, batch: Batch) -> BatchResult:
-    """The batch, in the caller's transaction."""
+def apply(db: sqlite3.Connection, batch: Batch, cap: int = HISTORY_CAP) -> BatchResult:
+    """The batch, in the caller's transaction; a run keeps its last ``cap`` events."""
     now = batch.now
     sk = batch.stop_keys
     stops_inline = len(sk) <= STOPS_PER_STATEMENT
@@ -159,13 +161,22 @@ def apply(db: sqlite3.Connection, batch: Batch) -> BatchResult:
             for m in ev.marks:
                 marks[m] = [step, now]
             db.execute(
-                "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?)",
-                (ev.run_key, steps, dumps(sorted(labels)), dumps(marks), now + ev.ttl_s),
+                "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?,?)",
+                (
+                    ev.run_key,
+                    steps,
+                    dumps(sorted(labels)),
+                    dumps(marks),
+                    now + ev.ttl_s,
+                    time.time() + ev.ttl_s,
+                ),
             )
             db.execute(
                 "INSERT OR REPLACE INTO events VALUES(?,?,?)",
                 (ev.run_key, step, dumps(ev.event)),
             )
+            if step % HISTORY_PRUNE_EVERY == 0 and step > cap:
+                prune_history(db, ev.run_key, step - cap)
         run = RunState(steps, frozenset(labels), {k: (v[0], v[1]) for k, v in marks.items()})
     recorded = batch.record is not None and not blocked
     if recorded:
@@ -350,16 +361,37 @@ def _reserve(
 def load_run(
     db: sqlite3.Connection, run_key: str, now: float | None
 ) -> tuple[int, set[str], dict[str, list[Any]]]:
-    """(steps, labels, marks) of a run; with ``now``, an expired run is deleted and empty."""
-    row = db.execute("SELECT steps, labels, marks, expires_at FROM runs WHERE key=?", (run_key,)).fetchone()
+    """(steps, labels, marks) of a run; an expired one is empty. A run expires at ``expires_at`` on
+    the writers' clock (``now``) and at its deadline ``dl`` on the store's (wall clock, ``ttl_s``
+    after its last write: a Redis key's TTL), whichever comes first; a reader (``now`` None) only
+    knows the store's. With ``now`` (a writer), an expired run's rows are deleted."""
+    row = db.execute(
+        "SELECT steps, labels, marks, expires_at, dl FROM runs WHERE key=?", (run_key,)
+    ).fetchone()
     if row is None:
         return 0, set(), {}
-    if now is not None and row[3] <= now:
-        db.execute("DELETE FROM runs WHERE key=?", (run_key,))
-        db.execute("DELETE FROM events WHERE run_key=?", (run_key,))
-        db.execute("DELETE FROM results WHERE run_key=?", (run_key,))
-        return 0, set(), {}
-    return row[0], set(json.loads(row[1])), json.loads(row[2])
+    dl = row[4]
+    if dl is not None and dl <= time.time():
+        if now is None:
+            return 0, set(), {}
+    elif now is None or row[3] > now:
+        return row[0], set(json.loads(row[1])), json.loads(row[2])
+    db.execute("DELETE FROM runs WHERE key=?", (run_key,))
+    db.execute("DELETE FROM events WHERE run_key=?", (run_key,))
+    db.execute("DELETE FROM results WHERE run_key=?", (run_key,))
+    db.execute("DELETE FROM run_grants WHERE run_key=?", (run_key,))
+    return 0, set(), {}
+
+
+def prune_history(db: sqlite3.Connection, run_key: str, upto: int) -> None:
+    """Delete a run's events up to step ``upto`` and the settlements kept for them (as the
+    memory and Redis stores drop a run's oldest events past the cap: docs/state.md)."""
+    db.execute(
+        "DELETE FROM results WHERE run_key=?1 AND decision IN (SELECT json_extract(doc, '$.decision') "
+        "FROM events WHERE run_key=?1 AND step<=?2)",
+        (run_key, upto),
+    )
+    db.execute("DELETE FROM events WHERE run_key=? AND step<=?", (run_key, upto))
 
 
 def put_record(db: sqlite3.Connection, op: RecordOp) -> None:

@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS hold_lines(key TEXT NOT NULL, hold_id TEXT NOT NULL,
   amount INTEGER NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY(key, expires_at, hold_id))
   WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs(key TEXT PRIMARY KEY, steps INTEGER NOT NULL, labels TEXT NOT NULL,
-  marks TEXT NOT NULL, expires_at REAL NOT NULL) WITHOUT ROWID;
+  marks TEXT NOT NULL, expires_at REAL NOT NULL, dl REAL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events(run_key TEXT NOT NULL, step INTEGER NOT NULL, doc TEXT NOT NULL,
   PRIMARY KEY(run_key, step)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS results(run_key TEXT NOT NULL, decision TEXT NOT NULL, doc TEXT NOT NULL,
@@ -89,6 +89,14 @@ def migrate(db: sqlite3.Connection) -> None:
         have = {r[1] for r in db.execute("PRAGMA table_info(budgets)")}
         return cols.get("expires_at") == 2 and "rs" in have
 
+    if "dl" not in {r[1] for r in db.execute("PRAGMA table_info(runs)")}:
+        # a run's deadline on the store's clock (sqlite_batch.load_run); NULL: written by an
+        # earlier version, which no reader treats as expired
+        try:
+            db.execute("ALTER TABLE runs ADD COLUMN dl REAL")
+        except sqlite3.OperationalError:
+            if "dl" not in {r[1] for r in db.execute("PRAGMA table_info(runs)")}:
+                raise  # (not another process adding it first)
     if current():
         return
     db.execute("BEGIN IMMEDIATE")

@@ -46,9 +46,13 @@ def prune_margin(window_s: float) -> float:
     return window_s if window_s > PRUNE_LAG_S else PRUNE_LAG_S
 
 
-#: Events a run's history keeps (older ones are dropped; the step counter keeps counting): the
-#: memory and Redis stores (docs/state.md)
+#: Events a run's history keeps in every store (older ones are dropped with their settlements;
+#: the step counter keeps counting): docs/state.md
 HISTORY_CAP = 10_000
+#: SQLite and PostgreSQL delete a run's events past the cap every this many steps (one range
+#: delete, not one per decision): at most cap + HISTORY_PRUNE_EVERY - 1 are on disk, and readers
+#: see the last cap
+HISTORY_PRUNE_EVERY = 256
 
 #: TTL used where the protocol has no expiry (stops, all-time budgets, records without ttl).
 LONG_TTL_S = 10 * 365 * 86400.0
