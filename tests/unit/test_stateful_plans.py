@@ -92,3 +92,26 @@ def test_a_stop_on_a_role_halts_the_memoised_shape(backend: str, tmp_path: Path)
     assert engine.decide(req).outcome.value == "halt"
     other = {"actor": {"id": "boss"}, "action": {"target": "search"}, "cost": {"USD": 1.0}}
     assert engine.decide(other).outcome.value == "allow"
+
+
+def test_the_engine_reads_the_plan_memo_under_the_selection_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Engine._decide`` spells ``View.selection_key()`` out inline: once every request shape has
+    been decided, deciding them again asks the planner for nothing (an inline key that differed
+    would miss the memo at every decision, and only cost time, so this is where a drift shows)."""
+    from charter.engine.plan import Planner
+
+    engine = charter.Engine(charter.loads(POLICY))
+    reqs = _requests()
+    for r in reqs:
+        engine.decide(r)
+    asked: list[Any] = []
+    original = Planner.plan
+
+    def counting(self: Planner, view: Any) -> Any:
+        asked.append(view.selection_key())
+        return original(self, view)
+
+    monkeypatch.setattr(Planner, "plan", counting)  # undone after the test
+    for r in reqs:
+        engine.decide(r)
+    assert asked == []

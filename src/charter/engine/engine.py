@@ -187,7 +187,8 @@ class Engine:
                     view.run.table = GrantTable(self.policy, view, rs.grants)
             if self.policy.history_detail:
                 attach_loader(view.run, self.store, f"run:{req.run}", self.policy, self._history_parts)
-        # 3. select and plan (the planner's memo read inline: Planner.plan's key, a frame less)
+        # 3. select and plan (the planner's memo read inline: View.selection_key() spelled out, a
+        # frame less; tests/unit/test_stateful_plans.py and test_specialised.py compare the paths)
         plan = self._plans.get(
             (
                 view.kind._value_,

@@ -170,15 +170,7 @@ class Planner:
 
     def plan(self, view: View) -> RulePlan:
         """The plan for this view's selection."""
-        key = (
-            view.kind._value_,
-            view.target,
-            view.actor_id,
-            view.roles,
-            view.ancestors,
-            view.req.workflow,
-            view.target_roles,
-        )
+        key = view.selection_key()
         found = self._plans.get(key)
         if found is None:
             found = self._new(view, key)

@@ -338,15 +338,7 @@ class Specialised:
 
     def select(self, view: View) -> Boundaries:
         """The boundaries covering this request, in the index's order."""
-        key = (
-            view.kind._value_,
-            view.target,
-            view.actor_id,
-            view.roles,
-            view.ancestors,
-            view.req.workflow,
-            view.target_roles,
-        )
+        key = view.selection_key()
         got = self._memo.get(key)
         if got is not None:
             return got

@@ -131,6 +131,20 @@ class View:
         """The request's estimated cost per unit."""
         return self.req.cost
 
+    def selection_key(self) -> tuple[Any, ...]:
+        """What selects the rules and boundaries covering this request: exactly the arguments of
+        :meth:`select`, so it keys every memo of a selection (rule plans, stateful boundaries).
+        ``Engine._decide`` builds the same tuple inline (a call less per decision)."""
+        return (
+            self.kind._value_,
+            self.target,
+            self.actor_id,
+            self.roles,
+            self.ancestors,
+            self.req.workflow,
+            self.target_roles,
+        )
+
     def select(self, index: Any) -> Any:
         """The items of a compiled index (rules, budgets, rates...) whose selector covers this request."""
         return index.select(
