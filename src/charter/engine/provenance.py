@@ -141,12 +141,11 @@ _COMMON: tuple[tuple[dict[str, Any], Entry], ...] = (
     ({"sources": [{"from": "user"}]}, Entry((), (_USER_SOURCE,))),
     ({"sources": [{"from": "agent"}]}, Entry((), (_AGENT_SOURCE,))),
 )
-#: call sources already built, by (call id, field): one request names a few calls many times
-_CALL_SOURCES: dict[tuple[str, str], Source] = {}
 _CALL_SOURCES_MAX = 4096
 #: entries of one source and no labels, by their source
 _ONE_SOURCE: dict[Source, Entry] = {}
-#: entries of one call source and no labels, by (call id, field): the commonest entries of all
+#: entries of one call source and no labels, by (call id, field): the commonest entries of all,
+#: and where a call source is built once (one request names a few calls many times)
 _CALL_ENTRIES: dict[tuple[str, str], Entry] = {}
 
 
@@ -157,7 +156,7 @@ def _call_entry(call: str, field: str) -> Entry:
     if e is None:
         if len(_CALL_ENTRIES) >= _CALL_SOURCES_MAX:
             _CALL_ENTRIES.clear()  # bounded: a cache, never a record
-        e = _CALL_ENTRIES[key] = Entry((), (_call_source(call, field),))
+        e = _CALL_ENTRIES[key] = Entry((), (Source("call", call, field),))
     return e
 
 
@@ -207,13 +206,8 @@ def _fast_entry(e: Any) -> Entry | None:
 
 
 def _call_source(call: str, field: str) -> Source:
-    key = (call, field)
-    s = _CALL_SOURCES.get(key)
-    if s is None:
-        if len(_CALL_SOURCES) >= _CALL_SOURCES_MAX:
-            _CALL_SOURCES.clear()  # bounded: a cache, never a record
-        s = _CALL_SOURCES[key] = Source("call", call, field)
-    return s
+    """The call source (call id, field), built once (it is the source of that call's entry)."""
+    return _call_entry(call, field).sources[0]
 
 
 def _entry(e: Any, where: str) -> Entry:
