@@ -523,7 +523,10 @@ def build_fast(
     except (_NoFast, RecursionError):
         return None
     if kind is None:  # a value read, or a choice of values of different kinds: checked whole
-        expr = f"_value({expr})"
+        # (a boolean, what a condition reads, inline; any other value by _value: a call less
+        # for conditions such as `unless actor.clearance`)
+        t = gen.tmp()
+        expr = f"({t} if type({t} := {expr}) is bool else _value({t}))"
     if not gen.charged:
         shape = (
             "def _fast(act):\n"
