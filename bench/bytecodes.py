@@ -6,6 +6,12 @@ workload, warmed up as ``bench/instr.py`` warms it. Bytecodes are not instructio
 built or a frame pushed costs more than a jump), but where they go shows where the decide
 pipeline's interpreted work is; ``bench/instr.py`` gives the instruction total. ``--outcome``
 keeps only the requests decided that way (allow, deny, require_approval).
+
+``--agents before|after`` profiles the `agents` suite's decisions instead (as ``bench/instr.py
+--agents`` plays them: ``--runs`` runs, played once to warm up, then again traced), ``--writes``
+only those on tools outside category ``read`` (where conditions, grants and provenance run).
+``--inclusive`` adds each function's count with everything it calls (a function on the stack
+twice counts once), and ``--within FILE:FUNCTION`` the lines run under that function.
 """
 
 from __future__ import annotations
@@ -27,8 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("-n", type=int, default=500, help="decisions counted")
     ap.add_argument("--outcome", default=None)
+    ap.add_argument("--agents", choices=["before", "after"], help="the agents suite's decisions instead")
+    ap.add_argument("--runs", type=int, default=40, help="with --agents: runs of the workload")
+    ap.add_argument("--writes", action="store_true", help="with --agents: only tools not of category read")
+    ap.add_argument("--inclusive", action="store_true", help="also counts with callees, by function")
+    ap.add_argument("--within", default=None, help="FILE:FUNCTION: also the lines run under it")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    if args.agents:
+        return _agents(args)
     import charter
     from bench.peers.charter_engine import charter_policy_text
     from bench.workload import build_requests, build_world
@@ -77,6 +90,91 @@ def main(argv: list[str] | None = None) -> int:
     print("lines:")
     for (where, name, line), count in by_line.most_common(args.top):
         print(f"{count / n:8.1f}  {where}:{line} ({name})")
+    return 0
+
+
+def _agents(args: argparse.Namespace) -> int:
+    """The agents workload's decisions under the tracer (see the module docstring)."""
+    import charter
+    from bench.agents.policysets import CORPUS, POLICY_SETS
+    from bench.agents.runner import run_scenario
+    from bench.agents.scenario import load_corpus
+    from bench.agents.workload import build_runs
+
+    ps = POLICY_SETS[args.agents]
+    corpus = load_corpus(CORPUS)
+    policy = charter.load(ps.policy_path())
+    work = build_runs(corpus, args.runs)
+    for br in work:  # warm-up: imports, plans, CEL caches
+        run_scenario(policy, ps, corpus, br.scenario)
+    by_fn: collections.Counter[tuple[str, str]] = collections.Counter()
+    by_line: collections.Counter[tuple[str, str, int]] = collections.Counter()
+    calls: collections.Counter[tuple[str, str]] = collections.Counter()
+    incl: collections.Counter[tuple[str, str]] = collections.Counter()
+    within: collections.Counter[tuple[str, str, int]] = collections.Counter()
+    stack: list[tuple[str, str]] = []
+    inner = tuple(args.within.split(":", 1)) if args.within else None
+
+    def trace(frame: FrameType, event: str, arg: Any) -> Any:
+        frame.f_trace_opcodes = True
+        code = frame.f_code
+        key = (code.co_filename.rsplit("/", 1)[-1], code.co_name)
+        if event == "opcode":
+            by_fn[key] += 1
+            by_line[(*key, frame.f_lineno or 0)] += 1
+            if args.inclusive or inner:
+                on = set(stack)
+                for k in on:
+                    incl[k] += 1
+                if inner in on:
+                    within[(*key, frame.f_lineno or 0)] += 1
+        elif event == "call":
+            calls[key] += 1
+            stack.append(key)
+        elif event == "return" and stack:
+            stack.pop()
+        return trace
+
+    original = charter.Engine.decide
+    tools = policy.tools
+    count = [0]
+
+    def decide(self: Any, request: Any) -> Any:
+        if args.writes:
+            info = tools.get(request.get("action", {}).get("target", ""))
+            if info is not None and info.category == "read":
+                return original(self, request)
+        count[0] += 1
+        stack.clear()
+        sys.settrace(trace)
+        try:
+            return original(self, request)
+        finally:
+            sys.settrace(None)
+
+    charter.Engine.decide = decide  # type: ignore[method-assign]
+    try:
+        for br in work:
+            run_scenario(policy, ps, corpus, br.scenario)
+    finally:
+        charter.Engine.decide = original  # type: ignore[method-assign]
+    n = max(count[0], 1)
+    what = f"agents={args.agents}{' writes' if args.writes else ''} runs={args.runs}"
+    print(f"{what} decisions={count[0]} bytecodes/decision={sum(by_fn.values()) / n:.1f}")
+    print("by function (own bytecodes, calls per decision):")
+    for key, c in by_fn.most_common(args.top):
+        print(f"{c / n:8.1f} {calls[key] / n:6.1f}  {key[0]}:{key[1]}")
+    if args.inclusive:
+        print("by function, with callees:")
+        for key, c in incl.most_common(args.top):
+            print(f"{c / n:8.1f} {calls[key] / n:6.1f}  {key[0]}:{key[1]}")
+    if inner:
+        print(f"under {args.within}: {sum(within.values()) / n:.1f} bytecodes/decision")
+        for (where, name, line), c in within.most_common(args.top):
+            print(f"{c / n:8.1f}  {where}:{line} ({name})")
+    print("lines:")
+    for (where, name, line), c in by_line.most_common(args.top):
+        print(f"{c / n:8.1f}  {where}:{line} ({name})")
     return 0
 
 
