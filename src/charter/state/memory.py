@@ -40,16 +40,13 @@ from charter.state.windows import Holds, Members, Series
 
 
 def _freeze(doc: Mapping[str, Any]) -> bytes:
-    """A record's snapshot, with JSON's types already (so reading it back is one
-    ``marshal.loads``: records are read far more often than written, e.g. a call's facts by
-    every later provenance check of its run; marshal is a third of JSON's cost)."""
-    return marshal.dumps(_own(dict(doc)))
+    """A record's snapshot (marshal: a third of JSON's cost on the approval path)."""
+    return marshal.dumps(dict(doc))
 
 
 def _thaw(snapshot: bytes) -> dict[str, Any]:
-    """A fresh copy of a record with JSON's types, as the other stores give it back
-    (INVARIANT: ``_freeze`` stored JSON's types, which marshal keeps: lists, not tuples)."""
-    doc: dict[str, Any] = marshal.loads(snapshot)
+    """A fresh copy of a record with JSON's types, as the other stores give it back."""
+    doc: dict[str, Any] = _own(marshal.loads(snapshot))
     return doc
 
 
