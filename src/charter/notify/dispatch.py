@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import Any, Protocol
 
 from charter.approvals.ids import random_hex
 from charter.notify.message import DEFAULT_EVENTS, Notice, build, event_name
+from charter.rand import chance
 
 log = logging.getLogger("charter.notify")
 #: what a lane queues: (kind, event, record, at, inbox URL), the arguments of message.build
@@ -46,7 +46,7 @@ class Retry:
     base_s: float = 0.5
     cap_s: float = 60.0
 
-    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+    def delay(self, attempt: int, rng: Callable[[], float] = chance) -> float:
         """Seconds to wait after failed attempt ``attempt`` (0-based)."""
         return rng() * min(self.cap_s, self.base_s * (2**attempt))
 

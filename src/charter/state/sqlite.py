@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import sqlite3
 import threading
 import time
@@ -12,6 +11,7 @@ from contextlib import suppress
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from charter.rand import nonce
 from charter.state import sqlite_batch
 from charter.state.base import query_params
 from charter.state.grant_ops import apply_with_grants, decode_grants, encode_grants, narrow_all
@@ -203,7 +203,7 @@ class SQLiteStore:
                 if rolling_s is not None and spend:
                     db.execute(
                         "INSERT INTO spends VALUES(?,?,?,?)",
-                        (key, now, random.getrandbits(62), spend),
+                        (key, now, nonce(), spend),
                     )
             db.execute("UPDATE holds SET state='committed' WHERE id=?", (hold_id,))
             return CommitResult(True, False, self._statuses(db, lines, actual, now))

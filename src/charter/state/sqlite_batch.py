@@ -9,11 +9,11 @@ writing after is atomic.
 from __future__ import annotations
 
 import json
-import random
 import sqlite3
 import time
 from typing import Any
 
+from charter.rand import chance, nonce
 from charter.state.sqlite_schema import (
     BELOW_SQL,
     HIT_WRITE,
@@ -192,7 +192,7 @@ def _counted(db: sqlite3.Connection, op: HitOp, now: float, got: tuple[Any, ...]
     lo = now - op.window_s
     s, b, passed = (None, None, 0) if got is None else got
     total, ws, wb, moved = running_total(db, _HITS_ABOVE, _HITS_BELOW, key, lo, s, b, passed)
-    if random.random() < PRUNE_P:  # entries this old are outside every window still counted
+    if chance() < PRUNE_P:  # entries this old are outside every window still counted
         db.execute("DELETE FROM hits WHERE key=? AND t<=?", (key, lo - prune_margin(op.window_s)))
     limited = op.limit is not None and total + op.amount > op.limit
     if not limited:
@@ -200,7 +200,7 @@ def _counted(db: sqlite3.Connection, op: HitOp, now: float, got: tuple[Any, ...]
         if now > wb:  # INVARIANT: s counts exactly the hits above b
             ws += op.amount
             moved = True
-        n = random.getrandbits(62)
+        n = nonce()
         if moved:  # the hit and its running sum in one statement (sqlite_schema.FUSED)
             db.execute(HIT_WRITE, (key, now, n, op.amount, ws, wb))
             return HitResult(key, total, False, op.trip_above is not None and total > op.trip_above)
@@ -244,7 +244,7 @@ def hit(db: sqlite3.Connection, op: HitOp, now: float) -> HitResult:
     if op.member is None:
         return _counted(db, op, now, db.execute(_WSUM, (lo, op.key)).fetchone())
     limited = False
-    if random.random() < PRUNE_P:
+    if chance() < PRUNE_P:
         db.execute("DELETE FROM members WHERE key=? AND t<=?", (op.key, lo - prune_margin(op.window_s)))
     total, present = db.execute(
         "SELECT count(*), coalesce(max(member=?),0) FROM members WHERE key=? AND t>?",
@@ -288,7 +288,7 @@ def line_state(
     # no running sum yet: a row made by a commit, or by an earlier version
     reserved, new_rs, new_rb, _ = running_total(db, LIVE_SQL, BELOW_SQL, key, now, rs, rb, passed)
     sums = (new_rs, new_rb)
-    if random.random() < PRUNE_P:
+    if chance() < PRUNE_P:
         # INVARIANT: only lines at or below the boundary (which no running sum counts) go
         db.execute(
             "DELETE FROM hold_lines WHERE key=? AND expires_at<=?",
@@ -297,7 +297,7 @@ def line_state(
     roll = rolling_s if known else r_s
     if roll is None:
         return total, reserved, (r_s, exp), sums
-    if random.random() < PRUNE_P:
+    if chance() < PRUNE_P:
         db.execute("DELETE FROM spends WHERE key=? AND t<=?", (key, now - 2 * roll))
     (used,) = db.execute(
         "SELECT coalesce(sum(amount),0) FROM spends WHERE key=? AND t>?",
