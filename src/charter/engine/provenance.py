@@ -160,6 +160,20 @@ def _call_entry(call: str, field: str) -> Entry:
     return e
 
 
+def _plain_path(field: Any) -> bool:
+    """Whether a source's field path is one the shortcuts may take without :func:`_path`: a text of
+    1 to MAX_PATH characters, names separated by single dots, at most MAX_PATH_PARTS of them
+    (INVARIANT: accepts only what ``_path`` accepts; anything else is left to it to word)."""
+    return (
+        field.__class__ is str
+        and 0 < len(field) <= MAX_PATH
+        and ".." not in field
+        and field[0] != "."
+        and field[-1] != "."
+        and field.count(".") < MAX_PATH_PARTS
+    )
+
+
 def _fast_entry(e: Any) -> Entry | None:
     """The entry of the commonest shapes (one source and nothing else), checked exactly as
     :func:`_entry` checks them, without its messages; None: :func:`_entry` decides (and words
@@ -189,14 +203,7 @@ def _fast_entry(e: Any) -> Entry | None:
             found = _CALL_ENTRIES.get((call, field))
             if found is not None:
                 return found
-        if (
-            field.__class__ is not str
-            or not 0 < len(field) <= MAX_PATH
-            or ".." in field
-            or field[0] == "."
-            or field[-1] == "."
-            or field.count(".") >= MAX_PATH_PARTS
-        ):
+        if not _plain_path(field):
             return None
     else:
         return None
@@ -247,14 +254,7 @@ def _entry(e: Any, where: str) -> Entry:
             # a simple field path)
             if call.__class__ is not str or not 0 < len(call) <= MAX_PATH:
                 _name(call, f"{where}.sources[{i}].call", "a call id")
-            if "field" in s and (
-                field.__class__ is not str
-                or not 0 < len(field) <= MAX_PATH
-                or ".." in field
-                or field[0] == "."
-                or field[-1] == "."
-                or field.count(".") >= MAX_PATH_PARTS
-            ):
+            if "field" in s and not _plain_path(field):
                 _path(field, f"{where}.sources[{i}].field")
             out.append(_call_source(call, field))
         else:
