@@ -11,7 +11,6 @@ loaded machine; see bench/instr.py).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import statistics
 import subprocess
@@ -91,20 +90,19 @@ def timed(entries: int, case: str, n: int) -> float:
 
 
 def _inner(entries: int, case: str, n: int) -> None:
+    sys.path.insert(0, str(ROOT))
+    from bench.instr import counted
+
     engine, req = setup(entries, case)
     decide = engine.decide
     for _ in range(10):
         decide(req)
 
-    def loop(a: int, b: int) -> int:
+    def loop() -> None:
         for _ in range(n):
             decide(req)
-        return 0
 
-    callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)(loop)
-    one = (ctypes.c_int * 1)(1)
-    key = ctypes.c_int(1)
-    ctypes.CDLL(None).bsearch(ctypes.byref(key), one, 1, 4, callback)
+    counted(loop)()
 
 
 def instructions(entries: int, case: str, n: int) -> int:

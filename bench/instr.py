@@ -24,10 +24,27 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def counted(fn: Callable[[], None]) -> Callable[[], None]:
+    """A call of ``fn`` made from C (libc ``bsearch`` calls it back once), so that callgrind
+    names it: the inclusive cost of ``_CallPythonObject`` is exactly what ``fn`` ran. The
+    callback is built once; call the result as often as needed."""
+    callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)(lambda a, b: fn() or 0)
+    one = (ctypes.c_int * 1)(1)
+    key = ctypes.c_int(1)
+    bsearch = ctypes.CDLL(None).bsearch
+
+    def run() -> None:
+        bsearch(ctypes.byref(key), one, 1, 4, callback)
+
+    run.callback = callback  # type: ignore[attr-defined]  # kept alive as long as run is
+    return run
 
 
 def _loop(rules: int, n: int) -> None:
@@ -56,15 +73,11 @@ def _loop(rules: int, n: int) -> None:
         decide(r)
     m = len(reqs)
 
-    def loop(a: int, b: int) -> int:
+    def loop() -> None:
         for i in range(n):
             decide(reqs[i % m])
-        return 0
 
-    callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)(loop)
-    one = (ctypes.c_int * 1)(1)
-    key = ctypes.c_int(1)
-    ctypes.CDLL(None).bsearch(ctypes.byref(key), one, 1, 4, callback)  # calls loop once
+    counted(loop)()
 
 
 def _state_loop(store_name: str, n: int) -> None:
@@ -93,15 +106,11 @@ def _state_loop(store_name: str, n: int) -> None:
                 raise RuntimeError("the state workload must be allowed")
         m = len(reqs)
 
-        def loop(a: int, b: int) -> int:
+        def loop() -> None:
             for i in range(n):
                 decide(reqs[i % m])
-            return 0
 
-        callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)(loop)
-        one = (ctypes.c_int * 1)(1)
-        key = ctypes.c_int(1)
-        ctypes.CDLL(None).bsearch(ctypes.byref(key), one, 1, 4, callback)  # calls loop once
+        counted(loop)()
         store.close()
 
 
@@ -127,14 +136,10 @@ def _agents_loop(policy_set: str, runs: int, writes: bool = False) -> None:
     box: list[Any] = [None, None, None]
     count = [0]
 
-    def body(a: int, b: int) -> int:
+    def body() -> None:
         box[2] = original(box[0], box[1])
-        return 0
 
-    callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)(body)
-    one = (ctypes.c_int * 1)(1)
-    key = ctypes.c_int(1)
-    bsearch = ctypes.CDLL(None).bsearch
+    run_counted = counted(body)
 
     tools = policy.tools
 
@@ -145,7 +150,7 @@ def _agents_loop(policy_set: str, runs: int, writes: bool = False) -> None:
                 return original(self, request)
         box[0], box[1] = self, request
         count[0] += 1
-        bsearch(ctypes.byref(key), one, 1, 4, callback)  # calls body once
+        run_counted()
         return box[2]
 
     charter.Engine.decide = decide  # type: ignore[method-assign]
