@@ -185,39 +185,42 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _loop(args.rules, args.n)
         return 0
+    what = (
+        ["--agents", args.agents, "--runs", str(args.runs), *(["--writes"] if args.writes else [])]
+        if args.agents
+        else ["--state", args.state]
+        if args.state
+        else ["--rules", str(args.rules)]
+    )
+    total, stdout = callback_instructions(args.python, [__file__, "--inner", *what, "-n", str(args.n)])
+    n = args.n
+    label = f"rules={args.rules}"
+    if args.agents:
+        n = int(next(ln for ln in stdout.splitlines() if ln.startswith("decisions=")).split("=")[1])
+        label = f"agents={args.agents}{' writes' if args.writes else ''} runs={args.runs} decisions={n}"
+    elif args.state:
+        label = f"state={args.state}"
+    print(f"{label} instructions/decision={total // n}")
+    return 0
+
+
+def callback_instructions(python: str, argv: list[str]) -> tuple[int, str]:
+    """Run ``python argv`` under callgrind: the inclusive instructions of the one :func:`counted`
+    callback it made, and its standard output. Raises RuntimeError when no callback ran."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "callgrind.out")
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", args.python, __file__]
-        what = (
-            ["--agents", args.agents, "--runs", str(args.runs), *(["--writes"] if args.writes else [])]
-            if args.agents
-            else ["--state", args.state]
-            if args.state
-            else ["--rules", str(args.rules)]
-        )
-        ran = subprocess.run(
-            [*cmd, "--inner", *what, "-n", str(args.n)], check=True, capture_output=True, text=True
-        )
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", python, *argv]
+        ran = subprocess.run(cmd, check=True, capture_output=True, text=True)
         text = subprocess.run(
             ["callgrind_annotate", "--inclusive=yes", "--threshold=100", out],
             check=True,
             capture_output=True,
             text=True,
         ).stdout
-    n = args.n
-    label = f"rules={args.rules}"
-    if args.agents:
-        n = int(next(ln for ln in ran.stdout.splitlines() if ln.startswith("decisions=")).split("=")[1])
-        label = f"agents={args.agents}{' writes' if args.writes else ''} runs={args.runs} decisions={n}"
-    elif args.state:
-        label = f"state={args.state}"
     for line in text.splitlines():
         if "_CallPythonObject" in line or "closure_fcn" in line:
-            total = int(line.split()[0].replace(",", ""))
-            print(f"{label} instructions/decision={total // n}")
-            return 0
-    print("the callback was not found in callgrind's output", file=sys.stderr)
-    return 1
+            return int(line.split()[0].replace(",", "")), ran.stdout
+    raise RuntimeError("the callback was not found in callgrind's output")
 
 
 if __name__ == "__main__":
