@@ -197,7 +197,7 @@ HOSTILE_TEXTS = [
     "[" + ", ".join(["1"] * 600) + "] == x",
     "'" + "a" * 2000 + "' == s",
     "1 + " * 700 + "1 == x",
-    "[1].all(a, [1].all(b, [1].all(c, a == b)))",
+    "[1].all(a, [1].all(b, [1].all(c, [1].all(d, a == b))))",  # four macros deep (the limit is 3)
     "s.matches('" + "(a+)+" * 60 + "$')",
     "s.matches('(')",
 ]

@@ -14,7 +14,7 @@ from charter.cel import CelCompileError, CelType, compile_condition
 from charter.cel.api import define
 from charter.cel.grants import GRANTS
 from charter.cel.inline import Definitions
-from charter.cel.limits import Budget
+from charter.cel.limits import Budget, Limits
 from charter.cel.provenance import PROVENANCE
 from charter.cel.values import EvalError
 
@@ -196,11 +196,15 @@ def test_the_fast_path_covers_the_example_grants() -> None:
 
 
 def test_deeply_nested_comprehensions_stop_at_the_budget_as_the_evaluator() -> None:
-    """Named conditions inlined into one another nest comprehensions three deep: the fast path
-    counts their cost as it goes and falls back past one evaluation's budget."""
+    """Comprehensions three deep (a named condition inlined under two macros; a policy's limit is
+    two, so the limits are raised here): the fast path counts their cost as it goes and falls back
+    past one evaluation's budget."""
     inner = define("inner", (("v", CelType.DYN), ("w", CelType.DYN)),
                    "x.all(u, u == v || u == w || u == 'a')", ENV, Definitions())  # fmt: skip
-    c = compile_condition("x.all(v, x.all(w, inner(v, w)))", ENV, defs=Definitions({}, {"inner": inner}))
+    deep = Limits(max_comprehension_nesting=3)
+    c = compile_condition(
+        "x.all(v, x.all(w, inner(v, w)))", ENV, limits=deep, defs=Definitions({}, {"inner": inner})
+    )
     assert c.fn is not c.evaluate
     for n in (0, 1, 5, 20, 32):
         for fill in ("a", "b"):

@@ -7,7 +7,15 @@ from typing import Any
 
 from charter.cel.checker import check
 from charter.cel.fastpath import build_fast
-from charter.cel.inline import Definition, Definitions, InlineTooLarge, free_names, inline, prepare
+from charter.cel.inline import (
+    Definition,
+    Definitions,
+    InlineTooLarge,
+    free_names,
+    inline,
+    prepare,
+    too_deep,
+)
 from charter.cel.limits import BUDGET_ATTRIBUTE, Budget, Limits
 from charter.cel.parser import ParseFailure, parse
 from charter.cel.runtime import Compiler, Fn, State
@@ -140,14 +148,14 @@ def compile_condition(
     if problems:
         raise CelCompileError(problems)
     if defs:
-        node = _inlined(node, text, defs)
+        node = _inlined(node, text, defs, limits)
         refs = defs.strip(refs)
     return Compiled(text, node, result_type, refs, limits, env)
 
 
-def _inlined(node: Node, text: str, defs: Definitions) -> Node:
+def _inlined(node: Node, text: str, defs: Definitions, limits: Limits) -> Node:
     try:
-        return inline(node, defs)
+        out = inline(node, defs)
     except (InlineTooLarge, RecursionError):
         raise CelCompileError(
             [
@@ -160,6 +168,23 @@ def _inlined(node: Node, text: str, defs: Definitions) -> Node:
                 )
             ]
         ) from None
+    deep = too_deep(out, limits.max_comprehension_nesting)
+    if deep is not None:
+        # (an inlined body's nodes carry the span of their call: the problem points at the call)
+        raise CelCompileError(
+            [
+                CelProblem(
+                    ProblemKind.TOO_COMPLEX,
+                    f"too many nested {deep.macro}() once its named conditions are written out "
+                    f"(the limit is {limits.max_comprehension_nesting})",
+                    deep.start,
+                    deep.end,
+                    "a named condition's macros count where it is called: call it outside the "
+                    "macro, or pass the list to it",
+                )
+            ]
+        )
+    return out
 
 
 def define(
@@ -198,7 +223,7 @@ def define(
     if problems:
         raise CelCompileError(problems)
     names = frozenset(p for p, _ in params)
-    body = prepare(name, _inlined(node, text, defs), names)
+    body = prepare(name, _inlined(node, text, defs, limits), names)
     roots = frozenset(free_names(body)) - names
     references = frozenset(r for r in defs.strip(refs) if r.split(".", 1)[0] not in names)
     return Definition(name, params, body, roots, references)

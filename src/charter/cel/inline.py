@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from charter.cel.syntax import Bind, Call, Comprehension, Ident, Lit, MapLit, Node, OptMap, size
+from charter.cel.syntax import Bind, Call, Comprehension, Ident, Lit, MapLit, Node, OptMap, children, size
 from charter.cel.types import CelType
 
 #: Most nodes an inlined condition may have (conditions calling conditions multiply their bodies).
@@ -112,6 +112,29 @@ def inline(node: Node, defs: Definitions) -> Node:
     return out
 
 
+def too_deep(node: Node, limit: int) -> Comprehension | None:
+    """The first macro of ``node`` nested more than ``limit`` deep (counted as the checker counts:
+    a macro inside another's body or filter is one deeper; inside its target it is not), or None.
+
+    The checker counts a condition as written; inlining a named condition puts its body's macros
+    (and an argument's, where a parameter sits inside the body's macros) under the call site's,
+    so the compiler counts the inlined tree again: a named condition costs what the same text
+    written out costs, its nesting included."""
+    stack: list[tuple[Node, int]] = [(node, 0)]
+    while stack:
+        n, depth = stack.pop()
+        if isinstance(n, Comprehension):
+            if depth + 1 > limit:
+                return n
+            stack.append((n.target, depth))
+            stack.append((n.body, depth + 1))
+            if n.filter is not None:
+                stack.append((n.filter, depth + 1))
+            continue
+        stack.extend((c, depth) for c in children(n))
+    return None
+
+
 def _inline(n: Node, defs: Definitions, scope: frozenset[str]) -> Node:
     if isinstance(n, Ident):
         if n.name not in scope:
@@ -192,4 +215,5 @@ __all__ = [
     "InlineTooLarge",
     "inline",
     "prepare",
+    "too_deep",
 ]

@@ -21,8 +21,11 @@ class Limits:
     """Maximum nesting depth of the expression tree (&&/|| chains count as one level)."""
     max_list_elements: int = 512
     """Maximum number of elements in one list or map literal."""
-    max_comprehension_nesting: int = 2
-    """Maximum nesting of macros (all/exists/exists_one/map/filter/transform*/sortBy)."""
+    max_comprehension_nesting: int = 3
+    """Maximum nesting of macros (all/exists/exists_one/map/filter/transform*/sortBy), counted
+    once named conditions are written out. Three: "every recipient is covered by a grant whose
+    sources include the recipient's" needs it; the work is bounded by ``max_cost`` whatever the
+    nesting, this bounds only how much of it one condition can hide."""
     max_string_literal: int = 1024
     """Maximum length of one string or bytes literal."""
     max_regex_length: int = 256
