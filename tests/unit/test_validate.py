@@ -12,8 +12,33 @@ from hypothesis import strategies as st
 
 from charter.engine.validate import LIMITS, RequestError, _by_model, _common_shape, validate_request
 
+
+class _Str(str):
+    """A str subclass (it could redefine equality): never an identifier."""
+
+
+#: identifiers a hostile in-process caller sends: bytes and other non-str texts, control, format,
+#: separator and bidi characters, surrounding spaces (an inner space is valid), bad lengths
+HOSTILE_IDS = [
+    b"a1",
+    bytearray(b"a1"),
+    memoryview(b"a1"),
+    _Str("a1"),
+    "a\x00",
+    "a\n",
+    "a\r",
+    "a\t",
+    "a\u202e",
+    "\u200b",
+    "a\u2028b",
+    "\x7f",
+    " a",
+    "a ",
+    " ",
+]
 _ID = st.one_of(
-    st.sampled_from(["a", "payments-agent", "kb.read", "", "x" * 256, "x" * 257]),
+    st.sampled_from(["a", "payments-agent", "kb.read", "a b", "é—✓", "", "x" * 256, "x" * 257]),
+    st.sampled_from(HOSTILE_IDS),
     st.integers(0, 3),
     st.none(),
 )

@@ -39,8 +39,8 @@ __all__ = [
 MAX_GRANTS = 64
 #: Most values of one set or list param.
 MAX_VALUES = 256
-#: Longest text of a param value (and of a kind or an actor), in characters (a run id: see
-#: charter.engine.validate.check_run_id).
+#: Longest text of a param value (and of a kind), in characters (a run id: see
+#: charter.engine.validate.check_run_id; an actor or a label: the identifier rule, check_id).
 MAX_STRING = 1024
 
 
@@ -383,17 +383,16 @@ def grant_table(policy: CompiledPolicy, view: Any) -> GrantTable | None:
 
 
 def _check_run_id(run: Any, actor: Any, labels: Any) -> None:
-    from charter.engine.validate import check_run_id
+    from charter.engine.validate import check_id, check_run_id
     from charter.errors import RequestError
 
     check_run_id(run)  # the one rule for run ids, as context.run has it
-    if not isinstance(actor, str) or len(actor) > MAX_STRING:
-        raise RequestError(f"actor must be a text of at most {MAX_STRING} characters", "actor")
+    if actor.__class__ is not str or actor:  # "": grants for any actor of the run
+        check_id(actor, "actor")  # the one rule for ids, as actor.id has it
     if not isinstance(labels, (list, tuple, frozenset, set)) or len(labels) > MAX_VALUES:
-        raise RequestError(f"labels must be a list of at most {MAX_VALUES} texts", "labels")
+        raise RequestError(f"labels must be a list of at most {MAX_VALUES} label names", "labels")
     for label in labels:
-        if not isinstance(label, str) or not label or len(label) > MAX_STRING:
-            raise RequestError("each label is a non-empty text", "labels")
+        check_id(label, "labels")  # label names, as action.labels has them
 
 
 def run_begin(engine: Any, run: str, actor: str, grants: Sequence[Any], labels: Sequence[str]) -> Run:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from charter.cel.values import EvalError
+from charter.engine.request import id_problem
 from charter.errors import RequestError
 
 __all__ = [
@@ -113,11 +114,12 @@ def _fail(where: str, msg: str) -> RequestError:
 
 
 def check_call_id(call_id: Any) -> str | None:
-    """``action.call_id``: None or an id of 1 to 256 characters."""
+    """``action.call_id``: None or an identifier (the request's one rule, request.id_ok)."""
     if call_id is None:
         return None
-    if call_id.__class__ is not str or not 0 < len(call_id) <= MAX_PATH:
-        raise _fail("action.call_id", f"an id of 1 to {MAX_PATH} characters")
+    problem = id_problem(call_id)
+    if problem is not None:
+        raise _fail("action.call_id", problem)
     return call_id
 
 

@@ -30,7 +30,7 @@ from charter.engine.policy import CompiledPolicy
 from charter.engine.runlabels import entered_labels, label_marks
 from charter.engine.settle import keep_call_facts, label_checks, store_call_lookup
 from charter.engine.stateful import RUN_TTL_S, mark_matches
-from charter.engine.validate import check_run_id, validate_request
+from charter.engine.validate import check_run_id, id_ok, id_problem, id_rule, validate_request
 from charter.engine.view import build_view
 from charter.enums import ActionKind
 from charter.errors import RequestError, RunImportError, UnknownRun
@@ -128,8 +128,8 @@ def _checked(
             raise _fail("events must be in time order and not before the run's last entry", i)
         last = float(at)
         labels = ev.get("labels", [])
-        if not isinstance(labels, list) or not all(isinstance(x, str) and 0 < len(x) <= 256 for x in labels):
-            raise _fail("labels: a list of texts", i)
+        if not isinstance(labels, list) or not all(x.__class__ is str and id_ok(x) for x in labels):
+            raise _fail(f"labels: a list of label names ({id_rule()})", i)
         result = ev.get("result")
         if result is not None and not isinstance(result, Mapping):
             raise _fail("result: an object (field name -> value)", i)
@@ -170,8 +170,9 @@ def import_run(
         check_run_id(run)
     except RequestError as exc:
         raise _fail(str(exc)) from None
-    if not isinstance(actor, str) or not actor or len(actor) > 256:
-        raise _fail("actor: a text of 1 to 256 characters")
+    problem = id_problem(actor)  # the one rule for ids, as actor.id has it
+    if problem is not None:
+        raise _fail(f"actor: {problem}")
     if charge:
         raise _fail("charge=True (counting budgets and rates for imported calls) is not supported yet")
     if not isinstance(events, list | tuple):

@@ -16,8 +16,12 @@ INVARIANT: the shape tier accepts only what the model tier accepts, with an equa
 The value rules (docs/security.md, "Request limits"): every number is finite (JSON has no NaN or
 Infinity; a NaN in ``args.amount > 10000`` would make the comparison false and let a payment
 through a gate); integers fit in 64 bits; strings, containers, nesting and the total number of
-values are capped; a cost is a finite amount in ``[0, MAX_AMOUNT]``. Whether a cost's unit is
-declared depends on the policy and is checked by the engine (:func:`check_cost_units`).
+values are capped; a cost is a finite amount in ``[0, MAX_AMOUNT]``; every identifier (actor id,
+roles, chain, human, target, label names, call id, workflow, tenant, env, approval, idempotency
+key, trace id, a signal's source and kind) is an exact ``str`` of 1 to 256 printable characters
+without a leading or trailing space (``request.id_ok``; run ids have more rules: ``run_id_ok``).
+Whether a cost's unit is declared depends on the policy and is checked by the engine
+(:func:`check_cost_units`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from charter.engine.provenance import Entry, check_call_id, check_provenance
-from charter.engine.request import MAX_ID, MAX_ITEMS, Request
+from charter.engine.request import (
+    MAX_ID,
+    MAX_ITEMS,
+    MAX_TRACE_ID,
+    Request,
+    check_id,
+    id_ok,
+    id_problem,
+    id_rule,
+)
 from charter.enums import ActionKind
 from charter.errors import RequestError, SettleError
 from charter.jsonenc import compact_encoder
@@ -44,7 +57,11 @@ __all__ = [
     "ValidRequest",
     "check_amounts",
     "check_cost_units",
+    "check_id",
     "check_run_id",
+    "id_ok",
+    "id_problem",
+    "id_rule",
     "run_id_ok",
     "validate_request",
 ]
@@ -375,10 +392,7 @@ def check_settlement(
     if isinstance(labels, str) or not isinstance(labels, list | tuple) or len(labels) > MAX_ITEMS:
         raise SettleError(f"labels must be a list of at most {MAX_ITEMS} label names", "labels")
     for lab in labels:
-        if not isinstance(lab, str) or not 0 < len(lab) <= MAX_ID:
-            raise SettleError(
-                f"labels: a label is a name of 1 to {MAX_ID} characters, not {lab!r:.40}", "labels"
-            )
+        check_id(lab, "labels", SettleError)  # label names, as action.labels has them
     return amounts, outcome, tuple(labels)
 
 
@@ -408,7 +422,9 @@ def _by_model(request: Mapping[str, Any]) -> ValidRequest:
         first = exc.errors()[0]
         loc = ".".join(str(x) for x in first["loc"]) or "(request)"
         more = len(exc.errors()) - 1
-        msg = f"request field '{loc}': {first['msg']}"
+        # a rule of this package (the identifier rule) is worded as it is, without pydantic's prefix
+        said = first["ctx"]["error"] if first["type"] == "value_error" else first["msg"]
+        msg = f"request field '{loc}': {said}"
         if more:
             msg += f" (and {more} more problem{'s' if more > 1 else ''})"
         raise RequestError(msg, loc) from None
@@ -438,12 +454,12 @@ def _by_model(request: Mapping[str, Any]) -> ValidRequest:
 
 
 def _ids(v: Any) -> tuple[str, ...] | None:
-    """A list of short strings (roles, chain, labels) as a tuple, or None."""
+    """A list of identifiers (roles, chain, labels) as a tuple, or None."""
     c = v.__class__
     if (c is not list and c is not tuple) or len(v) > MAX_ITEMS:
         return None
     for x in v:
-        if x.__class__ is not str or len(x) > MAX_ID:
+        if x.__class__ is not str or (x not in _IDS and not _new_id(x)):
             return None
     return tuple(v)
 
@@ -481,9 +497,30 @@ def _scalars_ok(d: dict[str, Any]) -> int:
 
 
 _NO: Any = object()
-assert MAX_ID == 256 and LIMITS.max_string == 262144 and LIMITS.max_chars > 3 * 262144, (
-    "the shape tier spells these limits out"
-)
+#: identifiers (exact ``str``) the shape tier has found valid: a cache, never a record (bounded,
+#: emptied when full). Why: the identifier rule (request.id_ok) costs ~1,000 instructions per id
+#: checked inline (``str.isprintable`` walks every character; a ``str`` subscript for each end
+#: costs ~350), a set lookup ~100, and orchestrators send the same few ids (agents, tools, roles,
+#: envs) again and again. Only an exact ``str`` is looked up: a subclass could redefine equality.
+_IDS: set[str] = set()
+#: (at most ~4 MiB of ids of 256 characters; a caller that sends new ids all the time only makes
+#: the shape tier check each one, as it would without the cache)
+_IDS_MAX = 4096
+
+
+def _new_id(v: str) -> bool:
+    """Whether ``v`` (an exact ``str``) is a valid identifier; a valid one is remembered in _IDS."""
+    if not id_ok(v):
+        return False
+    if len(_IDS) >= _IDS_MAX:
+        _IDS.clear()
+    _IDS.add(v)
+    return True
+
+
+assert (
+    MAX_ID == 256 and MAX_TRACE_ID == 128 and LIMITS.max_string == 262144 and LIMITS.max_chars > 3 * 262144
+), "the shape tier spells these limits out"
 
 
 def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
@@ -503,10 +540,13 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
         target = action["target"]
     except (KeyError, TypeError):
         return None
-    # (truth tests before lengths: an empty string is refused without a len() call)
-    if aid.__class__ is not str or target.__class__ is not str or not aid or not target:
-        return None
-    if len(aid) > 256 or len(target) > 256:
+    # the identifier rule: an id seen valid is one set lookup (_IDS), a new one is checked once
+    if (
+        aid.__class__ is not str
+        or target.__class__ is not str
+        or (aid not in _IDS and not _new_id(aid))
+        or (target not in _IDS and not _new_id(target))
+    ):
         return None
     r = _new(ValidRequest)
     r.call_id, r.provenance = None, _EMPTY
@@ -522,7 +562,7 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
         roles = get("roles", _NO)
         if roles.__class__ is list and len(roles) == 1:  # the usual shape: one role
             role = roles[0]
-            if role.__class__ is not str or len(role) > 256:
+            if role.__class__ is not str or (role not in _IDS and not _new_id(role)):
                 return None
             r.roles = (role,)
         elif roles is _NO:
@@ -551,7 +591,9 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
             else:
                 return None
             human = get("human")
-            if human is not None and (human.__class__ is not str or len(human) > 256):
+            if human is not None and (
+                human.__class__ is not str or (human not in _IDS and not _new_id(human))
+            ):
                 return None
             r.human = human
         if attrs.__class__ is not dict:
@@ -631,15 +673,18 @@ def _common_shape(d: dict[str, Any]) -> ValidRequest | None:
         for k, v in ctx.items():
             if k in _CTX_FIXED:
                 if v is not None:
-                    if v.__class__ is not str or len(v) > 256:
+                    if v.__class__ is not str:
                         return None
                     # (a store per name, not setattr: fewer instructions)
-                    if k == "env":
-                        r.env = v
-                    elif k == "run":
+                    if k == "run":
+                        # a run id is new for each run (not cached); its rule implies the id rule
                         if not run_id_ok(v):
                             return None  # the model tier words it
                         r.run = v
+                    elif v not in _IDS and not _new_id(v):
+                        return None
+                    elif k == "env":
+                        r.env = v
                     elif k == "workflow":
                         r.workflow = v
                     else:
@@ -705,10 +750,10 @@ def _rest(d: dict[str, Any], r: ValidRequest) -> ValidRequest | None:
     else:
         return None
     approval, key, tid = d.get("approval"), d.get("idempotency_key"), d.get("trace_id")
-    for v in (approval, key):
-        if v is not None and (v.__class__ is not str or len(v) > MAX_ID):
+    for v in (approval, key):  # (new for each request: not cached)
+        if v is not None and (v.__class__ is not str or not id_ok(v)):
             return None
-    if tid is not None and (tid.__class__ is not str or len(tid) > 128):
+    if tid is not None and (tid.__class__ is not str or not id_ok(tid, MAX_TRACE_ID)):
         return None
     r.approval, r.idempotency_key, r.trace_id = approval, key, tid
     return r
@@ -730,7 +775,9 @@ def _signals(sigs: Any) -> tuple[dict[str, Any], ...] | None:
         c = score.__class__
         if (c is not int and c is not float) or score - score != 0:
             return None
-        if len(src) > MAX_ID or len(knd) > MAX_ID or len(sev) > 32 or len(note) > 4096:
+        if len(sev) > 32 or len(note) > 4096:
+            return None
+        if (src not in _IDS and not _new_id(src)) or (knd not in _IDS and not _new_id(knd)):
             return None
         out.append({"source": src, "kind": knd, "severity": sev, "score": float(score), "note": note})
     return tuple(out)

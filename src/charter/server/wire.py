@@ -42,7 +42,9 @@ class BeginRunRequest(_Strict):
     """Declare a run's grants and first labels before it does anything (POST /v1/runs)."""
 
     run: str = Field(min_length=1, max_length=256, description="Run id (checked as context.run is)")
-    actor: str = Field(default="", max_length=1024)
+    actor: str = Field(
+        default="", max_length=256, description="The run's actor (an identifier; empty: any actor of the run)"
+    )
     grants: list[dict[str, Any]] = Field(
         default_factory=list, max_length=64, description='Grant instances: {"kind": KIND, PARAM: VALUE, ...}'
     )
