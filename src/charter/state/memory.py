@@ -89,6 +89,9 @@ class _Budget:
     expires_at: float | None = None
     spends: Series = field(default_factory=Series)
     holds: Holds = field(default_factory=Holds)
+    #: when the last hold record on it is forgotten (its expiry + HOLD_RETAIN_S): till then a
+    #: commit or a replay may read the budget, so it is never reclaimed before
+    retain: float = float("-inf")
 
 
 @dataclass(slots=True)  # one per reservation: no instance dict
@@ -158,6 +161,19 @@ class _Run:
         return None if n is None else n - self.dropped
 
 
+def _budget_due(b: _Budget) -> float:
+    """When a budget reads as absent ((0, 0), as a new one does) for good, and no hold record
+    refers to it; ``inf``: not while it keeps a charge (an all-time budget's total)."""
+    if b.expires_at is not None:
+        due = b.expires_at + BUDGET_GRACE_S
+    elif b.rolling_s is not None:
+        newest = b.spends.newest()
+        due = float("-inf") if newest is None else newest + 2 * b.rolling_s
+    else:
+        due = float("-inf") if b.total == 0 else float("inf")
+    return due if due > b.retain else b.retain
+
+
 class MemoryStore:
     """Dictionaries under a lock; single process only.
 
@@ -176,7 +192,12 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._windows: dict[str, Series] = {}
         self._members: dict[str, Members] = {}
+        #: (due, is members, key, window_s): one entry per rate window, due when its newest entry
+        #: may be past every window a hit still counts (MemoryStore._reclaim_windows)
+        self._window_expiry: list[tuple[float, bool, str, float]] = []
         self._budgets: dict[str, _Budget] = {}
+        #: (due, key): one entry per budget, due when it may read as absent (_reclaim_budgets)
+        self._budget_expiry: list[tuple[float, str]] = []
         self._holds: dict[str, _Hold] = {}
         self._hold_expiry: list[tuple[float, str]] = []  # (forget after, hold id), a heap
         self._runs: dict[str, _Run] = {}
@@ -284,6 +305,7 @@ class MemoryStore:
             members = self._members.get(op.key)
             if members is None:
                 members = self._members[op.key] = Members()
+                self._new_window(True, op.key, op.window_s, now)
             members.prune(lo - prune_margin(op.window_s))
             total = members.count_after(lo)
             t_old = members.get(op.member)
@@ -298,17 +320,67 @@ class MemoryStore:
             win = self._windows.get(op.key)
             if win is None:
                 win = self._windows[op.key] = Series()
+                self._new_window(False, op.key, op.window_s, now)
             total, limited = win.hit(lo - prune_margin(op.window_s), lo, now, op.amount, op.limit)
         tripped = op.trip_above is not None and total > op.trip_above
         return HitResult(op.key, total, limited, tripped)
 
+    def _new_window(self, members: bool, key: str, window_s: float, now: float) -> None:
+        """Queue a new rate window (made by a hit at ``now``), first reclaiming the windows due."""
+        heap = self._window_expiry
+        if heap and heap[0][0] <= now:
+            self._reclaim_windows(now)
+        heapq.heappush(heap, (now + window_s + prune_margin(window_s), members, key, window_s))
+
+    def _reclaim_windows(self, now: float) -> None:
+        """Drop the rate windows whose every entry a hit at ``now`` would prune (stamped at or
+        before ``now - window_s - prune_margin(window_s)``): an empty window reads as no window.
+        One still holding a newer entry is queued again at its newest entry's due time."""
+        heap, series, members = self._window_expiry, self._windows, self._members
+        while heap and heap[0][0] <= now:
+            _, is_members, key, w = heapq.heappop(heap)
+            table: dict[str, Any] = members if is_members else series
+            win = table.get(key)
+            if win is None:
+                continue
+            newest = win.newest()
+            margin = w + prune_margin(w)
+            if newest is None or newest <= now - margin:
+                del table[key]
+            else:
+                heapq.heappush(heap, (newest + margin, is_members, key, w))
+
     def _budget(self, key: str, now: float) -> _Budget:
         b = self._budgets.get(key)
         if b is not None and b.expires_at is not None and now >= b.expires_at + BUDGET_GRACE_S:
-            b = None
-        if b is None:
+            # (its entry is still queued: it follows the new one, kept while a hold on the old
+            # one is: a commit of that hold books onto the key as it is then)
+            b = self._budgets[key] = _Budget(retain=b.retain)
+        elif b is None:
+            heap = self._budget_expiry
+            if heap and heap[0][0] < now:  # (strictly: not one this batch made, still in use)
+                self._reclaim_budgets(now)
             b = self._budgets[key] = _Budget()
+            heapq.heappush(heap, (now, key))  # (an empty budget: gone once no hold needs it)
         return b
+
+    def _reclaim_budgets(self, now: float) -> None:
+        """Drop the budgets that read as absent at ``now`` and that no kept hold record refers to
+        (a calendar period past its grace; a rolling budget whose spends are all past twice its
+        window; one never charged): reading one gives (0, 0) as reading no budget does. A budget
+        that may still count is queued again."""
+        self._gc(now)  # (hold records past their retention first: none then refers to a dropped budget)
+        heap, budgets = self._budget_expiry, self._budgets
+        while heap and heap[0][0] < now:
+            _, key = heapq.heappop(heap)
+            b = budgets.get(key)
+            if b is None:
+                continue
+            due = _budget_due(b)
+            if due < now:
+                del budgets[key]
+            else:
+                heapq.heappush(heap, (min(due, now + BUDGET_GRACE_S), key))
 
     @staticmethod
     def _used_reserved(b: _Budget, now: float) -> tuple[int, int]:
@@ -337,13 +409,16 @@ class MemoryStore:
         result = ReserveResult(all_ok, tuple(statuses), False)
         if all_ok:
             exp = now + op.ttl_s
+            retain = exp + HOLD_RETAIN_S
             for line in op.lines:
                 b = self._budgets[line.key]
                 b.expires_at = line.expires_at
                 b.holds.add(op.hold_id, line.amount, exp)
+                if retain > b.retain:
+                    b.retain = retain
             self._holds[op.hold_id] = _Hold(op.lines, exp, result)
             heap = self._hold_expiry
-            heapq.heappush(heap, (exp + HOLD_RETAIN_S, op.hold_id))
+            heapq.heappush(heap, (retain, op.hold_id))
             if heap[0][0] <= now:  # (holds never committed are forgotten too, not only on commit)
                 self._gc(now)
         return result
@@ -623,6 +698,20 @@ class MemoryStore:
             return [
                 _thaw(d) for (k, _), (_, d, exp) in sorted(self._records.items()) if k == kind and exp > t
             ]
+
+    def entry_counts(self) -> dict[str, int]:
+        """Entries kept, per kind (tests/state/test_bounded.py; never on the decide path): what
+        docs/state.md bounds. Expired ones are counted until they are reclaimed."""
+        with self._lock:
+            return {
+                "windows": len(self._windows) + len(self._members),
+                "budgets": len(self._budgets),
+                "holds": len(self._holds),
+                "runs": len(self._runs),
+                "idempotency": len(self._idem),
+                "records": len(self._records),
+                "stops": len(self._stops),
+            }
 
     def ping(self) -> None:
         return None

@@ -18,6 +18,7 @@ from charter.state.grant_ops import apply_with_grants, decode_grants, encode_gra
 from charter.state.sqlite_batch import PRUNE_P, line_state, load_run, put_record
 from charter.state.sqlite_schema import FUSED, SCHEMA, map_sqlite_error, migrate
 from charter.state.types import (
+    BUDGET_GRACE_S,
     EMPTY_RUN,
     HISTORY_CAP,
     HOLD_RETAIN_S,
@@ -165,6 +166,17 @@ class SQLiteStore:
             "WHERE x.key=hold_lines.key AND x.rb IS NOT NULL AND hold_lines.expires_at>x.rb)",
             (now,),
         )
+        # budgets that read as absent (docs/state.md "What each store keeps"): a calendar period
+        # past its grace, a rolling budget whose spends are all past the pruning (twice its
+        # window), neither with a hold line left (a missing row reads its live holds from them)
+        db.execute(
+            "DELETE FROM budgets WHERE NOT EXISTS (SELECT 1 FROM hold_lines h WHERE h.key=budgets.key) "
+            "AND (expires_at+?2<=?1 OR (expires_at IS NULL AND rolling_s IS NOT NULL AND NOT EXISTS "
+            "(SELECT 1 FROM spends x WHERE x.key=budgets.key AND x.t>?1-2*budgets.rolling_s)))",
+            (now, BUDGET_GRACE_S),
+        )
+        # (spends of a key without a row are never read: line_state)
+        db.execute("DELETE FROM spends WHERE NOT EXISTS (SELECT 1 FROM budgets b WHERE b.key=spends.key)")
         db.execute("DELETE FROM idem WHERE expires_at<=?", (now,))
         # a running sum is only a cache of its hits: one collected is rebuilt by its next hit
         db.execute("DELETE FROM wsums WHERE b<=?", (now - WSUM_IDLE_S,))
@@ -401,6 +413,28 @@ class SQLiteStore:
             ).fetchall()
         )
         return [json.loads(r[0]) for r in rows]
+
+    def entry_counts(self) -> dict[str, int]:
+        """Rows kept, per kind (tests/state/test_bounded.py; never on the decide path): what
+        docs/state.md bounds. Expired ones are counted until a sweep deletes them."""
+
+        def go(db: sqlite3.Connection) -> dict[str, int]:
+            one = "SELECT count(*) FROM "
+            return {
+                kind: int(db.execute(one + table).fetchone()[0])
+                for kind, table in (
+                    ("windows", "(SELECT DISTINCT key FROM hits UNION SELECT DISTINCT key FROM members)"),
+                    ("budgets", "budgets"),
+                    ("spends", "spends"),
+                    ("holds", "holds"),
+                    ("runs", "runs"),
+                    ("idempotency", "idem"),
+                    ("records", "records"),
+                    ("stops", "stops"),
+                )
+            }
+
+        return self._read(go)
 
     def ping(self) -> None:
         """Read the schema and the first row of every table: ``SELECT 1`` succeeds on a file whose

@@ -29,6 +29,10 @@ class Series:
     def __len__(self) -> int:
         return len(self._times) - self._start
 
+    def newest(self) -> float | None:
+        """The time of the newest entry kept (None: none is)."""
+        return self._times[-1] if len(self._times) > self._start else None
+
     def _before(self, i: int) -> int:
         return self._cum[i - 1] if i > 0 else self._base
 
@@ -91,6 +95,13 @@ class Members:
 
     def get(self, member: str) -> float | None:
         return self._seen.get(member)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def newest(self) -> float | None:
+        """The time the most recently seen member was seen (None: no member is kept)."""
+        return self._order[-1][0] if self._order else None
 
     def count_after(self, lo: float) -> int:
         order = self._order

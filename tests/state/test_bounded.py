@@ -1,0 +1,199 @@
+"""State a store keeps stays bounded under key churn, and reclaiming never changes an answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from charter.state import Batch, BudgetLine, HitOp, ReserveOp, StateStore
+from charter.state.memory import MemoryStore
+from charter.state.sqlite import SQLiteStore
+from charter.state.types import BUDGET_GRACE_S, HOLD_RETAIN_S
+
+pytestmark = pytest.mark.timeout(120)
+
+T0 = 1_800_000_000.0
+#: one tick: well above every store's time resolution (Redis keeps times to the microsecond)
+TICK = 0.01
+
+
+def _hit(store: StateStore, now: float, key: str, window: float, member: str | None = None) -> int:
+    return store.apply(Batch(now=now, hits=(HitOp(key, window, member=member),))).hits[0].total
+
+
+def _reserve(store: StateStore, now: float, hold: str, line: BudgetLine, ttl: float = 5.0) -> bool:
+    res = store.apply(Batch(now=now, reserve=ReserveOp(hold, (line,), ttl))).reserve
+    assert res is not None
+    return res.ok
+
+
+def _churn(store: StateStore, now: float, tag: str, n: int = 8) -> None:
+    """New keys of every kind at ``now``: what makes a store reclaim (the memory store does so
+    when a key is made)."""
+    for i in range(n):
+        _hit(store, now, f"rl:churn:{tag}:{i}", 1.0)
+        _hit(store, now, f"rm:churn:{tag}:{i}", 1.0, member="m")
+        _reserve(store, now, f"h:churn:{tag}:{i}", BudgetLine(f"b:churn:{tag}:{i}", 10, 20))  # refused
+    if isinstance(store, SQLiteStore):  # its sweep (every 2,000 batches), now
+        with store._tx() as db:
+            store._gc(db, now)
+
+
+# ---------------------------------------------------------------- answers at the edges
+W = 10.0  # a window; its entries are kept (and pruned past) W + max(W, 1 s) = 20 s after their hit
+EDGES = [W - TICK, W, W + TICK, 2 * W - TICK, 2 * W, 2 * W + TICK, 1000.0]
+
+
+@pytest.mark.parametrize("member", [None, "m1"])
+def test_a_window_reads_the_same_around_its_edges_with_reclaiming(
+    store: StateStore, member: str | None
+) -> None:
+    """A hit at T0, then (after new keys made at that time, which reclaim what is due) a hit at
+    each edge of its window and of its pruning: the T0 hit counts iff it is inside the window."""
+    for i in range(len(EDGES)):
+        assert _hit(store, T0, f"rl:edge:{i}", W, member) == 1
+    for i, dt in enumerate(EDGES):
+        now = T0 + dt
+        _churn(store, now, str(i))
+        inside = now - W < T0
+        other = None if member is None else "m2"
+        assert _hit(store, now, f"rl:edge:{i}", W, other) == (2 if inside else 1), dt
+
+
+@pytest.mark.parametrize("dt", [-TICK, 0.0, TICK])
+def test_a_calendar_budget_reads_the_same_around_its_grace_end_with_reclaiming(
+    store: StateStore, dt: float
+) -> None:
+    end = T0 + 100
+    line = BudgetLine("b:day:edge", limit=50, amount=40, expires_at=end)
+    assert _reserve(store, T0, "cal1", line)
+    assert store.commit("cal1", 40, now=T0 + 1).ok
+    gone = end + BUDGET_GRACE_S  # the period reads as absent from here
+    now = gone + dt
+    _churn(store, now, "a")
+    want = (40, 0) if now < gone else (0, 0)
+    assert store.budget_status([line.key], now=now)[line.key] == want
+    _churn(store, now + TICK / 2, "b")
+    assert _reserve(store, now + TICK / 2, "cal2", line) == (now + TICK / 2 >= gone)
+
+
+@pytest.mark.parametrize("dt", [-TICK, 0.0, TICK])
+def test_a_rolling_budget_reads_the_same_around_its_window_with_reclaiming(
+    store: StateStore, dt: float
+) -> None:
+    roll = 10.0
+    line = BudgetLine("b:roll:edge", limit=50, amount=40, rolling_s=roll)
+    assert _reserve(store, T0, "ro1", line)
+    assert store.commit("ro1", 40, now=T0).ok
+    for edge in (roll, 2 * roll):  # out of the window; past the pruning of its spends
+        now = T0 + edge + dt
+        _churn(store, now, f"{edge}:{dt}")
+        want = (40, 0) if now - roll < T0 else (0, 0)
+        assert store.budget_status([line.key], now=now)[line.key] == want, edge
+
+
+def test_a_commit_reads_its_budget_while_its_hold_is_kept() -> None:
+    """A hold record is kept HOLD_RETAIN_S past its expiry: until then its budget is kept too,
+    even when the period ended (a commit and a replayed commit read it)."""
+    store = MemoryStore()
+    end = T0 + 10
+    line = BudgetLine("b:day:held", limit=100, amount=40, expires_at=end)
+    assert _reserve(store, T0, "kept", line, ttl=3 * BUDGET_GRACE_S)
+    later = end + 2 * BUDGET_GRACE_S
+    _churn(store, later, "x")
+    got = store.commit("kept", 30, now=later)
+    assert got.ok and got.lines[0].used == 30
+    again = store.commit("kept", 30, now=later + 1)
+    assert again.ok and again.already and again.lines[0].used == 30
+    _churn(store, T0 + 3 * BUDGET_GRACE_S + HOLD_RETAIN_S + 1, "y")
+    assert "b:day:held" not in store._budgets
+    assert not store.commit("kept", 30, now=T0 + 3 * BUDGET_GRACE_S + HOLD_RETAIN_S + 2).found
+
+
+def test_a_hold_on_a_past_period_keeps_the_key_after_a_refused_reset() -> None:
+    """A reservation refused on a period past its grace starts the key afresh (nothing charged):
+    the key is still kept while a hold of the old period may be committed."""
+    store = MemoryStore()
+    end = T0 + 10
+    line = BudgetLine("b:day:reset", limit=100, amount=40, expires_at=end)
+    assert _reserve(store, T0, "old", line, ttl=3 * BUDGET_GRACE_S)
+    gone = end + BUDGET_GRACE_S + 1
+    assert not _reserve(store, gone, "big", BudgetLine(line.key, 100, 500, expires_at=end))
+    _churn(store, gone + 1, "x")
+    assert store.commit("old", 30, now=gone + 2).ok
+    assert store.ledger_total(line.key) == 30
+
+
+# ---------------------------------------------------------------- churn
+N = 20_000
+
+
+def test_memory_store_entries_stay_bounded_under_key_churn() -> None:
+    """20,000 distinct counter, distinct-member and budget keys (calendar periods, rolling,
+    refused), 100 a second: the windows kept never exceed what two windows' worth of hits
+    made; once the clock passes every window, period and hold retention, (nearly) none are left."""
+    store = MemoryStore()
+    peak = 0
+    for i in range(N):
+        now = T0 + i / 100
+        _hit(store, now, f"rl:a:{i}", 1.0)
+        _hit(store, now, f"rm:a:{i}", 1.0, member=f"m{i}")
+        if i % 4 == 0:  # a budget per period: a new key each period
+            cal = BudgetLine(f"b:day:{i}", 100, 10, expires_at=now + 1)
+            assert _reserve(store, now, f"c{i}", cal)
+            assert store.commit(f"c{i}", 10, now=now).ok
+        elif i % 4 == 1:
+            roll = BudgetLine(f"b:roll:{i}", 100, 10, rolling_s=1.0)
+            assert _reserve(store, now, f"r{i}", roll)
+            assert store.commit(f"r{i}", 10, now=now).ok
+        elif i % 4 == 2:
+            assert not _reserve(store, now, f"x{i}", BudgetLine(f"b:no:{i}", 5, 10))
+        peak = max(peak, store.entry_counts()["windows"])
+    # 100 keys a second of each kind, each kept its window (1 s) plus its margin (1 s)
+    assert peak <= 2 * (2 * 100 + 2)
+    counts = store.entry_counts()
+    assert counts["budgets"] <= N // 2 + 1  # calendar and rolling ones: their holds are kept
+    end = T0 + N / 100 + HOLD_RETAIN_S + BUDGET_GRACE_S + 10
+    _churn(store, end, "end", n=1)
+    counts = store.entry_counts()
+    assert counts["windows"] <= 2
+    assert counts["budgets"] <= 1
+    assert counts["holds"] <= 1
+
+
+def test_an_all_time_budget_is_kept() -> None:
+    store = MemoryStore()
+    line = BudgetLine("b:all", limit=100, amount=30)
+    assert _reserve(store, T0, "a1", line) and store.commit("a1", 30, now=T0).ok
+    _churn(store, T0 + 10 * HOLD_RETAIN_S, "later")
+    assert store.budget_status(["b:all"], now=T0 + 10 * HOLD_RETAIN_S + 1)["b:all"] == (30, 0)
+    assert store.ledger_total("b:all") == 30
+
+
+def test_sqlite_sweep_drops_the_budgets_that_read_as_absent(tmp_path: Path) -> None:
+    """Calendar periods past their grace and rolling budgets past twice their window (with no
+    hold line left) go at the sweep with their spends; an all-time budget stays."""
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    n = 2_000
+    for i in range(n):
+        now = T0 + i / 100
+        cal = BudgetLine(f"b:day:{i}", 100, 10, expires_at=now + 1)
+        roll = BudgetLine(f"b:roll:{i}", 100, 10, rolling_s=1.0)
+        for hold, line in ((f"c{i}", cal), (f"r{i}", roll)):
+            assert _reserve(store, now, hold, line)
+            assert store.commit(hold, 10, now=now).ok
+    assert _reserve(store, T0, "all", BudgetLine("b:all", 100, 30))
+    assert store.commit("all", 30, now=T0).ok
+    assert store.entry_counts()["budgets"] > n  # (the sweep every 2,000 batches dropped some)
+    end = T0 + n / 100 + HOLD_RETAIN_S + BUDGET_GRACE_S + 10
+    with store._tx() as db:
+        store._gc(db, end)
+    counts = store.entry_counts()
+    assert counts["budgets"] == 1 and counts["spends"] == 0 and counts["holds"] == 0
+    assert store.budget_status(["b:all", "b:day:7", "b:roll:7"], now=end) == {
+        "b:all": (30, 0),
+        "b:day:7": (0, 0),
+        "b:roll:7": (0, 0),
+    }
+    store.close()
