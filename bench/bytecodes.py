@@ -42,24 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     if args.agents:
         return _agents(args)
-    import charter
-    from bench.peers.charter_engine import charter_policy_text
-    from bench.workload import build_requests, build_world
+    from bench.instr import engine_workload
 
-    world = build_world(args.rules)
-    engine = charter.Engine(charter.loads(charter_policy_text(world)))
-    actors = {
-        name: {"id": name, "roles": [a["role"]], "attributes": {"clearance": a["clearance"]}}
-        for name, a in world.agents.items()
-    }
-    reqs = [
-        {
-            "actor": actors[r["agent"]],
-            "action": {"kind": "call", "target": r["tool"], "args": {"amount": r["amount"]}},
-            "context": {"env": r["env"]},
-        }
-        for r in build_requests(world)
-    ]
+    engine, reqs = engine_workload(args.rules)
     if args.outcome:
         reqs = [r for r in reqs if engine.decide(r).outcome.value == args.outcome]
     for r in reqs:
@@ -96,17 +81,9 @@ def main(argv: list[str] | None = None) -> int:
 def _agents(args: argparse.Namespace) -> int:
     """The agents workload's decisions under the tracer (see the module docstring)."""
     import charter
-    from bench.agents.policysets import CORPUS, POLICY_SETS
-    from bench.agents.runner import run_scenario
-    from bench.agents.scenario import load_corpus
-    from bench.agents.workload import build_runs
+    from bench.instr import agents_workload
 
-    ps = POLICY_SETS[args.agents]
-    corpus = load_corpus(CORPUS)
-    policy = charter.load(ps.policy_path())
-    work = build_runs(corpus, args.runs)
-    for br in work:  # warm-up: imports, plans, CEL caches
-        run_scenario(policy, ps, corpus, br.scenario)
+    policy, play = agents_workload(args.agents, args.runs)
     by_fn: collections.Counter[tuple[str, str]] = collections.Counter()
     by_line: collections.Counter[tuple[str, str, int]] = collections.Counter()
     calls: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -154,8 +131,7 @@ def _agents(args: argparse.Namespace) -> int:
 
     charter.Engine.decide = decide  # type: ignore[method-assign]
     try:
-        for br in work:
-            run_scenario(policy, ps, corpus, br.scenario)
+        play()
     finally:
         charter.Engine.decide = original  # type: ignore[method-assign]
     n = max(count[0], 1)

@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.instr import callback_instructions, counted  # noqa: E402
+from bench.instr import agents_workload, callback_instructions, counted, engine_workload  # noqa: E402
 
 ENGINE_PARTS = ("empty", "decide", "validate", "pipeline", "straight")
 AGENTS_PARTS = ("empty", "decide", "validate")
@@ -97,25 +97,9 @@ def straight_check(d: Any) -> tuple[Any, ...] | None:
 
 def _engine_loop(part: str, n: int) -> None:
     """Run inside valgrind: one part over the engine bench's workload, ``n`` requests."""
-    import charter
-    from bench.peers.charter_engine import charter_policy_text
-    from bench.workload import build_requests, build_world
     from charter.engine.validate import validate_request
 
-    world = build_world(14)
-    engine = charter.Engine(charter.loads(charter_policy_text(world)))
-    actors = {
-        name: {"id": name, "roles": [a["role"]], "attributes": {"clearance": a["clearance"]}}
-        for name, a in world.agents.items()
-    }
-    reqs = [
-        {
-            "actor": actors[r["agent"]],
-            "action": {"kind": "call", "target": r["tool"], "args": {"amount": r["amount"]}},
-            "context": {"env": r["env"]},
-        }
-        for r in build_requests(world)
-    ]
+    engine, reqs = engine_workload(14)
     for r in reqs:  # warm-up: plans, CEL caches
         engine.decide(r)
         assert straight_check(r) is not None, "the straight check must accept the workload"
@@ -145,18 +129,9 @@ def _engine_loop(part: str, n: int) -> None:
 def _agents_loop(part: str, runs: int) -> None:
     """Run inside valgrind: one part over the agents suite's recorded requests."""
     import charter
-    from bench.agents.policysets import CORPUS, POLICY_SETS
-    from bench.agents.runner import run_scenario
-    from bench.agents.scenario import load_corpus
-    from bench.agents.workload import build_runs
     from charter.engine.validate import validate_request
 
-    ps = POLICY_SETS["after"]
-    corpus = load_corpus(CORPUS)
-    policy = charter.load(ps.policy_path())
-    work = build_runs(corpus, runs)
-    for br in work:  # warm-up: imports, plans, CEL caches
-        run_scenario(policy, ps, corpus, br.scenario)
+    _, play = agents_workload("after", runs)
     original = charter.Engine.decide
     seen: list[Any] = []
     box: list[Any] = [None, None, None]
@@ -176,8 +151,7 @@ def _agents_loop(part: str, runs: int) -> None:
 
     charter.Engine.decide = decide  # type: ignore[method-assign]
     try:
-        for br in work:
-            run_scenario(policy, ps, corpus, br.scenario)
+        play()
     finally:
         charter.Engine.decide = original  # type: ignore[method-assign]
 

@@ -47,9 +47,9 @@ def counted(fn: Callable[[], None]) -> Callable[[], None]:
     return run
 
 
-def _loop(rules: int, n: int) -> None:
-    """Run inside valgrind: build the engine, warm it up, decide ``n`` requests in the callback."""
-    sys.path.insert(0, str(ROOT))
+def engine_workload(rules: int) -> tuple[Any, list[dict[str, Any]]]:
+    """The engine bench's charter engine at ``rules`` rules and its requests, as dicts (not yet
+    decided: warm it up before counting)."""
     import charter
     from bench.peers.charter_engine import charter_policy_text
     from bench.workload import build_requests, build_world
@@ -68,6 +68,13 @@ def _loop(rules: int, n: int) -> None:
         }
         for r in build_requests(world)
     ]
+    return engine, reqs
+
+
+def _loop(rules: int, n: int) -> None:
+    """Run inside valgrind: build the engine, warm it up, decide ``n`` requests in the callback."""
+    sys.path.insert(0, str(ROOT))
+    engine, reqs = engine_workload(rules)
     decide = engine.decide
     for r in reqs:
         decide(r)
@@ -114,12 +121,10 @@ def _state_loop(store_name: str, n: int) -> None:
         store.close()
 
 
-def _agents_loop(policy_set: str, runs: int, writes: bool = False) -> None:
-    """Run inside valgrind: the agents workload, each decide inside the callback; prints the count.
-
-    ``writes``: only the decisions on tools outside category ``read`` are counted (the others
-    run outside the callback): the write tools are where conditions run."""
-    sys.path.insert(0, str(ROOT))
+def agents_workload(policy_set: str, runs: int) -> tuple[Any, Callable[[], None]]:
+    """The agents suite's compiled policy for ``policy_set`` and a function that plays ``runs``
+    runs of its workload (bench/agents), played once already to warm up (imports, plans, CEL
+    caches)."""
     import charter
     from bench.agents.policysets import CORPUS, POLICY_SETS
     from bench.agents.runner import run_scenario
@@ -130,8 +135,24 @@ def _agents_loop(policy_set: str, runs: int, writes: bool = False) -> None:
     corpus = load_corpus(CORPUS)
     policy = charter.load(ps.policy_path())
     work = build_runs(corpus, runs)
-    for br in work:  # warm-up: imports, plans, CEL caches
-        run_scenario(policy, ps, corpus, br.scenario)
+
+    def play() -> None:
+        for br in work:
+            run_scenario(policy, ps, corpus, br.scenario)
+
+    play()
+    return policy, play
+
+
+def _agents_loop(policy_set: str, runs: int, writes: bool = False) -> None:
+    """Run inside valgrind: the agents workload, each decide inside the callback; prints the count.
+
+    ``writes``: only the decisions on tools outside category ``read`` are counted (the others
+    run outside the callback): the write tools are where conditions run."""
+    sys.path.insert(0, str(ROOT))
+    import charter
+
+    policy, play = agents_workload(policy_set, runs)
     original = charter.Engine.decide
     box: list[Any] = [None, None, None]
     count = [0]
@@ -154,8 +175,7 @@ def _agents_loop(policy_set: str, runs: int, writes: bool = False) -> None:
         return box[2]
 
     charter.Engine.decide = decide  # type: ignore[method-assign]
-    for br in work:
-        run_scenario(policy, ps, corpus, br.scenario)
+    play()
     print(f"decisions={count[0]}")
 
 
