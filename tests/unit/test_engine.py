@@ -266,7 +266,7 @@ def test_malformed_request_names_the_field() -> None:
     p = charter.loads('tool t {}\npermit p { action call t reason "x" }\n')
     with pytest.raises(RequestError) as info:
         charter.Engine(p).decide({"actor": {"id": "a"}, "action": {"target": 5}})
-    assert str(info.value) == "request field 'action.target': Input should be a valid string"
+    assert str(info.value) == "request field 'action.target': an identifier is a text (str), not int"
 
 
 def test_adecide() -> None:

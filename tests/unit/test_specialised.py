@@ -231,7 +231,7 @@ _UNTRACED = Pair(charter.loads(_DECLARED_POLICY), lambda: 1_767_225_600.0)
     env=st.sampled_from([None, "dev", "prod"]),
     attributes=st.sampled_from([None, {}, {"clearance": True}, {"clearance": False}, {"team": "x"}]),
     chain=st.sampled_from([None, [], ["agent-1"]]),
-    human=st.sampled_from([None, "", "h1"]),
+    human=st.sampled_from([None, "h1", "h 2"]),  # ("" is not an identifier: a RequestError)
 )
 def test_untraced_requests_decide_the_same_either_way(
     agent: str,
