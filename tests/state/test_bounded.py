@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,118 @@ def test_sqlite_sweep_drops_the_budgets_that_read_as_absent(tmp_path: Path) -> N
         "b:roll:7": (0, 0),
     }
     store.close()
+
+
+def _window_rows(store: SQLiteStore, key: str) -> tuple[int, int, int]:
+    db = store._db
+    return tuple(  # type: ignore[return-value]
+        int(db.execute(f"SELECT count(*) FROM {t} WHERE key=?", (key,)).fetchone()[0])
+        for t in ("hits", "wsums", "members")
+    )
+
+
+def _sweep(store: SQLiteStore, now: float) -> None:
+    with store._tx() as db:
+        store._gc(db, now)
+
+
+@pytest.mark.parametrize("dt", [-TICK, 0.0, TICK])
+@pytest.mark.parametrize("member", [None, "m1"])
+def test_sqlite_sweep_drops_a_window_exactly_when_its_newest_hit_is_past_its_margin(
+    tmp_path: Path, member: str | None, dt: float
+) -> None:
+    """A window's rows (hits and running sum, or members) go at the sweep once its newest hit is
+    its window and its margin (W + max(W, 1 s)) old, not a tick before; a read right there
+    answers as it would have with the rows kept (the old hits are outside the window)."""
+    store = SQLiteStore(str(tmp_path / "w.db"))
+    for t in (T0 - 5, T0):  # (the newest hit decides)
+        _hit(store, t, "rl:sw", W, member)
+    gone = T0 + 2 * W
+    now = gone + dt
+    _sweep(store, now)
+    rows = _window_rows(store, "rl:sw")
+    if now < gone:
+        assert rows == ((0, 0, 1) if member else (2, 1, 0))
+    else:
+        assert rows == (0, 0, 0)
+    assert _hit(store, now, "rl:sw", W, None if member is None else "m2") == 1
+    store.close()
+
+
+def test_sqlite_sweep_keeps_a_window_for_its_newest_hit_when_a_later_one_lags(tmp_path: Path) -> None:
+    """A hit from a caller whose clock lags does not bring the key's sweep forward: the window
+    is kept until its newest hit (not its latest written) is past the margin."""
+    store = SQLiteStore(str(tmp_path / "l.db"))
+    assert _hit(store, T0 + 5, "rl:lag", W) == 1
+    assert _hit(store, T0, "rl:lag", W) == 2  # written after, stamped before
+    _sweep(store, T0 + 2 * W + 1)  # past the lagging hit's margin, not the newest one's
+    assert _window_rows(store, "rl:lag")[:2] == (2, 1)
+    assert _hit(store, T0 + W + 1, "rl:lag", W) == 2  # (the T0 + 5 hit counts)
+    _sweep(store, T0 + 3 * W + 1)
+    assert _window_rows(store, "rl:lag") == (0, 0, 0)
+    store.close()
+
+
+def test_sqlite_window_rows_stay_bounded_under_key_churn(tmp_path: Path) -> None:
+    """20,000 distinct counter and distinct-member keys, 100 a second: the windows kept never
+    exceed what the sweep (every 2,000 batches) leaves plus what came since; once the clock
+    passes every window and its margin, a sweep leaves none."""
+    store = SQLiteStore(str(tmp_path / "churn.db"))
+    peak = 0
+    for i in range(N):
+        now = T0 + i / 100
+        assert _hit(store, now, f"rl:a:{i}", 1.0) == 1
+        assert _hit(store, now, f"rm:a:{i}", 1.0, member=f"m{i}") == 1
+        if i % 500 == 499:
+            peak = max(peak, store.entry_counts()["windows"])
+    # a sweep every 1,000 keys of each kind (2,000 batches) keeps the last 2 s (window and margin)
+    assert peak <= 2 * (1000 + 2 * 100 + 2)
+    end = T0 + N / 100 + 2.0
+    _sweep(store, end)
+    assert store.entry_counts()["windows"] == 0
+    db = store._db
+    assert [db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("hits", "wsums", "members")] == [
+        0,
+        0,
+        0,
+    ]
+    assert _hit(store, end, "rl:a:7", 1.0) == 1
+    store.close()
+
+
+def test_a_file_whose_windows_have_no_expiry_is_migrated(tmp_path: Path) -> None:
+    """A file made before windows recorded when they are out (wsums.e, members.e) opens and keeps
+    counting its old rows; they are kept until their key is hit again, then swept with it."""
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.executescript(
+        """
+        PRAGMA journal_mode=WAL;
+        CREATE TABLE hits(key TEXT NOT NULL, t REAL NOT NULL, n INTEGER NOT NULL,
+          amount INTEGER NOT NULL, PRIMARY KEY(key, t, n)) WITHOUT ROWID;
+        CREATE TABLE wsums(key TEXT PRIMARY KEY, s INTEGER NOT NULL, b REAL NOT NULL) WITHOUT ROWID;
+        CREATE TABLE members(key TEXT NOT NULL, member TEXT NOT NULL, t REAL NOT NULL,
+          PRIMARY KEY(key, member)) WITHOUT ROWID;
+        """
+    )
+    for key in ("rl:old", "rl:idle"):
+        old.execute("INSERT INTO hits VALUES(?, ?, 1, 1)", (key, T0))
+        old.execute("INSERT INTO wsums VALUES(?, 1, ?)", (key, T0 - W))
+    old.execute("INSERT INTO members VALUES('rm:old', 'm1', ?)", (T0,))
+    old.close()
+    store = SQLiteStore(str(path))
+    for table in ("wsums", "members"):
+        assert "e" in {r[1] for r in store._db.execute(f"PRAGMA table_info({table})")}
+    _sweep(store, T0 + 1)  # nothing is out yet, and nothing old is dropped for lacking e
+    assert _window_rows(store, "rl:old") == (1, 1, 0) and _window_rows(store, "rm:old") == (0, 0, 1)
+    assert _hit(store, T0 + 1, "rl:old", W) == 2
+    assert _hit(store, T0 + 1, "rm:old", W, member="m2") == 2
+    _sweep(store, T0 + 1 + 2 * W)
+    assert _window_rows(store, "rl:old") == (0, 0, 0)
+    assert _window_rows(store, "rm:old") == (0, 0, 1)  # (m1, written before: no e)
+    assert _window_rows(store, "rl:idle") == (1, 1, 0)  # not hit since: kept as before
+    assert _hit(store, T0 + 1 + 2 * W, "rm:old", W, member="m3") == 1
+    store.close()
+    again = SQLiteStore(str(path))  # a second open finds nothing to migrate
+    assert _hit(again, T0 + 2 + 2 * W, "rl:old", W) == 1
+    again.close()

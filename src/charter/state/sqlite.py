@@ -178,8 +178,15 @@ class SQLiteStore:
         # (spends of a key without a row are never read: line_state)
         db.execute("DELETE FROM spends WHERE NOT EXISTS (SELECT 1 FROM budgets b WHERE b.key=spends.key)")
         db.execute("DELETE FROM idem WHERE expires_at<=?", (now,))
-        # a running sum is only a cache of its hits: one collected is rebuilt by its next hit
-        db.execute("DELETE FROM wsums WHERE b<=?", (now - WSUM_IDLE_S,))
+        # rate windows whose newest hit is out of its window and its margin (``e``: docs/state.md
+        # "What each store keeps"): every hit of the key with its running sum (which reads as
+        # no hit, as no row does), and members one by one (each counted only while it is inside)
+        db.execute("DELETE FROM hits WHERE key IN (SELECT key FROM wsums WHERE e<=?)", (now,))
+        db.execute("DELETE FROM wsums WHERE e<=?", (now,))
+        db.execute("DELETE FROM members WHERE e<=?", (now,))
+        # a running sum without ``e`` (written by an earlier version) is only a cache of its
+        # hits: one collected is rebuilt by its next hit
+        db.execute("DELETE FROM wsums WHERE e IS NULL AND b<=?", (now - WSUM_IDLE_S,))
         db.execute("DELETE FROM records WHERE expires_at<=?", (time.time(),))
         # runs expired on either clock (sqlite_batch.load_run)
         dead = (now, time.time())
@@ -423,7 +430,10 @@ class SQLiteStore:
             return {
                 kind: int(db.execute(one + table).fetchone()[0])
                 for kind, table in (
-                    ("windows", "(SELECT DISTINCT key FROM hits UNION SELECT DISTINCT key FROM members)"),
+                    (
+                        "windows",
+                        "(SELECT key FROM hits UNION SELECT key FROM members UNION SELECT key FROM wsums)",
+                    ),
                     ("budgets", "budgets"),
                     ("spends", "spends"),
                     ("holds", "holds"),

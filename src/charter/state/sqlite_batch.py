@@ -24,11 +24,13 @@ from charter.state.sqlite_schema import (
     RECORD_SQL,
     STOPS_PER_STATEMENT,
     STOPS_SQL,
+    WSUM_WRITE,
 )
 from charter.state.types import (
     BUDGET_GRACE_S,
     HISTORY_CAP,
     HISTORY_PRUNE_EVERY,
+    PRUNE_LAG_S,
     Batch,
     BatchResult,
     HitOp,
@@ -195,19 +197,22 @@ def _counted(db: sqlite3.Connection, op: HitOp, now: float, got: tuple[Any, ...]
     if chance() < PRUNE_P:  # entries this old are outside every window still counted
         db.execute("DELETE FROM hits WHERE key=? AND t<=?", (key, lo - prune_margin(op.window_s)))
     limited = op.limit is not None and total + op.amount > op.limit
+    # e: when every hit of the key is out of its window and its margin (the sweep drops the key
+    # there: SQLiteStore._gc). The boundary only moves forward, to the window's lower end of the
+    # latest hit read (counted or limited), so no hit is newer than wb + w: e only moves forward
+    # too, and is that hit's time plus the window and its margin (types.prune_margin)
+    w = op.window_s
+    e = wb + w + w + (w if w > PRUNE_LAG_S else PRUNE_LAG_S)
     if not limited:
         total += op.amount
         if now > wb:  # INVARIANT: s counts exactly the hits above b
             ws += op.amount
-            moved = True
-        n = nonce()
-        if moved:  # the hit and its running sum in one statement (sqlite_schema.FUSED)
-            db.execute(HIT_WRITE, (key, now, n, op.amount, ws, wb))
-            return HitResult(key, total, False, op.trip_above is not None and total > op.trip_above)
-        db.execute("INSERT INTO hits VALUES(?,?,?,?)", (key, now, n, op.amount))
-    elif moved:
-        db.execute("INSERT OR REPLACE INTO wsums VALUES(?,?,?)", (key, ws, wb))
-    return HitResult(key, total, limited, op.trip_above is not None and total > op.trip_above)
+        # the hit and its running sum in one statement (sqlite_schema.FUSED)
+        db.execute(HIT_WRITE, (key, now, nonce(), op.amount, ws, wb, e))
+        return HitResult(key, total, False, op.trip_above is not None and total > op.trip_above)
+    if moved:
+        db.execute(WSUM_WRITE, (key, ws, wb, e))
+    return HitResult(key, total, True, op.trip_above is not None and total > op.trip_above)
 
 
 def running_total(
@@ -253,7 +258,10 @@ def hit(db: sqlite3.Connection, op: HitOp, now: float) -> HitResult:
     if not present and op.limit is not None and total + 1 > op.limit:
         limited = True
     else:
-        db.execute("INSERT OR REPLACE INTO members VALUES(?,?,?)", (op.key, op.member, now))
+        db.execute(
+            "INSERT OR REPLACE INTO members(key, member, t, e) VALUES(?,?,?,?)",
+            (op.key, op.member, now, now + op.window_s + prune_margin(op.window_s)),
+        )
         total += 0 if present else 1
     tripped = op.trip_above is not None and total > op.trip_above
     return HitResult(op.key, total, limited, tripped)

@@ -9,10 +9,10 @@ from charter.state.types import StoreError, StoreFault
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS hits(key TEXT NOT NULL, t REAL NOT NULL, n INTEGER NOT NULL,
   amount INTEGER NOT NULL, PRIMARY KEY(key, t, n)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS wsums(key TEXT PRIMARY KEY, s INTEGER NOT NULL, b REAL NOT NULL)
-  WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS wsums(key TEXT PRIMARY KEY, s INTEGER NOT NULL, b REAL NOT NULL,
+  e REAL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS members(key TEXT NOT NULL, member TEXT NOT NULL, t REAL NOT NULL,
-  PRIMARY KEY(key, member)) WITHOUT ROWID;
+  e REAL, PRIMARY KEY(key, member)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS budgets(key TEXT PRIMARY KEY, total INTEGER NOT NULL,
   rolling_s REAL, expires_at REAL, rs INTEGER, rb REAL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS spends(key TEXT NOT NULL, t REAL NOT NULL, n INTEGER NOT NULL,
@@ -41,15 +41,16 @@ CREATE TABLE IF NOT EXISTS run_grants(run_key TEXT PRIMARY KEY, doc TEXT NOT NUL
 #: A batch's usual writes, one statement each (each statement costs a round trip through the
 #: sqlite3 module): per-connection (TEMP) views whose INSTEAD OF triggers write the tables.
 #: Nothing in the file changes (no migration; a process of another version is unaffected).
-#: ``hit_write``: a counter hit and its running sum; ``hold_write``: a one-line hold, its line
-#: and its budget's running sum of live holds (the budget row exists as the line describes it).
+#: ``hit_write``: a counter hit and its running sum (with ``e``: sqlite_batch._counted);
+#: ``hold_write``: a one-line hold, its line and its budget's running sum of live holds (the
+#: budget row exists as the line describes it).
 #: A batch with more to write (a new op) appends its own statements after these.
 FUSED = """
-CREATE TEMP VIEW IF NOT EXISTS hit_write(key, t, n, amount, s, b) AS
-  SELECT NULL, NULL, NULL, NULL, NULL, NULL;
+CREATE TEMP VIEW IF NOT EXISTS hit_write(key, t, n, amount, s, b, e) AS
+  SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL;
 CREATE TEMP TRIGGER IF NOT EXISTS hit_write_rows INSTEAD OF INSERT ON hit_write BEGIN
   INSERT INTO hits VALUES(NEW.key, NEW.t, NEW.n, NEW.amount);
-  INSERT OR REPLACE INTO wsums VALUES(NEW.key, NEW.s, NEW.b);
+  INSERT OR REPLACE INTO wsums(key, s, b, e) VALUES(NEW.key, NEW.s, NEW.b, NEW.e);
 END;
 CREATE TEMP VIEW IF NOT EXISTS hold_write(id, expires_at, lines, result, key, amount, rs, rb) AS
   SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL;
@@ -59,7 +60,9 @@ CREATE TEMP TRIGGER IF NOT EXISTS hold_write_rows INSTEAD OF INSERT ON hold_writ
   UPDATE budgets SET rs=NEW.rs, rb=NEW.rb WHERE key=NEW.key;
 END;
 """
-HIT_WRITE = "INSERT INTO hit_write VALUES(?,?,?,?,?,?)"
+HIT_WRITE = "INSERT INTO hit_write VALUES(?,?,?,?,?,?,?)"
+#: a running sum moved by a limited hit (no hit written)
+WSUM_WRITE = "INSERT OR REPLACE INTO wsums(key, s, b, e) VALUES(?,?,?,?)"
 HOLD_WRITE = "INSERT INTO hold_write VALUES(?,?,?,?,?,?,?,?)"
 
 # A budget's running sum of live holds (rs, rb): rs = sum of its hold lines expiring after rb;
@@ -89,14 +92,14 @@ def migrate(db: sqlite3.Connection) -> None:
         have = {r[1] for r in db.execute("PRAGMA table_info(budgets)")}
         return cols.get("expires_at") == 2 and "rs" in have
 
-    if "dl" not in {r[1] for r in db.execute("PRAGMA table_info(runs)")}:
-        # a run's deadline on the store's clock (sqlite_batch.load_run); NULL: written by an
-        # earlier version, which no reader treats as expired
-        try:
-            db.execute("ALTER TABLE runs ADD COLUMN dl REAL")
-        except sqlite3.OperationalError:
-            if "dl" not in {r[1] for r in db.execute("PRAGMA table_info(runs)")}:
-                raise  # (not another process adding it first)
+    # a run's deadline on the store's clock (sqlite_batch.load_run); NULL: written by an
+    # earlier version, which no reader treats as expired
+    _add_column(db, "runs", "dl")
+    # when a window's rows are out of it and its margin (SQLiteStore._gc drops them there): per
+    # key in its running sum, per row for members; NULL: written by an earlier version (a key's
+    # next hit records it; until then its rows are kept as before)
+    _add_column(db, "wsums", "e")
+    _add_column(db, "members", "e")
     if current():
         return
     db.execute("BEGIN IMMEDIATE")
@@ -119,6 +122,18 @@ def migrate(db: sqlite3.Connection) -> None:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+def _add_column(db: sqlite3.Connection, table: str, col: str) -> None:
+    """``ALTER TABLE table ADD COLUMN col REAL`` unless the table has it (nullable: old rows
+    read NULL); another process adding it first is no error."""
+    if col in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+        return
+    try:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {col} REAL")
+    except sqlite3.OperationalError:
+        if col not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+            raise  # (not another process adding it first)
 
 
 RECORD_SQL = (
