@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from charter.state import Batch, BudgetLine, HitOp, ReserveOp, StateStore
+from charter.state import Batch, BudgetLine, HitOp, ReserveOp, StateStore, open_store
 from charter.state.memory import MemoryStore
 from charter.state.sqlite import SQLiteStore
 from charter.state.types import BUDGET_GRACE_S, HOLD_RETAIN_S
+
+from .conftest import PG_DSN, cleanup, need_pg, store_url
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -313,3 +316,82 @@ def test_a_file_whose_windows_have_no_expiry_is_migrated(tmp_path: Path) -> None
     again = SQLiteStore(str(path))  # a second open finds nothing to migrate
     assert _hit(again, T0 + 2 + 2 * W, "rl:old", W) == 1
     again.close()
+
+
+def _pg_rows(store: StateStore, key: str | None = None) -> tuple[int, int, int]:
+    s = store._s  # type: ignore[attr-defined]
+    where = "" if key is None else " WHERE key = %s"
+    return tuple(  # type: ignore[return-value]
+        int(store._one(f"SELECT count(*) FROM {s}.{t}{where}", () if key is None else (key,)))  # type: ignore[attr-defined]
+        for t in ("hits", "wsums", "members")
+    )
+
+
+def _pg_sweep(store: StateStore, now: float) -> None:
+    store._one(f"SELECT {store._s}.gc(%s)::text", (now,))  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def pg_store(tmp_path: Path, tag: str) -> Iterator[StateStore]:
+    need_pg()
+    s = open_store(store_url("postgresql", tmp_path, tag))
+    try:
+        yield s
+    finally:
+        s.close()
+        cleanup("postgresql", tag)
+
+
+@pytest.mark.parametrize("dt", [-TICK, 0.0, TICK])
+@pytest.mark.parametrize("member", [None, "m1"])
+def test_postgresql_sweep_drops_a_window_exactly_when_its_newest_hit_is_past_its_margin(
+    pg_store: StateStore, member: str | None, dt: float
+) -> None:
+    for t in (T0 - 5, T0):
+        _hit(pg_store, t, "rl:sw", W, member)
+    gone = T0 + 2 * W
+    now = gone + dt
+    _pg_sweep(pg_store, now)
+    rows = _pg_rows(pg_store, "rl:sw")
+    if now < gone:
+        assert rows == ((0, 0, 1) if member else (2, 1, 0))
+    else:
+        assert rows == (0, 0, 0)
+    assert _hit(pg_store, now, "rl:sw", W, None if member is None else "m2") == 1
+
+
+def test_postgresql_window_rows_stay_bounded_under_key_churn(pg_store: StateStore) -> None:
+    n = 2_000
+    for i in range(n):
+        now = T0 + i / 100
+        assert _hit(pg_store, now, f"rl:a:{i}", 1.0) == 1
+        assert _hit(pg_store, now, f"rm:a:{i}", 1.0, member=f"m{i}") == 1
+    _pg_sweep(pg_store, T0 + n / 100 + 2.0)
+    assert _pg_rows(pg_store) == (0, 0, 0)
+    assert _hit(pg_store, T0 + n / 100 + 2.0, "rl:a:7", 1.0) == 1
+
+
+def test_a_postgresql_schema_whose_windows_have_no_expiry_is_migrated(tmp_path: Path, tag: str) -> None:
+    need_pg()
+    import psycopg
+
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{tag}"')
+        conn.execute(
+            f'CREATE TABLE "{tag}".wsums(key text PRIMARY KEY, s bigint NOT NULL, b float8 NOT NULL)'
+        )
+        conn.execute(
+            f'CREATE TABLE "{tag}".members(key text NOT NULL, member text NOT NULL, t float8 NOT NULL, '
+            "PRIMARY KEY(key, member))"
+        )
+        conn.execute(f"INSERT INTO \"{tag}\".members VALUES ('rm:old', 'm1', {T0})")
+    store = open_store(store_url("postgresql", tmp_path, tag))
+    try:
+        assert _hit(store, T0 + 1, "rm:old", W, member="m2") == 2
+        assert _hit(store, T0 + 1, "rl:new", W) == 1
+        _pg_sweep(store, T0 + 1 + 2 * W)
+        assert _pg_rows(store, "rm:old") == (0, 0, 1)  # (m1, written before: no e)
+        assert _pg_rows(store, "rl:new") == (0, 0, 0)
+    finally:
+        store.close()
+        cleanup("postgresql", tag)

@@ -164,8 +164,19 @@ class PostgresStore:
                 " (SELECT 1 FROM pg_attribute"
                 " WHERE attrelid = to_regclass(%s) AND attname = 'rb' AND NOT attisdropped) AND EXISTS"
                 " (SELECT 1 FROM pg_attribute"
-                " WHERE attrelid = to_regclass(%s) AND attname = 'dl' AND NOT attisdropped)",
-                (f"{self._s}.records", f"{self._s}.results", f"{self._s}.budgets", f"{self._s}.runs"),
+                " WHERE attrelid = to_regclass(%s) AND attname = 'dl' AND NOT attisdropped) AND EXISTS"
+                " (SELECT 1 FROM pg_attribute"
+                " WHERE attrelid = to_regclass(%s) AND attname = 'e' AND NOT attisdropped) AND EXISTS"
+                " (SELECT 1 FROM pg_attribute"
+                " WHERE attrelid = to_regclass(%s) AND attname = 'e' AND NOT attisdropped)",
+                (
+                    f"{self._s}.records",
+                    f"{self._s}.results",
+                    f"{self._s}.budgets",
+                    f"{self._s}.runs",
+                    f"{self._s}.wsums",
+                    f"{self._s}.members",
+                ),
             ).fetchone()
             if not (current and current[0]):
                 conn.execute(ddl.TABLES.format(s=self._s))
@@ -246,6 +257,7 @@ class PostgresStore:
                     "key": h.key,
                     "lo": batch.now - h.window_s,
                     "w": prune_margin(h.window_s),  # entries kept this long past the window
+                    "win": h.window_s,
                     "amount": h.amount,
                     "limit": h.limit,
                     "trip": h.trip_above,

@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS {s}.runs(key text PRIMARY KEY, steps int NOT NULL,
 -- a run's deadline on the server's clock (ttl after its last write, like a Redis key's TTL);
 -- NULL: written by an earlier version, read as live
 ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS dl float8;
+-- when a window's rows are out of it and its margin (gc drops them there): per key in its
+-- running sum, per row for members; NULL: written by an earlier version (kept until hit again)
+ALTER TABLE {s}.wsums ADD COLUMN IF NOT EXISTS e float8;
+ALTER TABLE {s}.members ADD COLUMN IF NOT EXISTS e float8;
 CREATE TABLE IF NOT EXISTS {s}.events(run_key text NOT NULL, step int NOT NULL,
   doc jsonb NOT NULL, PRIMARY KEY(run_key, step));
 CREATE TABLE IF NOT EXISTS {s}.results(run_key text NOT NULL, decision text NOT NULL,
@@ -112,6 +116,11 @@ BEGIN
   DELETE FROM {s}.hold_lines h WHERE h.expires_at <= now_ AND NOT EXISTS
     (SELECT 1 FROM {s}.budgets x WHERE x.key = h.key AND x.rb IS NOT NULL AND h.expires_at > x.rb);
   DELETE FROM {s}.idem WHERE expires_at <= now_;
+  -- windows whose newest hit is out of its window and its margin: the key's hits with its
+  -- running sum, members one by one; a running sum of an earlier version (no e) after a day idle
+  DELETE FROM {s}.hits x USING {s}.wsums w WHERE x.key = w.key AND w.e <= now_;
+  DELETE FROM {s}.wsums WHERE e <= now_ OR (e IS NULL AND b <= now_ - 86400);
+  DELETE FROM {s}.members WHERE e <= now_;
   DELETE FROM {s}.records WHERE expires_at <= extract(epoch FROM clock_timestamp());
   DELETE FROM {s}.events e USING {s}.runs r WHERE e.run_key = r.key
     AND (r.expires_at <= now_ OR r.dl <= extract(epoch FROM clock_timestamp()));
@@ -133,7 +142,7 @@ DECLARE
   p text; st jsonb; c jsonb; recorded bool := false; ws bigint; wb float8; dsum bigint;
   k text; roll float8; bt bigint; br float8; be float8; rs_ bigint; rb_ float8; nrs bigint;
   nrb float8; lk text[]; lroll float8[]; lexp float8[]; lamt bigint[]; lnrs bigint[];
-  lnrb float8[]; lmode text[]; i int; j int; nlocks bigint;
+  lnrb float8[]; lmode text[]; i int; j int; nlocks bigint; we float8;
 BEGIN
   -- the first stop that applies, and the keys' locks (in order), in one statement
   SELECT (SELECT x.rec FROM jsonb_array_elements(b->'stops') WITH ORDINALITY AS q(v, i)
@@ -164,8 +173,9 @@ BEGIN
       IF NOT present AND lim IS NOT NULL AND total + 1 > lim THEN
         limited := true;
       ELSE
-        INSERT INTO {s}.members VALUES (h->>'key', h->>'member', now_)
-          ON CONFLICT (key, member) DO UPDATE SET t = excluded.t;
+        INSERT INTO {s}.members(key, member, t, e) VALUES (h->>'key', h->>'member', now_,
+            now_ + (h->>'win')::float8 + (h->>'w')::float8)
+          ON CONFLICT (key, member) DO UPDATE SET t = excluded.t, e = excluded.e;
         IF NOT present THEN total := total + 1; END IF;
       END IF;
     ELSE
@@ -189,16 +199,19 @@ BEGIN
       IF random() < 0.03 THEN  -- below the boundary: not in the running sum
         DELETE FROM {s}.hits WHERE key = h->>'key' AND t <= lo - (h->>'w')::float8;
       END IF;
+      -- e: when every hit of the key is out of its window and its margin (gc drops it then):
+      -- no hit is newer than wb + window, and wb only moves forward
+      we := wb + 2 * (h->>'win')::float8 + (h->>'w')::float8;
       IF lim IS NOT NULL AND total + amt > lim THEN
         limited := true;
-        INSERT INTO {s}.wsums VALUES (h->>'key', ws, wb)
-          ON CONFLICT (key) DO UPDATE SET s = excluded.s, b = excluded.b;
+        INSERT INTO {s}.wsums(key, s, b, e) VALUES (h->>'key', ws, wb, we)
+          ON CONFLICT (key) DO UPDATE SET s = excluded.s, b = excluded.b, e = excluded.e;
       ELSE
         total := total + amt;
         IF now_ > wb THEN ws := ws + amt; END IF;
         WITH ins AS (INSERT INTO {s}.hits VALUES (h->>'key', now_, amt))
-        INSERT INTO {s}.wsums VALUES (h->>'key', ws, wb)
-          ON CONFLICT (key) DO UPDATE SET s = excluded.s, b = excluded.b;
+        INSERT INTO {s}.wsums(key, s, b, e) VALUES (h->>'key', ws, wb, we)
+          ON CONFLICT (key) DO UPDATE SET s = excluded.s, b = excluded.b, e = excluded.e;
       END IF;
     END IF;
     tripped := h->>'trip' IS NOT NULL AND total > (h->>'trip')::bigint;
