@@ -216,29 +216,6 @@ def _sweep(store: SQLiteStore, now: float) -> None:
         store._gc(db, now)
 
 
-@pytest.mark.parametrize("dt", [-TICK, 0.0, TICK])
-@pytest.mark.parametrize("member", [None, "m1"])
-def test_sqlite_sweep_drops_a_window_exactly_when_its_newest_hit_is_past_its_margin(
-    tmp_path: Path, member: str | None, dt: float
-) -> None:
-    """A window's rows (hits and running sum, or members) go at the sweep once its newest hit is
-    its window and its margin (W + max(W, 1 s)) old, not a tick before; a read right there
-    answers as it would have with the rows kept (the old hits are outside the window)."""
-    store = SQLiteStore(str(tmp_path / "w.db"))
-    for t in (T0 - 5, T0):  # (the newest hit decides)
-        _hit(store, t, "rl:sw", W, member)
-    gone = T0 + 2 * W
-    now = gone + dt
-    _sweep(store, now)
-    rows = _window_rows(store, "rl:sw")
-    if now < gone:
-        assert rows == ((0, 0, 1) if member else (2, 1, 0))
-    else:
-        assert rows == (0, 0, 0)
-    assert _hit(store, now, "rl:sw", W, None if member is None else "m2") == 1
-    store.close()
-
-
 def test_sqlite_sweep_keeps_a_window_for_its_newest_hit_when_a_later_one_lags(tmp_path: Path) -> None:
     """A hit from a caller whose clock lags does not bring the key's sweep forward: the window
     is kept until its newest hit (not its latest written) is past the margin."""
@@ -344,20 +321,32 @@ def pg_store(tmp_path: Path, tag: str) -> Iterator[StateStore]:
 
 @pytest.mark.parametrize("dt", [-TICK, 0.0, TICK])
 @pytest.mark.parametrize("member", [None, "m1"])
-def test_postgresql_sweep_drops_a_window_exactly_when_its_newest_hit_is_past_its_margin(
-    pg_store: StateStore, member: str | None, dt: float
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_sweep_drops_a_window_exactly_when_its_newest_hit_is_past_its_margin(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str, member: str | None, dt: float
 ) -> None:
-    for t in (T0 - 5, T0):
-        _hit(pg_store, t, "rl:sw", W, member)
+    """A window's rows (hits and running sum, or members) go at the sweep once its newest hit is
+    its window and its margin (W + max(W, 1 s)) old, not a tick before; a read right there
+    answers as it would have with the rows kept (the old hits are outside the window)."""
+    if backend == "sqlite":
+        store: StateStore = SQLiteStore(str(tmp_path / "w.db"))
+        sweep, rows_of = _sweep, _window_rows
+    else:
+        store = request.getfixturevalue("pg_store")
+        sweep, rows_of = _pg_sweep, _pg_rows
+    for t in (T0 - 5, T0):  # (the newest hit decides)
+        _hit(store, t, "rl:sw", W, member)
     gone = T0 + 2 * W
     now = gone + dt
-    _pg_sweep(pg_store, now)
-    rows = _pg_rows(pg_store, "rl:sw")
+    sweep(store, now)  # type: ignore[arg-type]
+    rows = rows_of(store, "rl:sw")  # type: ignore[arg-type]
     if now < gone:
         assert rows == ((0, 0, 1) if member else (2, 1, 0))
     else:
         assert rows == (0, 0, 0)
-    assert _hit(pg_store, now, "rl:sw", W, None if member is None else "m2") == 1
+    assert _hit(store, now, "rl:sw", W, None if member is None else "m2") == 1
+    if backend == "sqlite":
+        store.close()
 
 
 def test_postgresql_window_rows_stay_bounded_under_key_churn(pg_store: StateStore) -> None:
