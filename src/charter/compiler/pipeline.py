@@ -147,6 +147,7 @@ def _build(loaded: Loaded, stop_after: str | None, cache: CompileCache | None) -
         return res
     conds = ConditionCompiler(cache.conditions if cache is not None else None, envs.defs)
     conds.grant_kinds = sym.grants
+    conds.refused = envs.refused
     lowerer = Lowerer(sym, envs, conds)
     kinds: dict[str, ir.GrantKind] = {}
     if sym.grants:

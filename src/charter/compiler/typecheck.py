@@ -167,6 +167,9 @@ class Environments:
     args_cache: dict[tuple[str, ...], tuple[CelType, CelType]] = field(default_factory=dict)
     #: the policy's named constants and conditions, seen by every condition
     defs: Definitions = field(default_factory=Definitions)
+    #: named conditions refused where they are declared (reported there; a call is not reported
+    #: again as an unknown function)
+    refused: frozenset[str] = frozenset()
 
     def base(self, args: CelType, action: CelType = _ACTION_OPEN) -> dict[str, CelType]:
         """Roots every condition sees."""
@@ -246,6 +249,7 @@ def environments(sym: Symbols) -> Environments:
 
         roots = envs.base(_OPEN_ARGS)
         envs.defs = definitions(sym.constants, sym.conditions, sym.constant_files, roots, cel_type, diags)
+        envs.refused = frozenset(sym.conditions) - frozenset(envs.defs.conditions)
     return envs
 
 
@@ -330,6 +334,8 @@ class ConditionCompiler:
         self.grant_kinds: Mapping[str, Any] = {}
         #: compiling a grant's own clauses (where granted() is out of place)
         self.in_grant = False
+        #: named conditions refused where declared (Environments.refused)
+        self.refused: frozenset[str] = frozenset()
 
     def _env_key(self, env: Mapping[str, CelType]) -> Any:
         # INVARIANT: structural (object fields included), so a condition is only reused for an
@@ -398,6 +404,11 @@ class ConditionCompiler:
             if not problems:
                 diags.append(error(Code.E304_CEL_TOO_COMPLEX, "the condition is too complex", span))
             for p in problems:
+                if (
+                    p.kind is ProblemKind.UNSUPPORTED
+                    and text[p.start : p.end].split("(", 1)[0] in self.refused
+                ):
+                    continue  # a call of a named condition refused where declared (reported there)
                 where = offset_span(span, text, p.start, p.end)
                 misplaced = _misplaced(p, text, env)
                 if misplaced is not None:
