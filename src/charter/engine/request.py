@@ -58,7 +58,12 @@ def id_problem(v: Any, most: int = MAX_ID) -> str | None:
         return f"an identifier is a text (str), not {type(v).__name__}"
     if id_ok(v, most):
         return None
-    return f"{id_rule(most)} (got {v[:40]!r}{'...' if len(v) > 40 else ''})"
+    return f"{id_rule(most)} (got {quoted(v)})"
+
+
+def quoted(v: str) -> str:
+    """A text for an error message: its first 40 characters by repr (bad characters visible)."""
+    return f"{v[:40]!r}{'...' if len(v) > 40 else ''}"
 
 
 def check_id(v: Any, where: str, error: type[RequestError] = RequestError, most: int = MAX_ID) -> str:

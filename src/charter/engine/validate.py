@@ -43,6 +43,7 @@ from charter.engine.request import (
     id_ok,
     id_problem,
     id_rule,
+    quoted,
 )
 from charter.enums import ActionKind
 from charter.errors import RequestError, SettleError
@@ -352,14 +353,7 @@ def run_id_ok(run: str) -> bool:
     ``str.isprintable`` refuses Unicode categories C* and Z* except the ASCII space, so after it
     the only whitespace left is ' '.
     """
-    return (
-        0 < len(run) <= MAX_ID
-        and run.isprintable()
-        and run[0] != " "
-        and run[-1] != " "
-        and "/" not in run
-        and run not in _DOT_IDS
-    )
+    return id_ok(run) and "/" not in run and run not in _DOT_IDS  # an identifier, and a path segment
 
 
 def check_run_id(run: Any, where: str = "run", error: type[RequestError] = RequestError) -> str:
@@ -368,7 +362,7 @@ def check_run_id(run: Any, where: str = "run", error: type[RequestError] = Reque
     if run.__class__ is not str:
         raise error(f"{where}: a run id is a text, not {type(run).__name__}", where)
     if not run_id_ok(run):
-        raise error(f"{where}: {RUN_ID_RULE} (got {run[:40]!r}{'...' if len(run) > 40 else ''})", where)
+        raise error(f"{where}: {RUN_ID_RULE} (got {quoted(run)})", where)
     return run
 
 
