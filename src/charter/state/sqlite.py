@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from charter.rand import nonce
+from charter.sqlite_wal import enable_wal
 from charter.state import sqlite_batch
 from charter.state.base import query_params
 from charter.state.grant_ops import apply_with_grants, decode_grants, encode_grants, narrow_all
@@ -89,7 +90,7 @@ class SQLiteStore:
                 )
             db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
             if not self._readonly:
-                db.execute("PRAGMA journal_mode=WAL").fetchall()
+                enable_wal(db, self._busy_ms / 1000)
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.executescript(SCHEMA)
                 migrate(db)

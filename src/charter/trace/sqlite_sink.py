@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from charter.sqlite_wal import enable_wal
 from charter.trace.record import GENESIS
 from charter.trace.sink import CHECKPOINT_FIELDS, INDEX_SQL, Build, Sign, StoredRow, checked_bodies
 
@@ -50,7 +51,7 @@ class SqliteSink:
         self.display = path
         self._lock = threading.Lock()
         self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        enable_wal(self.conn, 30.0)
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
 
