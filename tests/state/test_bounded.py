@@ -175,34 +175,6 @@ def test_an_all_time_budget_is_kept() -> None:
     assert store.ledger_total("b:all") == 30
 
 
-def test_sqlite_sweep_drops_the_budgets_that_read_as_absent(tmp_path: Path) -> None:
-    """Calendar periods past their grace and rolling budgets past twice their window (with no
-    hold line left) go at the sweep with their spends; an all-time budget stays."""
-    store = SQLiteStore(str(tmp_path / "s.db"))
-    n = 2_000
-    for i in range(n):
-        now = T0 + i / 100
-        cal = BudgetLine(f"b:day:{i}", 100, 10, expires_at=now + 1)
-        roll = BudgetLine(f"b:roll:{i}", 100, 10, rolling_s=1.0)
-        for hold, line in ((f"c{i}", cal), (f"r{i}", roll)):
-            assert _reserve(store, now, hold, line)
-            assert store.commit(hold, 10, now=now).ok
-    assert _reserve(store, T0, "all", BudgetLine("b:all", 100, 30))
-    assert store.commit("all", 30, now=T0).ok
-    assert store.entry_counts()["budgets"] > n  # (the sweep every 2,000 batches dropped some)
-    end = T0 + n / 100 + HOLD_RETAIN_S + BUDGET_GRACE_S + 10
-    with store._tx() as db:
-        store._gc(db, end)
-    counts = store.entry_counts()
-    assert counts["budgets"] == 1 and counts["spends"] == 0 and counts["holds"] == 0
-    assert store.budget_status(["b:all", "b:day:7", "b:roll:7"], now=end) == {
-        "b:all": (30, 0),
-        "b:day:7": (0, 0),
-        "b:roll:7": (0, 0),
-    }
-    store.close()
-
-
 def _window_rows(store: SQLiteStore, key: str) -> tuple[int, int, int]:
     db = store._db
     return tuple(  # type: ignore[return-value]
@@ -384,3 +356,91 @@ def test_a_postgresql_schema_whose_windows_have_no_expiry_is_migrated(tmp_path: 
     finally:
         store.close()
         cleanup("postgresql", tag)
+
+
+def _budget_rows(store: StateStore) -> tuple[int, int, int]:
+    """(budgets, spends, hold lines) the store keeps."""
+    if isinstance(store, SQLiteStore):
+        c = store.entry_counts()
+        return (
+            c["budgets"],
+            c["spends"],
+            int(store._db.execute("SELECT count(*) FROM hold_lines").fetchone()[0]),
+        )
+    s = store._s  # type: ignore[attr-defined]
+    return tuple(  # type: ignore[return-value]
+        int(store._one(f"SELECT count(*) FROM {s}.{t}"))  # type: ignore[attr-defined]
+        for t in ("budgets", "spends", "hold_lines")
+    )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_sweep_drops_the_budgets_that_read_as_absent(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    """Calendar periods past their grace and rolling budgets past twice their window (with no
+    hold line left) go at the sweep with their spends; an all-time budget stays; each reads
+    afterwards as it read before."""
+    if backend == "sqlite":
+        store: StateStore = SQLiteStore(str(tmp_path / "s.db"))
+        sweep = _sweep
+    else:
+        store = request.getfixturevalue("pg_store")
+        sweep = _pg_sweep
+    n = 2_000 if backend == "sqlite" else 300
+    for i in range(n):
+        now = T0 + i / 100
+        cal = BudgetLine(f"b:day:{i}", 100, 10, expires_at=now + 1)
+        roll = BudgetLine(f"b:roll:{i}", 100, 10, rolling_s=1.0)
+        for hold, line in ((f"c{i}", cal), (f"r{i}", roll)):
+            assert _reserve(store, now, hold, line)
+            assert store.commit(hold, 10, now=now).ok
+    assert _reserve(store, T0, "all", BudgetLine("b:all", 100, 30))
+    assert store.commit("all", 30, now=T0).ok
+    assert _budget_rows(store)[0] > n // 2  # (SQLite's sweep every 2,000 batches dropped some)
+    end = T0 + n / 100 + HOLD_RETAIN_S + BUDGET_GRACE_S + 10
+    keys = ["b:all", "b:day:7", "b:roll:7"]
+    before = store.budget_status(keys, now=end)
+    sweep(store, end)  # type: ignore[arg-type]
+    assert _budget_rows(store) == (1, 0, 0)  # b:all (an all-time budget keeps its total in its row)
+    assert (
+        store.budget_status(keys, now=end)
+        == before
+        == {
+            "b:all": (30, 0),
+            "b:day:7": (0, 0),
+            "b:roll:7": (0, 0),
+        }
+    )
+    if backend == "sqlite":
+        store.close()
+
+
+def test_a_postgresql_sweep_keeps_a_budget_whose_lock_a_batch_holds(pg_store: StateStore) -> None:
+    """The sweep takes each budget's lock as a batch would, and leaves a key whose lock is held
+    (a batch in flight may be charging it) for a later sweep."""
+    import psycopg
+
+    s = pg_store._s  # type: ignore[attr-defined]
+    for key in ("b:day:held", "b:day:free"):
+        assert _reserve(pg_store, T0, f"h:{key}", BudgetLine(key, 100, 10, expires_at=T0 + 1))
+        assert pg_store.commit(f"h:{key}", 10, now=T0).ok
+    end = T0 + HOLD_RETAIN_S + BUDGET_GRACE_S + 10
+    from charter.state.postgres import _lock_id
+
+    lock = _lock_id(pg_store.schema, "b", "b:day:held")  # type: ignore[attr-defined]
+    with psycopg.connect(PG_DSN, autocommit=True) as other, other.transaction():
+        other.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+        _pg_sweep(pg_store, end)
+        assert pg_store._one(f"SELECT string_agg(key, ',') FROM {s}.budgets") == "b:day:held"  # type: ignore[attr-defined]
+    _pg_sweep(pg_store, end)
+    assert _budget_rows(pg_store) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("key", ["b:x", "", "b:ünï:𝔘", "b:'q'", "b:" + "k" * 300])
+def test_postgresql_computes_the_lock_id_a_batch_takes(pg_store: StateStore, key: str) -> None:
+    from charter.state.postgres import _lock_id
+
+    s = pg_store._s  # type: ignore[attr-defined]
+    got = pg_store._one(f"SELECT {s}.key_lock('b', %s)", (key,))  # type: ignore[attr-defined]
+    assert got == _lock_id(pg_store.schema, "b", key)  # type: ignore[attr-defined]

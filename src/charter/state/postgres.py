@@ -93,8 +93,10 @@ def map_pg_error(exc: Exception) -> StoreError:
 
 
 def _lock_id(schema: str, kind: str, key: str) -> int:
-    d = hashlib.blake2b(f"{schema}|{kind}|{key}".encode(), digest_size=8).digest()
-    return int.from_bytes(d, "big", signed=True)
+    """The advisory lock id of a key: the first 8 bytes of SHA-256, signed (``key_lock`` in SQL
+    computes the same, so the sweep locks what a batch locks)."""
+    d = hashlib.sha256(f"{schema}|{kind}|{key}".encode()).digest()
+    return int.from_bytes(d[:8], "big", signed=True)
 
 
 class PostgresStore:
@@ -182,7 +184,7 @@ class PostgresStore:
                 conn.execute(ddl.TABLES.format(s=self._s))
             # a new table only: creating it (or finding it) locks none that decisions write
             conn.execute(ddl.GRANT_TABLES.format(s=self._s))
-            conn.execute(ddl.FUNCTIONS.format(s=self._s))
+            conn.execute(ddl.FUNCTIONS.format(s=self._s, lit="'" + self.schema.replace("'", "''") + "'"))
 
     def _call(self, fn: Callable[[], T]) -> T:
         """Run fn under the lock; retry whole transactions that lost a serialization race."""
