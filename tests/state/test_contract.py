@@ -22,7 +22,14 @@ from charter.state import (
 )
 from charter.state.memory import MemoryStore
 from charter.state.sqlite import SQLiteStore
-from charter.state.types import BUDGET_GRACE_S, HISTORY_CAP, HISTORY_PRUNE_EVERY, LABEL_MARK
+from charter.state.types import (
+    BUDGET_GRACE_S,
+    HISTORY_CAP,
+    HISTORY_PRUNE_EVERY,
+    LABEL_MARK,
+    RESULTS_CHECK_EVERY,
+    results_bound,
+)
 
 from .conftest import BACKENDS, PG_DSN, cleanup, store_url
 
@@ -554,6 +561,36 @@ def test_a_run_keeps_its_last_cap_events_with_their_settlements(
             assert rows[0] <= cap + HISTORY_PRUNE_EVERY - 1 and rows[0] >= cap
             # the settlements of deleted events went with them (n - cap + 1's, n's, n - cap's left)
             assert rows[1] == 3
+    finally:
+        store.close()
+        cleanup(backend, tag)
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "postgresql"])
+def test_settlements_without_a_kept_event_stay_bounded(backend: str, tmp_path: Path, tag: str) -> None:
+    # docs/state.md "What each store keeps": settlements of a run whose event is not kept (past
+    # the cap, or never recorded) go once the run holds more than results_bound(cap); those of
+    # kept events stay, and a run still reads as it did
+    store, cap = _capped(backend, tmp_path, tag, 5)
+    try:
+        for i in range(1, 4):
+            store.apply(Batch(now=T0, event=EventOp("run:res", {"decision": f"d{i}", "n": i}, ttl_s=3600)))
+            store.put_result("run:res", f"d{i}", {"outcome": i}, now=T0, ttl_s=3600)
+        bound = results_bound(cap)
+        for j in range(3 * bound):
+            store.put_result("run:res", f"x{j}", {"outcome": j}, now=T0 + 1, ttl_s=3600)
+        if isinstance(store, MemoryStore):
+            held = len(store._runs["run:res"].results)
+            assert held <= bound + 1
+        else:
+            held = _rows(store, "run:res")[1]
+            # checked on one settlement in RESULTS_CHECK_EVERY: past the bound by 20 times that
+            # only if 20 × 64 settlements in a row went unchecked (p ≈ 1e-9)
+            assert held <= bound + 20 * RESULTS_CHECK_EVERY
+        assert held >= 3
+        got = store.history_detail("run:res", 10)
+        assert [e["settlement"]["outcome"] for e in got] == [1, 2, 3]
+        assert store.run_state("run:res").steps == 3
     finally:
         store.close()
         cleanup(backend, tag)

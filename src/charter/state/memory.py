@@ -35,6 +35,7 @@ from charter.state.types import (
     narrowed,
     pick_grant_uses,
     prune_margin,
+    results_bound,
 )
 from charter.state.windows import Holds, Members, Series
 
@@ -611,7 +612,7 @@ class MemoryStore:
             i = r.position(decision)
             if i is not None:  # a new dict: a reader may hold the old one
                 r.parsed[i] = {**r.events[i], "settlement": got}
-            elif len(r.results) > 2 * (r.cap + _HISTORY_SLACK):
+            elif len(r.results) > results_bound(r.cap):
                 # results whose event is not kept (dropped, or never came): bounded too (amortised)
                 r.results = {d: doc for d, doc in r.results.items() if d in r.index or d == decision}
             self._touch(r, now, t, ttl_s)

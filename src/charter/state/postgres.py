@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from charter.extras import missing_extra
+from charter.rand import chance
 
 try:
     import psycopg
@@ -24,6 +25,7 @@ from charter.state.grant_ops import apply_with_grants, decode_grants, encode_gra
 from charter.state.types import (
     EMPTY_RUN,
     HISTORY_CAP,
+    RESULTS_CHECK_EVERY,
     Batch,
     BatchResult,
     CommitResult,
@@ -38,6 +40,7 @@ from charter.state.types import (
     check_stop,
     lines_from_json,
     prune_margin,
+    results_bound,
     stop_from_dict,
     stop_to_dict,
 )
@@ -555,6 +558,17 @@ class PostgresStore:
             "ttl": ttl_s,
         }
         self._call(lambda: self._connection().execute(sql, params))
+        if chance() * RESULTS_CHECK_EVERY < 1:
+            # past results_bound, the run's settlements whose event is not kept go (docs/state.md)
+            self._call(
+                lambda: self._connection().execute(
+                    f"DELETE FROM {s}.results WHERE run_key = %(k)s AND decision <> %(d)s "
+                    f"AND (SELECT count(*) FROM {s}.results WHERE run_key = %(k)s) > %(n)s "
+                    f"AND decision NOT IN (SELECT doc->>'decision' FROM {s}.events "
+                    "WHERE run_key = %(k)s AND doc->>'decision' IS NOT NULL)",
+                    {"k": run_key, "d": decision, "n": results_bound(self.history_cap)},
+                )
+            )
 
     def history_detail(self, run_key: str, limit: int) -> list[dict[str, Any]]:
         s = self._s

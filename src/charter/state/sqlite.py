@@ -11,7 +11,7 @@ from contextlib import suppress
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from charter.rand import nonce
+from charter.rand import chance, nonce
 from charter.sqlite_wal import enable_wal
 from charter.state import sqlite_batch
 from charter.state.base import query_params
@@ -25,6 +25,7 @@ from charter.state.types import (
     HOLD_RETAIN_S,
     LABEL_MARK,
     PID,
+    RESULTS_CHECK_EVERY,
     Batch,
     BatchResult,
     CommitResult,
@@ -35,6 +36,7 @@ from charter.state.types import (
     StopRecord,
     check_stop,
     dumps,
+    results_bound,
     stop_from_dict,
     stop_to_dict,
 )
@@ -337,9 +339,21 @@ class SQLiteStore:
         with self._tx() as db:
             steps, have, marks = load_run(db, run_key, now)
             db.execute("INSERT OR REPLACE INTO results VALUES(?,?,?)", (run_key, decision, _dumps(dict(doc))))
+            if chance() * RESULTS_CHECK_EVERY < 1:
+                self._drop_results_without_event(db, run_key, decision)
             db.execute(
                 "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?,?)",
                 (run_key, steps, _dumps(sorted(have)), _dumps(marks), now + ttl_s, time.time() + ttl_s),
+            )
+
+    def _drop_results_without_event(self, db: sqlite3.Connection, run_key: str, keep: str) -> None:
+        """Past results_bound, a run's settlements whose event is not kept go (docs/state.md)."""
+        n = db.execute("SELECT count(*) FROM results WHERE run_key=?", (run_key,)).fetchone()[0]
+        if n > results_bound(self.history_cap):
+            db.execute(
+                "DELETE FROM results WHERE run_key=?1 AND decision<>?2 AND decision NOT IN (SELECT "
+                "json_extract(doc, '$.decision') AS d FROM events WHERE run_key=?1 AND d IS NOT NULL)",
+                (run_key, keep),
             )
 
     def history_detail(self, run_key: str, limit: int) -> list[dict[str, Any]]:

@@ -53,6 +53,17 @@ HISTORY_CAP = 10_000
 #: delete, not one per decision): at most cap + HISTORY_PRUNE_EVERY - 1 are on disk, and readers
 #: see the last cap
 HISTORY_PRUNE_EVERY = 256
+#: Settlements of a run whose event is not kept (dropped past the cap, or never recorded) are
+#: dropped once the run holds more than 2 × (cap + 512) settlements (results_bound): the memory
+#: store checks on every settlement, SQLite and PostgreSQL on one in RESULTS_CHECK_EVERY (a count
+#: of the run's settlements; so they may pass the bound by about that many)
+RESULTS_CHECK_EVERY = 64
+
+
+def results_bound(cap: int) -> int:
+    """How many settlements a run keeps before those without a kept event are dropped."""
+    return 2 * (cap + 512)
+
 
 #: TTL used where the protocol has no expiry (stops, all-time budgets, records without ttl).
 LONG_TTL_S = 10 * 365 * 86400.0
