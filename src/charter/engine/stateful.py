@@ -95,9 +95,26 @@ _fingerprint_text = compact_encoder(sort_keys=True, default=str, ensure_ascii=Tr
 
 
 def call_fingerprint(view: View) -> str:
-    """A stable digest of (tool, arguments) for identical-call repetition."""
-    blob = _fingerprint_text([view.target, view.args])
+    """A stable digest of (tool, arguments) for identical-call repetition.
+
+    Numbers are digested as the values conditions compare: an integral float is its int (``1.0``
+    is ``1``, ``-0.0`` is ``0``), so an agent cannot repeat one call under a tripwire by
+    alternating the spellings of a number (CEL's ``1 == 1.0`` and ``-0.0 == 0.0`` hold).
+    """
+    blob = _fingerprint_text([view.target, _same_numbers(view.args)])
     return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
+
+
+def _same_numbers(v: Any) -> Any:
+    """``v`` with every integral float as its int (a float of a validated request is finite)."""
+    c = v.__class__
+    if c is float:
+        return int(v) if v.is_integer() and -(2.0**63) <= v < 2.0**63 else v
+    if c is dict:
+        return {k: _same_numbers(x) for k, x in v.items()}
+    if c is list or c is tuple:
+        return [_same_numbers(x) for x in v]
+    return v
 
 
 _NO_BATCH = Batch(now=0.0)
