@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -46,8 +48,18 @@ PINGPONG_DEFAULT_S = 86400.0
 
 
 def micros(amount: float) -> int:
-    """Integer micro-units of an amount."""
-    return round(amount * MICROS)
+    """Integer micro-units of a spend (a request's cost, an ``amount``, a settlement), rounded up.
+
+    Up, never to the nearest: rounded to the nearest, every spend under half a micro-unit counted
+    0, so any number of them passed a budget (docs/security.md). The product is exact or within
+    a rounding of the decimal the caller wrote, so only a product above an integer goes the slow
+    way: the ceiling of the amount's shortest decimal (0.1 USD is 100,000 micro-units, not 100,001).
+    """
+    x = amount * MICROS
+    n = round(x)
+    if n >= x:
+        return n
+    return math.ceil(Decimal(repr(float(amount))) * MICROS)
 
 
 #: the last window computed per (calendar, zone): (start, end, id); windows change rarely
@@ -488,7 +500,7 @@ def plan_batch(
                     plan.shadow_budgets = []
                 plan.shadow_budgets.append(bp.item)
                 continue
-            spend = round(amount * MICROS)  # micros(amount)
+            spend = micros(amount)
             if bp.calendar is not None:
                 start, end, wid = bp.window
                 if not start <= now < end:
@@ -640,7 +652,7 @@ def velocity_hits(
                 continue
             if not amount:
                 continue
-        trip = micros(tw.threshold) if tw.mode is Mode.ENFORCE else None
+        trip = round(tw.threshold * MICROS) if tw.mode is Mode.ENFORCE else None  # a policy's, exact
         out.append(
             (
                 tw,
