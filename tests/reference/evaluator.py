@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from charter.cel.grants import GRANTS
@@ -203,8 +205,8 @@ class Provenance:
 
 
 def micros(x: float) -> int:
-    """Amounts in integer micro-units."""
-    return round(x * 1_000_000)
+    """Amounts in integer micro-units, rounded up (a spend under one micro-unit still counts)."""
+    return math.ceil(Decimal(repr(float(x))) * 1_000_000)
 
 
 class Grants:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import charter
@@ -148,9 +149,16 @@ def run_world(
     store, general_store = MemoryStore(), MemoryStore()
     seed_store(policy, store, stops, used)
     seed_store(policy, general_store, stops, used)
-    engine = charter.Engine(policy, store=store)
+    # the engines' clock follows the requests' context.time (the engine times its state by its
+    # clock, never by the request; the reference evaluator reads the request's time)
+    clock: list[float | None] = [None]
+
+    def now_of() -> float:
+        return time.time() if clock[0] is None else clock[0]
+
+    engine = charter.Engine(policy, store=store, clock=now_of)
     # the same triples through the general path (no specialisation): whole decisions must agree
-    general = charter.Engine(policy, store=general_store, specialise=False)
+    general = charter.Engine(policy, store=general_store, specialise=False, clock=now_of)
     state = evaluator.State(set(stops), {(b, v): evaluator.micros(a) for b, v, a in used})
     for run_id, actor, grants in gen.run_grants(rng, world):
         try:
@@ -174,6 +182,7 @@ def run_world(
         ref_run.actions += [("call", ev["target"], dict(ev["args"]), actor) for ev in events]
     for i in range(requests):
         req = gen.request(rng, world, i)
+        clock[0] = datetime.fromisoformat(req["context"]["time"]).timestamp()
         ref = evaluator.evaluate(policy, req, state)
         try:
             d = engine.decide(req)

@@ -2,7 +2,8 @@
 
 Fingerprints are store keys (a shared store keeps them across versions and replicas), so the text
 they digest must stay exactly ``json.dumps([tool, args], sort_keys=True, default=str,
-separators=(",", ":"))``: compared here on generated arguments, and pinned on one call.
+separators=(",", ":"))``, with integral floats written as ints (test_number_spellings.py):
+compared here on generated arguments, and pinned on one call.
 """
 
 from __future__ import annotations
@@ -34,8 +35,19 @@ class _View:
         self.args = args
 
 
+def _ints(v: Any) -> Any:
+    """Integral floats as ints: the fingerprint digests numbers as conditions compare them."""
+    if isinstance(v, float) and v.is_integer() and -(2**63) <= v < 2**63:
+        return int(v)
+    if isinstance(v, dict):
+        return {k: _ints(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_ints(x) for x in v]
+    return v
+
+
 def _reference(target: str, args: Any) -> str:
-    blob = json.dumps([target, args], sort_keys=True, default=str, separators=(",", ":"))
+    blob = json.dumps([target, _ints(args)], sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
 
 

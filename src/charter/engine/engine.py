@@ -170,9 +170,11 @@ class Engine:
         """The pipeline, after validation. Each step is skipped when it cannot apply."""
         ids = self._ids
         did = ids.prefix + hex(next(ids.counter))[3:] if ids is not None else self._new_id()
-        # 2. resolve: the actor, the target, the time (and the run's history, if rules read it)
-        now = req.time
-        view = build_view(self.policy, req, self.clock() if now is None else now)
+        # 2. resolve: the actor, the target, the time (and the run's history, if rules read it).
+        # The time of every window, hold and run is the engine's clock, never ``context.time``:
+        # that is the caller's claim (conditions read it as such); as the state's time it would
+        # let an agent pick a new calendar window or rate window per request (docs/security.md)
+        view = build_view(self.policy, req, self.clock())
         if req.provenance and req.run:
             view.calls = self._settler.call_lookup(req.run)
         if self._reads_history and req.run:

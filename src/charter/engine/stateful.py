@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -46,8 +48,18 @@ PINGPONG_DEFAULT_S = 86400.0
 
 
 def micros(amount: float) -> int:
-    """Integer micro-units of an amount."""
-    return round(amount * MICROS)
+    """Integer micro-units of a spend (a request's cost, an ``amount``, a settlement), rounded up.
+
+    Up, never to the nearest: rounded to the nearest, every spend under half a micro-unit counted
+    0, so any number of them passed a budget (docs/security.md). The product is exact or within
+    a rounding of the decimal the caller wrote, so only a product above an integer goes the slow
+    way: the ceiling of the amount's shortest decimal (0.1 USD is 100,000 micro-units, not 100,001).
+    """
+    x = amount * MICROS
+    n = round(x)
+    if n >= x:
+        return n
+    return math.ceil(Decimal(repr(float(amount))) * MICROS)
 
 
 #: the last window computed per (calendar, zone): (start, end, id); windows change rarely
@@ -95,9 +107,26 @@ _fingerprint_text = compact_encoder(sort_keys=True, default=str, ensure_ascii=Tr
 
 
 def call_fingerprint(view: View) -> str:
-    """A stable digest of (tool, arguments) for identical-call repetition."""
-    blob = _fingerprint_text([view.target, view.args])
+    """A stable digest of (tool, arguments) for identical-call repetition.
+
+    Numbers are digested as the values conditions compare: an integral float is its int (``1.0``
+    is ``1``, ``-0.0`` is ``0``), so an agent cannot repeat one call under a tripwire by
+    alternating the spellings of a number (CEL's ``1 == 1.0`` and ``-0.0 == 0.0`` hold).
+    """
+    blob = _fingerprint_text([view.target, _same_numbers(view.args)])
     return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
+
+
+def _same_numbers(v: Any) -> Any:
+    """``v`` with every integral float as its int (a float of a validated request is finite)."""
+    c = v.__class__
+    if c is float:
+        return int(v) if v.is_integer() and -(2.0**63) <= v < 2.0**63 else v
+    if c is dict:
+        return {k: _same_numbers(x) for k, x in v.items()}
+    if c is list or c is tuple:
+        return [_same_numbers(x) for x in v]
+    return v
 
 
 _NO_BATCH = Batch(now=0.0)
@@ -471,7 +500,7 @@ def plan_batch(
                     plan.shadow_budgets = []
                 plan.shadow_budgets.append(bp.item)
                 continue
-            spend = round(amount * MICROS)  # micros(amount)
+            spend = micros(amount)
             if bp.calendar is not None:
                 start, end, wid = bp.window
                 if not start <= now < end:
@@ -623,7 +652,7 @@ def velocity_hits(
                 continue
             if not amount:
                 continue
-        trip = micros(tw.threshold) if tw.mode is Mode.ENFORCE else None
+        trip = round(tw.threshold * MICROS) if tw.mode is Mode.ENFORCE else None  # a policy's, exact
         out.append(
             (
                 tw,

@@ -11,7 +11,12 @@ SHEBANG = "#!lua\n"
 
 PRELUDE = f"""{SHEBANG}
 local GRACE = {BUDGET_GRACE_S!r}
-local function fmt(x) return string.format('%.0f', x) end
+-- an integer as Redis reads it: Lua 5.1 numbers are doubles, so -0 (the negation of a zero
+-- hold's amount) would print as '-0', which HINCRBY refuses, failing the whole commit
+local function fmt(x)
+  if x == 0 then return '0' end
+  return string.format('%.0f', x)
+end
 local function num(v)
   if v == nil or v == false or v == '' then return nil end
   return tonumber(v)
