@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import enum
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,6 +177,18 @@ class CharterError(Error):
         super().__init__(summary + (f" (and {more} more)" if more > 0 else ""))
 
 
+#: characters never shown raw in a diagnostic: C0/C1 controls (terminal escapes, CR), bidi
+#: controls and line separators (which make a terminal or a log show other text than there is)
+_UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control, bidi or line-separator character written as an escape
+    (``\\x1b``, ``\\u202e``), so text from a file or a request can neither drive a terminal nor
+    forge another line of output."""
+    return _UNSHOWN.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def _line_of(source: str, line: int) -> str:
     lines = source.splitlines()
     return lines[line - 1] if 0 < line <= len(lines) else ""
@@ -183,25 +196,30 @@ def _line_of(source: str, line: int) -> str:
 
 def render(diag: Diagnostic, source: str | None = None) -> str:
     """Render as ``path:line:col: CODE message``, the source line and a caret under the span."""
+    # Everything shown (the path, the message, the source line) may come from a hostile file:
+    # controls are escaped here, the one place diagnostics become text.
     sp = diag.span
-    head = f"{sp.path}:{sp.line}:{sp.column}: {diag.code.value} {diag.message}"
-    if diag.severity is Severity.WARNING:
-        head = f"{sp.path}:{sp.line}:{sp.column}: {diag.code.value} warning: {diag.message}"
-    out = [head]
+    where = f"{escape_controls(sp.path)}:{sp.line}:{sp.column}: {diag.code.value}"
+    warn = "warning: " if diag.severity is Severity.WARNING else ""
+    out = [f"{where} {warn}{escape_controls(diag.message)}"]
     if source is not None:
         text = _line_of(source, sp.line).rstrip("\n")
         if text or sp.line <= len(source.splitlines()):
             gutter = f"{sp.line:>4} | "
-            out.append(gutter + text.expandtabs(1))
+            text = text.expandtabs(1)
+            # the caret moves by what escaping added before the span, and widens with the span
+            before = len(escape_controls(text[: sp.column - 1]))
             width = 1
             if sp.end_line == sp.line and sp.end_column > sp.column:
                 width = sp.end_column - sp.column
             width = max(1, min(width, max(1, len(text) - sp.column + 1)))
-            out.append(" " * (len(gutter) - 2) + "| " + " " * (sp.column - 1) + "^" * width)
+            width = max(1, len(escape_controls(text[sp.column - 1 : sp.column - 1 + width])))
+            out.append(gutter + escape_controls(text))
+            out.append(" " * (len(gutter) - 2) + "| " + " " * before + "^" * width)
     for note in diag.notes:
-        out.append(f"  = note: {note}")
+        out.append(f"  = note: {escape_controls(note)}")
     if diag.help:
-        out.append(f"  = help: {diag.help}")
+        out.append(f"  = help: {escape_controls(diag.help)}")
     return "\n".join(out)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from charter.diagnostics import escape_controls
 from charter.errors import Error
 from charter.files import FileError, read_bounded
 
@@ -111,6 +112,38 @@ class _BoundedLoader(yaml.SafeLoader):
             if nested:
                 self._depth -= 1
 
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # PyYAML keeps the last of two equal keys: a test's second `expect` would silently drop
+        # the first, so a document with one is refused (YAML itself requires unique keys)
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                dup = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the constructor below says so
+                continue
+            if dup:
+                raise DocumentError(
+                    f"the key {escape_controls(repr(key))[:80]} appears twice in one mapping "
+                    f"(line {key_node.start_mark.line + 1})"
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (``json`` would keep the last one silently)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DocumentError(f"the key {escape_controls(repr(key))[:80]} appears twice in one object")
+            seen.add(key)
+    return out
+
 
 def parse_yaml(text: str, *, what: str = "document", depth: int = MAX_DOCUMENT_DEPTH) -> Any:
     """YAML text as data, with the limits of this module."""
@@ -145,7 +178,7 @@ def parse_document(
     if not _json_depth_ok(text, depth):
         raise DocumentError(f"the {what} nests more than {depth} levels deep")
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         if json_only:
             raise DocumentError(f"the {what} is not valid JSON: {exc}") from None

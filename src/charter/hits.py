@@ -16,12 +16,12 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from charter.diagnostics import escape_controls
+
 __all__ = ["decision_reasons", "failed", "hit_line", "hit_tag", "reason_text", "reasons_text"]
 
 #: the engine words a condition error as ``condition 'TEXT': MESSAGE`` (engine/evaluate.py)
 _CONDITION = re.compile(r"^condition '(?P<text>.*)': (?P<msg>.*)$", re.DOTALL)
-#: control characters (newlines, escapes) an error message may carry from a request value
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: how much of an error one line shows
 MAX_ERROR = 300
 
@@ -29,7 +29,7 @@ MAX_ERROR = 300
 def _one_line(text: str) -> str:
     """An error message as one printable line: control characters escaped, long ones cut, so
     text from a request can never forge a second line of output."""
-    out = _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    out = escape_controls(text)
     return out if len(out) <= MAX_ERROR else out[: MAX_ERROR - 1] + "…"
 
 

@@ -7,7 +7,7 @@ import sys
 import click
 
 from charter.api import check as compile_check
-from charter.cli.output import echo_json
+from charter.cli.output import echo_json, github_data
 from charter.diagnostics import render_all
 from charter.engine.policy import CompiledPolicy
 from charter.testing.diff import diff
@@ -71,7 +71,7 @@ def diff_cmd(old: str, new: str, fmt: str, fail_on: str, prove: bool) -> None:
         for c in changes:
             level = "warning" if c.direction == "widen" else "notice"
             msg = f"{c.direction}s {c.kind} {c.subject}: {c.old} -> {c.new} ({c.detail})"
-            click.echo(f"::{level} title=charter diff::{msg.replace('%', '%25').replace(chr(10), '%0A')}")
+            click.echo(f"::{level} title=charter diff::{github_data(msg)}")
     else:
         for direction in ("widen", "narrow", "change"):
             group = [c for c in changes if c.direction == direction]

@@ -9,9 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from charter.diagnostics import Code, Diagnostic, Severity, Span, warning
+from charter.documents import DocumentError, parse_yaml, read_text
 from charter.errors import Error
 
 #: title and one-line description of every lint (warning) code; docs/lint.md has a section for each
@@ -50,18 +49,25 @@ def find_config(start: str | Path) -> tuple[Path, dict[str, str]] | None:
     for d in [p, *p.parents] if p.is_dir() else list(p.parents):
         y = d / ".charter.yaml"
         if y.is_file():
+            # read like every document the CLI is given (bounded, no aliases, depth-checked): a
+            # hostile repository's config must not hang or crash `charter check` in its CI
             try:
-                data = yaml.safe_load(y.read_text(encoding="utf-8")) or {}
-            except yaml.YAMLError as exc:
-                raise LintConfigError(f"{y}: not valid YAML: {exc}") from None
+                data = parse_yaml(read_text(y, what="lint configuration"), what="lint configuration") or {}
+            except DocumentError as exc:
+                raise LintConfigError(f"{y}: {exc}") from None
             return y, _levels(data, str(y))
         t = d / "pyproject.toml"
         if t.is_file():
             try:
-                data = tomllib.loads(t.read_text(encoding="utf-8"))
+                data = tomllib.loads(read_text(t, what="pyproject.toml"))
+            except DocumentError as exc:
+                raise LintConfigError(f"{t}: {exc}") from None
             except tomllib.TOMLDecodeError as exc:
                 raise LintConfigError(f"{t}: not valid TOML: {exc}") from None
-            section = data.get("tool", {}).get("charter")
+            except RecursionError:  # tomllib recurses per nested array or inline table
+                raise LintConfigError(f"{t}: nests too deep") from None
+            tool = data.get("tool")
+            section = tool.get("charter") if isinstance(tool, dict) else None
             if section is not None:
                 return t, _levels(section, str(t))
     return None

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from charter.diagnostics import Diagnostic, Severity, render
+from charter.diagnostics import Diagnostic, Severity, escape_controls, render
 
 
 def use_color(ctx: click.Context | None) -> bool:
@@ -39,13 +39,24 @@ def style_diag(d: Diagnostic, source: str | None, color: bool) -> str:
     return click.style(head, fg=fg, bold=True) + ("\n" + rest if rest else "")
 
 
+def github_data(text: str) -> str:
+    """A workflow command's message, escaped as GitHub Actions reads it: one line, no controls.
+    Every ``::level`` line charter prints goes through here."""
+    return escape_controls(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
+
+
+def _gh_property(text: str) -> str:
+    """A workflow command's property value: ',' and ':' too, so a file named
+    ``a,line=9,title=x.charter`` cannot set another property or end the properties."""
+    return github_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
 def github_annotation(d: Diagnostic) -> str:
     """A GitHub Actions workflow command for one diagnostic."""
     level = "error" if d.severity is Severity.ERROR else "warning"
-    msg = d.message + (f" ({d.help})" if d.help else "")
-    msg = msg.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    msg = github_data(d.message + (f" ({d.help})" if d.help else ""))
     sp = d.span
     return (
-        f"::{level} file={sp.path},line={sp.line},col={sp.column},endLine={sp.end_line},"
+        f"::{level} file={_gh_property(sp.path)},line={sp.line},col={sp.column},endLine={sp.end_line},"
         f"endColumn={sp.end_column},title={d.code.value} {d.code.slug}::{msg}"
     )

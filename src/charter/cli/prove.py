@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from charter import __version__
-from charter.cli.output import echo_json
+from charter.cli.output import echo_json, github_data
 from charter.engine.policy import CompiledPolicy
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -83,9 +83,11 @@ def diff_prove(old: CompiledPolicy, new: CompiledPolicy, fmt: str, fail_on: str,
         for c in result.changes:
             level = "error" if c.direction == "widen" else "notice"
             req = json.dumps(c.witness.to_dict(), sort_keys=True)
-            click.echo(f"::{level} title=charter diff --prove::{c.kind} ({c.case}): {c.old} -> {c.new} {req}")
+            msg = github_data(f"{c.kind} ({c.case}): {c.old} -> {c.new} {req}")
+            click.echo(f"::{level} title=charter diff --prove::{msg}")
         for u in result.unknowns:
-            click.echo(f"::warning title=charter diff --prove::unknown ({u.case}): {'; '.join(u.reasons)}")
+            msg = github_data(f"unknown ({u.case}): " + "; ".join(u.reasons))
+            click.echo(f"::warning title=charter diff --prove::{msg}")
     else:
         for direction in ("widen", "narrow"):
             group = [c for c in result.changes if c.direction == direction]

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from charter.diagnostics import Code, Diagnostic, error
 from charter.enums import TriggerKind
-from charter.state.types import MAX_AMOUNT, MAX_COUNT, MAX_WINDOW_S
+from charter.state.types import MAX_AMOUNT, MAX_COUNT, MAX_WINDOW_S, MICRO
 from charter.syntax import ast
 
 #: Units of a rate limit (a count of actions), as the lowerer reads them.
@@ -33,11 +33,30 @@ def _nodes(node: object) -> Iterator[ast.Node]:
 
 
 def _too_big(what: str, value: Decimal | float, limit: int, unit: str, node: ast.Node) -> Diagnostic:
+    shown = f"{value:,}"
+    if len(shown) > 40:  # a literal of thousands of digits is not repeated whole
+        shown = f"{value:.3e}"
     return error(
         Code.E402_BAD_VALUE,
-        f"{what} {value:,} {unit} is more than the state stores hold exactly (at most {limit:,} {unit})",
+        f"{what} {shown} {unit} is more than the state stores hold exactly (at most {limit:,} {unit})",
         node.span,
         "every store (memory, sqlite, redis, postgres) must count it the same way; use a smaller value",
+    )
+
+
+def _negative(what: str, node: ast.Node) -> Diagnostic:
+    # a negative limit or threshold would deny (or trip on) every action, a typo the author
+    # never sees; a rate limit's own check says the same for counts
+    return error(Code.E402_BAD_VALUE, f"a {what} cannot be negative", node.span, "write 0 to allow nothing")
+
+
+def _finer_than_a_micro(value: Decimal, node: ast.Node) -> Diagnostic:
+    # stores count money in micro-units: a finer limit would be silently cut (0.0000001 USD -> 0)
+    return error(
+        Code.E402_BAD_VALUE,
+        f"limit {value} is finer than a millionth of a unit, which the state stores count in",
+        node.span,
+        "use at most 6 decimal places",
     )
 
 
@@ -52,13 +71,19 @@ def check_ranges(modules: list[ast.Module]) -> list[Diagnostic]:
             elif isinstance(node, ast.LimitClause):
                 counts = node.unit is None or node.unit.value in _COUNT_UNITS
                 limit = MAX_COUNT if counts else MAX_AMOUNT
-                if node.amount > limit:
+                if node.amount < 0:
+                    out.append(_negative("limit", node))
+                elif node.amount > limit:
                     unit = node.unit.value if node.unit is not None else "actions"
                     out.append(_too_big("limit", node.amount, limit, unit, node))
+                elif not counts and (node.amount * MICRO) % 1:  # bounded here: exact in Decimal
+                    out.append(_finer_than_a_micro(node.amount, node))
             elif isinstance(node, ast.Trigger):
                 money = node.kind is TriggerKind.VELOCITY
                 limit = MAX_AMOUNT if money else MAX_COUNT
-                if node.threshold > limit:
+                if node.threshold < 0:
+                    out.append(_negative("threshold", node))
+                elif node.threshold > limit:
                     unit = node.unit.value if node.unit is not None else ("" if money else "actions")
                     out.append(_too_big("threshold", node.threshold, limit, unit, node))
     return out

@@ -9,8 +9,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from charter.documents import DocumentError, load_document
 from charter.errors import Error
 
 __all__ = [
@@ -178,9 +177,9 @@ def parse_config(doc: Any) -> GatewayConfig:
 def load_config(path: str | Path) -> GatewayConfig:
     """Read and check a gateway configuration file (YAML or JSON)."""
     try:
-        doc = yaml.safe_load(Path(path).read_text("utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise GatewayConfigError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
+        doc = load_document(path, what="gateway configuration")
+    except DocumentError as exc:
+        raise GatewayConfigError(f"{path}: {exc}") from None
     try:
         return parse_config(doc)
     except GatewayConfigError as exc:

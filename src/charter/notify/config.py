@@ -7,7 +7,6 @@ committed; an inline ``secret`` is accepted too.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,8 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
+from charter.documents import DocumentError, load_document
 from charter.errors import Error
 from charter.notify.dispatch import Lane, Retry, Target
 from charter.notify.email import EmailTarget
@@ -197,11 +195,7 @@ def parse_humans_config(doc: Any, where: str, env: Mapping[str, str] | None = No
 def load_humans_config(path: str | Path, env: Mapping[str, str] | None = None) -> HumansConfig:
     """Read and parse a humans config file (YAML or JSON)."""
     try:
-        text = Path(path).read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NotifyConfigError(f"{path}: cannot read: {exc}") from None
-    try:
-        doc = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise NotifyConfigError(f"{path}: not valid YAML/JSON ({type(exc).__name__})") from None
+        doc = load_document(path, what="humans config")
+    except DocumentError as exc:
+        raise NotifyConfigError(f"{path}: {exc}") from None
     return parse_humans_config(doc, str(path), env)

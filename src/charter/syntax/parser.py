@@ -340,7 +340,35 @@ def _fast_module(text: str, path: str) -> ast.Module | None:
     return module
 
 
+#: characters refused anywhere in policy text (strings and comments too): C0/C1 controls other than
+#: tab, LF, CR and form feed (terminal escapes would reach every place that shows the text), and
+#: bidi controls and line separators, which make a reviewer see other text than the compiler reads
+#: ("Trojan Source")
+_UNSAFE_CHAR = re.compile(
+    "[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _check_chars(path: str, text: str) -> Diagnostic | None:
+    """E002 at the first character no policy text may hold (the text is never echoed raw)."""
+    m = _UNSAFE_CHAR.search(text)
+    if m is None:
+        return None
+    at = m.start()
+    line = text.count("\n", 0, at) + 1
+    col = at - (text.rfind("\n", 0, at) + 1) + 1
+    return error(
+        Code.E002_NOT_UTF8,
+        f"control character U+{ord(m.group()):04X} in policy text",
+        Span(path, line, col, line, col + 1, at, at + 1),
+        "remove it: policy text holds printable characters, tabs and line breaks only",
+    )
+
+
 def _parse_text(text: str, path: str) -> ParseResult:
+    bad = _check_chars(path, text)
+    if bad is not None:
+        return ParseResult(None, (bad,), text)
     if not text.strip():
         return ParseResult(ast.Module(path=path, items=()), (), text)
     deep = _check_nesting(path, text)

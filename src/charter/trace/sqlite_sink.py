@@ -12,7 +12,15 @@ from typing import Any
 
 from charter.sqlite_wal import enable_wal
 from charter.trace.record import GENESIS
-from charter.trace.sink import CHECKPOINT_FIELDS, INDEX_SQL, Build, Sign, StoredRow, checked_bodies
+from charter.trace.sink import (
+    CHECKPOINT_FIELDS,
+    INDEX_SQL,
+    Build,
+    Sign,
+    StoredRow,
+    TraceError,
+    checked_bodies,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS trace (
@@ -106,7 +114,16 @@ class SqliteReader:
         p = Path(path)
         if not p.exists():
             raise FileNotFoundError(f"no trace log at {path}")
+        if not p.is_file():  # a device or FIFO would be opened (and /dev/zero read) as a database
+            raise TraceError(f"{path} is not a trace log (not a regular file)")
         self.conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError:  # any file at all can be named: "file is not a database"
+            tables = set()
+        if "trace" not in tables:
+            self.conn.close()
+            raise TraceError(f"{path} is not a trace log (no trace tables)")
 
     def rows(self) -> Iterator[StoredRow]:
         for seq, prev, h, body, *index in self.conn.execute(
