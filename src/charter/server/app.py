@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import signal
 import sys
 import time
@@ -33,6 +32,7 @@ from charter.engine.grants import GrantError
 from charter.engine.validate import check_run_id
 from charter.enums import HitKind
 from charter.errors import RequestError, RunImportError, UnknownDecision, UnknownRun
+from charter.jsonenc import StrictJsonError, strict_loads
 from charter.server import wire
 from charter.server.auth import Principal, TokenSet
 from charter.server.fast import HttpLike, SidecarApp
@@ -79,33 +79,6 @@ SWITCH_INTERVAL_S = 0.001
 
 #: json.dumps(data, separators=(",", ":"), default=str), without building an encoder per call.
 _ENCODE = json.JSONEncoder(separators=(",", ":"), default=str).encode
-
-
-class _DuplicateKey(Exception):
-    """A JSON object with one key twice (raised while parsing a request body)."""
-
-    def __init__(self, key: str):
-        super().__init__(key)
-        self.key = key
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        for k, _ in pairs:
-            if k in seen:
-                raise _DuplicateKey(k)
-            seen.add(k)
-    return out
-
-
-#: JSON text to Python, refusing an object with a key twice (see Sidecar.parse).
-_DECODE = json.JSONDecoder(object_pairs_hook=_unique).decode
-#: a ``\\uD800``-``\\uDFFF`` escape: the only way a lone surrogate gets into strict UTF-8 JSON
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-#: the parsed body back to text, keeping surrogates as they are (so encoding finds a lone one)
-_dumps_text = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
 
 def _dumps(data: Any) -> bytes:
@@ -208,30 +181,12 @@ class Sidecar:
 
     @staticmethod
     def parse(raw: bytes) -> Any:
-        """``raw`` as JSON (400 if it is not): UTF-8 only, no key twice in an object, no lone surrogate.
-
-        Why: ``json.loads`` on bytes also reads UTF-16 and UTF-32 (a filter in front that reads
-        UTF-8 sees other text than the engine), lets the last of two equal keys win silently (a
-        proxy that reads the first sees another actor or amount than the engine decides), and
-        keeps a ``\\ud800`` escape as a lone surrogate, which no UTF-8 writer (the trace, a
-        response, a store) can encode. Each is refused here, before anything is decided.
-        """
+        """``raw`` as JSON (400 ``bad-json`` if it is not exactly one UTF-8 JSON text: see
+        :func:`charter.jsonenc.strict_loads`)."""
         try:
-            data = _DECODE(raw.decode("utf-8"))
-        except (ValueError, RecursionError):
-            raise ApiError(400, "bad-json", "request body is not valid JSON", "body") from None
-        except _DuplicateKey as exc:
-            raise ApiError(
-                400, "bad-json", f"request body has the key {exc.key!r} twice in one object", "body"
-            ) from None
-        if _SURROGATE_ESCAPE.search(raw) is not None:  # rare: only then look for a lone one
-            try:
-                _dumps_text(data).encode("utf-8")
-            except UnicodeEncodeError:
-                raise ApiError(
-                    400, "bad-json", "request body has a lone surrogate escape (not Unicode text)", "body"
-                ) from None
-        return data
+            return strict_loads(raw)
+        except StrictJsonError as exc:
+            raise ApiError(400, "bad-json", f"request body is not valid JSON: {exc}", "body") from None
 
     async def raw(self, request: HttpLike) -> bytes:
         """The body's bytes, at most ``max_body`` (413)."""
