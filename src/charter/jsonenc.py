@@ -7,6 +7,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from charter.errors import Error
+
 _C: Any = getattr(json.encoder, "c_make_encoder", None)  # None off CPython
 _STR: Any = json.encoder.encode_basestring
 
@@ -52,7 +54,7 @@ def compact_encoder(
     return encode_plain
 
 
-class StrictJsonError(ValueError):
+class StrictJsonError(Error, ValueError):
     """A wire body that is not exactly one JSON text in UTF-8 (the message says what is wrong)."""
 
 
