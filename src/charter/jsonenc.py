@@ -1,10 +1,13 @@
-"""Compact JSON encoding through the C encoder, built once (``json.dumps`` builds one per call)."""
+"""Compact JSON encoding through the C encoder, built once; and the strict decoder of wire bodies."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
+
+from charter.errors import Error
 
 _C: Any = getattr(json.encoder, "c_make_encoder", None)  # None off CPython
 _STR: Any = json.encoder.encode_basestring
@@ -49,3 +52,57 @@ def compact_encoder(
         return str(estr(o)) if isinstance(o, str) else "".join(once(o, 0))
 
     return encode_plain
+
+
+class StrictJsonError(Error, ValueError):
+    """A wire body that is not exactly one JSON text in UTF-8 (the message says what is wrong)."""
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise StrictJsonError(f"the key {k!r} twice in one object")
+            seen.add(k)
+    return out
+
+
+_DECODE = json.JSONDecoder(object_pairs_hook=_unique).decode
+#: a ``\\uD800``-``\\uDFFF`` escape: the only way a lone surrogate gets into strict UTF-8 JSON
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+#: a parsed value back to text, keeping surrogates as they are (so encoding finds a lone one)
+_TEXT = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+
+
+def strict_loads(raw: bytes | bytearray) -> Any:
+    """``raw`` as JSON, or StrictJsonError: UTF-8 only (no BOM), no key twice in one object, no lone
+    surrogate; what ``json.loads`` refuses (bad syntax, over 4,300 digits, deep nesting) too.
+
+    Why: ``json.loads`` on bytes also reads UTF-16 and UTF-32 (a filter in front that reads UTF-8
+    sees other text than the engine), lets the last of two equal keys win silently (a proxy that
+    reads the first sees another actor or amount than the engine decides), and keeps a ``\\ud800``
+    escape as a lone surrogate, which no UTF-8 writer (the trace, a response, a store) can encode.
+    """
+    try:
+        data = _DECODE(bytes(raw).decode("utf-8"))
+    except StrictJsonError:
+        raise
+    except UnicodeDecodeError:
+        raise StrictJsonError("not UTF-8") from None
+    except (ValueError, RecursionError):
+        raise StrictJsonError("not JSON") from None
+    if _SURROGATE_ESCAPE.search(raw) is not None and lone_surrogate(data):  # only then look
+        raise StrictJsonError("a lone surrogate escape (not Unicode text)")
+    return data
+
+
+def lone_surrogate(value: Any) -> bool:
+    """True when a string (or key) in the JSON value ``value`` holds a lone surrogate (U+D800 to
+    U+DFFF): text no UTF-8 writer (a trace, an upstream request, a response) can encode."""
+    try:
+        _TEXT(value).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

@@ -85,6 +85,11 @@ HOSTILE: list[tuple[str, Any, dict[str, str]]] = [
     ("param header", _call(), {"Mcp-Param-Doc": "d"}),
     ("a response posted", {"jsonrpc": "2.0", "id": 7, "result": {}}, {}),
     ("huge body", {**_call(), "pad": "x" * (2 * 1024 * 1024)}, {}),
+    ("lone surrogate in an argument", json.dumps(_call(arguments={"doc": "\ud800"})).encode(), {}),
+    ("lone surrogate in a key", json.dumps(_call(arguments={"\udfff": "d"})).encode(), {}),
+    ("utf-16 body", json.dumps(_call()).encode("utf-16"), {}),
+    ("utf-8 bom", b"\xef\xbb\xbf" + json.dumps(_call()).encode(), {}),
+    ("invalid utf-8", json.dumps(_call(arguments={"doc": "d"})).encode().replace(b'"d"', b'"\xff"'), {}),
 ]
 
 
@@ -103,6 +108,11 @@ def test_hostile_http_requests_get_the_sdk_answer(tmp_path: Path, case: str, _ht
         assert a.content == b.content
     took = fast_gw.fast_calls - before
     assert took == (1 if case in ("well-formed", "string id") else 0), case
+    if "surrogate" in case:  # refused, never forwarded: the upstream session lives on
+        assert (
+            "lone surrogate" in a.text
+            and _post(slow_base, _call(), TOKENS["research-agent"]).json()["result"]
+        )
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +148,7 @@ def test_concurrent_calls_with_one_id_are_each_answered(_http_pair: Any) -> None
             return [r.json() for r in rs]
 
     answers = _run(main())
+    assert all("result" in a for a in answers), [a for a in answers if "result" not in a][:1]
     texts = sorted(a["result"]["content"][0]["text"] for a in answers)
     assert texts == sorted(f"contents of d{i}" for i in range(20))
 

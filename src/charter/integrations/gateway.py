@@ -46,6 +46,7 @@ from charter.integrations.gateway_fast import (
     parse_call,
     wire_result,
 )
+from charter.jsonenc import lone_surrogate, strict_loads
 from charter.server.auth import TokenSet
 
 __all__ = ["Gateway", "GatewayError", "ToolFilter", "http_app"]
@@ -419,6 +420,10 @@ class Gateway:
             return _error(f"charter: unknown tool {str(name)[:128]!r}", {"outcome": "deny"})
         if arguments is None:
             arguments = {}
+        if lone_surrogate(arguments):  # json.loads keeps "\\ud800"; forwarded, it broke the upstream session
+            return _error(
+                "charter: an argument holds a lone surrogate (not Unicode text)", {"outcome": "deny"}
+            )
         # the human answered our question (accept or not): never ask again for this call
         answered = isinstance(input_responses, Mapping) and _APPROVAL_KEY in input_responses
         retried = (
@@ -601,10 +606,10 @@ class _StdioFast:
             if b"notifications/cancelled" in line:
                 self._cancel(line)
             return False
-        try:
-            msg = json.loads(line)
-        except (ValueError, RecursionError):
-            return False  # the SDK answers with its parse error
+        try:  # only exact UTF-8 JSON is the fast path's (the SDK answers the rest as it does)
+            msg = strict_loads(line)
+        except ValueError:
+            return False
         call = parse_call(msg)
         if call is None or call.id in self.inflight or len(self.inflight) >= MAX_INFLIGHT:
             return False
@@ -872,9 +877,9 @@ class _HttpFast:
         replay = _replay(bytes(body), receive)
         if len(body) != int(size):
             return replay
-        try:
-            decoded = json.loads(body)
-        except (ValueError, RecursionError):
+        try:  # only exact UTF-8 JSON is the fast path's; anything else gets the SDK's answer
+            decoded = strict_loads(body)
+        except ValueError:
             return replay
         if any(k.startswith("mcp-param-") for k in headers):
             return replay  # the SDK validates those against the tool's listed schema

@@ -32,6 +32,7 @@ from charter.engine.grants import GrantError
 from charter.engine.validate import check_run_id
 from charter.enums import HitKind
 from charter.errors import RequestError, RunImportError, UnknownDecision, UnknownRun
+from charter.jsonenc import StrictJsonError, strict_loads
 from charter.server import wire
 from charter.server.auth import Principal, TokenSet
 from charter.server.fast import HttpLike, SidecarApp
@@ -180,11 +181,12 @@ class Sidecar:
 
     @staticmethod
     def parse(raw: bytes) -> Any:
-        """``raw`` as JSON (400 if it is not)."""
+        """``raw`` as JSON (400 ``bad-json`` if it is not exactly one UTF-8 JSON text: see
+        :func:`charter.jsonenc.strict_loads`)."""
         try:
-            return json.loads(raw)
-        except (ValueError, RecursionError):
-            raise ApiError(400, "bad-json", "request body is not valid JSON", "body") from None
+            return strict_loads(raw)
+        except StrictJsonError as exc:
+            raise ApiError(400, "bad-json", f"request body is not valid JSON: {exc}", "body") from None
 
     async def raw(self, request: HttpLike) -> bytes:
         """The body's bytes, at most ``max_body`` (413)."""
