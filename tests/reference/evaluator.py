@@ -36,13 +36,17 @@ RANK = {
 @dataclass
 class RunRef:
     """§8, §9.3: what the reference knows of one run: its actor and grant instances (as
-    ``begin_run`` stored them: ``id``, ``kind``, ``params``, ``uses_left``), and its allowed
-    actions, oldest first (kind, target)."""
+    ``begin_run`` stored them: ``id``, ``kind``, ``params``, ``uses_left``), its allowed actions,
+    oldest first, and its labels."""
 
     actor: str = ""
     grants: list[dict[str, Any]] = field(default_factory=list)
-    #: (kind, target, the arguments as conditions saw them, agent)
-    actions: list[tuple[str, str, dict[str, Any], str]] = field(default_factory=list)
+    #: §8.2 entries, oldest first (step = position + 1): ``kind``, ``target``, ``args`` (as
+    #: conditions saw them), ``agent``, ``at`` (the engine's clock when it was decided) and
+    #: ``result`` (the declared result fields its settlement kept; {} until settled)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    #: §8.1 "each label records when it last arrived": label -> (step, time) of its latest arrival
+    labels: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -56,6 +60,8 @@ class State:
     counted: dict[tuple[str, str], int] = field(default_factory=dict)
     #: run id -> the run
     runs: dict[str, RunRef] = field(default_factory=dict)
+    #: the engine's clock (epoch seconds) for the next decision: `within D` windows (§8.1, §8.2)
+    now: float = 0.0
 
 
 @dataclass
@@ -72,10 +78,12 @@ class Verdict:
     failures: set[tuple[str, str]] = field(default_factory=set)
     #: §7.4 obligations: the rules whose human gates a require_approval decision names
     gates: list[str] = field(default_factory=list)
-    #: §8: an allowed action of a run becomes its history: (run, kind, target, args, agent)
-    record: tuple[str, str, str, dict[str, Any], str] | None = None
+    #: §8: an allowed action of a run becomes its history: (run, entry, the labels it brings)
+    record: tuple[str, dict[str, Any], frozenset[str]] | None = None
     #: §9.3: the grant instances whose use an allowed decision spends: (run, grant id)
     grant_uses: list[tuple[str, str]] = field(default_factory=list)
+    #: §9.3 output: the instances granted() consulted: (id, kind, covers, uses_left)
+    consulted: set[tuple[str, str, bool, int | None]] = field(default_factory=set)
 
 
 def all_of(values: Iterable[Truth]) -> Truth:
@@ -222,6 +230,8 @@ class Grants:
         self.run = run
         self.relied: dict[str, str] = {}
         self.failures: set[tuple[str, str]] = set()
+        #: §9.3 "grants in the decision (instances consulted: id, kind, covers, uses_left)"
+        self.consulted: set[tuple[str, str, bool, int | None]] = set()
 
     def _covers(self, decl: GrantKind, g: Mapping[str, Any], act: Mapping[str, Any]) -> bool:
         scope = {**act, "grant": g["params"]}
@@ -241,15 +251,20 @@ class Grants:
         if decl is None:
             return False
         req = self.req
-        covering = [
-            g["id"]
-            for g in self.run.grants
-            if g["kind"] == kind
-            and req.meets(decl.selector)
-            and g["uses_left"] != 0
-            and (not self.run.actor or self.run.actor in req.lineage())
-            and self._covers(decl, g, act)
-        ]
+        covering = []
+        for g in self.run.grants:
+            if g["kind"] != kind:
+                continue
+            ok = (
+                req.meets(decl.selector)
+                and g["uses_left"] != 0
+                and (not self.run.actor or self.run.actor in req.lineage())
+                and self._covers(decl, g, act)
+            )
+            # every instance of the kind asked about is consulted, covering or not
+            self.consulted.add((g["id"], kind, ok, g["uses_left"]))
+            if ok:
+                covering.append(g["id"])
         if covering:
             self.relied[kind] = covering[0]  # instances are kept lowest id first
         return bool(covering)
@@ -319,22 +334,35 @@ class Request:
             "cost": self.cost,
             "signals": self.signals,
         }
-        # §9 `run`: the run's steps and grants (its labels are not modelled: no rule reads them)
+        # §9 `run`: the run's steps, labels (§8.1: the whole set) and grants
         self.run_id: str = ctx.get("run") or ""
         self.run = (state.runs.get(self.run_id) if state is not None else None) or RunRef()
+        self.now = state.now if state is not None else 0.0
         grants = [
             {**g["params"], "id": g["id"], "kind": g["kind"], "uses_left": g["uses_left"]}
             for g in self.run.grants
         ]
-        self.act["run"] = {"steps": len(self.run.actions), "labels": [], "grants": grants}
+        self.act["run"] = {
+            "steps": len(self.run.actions),
+            "labels": sorted(self.run.labels),
+            "grants": grants,
+        }
+        # §8.1 "the labels of the action's arguments and list elements: action.labels and the
+        # labels of action.provenance entries" (the engine-only labels are no labels of a request)
+        entered = {x for v in arg_labels.values() for x in v}
+        for entry in (action.get("provenance") or {}).values():
+            for e in entry if isinstance(entry, list) else [entry]:
+                entered.update(e.get("labels", ()))
+        self.entered = frozenset(entered - RESERVED)
         self.grants: Grants | None = None
         if self.run_id and self.run.grants and policy.grant_kinds:
             self.grants = Grants(policy, self, self.run)
             self.act[GRANTS] = self.grants
         prov = action.get("provenance") or {}
         if prov or arg_labels:
-            # the run's labels are known only with a run (nothing untrusted happened in it yet)
-            self.act[PROVENANCE] = Provenance(args, prov, arg_labels, bool(ctx.get("run")))
+            # §9.2 `planned` when the run's labels are known (a run is named) and hold no `untrusted`
+            planned = bool(ctx.get("run")) and "untrusted" not in self.run.labels
+            self.act[PROVENANCE] = Provenance(args, prov, arg_labels, planned)
 
     def lineage(self) -> set[str]:
         """The actor and the agents it descends from (§2 sub-agents)."""
@@ -415,27 +443,62 @@ def holds(item: Any, req: Request) -> Truth:
         parts.append(any_of(alts))
     for seq in getattr(item, "sequences", ()):
         # §3.1: without context.run the run's history is unknown (an error: the rule fails by its
-        # `on error`); with one, `after E` holds when an earlier allowed action of the run matches
-        # E, `before E` when none does (no windows are modelled). §8.2 `where C`: an entry counts
-        # when C holds with `earlier` bound to it; an entry on which C fails does not stop the
-        # search: a match elsewhere decides, otherwise the error is the rule's
+        # `on error`)
         if not req.run_id:
             parts.append(ERROR)
             continue
-        assert seq.within_steps is None and seq.within_seconds is None and not seq.labels
-        mark = next(m for m in req.policy.marks if m.id == seq.mark)
-        found: list[Truth] = []
-        for step, (kind, target, args, agent) in enumerate(req.run.actions, start=1):
-            kind_ok = mark.kind is None or mark.kind.value == kind
-            if kind_ok and (mark.target.any or target in mark.target.names):
-                if seq.where is None:
-                    found.append(True)
-                    continue
-                earlier = {"step": step, "agent": agent, "kind": kind, "tool": target, "args": args}
-                found.append(cond(seq.where, {**req.act, "earlier": earlier}))
-        seen = any_of(found)
-        parts.append(seen if seq.after else ERROR if seen == ERROR else not seen)
+        parts.append(sequence(seq, req))
     return all_of(parts)
+
+
+def in_window(seq: Any, req: Request, step: int, at: float) -> bool:
+    """§8.1, §8.2 windows: `within N steps` is fewer than N steps ago (the run's newest step is 0
+    steps ago), `within D` at most D seconds before the engine's clock."""
+    if seq.within_steps is not None and len(req.run.actions) - step >= seq.within_steps:
+        return False
+    return seq.within_seconds is None or req.now - at <= seq.within_seconds
+
+
+def sequence(seq: Any, req: Request) -> Truth:
+    """§2 `after E [within ...]` / `before E` of a request that names a run."""
+    mark = next(m for m in req.policy.marks if m.id == seq.mark)
+    run = req.run
+    if mark.labels:
+        # §8.1 "every clause reads the same labels": `after labelled L` is L in the set, `before
+        # labelled L` it is not; with a window, one of the labels last arrived within it
+        if seq.within_steps is None and seq.within_seconds is None:
+            seen = any(lab in run.labels for lab in mark.labels)
+        else:
+            seen = any(in_window(seq, req, *run.labels[lab]) for lab in mark.labels if lab in run.labels)
+        return seen if seq.after else not seen
+    # `after E` holds when an earlier allowed action of the run (in the window) matches E,
+    # `before E` when none does. §8.2 `where C`: an entry counts when C holds with `earlier` bound
+    # to it; an entry on which C fails does not stop the search: a match elsewhere decides,
+    # otherwise the error is the clause's
+    found: list[Truth] = []
+    for step, e in enumerate(run.actions, start=1):
+        if not in_window(seq, req, step, e["at"]):
+            continue
+        kind_ok = mark.kind is None or mark.kind.value == e["kind"]
+        # §2: `delegate role R` names the hand-offs to agents holding R
+        agent = req.policy.agents.get(e["target"]) if e["kind"] == "delegate" else None
+        by_role = agent is not None and bool(mark.target.roles & set(agent.roles))
+        if kind_ok and (mark.target.any or e["target"] in mark.target.names or by_role):
+            if seq.where is None:
+                found.append(True)
+                continue
+            earlier = {
+                "step": step,
+                "at": e["at"],
+                "agent": e["agent"],
+                "kind": e["kind"],
+                "tool": e["target"],
+                "args": e["args"],
+                "result": e["result"],
+            }
+            found.append(cond(seq.where, {**req.act, "earlier": earlier}))
+    seen = any_of(found)
+    return seen if seq.after else ERROR if seen == ERROR else not seen
 
 
 def evaluate(policy: CompiledPolicy, raw: Mapping[str, Any], state: State) -> Verdict:
@@ -551,6 +614,10 @@ def evaluate(policy: CompiledPolicy, raw: Mapping[str, Any], state: State) -> Ve
     allowed = outcome is Outcome.ALLOW
     if req.grants is not None:
         failures |= req.grants.failures
+    record = None
+    if allowed and req.run_id:
+        entry = {"kind": req.kind, "target": req.target, "args": req.args, "agent": req.id}
+        record = (req.run_id, {**entry, "at": req.now, "result": {}}, req.entered)
     return Verdict(
         outcome,
         ids,
@@ -560,8 +627,9 @@ def evaluate(policy: CompiledPolicy, raw: Mapping[str, Any], state: State) -> Ve
         count,
         failures,
         sorted(gates),
-        (req.run_id, req.kind, req.target, req.args, req.id) if allowed and req.run_id else None,
+        record,
         [(req.run_id, gid) for gid in req.grants.relied.values()] if allowed and req.grants else [],
+        req.grants.consulted if req.grants is not None else set(),
     )
 
 
@@ -573,9 +641,52 @@ def apply(state: State, v: Verdict) -> None:
     for bid, value, amount in v.reserve:
         state.used[(bid, value)] = state.used.get((bid, value), 0) + amount
     if v.record is not None:
-        run, kind, target, args, agent = v.record
-        state.runs.setdefault(run, RunRef()).actions.append((kind, target, args, agent))
+        run_id, entry, labels = v.record
+        run = state.runs.setdefault(run_id, RunRef())
+        run.actions.append(entry)
+        arrive(run, labels, entry["at"])
     for run, gid in v.grant_uses:
         for g in state.runs[run].grants:
             if g["id"] == gid and g["uses_left"] is not None:
                 g["uses_left"] -= 1
+
+
+def arrive(run: RunRef, labels: Iterable[str], at: float) -> None:
+    """§8.1: labels arrive at the run's current step (the step of the last allowed action)."""
+    for lab in labels:
+        run.labels[lab] = (len(run.actions), at)
+
+
+def convert_result(policy: CompiledPolicy, tool: str, result: Mapping[str, Any]) -> dict[str, Any]:
+    """§8.2: the result fields a settlement keeps: those the tool declares, "converted like
+    arguments (an integral double to int, an int to double)"; a field of the wrong type, or a
+    non-finite number, is dropped; undeclared fields are not kept."""
+    info = policy.tools.get(tool)
+    declared = info.results if info is not None else {}  # (a delegation, a model call: no fields)
+    kept: dict[str, Any] = {}
+    for name, value in result.items():
+        typ = getattr(declared.get(name), "kind", None)
+        if (typ, type(value)) in (("string", str), ("int", int)):
+            kept[name] = value
+        elif typ == "int" and type(value) is float and value.is_integer():
+            kept[name] = int(value)
+        elif typ == "double" and type(value) in (int, float) and abs(value) < float("inf"):
+            kept[name] = float(value)  # (NaN fails the comparison too)
+    return kept
+
+
+def settle(
+    policy: CompiledPolicy,
+    state: State,
+    run_id: str,
+    index: int,
+    labels: Iterable[str],
+    result: Mapping[str, Any],
+) -> None:
+    """§8 settlement of the run's allowed action ``index`` (0-based): its result fields join its
+    entry (§8.2) and its labels arrive in the run at the current step and time (§8.1)."""
+    run = state.runs[run_id]
+    entry = run.actions[index]
+    if entry["kind"] == "call":
+        entry["result"] = convert_result(policy, entry["target"], result)
+    arrive(run, labels, state.now)

@@ -14,6 +14,10 @@ SOURCES = ["src0", "src1", "src2", "src3"]
 WORKFLOWS = ["w1", "w2"]
 BASE_TIME = "2025-01-15T{:02d}:{:02d}:{:02d}+00:00"
 RUNS = ["ra", "rb"]
+#: labels that enter runs (settlements, argument and provenance labels) and that clauses ask about
+RUN_LABELS = ["untrusted", "x1", "trusted", "secret"]
+#: result fields a tool may declare (`result NAME: TYPE`), kept in history at settlement
+RESULT_TYPES = {"ref": "string", "size": "int"}
 
 #: Optional features; each one is off by default only while it exposes a known engine bug.
 ALL_FEATURES = frozenset(
@@ -33,6 +37,11 @@ ALL_FEATURES = frozenset(
         "grants",  # grant kinds, runs begun with grants, granted()/run.grants in rules (step 3)
         "where",  # after/before call T where C over the run's history (step 6)
         "imports",  # runs seeded with imported calls (Engine.import_run) before any request (step 7)
+        "windows",  # `after E within N steps` / `within D` (marks, labels and where searches)
+        "labelled",  # `after/before labelled L1, L2` over the run's labels
+        "settlements",  # allowed calls settled with labels and results; `where earlier.result.F`
+        "run-labels",  # `run.labels` in conditions
+        "grant-covers",  # grant `covers` that can fail (a division by a param that may be 0)
     }
 )
 SAFE_FEATURES: frozenset[str] = frozenset(
@@ -52,6 +61,11 @@ SAFE_FEATURES: frozenset[str] = frozenset(
         "grants",
         "where",
         "imports",
+        "windows",
+        "labelled",
+        "settlements",
+        "run-labels",
+        "grant-covers",
     }
 )
 FAIL_MODES = ["ignore", "deny", "halt", "escalate", "require approval"]
@@ -64,6 +78,7 @@ class World:
 
     agents: dict[str, list[str]] = field(default_factory=dict)  # agent -> declared roles
     tools: dict[str, list[str]] = field(default_factory=dict)  # tool -> declared args
+    results: dict[str, list[str]] = field(default_factory=dict)  # tool -> declared result fields
     tags: set[str] = field(default_factory=set)
     cats: set[str] = field(default_factory=set)
     signals: list[str] = field(default_factory=list)
@@ -133,6 +148,10 @@ class PolicyGen:
             args = self.pick(list(ARG_TYPES), 3) if r.random() < 0.8 else []
             body += [f"arg {a}: {ARG_TYPES[a]}" for a in args]
             w.tools[name] = args
+            if "settlements" in self.f:
+                results = [f for f in RESULT_TYPES if r.random() < 0.5]
+                body += [f"result {f}: {RESULT_TYPES[f]}" for f in results]
+                w.results[name] = results
             h.append(f"tool {name} {{ " + "  ".join(body) + " }")
         for i in range(r.randint(0, 3)):
             kind = f"k{i}"
@@ -170,11 +189,20 @@ class PolicyGen:
             if r.random() < 0.3
             else "action call " + ", ".join(self.pick(sorted(w.tools), 3))
         )
-        body = [act, "param tools: set of string = []", "param most: int = 3", "param n: int = 2"]
+        body = [
+            act,
+            "param tools: set of string = []",
+            "param most: int = 3",
+            "param n: int = 2",
+            "param d: int = 1",
+        ]
         if r.random() < 0.6:
             body.append("covers tool.name in grant.tools")
         if r.random() < 0.4:
             body.append("covers args.size() <= grant.most")
+        if "grant-covers" in self.f and r.random() < 0.5:
+            # true (d = 1, 2), false (d = 3) or an error: division by zero (d = 0)
+            body.append("covers 6 / grant.d > 2")
         body.append("bound grant.most >= 0 && grant.n >= 0")
         body.append(r.choice(["uses grant.n", "uses grant.n", f"uses {r.randint(1, 3)}", ""]))
         w.grant_kinds.append(name)
@@ -200,6 +228,16 @@ class PolicyGen:
         ]
         names = [*list(ARG_TYPES), "missing"] if args is None else args
         named, prov = "named" in self.f, "provenance" in self.f
+        if "run-labels" in self.f and r.random() < 0.06:  # §8.1 the run's labels, the whole set
+            lab = r.choice(RUN_LABELS)
+            return r.choice(
+                [
+                    f'"{lab}" in run.labels',
+                    "run.labels.size() >= 2",
+                    f'!("{lab}" in run.labels)',
+                    f"run.steps >= {r.randint(1, 3)}",
+                ]
+            )
         if self.w.grant_kinds and r.random() < 0.08:  # run.grants: the run's instances (no use spent)
             return r.choice(
                 [
@@ -260,6 +298,15 @@ class PolicyGen:
         tool = r.choice(sorted(self.w.tools))
         common = sorted(set(self.w.tools[tool]) & set(args or ()) - self.partial)
         conds = ["earlier.args.size() >= 2", f'earlier.tool == "{tool}"']
+        for f in self.w.results.get(tool, ()):  # settled result fields (an error until settled)
+            if f == "ref":
+                conds.append('earlier.result.ref == "main"')
+                if "branch" in common:
+                    conds.append("earlier.result.ref == args.branch")
+            else:
+                conds.append("earlier.result.size >= 2")
+                if "count" in common:
+                    conds.append("earlier.result.size == args.count")
         for a in common:
             conds.append(f"earlier.args.{a} == args.{a}")
             conds.append(f"earlier.args.{a} == args.{a}")
@@ -272,7 +319,14 @@ class PolicyGen:
                     "flag": "earlier.args.flag",
                 }[a]
             )
-        return f"{r.choice(['after', 'before'])} call {tool} where {r.choice(conds)}"
+        side = r.choice(["after", "before"])
+        window = f" {self.window()}" if side == "after" and "windows" in self.f and r.random() < 0.4 else ""
+        return f"{side} call {tool}{window} where {r.choice(conds)}"
+
+    def window(self) -> str:
+        """`within N steps` or `within D` (requests are one second apart)."""
+        r = self.r
+        return r.choice([f"within {r.randint(1, 4)} steps", f"within {r.choice(['3s', '10s', '1m'])}"])
 
     # ---- selectors ------------------------------------------------------------------------
     def actor(self) -> str | None:
@@ -383,6 +437,20 @@ class PolicyGen:
                 body.append(f"signal {k}{where}")
         if "sequences" in self.f and r.random() < 0.1:
             body.append(f"before call {r.choice(sorted(w.tools))}")
+        if "windows" in self.f and r.random() < 0.1:
+            body.append(f"after call {r.choice(sorted(w.tools))} {self.window()}")
+        if "windows" in self.f and r.random() < 0.06:  # hand-offs: to named agents or by role
+            side = r.choice(["after", "after", "before"])
+            target = r.choice(["", " any", f" role {r.choice(ROLES)}", f" {r.choice(sorted(w.agents))}"])
+            window = f" {self.window()}" if side == "after" and r.random() < 0.5 else ""
+            where = " where earlier.agent == actor.id" if r.random() < 0.3 else ""
+            body.append(f"{side} delegate{target}{window}{where}")
+        if "labelled" in self.f and r.random() < 0.12:
+            side = r.choice(["after", "after", "before"])
+            window = (
+                f" {self.window()}" if side == "after" and "windows" in self.f and r.random() < 0.5 else ""
+            )
+            body.append(f"{side} labelled {', '.join(self.pick(RUN_LABELS, 2))}{window}")
         if "where" in self.f and r.random() < 0.15:
             body.append(self.where(args))
         if r.random() < 0.12:
@@ -530,7 +598,7 @@ def request(rng: random.Random, w: World, i: int) -> dict[str, Any]:
                     for _ in range(r.randint(1, 2))
                 ]
             if r.random() < 0.4:
-                entry["labels"] = r.sample(["trusted", "x1", "user"], r.randint(1, 2))
+                entry["labels"] = r.sample(["trusted", "x1", "user", "untrusted"], r.randint(1, 2))
             prov[a] = entry
         req["action"]["provenance"] = prov
         req["action"]["call_id"] = f"c{i}"
@@ -626,6 +694,13 @@ class DrawRandom(random.Random):
         return [self.choice(list(population)) for _ in range(k)]
 
 
+def run_labels(rng: random.Random, w: World) -> list[str]:
+    """The labels a run is begun with (they arrive at step 0: docs/semantics.md 8.1)."""
+    if "labelled" not in w.features or rng.random() < 0.6:
+        return []
+    return rng.sample(RUN_LABELS, rng.randint(1, 2))
+
+
 def run_grants(rng: random.Random, w: World) -> list[tuple[str, str, list[dict[str, Any]]]]:
     """The runs begun before any request: (run, actor -- "" for any --, grants)."""
     r = rng
@@ -640,6 +715,7 @@ def run_grants(rng: random.Random, w: World) -> list[tuple[str, str, list[dict[s
                 "tools": r.sample(sorted(w.tools), r.randint(0, len(w.tools))),
                 "most": r.randint(0, 4),
                 "n": r.randint(0, 3),
+                "d": r.randint(0, 3),  # 0: `covers 6 / grant.d > 2` errors
             }
             for _ in range(r.randint(1, 3))
         ]
@@ -670,6 +746,33 @@ def run_imports(rng: random.Random, w: World, now: float) -> list[tuple[str, str
                 for a in w.tools[tool]
                 if r.random() < 0.7
             }
-            events.append({"call_id": f"{run}:imp{j}", "target": tool, "args": args, "at": now - 100 + j})
+            ev: dict[str, Any] = {
+                "call_id": f"{run}:imp{j}",
+                "target": tool,
+                "args": args,
+                "at": now - 20 + j,
+            }
+            if "labelled" in w.features and r.random() < 0.4:
+                ev["labels"] = r.sample(RUN_LABELS, r.randint(1, 2))
+            if "settlements" in w.features and r.random() < 0.5:
+                ev["result"] = {"ref": r.choice(["main", "feature"]), "size": r.choice([0, 2, 5])}
+            events.append(ev)
         out.append((run, r.choice(sorted(w.agents)), events))
     return out
+
+
+def settlement(rng: random.Random, w: World, req: dict[str, Any]) -> tuple[list[str], dict[str, Any]] | None:
+    """How an allowed call of a run is settled (labels, result), or None: not settled. Calls the
+    provenance requests name (c1, c2) are never settled (§9.2 call sources are not modelled)."""
+    r = rng
+    if "settlements" not in w.features or req["action"].get("call_id") in ("c1", "c2") or r.random() < 0.3:
+        return None
+    labels = r.sample(RUN_LABELS, r.randint(0, 2))
+    result: dict[str, Any] = {}
+    if r.random() < 0.8:
+        result["ref"] = r.choice(["main", "release/1", "feature", 7])
+    if r.random() < 0.8:
+        result["size"] = r.choice([0, 2, 5, 3.0, 2.5, "x"])
+    if r.random() < 0.2:
+        result["extra"] = 1
+    return labels, result

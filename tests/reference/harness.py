@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import charter
@@ -70,7 +68,8 @@ def engine_view(d: Any) -> tuple[Any, ...]:
     """The decision content compared: outcome, deciding rule ids, default deny, and the rest of the
     decision the reference models: failures (where, the mode taken), the human gates a
     require_approval names, the stops a halt sets, the budget lines an allow holds, the grant
-    instances whose use an allow spends."""
+    instances whose use an allow spends, the grant instances granted() consulted (id, kind, covers,
+    uses left)."""
     ob = d.obligations
     return (
         d.outcome.value,
@@ -83,6 +82,7 @@ def engine_view(d: Any) -> tuple[Any, ...]:
         if d.allowed
         else [],
         sorted(b.id for b in d.boundaries if b.kind == "grant"),
+        sorted((g["id"], g["kind"], g["covers"], g["uses_left"]) for g in getattr(d, "grants", ())),
     )
 
 
@@ -97,6 +97,7 @@ def reference_view(ref: evaluator.Verdict) -> tuple[Any, ...]:
         sorted(set(ref.stops)),
         sorted((bid, value) for bid, value, _ in ref.reserve),
         sorted(gid for _, gid in ref.grant_uses),
+        sorted(ref.consulted),
     )
 
 
@@ -149,23 +150,23 @@ def run_world(
     store, general_store = MemoryStore(), MemoryStore()
     seed_store(policy, store, stops, used)
     seed_store(policy, general_store, stops, used)
-    # the engines' clock follows the requests' context.time (the engine times its state by its
-    # clock, never by the request; the reference evaluator reads the request's time)
-    clock: list[float | None] = [None]
-
-    def now_of() -> float:
-        return time.time() if clock[0] is None else clock[0]
-
-    engine = charter.Engine(policy, store=store, clock=now_of)
+    # one clock for both engines and the reference: request i is decided at SEED_AT + i (its
+    # context.time), so `within D` windows are deterministic
+    clock = [SEED_AT]
+    engine = charter.Engine(policy, store=store, clock=lambda: clock[0])
     # the same triples through the general path (no specialisation): whole decisions must agree
-    general = charter.Engine(policy, store=general_store, specialise=False, clock=now_of)
-    state = evaluator.State(set(stops), {(b, v): evaluator.micros(a) for b, v, a in used})
-    for run_id, actor, grants in gen.run_grants(rng, world):
+    general = charter.Engine(policy, store=general_store, specialise=False, clock=lambda: clock[0])
+    state = evaluator.State(set(stops), {(b, v): evaluator.micros(a) for b, v, a in used}, now=SEED_AT)
+    begins = gen.run_grants(rng, world) if world.grant_kinds else [(run, "", []) for run in gen.RUNS]
+    for run_id, actor, grants in begins:
+        labels = gen.run_labels(rng, world)
+        if not grants and not labels:
+            continue
         try:
-            begun = engine.begin_run(run_id, actor=actor, grants=grants)
+            begun = engine.begin_run(run_id, actor=actor, grants=grants, labels=labels)
         except charter.Error as exc:  # a grant the policy refuses: both sides begin no run
             raise AssertionError(f"seed={seed}: the generated grants were refused: {exc}") from exc
-        general.begin_run(run_id, actor=actor, grants=grants)
+        general.begin_run(run_id, actor=actor, grants=grants, labels=labels)
         state.runs[run_id] = evaluator.RunRef(
             actor,
             [
@@ -173,25 +174,43 @@ def run_world(
                 for g in begun.grants
             ],
         )
-    now = time.time()
-    for run_id, actor, events in gen.run_imports(rng, world, now):
+        evaluator.arrive(state.runs[run_id], labels, SEED_AT)  # at step 0 (docs/semantics.md 8.1)
+    for run_id, actor, events in gen.run_imports(rng, world, SEED_AT):
         engine.import_run(run_id, actor=actor, events=events)
         general.import_run(run_id, actor=actor, events=events)
         # imported calls are the run's history as allowed calls are (docs/semantics.md 8.3)
         ref_run = state.runs.setdefault(run_id, evaluator.RunRef())
-        ref_run.actions += [("call", ev["target"], dict(ev["args"]), actor) for ev in events]
+        for ev in events:
+            entry = {"kind": "call", "target": ev["target"], "args": dict(ev["args"]), "agent": actor}
+            result = evaluator.convert_result(policy, ev["target"], ev.get("result") or {})
+            ref_run.actions.append({**entry, "at": ev["at"], "result": result})
+            # its labels arrive at its step and time (docs/semantics.md 8.3)
+            evaluator.arrive(ref_run, ev.get("labels", ()), ev["at"])
+    pending: list[tuple[str, str, str, int, dict[str, Any]]] = []  # allowed calls not settled yet
     for i in range(requests):
         req = gen.request(rng, world, i)
-        clock[0] = datetime.fromisoformat(req["context"]["time"]).timestamp()
+        clock[0] = state.now = SEED_AT + i
         ref = evaluator.evaluate(policy, req, state)
+        dg = None
         try:
             d = engine.decide(req)
             eng = engine_view(d)
-            whole, whole_general = _whole(d.to_dict()), _whole(general.decide(req).to_dict())
+            dg = general.decide(req)
+            whole, whole_general = _whole(d.to_dict()), _whole(dg.to_dict())
             if whole != whole_general:
-                eng = (f"specialised != general: {whole} != {whole_general}", [], False, [], [], [], [], [])
+                eng = (
+                    f"specialised != general: {whole} != {whole_general}",
+                    [],
+                    False,
+                    [],
+                    [],
+                    [],
+                    [],
+                    [],
+                    [],
+                )
         except Exception as exc:
-            eng = (f"crash: {type(exc).__name__}: {exc}", [], False, [], [], [], [], [])
+            eng = (f"crash: {type(exc).__name__}: {exc}", [], False, [], [], [], [], [], [])
         out.triples += 1
         out.outcomes[ref.outcome.value] = out.outcomes.get(ref.outcome.value, 0) + 1
         if not same(eng, ref):
@@ -209,4 +228,18 @@ def run_world(
             )
             return out
         evaluator.apply(state, ref)
+        if ref.record is not None and dg is not None:
+            run_id = ref.record[0]
+            pending.append((d.id, dg.id, run_id, len(state.runs[run_id].actions) - 1, req))
+        if pending:
+            # §8: an allowed call's result, settled on all three sides, now or after later steps
+            # (a settlement's labels arrive at the run's current step, not the call's)
+            pick = rng.randrange(len(pending))
+            settled = gen.settlement(rng, world, pending[pick][4])
+            if settled is not None:
+                did, gid, run_id, index, _ = pending.pop(pick)
+                labels, result = settled
+                engine.settle(did, labels=labels, result=result)
+                general.settle(gid, labels=labels, result=result)
+                evaluator.settle(policy, state, run_id, index, labels, result)
     return out

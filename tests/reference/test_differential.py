@@ -15,8 +15,9 @@ REQUESTS = 101
 
 def test_engine_agrees_with_reference() -> None:
     """>= 20,000 (policy, request, state) triples: the engine agrees with the reference on outcome,
-    deciding rules, default deny, failures, gates, stops, holds and grant uses spent, and its
-    general path (``specialise=False``) gives the same whole decisions as its specialised one."""
+    deciding rules, default deny, failures, gates, stops, holds, grant uses spent and the grants
+    consulted, and its general path (``specialise=False``) gives the same whole decisions as its
+    specialised one."""
     t0 = time.perf_counter()
     run = harness.Run()
     for seed in range(POLICIES):
@@ -123,4 +124,33 @@ def test_the_generator_covers_runs_and_grants() -> None:
         evaluator.evaluate = orig
     assert not run.mismatches, str(run.mismatches[0])
     seen["uses spent"], seen["history kept"] = counts["uses"], counts["record"]
+    assert min(seen.values()) >= 5, seen
+
+
+def test_the_generator_covers_windows_labels_settlements_and_covers() -> None:
+    """The triples above exercise `after ... within N steps | D` (calls, hand-offs, `where`
+    searches), `after/before labelled`, `where earlier.result.F` over settled results, `run.labels`
+    and `run.steps` in conditions, grant `covers` that can fail, runs begun with labels and allowed
+    calls settled with labels and results (the consulted grants are compared in every triple)."""
+    import random
+
+    uses = (
+        " steps",
+        "within 3s",
+        "labelled ",
+        "earlier.result.",
+        "run.labels",
+        "covers 6 / grant.d",
+        "delegate",
+    )
+    seen = dict.fromkeys((*uses, "begun with labels", "settled"), 0)
+    for seed in range(100):
+        rng = random.Random(seed)
+        world = gen.PolicyGen(rng, gen.SAFE_FEATURES).policy()
+        text = world.text()
+        for key in uses:
+            seen[key] += key in text
+        seen["begun with labels"] += bool(gen.run_labels(rng, world))
+        req = gen.request(rng, world, 3)
+        seen["settled"] += gen.settlement(rng, world, req) is not None
     assert min(seen.values()) >= 5, seen

@@ -63,7 +63,8 @@ class StateStore(Protocol):
         now: float,
         ttl_s: float,
     ) -> bool:
-        """Store a run's grants and first labels iff it has no grants and no step (False: started)."""
+        """Store a run's grants and first labels iff it has no grants and no step (False: started);
+        the labels arrive (their ``LABEL_MARK`` marks) at step 0 and ``now``."""
         ...
 
     def narrow_grants(

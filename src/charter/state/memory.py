@@ -563,6 +563,8 @@ class MemoryStore:
                 return False
             r.grants = {g.id: g for g in grants}
             r.labels.update(labels)
+            for lab in labels:  # they arrive before the first step (docs/semantics.md 8.1)
+                r.marks[LABEL_MARK + lab] = (0, now)
             self._touch(r, now, t, ttl_s)
             return True
 

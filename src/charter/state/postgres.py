@@ -455,7 +455,9 @@ class PostgresStore:
             return True
 
         ok = self._call(tx)
-        if ok:  # (also without labels: the run's row carries its deadline, which its grants follow)
+        if ok and labels:  # they arrive before the first step, with their marks (semantics.md 8.1)
+            self.mark_labels(run_key, labels, now=now, ttl_s=ttl_s)
+        elif ok:  # (also without labels: the run's row carries its deadline, which its grants follow)
             self.add_labels(run_key, labels, now=now, ttl_s=ttl_s)
         return ok
 

@@ -239,7 +239,10 @@ class RedisStore:
         for g in grants:
             args += [g.id, dumps(g.to_doc()), "" if g.limit is None else str(g.limit)]
         args += sorted(labels)
-        return bool(self._call(lambda: self._eval(self._grants_begin, keys, args)))
+        ok = bool(self._call(lambda: self._eval(self._grants_begin, keys, args)))
+        if ok and labels:  # they arrive before the first step, with their marks (semantics.md 8.1)
+            self.mark_labels(run_key, labels, now=now, ttl_s=ttl_s)
+        return ok
 
     def narrow_grants(
         self, run_key: str, revoke: Sequence[str], uses: Mapping[str, int], *, now: float

@@ -287,6 +287,8 @@ class SQLiteStore:
             if steps or _grants(db, run_key):
                 return False
             have.update(labels)
+            for lab in labels:  # they arrive before the first step (docs/semantics.md 8.1)
+                marks[LABEL_MARK + lab] = [0, now]
             db.execute(
                 "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?,?)",
                 (run_key, steps, _dumps(sorted(have)), _dumps(marks), now + ttl_s, time.time() + ttl_s),
