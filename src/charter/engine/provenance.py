@@ -460,13 +460,13 @@ class ProvenanceTable:
 
     def _untold(self, value: Any) -> None:
         """Raise when ``value`` is a shared value some argument gave provenance (see _add)."""
-        if self._shared and value.__class__ in (str, int, bool, type(None)):
-            if (value.__class__, value) in self._shared:
-                raise EvalError(
-                    f"the provenance of {value!r} cannot be told apart: booleans, null, small "
-                    "integers and texts of at most one character are shared values (read a whole "
-                    "argument's labels with action.arg_labels)"
-                )
+        t = value.__class__
+        if self._shared and t in (str, int, bool, type(None)) and (t, value) in self._shared:
+            raise EvalError(
+                f"the provenance of {value!r} cannot be told apart: booleans, null, small "
+                "integers and texts of at most one character are shared values (read a whole "
+                "argument's labels with action.arg_labels)"
+            )
 
     def labels(self, value: Any) -> list[str]:
         """The labels of a value (sorted); [] for a value without provenance."""

@@ -548,7 +548,9 @@ def _tripwire_hit(tw: Tripwire, view: View, denied: bool) -> HitOp | None:
     run = view.req.run or "-"
     if tw.trigger is TriggerKind.DENIED:
         # per agent, whatever the action: an agent probing the boundary varies what it asks
-        return HitOp(f"tw:{tw.id}:{view.actor_id}", window or 60.0, 1, trip_above=threshold) if denied else None
+        if not denied:
+            return None
+        return HitOp(f"tw:{tw.id}:{view.actor_id}", window or 60.0, 1, trip_above=threshold)
     if tw.trigger is TriggerKind.REPEAT:
         return HitOp(
             f"tw:{tw.id}:{view.actor_id}:{call_fingerprint(view)}", window or 60.0, 1, trip_above=threshold
