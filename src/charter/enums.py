@@ -96,6 +96,7 @@ class TriggerKind(enum.Enum):
     PINGPONG = "ping-pong"
     VELOCITY = "spend-velocity"
     FANOUT = "fan-out"
+    DENIED = "denied"
 
 
 class FailMode(enum.Enum):

@@ -119,6 +119,7 @@ KEYWORDS = {
     "ping-pong",
     "spend",
     "fan-out",
+    "denied",
     "allow",
     "deny",
     "ignore",
@@ -758,6 +759,8 @@ class Gen:
                     self.emit("within", d.text)
                 else:
                     within = None
+            elif tk is TriggerKind.DENIED:
+                self.emit("denied", "more", "than", lit, "times", "within", d.text)
             else:
                 self.emit("fan-out", "more", "than", lit, "agents", "within", d.text)
             return ast.TriggerClause(trigger=ast.Trigger(kind=tk, threshold=n, within=within))

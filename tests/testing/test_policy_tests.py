@@ -49,6 +49,18 @@ def test_example_policies_pass_with_90_percent_rule_coverage() -> None:
     assert "0 failed, 0 errors" in out
 
 
+def test_security_examples_pass_fire_every_rule_and_check_strict() -> None:
+    # examples/security: the agent-security boundaries (one directory per scenario, each with its
+    # *_test.yaml of allowed, denied, approval and attack cases)
+    security = ROOT / "examples" / "security"
+    code, out = run("test", "--coverage", "--threshold", "100", str(security))
+    assert code == 0, out
+    assert "0 failed, 0 errors" in out
+    for scenario in sorted(p for p in security.iterdir() if p.is_dir()):
+        code, out = run("check", "--strict", str(scenario))
+        assert code == 0, out
+
+
 def test_example_policies_json_coverage_figures() -> None:
     code, out = run("test", "--format", "json", "--coverage", str(ROOT / "policies"))
     data = json.loads(out)

@@ -26,6 +26,7 @@ LINTS: dict[str, tuple[str, str]] = {
     "W509": ("suppression-without-reason", "A '# charter: ignore' comment without '-- reason'."),
     "W510": ("cel-escape", "'\\b' in a text that is not raw: a backspace, not a regex word boundary."),
     "W511": ("label-as-permission", "A permit on 'after labelled': run labels only grow, from any source."),
+    "W512": ("settled-trip-no-effect", "A spend tripwire that does not halt: it trips after the spend."),
 }
 LEVELS = {
     "off": None,

@@ -6,7 +6,7 @@ from charter.compiler.lower import Lowered
 from charter.compiler.resolve import RuleEntry, Symbols
 from charter.diagnostics import Code, Diagnostic, warning
 from charter.engine import policy as ir
-from charter.enums import ActionKind, FailMode, Mode, RuleKind, Scope
+from charter.enums import ActionKind, FailMode, Mode, Outcome, RuleKind, Scope, TriggerKind
 
 _CONST_FALSE = {"false", "!true", "1 == 2"}
 _CONST_TRUE = {"true", "!false"}
@@ -69,7 +69,8 @@ def _unconditional(rule: ir.Rule) -> bool:
 
 
 def analyse(sym: Symbols, low: Lowered) -> list[Diagnostic]:
-    """Warnings: never fires, shadowed permits, budgets that never trip, unreachable quorum, unused tools."""
+    """Warnings: never fires, shadowed permits, budgets that never trip, unreachable quorum, unused tools,
+    spend tripwires whose outcome changes no decision."""
     out: list[Diagnostic] = []
     entries: dict[str, RuleEntry] = {e.rule.id.value: e for e in sym.rules}
 
@@ -178,6 +179,23 @@ def analyse(sym: Symbols, low: Lowered) -> list[Diagnostic]:
                     f"approval '{r.id}' needs {gate.quorum} approvers but group '{gate.group}' has {size}",
                     ap.span if ap is not None else entry.rule.id.span,
                     "add members to the group or lower the quorum",
+                )
+            )
+
+    # A spend tripwire is counted at settlement, after the action: only the stop a halt sets
+    # outlives it; any other 'then' is reported in that settlement and changes no decision.
+    for tw in low.tripwires:
+        if tw.trigger is TriggerKind.VELOCITY and tw.outcome is not Outcome.HALT and tw.mode is Mode.ENFORCE:
+            entry = entries[tw.id]
+            then = entry.one("then")
+            out.append(
+                warning(
+                    Code.W512_SETTLED_TRIP_NO_EFFECT,
+                    f"tripwire '{tw.id}' trips at settlement, after the spend: "
+                    f"'then {tw.outcome.value.replace('_', ' ')}' changes no decision",
+                    then.span if then is not None else entry.rule.id.span,
+                    "write 'then halt agent' (or another scope) to stop what follows, or gate before "
+                    "the money moves with a budget: 'amount args.x' and 'on exceed require approval'",
                 )
             )
 

@@ -90,6 +90,7 @@ _TRIGGERS = [
     "ping-pong more than N times within DURATION",
     "spend more than AMOUNT UNIT within DURATION",
     "fan-out more than N within DURATION",
+    "denied more than N times within DURATION",
 ]
 _TYPES = ["int", "double", "number", "string", "bool", "timestamp", "duration", "any", "list of", "map of"]
 _DECL_CLAUSES = {

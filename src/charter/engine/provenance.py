@@ -321,7 +321,7 @@ class ProvenanceTable:
     registered twice with different provenance (the same object in two places) gets none.
     """
 
-    __slots__ = ("_agent", "_by_id", "_calls", "_fault", "_lookup", "_source_dicts", "inputs")
+    __slots__ = ("_agent", "_by_id", "_calls", "_fault", "_lookup", "_shared", "_source_dicts", "inputs")
 
     def __init__(
         self,
@@ -332,6 +332,8 @@ class ProvenanceTable:
         calls: CallLookup | None = None,
     ) -> None:
         self._by_id: dict[int, tuple[Any, Entry, tuple[str, ...]]] = {}
+        #: shared values (see _add) that an argument gave provenance: (class, value)
+        self._shared: set[tuple[type, Any]] = set()
         self._source_dicts: dict[int, dict[str, Any]] = {}
         self._agent = agent_label
         self._lookup = calls
@@ -426,15 +428,21 @@ class ProvenanceTable:
     def _add(self, value: Any, entry: Entry, labels: tuple[str, ...]) -> None:
         # only a value that is its own object: singletons and values Python caches (booleans,
         # null, small integers, texts of 0-1 characters) could be computed by a condition, so
-        # they carry none
+        # they carry none. They are remembered, though: labels() of an equal value is then an
+        # error, not [], so a rule asking for a label the argument had ("untrusted") fails
+        # closed instead of reading its absence.
         t = value.__class__
         if t is str:
             if len(value) <= 1:
+                self._shared.add((t, value))
                 return
         elif t is int:
             if -5 <= value <= 256:
+                self._shared.add((t, value))
                 return
         elif t is not float and t is not list and t is not dict and t is not tuple:
+            if t is bool or value is None:
+                self._shared.add((t, value))
             return
         key = id(value)
         old = self._by_id.get(key)
@@ -450,14 +458,29 @@ class ProvenanceTable:
             return None
         return found[1], found[2]
 
+    def _untold(self, value: Any) -> None:
+        """Raise when ``value`` is a shared value some argument gave provenance (see _add)."""
+        t = value.__class__
+        if self._shared and t in (str, int, bool, type(None)) and (t, value) in self._shared:
+            raise EvalError(
+                f"the provenance of {value!r} cannot be told apart: booleans, null, small "
+                "integers and texts of at most one character are shared values (read a whole "
+                "argument's labels with action.arg_labels)"
+            )
+
     def labels(self, value: Any) -> list[str]:
         """The labels of a value (sorted); [] for a value without provenance."""
         found = self._find(value)
-        return list(found[1]) if found is not None else []
+        if found is None:
+            self._untold(value)
+            return []
+        return list(found[1])
 
     def sources(self, value: Any) -> list[dict[str, Any]] | None:
         """The sources of a value; None for a value without any (the caller says ``unknown``)."""
         found = self._find(value)
+        if found is None:
+            self._untold(value)
         if found is None or not found[0].sources:
             return None
         return [self._source(s) for s in found[0].sources]

@@ -210,7 +210,7 @@ class RatePlan:
 
 
 class TripwirePlan:
-    """A counted tripwire (repetition, ping-pong, fan-out) specialised once per engine."""
+    """A counted tripwire (repetition, ping-pong, fan-out, denials) specialised once per engine."""
 
     __slots__ = ("deciding", "detail", "enforce", "item", "scale", "stop")
 
@@ -443,6 +443,7 @@ def plan_batch(
     by_hold: bool = False,
     observer: Observer | None = None,
     request_digest: str = "",
+    denied: bool = False,
 ) -> BatchPlan:
     """Build the atomic batch: stop keys, tripwire hits, and (when allowed so far) rates, budget, event.
 
@@ -452,6 +453,7 @@ def plan_batch(
     ``pending_always`` (run, result checks, spend velocity); the store writes it iff the batch
     goes through, which is exactly when the decision stays allowed. ``by_hold``: settling needs
     only the hold (``Settling._by_hold``), so a decision that holds money writes no record.
+    ``denied``: the outcome so far is deny (what a ``denied more than`` tripwire counts).
     """
     req = view.req
     now = view.now
@@ -462,7 +464,7 @@ def plan_batch(
         tw = tp.item
         if tw.conditions and not applies(tw, view, plan.errors, plan.failures, observer):
             continue
-        op = _tripwire_hit(tw, view)
+        op = _tripwire_hit(tw, view, denied)
         if op is not None and tw.mode is Mode.SHADOW:
             # INVARIANT: a shadow tripwire only counts; the store must not see it trip.
             op = HitOp(op.key, op.window_s, op.amount, member=op.member)
@@ -569,10 +571,15 @@ def _budget_amount(b: Budget, view: View, plan: BatchPlan) -> float | None:
         return None
 
 
-def _tripwire_hit(tw: Tripwire, view: View) -> HitOp | None:
+def _tripwire_hit(tw: Tripwire, view: View, denied: bool) -> HitOp | None:
     window = tw.window_seconds
     threshold = int(tw.threshold)
     run = view.req.run or "-"
+    if tw.trigger is TriggerKind.DENIED:
+        # per agent, whatever the action: an agent probing the boundary varies what it asks
+        if not denied:
+            return None
+        return HitOp(f"tw:{tw.id}:{view.actor_id}", window or 60.0, 1, trip_above=threshold)
     if tw.trigger is TriggerKind.REPEAT:
         return HitOp(
             f"tw:{tw.id}:{view.actor_id}:{call_fingerprint(view)}", window or 60.0, 1, trip_above=threshold

@@ -227,6 +227,7 @@ class StatefulStep:
             pend is not None and settler.by_hold(req),  # (only a batch with a record asks)
             observer,
             ruling.request_digest,
+            ruling.outcome is Outcome.DENY,
         )
         if plan.failures:
             ruling.failures.extend(plan.failures)
@@ -234,7 +235,16 @@ class StatefulStep:
             ruling.add_errors(plan.errors)
             if ruling.outcome is not Outcome.ALLOW:
                 # a boundary that failed closed: count tripwires, but reserve nothing
-                plan = plan_batch(sel, policy, view, False, keys, did, request_digest=ruling.request_digest)
+                plan = plan_batch(
+                    sel,
+                    policy,
+                    view,
+                    False,
+                    keys,
+                    did,
+                    request_digest=ruling.request_digest,
+                    denied=ruling.outcome is Outcome.DENY,
+                )
         run = view.run if self.grants else None
         table = run.table if run is not None else None
         if table is not None:

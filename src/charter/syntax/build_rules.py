@@ -350,6 +350,10 @@ class RuleParts(AstBase):
         return self._trigger(meta, TriggerKind.FANOUT, Decimal(self._int(ch[0])), within=ch[1])
 
     @v_args(meta=True)
+    def t_denied(self, meta: Meta, ch: list[Token]) -> ast.Trigger:
+        return self._trigger(meta, TriggerKind.DENIED, Decimal(self._int(ch[0])), within=ch[1])
+
+    @v_args(meta=True)
     def o_allow(self, meta: Meta, ch: list[Any]) -> ast.OutcomeSpec:
         return ast.OutcomeSpec(kind="allow", span=self._meta_span(meta))
 

@@ -328,6 +328,8 @@ class _Printer:
         if kind == "spend-velocity":
             unit = t.unit.value if t.unit is not None else ""
             return f"spend more than {n} {unit}{within}"
+        if kind == "denied":
+            return f"denied more than {n} times{within}"
         return f"fan-out more than {n} agents{within}"
 
     # ---- items ----------------------------------------------------------------------------
