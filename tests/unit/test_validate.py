@@ -57,7 +57,11 @@ HOSTILE_NUMBERS = st.one_of(
     ),
     st.integers(-(2**70), 2**70),
 )
-_SCALAR = st.one_of(st.integers(-5, 5), HOSTILE_NUMBERS, st.text(max_size=3), st.booleans(), st.none())
+#: texts a Python caller can make and JSON cannot carry (a surrogate code point), and valid non-ASCII
+HOSTILE_TEXTS = st.sampled_from(["\ud800", "a\udfff", "\udbff\udfff", "é\ud83d", "😀", "é"])
+_SCALAR = st.one_of(
+    st.integers(-5, 5), HOSTILE_NUMBERS, st.text(max_size=3), HOSTILE_TEXTS, st.booleans(), st.none()
+)
 _VALUE = st.recursive(
     _SCALAR,
     lambda inner: st.one_of(

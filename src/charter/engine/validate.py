@@ -38,12 +38,14 @@ from charter.engine.request import (
     MAX_ID,
     MAX_ITEMS,
     MAX_TRACE_ID,
+    SURROGATE,
     Request,
     check_id,
     id_ok,
     id_problem,
     id_rule,
     quoted,
+    text_ok,
 )
 from charter.enums import ActionKind
 from charter.errors import RequestError, SettleError
@@ -249,6 +251,8 @@ def value_problem(value: Any, where: str, limits: RequestLimits = LIMITS) -> tup
         if c is str:
             if len(v) > limits.max_string:
                 return path, f"a string longer than {limits.max_string:,} characters"
+            if not text_ok(v):
+                return path, "a string with a lone surrogate (not Unicode text: no UTF-8 holds it)"
             chars += len(v)
             if chars > limits.max_chars:
                 return path, f"more than {limits.max_chars:,} characters of text in a request"
@@ -269,6 +273,8 @@ def value_problem(value: Any, where: str, limits: RequestLimits = LIMITS) -> tup
                         return path, f"a key that is not a string ({type(k).__name__})"
                     if len(k) > limits.max_string:
                         return path, f"a key longer than {limits.max_string:,} characters"
+                    if not text_ok(k):
+                        return path, "a key with a lone surrogate (not Unicode text: no UTF-8 holds it)"
                     chars += len(k)
                     if chars > limits.max_chars:
                         return path, f"more than {limits.max_chars:,} characters of text in a request"
@@ -475,6 +481,8 @@ def _scalars_ok(d: dict[str, Any]) -> int:
     for k, v in d.items():
         c = v.__class__
         if c is str:
+            if not v.isascii() and SURROGATE.search(v) is not None:
+                return -1
             chars += len(v)
         elif c is int:
             if not -9223372036854775808 <= v <= 9223372036854775807:
@@ -484,7 +492,7 @@ def _scalars_ok(d: dict[str, Any]) -> int:
                 return -1
         elif c is not bool and v is not None:
             return 1
-        if k.__class__ is not str:
+        if k.__class__ is not str or not (k.isascii() or SURROGATE.search(k) is None):
             return -1
         chars += len(k)
     return 1 if chars > 262144 else 0
@@ -769,7 +777,7 @@ def _signals(sigs: Any) -> tuple[dict[str, Any], ...] | None:
         c = score.__class__
         if (c is not int and c is not float) or score - score != 0:
             return None
-        if len(sev) > 32 or len(note) > 4096:
+        if len(sev) > 32 or len(note) > 4096 or not (text_ok(sev) and text_ok(note)):
             return None
         if (src not in _IDS and not _new_id(src)) or (knd not in _IDS and not _new_id(knd)):
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,8 +16,21 @@ REDACTED = "[redacted]"
 
 
 def canonical(obj: Any) -> str:
-    """Canonical JSON (sorted keys, compact, UTF-8); the text that is hashed and stored."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain)
+    """Canonical JSON (sorted keys, compact, UTF-8); the text that is hashed and stored.
+
+    A record holding a surrogate code point (a Python caller's ``str`` can; no UTF-8 text can)
+    is written with every non-ASCII character escaped (``\\ud800``): JSON that reads back to the
+    same strings, where the UTF-8 form would fail to encode, and with it the whole batch of
+    records and every later append (TraceLog's sticky failure). Verification hashes the stored
+    text, so either form verifies.
+    """
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain)
+    if not text.isascii() and _SURROGATE.search(text) is not None:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_plain)
+    return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _plain(value: Any) -> Any:
