@@ -11,6 +11,7 @@ from typing import Any
 
 from charter.cel.grants import GRANTS
 from charter.cel.provenance import PROVENANCE
+from charter.cel.values import EvalError
 from charter.engine.policy import CompiledPolicy, Condition, GrantKind, Selector
 from charter.enums import FailMode, Mode, Outcome, RuleKind, Scope, TriggerKind
 
@@ -154,6 +155,7 @@ class Provenance:
     ):
         self.found: list[tuple[Any, list[str], list[dict[str, Any]]] | None] = []
         self.values: list[Any] = []
+        self.shared: set[tuple[type, Any]] = set()
         agent = "planned" if planned else "unknown"
         for name, value in args.items():
             given = [x for x in whole.get(name, ()) if x not in RESERVED]
@@ -183,6 +185,9 @@ class Provenance:
                     )
                 labs.add(label)
             if not _own_object(value):
+                # §9.2: a shared value (bool, null, a small int, a text of at most one
+                # character) an argument gave provenance: an equal value's is an error
+                self.shared.add((type(value), value))
                 continue
             mine = (value, sorted(labs), srcs)
             for i, v in enumerate(self.values):
@@ -199,6 +204,8 @@ class Provenance:
         for v, f in zip(self.values, self.found, strict=True):
             if v is value:
                 return f
+        if not _own_object(value) and (type(value), value) in self.shared:
+            raise EvalError(f"the provenance of {value!r} cannot be told apart (a shared value)")
         return None
 
     def labels(self, value: Any) -> list[str]:
