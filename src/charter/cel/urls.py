@@ -1,0 +1,345 @@
+"""URLs (the Kubernetes CEL URL library, k8s.io/apiserver pkg/cel/library/urls.go): url(), isURL()
+and the accessors getScheme(), getHost(), getHostname(), getPort(), getEscapedPath(), getQuery().
+
+Parsing follows Go's net/url, which the Kubernetes library calls: a text is a URL when
+``url.ParseRequestURI`` accepts it (an absolute URI, or an absolute path); its parts are then
+those ``url.Parse`` gives (the fragment cut off first). The parser below ports the steps of
+``parse``, ``getScheme``, ``parseAuthority``, ``parseHost``, ``unescape``, ``shouldEscape``,
+``setPath``, ``EscapedPath`` and ``parseQuery`` that decide acceptance and these parts; it never
+resolves a name or opens a connection. Texts are handled as their UTF-8 bytes, as Go does; a
+decoded query key or value that is not UTF-8 has its bad bytes replaced by U+FFFD.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from charter.cel.limits import text_cost
+from charter.cel.signatures import Function, fn
+from charter.cel.stdlib import no_overload
+from charter.cel.values import EvalError
+
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_ALNUM = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_HOST_OK = frozenset(b"!$&'()*+,;=:[]<>\"")
+_USERINFO_OK = frozenset(b"-._:~!$&'()*+,;=%@") | _ALNUM
+_PATH_SUB_DELIMS = frozenset(b"!$&'()*+,;=:@[]%")
+
+# net/url's encoding modes
+_PATH, _HOST, _ZONE, _USER, _QUERY, _FRAGMENT = range(6)
+
+
+class URLError(ValueError):
+    """A text net/url's ParseRequestURI refuses."""
+
+
+def _should_escape(c: int, mode: int) -> bool:
+    """net/url shouldEscape."""
+    if c in _ALNUM:
+        return False
+    if mode in (_HOST, _ZONE) and c in _HOST_OK:
+        return False
+    if c in b"-_.~":
+        return False
+    if c in b"$&+,/:;=?@":
+        if mode == _PATH:
+            return c == ord("?")
+        if mode == _USER:
+            return c in b"@/?:"
+        if mode == _QUERY:
+            return True
+        if mode == _FRAGMENT:
+            return False
+    # a fragment may also hold ! ( ) * unescaped; everything else is escaped
+    return not (mode == _FRAGMENT and c in b"!()*")
+
+
+def _unescape(s: bytes, mode: int) -> bytes:
+    """net/url unescape: decode %XX (and + in a query component); errors as Go's."""
+    i, n = 0, len(s)
+    while i < n:
+        c = s[i]
+        if c == 0x25:  # %
+            if i + 2 >= n or s[i + 1] not in _HEX or s[i + 2] not in _HEX:
+                raise URLError(f"invalid URL escape {s[i : i + 3]!r}")
+            # in a host, %-escapes are only for non-ASCII bytes (RFC 3986), or %25 (RFC 6874)
+            if mode == _HOST and int(s[i + 1 : i + 2], 16) < 8 and s[i : i + 3] != b"%25":
+                raise URLError(f"invalid URL escape {s[i : i + 3]!r}")
+            if mode == _ZONE:
+                v = int(s[i + 1 : i + 3], 16)
+                if s[i : i + 3] != b"%25" and v != 0x20 and _should_escape(v, _HOST):
+                    raise URLError(f"invalid URL escape {s[i : i + 3]!r}")
+            i += 3
+        else:
+            if mode in (_HOST, _ZONE) and c < 0x80 and _should_escape(c, mode):
+                raise URLError(f"invalid character {chr(c)!r} in host name")
+            i += 1
+    out = bytearray()
+    i = 0
+    while i < n:
+        c = s[i]
+        if c == 0x25:
+            out.append(int(s[i + 1 : i + 3], 16))
+            i += 3
+        elif c == 0x2B and mode == _QUERY:  # +
+            out.append(0x20)
+            i += 1
+        else:
+            out.append(c)
+            i += 1
+    return bytes(out)
+
+
+def _escape(s: bytes, mode: int) -> bytes:
+    """net/url escape (upper-case hex)."""
+    out = bytearray()
+    for c in s:
+        if c == 0x20 and mode == _QUERY:
+            out.append(0x2B)
+        elif _should_escape(c, mode):
+            out += b"%%%02X" % c
+        else:
+            out.append(c)
+    return bytes(out)
+
+
+def _valid_optional_port(port: bytes) -> bool:
+    return port == b"" or (port[:1] == b":" and all(0x30 <= b <= 0x39 for b in port[1:]))
+
+
+def _parse_host(host: bytes) -> bytes:
+    """net/url parseHost."""
+    if host.startswith(b"["):
+        i = host.rfind(b"]")
+        if i < 0:
+            raise URLError("missing ']' in host")
+        if not _valid_optional_port(host[i + 1 :]):
+            raise URLError("invalid port after host")
+        zone = host.find(b"%25", 0, i)
+        if zone >= 0:
+            return _unescape(host[:zone], _HOST) + _unescape(host[zone:i], _ZONE) + _unescape(host[i:], _HOST)
+    else:
+        i = host.rfind(b":")
+        if i != -1 and not _valid_optional_port(host[i:]):
+            raise URLError("invalid port after host")
+    return _unescape(host, _HOST)
+
+
+def _scheme(raw: bytes) -> tuple[bytes, bytes]:
+    """net/url getScheme."""
+    for i, c in enumerate(raw):
+        if c in _ALNUM and not (0x30 <= c <= 0x39):
+            continue
+        if (0x30 <= c <= 0x39) or c in b"+-.":
+            if i == 0:
+                return b"", raw
+            continue
+        if c == 0x3A:  # :
+            if i == 0:
+                raise URLError("missing protocol scheme")
+            return raw[:i], raw[i + 1 :]
+        return b"", raw
+    return b"", raw
+
+
+class URL:
+    """A CEL ``kubernetes.URL`` value: the parts of a parsed URL (as Go's url.URL holds them)."""
+
+    __slots__ = ("fragment", "host", "opaque", "path", "query", "raw_path", "scheme", "size", "user")
+    cel_type_name = "kubernetes.URL"
+
+    def __init__(self, raw: bytes, via_request: bool) -> None:
+        """net/url parse(raw, viaRequest)."""
+        self.size = len(raw)
+        self.scheme = self.opaque = self.host = self.path = self.raw_path = self.query = b""
+        self.user: bytes | None = None
+        self.fragment = b""
+        if any(c < 0x20 or c == 0x7F for c in raw):
+            raise URLError("invalid control character in URL")
+        if raw == b"" and via_request:
+            raise URLError("empty url")
+        if raw == b"*":
+            self.path = b"*"
+            return
+        scheme, rest = _scheme(raw)
+        self.scheme = scheme.lower()
+        if rest.endswith(b"?") and rest.count(b"?") == 1:
+            rest = rest[:-1]
+        else:
+            rest, _, self.query = rest.partition(b"?")
+        if not rest.startswith(b"/"):
+            if self.scheme:
+                self.opaque = rest  # a rootless path (mailto:x) is opaque
+                return
+            if via_request:
+                raise URLError("invalid URI for request")
+            if b":" in rest.partition(b"/")[0]:
+                raise URLError("first path segment in URL cannot contain colon")
+        if (self.scheme or (not via_request and not rest.startswith(b"///"))) and rest.startswith(b"//"):
+            authority, slash, tail = rest[2:].partition(b"/")
+            rest = slash + tail
+            at = authority.rfind(b"@")
+            self.host = _parse_host(authority[at + 1 :])
+            if at >= 0:
+                userinfo = authority[:at]
+                if not all(c in _USERINFO_OK for c in userinfo):
+                    raise URLError("invalid userinfo")
+                name, colon, password = userinfo.partition(b":")
+                self.user = _unescape(name, _USER) + colon + _unescape(password, _USER)
+        path = _unescape(rest, _PATH)  # setPath
+        self.path = path
+        self.raw_path = b"" if _escape(path, _PATH) == rest else rest
+
+    def escaped_path(self) -> bytes:
+        """net/url URL.EscapedPath."""
+        raw = self.raw_path
+        if raw and all(c in _PATH_SUB_DELIMS or not _should_escape(c, _PATH) for c in raw):
+            try:
+                if _unescape(raw, _PATH) == self.path:
+                    return raw
+            except URLError:
+                pass
+        if self.path == b"*":
+            return b"*"
+        return _escape(self.path, _PATH)
+
+    def split_host_port(self) -> tuple[bytes, bytes]:
+        """net/url splitHostPort: (hostname without brackets, port)."""
+        host, port = self.host, b""
+        colon = host.rfind(b":")
+        if colon != -1 and _valid_optional_port(host[colon:]):
+            host, port = host[:colon], host[colon + 1 :]
+        if host.startswith(b"[") and host.endswith(b"]"):
+            host = host[1:-1]
+        return host, port
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.scheme, self.opaque, self.user, self.host, self.escaped_path(), self.query,
+                self.fragment)  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is URL and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"url(scheme={self.scheme!r}, host={self.host!r}, path={self.escaped_path()!r})"
+
+
+def _text(b: bytes) -> str:
+    return b.decode("utf-8", "replace")
+
+
+def _parse(text: str) -> URL:
+    """What the Kubernetes ``url()`` does: check with ParseRequestURI, then Parse."""
+    raw = text.encode("utf-8")
+    URL(raw, via_request=True)
+    body, sharp, fragment = raw.partition(b"#")
+    u = URL(body, via_request=False)
+    if sharp:
+        u.fragment = _unescape(fragment, _FRAGMENT)
+    return u
+
+
+def url(text: Any) -> URL:
+    """``url(string)``."""
+    if type(text) is not str:
+        raise no_overload("url", text)
+    try:
+        return _parse(text)
+    except URLError as e:
+        raise EvalError(f"URL parse error during conversion from string: {e}") from None
+
+
+def is_url(text: Any) -> bool:
+    """``isURL(string)``: whether ParseRequestURI accepts the text."""
+    if type(text) is not str:
+        raise no_overload("isURL", text)
+    try:
+        URL(text.encode("utf-8"), via_request=True)
+    except URLError:
+        return False
+    return True
+
+
+def _url(name: str, v: Any) -> URL:
+    if type(v) is not URL:
+        raise no_overload(name, v)
+    return v
+
+
+def get_scheme(v: Any) -> str:
+    """``URL.getScheme()``."""
+    return _text(_url("getScheme", v).scheme)
+
+
+def get_host(v: Any) -> str:
+    """``URL.getHost()``: host and port, an IPv6 address in brackets."""
+    return _text(_url("getHost", v).host)
+
+
+def get_hostname(v: Any) -> str:
+    """``URL.getHostname()``: the host without port or brackets."""
+    return _text(_url("getHostname", v).split_host_port()[0])
+
+
+def get_port(v: Any) -> str:
+    """``URL.getPort()``."""
+    return _text(_url("getPort", v).split_host_port()[1])
+
+
+def get_escaped_path(v: Any) -> str:
+    """``URL.getEscapedPath()``."""
+    return _text(_url("getEscapedPath", v).escaped_path())
+
+
+def get_query(v: Any) -> dict[str, list[str]]:
+    """``URL.getQuery()``: net/url parseQuery, pairs it cannot decode left out as Go does."""
+    out: dict[str, list[str]] = {}
+    for pair in _url("getQuery", v).query.split(b"&"):
+        if b";" in pair or not pair:
+            continue
+        key, _, value = pair.partition(b"=")
+        try:
+            k, val = _unescape(key, _QUERY), _unescape(value, _QUERY)
+        except URLError:
+            continue
+        out.setdefault(_text(k), []).append(_text(val))
+    return out
+
+
+def _cost(v: Any) -> int:
+    """Parsing and each accessor read the whole URL once."""
+    if type(v) is str:
+        return text_cost(len(v))
+    return text_cost(v.size) if type(v) is URL else 0
+
+
+FUNCTIONS: list[Function] = [
+    fn("url", url, "(string) -> kubernetes.URL", cost=_cost,
+       doc="a URL: an absolute URI or an absolute path (an error otherwise)",
+       examples=["url('https://example.com:80/a?k=v').getHostname() == 'example.com'"]),
+    fn("isURL", is_url, "(string) -> bool", cost=_cost,
+       doc="whether a text is a URL (an absolute URI or an absolute path)",
+       examples=["isURL('/absolute-path')", "!isURL('../relative-path')", "!isURL('https://a:b:c/')"]),
+    fn("getScheme", get_scheme, "(kubernetes.URL) -> string", member=True, cost=_cost,
+       doc="the scheme, lower case; '' when absent",
+       examples=["url('HTTPS://example.com/').getScheme() == 'https'"]),
+    fn("getHost", get_host, "(kubernetes.URL) -> string", member=True, cost=_cost,
+       doc="the host and port (an IPv6 address in brackets); '' when absent",
+       examples=["url('https://[::1]:80/').getHost() == '[::1]:80'"]),
+    fn("getHostname", get_hostname, "(kubernetes.URL) -> string", member=True, cost=_cost,
+       doc="the host without port (an IPv6 address without brackets); '' when absent",
+       examples=["url('https://[::1]:80/').getHostname() == '::1'"]),
+    fn("getPort", get_port, "(kubernetes.URL) -> string", member=True, cost=_cost,
+       doc="the port as text; '' when absent",
+       examples=["url('https://example.com:80/').getPort() == '80'"]),
+    fn("getEscapedPath", get_escaped_path, "(kubernetes.URL) -> string", member=True, cost=_cost,
+       doc="the path, URL-escaped; '' when absent",
+       examples=["url('https://example.com/with space/').getEscapedPath() == '/with%20space/'"]),
+    fn("getQuery", get_query, "(kubernetes.URL) -> map(string, list(string))", member=True, cost=_cost,
+       doc="the query parameters, unescaped, each key to its values in order",
+       examples=["url('https://example.com/p?k1=a&k2=b&k2=c').getQuery() == "
+                 "{'k1': ['a'], 'k2': ['b', 'c']}"]),
+]  # fmt: skip
