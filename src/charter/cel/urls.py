@@ -30,7 +30,7 @@ _PATH_SUB_DELIMS = frozenset(b"!$&'()*+,;=:@[]%")
 _PATH, _HOST, _ZONE, _USER, _QUERY, _FRAGMENT = range(6)
 
 
-class URLError(ValueError):
+class BadURL(ValueError):
     """A text net/url's ParseRequestURI refuses."""
 
 
@@ -78,21 +78,21 @@ def _unescape(s: bytes, mode: int) -> bytes:
     """net/url unescape: decode %XX (and + in a query component); errors as Go's."""
     bad = _BAD_ESCAPE.search(s)
     if bad is not None:
-        raise URLError(f"invalid URL escape {s[bad.start() : bad.start() + 3]!r}")
+        raise BadURL(f"invalid URL escape {s[bad.start() : bad.start() + 3]!r}")
     if mode in (_HOST, _ZONE):
         invalid = _HOST_BAD[mode].search(s)
         if invalid is not None:
-            raise URLError(f"invalid character {invalid.group()!r} in host name")
+            raise BadURL(f"invalid character {invalid.group()!r} in host name")
     if mode == _HOST:
         # in a host, %-escapes are only for non-ASCII bytes (RFC 3986), or %25 (RFC 6874)
         ascii_escape = _HOST_ASCII_ESCAPE.search(s)
         if ascii_escape is not None:
-            raise URLError(f"invalid URL escape {ascii_escape.group()!r}")
+            raise BadURL(f"invalid URL escape {ascii_escape.group()!r}")
     if mode == _ZONE:
         for m in _ESCAPE.finditer(s):
             v = int(m.group()[1:], 16)
             if m.group() != b"%25" and v != 0x20 and _should_escape(v, _HOST):
-                raise URLError(f"invalid URL escape {m.group()!r}")
+                raise BadURL(f"invalid URL escape {m.group()!r}")
     if mode == _QUERY:
         s = s.replace(b"+", b" ")  # before decoding: %2B is a plus
     return unquote_to_bytes(s) if b"%" in s else s  # every escape was checked above
@@ -112,16 +112,16 @@ def _parse_host(host: bytes) -> bytes:
     if host.startswith(b"["):
         i = host.rfind(b"]")
         if i < 0:
-            raise URLError("missing ']' in host")
+            raise BadURL("missing ']' in host")
         if not _valid_optional_port(host[i + 1 :]):
-            raise URLError("invalid port after host")
+            raise BadURL("invalid port after host")
         zone = host.find(b"%25", 0, i)
         if zone >= 0:
             return _unescape(host[:zone], _HOST) + _unescape(host[zone:i], _ZONE) + _unescape(host[i:], _HOST)
     else:
         i = host.rfind(b":")
         if i != -1 and not _valid_optional_port(host[i:]):
-            raise URLError("invalid port after host")
+            raise BadURL("invalid port after host")
     return _unescape(host, _HOST)
 
 
@@ -136,7 +136,7 @@ def _scheme(raw: bytes) -> tuple[bytes, bytes]:
             continue
         if c == 0x3A:  # :
             if i == 0:
-                raise URLError("missing protocol scheme")
+                raise BadURL("missing protocol scheme")
             return raw[:i], raw[i + 1 :]
         return b"", raw
     return b"", raw
@@ -157,9 +157,9 @@ class URL:
         self.user: bytes | None = None
         self.fragment = b""
         if _CONTROL.search(raw) is not None:
-            raise URLError("invalid control character in URL")
+            raise BadURL("invalid control character in URL")
         if raw == b"" and via_request:
-            raise URLError("empty url")
+            raise BadURL("empty url")
         if raw == b"*":
             self.path = b"*"
             return
@@ -174,9 +174,9 @@ class URL:
                 self.opaque = rest  # a rootless path (mailto:x) is opaque
                 return
             if via_request:
-                raise URLError("invalid URI for request")
+                raise BadURL("invalid URI for request")
             if b":" in rest.partition(b"/")[0]:
-                raise URLError("first path segment in URL cannot contain colon")
+                raise BadURL("first path segment in URL cannot contain colon")
         if (self.scheme or (not via_request and not rest.startswith(b"///"))) and rest.startswith(b"//"):
             authority, slash, tail = rest[2:].partition(b"/")
             rest = slash + tail
@@ -185,7 +185,7 @@ class URL:
             if at >= 0:
                 userinfo = authority[:at]
                 if _NOT_USERINFO.search(userinfo) is not None:
-                    raise URLError("invalid userinfo")
+                    raise BadURL("invalid userinfo")
                 name, colon, password = userinfo.partition(b":")
                 self.user = _unescape(name, _USER) + colon + _unescape(password, _USER)
         path = _unescape(rest, _PATH)  # setPath
@@ -199,7 +199,7 @@ class URL:
             try:
                 if _unescape(raw, _PATH) == self.path:
                     return raw
-            except URLError:
+            except BadURL:
                 pass
         if self.path == b"*":
             return b"*"
@@ -250,7 +250,7 @@ def url(text: Any) -> URL:
         raise no_overload("url", text)
     try:
         return _parse(text)
-    except URLError as e:
+    except BadURL as e:
         raise EvalError(f"URL parse error during conversion from string: {e}") from None
 
 
@@ -260,7 +260,7 @@ def is_url(text: Any) -> bool:
         raise no_overload("isURL", text)
     try:
         URL(text.encode("utf-8"), via_request=True)
-    except URLError:
+    except BadURL:
         return False
     return True
 
@@ -305,7 +305,7 @@ def get_query(v: Any) -> dict[str, list[str]]:
         key, _, value = pair.partition(b"=")
         try:
             k, val = _unescape(key, _QUERY), _unescape(value, _QUERY)
-        except URLError:
+        except BadURL:
             continue
         out.setdefault(_text(k), []).append(_text(val))
     return out
