@@ -35,6 +35,8 @@ LEAVES = [
     "size(a.s) + size(a.l)",
     "size(a.l) + 9223372036854775807",
     "a.s + 'k'",
+    "path.clean(a.s)",
+    "path.base(x)",
     "-(-9223372036854775807 - 1)",
 ]
 CONTAINERS = ["a.l", "a.m", '["risk", "ops"]', "[1, 2, 3]", "x"]
@@ -58,7 +60,7 @@ def _cond(r: random.Random, d: int) -> str:
             )
         meth = r.choice(["startsWith", "endsWith", "contains", "matches"])
         arg = "'^[A-Z]+$'" if meth == "matches" else r.choice(["'AC'", "'k'", "a.s", "''"])
-        return f"{r.choice(['a.s', 'x', 'a.l[0]'])}.{meth}({arg})"
+        return f"{r.choice(['a.s', 'x', 'a.l[0]', 'path.clean(x)', 'path.dir(a.s)'])}.{meth}({arg})"
     if k < 0.6:
         return f"({_cond(r, d - 1)} {r.choice(['&&', '||'])} {_cond(r, d - 1)})"
     if k < 0.75:
@@ -68,6 +70,7 @@ def _cond(r: random.Random, d: int) -> str:
 
 def _value(r: random.Random) -> Any:
     return r.choice([0, 1, -3, 2**63 - 1, 2**70, 2.5, math.nan, math.inf, "risk", "ACME", "", "x" * 5000,
+                     "src/../.git/config", "../k", "/a//b/", "x/" * 2500,
                      True, False, None, ["risk"], ["ops", "risk"], ["a"] * 5000, {"k": 1}, {}])  # fmt: skip
 
 
@@ -134,6 +137,13 @@ def test_fast_values_give_what_the_evaluator_gives() -> None:
 
 
 def test_orderings_of_two_values_read_take_the_fast_path() -> None:
-    for text in ("a.d <= a.m.k", "a.s < x", "-a.d == a.d", "{'a': 'b'}[a.s] in a.l", "a.d"):
+    for text in (
+        "a.d <= a.m.k",
+        "a.s < x",
+        "-a.d == a.d",
+        "{'a': 'b'}[a.s] in a.l",
+        "a.d",
+        "path.clean(a.s).startsWith('src/')",
+    ):
         c = compile_condition(text, ENV, expect_bool=False)
         assert c.fn is not c.evaluate, text

@@ -83,6 +83,7 @@ INTERNAL_EXCEPTIONS = {
     "StepFailure",
     "ApiError",
     "InlineTooLarge",  # charter.cel.api turns it into a CelCompileError (E304)
+    "BadURL",  # charter.cel.urls turns it into an EvalError (url()) or false (isURL())
     "Refused",  # the inbox's HTML answer with a status, like ApiError for the JSON API
 }
 

@@ -252,7 +252,7 @@ class _Checker:
         full = ".".join(parts)
         if full in TYPE_NAMES and full not in self.env:
             return CelType("type", elem=CelType(full))
-        if full in ("net.IP", "net.CIDR"):
+        if full in ("net.IP", "net.CIDR", "kubernetes.URL"):
             return CelType("type", elem=CelType.OPAQUE(full))
         if not self.dotted:
             return None

@@ -6,7 +6,8 @@ raises; any exception makes the whole evaluation fall back to the evaluator. Onl
 conditions built from constructs whose result the guards pin down are compiled here (so &&/||
 short-circuiting is safe: an operand that would be an error raises and falls back). Text
 operations are guarded to texts of at most 4,096 characters and ``in`` to lists of at most
-FREE_ELEMENTS, which the evaluator charges nothing for. ``all``/``exists`` over lists (of at most
+FREE_ELEMENTS, which the evaluator charges nothing for (so are ``path.clean``/``base``/``dir``,
+which call paths.py as the evaluator does). ``all``/``exists`` over lists (of at most
 32 elements, nested however deep named conditions nest them), list equality with a literal list
 of texts, ``labels()``/``sources()`` of a value read, ``granted("KIND")`` and text ``+`` are
 compiled too: what the evaluator would charge for them is counted (a comprehension stops past
@@ -27,7 +28,7 @@ from collections.abc import Callable, Mapping
 from types import CodeType
 from typing import Any
 
-from charter.cel import grants, provenance
+from charter.cel import grants, paths, provenance
 from charter.cel.limits import BUDGET_ATTRIBUTE, FREE_ELEMENTS, FREE_TEXT, Limits
 from charter.cel.regex import RegexError, compile_pattern
 from charter.cel.syntax import (
@@ -214,6 +215,9 @@ def _texts_eq(x: Any, want: list[str], cost: list[int]) -> bool:
 
 _SIZED = (str, list, dict, bytes, tuple)
 _PROVENANCE = provenance.PROVENANCE
+
+#: path.clean/base/dir: the evaluator's own functions (paths.py), called on a text checked here.
+_PATH_FUNCTIONS = {"path.clean": paths.clean, "path.base": paths.base, "path.dir": paths.dir_}
 
 Code = tuple[str, str | None]  # (python expression, static python type name or None)
 
@@ -476,6 +480,11 @@ class _Gen:
             # the run's grant table answers each kind once per decision (its answers are kept),
             # so a fall back to the evaluator after this asks the same question, same answer
             return (f"_granted(act, {self.literal(kind.value)})", "bool")
+        lexical = _PATH_FUNCTIONS.get(n.name)
+        if lexical is not None and len(n.args) == 1:
+            # a text of at most _MAX_TEXT characters, which the evaluator charges nothing for
+            f = self.const(lexical)
+            return (self._text(self.gen(n.args[0]), lambda a: f"{f}({a})"), "str")
         raise _NoFast
 
     def _Method(self, n: Method) -> Code:

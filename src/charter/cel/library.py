@@ -17,8 +17,10 @@ from charter.cel import (
     grants,
     network,
     optionals,
+    paths,
     provenance,
     timelib,
+    urls,
 )
 from charter.cel.limits import text_cost
 from charter.cel.signatures import Function, fn
@@ -156,6 +158,8 @@ ALL: list[Function] = [
     *ext_encoders.FUNCTIONS,
     *optionals.FUNCTIONS,
     *network.FUNCTIONS,
+    *urls.FUNCTIONS,
+    *paths.FUNCTIONS,
 ]
 
 GLOBALS: dict[str, Function] = {f.name: f for f in ALL if not f.member}

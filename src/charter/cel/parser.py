@@ -565,7 +565,7 @@ NAMESPACED = frozenset(
         "math.sqrt",
         "strings.quote", "base64.encode", "base64.decode",
         "sets.contains", "sets.equivalent", "sets.intersects",
-        "lists.range", "ip.isCanonical",
+        "lists.range", "ip.isCanonical", "path.clean", "path.base", "path.dir",
         "optional.of", "optional.ofNonZeroValue", "optional.none",
     }
 )  # fmt: skip

@@ -29,6 +29,7 @@ _PRIMITIVES = {
     "type": CelType.TYPE,
     "net.IP": CelType.OPAQUE("net.IP"),
     "net.CIDR": CelType.OPAQUE("net.CIDR"),
+    "kubernetes.URL": CelType.OPAQUE("kubernetes.URL"),
 }
 _TOKEN = re.compile(r"\s*([A-Za-z_][\w.]*|[(),]|->)")
 

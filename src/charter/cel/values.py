@@ -222,7 +222,8 @@ T_OPTIONAL = TypeValue("optional_type")
 TYPE_NAMES: dict[str, TypeValue] = {
     t.name: t
     for t in (T_INT, T_UINT, T_DOUBLE, T_BOOL, T_STRING, T_BYTES, T_LIST, T_MAP, T_NULL, T_TYPE,
-              T_TIMESTAMP, T_DURATION, T_OPTIONAL, TypeValue("net.IP"), TypeValue("net.CIDR"))
+              T_TIMESTAMP, T_DURATION, T_OPTIONAL, TypeValue("net.IP"), TypeValue("net.CIDR"),
+              TypeValue("kubernetes.URL"))
 }  # fmt: skip
 
 _TYPE_OF: dict[type, TypeValue] = {
