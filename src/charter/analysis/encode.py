@@ -526,6 +526,13 @@ class PolicyEncoder:
         sel = self.selects(item.selector)
         if item.scope is Scope.ROLE:
             self.approx.append(f"{item.kind} {item.id}: role-scoped state is not encoded")
+        if item.by_arg is not None:
+            # its counter is one free variable like any other scope's, but the failure of a call
+            # whose argument cannot key it (missing, null, a double, list or map) is not modelled
+            self.approx.append(
+                f"{item.kind} {item.id}: counted per args.{item.by_arg}; a missing or ill-typed "
+                "argument (which fails the boundary) is not encoded"
+            )
         falses: list[z3.BoolRef] = []
         errs: list[z3.BoolRef] = []
         for cond in item.conditions:
