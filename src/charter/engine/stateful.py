@@ -486,7 +486,7 @@ def plan_batch(
                 hits.append(HitOp(rp.prefix + value, rp.window_s, 1, rp.limit))
                 reads.append((rp, value))
             else:
-                values = scope_values(rp.scope, view)
+                values: Sequence[str] = scope_values(rp.scope, view)
                 if rp.by is not None:
                     part = _arg_part(rp.item, rp.by, view, plan)
                     if part is None:
@@ -507,7 +507,7 @@ def plan_batch(
                 amount = _budget_amount(bp.item, view, plan)
                 if amount is None:
                     continue
-            values: Sequence[str] = (view.actor_id,) if bp.agent else scope_values(bp.scope, view)
+            values = (view.actor_id,) if bp.agent else scope_values(bp.scope, view)
             if bp.by is not None:
                 part = _arg_part(bp.item, bp.by, view, plan)
                 if part is None:
