@@ -153,3 +153,28 @@ def test_completion_offers_by_and_the_arguments() -> None:
     assert "by" in [i.label for i in complete(text, len(text), index, None).items]
     text += "by "
     assert "args.vendor" in [i.label for i in complete(text, len(text), index, None).items]
+
+
+def test_a_global_budget_per_argument_does_not_make_another_budget_unreachable() -> None:
+    text = POLICY + """
+budget all-vendors {
+  scope global by args.vendor
+  action call pay.vendor
+  amount args.amount
+  limit 50 EUR per day
+  reason "At most 50 EUR a day to one vendor, whoever pays."
+}
+budget agent-day {
+  scope agent
+  action call pay.vendor
+  amount args.amount
+  limit 60 EUR per day
+  reason "At most 60 EUR a day per agent."
+}
+"""
+    codes = [d.code.value for d in compile_text(text).diagnostics]
+    # one counter per vendor: an agent paying two vendors can pass 50 EUR, so agent-day can trip
+    assert "W503" not in codes
+    # ... and a per-vendor budget looser than the global total one still never trips (warned)
+    total = text.replace("scope global by args.vendor", "scope global")
+    assert "W503" in [d.code.value for d in compile_text(total).diagnostics]
