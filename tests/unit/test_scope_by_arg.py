@@ -156,7 +156,9 @@ def test_completion_offers_by_and_the_arguments() -> None:
 
 
 def test_a_global_budget_per_argument_does_not_make_another_budget_unreachable() -> None:
-    text = POLICY + """
+    text = (
+        POLICY
+        + """
 budget all-vendors {
   scope global by args.vendor
   action call pay.vendor
@@ -172,6 +174,7 @@ budget agent-day {
   reason "At most 60 EUR a day per agent."
 }
 """
+    )
     codes = [d.code.value for d in compile_text(text).diagnostics]
     # one counter per vendor: an agent paying two vendors can pass 50 EUR, so agent-day can trip
     assert "W503" not in codes
