@@ -10,7 +10,7 @@ import pytest
 import charter
 from charter.compiler.pipeline import compile_text
 from charter.editing.complete import complete
-from charter.editing.symbols import SymbolIndex
+from charter.editing.symbols import SymbolIndex, SymbolKind
 from charter.engine.engine import Engine
 from charter.engine.stateful import arg_key
 from charter.enums import Outcome
@@ -181,3 +181,14 @@ budget agent-day {
     # ... and a per-vendor budget looser than the global total one still never trips (warned)
     total = text.replace("scope global by args.vendor", "scope global")
     assert "W503" in [d.code.value for d in compile_text(total).diagnostics]
+
+
+def test_the_argument_is_a_reference_of_the_tool_argument() -> None:
+    module = parse_text(POLICY, "p.charter").module
+    assert module is not None
+    index = SymbolIndex.build([module], {"p.charter": POLICY})
+    refs = index.references((SymbolKind.TOOL_ARG, "pay.vendor/vendor"))
+    spans = [POLICY[o.span.start : o.span.end] for o in refs]
+    lines = [POLICY.splitlines()[o.span.line - 1].strip() for o in refs]
+    assert spans == ["vendor", "vendor"]  # the rate and the budget, both selecting pay.vendor
+    assert lines == ["scope agent by args.vendor"] * 2
