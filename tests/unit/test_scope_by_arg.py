@@ -192,3 +192,16 @@ def test_the_argument_is_a_reference_of_the_tool_argument() -> None:
     lines = [POLICY.splitlines()[o.span.line - 1].strip() for o in refs]
     assert spans == ["vendor", "vendor"]  # the rate and the budget, both selecting pay.vendor
     assert lines == ["scope agent by args.vendor"] * 2
+
+
+def test_the_prover_models_a_missing_argument_and_says_what_it_cannot() -> None:
+    from charter.analysis.query import reach
+
+    text = POLICY.replace("tool pay.loose { }", "tool pay.loose { }\nagent a { }")
+    declared = charter.loads(text[: text.index("budget vendor-day")])  # the rate only
+    found = reach(declared, "can a call pay.vendor", "allow")
+    assert found.answer.value == "counterexample" and found.witness is not None
+    assert "vendor" in found.witness.concrete.request["action"]["args"]
+    # an undeclared tool's argument has no known type: the prover says so rather than guess
+    loose = reach(declared, "can a call pay.loose", "allow")
+    assert any("counted per args.vendor" in r for r in loose.reasons or [])
