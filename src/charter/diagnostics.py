@@ -95,6 +95,7 @@ class Code(enum.Enum):
     E309_CEL_BAD_PATTERN = "E309"
     E310_CEL_UNGUARDED_ARG = "E310"
     E311_CONDITION_READS_ARGS = "E311"
+    E312_SCOPE_ARG = "E312"
     # semantics
     E401_WIDENS_PARENT = "E401"
     E402_BAD_VALUE = "E402"

@@ -705,7 +705,11 @@ class Gen:
         if name in ("scope", "stop"):
             s = self.c.choice(list(Scope))
             self.emit(name, s.value)
-            return ast.ScopeClause(clause=name, scope=s)  # type: ignore[arg-type]
+            by = None
+            if name == "scope" and self.c.chance(0.3):
+                by = ast.Name(value="args." + self.name())
+                self.emit("by", by.value)
+            return ast.ScopeClause(clause=name, scope=s, by=by)  # type: ignore[arg-type]
         if name == "limit":
             n, lit = self.number()
             self.emit("limit", lit)

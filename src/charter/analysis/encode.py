@@ -532,6 +532,20 @@ class PolicyEncoder:
             f, e = self.condition(cond)
             falses.append(f)
             errs.append(e)
+        if item.by_arg is not None:
+            # its counter is one free variable like any other scope's; a call whose argument
+            # cannot key it fails the boundary. A declared string/int/bool argument has its type,
+            # so only its absence fails; any other argument's run-time type is not modelled.
+            case = self.r.case
+            kind = self.r.arg_types.get(item.by_arg) if case.kind is ActionKind.CALL and case.tool else None
+            if kind in ("string", "int", "uint", "bool"):
+                self.r.typed(("args", item.by_arg), kind)  # so that a witness carries its value
+                errs.append(z3.Not(self.r.var(("args", item.by_arg, "present"), "bool")))
+            else:
+                self.approx.append(
+                    f"{item.kind} {item.id}: counted per args.{item.by_arg}, whose type here is not "
+                    "declared; a missing or ill-typed argument (which fails the boundary) is not encoded"
+                )
         if isinstance(item, Budget):
             present = self.r.var(("cost", item.unit, "present"), "bool")
             if item.unit not in self.p.units:

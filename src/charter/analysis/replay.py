@@ -10,7 +10,7 @@ import z3
 
 from charter.analysis.encode import Case, SymRequest, mark_key
 from charter.engine.engine import Engine
-from charter.engine.policy import CompiledPolicy
+from charter.engine.policy import Budget, CompiledPolicy, RateLimit
 from charter.enums import ActionKind, Outcome, Scope
 from charter.errors import Error
 from charter.state.memory import MemoryStore
@@ -166,6 +166,19 @@ def eval_key(text: str) -> tuple[Any, ...]:
     return _MARK_KEYS.get(text, ("?", text))
 
 
+def _key_value(item: RateLimit | Budget, request: Mapping[str, Any]) -> str | None:
+    """The scope instance an item's counter is keyed by (None: the argument cannot key it)."""
+    from charter.engine.stateful import arg_key
+
+    value = _scope_value(item.scope, request)
+    if item.by_arg is None:
+        return value
+    try:
+        return f"{value}|{arg_key(request.get('action', {}).get('args') or {}, item.by_arg)}"
+    except Error:
+        return None  # the engine fails the boundary: nothing to seed
+
+
 def _scope_value(scope: Scope, request: Mapping[str, Any]) -> str:
     ctx = request.get("context", {})
     if scope is Scope.AGENT:
@@ -209,13 +222,18 @@ def _seed(policy: CompiledPolicy, store: MemoryStore, c: Concrete) -> None:
     for rl in policy.rates:
         count = c.rate_counts.get(rl.id, 0)
         if count:
-            key = f"rl:{rl.id}:{_scope_value(rl.scope, c.request)}"
+            key_value = _key_value(rl, c.request)
+            if key_value is None:
+                continue
+            key = f"rl:{rl.id}:{key_value}"
             store.apply(Batch(now=now, hits=(HitOp(key, rl.window_seconds, count),)))
     for b in policy.budgets:
         used = c.budget_used.get(b.id, 0.0)
         if not used:
             continue
-        value = _scope_value(b.scope, c.request)
+        value = _key_value(b, c.request)
+        if value is None:
+            continue
         if b.calendar is not None:
             wid, end = calendar_window(b.calendar, b.timezone, NOW)
             line = BudgetLine(f"b:{b.id}:{value}:{wid}", b.limit_micros, micros(used), None, end)

@@ -145,11 +145,12 @@ def analyse(sym: Symbols, low: Lowered) -> list[Diagnostic]:
     # Only unconditional, enforced org/global budgets can make another budget unreachable.
     wide: dict[str, list[ir.Budget]] = {}
     for other in low.budgets:
-        wide_scope = other.scope in (Scope.ORG, Scope.GLOBAL)
+        # a `global by args.A` budget is one counter per value of A: it bounds no other budget
+        wide_scope = other.scope in (Scope.ORG, Scope.GLOBAL) and other.by_arg is None
         if wide_scope and not other.conditions and other.mode is not Mode.SHADOW:
             wide.setdefault(other.unit, []).append(other)
     for b in low.budgets:
-        if b.limit_micros <= 0 or b.scope in (Scope.ORG, Scope.GLOBAL):
+        if b.limit_micros <= 0 or (b.scope in (Scope.ORG, Scope.GLOBAL) and b.by_arg is None):
             continue
         for other in wide.get(b.unit, ()):
             same_window = (other.calendar, other.rolling_seconds) == (b.calendar, b.rolling_seconds)

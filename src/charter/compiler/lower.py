@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from charter.cel.provenance import PROVENANCE
 from charter.cel.syntax import size as cel_size
+from charter.cel.types import CelType
 from charter.compiler.resolve import RuleEntry, Symbols
 from charter.compiler.typecheck import (
     ConditionCompiler,
@@ -17,6 +18,7 @@ from charter.compiler.typecheck import (
     event_tools,
     rule_env,
     signal_env,
+    targeted_tools,
     where_env,
 )
 from charter.diagnostics import Code, Diagnostic, error
@@ -50,6 +52,8 @@ _SPEC_OUTCOME = {
     "require_approval": Outcome.REQUIRE_APPROVAL,
 }
 MICROS = 1_000_000
+#: the declared argument types a scope may be counted per: those whose values have one spelling
+_KEY_TYPES = frozenset({CelType.STRING, CelType.INT, CelType.UINT, CelType.BOOL})
 
 
 @dataclass
@@ -415,6 +419,7 @@ class Lowerer:
                 id=entry.rule.id.value,
                 reason=self._reason(entry),
                 scope=entry.one("scope").scope,
+                by_arg=self._scope_by(entry),
                 unit=lim.unit.value,
                 limit_micros=int(lim.amount * MICROS),
                 calendar=window.calendar if window is not None else None,
@@ -427,6 +432,56 @@ class Lowerer:
                 **self._shared(entry, env),
             )
         )
+
+    def _scope_by(self, entry: RuleEntry) -> str | None:
+        """``scope S by args.A``: the argument A, checked (E312) against the tools the rule selects.
+
+        Only a top-level argument: a key part must be one value the caller sends, and its declared
+        type must be one that has an exact identity (string, int, uint, bool): a double, list or map
+        would make two spellings of one value two counters, or one counter for many values.
+        """
+        clause: ast.ScopeClause = entry.one("scope")
+        by = clause.by
+        if by is None:
+            return None
+        root, _, name = by.value.partition(".")
+        if root != "args" or not name or "." in name:
+            self.diags.append(
+                error(
+                    Code.E312_SCOPE_ARG,
+                    f"'scope ... by' takes one argument, written args.NAME, not '{by.value}'",
+                    by.span,
+                    "e.g. scope agent by args.vendor",
+                )
+            )
+            return None
+        tools = targeted_tools(entry, self.sym)
+        for tool in tools or ():
+            declared = self.envs.tool_args.get(tool)
+            if not declared:
+                continue  # a tool that declares no arguments: its calls are checked at run time
+            typ = declared.get(name)
+            if typ is None:
+                self.diags.append(
+                    error(
+                        Code.E312_SCOPE_ARG,
+                        f"'{name}' is not an argument of tool {tool}: the {entry.rule.kind.value} "
+                        f"'{entry.rule.id.value}' would fail on every call to it",
+                        by.span,
+                        "declare it on the tool, or narrow the rule's 'action call' to tools that have it",
+                    )
+                )
+            elif typ not in _KEY_TYPES:
+                self.diags.append(
+                    error(
+                        Code.E312_SCOPE_ARG,
+                        f"argument '{name}' of tool {tool} is {typ}: a scope is counted per a "
+                        "string, int or bool argument",
+                        by.span,
+                        "count per an identifier argument (e.g. a vendor id), not an amount or a list",
+                    )
+                )
+        return name
 
     def _amount(self, entry: RuleEntry, env: dict[str, Any]) -> ir.Condition | None:
         """``amount CEL``: the number a budget or spend tripwire counts, instead of ``cost.<unit>``."""
@@ -472,6 +527,7 @@ class Lowerer:
                 id=entry.rule.id.value,
                 reason=self._reason(entry),
                 scope=entry.one("scope").scope,
+                by_arg=self._scope_by(entry),
                 limit=int(lim.amount),
                 window_seconds=float(seconds),
                 on_exceed=outcome,

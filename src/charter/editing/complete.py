@@ -197,8 +197,13 @@ def _rule(kind: RuleKind, words: list[str], index: SymbolIndex | None) -> list[I
         return _names(index, SymbolKind.ESCALATION) + _names(index, SymbolKind.GROUP)
     if head == "signal":
         return _names(index, SymbolKind.SIGNAL) if not rest else _keywords(["where"])
-    if head in ("scope", "stop"):
+    if head in ("scope", "stop") and not rest:
         return [Item(s.value, ItemKind.VALUE, "scope") for s in Scope]
+    if head == "scope" and len(rest) == 1:
+        return _keywords(["by"], "count per an argument's value too")
+    if head == "scope" and rest[-1] == "by":
+        args = sorted({n.partition("/")[2] for n in index.names(SymbolKind.TOOL_ARG)}) if index else []
+        return [Item(f"args.{a}", ItemKind.SYMBOL, "tool argument") for a in args] or _keywords(["args."])
     if head == "mode":
         return _keywords(["enforce", "shadow"])
     if head == "severity":

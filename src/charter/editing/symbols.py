@@ -420,6 +420,19 @@ def _limit(node: ast.LimitClause, walk: Walk) -> Iterator[Occurrence]:
         yield _ref(SymbolKind.UNIT, node.unit)
 
 
+@extractor(ast.ScopeClause)
+def _scope(node: ast.ScopeClause, walk: Walk) -> Iterator[Occurrence]:
+    """``scope S by args.ARG``: a reference to the argument of each selected tool declaring it."""
+    by = node.by
+    if by is None or not walk.resolving or not by.value.startswith("args."):
+        return
+    member = by.value[len("args.") :]
+    where = walk.lines.span(walk.path, by.span.start + len("args."), by.span.end)
+    for tool in dict.fromkeys(rule_tools(walk.rule, walk.index)):
+        if member in walk.index.tool_args.get(tool, {}):
+            yield Occurrence(SymbolKind.TOOL_ARG, f"{tool}/{member}", where)
+
+
 @extractor(ast.Trigger)
 def _trigger(node: ast.Trigger, walk: Walk) -> Iterator[Occurrence]:
     if node.unit is not None:

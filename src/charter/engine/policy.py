@@ -212,6 +212,8 @@ class Budget:
     escalation: EscalationPath | None = None
     #: ``amount CEL``: the amount counted, from the request, instead of ``cost.<unit>``
     amount: Condition | None = None
+    #: ``scope S by args.A``: counted per (scope instance, value of argument A) (semantics.md 7)
+    by_arg: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +235,8 @@ class RateLimit:
     fail: FailMode = FailMode.DENY
     source: Source | None = None
     escalation: EscalationPath | None = None
+    #: ``scope S by args.A``: counted per (scope instance, value of argument A) (semantics.md 7)
+    by_arg: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

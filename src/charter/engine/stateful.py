@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -150,6 +150,7 @@ class RatePlan:
 
     __slots__ = (
         "agent",
+        "by",
         "conditional",
         "deciding",
         "detail",
@@ -173,10 +174,11 @@ class RatePlan:
         # INVARIANT: a shadow rate only counts; it never limits (and never blocks a reservation)
         self.limit = None if rl.mode is Mode.SHADOW else rl.limit
         self.scope = rl.scope
-        self.agent = rl.scope is Scope.AGENT  # the commonest scope: no scope_values call
+        self.agent = rl.scope is Scope.AGENT and rl.by_arg is None  # the commonest: no scope_values
+        self.by = rl.by_arg
         self.conditional = bool(rl.conditions)
         self.enforce = rl.mode is Mode.ENFORCE
-        self.scope_text = rl.scope.value
+        self.scope_text = scope_text(rl)
         self.shown_limit = float(rl.limit)
         window = f"per {rl.window_seconds:g}s"
         self.detail = window if self.enforce else window + " (shadow)"
@@ -249,6 +251,7 @@ class BudgetPlan:
 
     __slots__ = (
         "agent",
+        "by",
         "calendar",
         "conditional",
         "cost_unit",
@@ -280,11 +283,12 @@ class BudgetPlan:
         self.timezone = b.timezone
         self.rolling_s = b.rolling_seconds
         self.scope = b.scope
-        self.agent = b.scope is Scope.AGENT
+        self.agent = b.scope is Scope.AGENT and b.by_arg is None
+        self.by = b.by_arg
         self.conditional = bool(b.conditions)
         self.shadow = b.mode is Mode.SHADOW
         self.enforce = b.mode is Mode.ENFORCE
-        self.scope_eq = b.scope.value + "="
+        self.scope_eq = scope_text(b) + "="
         self.deciding = Contribution(
             b.on_exceed, RuleHit(b.id, HitKind.BUDGET, b.on_exceed, b.reason), b.escalation
         )
@@ -322,8 +326,8 @@ class BudgetPlan:
 class Boundaries:
     """The counted tripwires, rates and budgets covering one request shape, specialised.
 
-    ``fallible``: some boundary has conditions or an amount expression (only then can planning
-    record failures or errors, so only then does a plan get lists for them).
+    ``fallible``: some boundary has conditions, an amount expression or a ``by args.A`` scope
+    (only then can planning record failures or errors, so only then does a plan get lists for them).
     """
 
     __slots__ = ("budgets", "fallible", "rates", "stop_keys", "tripwires")
@@ -341,8 +345,8 @@ class Boundaries:
         self.stop_keys: tuple[tuple[str, str], ...] | None = None
         self.fallible = (
             any(t.item.conditions for t in tripwires)
-            or any(r.conditional for r in rates)
-            or any(b.conditional or b.cost_unit is None for b in budgets)
+            or any(r.conditional or r.by is not None for r in rates)
+            or any(b.conditional or b.cost_unit is None or b.by is not None for b in budgets)
         )
 
 
@@ -482,7 +486,13 @@ def plan_batch(
                 hits.append(HitOp(rp.prefix + value, rp.window_s, 1, rp.limit))
                 reads.append((rp, value))
             else:
-                for value in scope_values(rp.scope, view):
+                values: Sequence[str] = scope_values(rp.scope, view)
+                if rp.by is not None:
+                    part = _arg_part(rp.item, rp.by, view, plan)
+                    if part is None:
+                        continue
+                    values = [f"{v}|{part}" for v in values]
+                for value in values:
                     hits.append(HitOp(rp.prefix + value, rp.window_s, 1, rp.limit))
                     reads.append((rp, value))
         lines: list[BudgetLine] = []
@@ -497,6 +507,12 @@ def plan_batch(
                 amount = _budget_amount(bp.item, view, plan)
                 if amount is None:
                     continue
+            values = (view.actor_id,) if bp.agent else scope_values(bp.scope, view)
+            if bp.by is not None:
+                part = _arg_part(bp.item, bp.by, view, plan)
+                if part is None:
+                    continue
+                values = [f"{v}|{part}" for v in values]
             if bp.shadow:
                 if plan.shadow_budgets is _EMPTY:
                     plan.shadow_budgets = []
@@ -507,7 +523,7 @@ def plan_batch(
                 start, end, wid = bp.window
                 if not start <= now < end:
                     start, end, wid = bp.window = bp.window_at(now)
-            for value in (view.actor_id,) if bp.agent else scope_values(bp.scope, view):
+            for value in values:
                 if bp.calendar is not None:
                     lines.append(BudgetLine(f"{bp.prefix}{value}:{wid}", bp.limit, spend, None, end))
                 else:
@@ -560,15 +576,69 @@ def _budget_amount(b: Budget, view: View, plan: BatchPlan) -> float | None:
     try:
         return spend_amount(b.amount, view)
     except ConditionError as exc:
-        where = f"{b.kind} {b.id}"
-        if b.mode is not Mode.ENFORCE:
-            plan.failures.append(Failure(where, str(exc), "none (shadow)"))
-            return None
-        took = b.fail.outcome
-        plan.failures.append(Failure(where, str(exc), took.value if took else "ignore (fail-open)"))
-        if took is not None:
-            plan.errors.append((b, took, str(exc)))
+        _failed(b, exc, plan)
         return None
+
+
+def _arg_part(item: Budget | RateLimit, name: str, view: View, plan: BatchPlan) -> str | None:
+    """The argument's key part of a ``scope S by args.NAME`` boundary; None (and a failure with its
+    ``on error``) when the argument cannot key a counter: nothing is counted or reserved for it."""
+    try:
+        return arg_key(view.args, name)
+    except ConditionError as exc:
+        _failed(item, exc, plan)
+        return None
+
+
+def _failed(item: Budget | RateLimit, exc: ConditionError, plan: BatchPlan) -> None:
+    """Record a boundary that cannot be counted; its ``on error`` decides (deny by default)."""
+    where = f"{item.kind} {item.id}"
+    if item.mode is not Mode.ENFORCE:
+        plan.failures.append(Failure(where, str(exc), "none (shadow)"))
+        return
+    took = item.fail.outcome
+    plan.failures.append(Failure(where, str(exc), took.value if took else "ignore (fail-open)"))
+    if took is not None:
+        plan.errors.append((item, took, str(exc)))
+
+
+def scope_text(item: Budget | RateLimit) -> str:
+    """What a budget or rate counts per, as written: ``agent``, ``agent by args.vendor``."""
+    return item.scope.value if item.by_arg is None else f"{item.scope.value} by args.{item.by_arg}"
+
+
+_SHOWN = {type(None): "null", float: "a double", list: "a list", dict: "a map"}
+
+
+def arg_key(args: Mapping[str, Any], name: str) -> str:
+    """The key part for the value of ``args[name]`` (``scope S by args.NAME``, docs/semantics.md 7).
+
+    A digest of a typed encoding: bounded whatever the value's size (a store key stays short),
+    and "1", 1 and true are three different keys. Strings are exact (no case or space folding).
+    Raises ConditionError when the argument is missing or not a string, int or bool (a null, a
+    double, even an integral one, a list or a map): never one shared counter for them.
+    """
+    if name not in args:
+        raise ConditionError(f"argument '{name}' is missing, and this boundary is counted per its value")
+    x = args[name]
+    if isinstance(x, bool):
+        enc = b"b:1" if x else b"b:0"
+    elif isinstance(x, int):
+        try:
+            enc = b"i:" + str(x).encode()
+        except ValueError:  # an int too long to print (Python's digit limit): not an identifier
+            raise ConditionError(f"argument '{name}' is an integer too large to count per") from None
+    elif isinstance(x, str):
+        # surrogatepass: a lone surrogate (valid JSON) keys its own counter rather than failing
+        enc = b"s:" + x.encode("utf-8", "surrogatepass")
+    else:
+        shown = _SHOWN.get(type(x)) or next(
+            (t for k, t in _SHOWN.items() if isinstance(x, k)), type(x).__name__
+        )
+        raise ConditionError(
+            f"argument '{name}' is {shown}: a boundary is counted per a string, int or bool argument"
+        )
+    return hashlib.blake2b(enc, digest_size=16, person=b"charter.scope").hexdigest()
 
 
 def _tripwire_hit(tw: Tripwire, view: View, denied: bool) -> HitOp | None:

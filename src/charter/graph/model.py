@@ -169,6 +169,8 @@ def budgets(policy: CompiledPolicy) -> Graph:
         what = _what(b.selector, policy)
         if what != "any action":
             label += f"\n{what}"
+        if b.by_arg is not None:
+            label += f"\nby args.{b.by_arg}"
         nid = g.node(ident("budget", b.id), label, Shape.BOX, Tone.LIMIT)
         g.edge(ident("scope", b.scope.value), nid, "limit")
         if b.on_exceed is not Outcome.DENY:
@@ -181,6 +183,8 @@ def budgets(policy: CompiledPolicy) -> Graph:
         what = _what(r.selector, policy)
         if what != "any action":
             label += f"\n{what}"
+        if r.by_arg is not None:
+            label += f"\nby args.{r.by_arg}"
         nid = g.node(ident("rate", r.id), label, Shape.BOX, Tone.LIMIT)
         g.edge(ident("scope", r.scope.value), nid, "limit")
     return g

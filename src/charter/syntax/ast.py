@@ -463,10 +463,12 @@ class DurationClause(Node):
 
 
 class ScopeClause(Node):
-    """``scope S`` (what a budget or rate counts per) or ``stop S`` (what a halt stops)."""
+    """``scope S [by args.A]`` (what a budget or rate counts per) or ``stop S`` (what a halt stops)."""
 
     clause: Literal["scope", "stop"]
     scope: Scope
+    #: ``by args.A``: the path as written (checked by the compiler), counted per its value too
+    by: Name | None = None
 
 
 class LimitClause(Node):

@@ -205,7 +205,8 @@ class RuleParts(AstBase):
 
     @v_args(meta=True)
     def c_scope(self, meta: Meta, ch: list[Any]) -> ast.ScopeClause:
-        return ast.ScopeClause(clause="scope", scope=Scope(ch[0]), span=self._meta_span(meta))
+        by = self._name(ch[1]) if len(ch) > 1 and ch[1] is not None else None
+        return ast.ScopeClause(clause="scope", scope=Scope(ch[0]), by=by, span=self._meta_span(meta))
 
     def scope(self, ch: list[Token]) -> str:
         return str(ch[0])

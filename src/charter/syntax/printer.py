@@ -297,7 +297,8 @@ class _Printer:
         if isinstance(c, ast.DurationClause):
             return f"{c.clause} {c.duration.text}"
         if isinstance(c, ast.ScopeClause):
-            return f"{c.clause} {c.scope.value}"
+            by = f" by {c.by.value}" if c.by is not None else ""
+            return f"{c.clause} {c.scope.value}{by}"
         if isinstance(c, ast.LimitClause):
             text = "limit " + self._as_written(c, r"limit\s+" + _NUMBER, c.amount)
             if c.unit is not None:
