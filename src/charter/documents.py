@@ -27,6 +27,7 @@ import yaml
 from charter.diagnostics import escape_controls
 from charter.errors import Error
 from charter.files import FileError, read_bounded
+from charter.jsonenc import repeated_key
 
 #: Largest document read, in bytes (the sidecar's request body limit is the same 1 MiB).
 MAX_DOCUMENT_BYTES = 1 << 20
@@ -136,12 +137,9 @@ class _BoundedLoader(yaml.SafeLoader):
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """A JSON object, refusing a key given twice (``json`` would keep the last one silently)."""
     out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise DocumentError(f"the key {escape_controls(repr(key))[:80]} appears twice in one object")
-            seen.add(key)
+    key = repeated_key(pairs, out)
+    if key is not None:
+        raise DocumentError(f"the key {escape_controls(repr(key))[:80]} appears twice in one object")
     return out
 
 

@@ -58,14 +58,24 @@ class StrictJsonError(Error, ValueError):
     """A wire body that is not exactly one JSON text in UTF-8 (the message says what is wrong)."""
 
 
+def repeated_key(pairs: list[tuple[str, Any]], out: dict[str, Any]) -> str | None:
+    """The first key given twice among a JSON object's ``pairs`` (``out``: ``dict(pairs)``, which
+    keeps the last silently), or None. Shared by every reader that refuses one."""
+    if len(out) == len(pairs):
+        return None
+    seen: set[str] = set()
+    for k, _ in pairs:
+        if k in seen:
+            return k
+        seen.add(k)
+    return None
+
+
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        for k, _ in pairs:
-            if k in seen:
-                raise StrictJsonError(f"the key {k!r} twice in one object")
-            seen.add(k)
+    k = repeated_key(pairs, out)
+    if k is not None:
+        raise StrictJsonError(f"the key {k!r} twice in one object")
     return out
 
 

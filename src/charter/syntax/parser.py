@@ -203,9 +203,7 @@ def _check_nesting(path: str, text: str) -> Diagnostic | None:
         elif ch in "([{":
             depth += 1
             if depth > MAX_NESTING:
-                at = m.start()
-                line = text.count("\n", 0, at) + 1
-                col = at - (text.rfind("\n", 0, at) + 1) + 1
+                line, col = _line_col(text, m.start())
                 return error(
                     Code.E004_TOO_DEEP,
                     f"brackets nest more than {MAX_NESTING} levels deep",
@@ -349,14 +347,18 @@ _UNSAFE_CHAR = re.compile(
 )
 
 
+def _line_col(text: str, at: int) -> tuple[int, int]:
+    """The 1-based line and column of offset ``at`` in ``text``."""
+    return text.count("\n", 0, at) + 1, at - (text.rfind("\n", 0, at) + 1) + 1
+
+
 def _check_chars(path: str, text: str) -> Diagnostic | None:
     """E002 at the first character no policy text may hold (the text is never echoed raw)."""
     m = _UNSAFE_CHAR.search(text)
     if m is None:
         return None
     at = m.start()
-    line = text.count("\n", 0, at) + 1
-    col = at - (text.rfind("\n", 0, at) + 1) + 1
+    line, col = _line_col(text, at)
     return error(
         Code.E002_NOT_UTF8,
         f"control character U+{ord(m.group()):04X} in policy text",
