@@ -6,7 +6,6 @@ which adds the value rules a schema cannot state well (finite numbers everywhere
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -51,17 +50,6 @@ def id_ok(v: str, most: int = MAX_ID) -> bool:
     Free text (args values, attribute values, a signal's note) is not an id and keeps its rules.
     """
     return 0 < len(v) <= most and v.isprintable() and v[0] != " " and v[-1] != " "
-
-
-#: a surrogate code point: a Python ``str`` can hold one (the sidecar's JSON parser refuses a lone
-#: escape), but no UTF-8 text can: the trace could not write the request, so it is not text
-SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def text_ok(v: str) -> bool:
-    """Whether free text is Unicode text UTF-8 can hold (no surrogate code point); ``isascii``
-    reads a flag, so ASCII text costs one call."""
-    return v.isascii() or SURROGATE.search(v) is None
 
 
 def id_problem(v: Any, most: int = MAX_ID) -> str | None:
@@ -179,7 +167,7 @@ class SignalIn(BaseModel):
     source: Name
     kind: Name
     # (pydantic refuses a str holding a surrogate code point: "unable to parse raw data as a
-    # unicode string"; the shape tier does too, with text_ok)
+    # unicode string"; the shape tier does too, with charter.text.text_ok)
     severity: str = Field(default="medium", max_length=32)
     score: StrictFloat = 0.0
     note: str = Field(default="", max_length=4096)

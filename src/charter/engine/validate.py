@@ -38,19 +38,18 @@ from charter.engine.request import (
     MAX_ID,
     MAX_ITEMS,
     MAX_TRACE_ID,
-    SURROGATE,
     Request,
     check_id,
     id_ok,
     id_problem,
     id_rule,
     quoted,
-    text_ok,
 )
 from charter.enums import ActionKind
 from charter.errors import RequestError, SettleError
 from charter.jsonenc import compact_encoder
 from charter.state.types import MAX_AMOUNT
+from charter.text import SURROGATE, text_ok
 
 __all__ = [
     "LIMITS",

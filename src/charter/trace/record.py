@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from charter.telemetry import w3c_trace_id
+from charter.text import text_ok
 
 SCHEMA_VERSION = 1
 GENESIS = "0" * 64
@@ -25,12 +25,9 @@ def canonical(obj: Any) -> str:
     text, so either form verifies.
     """
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain)
-    if not text.isascii() and _SURROGATE.search(text) is not None:
+    if not text_ok(text):
         return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_plain)
     return text
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _plain(value: Any) -> Any:
